@@ -1,0 +1,227 @@
+"""Builds Parley's synthetic speech corpus: grammar sentences spoken by espeak-ng voices, augmented, with manifests.
+
+    parley corpus build --out data/corpus --languages en --hours 20 --jobs 2
+    parley corpus build --out data/corpus --languages en,de,es,fr,it,zh --hours 2 --dev 300 --test 300
+    parley corpus import librispeech /data/LibriSpeech/train-clean-100 data/libri/train.jsonl
+
+Layout of `--out`::
+
+    <lang>/<split>.jsonl                      one manifest per language and split (models/manifest.py)
+    <lang>/wav/<split>/<shard>/<id>.wav       16 kHz mono 16-bit audio
+    corpus.json                               the settings that built it
+
+Every utterance depends only on (seed, language, split, index): the same seed gives the same corpus whatever the
+number of processes, and an interrupted build resumes where it stopped (finished utterances are kept as a WAV plus
+a one-line sidecar until the split's manifest is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from models import grammar
+from models.augment import AugmentConfig, augment
+from models.espeak import synthesize
+from models.manifest import Utterance, Word, write_manifest
+from models.voices import sample_voice
+from server.audio import write_wav
+from server.features import SAMPLE_RATE
+from server.resample import resample
+
+_SHARD = 1000  # files per folder
+
+
+@dataclass
+class CorpusConfig:
+    """What `parley corpus build` makes; saved as corpus.json next to the manifests."""
+
+    languages: tuple[str, ...] = ("en",)
+    hours: float = 1.0  # train audio per language, in hours (augmented audio counts: one rendering each)
+    dev: int = 200  # utterances per language
+    test: int = 200
+    test_unseen: int = 200
+    seed: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass(frozen=True)
+class _Job:
+    out: str
+    language: str
+    split: str
+    index: int
+    sentence: grammar.Sentence
+    voice: object
+    seed: int
+    augment: AugmentConfig
+
+
+def _utt_id(language: str, split: str, index: int) -> str:
+    return f"{language}-{split}-{index:07d}"
+
+
+def _wav_path(out: Path, job: _Job) -> Path:
+    uid = _utt_id(job.language, job.split, job.index)
+    return out / job.language / "wav" / job.split / f"{job.index // _SHARD:04d}" / f"{uid}.wav"
+
+
+def synthesize_utterance(job: _Job) -> Utterance:
+    """Speaks, resamples to 16 kHz and augments one sentence; writes its WAV; returns its manifest entry.
+
+    Runs in a worker process. Skips the work when a finished sidecar from an earlier run is there.
+    """
+    out = Path(job.out)
+    wav = _wav_path(out, job)
+    sidecar = wav.with_suffix(".json")
+    if sidecar.exists() and wav.exists():
+        return _from_sidecar(sidecar)
+    lang = job.language
+    text = job.sentence.text[lang]
+    syn = synthesize(text, **job.voice.synth_kwargs())
+    x = resample(syn.samples, syn.sample_rate, SAMPLE_RATE)
+    rng = np.random.default_rng([job.seed, grammar.LANGUAGES.index(lang), grammar.SPLITS.index(job.split), job.index])
+    x = augment(x, SAMPLE_RATE, rng, job.augment)
+    write_wav(wav, x, SAMPLE_RATE)
+    utt = Utterance(
+        id=_utt_id(lang, job.split, job.index),
+        audio=str(wav),
+        duration=x.size / SAMPLE_RATE,
+        language=lang,
+        text=grammar.display_text(lang, text),
+        translations={k: grammar.display_text(k, v) for k, v in job.sentence.text.items() if k != lang},
+        voice=job.voice.name,
+        words=[Word(w.word, w.start, w.end) for w in syn.words],
+    )
+    sidecar.write_text(json.dumps(utt.to_dict(), ensure_ascii=False))
+    return utt
+
+
+def _from_sidecar(path: Path) -> Utterance:
+    return Utterance.from_dict(json.loads(path.read_text()))
+
+
+def _jobs(cfg: CorpusConfig, out: Path, language: str, split: str, n: int) -> list[_Job]:
+    split_seed = cfg.seed * 1000 + grammar.LANGUAGES.index(language) * 10 + grammar.SPLITS.index(split)
+    sentences = grammar.generate(split, n, seed=split_seed)
+    rng = random.Random(split_seed)
+    return [
+        _Job(str(out), language, split, i, s, sample_voice(language, rng, split), cfg.seed, cfg.augment)
+        for i, s in enumerate(sentences)
+    ]
+
+
+def _run_split(jobs: list[_Job], jobs_n: int, target_seconds: float | None, desc: str) -> list[Utterance]:
+    """Synthesizes jobs in order, in `jobs_n` processes, until `target_seconds` of audio (or all jobs)."""
+    utts: list[Utterance] = []
+    total = 0.0
+    ctx = get_context("fork")
+    with ctx.Pool(jobs_n) as pool, tqdm(total=len(jobs) if target_seconds is None else round(target_seconds),
+                                        desc=desc, unit="utt" if target_seconds is None else "s audio",
+                                        dynamic_ncols=True) as bar:
+        for utt in pool.imap(synthesize_utterance, jobs, chunksize=4):
+            utts.append(utt)
+            total += utt.duration
+            bar.update(1 if target_seconds is None else min(utt.duration, bar.total - bar.n))
+            bar.set_postfix(hours=f"{total / 3600:.2f}", utts=len(utts))
+            if target_seconds is not None and total >= target_seconds:
+                pool.terminate()
+                break
+    return utts
+
+
+def build_corpus(out: str | os.PathLike, cfg: CorpusConfig, jobs: int = 1) -> dict:
+    """Builds (or resumes) the corpus in `out`; returns a summary: utterances and hours per language and split."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "corpus.json").write_text(json.dumps(asdict(cfg), indent=2))
+    summary: dict = {}
+    for lang in cfg.languages:
+        if lang not in grammar.LANGUAGES:
+            raise ValueError(f"unknown language {lang!r}; the grammar has {grammar.LANGUAGES}")
+        for split in grammar.SPLITS:
+            manifest = out / lang / f"{split}.jsonl"
+            if manifest.exists():
+                n, secs = _manifest_size(manifest)
+                summary.setdefault(lang, {})[split] = {"utterances": n, "hours": secs / 3600, "resumed": True}
+                continue
+            t0 = time.time()
+            if split == "train":
+                # Average utterances are 2-3 s; ask the grammar for more sentences than can be needed.
+                n_max = int(cfg.hours * 3600 / 1.0) + 100
+                utts = _run_split(_jobs(cfg, out, lang, split, n_max), jobs, cfg.hours * 3600, f"{lang}/{split}")
+            else:
+                utts = _run_split(_jobs(cfg, out, lang, split, getattr(cfg, split)), jobs, None, f"{lang}/{split}")
+            write_manifest(manifest, utts)
+            _cleanup(out / lang / "wav" / split, {Path(u.audio).name for u in utts})
+            secs = sum(u.duration for u in utts)
+            wall = time.time() - t0
+            summary.setdefault(lang, {})[split] = {
+                "utterances": len(utts), "hours": secs / 3600, "wall_seconds": wall,
+                "audio_hours_per_minute": secs / 3600 / max(wall / 60, 1e-9),
+            }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _manifest_size(path: Path) -> tuple[int, float]:
+    n, secs = 0, 0.0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                n += 1
+                secs += json.loads(line)["duration"]
+    return n, secs
+
+
+def _cleanup(folder: Path, keep: set[str]) -> None:
+    """Removes sidecars, and WAVs synthesized past the size target."""
+    for p in folder.rglob("*"):
+        if p.suffix == ".json" or (p.suffix in (".wav", ".part") and p.name not in keep):
+            p.unlink()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["import"]:
+        from models import importers
+
+        return int(importers.main(argv[1:]) or 0)
+    p = argparse.ArgumentParser(prog="parley corpus", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="synthesize a corpus with espeak-ng")
+    b.add_argument("--out", type=Path, required=True, help="output folder (resumes if it has a partial build)")
+    b.add_argument("--languages", default="en", help="comma-separated, from en,de,es,fr,it,zh (default: en)")
+    b.add_argument("--hours", type=float, default=1.0, help="hours of train audio per language (default: 1)")
+    b.add_argument("--dev", type=int, default=200, help="dev utterances per language (default: 200)")
+    b.add_argument("--test", type=int, default=200, help="test utterances per language, held-out voices")
+    b.add_argument("--test-unseen", type=int, default=200,
+                   help="utterances per language from template families never seen in training")
+    b.add_argument("--seed", type=int, default=0, help="the same seed gives the same corpus (default: 0)")
+    b.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="synthesis processes (default: all cores)")
+    b.add_argument("--no-augment", action="store_true", help="clean speech only: no noise, gain or reverb")
+    sub.add_parser("import", help="import a real corpus: `parley corpus import --help`")
+    args = p.parse_args(argv)
+    langs = tuple(x.strip() for x in args.languages.split(",") if x.strip())
+    cfg = CorpusConfig(languages=langs, hours=args.hours, dev=args.dev, test=args.test,
+                       test_unseen=args.test_unseen, seed=args.seed,
+                       augment=AugmentConfig.disabled() if args.no_augment else AugmentConfig())
+    summary = build_corpus(args.out, cfg, jobs=max(1, args.jobs))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Training data: manifests -> (features, tokens) batches, bucketed by duration, augmented on the fly.
+
+Dimension letters: B batch, T frames, F fbank bins, U tokens.
+
+- `UtteranceDataset` reads audio, applies speed perturbation (resampling), computes fbank with the runtime's own
+  frontend (server/features.py) and SpecAugment, and encodes the text.
+- `DurationBatchSampler` groups utterances of similar length into batches of at most `max_seconds` of audio
+  (padding stays small), shuffles batches per epoch with a fixed seed, and shards them across DDP ranks.
+- `collate` pads a list of items into `(B, T, F)` features with `(B,)` lengths and `(B, U)` tokens with lengths.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from models.manifest import Utterance
+from server.features import SAMPLE_RATE, FbankConfig, compute_fbank
+from server.resample import resample
+
+
+@dataclass
+class AugmentSettings:
+    """On-the-fly augmentation for training (all off for evaluation)."""
+
+    speed_factors: tuple[float, ...] = (0.9, 1.0, 1.1)
+    freq_masks: int = 2
+    freq_mask_width: int = 15
+    time_mask_ratio: float = 0.04  # time masks per frame (about 4 per second)
+    time_mask_width: int = 20
+    max_time_masks: int = 10
+
+    @classmethod
+    def off(cls) -> AugmentSettings:
+        return cls(speed_factors=(1.0,), freq_masks=0, time_mask_ratio=0.0)
+
+
+def load_audio(path: str) -> np.ndarray:
+    """Reads a mono 16 kHz signal `(T,)` float32; other rates are resampled, channels averaged."""
+    x, rate = sf.read(path, dtype="float32", always_2d=True)
+    x = x.mean(axis=1)
+    return x if rate == SAMPLE_RATE else resample(x, rate, SAMPLE_RATE)
+
+
+def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
+    """Plays `x` `factor` times faster (pitch moves too, as in Kaldi's speed perturbation)."""
+    if factor == 1.0:
+        return x
+    return resample(x, round(SAMPLE_RATE * factor), SAMPLE_RATE)
+
+
+def spec_augment(feats: torch.Tensor, cfg: AugmentSettings, rng: random.Random) -> torch.Tensor:
+    """Frequency and time masks (filled with the utterance mean) on `(T, F)` features."""
+    T, F = feats.shape
+    out = feats.clone()
+    fill = feats.mean()
+    for _ in range(cfg.freq_masks):
+        w = rng.randint(0, cfg.freq_mask_width)
+        f0 = rng.randint(0, max(0, F - w))
+        out[:, f0 : f0 + w] = fill
+    n = min(cfg.max_time_masks, int(T * cfg.time_mask_ratio))
+    for _ in range(n):
+        w = rng.randint(0, min(cfg.time_mask_width, max(1, T // 10)))
+        t0 = rng.randint(0, max(0, T - w))
+        out[t0 : t0 + w] = fill
+    return out
+
+
+class UtteranceDataset(Dataset):
+    """Items are `(feats (T, F) float32, tokens (U,) int64, index)`.
+
+    Args:
+        utterances: manifest entries.
+        encode: text -> token ids (the tokenizer of the output language).
+        text_of: which text of an utterance is the target (default: its caption `text`).
+        augment: on-the-fly augmentation; None for none.
+        seed: base seed; item i of epoch e uses seed (seed, e, i), so runs are reproducible.
+    """
+
+    def __init__(self, utterances: Sequence[Utterance], encode, text_of=None,
+                 augment: AugmentSettings | None = None, seed: int = 0,
+                 fbank: FbankConfig | None = None) -> None:
+        self.utts = list(utterances)
+        self.encode = encode
+        self.text_of = text_of or (lambda u: u.text)
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self.fbank = fbank or FbankConfig()
+        self.tokens = [torch.tensor(self.encode(self.text_of(u)), dtype=torch.long) for u in self.utts]
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def durations(self) -> list[float]:
+        return [u.duration for u in self.utts]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        rng = random.Random(hash((self.seed, self.epoch, i)))
+        x = load_audio(self.utts[i].audio)
+        if self.augment is not None:
+            x = speed_perturb(x, rng.choice(self.augment.speed_factors))
+        feats = torch.from_numpy(compute_fbank(x, SAMPLE_RATE, self.fbank))
+        if self.augment is not None:
+            feats = spec_augment(feats, self.augment, rng)
+        return feats, self.tokens[i], i
+
+
+class DurationBatchSampler(Sampler[list[int]]):
+    """Batches of similar-duration utterances, at most `max_seconds` of padded audio each.
+
+    Sorting by duration inside buckets of `bucket_size` batches keeps padding low while keeping the batch order
+    random. With `world_size` > 1 every rank gets every world_size-th batch (the same number on each rank).
+    """
+
+    def __init__(self, durations: Sequence[float], max_seconds: float, shuffle: bool = True, seed: int = 0,
+                 rank: int = 0, world_size: int = 1, bucket_size: int = 50) -> None:
+        self.durations = list(durations)
+        self.max_seconds = max_seconds
+        self.shuffle, self.seed = shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.bucket_size = bucket_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed * 1000003 + self.epoch)
+        order = list(range(len(self.durations)))
+        if self.shuffle:
+            rng.shuffle(order)
+        batches: list[list[int]] = []
+        # Sort within large windows so batches are homogeneous but differ from epoch to epoch.
+        window = self.bucket_size * max(1, int(self.max_seconds / 3))
+        for w0 in range(0, len(order), window):
+            chunk = sorted(order[w0 : w0 + window], key=lambda i: self.durations[i])
+            batch: list[int] = []
+            longest = 0.0
+            for i in chunk:
+                d = self.durations[i]
+                if batch and max(longest, d) * (len(batch) + 1) > self.max_seconds:
+                    batches.append(batch)
+                    batch, longest = [], 0.0
+                batch.append(i)
+                longest = max(longest, d)
+            if batch:
+                batches.append(batch)
+        if self.shuffle:
+            rng.shuffle(batches)
+        n = len(batches) // self.world_size * self.world_size if self.world_size > 1 else len(batches)
+        return batches[self.rank : n : self.world_size]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
+def collate(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> dict[str, torch.Tensor]:
+    """Pads items into a batch dict: feats (B, T, F), feat_lens (B,), tokens (B, U), token_lens (B,), index (B,)."""
+    feats = [f for f, _, _ in items]
+    toks = [t for _, t, _ in items]
+    B, T, U = len(items), max(f.shape[0] for f in feats), max(1, max(t.numel() for t in toks))
+    F = feats[0].shape[1]
+    out_f = torch.zeros(B, T, F)
+    out_t = torch.zeros(B, U, dtype=torch.long)
+    for b, (f, t) in enumerate(zip(feats, toks, strict=True)):
+        out_f[b, : f.shape[0]] = f
+        out_t[b, : t.numel()] = t
+    return {
+        "feats": out_f,
+        "feat_lens": torch.tensor([f.shape[0] for f in feats]),
+        "tokens": out_t,
+        "token_lens": torch.tensor([t.numel() for t in toks]),
+        "index": torch.tensor([i for _, _, i in items]),
+    }

@@ -1,0 +1,55 @@
+"""The `parley` command: one entry point that gathers every user-facing tool.
+
+Each subcommand lives in its own module and is imported only when it runs, so `parley serve` starts on a machine
+without torch, and `parley --help` is instant.
+
+    parley corpus build --out data/corpus --languages en --hours 20 --jobs 2
+    parley corpus import librispeech /data/LibriSpeech/train-clean-100 data/libri/train.jsonl
+    parley tokenizer --manifest data/corpus/en/train.jsonl --out data/tokenizers
+    parley text --split train -n 5
+    parley serve
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+# name -> (module, function, one-line help). Modules are imported lazily.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "serve": ("server.serve", "main", "start the streaming recognition server"),
+    "corpus": ("models.corpus", "main", "build a synthetic speech corpus, or import a real one (corpus import)"),
+    "tokenizer": ("models.tokenizer", "main", "train sentencepiece tokenizers per output language"),
+    "text": ("models.grammar.__main__", "main", "print sentences of the multilingual domain grammar"),
+    "synth": ("models.espeak", "main", "speak one sentence with espeak-ng into a WAV file, with word timings"),
+}
+
+
+def _load(name: str) -> Callable[[Sequence[str] | None], int | None]:
+    module, func, _ = COMMANDS[name]
+    return getattr(importlib.import_module(module), func)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="parley",
+        description="Parley: streaming speech recognition, translation and multi-talker captions.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n" + "\n".join(f"  {k:<10} {v[2]}" for k, v in COMMANDS.items())
+        + "\n\n`parley COMMAND --help` describes each command.",
+    )
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND", help="what to run (see below)")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0
+    ns = parser.parse_args(argv[:1])
+    rc = _load(ns.command)(argv[1:])
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

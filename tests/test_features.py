@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from server.features import FbankConfig, StreamingFbank, compute_fbank, num_frames
+
+
+def _speechlike(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.05 * rng.standard_normal(
+        t.size
+    )
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("rate", [16000, 8000, 44100, 48000])
+def test_random_pieces_give_the_same_frames_as_one_call(rate: int) -> None:
+    x = _speechlike(1.37, rate)
+    whole = compute_fbank(x, rate)
+    rng = np.random.default_rng(rate)
+    fb = StreamingFbank(input_rate=rate)
+    got, i = [], 0
+    while i < x.size:
+        k = int(rng.integers(1, 4000))
+        fb.accept(x[i : i + k])
+        i += k
+        if rng.random() < 0.5:
+            got.append(fb.pop_frames())
+    fb.finish()
+    got.append(fb.pop_frames())
+    streamed = np.concatenate(got)
+    assert streamed.shape == whole.shape == (num_frames(int(np.ceil(x.size * 16000 / rate))), 80)
+    diff = float(np.abs(streamed - whole).max())
+    assert diff == 0.0, f"streamed vs one call: max abs diff {diff}"
+
+
+def test_frames_are_ready_before_the_end_and_are_final() -> None:
+    x = _speechlike(1.0, 16000)
+    fb = StreamingFbank()
+    fb.accept(x[:8000])
+    early = fb.pop_frames()
+    assert early.shape[0] >= 48, "half a second of audio should give about 50 frames before finish()"
+    assert np.array_equal(early, compute_fbank(x, 16000)[: early.shape[0]])
+
+
+def test_sherpa_onnx_defaults_and_scale() -> None:
+    cfg = FbankConfig()
+    assert (cfg.sample_rate, cfg.num_bins, cfg.frame_length_ms, cfg.frame_shift_ms) == (16000, 80, 25.0, 10.0)
+    assert cfg.dither == 0.0 and cfg.snip_edges is False
+    assert FbankConfig.from_dict(cfg.to_dict()) == cfg
+    # Samples in [-1, 1]: a full-scale sine has log-mel energies far below the int16-scaled ones (about 2 ln 32768).
+    x = _speechlike(0.5, 16000)
+    loud = compute_fbank(x * 32768, 16000)
+    assert float(np.median(loud - compute_fbank(x, 16000))) == pytest.approx(2 * np.log(32768), abs=0.05)
+    assert compute_fbank(x, 16000).shape == (50, 80)
+
+
+def test_unsupported_rate_is_refused() -> None:
+    with pytest.raises(ValueError, match="not supported"):
+        StreamingFbank(input_rate=4000)
+    with pytest.raises(ValueError, match="not supported"):
+        StreamingFbank(input_rate=96000)
