@@ -127,13 +127,19 @@ def _run_split(jobs: list[_Job], jobs_n: int, target_seconds: float | None, desc
     utts: list[Utterance] = []
     total = 0.0
     ctx = get_context("fork")
-    with ctx.Pool(jobs_n) as pool, tqdm(total=len(jobs) if target_seconds is None else round(target_seconds),
-                                        desc=desc, unit="utt" if target_seconds is None else "s audio",
-                                        dynamic_ncols=True) as bar:
+    with (
+        ctx.Pool(jobs_n) as pool,
+        tqdm(
+            total=len(jobs) if target_seconds is None else round(target_seconds),
+            desc=desc,
+            unit="utt" if target_seconds is None else "s audio",
+            dynamic_ncols=True,
+        ) as bar,
+    ):
         for utt in pool.imap(synthesize_utterance, jobs, chunksize=4):
             utts.append(utt)
             total += utt.duration
-            bar.update(1 if target_seconds is None else min(utt.duration, bar.total - bar.n))
+            bar.update(1 if target_seconds is None else min(int(total), bar.total) - bar.n)
             bar.set_postfix(hours=f"{total / 3600:.2f}", utts=len(utts))
             if target_seconds is not None and total >= target_seconds:
                 pool.terminate()
@@ -168,7 +174,9 @@ def build_corpus(out: str | os.PathLike, cfg: CorpusConfig, jobs: int = 1) -> di
             secs = sum(u.duration for u in utts)
             wall = time.time() - t0
             summary.setdefault(lang, {})[split] = {
-                "utterances": len(utts), "hours": secs / 3600, "wall_seconds": wall,
+                "utterances": len(utts),
+                "hours": secs / 3600,
+                "wall_seconds": wall,
                 "audio_hours_per_minute": secs / 3600 / max(wall / 60, 1e-9),
             }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -198,8 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from models import importers
 
         return int(importers.main(argv[1:]) or 0)
-    p = argparse.ArgumentParser(prog="parley corpus", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="parley corpus", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="synthesize a corpus with espeak-ng")
     b.add_argument("--out", type=Path, required=True, help="output folder (resumes if it has a partial build)")
@@ -207,17 +216,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--hours", type=float, default=1.0, help="hours of train audio per language (default: 1)")
     b.add_argument("--dev", type=int, default=200, help="dev utterances per language (default: 200)")
     b.add_argument("--test", type=int, default=200, help="test utterances per language, held-out voices")
-    b.add_argument("--test-unseen", type=int, default=200,
-                   help="utterances per language from template families never seen in training")
+    b.add_argument(
+        "--test-unseen",
+        type=int,
+        default=200,
+        help="utterances per language from template families never seen in training",
+    )
     b.add_argument("--seed", type=int, default=0, help="the same seed gives the same corpus (default: 0)")
     b.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="synthesis processes (default: all cores)")
     b.add_argument("--no-augment", action="store_true", help="clean speech only: no noise, gain or reverb")
     sub.add_parser("import", help="import a real corpus: `parley corpus import --help`")
     args = p.parse_args(argv)
     langs = tuple(x.strip() for x in args.languages.split(",") if x.strip())
-    cfg = CorpusConfig(languages=langs, hours=args.hours, dev=args.dev, test=args.test,
-                       test_unseen=args.test_unseen, seed=args.seed,
-                       augment=AugmentConfig.disabled() if args.no_augment else AugmentConfig())
+    cfg = CorpusConfig(
+        languages=langs,
+        hours=args.hours,
+        dev=args.dev,
+        test=args.test,
+        test_unseen=args.test_unseen,
+        seed=args.seed,
+        augment=AugmentConfig.disabled() if args.no_augment else AugmentConfig(),
+    )
     summary = build_corpus(args.out, cfg, jobs=max(1, args.jobs))
     print(json.dumps(summary, indent=2))
     return 0

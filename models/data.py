@@ -83,9 +83,15 @@ class UtteranceDataset(Dataset):
         seed: base seed; item i of epoch e uses seed (seed, e, i), so runs are reproducible.
     """
 
-    def __init__(self, utterances: Sequence[Utterance], encode, text_of=None,
-                 augment: AugmentSettings | None = None, seed: int = 0,
-                 fbank: FbankConfig | None = None) -> None:
+    def __init__(
+        self,
+        utterances: Sequence[Utterance],
+        encode,
+        text_of=None,
+        augment: AugmentSettings | None = None,
+        seed: int = 0,
+        fbank: FbankConfig | None = None,
+    ) -> None:
         self.utts = list(utterances)
         self.encode = encode
         self.text_of = text_of or (lambda u: u.text)
@@ -119,8 +125,16 @@ class DurationBatchSampler(Sampler[list[int]]):
     random. With `world_size` > 1 every rank gets every world_size-th batch (the same number on each rank).
     """
 
-    def __init__(self, durations: Sequence[float], max_seconds: float, shuffle: bool = True, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, bucket_size: int = 50) -> None:
+    def __init__(
+        self,
+        durations: Sequence[float],
+        max_seconds: float,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        bucket_size: int = 50,
+    ) -> None:
         self.durations = list(durations)
         self.max_seconds = max_seconds
         self.shuffle, self.seed = shuffle, seed

@@ -95,8 +95,9 @@ class RelPosAttention(nn.Module):
         self.rel_bias = nn.Embedding(2 * clip + 1, heads)
         self.drop = dropout
 
-    def forward(self, q_in: torch.Tensor, kv_in: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, q_in: torch.Tensor, kv_in: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
         """Attention of queries over keys.
 
         Args:
@@ -112,8 +113,9 @@ class RelPosAttention(nn.Module):
         rel = (k_pos[None, :] - q_pos[:, None]).clamp(-self.clip, self.clip) + self.clip  # (Tq, Tk)
         bias = self.rel_bias(rel).permute(2, 0, 1).unsqueeze(0)  # (1, H, Tq, Tk)
         bias = bias.masked_fill(~mask.unsqueeze(1), float("-inf"))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
-                                           dropout_p=self.drop if self.training else 0.0)  # (B, H, Tq, dk)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, dropout_p=self.drop if self.training else 0.0
+        )  # (B, H, Tq, dk)
         return self.out(y.transpose(1, 2).reshape(B, Tq, D))
 
 
@@ -134,7 +136,7 @@ class ConvModule(nn.Module):
         """x `(B, T, D)`, cache `(B, k-1, D)` (the depthwise conv's previous inputs) -> out, new cache."""
         h = F.glu(self.pw1(self.norm(x)), dim=-1)  # (B, T, D)
         h = torch.cat([cache, h], dim=1)  # (B, k-1+T, D)
-        new_cache = h[:, h.shape[1] - (self.kernel - 1):]
+        new_cache = h[:, h.shape[1] - (self.kernel - 1) :]
         h = self.dw(h.transpose(1, 2)).transpose(1, 2)  # (B, T, D)
         return self.drop(self.pw2(F.silu(self.norm2(h)))), new_cache
 
@@ -151,8 +153,15 @@ class ConformerLayer(nn.Module):
         self.ff2 = FeedForward(d, cfg.ff_dim, cfg.dropout)
         self.norm = nn.LayerNorm(d)
 
-    def forward(self, x: torch.Tensor, attn_cache: torch.Tensor, conv_cache: torch.Tensor, q_pos: torch.Tensor,
-                k_pos: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        attn_cache: torch.Tensor,
+        conv_cache: torch.Tensor,
+        q_pos: torch.Tensor,
+        k_pos: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x `(B, T, D)`; attn_cache `(B, K, D)` earlier attention inputs (K may be 0); conv_cache `(B, k-1, D)`.
 
         Returns the output `(B, T, D)` and the attention inputs and conv cache of this step.
@@ -194,8 +203,9 @@ class StreamingConformer(nn.Module):
         self.subsampling = Subsampling(cfg)
         self.layers = nn.ModuleList(ConformerLayer(cfg) for _ in range(cfg.num_layers))
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, chunk: int = -1,
-                left_chunks: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, chunk: int = -1, left_chunks: int = -1
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Whole utterances with chunk-limited attention.
 
         Args:
@@ -224,8 +234,11 @@ class StreamingConformer(nn.Module):
         """Zero state for `batch` streams with `left_context` cached encoder frames per layer."""
         p = next(self.parameters())
         L, D = self.cfg.num_layers, self.cfg.d_model
-        return (p.new_zeros(L, left_context, batch, D), p.new_zeros(L, self.cfg.conv_kernel - 1, batch, D),
-                torch.zeros(batch, dtype=torch.int64, device=p.device))
+        return (
+            p.new_zeros(L, left_context, batch, D),
+            p.new_zeros(L, self.cfg.conv_kernel - 1, batch, D),
+            torch.zeros(batch, dtype=torch.int64, device=p.device),
+        )
 
     def step(self, x: torch.Tensor, state: EncoderState) -> tuple[torch.Tensor, EncoderState]:
         """One chunk.
@@ -272,4 +285,3 @@ def encoder_flops_per_second(cfg: EncoderConfig, chunk: int, left_context: int) 
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-

@@ -366,3 +366,44 @@ def _valid_spans(spans: list[tuple[int, int]], T: int) -> list[tuple[int, int]]:
         out.append((s, e))
         prev = s
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`parley synth`: speak one sentence into a 16 kHz WAV file and print its word timings as JSON."""
+    import argparse
+    import json
+
+    from server.audio import write_wav
+    from server.features import SAMPLE_RATE
+    from server.resample import resample
+
+    p = argparse.ArgumentParser(
+        prog="parley synth",
+        description="Speak one sentence with espeak-ng into a 16 kHz WAV file; print the word timings.\n\n"
+        '    parley synth "set a timer for ten minutes" --voice en-us --variant m3 --out timer.wav',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("text", help="the sentence (normalized: lowercase words separated by spaces)")
+    p.add_argument("--voice", default="en", help="espeak-ng voice, e.g. en-us, de, fr, cmn (default: en)")
+    p.add_argument("--variant", default=None, help="voice variant, e.g. m3, f2, klatt (default: none)")
+    p.add_argument("--rate", type=int, default=175, help="words per minute (default: 175)")
+    p.add_argument("--pitch", type=int, default=50, help="base pitch 0-100 (default: 50)")
+    p.add_argument("--word-gap", type=int, default=0, help="extra pause between words, 10 ms units")
+    p.add_argument("--out", default="synth.wav", help="output WAV file (default: synth.wav)")
+    a = p.parse_args(argv)
+    try:
+        syn = synthesize(a.text, voice=a.voice, variant=a.variant, rate=a.rate, pitch=a.pitch, word_gap=a.word_gap)
+    except ValueError as e:
+        p.error(str(e))
+    write_wav(a.out, resample(syn.samples, syn.sample_rate, SAMPLE_RATE), SAMPLE_RATE)
+    print(
+        json.dumps(
+            {
+                "audio": a.out,
+                "duration": round(syn.duration, 3),
+                "words": [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3)} for w in syn.words],
+            },
+            ensure_ascii=False,
+        )
+    )
+    return 0

@@ -82,9 +82,7 @@ def _librispeech_entries(root: Path) -> list[_Entry]:
                 utt_id, _, text = line.strip().partition(" ")
                 where = f"{trans}:{lineno}"
                 if utt_id in entries:
-                    raise ValueError(
-                        f"{where}: utterance id {utt_id!r} already listed at {entries[utt_id].where}"
-                    )
+                    raise ValueError(f"{where}: utterance id {utt_id!r} already listed at {entries[utt_id].where}")
                 audio = _find_audio(trans.parent, utt_id)
                 entries[utt_id] = _Entry(utt_id, audio, text, speaker, where)
     return [entries[k] for k in sorted(entries)]

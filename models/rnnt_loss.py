@@ -25,9 +25,7 @@ from __future__ import annotations
 import torch
 
 
-def gather_log_probs(
-    logits: torch.Tensor, targets: torch.Tensor, blank: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
+def gather_log_probs(logits: torch.Tensor, targets: torch.Tensor, blank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Blank and label log-probabilities of every lattice node.
 
     Args:
@@ -74,8 +72,12 @@ def rnnt_loss_from_log_probs(
     alpha = S[:, 0]  # (B, U+1)
     final = alpha.new_full((B,), neg_inf)
     last_t = (logit_lengths - 1).clamp(min=0)
-    final = torch.where(last_t == 0, alpha.gather(1, target_lengths[:, None]).squeeze(1)
-                        + blank_lp[:, 0].gather(1, target_lengths[:, None]).squeeze(1), final)
+    final = torch.where(
+        last_t == 0,
+        alpha.gather(1, target_lengths[:, None]).squeeze(1)
+        + blank_lp[:, 0].gather(1, target_lengths[:, None]).squeeze(1),
+        final,
+    )
     for t in range(1, T):
         a = alpha + blank_lp[:, t - 1]  # (B, U+1): arrive at (t, u) by a blank from (t-1, u)
         St = S[:, t]

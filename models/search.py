@@ -21,8 +21,9 @@ class Hypothesis:
 
 
 @torch.no_grad()
-def greedy_search(model: Transducer, enc: torch.Tensor, enc_lens: torch.Tensor,
-                  max_symbols_per_frame: int = 4) -> list[Hypothesis]:
+def greedy_search(
+    model: Transducer, enc: torch.Tensor, enc_lens: torch.Tensor, max_symbols_per_frame: int = 4
+) -> list[Hypothesis]:
     """Batched greedy search. enc `(B, T, D)` (unprojected encoder output), enc_lens `(B,)`."""
     B, T, _ = enc.shape
     ctx = model.cfg.context_size
@@ -47,8 +48,9 @@ def greedy_search(model: Transducer, enc: torch.Tensor, enc_lens: torch.Tensor,
 
 
 @torch.no_grad()
-def modified_beam_search(model: Transducer, enc: torch.Tensor, enc_lens: torch.Tensor,
-                         beam: int = 4) -> list[Hypothesis]:
+def modified_beam_search(
+    model: Transducer, enc: torch.Tensor, enc_lens: torch.Tensor, beam: int = 4
+) -> list[Hypothesis]:
     """Modified beam search (at most one token per frame per hypothesis), one utterance at a time.
 
     Hypotheses with the same token sequence are merged (their probabilities added).
@@ -76,8 +78,11 @@ def modified_beam_search(model: Transducer, enc: torch.Tensor, enc_lens: torch.T
                 key = tuple(cand.tokens)
                 if key in new:
                     old = new[key]
-                    new[key] = Hypothesis(old.tokens, old.frames, float(torch.logaddexp(
-                        torch.tensor(old.log_prob), torch.tensor(cand.log_prob))))
+                    new[key] = Hypothesis(
+                        old.tokens,
+                        old.frames,
+                        float(torch.logaddexp(torch.tensor(old.log_prob), torch.tensor(cand.log_prob))),
+                    )
                 else:
                     new[key] = cand
             beams = new

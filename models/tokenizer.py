@@ -12,7 +12,8 @@ sherpa-onnx's customary name, whatever the model type) beside ``<out>/<lang>/tok
 command line normalizes what it reads. Chinese is trained without the leading "▁" word marker, since its text
 has no spaces, and with pieces of at most `MAX_PIECE_CHARS_ZH` characters. Example::
 
-    python -m models.tokenizer --manifest data/synth/train.jsonl --vocab-size 256 zh=600 --out data/lang
+    parley tokenizer --grammar 50000 --vocab-size 256 zh=600 --out data/lang
+    parley tokenizer --manifest data/corpus/en/train.jsonl --languages en --out data/lang
 """
 
 from __future__ import annotations
@@ -53,9 +54,7 @@ def default_vocab_size(language: str) -> int:
     return DEFAULT_VOCAB_SIZE_ZH if is_chinese(language) else DEFAULT_VOCAB_SIZE
 
 
-def _train(
-    texts: list[str], out_prefix: Path, vocab_size: int, language: str, model_type: str, hard: bool
-) -> None:
+def _train(texts: list[str], out_prefix: Path, vocab_size: int, language: str, model_type: str, hard: bool) -> None:
     chinese = is_chinese(language)
     spm.set_random_generator_seed(_SEED)
     spm.SentencePieceTrainer.train(
@@ -94,7 +93,8 @@ def train_tokenizer(
 
     Args:
         texts: normalized training sentences; empty ones are ignored.
-        out_prefix: path without extension; ``<out_prefix>.model`` and ``.vocab`` are written.
+        out_prefix: path without extension; ``<out_prefix>.model`` is written (sentencepiece's ``.vocab``
+            listing is removed: `write_tokens_txt` gives the ids, and the scores are in the model).
         vocab_size: V, the number of pieces including the three reserved ones.
         language: the texts' language tag; Chinese gets no "▁" word-start marker.
         model_type: "unigram", "bpe" or "char".
@@ -131,6 +131,7 @@ def train_tokenizer(
             ) from e
         else:
             raise
+    Path(f"{out_prefix}.vocab").unlink(missing_ok=True)
     return Path(f"{out_prefix}.model")
 
 
@@ -240,6 +241,14 @@ def texts_from_manifests(paths: Iterable[str | os.PathLike]) -> dict[str, list[s
     return texts
 
 
+def texts_from_grammar(n: int, seed: int = 0) -> dict[str, list[str]]:
+    """`n` sentences of the grammar's train split in every language (Chinese without word spaces)."""
+    from models import grammar
+
+    sentences = grammar.generate("train", n, seed=seed)
+    return {lang: [grammar.display_text(lang, s.text[lang]) for s in sentences] for lang in grammar.LANGUAGES}
+
+
 def _parse_vocab_sizes(specs: list[str]) -> tuple[int | None, dict[str, int]]:
     """``["256", "zh=600"]`` -> (256, {"zh": 600}): a bare number applies to every language not named."""
     default, sizes = None, {}
@@ -286,17 +295,26 @@ def main(argv: list[str] | None = None) -> int:
         help=f"vocabulary size for every language (N) or one (LANG=N); default {DEFAULT_VOCAB_SIZE}, "
         f"{DEFAULT_VOCAB_SIZE_ZH} for Chinese",
     )
+    parser.add_argument(
+        "--grammar",
+        type=int,
+        default=0,
+        metavar="N",
+        help="train on N sentences of the multilingual grammar's train split, in every language",
+    )
     parser.add_argument("--languages", help="comma-separated languages to train (default: every one found)")
     parser.add_argument(
         "--model-type", default="unigram", choices=["unigram", "bpe", "char"], help="SentencePiece model type"
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder; one subfolder per language")
     args = parser.parse_args(argv)
-    if not args.manifest and not args.text_file:
-        parser.error("give --manifest or --text-file")
+    if not args.manifest and not args.text_file and not args.grammar:
+        parser.error("give --grammar, --manifest or --text-file")
     try:
         default, sizes = _parse_vocab_sizes(args.vocab_size)
         texts = texts_from_manifests(args.manifest)
+        for lang, lines in texts_from_grammar(args.grammar).items() if args.grammar else ():
+            texts.setdefault(lang, []).extend(lines)
         for spec in args.text_file:
             lang, sep, path = spec.partition("=")
             if not sep or not lang or not path:

@@ -77,8 +77,7 @@ class TrainConfig:
 
 def _dist_info() -> tuple[int, int, int]:
     """(rank, world_size, local_rank) from torchrun's environment, or a single process."""
-    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-            int(os.environ.get("LOCAL_RANK", 0)))
+    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
@@ -97,8 +96,13 @@ def draw_attention_limits(rng: random.Random, cfg: TrainConfig) -> tuple[int, in
 
 
 def model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
-    return ModelConfig(vocab_size=vocab_size, encoder=cfg.encoder, decoder_dim=cfg.decoder_dim,
-                       joiner_dim=cfg.joiner_dim, ctc_weight=cfg.ctc_weight)
+    return ModelConfig(
+        vocab_size=vocab_size,
+        encoder=cfg.encoder,
+        decoder_dim=cfg.decoder_dim,
+        joiner_dim=cfg.joiner_dim,
+        ctc_weight=cfg.ctc_weight,
+    )
 
 
 def _text_of(target: str):
@@ -108,8 +112,16 @@ def _text_of(target: str):
 
 
 @torch.no_grad()
-def evaluate_wer(model: Transducer, loader: DataLoader, tokenizer: Tokenizer, refs: list[str], language: str,
-                 chunk: int, left_chunks: int, device: torch.device) -> tuple[float, list[str]]:
+def evaluate_wer(
+    model: Transducer,
+    loader: DataLoader,
+    tokenizer: Tokenizer,
+    refs: list[str],
+    language: str,
+    chunk: int,
+    left_chunks: int,
+    device: torch.device,
+) -> tuple[float, list[str]]:
     """Greedy-search WER of `model` on a loader's utterances under the given attention limits."""
     model.eval()
     hyps = [""] * len(refs)
@@ -168,14 +180,19 @@ def train(cfg: TrainConfig) -> dict:
     train_utts = [u for m in cfg.train for u in read_manifest(m)]
     dev_utts = [u for m in cfg.dev for u in read_manifest(m)][: cfg.dev_utts]
     language = cfg.target if cfg.target != "text" else (train_utts[0].language if train_utts else "en")
-    train_ds = UtteranceDataset(train_utts, tok.encode, text_of, AugmentSettings() if cfg.augment else None,
-                                seed=cfg.seed)
+    train_ds = UtteranceDataset(
+        train_utts, tok.encode, text_of, AugmentSettings() if cfg.augment else None, seed=cfg.seed
+    )
     sampler = DurationBatchSampler(train_ds.durations(), cfg.max_seconds, seed=cfg.seed, rank=rank, world_size=world)
-    loader = DataLoader(train_ds, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
-                        persistent_workers=False)
+    loader = DataLoader(
+        train_ds, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers, persistent_workers=False
+    )
     dev_ds = UtteranceDataset(dev_utts, tok.encode, text_of, None)
-    dev_loader = DataLoader(dev_ds, batch_sampler=DurationBatchSampler(dev_ds.durations(), cfg.max_seconds,
-                                                                       shuffle=False), collate_fn=collate)
+    dev_loader = DataLoader(
+        dev_ds,
+        batch_sampler=DurationBatchSampler(dev_ds.durations(), cfg.max_seconds, shuffle=False),
+        collate_fn=collate,
+    )
     dev_refs = [text_of(u) for u in dev_utts]
 
     mcfg = model_config(cfg, tok.vocab_size)
@@ -193,16 +210,27 @@ def train(cfg: TrainConfig) -> dict:
         if main_proc:
             print(f"resumed from {last}: epoch {state['epoch']} batch {state['batch']} step {state['step']}")
     if main_proc:
-        print(f"model: {count_parameters(model) / 1e6:.2f} M parameters; {len(train_utts)} train utterances "
-              f"({sum(train_ds.durations()) / 3600:.2f} h), {steps_per_epoch} steps/epoch x {cfg.epochs} epochs, "
-              f"{world} process(es) on {device}")
+        print(
+            f"model: {count_parameters(model) / 1e6:.2f} M parameters; {len(train_utts)} train utterances "
+            f"({sum(train_ds.durations()) / 3600:.2f} h), {steps_per_epoch} steps/epoch x {cfg.epochs} epochs, "
+            f"{world} process(es) on {device}"
+        )
     ddp = DistributedDataParallel(model) if world > 1 else model
 
     def save(path: Path) -> None:
         if main_proc:
             tmp = path.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "model_config": mcfg.to_dict(), "train_config": asdict(cfg),
-                        "optimizer": opt.state_dict(), "state": state, "tokenizer": str(cfg.tokenizer)}, tmp)
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "model_config": mcfg.to_dict(),
+                    "train_config": asdict(cfg),
+                    "optimizer": opt.state_dict(),
+                    "state": state,
+                    "tokenizer": str(cfg.tokenizer),
+                },
+                tmp,
+            )
             os.replace(tmp, path)
 
     def run_dev() -> float:
@@ -222,20 +250,32 @@ def train(cfg: TrainConfig) -> dict:
         skip = state["batch"]
         rng.seed(cfg.seed * 7919 + epoch)
         model.train()
-        bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not main_proc, dynamic_ncols=True)
+        bar = tqdm(
+            total=steps_per_epoch,
+            initial=skip,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not main_proc,
+            dynamic_ncols=True,
+        )
         t0 = time.time()
         if skip:  # resuming mid-epoch: the batches this epoch has not seen yet
-            it = DataLoader(train_ds, batch_sampler=list(sampler)[skip:], collate_fn=collate,
-                            num_workers=cfg.num_workers)
+            it = DataLoader(
+                train_ds, batch_sampler=list(sampler)[skip:], collate_fn=collate, num_workers=cfg.num_workers
+            )
         else:
             it = loader
         for batch in it:
             chunk, left = draw_attention_limits(rng, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr_at(state["step"], total, cfg)
-            loss, info = ddp(batch["feats"].to(device), batch["feat_lens"].to(device), batch["tokens"].to(device),
-                             batch["token_lens"].to(device), chunk, left)
+            loss, info = ddp(
+                batch["feats"].to(device),
+                batch["feat_lens"].to(device),
+                batch["tokens"].to(device),
+                batch["token_lens"].to(device),
+                chunk,
+                left,
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
@@ -244,8 +284,16 @@ def train(cfg: TrainConfig) -> dict:
             state["step"] += 1
             state["batch"] += 1
             if main_proc:
-                rec = {"step": state["step"], "epoch": epoch, "loss": float(loss.detach()),
-                       "lr": opt.param_groups[0]["lr"], "grad_norm": float(gnorm), "chunk": chunk, "left": left, **info}
+                rec = {
+                    "step": state["step"],
+                    "epoch": epoch,
+                    "loss": float(loss.detach()),
+                    "lr": opt.param_groups[0]["lr"],
+                    "grad_norm": float(gnorm),
+                    "chunk": chunk,
+                    "left": left,
+                    **info,
+                }
                 state["log"].append(rec)
                 bar.set_postfix(loss=f"{rec['loss']:.3f}", lr=f"{rec['lr']:.2e}")
             bar.update(1)
@@ -265,8 +313,10 @@ def train(cfg: TrainConfig) -> dict:
             state["batch"] = 0
         if main_proc:
             last_wer = run_dev()
-            print(f"epoch {epoch + 1}: dev WER {100 * last_wer:.2f}% (chunk {cfg.dev_chunk}, "
-                  f"left {cfg.dev_left_chunks} chunks), step {state['step']}")
+            print(
+                f"epoch {epoch + 1}: dev WER {100 * last_wer:.2f}% (chunk {cfg.dev_chunk}, "
+                f"left {cfg.dev_left_chunks} chunks), step {state['step']}"
+            )
             save(last)
             if finished_epoch:
                 save(exp / f"epoch-{epoch + 1}.pt")
@@ -290,8 +340,9 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[Transducer
 
 
 def _parse(argv: Sequence[str] | None) -> TrainConfig:
-    p = argparse.ArgumentParser(prog="parley train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="parley train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     d = TrainConfig([], [], "", "")
     p.add_argument("--train", nargs="+", required=True, help="training manifests (JSONL)")
     p.add_argument("--dev", nargs="+", required=True, help="dev manifests (JSONL); the first --dev-utts are decoded")
@@ -303,8 +354,12 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
     p.add_argument("--heads", type=int, default=d.encoder.num_heads, help="attention heads")
     p.add_argument("--ff-dim", type=int, default=d.encoder.ff_dim, help="feed-forward width")
     p.add_argument("--conv-kernel", type=int, default=d.encoder.conv_kernel, help="depthwise conv kernel")
-    p.add_argument("--subsampling-channels", type=int, default=d.encoder.subsampling_channels,
-                   help="channels of the conv subsampling")
+    p.add_argument(
+        "--subsampling-channels",
+        type=int,
+        default=d.encoder.subsampling_channels,
+        help="channels of the conv subsampling",
+    )
     p.add_argument("--decoder-dim", type=int, default=d.decoder_dim, help="prediction network width")
     p.add_argument("--joiner-dim", type=int, default=d.joiner_dim, help="joiner width")
     p.add_argument("--ctc-weight", type=float, default=d.ctc_weight, help="weight of the auxiliary CTC loss")
@@ -313,8 +368,9 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
     p.add_argument("--max-seconds", type=float, default=d.max_seconds, help="padded audio seconds per batch")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (AdamW)")
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warm-up steps")
-    p.add_argument("--full-context-prob", type=float, default=d.full_context_prob,
-                   help="probability of a full-context batch")
+    p.add_argument(
+        "--full-context-prob", type=float, default=d.full_context_prob, help="probability of a full-context batch"
+    )
     p.add_argument("--no-augment", action="store_true", help="no speed perturbation or SpecAugment")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed")
     p.add_argument("--num-workers", type=int, default=d.num_workers, help="data loader processes")
@@ -322,14 +378,37 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
     p.add_argument("--dev-utts", type=int, default=d.dev_utts, help="dev utterances decoded after each epoch")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     a = p.parse_args(argv)
-    enc = EncoderConfig(d_model=a.d_model, num_layers=a.layers, num_heads=a.heads, ff_dim=a.ff_dim,
-                        conv_kernel=a.conv_kernel, subsampling_channels=a.subsampling_channels)
-    return TrainConfig(train=a.train, dev=a.dev, tokenizer=a.tokenizer, exp_dir=a.exp_dir, target=a.target,
-                       encoder=enc, decoder_dim=a.decoder_dim, joiner_dim=a.joiner_dim, ctc_weight=a.ctc_weight,
-                       epochs=a.epochs, max_steps=a.max_steps, max_seconds=a.max_seconds, lr=a.lr,
-                       warmup_steps=a.warmup_steps, full_context_prob=a.full_context_prob,
-                       augment=not a.no_augment, seed=a.seed, num_workers=a.num_workers,
-                       checkpoint_every=a.checkpoint_every, dev_utts=a.dev_utts, threads=a.threads)
+    enc = EncoderConfig(
+        d_model=a.d_model,
+        num_layers=a.layers,
+        num_heads=a.heads,
+        ff_dim=a.ff_dim,
+        conv_kernel=a.conv_kernel,
+        subsampling_channels=a.subsampling_channels,
+    )
+    return TrainConfig(
+        train=a.train,
+        dev=a.dev,
+        tokenizer=a.tokenizer,
+        exp_dir=a.exp_dir,
+        target=a.target,
+        encoder=enc,
+        decoder_dim=a.decoder_dim,
+        joiner_dim=a.joiner_dim,
+        ctc_weight=a.ctc_weight,
+        epochs=a.epochs,
+        max_steps=a.max_steps,
+        max_seconds=a.max_seconds,
+        lr=a.lr,
+        warmup_steps=a.warmup_steps,
+        full_context_prob=a.full_context_prob,
+        augment=not a.no_augment,
+        seed=a.seed,
+        num_workers=a.num_workers,
+        checkpoint_every=a.checkpoint_every,
+        dev_utts=a.dev_utts,
+        threads=a.threads,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

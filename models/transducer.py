@@ -99,8 +99,15 @@ class Transducer(nn.Module):
     def from_config_dict(cls, d: dict) -> Transducer:
         return cls(ModelConfig.from_dict(d))
 
-    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor, targets: torch.Tensor,
-                target_lens: torch.Tensor, chunk: int = -1, left_chunks: int = -1) -> tuple[torch.Tensor, dict]:
+    def forward(
+        self,
+        feats: torch.Tensor,
+        feat_lens: torch.Tensor,
+        targets: torch.Tensor,
+        target_lens: torch.Tensor,
+        chunk: int = -1,
+        left_chunks: int = -1,
+    ) -> tuple[torch.Tensor, dict]:
         """Training loss, averaged over the batch.
 
         Args:

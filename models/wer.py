@@ -1,6 +1,6 @@
 """Word error rate (character error rate for Chinese), with the counts that make it up.
 
-    python -m models.wer REF.txt HYP.txt        # lines "<id> <text>" in both files
+python -m models.wer REF.txt HYP.txt        # lines "<id> <text>" in both files
 """
 
 from __future__ import annotations
@@ -30,8 +30,12 @@ class ErrorCounts:
         return self.errors / self.reference_words if self.reference_words else float(self.errors > 0)
 
     def __add__(self, other: ErrorCounts) -> ErrorCounts:
-        return ErrorCounts(self.substitutions + other.substitutions, self.deletions + other.deletions,
-                           self.insertions + other.insertions, self.reference_words + other.reference_words)
+        return ErrorCounts(
+            self.substitutions + other.substitutions,
+            self.deletions + other.deletions,
+            self.insertions + other.insertions,
+            self.reference_words + other.reference_words,
+        )
 
 
 def align_counts(ref: Sequence[str], hyp: Sequence[str]) -> ErrorCounts:
@@ -45,8 +49,9 @@ def align_counts(ref: Sequence[str], hyp: Sequence[str]) -> ErrorCounts:
                 best = prev[j - 1]
             else:
                 s, d, n = prev[j - 1], prev[j], cur[j - 1]
-                best = min((s[0] + 1, s[1] + 1, s[2], s[3]), (d[0] + 1, d[1], d[2] + 1, d[3]),
-                           (n[0] + 1, n[1], n[2], n[3] + 1))
+                best = min(
+                    (s[0] + 1, s[1] + 1, s[2], s[3]), (d[0] + 1, d[1], d[2] + 1, d[3]), (n[0] + 1, n[1], n[2], n[3] + 1)
+                )
             cur.append(best)
         prev = cur
     _, s, d, n = prev[-1]
@@ -77,8 +82,9 @@ def _read(path: str) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m models.wer", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m models.wer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("ref", help="reference file: lines '<id> <text>'")
     p.add_argument("hyp", help="hypothesis file: lines '<id> <text>'")
     p.add_argument("--language", default="en", help="zh scores characters (default: en)")
@@ -86,8 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ref, hyp = _read(a.ref), _read(a.hyp)
     missing = sorted(set(ref) - set(hyp))
     c = error_counts([ref[k] for k in ref], [hyp.get(k, "") for k in ref], a.language)
-    print(f"WER {100 * c.rate:.2f}% [{c.errors} / {c.reference_words}, {c.substitutions} sub, "
-          f"{c.deletions} del, {c.insertions} ins] ({len(missing)} utterances without hypothesis)")
+    print(
+        f"WER {100 * c.rate:.2f}% [{c.errors} / {c.reference_words}, {c.substitutions} sub, "
+        f"{c.deletions} del, {c.insertions} ins] ({len(missing)} utterances without hypothesis)"
+    )
     return 0
 
 

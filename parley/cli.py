@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "corpus": ("models.corpus", "main", "build a synthetic speech corpus, or import a real one (corpus import)"),
     "tokenizer": ("models.tokenizer", "main", "train sentencepiece tokenizers per output language"),
     "text": ("models.grammar.__main__", "main", "print sentences of the multilingual domain grammar"),
+    "train": ("models.train", "main", "train a streaming Transformer-Transducer (also under torchrun)"),
+    "eval": ("models.evaluate", "main", "decode manifests with a checkpoint and report WER per chunk size"),
     "synth": ("models.espeak", "main", "speak one sentence with espeak-ng into a WAV file, with word timings"),
 }
 
@@ -38,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="parley",
         description="Parley: streaming speech recognition, translation and multi-talker captions.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="commands:\n" + "\n".join(f"  {k:<10} {v[2]}" for k, v in COMMANDS.items())
+        epilog="commands:\n"
+        + "\n".join(f"  {k:<10} {v[2]}" for k, v in COMMANDS.items())
         + "\n\n`parley COMMAND --help` describes each command.",
     )
     parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND", help="what to run (see below)")

@@ -18,9 +18,7 @@ def test_unknown_command_is_refused() -> None:
 
 def test_every_command_has_help() -> None:
     for name in COMMANDS:
-        r = subprocess.run(
-            [sys.executable, "-m", "parley.cli", name, "--help"], capture_output=True, text=True
-        )
+        r = subprocess.run([sys.executable, "-m", "parley.cli", name, "--help"], capture_output=True, text=True)
         assert r.returncode == 0, f"parley {name} --help failed: {r.stderr[-500:]}"
         assert "usage" in r.stdout.lower(), f"parley {name} --help printed no usage"
 

@@ -3,8 +3,16 @@ import torch
 
 from models.encoder import PAD_LENGTH, SUBSAMPLING, EncoderConfig, StreamingConformer, chunk_mask, subsampled_lengths
 
-TINY = EncoderConfig(d_model=32, num_layers=2, num_heads=4, ff_dim=64, conv_kernel=5, subsampling_channels=8,
-                     rel_pos_clip=16, dropout=0.0)
+TINY = EncoderConfig(
+    d_model=32,
+    num_layers=2,
+    num_heads=4,
+    ff_dim=64,
+    conv_kernel=5,
+    subsampling_channels=8,
+    rel_pos_clip=16,
+    dropout=0.0,
+)
 
 
 def _stream(model: StreamingConformer, x: torch.Tensor, chunk: int, left_context: int) -> torch.Tensor:
@@ -25,7 +33,7 @@ def test_streaming_steps_equal_the_full_masked_forward(chunk: int, left_chunks: 
     T = SUBSAMPLING * chunk * n_chunks + PAD_LENGTH
     x = torch.randn(3, T, 80)
     with torch.no_grad():
-        full, lens = model(x, torch.full((3,), T), chunk, left_chunks)
+        full, _ = model(x, torch.full((3,), T), chunk, left_chunks)
         streamed = _stream(model, x, chunk, chunk * left_chunks)
     assert full.shape == streamed.shape == (3, chunk * n_chunks, TINY.d_model)
     diff = float((full - streamed).abs().max())

@@ -115,9 +115,7 @@ def test_import_librispeech_errors(tmp_path):
 
 
 def _write_jsonl(path: Path, lines: list) -> None:
-    path.write_text(
-        "".join((x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)) + "\n" for x in lines)
-    )
+    path.write_text("".join((x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)) + "\n" for x in lines))
 
 
 def test_import_jsonl(tmp_path):

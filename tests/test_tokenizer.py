@@ -1,4 +1,5 @@
 import random
+from pathlib import Path
 
 import pytest
 
@@ -152,10 +153,30 @@ def test_train_all_and_main(tmp_path, capsys):
     assert main([*argv, "--vocab-size", "45", "zh=50", "--out", str(tmp_path / "cli")]) == 0
     out = capsys.readouterr().out
     assert "en: 45 pieces" in out and "de: 45 pieces" in out and "zh: " in out
-    assert (
-        43 <= Tokenizer(tmp_path / "cli" / "zh" / "bpe.model").vocab_size <= 50
-    )  # 40 characters + 3 reserved
+    assert 43 <= Tokenizer(tmp_path / "cli" / "zh" / "bpe.model").vocab_size <= 50  # 40 characters + 3 reserved
     assert Tokenizer(tmp_path / "cli" / "de" / "bpe.model").encode(de[0])  # text file was normalized
     assert UNK_ID not in Tokenizer(tmp_path / "cli" / "de" / "bpe.model").encode(de[0])
     assert main([*argv, "--languages", "fr", "--out", str(tmp_path / "x")]) == 2
     assert "no text for ['fr']" in capsys.readouterr().err
+
+
+def test_committed_tokenizers_load_and_match_their_tokens_txt() -> None:
+    from models import grammar
+
+    root = Path(__file__).resolve().parents[1] / "models" / "lang"
+    for lang in grammar.LANGUAGES:
+        tok = Tokenizer(root / lang / "bpe.model")
+        lines = (root / lang / "tokens.txt").read_text(encoding="utf-8").splitlines()
+        assert len(lines) == tok.vocab_size and lines[:2] == ["<blk> 0", "<cc> 1"], lang
+        sentence = grammar.display_text(lang, grammar.generate("test", 1, seed=lang.__len__())[0].text[lang])
+        assert tok.decode(tok.encode(sentence)) == sentence, lang
+
+
+def test_the_recipe_reproduces_the_committed_english_tokenizer(tmp_path: Path) -> None:
+    """`parley tokenizer --grammar 50000` (see models/lang/README.md), English only, gives the same pieces."""
+    from models.tokenizer import texts_from_grammar
+
+    root = Path(__file__).resolve().parents[1] / "models" / "lang"
+    model = train_tokenizer(texts_from_grammar(50000)["en"], tmp_path / "bpe", 256, "en")
+    write_tokens_txt(model, tmp_path / "tokens.txt")
+    assert (tmp_path / "tokens.txt").read_text() == (root / "en" / "tokens.txt").read_text()

@@ -2,9 +2,9 @@ from models.wer import align_counts, error_counts, wer
 
 
 def test_counts() -> None:
-    c = align_counts("a b c d".split(), "a x c d e".split())
+    c = align_counts(["a", "b", "c", "d"], ["a", "x", "c", "d", "e"])
     assert (c.substitutions, c.deletions, c.insertions, c.reference_words) == (1, 0, 1, 4)
-    c = align_counts("a b c".split(), [])
+    c = align_counts(["a", "b", "c"], [])
     assert (c.deletions, c.rate) == (3, 1.0)
     assert align_counts([], []).rate == 0.0
 

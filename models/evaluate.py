@@ -1,0 +1,145 @@
+"""Decode manifests with a trained checkpoint and report WER per streaming setting.
+
+    parley eval --checkpoint exp/en/best.pt --tokenizer data/lang/en/bpe.model \
+        --manifest data/corpus/en/test.jsonl --chunk-ms 160 320 640 full --history-ms 1280 --search greedy
+
+Each chunk setting is decoded with the chunk-masked forward, which computes exactly what chunk-by-chunk streaming
+computes (tests/test_encoder.py); `--step` decodes through `StreamingConformer.step` instead, as a check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from models.data import DurationBatchSampler, UtteranceDataset, collate
+from models.encoder import PAD_LENGTH, SUBSAMPLING, count_parameters, encoder_flops_per_second, subsampled_lengths
+from models.manifest import read_manifest
+from models.search import greedy_search, modified_beam_search
+from models.tokenizer import Tokenizer
+from models.train import load_model
+from models.transducer import Transducer
+from models.wer import error_counts
+
+FRAME_MS = 10 * SUBSAMPLING  # one encoder frame
+
+
+def encode_streaming(
+    model: Transducer, feats: torch.Tensor, feat_lens: torch.Tensor, chunk: int, left_context: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoder output through `step`, chunk by chunk. feats `(B, T, F)` -> `(B, T', D)`, `(B,)`."""
+    B, T, F = feats.shape
+    step_in = SUBSAMPLING * chunk
+    n = -(-max(T - PAD_LENGTH, 1) // step_in)
+    padded = feats.new_zeros(B, n * step_in + PAD_LENGTH, F)
+    padded[:, :T] = feats
+    state = model.encoder.init_state(B, left_context)
+    outs = []
+    for i in range(n):
+        out, state = model.encoder.step(padded[:, i * step_in : i * step_in + step_in + PAD_LENGTH], state)
+        outs.append(out)
+    return torch.cat(outs, dim=1), subsampled_lengths(feat_lens)
+
+
+@torch.no_grad()
+def decode(
+    model: Transducer,
+    tokenizer: Tokenizer,
+    utts,
+    chunk: int,
+    left_chunks: int,
+    search: str = "greedy",
+    use_step: bool = False,
+    max_seconds: float = 120.0,
+    text_of=None,
+) -> tuple[list[str], list[str]]:
+    """Decodes utterances; returns (references, hypotheses) in the manifest's order."""
+    text_of = text_of or (lambda u: u.text)
+    ds = UtteranceDataset(utts, tokenizer.encode, text_of, None)
+    loader = DataLoader(
+        ds, batch_sampler=DurationBatchSampler(ds.durations(), max_seconds, shuffle=False), collate_fn=collate
+    )
+    hyps = [""] * len(utts)
+    for batch in loader:
+        if use_step and chunk > 0:
+            enc, lens = encode_streaming(model, batch["feats"], batch["feat_lens"], chunk, chunk * left_chunks)
+        else:
+            enc, lens = model.encoder(batch["feats"], batch["feat_lens"], chunk, left_chunks)
+        found = greedy_search(model, enc, lens) if search == "greedy" else modified_beam_search(model, enc, lens)
+        for i, h in zip(batch["index"].tolist(), found, strict=True):
+            hyps[i] = tokenizer.decode(h.tokens)
+    return [text_of(u) for u in utts], hyps
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="parley eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--checkpoint", required=True, help="a checkpoint written by parley train")
+    p.add_argument("--tokenizer", required=True, help="the sentencepiece model the checkpoint was trained with")
+    p.add_argument("--manifest", nargs="+", required=True, help="manifests to decode (each scored separately)")
+    p.add_argument("--chunk-ms", nargs="+", default=["320"], help="chunk sizes in ms (multiples of 40), or 'full'")
+    p.add_argument("--history-ms", type=int, default=1280, help="attention history in ms (default: 1280)")
+    p.add_argument("--search", choices=["greedy", "beam"], default="greedy", help="greedy or modified beam (4)")
+    p.add_argument("--step", action="store_true", help="decode through the chunk-by-chunk streaming path")
+    p.add_argument("--limit", type=int, default=0, help="decode only the first N utterances of each manifest")
+    p.add_argument("--out", type=Path, help="write a JSON report and hypotheses here")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    model, _ = load_model(a.checkpoint)
+    tok = Tokenizer(a.tokenizer)
+    cfg = model.cfg.encoder
+    print(f"parameters: {count_parameters(model) / 1e6:.2f} M (encoder {count_parameters(model.encoder) / 1e6:.2f} M)")
+    report: dict = {"parameters": count_parameters(model), "results": []}
+    for m in a.manifest:
+        utts = read_manifest(m)
+        if a.limit:
+            utts = utts[: a.limit]
+        for c in a.chunk_ms:
+            chunk = -1 if c == "full" else int(c) // FRAME_MS
+            left = -1 if chunk < 0 else max(1, a.history_ms // (chunk * FRAME_MS))
+            t0 = time.time()
+            refs, hyps = decode(model, tok, utts, chunk, left, a.search, a.step)
+            wall = time.time() - t0
+            counts = error_counts(refs, hyps, utts[0].language if utts else "en")
+            audio = sum(u.duration for u in utts)
+            flops = encoder_flops_per_second(cfg, max(chunk, 1), max(left, 0) * max(chunk, 1))
+            row = {
+                "manifest": m,
+                "chunk_ms": c,
+                "history_ms": a.history_ms if chunk > 0 else "full",
+                "search": a.search,
+                "utterances": len(utts),
+                "wer": counts.rate,
+                "errors": counts.errors,
+                "words": counts.reference_words,
+                "rtf": wall / max(audio, 1e-9),
+                "encoder_gflops_per_audio_second": flops / 1e9,
+            }
+            report["results"].append(row)
+            print(
+                f"{m} chunk {c} ms, history {row['history_ms']}: WER {100 * counts.rate:.2f}% "
+                f"({counts.errors}/{counts.reference_words}) {a.search}, RTF {row['rtf']:.3f}"
+            )
+            if a.out:
+                a.out.mkdir(parents=True, exist_ok=True)
+                name = f"{Path(m).stem}-{c}-{a.search}.txt"
+                (a.out / name).write_text(
+                    "".join(f"{u.id}\tREF {r}\n{u.id}\tHYP {h}\n" for u, r, h in zip(utts, refs, hyps, strict=True))
+                )
+    if a.out:
+        (a.out / "report.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

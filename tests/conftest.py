@@ -1,0 +1,32 @@
+"""Shared fixtures: a tiny synthetic English corpus and tokenizer, built once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """About 40 s of English train audio plus small dev/test sets, clean speech, built with the real builder."""
+    from models.augment import AugmentConfig
+    from models.corpus import CorpusConfig, build_corpus
+
+    out = tmp_path_factory.mktemp("corpus")
+    cfg = CorpusConfig(
+        languages=("en",), hours=0.012, dev=6, test=6, test_unseen=6, seed=0, augment=AugmentConfig.disabled()
+    )
+    build_corpus(out, cfg, jobs=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory) -> Path:
+    """An English sentencepiece model (vocab 64) trained on grammar text."""
+    from models import grammar
+    from models.tokenizer import train_tokenizer
+
+    out = tmp_path_factory.mktemp("lang")
+    texts = [s.text["en"] for s in grammar.generate("train", 400, seed=1)]
+    return train_tokenizer(texts, out / "bpe", 64, "en")

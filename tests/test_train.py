@@ -1,0 +1,133 @@
+import json
+import socket
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from models.encoder import EncoderConfig
+from models.train import TrainConfig, draw_attention_limits, load_model, lr_at, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = EncoderConfig(
+    d_model=32,
+    num_layers=2,
+    num_heads=4,
+    ff_dim=64,
+    conv_kernel=5,
+    subsampling_channels=8,
+    rel_pos_clip=16,
+    dropout=0.0,
+)
+
+
+def _cfg(corpus: Path, tokenizer: Path, exp: Path, **kw) -> TrainConfig:
+    return TrainConfig(
+        train=[str(corpus / "en" / "train.jsonl")],
+        dev=[str(corpus / "en" / "dev.jsonl")],
+        tokenizer=str(tokenizer),
+        exp_dir=str(exp),
+        encoder=TINY,
+        decoder_dim=32,
+        joiner_dim=32,
+        max_seconds=12.0,
+        warmup_steps=5,
+        lr=3e-3,
+        num_workers=0,
+        checkpoint_every=5,
+        dev_utts=4,
+        threads=1,
+        **kw,
+    )
+
+
+def test_tiny_cpu_training_learns_checkpoints_and_resumes(tiny_corpus, tiny_tokenizer, tmp_path) -> None:
+    cfg = _cfg(tiny_corpus, tiny_tokenizer, tmp_path / "exp", epochs=4, augment=False)
+    first = train(cfg)
+    exp = Path(cfg.exp_dir)
+    for name in ("last.pt", "best.pt", "epoch-1.pt", "curve.png", "log.jsonl", "train_config.json"):
+        assert (exp / name).exists(), f"{name} missing after training"
+    log = [json.loads(line) for line in (exp / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert len(losses) == first["step"] and first["dev_wer"] is not None
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, f"loss did not fall: {losses[:3]} ... {losses[-3:]}"
+    # Asking for one more epoch resumes from last.pt instead of starting over.
+    second = train(replace(cfg, epochs=5))
+    assert second["step"] > first["step"]
+    model, ck = load_model(exp / "last.pt")
+    assert ck["model_config"]["encoder"]["d_model"] == TINY.d_model and ck["state"]["epoch"] == 5
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_learning_rate_schedule_and_dynamic_chunks() -> None:
+    cfg = TrainConfig([], [], "", "", lr=1e-3, warmup_steps=10)
+    assert lr_at(0, 100, cfg) < lr_at(9, 100, cfg) == 1e-3
+    assert lr_at(99, 100, cfg) < 0.1 * 1e-3 + 1e-9
+    import random
+
+    rng = random.Random(0)
+    drawn = {draw_attention_limits(rng, cfg) for _ in range(200)}
+    assert (-1, -1) in drawn and len({c for c, _ in drawn}) == len(cfg.chunk_sizes) + 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_with_two_cpu_processes(tiny_corpus, tiny_tokenizer, tmp_path) -> None:
+    exp = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "models.train",
+        "--train",
+        str(tiny_corpus / "en" / "train.jsonl"),
+        "--dev",
+        str(tiny_corpus / "en" / "dev.jsonl"),
+        "--tokenizer",
+        str(tiny_tokenizer),
+        "--exp-dir",
+        str(exp),
+        "--epochs",
+        "1",
+        "--max-seconds",
+        "8",
+        "--d-model",
+        "32",
+        "--layers",
+        "1",
+        "--heads",
+        "4",
+        "--ff-dim",
+        "64",
+        "--subsampling-channels",
+        "8",
+        "--decoder-dim",
+        "32",
+        "--joiner-dim",
+        "32",
+        "--num-workers",
+        "0",
+        "--dev-utts",
+        "2",
+        "--threads",
+        "1",
+    ]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 process(es)" in r.stdout, r.stdout[-2000:]
+    assert (exp / "last.pt").exists()
+    ck = torch.load(exp / "last.pt", weights_only=False)
+    assert ck["state"]["epoch"] == 1 and ck["state"]["step"] > 0
