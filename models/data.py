@@ -32,8 +32,8 @@ class AugmentSettings:
     speed_factors: tuple[float, ...] = (0.9, 1.0, 1.1)
     freq_masks: int = 2
     freq_mask_width: int = 15
-    time_mask_ratio: float = 0.04  # time masks per frame (about 4 per second)
-    time_mask_width: int = 20
+    time_mask_ratio: float = 0.01  # time masks per frame (one per second)
+    time_mask_width: int = 20  # frames; with one mask a second at most 20 % of the time is masked
     max_time_masks: int = 10
 
     @classmethod
@@ -176,6 +176,16 @@ class DurationBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self._batches())
+
+
+def feature_stats(dataset: UtteranceDataset, max_utterances: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-bin mean and standard deviation `(F,)` of the features of the first utterances (no augmentation)."""
+    augment, dataset.augment = dataset.augment, None
+    try:
+        feats = torch.cat([dataset[i][0] for i in range(min(len(dataset), max_utterances))])
+    finally:
+        dataset.augment = augment
+    return feats.mean(0), feats.std(0)
 
 
 def collate(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> dict[str, torch.Tensor]:

@@ -58,17 +58,28 @@ def subsampled_lengths(lengths: torch.Tensor) -> torch.Tensor:
 
 
 class Subsampling(nn.Module):
-    """Two 3x3 stride-2 convolutions: (B, T, F) -> (B, ((T-1)//2-1)//2, D)."""
+    """Global feature normalization, then two 3x3 stride-2 convolutions: (B, T, F) -> (B, ((T-1)//2-1)//2, D).
+
+    `mean` and `istd` (per bin) are buffers set from training data before training (`set_feature_stats`), so
+    they travel in the checkpoint and the exported graph; log-mel values around -15..5 otherwise slow learning.
+    """
 
     def __init__(self, cfg: EncoderConfig) -> None:
         super().__init__()
+        self.register_buffer("mean", torch.zeros(cfg.num_bins))
+        self.register_buffer("istd", torch.ones(cfg.num_bins))
         c = cfg.subsampling_channels
         self.conv = nn.Sequential(nn.Conv2d(1, c, 3, 2), nn.ReLU(), nn.Conv2d(c, c, 3, 2), nn.ReLU())
         f = ((cfg.num_bins - 1) // 2 - 1) // 2
         self.out = nn.Linear(c * f, cfg.d_model)
 
+    def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-bin mean and standard deviation `(F,)` of training features."""
+        self.mean.copy_(mean)
+        self.istd.copy_(1.0 / std.clamp(min=1e-3))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x.unsqueeze(1))  # (B, c, T', F')
+        x = self.conv(((x - self.mean) * self.istd).unsqueeze(1))  # (B, c, T', F')
         B, c, T, f = x.shape
         return self.out(x.transpose(1, 2).reshape(B, T, c * f))
 

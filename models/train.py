@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from models.data import AugmentSettings, DurationBatchSampler, UtteranceDataset, collate
+from models.data import AugmentSettings, DurationBatchSampler, UtteranceDataset, collate, feature_stats
 from models.encoder import EncoderConfig, count_parameters
 from models.manifest import read_manifest
 from models.search import greedy_search
@@ -209,6 +209,9 @@ def train(cfg: TrainConfig) -> dict:
         state.update(ck["state"])
         if main_proc:
             print(f"resumed from {last}: epoch {state['epoch']} batch {state['batch']} step {state['step']}")
+    else:
+        # Global feature normalization from the training data (the same on every rank: the same utterances).
+        model.encoder.subsampling.set_feature_stats(*feature_stats(train_ds))
     if main_proc:
         print(
             f"model: {count_parameters(model) / 1e6:.2f} M parameters; {len(train_utts)} train utterances "
