@@ -2,17 +2,9 @@ import pytest
 import torch
 
 from models.encoder import PAD_LENGTH, SUBSAMPLING, EncoderConfig, StreamingConformer, chunk_mask, subsampled_lengths
+from tests._tiny import TINY_ENCODER
 
-TINY = EncoderConfig(
-    d_model=32,
-    num_layers=2,
-    num_heads=4,
-    ff_dim=64,
-    conv_kernel=5,
-    subsampling_channels=8,
-    rel_pos_clip=16,
-    dropout=0.0,
-)
+TINY = TINY_ENCODER
 
 
 def _stream(model: StreamingConformer, x: torch.Tensor, chunk: int, left_context: int) -> torch.Tensor:

@@ -1,18 +1,11 @@
 import torch
 
-from models.encoder import EncoderConfig
 from models.evaluate import encode_streaming
 from models.search import greedy_search, modified_beam_search
 from models.transducer import Joiner, ModelConfig, Transducer
+from tests._tiny import TINY_ENCODER
 
-TINY = ModelConfig(
-    vocab_size=12,
-    encoder=EncoderConfig(
-        d_model=32, num_layers=2, num_heads=4, ff_dim=64, conv_kernel=5, subsampling_channels=8, dropout=0.0
-    ),
-    decoder_dim=16,
-    joiner_dim=16,
-)
+TINY = ModelConfig(vocab_size=12, encoder=TINY_ENCODER, decoder_dim=16, joiner_dim=16)
 
 
 def _scripted(frames: list[int]) -> tuple[Transducer, torch.Tensor]:

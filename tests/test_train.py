@@ -7,20 +7,11 @@ from pathlib import Path
 
 import torch
 
-from models.encoder import EncoderConfig
 from models.train import TrainConfig, draw_attention_limits, load_model, lr_at, train
+from tests._tiny import TINY_ENCODER
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = EncoderConfig(
-    d_model=32,
-    num_layers=2,
-    num_heads=4,
-    ff_dim=64,
-    conv_kernel=5,
-    subsampling_channels=8,
-    rel_pos_clip=16,
-    dropout=0.0,
-)
+TINY = TINY_ENCODER
 
 
 def _cfg(corpus: Path, tokenizer: Path, exp: Path, **kw) -> TrainConfig:
