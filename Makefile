@@ -42,26 +42,31 @@ format: $(VENV)/.dev
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
 
-# ---- The English model recipe (issue: streaming Transformer-Transducer) --------------------------------------
-# make model-en DATA=/path/to/data EXP=/path/to/exp   runs corpus -> training -> evaluation; each step resumes.
+# ---- The English model recipe (issues: streaming Transformer-Transducer, ONNX bundles) --------------------------
+# make model-en DATA=/path/to/data EXP=/path/to/exp   corpus -> training -> evaluation -> bundle; each step resumes.
 DATA ?= data
 EXP  ?= exp
 JOBS ?= 2
-EN_EPOCHS ?= 12
+EN_EPOCHS ?= 3
+BUNDLES ?= bundles
 
-.PHONY: corpus-en train-en eval-en model-en
+.PHONY: corpus-en train-en eval-en bundle-en model-en
 corpus-en: $(VENV)/.dev
 	$(VENV)/bin/parley corpus build --out $(DATA)/corpus-en --languages en --hours 20 \
 		--dev 400 --test 400 --test-unseen 400 --jobs $(JOBS) --seed 0
 
 train-en: $(VENV)/.dev
 	$(VENV)/bin/parley train --train $(DATA)/corpus-en/en/train.jsonl --dev $(DATA)/corpus-en/en/dev.jsonl \
-		--tokenizer models/lang/en/bpe.model --exp-dir $(EXP)/en --epochs $(EN_EPOCHS) --max-seconds 90 \
-		--lr 1.5e-3 --warmup-steps 300 --num-workers 1
+		--tokenizer models/lang/en/bpe.model --exp-dir $(EXP)/en --epochs $(EN_EPOCHS) --max-seconds 30 \
+		--lr 1.5e-3 --warmup-steps 300 --ctc-weight 0.3 --num-workers 1 --dev-utts 150 --dev-every 1000
 
 eval-en: $(VENV)/.dev
-	$(VENV)/bin/parley eval --checkpoint $(EXP)/en/best.pt --tokenizer models/lang/en/bpe.model \
+	$(VENV)/bin/parley eval --checkpoint $(EXP)/en/last.pt --tokenizer models/lang/en/bpe.model \
 		--manifest $(DATA)/corpus-en/en/test.jsonl $(DATA)/corpus-en/en/test_unseen.jsonl \
 		--chunk-ms 160 320 640 full --history-ms 1280 --out $(EXP)/en/eval
 
-model-en: corpus-en train-en eval-en
+bundle-en: $(VENV)/.dev
+	$(VENV)/bin/parley export --checkpoint $(EXP)/en/last.pt --tokenizer models/lang/en/bpe.model --name en-small \
+		--chunk-ms 320 --history-ms 1280 --int8 --eval-report $(EXP)/en/eval/report.json --out $(BUNDLES)/en-small
+
+model-en: corpus-en train-en eval-en bundle-en

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -37,7 +38,7 @@ from models.encoder import EncoderConfig, count_parameters
 from models.manifest import read_manifest
 from models.search import greedy_search
 from models.tokenizer import Tokenizer
-from models.transducer import ModelConfig, Transducer
+from models.transducer import BLANK, ModelConfig, Transducer
 from models.wer import error_counts
 
 
@@ -69,6 +70,8 @@ class TrainConfig:
     num_workers: int = 1
     checkpoint_every: int = 200
     dev_utts: int = 200
+    init: str = ""  # checkpoint whose weights (those of matching name and shape) start a new run
+    dev_every: int = 0  # also decode dev every this many steps (0: only after each epoch)
     dev_chunk: int = 8
     dev_left_chunks: int = 4
     max_steps: int = 0  # stop after this many steps in total (0: run all epochs)
@@ -122,14 +125,36 @@ def evaluate_wer(
     left_chunks: int,
     device: torch.device,
 ) -> tuple[float, list[str]]:
-    """Greedy-search WER of `model` on a loader's utterances under the given attention limits."""
+    """Greedy-search WER of `model` on a loader's utterances under the given attention limits.
+
+    A CTC-only model (ctc_weight 1, encoder pre-training) is decoded with CTC greedy search instead.
+    """
     model.eval()
     hyps = [""] * len(refs)
-    for batch in loader:
-        enc, enc_lens = model.encoder(batch["feats"].to(device), batch["feat_lens"].to(device), chunk, left_chunks)
-        for i, h in zip(batch["index"].tolist(), greedy_search(model, enc, enc_lens), strict=True):
-            hyps[i] = tokenizer.decode(h.tokens)
+    with torch.no_grad():
+        for batch in loader:
+            feats, lens = batch["feats"].to(device), batch["feat_lens"].to(device)
+            enc, enc_lens = model.encoder(feats, lens, chunk, left_chunks)
+            if model.cfg.ctc_weight >= 1.0 and model.ctc_output is not None:
+                found = ctc_greedy(model.ctc_output(enc).argmax(-1), enc_lens)
+            else:
+                found = [h.tokens for h in greedy_search(model, enc, enc_lens)]
+            for i, toks in zip(batch["index"].tolist(), found, strict=True):
+                hyps[i] = tokenizer.decode(toks)
     return error_counts(refs, hyps, language).rate, hyps
+
+
+def ctc_greedy(best: torch.Tensor, lens: torch.Tensor) -> list[list[int]]:
+    """Best path `(B, T)` token ids -> token lists with repeats merged and blanks dropped."""
+    out = []
+    for row, n in zip(best.tolist(), lens.tolist(), strict=True):
+        toks, prev = [], BLANK
+        for t in row[:n]:
+            if t != prev and t != BLANK:
+                toks.append(t)
+            prev = t
+        out.append(toks)
+    return out
 
 
 def plot_curve(log: list[dict], path: Path) -> None:
@@ -156,6 +181,16 @@ def plot_curve(log: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def init_from(model: nn.Module, path: str | os.PathLike) -> tuple[int, list[str]]:
+    """Copies the tensors of checkpoint `path` whose name and shape match into `model` (feature statistics
+    included); returns how many were copied and the names left as initialized (e.g. a new head, another vocabulary)."""
+    src = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    own = model.state_dict()
+    take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(take, strict=False)
+    return len(take), sorted(k for k in own if k not in take)
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -209,6 +244,10 @@ def train(cfg: TrainConfig) -> dict:
         state.update(ck["state"])
         if main_proc:
             print(f"resumed from {last}: epoch {state['epoch']} batch {state['batch']} step {state['step']}")
+    elif cfg.init:
+        n, skipped = init_from(model, cfg.init)
+        if main_proc:
+            print(f"initialized {n} tensors from {cfg.init}; kept fresh: {', '.join(skipped) or 'none'}")
     else:
         # Global feature normalization from the training data (the same on every rank: the same utterances).
         model.encoder.subsampling.set_feature_stats(*feature_stats(train_ds))
@@ -306,6 +345,10 @@ def train(cfg: TrainConfig) -> dict:
                 save(last)
                 if main_proc:
                     plot_curve(state["log"], exp / "curve.png")
+            if cfg.dev_every and state["step"] % cfg.dev_every == 0 and main_proc:
+                w = run_dev()
+                bar.write(f"step {state['step']}: dev WER {100 * w:.2f}%")
+                model.train()
             if cfg.max_steps and state["step"] >= cfg.max_steps:
                 break
         bar.close()
@@ -379,6 +422,8 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
     p.add_argument("--num-workers", type=int, default=d.num_workers, help="data loader processes")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between last.pt saves")
     p.add_argument("--dev-utts", type=int, default=d.dev_utts, help="dev utterances decoded after each epoch")
+    p.add_argument("--init", default="", help="start from the matching weights of this checkpoint (new run only)")
+    p.add_argument("--dev-every", type=int, default=d.dev_every, help="also decode dev every N steps (0: never)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     a = p.parse_args(argv)
     enc = EncoderConfig(
@@ -410,6 +455,8 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
         num_workers=a.num_workers,
         checkpoint_every=a.checkpoint_every,
         dev_utts=a.dev_utts,
+        dev_every=a.dev_every,
+        init=a.init,
         threads=a.threads,
     )
 

@@ -119,15 +119,18 @@ class Transducer(nn.Module):
             the loss and a dict of floats for logging (rnnt, ctc, frames).
         """
         enc, enc_lens = self.encoder(feats, feat_lens, chunk, left_chunks)  # (B, T, D)
-        dec = self.decoder(self.decoder.contexts(targets).reshape(-1, self.cfg.context_size))
-        dec = dec.view(targets.shape[0], targets.shape[1] + 1, -1)  # (B, U+1, E)
-        logits = self.joiner(self.joiner.encoder_proj(enc)[:, :, None], self.joiner.decoder_proj(dec)[:, None])
-        rnnt = rnnt_loss(logits, targets, enc_lens, target_lens, blank=BLANK, reduction="none")  # (B,)
-        loss = rnnt.mean()
-        info = {"rnnt": float(rnnt.detach().mean()), "frames": int(enc_lens.sum())}
+        info: dict = {"frames": int(enc_lens.sum())}
+        loss = enc.new_zeros(())
+        if self.cfg.ctc_weight < 1.0:  # ctc_weight 1 is CTC-only encoder pre-training: no lattice at all
+            dec = self.decoder(self.decoder.contexts(targets).reshape(-1, self.cfg.context_size))
+            dec = dec.view(targets.shape[0], targets.shape[1] + 1, -1)  # (B, U+1, E)
+            logits = self.joiner(self.joiner.encoder_proj(enc)[:, :, None], self.joiner.decoder_proj(dec)[:, None])
+            rnnt = rnnt_loss(logits, targets, enc_lens, target_lens, blank=BLANK, reduction="none")  # (B,)
+            loss = (1 - self.cfg.ctc_weight) * rnnt.mean()
+            info["rnnt"] = float(rnnt.detach().mean())
         if self.ctc_output is not None:
             lp = self.ctc_output(enc).log_softmax(-1).transpose(0, 1)  # (T, B, V)
             ctc = F.ctc_loss(lp, targets, enc_lens, target_lens, blank=BLANK, reduction="none", zero_infinity=True)
-            loss = (1 - self.cfg.ctc_weight) * loss + self.cfg.ctc_weight * ctc.mean()
+            loss = loss + self.cfg.ctc_weight * ctc.mean()
             info["ctc"] = float(ctc.detach().mean())
         return loss, info
