@@ -8,6 +8,8 @@ without torch, and `parley --help` is instant.
     parley tokenizer --manifest data/corpus/en/train.jsonl --out data/tokenizers
     parley text --split train -n 5
     parley serve
+    parley stream talk.wav --url ws://127.0.0.1:8000/v1/stream
+    parley loadtest --streams 8 --files a.wav b.wav --json load.json
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from collections.abc import Callable, Sequence
 # name -> (module, function, one-line help). Modules are imported lazily.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("server.serve", "main", "start the streaming recognition server"),
+    "stream": ("clients.stream", "main", "stream a WAV file to a server at real-time pace and print the captions"),
+    "loadtest": ("clients.loadtest", "main", "many concurrent streams: latency percentiles, WER, errors, ramp"),
     "corpus": ("models.corpus", "main", "build a synthetic speech corpus, or import a real one (corpus import)"),
     "tokenizer": ("models.tokenizer", "main", "train sentencepiece tokenizers per output language"),
     "text": ("models.grammar.__main__", "main", "print sentences of the multilingual domain grammar"),
     "train": ("models.train", "main", "train a streaming Transformer-Transducer (also under torchrun)"),
     "eval": ("models.evaluate", "main", "decode manifests with a checkpoint and report WER per chunk size"),
+    "export": ("export.bundle", "main", "export a checkpoint as a model bundle (ONNX encoder/decoder/joiner, tokens)"),
     "synth": ("models.espeak", "main", "speak one sentence with espeak-ng into a WAV file, with word timings"),
 }
 

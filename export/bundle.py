@@ -1,0 +1,300 @@
+r"""`parley export`: a training checkpoint to a bundle folder that Parley's server and sherpa-onnx both load.
+
+    parley export --checkpoint exp/en/best.pt --tokenizer models/lang/en/bpe.model --name en-small \
+        --chunk-ms 320 --history-ms 1280 --out bundles/en-small --int8 --eval-report exp/en/eval/report.json
+
+The folder receives encoder.onnx, decoder.onnx, joiner.onnx (and with --int8 their .int8.onnx copies),
+tokens.txt, bpe.model, bundle.json (what is inside, how it was trained, what it measured, sizes and sha256 of
+every file) and a README.md model card written from bundle.json. docs/bundles.md describes the format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from export.onnx_export import StreamingSettings, export_onnx, int8_name, mel_range
+from server.bundle import BUNDLE_FORMAT, BUNDLE_JSON
+from server.features import FbankConfig
+
+CARD = "README.md"
+PRECISIONS = ("fp32", "int8")
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_entries(folder: Path, names: Sequence[str]) -> dict[str, dict]:
+    """`{name: {"bytes", "sha256"}}` for files of a bundle folder."""
+    return {n: {"bytes": (folder / n).stat().st_size, "sha256": sha256_of(folder / n)} for n in sorted(names)}
+
+
+def _manifest_summary(paths: Sequence[str]) -> dict:
+    """Utterances, hours and language of training manifests, when they are still where training read them."""
+    if not paths:
+        return {}
+    n, seconds, languages = 0, 0.0, set()
+    for p in paths:
+        if not Path(p).is_file():
+            return {}
+        with open(p, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    d = json.loads(line)
+                    n, seconds = n + 1, seconds + float(d.get("duration", 0.0))
+                    languages.add(d.get("language", ""))
+    return {"utterances": n, "hours": round(seconds / 3600, 3), "languages": sorted(languages - {""})}
+
+
+def training_summary(checkpoint: dict, hardware: str | None) -> dict:
+    """How the checkpoint was trained: data, steps, time, hardware, the recipe (from train_config and state)."""
+    cfg, state = checkpoint.get("train_config", {}), checkpoint.get("state", {})
+    dev = [r for r in state.get("log", []) if "dev_wer" in r]
+    best = state.get("best_wer")
+    return {
+        "data": {"train": cfg.get("train", []), "dev": cfg.get("dev", []), **_manifest_summary(cfg.get("train", []))},
+        "target": cfg.get("target", "text"),
+        "steps": state.get("step"),
+        "epochs": state.get("epoch"),
+        "train_hours": round(state.get("train_seconds", 0.0) / 3600, 3),
+        "hardware": hardware or state.get("hardware") or "not recorded",
+        "best_dev_wer": best if best is not None and best != float("inf") else None,
+        "last_dev_wer": dev[-1]["dev_wer"] if dev else None,
+        "recipe": {k: v for k, v in cfg.items() if k not in ("train", "dev", "exp_dir", "encoder")},
+    }
+
+
+def _language(checkpoint: dict, tokenizer: Path, language: str | None) -> str:
+    if language:
+        return language
+    cfg = checkpoint.get("train_config", {})
+    if cfg.get("target", "text") != "text":
+        return cfg["target"]
+    found = _manifest_summary(cfg.get("train", [])).get("languages", [])
+    if len(found) == 1:
+        return found[0]
+    return tokenizer.parent.name  # models/lang/<language>/bpe.model
+
+
+def model_card(bundle: dict) -> str:
+    """The README.md of a bundle, written from its bundle.json."""
+    s, f, t = bundle["streaming"], bundle["features"], bundle["training"]
+    head = bundle["heads"][0]
+    top = f["high_freq"] if f["high_freq"] > 0 else f["sample_rate"] / 2 + f["high_freq"]  # <= 0: from Nyquist
+    lines = [
+        f"# {bundle['name']} (model card)",
+        "",
+        f"A streaming Transformer-Transducer for {', '.join(bundle['languages'])}, exported by "
+        "`parley export`. Parley's server and sherpa-onnx load the same files.",
+        "",
+        "## Streaming",
+        "",
+        f"- chunk {s['chunk_ms']} ms ({s['chunk_size']} encoder frames), history {s['history_ms']} ms "
+        f"({s['left_context']} encoder frames), lookahead {s['pad_length']} fbank frames",
+        f"- one encoder step reads T = {s['T']} fbank frames and advances {s['decode_chunk_len']}",
+        f"- features: {f['num_bins']}-bin log-mel fbank, {f['sample_rate']} Hz, {f['frame_length_ms']} ms window, "
+        f"{f['frame_shift_ms']} ms shift, dither {f['dither']}, mel filters from {f['low_freq']:g} to "
+        f"{top:g} Hz (kaldi high_freq {f['high_freq']:g})",
+        "",
+        "## Model",
+        "",
+        f"- {bundle['model']['parameters'] / 1e6:.2f} M parameters; encoder "
+        f"{bundle['model']['config']['encoder']['num_layers']} layers x "
+        f"{bundle['model']['config']['encoder']['d_model']}, joiner {bundle['model']['config']['joiner_dim']}",
+        "- heads: " + ", ".join(f"{h['name']} ({h['language']}, {h['vocab_size']} tokens)" for h in bundle["heads"]),
+        f"- precisions: {', '.join(bundle['precisions'])}",
+        "",
+        "## Training",
+        "",
+        f"- data: {', '.join(t['data']['train']) or 'not recorded'}"
+        + (f" ({t['data']['utterances']} utterances, {t['data']['hours']} h)" if "hours" in t["data"] else ""),
+        f"- {t['steps']} steps, {t['epochs']} epochs, {t['train_hours']} h on {t['hardware']}",
+        f"- best dev WER: {_pct(t['best_dev_wer'])}, last dev WER: {_pct(t['last_dev_wer'])}",
+        "",
+        "## Measured",
+        "",
+    ]
+    rows = bundle["measured"].get("wer", [])
+    if rows:
+        lines += [
+            "| test set | chunk ms | history ms | search | utterances | WER | RTF |",
+            "| --- | ---: | ---: | --- | ---: | ---: | ---: |",
+        ]
+        for r in rows:
+            lines.append(
+                f"| {Path(str(r.get('manifest', ''))).name} | {r.get('chunk_ms')} | {r.get('history_ms')} | "
+                f"{r.get('search')} | {r.get('utterances')} | {_pct(r.get('wer'))} | {r.get('rtf', 0):.3f} |"
+            )
+    else:
+        lines.append(
+            "Not measured yet: run `parley eval ... --out DIR`, then `parley export ... --eval-report DIR/report.json`."
+        )
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import sherpa_onnx",
+        "rec = sherpa_onnx.OnlineRecognizer.from_transducer(",
+        f'    tokens="{head["tokens"]}", encoder="{bundle["encoder"]["fp32"]}", decoder="{head["decoder"]["fp32"]}",',
+        f'    joiner="{head["joiner"]["fp32"]}", sample_rate={f["sample_rate"]}, feature_dim={f["num_bins"]},',
+        f'    low_freq={f["low_freq"]}, high_freq={f["high_freq"]}, decoding_method="greedy_search")',
+        "```",
+        "",
+        "## Files",
+        "",
+        "| file | bytes | sha256 |",
+        "| --- | ---: | --- |",
+        *(f"| {n} | {e['bytes']:,} | `{e['sha256']}` |" for n, e in bundle["files"].items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def write_bundle_json(folder: Path, bundle: dict) -> None:
+    """Writes bundle.json and the model card generated from it."""
+    (folder / BUNDLE_JSON).write_text(json.dumps(bundle, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / CARD).write_text(model_card(bundle), encoding="utf-8")
+
+
+def build_bundle(
+    checkpoint: str | Path,
+    out: str | Path,
+    name: str,
+    settings: StreamingSettings,
+    tokenizer: str | Path | None = None,
+    language: str | None = None,
+    int8: bool = False,
+    hardware: str | None = None,
+    eval_report: str | Path | None = None,
+) -> dict:
+    """Exports `checkpoint` into the bundle folder `out`; returns the bundle.json content.
+
+    Raises:
+        FileNotFoundError: the checkpoint or tokenizer is missing.
+        ValueError: the tokenizer's vocabulary does not match the model's.
+    """
+    from models.encoder import count_parameters
+    from models.tokenizer import MODEL_NAME, TOKENS_NAME, Tokenizer, write_tokens_txt
+    from models.train import load_model
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint} not found")
+    model, ck = load_model(checkpoint)
+    tokenizer = Path(tokenizer or ck.get("tokenizer", ""))
+    tok = Tokenizer(tokenizer)
+    if tok.vocab_size != model.cfg.vocab_size:
+        raise ValueError(
+            f"tokenizer {tokenizer} has {tok.vocab_size} pieces but the checkpoint's model has vocab_size "
+            f"{model.cfg.vocab_size}: pass the tokenizer it was trained with"
+        )
+    lang = _language(ck, tokenizer, language)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tokenizer, out / MODEL_NAME)
+    write_tokens_txt(out / MODEL_NAME, out / TOKENS_NAME)
+    features = FbankConfig()
+    common = {"checkpoint_sha256": sha256_of(checkpoint)}
+    head_meta = {
+        "head": lang,
+        "language": lang,
+        "tokenizer": MODEL_NAME,
+        "tokenizer_sha256": sha256_of(out / MODEL_NAME),
+    }
+    paths = export_onnx(model, settings, out, common, head_meta, features, int8)
+    precisions = list(PRECISIONS if int8 else PRECISIONS[:1])
+
+    def variants(base: str) -> dict[str, str]:
+        return {p: base if p == "fp32" else int8_name(base) for p in precisions}
+
+    report = json.loads(Path(eval_report).read_text()) if eval_report else {}
+    bundle = {
+        "format": BUNDLE_FORMAT,
+        "name": name,
+        "kind": "transducer",
+        "languages": [lang],
+        "precisions": precisions,
+        "encoder": variants("encoder.onnx"),
+        "heads": [
+            {
+                "name": lang,
+                "language": lang,
+                "decoder": variants("decoder.onnx"),
+                "joiner": variants("joiner.onnx"),
+                "tokens": TOKENS_NAME,
+                "bpe": MODEL_NAME,
+                "vocab_size": model.cfg.vocab_size,
+                "post_processing": "none",
+            }
+        ],
+        "streaming": {
+            "chunk_ms": settings.chunk_ms,
+            "history_ms": settings.history_ms,
+            "chunk_size": settings.chunk,
+            "left_context": settings.left_context,
+            "T": settings.window,
+            "decode_chunk_len": settings.decode_chunk_len,
+            "pad_length": settings.window - settings.decode_chunk_len,
+        },
+        "features": {**features.to_dict(), **mel_range(features)},
+        "model": {"config": model.cfg.to_dict(), "parameters": count_parameters(model)},
+        "training": training_summary(ck, hardware),
+        "measured": {"wer": report.get("results", [])},
+        "source": {"checkpoint": str(checkpoint), "checkpoint_sha256": common["checkpoint_sha256"]},
+        "files": file_entries(out, [p.name for p in paths.values()] + [TOKENS_NAME, MODEL_NAME]),
+    }
+    write_bundle_json(out, bundle)
+    return bundle
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="parley export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint written by parley train")
+    p.add_argument(
+        "--tokenizer", type=Path, help="the sentencepiece model the checkpoint was trained with (default: its own)"
+    )
+    p.add_argument("--name", required=True, help="bundle name, e.g. en-small")
+    p.add_argument("--out", required=True, type=Path, help="bundle folder to write (created if missing)")
+    p.add_argument("--chunk-ms", type=int, default=320, help="chunk length in ms, a multiple of 40 (default: 320)")
+    p.add_argument(
+        "--history-ms", type=int, default=1280, help="attention history in ms, a multiple of the chunk (default: 1280)"
+    )
+    p.add_argument("--language", help="output language of the head (default: from the training manifests)")
+    p.add_argument("--int8", action="store_true", help="also write int8 (dynamically quantized) copies")
+    p.add_argument("--hardware", help="what the model was trained on, for the model card (e.g. '1x H100')")
+    p.add_argument("--eval-report", type=Path, help="report.json of parley eval --out, for the measured WER table")
+    a = p.parse_args(argv)
+    try:
+        settings = StreamingSettings(a.chunk_ms, a.history_ms)
+        bundle = build_bundle(
+            a.checkpoint, a.out, a.name, settings, a.tokenizer, a.language, a.int8, a.hardware, a.eval_report
+        )
+    except (FileNotFoundError, ValueError) as e:
+        print(f"parley export: {e}", file=sys.stderr)
+        return 2
+    total = sum(e["bytes"] for e in bundle["files"].values())
+    print(f"wrote {a.out}: {len(bundle['files'])} files, {total / 1e6:.1f} MB")
+    for n, e in bundle["files"].items():
+        print(f"  {n:<22} {e['bytes']:>12,}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

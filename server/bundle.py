@@ -1,0 +1,391 @@
+"""Loading a model bundle: the folder `parley export` writes, checked before anything runs on it.
+
+    bundle = load_bundle("bundles/en-small")            # fp32; precision="int8" for the quantized files
+    bundle.spec.window, bundle.spec.shift              # fbank frames per encoder step, and its advance
+    bundle.heads[0].decoder                             # an onnxruntime session
+
+Every setting comes from the ONNX files' metadata (docs/bundles.md lists the keys); bundle.json's copies of the
+streaming and feature settings only have to agree with it. `load_bundle` refuses a bundle with a `BundleError` that
+names the file at fault when: a file is missing, bundle.json is not valid JSON or lacks a key, a file's size or
+sha256 differs from bundle.json, onnxruntime cannot open a file, a metadata key is missing or malformed, the
+metadata disagrees with the graph's shapes, with bundle.json or between encoder, decoder and joiner, or the
+vocabulary of tokens.txt / bpe.model does not match the model's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+import sentencepiece as spm
+
+from server.features import FbankConfig
+from server.providers import select_providers
+
+BUNDLE_FORMAT = 1  # the bundle.json layout this runtime reads (and export/bundle.py writes)
+BUNDLE_JSON = "bundle.json"
+ENCODER_INPUTS = ["x", "cached_attn", "cached_conv", "processed_lens"]
+ENCODER_OUTPUTS = ["encoder_out", "new_cached_attn", "new_cached_conv"]
+
+
+class BundleError(Exception):
+    """A bundle that cannot be used; the message starts with the file at fault."""
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What the encoder's metadata says: shapes of its inputs and the frontend it expects."""
+
+    num_layers: int  # L
+    left_context: int  # K, cached encoder frames per layer
+    encoder_dim: int  # D, width of the cached attention inputs
+    conv_kernel: int  # the causal conv's kernel; k-1 cached frames
+    window: int  # T, fbank frames one step reads
+    shift: int  # fbank frames one step advances (sherpa-onnx's decode_chunk_len)
+    chunk: int  # C, encoder frames one step outputs
+    subsampling: int  # fbank frames per encoder frame
+    joiner_dim: int  # J, width of encoder_out
+    chunk_ms: int
+    history_ms: int
+    features: FbankConfig
+
+
+@dataclass
+class Head:
+    """One output language: prediction network, joiner and tokens, with their sessions."""
+
+    name: str
+    language: str
+    vocab_size: int  # V
+    context_size: int
+    blank_id: int
+    tokens: list[str]  # piece of each id, from tokens.txt
+    sp: spm.SentencePieceProcessor
+    decoder: ort.InferenceSession
+    joiner: ort.InferenceSession
+    files: dict[str, Path]  # decoder, joiner, tokens, bpe
+
+
+@dataclass
+class Bundle:
+    path: Path
+    name: str
+    kind: str
+    languages: list[str]
+    precision: str
+    spec: EncoderSpec
+    encoder: ort.InferenceSession
+    heads: list[Head]
+    manifest: dict = field(repr=False)  # bundle.json as read
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _get(d: dict, key: str, where: str, kind: type | tuple[type, ...] = object) -> Any:
+    if not isinstance(d, dict) or key not in d:
+        raise BundleError(f"{where}: missing key {key!r}")
+    if not isinstance(d[key], kind):
+        raise BundleError(f"{where}: {key!r} has the wrong type ({type(d[key]).__name__})")
+    return d[key]
+
+
+class _Meta:
+    """An ONNX file's metadata with typed, checked reads."""
+
+    def __init__(self, session: ort.InferenceSession, name: str) -> None:
+        self.values = dict(session.get_modelmeta().custom_metadata_map)
+        self.name = name
+
+    def text(self, key: str) -> str:
+        if key not in self.values:
+            raise BundleError(f"{self.name}: metadata key {key!r} missing")
+        return self.values[key]
+
+    def integer(self, key: str) -> int:
+        try:
+            return int(self.text(key))
+        except ValueError:
+            raise BundleError(f"{self.name}: metadata {key}={self.values[key]!r} is not an integer") from None
+
+    def number(self, key: str) -> float:
+        try:
+            return float(self.text(key))
+        except ValueError:
+            raise BundleError(f"{self.name}: metadata {key}={self.values[key]!r} is not a number") from None
+
+
+def _features(meta: _Meta) -> FbankConfig:
+    values: dict[str, Any] = {}
+    for f in fields(FbankConfig):
+        default = getattr(FbankConfig(), f.name)
+        if isinstance(default, bool):
+            values[f.name] = meta.text(f.name) in ("1", "true", "True")
+        elif isinstance(default, int):
+            values[f.name] = meta.integer(f.name)
+        else:
+            values[f.name] = meta.number(f.name)
+    config = FbankConfig(**values)
+    mel = config.knf_options().mel_opts
+    for key, ours in (("low_freq", mel.low_freq), ("high_freq", mel.high_freq)):
+        if key in meta.values and meta.number(key) != ours:
+            raise BundleError(
+                f"{meta.name}: metadata {key}={meta.values[key]} but Parley's frontend computes {key}={ours}"
+            )
+    return config
+
+
+def _check_shape(session: ort.InferenceSession, name: str, which: str, tensor: str, expected: list) -> None:
+    """Static dims of a graph input/output must equal `expected`; None in `expected` means any (a dynamic axis)."""
+    nodes = session.get_inputs() if which == "input" else session.get_outputs()
+    found = {n.name: n.shape for n in nodes}
+    if tensor not in found:
+        raise BundleError(f"{name}: no {which} named {tensor!r} (it has {sorted(found)})")
+    shape = found[tensor]
+    bad = len(shape) != len(expected) or any(
+        e is not None and isinstance(s, int) and s != e for s, e in zip(shape, expected, strict=True)
+    )
+    if bad:
+        raise BundleError(f"{name}: {which} {tensor} has shape {shape}, the metadata implies {expected}")
+
+
+def _session(path: Path, name: str, providers: list[str], threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as e:  # onnxruntime raises its own exception types for corrupt or unsupported files
+        raise BundleError(f"{name}: onnxruntime cannot load it: {str(e).splitlines()[0][:300]}") from e
+
+
+def _encoder_spec(session: ort.InferenceSession, name: str) -> EncoderSpec:
+    meta = _Meta(session, name)
+    if meta.text("model_type") != "conformer":
+        raise BundleError(f"{name}: model_type {meta.text('model_type')!r}, expected 'conformer'")
+    spec = EncoderSpec(
+        num_layers=meta.integer("num_encoder_layers"),
+        left_context=meta.integer("left_context"),
+        encoder_dim=meta.integer("encoder_dim"),
+        conv_kernel=meta.integer("cnn_module_kernel"),
+        window=meta.integer("T"),
+        shift=meta.integer("decode_chunk_len"),
+        chunk=meta.integer("chunk_size"),
+        subsampling=meta.integer("subsampling_factor"),
+        joiner_dim=meta.integer("joiner_dim"),
+        chunk_ms=meta.integer("chunk_ms"),
+        history_ms=meta.integer("history_ms"),
+        features=_features(meta),
+    )
+    if spec.shift != spec.chunk * spec.subsampling or spec.window != spec.shift + meta.integer("pad_length"):
+        raise BundleError(
+            f"{name}: inconsistent metadata: T={spec.window}, decode_chunk_len={spec.shift}, "
+            f"chunk_size={spec.chunk}, subsampling_factor={spec.subsampling}, pad_length={meta.integer('pad_length')}"
+        )
+    if meta.text("processed_lens_unit") != "fbank_frames":
+        raise BundleError(f"{name}: processed_lens_unit {meta.text('processed_lens_unit')!r} is not fbank_frames")
+    L, K, D = spec.num_layers, spec.left_context, spec.encoder_dim
+    _check_shape(session, name, "input", "x", [None, spec.window, spec.features.num_bins])
+    _check_shape(session, name, "input", "cached_attn", [L, K, None, D])
+    _check_shape(session, name, "input", "cached_conv", [L, spec.conv_kernel - 1, None, D])
+    _check_shape(session, name, "input", "processed_lens", [None])
+    _check_shape(session, name, "output", "encoder_out", [None, None, spec.joiner_dim])
+    return spec
+
+
+def _read_tokens(path: Path, name: str) -> list[str]:
+    """tokens.txt: one ``<piece> <id>`` line per id, ids 0..V-1 in order."""
+    tokens = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise BundleError(f"{name}:{lineno}: expected '<piece> <id>', got {line!r}")
+        if int(parts[1]) != len(tokens):
+            raise BundleError(f"{name}:{lineno}: id {parts[1]}, expected {len(tokens)} (ids must be 0..V-1 in order)")
+        tokens.append(parts[0])
+    return tokens
+
+
+class _Files:
+    """The files of a bundle folder, checked against bundle.json's sizes and hashes on first use."""
+
+    def __init__(self, folder: Path, listed: dict, verify: bool) -> None:
+        self.folder, self.listed, self.verify = folder, listed, verify
+
+    def path(self, name: object, where: str) -> Path:
+        if not isinstance(name, str) or not name or os.sep in name or name.startswith("."):
+            raise BundleError(f"{BUNDLE_JSON}: {where} names no file in the bundle folder: {name!r}")
+        path = self.folder / name
+        if not path.is_file():
+            raise BundleError(f"{name}: missing from {self.folder}")
+        entry = self.listed.get(name)
+        if not isinstance(entry, dict) or "bytes" not in entry or "sha256" not in entry:
+            raise BundleError(f"{name}: not listed with bytes and sha256 in {BUNDLE_JSON}'s files")
+        size = path.stat().st_size
+        if size != entry["bytes"]:
+            raise BundleError(f"{name}: {size} bytes, but {BUNDLE_JSON} says {entry['bytes']}")
+        if self.verify and _sha256(path) != entry["sha256"]:
+            raise BundleError(f"{name}: sha256 differs from {BUNDLE_JSON}'s (the file changed after export)")
+        return path
+
+
+def _load_head(
+    head: dict, index: int, precision: str, files: _Files, spec: EncoderSpec, enc_meta: _Meta, providers, threads
+) -> Head:
+    where = f"{BUNDLE_JSON} heads[{index}]"
+    names = {
+        "decoder": _get(_get(head, "decoder", where, dict), precision, f"{where}.decoder", str),
+        "joiner": _get(_get(head, "joiner", where, dict), precision, f"{where}.joiner", str),
+        "tokens": _get(head, "tokens", where, str),
+        "bpe": _get(head, "bpe", where, str),
+    }
+    paths = {k: files.path(v, f"{where}.{k}") for k, v in names.items()}
+    dec_name, join_name, tok_name, bpe_name = names["decoder"], names["joiner"], names["tokens"], names["bpe"]
+    decoder = _session(paths["decoder"], dec_name, providers, threads)
+    joiner = _session(paths["joiner"], join_name, providers, threads)
+    dm, jm = _Meta(decoder, dec_name), _Meta(joiner, join_name)
+    V, ctx, J = dm.integer("vocab_size"), dm.integer("context_size"), dm.integer("joiner_dim")
+    blank = dm.integer("blank_id")
+    for key, a, b in (("vocab_size", V, jm.integer("vocab_size")), ("blank_id", blank, jm.integer("blank_id"))):
+        if a != b:
+            raise BundleError(f"{dec_name} and {join_name} disagree on {key}: {a} vs {b}")
+    for key, value, other, other_name in (
+        ("joiner_dim", J, jm.integer("joiner_dim"), join_name),
+        ("joiner_dim", J, spec.joiner_dim, enc_meta.name),
+    ):
+        if value != other:
+            raise BundleError(f"{dec_name} and {other_name} disagree on {key}: {value} vs {other}")
+    for m in (dm, jm):  # the files of one export carry the same checkpoint hash
+        if m.values.get("checkpoint_sha256") != enc_meta.values.get("checkpoint_sha256"):
+            raise BundleError(f"{m.name} and {enc_meta.name} come from different checkpoints (checkpoint_sha256)")
+    _check_shape(decoder, dec_name, "input", "y", [None, ctx])
+    _check_shape(decoder, dec_name, "output", "decoder_out", [None, J])
+    _check_shape(joiner, join_name, "input", "encoder_out", [None, J])
+    _check_shape(joiner, join_name, "input", "decoder_out", [None, J])
+    _check_shape(joiner, join_name, "output", "logit", [None, V])
+    language = _get(head, "language", where, str)
+    if dm.values.get("language", language) != language:
+        raise BundleError(f"{dec_name}: metadata language {dm.values['language']!r}, {where} says {language!r}")
+    tokens = _read_tokens(paths["tokens"], tok_name)
+    if len(tokens) != V:
+        raise BundleError(f"{tok_name}: {len(tokens)} tokens, but {dec_name} has vocab_size {V}")
+    if files.verify and dm.values.get("tokenizer_sha256", "") not in ("", _sha256(paths["bpe"])):
+        raise BundleError(f"{bpe_name}: not the tokenizer {dec_name} was exported with (tokenizer_sha256)")
+    try:
+        sp = spm.SentencePieceProcessor(model_file=str(paths["bpe"]))
+    except (RuntimeError, OSError) as e:
+        raise BundleError(f"{bpe_name}: sentencepiece cannot load it: {e}") from e
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    if pieces != tokens:
+        diff = next((i for i, (a, b) in enumerate(zip(pieces, tokens, strict=False)) if a != b), min(len(pieces), V))
+        raise BundleError(f"{bpe_name}: does not match {tok_name} (first difference at id {diff})")
+    return Head(
+        name=_get(head, "name", where, str),
+        language=language,
+        vocab_size=V,
+        context_size=ctx,
+        blank_id=blank,
+        tokens=tokens,
+        sp=sp,
+        decoder=decoder,
+        joiner=joiner,
+        files=paths,
+    )
+
+
+def _check_against_manifest(manifest: dict, spec: EncoderSpec, enc_name: str) -> None:
+    """bundle.json's copies of the streaming and feature settings must equal the encoder's metadata."""
+    ours = {
+        "chunk_ms": spec.chunk_ms,
+        "history_ms": spec.history_ms,
+        "chunk_size": spec.chunk,
+        "left_context": spec.left_context,
+        "T": spec.window,
+        "decode_chunk_len": spec.shift,
+        "pad_length": spec.window - spec.shift,
+    }
+    streaming = _get(manifest, "streaming", BUNDLE_JSON, dict)
+    features = _get(manifest, "features", BUNDLE_JSON, dict)
+    mel = spec.features.knf_options().mel_opts
+    pairs = [(f"streaming.{k}", streaming.get(k), v) for k, v in ours.items()]
+    pairs += [(f"features.{k}", features.get(k), v) for k, v in spec.features.to_dict().items()]
+    pairs += [("features.low_freq", features.get("low_freq"), mel.low_freq)]
+    pairs += [("features.high_freq", features.get("high_freq"), mel.high_freq)]
+    for key, theirs, value in pairs:
+        if theirs != value:
+            raise BundleError(f"{BUNDLE_JSON} and {enc_name} disagree on {key}: {theirs!r} vs {value!r}")
+
+
+def load_bundle(
+    path: str | os.PathLike,
+    precision: str | None = None,
+    providers: str | list[str] = "auto",
+    threads: int = 0,
+    verify: bool = True,
+) -> Bundle:
+    """Opens and checks a bundle folder.
+
+    Args:
+        path: the folder with bundle.json.
+        precision: "fp32" or "int8"; None takes the first of bundle.json's `precisions`.
+        providers: a preference for `select_providers` ("auto", "cpu", "cuda") or a provider list.
+        threads: onnxruntime intra-op threads per session (0: onnxruntime's default).
+        verify: check every used file's sha256 (sizes are always checked).
+
+    Raises:
+        BundleError: see the module docstring; the message names the file.
+    """
+    folder = Path(path)
+    meta_path = folder / BUNDLE_JSON
+    if not meta_path.is_file():
+        raise BundleError(f"{BUNDLE_JSON}: missing from {folder}")
+    try:
+        manifest = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{BUNDLE_JSON}: not valid JSON ({e})") from e
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{BUNDLE_JSON}: not a JSON object")
+    if _get(manifest, "format", BUNDLE_JSON) != BUNDLE_FORMAT:
+        raise BundleError(f"{BUNDLE_JSON}: format {manifest['format']!r}, this runtime reads {BUNDLE_FORMAT}")
+    kind = _get(manifest, "kind", BUNDLE_JSON, str)
+    if kind != "transducer":
+        raise BundleError(f"{BUNDLE_JSON}: kind {kind!r}, this runtime runs 'transducer' bundles")
+    precisions = _get(manifest, "precisions", BUNDLE_JSON, list)
+    precision = precision or (precisions[0] if precisions else "fp32")
+    if precision not in precisions:
+        raise BundleError(f"{BUNDLE_JSON}: no {precision!r} files (precisions: {precisions})")
+    heads = _get(manifest, "heads", BUNDLE_JSON, list)
+    if not heads:
+        raise BundleError(f"{BUNDLE_JSON}: no heads")
+    files = _Files(folder, _get(manifest, "files", BUNDLE_JSON, dict), verify)
+    provider_list = select_providers(providers) if isinstance(providers, str) else list(providers)
+
+    enc_name = _get(_get(manifest, "encoder", BUNDLE_JSON, dict), precision, f"{BUNDLE_JSON} encoder", str)
+    encoder = _session(files.path(enc_name, "encoder"), enc_name, provider_list, threads)
+    spec = _encoder_spec(encoder, enc_name)
+    _check_against_manifest(manifest, spec, enc_name)
+    enc_meta = _Meta(encoder, enc_name)
+    loaded = [_load_head(h, i, precision, files, spec, enc_meta, provider_list, threads) for i, h in enumerate(heads)]
+    return Bundle(
+        path=folder,
+        name=_get(manifest, "name", BUNDLE_JSON, str),
+        kind=kind,
+        languages=[h.language for h in loaded],
+        precision=precision,
+        spec=spec,
+        encoder=encoder,
+        heads=loaded,
+        manifest=manifest,
+    )

@@ -1,0 +1,333 @@
+"""Streaming transducer recognition on onnxruntime, many streams at once: encoder steps and transducer search.
+
+Dimension letters: N streams, T fbank frames one step reads (the window), F fbank bins, C encoder frames per chunk,
+L layers, K cached encoder frames, D encoder dim, J joiner dim, V vocabulary, H hypotheses.
+
+    model = StreamingTransducer(load_bundle("bundles/en-small"))
+    states = [model.init_state(1) for _ in streams]              # one per stream, kept by its session
+    searches = [GreedyState.new(model.heads[0]) for _ in streams]
+    batch = stack_states([states[i] for i in ready])             # the streams that have a chunk now
+    enc, batch = model.encode(x, batch)                          # x (N, T, F) -> enc (N, C, J)
+    greedy_search(model.heads[0], enc, [searches[i] for i in ready])
+    for i, s in zip(ready, unstack_states(batch)): states[i] = s
+
+Each step reads `spec.window` fbank frames and advances `spec.shift` (T = shift + lookahead). The search state of a
+stream (its tokens and decoder context) lives in a `GreedyState` or `BeamState` and carries over from chunk to
+chunk. The algorithms are models/search.py's, checked against them in tests/test_export.py: greedy emits up to
+`max_symbols_per_frame` tokens per frame (sherpa-onnx's greedy search emits one and reads <unk> as blank); modified
+beam search emits at most one per frame per hypothesis and merges equal token sequences. `transcribe` runs a whole
+waveform through the fbank frontend chunk by chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from server.bundle import Bundle, EncoderSpec, Head
+from server.features import StreamingFbank
+
+MAX_SYMBOLS_PER_FRAME = 4  # greedy search's limit, as in models/search.py (whose WER bundle.json reports)
+BEAM = 4  # modified beam search's beam
+CHANNEL_CHANGE = "<cc>"  # the t-SOT channel change piece; written as " <cc> " in text, like models/tokenizer.py
+
+
+@dataclass
+class EncoderState:
+    """The encoder's cache for N streams, in sherpa-onnx's layout (streams on axis 2 of the caches)."""
+
+    cached_attn: np.ndarray  # (L, K, N, D) float32: earlier attention inputs of each layer
+    cached_conv: np.ndarray  # (L, k-1, N, D) float32: earlier inputs of each causal conv
+    processed: np.ndarray  # (N,) int64: fbank frames consumed before the next step
+
+    @property
+    def batch(self) -> int:
+        return int(self.processed.shape[0])
+
+
+def stack_states(states: Sequence[EncoderState]) -> EncoderState:
+    """Joins the states of several streams (each N >= 1) into one batch, in order."""
+    return EncoderState(
+        np.concatenate([s.cached_attn for s in states], axis=2),
+        np.concatenate([s.cached_conv for s in states], axis=2),
+        np.concatenate([s.processed for s in states]),
+    )
+
+
+def unstack_states(state: EncoderState) -> list[EncoderState]:
+    """Splits a batch state into one state (N = 1) per stream."""
+    return [
+        EncoderState(state.cached_attn[:, :, i : i + 1], state.cached_conv[:, :, i : i + 1], state.processed[i : i + 1])
+        for i in range(state.batch)
+    ]
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int] = field(default_factory=list)  # emitted token ids (no blanks)
+    frames: list[int] = field(default_factory=list)  # encoder frame (from the stream's start) of each token
+    log_prob: float = 0.0
+
+
+class HeadRunner:
+    """One head's prediction network and joiner on onnxruntime, and its tokens-to-text."""
+
+    def __init__(self, head: Head) -> None:
+        self.head = head
+        self.blank_id = head.blank_id
+        self.context_size = head.context_size
+        self._cc = head.tokens.index(CHANNEL_CHANGE) if CHANNEL_CHANGE in head.tokens else None
+
+    def decoder(self, y: np.ndarray) -> np.ndarray:
+        """Token contexts `(N, context_size)` int64 -> projected decoder output `(N, J)`."""
+        return self.head.decoder.run(None, {"y": y.astype(np.int64, copy=False)})[0]
+
+    def joiner(self, encoder_out: np.ndarray, decoder_out: np.ndarray) -> np.ndarray:
+        """Projected encoder `(N, J)` and decoder `(N, J)` outputs -> logits `(N, V)`."""
+        return self.head.joiner.run(None, {"encoder_out": encoder_out, "decoder_out": decoder_out})[0]
+
+    def text(self, tokens: Sequence[int]) -> str:
+        """Detokenized text: blanks dropped, channel changes written as " <cc> "."""
+        parts: list[list[int]] = [[]]
+        for t in tokens:
+            if t == self._cc:
+                parts.append([])
+            elif t != self.blank_id:
+                parts[-1].append(int(t))
+        return f" {CHANNEL_CHANGE} ".join(self.head.sp.decode(p) for p in parts).strip()
+
+
+class StreamingTransducer:
+    """The bundle's encoder step and its heads; no per-stream state inside (it is passed in and handed back)."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self.spec: EncoderSpec = bundle.spec
+        self.heads = [HeadRunner(h) for h in bundle.heads]
+
+    def init_state(self, n: int = 1) -> EncoderState:
+        """The zero state of `n` new streams."""
+        s = self.spec
+        return EncoderState(
+            np.zeros((s.num_layers, s.left_context, n, s.encoder_dim), dtype=np.float32),
+            np.zeros((s.num_layers, s.conv_kernel - 1, n, s.encoder_dim), dtype=np.float32),
+            np.zeros(n, dtype=np.int64),
+        )
+
+    def encode(self, x: np.ndarray, state: EncoderState) -> tuple[np.ndarray, EncoderState]:
+        """One step for N streams.
+
+        Args:
+            x: `(N, T, F)` float32 fbank frames, T = `spec.window`.
+            state: the streams' stacked state.
+
+        Returns:
+            encoder_out `(N, C, J)` (already projected for the joiner) and the new state.
+        """
+        assert x.shape[0] == state.batch and x.shape[1] == self.spec.window, (x.shape, state.batch, self.spec.window)
+        out, attn, conv = self.bundle.encoder.run(
+            None,
+            {
+                "x": x.astype(np.float32, copy=False),
+                "cached_attn": state.cached_attn,
+                "cached_conv": state.cached_conv,
+                "processed_lens": state.processed,
+            },
+        )
+        return out, EncoderState(attn, conv, state.processed + self.spec.shift)
+
+
+@dataclass
+class GreedyState:
+    """One stream's greedy search: its hypothesis, decoder context and the decoder output for that context."""
+
+    hyp: Hypothesis
+    context: np.ndarray  # (context_size,) int64, the last tokens, blank-padded on the left
+    decoder_out: np.ndarray | None = None  # (J,), computed on first use
+    frames_done: int = 0  # encoder frames searched so far
+
+    @classmethod
+    def new(cls, head: HeadRunner) -> GreedyState:
+        return cls(Hypothesis(), np.full(head.context_size, head.blank_id, dtype=np.int64))
+
+
+def greedy_search(
+    head: HeadRunner,
+    encoder_out: np.ndarray,
+    states: Sequence[GreedyState],
+    max_symbols_per_frame: int = MAX_SYMBOLS_PER_FRAME,
+) -> None:
+    """Batched greedy search over one chunk; updates `states` (one per row of `encoder_out`) in place.
+
+    Args:
+        head: the head to search with.
+        encoder_out: `(N, C, J)` projected encoder output of one step.
+        states: the streams' search states, carried over from the previous chunk.
+        max_symbols_per_frame: tokens one frame may emit before the search moves to the next frame.
+    """
+    N, C, _ = encoder_out.shape
+    assert len(states) == N, (len(states), N)
+    fresh = [i for i, s in enumerate(states) if s.decoder_out is None]
+    if fresh:
+        outs = head.decoder(np.stack([states[i].context for i in fresh]))
+        for i, o in zip(fresh, outs, strict=True):
+            states[i].decoder_out = o
+    context = np.stack([s.context for s in states])  # (N, context_size)
+    dec = np.stack([s.decoder_out for s in states])  # (N, J)
+    for t in range(C):
+        for _ in range(max_symbols_per_frame):
+            tok = head.joiner(encoder_out[:, t], dec).argmax(-1)  # (N,)
+            emit = np.flatnonzero(tok != head.blank_id)
+            if emit.size == 0:
+                break
+            for i in emit:
+                states[i].hyp.tokens.append(int(tok[i]))
+                states[i].hyp.frames.append(states[i].frames_done + t)
+            context[emit] = np.concatenate([context[emit, 1:], tok[emit, None]], axis=1)
+            dec[emit] = head.decoder(context[emit])
+    for i, s in enumerate(states):
+        s.context, s.decoder_out, s.frames_done = context[i], dec[i], s.frames_done + C
+
+
+@dataclass
+class BeamState:
+    """One stream's modified beam search: its hypotheses (at most `beam`) and the frames searched so far."""
+
+    hyps: list[Hypothesis] = field(default_factory=lambda: [Hypothesis()])
+    frames_done: int = 0
+
+    @property
+    def best(self) -> Hypothesis:
+        return max(self.hyps, key=lambda h: h.log_prob)
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def modified_beam_search(
+    head: HeadRunner, encoder_out: np.ndarray, states: Sequence[BeamState], beam: int = BEAM
+) -> None:
+    """Batched modified beam search over one chunk; updates `states` (one per row of `encoder_out`) in place.
+
+    Every frame, each hypothesis of each stream is extended by blank or one token; a stream keeps its `beam`
+    best, hypotheses with equal tokens merged (probabilities added). Scores are float32 as in models/search.py.
+
+    Args:
+        head: the head to search with.
+        encoder_out: `(N, C, J)` projected encoder output of one step.
+        states: the streams' search states, carried over from the previous chunk.
+        beam: hypotheses kept per stream.
+    """
+    N, C, _ = encoder_out.shape
+    assert len(states) == N, (len(states), N)
+    ctx, blank = head.context_size, head.blank_id
+    for t in range(C):
+        rows = [i for i, s in enumerate(states) for _ in s.hyps]  # (H,) stream of each hypothesis
+        hyps = [h for s in states for h in s.hyps]
+        contexts = np.array([([blank] * ctx + h.tokens)[-ctx:] for h in hyps], dtype=np.int64)  # (H, ctx)
+        unique, inverse = np.unique(contexts, axis=0, return_inverse=True)
+        dec = head.decoder(unique)[inverse.reshape(-1)]  # (H, J)
+        log_probs = _log_softmax(head.joiner(encoder_out[rows, t], dec))  # (H, V)
+        scores = log_probs + np.array([h.log_prob for h in hyps], dtype=np.float32)[:, None]
+        V = scores.shape[1]
+        start = 0
+        for s in states:
+            n = len(s.hyps)
+            flat = scores[start : start + n].reshape(-1)
+            k = min(beam, flat.size)
+            top = np.argpartition(-flat, k - 1)[:k]
+            top = top[np.argsort(-flat[top], kind="stable")]
+            merged: dict[tuple[int, ...], Hypothesis] = {}
+            for j in top:
+                h, tok, score = s.hyps[j // V], int(j % V), float(flat[j])
+                if tok == blank:
+                    cand = Hypothesis(h.tokens, h.frames, score)
+                else:
+                    cand = Hypothesis([*h.tokens, tok], [*h.frames, s.frames_done + t], score)
+                key = tuple(cand.tokens)
+                if key in merged:
+                    old = merged[key]
+                    merged[key] = Hypothesis(
+                        old.tokens, old.frames, float(np.logaddexp(np.float32(old.log_prob), np.float32(score)))
+                    )
+                else:
+                    merged[key] = cand
+            s.hyps = list(merged.values())
+            start += n
+    for s in states:
+        s.frames_done += C
+
+
+@dataclass
+class Transcript:
+    text: str
+    tokens: list[int]
+    frames: list[int]  # encoder frame of each token
+    chunks: int  # encoder steps run
+
+
+def transcribe_many(
+    model: StreamingTransducer,
+    waveforms: Sequence[np.ndarray],
+    sample_rate: int,
+    head: int = 0,
+    search: str = "greedy",
+    tail_padding_ms: float | None = None,
+    max_symbols_per_frame: int = MAX_SYMBOLS_PER_FRAME,
+    beam: int = BEAM,
+) -> list[Transcript]:
+    """Recognizes whole waveforms as streams batched together, chunk by chunk, as the server would.
+
+    Each waveform is followed by `tail_padding_ms` of silence (default: one window, so the last real frame is
+    inside a complete step), its fbank computed by `StreamingFbank`, and every complete window of `spec.window`
+    frames, advancing by `spec.shift`, run through the encoder; streams drop out of the batch as they end.
+
+    Args:
+        model: the recognizer.
+        waveforms: float32 samples `(T_samples,)` in [-1, 1], one per stream.
+        sample_rate: their rate (resampled to the model's).
+        head: which head to search with.
+        search: "greedy" or "beam" (modified beam search).
+        tail_padding_ms: silence appended to each waveform.
+        max_symbols_per_frame: greedy search's limit per frame.
+        beam: modified beam search's beam.
+
+    Raises:
+        ValueError: an unknown search.
+    """
+    if search not in ("greedy", "beam"):
+        raise ValueError(f"unknown search {search!r}; use greedy or beam")
+    spec, runner = model.spec, model.heads[head]
+    if tail_padding_ms is None:
+        tail_padding_ms = spec.window * spec.features.frame_shift_ms
+    feats = []
+    for w in waveforms:
+        fb = StreamingFbank(spec.features, sample_rate)
+        fb.accept(np.asarray(w, dtype=np.float32))
+        fb.accept(np.zeros(round(sample_rate * tail_padding_ms / 1000), dtype=np.float32))
+        fb.finish()
+        feats.append(fb.pop_frames())  # (T_i, F)
+    n_chunks = [max(0, (len(f) - spec.window) // spec.shift + 1) for f in feats]
+    states = [model.init_state(1) for _ in feats]
+    searches: list = [GreedyState.new(runner) if search == "greedy" else BeamState() for _ in feats]
+    for c in range(max(n_chunks, default=0)):
+        live = [i for i, n in enumerate(n_chunks) if c < n]
+        x = np.stack([feats[i][c * spec.shift : c * spec.shift + spec.window] for i in live])  # (N, T, F)
+        enc, batch = model.encode(x, stack_states([states[i] for i in live]))
+        if search == "greedy":
+            greedy_search(runner, enc, [searches[i] for i in live], max_symbols_per_frame)
+        else:
+            modified_beam_search(runner, enc, [searches[i] for i in live], beam)
+        for i, s in zip(live, unstack_states(batch), strict=True):
+            states[i] = s
+    hyps = [s.hyp if search == "greedy" else s.best for s in searches]
+    return [Transcript(runner.text(h.tokens), h.tokens, h.frames, n) for h, n in zip(hyps, n_chunks, strict=True)]
+
+
+def transcribe(model: StreamingTransducer, samples: np.ndarray, sample_rate: int, **kwargs) -> Transcript:
+    """`transcribe_many` for one waveform."""
+    return transcribe_many(model, [samples], sample_rate, **kwargs)[0]

@@ -1,0 +1,297 @@
+"""Export parity: PyTorch vs the ONNX files on onnxruntime vs sherpa-onnx, on a tiny random model.
+
+The tiny model is not trained: parity is about the same computation, and a random joiner (its blank logit nudged
+so frames emit some tokens and not others) exercises every path of the search. Its <unk> logit is pushed down
+because sherpa-onnx reads <unk> as blank, which PyTorch's search does not.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from export.bundle import main as export_main
+from export.onnx_export import StreamingSettings, read_metadata
+from models.encoder import PAD_LENGTH
+from models.search import greedy_search, modified_beam_search
+from models.train import TrainConfig, load_model
+from models.transducer import BLANK, ModelConfig, Transducer
+from server.bundle import load_bundle
+from server.features import compute_fbank
+from server.transducer import StreamingTransducer, stack_states, transcribe, unstack_states
+from tests._tiny import TINY_ENCODER
+
+ROOT = Path(__file__).resolve().parents[1]
+EN_BPE = ROOT / "models" / "lang" / "en" / "bpe.model"
+SR = 16000
+SETTINGS = StreamingSettings(chunk_ms=160, history_ms=640)  # C = 4, K = 16: 3 s of audio wraps the history cache
+UNK_ID = 2
+
+
+def synthetic_audio(seconds: float, seed: int) -> np.ndarray:
+    """A gliding, amplitude-modulated tone in noise: float32 samples at 16 kHz, deterministic."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * SR)) / SR
+    f0 = 180 + 40 * seed + 300 * np.sin(2 * np.pi * (0.5 + 0.2 * seed) * t)
+    tone = 0.3 * np.sin(2 * np.pi * np.cumsum(f0) / SR) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    return (tone + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def make_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A checkpoint in `models.train`'s format holding a random tiny model for the English tokenizer."""
+    from models.tokenizer import Tokenizer
+
+    torch.manual_seed(seed)
+    model = Transducer(
+        ModelConfig(vocab_size=Tokenizer(EN_BPE).vocab_size, encoder=TINY_ENCODER, decoder_dim=32, joiner_dim=32)
+    )
+    feats = torch.from_numpy(compute_fbank(synthetic_audio(2.0, 0), SR))
+    model.encoder.subsampling.set_feature_stats(feats.mean(0), feats.std(0))
+    with torch.no_grad():
+        # Raise blank until it wins on 30% of the frames from the start context: some frames emit, some do not.
+        enc, _ = model.encoder(feats[None], torch.tensor([feats.shape[0]]), SETTINGS.chunk, SETTINGS.left_chunks)
+        dec = model.joiner.decoder_proj(model.decoder(torch.full((1, model.cfg.context_size), BLANK)))
+        logits = model.joiner(model.joiner.encoder_proj(enc[0]), dec)  # (T, V)
+        model.joiner.output.bias[BLANK] += (logits[:, BLANK + 1 :].max(-1).values - logits[:, BLANK]).quantile(0.3)
+        model.joiner.output.bias[UNK_ID] -= 10.0
+    cfg = TrainConfig(train=[], dev=[], tokenizer=str(EN_BPE), exp_dir=str(path.parent), encoder=TINY_ENCODER)
+    state = {"step": 0, "epoch": 0, "batch": 0, "best_wer": float("inf"), "log": [], "train_seconds": 0.0}
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "model_config": model.cfg.to_dict(),
+            "train_config": asdict(cfg),
+            "optimizer": {},
+            "state": state,
+            "tokenizer": str(EN_BPE),
+        },
+        path,
+    )
+    return path
+
+
+def export_tiny_bundle(folder: Path, seed: int = 0) -> Path:
+    """Checkpoint + `parley export --int8` into `folder`/bundle; returns the bundle folder."""
+    ck = make_tiny_checkpoint(folder / "tiny.pt", seed)
+    out = folder / "bundle"
+    args = ["--checkpoint", str(ck), "--tokenizer", str(EN_BPE), "--name", "tiny-en", "--out", str(out), "--int8"]
+    args += ["--chunk-ms", str(SETTINGS.chunk_ms), "--history-ms", str(SETTINGS.history_ms), "--hardware", "pytest"]
+    assert export_main(args) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Transducer, Path]:
+    folder = export_tiny_bundle(tmp_path_factory.mktemp("export"))
+    model, _ = load_model(folder.parent / "tiny.pt")
+    return model, folder
+
+
+def _recognizer(folder: Path, precision: str = "fp32") -> StreamingTransducer:
+    return StreamingTransducer(load_bundle(folder, precision, providers="cpu", threads=1))
+
+
+def test_metadata_has_sherpa_onnx_keys_and_parley_settings(tiny) -> None:
+    _, folder = tiny
+    enc = read_metadata(folder / "encoder.onnx")
+    C, K = SETTINGS.chunk, SETTINGS.left_context
+    expected = {
+        "model_type": "conformer",
+        "num_encoder_layers": str(TINY_ENCODER.num_layers),
+        "T": str(4 * C + 3),
+        "decode_chunk_len": str(4 * C),
+        "left_context": str(K),
+        "encoder_dim": str(TINY_ENCODER.d_model),
+        "pad_length": str(PAD_LENGTH),
+        "cnn_module_kernel": str(TINY_ENCODER.conv_kernel),
+        "chunk_ms": "160",
+        "history_ms": "640",
+        "sample_rate": "16000",
+        "num_bins": "80",
+        "joiner_dim": "32",
+    }
+    assert {k: enc.get(k) for k in expected} == expected
+    dec = read_metadata(folder / "decoder.onnx")
+    assert dec["context_size"] == "2" and dec["vocab_size"] == "256" and dec["language"] == "en"
+    for name in ("encoder", "decoder", "joiner"):  # quantization keeps the metadata (and adds a key of its own)
+        fp32, int8 = read_metadata(folder / f"{name}.onnx"), read_metadata(folder / f"{name}.int8.onnx")
+        assert {k: int8.get(k) for k in fp32} == fp32
+
+
+def test_onnx_encoder_chunk_by_chunk_equals_the_full_masked_forward(tiny) -> None:
+    model, folder = tiny
+    rec = _recognizer(folder)
+    C, T, shift = SETTINGS.chunk, SETTINGS.window, SETTINGS.decode_chunk_len
+    n_chunks = 9  # 36 encoder frames through a cache of 16
+    x = torch.randn(3, n_chunks * shift + PAD_LENGTH, 80) * 3 - 8
+    with torch.no_grad():
+        full, _ = model.encoder(x, torch.full((3,), x.shape[1]), C, SETTINGS.left_chunks)
+        full = model.joiner.encoder_proj(full).numpy()  # (3, n_chunks * C, J)
+    # Stream 2 joins two chunks late, batched with the others: its own processed count must mask its history.
+    late = 2
+    states = [rec.init_state(1) for _ in range(3)]
+    outs: list[list[np.ndarray]] = [[], [], []]
+    xs = x.numpy()
+    for c in range(n_chunks + late):
+        live = [i for i in range(3) if (c - late if i == 2 else c) in range(n_chunks)]
+        window = [xs[i, (c - (late if i == 2 else 0)) * shift :][:T] for i in live]
+        enc, batch = rec.encode(np.stack(window), stack_states([states[i] for i in live]))
+        for k, (i, s) in enumerate(zip(live, unstack_states(batch), strict=True)):
+            states[i] = s
+            outs[i].append(enc[k])
+    streamed = np.stack([np.concatenate(o) for o in outs])
+    assert streamed.shape == full.shape
+    diff = float(np.abs(streamed - full).max())
+    print(f"max abs diff ONNX chunk-by-chunk vs PyTorch full masked forward: {diff:.2e}")
+    assert diff < 1e-4, f"max abs diff {diff}"
+
+    int8 = _recognizer(folder, "int8")
+    q, _ = int8.encode(xs[:, :T], int8.init_state(3))
+    f, _ = rec.encode(xs[:, :T], rec.init_state(3))
+    rel = float(np.abs(q - f).max() / np.abs(f).max())
+    print(f"int8 vs fp32 encoder: max abs diff {float(np.abs(q - f).max()):.3e}, relative {rel:.3f}")
+    assert rel < 0.05, f"int8 encoder output off by {rel:.3f} of its range"
+    sizes = {
+        p: sum((folder / f"{n}{p}").stat().st_size for n in ("encoder", "decoder", "joiner"))
+        for p in (".onnx", ".int8.onnx")
+    }
+    print(f"tiny model size: fp32 {sizes['.onnx']:,} bytes, int8 {sizes['.int8.onnx']:,} bytes")
+
+
+def test_int8_decoder_and_joiner_are_close_to_fp32(tiny) -> None:
+    _, folder = tiny
+    fp32, int8 = _recognizer(folder).heads[0], _recognizer(folder, "int8").heads[0]
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 256, size=(8, 2))
+    enc = rng.standard_normal((8, 32)).astype(np.float32)
+    for what, a, b in (
+        ("decoder", fp32.decoder(y), int8.decoder(y)),
+        ("joiner", fp32.joiner(enc, fp32.decoder(y)), int8.joiner(enc, fp32.decoder(y))),
+    ):
+        rel = float(np.abs(a - b).max() / np.abs(a).max())
+        print(f"int8 vs fp32 {what}: relative max abs diff {rel:.3f}")
+        assert rel < 0.05, f"int8 {what} off by {rel:.3f} of its range"
+
+
+def _padded_audio(seconds: float, seed: int) -> tuple[np.ndarray, int]:
+    """Audio plus silence such that sherpa-onnx (needs T+1 frames for a step) runs as many steps as we do."""
+    audio = synthetic_audio(seconds, seed)
+    for pad_frames in range(30, 30 + SETTINGS.decode_chunk_len):
+        x = np.concatenate([audio, np.zeros(pad_frames * SR // 100, dtype=np.float32)])
+        F = compute_fbank(x, SR).shape[0]
+        if (F - SETTINGS.window) % SETTINGS.decode_chunk_len:
+            return x, (F - SETTINGS.window) // SETTINGS.decode_chunk_len + 1
+    raise AssertionError("unreachable")
+
+
+def _pytorch_encoder_out(model: Transducer, x: np.ndarray, n_chunks: int) -> torch.Tensor:
+    """PyTorch's chunk-masked forward over exactly the frames the streaming runs read: `(1, n_chunks * C, D)`."""
+    feats = torch.from_numpy(compute_fbank(x, SR))[: n_chunks * SETTINGS.decode_chunk_len + PAD_LENGTH][None]
+    with torch.no_grad():
+        enc, lens = model.encoder(feats, torch.tensor([feats.shape[1]]), SETTINGS.chunk, SETTINGS.left_chunks)
+    assert int(lens) == n_chunks * SETTINGS.chunk
+    return enc
+
+
+def _sherpa(folder: Path, x: np.ndarray, precision: str = "fp32", method: str = "greedy_search"):
+    sherpa_onnx = pytest.importorskip("sherpa_onnx")
+    suffix = "" if precision == "fp32" else ".int8"
+    rec = sherpa_onnx.OnlineRecognizer.from_transducer(
+        tokens=str(folder / "tokens.txt"),
+        encoder=str(folder / f"encoder{suffix}.onnx"),
+        decoder=str(folder / f"decoder{suffix}.onnx"),
+        joiner=str(folder / f"joiner{suffix}.onnx"),
+        num_threads=1,
+        sample_rate=SR,
+        feature_dim=80,
+        high_freq=0.0,  # Parley's frontend uses the whole band; sherpa-onnx's default is Nyquist - 400 Hz
+        decoding_method=method,
+    )
+    stream = rec.create_stream()
+    stream.accept_waveform(SR, x)
+    stream.input_finished()
+    while rec.is_ready(stream):
+        rec.decode_stream(stream)
+    return rec.get_result_all(stream)
+
+
+def _sherpa_ids(result, tokens: list[str]) -> list[int]:
+    index = {t: i for i, t in enumerate(tokens)}
+    return [index[t.replace(" ", "▁")] for t in result.tokens]  # sherpa-onnx writes the word marker as a space
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_greedy_tokens_agree_pytorch_onnxruntime_sherpa_onnx(tiny, seed: int) -> None:
+    model, folder = tiny
+    rec = _recognizer(folder)
+    x, n_chunks = _padded_audio(3.0, seed)
+    enc = _pytorch_encoder_out(model, x, n_chunks)
+    lens = torch.tensor([enc.shape[1]])
+    for max_symbols in (1, 4):
+        ours = transcribe(rec, x, SR, tail_padding_ms=0, max_symbols_per_frame=max_symbols)
+        torch_hyp = greedy_search(model, enc, lens, max_symbols_per_frame=max_symbols)[0]
+        assert ours.chunks == n_chunks
+        assert 0 < len(ours.tokens) < max_symbols * enc.shape[1], "the random model should emit on some frames only"
+        assert ours.tokens == torch_hyp.tokens, f"max_symbols {max_symbols}: onnxruntime vs PyTorch greedy"
+        assert ours.frames == torch_hyp.frames
+    # sherpa-onnx's greedy search emits at most one token per frame.
+    sherpa = _sherpa(folder, x)
+    one = transcribe(rec, x, SR, tail_padding_ms=0, max_symbols_per_frame=1)
+    print(f"seed {seed}: {len(one.tokens)} tokens; sherpa-onnx text {sherpa.text!r}")
+    assert _sherpa_ids(sherpa, rec.heads[0].head.tokens) == one.tokens
+    assert sherpa.text.strip() == one.text
+    frame_s = SETTINGS.decode_chunk_len / SETTINGS.chunk / 100
+    assert np.allclose(sherpa.timestamps, np.array(one.frames) * frame_s)
+
+
+def test_int8_bundle_runs_in_sherpa_onnx_like_in_onnxruntime(tiny) -> None:
+    _, folder = tiny
+    rec = _recognizer(folder, "int8")
+    x, _ = _padded_audio(3.0, 0)
+    ours = transcribe(rec, x, SR, tail_padding_ms=0, max_symbols_per_frame=1)
+    sherpa = _sherpa(folder, x, "int8")
+    print(f"int8: {len(ours.tokens)} tokens, sherpa-onnx {len(sherpa.tokens)}")
+    assert _sherpa_ids(sherpa, rec.heads[0].head.tokens) == ours.tokens
+
+
+def test_modified_beam_search_agrees_with_pytorch(tiny) -> None:
+    model, folder = tiny
+    rec = _recognizer(folder)
+    x, n_chunks = _padded_audio(2.0, 2)
+    enc = _pytorch_encoder_out(model, x, n_chunks)
+    torch_hyp = modified_beam_search(model, enc, torch.tensor([enc.shape[1]]), beam=4)[0]
+    ours = transcribe(rec, x, SR, tail_padding_ms=0, search="beam", beam=4)
+    assert ours.tokens and ours.tokens == torch_hyp.tokens
+    assert ours.frames == torch_hyp.frames
+
+
+def test_bad_streaming_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="multiple of 40"):
+        StreamingSettings(chunk_ms=100, history_ms=400)
+    with pytest.raises(ValueError, match="multiple of chunk_ms"):
+        StreamingSettings(chunk_ms=320, history_ms=1000)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("PARLEY_TEST_CHECKPOINT" not in os.environ, reason="set PARLEY_TEST_CHECKPOINT (and _MANIFEST)")
+def test_trained_model_transcripts_match_sherpa_onnx(tmp_path) -> None:
+    """A real checkpoint: Parley's runtime and sherpa-onnx must write the same text for every test utterance."""
+    from models.manifest import read_manifest
+    from server.audio import read_wav
+
+    out = tmp_path / "bundle"
+    ck = os.environ["PARLEY_TEST_CHECKPOINT"]
+    assert export_main(["--checkpoint", ck, "--name", "check", "--out", str(out), "--chunk-ms", "320"]) == 0
+    rec = _recognizer(out)
+    utts = read_manifest(os.environ["PARLEY_TEST_MANIFEST"])[:20]
+    for u in utts:
+        audio, rate = read_wav(u.audio)
+        assert rate == SR, f"{u.audio}: {rate} Hz"
+        x = np.concatenate([audio, np.zeros(SR // 2, dtype=np.float32)])
+        ours = transcribe(rec, x, SR, tail_padding_ms=0, max_symbols_per_frame=1)
+        assert _sherpa(out, x).text.strip() == ours.text, u.id
