@@ -1,0 +1,511 @@
+"""`parley loadtest`: many concurrent real-time streams against a Parley server, with latency, WER and errors.
+
+    parley loadtest --url ws://127.0.0.1:8000/v1/stream --streams 16 --files data/corpus/en/test/*.wav \\
+        --refs data/corpus/en/test.jsonl --json load.json
+    parley loadtest --files a.wav b.wav --ramp --target-p95-ms 500 --duration 30 --json ramp.json --plot ramp.png
+
+Each of the N streams is a WebSocket connection that sends one file after another at real-time pace (`parley
+stream`'s `run_stream`); the streams start staggered over one chunk. Without --duration the files are shared out
+(stream i takes files i, i+N, ...; each file once when there are at least N); with --duration every stream keeps
+taking files (cycling) until that many seconds have passed, finishing the file it is on.
+
+Figures, per number of streams:
+- chunk latency: for each audio message, the time from sending it (its last sample) until the first partial or
+  final that arrives after it and covers it, i.e. whose "end" (how far the server has decoded) is at or past the
+  message's audio end. A server that omits "end" from partials is credited with the first message after the chunk.
+  The server only speaks when the text changes, so during a pause chunks wait for the next change (or the final):
+  the figure is honest for speech and pessimistic for silences. Chunks never covered are counted as uncovered.
+- finalization latency: time from sending stop until the "end" message.
+- WER against references (--refs), with a simple normalization (lowercase, punctuation dropped; characters for
+  Chinese), so it can differ slightly from `parley eval`'s.
+- errors by code (the server's codes, and the client's: connect_failed, closed, timeout, bad_reply).
+- the server's CPU use, from process_cpu_seconds_total on its /metrics, when it is there.
+
+--ramp runs 1, 2, 4, 8, ... streams until p95 chunk latency passes --target-p95-ms or a stream fails, then bisects
+between the last good and the first bad count, and reports the most streams that stayed within the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+import time
+import unicodedata
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clients.stream import DEFAULT_URL, StreamResult, run_stream
+from server.audio import read_wav
+
+_END_TOLERANCE = 0.0005  # s: the server rounds times to the millisecond
+_RAMP_DEFAULT_DURATION = 30.0  # s per level when --ramp is given without --duration
+
+
+@dataclass
+class Clip:
+    """One test file, read once, with its reference transcript if known."""
+
+    path: str
+    samples: np.ndarray
+    rate: int
+    ref: str | None = None
+    language: str = ""
+
+    @property
+    def duration(self) -> float:
+        return self.samples.size / self.rate
+
+
+# ---- Latency accounting ----
+
+
+def chunk_latencies(result: StreamResult) -> tuple[list[float], int]:
+    """Per-chunk latency (seconds) of one stream, by the definition in the module docstring.
+
+    Returns:
+        the latencies of the covered chunks, in send order, and the number of chunks never covered.
+    """
+    covering = [r for r in result.received if r.message.get("type") in ("partial", "final")]
+    latencies: list[float] = []
+    i = 0  # the first chunk not yet covered; chunks are sent in order of both time and audio end
+    for r in covering:
+        end = r.message.get("end")
+        reach = float(end) + _END_TOLERANCE if isinstance(end, int | float) else float("inf")
+        while i < len(result.chunks) and result.chunks[i].sent_at <= r.at and result.chunks[i].audio_end <= reach:
+            latencies.append(r.at - result.chunks[i].sent_at)
+            i += 1
+    return latencies, len(result.chunks) - i
+
+
+def percentiles_ms(values: Sequence[float]) -> dict | None:
+    """p50/p95/p99/mean/max of seconds, in milliseconds (None without values)."""
+    if not values:
+        return None
+    x = np.asarray(values, dtype=np.float64) * 1000.0
+    p50, p95, p99 = np.percentile(x, [50, 95, 99])
+    return {
+        "p50": round(float(p50), 1),
+        "p95": round(float(p95), 1),
+        "p99": round(float(p99), 1),
+        "mean": round(float(x.mean()), 1),
+        "max": round(float(x.max()), 1),
+        "n": int(x.size),
+    }
+
+
+# ---- WER (clients must not import models/, so a small local version) ----
+
+_NON_WORD = re.compile(r"[^\w'\-]+")
+
+
+def normalize_words(text: str, language: str = "") -> list[str]:
+    """Lowercase NFC words with punctuation dropped (apostrophes and hyphens inside words kept); for Chinese
+    (zh, cmn), the characters."""
+    text = unicodedata.normalize("NFC", text).lower()
+    words = [w.strip("'-") for w in _NON_WORD.sub(" ", text).split()]
+    words = [w for w in words if w]
+    if language.lower().split("-")[0].split("_")[0] in ("zh", "cmn"):
+        return [c for w in words for c in w]
+    return words
+
+
+def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
+    """Levenshtein distance between two token lists (substitutions, deletions and insertions cost 1)."""
+    prev = list(range(len(hyp) + 1))
+    for i in range(1, len(ref) + 1):
+        cur = [i] + [0] * len(hyp)
+        for j in range(1, len(hyp) + 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ref[i - 1] != hyp[j - 1]))
+        prev = cur
+    return prev[-1]
+
+
+def read_refs(path: str | os.PathLike) -> dict[str, tuple[str, str]]:
+    """Reference transcripts from a JSONL file: a Parley manifest ("id", "audio", "text", "language") or lines
+    {"file": ..., "text": ...}. Returns a map from every name a file may be looked up by (resolved path, file name,
+    stem, id) to (text, language)."""
+    path = Path(path)
+    refs: dict[str, tuple[str, str]] = {}
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                text = str(d["text"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{n}: not a JSON line with a text field ({e})") from None
+            value = (text, str(d.get("language") or ""))
+            audio = d.get("audio") or d.get("file")
+            if audio:
+                p = Path(audio)
+                p = p if p.is_absolute() else path.parent / p
+                for key in (str(p.resolve()), p.name, p.stem):
+                    refs.setdefault(key, value)
+            if d.get("id"):
+                refs.setdefault(str(d["id"]), value)
+    return refs
+
+
+def find_ref(refs: dict[str, tuple[str, str]], file: str) -> tuple[str, str] | None:
+    p = Path(file)
+    for key in (str(p.resolve()), p.name, p.stem):
+        if key in refs:
+            return refs[key]
+    return None
+
+
+# ---- Server CPU ----
+
+
+def metrics_url_for(url: str) -> str:
+    """ws://host:port/v1/stream -> http://host:port/metrics (wss -> https)."""
+    u = urllib.parse.urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(u.scheme, u.scheme)
+    return urllib.parse.urlunsplit((scheme, u.netloc, "/metrics", "", ""))
+
+
+def parse_metric(text: str, name: str) -> float | None:
+    """The value of an unlabelled sample `name` in Prometheus text, or None."""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == name:
+            try:
+                return float(parts[1])
+            except ValueError:
+                return None
+    return None
+
+
+def fetch_cpu_seconds(metrics_url: str, api_key: str | None = None, timeout: float = 2.0) -> float | None:
+    """The server's process_cpu_seconds_total, or None when /metrics cannot be read or lacks it."""
+    req = urllib.request.Request(metrics_url)
+    if api_key:
+        req.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return parse_metric(r.read().decode("utf-8", "replace"), "process_cpu_seconds_total")
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+
+
+# ---- Running a level ----
+
+
+@dataclass
+class Options:
+    """How each stream talks to the server."""
+
+    url: str = DEFAULT_URL
+    chunk_ms: float = 100.0
+    speed: float = 1.0
+    model: str | None = None
+    search: str | None = None
+    api_key: str | None = None
+    duration: float | None = None  # None: share the files out once
+    metrics_url: str | None = None
+    end_timeout: float = 30.0
+
+
+def _assignments(stream: int, streams: int, files: int) -> list[int]:
+    """File indices stream `stream` of `streams` takes when the files are shared out once."""
+    return [k % files for k in range(stream, max(files, streams), streams)]
+
+
+async def run_level(clips: Sequence[Clip], streams: int, opts: Options) -> dict:
+    """Runs `streams` concurrent streams and summarizes them (the JSON written for one level)."""
+    metrics_url = opts.metrics_url or metrics_url_for(opts.url)
+    cpu0 = await asyncio.to_thread(fetch_cpu_seconds, metrics_url, opts.api_key)
+    t_start = time.monotonic()
+    stagger = opts.chunk_ms / 1000.0 / streams if opts.speed > 0 else 0.0
+
+    async def worker(i: int) -> list[tuple[Clip, StreamResult]]:
+        await asyncio.sleep(i * stagger)
+        done: list[tuple[Clip, StreamResult]] = []
+        order = _assignments(i, streams, len(clips))
+        k = 0
+        while True:
+            if opts.duration is None:
+                if k >= len(order):
+                    break
+                clip = clips[order[k]]
+            else:
+                clip = clips[(i + k * streams) % len(clips)]
+            k += 1
+            r = await run_stream(
+                opts.url,
+                clip.samples,
+                clip.rate,
+                chunk_ms=opts.chunk_ms,
+                speed=opts.speed,
+                model=opts.model,
+                search=opts.search,
+                api_key=opts.api_key,
+                end_timeout=opts.end_timeout,
+            )
+            done.append((clip, r))
+            if r.error is not None and r.error.get("code") == "connect_failed":
+                break  # no point hammering a server that is not there
+            if opts.duration is not None and time.monotonic() - t_start >= opts.duration:
+                break
+        return done
+
+    per_stream = await asyncio.gather(*(worker(i) for i in range(streams)))
+    wall = time.monotonic() - t_start
+    cpu1 = await asyncio.to_thread(fetch_cpu_seconds, metrics_url, opts.api_key)
+    return summarize(streams, [x for xs in per_stream for x in xs], wall, cpu0, cpu1)
+
+
+def summarize(
+    streams: int, runs: Sequence[tuple[Clip, StreamResult]], wall: float, cpu0: float | None, cpu1: float | None
+) -> dict:
+    """The figures of one level from its streams' results."""
+    latencies: list[float] = []
+    uncovered = 0
+    finalization: list[float] = []
+    errors: Counter[str] = Counter()
+    edits = ref_words = scored = 0
+    audio = 0.0
+    for clip, r in runs:
+        lat, unc = chunk_latencies(r)
+        latencies += lat
+        uncovered += unc
+        if r.finalization_latency is not None:
+            finalization.append(r.finalization_latency)
+        if r.error is not None:
+            errors[str(r.error.get("code", "unknown"))] += 1
+        if r.chunks:
+            audio += r.chunks[-1].audio_end
+        if clip.ref is not None and r.error is None:
+            ref = normalize_words(clip.ref, clip.language)
+            edits += edit_distance(ref, normalize_words(r.text, clip.language))
+            ref_words += len(ref)
+            scored += 1
+    level = {
+        "streams": streams,
+        "files_streamed": len(runs),
+        "audio_seconds": round(audio, 3),
+        "wall_seconds": round(wall, 3),
+        "chunks": sum(len(r.chunks) for _, r in runs),
+        "chunks_uncovered": uncovered,
+        "latency_ms": percentiles_ms(latencies),
+        "finalization_ms": percentiles_ms(finalization),
+        "errors": dict(sorted(errors.items())),
+        "error_count": sum(errors.values()),
+        "wer": None,
+        "server_cpu_seconds": None,
+        "server_cpu_cores": None,
+    }
+    if scored:
+        level["wer"] = {
+            "rate": round(edits / ref_words, 4) if ref_words else float(edits > 0),
+            "errors": edits,
+            "reference_words": ref_words,
+            "files": scored,
+        }
+    if cpu0 is not None and cpu1 is not None:
+        level["server_cpu_seconds"] = round(cpu1 - cpu0, 3)
+        level["server_cpu_cores"] = round((cpu1 - cpu0) / wall, 3) if wall > 0 else None
+    return level
+
+
+def level_ok(level: dict, target_p95_ms: float) -> bool:
+    """Whether a level kept p95 chunk latency within the target without errors."""
+    lat = level["latency_ms"]
+    return level["error_count"] == 0 and lat is not None and lat["p95"] <= target_p95_ms
+
+
+async def ramp(
+    run: Callable[[int], Awaitable[dict]],
+    target_p95_ms: float,
+    max_streams: int = 1024,
+    report: Callable[[dict], None] | None = None,
+) -> tuple[list[dict], int]:
+    """Doubles the streams from 1 until a level fails (or max_streams), then bisects.
+
+    Returns:
+        the levels run, sorted by streams, and the most streams that passed (0 when even one failed).
+    """
+    levels: dict[int, dict] = {}
+
+    async def passes(n: int) -> bool:
+        levels[n] = await run(n)
+        if report is not None:
+            report(levels[n])
+        return level_ok(levels[n], target_p95_ms)
+
+    good, bad = 0, None
+    n = 1
+    while n <= max_streams:
+        if await passes(n):
+            good = n
+            n *= 2
+        else:
+            bad = n
+            break
+    if bad is None and good < max_streams:  # passed every doubling below max_streams: try max_streams itself
+        if await passes(max_streams):
+            good = max_streams
+        else:
+            bad = max_streams
+    while bad is not None and bad - good > 1:
+        mid = (good + bad) // 2
+        if await passes(mid):
+            good = mid
+        else:
+            bad = mid
+    return [levels[k] for k in sorted(levels)], good
+
+
+# ---- Output ----
+
+
+def describe(level: dict) -> str:
+    """One line for the terminal."""
+    parts = [f"streams {level['streams']:>4}:"]
+    lat, fin = level["latency_ms"], level["finalization_ms"]
+    if lat:
+        parts.append(f"chunk latency p50 {lat['p50']:.0f} p95 {lat['p95']:.0f} p99 {lat['p99']:.0f} ms")
+    else:
+        parts.append("no chunk latency")
+    if fin:
+        parts.append(f"final {fin['p50']:.0f} ms")
+    if level["wer"]:
+        parts.append(f"WER {100 * level['wer']['rate']:.2f}%")
+    parts.append(f"errors {level['error_count']}" + (f" {level['errors']}" if level["errors"] else ""))
+    if level["server_cpu_cores"] is not None:
+        parts.append(f"server CPU {level['server_cpu_cores']:.2f} cores")
+    return ", ".join(parts)
+
+
+def plot(levels: Sequence[dict], path: str, target_p95_ms: float | None = None) -> None:
+    """Chunk latency p50/p95/p99 against streams, as a PNG.
+
+    Raises:
+        ImportError: matplotlib is not installed.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted((lv for lv in levels if lv["latency_ms"]), key=lambda lv: lv["streams"])
+    xs = [lv["streams"] for lv in rows]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for key in ("p50", "p95", "p99"):
+        ax.plot(xs, [lv["latency_ms"][key] for lv in rows], marker="o", label=key)
+    if target_p95_ms is not None:
+        ax.axhline(target_p95_ms, color="grey", linestyle="--", label=f"target p95 {target_p95_ms:g} ms")
+    if xs and max(xs) >= 8:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel("concurrent streams")
+    ax.set_ylabel("chunk latency (ms)")
+    ax.set_title("Parley streaming latency")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def load_clips(files: Sequence[str], refs_path: str | None) -> list[Clip]:
+    """Reads the WAV files once and attaches their references.
+
+    Raises:
+        ValueError: a file cannot be read, or --refs has no reference for a file.
+    """
+    refs = read_refs(refs_path) if refs_path else None
+    clips = []
+    for f in files:
+        samples, rate = read_wav(f)
+        clip = Clip(str(f), samples, rate)
+        if refs is not None:
+            found = find_ref(refs, f)
+            if found is None:
+                raise ValueError(f"{refs_path} has no reference for {f} (looked up by path, file name and stem)")
+            clip.ref, clip.language = found
+        clips.append(clip)
+    return clips
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="parley loadtest", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--url", default=DEFAULT_URL, help=f"the server's stream endpoint (default: {DEFAULT_URL})")
+    p.add_argument("--files", nargs="+", required=True, metavar="WAV", help="the audio files to stream")
+    p.add_argument("--streams", type=int, default=1, help="concurrent streams (default: 1; --ramp ignores it)")
+    p.add_argument("--refs", help="references: a Parley manifest or JSONL lines {file, text}; enables WER")
+    p.add_argument("--duration", type=float, help="seconds per level: streams keep taking files until then")
+    p.add_argument("--chunk-ms", type=float, default=100.0, help="audio per message in ms (default: 100)")
+    p.add_argument("--speed", type=float, default=1.0, help="1: real time (default); 0: no pacing")
+    p.add_argument("--model", help="bundle name (default: the server's default)")
+    p.add_argument("--search", choices=("greedy", "beam"), help="search method (default: the model's)")
+    p.add_argument("--api-key", default=os.environ.get("PARLEY_API_KEY"), help="API key (default: $PARLEY_API_KEY)")
+    p.add_argument("--metrics-url", help="the server's /metrics (default: derived from --url)")
+    p.add_argument("--json", metavar="OUT", help="write every level's figures to this JSON file")
+    p.add_argument("--plot", metavar="PNG", help="plot latency against streams into this PNG (needs matplotlib)")
+    p.add_argument("--ramp", action="store_true", help="find the most streams within --target-p95-ms")
+    p.add_argument("--target-p95-ms", type=float, default=500.0, help="ramp target for p95 chunk latency (ms)")
+    p.add_argument("--max-streams", type=int, default=1024, help="ramp upper bound (default: 1024)")
+    a = p.parse_args(argv)
+    if a.streams < 1 or a.max_streams < 1 or a.chunk_ms <= 0 or a.speed < 0:
+        p.error("--streams and --max-streams must be >= 1, --chunk-ms > 0, --speed >= 0")
+    if a.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("parley loadtest: --plot needs matplotlib: pip install matplotlib", file=sys.stderr)
+            return 2
+    try:
+        clips = load_clips(a.files, a.refs)
+    except (OSError, ValueError) as e:
+        print(f"parley loadtest: {e}", file=sys.stderr)
+        return 2
+    duration = a.duration if a.duration is not None or not a.ramp else _RAMP_DEFAULT_DURATION
+    opts = Options(a.url, a.chunk_ms, a.speed, a.model, a.search, a.api_key, duration, a.metrics_url)
+
+    def report(level: dict) -> None:
+        print(describe(level), flush=True)
+
+    best = None
+    if a.ramp:
+        levels, best = asyncio.run(ramp(lambda n: run_level(clips, n, opts), a.target_p95_ms, a.max_streams, report))
+        print(f"most streams within p95 {a.target_p95_ms:g} ms: {best}")
+    else:
+        levels = [asyncio.run(run_level(clips, a.streams, opts))]
+        report(levels[0])
+
+    out = {
+        "url": a.url,
+        "chunk_ms": a.chunk_ms,
+        "speed": a.speed,
+        "duration": duration,
+        "files": [c.path for c in clips],
+        "audio_seconds_per_pass": round(sum(c.duration for c in clips), 3),
+        "target_p95_ms": a.target_p95_ms if a.ramp else None,
+        "max_streams_within_target": best,
+        "levels": levels,
+    }
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    if a.plot:
+        plot(levels, a.plot, a.target_p95_ms if a.ramp else None)
+    failed = sum(lv["error_count"] for lv in levels)
+    return 1 if failed and not a.ramp else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,312 @@
+"""`parley stream`: sends a WAV file to a Parley server as if it were live, and prints the captions.
+
+    parley stream talk.wav
+    parley stream talk.wav --url wss://asr.example.org/v1/stream --api-key "$KEY" --model en-small
+    parley stream talk.wav --speed 0 --json > messages.jsonl
+
+The audio goes out at its own sample rate (the server resamples) in s16le chunks of --chunk-ms, paced at real time
+(--speed 1; 2 is twice as fast, 0 as fast as the connection takes it). On a terminal, partials are rewritten in place
+on one line and each final gets its own; otherwise only finals are printed. Speaks protocol version 1
+(docs/protocol.md) and nothing else: `run_stream` is also what `parley loadtest` drives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from server.audio import read_wav, to_int16
+
+DEFAULT_URL = "ws://127.0.0.1:8000/v1/stream"
+CLIENT_ERRORS = ("connect_failed", "closed", "timeout", "bad_reply")  # error codes the client itself reports
+
+
+@dataclass
+class ChunkSent:
+    """One audio message: when it left (time.monotonic()) and the stream time its last sample ends at (s)."""
+
+    sent_at: float
+    audio_end: float
+
+
+@dataclass
+class Received:
+    """One server message and when it arrived (time.monotonic())."""
+
+    at: float
+    message: dict
+
+
+@dataclass
+class StreamResult:
+    """Everything one stream did, with times, for printing and for latency accounting.
+
+    `error` is the server's error message, or one the client made up with a code from `CLIENT_ERRORS`.
+    """
+
+    ready: dict | None = None
+    chunks: list[ChunkSent] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+    connected_at: float | None = None
+    stop_sent_at: float | None = None
+    end_at: float | None = None
+    error: dict | None = None
+    close_code: int | None = None
+
+    @property
+    def finals(self) -> list[dict]:
+        return [r.message for r in self.received if r.message.get("type") == "final"]
+
+    @property
+    def text(self) -> str:
+        """The whole transcript: the finals' texts joined by spaces."""
+        return " ".join(f["text"] for f in self.finals if f.get("text"))
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.end_at is not None
+
+    @property
+    def finalization_latency(self) -> float | None:
+        """Seconds from sending stop to receiving end."""
+        if self.stop_sent_at is None or self.end_at is None:
+            return None
+        return self.end_at - self.stop_sent_at
+
+
+def encode_audio(samples: np.ndarray, encoding: str) -> bytes:
+    """float samples `(T,)` in [-1, 1] -> raw little-endian bytes in `encoding` (s16le or f32le)."""
+    if encoding == "s16le":
+        return to_int16(samples).tobytes()
+    if encoding == "f32le":
+        return np.asarray(samples, dtype="<f4").tobytes()
+    raise ValueError(f"unknown encoding {encoding!r}")
+
+
+def _client_error(code: str, message: str) -> dict:
+    return {"type": "error", "code": code, "message": message}
+
+
+async def run_stream(
+    url: str,
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    chunk_ms: float = 100.0,
+    speed: float = 1.0,
+    encoding: str = "s16le",
+    model: str | None = None,
+    search: str | None = None,
+    partials: bool = True,
+    api_key: str | None = None,
+    on_message: Callable[[dict], None] | None = None,
+    open_timeout: float = 10.0,
+    end_timeout: float = 30.0,
+) -> StreamResult:
+    """Streams one recording through the protocol and records what happened. Never raises for server or network
+    failures: they end up in `StreamResult.error`.
+
+    Args:
+        url: the server's stream endpoint, ws:// or wss://.
+        samples: `(T,)` float audio in [-1, 1].
+        sample_rate: the rate of `samples` in Hz (sent as is; the server resamples).
+        chunk_ms: audio per binary message.
+        speed: pacing; 1 sends chunk k when its last sample would have been recorded, 0 sends without waiting.
+        encoding: "s16le" or "f32le" on the wire.
+        model, search, partials: the start message's fields (None: the server's default).
+        api_key: sent as `Authorization: Bearer`.
+        on_message: called with each server message as it arrives.
+        open_timeout: seconds to connect and get ready.
+        end_timeout: seconds to wait for end after stop.
+    """
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+    result = StreamResult()
+    data = encode_audio(samples, encoding)
+    width = 2 if encoding == "s16le" else 4
+    n = len(data) // width
+    step = max(1, round(sample_rate * chunk_ms / 1000))
+    start: dict = {"type": "start", "sample_rate": int(sample_rate), "encoding": encoding, "partials": partials}
+    if model:
+        start["model"] = model
+    if search:
+        start["search"] = search
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+
+    def record(raw: str | bytes) -> dict | None:
+        now = time.monotonic()
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            result.error = _client_error("bad_reply", f"server sent a message that is not JSON: {str(raw)[:80]}")
+            return None
+        if not isinstance(msg, dict):
+            result.error = _client_error("bad_reply", f"server sent a message that is not an object: {msg!r:.80}")
+            return None
+        result.received.append(Received(now, msg))
+        if msg.get("type") == "end":
+            result.end_at = now
+        elif msg.get("type") == "error" and result.error is None:
+            result.error = msg
+        if on_message is not None:
+            on_message(msg)
+        return msg
+
+    async def receive(ws) -> None:
+        try:
+            async for raw in ws:
+                record(raw)
+        except ConnectionClosed:
+            pass
+
+    try:
+        async with connect(
+            url, additional_headers=headers, open_timeout=open_timeout, close_timeout=5, max_size=None
+        ) as ws:
+            result.connected_at = time.monotonic()
+            try:
+                await ws.send(json.dumps(start))
+                first = record(await asyncio.wait_for(ws.recv(), open_timeout))
+            except (TimeoutError, ConnectionClosed) as e:
+                result.close_code = ws.close_code
+                if result.error is None:
+                    result.error = _client_error("closed", f"no ready message from the server ({e or 'timeout'})")
+                return result
+            if first is None or first.get("type") != "ready":
+                if result.error is None:
+                    result.error = _client_error("bad_reply", f"expected ready, got {first!r:.120}")
+                await ws.close()
+                result.close_code = ws.close_code
+                return result
+            result.ready = first
+
+            receiver = asyncio.create_task(receive(ws))
+            t0 = time.monotonic()
+            try:
+                for begin in range(0, n, step):
+                    end = min(begin + step, n)
+                    if speed > 0:
+                        delay = t0 + end / sample_rate / speed - time.monotonic()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    if receiver.done():  # the server closed (an error, most likely)
+                        break
+                    await ws.send(data[begin * width : end * width])
+                    result.chunks.append(ChunkSent(time.monotonic(), end / sample_rate))
+                if not receiver.done():
+                    await ws.send(json.dumps({"type": "stop"}))
+                    result.stop_sent_at = time.monotonic()
+            except ConnectionClosed:
+                pass
+            try:
+                await asyncio.wait_for(receiver, end_timeout)
+            except TimeoutError:
+                result.error = result.error or _client_error("timeout", f"no end within {end_timeout} s of stop")
+            result.close_code = ws.close_code
+    except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as e:
+        if result.connected_at is None:
+            result.error = _client_error("connect_failed", f"cannot connect to {url}: {e}")
+        elif result.error is None:
+            result.error = _client_error("closed", str(e))
+        return result
+    if result.error is None and result.end_at is None:
+        result.error = _client_error("closed", f"the server closed the stream (code {result.close_code}) before end")
+    return result
+
+
+class CaptionPrinter:
+    """Prints partials in place (carriage return, on a terminal) and finals on their own lines."""
+
+    def __init__(self, out=None, live: bool | None = None) -> None:
+        self.out = out or sys.stdout
+        self.live = self.out.isatty() if live is None else live
+        self._shown = False
+
+    def __call__(self, msg: dict) -> None:
+        kind = msg.get("type")
+        if kind == "partial" and self.live:
+            width = max(10, shutil.get_terminal_size().columns - 1)
+            text = msg.get("text", "")
+            self.out.write("\r\x1b[K" + (text if len(text) <= width else "…" + text[-(width - 1) :]))
+            self.out.flush()
+            self._shown = True
+        elif kind == "final":
+            if self._shown:
+                self.out.write("\r\x1b[K")
+                self._shown = False
+            self.out.write(msg.get("text", "") + "\n")
+            self.out.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="parley stream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("file", help="a PCM WAV file (any rate 8-48 kHz; channels are averaged)")
+    p.add_argument("--url", default=DEFAULT_URL, help=f"the server's stream endpoint (default: {DEFAULT_URL})")
+    p.add_argument("--speed", type=float, default=1.0, help="1: real time (default), 2: twice as fast, 0: no pacing")
+    p.add_argument("--chunk-ms", type=float, default=100.0, help="audio per message in ms (default: 100)")
+    p.add_argument("--model", help="bundle name (default: the server's default)")
+    p.add_argument("--search", choices=("greedy", "beam"), help="search method (default: the model's)")
+    p.add_argument("--encoding", choices=("s16le", "f32le"), default="s16le", help="wire format (default: s16le)")
+    p.add_argument("--no-partials", action="store_true", help="ask the server for finals only")
+    p.add_argument(
+        "--api-key", default=os.environ.get("PARLEY_API_KEY"), help="API key (default: $PARLEY_API_KEY, if set)"
+    )
+    p.add_argument("--json", action="store_true", help="print every server message as a JSON line instead of text")
+    a = p.parse_args(argv)
+    if a.speed < 0 or a.chunk_ms <= 0:
+        p.error("--speed must be >= 0 and --chunk-ms > 0")
+    try:
+        samples, rate = read_wav(a.file)
+    except (OSError, ValueError) as e:
+        print(f"parley stream: {e}", file=sys.stderr)
+        return 2
+
+    if a.json:
+
+        def show(msg: dict) -> None:
+            print(json.dumps(msg, ensure_ascii=False), flush=True)
+    else:
+        show = CaptionPrinter()
+    try:
+        result = asyncio.run(
+            run_stream(
+                a.url,
+                samples,
+                rate,
+                chunk_ms=a.chunk_ms,
+                speed=a.speed,
+                encoding=a.encoding,
+                model=a.model,
+                search=a.search,
+                partials=not a.no_partials,
+                api_key=a.api_key,
+                on_message=show,
+            )
+        )
+    except KeyboardInterrupt:
+        return 130
+    if result.error is not None:
+        print(f"parley stream: error {result.error.get('code')}: {result.error.get('message')}", file=sys.stderr)
+        return 1
+    print(
+        f"parley stream: {samples.size / rate:.2f} s of audio, {len(result.finals)} final(s), "
+        f"end {1000 * (result.finalization_latency or 0):.0f} ms after stop",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

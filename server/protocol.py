@@ -1,0 +1,495 @@
+"""Parley's streaming protocol, version 1: what clients may send, what the server answers, and how errors close.
+
+The wire format is documented for client authors in docs/protocol.md (with docs/protocol.schema.json); this module is
+its one implementation on the server side. Everything here is pure: no sockets, no model. The app turns each
+`ProtocolError` into an `error` message and a close with `close_code`.
+
+    >>> state = ProtocolState(max_message_bytes=1 << 20)
+    >>> start = state.on_text('{"type": "start", "sample_rate": 48000, "encoding": "s16le"}')
+    >>> samples = state.on_binary(chunk)          # float32 (T,) at start.sample_rate
+    >>> stop = state.on_text('{"type": "stop"}')  # StopRequest: flush, send "end", close 1000
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from server.audio import ENCODINGS, decode_pcm
+from server.features import MAX_INPUT_RATE, MIN_INPUT_RATE
+
+PROTOCOL_VERSION = 1
+STREAM_PATH = "/v1/stream"
+SEARCH_METHODS = ("greedy", "beam")
+DEFAULT_MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: 32 s of 16 kHz s16le, 5.4 s of 48 kHz f32le per binary message
+
+# WebSocket close codes (RFC 6455, section 7.4.1).
+CLOSE_NORMAL = 1000  # the stream ended after "stop" and "end"
+CLOSE_GOING_AWAY = 1001  # the server is shutting down (draining)
+CLOSE_UNSUPPORTED_DATA = 1003  # data the server cannot interpret: not JSON, audio that is not whole samples
+CLOSE_POLICY = 1008  # a message the protocol does not allow here: bad fields, wrong order, no API key
+CLOSE_TOO_BIG = 1009  # a message over the size limit
+CLOSE_INTERNAL = 1011  # the server failed
+CLOSE_TRY_AGAIN = 1013  # the server is full; try again later (or another replica)
+
+# Error codes sent in {"type": "error", "code": ...}, with the close code each one ends the connection with.
+BAD_JSON = "bad_json"  # a text message that is not a JSON object
+BAD_MESSAGE = "bad_message"  # a JSON object whose "type" is missing or not a client message type
+UNKNOWN_FIELD = "unknown_field"  # a start message with a field protocol version 1 does not define
+INVALID_VALUE = "invalid_value"  # a field with a wrong type or value, or a required field missing
+UNSUPPORTED_RATE = "unsupported_rate"  # sample_rate outside 8000-48000 Hz
+UNSUPPORTED_ENCODING = "unsupported_encoding"  # encoding other than s16le / f32le
+UNKNOWN_MODEL = "unknown_model"  # no bundle of that name is loaded
+UNSUPPORTED_OPTION = "unsupported_option"  # the model cannot do what was asked (language, translate, search)
+NOT_STARTED = "not_started"  # audio or stop before start
+ALREADY_STARTED = "already_started"  # a second start
+AFTER_STOP = "after_stop"  # a message after stop
+BAD_AUDIO = "bad_audio"  # a byte count that is not whole samples, or NaN / infinite f32le samples
+TOO_BIG = "too_big"  # a message over max_message_bytes
+UNAUTHORIZED = "unauthorized"  # missing or unknown API key
+FORBIDDEN_ORIGIN = "forbidden_origin"  # a browser page from an origin not in allowed_origins
+IDLE_TIMEOUT = "idle_timeout"  # no message for idle_timeout_s
+SERVER_FULL = "server_full"  # max_connections streams are open
+SHUTTING_DOWN = "shutting_down"  # the server is draining
+INTERNAL = "internal"  # a server bug or model failure
+
+ERROR_CLOSE_CODES: dict[str, int] = {
+    BAD_JSON: CLOSE_UNSUPPORTED_DATA,
+    BAD_MESSAGE: CLOSE_POLICY,
+    UNKNOWN_FIELD: CLOSE_POLICY,
+    INVALID_VALUE: CLOSE_POLICY,
+    UNSUPPORTED_RATE: CLOSE_UNSUPPORTED_DATA,
+    UNSUPPORTED_ENCODING: CLOSE_UNSUPPORTED_DATA,
+    UNKNOWN_MODEL: CLOSE_POLICY,
+    UNSUPPORTED_OPTION: CLOSE_POLICY,
+    NOT_STARTED: CLOSE_POLICY,
+    ALREADY_STARTED: CLOSE_POLICY,
+    AFTER_STOP: CLOSE_POLICY,
+    BAD_AUDIO: CLOSE_UNSUPPORTED_DATA,
+    TOO_BIG: CLOSE_TOO_BIG,
+    UNAUTHORIZED: CLOSE_POLICY,
+    FORBIDDEN_ORIGIN: CLOSE_POLICY,
+    IDLE_TIMEOUT: CLOSE_POLICY,
+    SERVER_FULL: CLOSE_TRY_AGAIN,
+    SHUTTING_DOWN: CLOSE_GOING_AWAY,
+    INTERNAL: CLOSE_INTERNAL,
+}
+
+# The start message's fields: name -> required. Later protocol versions may add fields; version 1 refuses unknown
+# ones so that a client relying on a newer feature learns at once that this server lacks it.
+START_FIELDS: dict[str, bool] = {
+    "type": True,
+    "sample_rate": True,
+    "encoding": True,
+    "model": False,
+    "partials": False,
+    "search": False,
+    "language": False,
+    "translate": False,
+}
+_MAX_NAME = 128  # characters in a model or language name
+
+
+class ProtocolError(Exception):
+    """A client broke the protocol: answer `error_message(code, message)` and close with `close_code`.
+
+    Args:
+        code: one of the error code constants above.
+        message: a sentence for the client's developer.
+        close_code: the WebSocket close code; by default the one `ERROR_CLOSE_CODES` gives for `code`.
+    """
+
+    def __init__(self, code: str, message: str, close_code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.close_code = close_code if close_code is not None else ERROR_CLOSE_CODES.get(code, CLOSE_POLICY)
+
+    def to_message(self) -> dict:
+        """The `error` message to send before closing."""
+        return error_message(self.code, self.message)
+
+    def __repr__(self) -> str:
+        return f"ProtocolError({self.code!r}, {self.message!r}, {self.close_code})"
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """A validated start message.
+
+    `model` None means the server's default bundle; `search` None the bundle's default method; `language` None
+    the bundle's default language ("auto" asks a multilingual bundle to detect it); `translate` the target
+    languages whose translations the client wants next to the captions.
+    """
+
+    sample_rate: int
+    encoding: str
+    model: str | None = None
+    partials: bool = True
+    search: str | None = None
+    language: str | None = None
+    translate: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def bytes_per_sample(self) -> int:
+        return 2 if self.encoding == "s16le" else 4
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """The stop message: no more audio will come."""
+
+
+def _invalid(name: str, expected: str, value: Any) -> ProtocolError:
+    return ProtocolError(INVALID_VALUE, f'"{name}" must be {expected}, got {json.dumps(value)[:80]}')
+
+
+def _name(d: dict, key: str) -> str | None:
+    """An optional non-empty string field (model, language)."""
+    v = d.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str) or not v.strip() or len(v) > _MAX_NAME:
+        raise _invalid(key, f"a non-empty string of at most {_MAX_NAME} characters", v)
+    return v
+
+
+def _object(text: str | bytes) -> dict:
+    try:
+        d = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ProtocolError(BAD_JSON, f"text message is not valid JSON: {e}") from None
+    if not isinstance(d, dict):
+        raise ProtocolError(BAD_JSON, f"text message must be a JSON object, got {type(d).__name__}")
+    return d
+
+
+def start_from_dict(d: dict) -> StartRequest:
+    """Validates a decoded start message (a dict with "type": "start") into a `StartRequest`.
+
+    Raises:
+        ProtocolError: unknown fields, missing fields, wrong types or values.
+    """
+    unknown = sorted(set(d) - set(START_FIELDS))
+    if unknown:
+        raise ProtocolError(
+            UNKNOWN_FIELD,
+            f"unknown field(s) {unknown} in start; protocol version {PROTOCOL_VERSION} knows {sorted(START_FIELDS)}",
+        )
+    missing = [k for k, required in START_FIELDS.items() if required and k not in d]
+    if missing:
+        raise ProtocolError(INVALID_VALUE, f"start lacks required field(s) {missing}")
+    if d["type"] != "start":
+        raise _invalid("type", '"start"', d["type"])
+
+    rate = d["sample_rate"]
+    # bool is an int in Python; JSON true is not a rate. 16000.0 is accepted: some JSON writers only have floats.
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate != int(rate):
+        raise _invalid("sample_rate", "an integer number of Hz", rate)
+    rate = int(rate)
+    if not MIN_INPUT_RATE <= rate <= MAX_INPUT_RATE:
+        raise ProtocolError(
+            UNSUPPORTED_RATE, f"sample_rate {rate} Hz not supported: use {MIN_INPUT_RATE}-{MAX_INPUT_RATE} Hz"
+        )
+
+    encoding = d["encoding"]
+    if not isinstance(encoding, str):
+        raise _invalid("encoding", f"one of {list(ENCODINGS)}", encoding)
+    if encoding not in ENCODINGS:
+        raise ProtocolError(UNSUPPORTED_ENCODING, f"encoding {encoding!r} not supported: use one of {list(ENCODINGS)}")
+
+    partials = d.get("partials", True)
+    if not isinstance(partials, bool):
+        raise _invalid("partials", "true or false", partials)
+
+    search = d.get("search")
+    if search is not None and search not in SEARCH_METHODS:
+        raise _invalid("search", f"one of {list(SEARCH_METHODS)}", search)
+
+    translate = d.get("translate", [])
+    if translate is None:
+        translate = []
+    if not isinstance(translate, list) or not all(isinstance(t, str) and t.strip() for t in translate):
+        raise _invalid("translate", "a list of language names", translate)
+    if len(set(translate)) != len(translate):
+        raise _invalid("translate", "a list without repeats", translate)
+    if any(len(t) > _MAX_NAME for t in translate):
+        raise _invalid("translate", f"language names of at most {_MAX_NAME} characters", translate)
+
+    return StartRequest(
+        sample_rate=rate,
+        encoding=encoding,
+        model=_name(d, "model"),
+        partials=partials,
+        search=search,
+        language=_name(d, "language"),
+        translate=tuple(translate),
+    )
+
+
+def parse_text_message(text: str | bytes) -> StartRequest | StopRequest:
+    """Parses a client text message: a start or a stop.
+
+    Raises:
+        ProtocolError: not a JSON object (bad_json), a type other than start/stop (bad_message), a stop with extra
+            fields (unknown_field), or an invalid start.
+    """
+    d = _object(text)
+    kind = d.get("type")
+    if kind == "start":
+        return start_from_dict(d)
+    if kind == "stop":
+        extra = sorted(set(d) - {"type"})
+        if extra:
+            raise ProtocolError(UNKNOWN_FIELD, f"unknown field(s) {extra} in stop")
+        return StopRequest()
+    raise ProtocolError(BAD_MESSAGE, f'text messages must have "type" "start" or "stop", got {json.dumps(kind)[:80]}')
+
+
+def parse_start(text: str | bytes) -> StartRequest:
+    """Parses the first message of a stream, which must be a start.
+
+    Raises:
+        ProtocolError: anything else, or an invalid start (see `start_from_dict`).
+    """
+    msg = parse_text_message(text)
+    if not isinstance(msg, StartRequest):
+        raise ProtocolError(NOT_STARTED, "the first message must be a start message")
+    return msg
+
+
+def decode_audio_message(data: bytes, encoding: str, max_bytes: int | None = None) -> np.ndarray:
+    """A binary audio message -> float32 samples `(T,)` (at the stream's sample rate; not clipped).
+
+    Raises:
+        ProtocolError: over `max_bytes` (too_big), not whole samples or non-finite floats (bad_audio).
+    """
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ProtocolError(TOO_BIG, f"audio message of {len(data)} bytes is over the limit of {max_bytes} bytes")
+    if encoding not in ENCODINGS:
+        raise ProtocolError(UNSUPPORTED_ENCODING, f"encoding {encoding!r} not supported")
+    try:
+        return decode_pcm(bytes(data), encoding)
+    except ValueError as e:
+        raise ProtocolError(BAD_AUDIO, str(e)) from None
+
+
+class ProtocolState:
+    """The order of one connection's client messages: start, audio..., stop. Pure; one per connection.
+
+    Args:
+        max_message_bytes: the largest binary or text message accepted.
+    """
+
+    def __init__(self, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        self.max_message_bytes = max_message_bytes
+        self.start: StartRequest | None = None
+        self.stopped = False
+        self.samples_received = 0  # at start.sample_rate
+
+    @property
+    def seconds_received(self) -> float:
+        return self.samples_received / self.start.sample_rate if self.start else 0.0
+
+    def on_text(self, text: str | bytes) -> StartRequest | StopRequest:
+        """Validates a text message in this connection's state.
+
+        Raises:
+            ProtocolError: too big, invalid, a second start, a stop before start, anything after stop.
+        """
+        size = len(text.encode()) if isinstance(text, str) else len(text)
+        if size > self.max_message_bytes:
+            raise ProtocolError(TOO_BIG, f"text message over the limit of {self.max_message_bytes} bytes")
+        if self.stopped:
+            raise ProtocolError(AFTER_STOP, "no message may follow stop")
+        msg = parse_text_message(text)
+        if isinstance(msg, StartRequest):
+            if self.start is not None:
+                raise ProtocolError(ALREADY_STARTED, "start was already sent on this connection")
+            self.start = msg
+        else:
+            if self.start is None:
+                raise ProtocolError(NOT_STARTED, "stop before start")
+            self.stopped = True
+        return msg
+
+    def on_binary(self, data: bytes) -> np.ndarray:
+        """Decodes an audio message in this connection's state: float32 samples `(T,)` at start.sample_rate.
+
+        Raises:
+            ProtocolError: audio before start or after stop, too big, not whole samples, NaN or infinite floats.
+        """
+        if self.start is None:
+            raise ProtocolError(NOT_STARTED, "audio before start: send the start message first")
+        if self.stopped:
+            raise ProtocolError(AFTER_STOP, "audio after stop")
+        x = decode_audio_message(data, self.start.encoding, self.max_message_bytes)
+        self.samples_received += int(x.size)
+        return x
+
+
+# ---- Server messages ----
+
+
+def _seconds(t: float) -> float:
+    """Times go out rounded to the millisecond: finer digits are noise at a 10 ms frame shift."""
+    return round(float(t), 3)
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognized word and its time span in seconds from the start of the stream."""
+
+    word: str
+    start: float
+    end: float
+
+    def to_dict(self) -> dict:
+        return {"word": self.word, "start": _seconds(self.start), "end": _seconds(self.end)}
+
+
+def ready_message(
+    session: str,
+    model: str,
+    chunk_ms: float,
+    sample_rate: int,
+    encoding: str,
+    partials: bool = True,
+    search: str = "greedy",
+    **extra: Any,
+) -> dict:
+    """The answer to a valid start.
+
+    Args:
+        session: the server's id for this stream (for logs and support).
+        model: the bundle that serves the stream.
+        chunk_ms: the encoder's chunk: the granularity at which results can change.
+        sample_rate: the client's audio rate, as accepted.
+        encoding: the client's audio encoding, as accepted.
+        partials: whether partial messages will be sent.
+        search: the search method in use.
+        **extra: further fields (e.g. language, translate, max_message_bytes).
+    """
+    msg = {
+        "type": "ready",
+        "protocol": PROTOCOL_VERSION,
+        "session": session,
+        "model": model,
+        "chunk_ms": chunk_ms,
+        "sample_rate": int(sample_rate),
+        "encoding": encoding,
+        "partials": bool(partials),
+        "search": search,
+    }
+    msg.update(extra)
+    return msg
+
+
+def partial_message(segment: int, text: str, start: float, end: float, **extra: Any) -> dict:
+    """The open segment's text changed.
+
+    Args:
+        segment: the segment's index, counting from 0 in each stream.
+        text: the whole segment's text so far (not a delta).
+        start: the segment's start, in seconds from the stream's start.
+        end: how far the server has decoded, in seconds from the stream's start: this text accounts for all audio
+            up to `end` (clients measure latency with it).
+        **extra: further fields (later: language, translations, channel).
+    """
+    msg = {"type": "partial", "segment": int(segment), "text": text, "start": _seconds(start), "end": _seconds(end)}
+    msg.update(extra)
+    return msg
+
+
+def final_message(
+    segment: int, text: str, start: float, end: float, words: Iterable[Word | Mapping[str, Any]] = (), **extra: Any
+) -> dict:
+    """A segment closed (endpoint or end of stream); its text will not change again.
+
+    Args:
+        segment: the segment's index; the next segment is `segment + 1`.
+        text: the segment's final text.
+        start: the segment's start, in seconds from the stream's start.
+        end: the segment's end (where the endpoint fired, or the end of the audio).
+        words: the words with their times.
+        **extra: further fields.
+    """
+    ws = [w.to_dict() if isinstance(w, Word) else Word(str(w["word"]), w["start"], w["end"]).to_dict() for w in words]
+    msg = {
+        "type": "final",
+        "segment": int(segment),
+        "text": text,
+        "start": _seconds(start),
+        "end": _seconds(end),
+        "words": ws,
+    }
+    msg.update(extra)
+    return msg
+
+
+def end_message(**extra: Any) -> dict:
+    """All finals were sent after stop; the server closes with 1000 next. Extra fields, e.g. audio_seconds."""
+    msg = {"type": "end"}
+    msg.update(extra)
+    return msg
+
+
+def error_message(code: str, message: str) -> dict:
+    """An error; the server closes the connection right after it."""
+    return {"type": "error", "code": code, "message": message}
+
+
+def transcript_response(model: str, duration: float, finals: Sequence[dict], **extra: Any) -> dict:
+    """The body `POST /v1/transcribe` answers: the same final messages a stream would have produced.
+
+    Args:
+        model: the bundle used.
+        duration: the audio's duration in seconds.
+        finals: the `final_message` dicts, in order.
+    """
+    msg = {
+        "model": model,
+        "duration": _seconds(duration),
+        "text": " ".join(f["text"] for f in finals if f["text"]),
+        "segments": list(finals),
+    }
+    msg.update(extra)
+    return msg
+
+
+def dumps(msg: dict) -> str:
+    """A message as compact JSON text (UTF-8 characters left as they are)."""
+    return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+
+
+# ---- Authentication ----
+
+
+def api_key_from_request(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """The API key a request carries: `Authorization: Bearer KEY`, `X-API-Key: KEY`, or `?api_key=KEY`.
+
+    The query parameter exists for browsers, whose WebSocket API cannot set headers. `headers` must be
+    case-insensitive (Starlette's are) or use lowercase names.
+    """
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    key = headers.get("x-api-key") or query.get("api_key")
+    return key or None
+
+
+def api_key_valid(key: str | None, allowed: Sequence[str]) -> bool:
+    """True when `allowed` is empty (no authentication) or `key` is one of them (compared in constant time)."""
+    if not allowed:
+        return True
+    if not key:
+        return False
+    return any(hmac.compare_digest(key.encode(), k.encode()) for k in allowed)

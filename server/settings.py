@@ -1,0 +1,307 @@
+"""Every knob of `parley serve`, in one dataclass: defaults, then `PARLEY_*` environment variables, then flags.
+
+Each field `name` is read from the environment variable `PARLEY_<NAME>` (`PARLEY_MAX_BATCH=64`) and from the flag
+`--name` with dashes (`--max-batch 64`); a flag wins over the environment, the environment over the default. Lists
+(`api_keys`, `allowed_origins`) are comma-separated in the environment and repeated flags on the command line.
+
+    parley serve --port 8000 --providers cuda --max-batch 64 --api-key "$KEY"
+    PARLEY_API_KEYS_FILE=/run/secrets/parley-keys PARLEY_ALLOWED_ORIGINS=https://example.org parley serve
+
+The names are in `Settings`' fields below; `parley serve --help` lists them with their variables and defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from server.endpoint import EndpointConfig
+from server.protocol import DEFAULT_MAX_MESSAGE_BYTES
+
+ENV_PREFIX = "PARLEY_"
+DEFAULT_BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
+PROVIDERS = ("auto", "cuda", "cpu")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _bool(text: str) -> bool:
+    t = text.strip().lower()
+    if t in _TRUE:
+        return True
+    if t in _FALSE:
+        return False
+    raise ValueError(f"expected one of {_TRUE + _FALSE}, got {text!r}")
+
+
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def _meta(help: str, parse: Callable[[str], Any] = str, metavar: str | None = None) -> dict[str, Any]:
+    """A Settings field's metadata: what argparse and the environment reader need."""
+    return {"help": help, "parse": parse, "metavar": metavar}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The server's configuration. Construct with keyword arguments, or `from_env_and_args` for the command.
+
+    Raises:
+        ValueError: a value out of range, naming the setting and what it accepts.
+    """
+
+    # Network.
+    host: str = field(
+        default="127.0.0.1", metadata=_meta("address to listen on (0.0.0.0 for every interface)", metavar="ADDR")
+    )
+    port: int = field(default=8000, metadata=_meta("TCP port (0: any free port)", int))
+    ssl_certfile: Path | None = field(
+        default=None, metadata=_meta("TLS certificate (PEM) for wss:// and https://", Path, "PEM")
+    )
+    ssl_keyfile: Path | None = field(
+        default=None, metadata=_meta("TLS private key (PEM), with --ssl-certfile", Path, "PEM")
+    )
+    log_level: str = field(default="info", metadata=_meta(f"log level: {', '.join(LOG_LEVELS)}", str.lower, "LEVEL"))
+
+    # Models.
+    bundles: Path = field(
+        default=DEFAULT_BUNDLES,
+        metadata=_meta("folder of model bundles (one sub-folder with a bundle.json each)", Path, "DIR"),
+    )
+    default_model: str | None = field(
+        default=None, metadata=_meta("bundle used when a client names none (default: the first by name)", str, "NAME")
+    )
+    providers: str = field(
+        default="auto", metadata=_meta("onnxruntime providers: auto (CUDA when usable), cuda, cpu", str.lower, "P")
+    )
+    intra_op_threads: int = field(
+        default=0, metadata=_meta("onnxruntime threads per model run (0: onnxruntime's choice)", int, "N")
+    )
+
+    # Batching engine.
+    max_batch: int = field(default=32, metadata=_meta("most streams in one encoder run", int, "N"))
+    max_wait_ms: float = field(
+        default=10.0, metadata=_meta("longest wait for a fuller batch once a chunk is ready (ms)", float, "MS")
+    )
+    queue_chunks: int = field(
+        default=8,
+        metadata=_meta(
+            "audio chunks a connection may have waiting for the engine; beyond that its socket is not read", int, "N"
+        ),
+    )
+
+    # Limits.
+    max_connections: int = field(
+        default=100, metadata=_meta("open streams at most; more are refused with close code 1013", int, "N")
+    )
+    max_message_bytes: int = field(
+        default=DEFAULT_MAX_MESSAGE_BYTES, metadata=_meta("largest WebSocket message accepted (bytes)", int, "B")
+    )
+    max_upload_bytes: int = field(
+        default=64 << 20, metadata=_meta("largest POST /v1/transcribe body (bytes)", int, "B")
+    )
+    idle_timeout_s: float = field(
+        default=30.0, metadata=_meta("close a stream after this many seconds without a message", float, "S")
+    )
+    drain_timeout_s: float = field(
+        default=30.0, metadata=_meta("on shutdown, seconds open streams get to finish", float, "S")
+    )
+
+    # Endpointing: sherpa-onnx's three rules (server/endpoint.py).
+    endpointing: bool = field(
+        default=True, metadata=_meta("close segments at endpoints (off: one segment until stop)", _bool)
+    )
+    rule1_min_trailing_silence: float = field(
+        default=2.4, metadata=_meta("endpoint rule 1: seconds of trailing silence", float, "S")
+    )
+    rule2_min_trailing_silence: float = field(
+        default=1.2, metadata=_meta("endpoint rule 2: seconds of silence after speech", float, "S")
+    )
+    rule3_min_utterance_length: float = field(
+        default=20.0, metadata=_meta("endpoint rule 3: longest segment (s)", float, "S")
+    )
+
+    # Access.
+    api_keys: tuple[str, ...] = field(
+        default_factory=tuple, metadata=_meta("accepted API keys (none: no authentication)", _list, "KEY"), repr=False
+    )
+    api_keys_file: Path | None = field(
+        default=None, metadata=_meta("file of accepted API keys, one per line (added to --api-key)", Path, "FILE")
+    )
+    allowed_origins: tuple[str, ...] = field(
+        default_factory=tuple,
+        metadata=_meta(
+            "browser origins allowed to connect, e.g. https://example.org (none: any; * any)", _list, "ORIGIN"
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        # Normalize types so that Settings(bundles="x") and Settings(api_keys=["k"]) behave like the parsed forms.
+        for name in ("bundles", "ssl_certfile", "ssl_keyfile", "api_keys_file"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, Path):
+                object.__setattr__(self, name, Path(v))
+        for name in ("api_keys", "allowed_origins"):
+            v = getattr(self, name)
+            object.__setattr__(self, name, (v,) if isinstance(v, str) else tuple(v))
+        object.__setattr__(self, "allowed_origins", tuple(o.rstrip("/") for o in self.allowed_origins))
+        object.__setattr__(self, "log_level", self.log_level.lower())
+        object.__setattr__(self, "providers", self.providers.lower())
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises ValueError naming the first bad setting."""
+
+        def need(ok: bool, name: str, what: str) -> None:
+            if not ok:
+                raise ValueError(f"{name} = {getattr(self, name)!r}: {what}")
+
+        need(bool(self.host.strip()), "host", "must not be empty")
+        need(0 <= self.port <= 65535, "port", "must be 0-65535")
+        need(self.providers in PROVIDERS, "providers", f"must be one of {', '.join(PROVIDERS)}")
+        need(self.log_level in LOG_LEVELS, "log_level", f"must be one of {', '.join(LOG_LEVELS)}")
+        need(self.default_model is None or bool(self.default_model.strip()), "default_model", "must not be empty")
+        need(self.intra_op_threads >= 0, "intra_op_threads", "must be >= 0 (0: onnxruntime's choice)")
+        need(self.max_batch >= 1, "max_batch", "must be >= 1")
+        need(self.max_wait_ms >= 0, "max_wait_ms", "must be >= 0")
+        need(self.queue_chunks >= 1, "queue_chunks", "must be >= 1")
+        need(self.max_connections >= 1, "max_connections", "must be >= 1")
+        need(1024 <= self.max_message_bytes <= 64 << 20, "max_message_bytes", "must be 1 KiB-64 MiB")
+        need(self.max_upload_bytes >= 1024, "max_upload_bytes", "must be >= 1 KiB")
+        need(self.idle_timeout_s > 0, "idle_timeout_s", "must be > 0")
+        need(self.drain_timeout_s >= 0, "drain_timeout_s", "must be >= 0")
+        need(self.rule1_min_trailing_silence >= 0, "rule1_min_trailing_silence", "must be >= 0")
+        need(self.rule2_min_trailing_silence >= 0, "rule2_min_trailing_silence", "must be >= 0")
+        need(self.rule3_min_utterance_length > 0, "rule3_min_utterance_length", "must be > 0")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together: give both or neither")
+        for name in ("ssl_certfile", "ssl_keyfile", "api_keys_file"):
+            path = getattr(self, name)
+            need(path is None or path.is_file(), name, "no such file")
+        for key in self.api_keys:
+            if not key or key != key.strip() or any(c.isspace() for c in key):
+                raise ValueError("api_keys: a key is empty or contains white space")
+        for origin in self.allowed_origins:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"allowed_origins: {origin!r} is not * or an origin like https://example.org")
+
+    # ---- Construction ----
+
+    @classmethod
+    def from_env_and_args(
+        cls, args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Defaults, overridden by `PARLEY_*` variables in `environ` (os.environ by default), overridden by the flags
+        in `args` that were given (flags `add_arguments` defined default to None, meaning "not given").
+
+        Keys in `api_keys_file` are added to `api_keys`.
+
+        Raises:
+            ValueError: an unparsable variable (named in the message) or an invalid setting.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            var = ENV_PREFIX + f.name.upper()
+            text = environ.get(var)
+            if text is not None and text.strip() != "":
+                try:
+                    values[f.name] = f.metadata["parse"](text.strip())
+                except ValueError as e:
+                    expected = {int: "expected an integer", float: "expected a number"}.get(f.metadata["parse"], e)
+                    raise ValueError(f"{var}={text!r}: {expected}") from None
+            if args is not None and getattr(args, f.name, None) is not None:
+                values[f.name] = getattr(args, f.name)
+        keys_file = values.get("api_keys_file")
+        if keys_file is not None:
+            values["api_keys"] = tuple(values.get("api_keys", ())) + _read_keys(Path(keys_file))
+        return cls(**values)
+
+    # ---- What the rest of the server asks ----
+
+    def endpoint_config(self) -> EndpointConfig:
+        """The endpoint rules these settings describe."""
+        return EndpointConfig.from_seconds(
+            self.rule1_min_trailing_silence,
+            self.rule2_min_trailing_silence,
+            self.rule3_min_utterance_length,
+            self.endpointing,
+        )
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """Whether a request with this Origin header may connect. Requests without one (not from a browser page)
+        always may: the origin check protects browser users, API keys protect the server."""
+        if origin is None or not self.allowed_origins or "*" in self.allowed_origins:
+            return True
+        return origin.rstrip("/") in self.allowed_origins
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.api_keys)
+
+    def uvicorn_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `uvicorn.run(app, ...)`.
+
+        The transport's WebSocket size limit is twice `max_message_bytes`, so that a message a little over the
+        limit reaches the app, which answers it with a `too_big` error before closing; far larger ones are cut off
+        by the transport with close code 1009 alone.
+        """
+        kw: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "log_level": self.log_level,
+            "ws_max_size": 2 * self.max_message_bytes,
+            "timeout_graceful_shutdown": self.drain_timeout_s,
+        }
+        if self.ssl_certfile is not None:
+            kw["ssl_certfile"] = str(self.ssl_certfile)
+            kw["ssl_keyfile"] = str(self.ssl_keyfile)
+        return kw
+
+
+def _read_keys(path: Path) -> tuple[str, ...]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ValueError(f"api_keys_file {path}: {e.strerror}") from None
+    return tuple(s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#"))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# Flags named differently from their field, for the command line's sake (repeated flags read as singular).
+_FLAG_NAMES = {"api_keys": "--api-key", "allowed_origins": "--allowed-origin"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds one flag per Settings field. Every flag defaults to None ("not given"), so `from_env_and_args` can tell
+    a flag from the environment and the defaults."""
+    group = parser.add_argument_group("server settings (each also read from the environment variable shown)")
+    for f in dataclasses.fields(Settings):
+        var = ENV_PREFIX + f.name.upper()
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        shown = ", ".join(default) if isinstance(default, tuple) else default
+        if f.name == "bundles":
+            shown = "bundles/ in the repository"
+        help = f"{f.metadata['help']} [{var}; default: {shown if shown not in ('', None) else 'none'}]"
+        help = help.replace("%", "%%")
+        flag = _FLAG_NAMES.get(f.name, _flag(f.name))
+        if f.type in ("bool", bool):
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help)
+        elif f.name in _FLAG_NAMES:
+            group.add_argument(
+                flag, dest=f.name, action="append", default=None, metavar=f.metadata["metavar"], help=help
+            )
+        else:
+            group.add_argument(
+                flag, dest=f.name, type=f.metadata["parse"], default=None, metavar=f.metadata["metavar"], help=help
+            )

@@ -1,0 +1,289 @@
+"""The stream and load-test clients against a fake server (the `websockets` package) that speaks protocol version 1:
+a partial after every audio message (after a set delay), a final every few messages, and on stop a final and end."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clients import loadtest
+from clients.stream import CaptionPrinter, ChunkSent, Received, StreamResult, run_stream
+from clients.stream import main as stream_main
+from server.audio import write_wav
+
+TEXT = "hello world"
+
+
+@dataclass
+class Fake:
+    """How the fake server behaves; tests change it between calls."""
+
+    delay: float = 0.0  # s before answering each audio message
+    final_every: int = 0  # audio messages per final (0: finals only at stop)
+    error_after: int | None = None  # send an error after this many audio messages
+    send_end: bool = True  # False: close after stop without end (the client should report it)
+
+
+class FakeServer:
+    """A protocol-1 server in a thread of its own, so that clients can run their own event loops (asyncio.run)."""
+
+    def __init__(self) -> None:
+        self.fake = Fake()
+        self.starts: list[dict] = []
+        self.headers: list[dict] = []
+        self.chunk_bytes: list[int] = []
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Future | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(5), "the fake server did not start"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._main())
+
+    async def _main(self) -> None:
+        from websockets.asyncio.server import serve
+
+        self._stop = self._loop.create_future()
+        async with serve(self._handler, "127.0.0.1", 0) as server:
+            self.port = server.sockets[0].getsockname()[1]
+            self._ready.set()
+            await self._stop
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/stream"
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set_result, None)
+        self._thread.join(5)
+
+    async def _handler(self, ws) -> None:
+        fake = self.fake
+        self.headers.append(dict(ws.request.headers))
+        start = json.loads(await ws.recv())
+        self.starts.append(start)
+        rate = start["sample_rate"]
+        await ws.send(json.dumps({"type": "ready", "session": "s", "model": "fake", "chunk_ms": 100}))
+        samples = segment = seg_start = chunks = 0
+        async for msg in ws:
+            if isinstance(msg, bytes):
+                self.chunk_bytes.append(len(msg))
+                samples += len(msg) // 2
+                chunks += 1
+                if fake.delay:
+                    await asyncio.sleep(fake.delay)
+                if fake.error_after is not None and chunks > fake.error_after:
+                    await ws.send(json.dumps({"type": "error", "code": "bad_audio", "message": "fake"}))
+                    await ws.close(1003)
+                    return
+                end = samples / rate
+                await ws.send(json.dumps({"type": "partial", "segment": segment, "text": "hel", "end": end}))
+                if fake.final_every and chunks % fake.final_every == 0:
+                    await ws.send(json.dumps(_final(segment, "hello", seg_start, end)))
+                    segment, seg_start = segment + 1, end
+            elif json.loads(msg)["type"] == "stop":
+                await ws.send(json.dumps(_final(segment, TEXT, seg_start, samples / rate)))
+                if fake.send_end:
+                    await ws.send(json.dumps({"type": "end"}))
+                await ws.close(1000)
+                return
+
+
+def _final(segment: int, text: str, start: float, end: float) -> dict:
+    return {"type": "final", "segment": segment, "text": text, "start": start, "end": end, "words": []}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeServer]:
+    s = FakeServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture(autouse=True)
+def _reset(request) -> None:
+    if "server" in request.fixturenames:
+        request.getfixturevalue("server").fake = Fake()
+
+
+def tone(seconds: float, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def test_real_time_pacing_and_messages(server: FakeServer) -> None:
+    r = asyncio.run(run_stream(server.url, tone(0.5), 16000, chunk_ms=100, speed=1.0, model="fake", api_key="k"))
+    assert r.ok, r.error
+    assert len(r.chunks) == 5 and server.chunk_bytes[-5:] == [3200] * 5
+    assert [c.audio_end for c in r.chunks] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    # Chunk k leaves when its last sample would have been recorded: 0.1 s apart, 0.4 s from first to last.
+    gaps = np.diff([c.sent_at for c in r.chunks])
+    assert gaps.min() > 0.08 and 0.38 < r.chunks[-1].sent_at - r.chunks[0].sent_at < 0.6, gaps
+    assert r.text == TEXT and r.close_code == 1000
+    assert server.starts[-1] == {
+        "type": "start",
+        "sample_rate": 16000,
+        "encoding": "s16le",
+        "partials": True,
+        "model": "fake",
+    }
+    assert server.headers[-1]["authorization"] == "Bearer k"
+    assert r.finalization_latency is not None and r.finalization_latency < 1.0
+
+
+def test_speed_zero_sends_at_once(server: FakeServer) -> None:
+    t = time.monotonic()
+    r = asyncio.run(run_stream(server.url, tone(2.0, 8000), 8000, chunk_ms=50, speed=0))
+    assert r.ok and len(r.chunks) == 40 and time.monotonic() - t < 1.5
+    assert server.starts[-1]["sample_rate"] == 8000
+
+
+def test_server_error_and_missing_end_are_reported(server: FakeServer) -> None:
+    server.fake.error_after = 2
+    r = asyncio.run(run_stream(server.url, tone(0.5), 16000, chunk_ms=100, speed=0))
+    assert r.error == {"type": "error", "code": "bad_audio", "message": "fake"} and r.close_code == 1003
+    server.fake = Fake(send_end=False)
+    r = asyncio.run(run_stream(server.url, tone(0.2), 16000, speed=0))
+    assert r.error["code"] == "closed" and r.text == TEXT
+
+
+def test_connect_failure() -> None:
+    r = asyncio.run(run_stream("ws://127.0.0.1:9/v1/stream", tone(0.1), 16000, speed=0, open_timeout=2))
+    assert r.error["code"] == "connect_failed"
+
+
+def test_chunk_latency_definition() -> None:
+    r = StreamResult(
+        chunks=[ChunkSent(10.0, 0.1), ChunkSent(10.1, 0.2), ChunkSent(10.2, 0.3), ChunkSent(10.3, 0.4)],
+        received=[
+            Received(10.05, {"type": "ready"}),
+            Received(10.15, {"type": "partial", "end": 0.1}),  # covers chunk 0 only: 150 ms
+            Received(10.22, {"type": "partial", "end": 0.32}),  # chunks 1 and 2 (sent by then): 120, 20 ms
+            Received(10.5, {"type": "final", "end": 0.4}),  # chunk 3: 200 ms
+        ],
+    )
+    lat, uncovered = loadtest.chunk_latencies(r)
+    assert lat == pytest.approx([0.15, 0.12, 0.02, 0.2]) and uncovered == 0
+    # Without "end", the first message after a chunk covers it; nothing after the last chunk leaves it uncovered.
+    r.received = [Received(10.12, {"type": "partial"}), Received(10.25, {"type": "partial"})]
+    lat, uncovered = loadtest.chunk_latencies(r)
+    assert lat == pytest.approx([0.12, 0.02, 0.05]) and uncovered == 1
+
+
+def test_latency_reflects_server_delay(server: FakeServer) -> None:
+    server.fake.delay = 0.05
+    r = asyncio.run(run_stream(server.url, tone(0.6), 16000, chunk_ms=100))
+    lat, uncovered = loadtest.chunk_latencies(r)
+    assert uncovered == 0 and len(lat) == 6
+    assert 0.045 < float(np.median(lat)) < 0.3, lat
+
+
+def test_wer() -> None:
+    assert loadtest.normalize_words("Hello, World! It's well-known.") == ["hello", "world", "it's", "well-known"]
+    assert loadtest.normalize_words("你好，世界", "zh") == ["你", "好", "世", "界"]
+    assert loadtest.edit_distance(["a", "b", "c", "d"], ["a", "x", "c"]) == 2
+    assert loadtest.edit_distance([], ["a", "b"]) == 2
+
+
+def _files(tmp_path: Path) -> tuple[list[str], Path]:
+    a, b = tmp_path / "a.wav", tmp_path / "b.wav"
+    write_wav(a, tone(0.3), 16000)
+    write_wav(b, tone(0.3, 8000), 8000)
+    refs = tmp_path / "refs.jsonl"
+    refs.write_text(
+        json.dumps({"id": "x1", "audio": "a.wav", "text": "Hello, world.", "language": "en"})
+        + "\n"
+        + json.dumps({"file": str(b), "text": "good morning"})
+        + "\n"
+    )
+    return [str(a), str(b)], refs
+
+
+def test_loadtest_json_output(server: FakeServer, tmp_path: Path, capsys) -> None:
+    files, refs = _files(tmp_path)
+    out = tmp_path / "load.json"
+    rc = loadtest.main(
+        ["--url", server.url, "--streams", "2", "--files", *files, "--refs", str(refs), "--json", str(out)]
+    )
+    assert rc == 0
+    report = json.loads(out.read_text())
+    (level,) = report["levels"]
+    assert level["streams"] == 2 and level["files_streamed"] == 2 and level["error_count"] == 0
+    assert level["chunks"] == 6 and level["chunks_uncovered"] == 0 and level["audio_seconds"] == pytest.approx(0.6)
+    # a.wav is right (2 words), b.wav has both words wrong: 2 errors in 4 words.
+    assert level["wer"] == {"rate": 0.5, "errors": 2, "reference_words": 4, "files": 2}
+    assert level["latency_ms"]["n"] == 6 and level["latency_ms"]["p50"] <= level["latency_ms"]["p99"]
+    assert level["server_cpu_seconds"] is None  # the fake has no /metrics
+    assert "streams    2:" in capsys.readouterr().out
+
+
+def test_loadtest_duration_cycles_files(server: FakeServer, tmp_path: Path) -> None:
+    files, _ = _files(tmp_path)
+    clips = loadtest.load_clips(files, None)
+    opts = loadtest.Options(url=server.url, chunk_ms=100, speed=0, duration=0.3)
+    level = asyncio.run(loadtest.run_level(clips, 1, opts))
+    assert level["files_streamed"] >= 2 and level["error_count"] == 0 and level["wer"] is None
+
+
+def test_loadtest_missing_reference(tmp_path: Path, capsys) -> None:
+    files, refs = _files(tmp_path)
+    other = tmp_path / "c.wav"
+    write_wav(other, tone(0.1), 16000)
+    assert loadtest.main(["--files", *files, str(other), "--refs", str(refs)]) == 2
+    assert "no reference for" in capsys.readouterr().err
+
+
+def test_ramp_finds_the_most_streams_within_target() -> None:
+    ran = []
+
+    async def run(n: int) -> dict:
+        ran.append(n)
+        return {"streams": n, "error_count": 0, "latency_ms": {"p95": 100.0 * n}}
+
+    levels, best = asyncio.run(loadtest.ramp(run, target_p95_ms=550, max_streams=64))
+    assert best == 5 and ran == [1, 2, 4, 8, 6, 5] and [lv["streams"] for lv in levels] == [1, 2, 4, 5, 6, 8]
+    ran.clear()
+    _, best = asyncio.run(loadtest.ramp(run, target_p95_ms=10_000, max_streams=12))
+    assert best == 12 and ran == [1, 2, 4, 8, 12]
+    _, best = asyncio.run(loadtest.ramp(run, target_p95_ms=50))
+    assert best == 0
+
+
+def test_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    levels = [{"streams": n, "latency_ms": {"p50": 10.0 * n, "p95": 20.0 * n, "p99": 30.0 * n}} for n in (1, 2, 4)]
+    loadtest.plot(levels, str(tmp_path / "p.png"), 50)
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stream_command(server: FakeServer, tmp_path: Path, capsys) -> None:
+    files, _ = _files(tmp_path)
+    assert stream_main([files[0], "--url", server.url, "--speed", "0", "--json"]) == 0
+    kinds = [json.loads(line)["type"] for line in capsys.readouterr().out.splitlines()]
+    assert kinds[0] == "ready" and kinds[-2:] == ["final", "end"] and "partial" in kinds
+    assert stream_main([str(tmp_path / "missing.wav"), "--url", server.url]) == 2
+
+
+def test_caption_printer_rewrites_partials_in_place() -> None:
+    out = io.StringIO()
+    show = CaptionPrinter(out, live=True)
+    for msg in ({"type": "partial", "text": "hel"}, {"type": "partial", "text": "hello"}, _final(0, "hello.", 0, 1)):
+        show(msg)
+    assert out.getvalue() == "\r\x1b[Khel\r\x1b[Khello\r\x1b[Khello.\n"
+    quiet = io.StringIO()
+    show = CaptionPrinter(quiet, live=False)
+    show({"type": "partial", "text": "hel"})
+    show(_final(0, "hello.", 0, 1))
+    assert quiet.getvalue() == "hello.\n"

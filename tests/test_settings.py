@@ -1,0 +1,104 @@
+import argparse
+from pathlib import Path
+
+import pytest
+
+from server.endpoint import EndpointConfig
+from server.settings import DEFAULT_BUNDLES, Settings, add_arguments
+
+
+def parse(argv: list[str], env: dict[str, str] | None = None) -> Settings:
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return Settings.from_env_and_args(p.parse_args(argv), env or {})
+
+
+def test_defaults() -> None:
+    s = parse([])
+    assert s == Settings()
+    assert (s.host, s.port, s.bundles, s.providers) == ("127.0.0.1", 8000, DEFAULT_BUNDLES, "auto")
+    assert s.endpoint_config() == EndpointConfig()
+    assert not s.auth_required and s.api_keys == ()
+
+
+def test_flags_beat_environment_beats_defaults() -> None:
+    env = {"PARLEY_PORT": "9000", "PARLEY_MAX_BATCH": "16", "PARLEY_API_KEYS": "a, b", "PARLEY_ENDPOINTING": "off"}
+    s = parse(["--max-batch", "64", "--providers", "CPU"], env)
+    assert (s.port, s.max_batch, s.providers) == (9000, 64, "cpu")
+    assert s.api_keys == ("a", "b") and s.auth_required
+    assert not s.endpointing and not s.endpoint_config().enabled
+    s = parse(["--api-key", "c", "--endpointing", "--rule2-min-trailing-silence", "0.8"], env)
+    assert s.api_keys == ("c",) and s.endpointing
+    assert s.endpoint_config().rule2.min_trailing_silence == 0.8
+
+
+def test_unrelated_parley_variables_are_ignored() -> None:
+    assert parse([], {"PARLEY_TEST_CHECKPOINT": "x", "PARLEY_HOST": ""}) == Settings()
+
+
+def test_api_keys_file_adds_keys(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("# team keys\nk1\n\n  k2  \n")
+    s = parse(["--api-keys-file", str(keys)], {"PARLEY_API_KEYS": "k0"})
+    assert s.api_keys == ("k0", "k1", "k2")
+    assert "k1" not in repr(s)
+
+
+def test_origins() -> None:
+    s = Settings(allowed_origins=["https://example.org/"])
+    assert s.origin_allowed("https://example.org") and s.origin_allowed(None)
+    assert not s.origin_allowed("https://evil.example")
+    assert Settings().origin_allowed("https://anything.example")
+    assert Settings(allowed_origins=("*",)).origin_allowed("https://anything.example")
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"PARLEY_PORT": "eighty"}, "PARLEY_PORT='eighty': expected an integer"),
+        ({"PARLEY_MAX_WAIT_MS": "soon"}, "expected a number"),
+        ({"PARLEY_ENDPOINTING": "maybe"}, "PARLEY_ENDPOINTING"),
+        ({"PARLEY_PORT": "70000"}, "port"),
+        ({"PARLEY_PROVIDERS": "tpu"}, "providers"),
+        ({"PARLEY_MAX_BATCH": "0"}, "max_batch"),
+        ({"PARLEY_MAX_CONNECTIONS": "0"}, "max_connections"),
+        ({"PARLEY_MAX_MESSAGE_BYTES": "10"}, "max_message_bytes"),
+        ({"PARLEY_IDLE_TIMEOUT_S": "0"}, "idle_timeout_s"),
+        ({"PARLEY_RULE1_MIN_TRAILING_SILENCE": "-1"}, "rule1"),
+        ({"PARLEY_RULE3_MIN_UTTERANCE_LENGTH": "0"}, "rule3"),
+        ({"PARLEY_LOG_LEVEL": "loud"}, "log_level"),
+        ({"PARLEY_SSL_CERTFILE": "/nonexistent.pem"}, "give both or neither"),
+        ({"PARLEY_SSL_CERTFILE": "/nonexistent.pem", "PARLEY_SSL_KEYFILE": "/nonexistent.key"}, "no such file"),
+        ({"PARLEY_ALLOWED_ORIGINS": "example.org"}, "allowed_origins"),
+        ({"PARLEY_API_KEYS_FILE": "/nonexistent-keys"}, "api_keys_file"),
+    ],
+)
+def test_invalid_settings_are_named(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ValueError, match=needle.replace("(", r"\(")):
+        parse([], env)
+
+
+def test_invalid_flag_is_refused_by_argparse() -> None:
+    with pytest.raises(SystemExit):
+        parse(["--max-batch", "many"])
+
+
+def test_uvicorn_kwargs(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    kw = Settings(port=0, ssl_certfile=cert, ssl_keyfile=key, max_message_bytes=4096).uvicorn_kwargs()
+    assert kw["port"] == 0 and kw["ssl_certfile"] == str(cert) and kw["ws_max_size"] == 8192
+    assert "ssl_certfile" not in Settings().uvicorn_kwargs()
+
+
+def test_serve_reports_bad_settings(tmp_path: Path, monkeypatch, capsys) -> None:
+    from server.serve import main
+
+    monkeypatch.setenv("PARLEY_MAX_BATCH", "0")
+    with pytest.raises(SystemExit) as e:
+        main(["--bundles", str(tmp_path)])
+    assert e.value.code == 2 and "max_batch" in capsys.readouterr().err
+    monkeypatch.delenv("PARLEY_MAX_BATCH")
+    assert main(["--bundles", str(tmp_path)]) == 2
+    assert "no model yet" in capsys.readouterr().err
