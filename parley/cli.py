@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("models.train", "main", "train a streaming Transformer-Transducer (also under torchrun)"),
     "eval": ("models.evaluate", "main", "decode manifests with a checkpoint and report WER per chunk size"),
     "export": ("export.bundle", "main", "export a checkpoint as a model bundle (ONNX encoder/decoder/joiner, tokens)"),
+    "bundle-eval": ("export.evaluate_bundle", "main", "measure a bundle: WER, speed, size per precision; parity"),
     "synth": ("models.espeak", "main", "speak one sentence with espeak-ng into a WAV file, with word timings"),
 }
 

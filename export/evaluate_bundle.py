@@ -1,0 +1,182 @@
+"""Measure an exported bundle the way the server runs it: WER, speed and size per precision, and parity with
+PyTorch and sherpa-onnx on the same audio.
+
+    parley bundle-eval --bundle bundles/en-small --manifest data/corpus-en/en/test.jsonl \
+        --checkpoint exp/en/last.pt --parity 20 --out exp/en/bundle-eval.json
+
+For each precision in the bundle (fp32, int8): every utterance goes through Parley's onnxruntime streaming path
+(`server/transducer.py`, chunk by chunk with cached state, greedy search), 16 streams batched; WER against the
+manifest's text, and the compute real-time factor of one stream at a time on the first `--rtf-utts` utterances.
+With `--parity N`, the first N utterances are also decoded by PyTorch (the checkpoint's chunk-masked forward and
+models/search.py greedy search, one symbol per frame), by Parley's runtime (one symbol per frame) and by
+sherpa-onnx's `OnlineRecognizer` on the same files, and the identical transcripts are counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from models.data import load_audio
+from models.manifest import Utterance, read_manifest
+from models.wer import error_counts
+from server.bundle import load_bundle
+from server.features import SAMPLE_RATE
+from server.transducer import StreamingTransducer, transcribe, transcribe_many
+
+
+def file_sizes(bundle: Path, precision: str) -> dict[str, int]:
+    suffix = "" if precision == "fp32" else f".{precision}"
+    return {n: (bundle / f"{n}{suffix}.onnx").stat().st_size for n in ("encoder", "decoder", "joiner")}
+
+
+def runtime_wer(model: StreamingTransducer, utts: Sequence[Utterance], batch: int = 16) -> tuple[float, list[str]]:
+    hyps: list[str] = []
+    for i in range(0, len(utts), batch):
+        waves = [load_audio(u.audio) for u in utts[i : i + batch]]
+        hyps += [t.text for t in transcribe_many(model, waves, SAMPLE_RATE)]
+    return error_counts([u.text for u in utts], hyps, utts[0].language).rate, hyps
+
+
+def single_stream_rtf(model: StreamingTransducer, utts: Sequence[Utterance]) -> float:
+    """Compute seconds per audio second for one stream at a time (fbank + encoder + greedy search)."""
+    waves = [load_audio(u.audio) for u in utts]
+    t0 = time.perf_counter()
+    for w in waves:
+        transcribe(model, w, SAMPLE_RATE)
+    return (time.perf_counter() - t0) / (sum(len(w) for w in waves) / SAMPLE_RATE)
+
+
+def sherpa_transcripts(bundle: Path, precision: str, waves: Sequence[np.ndarray], window: int) -> list[str]:
+    import sherpa_onnx
+
+    suffix = "" if precision == "fp32" else f".{precision}"
+    rec = sherpa_onnx.OnlineRecognizer.from_transducer(
+        tokens=str(bundle / "tokens.txt"),
+        encoder=str(bundle / f"encoder{suffix}.onnx"),
+        decoder=str(bundle / f"decoder{suffix}.onnx"),
+        joiner=str(bundle / f"joiner{suffix}.onnx"),
+        num_threads=1,
+        sample_rate=SAMPLE_RATE,
+        feature_dim=80,
+        high_freq=0.0,  # Parley's fbank uses the whole band (bundle.json features.high_freq)
+        decoding_method="greedy_search",
+    )
+    out = []
+    for w in waves:
+        s = rec.create_stream()
+        s.accept_waveform(SAMPLE_RATE, w)
+        s.accept_waveform(SAMPLE_RATE, np.zeros(SAMPLE_RATE * (window + 10) // 100, dtype=np.float32))
+        s.input_finished()
+        while rec.is_ready(s):
+            rec.decode_stream(s)
+        out.append(rec.get_result(s).strip().replace("▁", " ").strip())
+    return out
+
+
+def pytorch_transcripts(checkpoint: Path, waves: Sequence[np.ndarray], spec: dict) -> list[str]:
+    """PyTorch greedy search on the chunk-masked forward over exactly the frames the streaming path reads."""
+    import torch
+
+    from models.search import greedy_search
+    from models.tokenizer import Tokenizer
+    from models.train import load_model
+    from server.features import compute_fbank
+
+    model, ck = load_model(checkpoint)
+    model.eval()
+    tok = Tokenizer(ck["tokenizer"])
+    out = []
+    window, shift, chunk = spec["T"], spec["decode_chunk_len"], spec["chunk_size"]
+    with torch.no_grad():
+        for w in waves:
+            tail = np.zeros(SAMPLE_RATE * window // 100, dtype=np.float32)  # transcribe_many's default padding
+            feats = torch.from_numpy(compute_fbank(np.concatenate([w, tail]), SAMPLE_RATE))
+            n = (feats.shape[0] - window) // shift + 1
+            feats = feats[: n * shift + window - shift][None]
+            lens = torch.tensor([feats.shape[1]])
+            enc, lens = model.encoder(feats, lens, chunk, spec["left_context"] // chunk)
+            out.append(tok.decode(greedy_search(model, enc, lens, max_symbols_per_frame=1)[0].tokens))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="parley bundle-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--bundle", required=True, type=Path, help="bundle folder")
+    p.add_argument("--manifest", required=True, type=Path, help="test manifest (JSONL)")
+    p.add_argument("--limit", type=int, default=0, help="only the first N utterances (0: all)")
+    p.add_argument("--rtf-utts", type=int, default=30, help="utterances for the single-stream RTF")
+    p.add_argument("--checkpoint", type=Path, help="the checkpoint the bundle came from (for --parity)")
+    p.add_argument("--parity", type=int, default=0, help="compare PyTorch / Parley / sherpa-onnx on N utterances")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads per session")
+    p.add_argument("--out", type=Path, help="write the JSON report here")
+    a = p.parse_args(argv)
+    utts = read_manifest(a.manifest)
+    if a.limit:
+        utts = utts[: a.limit]
+    if not utts:
+        print(f"parley bundle-eval: no utterances in {a.manifest}", file=sys.stderr)
+        return 2
+    meta = json.loads((a.bundle / "bundle.json").read_text())
+    report: dict = {"bundle": str(a.bundle), "manifest": str(a.manifest), "utterances": len(utts), "precisions": {}}
+    hyps_by: dict[str, list[str]] = {}
+    for precision in meta["precisions"]:
+        model = StreamingTransducer(load_bundle(a.bundle, precision=precision, providers="cpu", threads=a.threads))
+        t0 = time.perf_counter()
+        wer, hyps = runtime_wer(model, utts)
+        wall = time.perf_counter() - t0
+        rtf = single_stream_rtf(model, utts[: a.rtf_utts])
+        sizes = file_sizes(a.bundle, precision)
+        hyps_by[precision] = hyps
+        report["precisions"][precision] = {
+            "wer": wer,
+            "single_stream_rtf": rtf,
+            "batched_wall_seconds": wall,
+            "bytes": sizes,
+            "total_mb": sum(sizes.values()) / 1e6,
+        }
+        print(
+            f"{precision}: WER {100 * wer:.2f}%  single-stream RTF {rtf:.4f}  "
+            f"size {sum(sizes.values()) / 1e6:.1f} MB  ({len(utts)} utts, batched decode {wall:.0f} s)"
+        )
+    if a.parity:
+        spec = meta["streaming"]
+        waves = [load_audio(u.audio) for u in utts[: a.parity]]
+        parity: dict = {"utterances": len(waves)}
+        runtime = StreamingTransducer(load_bundle(a.bundle, precision="fp32", providers="cpu", threads=a.threads))
+        ours = [transcribe(runtime, w, SAMPLE_RATE, max_symbols_per_frame=1).text for w in waves]
+        sherpa = sherpa_transcripts(a.bundle, "fp32", waves, spec["T"])
+        parity["parley_vs_sherpa_identical"] = sum(x == y for x, y in zip(ours, sherpa, strict=True))
+        if a.checkpoint:
+            torch_hyps = pytorch_transcripts(a.checkpoint, waves, spec)
+            parity["pytorch_vs_parley_identical"] = sum(x == y for x, y in zip(torch_hyps, ours, strict=True))
+        parity["examples"] = [
+            {"ref": u.text, "parley": x, "sherpa_onnx": y}
+            for u, x, y in zip(utts[:5], ours[:5], sherpa[:5], strict=False)
+        ]
+        report["parity"] = parity
+        print(
+            f"parity on {len(waves)} utterances: Parley == sherpa-onnx {parity['parley_vs_sherpa_identical']}"
+            + (
+                f", PyTorch == Parley {parity['pytorch_vs_parley_identical']}"
+                if "pytorch_vs_parley_identical" in parity
+                else ""
+            )
+        )
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(report, indent=2))
+        print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
