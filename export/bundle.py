@@ -139,6 +139,7 @@ def model_card(bundle: dict) -> str:
         lines.append(
             "Not measured yet: run `parley eval ... --out DIR`, then `parley export ... --eval-report DIR/report.json`."
         )
+    pr = bundle["precisions"][0]
     lines += [
         "",
         "## Use",
@@ -146,8 +147,8 @@ def model_card(bundle: dict) -> str:
         "```python",
         "import sherpa_onnx",
         "rec = sherpa_onnx.OnlineRecognizer.from_transducer(",
-        f'    tokens="{head["tokens"]}", encoder="{bundle["encoder"]["fp32"]}", decoder="{head["decoder"]["fp32"]}",',
-        f'    joiner="{head["joiner"]["fp32"]}", sample_rate={f["sample_rate"]}, feature_dim={f["num_bins"]},',
+        f'    tokens="{head["tokens"]}", encoder="{bundle["encoder"][pr]}", decoder="{head["decoder"][pr]}",',
+        f'    joiner="{head["joiner"][pr]}", sample_rate={f["sample_rate"]}, feature_dim={f["num_bins"]},',
         f'    low_freq={f["low_freq"]}, high_freq={f["high_freq"]}, decoding_method="greedy_search")',
         "```",
         "",
@@ -181,6 +182,7 @@ def build_bundle(
     int8: bool = False,
     hardware: str | None = None,
     eval_report: str | Path | None = None,
+    keep: Sequence[str] | None = None,
 ) -> dict:
     """Exports `checkpoint` into the bundle folder `out`; returns the bundle.json content.
 
@@ -216,8 +218,14 @@ def build_bundle(
         "tokenizer": MODEL_NAME,
         "tokenizer_sha256": sha256_of(out / MODEL_NAME),
     }
-    paths = export_onnx(model, settings, out, common, head_meta, features, int8)
-    precisions = list(PRECISIONS if int8 else PRECISIONS[:1])
+    keep = list(keep or (PRECISIONS if int8 else PRECISIONS[:1]))
+    if unknown := [p for p in keep if p not in PRECISIONS]:
+        raise ValueError(f"unknown precision(s) {unknown}; choose from {list(PRECISIONS)}")
+    paths = export_onnx(model, settings, out, common, head_meta, features, int8 or "int8" in keep)
+    precisions = [p for p in PRECISIONS if p in keep]
+    if "fp32" not in precisions:  # an int8-only bundle: the float files were only the quantizer's input
+        for name in ("encoder.onnx", "decoder.onnx", "joiner.onnx"):
+            paths.pop(name).unlink()
 
     def variants(base: str) -> dict[str, str]:
         return {p: base if p == "fp32" else int8_name(base) for p in precisions}
@@ -278,13 +286,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--language", help="output language of the head (default: from the training manifests)")
     p.add_argument("--int8", action="store_true", help="also write int8 (dynamically quantized) copies")
+    p.add_argument(
+        "--precisions", nargs="+", choices=PRECISIONS, help="variants to keep (default: fp32, and int8 with --int8)"
+    )
     p.add_argument("--hardware", help="what the model was trained on, for the model card (e.g. '1x H100')")
     p.add_argument("--eval-report", type=Path, help="report.json of parley eval --out, for the measured WER table")
     a = p.parse_args(argv)
     try:
         settings = StreamingSettings(a.chunk_ms, a.history_ms)
         bundle = build_bundle(
-            a.checkpoint, a.out, a.name, settings, a.tokenizer, a.language, a.int8, a.hardware, a.eval_report
+            a.checkpoint,
+            a.out,
+            a.name,
+            settings,
+            a.tokenizer,
+            a.language,
+            a.int8,
+            a.hardware,
+            a.eval_report,
+            a.precisions,
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"parley export: {e}", file=sys.stderr)

@@ -219,3 +219,22 @@ def test_unknown_search_is_refused(bundle_dir) -> None:
     rec = StreamingTransducer(_load(bundle_dir))
     with pytest.raises(ValueError, match="unknown search"):
         transcribe(rec, np.zeros(SR, dtype=np.float32), SR, search="viterbi")
+
+
+def test_an_int8_only_bundle_keeps_no_float_files_and_decodes_like_the_int8_variant(bundle_dir, tmp_path) -> None:
+    from export.bundle import main as export_main
+
+    out = tmp_path / "int8-only"
+    args = ["--checkpoint", str(bundle_dir.parent / "tiny.pt"), "--tokenizer", str(EN_BPE), "--name", "tiny-en"]
+    args += ["--out", str(out), "--precisions", "int8"]
+    args += ["--chunk-ms", str(SETTINGS.chunk_ms), "--history-ms", str(SETTINGS.history_ms)]
+    assert export_main(args) == 0
+    assert sorted(p.name for p in out.glob("*.onnx")) == ["decoder.int8.onnx", "encoder.int8.onnx", "joiner.int8.onnx"]
+    b = _load(out)
+    assert b.precision == "int8" and json.loads((out / "bundle.json").read_text())["precisions"] == ["int8"]
+    with pytest.raises(BundleError, match="no 'fp32' files"):
+        _load(out, "fp32")
+    audio = synthetic_audio(2.0, 3)
+    ours = transcribe(StreamingTransducer(b), audio, SR)
+    theirs = transcribe(StreamingTransducer(_load(bundle_dir, "int8")), audio, SR)
+    assert ours.tokens == theirs.tokens
