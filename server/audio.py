@@ -8,14 +8,16 @@ from __future__ import annotations
 import os
 import wave
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 ENCODINGS = ("s16le", "f32le")
 
 
-def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Reads a PCM WAV file (8/16/32-bit integer, any channel count; channels are averaged).
+def read_wav(path: str | os.PathLike | BinaryIO) -> tuple[np.ndarray, int]:
+    """Reads a PCM WAV file (8/16/32-bit integer, any channel count; channels are averaged): a path, or a binary
+    file object (`io.BytesIO(body)` for an upload).
 
     Returns:
         samples `(T,)` float32 in [-1, 1], and the sample rate in Hz.
@@ -24,7 +26,7 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         ValueError: the file is not a PCM WAV file Parley can read.
     """
     try:
-        with wave.open(str(path), "rb") as w:
+        with wave.open(path if hasattr(path, "read") else str(path), "rb") as w:
             channels, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
             raw = w.readframes(n)
     except (wave.Error, EOFError) as e:

@@ -1,0 +1,557 @@
+"""The batching engine: one loop per bundle runs the encoder for every stream that has a chunk ready, in one call.
+
+Dimension letters: N streams in a batch, T fbank frames one step reads (the window), F fbank bins, C encoder frames
+per chunk, J joiner dim.
+
+    engine = Engine(bundle, EngineConfig.from_settings(settings), metrics)
+    await engine.start()
+    stream = engine.open_stream(sample_rate=48000, search="greedy")
+    await stream.push(samples)           # float32 (T_samples,) at 48 kHz; waits while the stream's queue is full
+    update = await stream.next_update()  # Update(messages=[partial/final dicts], ...)
+    await stream.stop()                  # flush: the last finals, then an Update with end=True
+
+A session turns audio into fbank frames as it arrives (`StreamingFbank`, resampling inside) and cuts them into
+encoder windows of `spec.window` frames advancing by `spec.shift`: the chunks. A stream holds at most `queue_chunks`
+chunks that are waiting, being decoded, or decoded but not yet taken by its session; beyond that `push` waits, so
+the connection stops reading its socket instead of buffering without bound. The loop takes at most one chunk per
+stream (a stream's chunks depend on each other through the encoder state), gathers up to `max_batch` streams,
+waiting at most `max_wait_ms` after the first (less when every open stream is already in), stacks their states, and
+in a worker thread runs the encoder once and the search of each head (greedy and modified beam search separately),
+then endpointing and the messages. The event loop never runs a model.
+
+A stream's text lives in segments: an endpoint (server/endpoint.py) closes the open segment with a final and starts
+a new one with a fresh search state; the encoder state carries on. On stop the stream's audio is padded with one
+window of silence (as `server.transducer.transcribe` pads), so every received sample is decoded, and the open
+segment gets its final unless it holds no audio. Finals are never empty at endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from server.bundle import Bundle
+from server.endpoint import EndpointConfig, EndpointDetector
+from server.features import StreamingFbank
+from server.metrics import ServerMetrics
+from server.protocol import SEARCH_METHODS, Word, final_message, partial_message
+from server.transducer import (
+    CHANNEL_CHANGE,
+    BeamState,
+    EncoderState,
+    GreedyState,
+    HeadRunner,
+    Hypothesis,
+    StreamingTransducer,
+    greedy_search,
+    modified_beam_search,
+    stack_states,
+    unstack_states,
+)
+
+log = logging.getLogger("parley.engine")
+
+DEFAULT_SEARCH = "greedy"  # what a stream gets when its start names no search
+WORD_START = "▁"  # sentencepiece's word-boundary marker: a piece starting with it begins a new word
+# Audio pushes longer than this (seconds) are turned into fbank frames in a worker thread rather than on the event
+# loop: 100 ms of audio takes well under a millisecond, a 1 MiB message (up to 32 s) takes tens.
+_FBANK_INLINE_S = 1.0
+# A transcription pushes its audio in pieces of this many seconds, so backpressure applies to it as to a stream.
+_TRANSCRIBE_PIECE_S = 10.0
+
+
+class StreamClosedError(Exception):
+    """The stream was closed (its client left, or the engine stopped) while a call waited on it."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the loop batches, and the endpoint rules every stream uses."""
+
+    max_batch: int = 32
+    max_wait_ms: float = 10.0
+    queue_chunks: int = 8
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    intra_op_threads: int = 0  # informative: the sessions were opened with it
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> EngineConfig:
+        """From a `server.settings.Settings`."""
+        return cls(
+            max_batch=settings.max_batch,
+            max_wait_ms=settings.max_wait_ms,
+            queue_chunks=settings.queue_chunks,
+            endpoint=settings.endpoint_config(),
+            intra_op_threads=settings.intra_op_threads,
+        )
+
+
+@dataclass
+class Update:
+    """What one engine step (or the stream's end) produced for a stream.
+
+    Attributes:
+        messages: partial and final messages to send, in order (may be empty: the text did not change).
+        arrived: `time.monotonic()` when the last sample of each chunk this update answers arrived.
+        end: the stream is flushed; every final was in this or an earlier update.
+        error: the engine failed on this stream; nothing more will come.
+    """
+
+    messages: list[dict] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)
+    end: bool = False
+    error: str | None = None
+
+
+@dataclass
+class _Chunk:
+    x: np.ndarray  # (T, F) float32 fbank frames, one encoder window
+    arrived: float  # time.monotonic() of the audio that completed it
+    flush: bool = False  # made by stop(): its partials are not sent, the final follows at once
+
+
+_STOP = object()  # the queue's last item after stop: emit the open segment's final and end
+
+
+class _Decoder:
+    """One stream's recognition state: encoder cache, search, endpointing and segments.
+
+    Touched by one engine step at a time (in the worker thread), or on the event loop when no step holds it.
+    """
+
+    def __init__(
+        self,
+        model: StreamingTransducer,
+        head: int,
+        search: str,
+        partials: bool,
+        endpoint: EndpointConfig,
+    ) -> None:
+        spec = model.spec
+        self.runner: HeadRunner = model.heads[head]
+        self.head = head
+        self.search = search
+        self.partials = partials
+        # Seconds per encoder frame: fbank shift times subsampling (0.04 s).
+        self.frame_s = spec.features.frame_shift_ms / 1000.0 * spec.subsampling
+        self.encoder: EncoderState = model.init_state(1)
+        self.detector = EndpointDetector(endpoint, self.frame_s)
+        self.searcher: GreedyState | BeamState = self._new_search(0)
+        self.segment = 0
+        self.segment_start_frame = 0  # where the open segment began (the previous final's end)
+        self.last_text = ""
+        self.audio_s = 0.0  # seconds of audio received: no time in a message goes past it
+        self._cc = self.runner.head.tokens.index(CHANNEL_CHANGE) if CHANNEL_CHANGE in self.runner.head.tokens else None
+
+    def _new_search(self, frames_done: int) -> GreedyState | BeamState:
+        """A fresh search whose token frames count from the stream's start."""
+        s: GreedyState | BeamState = GreedyState.new(self.runner) if self.search == "greedy" else BeamState()
+        s.frames_done = frames_done
+        return s
+
+    @property
+    def hyp(self) -> Hypothesis:
+        return self.searcher.hyp if isinstance(self.searcher, GreedyState) else self.searcher.best
+
+    def _t(self, frame: int) -> float:
+        return min(frame * self.frame_s, self.audio_s)
+
+    def words(self, hyp: Hypothesis) -> list[Word]:
+        """The hypothesis's words with times: a word is the pieces from one starting with '▁' to the next; it
+        starts at its first token's frame and ends after its last token's frame."""
+        groups: list[list[tuple[int, int]]] = []
+        tokens = self.runner.head.tokens
+        new_word = True
+        for tok, frame in zip(hyp.tokens, hyp.frames, strict=True):
+            if tok == self._cc or tok == self.runner.blank_id:
+                new_word = True
+                continue
+            if new_word or tokens[tok].startswith(WORD_START):
+                groups.append([])
+                new_word = False
+            groups[-1].append((tok, frame))
+        out = []
+        for g in groups:
+            text = self.runner.head.sp.decode([t for t, _ in g]).strip()
+            if text:
+                out.append(Word(text, self._t(g[0][1]), self._t(g[-1][1] + 1)))
+        return out
+
+    def _final(self, hyp: Hypothesis, text: str, end_frame: int) -> dict:
+        return final_message(self.segment, text, self._t(self.segment_start_frame), self._t(end_frame), self.words(hyp))
+
+    def after_chunk(self, frames: int, flushing: bool) -> list[dict]:
+        """Endpointing and messages after the search decoded `frames` more encoder frames."""
+        hyp = self.hyp
+        first = self.detector.frames_total
+        emitted = np.zeros(frames, dtype=bool)  # (C,)
+        for f in hyp.frames:
+            if first <= f < first + frames:
+                emitted[f - first] = True
+        messages = []
+        text = self.runner.text(hyp.tokens)
+        if self.detector.accept(emitted):
+            end = self.detector.frames_total
+            if text:  # no empty finals at endpoints
+                messages.append(self._final(hyp, text, end))
+                self.segment += 1
+                self.segment_start_frame = end
+            self.detector.reset()
+            self.searcher = self._new_search(end)
+            self.last_text = ""
+        elif text != self.last_text:
+            if self.partials and not flushing:
+                end_s = self._t(self.detector.frames_total)
+                messages.append(partial_message(self.segment, text, self._t(self.segment_start_frame), end_s))
+            self.last_text = text
+        return messages
+
+    def finish(self) -> list[dict]:
+        """The open segment's final after the flush, unless it is empty and holds no audio."""
+        hyp = self.hyp
+        text = self.runner.text(hyp.tokens)
+        if not text and self.segment_start_frame * self.frame_s >= self.audio_s:
+            return []
+        final = self._final(hyp, text, self.detector.frames_total)
+        final["end"] = round(self.audio_s, 3)  # the audio's end, not the padding's
+        self.segment += 1
+        return [final]
+
+
+class Stream:
+    """One stream in the engine: its frontend, its queue of chunks and its updates. Created by `Engine.open_stream`.
+
+    Args:
+        engine: the engine that decodes it.
+        sample_rate: the rate of the audio `push` receives (8-48 kHz).
+        search: "greedy" or "beam".
+        partials: whether to produce partial messages.
+        head: the bundle head to search with.
+    """
+
+    def __init__(self, engine: Engine, sample_rate: int, search: str, partials: bool, head: int = 0) -> None:
+        spec = engine.model.spec
+        self.engine = engine
+        self.sample_rate = int(sample_rate)
+        self.search = search
+        self.decoder = _Decoder(engine.model, head, search, partials, engine.config.endpoint)
+        self._fbank = StreamingFbank(spec.features, self.sample_rate)
+        self._frames = np.zeros((0, spec.features.num_bins), dtype=np.float32)  # (T_buf, F) not yet in a chunk
+        self._pending: deque[_Chunk | object] = deque()
+        self._updates: asyncio.Queue[Update] = asyncio.Queue()
+        self._room = asyncio.Event()  # set when the queue may have room
+        self.queued = False  # in the engine's ready queue
+        self._outstanding = 0  # chunks queued whose update has not been taken yet: at most queue_chunks
+        self.samples_received = 0
+        self.stopped = False
+        self.closed = False
+        self.failure: str | None = None  # why the engine gave up on the stream
+
+    @property
+    def seconds_received(self) -> float:
+        return self.samples_received / self.sample_rate
+
+    @property
+    def pending_chunks(self) -> int:
+        return sum(1 for c in self._pending if c is not _STOP)
+
+    async def _wait_room(self) -> None:
+        while self._outstanding >= self.engine.config.queue_chunks:
+            if self.closed:
+                raise StreamClosedError("stream closed")
+            self._room.clear()
+            await self._room.wait()
+        if self.closed:
+            raise StreamClosedError("stream closed")
+
+    async def push(self, samples: np.ndarray, arrived: float | None = None) -> None:
+        """Adds audio: float32 samples `(T_samples,)` at `sample_rate`. Returns once its chunks are queued, which
+        waits while the stream's queue is full (backpressure).
+
+        Raises:
+            StreamClosedError: the stream was closed meanwhile.
+            RuntimeError: push after stop.
+        """
+        if self.stopped:
+            raise RuntimeError("push after stop")
+        arrived = time.monotonic() if arrived is None else arrived
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if samples.size > _FBANK_INLINE_S * self.sample_rate:
+            await asyncio.to_thread(self._fbank.accept, samples)
+        else:
+            self._fbank.accept(samples)
+        self.samples_received += int(samples.size)
+        self.decoder.audio_s = self.seconds_received
+        self.engine.metrics_audio(samples.size / self.sample_rate)
+        await self._queue_frames(self._fbank.pop_frames(), arrived)
+
+    async def _queue_frames(self, frames: np.ndarray, arrived: float, flush: bool = False) -> None:
+        spec = self.engine.model.spec
+        self._frames = np.concatenate([self._frames, frames]) if self._frames.size else frames
+        while len(self._frames) >= spec.window:
+            await self._wait_room()
+            self._outstanding += 1
+            self._pending.append(_Chunk(self._frames[: spec.window].copy(), arrived, flush))  # (T, F)
+            self._frames = self._frames[spec.shift :]
+            self.engine._schedule(self)
+
+    async def stop(self) -> None:
+        """No more audio: pads the tail with one window of silence so every sample is decoded, then queues the end.
+        The updates that follow hold the last finals, the last with `end` set."""
+        if self.stopped:
+            return
+        self.stopped = True
+        spec = self.engine.model.spec
+        pad = np.zeros(round(self.sample_rate * spec.window * spec.features.frame_shift_ms / 1000), dtype=np.float32)
+        self._fbank.accept(pad)
+        self._fbank.finish()
+        await self._queue_frames(self._fbank.pop_frames(), time.monotonic(), flush=True)
+        self._pending.append(_STOP)
+        self.engine._schedule(self)
+
+    async def next_update(self) -> Update:
+        """The next update, in order; waits for it."""
+        update = await self._updates.get()
+        self._outstanding -= len(update.arrived)
+        self._room.set()
+        return update
+
+    def _deliver(self, update: Update) -> None:
+        if update.error and self.failure is None:
+            self.failure = update.error
+        if not self.closed:
+            self._updates.put_nowait(update)
+
+    def _take(self) -> _Chunk | object:
+        return self._pending.popleft()
+
+    def close(self) -> None:
+        """Abandons the stream (its client left): the engine forgets it, waiting calls raise `StreamClosedError`."""
+        if self.closed:
+            return
+        self.closed = True
+        self._pending.clear()
+        self._room.set()
+        self.engine._forget(self)
+
+
+class Engine:
+    """One bundle's batching loop.
+
+    Args:
+        bundle: the loaded bundle.
+        config: batching limits and endpoint rules.
+        metrics: where batch sizes and audio seconds go (None: nowhere).
+    """
+
+    def __init__(self, bundle: Bundle, config: EngineConfig | None = None, metrics: ServerMetrics | None = None):
+        self.bundle = bundle
+        self.name = bundle.name
+        self.model = StreamingTransducer(bundle)
+        self.config = config or EngineConfig()
+        self.metrics = metrics
+        self._streams: set[Stream] = set()
+        self._ready: deque[Stream] = deque()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    # ---- What the app asks ----
+
+    @property
+    def chunk_ms(self) -> int:
+        return self.model.spec.chunk_ms
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.bundle.languages)
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
+
+    def head_for(self, language: str | None) -> int | None:
+        """The head that captions `language` (None or "auto" on a one-head bundle: that head); None if none."""
+        if language is None or (language == "auto" and len(self.model.heads) == 1):
+            return 0
+        for i, h in enumerate(self.model.heads):
+            if h.head.language == language:
+                return i
+        return None
+
+    async def start(self) -> None:
+        """Starts the loop on the running event loop."""
+        if self._task is not None:
+            return
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"parley-{self.name}")
+        self._task = asyncio.create_task(self._run(), name=f"parley-engine-{self.name}")
+
+    async def close(self) -> None:
+        """Stops the loop; open streams are closed."""
+        for s in list(self._streams):
+            s._deliver(Update(error="the engine stopped"))
+            s.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def open_stream(self, sample_rate: int, search: str | None = None, partials: bool = True, head: int = 0) -> Stream:
+        """A new stream of audio at `sample_rate` (8-48 kHz).
+
+        Raises:
+            ValueError: an unknown search or head, a rate out of range.
+            RuntimeError: the engine is not running.
+        """
+        if self._task is None:
+            raise RuntimeError(f"engine {self.name} is not running")
+        search = search or DEFAULT_SEARCH
+        if search not in SEARCH_METHODS:
+            raise ValueError(f"unknown search {search!r}; use one of {SEARCH_METHODS}")
+        if not 0 <= head < len(self.model.heads):
+            raise ValueError(f"head {head} out of range: the bundle has {len(self.model.heads)}")
+        stream = Stream(self, sample_rate, search, partials, head)
+        self._streams.add(stream)
+        return stream
+
+    async def transcribe(
+        self, samples: np.ndarray, sample_rate: int, search: str | None = None, head: int = 0
+    ) -> list[dict]:
+        """A whole recording through the same loop as the streams: the final messages a stream would produce.
+
+        Args:
+            samples: float32 `(T_samples,)` in [-1, 1].
+            sample_rate: their rate, 8-48 kHz.
+            search: "greedy" or "beam" (None: the default).
+            head: the head to search with.
+
+        Raises:
+            RuntimeError: the engine failed on it.
+        """
+        stream = self.open_stream(sample_rate, search, partials=False, head=head)
+        finals: list[dict] = []
+
+        async def collect() -> None:
+            while True:
+                update = await stream.next_update()
+                if update.error:
+                    raise RuntimeError(update.error)
+                finals.extend(m for m in update.messages if m["type"] == "final")
+                if update.end:
+                    return
+
+        collector = asyncio.create_task(collect())
+        try:
+            step = max(1, round(_TRANSCRIBE_PIECE_S * sample_rate))
+            for i in range(0, len(samples), step):
+                if collector.done():
+                    break
+                await stream.push(samples[i : i + step])
+            if not collector.done():
+                await stream.stop()
+            await collector
+        finally:
+            collector.cancel()
+            stream.close()
+        return finals
+
+    def metrics_audio(self, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.audio_seconds.labels(self.name).inc(seconds)
+
+    # ---- The loop ----
+
+    def _schedule(self, stream: Stream) -> None:
+        if not stream.queued and not stream.closed and stream._pending:
+            stream.queued = True
+            self._ready.append(stream)
+            if self._wake is not None:
+                self._wake.set()
+
+    def _forget(self, stream: Stream) -> None:
+        self._streams.discard(stream)
+
+    async def _gather(self) -> list[tuple[Stream, Any]]:
+        """Waits for the first ready stream, then up to `max_wait_ms` for more; takes one item from each."""
+        assert self._wake is not None
+        while not self._ready:
+            self._wake.clear()
+            await self._wake.wait()
+        loop = asyncio.get_running_loop()
+        cfg = self.config
+        deadline = loop.time() + cfg.max_wait_ms / 1000.0
+        # Waiting is pointless once every open stream is in: nobody else can join.
+        while len(self._ready) < min(cfg.max_batch, len(self._streams)):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except TimeoutError:
+                break
+        batch = []
+        while self._ready and len(batch) < cfg.max_batch:
+            s = self._ready.popleft()
+            s.queued = False
+            if s.closed or not s._pending:
+                continue
+            batch.append((s, s._take()))
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._gather()
+            chunks = [(s, c) for s, c in batch if isinstance(c, _Chunk)]
+            if chunks:
+                try:
+                    results = await loop.run_in_executor(self._executor, self._step, chunks)
+                except Exception as e:
+                    log.exception("engine %s: a batch of %d streams failed", self.name, len(chunks))
+                    for s, _ in chunks:
+                        s._deliver(Update(error=f"the model failed: {type(e).__name__}"))
+                        s.close()
+                    continue
+                if self.metrics is not None:
+                    self.metrics.batch_size.labels(self.name).observe(len(chunks))
+                for (s, c), messages in zip(chunks, results, strict=True):
+                    s._deliver(Update(messages, [c.arrived]))
+                    self._schedule(s)
+            for s, item in batch:
+                if item is _STOP:
+                    s._deliver(Update(s.decoder.finish(), end=True))
+
+    def _step(self, chunks: Sequence[tuple[Stream, _Chunk]]) -> list[list[dict]]:
+        """One encoder run and the searches for a batch; in the worker thread. Returns each stream's messages."""
+        decoders = [s.decoder for s, _ in chunks]
+        x = np.stack([c.x for _, c in chunks])  # (N, T, F)
+        enc, state = self.model.encode(x, stack_states([d.encoder for d in decoders]))  # enc (N, C, J)
+        for d, s in zip(decoders, unstack_states(state), strict=True):
+            d.encoder = s
+        groups: dict[tuple[int, str], list[int]] = {}
+        for i, d in enumerate(decoders):
+            groups.setdefault((d.head, d.search), []).append(i)
+        for (head, search), rows in groups.items():
+            runner = self.model.heads[head]
+            states = [decoders[i].searcher for i in rows]
+            if search == "greedy":
+                greedy_search(runner, enc[rows], states)  # type: ignore[arg-type]
+            else:
+                modified_beam_search(runner, enc[rows], states)  # type: ignore[arg-type]
+        C = enc.shape[1]
+        return [d.after_chunk(C, c.flush) for d, (_, c) in zip(decoders, chunks, strict=True)]

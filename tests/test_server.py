@@ -1,0 +1,583 @@
+"""The server end to end: a real uvicorn on a free local port serving a tiny random bundle, real WebSocket clients.
+
+The tiny model is untrained, so its "transcripts" are whatever tokens it emits; what matters is that the server
+produces exactly the tokens onnxruntime produces offline (`server.transducer.transcribe`) for the same samples, with
+any number of concurrent streams, at any rate, while bad clients are refused with their documented codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import itertools
+import json
+import math
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from clients.stream import StreamResult, encode_audio, run_stream
+from clients.stream import main as stream_main
+from server.audio import write_wav
+from server.bundle import load_bundle
+from server.engine import Engine, EngineConfig
+from server.resample import resample
+from server.serve import make_server
+from server.settings import Settings
+from server.transducer import StreamingTransducer, transcribe
+from tests.test_export import SR, export_tiny_bundle, synthetic_audio
+
+MAX_MESSAGE = 65536  # bytes: small, so that oversized messages are cheap to send
+START = {"type": "start", "sample_rate": SR, "encoding": "s16le"}
+STOP = json.dumps({"type": "stop"})
+TIMEOUT = 30.0  # s: no single client exchange may take longer
+
+
+# ---- Fixtures: a bundle folder, servers in threads, the offline reference ----
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("server")
+    folder = root / "bundles"
+    folder.mkdir()
+    shutil.move(export_tiny_bundle(root), folder / "tiny-en")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model(bundles: Path) -> StreamingTransducer:
+    return StreamingTransducer(load_bundle(bundles / "tiny-en", providers="cpu", threads=1))
+
+
+class Running:
+    """A `parley serve` server (make_server) running in a thread of its own on a free port."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.server = make_server(settings)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"ws://127.0.0.1:{self.port}/v1/stream"
+        self.http = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+        assert not self.thread.is_alive(), "the server did not stop"
+
+    def metric(self, name: str, headers: dict | None = None) -> float | None:
+        text = httpx.get(self.http + "/metrics", headers=headers).text
+        for line in text.splitlines():
+            if line.split(" ")[0] == name:
+                return float(line.split(" ")[1])
+        return None
+
+
+@contextlib.contextmanager
+def running(bundles: Path, **kw) -> Iterator[Running]:
+    settings = Settings(bundles=bundles, port=0, intra_op_threads=1, log_level="warning", **kw)
+    r = Running(settings)
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.fixture(scope="module")
+def server(bundles: Path) -> Iterator[Running]:
+    """One segment per stream (no endpointing): its final is the offline transcript."""
+    with running(bundles, endpointing=False, max_message_bytes=MAX_MESSAGE) as r:
+        yield r
+
+
+KEY = "s3cret"
+
+
+@pytest.fixture(scope="module")
+def secure(bundles: Path) -> Iterator[Running]:
+    """API key, allowed origin, 2 connections, 1 s idle timeout, 1 s segments (endpoint rule 3), small uploads."""
+    with running(
+        bundles,
+        api_keys=(KEY,),
+        allowed_origins=("https://ok.example",),
+        max_connections=2,
+        idle_timeout_s=1.0,
+        rule3_min_utterance_length=1.0,
+        max_upload_bytes=200_000,
+    ) as r:
+        yield r
+
+
+def audio(seconds: float, seed: int, rate: int = SR) -> np.ndarray:
+    """Deterministic test audio at `rate`: float32 `(T,)`."""
+    x = synthetic_audio(seconds, seed)
+    return x if rate == SR else resample(x, SR, rate)
+
+
+def wire(x: np.ndarray) -> np.ndarray:
+    """The samples the server decodes from `x` sent as s16le (the client scales by 32767, the server by 32768)."""
+    return np.frombuffer(encode_audio(x, "s16le"), dtype="<i2").astype(np.float32) / 32768.0
+
+
+def offline(model: StreamingTransducer, x: np.ndarray, rate: int = SR, **kw) -> str:
+    return transcribe(model, x, rate, **kw).text
+
+
+def stream(url: str, x: np.ndarray, rate: int = SR, **kw) -> StreamResult:
+    kw.setdefault("speed", 0)
+    return asyncio.run(run_stream(url, x, rate, **kw))
+
+
+async def exchange(
+    url: str, sends: list[str | bytes | dict], headers: dict | None = None, origin: str | None = None
+) -> tuple[list[dict], int | None]:
+    """Sends messages in order (dicts as JSON) and reads until the server closes: (messages, close code)."""
+
+    async def go() -> tuple[list[dict], int | None]:
+        async with connect(url, additional_headers=headers, origin=origin, max_size=None, close_timeout=5) as ws:
+            for m in sends:
+                try:
+                    await ws.send(json.dumps(m) if isinstance(m, dict) else m)
+                except ConnectionClosed:
+                    break
+            msgs = []
+            with contextlib.suppress(ConnectionClosed):
+                async for raw in ws:
+                    msgs.append(json.loads(raw))
+        return msgs, ws.close_code
+
+    return await asyncio.wait_for(go(), TIMEOUT)
+
+
+def _errors(msgs: list[dict]) -> list[str]:
+    return [m["code"] for m in msgs if m["type"] == "error"]
+
+
+# ---- Streams ----
+
+
+def test_ready_message(server: Running) -> None:
+    msgs, code = asyncio.run(exchange(server.url, [{**START, "partials": False, "search": "beam"}, STOP]))
+    ready = msgs[0]
+    assert isinstance(ready.pop("session"), str)
+    assert ready == {
+        "type": "ready",
+        "protocol": 1,
+        "model": "tiny-en",
+        "chunk_ms": 160,
+        "sample_rate": SR,
+        "encoding": "s16le",
+        "partials": False,
+        "search": "beam",
+        "max_message_bytes": MAX_MESSAGE,
+    }
+    # No audio at all: only the padding is decoded (the random model may "hear" something in it), then end.
+    assert msgs[-1] == {"type": "end"} and code == 1000
+    assert all(m["type"] == "final" and m["start"] == m["end"] == 0 for m in msgs[1:-1]), msgs
+
+
+def test_stream_gives_partials_then_the_offline_transcript(server: Running, model: StreamingTransducer) -> None:
+    x = audio(3.0, 0)
+    r = stream(server.url, x, chunk_ms=100)
+    assert r.ok and r.close_code == 1000, r.error
+    kinds = [m.message["type"] for m in r.received]
+    assert kinds[0] == "ready" and kinds[-2:] == ["final", "end"] and kinds.count("final") == 1
+    partials = [m.message for m in r.received if m.message["type"] == "partial"]
+    assert len(partials) >= 3, "the text should change on most chunks"
+    ends = [p["end"] for p in partials]
+    assert ends == sorted(ends) and all(p["segment"] == 0 and p["start"] == 0 for p in partials)
+    (final,) = r.finals
+    expected = offline(model, wire(x))
+    assert expected and final["text"] == expected
+    assert (final["segment"], final["start"], final["end"]) == (0, 0.0, 3.0)
+    assert partials[-1]["text"] == expected[: len(partials[-1]["text"])], "a partial is a prefix of the final here"
+    words = final["words"]
+    assert " ".join(w["word"] for w in words) == final["text"]
+    assert all(0 <= w["start"] < w["end"] <= 3.0 for w in words)
+    assert [w["start"] for w in words] == sorted(w["start"] for w in words)
+
+
+def test_concurrent_streams_equal_one_at_a_time(server: Running, model: StreamingTransducer) -> None:
+    clips = [audio(1.5, seed) for seed in range(8)]
+    searches = ["greedy"] * 6 + ["beam"] * 2
+    alone = [stream(server.url, x, search=s).text for x, s in zip(clips, searches, strict=True)]
+
+    async def together() -> list[StreamResult]:
+        return await asyncio.gather(
+            *(run_stream(server.url, x, SR, speed=0, search=s) for x, s in zip(clips, searches, strict=True))
+        )
+
+    results = asyncio.run(together())
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert [r.text for r in results] == alone
+    assert alone[0] == offline(model, wire(clips[0]))
+    assert alone[7] == offline(model, wire(clips[7]), search="beam")
+    assert len(set(alone)) == 8, "different audio should give different token strings"
+
+
+@pytest.mark.parametrize("rate", [8000, 44100])
+def test_other_sample_rates(server: Running, model: StreamingTransducer, rate: int) -> None:
+    x = audio(2.0, 3, rate)
+    r = stream(server.url, x, rate, chunk_ms=50)
+    assert r.ok and r.ready["sample_rate"] == rate
+    assert r.text == offline(model, wire(x), rate)
+
+
+def test_f32le_at_48k(server: Running, model: StreamingTransducer) -> None:
+    x = audio(2.0, 4, 48000)
+    r = stream(server.url, x, 48000, encoding="f32le")
+    assert r.ok and r.text == offline(model, x, 48000)
+
+
+_F32 = {**START, "encoding": "f32le"}
+BAD_INPUTS = [
+    ("binary before start", [b"\0\0"], "not_started", 1008),
+    ("malformed JSON", ["{not json"], "bad_json", 1003),
+    ("JSON but not an object", ["[1, 2]"], "bad_json", 1003),
+    ("unknown type", [{"type": "hello"}], "bad_message", 1008),
+    ("unknown field", [{**START, "speaker": 2}], "unknown_field", 1008),
+    ("bad value", [{**START, "sample_rate": "fast"}], "invalid_value", 1008),
+    ("missing field", [{"type": "start", "sample_rate": SR}], "invalid_value", 1008),
+    ("unsupported rate", [{**START, "sample_rate": 96000}], "unsupported_rate", 1003),
+    ("unsupported encoding", [{**START, "encoding": "mulaw"}], "unsupported_encoding", 1003),
+    ("unknown model", [{**START, "model": "nope"}], "unknown_model", 1008),
+    ("unsupported language", [{**START, "language": "xx"}], "unsupported_option", 1008),
+    ("translation", [{**START, "translate": ["de"]}], "unsupported_option", 1008),
+    ("second start", [START, START], "already_started", 1008),
+    ("stop before start", [STOP], "not_started", 1008),
+    ("odd byte count", [START, b"\0" * 3201], "bad_audio", 1003),
+    ("f32le not whole samples", [_F32, b"\0" * 6], "bad_audio", 1003),
+    ("NaN in f32le", [_F32, np.array([0.1, math.nan], dtype="<f4").tobytes()], "bad_audio", 1003),
+    ("infinite f32le", [_F32, np.array([math.inf], dtype="<f4").tobytes()], "bad_audio", 1003),
+    ("oversize audio", [START, b"\0" * (MAX_MESSAGE + 2)], "too_big", 1009),
+    ("oversize text", [" " * (MAX_MESSAGE + 1)], "too_big", 1009),
+    ("audio after stop", [START, STOP, b"\0\0"], "after_stop", 1008),
+]
+
+
+def test_bad_inputs_get_their_error_and_close_while_a_good_stream_goes_on(
+    server: Running, model: StreamingTransducer
+) -> None:
+    x = audio(2.0, 5)
+
+    async def both() -> tuple[StreamResult, list]:
+        good = asyncio.create_task(run_stream(server.url, x, SR, chunk_ms=100, speed=4))
+        bad = await asyncio.gather(*(exchange(server.url, sends) for _, sends, _, _ in BAD_INPUTS))
+        far_too_big = await exchange(server.url, [START, b"\0" * (3 * MAX_MESSAGE)])
+        return await good, [*bad, far_too_big]
+
+    good, answers = asyncio.run(both())
+    for (what, _, code, close), (msgs, got_close) in zip(BAD_INPUTS, answers, strict=False):
+        assert _errors(msgs) == [code] and msgs[-1]["type"] == "error", f"{what}: {msgs}"
+        assert got_close == close, f"{what}: close {got_close}, expected {close}"
+        assert "Traceback" not in msgs[-1]["message"]
+    msgs, got_close = answers[-1]
+    assert got_close == 1009 and not _errors(msgs), "far larger messages are cut off by the transport"
+    assert good.ok and good.text == offline(model, wire(x))
+    assert server.metric('parley_errors_total{code="bad_audio"}') >= 4
+
+
+def test_abrupt_disconnect_disturbs_nobody(server: Running, model: StreamingTransducer) -> None:
+    x = audio(2.0, 6)
+
+    async def rude() -> None:
+        ws = await connect(server.url)
+        await ws.send(json.dumps(START))
+        await ws.recv()
+        for i in range(5):
+            await ws.send(encode_audio(x[i * 1600 : (i + 1) * 1600], "s16le"))
+        ws.transport.abort()  # no close handshake, no stop: the TCP connection just drops
+
+    async def both() -> StreamResult:
+        good = asyncio.create_task(run_stream(server.url, x, SR, chunk_ms=100, speed=4))
+        await asyncio.gather(*(rude() for _ in range(3)))
+        return await good
+
+    good = asyncio.run(both())
+    assert good.ok and good.text == offline(model, wire(x))
+    deadline = time.monotonic() + 5
+    while server.metric("parley_active_streams") != 0:
+        assert time.monotonic() < deadline, "the dropped connections still hold their slots"
+        time.sleep(0.05)
+
+
+def test_backpressure_bounds_the_queue(bundles: Path) -> None:
+    """A stream whose updates nobody reads: push waits once queue_chunks updates are waiting, and resumes."""
+
+    async def go() -> None:
+        engine = Engine(load_bundle(bundles / "tiny-en", providers="cpu", threads=1), EngineConfig(queue_chunks=2))
+        await engine.start()
+        try:
+            s = engine.open_stream(SR)
+            push = asyncio.create_task(s.push(audio(3.0, 0)))  # 18 chunks
+            await asyncio.sleep(0.5)
+            assert not push.done() and s.pending_chunks + s._updates.qsize() == 2
+            updates = 0
+            while not push.done():
+                await asyncio.wait_for(s.next_update(), 5)
+                updates += 1
+            assert updates >= 10
+            await push
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
+
+
+# ---- HTTP ----
+
+
+def test_health_models_and_metrics(server: Running) -> None:
+    assert stream(server.url, audio(1.0, 1)).ok
+    assert httpx.get(server.http + "/healthz").json() == {"status": "ok"}
+    r = httpx.get(server.http + "/readyz")
+    assert r.status_code == 200 and r.json() == {"status": "ready"}
+    assert httpx.get(server.http + "/v1/models").json() == {
+        "default": "tiny-en",
+        "models": [
+            {"name": "tiny-en", "languages": ["en"], "translate": [], "chunk_ms": 160, "search": ["greedy", "beam"]}
+        ],
+    }
+    r = httpx.get(server.http + "/metrics")
+    assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = r.text
+    for name in (
+        "parley_active_streams 0",
+        'parley_streams_total{model="tiny-en"}',
+        'parley_audio_seconds_total{model="tiny-en"}',
+        'parley_chunk_latency_seconds_bucket{model="tiny-en",le="+Inf"}',
+        'parley_batch_size_count{model="tiny-en"}',
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+    ):
+        assert name in text, name
+    assert server.metric('parley_streams_total{model="tiny-en"}') >= 1
+    assert server.metric('parley_audio_seconds_total{model="tiny-en"}') >= 1.0
+
+
+def _wav(x: np.ndarray, rate: int) -> bytes:
+    buf = io.BytesIO()
+    import wave
+
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(encode_audio(x, "s16le"))
+    return buf.getvalue()
+
+
+def test_transcribe_returns_the_streams_finals(server: Running, model: StreamingTransducer) -> None:
+    x = audio(2.0, 7)
+    finals = stream(server.url, x).finals
+    r = httpx.post(server.http + "/v1/transcribe", content=_wav(x, SR), headers={"content-type": "audio/wav"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "tiny-en" and body["duration"] == 2.0 and body["segments"] == finals
+    assert body["text"] == offline(model, wire(x))
+    raw = httpx.post(
+        server.http + "/v1/transcribe?sample_rate=16000&encoding=s16le&search=greedy",
+        content=encode_audio(x, "s16le"),
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert raw.status_code == 200 and raw.json()["segments"] == finals
+    x8 = audio(1.0, 8, 8000)
+    f32 = httpx.post(
+        server.http + "/v1/transcribe?sample_rate=8000&encoding=f32le",
+        content=encode_audio(x8, "f32le"),
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert f32.status_code == 200 and f32.json()["text"] == offline(model, x8, 8000)
+
+
+@pytest.mark.parametrize(
+    "query, content_type, body, status, code",
+    [
+        ("", "text/plain", b"hello", 415, "unsupported_encoding"),
+        ("", "application/octet-stream", b"\0\0", 400, "invalid_value"),
+        ("?sample_rate=96000", "application/octet-stream", b"\0\0", 400, "unsupported_rate"),
+        ("?sample_rate=16000&encoding=mulaw", "application/octet-stream", b"\0\0", 415, "unsupported_encoding"),
+        ("?sample_rate=16000", "application/octet-stream", b"\0\0\0", 400, "bad_audio"),
+        ("?model=nope", "audio/wav", None, 404, "unknown_model"),
+        ("?search=viterbi", "audio/wav", None, 400, "invalid_value"),
+        ("", "audio/wav", b"RIFF....not a wav", 400, "bad_audio"),
+    ],
+)
+def test_transcribe_errors(server: Running, query: str, content_type: str, body: bytes, status: int, code: str) -> None:
+    body = _wav(audio(0.2, 0), SR) if body is None else body
+    r = httpx.post(server.http + "/v1/transcribe" + query, content=body, headers={"content-type": content_type})
+    assert r.status_code == status and r.json()["code"] == code and r.json()["type"] == "error", r.text
+
+
+def test_stream_command_against_the_server(server: Running, model: StreamingTransducer, tmp_path: Path, capsys):
+    x = audio(1.5, 9)
+    write_wav(tmp_path / "a.wav", x, SR)
+    assert stream_main([str(tmp_path / "a.wav"), "--url", server.url, "--speed", "0", "--json"]) == 0
+    msgs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [m["type"] for m in msgs][-2:] == ["final", "end"]
+    assert msgs[-2]["text"] == offline(model, wire(x))
+
+
+# ---- Access, limits, segments (the secured server) ----
+
+
+def test_api_keys(secure: Running) -> None:
+    start = [{**START}, STOP]
+    msgs, code = asyncio.run(exchange(secure.url, start))
+    assert _errors(msgs) == ["unauthorized"] and code == 1008
+    msgs, code = asyncio.run(exchange(secure.url, start, headers={"Authorization": "Bearer wrong"}))
+    assert _errors(msgs) == ["unauthorized"] and code == 1008
+    for url, headers in (
+        (secure.url + f"?api_key={KEY}", None),
+        (secure.url, {"X-API-Key": KEY}),
+        (secure.url, {"Authorization": f"Bearer {KEY}"}),
+    ):
+        msgs, code = asyncio.run(exchange(url, start, headers=headers))
+        assert msgs[0]["type"] == "ready" and code == 1000, msgs
+    assert httpx.get(secure.http + "/healthz").status_code == 200
+    assert httpx.get(secure.http + "/readyz").status_code == 200
+    for path in ("/v1/models", "/metrics"):
+        r = httpx.get(secure.http + path)
+        assert r.status_code == 401 and r.json()["code"] == "unauthorized"
+        assert httpx.get(secure.http + path, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+    r = httpx.post(secure.http + "/v1/transcribe", content=_wav(audio(0.2, 0), SR))
+    assert r.status_code == 401
+
+
+def test_origins(secure: Running) -> None:
+    auth = {"X-API-Key": KEY}
+    msgs, code = asyncio.run(exchange(secure.url, [START, STOP], headers=auth, origin="https://evil.example"))
+    assert _errors(msgs) == ["forbidden_origin"] and code == 1008
+    msgs, code = asyncio.run(exchange(secure.url, [START, STOP], headers=auth, origin="https://ok.example"))
+    assert msgs[0]["type"] == "ready" and code == 1000
+
+
+def test_max_connections_and_idle_timeout(secure: Running) -> None:
+    auth = {"X-API-Key": KEY}
+
+    deadline = time.monotonic() + 5
+    while secure.metric("parley_active_streams", auth) != 0:  # earlier tests' connections are being cleaned up
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    async def go() -> None:
+        t = time.monotonic()
+        held = [await connect(secure.url, additional_headers=auth) for _ in range(2)]
+        for ws in held:
+            await ws.send(json.dumps(START))
+            assert json.loads(await ws.recv())["type"] == "ready"
+        msgs, code = await exchange(secure.url, [START], headers=auth)
+        assert _errors(msgs) == ["server_full"] and code == 1013
+        # The held streams say nothing: each gets idle_timeout 1 s after its start, which frees its slot.
+        for ws in held:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert msg["code"] == "idle_timeout", msg
+            with contextlib.suppress(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 1008
+        assert 1.0 <= time.monotonic() - t < 5
+        msgs, code = await exchange(secure.url, [START, STOP], headers=auth)
+        assert msgs[0]["type"] == "ready" and code == 1000
+
+    asyncio.run(go())
+
+
+def test_endpoints_close_segments_and_transcribe_agrees(secure: Running) -> None:
+    x = audio(3.0, 10)
+    r = stream(secure.url, x, api_key=KEY)
+    assert r.ok, r.error
+    finals = r.finals
+    assert len(finals) >= 2, "rule 3 (1 s segments) should have closed segments"
+    assert [f["segment"] for f in finals] == list(range(len(finals)))
+    assert finals[0]["start"] == 0.0 and finals[-1]["end"] == 3.0
+    for a, b in itertools.pairwise(finals):
+        assert b["start"] == a["end"] and a["text"], (a, b)
+        assert a["end"] - a["start"] >= 1.0
+    partial_segments = [m.message["segment"] for m in r.received if m.message["type"] == "partial"]
+    assert partial_segments == sorted(partial_segments) and len(set(partial_segments)) >= 2
+    body = httpx.post(
+        secure.http + "/v1/transcribe",
+        content=_wav(x, SR),
+        headers={"content-type": "audio/wav", "Authorization": f"Bearer {KEY}"},
+    )
+    assert body.status_code == 200 and body.json()["segments"] == finals
+    r = httpx.post(
+        secure.http + f"/v1/transcribe?api_key={KEY}",
+        content=_wav(audio(8.0, 0), SR),
+        headers={"content-type": "audio/wav"},
+    )
+    assert r.status_code == 413 and r.json()["code"] == "too_big"
+
+
+# ---- Loading and shutdown ----
+
+
+def test_bad_bundles_are_skipped(bundles: Path, tmp_path: Path) -> None:
+    good, bad = tmp_path / "a-good", tmp_path / "b-bad"
+    shutil.copytree(bundles / "tiny-en", good)
+    shutil.copytree(bundles / "tiny-en", bad)
+    (bad / "encoder.onnx").write_bytes(b"broken")
+    with running(tmp_path) as r:
+        assert httpx.get(r.http + "/readyz").status_code == 200
+        assert [m["name"] for m in httpx.get(r.http + "/v1/models").json()["models"]] == ["tiny-en"]
+    shutil.rmtree(good)
+    with running(tmp_path) as r:
+        ready = httpx.get(r.http + "/readyz")
+        assert ready.status_code == 503 and ready.json() == {"status": "no model loaded"}
+        assert httpx.get(r.http + "/healthz").status_code == 200
+        msgs, code = asyncio.run(exchange(r.url, [START]))
+        assert _errors(msgs) == ["unknown_model"] and code == 1008
+
+
+def test_shutdown_drains_open_streams(bundles: Path, model: StreamingTransducer) -> None:
+    x = audio(1.5, 11)
+    r = Running(Settings(bundles=bundles, port=0, intra_op_threads=1, log_level="warning", endpointing=False))
+
+    async def go() -> tuple[StreamResult, tuple[list[dict], int | None], int]:
+        open_stream = asyncio.create_task(run_stream(r.url, x, SR, chunk_ms=100, speed=1))
+        await asyncio.sleep(0.5)
+        r.server.should_exit = True
+        deadline = time.monotonic() + 5
+        while (ready := await asyncio.to_thread(lambda: httpx.get(r.http + "/readyz").status_code)) != 503:
+            assert time.monotonic() < deadline, "/readyz should turn 503 while draining"
+            await asyncio.sleep(0.05)
+        refused = await exchange(r.url, [START])
+        return await open_stream, refused, ready
+
+    try:
+        result, (msgs, code), ready = asyncio.run(go())
+    finally:
+        r.stop()
+    assert _errors(msgs) == ["shutting_down"] and code == 1001
+    assert ready == 503
+    assert result.ok and result.close_code == 1000 and result.text == offline(model, wire(x))
+
+
+def test_drain_timeout_ends_streams_with_1001(bundles: Path) -> None:
+    r = Running(Settings(bundles=bundles, port=0, intra_op_threads=1, log_level="warning", drain_timeout_s=0.3))
+
+    async def go() -> StreamResult:
+        long = asyncio.create_task(run_stream(r.url, audio(5.0, 12), SR, chunk_ms=100, speed=1))
+        await asyncio.sleep(0.5)
+        r.server.should_exit = True
+        return await long
+
+    try:
+        result = asyncio.run(go())
+    finally:
+        r.stop()
+    assert result.error["code"] == "shutting_down" and result.close_code == 1001
