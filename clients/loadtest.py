@@ -15,6 +15,10 @@ Figures, per number of streams:
   message's audio end. A server that omits "end" from partials is credited with the first message after the chunk.
   The server only speaks when the text changes, so during a pause chunks wait for the next change (or the final):
   the figure is honest for speech and pessimistic for silences. Chunks never covered are counted as uncovered.
+- server-side chunk latency: from the server's /metrics histogram parley_chunk_latency_seconds, the time from the
+  arrival of the sample that completes an encoder chunk (its lookahead included) to that chunk's results being
+  sent, for every chunk whether its text changed or not (percentiles interpolated inside the histogram's buckets).
+  This is the figure --ramp judges by when the server exposes it; the client-side figure above otherwise.
 - finalization latency: time from sending stop until the "end" message.
 - WER against references (--refs), with a simple normalization (lowercase, punctuation dropped; characters for
   Chinese), so it can differ slightly from `parley eval`'s.
@@ -188,16 +192,64 @@ def parse_metric(text: str, name: str) -> float | None:
     return None
 
 
-def fetch_cpu_seconds(metrics_url: str, api_key: str | None = None, timeout: float = 2.0) -> float | None:
-    """The server's process_cpu_seconds_total, or None when /metrics cannot be read or lacks it."""
+_LE = re.compile(r'le="([^"]+)"')
+SERVER_LATENCY = "parley_chunk_latency_seconds"
+
+
+def parse_histogram(text: str, name: str) -> dict[float, float]:
+    """Cumulative bucket counts `{upper bound: count}` of histogram `name`, summed over its other labels."""
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if not line.startswith(name + "_bucket"):
+            continue
+        m = _LE.search(line)
+        parts = line.rsplit(None, 1)
+        if m and len(parts) == 2:
+            bound = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+            out[bound] = out.get(bound, 0.0) + float(parts[1])
+    return out
+
+
+def histogram_percentiles_ms(before: dict[float, float], after: dict[float, float]) -> dict | None:
+    """p50/p95/p99 (ms) of the observations made between two scrapes, interpolated linearly inside buckets."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]  # cumulative
+    if not counts or counts[-1] <= 0:
+        return None
+    total = counts[-1]
+    result: dict = {"n": int(total)}
+    for q in (50, 95, 99):
+        target = total * q / 100
+        lo_bound, lo_count = 0.0, 0.0
+        for b, c in zip(bounds, counts, strict=True):
+            if c >= target:
+                if b == float("inf"):
+                    value = lo_bound  # beyond the last finite bucket: report its bound (a lower limit)
+                else:
+                    frac = (target - lo_count) / (c - lo_count) if c > lo_count else 1.0
+                    value = lo_bound + frac * (b - lo_bound)
+                result[f"p{q}"] = round(1000 * value, 1)
+                break
+            lo_bound, lo_count = b, c
+    return result
+
+
+def fetch_metrics(metrics_url: str, api_key: str | None = None, timeout: float = 2.0) -> str | None:
+    """The server's /metrics text, or None when it cannot be read."""
     req = urllib.request.Request(metrics_url)
     if api_key:
         req.add_header("Authorization", f"Bearer {api_key}")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
-            return parse_metric(r.read().decode("utf-8", "replace"), "process_cpu_seconds_total")
+            return r.read().decode("utf-8", "replace")
     except (OSError, urllib.error.URLError, ValueError):
         return None
+
+
+def fetch_cpu_seconds(metrics_url: str, api_key: str | None = None, timeout: float = 2.0) -> float | None:
+    """The server's process_cpu_seconds_total, or None when /metrics cannot be read or lacks it."""
+    text = fetch_metrics(metrics_url, api_key, timeout)
+    return None if text is None else parse_metric(text, "process_cpu_seconds_total")
 
 
 # ---- Running a level ----
@@ -226,7 +278,7 @@ def _assignments(stream: int, streams: int, files: int) -> list[int]:
 async def run_level(clips: Sequence[Clip], streams: int, opts: Options) -> dict:
     """Runs `streams` concurrent streams and summarizes them (the JSON written for one level)."""
     metrics_url = opts.metrics_url or metrics_url_for(opts.url)
-    cpu0 = await asyncio.to_thread(fetch_cpu_seconds, metrics_url, opts.api_key)
+    m0 = await asyncio.to_thread(fetch_metrics, metrics_url, opts.api_key)
     t_start = time.monotonic()
     stagger = opts.chunk_ms / 1000.0 / streams if opts.speed > 0 else 0.0
 
@@ -263,8 +315,14 @@ async def run_level(clips: Sequence[Clip], streams: int, opts: Options) -> dict:
 
     per_stream = await asyncio.gather(*(worker(i) for i in range(streams)))
     wall = time.monotonic() - t_start
-    cpu1 = await asyncio.to_thread(fetch_cpu_seconds, metrics_url, opts.api_key)
-    return summarize(streams, [x for xs in per_stream for x in xs], wall, cpu0, cpu1)
+    m1 = await asyncio.to_thread(fetch_metrics, metrics_url, opts.api_key)
+    cpu0, cpu1 = (None if m is None else parse_metric(m, "process_cpu_seconds_total") for m in (m0, m1))
+    level = summarize(streams, [x for xs in per_stream for x in xs], wall, cpu0, cpu1)
+    if m0 is not None and m1 is not None:
+        level["server_latency_ms"] = histogram_percentiles_ms(
+            parse_histogram(m0, SERVER_LATENCY), parse_histogram(m1, SERVER_LATENCY)
+        )
+    return level
 
 
 def summarize(
@@ -306,6 +364,7 @@ def summarize(
         "wer": None,
         "server_cpu_seconds": None,
         "server_cpu_cores": None,
+        "server_latency_ms": None,
     }
     if scored:
         level["wer"] = {
@@ -321,8 +380,8 @@ def summarize(
 
 
 def level_ok(level: dict, target_p95_ms: float) -> bool:
-    """Whether a level kept p95 chunk latency within the target without errors."""
-    lat = level["latency_ms"]
+    """Whether a level kept p95 chunk latency (server-side when known) within the target without errors."""
+    lat = level.get("server_latency_ms") or level["latency_ms"]
     return level["error_count"] == 0 and lat is not None and lat["p95"] <= target_p95_ms
 
 
@@ -379,6 +438,9 @@ def describe(level: dict) -> str:
         parts.append(f"chunk latency p50 {lat['p50']:.0f} p95 {lat['p95']:.0f} p99 {lat['p99']:.0f} ms")
     else:
         parts.append("no chunk latency")
+    srv = level.get("server_latency_ms")
+    if srv:
+        parts.append(f"server-side p50 {srv['p50']:.0f} p95 {srv['p95']:.0f} p99 {srv['p99']:.0f} ms")
     if fin:
         parts.append(f"final {fin['p50']:.0f} ms")
     if level["wer"]:

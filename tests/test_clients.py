@@ -287,3 +287,21 @@ def test_caption_printer_rewrites_partials_in_place() -> None:
     show({"type": "partial", "text": "hel"})
     show(_final(0, "hello.", 0, 1))
     assert quiet.getvalue() == "hello.\n"
+
+
+def test_server_side_latency_percentiles_come_from_histogram_deltas() -> None:
+    def scrape(counts: dict[str, int]) -> str:
+        lines = ["# TYPE parley_chunk_latency_seconds histogram"]
+        for model in ("a", "b"):
+            lines += [
+                f'parley_chunk_latency_seconds_bucket{{model="{model}",le="{le}"}} {c}' for le, c in counts.items()
+            ]
+        return "\n".join(lines)
+
+    before = loadtest.parse_histogram(scrape({"0.1": 10, "0.2": 10, "+Inf": 10}), loadtest.SERVER_LATENCY)
+    assert before == {0.1: 20.0, 0.2: 20.0, float("inf"): 20.0}
+    # 100 new observations per model: 50 in (0, 0.1], 50 in (0.1, 0.2].
+    after = loadtest.parse_histogram(scrape({"0.1": 60, "0.2": 110, "+Inf": 110}), loadtest.SERVER_LATENCY)
+    p = loadtest.histogram_percentiles_ms(before, after)
+    assert p["n"] == 200 and p["p50"] == pytest.approx(100.0) and p["p95"] == pytest.approx(190.0)
+    assert loadtest.histogram_percentiles_ms(after, after) is None
