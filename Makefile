@@ -70,3 +70,42 @@ bundle-en: $(VENV)/.dev
 		--chunk-ms 320 --history-ms 1280 --int8 --eval-report $(EXP)/en/eval/report.json --out $(BUNDLES)/en-small
 
 model-en: corpus-en train-en eval-en bundle-en
+
+# ---- The SM² recipe (issue: streaming multilingual captions and translation; docs/sm2.md) ------------------------
+# make model-sm2 DATA=/path/to/data EXP=/path/to/exp   corpus -> stage 1 -> zh expansion -> evaluation -> bundle.
+SM2_HOURS ?= 20
+SM2_EPOCHS ?= 8
+SM2_ZH_EPOCHS ?= 4
+SM2_MAX_SECONDS ?= 600
+SM2_WORKERS ?= 8
+SM2_LANGS = en de es fr it zh
+SM2_ARCH = --d-model 256 --layers 12 --heads 4 --ff-dim 1024 --decoder-dim 256 --joiner-dim 320 --ctc-weight 0.3 \
+	--lid-languages $(SM2_LANGS) --max-seconds $(SM2_MAX_SECONDS) --num-workers $(SM2_WORKERS) --dev-utts 100
+sm2_manifests = $(foreach l,$(1),$(DATA)/corpus-ml/$(l)/$(2).jsonl)
+
+.PHONY: corpus-ml train-sm2 train-sm2-zh eval-sm2 bundle-sm2 model-sm2
+corpus-ml: $(VENV)/.dev
+	$(VENV)/bin/parley corpus build --out $(DATA)/corpus-ml --languages en,de,es,fr,it,zh --hours $(SM2_HOURS) \
+		--dev 300 --test 400 --test-unseen 400 --jobs $(JOBS) --seed 0
+
+train-sm2: $(VENV)/.dev
+	$(VENV)/bin/parley train --train $(call sm2_manifests,$(SM2_LANGS),train) \
+		--dev $(call sm2_manifests,$(SM2_LANGS),dev) --output-languages en de es fr it \
+		--tasks en:en de:de es:es fr:fr it:it de:en es:en fr:en it:en zh:en --lid-weight 0.1 $(SM2_ARCH) \
+		--epochs $(SM2_EPOCHS) --lr 1.5e-3 --warmup-steps 1000 --dev-every 2000 --exp-dir $(EXP)/sm2
+
+train-sm2-zh: $(VENV)/.dev
+	$(VENV)/bin/parley train --train $(call sm2_manifests,en de zh,train) --dev $(call sm2_manifests,en de zh,dev) \
+		--output-languages en de es fr it zh --tasks en:zh de:zh zh:zh --freeze-encoder --init $(EXP)/sm2/best.pt \
+		$(SM2_ARCH) --epochs $(SM2_ZH_EPOCHS) --lr 1e-3 --warmup-steps 300 --dev-every 1000 --exp-dir $(EXP)/sm2-zh
+
+eval-sm2: $(VENV)/.dev
+	$(VENV)/bin/parley eval-sm2 --checkpoint $(EXP)/sm2-zh/best.pt --data $(DATA)/corpus-ml \
+		--splits test test_unseen --chunk-ms 320 --history-ms 1280 --restrict en,de en,de,fr es,fr,it \
+		--out $(EXP)/sm2-zh/eval
+
+bundle-sm2: $(VENV)/.dev
+	$(VENV)/bin/parley export --checkpoint $(EXP)/sm2-zh/best.pt --name sm2-small --chunk-ms 320 --history-ms 1280 \
+		--int8 --eval-report $(EXP)/sm2-zh/eval/report.json --out $(BUNDLES)/sm2-small
+
+model-sm2: corpus-ml train-sm2 train-sm2-zh eval-sm2 bundle-sm2

@@ -107,6 +107,9 @@ async def run_stream(
     model: str | None = None,
     search: str | None = None,
     partials: bool = True,
+    language: str | None = None,
+    translate: Sequence[str] = (),
+    languages: Sequence[str] = (),
     api_key: str | None = None,
     on_message: Callable[[dict], None] | None = None,
     open_timeout: float = 10.0,
@@ -122,7 +125,8 @@ async def run_stream(
         chunk_ms: audio per binary message.
         speed: pacing; 1 sends chunk k when its last sample would have been recorded, 0 sends without waiting.
         encoding: "s16le" or "f32le" on the wire.
-        model, search, partials: the start message's fields (None: the server's default).
+        model, search, partials, language, translate, languages: the start message's fields (None or empty: the
+            server's default).
         api_key: sent as `Authorization: Bearer`.
         on_message: called with each server message as it arrives.
         open_timeout: seconds to connect and get ready.
@@ -141,6 +145,12 @@ async def run_stream(
         start["model"] = model
     if search:
         start["search"] = search
+    if language:
+        start["language"] = language
+    if translate:
+        start["translate"] = list(translate)
+    if languages:
+        start["languages"] = list(languages)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
 
     def record(raw: str | bytes) -> dict | None:
@@ -244,7 +254,10 @@ class CaptionPrinter:
             if self._shown:
                 self.out.write("\r\x1b[K")
                 self._shown = False
-            self.out.write(msg.get("text", "") + "\n")
+            lang = f"[{msg['language']}] " if "language" in msg else ""
+            self.out.write(lang + msg.get("text", "") + "\n")
+            for target, text in (msg.get("translations") or {}).items():
+                self.out.write(f"    {target}: {text}\n")
             self.out.flush()
 
 
@@ -260,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--search", choices=("greedy", "beam"), help="search method (default: the model's)")
     p.add_argument("--encoding", choices=("s16le", "f32le"), default="s16le", help="wire format (default: s16le)")
     p.add_argument("--no-partials", action="store_true", help="ask the server for finals only")
+    p.add_argument("--language", help="the spoken language, or auto (multilingual models)")
+    p.add_argument("--translate", nargs="+", default=[], help="languages to translate into (multilingual models)")
+    p.add_argument("--languages", nargs="+", default=[], help="the languages auto may choose from")
     p.add_argument(
         "--api-key", default=os.environ.get("PARLEY_API_KEY"), help="API key (default: $PARLEY_API_KEY, if set)"
     )
@@ -291,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 model=a.model,
                 search=a.search,
                 partials=not a.no_partials,
+                language=a.language,
+                translate=a.translate,
+                languages=a.languages,
                 api_key=a.api_key,
                 on_message=show,
             )

@@ -6,6 +6,13 @@ r"""`parley export`: a training checkpoint to a bundle folder that Parley's serv
 The folder receives encoder.onnx, decoder.onnx, joiner.onnx (and with --int8 their .int8.onnx copies),
 tokens.txt, bpe.model, bundle.json (what is inside, how it was trained, what it measured, sizes and sha256 of
 every file) and a README.md model card written from bundle.json. docs/bundles.md describes the format.
+
+A multi-head (SM²) checkpoint becomes a bundle of kind "sm2": encoder.onnx (unprojected output), lid.onnx, and
+decoder-<lang>.onnx, joiner-<lang>.onnx, tokens-<lang>.txt, bpe-<lang>.model for every head; the tokenizers are
+those the checkpoint was trained with (or <--lang-dir>/<lang>/bpe.model):
+
+    parley export --checkpoint exp/sm2-zh/best.pt --name sm2-small --out bundles/sm2-small --int8 \
+        --eval-report exp/sm2-zh/eval/report.json
 """
 
 from __future__ import annotations
@@ -18,7 +25,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from export.onnx_export import StreamingSettings, export_onnx, int8_name, mel_range
+from export.onnx_export import (
+    StreamingSettings,
+    export_multihead_onnx,
+    export_onnx,
+    head_file,
+    int8_name,
+    mel_range,
+)
 from server.bundle import BUNDLE_FORMAT, BUNDLE_JSON
 from server.features import FbankConfig
 
@@ -86,6 +100,27 @@ def _language(checkpoint: dict, tokenizer: Path, language: str | None) -> str:
     return tokenizer.parent.name  # models/lang/<language>/bpe.model
 
 
+def _sm2_card_lines(bundle: dict) -> list[str]:
+    """The model card's SM² part: the language identifier and the measured captions and translations."""
+    lines = []
+    if "lid" in bundle:
+        lines.append(f"- streaming language identifier over {', '.join(bundle['lid']['languages'])} (`lid.onnx`)")
+    rows = bundle["measured"].get("sm2", {}).get("results", [])
+    if rows:
+        lines += [
+            "",
+            "| split | source | head | WER | BLEU | zero-shot | lag (s) |",
+            "| --- | --- | --- | ---: | ---: | --- | ---: |",
+        ]
+        for r in rows:
+            wer = _pct(r["wer"]) if "wer" in r else ""
+            bleu = f"{r['bleu']:.1f}" if "bleu" in r else ""
+            lag = f"{r['lag_mean_s']:.2f}" if r.get("lag_mean_s") is not None else ""
+            zero = "yes" if r.get("zero_shot") else ""
+            lines.append(f"| {r['split']} | {r['source']} | {r['head']} | {wer} | {bleu} | {zero} | {lag} |")
+    return lines
+
+
 def model_card(bundle: dict) -> str:
     """The README.md of a bundle, written from its bundle.json."""
     s, f, t = bundle["streaming"], bundle["features"], bundle["training"]
@@ -112,6 +147,7 @@ def model_card(bundle: dict) -> str:
         f"{bundle['model']['config']['encoder']['num_layers']} layers x "
         f"{bundle['model']['config']['encoder']['d_model']}, joiner {bundle['model']['config']['joiner_dim']}",
         "- heads: " + ", ".join(f"{h['name']} ({h['language']}, {h['vocab_size']} tokens)" for h in bundle["heads"]),
+        *(_sm2_card_lines(bundle) if bundle["kind"] == "sm2" else []),
         f"- precisions: {', '.join(bundle['precisions'])}",
         "",
         "## Training",
@@ -125,7 +161,9 @@ def model_card(bundle: dict) -> str:
         "",
     ]
     rows = bundle["measured"].get("wer", [])
-    if rows:
+    if bundle["kind"] == "sm2":
+        lines.append("Captions (WER) and translations (BLEU, lag) are in the Model section above.")
+    elif rows:
         lines += [
             "| test set | chunk ms | history ms | search | utterances | WER | RTF |",
             "| --- | ---: | ---: | --- | ---: | ---: | ---: |",
@@ -144,6 +182,11 @@ def model_card(bundle: dict) -> str:
         "",
         "## Use",
         "",
+        *(
+            ["Every head is a transducer of its own for sherpa-onnx, with the shared encoder (this is the first):", ""]
+            if bundle["kind"] == "sm2"
+            else []
+        ),
         "```python",
         "import sherpa_onnx",
         "rec = sherpa_onnx.OnlineRecognizer.from_transducer(",
@@ -183,8 +226,12 @@ def build_bundle(
     hardware: str | None = None,
     eval_report: str | Path | None = None,
     keep: Sequence[str] | None = None,
+    lang_dir: str | Path | None = None,
 ) -> dict:
     """Exports `checkpoint` into the bundle folder `out`; returns the bundle.json content.
+
+    A multi-head checkpoint takes its tokenizers from `lang_dir`/<lang>/bpe.model when given, else from the paths
+    the checkpoint was trained with; `tokenizer` and `language` are for single-head checkpoints.
 
     Raises:
         FileNotFoundError: the checkpoint or tokenizer is missing.
@@ -198,6 +245,10 @@ def build_bundle(
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} not found")
     model, ck = load_model(checkpoint)
+    if model.cfg.multi_head:
+        return _build_multihead_bundle(
+            model, ck, checkpoint, Path(out), name, settings, lang_dir, int8, hardware, eval_report, keep
+        )
     tokenizer = Path(tokenizer or ck.get("tokenizer", ""))
     tok = Tokenizer(tokenizer)
     if tok.vocab_size != model.cfg.vocab_size:
@@ -218,17 +269,12 @@ def build_bundle(
         "tokenizer": MODEL_NAME,
         "tokenizer_sha256": sha256_of(out / MODEL_NAME),
     }
-    keep = list(keep or (PRECISIONS if int8 else PRECISIONS[:1]))
-    if unknown := [p for p in keep if p not in PRECISIONS]:
-        raise ValueError(f"unknown precision(s) {unknown}; choose from {list(PRECISIONS)}")
-    paths = export_onnx(model, settings, out, common, head_meta, features, int8 or "int8" in keep)
-    precisions = [p for p in PRECISIONS if p in keep]
-    if "fp32" not in precisions:  # an int8-only bundle: the float files were only the quantizer's input
-        for name in ("encoder.onnx", "decoder.onnx", "joiner.onnx"):
-            paths.pop(name).unlink()
+    precisions = _precisions(keep, int8)
+    paths = export_onnx(model, settings, out, common, head_meta, features, "int8" in precisions)
+    _drop_float_files(paths, precisions)
 
     def variants(base: str) -> dict[str, str]:
-        return {p: base if p == "fp32" else int8_name(base) for p in precisions}
+        return _variants(base, precisions)
 
     report = json.loads(Path(eval_report).read_text()) if eval_report else {}
     bundle = {
@@ -250,21 +296,120 @@ def build_bundle(
                 "post_processing": "none",
             }
         ],
-        "streaming": {
-            "chunk_ms": settings.chunk_ms,
-            "history_ms": settings.history_ms,
-            "chunk_size": settings.chunk,
-            "left_context": settings.left_context,
-            "T": settings.window,
-            "decode_chunk_len": settings.decode_chunk_len,
-            "pad_length": settings.window - settings.decode_chunk_len,
-        },
+        "streaming": _streaming_entry(settings),
         "features": {**features.to_dict(), **mel_range(features)},
         "model": {"config": model.cfg.to_dict(), "parameters": count_parameters(model)},
         "training": training_summary(ck, hardware),
         "measured": {"wer": report.get("results", [])},
         "source": {"checkpoint": str(checkpoint), "checkpoint_sha256": common["checkpoint_sha256"]},
         "files": file_entries(out, [p.name for p in paths.values()] + [TOKENS_NAME, MODEL_NAME]),
+    }
+    write_bundle_json(out, bundle)
+    return bundle
+
+
+def _precisions(keep: Sequence[str] | None, int8: bool) -> list[str]:
+    keep = list(keep or (PRECISIONS if int8 else PRECISIONS[:1]))
+    if unknown := [p for p in keep if p not in PRECISIONS]:
+        raise ValueError(f"unknown precision(s) {unknown}; choose from {list(PRECISIONS)}")
+    return [p for p in PRECISIONS if p in keep]
+
+
+def _drop_float_files(paths: dict[str, Path], precisions: list[str]) -> None:
+    """An int8-only bundle keeps no float files: they were only the quantizer's input."""
+    if "fp32" not in precisions:
+        for name in [n for n in paths if not n.endswith(".int8.onnx")]:
+            paths.pop(name).unlink()
+
+
+def _variants(base: str, precisions: list[str]) -> dict[str, str]:
+    return {p: base if p == "fp32" else int8_name(base) for p in precisions}
+
+
+def _streaming_entry(settings: StreamingSettings) -> dict:
+    return {
+        "chunk_ms": settings.chunk_ms,
+        "history_ms": settings.history_ms,
+        "chunk_size": settings.chunk,
+        "left_context": settings.left_context,
+        "T": settings.window,
+        "decode_chunk_len": settings.decode_chunk_len,
+        "pad_length": settings.window - settings.decode_chunk_len,
+    }
+
+
+def _build_multihead_bundle(
+    model,
+    ck: dict,
+    checkpoint: Path,
+    out: Path,
+    name: str,
+    settings: StreamingSettings,
+    lang_dir: str | Path | None,
+    int8: bool,
+    hardware: str | None,
+    eval_report: str | Path | None,
+    keep: Sequence[str] | None,
+) -> dict:
+    """`build_bundle` for a multi-head (SM²) model: kind "sm2", a head per output language, lid.onnx."""
+    from models.encoder import count_parameters
+    from models.tokenizer import MODEL_NAME, Tokenizer, write_tokens_txt
+
+    saved = ck.get("tokenizers", {})
+    tokenizers = {
+        h: Path(lang_dir) / h / MODEL_NAME if lang_dir else Path(saved.get(h, Path("models/lang") / h / MODEL_NAME))
+        for h in model.head_names
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    common = {"checkpoint_sha256": sha256_of(checkpoint)}
+    head_meta, extra_files = {}, []
+    for h, path in tokenizers.items():
+        if not path.is_file():
+            raise FileNotFoundError(f"tokenizer {path} of head {h} not found (pass --lang-dir)")
+        if (v := Tokenizer(path).vocab_size) != model.vocab_size(h):
+            raise ValueError(f"tokenizer {path} has {v} pieces but head {h} has vocab_size {model.vocab_size(h)}")
+        bpe, tokens = f"bpe-{h}.model", f"tokens-{h}.txt"
+        shutil.copyfile(path, out / bpe)
+        write_tokens_txt(out / bpe, out / tokens)
+        extra_files += [bpe, tokens]
+        head_meta[h] = {"head": h, "language": h, "tokenizer": bpe, "tokenizer_sha256": sha256_of(out / bpe)}
+    features = FbankConfig()
+    precisions = _precisions(keep, int8)
+    paths = export_multihead_onnx(model, settings, out, common, head_meta, features, "int8" in precisions)
+    _drop_float_files(paths, precisions)
+    report = json.loads(Path(eval_report).read_text()) if eval_report else {}
+    bundle = {
+        "format": BUNDLE_FORMAT,
+        "name": name,
+        "kind": "sm2",
+        "languages": model.head_names,
+        "precisions": precisions,
+        "encoder": _variants("encoder.onnx", precisions),
+        **(
+            {"lid": {"model": _variants("lid.onnx", precisions), "languages": list(model.cfg.lid_languages)}}
+            if model.lid is not None
+            else {}
+        ),
+        "heads": [
+            {
+                "name": h,
+                "language": h,
+                "decoder": _variants(head_file("decoder", h), precisions),
+                "joiner": _variants(head_file("joiner", h), precisions),
+                "tokens": f"tokens-{h}.txt",
+                "bpe": f"bpe-{h}.model",
+                "vocab_size": model.vocab_size(h),
+                "post_processing": "none",
+            }
+            for h in model.head_names
+        ],
+        "streaming": _streaming_entry(settings),
+        "features": {**features.to_dict(), **mel_range(features)},
+        "model": {"config": model.cfg.to_dict(), "parameters": count_parameters(model)},
+        "training": training_summary(ck, hardware),
+        "measured": {"wer": [], "sm2": report},
+        "source": {"checkpoint": str(checkpoint), "checkpoint_sha256": common["checkpoint_sha256"]},
+        "files": file_entries(out, [p.name for p in paths.values()] + extra_files),
     }
     write_bundle_json(out, bundle)
     return bundle
@@ -291,6 +436,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--hardware", help="what the model was trained on, for the model card (e.g. '1x H100')")
     p.add_argument("--eval-report", type=Path, help="report.json of parley eval --out, for the measured WER table")
+    p.add_argument(
+        "--lang-dir", type=Path, help="multi-head checkpoints: <dir>/<lang>/bpe.model (default: the training paths)"
+    )
     a = p.parse_args(argv)
     try:
         settings = StreamingSettings(a.chunk_ms, a.history_ms)
@@ -305,6 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             a.hardware,
             a.eval_report,
             a.precisions,
+            a.lang_dir,
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"parley export: {e}", file=sys.stderr)

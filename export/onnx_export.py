@@ -18,6 +18,14 @@ dim, J joiner dim, V vocabulary, F fbank bins.
 
 Every setting the runtime needs is written into the files' metadata (`encoder_metadata`, `decoder_metadata`,
 `joiner_metadata`); server/bundle.py reads it from there and checks the three files against each other.
+
+A multi-head (SM²) model has one encoder and a decoder and joiner per output language, each head with its own
+`encoder_proj`. Its files (`export_multihead_onnx`) differ in one place: the encoder outputs the *unprojected*
+``encoder_out (N, C, D)`` and every head's joiner projects it itself, ``encoder_out (N, D)``, ``decoder_out (N, J)``
+-> ``logit (N, V)`` = output(tanh(encoder_proj(enc) + dec)). sherpa-onnx loads each (encoder, decoder-<lang>,
+joiner-<lang>) triple as an ordinary transducer: it hands the joiner one frame of whatever the encoder output and
+never looks inside. ``lid.onnx`` maps the same ``encoder_out (N, C, D)`` to per-frame language logits
+``lid_logits (N, C, L)`` (models/lid.py); the runtime keeps their running mean.
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ import torch
 from torch import nn
 
 from models.encoder import PAD_LENGTH, SUBSAMPLING, StreamingConformer
-from models.transducer import BLANK, Decoder, Transducer
+from models.lid import StreamingLID
+from models.transducer import BLANK, Decoder, Joiner, Transducer
 from server.features import FbankConfig
 
 OPSET = 17  # LayerNormalization is a single op from opset 17
@@ -86,9 +95,10 @@ class StreamingSettings:
 
 
 class OnnxEncoder(nn.Module):
-    """`StreamingConformer.step` + `encoder_proj`, with sherpa-onnx's inputs and outputs."""
+    """`StreamingConformer.step` + `encoder_proj` (identity for a multi-head model), with sherpa-onnx's inputs and
+    outputs."""
 
-    def __init__(self, encoder: StreamingConformer, encoder_proj: nn.Linear) -> None:
+    def __init__(self, encoder: StreamingConformer, encoder_proj: nn.Module) -> None:
         super().__init__()
         self.encoder = encoder
         self.encoder_proj = encoder_proj
@@ -98,7 +108,7 @@ class OnnxEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x `(N, T, F)`, caches `(L, K, N, D)` and `(L, k-1, N, D)`, processed_lens `(N,)` fbank frames.
 
-        Returns encoder_out `(N, C, J)` and the new caches.
+        Returns encoder_out `(N, C, J)` (`(N, C, D)` unprojected) and the new caches.
         """
         state = (cached_attn, cached_conv, torch.div(processed_lens, SUBSAMPLING, rounding_mode="floor"))
         h, (new_attn, new_conv, _) = self.encoder.step(x, state)
@@ -126,6 +136,28 @@ class OnnxJoiner(nn.Module):
 
     def forward(self, encoder_out: torch.Tensor, decoder_out: torch.Tensor) -> torch.Tensor:
         return self.output(torch.tanh(encoder_out + decoder_out))
+
+
+class OnnxProjectingJoiner(nn.Module):
+    """A multi-head model's joiner: output(tanh(encoder_proj(enc) + dec)): `(N, D)`, `(N, J)` -> `(N, V)`."""
+
+    def __init__(self, joiner: Joiner) -> None:
+        super().__init__()
+        self.joiner = joiner
+
+    def forward(self, encoder_out: torch.Tensor, decoder_out: torch.Tensor) -> torch.Tensor:
+        return self.joiner.output(torch.tanh(self.joiner.encoder_proj(encoder_out) + decoder_out))
+
+
+class OnnxLid(nn.Module):
+    """Per-frame language logits of the unprojected encoder output: `(N, C, D)` -> `(N, C, L)`."""
+
+    def __init__(self, lid: StreamingLID) -> None:
+        super().__init__()
+        self.lid = lid
+
+    def forward(self, encoder_out: torch.Tensor) -> torch.Tensor:
+        return self.lid.frame_logits(encoder_out)
 
 
 def _metadata_values(meta: dict[str, object]) -> dict[str, str]:
@@ -174,16 +206,18 @@ def encoder_metadata(model: Transducer, settings: StreamingSettings, features: F
             "joiner_dim": model.cfg.joiner_dim,
             "processed_lens_unit": "fbank_frames",
             **features_metadata(features),
+            # A multi-head model's encoder_out is unprojected (width D); a single head's is J wide (no key).
+            **({"encoder_out_dim": cfg.d_model} if model.cfg.multi_head else {}),
         }
     )
 
 
-def decoder_metadata(model: Transducer) -> dict[str, str]:
-    """sherpa-onnx's decoder keys (context_size, vocab_size), then Parley's."""
+def decoder_metadata(model: Transducer, head: str | None = None) -> dict[str, str]:
+    """sherpa-onnx's decoder keys (context_size, vocab_size), then Parley's. `head`: a multi-head model's head."""
     return _metadata_values(
         {
             "context_size": model.cfg.context_size,
-            "vocab_size": model.cfg.vocab_size,
+            "vocab_size": model.vocab_size(head),
             "version": METADATA_VERSION,
             "decoder_dim": model.cfg.decoder_dim,
             "joiner_dim": model.cfg.joiner_dim,
@@ -192,11 +226,11 @@ def decoder_metadata(model: Transducer) -> dict[str, str]:
     )
 
 
-def joiner_metadata(model: Transducer) -> dict[str, str]:
+def joiner_metadata(model: Transducer, head: str | None = None) -> dict[str, str]:
     return _metadata_values(
         {
             "joiner_dim": model.cfg.joiner_dim,
-            "vocab_size": model.cfg.vocab_size,
+            "vocab_size": model.vocab_size(head),
             "version": METADATA_VERSION,
             "blank_id": BLANK,
         }
@@ -240,7 +274,9 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
 
 @torch.no_grad()
 def export_encoder(model: Transducer, settings: StreamingSettings, path: Path, meta: dict[str, str]) -> None:
+    """The encoder step; followed by the joiner's `encoder_proj` for a single-head model (see the docstring)."""
     cfg = model.cfg.encoder
+    proj: nn.Module = nn.Identity() if model.cfg.multi_head else model.joiner.encoder_proj
     N = 2  # not 1, so that no broadcast over a batch of one is baked into the graph
     args = (
         torch.zeros(N, settings.window, cfg.num_bins),
@@ -248,7 +284,7 @@ def export_encoder(model: Transducer, settings: StreamingSettings, path: Path, m
         torch.zeros(N, dtype=torch.int64),
     )
     _export(
-        OnnxEncoder(model.encoder, model.joiner.encoder_proj).eval(),
+        OnnxEncoder(model.encoder, proj).eval(),
         args,
         path,
         ["x", "cached_attn", "cached_conv", "processed_lens"],
@@ -267,10 +303,11 @@ def export_encoder(model: Transducer, settings: StreamingSettings, path: Path, m
 
 
 @torch.no_grad()
-def export_decoder(model: Transducer, path: Path, meta: dict[str, str]) -> None:
+def export_decoder(model: Transducer, path: Path, meta: dict[str, str], head: str | None = None) -> None:
     y = torch.zeros(3, model.cfg.context_size, dtype=torch.int64)
+    h = model.head(head)
     _export(
-        OnnxDecoder(model.decoder, model.joiner.decoder_proj).eval(),
+        OnnxDecoder(h.decoder, h.joiner.decoder_proj).eval(),
         (y,),
         path,
         ["y"],
@@ -281,11 +318,18 @@ def export_decoder(model: Transducer, path: Path, meta: dict[str, str]) -> None:
 
 
 @torch.no_grad()
-def export_joiner(model: Transducer, path: Path, meta: dict[str, str]) -> None:
+def export_joiner(model: Transducer, path: Path, meta: dict[str, str], head: str | None = None) -> None:
+    """A single-head model's joiner takes the projected encoder output; a multi-head model's projects it itself."""
     J = model.cfg.joiner_dim
+    joiner = model.head(head).joiner
+    if model.cfg.multi_head:
+        module: nn.Module = OnnxProjectingJoiner(joiner)
+        enc = torch.zeros(3, model.cfg.encoder.d_model)
+    else:
+        module, enc = OnnxJoiner(joiner.output), torch.zeros(3, J)
     _export(
-        OnnxJoiner(model.joiner.output).eval(),
-        (torch.zeros(3, J), torch.zeros(3, J)),
+        module.eval(),
+        (enc, torch.zeros(3, J)),
         path,
         ["encoder_out", "decoder_out"],
         ["logit"],
@@ -344,6 +388,85 @@ def export_onnx(
     export_encoder(model, settings, paths["encoder.onnx"], {**encoder_metadata(model, settings, features), **common})
     export_decoder(model, paths["decoder.onnx"], {**decoder_metadata(model), **common, **head})
     export_joiner(model, paths["joiner.onnx"], {**joiner_metadata(model), **common, **head})
+    if int8:
+        for name in list(paths):
+            paths[int8_name(name)] = out / int8_name(name)
+            quantize_int8(paths[name], paths[int8_name(name)])
+    return paths
+
+
+def head_file(kind: str, language: str) -> str:
+    """A multi-head bundle's per-head file: ``head_file("decoder", "de")`` -> ``decoder-de.onnx``."""
+    return f"{kind}-{language}.onnx"
+
+
+def lid_metadata(model: Transducer) -> dict[str, str]:
+    """The LID's languages (comma-separated, in logit order) and how the runtime pools its frame logits."""
+    return _metadata_values(
+        {
+            "lid_languages": ",".join(model.cfg.lid_languages),
+            "encoder_out_dim": model.cfg.encoder.d_model,
+            "pooling": "mean",  # the decision at frame t: argmax of the mean of frame logits 0..t
+            "version": METADATA_VERSION,
+        }
+    )
+
+
+@torch.no_grad()
+def export_lid(model: Transducer, path: Path, meta: dict[str, str]) -> None:
+    assert model.lid is not None, "the model has no language identifier"
+    _export(
+        OnnxLid(model.lid).eval(),
+        (torch.zeros(2, 3, model.cfg.encoder.d_model),),
+        path,
+        ["encoder_out"],
+        ["lid_logits"],
+        {"encoder_out": {0: "N", 1: "C"}, "lid_logits": {0: "N", 1: "C"}},
+    )
+    add_metadata(path, meta)
+
+
+def export_multihead_onnx(
+    model: Transducer,
+    settings: StreamingSettings,
+    out_dir: str | Path,
+    common_metadata: dict[str, str] | None = None,
+    head_metadata: dict[str, dict[str, str]] | None = None,
+    features: FbankConfig | None = None,
+    int8: bool = False,
+) -> dict[str, Path]:
+    """Writes a multi-head model's encoder.onnx, lid.onnx (with an LID) and decoder-<lang>.onnx, joiner-<lang>.onnx
+    per head (and their .int8.onnx variants) into `out_dir`; see the module docstring for the interface.
+
+    Args:
+        model: a multi-head Transducer (set to eval mode here).
+        settings: the chunk and history the encoder runs with.
+        out_dir: created if missing.
+        common_metadata: extra keys written into every file (e.g. the checkpoint's hash).
+        head_metadata: extra keys per head (language, tokenizer), by head name.
+        features: the frontend the model was trained with (default: `FbankConfig()`).
+        int8: also write dynamically quantized copies.
+
+    Returns:
+        The written paths by file name.
+    """
+    assert model.cfg.multi_head, "export_multihead_onnx needs a multi-head model; use export_onnx"
+    model.eval()
+    features = features or FbankConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    common = dict(common_metadata or {})
+    paths = {"encoder.onnx": out / "encoder.onnx"}
+    export_encoder(model, settings, paths["encoder.onnx"], {**encoder_metadata(model, settings, features), **common})
+    if model.lid is not None:
+        paths["lid.onnx"] = out / "lid.onnx"
+        export_lid(model, paths["lid.onnx"], {**lid_metadata(model), **common})
+    for h in model.head_names:
+        extra = (head_metadata or {}).get(h, {})
+        dec, join = head_file("decoder", h), head_file("joiner", h)
+        paths[dec], paths[join] = out / dec, out / join
+        export_decoder(model, paths[dec], {**decoder_metadata(model, h), **common, **extra}, h)
+        export_joiner(model, paths[join], {**joiner_metadata(model, h), **common, **extra}, h)
     if int8:
         for name in list(paths):
             paths[int8_name(name)] = out / int8_name(name)

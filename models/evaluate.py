@@ -5,6 +5,8 @@
 
 Each chunk setting is decoded with the chunk-masked forward, which computes exactly what chunk-by-chunk streaming
 computes (tests/test_encoder.py); `--step` decodes through `StreamingConformer.step` instead, as a check.
+A multi-head (SM²) checkpoint needs `--head LANG` (scored against the caption where the manifest is in LANG, else
+against the translation into LANG); `parley eval-sm2` measures all its heads at once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from models.data import DurationBatchSampler, UtteranceDataset, collate
 from models.encoder import PAD_LENGTH, SUBSAMPLING, count_parameters, encoder_flops_per_second, subsampled_lengths
 from models.manifest import read_manifest
 from models.search import greedy_search, modified_beam_search
+from models.tasks import Task
 from models.tokenizer import Tokenizer
 from models.train import load_model
 from models.transducer import Transducer
@@ -59,8 +62,9 @@ def decode(
     use_step: bool = False,
     max_seconds: float = 120.0,
     text_of=None,
+    head: str | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Decodes utterances; returns (references, hypotheses) in the manifest's order."""
+    """Decodes utterances with head `head` (None: the single head); returns (references, hypotheses) in order."""
     text_of = text_of or (lambda u: u.text)
     ds = UtteranceDataset(utts, tokenizer.encode, text_of, None)
     loader = DataLoader(
@@ -72,7 +76,10 @@ def decode(
             enc, lens = encode_streaming(model, batch["feats"], batch["feat_lens"], chunk, chunk * left_chunks)
         else:
             enc, lens = model.encoder(batch["feats"], batch["feat_lens"], chunk, left_chunks)
-        found = greedy_search(model, enc, lens) if search == "greedy" else modified_beam_search(model, enc, lens)
+        if search == "greedy":
+            found = greedy_search(model, enc, lens, head=head)
+        else:
+            found = modified_beam_search(model, enc, lens, head=head)
         for i, h in zip(batch["index"].tolist(), found, strict=True):
             hyps[i] = tokenizer.decode(h.tokens)
     return [text_of(u) for u in utts], hyps
@@ -90,12 +97,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--search", choices=["greedy", "beam"], default="greedy", help="greedy or modified beam (4)")
     p.add_argument("--step", action="store_true", help="decode through the chunk-by-chunk streaming path")
     p.add_argument("--limit", type=int, default=0, help="decode only the first N utterances of each manifest")
+    p.add_argument("--head", help="multi-head checkpoints: the output language to decode with")
     p.add_argument("--out", type=Path, help="write a JSON report and hypotheses here")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     model, _ = load_model(a.checkpoint)
+    if model.cfg.multi_head and a.head not in model.head_names:
+        p.error(f"a multi-head checkpoint needs --head, one of {model.head_names} (or use parley eval-sm2)")
+    if not model.cfg.multi_head and a.head:
+        p.error("--head is for multi-head checkpoints")
     tok = Tokenizer(a.tokenizer)
     cfg = model.cfg.encoder
     print(f"parameters: {count_parameters(model) / 1e6:.2f} M (encoder {count_parameters(model.encoder) / 1e6:.2f} M)")
@@ -108,9 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             chunk = -1 if c == "full" else int(c) // FRAME_MS
             left = -1 if chunk < 0 else max(1, a.history_ms // (chunk * FRAME_MS))
             t0 = time.time()
-            refs, hyps = decode(model, tok, utts, chunk, left, a.search, a.step)
+            text_of = Task(utts[0].language, a.head).text_of if a.head and utts else None
+            refs, hyps = decode(model, tok, utts, chunk, left, a.search, a.step, text_of=text_of, head=a.head)
             wall = time.time() - t0
-            counts = error_counts(refs, hyps, utts[0].language if utts else "en")
+            counts = error_counts(refs, hyps, a.head or (utts[0].language if utts else "en"))
             audio = sum(u.duration for u in utts)
             flops = encoder_flops_per_second(cfg, max(chunk, 1), max(left, 0) * max(chunk, 1))
             row = {

@@ -2,6 +2,7 @@
 
 Dimension letters: B batch, T encoder frames, D encoder dim, J joiner dim, V vocabulary.
 The server has its own numpy/onnxruntime versions of the same algorithms (server/), checked against these.
+`head` names the output language of a multi-head model (None: a single-head model's one head).
 """
 
 from __future__ import annotations
@@ -22,19 +23,24 @@ class Hypothesis:
 
 @torch.no_grad()
 def greedy_search(
-    model: Transducer, enc: torch.Tensor, enc_lens: torch.Tensor, max_symbols_per_frame: int = 4
+    model: Transducer,
+    enc: torch.Tensor,
+    enc_lens: torch.Tensor,
+    max_symbols_per_frame: int = 4,
+    head: str | None = None,
 ) -> list[Hypothesis]:
     """Batched greedy search. enc `(B, T, D)` (unprojected encoder output), enc_lens `(B,)`."""
     B, T, _ = enc.shape
     ctx = model.cfg.context_size
-    enc_p = model.joiner.encoder_proj(enc)  # (B, T, J)
+    decoder, joiner, _ = model.head(head)
+    enc_p = joiner.encoder_proj(enc)  # (B, T, J)
     hyps = [Hypothesis([], []) for _ in range(B)]
     context = torch.full((B, ctx), BLANK, dtype=torch.long, device=enc.device)
-    dec = model.joiner.decoder_proj(model.decoder(context))  # (B, J)
+    dec = joiner.decoder_proj(decoder(context))  # (B, J)
     for t in range(T):
         active = enc_lens > t
         for _ in range(max_symbols_per_frame):
-            logits = model.joiner(enc_p[:, t], dec)  # (B, V)
+            logits = joiner(enc_p[:, t], dec)  # (B, V)
             tok = logits.argmax(-1)
             emit = (tok != BLANK) & active
             if not bool(emit.any()):
@@ -43,13 +49,13 @@ def greedy_search(
                 hyps[b].tokens.append(int(tok[b]))
                 hyps[b].frames.append(t)
                 context[b] = torch.cat([context[b, 1:], tok[b : b + 1]])
-            dec = torch.where(emit[:, None], model.joiner.decoder_proj(model.decoder(context)), dec)
+            dec = torch.where(emit[:, None], joiner.decoder_proj(decoder(context)), dec)
     return hyps
 
 
 @torch.no_grad()
 def modified_beam_search(
-    model: Transducer, enc: torch.Tensor, enc_lens: torch.Tensor, beam: int = 4
+    model: Transducer, enc: torch.Tensor, enc_lens: torch.Tensor, beam: int = 4, head: str | None = None
 ) -> list[Hypothesis]:
     """Modified beam search (at most one token per frame per hypothesis), one utterance at a time.
 
@@ -57,14 +63,15 @@ def modified_beam_search(
     """
     results = []
     ctx = model.cfg.context_size
+    decoder, joiner, _ = model.head(head)
     for b in range(enc.shape[0]):
-        enc_p = model.joiner.encoder_proj(enc[b, : int(enc_lens[b])])  # (T, J)
+        enc_p = joiner.encoder_proj(enc[b, : int(enc_lens[b])])  # (T, J)
         beams: dict[tuple[int, ...], Hypothesis] = {(): Hypothesis([], [], 0.0)}
         for t in range(enc_p.shape[0]):
             hyps = list(beams.values())
             contexts = torch.tensor([([BLANK] * ctx + h.tokens)[-ctx:] for h in hyps], device=enc.device)
-            dec = model.joiner.decoder_proj(model.decoder(contexts))  # (N, J)
-            lp = model.joiner(enc_p[t][None], dec).log_softmax(-1)  # (N, V)
+            dec = joiner.decoder_proj(decoder(contexts))  # (N, J)
+            lp = joiner(enc_p[t][None], dec).log_softmax(-1)  # (N, V)
             scores = lp + torch.tensor([h.log_prob for h in hyps], device=enc.device)[:, None]
             top = scores.flatten().topk(min(beam, scores.numel()))
             new: dict[tuple[int, ...], Hypothesis] = {}

@@ -6,6 +6,14 @@
     # many GPUs / nodes: the same command under torchrun (DistributedDataParallel; gloo on CPU, nccl on GPU)
     torchrun --nproc_per_node 8 -m models.train --train ... --exp-dir exp/en
 
+    # SM²: one encoder, a head per output language, trained on tasks SRC:TGT (models/tasks.py), with a streaming
+    # language identifier; then language expansion: a zh head on the frozen encoder (docs/sm2.md has the recipe)
+    parley train --train data/corpus-ml/{en,de,es,fr,it,zh}/train.jsonl --dev data/corpus-ml/{en,de,...}/dev.jsonl \
+        --output-languages en de es fr it --tasks en:en de:de es:es fr:fr it:it de:en es:en fr:en it:en zh:en \
+        --lid-languages en de es fr it zh --exp-dir exp/sm2
+    parley train ... --output-languages en de es fr it zh --tasks en:zh de:zh zh:zh --freeze-encoder \
+        --init exp/sm2/best.pt --exp-dir exp/sm2-zh
+
 Every batch draws its attention limits (dynamic chunk training): a chunk of 2-16 encoder frames (80-640 ms) and
 1-8 chunks of history, or, with probability `--full-context-prob`, the whole utterance. So one model serves every
 latency setting, chosen at inference time. Running it again with the same --exp-dir resumes from last.pt, in the
@@ -22,7 +30,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,9 +43,11 @@ from tqdm import tqdm
 
 from models.data import AugmentSettings, DurationBatchSampler, UtteranceDataset, collate, feature_stats
 from models.encoder import EncoderConfig, count_parameters
-from models.manifest import read_manifest
+from models.lid import IGNORE
+from models.manifest import Utterance, read_manifest
 from models.search import greedy_search
-from models.tokenizer import Tokenizer
+from models.tasks import MultiTaskDataset, Task, TaskBatchSampler, parse_tasks
+from models.tokenizer import MODEL_NAME, Tokenizer
 from models.transducer import BLANK, ModelConfig, Transducer
 from models.wer import error_counts
 
@@ -76,6 +86,35 @@ class TrainConfig:
     dev_left_chunks: int = 4
     max_steps: int = 0  # stop after this many steps in total (0: run all epochs)
     threads: int = 0  # torch CPU threads (0: all cores)
+    # Multi-head (SM²) models; all empty for a single-head model, which uses `tokenizer` and `target`.
+    heads: list[str] = field(default_factory=list)  # output languages, one head each (tokenizers in lang_dir)
+    tasks: list[str] = field(default_factory=list)  # "SRC:TGT" (models/tasks.py); empty: every head's captions
+    lang_dir: str = "models/lang"  # <lang>/bpe.model of every head
+    lid_languages: list[str] = field(default_factory=list)  # source languages of the streaming LID; empty: none
+    lid_weight: float = 0.1
+    lid_hidden: int = 0
+    ctc_on_translations: bool = False  # CTC assumes a monotonic alignment, which translations lack
+    freeze_encoder: bool = False  # train only the heads (the encoder and the LID stay as initialized)
+    init_head: str = ""  # with `init` from a single-head checkpoint: the head its decoder/joiner initialize
+
+    @property
+    def multi_head(self) -> bool:
+        return bool(self.heads)
+
+    def tokenizer_paths(self) -> dict[str, str]:
+        """Output language -> sentencepiece model, for a multi-head model."""
+        return {h: str(Path(self.lang_dir) / h / MODEL_NAME) for h in self.heads}
+
+    def task_list(self) -> list[Task]:
+        """The multi-head tasks (default: each head's captions).
+
+        Raises:
+            ValueError: a task whose target has no head, or LID settings without heads.
+        """
+        tasks = parse_tasks(self.tasks) if self.tasks else [Task(h, h) for h in self.heads]
+        if bad := [t.name for t in tasks if t.target not in self.heads]:
+            raise ValueError(f"task(s) {bad} target a language without a head; heads: {self.heads}")
+        return tasks
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -98,13 +137,18 @@ def draw_attention_limits(rng: random.Random, cfg: TrainConfig) -> tuple[int, in
     return rng.choice(cfg.chunk_sizes), rng.choice(cfg.left_chunks)
 
 
-def model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
+def model_config(cfg: TrainConfig, vocab_size: int | dict[str, int]) -> ModelConfig:
+    """The model a recipe trains: one head of `vocab_size`, or (a dict) a head per output language."""
+    heads = vocab_size if isinstance(vocab_size, dict) else {}
     return ModelConfig(
-        vocab_size=vocab_size,
+        vocab_size=0 if heads else int(vocab_size),  # type: ignore[arg-type]
         encoder=cfg.encoder,
         decoder_dim=cfg.decoder_dim,
         joiner_dim=cfg.joiner_dim,
         ctc_weight=cfg.ctc_weight,
+        heads=heads,
+        lid_languages=list(cfg.lid_languages),
+        lid_hidden=cfg.lid_hidden,
     )
 
 
@@ -112,6 +156,99 @@ def _text_of(target: str):
     if target == "text":
         return lambda u: u.text
     return lambda u: u.translations[target]
+
+
+# What a plan trains or scores on: the task (None: a single-head model's one task), its utterances, the target's
+# tokenizer (text -> ids) and the target text of an utterance.
+_TaskData = tuple[Task | None, list[Utterance], Callable[[str], list[int]], Callable[[Utterance], str]]
+_STATS_UTTERANCES = 400  # utterances the feature statistics are computed from
+
+
+@dataclass
+class _Plan:
+    """The data side of a run: the tasks' train and dev utterances, the tokenizers and the per-step model inputs."""
+
+    train: list[_TaskData]
+    dev: list[_TaskData]
+    vocab: int | dict[str, int]  # V of the single head, or of each output language
+    tokenizers: dict[str, Tokenizer]  # by output language; "" for the single head
+    language: str  # what a single-head model's dev WER is scored as
+    lid_ids: dict[str, int] = field(default_factory=dict)  # source language -> LID class
+    lid_weight: float = 0.0
+    ctc_on_translations: bool = False
+
+    def score_language(self, task: Task | None, _utts: list[Utterance]) -> str:
+        return self.language if task is None else task.target
+
+    def stats_dataset(self, sets: list[UtteranceDataset]) -> UtteranceDataset:
+        """The feature statistics' utterances: the single task's first ones, or the first of every source language
+        in turn (one language's loudness and spectrum should not set everyone's normalization)."""
+        if len(sets) == 1:
+            return sets[0]
+        by_source: dict[str, list[Utterance]] = {}
+        for task, utts, _, _ in self.train:
+            assert task is not None
+            by_source.setdefault(task.source, utts)
+        mixed = [u for group in zip(*by_source.values(), strict=False) for u in group][:_STATS_UTTERANCES]
+        return UtteranceDataset(mixed, lambda _: [], lambda _: "", None)
+
+    def step_kwargs(self, task: Task | None, batch: int, device: torch.device) -> dict:
+        """The forward's head, LID targets and loss switches for a batch of `task` (none for a single head)."""
+        if task is None:
+            return {}
+        lid = self.lid_ids.get(task.source, IGNORE)
+        return {
+            "head": task.target,
+            "languages": torch.full((batch,), lid, dtype=torch.long, device=device),
+            "lid_weight": self.lid_weight,
+            "use_ctc": task.is_caption or self.ctc_on_translations,
+        }
+
+
+def _plan(cfg: TrainConfig, train_all: list[Utterance], dev_all: list[Utterance]) -> _Plan:
+    """Splits the manifests' utterances into the recipe's tasks.
+
+    Raises:
+        ValueError: an LID without heads, a task without training utterances, an LID language without any.
+    """
+    if not cfg.multi_head:
+        if cfg.lid_languages or cfg.tasks:
+            raise ValueError("--lid-languages and --tasks need a multi-head model (--heads)")
+        tok = Tokenizer(cfg.tokenizer)
+        text_of = _text_of(cfg.target)
+        language = cfg.target if cfg.target != "text" else (train_all[0].language if train_all else "en")
+        return _Plan(
+            train=[(None, train_all, tok.encode, text_of)],
+            dev=[(None, dev_all[: cfg.dev_utts], tok.encode, text_of)],
+            vocab=tok.vocab_size,
+            tokenizers={"": tok},
+            language=language,
+        )
+    toks = {h: Tokenizer(p) for h, p in cfg.tokenizer_paths().items()}
+    tasks = cfg.task_list()
+    train, dev = [], []
+    for t in tasks:
+        utts = t.select(train_all)
+        if not utts:
+            raise ValueError(f"task {t.name}: no training utterances in {t.source} with a {t.target} text")
+        train.append((t, utts, toks[t.target].encode, t.text_of))
+        dev_utts = t.select(dev_all)[: cfg.dev_utts]
+        if dev_utts:
+            dev.append((t, dev_utts, toks[t.target].encode, t.text_of))
+    spoken = {t.source for t in tasks}
+    if cfg.lid_languages and not cfg.freeze_encoder and (missing := sorted(set(cfg.lid_languages) - spoken)):
+        raise ValueError(f"LID language(s) {missing} have no training speech in any task")
+    return _Plan(
+        train=train,
+        dev=dev,
+        vocab={h: t.vocab_size for h, t in toks.items()},
+        tokenizers=toks,
+        language="",
+        lid_ids={lang: i for i, lang in enumerate(cfg.lid_languages)},
+        # A frozen LID (language expansion) has nothing to learn: its loss would only cost time.
+        lid_weight=0.0 if cfg.freeze_encoder else cfg.lid_weight,
+        ctc_on_translations=cfg.ctc_on_translations,
+    )
 
 
 @torch.no_grad()
@@ -124,21 +261,23 @@ def evaluate_wer(
     chunk: int,
     left_chunks: int,
     device: torch.device,
+    head: str | None = None,
 ) -> tuple[float, list[str]]:
-    """Greedy-search WER of `model` on a loader's utterances under the given attention limits.
+    """Greedy-search WER of `model`'s head `head` on a loader's utterances under the given attention limits.
 
     A CTC-only model (ctc_weight 1, encoder pre-training) is decoded with CTC greedy search instead.
     """
     model.eval()
     hyps = [""] * len(refs)
+    ctc_output = model.head(head).ctc_output
     with torch.no_grad():
         for batch in loader:
             feats, lens = batch["feats"].to(device), batch["feat_lens"].to(device)
             enc, enc_lens = model.encoder(feats, lens, chunk, left_chunks)
-            if model.cfg.ctc_weight >= 1.0 and model.ctc_output is not None:
-                found = ctc_greedy(model.ctc_output(enc).argmax(-1), enc_lens)
+            if model.cfg.ctc_weight >= 1.0 and ctc_output is not None:
+                found = ctc_greedy(ctc_output(enc).argmax(-1), enc_lens)
             else:
-                found = [h.tokens for h in greedy_search(model, enc, enc_lens)]
+                found = [h.tokens for h in greedy_search(model, enc, enc_lens, head=head)]
             for i, toks in zip(batch["index"].tolist(), found, strict=True):
                 hyps[i] = tokenizer.decode(toks)
     return error_counts(refs, hyps, language).rate, hyps
@@ -183,10 +322,18 @@ def plot_curve(log: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def init_from(model: nn.Module, path: str | os.PathLike) -> tuple[int, list[str]]:
+_SINGLE_HEAD_MODULES = ("decoder.", "joiner.", "ctc_output.")
+
+
+def init_from(model: nn.Module, path: str | os.PathLike, head: str = "") -> tuple[int, list[str]]:
     """Copies the tensors of checkpoint `path` whose name and shape match into `model` (feature statistics
-    included); returns how many were copied and the names left as initialized (e.g. a new head, another vocabulary)."""
+    included); returns how many were copied and the names left as initialized (e.g. a new head, another vocabulary).
+
+    With `head`, a single-head checkpoint's decoder, joiner and CTC layer go to that head of a multi-head model
+    (e.g. an English model's head becomes the "en" head of an SM² model)."""
     src = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    if head:
+        src = {(f"heads.{head}.{k}" if k.startswith(_SINGLE_HEAD_MODULES) else k): v for k, v in src.items()}
     own = model.state_dict()
     take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(take, strict=False)
@@ -210,29 +357,39 @@ def train(cfg: TrainConfig) -> dict:
         exp.mkdir(parents=True, exist_ok=True)
         (exp / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
-    tok = Tokenizer(cfg.tokenizer)
-    text_of = _text_of(cfg.target)
-    train_utts = [u for m in cfg.train for u in read_manifest(m)]
-    dev_utts = [u for m in cfg.dev for u in read_manifest(m)][: cfg.dev_utts]
-    language = cfg.target if cfg.target != "text" else (train_utts[0].language if train_utts else "en")
-    train_ds = UtteranceDataset(
-        train_utts, tok.encode, text_of, AugmentSettings() if cfg.augment else None, seed=cfg.seed
+    train_all = [u for m in cfg.train for u in read_manifest(m)]
+    dev_all = [u for m in cfg.dev for u in read_manifest(m)]
+    plan = _plan(cfg, train_all, dev_all)
+    augment = AugmentSettings() if cfg.augment else None
+    train_sets = [UtteranceDataset(utts, enc, text_of, augment, seed=cfg.seed) for _, utts, enc, text_of in plan.train]
+    train_ds = MultiTaskDataset(train_sets)
+    sampler = TaskBatchSampler(
+        [
+            DurationBatchSampler(d.durations(), cfg.max_seconds, seed=cfg.seed, rank=rank, world_size=world)
+            for d in train_sets
+        ],
+        train_ds.offsets,
+        seed=cfg.seed,
     )
-    sampler = DurationBatchSampler(train_ds.durations(), cfg.max_seconds, seed=cfg.seed, rank=rank, world_size=world)
     loader = DataLoader(
         train_ds, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers, persistent_workers=False
     )
-    dev_ds = UtteranceDataset(dev_utts, tok.encode, text_of, None)
-    dev_loader = DataLoader(
-        dev_ds,
-        batch_sampler=DurationBatchSampler(dev_ds.durations(), cfg.max_seconds, shuffle=False),
-        collate_fn=collate,
-    )
-    dev_refs = [text_of(u) for u in dev_utts]
+    devs = []  # (task, loader, refs, scoring language)
+    for task, utts, enc, text_of in plan.dev:
+        ds = UtteranceDataset(utts, enc, text_of, None)
+        dl = DataLoader(
+            ds, batch_sampler=DurationBatchSampler(ds.durations(), cfg.max_seconds, shuffle=False), collate_fn=collate
+        )
+        devs.append((task, dl, [text_of(u) for u in utts], plan.score_language(task, train_all)))
 
-    mcfg = model_config(cfg, tok.vocab_size)
+    mcfg = model_config(cfg, plan.vocab)
     model = Transducer(mcfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    if cfg.freeze_encoder:
+        for frozen in (model.encoder, model.lid):
+            if frozen is not None:
+                frozen.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     steps_per_epoch = len(sampler)
     total = cfg.epochs * steps_per_epoch if not cfg.max_steps else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
     state = {"step": 0, "epoch": 0, "batch": 0, "best_wer": float("inf"), "log": [], "train_seconds": 0.0}
@@ -245,19 +402,32 @@ def train(cfg: TrainConfig) -> dict:
         if main_proc:
             print(f"resumed from {last}: epoch {state['epoch']} batch {state['batch']} step {state['step']}")
     elif cfg.init:
-        n, skipped = init_from(model, cfg.init)
+        n, skipped = init_from(model, cfg.init, cfg.init_head)
         if main_proc:
             print(f"initialized {n} tensors from {cfg.init}; kept fresh: {', '.join(skipped) or 'none'}")
     else:
         # Global feature normalization from the training data (the same on every rank: the same utterances).
-        model.encoder.subsampling.set_feature_stats(*feature_stats(train_ds))
+        model.encoder.subsampling.set_feature_stats(*feature_stats(plan.stats_dataset(train_sets)))
     if main_proc:
+        tasks = f" in {len(plan.train)} tasks" if cfg.multi_head else ""
         print(
-            f"model: {count_parameters(model) / 1e6:.2f} M parameters; {len(train_utts)} train utterances "
+            f"model: {count_parameters(model) / 1e6:.2f} M parameters; {len(train_ds)} train utterances{tasks} "
             f"({sum(train_ds.durations()) / 3600:.2f} h), {steps_per_epoch} steps/epoch x {cfg.epochs} epochs, "
             f"{world} process(es) on {device}"
+            + (
+                f"; {(count_parameters(model) - sum(p.numel() for p in trainable)) / 1e6:.2f} M of them frozen "
+                "(encoder and LID)"
+                if cfg.freeze_encoder
+                else ""
+            )
         )
-    ddp = DistributedDataParallel(model) if world > 1 else model
+    # A multi-head step trains one head: the others get no gradient, which DDP must be told about.
+    ddp = DistributedDataParallel(model, find_unused_parameters=cfg.multi_head) if world > 1 else model
+
+    def train_mode() -> None:
+        model.train()
+        if cfg.freeze_encoder:  # a frozen encoder computes what it will compute at inference: no dropout
+            model.encoder.eval()
 
     def save(path: Path) -> None:
         if main_proc:
@@ -270,14 +440,27 @@ def train(cfg: TrainConfig) -> dict:
                     "optimizer": opt.state_dict(),
                     "state": state,
                     "tokenizer": str(cfg.tokenizer),
+                    **({"tokenizers": cfg.tokenizer_paths()} if cfg.multi_head else {}),
                 },
                 tmp,
             )
             os.replace(tmp, path)
 
     def run_dev() -> float:
-        w, _ = evaluate_wer(model, dev_loader, tok, dev_refs, language, cfg.dev_chunk, cfg.dev_left_chunks, device)
-        state["log"].append({"step": state["step"], "epoch": state["epoch"], "dev_wer": w})
+        """Greedy error rate of every dev task; their mean decides best.pt (WER of a translation head: a
+        cheap stand-in for BLEU that falls as it rises)."""
+        rates = {}
+        for task, dl, refs, lang in devs:
+            head = task.target if task is not None else None
+            tok = plan.tokenizers[head or ""]
+            rates[task.name if task is not None else ""], _ = evaluate_wer(
+                model, dl, tok, refs, lang, cfg.dev_chunk, cfg.dev_left_chunks, device, head=head
+            )
+        w = sum(rates.values()) / max(1, len(rates))
+        rec = {"step": state["step"], "epoch": state["epoch"], "dev_wer": w}
+        if cfg.multi_head:
+            rec["dev_tasks"] = rates
+        state["log"].append(rec)
         if w < state["best_wer"]:
             state["best_wer"] = w
             save(exp / "best.pt")
@@ -291,7 +474,7 @@ def train(cfg: TrainConfig) -> dict:
         train_ds.epoch = epoch
         skip = state["batch"]
         rng.seed(cfg.seed * 7919 + epoch)
-        model.train()
+        train_mode()
         bar = tqdm(
             total=steps_per_epoch,
             initial=skip,
@@ -310,6 +493,7 @@ def train(cfg: TrainConfig) -> dict:
             chunk, left = draw_attention_limits(rng, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr_at(state["step"], total, cfg)
+            task = plan.train[train_ds.task_of(int(batch["index"][0]))][0]
             loss, info = ddp(
                 batch["feats"].to(device),
                 batch["feat_lens"].to(device),
@@ -317,10 +501,11 @@ def train(cfg: TrainConfig) -> dict:
                 batch["token_lens"].to(device),
                 chunk,
                 left,
+                **plan.step_kwargs(task, len(batch["index"]), device),
             )
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            gnorm = torch.nn.utils.clip_grad_norm_(trainable, cfg.clip)
             if torch.isfinite(gnorm):
                 opt.step()
             state["step"] += 1
@@ -334,6 +519,7 @@ def train(cfg: TrainConfig) -> dict:
                     "grad_norm": float(gnorm),
                     "chunk": chunk,
                     "left": left,
+                    **({"task": task.name} if cfg.multi_head else {}),
                     **info,
                 }
                 state["log"].append(rec)
@@ -348,7 +534,7 @@ def train(cfg: TrainConfig) -> dict:
             if cfg.dev_every and state["step"] % cfg.dev_every == 0 and main_proc:
                 w = run_dev()
                 bar.write(f"step {state['step']}: dev WER {100 * w:.2f}%")
-                model.train()
+                train_mode()
             if cfg.max_steps and state["step"] >= cfg.max_steps:
                 break
         bar.close()
@@ -392,7 +578,9 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
     d = TrainConfig([], [], "", "")
     p.add_argument("--train", nargs="+", required=True, help="training manifests (JSONL)")
     p.add_argument("--dev", nargs="+", required=True, help="dev manifests (JSONL); the first --dev-utts are decoded")
-    p.add_argument("--tokenizer", required=True, help="sentencepiece model of the output language (bpe.model)")
+    p.add_argument(
+        "--tokenizer", help="sentencepiece model of the output language (bpe.model); single-head models only"
+    )
     p.add_argument("--exp-dir", required=True, help="where checkpoints, logs and the curve go; resumes from it")
     p.add_argument("--target", default=d.target, help="'text' for captions or a language code for translations")
     p.add_argument("--d-model", type=int, default=d.encoder.d_model, help="encoder width")
@@ -425,7 +613,30 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
     p.add_argument("--init", default="", help="start from the matching weights of this checkpoint (new run only)")
     p.add_argument("--dev-every", type=int, default=d.dev_every, help="also decode dev every N steps (0: never)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
+    sm2 = p.add_argument_group("multi-head (SM²) models: a head per output language, tasks SRC:TGT, streaming LID")
+    sm2.add_argument(
+        "--output-languages", nargs="+", default=[], help="one head per output language (tokenizers from --lang-dir)"
+    )
+    sm2.add_argument(
+        "--tasks",
+        nargs="+",
+        default=[],
+        help="SRC:TGT pairs: SRC speech to its caption (TGT = SRC) or TGT translation (default: every head's captions)",
+    )
+    sm2.add_argument("--lang-dir", default=d.lang_dir, help="folder with <language>/bpe.model (default: models/lang)")
+    sm2.add_argument("--lid-languages", nargs="+", default=[], help="source languages of the streaming LID")
+    sm2.add_argument("--lid-weight", type=float, default=d.lid_weight, help="weight of the LID cross-entropy")
+    sm2.add_argument("--lid-hidden", type=int, default=d.lid_hidden, help="LID hidden layer width (0: linear)")
+    sm2.add_argument("--ctc-on-translations", action="store_true", help="also apply the CTC loss to translation tasks")
+    sm2.add_argument(
+        "--freeze-encoder", action="store_true", help="train the heads only (language expansion; use with --init)"
+    )
+    sm2.add_argument(
+        "--init-head", default="", help="with --init of a single-head checkpoint: the head its decoder/joiner start"
+    )
     a = p.parse_args(argv)
+    if not a.output_languages and not a.tokenizer:
+        p.error("--tokenizer is required for a single-head model (or give --output-languages)")
     enc = EncoderConfig(
         d_model=a.d_model,
         num_layers=a.layers,
@@ -437,7 +648,7 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
     return TrainConfig(
         train=a.train,
         dev=a.dev,
-        tokenizer=a.tokenizer,
+        tokenizer=a.tokenizer or "",
         exp_dir=a.exp_dir,
         target=a.target,
         encoder=enc,
@@ -458,6 +669,15 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
         dev_every=a.dev_every,
         init=a.init,
         threads=a.threads,
+        heads=a.output_languages,
+        tasks=a.tasks,
+        lang_dir=a.lang_dir,
+        lid_languages=a.lid_languages,
+        lid_weight=a.lid_weight,
+        lid_hidden=a.lid_hidden,
+        ctc_on_translations=a.ctc_on_translations,
+        freeze_encoder=a.freeze_encoder,
+        init_head=a.init_head,
     )
 
 

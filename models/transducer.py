@@ -1,23 +1,35 @@
 """The Transformer-Transducer: streaming encoder, stateless prediction network, joiner, and the training loss.
 
 Dimension letters: B batch, T encoder frames, U target tokens, D encoder dim, E decoder dim, J joiner dim,
-V vocabulary (blank is 0).
+V vocabulary (blank is 0), L languages of the language identifier.
 
     model = Transducer(ModelConfig(vocab_size=256))
     loss, info = model(feats, feat_lens, targets, target_lens, chunk=8, left_chunks=4)
 
-A checkpoint stores `ModelConfig.to_dict()`; `Transducer.from_config_dict(d)` rebuilds the model.
+A *head* is a prediction network, a joiner and an optional CTC layer for one output language. A single-head model
+(`vocab_size`) keeps them as `model.decoder`, `model.joiner`, `model.ctc_output`. A multi-head model (SM²: one
+shared encoder, a head per output language, `heads={"en": 256, "zh": 600}`) keeps them in `model.heads[language]`,
+and may carry a streaming language identifier over `lid_languages` (models/lid.py); its forward takes the head to
+train and the utterances' language ids:
+
+    model = Transducer(ModelConfig(heads={"en": 256, "de": 256}, lid_languages=["en", "de"]))
+    loss, info = model(feats, feat_lens, targets, target_lens, head="en", languages=lang_ids, lid_weight=0.1)
+
+`model.head(name)` gives the modules of either kind alike. A checkpoint stores `ModelConfig.to_dict()`;
+`Transducer.from_config_dict(d)` rebuilds the model.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models.encoder import EncoderConfig, StreamingConformer
+from models.lid import StreamingLID
 from models.rnnt_loss import rnnt_loss
 
 BLANK = 0
@@ -25,14 +37,40 @@ BLANK = 0
 
 @dataclass
 class ModelConfig:
-    """Everything needed to rebuild a Transducer."""
+    """Everything needed to rebuild a Transducer.
 
-    vocab_size: int
+    Either `vocab_size` (one head) or `heads` (output language -> vocabulary size, one head each) is given.
+
+    Raises:
+        ValueError: both or neither of them, or a language identifier without a multi-head model.
+    """
+
+    vocab_size: int = 0
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder_dim: int = 256
     context_size: int = 2
     joiner_dim: int = 320
     ctc_weight: float = 0.2
+    heads: dict[str, int] = field(default_factory=dict)
+    lid_languages: list[str] = field(default_factory=list)  # source languages the LID tells apart; empty: none
+    lid_hidden: int = 0  # 0: a linear LID per frame; else one hidden layer of this width
+
+    def __post_init__(self) -> None:
+        if bool(self.heads) == (self.vocab_size > 0):
+            raise ValueError(
+                f"give vocab_size (a single-head model) or heads (multi-head), not both or neither: "
+                f"vocab_size={self.vocab_size}, heads={self.heads}"
+            )
+        if any(v <= BLANK + 1 for v in self.heads.values()):
+            raise ValueError(f"every head needs a vocabulary larger than blank: {self.heads}")
+        if self.lid_languages and not self.heads:
+            raise ValueError("a language identifier needs a multi-head model (heads=...)")
+        if len(set(self.lid_languages)) != len(self.lid_languages):
+            raise ValueError(f"repeated LID languages: {self.lid_languages}")
+
+    @property
+    def multi_head(self) -> bool:
+        return bool(self.heads)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,18 +124,67 @@ class Joiner(nn.Module):
         return self.output(torch.tanh(enc + dec))
 
 
+class Head(NamedTuple):
+    """The modules of one output language, as `Transducer.head` hands them out."""
+
+    decoder: Decoder
+    joiner: Joiner
+    ctc_output: nn.Linear | None
+
+
+class TransducerHead(nn.Module):
+    """A multi-head model's head for one output language of vocabulary V: decoder, joiner, optional CTC layer."""
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int) -> None:
+        super().__init__()
+        self.decoder = Decoder(vocab_size, cfg.decoder_dim, cfg.context_size)
+        self.joiner = Joiner(cfg.encoder.d_model, cfg.decoder_dim, cfg.joiner_dim, vocab_size)
+        self.ctc_output = nn.Linear(cfg.encoder.d_model, vocab_size) if cfg.ctc_weight > 0 else None
+
+
 class Transducer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.encoder = StreamingConformer(cfg.encoder)
-        self.decoder = Decoder(cfg.vocab_size, cfg.decoder_dim, cfg.context_size)
-        self.joiner = Joiner(cfg.encoder.d_model, cfg.decoder_dim, cfg.joiner_dim, cfg.vocab_size)
-        self.ctc_output = nn.Linear(cfg.encoder.d_model, cfg.vocab_size) if cfg.ctc_weight > 0 else None
+        if cfg.multi_head:
+            self.heads = nn.ModuleDict({lang: TransducerHead(cfg, v) for lang, v in cfg.heads.items()})
+        else:
+            # Attribute names of the single-head model are those of every checkpoint before multi-head models.
+            self.decoder = Decoder(cfg.vocab_size, cfg.decoder_dim, cfg.context_size)
+            self.joiner = Joiner(cfg.encoder.d_model, cfg.decoder_dim, cfg.joiner_dim, cfg.vocab_size)
+            self.ctc_output = nn.Linear(cfg.encoder.d_model, cfg.vocab_size) if cfg.ctc_weight > 0 else None
+        self.lid = (
+            StreamingLID(cfg.encoder.d_model, len(cfg.lid_languages), cfg.lid_hidden) if cfg.lid_languages else None
+        )
 
     @classmethod
     def from_config_dict(cls, d: dict) -> Transducer:
         return cls(ModelConfig.from_dict(d))
+
+    @property
+    def head_names(self) -> list[str]:
+        """The output languages of a multi-head model, in config order; [] for a single-head model."""
+        return list(self.cfg.heads)
+
+    def head(self, name: str | None = None) -> Head:
+        """The modules of head `name` (None: the only head of a single-head model).
+
+        Raises:
+            KeyError: no head of that name (or a name asked of a single-head model, or none of a multi-head one).
+        """
+        if not self.cfg.multi_head:
+            if name is not None:
+                raise KeyError(f"a single-head model has no head {name!r}")
+            return Head(self.decoder, self.joiner, self.ctc_output)
+        if name not in self.cfg.heads:
+            raise KeyError(f"no head {name!r}; the model has {self.head_names}")
+        h = self.heads[name]
+        return Head(h.decoder, h.joiner, h.ctc_output)
+
+    def vocab_size(self, name: str | None = None) -> int:
+        """V of head `name` (None: the single head)."""
+        return self.cfg.vocab_size if name is None else self.cfg.heads[name]
 
     def forward(
         self,
@@ -107,30 +194,48 @@ class Transducer(nn.Module):
         target_lens: torch.Tensor,
         chunk: int = -1,
         left_chunks: int = -1,
+        head: str | None = None,
+        languages: torch.Tensor | None = None,
+        lid_weight: float = 0.0,
+        use_ctc: bool = True,
     ) -> tuple[torch.Tensor, dict]:
         """Training loss, averaged over the batch.
 
         Args:
             feats: `(B, T_in, 80)`; feat_lens: `(B,)`.
-            targets: `(B, U)` token ids, padded with 0; target_lens: `(B,)`.
+            targets: `(B, U)` token ids of head `head`'s vocabulary, padded with 0; target_lens: `(B,)`.
             chunk, left_chunks: the attention limits of this batch (see `StreamingConformer.forward`).
+            head: the head the targets are for (None: the single head).
+            languages: `(B,)` LID language ids of the utterances (`models.lid.IGNORE` for unknown), or None.
+            lid_weight: weight of the LID loss (only with `languages` and a model with an LID).
+            use_ctc: add the head's CTC loss (translation targets are not monotonic in the audio: CTC may be off).
 
         Returns:
-            the loss and a dict of floats for logging (rnnt, ctc, frames).
+            the loss and a dict of floats for logging (rnnt, ctc, lid, frames).
         """
-        enc, enc_lens = self.encoder(feats, feat_lens, chunk, left_chunks)  # (B, T, D)
+        # A frozen encoder (language expansion) needs no activations kept for a backward pass.
+        train_encoder = torch.is_grad_enabled() and any(p.requires_grad for p in self.encoder.parameters())
+        with torch.set_grad_enabled(train_encoder):
+            enc, enc_lens = self.encoder(feats, feat_lens, chunk, left_chunks)  # (B, T, D)
+        h = self.head(head)
         info: dict = {"frames": int(enc_lens.sum())}
         loss = enc.new_zeros(())
+        ctc_weight = self.cfg.ctc_weight if (use_ctc and h.ctc_output is not None) else 0.0
         if self.cfg.ctc_weight < 1.0:  # ctc_weight 1 is CTC-only encoder pre-training: no lattice at all
-            dec = self.decoder(self.decoder.contexts(targets).reshape(-1, self.cfg.context_size))
+            dec = h.decoder(h.decoder.contexts(targets).reshape(-1, self.cfg.context_size))
             dec = dec.view(targets.shape[0], targets.shape[1] + 1, -1)  # (B, U+1, E)
-            logits = self.joiner(self.joiner.encoder_proj(enc)[:, :, None], self.joiner.decoder_proj(dec)[:, None])
+            logits = h.joiner(h.joiner.encoder_proj(enc)[:, :, None], h.joiner.decoder_proj(dec)[:, None])
             rnnt = rnnt_loss(logits, targets, enc_lens, target_lens, blank=BLANK, reduction="none")  # (B,)
-            loss = (1 - self.cfg.ctc_weight) * rnnt.mean()
+            loss = (1 - ctc_weight) * rnnt.mean()
             info["rnnt"] = float(rnnt.detach().mean())
-        if self.ctc_output is not None:
-            lp = self.ctc_output(enc).log_softmax(-1).transpose(0, 1)  # (T, B, V)
+        if ctc_weight > 0:
+            assert h.ctc_output is not None
+            lp = h.ctc_output(enc).log_softmax(-1).transpose(0, 1)  # (T, B, V)
             ctc = F.ctc_loss(lp, targets, enc_lens, target_lens, blank=BLANK, reduction="none", zero_infinity=True)
-            loss = loss + self.cfg.ctc_weight * ctc.mean()
+            loss = loss + ctc_weight * ctc.mean()
             info["ctc"] = float(ctc.detach().mean())
+        if self.lid is not None and languages is not None and lid_weight > 0:
+            lid = self.lid.loss(enc, enc_lens, languages)
+            loss = loss + lid_weight * lid
+            info["lid"] = float(lid.detach())
         return loss, info

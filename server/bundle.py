@@ -10,6 +10,11 @@ names the file at fault when: a file is missing, bundle.json is not valid JSON o
 sha256 differs from bundle.json, onnxruntime cannot open a file, a metadata key is missing or malformed, the
 metadata disagrees with the graph's shapes, with bundle.json or between encoder, decoder and joiner, or the
 vocabulary of tokens.txt / bpe.model does not match the model's.
+
+Two kinds of bundle load here. "transducer": one head, whose encoder output is already projected for its joiner.
+"sm2" (multilingual captions and translation): a head per output language on one encoder whose output is not
+projected (each joiner projects it, `encoder_out_dim` = D), and optionally a streaming language identifier
+(`lid.onnx`, `bundle.lid`) over the source languages.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from server.providers import select_providers
 
 BUNDLE_FORMAT = 1  # the bundle.json layout this runtime reads (and export/bundle.py writes)
 BUNDLE_JSON = "bundle.json"
+KINDS = ("transducer", "sm2")  # bundle.json kinds this runtime runs
 ENCODER_INPUTS = ["x", "cached_attn", "cached_conv", "processed_lens"]
 ENCODER_OUTPUTS = ["encoder_out", "new_cached_attn", "new_cached_conv"]
 
@@ -49,7 +55,8 @@ class EncoderSpec:
     shift: int  # fbank frames one step advances (sherpa-onnx's decode_chunk_len)
     chunk: int  # C, encoder frames one step outputs
     subsampling: int  # fbank frames per encoder frame
-    joiner_dim: int  # J, width of encoder_out
+    joiner_dim: int  # J, width of the projected encoder and decoder outputs inside a joiner
+    out_dim: int  # width of encoder_out: J (projected, one head), or D (unprojected, a multi-head bundle)
     chunk_ms: int
     history_ms: int
     features: FbankConfig
@@ -72,6 +79,15 @@ class Head:
 
 
 @dataclass
+class LidModel:
+    """The streaming language identifier: per-frame logits over `languages` from the encoder output."""
+
+    languages: list[str]  # L, in logit order
+    session: ort.InferenceSession  # encoder_out (N, C, out_dim) -> lid_logits (N, C, L)
+    file: Path
+
+
+@dataclass
 class Bundle:
     path: Path
     name: str
@@ -82,6 +98,7 @@ class Bundle:
     encoder: ort.InferenceSession
     heads: list[Head]
     manifest: dict = field(repr=False)  # bundle.json as read
+    lid: LidModel | None = None
 
 
 def _sha256(path: Path) -> str:
@@ -185,6 +202,8 @@ def _encoder_spec(session: ort.InferenceSession, name: str) -> EncoderSpec:
         chunk=meta.integer("chunk_size"),
         subsampling=meta.integer("subsampling_factor"),
         joiner_dim=meta.integer("joiner_dim"),
+        # Single-head bundles have no encoder_out_dim: their encoder_out is projected, J wide.
+        out_dim=meta.integer("encoder_out_dim") if "encoder_out_dim" in meta.values else meta.integer("joiner_dim"),
         chunk_ms=meta.integer("chunk_ms"),
         history_ms=meta.integer("history_ms"),
         features=_features(meta),
@@ -201,7 +220,7 @@ def _encoder_spec(session: ort.InferenceSession, name: str) -> EncoderSpec:
     _check_shape(session, name, "input", "cached_attn", [L, K, None, D])
     _check_shape(session, name, "input", "cached_conv", [L, spec.conv_kernel - 1, None, D])
     _check_shape(session, name, "input", "processed_lens", [None])
-    _check_shape(session, name, "output", "encoder_out", [None, None, spec.joiner_dim])
+    _check_shape(session, name, "output", "encoder_out", [None, None, spec.out_dim])
     return spec
 
 
@@ -272,7 +291,7 @@ def _load_head(
             raise BundleError(f"{m.name} and {enc_meta.name} come from different checkpoints (checkpoint_sha256)")
     _check_shape(decoder, dec_name, "input", "y", [None, ctx])
     _check_shape(decoder, dec_name, "output", "decoder_out", [None, J])
-    _check_shape(joiner, join_name, "input", "encoder_out", [None, J])
+    _check_shape(joiner, join_name, "input", "encoder_out", [None, spec.out_dim])
     _check_shape(joiner, join_name, "input", "decoder_out", [None, J])
     _check_shape(joiner, join_name, "output", "logit", [None, V])
     language = _get(head, "language", where, str)
@@ -303,6 +322,28 @@ def _load_head(
         joiner=joiner,
         files=paths,
     )
+
+
+def _load_lid(
+    manifest: dict, precision: str, files: _Files, spec: EncoderSpec, enc_meta: _Meta, providers, threads
+) -> LidModel | None:
+    """bundle.json's "lid" entry: {"model": {precision: file}, "languages": [...]}, checked against lid.onnx."""
+    if "lid" not in manifest:
+        return None
+    where = f"{BUNDLE_JSON} lid"
+    entry = _get(manifest, "lid", BUNDLE_JSON, dict)
+    name = _get(_get(entry, "model", where, dict), precision, f"{where}.model", str)
+    languages = _get(entry, "languages", where, list)
+    path = files.path(name, f"{where}.model")
+    session = _session(path, name, providers, threads)
+    meta = _Meta(session, name)
+    if meta.text("lid_languages").split(",") != languages:
+        raise BundleError(f"{name}: metadata lid_languages {meta.text('lid_languages')!r}, {where} says {languages}")
+    if meta.values.get("checkpoint_sha256") != enc_meta.values.get("checkpoint_sha256"):
+        raise BundleError(f"{name} and {enc_meta.name} come from different checkpoints (checkpoint_sha256)")
+    _check_shape(session, name, "input", "encoder_out", [None, None, spec.out_dim])
+    _check_shape(session, name, "output", "lid_logits", [None, None, len(languages)])
+    return LidModel(languages=[str(x) for x in languages], session=session, file=path)
 
 
 def _check_against_manifest(manifest: dict, spec: EncoderSpec, enc_name: str) -> None:
@@ -360,8 +401,8 @@ def load_bundle(
     if _get(manifest, "format", BUNDLE_JSON) != BUNDLE_FORMAT:
         raise BundleError(f"{BUNDLE_JSON}: format {manifest['format']!r}, this runtime reads {BUNDLE_FORMAT}")
     kind = _get(manifest, "kind", BUNDLE_JSON, str)
-    if kind != "transducer":
-        raise BundleError(f"{BUNDLE_JSON}: kind {kind!r}, this runtime runs 'transducer' bundles")
+    if kind not in KINDS:
+        raise BundleError(f"{BUNDLE_JSON}: kind {kind!r}, this runtime runs {' and '.join(map(repr, KINDS))} bundles")
     precisions = _get(manifest, "precisions", BUNDLE_JSON, list)
     precision = precision or (precisions[0] if precisions else "fp32")
     if precision not in precisions:
@@ -378,6 +419,9 @@ def load_bundle(
     _check_against_manifest(manifest, spec, enc_name)
     enc_meta = _Meta(encoder, enc_name)
     loaded = [_load_head(h, i, precision, files, spec, enc_meta, provider_list, threads) for i, h in enumerate(heads)]
+    if len({h.language for h in loaded}) != len(loaded):
+        raise BundleError(f"{BUNDLE_JSON}: two heads for one language: {[h.language for h in loaded]}")
+    lid = _load_lid(manifest, precision, files, spec, enc_meta, provider_list, threads)
     return Bundle(
         path=folder,
         name=_get(manifest, "name", BUNDLE_JSON, str),
@@ -388,4 +432,5 @@ def load_bundle(
         encoder=encoder,
         heads=loaded,
         manifest=manifest,
+        lid=lid,
     )

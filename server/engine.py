@@ -23,6 +23,13 @@ A stream's text lives in segments: an endpoint (server/endpoint.py) closes the o
 a new one with a fresh search state; the encoder state carries on. On stop the stream's audio is padded with one
 window of silence (as `server.transducer.transcribe` pads), so every received sample is decoded, and the open
 segment gets its final unless it holds no audio. Finals are never empty at endpoints.
+
+A stream runs the heads its `HeadPlan` names on the one encoder output (multilingual "sm2" bundles): a captioning
+head and one head per requested translation, each with its own search, all reset at the caption's endpoints; the
+messages carry "translations" {language: text} for the same segment. With "auto" the captioning head is the one of
+the language the streaming identifier (server/lid.py) currently finds most likely among the plan's candidates;
+when that decision changes, the new head decodes the open segment's encoder output kept so far (at most
+`MAX_REDECODE_S` seconds) and captions from then on, so the caption is the new head's whole segment, not a splice.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ import numpy as np
 from server.bundle import Bundle
 from server.endpoint import EndpointConfig, EndpointDetector
 from server.features import StreamingFbank
+from server.lid import LidState
 from server.metrics import ServerMetrics
 from server.protocol import SEARCH_METHODS, Word, final_message, partial_message
 from server.transducer import (
@@ -67,6 +75,33 @@ WORD_START = "▁"  # sentencepiece's word-boundary marker: a piece starting wit
 _FBANK_INLINE_S = 1.0
 # A transcription pushes its audio in pieces of this many seconds, so backpressure applies to it as to a stream.
 _TRANSCRIBE_PIECE_S = 10.0
+# An "auto" stream keeps this much of its open segment's encoder output, for a head that takes over the caption.
+MAX_REDECODE_S = 30.0
+
+
+@dataclass(frozen=True)
+class HeadPlan:
+    """Which heads one stream runs (see `Engine.plan`).
+
+    Attributes:
+        caption: the captioning head; None: chosen by the language identifier among `candidates` ("auto").
+        candidates: "auto": (LID language index, head index) of each language it may choose.
+        translate: (language, head index) of each translation asked for, in the order asked.
+        multilingual: results say which language is captioned (and carry translations when asked).
+    """
+
+    caption: int | None = 0
+    candidates: tuple[tuple[int, int], ...] = ()
+    translate: tuple[tuple[str, int], ...] = ()
+    multilingual: bool = False
+
+    @property
+    def auto(self) -> bool:
+        return self.caption is None
+
+
+class UnsupportedOptionError(ValueError):
+    """A language, translation or restriction the bundle cannot serve (protocol error unsupported_option)."""
 
 
 class StreamClosedError(Exception):
@@ -123,7 +158,8 @@ _STOP = object()  # the queue's last item after stop: emit the open segment's fi
 
 
 class _Decoder:
-    """One stream's recognition state: encoder cache, search, endpointing and segments.
+    """One stream's recognition state: encoder cache, searches (one per head the plan runs), language identification,
+    endpointing and segments.
 
     Touched by one engine step at a time (in the worker thread), or on the event loop when no step holds it.
     """
@@ -131,48 +167,102 @@ class _Decoder:
     def __init__(
         self,
         model: StreamingTransducer,
-        head: int,
+        plan: HeadPlan,
         search: str,
         partials: bool,
         endpoint: EndpointConfig,
     ) -> None:
         spec = model.spec
-        self.runner: HeadRunner = model.heads[head]
-        self.head = head
+        self.model = model
+        self.plan = plan
         self.search = search
         self.partials = partials
         # Seconds per encoder frame: fbank shift times subsampling (0.04 s).
         self.frame_s = spec.features.frame_shift_ms / 1000.0 * spec.subsampling
         self.encoder: EncoderState = model.init_state(1)
         self.detector = EndpointDetector(endpoint, self.frame_s)
-        self.searcher: GreedyState | BeamState = self._new_search(0)
+        self.caption = plan.caption if plan.caption is not None else plan.candidates[0][1]
+        self.lid: LidState | None = None
+        if plan.auto:
+            assert model.lid is not None, "an auto plan needs a language identifier"
+            self.lid = LidState.new(model.lid.num_languages)
+        self.searchers: dict[int, GreedyState | BeamState] = {}
+        self._reset_searches(0)
+        self.segment_enc: list[np.ndarray] = []  # auto: the open segment's encoder output chunks (C, E)
         self.segment = 0
         self.segment_start_frame = 0  # where the open segment began (the previous final's end)
-        self.last_text = ""
+        self.last_sent = self._empty()
         self.audio_s = 0.0  # seconds of audio received: no time in a message goes past it
-        self._cc = self.runner.head.tokens.index(CHANNEL_CHANGE) if CHANNEL_CHANGE in self.runner.head.tokens else None
 
-    def _new_search(self, frames_done: int) -> GreedyState | BeamState:
+    @property
+    def runner(self) -> HeadRunner:
+        """The captioning head."""
+        return self.model.heads[self.caption]
+
+    def _heads(self) -> list[int]:
+        """The heads this stream searches: the caption's, then the translations' (each once)."""
+        return list(dict.fromkeys([self.caption, *(h for _, h in self.plan.translate)]))
+
+    def _new_search(self, head: int, frames_done: int) -> GreedyState | BeamState:
         """A fresh search whose token frames count from the stream's start."""
-        s: GreedyState | BeamState = GreedyState.new(self.runner) if self.search == "greedy" else BeamState()
+        runner = self.model.heads[head]
+        s: GreedyState | BeamState = GreedyState.new(runner) if self.search == "greedy" else BeamState()
         s.frames_done = frames_done
         return s
 
+    def _reset_searches(self, frames_done: int) -> None:
+        self.searchers = {h: self._new_search(h, frames_done) for h in self._heads()}
+
+    def _hyp(self, head: int) -> Hypothesis:
+        s = self.searchers[head]
+        return s.hyp if isinstance(s, GreedyState) else s.best
+
     @property
     def hyp(self) -> Hypothesis:
-        return self.searcher.hyp if isinstance(self.searcher, GreedyState) else self.searcher.best
+        return self._hyp(self.caption)
 
     def _t(self, frame: int) -> float:
         return min(frame * self.frame_s, self.audio_s)
+
+    def accept_lid(self, logits: np.ndarray) -> None:
+        """An auto stream's language evidence for one chunk: frame logits `(C, L)`; may hand the caption to another
+        head, which then decodes the open segment kept so far."""
+        assert self.lid is not None
+        self.lid.accept(logits)
+        choice = self.lid.decide([lang for lang, _ in self.plan.candidates])
+        head = dict(self.plan.candidates)[choice]
+        if head == self.caption:
+            return
+        old, self.caption = self.caption, head
+        if head not in self.searchers:
+            kept = sum(len(e) for e in self.segment_enc)
+            s = self._new_search(head, self.detector.frames_total - kept)
+            if kept:
+                enc = np.concatenate(self.segment_enc)[None]  # (1, kept, E)
+                if isinstance(s, GreedyState):
+                    greedy_search(self.runner, enc, [s])
+                else:
+                    modified_beam_search(self.runner, enc, [s])
+            self.searchers[head] = s
+        if old not in self._heads():
+            del self.searchers[old]
+
+    def keep_encoder_output(self, enc: np.ndarray) -> None:
+        """An auto stream keeps its open segment's encoder output `(C, E)` (the last `MAX_REDECODE_S` seconds)."""
+        self.segment_enc.append(enc.copy())  # a view would keep the whole batch's output alive
+        limit = MAX_REDECODE_S / self.frame_s
+        while sum(len(e) for e in self.segment_enc) - len(self.segment_enc[0]) >= limit:
+            self.segment_enc.pop(0)
 
     def words(self, hyp: Hypothesis) -> list[Word]:
         """The hypothesis's words with times: a word is the pieces from one starting with '▁' to the next; it
         starts at its first token's frame and ends after its last token's frame."""
         groups: list[list[tuple[int, int]]] = []
         tokens = self.runner.head.tokens
+        cc = tokens.index(CHANNEL_CHANGE) if CHANNEL_CHANGE in tokens else None
         new_word = True
         for tok, frame in zip(hyp.tokens, hyp.frames, strict=True):
-            if tok == self._cc or tok == self.runner.blank_id:
+            if tok == cc or tok == self.runner.blank_id:
                 new_word = True
                 continue
             if new_word or tokens[tok].startswith(WORD_START):
@@ -186,11 +276,33 @@ class _Decoder:
                 out.append(Word(text, self._t(g[0][1]), self._t(g[-1][1] + 1)))
         return out
 
-    def _final(self, hyp: Hypothesis, text: str, end_frame: int) -> dict:
-        return final_message(self.segment, text, self._t(self.segment_start_frame), self._t(end_frame), self.words(hyp))
+    def _translations(self) -> dict[str, str]:
+        return {lang: self.model.heads[h].text(self._hyp(h).tokens) for lang, h in self.plan.translate}
+
+    def _empty(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return "", tuple((lang, "") for lang, _ in self.plan.translate)
+
+    def _extra(self, translations: dict[str, str]) -> dict[str, Any]:
+        """The multilingual fields of a message: the captioned language and the translations asked for."""
+        if not self.plan.multilingual:
+            return {}
+        extra: dict[str, Any] = {"language": self.runner.head.language}
+        if self.plan.translate:
+            extra["translations"] = translations
+        return extra
+
+    def _final(self, hyp: Hypothesis, text: str, translations: dict[str, str], end_frame: int) -> dict:
+        return final_message(
+            self.segment,
+            text,
+            self._t(self.segment_start_frame),
+            self._t(end_frame),
+            self.words(hyp),
+            **self._extra(translations),
+        )
 
     def after_chunk(self, frames: int, flushing: bool) -> list[dict]:
-        """Endpointing and messages after the search decoded `frames` more encoder frames."""
+        """Endpointing and messages after the searches decoded `frames` more encoder frames."""
         hyp = self.hyp
         first = self.detector.frames_total
         emitted = np.zeros(frames, dtype=bool)  # (C,)
@@ -199,29 +311,38 @@ class _Decoder:
                 emitted[f - first] = True
         messages = []
         text = self.runner.text(hyp.tokens)
+        translations = self._translations()
         if self.detector.accept(emitted):
             end = self.detector.frames_total
-            if text:  # no empty finals at endpoints
-                messages.append(self._final(hyp, text, end))
+            if text or any(translations.values()):  # no empty finals at endpoints
+                messages.append(self._final(hyp, text, translations, end))
                 self.segment += 1
                 self.segment_start_frame = end
             self.detector.reset()
-            self.searcher = self._new_search(end)
-            self.last_text = ""
-        elif text != self.last_text:
+            self._reset_searches(end)
+            self.segment_enc = []
+            self.last_sent = self._empty()
+            return messages
+        sent = (text, tuple(translations.items()))
+        if sent != self.last_sent:
             if self.partials and not flushing:
                 end_s = self._t(self.detector.frames_total)
-                messages.append(partial_message(self.segment, text, self._t(self.segment_start_frame), end_s))
-            self.last_text = text
+                messages.append(
+                    partial_message(
+                        self.segment, text, self._t(self.segment_start_frame), end_s, **self._extra(translations)
+                    )
+                )
+            self.last_sent = sent
         return messages
 
     def finish(self) -> list[dict]:
         """The open segment's final after the flush, unless it is empty and holds no audio."""
         hyp = self.hyp
         text = self.runner.text(hyp.tokens)
-        if not text and self.segment_start_frame * self.frame_s >= self.audio_s:
+        translations = self._translations()
+        if not text and not any(translations.values()) and self.segment_start_frame * self.frame_s >= self.audio_s:
             return []
-        final = self._final(hyp, text, self.detector.frames_total)
+        final = self._final(hyp, text, translations, self.detector.frames_total)
         final["end"] = round(self.audio_s, 3)  # the audio's end, not the padding's
         self.segment += 1
         return [final]
@@ -235,15 +356,16 @@ class Stream:
         sample_rate: the rate of the audio `push` receives (8-48 kHz).
         search: "greedy" or "beam".
         partials: whether to produce partial messages.
-        head: the bundle head to search with.
+        plan: the heads to run.
     """
 
-    def __init__(self, engine: Engine, sample_rate: int, search: str, partials: bool, head: int = 0) -> None:
+    def __init__(self, engine: Engine, sample_rate: int, search: str, partials: bool, plan: HeadPlan) -> None:
         spec = engine.model.spec
         self.engine = engine
         self.sample_rate = int(sample_rate)
         self.search = search
-        self.decoder = _Decoder(engine.model, head, search, partials, engine.config.endpoint)
+        self.plan = plan
+        self.decoder = _Decoder(engine.model, plan, search, partials, engine.config.endpoint)
         self._fbank = StreamingFbank(spec.features, self.sample_rate)
         self._frames = np.zeros((0, spec.features.num_bins), dtype=np.float32)  # (T_buf, F) not yet in a chunk
         self._pending: deque[_Chunk | object] = deque()
@@ -379,14 +501,66 @@ class Engine:
     def open_streams(self) -> int:
         return len(self._streams)
 
+    @property
+    def multilingual(self) -> bool:
+        """A bundle of several output languages (kind "sm2"): any head translates, results name the language."""
+        return self.bundle.kind == "sm2"
+
+    @property
+    def translate_languages(self) -> list[str]:
+        """What `translate` may ask for: every head's language in a multilingual bundle, nothing otherwise."""
+        return list(self.bundle.languages) if self.multilingual else []
+
+    @property
+    def auto_languages(self) -> list[str]:
+        """The languages "auto" can tell apart and caption: the identifier's languages that have a head."""
+        lid = self.model.lid
+        if lid is None:
+            return []
+        return [lang for lang in lid.languages if self.model.head_index(lang) is not None]
+
     def head_for(self, language: str | None) -> int | None:
         """The head that captions `language` (None or "auto" on a one-head bundle: that head); None if none."""
         if language is None or (language == "auto" and len(self.model.heads) == 1):
             return 0
-        for i, h in enumerate(self.model.heads):
-            if h.head.language == language:
-                return i
-        return None
+        return self.model.head_index(language)
+
+    def plan(
+        self, language: str | None = None, translate: Sequence[str] = (), languages: Sequence[str] = ()
+    ) -> HeadPlan:
+        """The heads a stream runs for a start's `language`, `translate` and `languages` (the restriction of "auto").
+
+        `language` None means "auto" on a bundle with a language identifier, else its first head.
+
+        Raises:
+            UnsupportedOptionError: a language, translation or restriction this bundle cannot serve.
+        """
+        lid = self.model.lid
+        if language is None and (lid is not None or languages):
+            language = "auto"
+        if languages and language != "auto":
+            raise UnsupportedOptionError(f"languages {list(languages)} restrict auto, but language is {language!r}")
+        if language == "auto" and (lid is not None or languages):
+            if lid is None:
+                raise UnsupportedOptionError("has no language identifier: name the language instead of auto")
+            if bad := [x for x in languages if x not in self.auto_languages]:
+                raise UnsupportedOptionError(f"cannot detect {bad}: auto knows {self.auto_languages}")
+            allowed = list(languages) or self.auto_languages
+            if not allowed:
+                raise UnsupportedOptionError("has no head for any language its identifier knows")
+            candidates = tuple((lid.languages.index(x), self.model.head_index(x)) for x in allowed)
+            caption: int | None = None
+        else:
+            caption = self.head_for(language)
+            if caption is None:
+                raise UnsupportedOptionError(f"cannot recognize language {language!r}: {self.languages}")
+            candidates = ()
+        if translate and not self.multilingual:
+            raise UnsupportedOptionError("has no translation heads")
+        if bad := [t for t in translate if t not in self.translate_languages]:
+            raise UnsupportedOptionError(f"cannot translate into {bad}: {self.translate_languages}")
+        pairs = tuple((t, self.model.head_index(t)) for t in translate)
+        return HeadPlan(caption, candidates, pairs, self.multilingual)  # type: ignore[arg-type]
 
     async def start(self) -> None:
         """Starts the loop on the running event loop."""
@@ -410,8 +584,10 @@ class Engine:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
-    def open_stream(self, sample_rate: int, search: str | None = None, partials: bool = True, head: int = 0) -> Stream:
-        """A new stream of audio at `sample_rate` (8-48 kHz).
+    def open_stream(
+        self, sample_rate: int, search: str | None = None, partials: bool = True, head: int | HeadPlan = 0
+    ) -> Stream:
+        """A new stream of audio at `sample_rate` (8-48 kHz), captioned by head `head` or run as `plan(...)` says.
 
         Raises:
             ValueError: an unknown search or head, a rate out of range.
@@ -422,14 +598,19 @@ class Engine:
         search = search or DEFAULT_SEARCH
         if search not in SEARCH_METHODS:
             raise ValueError(f"unknown search {search!r}; use one of {SEARCH_METHODS}")
-        if not 0 <= head < len(self.model.heads):
-            raise ValueError(f"head {head} out of range: the bundle has {len(self.model.heads)}")
-        stream = Stream(self, sample_rate, search, partials, head)
+        plan = head if isinstance(head, HeadPlan) else HeadPlan(head, multilingual=self.multilingual)
+        used = [plan.caption] if plan.caption is not None else [h for _, h in plan.candidates]
+        for h in [*used, *(h for _, h in plan.translate)]:
+            if h is None or not 0 <= h < len(self.model.heads):
+                raise ValueError(f"head {h} out of range: the bundle has {len(self.model.heads)}")
+        if plan.auto and self.model.lid is None:
+            raise ValueError("an auto plan needs a bundle with a language identifier")
+        stream = Stream(self, sample_rate, search, partials, plan)
         self._streams.add(stream)
         return stream
 
     async def transcribe(
-        self, samples: np.ndarray, sample_rate: int, search: str | None = None, head: int = 0
+        self, samples: np.ndarray, sample_rate: int, search: str | None = None, head: int | HeadPlan = 0
     ) -> list[dict]:
         """A whole recording through the same loop as the streams: the final messages a stream would produce.
 
@@ -437,7 +618,7 @@ class Engine:
             samples: float32 `(T_samples,)` in [-1, 1].
             sample_rate: their rate, 8-48 kHz.
             search: "greedy" or "beam" (None: the default).
-            head: the head to search with.
+            head: the head to search with, or the plan of heads.
 
         Raises:
             RuntimeError: the engine failed on it.
@@ -540,18 +721,29 @@ class Engine:
         """One encoder run and the searches for a batch; in the worker thread. Returns each stream's messages."""
         decoders = [s.decoder for s, _ in chunks]
         x = np.stack([c.x for _, c in chunks])  # (N, T, F)
-        enc, state = self.model.encode(x, stack_states([d.encoder for d in decoders]))  # enc (N, C, J)
+        enc, state = self.model.encode(x, stack_states([d.encoder for d in decoders]))  # enc (N, C, E)
         for d, s in zip(decoders, unstack_states(state), strict=True):
             d.encoder = s
-        groups: dict[tuple[int, str], list[int]] = {}
+        auto = [i for i, d in enumerate(decoders) if d.lid is not None]
+        if auto:
+            assert self.model.lid is not None
+            logits = self.model.lid.frame_logits(enc[auto])  # (n, C, L)
+            for k, i in enumerate(auto):
+                decoders[i].accept_lid(logits[k])
+        # Every (head, search) pair runs once for all the streams that need it, whatever role it has for them.
+        groups: dict[tuple[int, str], list[tuple[int, GreedyState | BeamState]]] = {}
         for i, d in enumerate(decoders):
-            groups.setdefault((d.head, d.search), []).append(i)
-        for (head, search), rows in groups.items():
+            for head, searcher in d.searchers.items():
+                groups.setdefault((head, d.search), []).append((i, searcher))
+        for (head, search), members in groups.items():
             runner = self.model.heads[head]
-            states = [decoders[i].searcher for i in rows]
+            rows = [i for i, _ in members]
+            states = [s for _, s in members]
             if search == "greedy":
                 greedy_search(runner, enc[rows], states)  # type: ignore[arg-type]
             else:
                 modified_beam_search(runner, enc[rows], states)  # type: ignore[arg-type]
+        for i in auto:
+            decoders[i].keep_encoder_output(enc[i])
         C = enc.shape[1]
         return [d.after_chunk(C, c.flush) for d, (_, c) in zip(decoders, chunks, strict=True)]

@@ -92,6 +92,7 @@ START_FIELDS: dict[str, bool] = {
     "search": False,
     "language": False,
     "translate": False,
+    "languages": False,
 }
 _MAX_NAME = 128  # characters in a model or language name
 
@@ -125,7 +126,8 @@ class StartRequest:
 
     `model` None means the server's default bundle; `search` None the bundle's default method; `language` None
     the bundle's default language ("auto" asks a multilingual bundle to detect it); `translate` the target
-    languages whose translations the client wants next to the captions.
+    languages whose translations the client wants next to the captions; `languages` the languages "auto" may
+    choose from (the ones the speaker uses; empty: all the bundle knows).
     """
 
     sample_rate: int
@@ -135,6 +137,7 @@ class StartRequest:
     search: str | None = None
     language: str | None = None
     translate: tuple[str, ...] = field(default_factory=tuple)
+    languages: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def bytes_per_sample(self) -> int:
@@ -158,6 +161,20 @@ def _name(d: dict, key: str) -> str | None:
     if not isinstance(v, str) or not v.strip() or len(v) > _MAX_NAME:
         raise _invalid(key, f"a non-empty string of at most {_MAX_NAME} characters", v)
     return v
+
+
+def _names(d: dict, key: str) -> tuple[str, ...]:
+    """An optional list of distinct language names (translate, languages); null or missing: empty."""
+    v = d.get(key)
+    if v is None:
+        return ()
+    if not isinstance(v, list) or not all(isinstance(t, str) and t.strip() for t in v):
+        raise _invalid(key, "a list of language names", v)
+    if len(set(v)) != len(v):
+        raise _invalid(key, "a list without repeats", v)
+    if any(len(t) > _MAX_NAME for t in v):
+        raise _invalid(key, f"language names of at most {_MAX_NAME} characters", v)
+    return tuple(v)
 
 
 def _object(text: str | bytes) -> dict:
@@ -212,15 +229,11 @@ def start_from_dict(d: dict) -> StartRequest:
     if search is not None and search not in SEARCH_METHODS:
         raise _invalid("search", f"one of {list(SEARCH_METHODS)}", search)
 
-    translate = d.get("translate", [])
-    if translate is None:
-        translate = []
-    if not isinstance(translate, list) or not all(isinstance(t, str) and t.strip() for t in translate):
-        raise _invalid("translate", "a list of language names", translate)
-    if len(set(translate)) != len(translate):
-        raise _invalid("translate", "a list without repeats", translate)
-    if any(len(t) > _MAX_NAME for t in translate):
-        raise _invalid("translate", f"language names of at most {_MAX_NAME} characters", translate)
+    translate = _names(d, "translate")
+    languages = _names(d, "languages")
+    language = _name(d, "language")
+    if languages and language not in (None, "auto"):
+        raise _invalid("languages", f'omitted when "language" names one ({language!r}); it restricts "auto"', languages)
 
     return StartRequest(
         sample_rate=rate,
@@ -228,8 +241,9 @@ def start_from_dict(d: dict) -> StartRequest:
         model=_name(d, "model"),
         partials=partials,
         search=search,
-        language=_name(d, "language"),
-        translate=tuple(translate),
+        language=language,
+        translate=translate,
+        languages=languages,
     )
 
 
@@ -400,7 +414,8 @@ def partial_message(segment: int, text: str, start: float, end: float, **extra: 
         start: the segment's start, in seconds from the stream's start.
         end: how far the server has decoded, in seconds from the stream's start: this text accounts for all audio
             up to `end` (clients measure latency with it).
-        **extra: further fields (later: language, translations, channel).
+        **extra: further fields: the captioned `language` and `translations` {language: text} of multilingual
+            models (later: channel).
     """
     msg = {"type": "partial", "segment": int(segment), "text": text, "start": _seconds(start), "end": _seconds(end)}
     msg.update(extra)

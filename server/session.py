@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server.engine import Stream, StreamClosedError
+from server.engine import Engine, HeadPlan, Stream, StreamClosedError
 from server.protocol import (
     CLOSE_NORMAL,
     IDLE_TIMEOUT,
@@ -49,6 +49,21 @@ class _GoneError(Exception):
 
 class _EngineFailureError(Exception):
     """The engine could not decode this stream."""
+
+
+def _multilingual_fields(engine: Engine, plan: HeadPlan) -> dict:
+    """What a multilingual stream's ready message adds: the language ("auto" or the one named), the translations
+    that will come, and the languages auto chooses from."""
+    if not plan.multilingual:
+        return {}
+    heads = engine.model.heads
+    fields: dict = {
+        "language": "auto" if plan.auto else heads[plan.caption].head.language,  # type: ignore[index]
+        "translate": [lang for lang, _ in plan.translate],
+    }
+    if plan.auto:
+        fields["languages"] = [heads[h].head.language for _, h in plan.candidates]
+    return fields
 
 
 class Session:
@@ -162,8 +177,8 @@ class Session:
 
     async def _start(self, start: StartRequest) -> None:
         svc = self.service
-        engine, search, head = svc.resolve(start.model, start.search, start.language, start.translate)
-        self.stream = engine.open_stream(start.sample_rate, search, start.partials, head)
+        engine, search, plan = svc.resolve(start.model, start.search, start.language, start.translate, start.languages)
+        self.stream = engine.open_stream(start.sample_rate, search, start.partials, plan)
         self.model = engine.name
         svc.metrics.streams.labels(engine.name).inc()
         log.info("session %s: %s, %d Hz %s, %s search", self.id, engine.name, start.sample_rate, start.encoding, search)
@@ -177,6 +192,7 @@ class Session:
                 start.partials,
                 search,
                 max_message_bytes=svc.settings.max_message_bytes,
+                **_multilingual_fields(engine, plan),
             )
         )
         self._opened.set()

@@ -1,13 +1,14 @@
 """Streaming transducer recognition on onnxruntime, many streams at once: encoder steps and transducer search.
 
 Dimension letters: N streams, T fbank frames one step reads (the window), F fbank bins, C encoder frames per chunk,
-L layers, K cached encoder frames, D encoder dim, J joiner dim, V vocabulary, H hypotheses.
+L layers, K cached encoder frames, D encoder dim, J joiner dim, E encoder output width (J, projected, for a one-head
+bundle; D for a multi-head one, whose joiners project it), V vocabulary, H hypotheses.
 
     model = StreamingTransducer(load_bundle("bundles/en-small"))
     states = [model.init_state(1) for _ in streams]              # one per stream, kept by its session
     searches = [GreedyState.new(model.heads[0]) for _ in streams]
     batch = stack_states([states[i] for i in ready])             # the streams that have a chunk now
-    enc, batch = model.encode(x, batch)                          # x (N, T, F) -> enc (N, C, J)
+    enc, batch = model.encode(x, batch)                          # x (N, T, F) -> enc (N, C, E)
     greedy_search(model.heads[0], enc, [searches[i] for i in ready])
     for i, s in zip(ready, unstack_states(batch)): states[i] = s
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from server.bundle import Bundle, EncoderSpec, Head
 from server.features import StreamingFbank
+from server.lid import LanguageIdentifier
 
 MAX_SYMBOLS_PER_FRAME = 4  # greedy search's limit, as in models/search.py (whose WER bundle.json reports)
 BEAM = 4  # modified beam search's beam
@@ -85,7 +87,7 @@ class HeadRunner:
         return self.head.decoder.run(None, {"y": y.astype(np.int64, copy=False)})[0]
 
     def joiner(self, encoder_out: np.ndarray, decoder_out: np.ndarray) -> np.ndarray:
-        """Projected encoder `(N, J)` and decoder `(N, J)` outputs -> logits `(N, V)`."""
+        """Encoder `(N, E)` and projected decoder `(N, J)` outputs -> logits `(N, V)`."""
         return self.head.joiner.run(None, {"encoder_out": encoder_out, "decoder_out": decoder_out})[0]
 
     def text(self, tokens: Sequence[int]) -> str:
@@ -100,12 +102,18 @@ class HeadRunner:
 
 
 class StreamingTransducer:
-    """The bundle's encoder step and its heads; no per-stream state inside (it is passed in and handed back)."""
+    """The bundle's encoder step, its heads and its language identifier (if any); no per-stream state inside (it is
+    passed in and handed back)."""
 
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         self.spec: EncoderSpec = bundle.spec
         self.heads = [HeadRunner(h) for h in bundle.heads]
+        self.lid = LanguageIdentifier(bundle.lid) if bundle.lid is not None else None
+
+    def head_index(self, language: str) -> int | None:
+        """The head that writes `language`, or None."""
+        return next((i for i, h in enumerate(self.heads) if h.head.language == language), None)
 
     def init_state(self, n: int = 1) -> EncoderState:
         """The zero state of `n` new streams."""
@@ -124,7 +132,7 @@ class StreamingTransducer:
             state: the streams' stacked state.
 
         Returns:
-            encoder_out `(N, C, J)` (already projected for the joiner) and the new state.
+            encoder_out `(N, C, E)` (what the heads' joiners take) and the new state.
         """
         assert x.shape[0] == state.batch and x.shape[1] == self.spec.window, (x.shape, state.batch, self.spec.window)
         out, attn, conv = self.bundle.encoder.run(
@@ -163,7 +171,7 @@ def greedy_search(
 
     Args:
         head: the head to search with.
-        encoder_out: `(N, C, J)` projected encoder output of one step.
+        encoder_out: `(N, C, E)` encoder output of one step.
         states: the streams' search states, carried over from the previous chunk.
         max_symbols_per_frame: tokens one frame may emit before the search moves to the next frame.
     """
@@ -218,7 +226,7 @@ def modified_beam_search(
 
     Args:
         head: the head to search with.
-        encoder_out: `(N, C, J)` projected encoder output of one step.
+        encoder_out: `(N, C, E)` encoder output of one step.
         states: the streams' search states, carried over from the previous chunk.
         beam: hypotheses kept per stream.
     """
