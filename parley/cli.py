@@ -9,6 +9,7 @@ without torch, and `parley --help` is instant.
     parley text --split train -n 5
     parley serve
     parley stream talk.wav --url ws://127.0.0.1:8000/v1/stream
+    parley mic --model en-small
     parley loadtest --streams 8 --files a.wav b.wav --json load.json
 """
 
@@ -23,12 +24,14 @@ from collections.abc import Callable, Sequence
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("server.serve", "main", "start the streaming recognition server"),
     "stream": ("clients.stream", "main", "stream a WAV file to a server at real-time pace and print the captions"),
+    "mic": ("clients.mic", "main", "stream the microphone to a server and print the captions live"),
     "loadtest": ("clients.loadtest", "main", "many concurrent streams: latency percentiles, WER, errors, ramp"),
     "corpus": ("models.corpus", "main", "build a synthetic speech corpus, or import a real one (corpus import)"),
     "tokenizer": ("models.tokenizer", "main", "train sentencepiece tokenizers per output language"),
     "text": ("models.grammar.__main__", "main", "print sentences of the multilingual domain grammar"),
     "train": ("models.train", "main", "train a streaming Transformer-Transducer (also under torchrun)"),
     "eval": ("models.evaluate", "main", "decode manifests with a checkpoint and report WER per chunk size"),
+    "eval-sm2": ("models.evaluate_sm2", "main", "SM² model: WER, BLEU, zero-shot, language ID, lag, restriction"),
     "export": ("export.bundle", "main", "export a checkpoint as a model bundle (ONNX encoder/decoder/joiner, tokens)"),
     "bundle-eval": ("export.evaluate_bundle", "main", "measure a bundle: WER, speed, size per precision; parity"),
     "synth": ("models.espeak", "main", "speak one sentence with espeak-ng into a WAV file, with word timings"),

@@ -1,4 +1,5 @@
-"""The FastAPI app: `WS /v1/stream`, `POST /v1/transcribe`, `GET /v1/models`, `/healthz`, `/readyz`, `/metrics`.
+"""The FastAPI app: `WS /v1/stream`, `POST /v1/transcribe`, `GET /v1/models`, `/healthz`, `/readyz`, `/metrics`, and
+the live-caption page at `/`.
 
     app = create_app(Settings(bundles="bundles/"))   # bundles load in the app's lifespan
     uvicorn.run(app, **settings.uvicorn_kwargs())     # `parley serve` does this, with draining (server/serve.py)
@@ -20,11 +21,12 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from server.audio import ENCODINGS, read_wav
 from server.bundle import BUNDLE_JSON, Bundle, BundleError, load_bundle
-from server.engine import DEFAULT_SEARCH, Engine, EngineConfig
+from server.engine import DEFAULT_SEARCH, Engine, EngineConfig, HeadPlan, UnsupportedOptionError
 from server.metrics import CONTENT_TYPE, ServerMetrics
 from server.protocol import (
     BAD_AUDIO,
@@ -52,6 +54,9 @@ from server.session import Session
 from server.settings import Settings
 
 log = logging.getLogger("parley.app")
+
+# The live-caption page (static files, no build step), served at / with its assets under /static/.
+WEB_DIR = Path(__file__).resolve().parents[1] / "clients" / "web"
 
 WAV_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave")
 RAW_TYPES = ("application/octet-stream",)
@@ -187,12 +192,18 @@ class Service:
         self.metrics.errors.labels(code).inc()
 
     def resolve(
-        self, model: str | None, search: str | None, language: str | None, translate: Sequence[str]
-    ) -> tuple[Engine, str, int]:
-        """The engine, search and head for a start's (or a request's) choices.
+        self,
+        model: str | None,
+        search: str | None,
+        language: str | None,
+        translate: Sequence[str],
+        languages: Sequence[str] = (),
+    ) -> tuple[Engine, str, HeadPlan]:
+        """The engine, search and heads for a start's (or a request's) choices.
 
         Raises:
-            ProtocolError: unknown_model, or unsupported_option for a language or translation the model lacks.
+            ProtocolError: unknown_model, or unsupported_option for a language, translation or restriction the
+                model lacks.
         """
         name = model or self.default_model
         engine = self.engines.get(name) if name is not None else None
@@ -200,14 +211,11 @@ class Service:
             if not self.engines:
                 raise ProtocolError(UNKNOWN_MODEL, "this server has no model loaded")
             raise ProtocolError(UNKNOWN_MODEL, f"no model {name!r}; this server has {sorted(self.engines)}")
-        head = engine.head_for(language)
-        if head is None:
-            raise ProtocolError(
-                UNSUPPORTED_OPTION, f"model {engine.name} cannot recognize language {language!r}: {engine.languages}"
-            )
-        if translate:
-            raise ProtocolError(UNSUPPORTED_OPTION, f"model {engine.name} has no translation heads")
-        return engine, search or DEFAULT_SEARCH, head
+        try:
+            plan = engine.plan(language, translate, languages)
+        except UnsupportedOptionError as e:
+            raise ProtocolError(UNSUPPORTED_OPTION, f"model {engine.name} {e}") from None
+        return engine, search or DEFAULT_SEARCH, plan
 
     def models(self) -> dict:
         """The body of GET /v1/models."""
@@ -217,9 +225,10 @@ class Service:
                 {
                     "name": e.name,
                     "languages": e.languages,
-                    "translate": [],
+                    "translate": e.translate_languages,
                     "chunk_ms": e.chunk_ms,
                     "search": list(SEARCH_METHODS),
+                    **({"auto": e.auto_languages} if e.auto_languages else {}),
                 }
                 for _, e in sorted(self.engines.items())
             ],
@@ -269,11 +278,13 @@ class Service:
         translate = [t for t in q.get("translate", "").split(",") if t]
         fields = {"type": "start", "sample_rate": rate, "encoding": encoding, "translate": translate}
         fields.update({k: q[k] for k in ("model", "search", "language") if q.get(k)})
+        if q.get("languages"):
+            fields["languages"] = [x for x in q["languages"].split(",") if x]
         start = start_from_dict(fields)  # the rate range, search and names, checked as a start message is
         if kind in RAW_TYPES:
             samples = await asyncio.to_thread(decode_audio_message, bytes(body), encoding)
-        engine, search, head = self.resolve(start.model, start.search, start.language, start.translate)
-        finals = await engine.transcribe(samples, rate, search, head)
+        engine, search, plan = self.resolve(start.model, start.search, start.language, start.translate, start.languages)
+        finals = await engine.transcribe(samples, rate, search, plan)
         return transcript_response(engine.name, samples.size / rate, finals)
 
 
@@ -312,6 +323,13 @@ def create_app(settings: Settings, metrics: ServerMetrics | None = None) -> Fast
     @app.websocket(STREAM_PATH)
     async def stream(websocket: WebSocket) -> None:
         await Session(service, websocket).run()
+
+    if WEB_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
+        @app.get("/", include_in_schema=False)
+        async def page() -> FileResponse:
+            return FileResponse(WEB_DIR / "index.html")
 
     @app.get("/healthz")
     async def healthz() -> dict:

@@ -30,3 +30,17 @@ def tiny_tokenizer(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("lang")
     texts = [s.text["en"] for s in grammar.generate("train", 400, seed=1)]
     return train_tokenizer(texts, out / "bpe", 64, "en")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tmp_path_factory) -> Path:
+    """A bundles folder holding one tiny random English bundle, `tiny-en`, exported once per test session."""
+    import shutil
+
+    from tests.test_export import export_tiny_bundle
+
+    root = tmp_path_factory.mktemp("tiny-bundles")
+    folder = root / "bundles"
+    folder.mkdir()
+    shutil.move(export_tiny_bundle(root), folder / "tiny-en")
+    return folder

@@ -1,0 +1,433 @@
+"""`parley mic`: streams the microphone to a Parley server and prints the captions live.
+
+    parley mic
+    parley mic --url wss://asr.example.org/v1/stream --api-key "$KEY" --model en-small
+    parley mic --list-devices
+    parley mic --device 3 --language de --translate en,fr
+    parley mic --model sm2-small --language auto --languages en,de --translate en
+
+On a terminal the open segment's partial is rewritten in place and each final gets a line of its own (with a
+multilingual model: its language first and the translations indented under it; with a multi-talker model: words
+tagged [S1], [S2]... where the speaker changes); Ctrl-C stops: the server sends
+the last final, then the command exits (a second Ctrl-C exits at once). The audio is 16-bit mono at the device's
+rate (the server resamples), in messages of --chunk-ms.
+
+Needs the `sounddevice` package and the PortAudio library: pip install 'parley[mic]' (Debian/Ubuntu: apt install
+libportaudio2). Speaks protocol version 1 (docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+from clients.stream import DEFAULT_URL, CaptionPrinter, ChunkSent, Received, StreamResult, _client_error
+
+MIN_RATE, MAX_RATE = 8000, 48000  # what the protocol accepts (docs/protocol.md)
+INSTALL_HINT = "pip install 'parley[mic]' (on Debian/Ubuntu also: apt install libportaudio2)"
+
+
+class MicError(Exception):
+    """A problem the user can fix (no sounddevice, no PortAudio, no microphone); the message says how."""
+
+
+# ---- The audio side: sounddevice ----
+
+
+def import_sounddevice() -> ModuleType:
+    """The `sounddevice` module.
+
+    Raises:
+        MicError: it is not installed, or the PortAudio library it needs is missing.
+    """
+    try:
+        import sounddevice
+    except ImportError:
+        raise MicError(f"parley mic needs the sounddevice package: {INSTALL_HINT}") from None
+    except OSError as e:  # sounddevice is there, PortAudio is not
+        raise MicError(f"parley mic needs the PortAudio library ({e}): {INSTALL_HINT}") from None
+    return sounddevice
+
+
+def input_devices(sd: ModuleType) -> list[dict]:
+    """The devices that can record: dicts with index, name, max_input_channels, default_samplerate."""
+    try:
+        devices = sd.query_devices()
+    except Exception as e:  # PortAudio failing to enumerate: no sound system at all
+        raise MicError(f"cannot list audio devices: {e}") from None
+    return [{**d, "index": i} for i, d in enumerate(devices) if d.get("max_input_channels", 0) > 0]
+
+
+def format_devices(sd: ModuleType) -> str:
+    """A table of the input devices, the default marked with *."""
+    devices = input_devices(sd)
+    if not devices:
+        return "no audio input device found"
+    default = _default_input(sd)
+    lines = []
+    for d in devices:
+        mark = "*" if d["index"] == default else " "
+        lines.append(
+            f"{mark} {d['index']:>3}  {d['name']}  ({d['max_input_channels']} ch, {d['default_samplerate']:g} Hz)"
+        )
+    return "\n".join(lines)
+
+
+def _default_input(sd: ModuleType) -> int | None:
+    try:
+        device = sd.default.device
+        index = device[0] if isinstance(device, list | tuple) else device
+        return int(index) if index is not None and int(index) >= 0 else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def pick_device(sd: ModuleType, device: str | None) -> dict:
+    """The input device to record from: `device` as an index or part of a name, or the default one.
+
+    Raises:
+        MicError: no input device at all, or none matching `device`.
+    """
+    devices = input_devices(sd)
+    if not devices:
+        raise MicError("no microphone found (PortAudio sees no audio input device); check `parley mic --list-devices`")
+    if device is None:
+        default = _default_input(sd)
+        chosen = next((d for d in devices if d["index"] == default), devices[0])
+        return chosen
+    if device.strip().isdigit():
+        chosen = next((d for d in devices if d["index"] == int(device)), None)
+    else:
+        matches = [d for d in devices if device.lower() in d["name"].lower()]
+        chosen = matches[0] if len(matches) == 1 else None
+        if len(matches) > 1:
+            names = ", ".join(f"{d['index']}: {d['name']}" for d in matches)
+            raise MicError(f"--device {device!r} matches several input devices ({names}): give its number")
+    if chosen is None:
+        raise MicError(f"no input device {device!r}; `parley mic --list-devices` lists them")
+    return chosen
+
+
+def device_rate(device: dict, wanted: int | None) -> int:
+    """The rate to record at: `wanted`, or the device's default brought into the protocol's 8-48 kHz."""
+    if wanted is not None:
+        return wanted
+    rate = round(float(device.get("default_samplerate") or 16000))
+    return min(max(rate, MIN_RATE), MAX_RATE)
+
+
+class Microphone:
+    """The microphone as an async iterator of s16le mono blocks; `stop()` ends the iteration.
+
+    PortAudio calls back on its own thread; blocks are handed to the event loop's thread through a queue.
+
+    Args:
+        sd: the sounddevice module (or a stand-in with the same RawInputStream).
+        device: PortAudio device index.
+        sample_rate: Hz.
+        block_ms: audio per block.
+    """
+
+    def __init__(self, sd: ModuleType, device: int | None, sample_rate: int, block_ms: float) -> None:
+        self.sd = sd
+        self.device = device
+        self.sample_rate = sample_rate
+        self.blocksize = max(1, round(sample_rate * block_ms / 1000))
+        self.overflows = 0
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stream: Any = None
+
+    def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
+        if status:
+            self.overflows += 1
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, bytes(indata))
+
+    def start(self) -> None:
+        """Opens the input stream.
+
+        Raises:
+            MicError: PortAudio cannot open the device at this rate.
+        """
+        self._loop = asyncio.get_running_loop()
+        try:
+            self._stream = self.sd.RawInputStream(
+                samplerate=self.sample_rate,
+                blocksize=self.blocksize,
+                device=self.device,
+                channels=1,
+                dtype="int16",
+                callback=self._callback,
+            )
+            self._stream.start()
+        except Exception as e:  # sounddevice.PortAudioError, ValueError for bad settings
+            raise MicError(f"cannot open the microphone at {self.sample_rate} Hz: {e} (try --sample-rate)") from None
+
+    def stop(self) -> None:
+        """Ends the iteration after the blocks already recorded."""
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                self._stream.stop()
+                self._stream.close()
+            self._stream = None
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while (block := await self._queue.get()) is not None:
+            yield block
+
+
+# ---- The protocol side ----
+
+
+async def run_mic(
+    url: str,
+    blocks: AsyncIterator[bytes],
+    sample_rate: int,
+    *,
+    model: str | None = None,
+    language: str | None = None,
+    translate: Sequence[str] = (),
+    languages: Sequence[str] = (),
+    api_key: str | None = None,
+    on_message: Callable[[dict], None] | None = None,
+    open_timeout: float = 10.0,
+    end_timeout: float = 30.0,
+) -> StreamResult:
+    """Streams s16le `blocks` as they come; when they end, sends stop and waits for the last finals.
+
+    Never raises for server or network failures: they end up in `StreamResult.error` (as in clients.stream).
+
+    Args:
+        url: the server's stream endpoint, ws:// or wss://.
+        blocks: raw s16le mono audio at `sample_rate`, in real time (a microphone) or faster.
+        model, language, translate, languages: the start message's fields (None or empty: not sent).
+        api_key: sent as `Authorization: Bearer`.
+        on_message: called with each server message as it arrives.
+    """
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+    result = StreamResult()
+    start: dict = {"type": "start", "sample_rate": int(sample_rate), "encoding": "s16le", "partials": True}
+    if model:
+        start["model"] = model
+    if language:
+        start["language"] = language
+    if translate:
+        start["translate"] = list(translate)
+    if languages:
+        start["languages"] = list(languages)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+
+    def record(raw: str | bytes) -> None:
+        now = time.monotonic()
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            result.error = result.error or _client_error("bad_reply", f"not JSON: {str(raw)[:80]}")
+            return
+        result.received.append(Received(now, msg))
+        kind = msg.get("type")
+        if kind == "ready":
+            result.ready = msg
+        elif kind == "end":
+            result.end_at = now
+        elif kind == "error" and result.error is None:
+            result.error = msg
+        if on_message is not None:
+            on_message(msg)
+
+    try:
+        async with connect(
+            url, additional_headers=headers, open_timeout=open_timeout, close_timeout=5, max_size=None
+        ) as ws:
+            result.connected_at = time.monotonic()
+
+            async def receive() -> None:
+                with contextlib.suppress(ConnectionClosed):
+                    async for raw in ws:
+                        record(raw)
+
+            receiver = asyncio.create_task(receive())
+            try:
+                await ws.send(json.dumps(start))
+                sent = 0.0
+                source = aiter(blocks)
+                while True:
+                    # The next block, unless the server closes first (an error, most likely): then stop waiting.
+                    following = asyncio.ensure_future(anext(source))
+                    await asyncio.wait({following, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                    if not following.done():
+                        following.cancel()
+                        break
+                    try:
+                        block = following.result()
+                    except StopAsyncIteration:
+                        break
+                    await ws.send(block)
+                    sent += len(block) / 2 / sample_rate
+                    result.chunks.append(ChunkSent(time.monotonic(), sent))
+                if not receiver.done():
+                    await ws.send(json.dumps({"type": "stop"}))
+                    result.stop_sent_at = time.monotonic()
+            except ConnectionClosed:
+                pass
+            try:
+                await asyncio.wait_for(receiver, end_timeout)
+            except TimeoutError:
+                result.error = result.error or _client_error("timeout", f"no end within {end_timeout} s of stop")
+            result.close_code = ws.close_code
+    except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as e:
+        if result.connected_at is None:
+            result.error = _client_error("connect_failed", f"cannot connect to {url}: {e}")
+        elif result.error is None:
+            result.error = _client_error("closed", str(e))
+        return result
+    if result.error is None and result.end_at is None:
+        result.error = _client_error("closed", f"the server closed the stream (code {result.close_code}) before end")
+    return result
+
+
+class MicPrinter(CaptionPrinter):
+    """CaptionPrinter (partials in place, finals on lines, translations under them) with speaker tags on the words
+    of multi-talker models."""
+
+    def __call__(self, msg: dict) -> None:
+        if msg.get("type") in ("partial", "final"):
+            msg = {**msg, "text": speaker_text(msg)}
+        super().__call__(msg)
+
+
+def speaker_text(msg: dict) -> str:
+    """A result's text, with "[S1] ..." where the speaker changes when its words carry speakers."""
+    words = msg.get("words") or []
+    if not any(isinstance(w, dict) and w.get("speaker") is not None for w in words):
+        return msg.get("text", "")
+    out, last = [], None
+    for w in words:
+        speaker = w.get("speaker")
+        if speaker is not None and speaker != last:
+            out.append(f"[S{speaker + 1 if isinstance(speaker, int) else speaker}]")
+            last = speaker
+        out.append(w.get("word", ""))
+    return " ".join(out)
+
+
+# ---- The command ----
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="parley mic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--url", default=DEFAULT_URL, help=f"the server's stream endpoint (default: {DEFAULT_URL})")
+    p.add_argument("--model", help="bundle name (default: the server's default)")
+    p.add_argument("--language", help="the spoken language, or auto, for multilingual models (default: the model's)")
+    p.add_argument(
+        "--translate", default="", metavar="LANGS", help="comma-separated languages to translate into, e.g. en,fr"
+    )
+    p.add_argument(
+        "--languages",
+        default="",
+        metavar="LANGS",
+        help="with automatic detection: the languages to choose from, e.g. en,de",
+    )
+    p.add_argument("--device", help="input device: its number or part of its name (default: the system's default)")
+    p.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
+    p.add_argument("--sample-rate", type=int, help="recording rate in Hz, 8000-48000 (default: the device's)")
+    p.add_argument("--chunk-ms", type=float, default=100.0, help="audio per message in ms (default: 100)")
+    p.add_argument(
+        "--api-key", default=os.environ.get("PARLEY_API_KEY"), help="API key (default: $PARLEY_API_KEY, if set)"
+    )
+    p.add_argument("--json", action="store_true", help="print every server message as a JSON line instead of text")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = _parser()
+    a = p.parse_args(argv)
+    if a.chunk_ms <= 0 or a.chunk_ms > 1000:
+        p.error("--chunk-ms must be in (0, 1000]")
+    if a.sample_rate is not None and not MIN_RATE <= a.sample_rate <= MAX_RATE:
+        p.error(f"--sample-rate must be {MIN_RATE}-{MAX_RATE} Hz")
+    translate = [t.strip() for t in a.translate.split(",") if t.strip()]
+    languages = [t.strip() for t in a.languages.split(",") if t.strip()]
+    try:
+        sd = import_sounddevice()
+        if a.list_devices:
+            print(format_devices(sd))
+            return 0
+        device = pick_device(sd, a.device)
+    except MicError as e:
+        print(f"parley mic: {e}", file=sys.stderr)
+        return 2
+    rate = device_rate(device, a.sample_rate)
+    show: Callable[[dict], None]
+    if a.json:
+
+        def show(msg: dict) -> None:
+            print(json.dumps(msg, ensure_ascii=False), flush=True)
+    else:
+        show = MicPrinter()
+    print(f"parley mic: {device['name']} at {rate} Hz -> {a.url}; Ctrl-C to stop", file=sys.stderr)
+    try:
+        result = asyncio.run(_record_and_stream(sd, device["index"], rate, a, translate, languages, show))
+    except MicError as e:
+        print(f"parley mic: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # the second Ctrl-C
+        return 130
+    if result.error is not None:
+        print(f"parley mic: error {result.error.get('code')}: {result.error.get('message')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _record_and_stream(
+    sd: ModuleType,
+    device: int,
+    rate: int,
+    a: argparse.Namespace,
+    translate: list[str],
+    languages: list[str],
+    show: Callable[[dict], None],
+) -> StreamResult:
+    mic = Microphone(sd, device, rate, a.chunk_ms)
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+
+    def interrupted() -> None:
+        if mic._stream is not None:  # first Ctrl-C: stop recording, let the server finish
+            mic.stop()
+        else:  # second: give up
+            main_task.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows, not off the main thread
+        loop.add_signal_handler(signal.SIGINT, interrupted)
+    try:
+        mic.start()
+        return await run_mic(
+            a.url, aiter(mic), rate, model=a.model, language=a.language, translate=translate, languages=languages,
+            api_key=a.api_key, on_message=show,
+        )  # fmt: skip
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    finally:
+        mic.stop()
+        if mic.overflows:
+            print(f"parley mic: {mic.overflows} audio block(s) overflowed (the machine was too busy)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

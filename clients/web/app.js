@@ -1,0 +1,616 @@
+// Parley's live-caption page: microphone -> AudioWorklet (16 kHz s16le) -> WebSocket /v1/stream -> captions.
+//
+// Speaks protocol version 1 (docs/protocol.md). No build step: the server serves this folder as it is.
+// The page's query string may preset its fields: ?api_key=KEY&model=NAME&language=de&translate=en,fr&languages=en,de
+// (languages: with automatic language detection, the languages to choose from).
+
+const TARGET_RATE = 16000; // Hz sent to the server: the models' rate, so the server does no resampling
+const FRAME_MS = 100; // audio per WebSocket message
+const BACKLOG_FRAMES = 100; // audio kept while reconnecting (10 s); older frames are dropped
+const RECONNECT_MIN_MS = 500;
+const RECONNECT_MAX_MS = 15000;
+const END_TIMEOUT_MS = 10000; // after stop, the longest wait for the server's end
+const SPEAKER_COLORS = 6; // style.css defines .spk-0 ... .spk-5
+// Errors the client caused: reconnecting would only repeat them.
+const FATAL_ERRORS = new Set([
+  "unauthorized", "forbidden_origin", "unknown_model", "unsupported_option", "unknown_field", "invalid_value",
+  "unsupported_rate", "unsupported_encoding", "bad_json", "bad_message", "bad_audio", "too_big", "not_started",
+  "already_started", "after_stop",
+]);
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  form: $("controls"),
+  model: $("model"),
+  languageField: $("language-field"),
+  language: $("language"),
+  translateField: $("translate-field"),
+  translate: $("translate"),
+  apiKey: $("api-key"),
+  toggle: $("toggle"),
+  status: $("status"),
+  error: $("error"),
+  level: $("level"),
+  captions: $("captions"),
+  translationsColumn: $("translations-column"),
+  translations: $("translations"),
+  speakers: $("speakers"),
+  clear: $("clear"),
+};
+
+let catalog = { default: null, models: [] }; // GET /v1/models
+let session = null; // the running capture, see start()
+let connection = 0; // increases with every WebSocket, so segment numbers of different connections do not collide
+const speakerIndex = new Map(); // speaker label -> color index, in order of appearance
+let chosenLanguage = null; // the user's choice of spoken language ("": automatic), kept across models
+
+const languageNames = (() => {
+  try {
+    return new Intl.DisplayNames([navigator.language || "en"], { type: "language" });
+  } catch {
+    return null;
+  }
+})();
+
+function languageName(code) {
+  try {
+    return (languageNames && languageNames.of(code)) || code;
+  } catch {
+    return code;
+  }
+}
+
+// ---- Status and errors ----
+
+function setState(state, text) {
+  document.body.dataset.state = state;
+  ui.status.textContent = text;
+  const running = ["starting", "listening", "reconnecting", "stopping"].includes(state);
+  ui.toggle.textContent = running ? "Stop" : "Start";
+  ui.toggle.setAttribute("aria-pressed", String(running));
+  ui.toggle.disabled = state === "loading" || state === "stopping" || (!running && !catalog.models.length);
+  for (const el of [ui.model, ui.language, ui.apiKey]) el.disabled = running;
+  for (const box of ui.translate.querySelectorAll("input")) box.disabled = running;
+}
+
+function showError(text) {
+  ui.error.textContent = text;
+  ui.error.hidden = !text;
+}
+
+// ---- Models ----
+
+function apiKey() {
+  return ui.apiKey.value.trim();
+}
+
+function currentModel() {
+  return catalog.models.find((m) => m.name === ui.model.value) || null;
+}
+
+async function loadModels() {
+  setState("loading", "Loading the server's models…");
+  const headers = apiKey() ? { "X-API-Key": apiKey() } : {};
+  let response;
+  try {
+    response = await fetch("v1/models", { headers, cache: "no-store" });
+  } catch {
+    catalog = { default: null, models: [] };
+    renderModels();
+    setState("error", "The server cannot be reached.");
+    showError("Cannot reach the Parley server. Check that it is running, then reload the page.");
+    return;
+  }
+  if (response.status === 401) {
+    catalog = { default: null, models: [] };
+    renderModels();
+    setState("error", "An API key is needed.");
+    showError(
+      apiKey() ? "The server did not accept this API key." : "This server needs an API key: enter it above.",
+    );
+    ui.apiKey.focus();
+    return;
+  }
+  if (!response.ok) {
+    setState("error", "The server's model list is unavailable.");
+    showError(`The server answered ${response.status} to GET /v1/models.`);
+    return;
+  }
+  catalog = await response.json();
+  renderModels();
+  showError(catalog.models.length ? "" : "The server has no model loaded yet.");
+  setState("idle", catalog.models.length ? "Press Start and speak." : "No model available.");
+}
+
+function renderModels() {
+  const wanted = ui.model.value || params.get("model") || catalog.default;
+  ui.model.replaceChildren(
+    ...catalog.models.map((m) => {
+      const o = new Option(m.name, m.name);
+      o.selected = m.name === wanted;
+      return o;
+    }),
+  );
+  renderModelOptions();
+}
+
+// The chosen model's languages and translation targets (GET /v1/models: "languages", "translate", and "auto": the
+// languages its identifier detects, present only when it has one).
+function renderModelOptions() {
+  const m = currentModel();
+  const languages = (m && m.languages) || [];
+  const detects = (m && m.auto) || [];
+  const targets = (m && m.translate) || [];
+  const wantedLanguage = chosenLanguage ?? params.get("language") ?? "";
+  const choices = detects.length ? [new Option("Automatic", "")] : []; // omitted language: the model detects it
+  for (const code of languages) choices.push(new Option(languageName(code), code));
+  const wanted = choices.find((o) => o.value === wantedLanguage || (wantedLanguage === "auto" && o.value === ""));
+  if (wanted) wanted.selected = true;
+  ui.language.replaceChildren(...choices);
+  ui.languageField.hidden = choices.length < 2;
+
+  const wantedTargets = new Set(
+    [...ui.translate.querySelectorAll("input:checked")].map((b) => b.value).concat(
+      (params.get("translate") || "").split(",").filter(Boolean),
+    ),
+  );
+  ui.translate.replaceChildren(
+    ...targets.map((code) => {
+      const label = document.createElement("label");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.value = code;
+      box.checked = wantedTargets.has(code);
+      label.append(box, " ", languageName(code));
+      return label;
+    }),
+  );
+  ui.translateField.hidden = targets.length === 0;
+  updateTranslationsColumn();
+}
+
+function multilingual() {
+  const m = currentModel();
+  return Boolean(m && ((m.languages || []).length > 1 || (m.auto || []).length));
+}
+
+function chosenTargets() {
+  return [...ui.translate.querySelectorAll("input:checked")].map((b) => b.value);
+}
+
+function updateTranslationsColumn() {
+  ui.translationsColumn.hidden = chosenTargets().length === 0 && !ui.translations.childElementCount;
+}
+
+// ---- Captions ----
+
+function speakerOf(word, i, msg) {
+  if (word && word.speaker !== undefined && word.speaker !== null) return word.speaker;
+  if (Array.isArray(msg.speakers) && msg.speakers.length === (msg.words || []).length) {
+    const s = msg.speakers[i];
+    if (s !== null && typeof s !== "object") return s;
+  }
+  if (msg.speaker !== undefined && msg.speaker !== null) return msg.speaker;
+  return null;
+}
+
+function speakerClass(label) {
+  const key = String(label);
+  if (!speakerIndex.has(key)) {
+    speakerIndex.set(key, speakerIndex.size);
+    renderSpeakerLegend();
+  }
+  return `spk spk-${speakerIndex.get(key) % SPEAKER_COLORS}`;
+}
+
+function speakerName(label) {
+  return typeof label === "number" ? `Speaker ${label + 1}` : `Speaker ${label}`;
+}
+
+function renderSpeakerLegend() {
+  ui.speakers.replaceChildren(
+    ...[...speakerIndex.keys()].map((key) => {
+      const span = document.createElement("span");
+      const label = /^\d+$/.test(key) ? Number(key) : key;
+      span.className = speakerClass(label);
+      span.textContent = speakerName(label);
+      return span;
+    }),
+  );
+  ui.speakers.hidden = speakerIndex.size === 0;
+}
+
+function wordSpan(text, speaker) {
+  const span = document.createElement("span");
+  span.textContent = text;
+  if (speaker !== null) {
+    span.className = speakerClass(speaker);
+    span.title = speakerName(speaker);
+  }
+  return span;
+}
+
+// A message's text as nodes: words colored by speaker where the message says who spoke.
+function captionNodes(msg) {
+  // Per-speaker channels (t-SOT): [{speaker, text}, ...]
+  if (Array.isArray(msg.speakers) && msg.speakers.length && typeof msg.speakers[0] === "object") {
+    return msg.speakers
+      .filter((s) => s && s.text)
+      .map((s) => {
+        const line = document.createElement("span");
+        line.className = "speaker-line";
+        line.append(wordSpan(s.text, s.speaker ?? s.channel ?? null));
+        return line;
+      });
+  }
+  const words = Array.isArray(msg.words) && msg.words.length ? msg.words : null;
+  const tokens = words ? words.map((w) => w.word) : (msg.text || "").split(/\s+/).filter(Boolean);
+  const nodes = [];
+  tokens.forEach((token, i) => {
+    if (i) nodes.push(document.createTextNode(" "));
+    nodes.push(wordSpan(token, speakerOf(words ? words[i] : null, i, msg)));
+  });
+  return nodes;
+}
+
+// Partials whose connection ended will never get their finals: their text stays, no longer greyed.
+function settlePartials() {
+  for (const el of document.querySelectorAll(".partial")) {
+    el.classList.replace("partial", "interrupted");
+    el.removeAttribute("aria-hidden");
+  }
+}
+
+function keyOf(msg) {
+  return `${connection}-${msg.segment}`;
+}
+
+function nearBottom(el) {
+  return el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+}
+
+function place(container, key, el) {
+  const stick = nearBottom(container);
+  const old = container.querySelector(`[data-key="${key}"]`);
+  if (old) old.replaceWith(el);
+  else container.append(el);
+  if (stick) container.scrollTop = container.scrollHeight;
+}
+
+function languageTag(code) {
+  const tag = document.createElement("span");
+  tag.className = "lang";
+  tag.textContent = code;
+  tag.title = languageName(code);
+  tag.setAttribute("aria-hidden", "true"); // the element's lang attribute tells screen readers
+  return tag;
+}
+
+function showCaption(msg, final) {
+  const key = keyOf(msg);
+  const text = (msg.text || "").trim();
+  if (!text && !(Array.isArray(msg.speakers) && msg.speakers.length)) {
+    // Nothing said: an empty final closes the segment without a caption line (its translations may still show).
+    if (final) ui.captions.querySelector(`[data-key="${key}"]`)?.remove();
+  } else {
+    const p = document.createElement("p");
+    p.className = `caption ${final ? "final" : "partial"}`;
+    p.dataset.key = key;
+    p.dataset.segment = msg.segment;
+    if (!final) p.setAttribute("aria-hidden", "true"); // screen readers hear each line once, when it is final
+    const words = document.createElement("span");
+    words.className = "words";
+    words.append(...captionNodes(msg));
+    if (msg.language) {
+      p.lang = msg.language; // the detected language (multilingual models), for screen readers and fonts
+      if (multilingual()) p.append(languageTag(msg.language), " ");
+    }
+    p.append(words);
+    // A new element (not a text change) so that the live region announces the final.
+    place(ui.captions, key, p);
+  }
+  showTranslations(msg, key, final);
+}
+
+function showTranslations(msg, key, final) {
+  const translations = msg.translations;
+  if (!translations || typeof translations !== "object") return;
+  const entries = Object.entries(translations).filter(([, text]) => typeof text === "string" && text.trim());
+  if (!entries.length) {
+    if (final) ui.translations.querySelector(`[data-key="${key}"]`)?.remove();
+    return;
+  }
+  const row = document.createElement("div");
+  row.className = `translation ${final ? "final" : "partial"}`;
+  row.dataset.key = key;
+  for (const [code, text] of entries) {
+    const p = document.createElement("p");
+    p.lang = code;
+    p.append(languageTag(code), " ", text);
+    row.append(p);
+  }
+  place(ui.translations, key, row);
+  ui.translationsColumn.hidden = false;
+}
+
+// ---- Capture and streaming ----
+
+function microphoneError(e) {
+  switch (e && e.name) {
+    case "NotAllowedError":
+    case "PermissionDeniedError":
+    case "SecurityError":
+      return "Microphone access was denied. Allow the microphone for this site (the icon in the address bar), then press Start again.";
+    case "NotFoundError":
+    case "DevicesNotFoundError":
+    case "OverconstrainedError":
+      return "No microphone was found. Connect one, then press Start again.";
+    case "NotReadableError":
+    case "TrackStartError":
+    case "AbortError":
+      return "The microphone cannot be opened: another application may be using it.";
+    default:
+      return `The microphone cannot be used: ${(e && e.message) || e}`;
+  }
+}
+
+async function start() {
+  showError("");
+  if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    showError("The microphone is only available on secure pages: open this page over https:// (or on localhost).");
+    return;
+  }
+  if (!ui.model.value) return;
+  const s = {
+    model: ui.model.value, // the server says unknown_model if its list changed since the page loaded
+    language: ui.languageField.hidden ? null : ui.language.value || null,
+    translate: chosenTargets(),
+    // Automatic detection among these only (?languages=en,de): fewer wrong guesses for a known speaker.
+    languages:
+      ui.languageField.hidden || ui.language.value ? [] : (params.get("languages") || "").split(",").filter(Boolean),
+    backlog: [],
+    ws: null,
+    ready: false,
+    stopping: false,
+    fatal: false,
+    attempts: 0,
+    timer: null,
+    sampleRate: null,
+  };
+  session = s;
+  setState("starting", "Asking for the microphone…");
+  try {
+    s.stream = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+    });
+  } catch (e) {
+    session = null;
+    setState("idle", "Microphone unavailable.");
+    showError(microphoneError(e));
+    return;
+  }
+  if (session !== s) {
+    teardownAudio(s); // stopped while the browser was asking
+    return;
+  }
+  try {
+    s.ctx = new AudioContext();
+    await s.ctx.audioWorklet.addModule(new URL("worklet.js", import.meta.url));
+    s.node = new AudioWorkletNode(s.ctx, "parley-capture", {
+      numberOfInputs: 1,
+      numberOfOutputs: 1,
+      processorOptions: { targetRate: TARGET_RATE, frameMs: FRAME_MS },
+    });
+    s.sampleRate = s.ctx.sampleRate > TARGET_RATE ? TARGET_RATE : s.ctx.sampleRate;
+    s.node.port.onmessage = (e) => onWorkletMessage(s, e.data);
+    s.source = s.ctx.createMediaStreamSource(s.stream);
+    s.source.connect(s.node);
+    s.node.connect(s.ctx.destination); // the worklet writes silence; connected, it is processed in every browser
+    await s.ctx.resume();
+    if (session !== s) throw new Error("stopped");
+  } catch (e) {
+    if (session !== s) {
+      teardownAudio(s);
+      return;
+    }
+    teardownAudio(s);
+    session = null;
+    setState("idle", "Audio capture failed.");
+    showError(`The browser cannot process the microphone's audio: ${e.message || e}`);
+    return;
+  }
+  for (const track of s.stream.getAudioTracks()) {
+    track.onended = () => {
+      if (session !== s || s.stopping) return;
+      showError("The microphone was disconnected.");
+      stop();
+    };
+  }
+  connect(s);
+}
+
+function onWorkletMessage(s, data) {
+  if (data.type === "audio") {
+    if (s.flushed) return; // a frame completed after the flush: stop has gone out, nothing may follow it
+    ui.level.value = Math.min(1, data.level * 4);
+    if (s.ws && s.ws.readyState === WebSocket.OPEN && s.started) {
+      s.ws.send(data.pcm);
+    } else if (!s.stopping) {
+      s.backlog.push(data.pcm);
+      if (s.backlog.length > BACKLOG_FRAMES) s.backlog.shift();
+    }
+  } else if (data.type === "flushed" && s.stopping) {
+    s.flushed = true;
+    if (s.ws && s.ws.readyState === WebSocket.OPEN && s.started) s.ws.send(JSON.stringify({ type: "stop" }));
+    else finish(s, "Stopped.");
+  }
+}
+
+function streamUrl() {
+  const url = new URL("v1/stream", document.baseURI);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  if (apiKey()) url.searchParams.set("api_key", apiKey()); // browsers cannot set headers on a WebSocket
+  return url.href;
+}
+
+function connect(s) {
+  if (session !== s) return;
+  connection += 1;
+  s.ready = false;
+  s.started = false;
+  s.error = null;
+  setState(s.attempts ? "reconnecting" : "starting", s.attempts ? "Reconnecting…" : "Connecting…");
+  let ws;
+  try {
+    ws = new WebSocket(streamUrl());
+  } catch (e) {
+    s.fatal = true;
+    showError(`Cannot open a connection to the server: ${e.message || e}`);
+    stop();
+    return;
+  }
+  s.ws = ws;
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => {
+    const start = { type: "start", sample_rate: s.sampleRate, encoding: "s16le", partials: true, model: s.model };
+    if (s.language) start.language = s.language;
+    if (s.translate.length) start.translate = s.translate;
+    if (s.languages.length) start.languages = s.languages;
+    ws.send(JSON.stringify(start));
+    s.started = true;
+    for (const pcm of s.backlog.splice(0)) ws.send(pcm); // audio may follow start at once (docs/protocol.md)
+  };
+  ws.onmessage = (e) => {
+    let msg;
+    try {
+      msg = JSON.parse(e.data);
+    } catch {
+      return;
+    }
+    onServerMessage(s, msg);
+  };
+  ws.onclose = (e) => onClose(s, ws, e);
+}
+
+function onServerMessage(s, msg) {
+  switch (msg.type) {
+    case "ready":
+      s.ready = true;
+      s.attempts = 0;
+      showError("");
+      setState("listening", `Listening (${msg.model}).`);
+      break;
+    case "partial":
+      showCaption(msg, false);
+      break;
+    case "final":
+      showCaption(msg, true);
+      break;
+    case "end":
+      s.ended = true;
+      break;
+    case "error":
+      s.error = msg;
+      if (FATAL_ERRORS.has(msg.code)) {
+        s.fatal = true;
+        showError(`The server refused the stream: ${msg.message} (${msg.code})`);
+      } else {
+        showError(`The server ended the stream: ${msg.message} (${msg.code})`);
+      }
+      break;
+    default:
+      break; // messages of later protocol versions
+  }
+}
+
+function onClose(s, ws, e) {
+  if (session !== s || s.ws !== ws) return;
+  s.ws = null;
+  settlePartials();
+  if (s.stopping) {
+    finish(s, s.ended ? "Stopped." : "Stopped (the server closed before the last captions).");
+    return;
+  }
+  if (s.fatal) {
+    stop(true);
+    return;
+  }
+  // Lost: the network, a restarting or full server. Keep the microphone and try again, waiting longer each time.
+  const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** s.attempts) * (0.75 + Math.random() * 0.5);
+  s.attempts += 1;
+  const why = s.error ? s.error.message : e.code === 1006 ? "the connection was lost" : `closed (${e.code})`;
+  setState("reconnecting", `Connection lost: ${why}. Reconnecting in ${Math.ceil(delay / 1000)} s (attempt ${s.attempts})…`);
+  if (!s.error) showError("The connection to the server was lost. Captions resume when it is back.");
+  s.timer = setTimeout(() => connect(s), delay);
+}
+
+// Stops capturing; the server gets a stop and sends the last finals, unless `now`.
+function stop(now = false) {
+  const s = session;
+  if (!s || s.stopping) return;
+  s.stopping = true;
+  clearTimeout(s.timer);
+  if (now || !s.ws || !s.started) {
+    if (s.ws) s.ws.close(1000);
+    finish(s, "Stopped.");
+    return;
+  }
+  setState("stopping", "Finishing the last captions…");
+  s.node.port.postMessage({ type: "flush" }); // the worklet answers "flushed"; then stop goes out
+  teardownAudio(s, false);
+  s.timer = setTimeout(() => finish(s, "Stopped (no answer from the server)."), END_TIMEOUT_MS);
+}
+
+function teardownAudio(s, closeWorklet = true) {
+  if (s.stream) for (const t of s.stream.getTracks()) t.stop();
+  if (s.source) s.source.disconnect();
+  if (closeWorklet && s.ctx && s.ctx.state !== "closed") s.ctx.close();
+}
+
+function finish(s, text) {
+  if (session !== s) return;
+  clearTimeout(s.timer);
+  teardownAudio(s);
+  if (s.ws && s.ws.readyState <= WebSocket.OPEN) s.ws.close(1000);
+  session = null;
+  settlePartials();
+  ui.level.value = 0;
+  setState("idle", text);
+}
+
+// ---- Wiring ----
+
+const params = new URLSearchParams(location.search);
+if (params.has("api_key")) {
+  ui.apiKey.value = params.get("api_key");
+  // Keep the key out of the address bar, bookmarks and screenshots.
+  params.delete("api_key");
+  const rest = params.toString();
+  history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
+  params.set("api_key", ui.apiKey.value);
+}
+
+ui.toggle.addEventListener("click", () => (session ? stop() : start()));
+ui.model.addEventListener("change", () => renderModelOptions());
+ui.language.addEventListener("change", () => {
+  chosenLanguage = ui.language.value;
+});
+ui.translate.addEventListener("change", () => updateTranslationsColumn());
+ui.apiKey.addEventListener("change", () => loadModels());
+ui.form.addEventListener("submit", (e) => e.preventDefault());
+ui.clear.addEventListener("click", () => {
+  ui.captions.replaceChildren();
+  ui.translations.replaceChildren();
+  speakerIndex.clear();
+  renderSpeakerLegend();
+  updateTranslationsColumn();
+});
+window.addEventListener("online", () => {
+  const s = session;
+  if (s && !s.ws && !s.stopping && s.timer) {
+    clearTimeout(s.timer);
+    connect(s);
+  }
+});
+
+loadModels();

@@ -1,0 +1,421 @@
+"""The live-caption page (clients/web) end to end: a real server, headless Chromium, a WAV file as the microphone.
+
+Chromium's fake media stream plays the WAV file as the microphone, once (`--use-file-for-fake-audio-capture=FILE
+%noloop`); the page captures it through its AudioWorklet (downsampled to 16 kHz there), streams it over
+/v1/stream and shows the captions. With the committed English bundle (bundles/en-small) the file is a sentence
+spoken by espeak-ng and the page must show its words. Without it, a tiny random bundle's captions are checked
+against the server's own transcript, from POST /v1/transcribe, of exactly the audio the page sent (read from the
+browser's WebSocket frames through the DevTools protocol). A screenshot of the page is saved as a PNG.
+
+Chromium is Debian's `chromium` (bash .ci/system-deps installs it), driven by tests/_chromium.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import json
+import re
+import threading
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from server.app import WEB_DIR
+from server.audio import write_wav
+from server.settings import Settings
+from tests._chromium import INSTALL_HINT, Chromium, Page, find_chromium
+from tests.test_export import SR, synthetic_audio
+from tests.test_server import Running
+
+ROOT = Path(__file__).resolve().parents[1]
+EN_SMALL = ROOT / "bundles" / "en-small"
+SENTENCE = "set a timer for ten minutes"  # from the grammar's timer_set template
+LEAD_S, TAIL_S = 0.6, 1.2  # silence around the speech: capture starts a moment after the device opens
+
+# Records every caption element the page ever shows, whatever happens to it later (partials are short-lived).
+WATCH = """(() => {
+  window.__seen = {partial: 0, final: 0, partialTexts: []};
+  new MutationObserver((records) => {
+    for (const r of records) for (const n of r.addedNodes) {
+      if (!(n instanceof HTMLElement) || !n.classList.contains('caption')) continue;
+      if (n.classList.contains('partial')) { __seen.partial++; __seen.partialTexts.push(n.textContent); }
+      if (n.classList.contains('final')) __seen.final++;
+    }
+  }).observe(document.getElementById('captions'), {childList: true});
+  return true;
+})()"""
+FINALS = "[...document.querySelectorAll('#captions .caption.final .words')].map(e => e.textContent)"
+
+
+def _require_chromium() -> None:
+    if find_chromium() is None:
+        pytest.fail(f"Chromium is needed for the page's end-to-end tests: {INSTALL_HINT}")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_bundles: Path) -> Iterator[tuple[Running, bool]]:
+    """The server the page talks to, and whether it runs the trained English bundle."""
+    trained = (EN_SMALL / "bundle.json").is_file()
+    bundles = EN_SMALL.parent if trained else tiny_bundles
+    settings = Settings(
+        bundles=bundles,
+        default_model="en-small" if trained else None,
+        port=0,
+        intra_op_threads=1,
+        log_level="warning",
+    )
+    r = Running(settings)
+    try:
+        yield r, trained
+    finally:
+        r.stop()
+
+
+def _microphone_wav(folder: Path, trained: bool) -> tuple[Path, float]:
+    """The fake microphone's recording (padded with silence) and its duration in seconds."""
+    if trained:
+        from models.espeak import synthesize
+
+        speech = synthesize(SENTENCE, voice="en-us")
+        x, rate = speech.samples, speech.sample_rate
+    else:
+        x, rate = synthetic_audio(3.0, 0), SR
+    x = np.concatenate([np.zeros(round(LEAD_S * rate)), x, np.zeros(round(TAIL_S * rate))]).astype(np.float32)
+    path = folder / "microphone.wav"
+    write_wav(path, x, rate)
+    return path, x.size / rate
+
+
+def _sent_audio(page: Page) -> bytes:
+    """The s16le audio the page sent over its WebSocket, in order (binary frames have opcode 2)."""
+    return b"".join(base64.b64decode(f["payloadData"]) for f in page.websocket_frames(sent=True) if f["opcode"] == 2)
+
+
+def _sent_json(page: Page) -> list[dict]:
+    return [json.loads(f["payloadData"]) for f in page.websocket_frames(sent=True) if f["opcode"] == 1]
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^\w' ]", " ", text.lower()).split()
+
+
+def test_page_and_assets_are_served_and_packaged(server: tuple[Running, bool]) -> None:
+    r, _ = server
+    page = httpx.get(r.http + "/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<title>Parley · live captions</title>" in page.text and 'role="log"' in page.text
+    for name, kind in (("app.js", "javascript"), ("worklet.js", "javascript"), ("style.css", "text/css")):
+        asset = httpx.get(f"{r.http}/static/{name}")
+        assert asset.status_code == 200 and kind in asset.headers["content-type"], (name, asset.headers)
+        assert asset.content == (WEB_DIR / name).read_bytes()
+    assert httpx.get(r.http + "/static/nope.js").status_code == 404
+    # Every file of the page ships in the package (pip install . copies only what package-data names).
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["clients"]
+    shipped = {p.name for pattern in patterns for p in (ROOT / "clients").glob(pattern)}
+    assert shipped == {p.name for p in WEB_DIR.iterdir()}, "pyproject's package-data misses files of clients/web"
+
+
+def test_captions_from_a_fake_microphone(server: tuple[Running, bool], tmp_path: Path) -> None:
+    """The whole path: fake microphone -> worklet -> WebSocket -> partial captions -> finals after Stop."""
+    _require_chromium()
+    r, trained = server
+    wav, seconds = _microphone_wav(tmp_path, trained)
+
+    async def go() -> tuple[dict, list[str], bytes, list[dict], Path, list[dict]]:
+        async with Chromium.launch(fake_audio=wav) as browser:
+            page = await browser.page()
+            await page.navigate(r.http + "/")
+            await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
+            await page.evaluate(WATCH)
+            await page.click("#toggle")
+            await page.wait_for("document.body.dataset.state === 'listening'", 15, "the stream to be ready")
+            # The whole recording (and the silence after it) goes out in real time; then the user stops.
+            while len(_sent_audio(page)) < (seconds + 0.3) * 2 * SR:
+                await asyncio.sleep(0.2)
+                assert await page.evaluate("document.body.dataset.state") == "listening"
+            await page.click("#toggle")
+            await page.wait_for("document.body.dataset.state === 'idle'", 15, "the last finals after Stop")
+            seen = await page.evaluate("window.__seen")
+            finals = await page.evaluate(FINALS)
+            shot = await page.screenshot(tmp_path / "parley-web-captions.png")
+            received = [json.loads(f["payloadData"]) for f in page.websocket_frames(sent=False)]
+            return seen, finals, _sent_audio(page), received, shot, _sent_json(page)
+
+    seen, finals, sent, received, shot, sent_json = asyncio.run(go())
+    print(f"\nscreenshot of the page: {shot}")
+    assert shot.stat().st_size > 10_000
+    start = sent_json[0]
+    assert start["type"] == "start" and start["sample_rate"] == SR and start["encoding"] == "s16le", start
+    assert sent_json[-1] == {"type": "stop"} and received[-1] == {"type": "end"}
+    assert [m["type"] for m in received].count("error") == 0, received
+    # The page shows each partial as it changes, then the final in its place.
+    server_partials = [m for m in received if m["type"] == "partial"]
+    server_finals = [m for m in received if m["type"] == "final" and m["text"]]
+    assert server_partials and seen["partial"] >= 1, (seen, server_partials[:3])
+    assert finals == [m["text"] for m in server_finals] and seen["final"] == len(finals)
+    assert finals, "no caption at all"
+    # The server's own transcript of the very audio the page sent matches the page.
+    body = httpx.post(
+        r.http + "/v1/transcribe?sample_rate=16000&encoding=s16le",
+        content=sent,
+        headers={"content-type": "application/octet-stream"},
+    ).json()
+    assert " ".join(finals) == body["text"], (finals, body["text"])
+    if trained:  # and the words are the ones spoken (one error in six at most)
+        from models.wer import wer
+
+        heard = " ".join(_words(" ".join(finals)))
+        assert wer([SENTENCE], [heard]) <= 0.2, f"expected {SENTENCE!r} on the page, got {finals}"
+
+
+def test_worklet_resampler_filters_before_decimating(server: tuple[Running, bool]) -> None:
+    """The worklet's resampler, run in the browser: speech band kept, everything that would alias removed."""
+    _require_chromium()
+    r, _ = server
+    probe = """(async () => {
+      const src = await (await fetch('static/worklet.js')).text();
+      const make = new Function('AudioWorkletProcessor', 'registerProcessor', 'sampleRate',
+                                src + '; return SincResampler;');
+      const SincResampler = make(class {}, () => {}, 48000);
+      const gain = (inRate, hz) => {
+        const rs = new SincResampler(inRate, 16000), out = [];
+        const n = inRate;  // 1 s, fed in render quanta of 128 samples
+        for (let i = 0; i < n; i += 128) {
+          const q = new Float32Array(Math.min(128, n - i));
+          for (let j = 0; j < q.length; j++) q[j] = Math.sin(2 * Math.PI * hz * (i + j) / inRate);
+          rs.push(q, (y) => out.push(y));
+        }
+        const mid = out.slice(2000, 14000);  // away from the edges
+        return [out.length, Math.sqrt(mid.reduce((a, y) => a + y * y, 0) / mid.length) * Math.SQRT2];
+      };
+      const result = {};
+      for (const inRate of [48000, 44100, 96000])
+        result[inRate] = [300, 1000, 3000, 7000, 9000, 12000, 15000].map((hz) => [hz, ...gain(inRate, hz)]);
+      return result;
+    })()"""
+
+    async def go() -> dict:
+        async with Chromium.launch() as browser:
+            page = await browser.page()
+            await page.navigate(r.http + "/")
+            return await page.evaluate(probe)
+
+    result = asyncio.run(go())
+    for rate, rows in result.items():
+        for hz, n, gain in rows:
+            assert abs(n - 16000) <= 80, f"{rate} Hz in: {n} samples out for 1 s"
+            if hz <= 7000:
+                assert abs(gain - 1) < 0.01, f"{rate} Hz in: {hz} Hz passes with gain {gain:.4f}, expected 1"
+            else:  # 9 kHz and above would fold back into 0-8 kHz
+                assert gain < 10 ** (-60 / 20), f"{rate} Hz in: {hz} Hz leaks through at {20 * np.log10(gain):.1f} dB"
+
+
+def test_messages_for_a_denied_or_missing_microphone_and_server_errors(
+    server: tuple[Running, bool], tmp_path: Path
+) -> None:
+    _require_chromium()
+    r, _ = server
+    wav, _ = _microphone_wav(tmp_path, False)
+    deny = """navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('no', '%s')); true"""
+    error_text = "document.getElementById('error').hidden ? '' : document.getElementById('error').textContent"
+
+    async def go() -> dict[str, tuple[str, str]]:
+        shown = {}
+        async with Chromium.launch(fake_audio=wav) as browser:
+            page = await browser.page()
+            for name in ("NotAllowedError", "NotFoundError"):
+                await page.navigate(r.http + "/")
+                await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
+                await page.evaluate(deny % name)
+                await page.click("#toggle")
+                shown[name] = (await page.wait_for(error_text, 5, f"the {name} message"), "")
+            # A model the server does not have: the server's error message is shown and nothing reconnects.
+            await page.navigate(r.http + "/")
+            await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
+            await page.evaluate("document.getElementById('model').add(new Option('nope', 'nope', true, true)); 1")
+            await page.click("#toggle")
+            text = await page.wait_for(error_text, 10, "the server's error")
+            await page.wait_for("document.body.dataset.state === 'idle'", 5, "the page to stop")
+            shown["unknown_model"] = (text, await page.evaluate("document.getElementById('status').textContent"))
+        return shown
+
+    shown = asyncio.run(go())
+    assert "Microphone access was denied" in shown["NotAllowedError"][0], shown
+    assert "No microphone was found" in shown["NotFoundError"][0], shown
+    text, _ = shown["unknown_model"]
+    assert "unknown_model" in text and "'nope'" in text, shown
+
+
+def test_lost_connection_reconnects(tiny_bundles: Path, tmp_path: Path) -> None:
+    """The server goes away mid-stream and comes back on the same port: the page says so, retries, resumes."""
+    _require_chromium()
+    wav, _ = _microphone_wav(tmp_path, False)
+    settings = Settings(bundles=tiny_bundles, port=0, intra_op_threads=1, log_level="warning", drain_timeout_s=0)
+    first = Running(settings)
+    port = first.port
+    second: list[Running] = []
+
+    async def go() -> tuple[str, str, str]:
+        async with Chromium.launch(fake_audio=wav) as browser:
+            page = await browser.page()
+            await page.navigate(first.http + "/")
+            await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
+            await page.click("#toggle")
+            await page.wait_for("document.body.dataset.state === 'listening'", 15, "the stream to be ready")
+            await asyncio.to_thread(first.stop)  # drains for 0 s: the stream ends with shutting_down (1001)
+            lost = await page.wait_for(
+                "document.body.dataset.state === 'reconnecting' && document.getElementById('status').textContent",
+                10,
+                "the page to notice",
+            )
+            error = await page.evaluate("document.getElementById('error').textContent")
+            second.append(await asyncio.to_thread(Running, dataclasses.replace(settings, port=port)))
+            await page.wait_for("document.body.dataset.state === 'listening'", 20, "the page to reconnect")
+            await page.click("#toggle")
+            await page.wait_for("document.body.dataset.state === 'idle'", 10, "the stop")
+            return lost, error, await page.evaluate("document.getElementById('status').textContent")
+
+    try:
+        lost, error, stopped = asyncio.run(go())
+    finally:
+        for s in second:
+            s.stop()
+    assert "Connection lost" in lost and "Reconnecting in" in lost, lost
+    assert "shutting down" in error, error
+    assert stopped == "Stopped.", stopped
+
+
+# ---- Fields of later protocol versions: translations and speakers, against a stand-in server ----
+
+STUB_MODELS = {
+    "default": "sm2",
+    "models": [
+        {"name": "en", "languages": ["en"], "translate": [], "chunk_ms": 320, "search": ["greedy"]},
+        {"name": "sm2", "languages": ["en", "de", "fr"], "translate": ["en", "de", "fr"], "auto": ["en", "de", "fr"],
+         "chunk_ms": 320, "search": ["greedy"]},
+    ],
+}  # fmt: skip
+STUB_PARTIAL = {"type": "partial", "segment": 0, "text": "hallo wie", "start": 0.0, "end": 0.64, "language": "de",
+                "translations": {"fr": "bonjour comment"}}  # fmt: skip
+STUB_FINAL = {
+    "type": "final", "segment": 0, "text": "hallo wie geht es", "start": 0.0, "end": 1.5,
+    "words": [{"word": "hallo", "start": 0.1, "end": 0.4, "speaker": 0}, {"word": "wie", "start": 0.5, "end": 0.6,
+              "speaker": 1}, {"word": "geht", "start": 0.7, "end": 0.9, "speaker": 1},
+              {"word": "es", "start": 1.0, "end": 1.1, "speaker": 1}],
+    "language": "de", "translations": {"fr": "bonjour comment ça va"},
+}  # fmt: skip
+# A segment whose caption is empty but whose translation is not (docs/protocol.md): the translation still shows.
+STUB_FINAL_2 = {"type": "final", "segment": 1, "text": "", "start": 1.5, "end": 2.0, "words": [], "language": "de",
+                "translations": {"fr": "oui"}}  # fmt: skip
+
+
+def _stand_in(starts: list[dict]) -> Iterator[str]:
+    """A server with the page and a multilingual, multi-talker model: STUB_PARTIAL answers the first audio,
+    STUB_FINAL the stop."""
+    app = FastAPI()
+    app.mount("/static", StaticFiles(directory=WEB_DIR))
+
+    @app.get("/")
+    async def page() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html")
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        return STUB_MODELS
+
+    @app.websocket("/v1/stream")
+    async def stream(ws: WebSocket) -> None:
+        await ws.accept()
+        starts.append(json.loads(await ws.receive_text()))
+        await ws.send_json({"type": "ready", "protocol": 1, "session": "stub", "model": "sm2", "chunk_ms": 320})
+        answered = False
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            if msg.get("bytes") and not answered:
+                answered = True
+                await ws.send_json(STUB_PARTIAL)
+            elif msg.get("text"):  # stop: the finals, then end
+                await ws.send_json(STUB_FINAL)
+                await ws.send_json(STUB_FINAL_2)
+                await ws.send_json({"type": "end"})
+                await ws.close(1000)
+                return
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive()
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_translations_languages_and_speakers(tmp_path: Path) -> None:
+    """The page's choices follow the model (GET /v1/models) and reach the start message; captions show their
+    detected language, translations show in their column, words take their speaker's color."""
+    _require_chromium()
+    wav, _ = _microphone_wav(tmp_path, False)
+    starts: list[dict] = []
+    snapshot = """(() => ({
+      languages: document.getElementById('language-field').hidden ? null
+                 : [...document.getElementById('language').options].map(o => o.value),
+      targets: document.getElementById('translate-field').hidden ? null
+               : [...document.querySelectorAll('#translate input')].map(b => [b.value, b.checked]),
+      column: !document.getElementById('translations-column').hidden,
+      partialTranslation: document.querySelector('.translation.partial [lang=fr]')?.textContent,
+      finalTranslations: [...document.querySelectorAll('.translation.final [lang=fr]')].map(p => p.textContent),
+      captions: [...document.querySelectorAll('#captions .caption')].map(p => [p.lang, p.textContent]),
+      speakers: [...document.querySelectorAll('#captions .caption.final .words span')].map(s => s.className),
+      legend: [...document.querySelectorAll('#speakers span')].map(s => s.textContent),
+    }))()"""
+    choose = "(() => { const m = document.getElementById('model'); m.value = '%s';"
+    choose += " m.dispatchEvent(new Event('change')); return true; })()"
+
+    async def go(http: str) -> tuple[dict, dict, dict, Path]:
+        async with Chromium.launch(fake_audio=wav) as browser:
+            page = await browser.page()
+            await page.navigate(http + "/?translate=fr&languages=de,fr")
+            await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
+            await page.evaluate(choose % "en")
+            english = await page.evaluate(snapshot)
+            await page.evaluate(choose % "sm2")
+            await page.click("#toggle")
+            await page.wait_for("!!document.querySelector('.translation.partial')", 10, "the partial translation")
+            partial = await page.evaluate(snapshot)
+            await page.click("#toggle")
+            await page.wait_for("document.body.dataset.state === 'idle'", 10, "the stop")
+            return english, partial, await page.evaluate(snapshot), await page.screenshot(tmp_path / "sm2.png")
+
+    stand_in = contextlib.contextmanager(_stand_in)(starts)
+    with stand_in as http:
+        english, partial, final, shot = asyncio.run(go(http))
+    print(f"\nscreenshot of the page: {shot}")
+    assert english["languages"] is None and english["targets"] is None, "one language, no translation: no choice"
+    assert partial["languages"] == ["", "en", "de", "fr"], "Automatic (the model detects), then its languages"
+    assert partial["targets"] == [["en", False], ["de", False], ["fr", True]]
+    (start,) = starts
+    assert "language" not in start and start["languages"] == ["de", "fr"] and start["translate"] == ["fr"], start
+    assert start["model"] == "sm2"
+    assert partial["column"] and partial["partialTranslation"] == "fr bonjour comment"
+    assert final["finalTranslations"] == ["fr bonjour comment ça va", "fr oui"]
+    assert partial["captions"] == [["de", "de hallo wie"]] and final["captions"] == [["de", "de hallo wie geht es"]]
+    assert final["speakers"] == ["spk spk-0", "spk spk-1", "spk spk-1", "spk spk-1"]
+    assert final["legend"] == ["Speaker 1", "Speaker 2"]
