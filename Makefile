@@ -109,3 +109,34 @@ bundle-sm2: $(VENV)/.dev
 		--int8 --eval-report $(EXP)/sm2-zh/eval/report.json --out $(BUNDLES)/sm2-small
 
 model-sm2: corpus-ml train-sm2 train-sm2-zh eval-sm2 bundle-sm2
+
+# ---- The t-SOT recipe (issue 7: streaming multi-talker captions; docs/tsot.md) ------------------------------------
+# make model-tsot DATA=/path/to/data EXP=/path/to/exp   mixtures -> training from the English model -> eval -> bundle.
+TSOT_MIXTURES ?= 40000
+TSOT_EPOCHS ?= 4
+
+.PHONY: mix-en train-tsot eval-tsot bundle-tsot model-tsot
+mix-en: $(VENV)/.dev
+	$(VENV)/bin/parley mix --manifest $(DATA)/corpus-en/en/train.jsonl --out $(DATA)/mix-en/train \
+		--n $(TSOT_MIXTURES) --seed 0 --jobs $(JOBS)
+	$(VENV)/bin/parley mix --manifest $(DATA)/corpus-en/en/dev.jsonl --out $(DATA)/mix-en/dev --n 400 --seed 1 \
+		--jobs $(JOBS)
+	$(VENV)/bin/parley mix --manifest $(DATA)/corpus-en/en/test_unseen.jsonl --out $(DATA)/mix-en/test --n 600 \
+		--seed 2 --p-single 0 --p-sequential 0.1 --jobs $(JOBS)
+
+train-tsot: $(VENV)/.dev
+	$(VENV)/bin/parley train --train $(DATA)/mix-en/train/mix.jsonl --dev $(DATA)/mix-en/dev/mix.jsonl \
+		--tokenizer models/lang/en/bpe.model --init $(EXP)/en/last.pt --exp-dir $(EXP)/tsot \
+		--epochs $(TSOT_EPOCHS) --max-seconds 30 --lr 1e-3 --warmup-steps 300 --ctc-weight 0.3 --num-workers 1 \
+		--dev-utts 150 --dev-every 1000
+
+eval-tsot: $(VENV)/.dev
+	$(VENV)/bin/parley eval-tsot --checkpoint $(EXP)/tsot/best.pt --tokenizer models/lang/en/bpe.model \
+		--mixtures $(DATA)/mix-en/test/mix.jsonl --single $(DATA)/corpus-en/en/test_unseen.jsonl \
+		--chunk-ms 320 --history-ms 1280 --out $(EXP)/tsot/eval
+
+bundle-tsot: $(VENV)/.dev
+	$(VENV)/bin/parley export --checkpoint $(EXP)/tsot/best.pt --tokenizer models/lang/en/bpe.model \
+		--name en-tsot-small --chunk-ms 320 --history-ms 1280 --int8 --post-processing tsot --out $(BUNDLES)/en-tsot-small
+
+model-tsot: mix-en train-tsot eval-tsot bundle-tsot

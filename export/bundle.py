@@ -33,7 +33,7 @@ from export.onnx_export import (
     int8_name,
     mel_range,
 )
-from server.bundle import BUNDLE_FORMAT, BUNDLE_JSON
+from server.bundle import BUNDLE_FORMAT, BUNDLE_JSON, POST_PROCESSING
 from server.features import FbankConfig
 
 CARD = "README.md"
@@ -227,8 +227,12 @@ def build_bundle(
     eval_report: str | Path | None = None,
     keep: Sequence[str] | None = None,
     lang_dir: str | Path | None = None,
+    post_processing: str = "auto",
 ) -> dict:
     """Exports `checkpoint` into the bundle folder `out`; returns the bundle.json content.
+
+    `post_processing` "tsot" makes a multi-talker bundle (kind "tsot", the head's "post_processing": "tsot");
+    "auto" chooses it when the checkpoint's training manifests have `<cc>` in their text (`infer_post_processing`).
 
     A multi-head checkpoint takes its tokenizers from `lang_dir`/<lang>/bpe.model when given, else from the paths
     the checkpoint was trained with; `tokenizer` and `language` are for single-head checkpoints.
@@ -257,6 +261,10 @@ def build_bundle(
             f"{model.cfg.vocab_size}: pass the tokenizer it was trained with"
         )
     lang = _language(ck, tokenizer, language)
+    if post_processing == "auto":
+        post_processing = infer_post_processing(ck)
+    if post_processing not in POST_PROCESSING:
+        raise ValueError(f"post_processing {post_processing!r}: choose from auto, {', '.join(POST_PROCESSING)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tokenizer, out / MODEL_NAME)
@@ -280,7 +288,7 @@ def build_bundle(
     bundle = {
         "format": BUNDLE_FORMAT,
         "name": name,
-        "kind": "transducer",
+        "kind": "tsot" if post_processing == "tsot" else "transducer",
         "languages": [lang],
         "precisions": precisions,
         "encoder": variants("encoder.onnx"),
@@ -293,7 +301,7 @@ def build_bundle(
                 "tokens": TOKENS_NAME,
                 "bpe": MODEL_NAME,
                 "vocab_size": model.cfg.vocab_size,
-                "post_processing": "none",
+                "post_processing": post_processing,
             }
         ],
         "streaming": _streaming_entry(settings),
@@ -306,6 +314,19 @@ def build_bundle(
     }
     write_bundle_json(out, bundle)
     return bundle
+
+
+def infer_post_processing(ck: dict, lines: int = 200) -> str:
+    """ "tsot" when the first `lines` lines of a training manifest of the checkpoint mention `<cc>`, else "none"."""
+    for manifest in (ck.get("train_config") or {}).get("train") or []:
+        try:
+            with open(manifest, encoding="utf-8") as f:
+                for _, line in zip(range(lines), f, strict=False):
+                    if "<cc>" in line:
+                        return "tsot"
+        except OSError:
+            continue  # the manifests may live on the training machine only
+    return "none"
 
 
 def _precisions(keep: Sequence[str] | None, int8: bool) -> list[str]:
@@ -439,6 +460,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--lang-dir", type=Path, help="multi-head checkpoints: <dir>/<lang>/bpe.model (default: the training paths)"
     )
+    p.add_argument(
+        "--post-processing",
+        choices=["auto", *POST_PROCESSING],
+        default="auto",
+        help="tsot: a multi-talker bundle (text with <cc>, split into channels by the server); auto: tsot when the "
+        "training manifests have <cc> labels (default: auto)",
+    )
     a = p.parse_args(argv)
     try:
         settings = StreamingSettings(a.chunk_ms, a.history_ms)
@@ -454,6 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             a.eval_report,
             a.precisions,
             a.lang_dir,
+            a.post_processing,
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"parley export: {e}", file=sys.stderr)

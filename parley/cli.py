@@ -7,6 +7,7 @@ without torch, and `parley --help` is instant.
     parley corpus import librispeech /data/LibriSpeech/train-clean-100 data/libri/train.jsonl
     parley tokenizer --manifest data/corpus/en/train.jsonl --out data/tokenizers
     parley text --split train -n 5
+    parley mix --manifest data/corpus-en/en/train.jsonl --out data/mix-en/train --n 40000 --seed 0 --jobs 2
     parley serve
     parley stream talk.wav --url ws://127.0.0.1:8000/v1/stream
     parley mic --model en-small
@@ -34,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval-sm2": ("models.evaluate_sm2", "main", "SM² model: WER, BLEU, zero-shot, language ID, lag, restriction"),
     "export": ("export.bundle", "main", "export a checkpoint as a model bundle (ONNX encoder/decoder/joiner, tokens)"),
     "bundle-eval": ("export.evaluate_bundle", "main", "measure a bundle: WER, speed, size per precision; parity"),
+    "mix": ("models.mixtures", "main", "simulate two-talker mixtures with t-SOT labels from a timed manifest"),
+    "eval-tsot": ("models.evaluate_tsot", "main", "t-SOT model: cpWER by overlap ratio and single-talker WER"),
     "synth": ("models.espeak", "main", "speak one sentence with espeak-ng into a WAV file, with word timings"),
 }
 

@@ -15,6 +15,8 @@ Two kinds of bundle load here. "transducer": one head, whose encoder output is a
 "sm2" (multilingual captions and translation): a head per output language on one encoder whose output is not
 projected (each joiner projects it, `encoder_out_dim` = D), and optionally a streaming language identifier
 (`lid.onnx`, `bundle.lid`) over the source languages.
+"tsot" (multi-talker captions): a "transducer" bundle whose head has "post_processing": "tsot": its text carries
+`<cc>` channel changes, which the engine splits into two channels (server/tsot.py).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from server.providers import select_providers
 
 BUNDLE_FORMAT = 1  # the bundle.json layout this runtime reads (and export/bundle.py writes)
 BUNDLE_JSON = "bundle.json"
-KINDS = ("transducer", "sm2")  # bundle.json kinds this runtime runs
+KINDS = ("transducer", "sm2", "tsot")  # bundle.json kinds this runtime runs
+POST_PROCESSING = ("none", "tsot")  # a head's "post_processing": "tsot" splits its text into two channels
 ENCODER_INPUTS = ["x", "cached_attn", "cached_conv", "processed_lens"]
 ENCODER_OUTPUTS = ["encoder_out", "new_cached_attn", "new_cached_conv"]
 
@@ -76,6 +79,7 @@ class Head:
     decoder: ort.InferenceSession
     joiner: ort.InferenceSession
     files: dict[str, Path]  # decoder, joiner, tokens, bpe
+    post_processing: str = "none"  # "tsot": multi-talker text with <cc>, split into channels (server/tsot.py)
 
 
 @dataclass
@@ -295,6 +299,9 @@ def _load_head(
     _check_shape(joiner, join_name, "input", "decoder_out", [None, J])
     _check_shape(joiner, join_name, "output", "logit", [None, V])
     language = _get(head, "language", where, str)
+    post_processing = head.get("post_processing", "none")
+    if post_processing not in POST_PROCESSING:
+        raise BundleError(f"{where}.post_processing: {post_processing!r}, this runtime knows {list(POST_PROCESSING)}")
     if dm.values.get("language", language) != language:
         raise BundleError(f"{dec_name}: metadata language {dm.values['language']!r}, {where} says {language!r}")
     tokens = _read_tokens(paths["tokens"], tok_name)
@@ -321,6 +328,7 @@ def _load_head(
         decoder=decoder,
         joiner=joiner,
         files=paths,
+        post_processing=post_processing,
     )
 
 

@@ -30,6 +30,10 @@ messages carry "translations" {language: text} for the same segment. With "auto"
 the language the streaming identifier (server/lid.py) currently finds most likely among the plan's candidates;
 when that decision changes, the new head decodes the open segment's encoder output kept so far (at most
 `MAX_REDECODE_S` seconds) and captions from then on, so the caption is the new head's whole segment, not a splice.
+
+A multi-talker head (bundle kind "tsot", head post_processing "tsot") emits `<cc>` where the talker changes: its
+messages' `text` drops the marks, `speakers` holds the text of each of the two channels (server/tsot.py), and each
+word of a final carries its channel as `speaker`. Other heads' messages are unchanged.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ from server.transducer import (
     stack_states,
     unstack_states,
 )
+from server.tsot import speakers_field, strip_channel_changes
 
 log = logging.getLogger("parley.engine")
 
@@ -260,21 +265,35 @@ class _Decoder:
         groups: list[list[tuple[int, int]]] = []
         tokens = self.runner.head.tokens
         cc = tokens.index(CHANNEL_CHANGE) if CHANNEL_CHANGE in tokens else None
+        channels: list[int] = []  # of each group: t-SOT heads toggle between channels 0 and 1 at each <cc>
+        channel = 0
         new_word = True
         for tok, frame in zip(hyp.tokens, hyp.frames, strict=True):
             if tok == cc or tok == self.runner.blank_id:
                 new_word = True
+                if tok == cc:
+                    channel = 1 - channel
                 continue
             if new_word or tokens[tok].startswith(WORD_START):
                 groups.append([])
+                channels.append(channel)
                 new_word = False
             groups[-1].append((tok, frame))
         out = []
-        for g in groups:
+        for g, c in zip(groups, channels, strict=True):
             text = self.runner.head.sp.decode([t for t, _ in g]).strip()
             if text:
-                out.append(Word(text, self._t(g[0][1]), self._t(g[-1][1] + 1)))
+                out.append(Word(text, self._t(g[0][1]), self._t(g[-1][1] + 1), c if self.tsot else None))
         return out
+
+    @property
+    def tsot(self) -> bool:
+        """The captioning head is multi-talker: its text carries <cc> channel changes (server/tsot.py)."""
+        return self.runner.head.post_processing == "tsot"
+
+    def _shown(self, text: str) -> str:
+        """A message's `text`: a t-SOT head's words of all channels in emission order, without <cc> marks."""
+        return strip_channel_changes(text) if self.tsot else text
 
     def _translations(self) -> dict[str, str]:
         return {lang: self.model.heads[h].text(self._hyp(h).tokens) for lang, h in self.plan.translate}
@@ -282,11 +301,15 @@ class _Decoder:
     def _empty(self) -> tuple[str, tuple[tuple[str, str], ...]]:
         return "", tuple((lang, "") for lang, _ in self.plan.translate)
 
-    def _extra(self, translations: dict[str, str]) -> dict[str, Any]:
-        """The multilingual fields of a message: the captioned language and the translations asked for."""
+    def _extra(self, translations: dict[str, str], text: str) -> dict[str, Any]:
+        """A message's optional fields: the captioned language and the translations asked for (multilingual
+        bundles); the text of each channel, "speakers" (multi-talker bundles)."""
+        extra: dict[str, Any] = {}
+        if self.tsot:
+            extra["speakers"] = speakers_field(text)
         if not self.plan.multilingual:
-            return {}
-        extra: dict[str, Any] = {"language": self.runner.head.language}
+            return extra
+        extra["language"] = self.runner.head.language
         if self.plan.translate:
             extra["translations"] = translations
         return extra
@@ -294,11 +317,11 @@ class _Decoder:
     def _final(self, hyp: Hypothesis, text: str, translations: dict[str, str], end_frame: int) -> dict:
         return final_message(
             self.segment,
-            text,
+            self._shown(text),
             self._t(self.segment_start_frame),
             self._t(end_frame),
             self.words(hyp),
-            **self._extra(translations),
+            **self._extra(translations, text),
         )
 
     def after_chunk(self, frames: int, flushing: bool) -> list[dict]:
@@ -329,7 +352,11 @@ class _Decoder:
                 end_s = self._t(self.detector.frames_total)
                 messages.append(
                     partial_message(
-                        self.segment, text, self._t(self.segment_start_frame), end_s, **self._extra(translations)
+                        self.segment,
+                        self._shown(text),
+                        self._t(self.segment_start_frame),
+                        end_s,
+                        **self._extra(translations, text),
                     )
                 )
             self.last_sent = sent

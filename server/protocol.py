@@ -363,9 +363,13 @@ class Word:
     word: str
     start: float
     end: float
+    speaker: int | None = None  # multi-talker (t-SOT) bundles: the virtual channel the word was emitted on
 
     def to_dict(self) -> dict:
-        return {"word": self.word, "start": _seconds(self.start), "end": _seconds(self.end)}
+        d: dict = {"word": self.word, "start": _seconds(self.start), "end": _seconds(self.end)}
+        if self.speaker is not None:
+            d["speaker"] = self.speaker
+        return d
 
 
 def ready_message(
@@ -415,7 +419,7 @@ def partial_message(segment: int, text: str, start: float, end: float, **extra: 
         end: how far the server has decoded, in seconds from the stream's start: this text accounts for all audio
             up to `end` (clients measure latency with it).
         **extra: further fields: the captioned `language` and `translations` {language: text} of multilingual
-            models (later: channel).
+            models; `speakers` [{speaker, text}] of multi-talker (t-SOT) models.
     """
     msg = {"type": "partial", "segment": int(segment), "text": text, "start": _seconds(start), "end": _seconds(end)}
     msg.update(extra)
@@ -435,7 +439,10 @@ def final_message(
         words: the words with their times.
         **extra: further fields.
     """
-    ws = [w.to_dict() if isinstance(w, Word) else Word(str(w["word"]), w["start"], w["end"]).to_dict() for w in words]
+    ws = [
+        w.to_dict() if isinstance(w, Word) else Word(str(w["word"]), w["start"], w["end"], w.get("speaker")).to_dict()
+        for w in words
+    ]
     msg = {
         "type": "final",
         "segment": int(segment),
