@@ -11,6 +11,8 @@ number of streams it prints:
 
 - chunk latency p50/p95/p99: per audio message, from sending it until the first partial or final whose `end`
   covers it (`parley loadtest`'s definition; pessimistic across silences, where the text does not change);
+- server-side chunk latency p50/p95/p99: from the server's /metrics histogram, arrival of the sample that completes a
+  chunk (lookahead included) to that chunk's results being sent, for every chunk (the target's definition);
 - finalization latency: stop to end;
 - real-time factor: server CPU seconds per second of audio streamed, and the server's CPU cores in use;
 - with --ramp: the most streams whose p95 chunk latency stays within --target-p95-ms without errors.
@@ -125,6 +127,9 @@ def report(level: dict) -> None:
         parts.append(f"chunk latency p50 {lat['p50']:6.0f}  p95 {lat['p95']:6.0f}  p99 {lat['p99']:6.0f} ms")
     else:
         parts.append("chunk latency -")
+    srv = level.get("server_latency_ms")
+    if srv:
+        parts.append(f"server-side p50 {srv['p50']:4.0f} p95 {srv['p95']:4.0f} p99 {srv['p99']:4.0f} ms")
     parts.append(f"final {fin['p50']:5.0f} ms (p95 {fin['p95']:.0f})" if fin else "final -")
     if cpu is not None and audio > 0:
         parts.append(f"RTF {cpu / audio:.4f} (server CPU {cpu:.1f} s for {audio:.1f} s audio)")

@@ -29,10 +29,13 @@ def cuda_usable() -> bool:
         return False
     opts = ort.SessionOptions()
     opts.log_severity_level = 4  # the failure to load CUDA on a CPU-only machine is expected: keep it quiet
+    ort.set_default_logger_severity(4)  # the provider bridge logs that failure through the default logger
     try:
         sess = ort.InferenceSession(_PROBE, sess_options=opts, providers=[CUDA, CPU])
     except Exception:
         return False
+    finally:
+        ort.set_default_logger_severity(2)  # onnxruntime's default: warnings and above
     return sess.get_providers()[0] == CUDA
 
 

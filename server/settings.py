@@ -99,7 +99,7 @@ class Settings:
 
     # Limits.
     max_connections: int = field(
-        default=100, metadata=_meta("open streams at most; more are refused with close code 1013", int, "N")
+        default=256, metadata=_meta("open streams at most; more are refused with close code 1013", int, "N")
     )
     max_message_bytes: int = field(
         default=DEFAULT_MAX_MESSAGE_BYTES, metadata=_meta("largest WebSocket message accepted (bytes)", int, "B")
