@@ -261,7 +261,9 @@ class _Decoder:
 
     def words(self, hyp: Hypothesis) -> list[Word]:
         """The hypothesis's words with times: a word is the pieces from one starting with '▁' to the next; it
-        starts at its first token's frame and ends after its last token's frame."""
+        starts at its first token's frame and ends after its last token's frame. Several tokens may come out of one
+        frame, so a word starts no earlier than the end of the word before it on its channel (words emitted within one
+        frame get that frame's instant): times never overlap, never go backwards, never pass the emitting frame."""
         groups: list[list[tuple[int, int]]] = []
         tokens = self.runner.head.tokens
         cc = tokens.index(CHANNEL_CHANGE) if CHANNEL_CHANGE in tokens else None
@@ -280,10 +282,14 @@ class _Decoder:
                 new_word = False
             groups[-1].append((tok, frame))
         out = []
+        ends: dict[int, int] = {}  # channel -> frame where its last word ended
         for g, c in zip(groups, channels, strict=True):
             text = self.runner.head.sp.decode([t for t, _ in g]).strip()
             if text:
-                out.append(Word(text, self._t(g[0][1]), self._t(g[-1][1] + 1), c if self.tsot else None))
+                end = g[-1][1] + 1
+                start = min(max(g[0][1], ends.get(c, 0)), end)
+                ends[c] = end
+                out.append(Word(text, self._t(start), self._t(end), c if self.tsot else None))
         return out
 
     @property
