@@ -30,7 +30,19 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from clients.stream import DEFAULT_URL, CaptionPrinter, ChunkSent, Received, StreamResult, _client_error
+from clients.stream import (
+    CONNECTION_ERRORS,
+    DEFAULT_URL,
+    CaptionPrinter,
+    ChunkSent,
+    Received,
+    StreamResult,
+    _client_error,
+    connection_failed,
+    ended,
+    send_stop,
+    wait_for_end,
+)
 
 MIN_RATE, MAX_RATE = 8000, 48000  # what the protocol accepts (docs/protocol.md)
 INSTALL_HINT = "pip install 'parley[mic]' (on Debian/Ubuntu also: apt install libportaudio2)"
@@ -216,7 +228,7 @@ async def run_mic(
         on_message: called with each server message as it arrives.
     """
     from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+    from websockets.exceptions import ConnectionClosed
 
     result = StreamResult()
     start: dict = {"type": "start", "sample_rate": int(sample_rate), "encoding": "s16le", "partials": True}
@@ -278,25 +290,13 @@ async def run_mic(
                     await ws.send(block)
                     sent += len(block) / 2 / sample_rate
                     result.chunks.append(ChunkSent(time.monotonic(), sent))
-                if not receiver.done():
-                    await ws.send(json.dumps({"type": "stop"}))
-                    result.stop_sent_at = time.monotonic()
+                await send_stop(ws, receiver, result)
             except ConnectionClosed:
                 pass
-            try:
-                await asyncio.wait_for(receiver, end_timeout)
-            except TimeoutError:
-                result.error = result.error or _client_error("timeout", f"no end within {end_timeout} s of stop")
-            result.close_code = ws.close_code
-    except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as e:
-        if result.connected_at is None:
-            result.error = _client_error("connect_failed", f"cannot connect to {url}: {e}")
-        elif result.error is None:
-            result.error = _client_error("closed", str(e))
-        return result
-    if result.error is None and result.end_at is None:
-        result.error = _client_error("closed", f"the server closed the stream (code {result.close_code}) before end")
-    return result
+            await wait_for_end(ws, receiver, result, end_timeout)
+    except CONNECTION_ERRORS as e:
+        return connection_failed(result, url, e)
+    return ended(result)
 
 
 class MicPrinter(CaptionPrinter):

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from server.audio import read_wav, to_int16
 
@@ -96,6 +97,41 @@ def _client_error(code: str, message: str) -> dict:
     return {"type": "error", "code": code, "message": message}
 
 
+CONNECTION_ERRORS = (OSError, InvalidHandshake, InvalidURI, TimeoutError)
+
+
+async def send_stop(ws, receiver: asyncio.Task, result: StreamResult) -> None:
+    """Ends the audio with a stop message, unless the server already closed the stream."""
+    if not receiver.done():
+        await ws.send(json.dumps({"type": "stop"}))
+        result.stop_sent_at = time.monotonic()
+
+
+async def wait_for_end(ws, receiver: asyncio.Task, result: StreamResult, end_timeout: float) -> None:
+    """Lets the receiver run until the server closes (after "end"), at most `end_timeout` seconds."""
+    try:
+        await asyncio.wait_for(receiver, end_timeout)
+    except TimeoutError:
+        result.error = result.error or _client_error("timeout", f"no end within {end_timeout} s of stop")
+    result.close_code = ws.close_code
+
+
+def connection_failed(result: StreamResult, url: str, e: BaseException) -> StreamResult:
+    """Records a failure to connect, or a connection lost midway, in `result`."""
+    if result.connected_at is None:
+        result.error = _client_error("connect_failed", f"cannot connect to {url}: {e}")
+    elif result.error is None:
+        result.error = _client_error("closed", str(e))
+    return result
+
+
+def ended(result: StreamResult) -> StreamResult:
+    """`result`, with an error if the server closed without "end" and said nothing else."""
+    if result.error is None and result.end_at is None:
+        result.error = _client_error("closed", f"the server closed the stream (code {result.close_code}) before end")
+    return result
+
+
 async def run_stream(
     url: str,
     samples: np.ndarray,
@@ -133,7 +169,7 @@ async def run_stream(
         end_timeout: seconds to wait for end after stop.
     """
     from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+    from websockets.exceptions import ConnectionClosed
 
     result = StreamResult()
     data = encode_audio(samples, encoding)
@@ -213,25 +249,13 @@ async def run_stream(
                         break
                     await ws.send(data[begin * width : end * width])
                     result.chunks.append(ChunkSent(time.monotonic(), end / sample_rate))
-                if not receiver.done():
-                    await ws.send(json.dumps({"type": "stop"}))
-                    result.stop_sent_at = time.monotonic()
+                await send_stop(ws, receiver, result)
             except ConnectionClosed:
                 pass
-            try:
-                await asyncio.wait_for(receiver, end_timeout)
-            except TimeoutError:
-                result.error = result.error or _client_error("timeout", f"no end within {end_timeout} s of stop")
-            result.close_code = ws.close_code
-    except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as e:
-        if result.connected_at is None:
-            result.error = _client_error("connect_failed", f"cannot connect to {url}: {e}")
-        elif result.error is None:
-            result.error = _client_error("closed", str(e))
-        return result
-    if result.error is None and result.end_at is None:
-        result.error = _client_error("closed", f"the server closed the stream (code {result.close_code}) before end")
-    return result
+            await wait_for_end(ws, receiver, result, end_timeout)
+    except CONNECTION_ERRORS as e:
+        return connection_failed(result, url, e)
+    return ended(result)
 
 
 class CaptionPrinter:
