@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from export.sherpa import sherpa_recognizer
 from server.audio import read_wav
 from server.bundle import load_bundle
 from server.resample import resample
@@ -56,20 +57,7 @@ def parley_run(bundle: Path, precision: str, waves: Sequence[np.ndarray], thread
 def sherpa_run(
     bundle: Path, meta: dict, precision: str, waves: Sequence[np.ndarray], threads: int
 ) -> tuple[float, list[str]]:
-    import sherpa_onnx
-
-    suffix = "" if precision == "fp32" else f".{precision}"
-    rec = sherpa_onnx.OnlineRecognizer.from_transducer(
-        tokens=str(bundle / "tokens.txt"),
-        encoder=str(bundle / f"encoder{suffix}.onnx"),
-        decoder=str(bundle / f"decoder{suffix}.onnx"),
-        joiner=str(bundle / f"joiner{suffix}.onnx"),
-        num_threads=threads,
-        sample_rate=SR,
-        feature_dim=meta["features"]["num_bins"],
-        high_freq=float(meta["features"]["high_freq"]),
-        decoding_method="greedy_search",
-    )
+    rec = sherpa_recognizer(bundle, precision, threads)
     tail = np.zeros(SR * (meta["streaming"]["T"] + 10) // 100, dtype=np.float32)
     t0 = time.perf_counter()
     streams = []

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from export.sherpa import sherpa_recognizer
 from models.data import load_audio
 from models.manifest import Utterance, read_manifest
 from models.wer import error_counts
@@ -54,20 +55,7 @@ def single_stream_rtf(model: StreamingTransducer, utts: Sequence[Utterance]) -> 
 
 
 def sherpa_transcripts(bundle: Path, precision: str, waves: Sequence[np.ndarray], window: int) -> list[str]:
-    import sherpa_onnx
-
-    suffix = "" if precision == "fp32" else f".{precision}"
-    rec = sherpa_onnx.OnlineRecognizer.from_transducer(
-        tokens=str(bundle / "tokens.txt"),
-        encoder=str(bundle / f"encoder{suffix}.onnx"),
-        decoder=str(bundle / f"decoder{suffix}.onnx"),
-        joiner=str(bundle / f"joiner{suffix}.onnx"),
-        num_threads=1,
-        sample_rate=SAMPLE_RATE,
-        feature_dim=80,
-        high_freq=0.0,  # Parley's fbank uses the whole band (bundle.json features.high_freq)
-        decoding_method="greedy_search",
-    )
+    rec = sherpa_recognizer(bundle, precision)
     out = []
     for w in waves:
         s = rec.create_stream()

@@ -17,6 +17,7 @@ import torch
 
 from export.bundle import main as export_main
 from export.onnx_export import StreamingSettings, read_metadata
+from export.sherpa import sherpa_recognizer
 from models.encoder import PAD_LENGTH
 from models.search import greedy_search, modified_beam_search
 from models.train import TrainConfig, load_model
@@ -199,19 +200,8 @@ def _pytorch_encoder_out(model: Transducer, x: np.ndarray, n_chunks: int) -> tor
 
 
 def _sherpa(folder: Path, x: np.ndarray, precision: str = "fp32", method: str = "greedy_search"):
-    sherpa_onnx = pytest.importorskip("sherpa_onnx")
-    suffix = "" if precision == "fp32" else ".int8"
-    rec = sherpa_onnx.OnlineRecognizer.from_transducer(
-        tokens=str(folder / "tokens.txt"),
-        encoder=str(folder / f"encoder{suffix}.onnx"),
-        decoder=str(folder / f"decoder{suffix}.onnx"),
-        joiner=str(folder / f"joiner{suffix}.onnx"),
-        num_threads=1,
-        sample_rate=SR,
-        feature_dim=80,
-        high_freq=0.0,  # Parley's frontend uses the whole band; sherpa-onnx's default is Nyquist - 400 Hz
-        decoding_method=method,
-    )
+    pytest.importorskip("sherpa_onnx")
+    rec = sherpa_recognizer(folder, precision, method=method)
     stream = rec.create_stream()
     stream.accept_waveform(SR, x)
     stream.input_finished()
