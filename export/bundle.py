@@ -192,7 +192,8 @@ def model_card(bundle: dict) -> str:
         "rec = sherpa_onnx.OnlineRecognizer.from_transducer(",
         f'    tokens="{head["tokens"]}", encoder="{bundle["encoder"][pr]}", decoder="{head["decoder"][pr]}",',
         f'    joiner="{head["joiner"][pr]}", sample_rate={f["sample_rate"]}, feature_dim={f["num_bins"]},',
-        f'    low_freq={f["low_freq"]}, high_freq={f["high_freq"]}, decoding_method="greedy_search")',
+        f'    low_freq={f["low_freq"]}, high_freq={f["high_freq"]}, decoding_method="greedy_search",',
+        f"    blank_penalty={head.get('blank_penalty', 0.0)})",
         "```",
         "",
         "## Files",
@@ -228,8 +229,13 @@ def build_bundle(
     keep: Sequence[str] | None = None,
     lang_dir: str | Path | None = None,
     post_processing: str = "auto",
+    blank_penalty: float = 0.0,
 ) -> dict:
     """Exports `checkpoint` into the bundle folder `out`; returns the bundle.json content.
+
+    `blank_penalty` (>= 0, tuned on dev data with `parley eval --blank-penalty ...`) is written to every head: the
+    server subtracts it from the blank logit before each search decision, and the card tells sherpa-onnx users to
+    pass the same value.
 
     `post_processing` "tsot" makes a multi-talker bundle (kind "tsot", the head's "post_processing": "tsot");
     "auto" chooses it when the checkpoint's training manifests have `<cc>` in their text (`infer_post_processing`).
@@ -248,11 +254,18 @@ def build_bundle(
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} not found")
+    if not 0 <= blank_penalty < 100:
+        raise ValueError(f"blank_penalty {blank_penalty}: expected a number in [0, 100)")
     model, ck = load_model(checkpoint)
     if model.cfg.multi_head:
-        return _build_multihead_bundle(
+        bundle = _build_multihead_bundle(
             model, ck, checkpoint, Path(out), name, settings, lang_dir, int8, hardware, eval_report, keep
         )
+        if blank_penalty:
+            for h in bundle["heads"]:
+                h["blank_penalty"] = blank_penalty
+            write_bundle_json(Path(out), bundle)
+        return bundle
     tokenizer = Path(tokenizer or ck.get("tokenizer", ""))
     tok = Tokenizer(tokenizer)
     if tok.vocab_size != model.cfg.vocab_size:
@@ -302,6 +315,7 @@ def build_bundle(
                 "bpe": MODEL_NAME,
                 "vocab_size": model.cfg.vocab_size,
                 "post_processing": post_processing,
+                "blank_penalty": blank_penalty,
             }
         ],
         "streaming": _streaming_entry(settings),
@@ -467,6 +481,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="tsot: a multi-talker bundle (text with <cc>, split into channels by the server); auto: tsot when the "
         "training manifests have <cc> labels (default: auto)",
     )
+    p.add_argument(
+        "--blank-penalty",
+        type=float,
+        default=0.0,
+        help="subtracted from the blank logit by the server's searches (and sherpa-onnx's, per the card); tune it "
+        "on dev data with parley eval --blank-penalty 0 0.5 1 ... (default: 0)",
+    )
     a = p.parse_args(argv)
     try:
         settings = StreamingSettings(a.chunk_ms, a.history_ms)
@@ -483,6 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             a.precisions,
             a.lang_dir,
             a.post_processing,
+            a.blank_penalty,
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"parley export: {e}", file=sys.stderr)

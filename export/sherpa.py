@@ -4,7 +4,8 @@
 
 sherpa-onnx is a dev dependency: it checks (tests, `parley bundle-eval`, benchmarks) that a bundle decodes the same
 in a C++ runtime. Its fbank defaults differ from Parley's in one place: the upper mel edge (sherpa-onnx: Nyquist -
-400 Hz; Parley: the whole band), so `high_freq` comes from the bundle's feature settings.
+400 Hz; Parley: the whole band), so `high_freq` comes from the bundle's feature settings; the head's
+`blank_penalty` is passed on as well.
 """
 
 from __future__ import annotations
@@ -29,4 +30,5 @@ def sherpa_recognizer(bundle: Path, precision: str = "fp32", threads: int = 1, m
         feature_dim=features["num_bins"],
         high_freq=float(features["high_freq"]),
         decoding_method=method,
+        blank_penalty=float(head.get("blank_penalty", 0.0)),
     )

@@ -63,6 +63,7 @@ def decode(
     max_seconds: float = 120.0,
     text_of=None,
     head: str | None = None,
+    blank_penalty: float = 0.0,
 ) -> tuple[list[str], list[str]]:
     """Decodes utterances with head `head` (None: the single head); returns (references, hypotheses) in order."""
     text_of = text_of or (lambda u: u.text)
@@ -77,12 +78,62 @@ def decode(
         else:
             enc, lens = model.encoder(batch["feats"], batch["feat_lens"], chunk, left_chunks)
         if search == "greedy":
-            found = greedy_search(model, enc, lens, head=head)
+            found = greedy_search(model, enc, lens, head=head, blank_penalty=blank_penalty)
         else:
-            found = modified_beam_search(model, enc, lens, head=head)
+            found = modified_beam_search(model, enc, lens, head=head, blank_penalty=blank_penalty)
         for i, h in zip(batch["index"].tolist(), found, strict=True):
             hyps[i] = tokenizer.decode(h.tokens)
     return [text_of(u) for u in utts], hyps
+
+
+def _evaluate_setting(
+    a: argparse.Namespace,
+    model: Transducer,
+    tok: Tokenizer,
+    manifest: str,
+    utts: list,
+    chunk_ms: str,
+    blank_penalty: float,
+    report: dict,
+) -> None:
+    """Decodes `utts` at one chunk size and blank penalty; appends a row to `report`, prints it, writes hypotheses."""
+    chunk = -1 if chunk_ms == "full" else int(chunk_ms) // FRAME_MS
+    left = -1 if chunk < 0 else max(1, a.history_ms // (chunk * FRAME_MS))
+    t0 = time.time()
+    text_of = Task(utts[0].language, a.head).text_of if a.head and utts else None
+    refs, hyps = decode(
+        model, tok, utts, chunk, left, a.search, a.step, text_of=text_of, head=a.head, blank_penalty=blank_penalty
+    )
+    wall = time.time() - t0
+    counts = error_counts(refs, hyps, a.head or (utts[0].language if utts else "en"))
+    audio = sum(u.duration for u in utts)
+    flops = encoder_flops_per_second(model.cfg.encoder, max(chunk, 1), max(left, 0) * max(chunk, 1))
+    row = {
+        "manifest": manifest,
+        "chunk_ms": chunk_ms,
+        "history_ms": a.history_ms if chunk > 0 else "full",
+        "search": a.search,
+        "blank_penalty": blank_penalty,
+        "utterances": len(utts),
+        "wer": counts.rate,
+        "errors": counts.errors,
+        "words": counts.reference_words,
+        "rtf": wall / max(audio, 1e-9),
+        "encoder_gflops_per_audio_second": flops / 1e9,
+    }
+    report["results"].append(row)
+    penalty = f", blank penalty {blank_penalty:g}" if blank_penalty else ""
+    print(
+        f"{manifest} chunk {chunk_ms} ms, history {row['history_ms']}: WER {100 * counts.rate:.2f}% "
+        f"({counts.errors}/{counts.reference_words}) {a.search}{penalty}, RTF {row['rtf']:.3f}"
+    )
+    if a.out:
+        a.out.mkdir(parents=True, exist_ok=True)
+        suffix = f"-bp{blank_penalty:g}" if blank_penalty else ""
+        name = f"{Path(manifest).stem}-{chunk_ms}-{a.search}{suffix}.txt"
+        (a.out / name).write_text(
+            "".join(f"{u.id}\tREF {r}\n{u.id}\tHYP {h}\n" for u, r, h in zip(utts, refs, hyps, strict=True))
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,6 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--chunk-ms", nargs="+", default=["320"], help="chunk sizes in ms (multiples of 40), or 'full'")
     p.add_argument("--history-ms", type=int, default=1280, help="attention history in ms (default: 1280)")
     p.add_argument("--search", choices=["greedy", "beam"], default="greedy", help="greedy or modified beam (4)")
+    p.add_argument(
+        "--blank-penalty",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="subtracted from the blank logit before each choice; several values: a sweep (tune on dev)",
+    )
     p.add_argument("--step", action="store_true", help="decode through the chunk-by-chunk streaming path")
     p.add_argument("--limit", type=int, default=0, help="decode only the first N utterances of each manifest")
     p.add_argument("--head", help="multi-head checkpoints: the output language to decode with")
@@ -109,7 +167,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not model.cfg.multi_head and a.head:
         p.error("--head is for multi-head checkpoints")
     tok = Tokenizer(a.tokenizer)
-    cfg = model.cfg.encoder
     print(f"parameters: {count_parameters(model) / 1e6:.2f} M (encoder {count_parameters(model.encoder) / 1e6:.2f} M)")
     report: dict = {"parameters": count_parameters(model), "results": []}
     for m in a.manifest:
@@ -117,38 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.limit:
             utts = utts[: a.limit]
         for c in a.chunk_ms:
-            chunk = -1 if c == "full" else int(c) // FRAME_MS
-            left = -1 if chunk < 0 else max(1, a.history_ms // (chunk * FRAME_MS))
-            t0 = time.time()
-            text_of = Task(utts[0].language, a.head).text_of if a.head and utts else None
-            refs, hyps = decode(model, tok, utts, chunk, left, a.search, a.step, text_of=text_of, head=a.head)
-            wall = time.time() - t0
-            counts = error_counts(refs, hyps, a.head or (utts[0].language if utts else "en"))
-            audio = sum(u.duration for u in utts)
-            flops = encoder_flops_per_second(cfg, max(chunk, 1), max(left, 0) * max(chunk, 1))
-            row = {
-                "manifest": m,
-                "chunk_ms": c,
-                "history_ms": a.history_ms if chunk > 0 else "full",
-                "search": a.search,
-                "utterances": len(utts),
-                "wer": counts.rate,
-                "errors": counts.errors,
-                "words": counts.reference_words,
-                "rtf": wall / max(audio, 1e-9),
-                "encoder_gflops_per_audio_second": flops / 1e9,
-            }
-            report["results"].append(row)
-            print(
-                f"{m} chunk {c} ms, history {row['history_ms']}: WER {100 * counts.rate:.2f}% "
-                f"({counts.errors}/{counts.reference_words}) {a.search}, RTF {row['rtf']:.3f}"
-            )
-            if a.out:
-                a.out.mkdir(parents=True, exist_ok=True)
-                name = f"{Path(m).stem}-{c}-{a.search}.txt"
-                (a.out / name).write_text(
-                    "".join(f"{u.id}\tREF {r}\n{u.id}\tHYP {h}\n" for u, r, h in zip(utts, refs, hyps, strict=True))
-                )
+            for penalty in a.blank_penalty:
+                _evaluate_setting(a, model, tok, m, utts, c, penalty, report)
     if a.out:
         (a.out / "report.json").write_text(json.dumps(report, indent=2))
     return 0

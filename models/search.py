@@ -21,6 +21,15 @@ class Hypothesis:
     log_prob: float = 0.0
 
 
+def penalize_blank(logits: torch.Tensor, blank_penalty: float) -> torch.Tensor:
+    """Logits `(..., V)` with `blank_penalty` subtracted from the blank's (a new tensor when the penalty is not 0)."""
+    if blank_penalty == 0.0:
+        return logits
+    logits = logits.clone()
+    logits[..., BLANK] -= blank_penalty
+    return logits
+
+
 @torch.no_grad()
 def greedy_search(
     model: Transducer,
@@ -28,8 +37,13 @@ def greedy_search(
     enc_lens: torch.Tensor,
     max_symbols_per_frame: int = 4,
     head: str | None = None,
+    blank_penalty: float = 0.0,
 ) -> list[Hypothesis]:
-    """Batched greedy search. enc `(B, T, D)` (unprojected encoder output), enc_lens `(B,)`."""
+    """Batched greedy search. enc `(B, T, D)` (unprojected encoder output), enc_lens `(B,)`.
+
+    `blank_penalty` is subtracted from the blank logit before each choice (as sherpa-onnx's `blank_penalty`): a model
+    that deletes words (stops emitting mid-utterance) trades deletions for insertions with it; tune it on dev data.
+    """
     B, T, _ = enc.shape
     ctx = model.cfg.context_size
     decoder, joiner, _ = model.head(head)
@@ -40,7 +54,7 @@ def greedy_search(
     for t in range(T):
         active = enc_lens > t
         for _ in range(max_symbols_per_frame):
-            logits = joiner(enc_p[:, t], dec)  # (B, V)
+            logits = penalize_blank(joiner(enc_p[:, t], dec), blank_penalty)  # (B, V)
             tok = logits.argmax(-1)
             emit = (tok != BLANK) & active
             if not bool(emit.any()):
@@ -55,11 +69,17 @@ def greedy_search(
 
 @torch.no_grad()
 def modified_beam_search(
-    model: Transducer, enc: torch.Tensor, enc_lens: torch.Tensor, beam: int = 4, head: str | None = None
+    model: Transducer,
+    enc: torch.Tensor,
+    enc_lens: torch.Tensor,
+    beam: int = 4,
+    head: str | None = None,
+    blank_penalty: float = 0.0,
 ) -> list[Hypothesis]:
     """Modified beam search (at most one token per frame per hypothesis), one utterance at a time.
 
-    Hypotheses with the same token sequence are merged (their probabilities added).
+    Hypotheses with the same token sequence are merged (their probabilities added). `blank_penalty` is subtracted
+    from the blank logit before the log-softmax, as in `greedy_search`.
     """
     results = []
     ctx = model.cfg.context_size
@@ -71,7 +91,7 @@ def modified_beam_search(
             hyps = list(beams.values())
             contexts = torch.tensor([([BLANK] * ctx + h.tokens)[-ctx:] for h in hyps], device=enc.device)
             dec = joiner.decoder_proj(decoder(contexts))  # (N, J)
-            lp = joiner(enc_p[t][None], dec).log_softmax(-1)  # (N, V)
+            lp = penalize_blank(joiner(enc_p[t][None], dec), blank_penalty).log_softmax(-1)  # (N, V)
             scores = lp + torch.tensor([h.log_prob for h in hyps], device=enc.device)[:, None]
             top = scores.flatten().topk(min(beam, scores.numel()))
             new: dict[tuple[int, ...], Hypothesis] = {}

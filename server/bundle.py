@@ -80,6 +80,7 @@ class Head:
     joiner: ort.InferenceSession
     files: dict[str, Path]  # decoder, joiner, tokens, bpe
     post_processing: str = "none"  # "tsot": multi-talker text with <cc>, split into channels (server/tsot.py)
+    blank_penalty: float = 0.0  # subtracted from the blank logit before each search decision (tuned at export)
 
 
 @dataclass
@@ -302,6 +303,9 @@ def _load_head(
     _check_shape(joiner, join_name, "input", "decoder_out", [None, J])
     _check_shape(joiner, join_name, "output", "logit", [None, V])
     language = _get(head, "language", where, str)
+    blank_penalty = head.get("blank_penalty", 0.0)
+    if isinstance(blank_penalty, bool) or not isinstance(blank_penalty, int | float) or not 0 <= blank_penalty < 100:
+        raise BundleError(f"{where}.blank_penalty: {blank_penalty!r}, expected a number in [0, 100)")
     post_processing = head.get("post_processing", "none")
     if post_processing not in POST_PROCESSING:
         raise BundleError(f"{where}.post_processing: {post_processing!r}, this runtime knows {list(POST_PROCESSING)}")
@@ -332,6 +336,7 @@ def _load_head(
         joiner=joiner,
         files=paths,
         post_processing=post_processing,
+        blank_penalty=float(blank_penalty),
     )
 
 

@@ -79,6 +79,7 @@ class HeadRunner:
     def __init__(self, head: Head) -> None:
         self.head = head
         self.blank_id = head.blank_id
+        self.blank_penalty = head.blank_penalty
         self.context_size = head.context_size
         self._cc = head.tokens.index(CHANNEL_CHANGE) if CHANNEL_CHANGE in head.tokens else None
 
@@ -87,8 +88,12 @@ class HeadRunner:
         return self.head.decoder.run(None, {"y": y.astype(np.int64, copy=False)})[0]
 
     def joiner(self, encoder_out: np.ndarray, decoder_out: np.ndarray) -> np.ndarray:
-        """Encoder `(N, E)` and projected decoder `(N, J)` outputs -> logits `(N, V)`."""
-        return self.head.joiner.run(None, {"encoder_out": encoder_out, "decoder_out": decoder_out})[0]
+        """Encoder `(N, E)` and projected decoder `(N, J)` outputs -> logits `(N, V)`, the bundle's blank penalty
+        already subtracted from the blank's (what both searches decide on, as sherpa-onnx's `blank_penalty`)."""
+        logits = self.head.joiner.run(None, {"encoder_out": encoder_out, "decoder_out": decoder_out})[0]
+        if self.blank_penalty:
+            logits[:, self.blank_id] -= self.blank_penalty
+        return logits
 
     def text(self, tokens: Sequence[int]) -> str:
         """Detokenized text: blanks dropped, channel changes written as " <cc> "."""

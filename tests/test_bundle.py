@@ -148,6 +148,14 @@ BROKEN: dict[str, tuple[Callable[[Path], None], str]] = {
     ),
     "other tokenizer": (_other_tokenizer, r"^bpe\.model: not the tokenizer decoder\.onnx was exported with"),
     "other frontend": (_set_meta("encoder.onnx", high_freq="-400"), r"^encoder\.onnx: metadata high_freq=-400"),
+    "negative blank penalty": (
+        lambda f: _edit_json(f, lambda m: m["heads"][0].update(blank_penalty=-1)),
+        r"^bundle\.json heads\[0\]\.blank_penalty: -1, expected a number",
+    ),
+    "blank penalty not a number": (
+        lambda f: _edit_json(f, lambda m: m["heads"][0].update(blank_penalty="high")),
+        r"^bundle\.json heads\[0\]\.blank_penalty: 'high'",
+    ),
 }
 
 

@@ -260,6 +260,34 @@ def test_modified_beam_search_agrees_with_pytorch(tiny) -> None:
     assert ours.frames == torch_hyp.frames
 
 
+def test_blank_penalty_from_export_is_applied_alike_by_pytorch_onnxruntime_and_sherpa_onnx(tiny, tmp_path) -> None:
+    model, _ = tiny
+    penalty = 0.7
+    out = tmp_path / "penalized"
+    ck = make_tiny_checkpoint(tmp_path / "tiny.pt")
+    args = ["--checkpoint", str(ck), "--tokenizer", str(EN_BPE), "--name", "tiny-bp", "--out", str(out)]
+    args += ["--chunk-ms", str(SETTINGS.chunk_ms), "--history-ms", str(SETTINGS.history_ms)]
+    assert export_main([*args, "--blank-penalty", str(penalty)]) == 0
+    assert "blank_penalty=0.7" in (out / "README.md").read_text()
+    rec = _recognizer(out)
+    assert rec.heads[0].blank_penalty == penalty
+    x, n_chunks = _padded_audio(3.0, 1)
+    enc = _pytorch_encoder_out(model, x, n_chunks)
+    lens = torch.tensor([enc.shape[1]])
+    plain = greedy_search(model, enc, lens, max_symbols_per_frame=1)[0]
+    penalized = greedy_search(model, enc, lens, max_symbols_per_frame=1, blank_penalty=penalty)[0]
+    print(f"tokens without penalty {len(plain.tokens)}, with {len(penalized.tokens)}")
+    assert len(penalized.tokens) > len(plain.tokens), "a blank penalty makes the search emit more"
+    ours = transcribe(rec, x, SR, tail_padding_ms=0, max_symbols_per_frame=1)
+    assert ours.tokens == penalized.tokens
+    assert _sherpa_ids(_sherpa(out, x), rec.heads[0].head.tokens) == ours.tokens
+    beam = modified_beam_search(model, enc, lens, beam=4, blank_penalty=penalty)[0]
+    assert transcribe(rec, x, SR, tail_padding_ms=0, search="beam", beam=4).tokens == beam.tokens
+    with pytest.raises(SystemExit):
+        export_main([*args, "--blank-penalty", "x"])
+    assert export_main([*args, "--blank-penalty", "-1"]) == 2
+
+
 def test_bad_streaming_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="multiple of 40"):
         StreamingSettings(chunk_ms=100, history_ms=400)

@@ -1,3 +1,5 @@
+import json
+
 import torch
 
 from models.evaluate import encode_streaming
@@ -53,3 +55,23 @@ def test_streaming_encoder_path_matches_masked_forward() -> None:
     n = full.shape[1]
     diff = float((full[0] - streamed[0, :n]).abs().max())
     assert torch.equal(full_lens, s_lens) and diff < 1e-4, f"max abs diff {diff}"
+
+
+def test_parley_eval_sweeps_chunks_and_blank_penalties(tiny_corpus, tmp_path) -> None:
+    from models.evaluate import main as eval_main
+    from tests.test_export import EN_BPE, make_tiny_checkpoint
+
+    ck = make_tiny_checkpoint(tmp_path / "tiny.pt")
+    manifest = tiny_corpus / "en" / "test.jsonl"
+    out = tmp_path / "eval"
+    args = ["--checkpoint", str(ck), "--tokenizer", str(EN_BPE), "--manifest", str(manifest), "--threads", "1"]
+    assert eval_main([*args, "--chunk-ms", "160", "full", "--blank-penalty", "0", "3", "--out", str(out)]) == 0
+    rows = json.loads((out / "report.json").read_text())["results"]
+    settings = [(r["chunk_ms"], r["blank_penalty"]) for r in rows]
+    assert settings == [("160", 0.0), ("160", 3.0), ("full", 0.0), ("full", 3.0)]
+    for r in rows:
+        assert r["utterances"] == 6 and r["words"] > 0 and r["errors"] >= 0
+    plain, penalized = (out / "test-160-greedy.txt").read_text(), (out / "test-160-greedy-bp3.txt").read_text()
+    hyp_words = [sum(len(line.split()) - 2 for line in t.splitlines() if "\tHYP" in line) for t in (plain, penalized)]
+    print(f"hypothesis words without / with blank penalty 3: {hyp_words}")
+    assert hyp_words[1] > hyp_words[0], "a blank penalty makes the random model emit more"

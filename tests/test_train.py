@@ -63,6 +63,14 @@ def test_learning_rate_schedule_and_dynamic_chunks() -> None:
     assert (-1, -1) in drawn and len({c for c, _ in drawn}) == len(cfg.chunk_sizes) + 1
 
 
+def test_command_line_sets_the_encoder_dropout() -> None:
+    from models.train import _parse
+
+    base = ["--train", "t.jsonl", "--dev", "d.jsonl", "--tokenizer", "bpe.model", "--exp-dir", "exp"]
+    assert _parse(base).encoder.dropout == TrainConfig([], [], "", "").encoder.dropout > 0
+    assert _parse([*base, "--dropout", "0"]).encoder.dropout == 0.0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
