@@ -67,7 +67,7 @@ class StreamingLID(nn.Module):
             a scalar (0 when no utterance has a target).
         """
         B, T, _ = enc.shape
-        scores = self(enc)  # (B, T, L)
+        scores = self(enc).float()  # (B, T, L), fp32 under autocast too
         tgt = targets[:, None].expand(B, T)
         ce = F.cross_entropy(scores.transpose(1, 2), tgt.clamp(min=0), reduction="none")  # (B, T)
         valid = (torch.arange(T, device=enc.device)[None, :] < enc_lens[:, None]) & (tgt != IGNORE)

@@ -230,7 +230,7 @@ class Transducer(nn.Module):
             info["rnnt"] = float(rnnt.detach().mean())
         if ctc_weight > 0:
             assert h.ctc_output is not None
-            lp = h.ctc_output(enc).log_softmax(-1).transpose(0, 1)  # (T, B, V)
+            lp = h.ctc_output(enc).float().log_softmax(-1).transpose(0, 1)  # (T, B, V); fp32 under autocast too
             ctc = F.ctc_loss(lp, targets, enc_lens, target_lens, blank=BLANK, reduction="none", zero_infinity=True)
             loss = loss + ctc_weight * ctc.mean()
             info["ctc"] = float(ctc.detach().mean())

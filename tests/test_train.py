@@ -1,10 +1,12 @@
 import json
+import math
 import socket
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 
 from models.train import TrainConfig, draw_attention_limits, load_model, lr_at, train
@@ -50,6 +52,20 @@ def test_tiny_cpu_training_learns_checkpoints_and_resumes(tiny_corpus, tiny_toke
     model, ck = load_model(exp / "last.pt")
     assert ck["model_config"]["encoder"]["d_model"] == TINY.d_model and ck["state"]["epoch"] == 5
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_bf16_mixed_precision_training_learns_and_keeps_fp32_weights(tiny_corpus, tiny_tokenizer, tmp_path) -> None:
+    cfg = _cfg(tiny_corpus, tiny_tokenizer, tmp_path / "exp", epochs=3, augment=False, amp="bf16")
+    train(cfg)
+    log = [json.loads(line) for line in (Path(cfg.exp_dir) / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert all(map(math.isfinite, losses))
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, f"loss did not fall: {losses[:3]} ... {losses[-3:]}"
+    model, ck = load_model(Path(cfg.exp_dir) / "last.pt")
+    assert ck["train_config"]["amp"] == "bf16"
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    with pytest.raises(ValueError, match="amp 'fp8'"):
+        train(replace(cfg, amp="fp8"))
 
 
 def test_learning_rate_schedule_and_dynamic_chunks() -> None:
