@@ -53,6 +53,8 @@ EN_EPOCHS ?= 3
 EN_MORE_EPOCHS ?= 5
 EN_BLANK_PENALTY ?= 0.5
 EN_HARDWARE ?= 2 CPU cores (no GPU)
+# Stage 2 in bfloat16 mixed precision: 1.8x faster on AVX512-BF16 CPUs and on GPUs; EN_AMP=none on other CPUs.
+EN_AMP ?= bf16
 EN_FINAL = $(EXP)/en-more/last.pt
 BUNDLES ?= bundles
 
@@ -70,7 +72,7 @@ train-en-more: $(VENV)/.dev
 	$(VENV)/bin/parley train --train $(DATA)/corpus-en/en/train.jsonl --dev $(DATA)/corpus-en/en/dev.jsonl \
 		--tokenizer models/lang/en/bpe.model --exp-dir $(EXP)/en-more --init $(EXP)/en/last.pt \
 		--epochs $(EN_MORE_EPOCHS) --max-seconds 30 --lr 1.2e-3 --warmup-steps 200 --dropout 0 --ctc-weight 0.3 \
-		--num-workers 1 --dev-utts 150 --dev-every 1000
+		--amp $(EN_AMP) --num-workers 1 --dev-utts 150 --dev-every 1000
 
 # The blank penalty is a decoding setting: chosen on dev (never on test), then passed as EN_BLANK_PENALTY.
 tune-en: $(VENV)/.dev
@@ -82,11 +84,14 @@ eval-en: $(VENV)/.dev
 	$(VENV)/bin/parley eval --checkpoint $(EN_FINAL) --tokenizer models/lang/en/bpe.model \
 		--manifest $(DATA)/corpus-en/en/test.jsonl $(DATA)/corpus-en/en/test_unseen.jsonl \
 		--chunk-ms 160 320 640 full --history-ms 1280 --blank-penalty 0 $(EN_BLANK_PENALTY) --out $(EXP)/en-more/eval
+	$(VENV)/bin/parley eval --checkpoint $(EN_FINAL) --tokenizer models/lang/en/bpe.model \
+		--manifest $(DATA)/corpus-en/en/test.jsonl --chunk-ms 320 --history-ms 1280 \
+		--blank-penalty $(EN_BLANK_PENALTY) --pad-ms 500 --out $(EXP)/en-more/eval-pad
 
 bundle-en: $(VENV)/.dev
 	$(VENV)/bin/parley export --checkpoint $(EN_FINAL) --tokenizer models/lang/en/bpe.model --name en-small \
 		--chunk-ms 320 --history-ms 1280 --precisions int8 --blank-penalty $(EN_BLANK_PENALTY) \
-		--hardware "$(EN_HARDWARE)" --eval-report $(EXP)/en-more/eval/report.json --out $(BUNDLES)/en-small
+		--hardware "$(EN_HARDWARE)" --eval-report $(EXP)/en-more/eval/report.json $(EXP)/en-more/eval-pad/report.json --out $(BUNDLES)/en-small
 
 model-en: corpus-en train-en train-en-more tune-en eval-en bundle-en
 

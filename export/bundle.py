@@ -165,13 +165,14 @@ def model_card(bundle: dict) -> str:
         lines.append("Captions (WER) and translations (BLEU, lag) are in the Model section above.")
     elif rows:
         lines += [
-            "| test set | chunk ms | history ms | search | utterances | WER | RTF |",
-            "| --- | ---: | ---: | --- | ---: | ---: | ---: |",
+            "| test set | chunk ms | history ms | search | blank penalty | silence ms | utterances | WER | RTF |",
+            "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in rows:
             lines.append(
                 f"| {Path(str(r.get('manifest', ''))).name} | {r.get('chunk_ms')} | {r.get('history_ms')} | "
-                f"{r.get('search')} | {r.get('utterances')} | {_pct(r.get('wer'))} | {r.get('rtf', 0):.3f} |"
+                f"{r.get('search')} | {r.get('blank_penalty', 0):g} | {r.get('pad_ms', 0)} | {r.get('utterances')} | "
+                f"{_pct(r.get('wer'))} | {r.get('rtf', 0):.3f} |"
             )
     else:
         lines.append(
@@ -225,7 +226,7 @@ def build_bundle(
     language: str | None = None,
     int8: bool = False,
     hardware: str | None = None,
-    eval_report: str | Path | None = None,
+    eval_report: str | Path | Sequence[str | Path] | None = None,
     keep: Sequence[str] | None = None,
     lang_dir: str | Path | None = None,
     post_processing: str = "auto",
@@ -297,7 +298,7 @@ def build_bundle(
     def variants(base: str) -> dict[str, str]:
         return _variants(base, precisions)
 
-    report = json.loads(Path(eval_report).read_text()) if eval_report else {}
+    report = read_eval_reports(eval_report)
     bundle = {
         "format": BUNDLE_FORMAT,
         "name": name,
@@ -328,6 +329,19 @@ def build_bundle(
     }
     write_bundle_json(out, bundle)
     return bundle
+
+
+def read_eval_reports(paths: str | Path | Sequence[str | Path] | None) -> dict:
+    """One or more report.json files of `parley eval --out` (or eval-sm2) merged: their "results" rows in order,
+    the other keys from the first file."""
+    if not paths:
+        return {}
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    reports = [json.loads(Path(p).read_text()) for p in paths]
+    if len(reports) == 1:
+        return reports[0]
+    return {**reports[0], "results": [row for r in reports for row in r.get("results", [])]}
 
 
 def infer_post_processing(ck: dict, lines: int = 200) -> str:
@@ -383,7 +397,7 @@ def _build_multihead_bundle(
     lang_dir: str | Path | None,
     int8: bool,
     hardware: str | None,
-    eval_report: str | Path | None,
+    eval_report: str | Path | Sequence[str | Path] | None,
     keep: Sequence[str] | None,
 ) -> dict:
     """`build_bundle` for a multi-head (SM²) model: kind "sm2", a head per output language, lid.onnx."""
@@ -412,7 +426,7 @@ def _build_multihead_bundle(
     precisions = _precisions(keep, int8)
     paths = export_multihead_onnx(model, settings, out, common, head_meta, features, "int8" in precisions)
     _drop_float_files(paths, precisions)
-    report = json.loads(Path(eval_report).read_text()) if eval_report else {}
+    report = read_eval_reports(eval_report)
     bundle = {
         "format": BUNDLE_FORMAT,
         "name": name,
@@ -470,7 +484,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--precisions", nargs="+", choices=PRECISIONS, help="variants to keep (default: fp32, and int8 with --int8)"
     )
     p.add_argument("--hardware", help="what the model was trained on, for the model card (e.g. '1x H100')")
-    p.add_argument("--eval-report", type=Path, help="report.json of parley eval --out, for the measured WER table")
+    p.add_argument(
+        "--eval-report",
+        type=Path,
+        nargs="+",
+        help="report.json files of parley eval --out, for the measured WER table (rows of all of them, in order)",
+    )
     p.add_argument(
         "--lang-dir", type=Path, help="multi-head checkpoints: <dir>/<lang>/bpe.model (default: the training paths)"
     )

@@ -64,10 +64,14 @@ def decode(
     text_of=None,
     head: str | None = None,
     blank_penalty: float = 0.0,
+    pad_seconds: float = 0.0,
 ) -> tuple[list[str], list[str]]:
-    """Decodes utterances with head `head` (None: the single head); returns (references, hypotheses) in order."""
+    """Decodes utterances with head `head` (None: the single head); returns (references, hypotheses) in order.
+
+    `pad_seconds` of digital silence go before and after every utterance (a stream rarely starts with speech).
+    """
     text_of = text_of or (lambda u: u.text)
-    ds = UtteranceDataset(utts, tokenizer.encode, text_of, None)
+    ds = UtteranceDataset(utts, tokenizer.encode, text_of, None, pad_seconds=pad_seconds)
     loader = DataLoader(
         ds, batch_sampler=DurationBatchSampler(ds.durations(), max_seconds, shuffle=False), collate_fn=collate
     )
@@ -102,7 +106,17 @@ def _evaluate_setting(
     t0 = time.time()
     text_of = Task(utts[0].language, a.head).text_of if a.head and utts else None
     refs, hyps = decode(
-        model, tok, utts, chunk, left, a.search, a.step, text_of=text_of, head=a.head, blank_penalty=blank_penalty
+        model,
+        tok,
+        utts,
+        chunk,
+        left,
+        a.search,
+        a.step,
+        text_of=text_of,
+        head=a.head,
+        blank_penalty=blank_penalty,
+        pad_seconds=a.pad_ms / 1000,
     )
     wall = time.time() - t0
     counts = error_counts(refs, hyps, a.head or (utts[0].language if utts else "en"))
@@ -114,6 +128,7 @@ def _evaluate_setting(
         "history_ms": a.history_ms if chunk > 0 else "full",
         "search": a.search,
         "blank_penalty": blank_penalty,
+        "pad_ms": a.pad_ms,
         "utterances": len(utts),
         "wer": counts.rate,
         "errors": counts.errors,
@@ -123,13 +138,14 @@ def _evaluate_setting(
     }
     report["results"].append(row)
     penalty = f", blank penalty {blank_penalty:g}" if blank_penalty else ""
+    penalty += f", {a.pad_ms} ms of silence around" if a.pad_ms else ""
     print(
         f"{manifest} chunk {chunk_ms} ms, history {row['history_ms']}: WER {100 * counts.rate:.2f}% "
         f"({counts.errors}/{counts.reference_words}) {a.search}{penalty}, RTF {row['rtf']:.3f}"
     )
     if a.out:
         a.out.mkdir(parents=True, exist_ok=True)
-        suffix = f"-bp{blank_penalty:g}" if blank_penalty else ""
+        suffix = (f"-bp{blank_penalty:g}" if blank_penalty else "") + (f"-pad{a.pad_ms}" if a.pad_ms else "")
         name = f"{Path(manifest).stem}-{chunk_ms}-{a.search}{suffix}.txt"
         (a.out / name).write_text(
             "".join(f"{u.id}\tREF {r}\n{u.id}\tHYP {h}\n" for u, r, h in zip(utts, refs, hyps, strict=True))
@@ -152,6 +168,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="+",
         default=[0.0],
         help="subtracted from the blank logit before each choice; several values: a sweep (tune on dev)",
+    )
+    p.add_argument(
+        "--pad-ms",
+        type=int,
+        default=0,
+        help="digital silence before and after every utterance, in ms: robustness to a quiet lead-in (default: 0)",
     )
     p.add_argument("--step", action="store_true", help="decode through the chunk-by-chunk streaming path")
     p.add_argument("--limit", type=int, default=0, help="decode only the first N utterances of each manifest")

@@ -7,6 +7,7 @@ because sherpa-onnx reads <unk> as blank, which PyTorch's search does not.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -267,8 +268,15 @@ def test_blank_penalty_from_export_is_applied_alike_by_pytorch_onnxruntime_and_s
     ck = make_tiny_checkpoint(tmp_path / "tiny.pt")
     args = ["--checkpoint", str(ck), "--tokenizer", str(EN_BPE), "--name", "tiny-bp", "--out", str(out)]
     args += ["--chunk-ms", str(SETTINGS.chunk_ms), "--history-ms", str(SETTINGS.history_ms)]
-    assert export_main([*args, "--blank-penalty", str(penalty)]) == 0
-    assert "blank_penalty=0.7" in (out / "README.md").read_text()
+    reports = []
+    for i, pad in enumerate((0, 500)):  # two parley eval reports: their rows are merged into the card
+        row = {"manifest": "x/test.jsonl", "chunk_ms": "160", "history_ms": 640, "search": "greedy", "wer": 0.1 + i}
+        reports.append(tmp_path / f"report{i}.json")
+        reports[-1].write_text(json.dumps({"results": [{**row, "blank_penalty": penalty, "pad_ms": pad}]}))
+    assert export_main([*args, "--blank-penalty", str(penalty), "--eval-report", *map(str, reports)]) == 0
+    card = (out / "README.md").read_text()
+    assert "blank_penalty=0.7" in card and "| greedy | 0.7 | 500 |" in card and "| greedy | 0.7 | 0 |" in card
+    assert [r["pad_ms"] for r in json.loads((out / "bundle.json").read_text())["measured"]["wer"]] == [0, 500]
     rec = _recognizer(out)
     assert rec.heads[0].blank_penalty == penalty
     x, n_chunks = _padded_audio(3.0, 1)

@@ -75,3 +75,8 @@ def test_parley_eval_sweeps_chunks_and_blank_penalties(tiny_corpus, tmp_path) ->
     hyp_words = [sum(len(line.split()) - 2 for line in t.splitlines() if "\tHYP" in line) for t in (plain, penalized)]
     print(f"hypothesis words without / with blank penalty 3: {hyp_words}")
     assert hyp_words[1] > hyp_words[0], "a blank penalty makes the random model emit more"
+    # Silence around every utterance: a row of its own, hypotheses in a file of their own.
+    assert eval_main([*args, "--chunk-ms", "full", "--pad-ms", "500", "--out", str(out / "pad")]) == 0
+    (row,) = json.loads((out / "pad" / "report.json").read_text())["results"]
+    assert row["pad_ms"] == 500 and row["utterances"] == 6
+    assert (out / "pad" / "test-full-greedy-pad500.txt").is_file()
