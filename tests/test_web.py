@@ -36,6 +36,7 @@ from server.app import WEB_DIR
 from server.audio import write_wav
 from server.settings import Settings
 from tests._chromium import INSTALL_HINT, Chromium, Page, find_chromium
+from tests.test_en_small import card_wer
 from tests.test_export import SR, synthetic_audio
 from tests.test_server import Running
 
@@ -84,14 +85,6 @@ def server(tiny_bundles: Path) -> Iterator[tuple[Running, bool]]:
 
 
 ACCURATE_WER = 0.05  # a bundle measured at most this WER on its test set must caption SENTENCE right
-
-
-def _measured_test_wer(bundle: Path) -> float:
-    """The bundle card's greedy WER on the test set at its own chunk size (1.0 when it reports none)."""
-    meta = json.loads((bundle / "bundle.json").read_text())
-    chunk = str(meta["streaming"]["chunk_ms"])
-    rows = [r for r in meta["measured"]["wer"] if r["manifest"].endswith("/test.jsonl") and str(r["chunk_ms"]) == chunk]
-    return min((r["wer"] for r in rows), default=1.0)
 
 
 def _microphone_wav(folder: Path, trained: bool) -> tuple[Path, float]:
@@ -186,7 +179,7 @@ def test_captions_from_a_fake_microphone(server: tuple[Running, bool], tmp_path:
     assert " ".join(finals) == body["text"], (finals, body["text"])
     # And the words are the ones spoken (one error in six at most) -- promised only by a bundle whose card reports a
     # test WER that makes the promise: the committed en-small of the CPU-trained recipe is not there yet (issue 3).
-    if trained and _measured_test_wer(EN_SMALL) <= ACCURATE_WER:
+    if trained and card_wer(EN_SMALL) <= ACCURATE_WER:
         from models.wer import wer
 
         heard = " ".join(_words(" ".join(finals)))

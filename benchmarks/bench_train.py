@@ -1,0 +1,87 @@
+"""Training throughput on this machine: data loading, and a model step in fp32 and in bf16 mixed precision.
+
+    python benchmarks/bench_train.py --manifest data/corpus-en/en/train.jsonl --batches 24 --threads 2
+    python benchmarks/bench_train.py --manifest ... --checkpoint exp/en/last.pt   # that model (and its dropout)
+
+Real batches of the manifest (the recipe's duration buckets, augmentation on: speed perturbation, silence padding,
+SpecAugment) are prepared once, timed per batch (what the data loader's worker spends), then each precision runs
+forward + backward over all of them with the dynamic chunk limits training draws. Printed: seconds per step and audio
+seconds per wall second for each precision, and their ratio. The figure to watch on a 2-core CPU is the sum: the
+data worker shares the cores with the model step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.data import AugmentSettings, DurationBatchSampler, UtteranceDataset, collate
+from models.manifest import read_manifest
+from models.tokenizer import Tokenizer
+from models.train import TrainConfig, draw_attention_limits, load_model, model_config
+from models.transducer import Transducer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manifest", required=True, help="training manifest (JSONL)")
+    p.add_argument("--tokenizer", default=str(ROOT / "models" / "lang" / "en" / "bpe.model"))
+    p.add_argument("--checkpoint", help="time this checkpoint's model (default: the recipe's model, random weights)")
+    p.add_argument("--dropout", type=float, default=0.0, help="encoder dropout of the random model (default: 0)")
+    p.add_argument("--batches", type=int, default=24, help="batches to time (default: 24)")
+    p.add_argument("--max-seconds", type=float, default=30.0, help="padded audio seconds per batch (default: 30)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    p.add_argument("--out", type=Path, help="also write the figures here as JSON")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    tok = Tokenizer(a.tokenizer)
+    if a.checkpoint:
+        model, _ = load_model(a.checkpoint)
+    else:
+        cfg = TrainConfig([], [], a.tokenizer, "", ctc_weight=0.3)
+        cfg.encoder = dataclasses.replace(cfg.encoder, dropout=a.dropout)
+        model = Transducer(model_config(cfg, tok.vocab_size))
+    model.train()
+    utts = read_manifest(a.manifest)[: 200 * a.batches]
+    ds = UtteranceDataset(utts, tok.encode, None, AugmentSettings(), seed=0)
+    order = list(DurationBatchSampler(ds.durations(), a.max_seconds, seed=0))[: a.batches]
+    t = time.perf_counter()
+    batches = [collate([ds[i] for i in b]) for b in order]
+    data_s = (time.perf_counter() - t) / len(batches)
+    audio_s = sum(float(b["feat_lens"].sum()) for b in batches) / 100 / len(batches)  # 100 fbank frames a second
+    rng = random.Random(0)
+    limits = [draw_attention_limits(rng, TrainConfig([], [], "", "")) for _ in batches]
+    print(f"{len(batches)} batches of {audio_s:.1f} s of audio on average; data loading {data_s:.3f} s per batch")
+    result = {"batches": len(batches), "audio_s_per_batch": audio_s, "data_s_per_batch": data_s, "threads": a.threads}
+    for amp in ("fp32", "bf16"):
+        for i, (b, (chunk, left)) in enumerate(zip(batches, limits, strict=True)):
+            if i == 1:  # the first step warms up the kernels
+                t = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+                loss, _ = model(b["feats"], b["feat_lens"], b["tokens"], b["token_lens"], chunk, left)
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+        step = (time.perf_counter() - t) / max(1, len(batches) - 1)
+        result[amp] = {"s_per_step": step, "audio_s_per_s": audio_s / step}
+        print(f"{amp}: {step:.3f} s per step, {audio_s / step:.0f} audio seconds per second")
+    print(f"bf16 / fp32 speed: {result['fp32']['s_per_step'] / result['bf16']['s_per_step']:.2f}x")
+    if a.out:
+        a.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
