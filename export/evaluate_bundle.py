@@ -68,8 +68,11 @@ def sherpa_transcripts(bundle: Path, precision: str, waves: Sequence[np.ndarray]
     return out
 
 
-def pytorch_transcripts(checkpoint: Path, waves: Sequence[np.ndarray], spec: dict) -> list[str]:
-    """PyTorch greedy search on the chunk-masked forward over exactly the frames the streaming path reads."""
+def pytorch_transcripts(
+    checkpoint: Path, waves: Sequence[np.ndarray], spec: dict, blank_penalty: float = 0.0
+) -> list[str]:
+    """PyTorch greedy search (with the bundle's blank penalty) on the chunk-masked forward over exactly the frames
+    the streaming path reads."""
     import torch
 
     from models.search import greedy_search
@@ -90,7 +93,7 @@ def pytorch_transcripts(checkpoint: Path, waves: Sequence[np.ndarray], spec: dic
             feats = feats[: n * shift + window - shift][None]
             lens = torch.tensor([feats.shape[1]])
             enc, lens = model.encoder(feats, lens, chunk, spec["left_context"] // chunk)
-            out.append(tok.decode(greedy_search(model, enc, lens, max_symbols_per_frame=1)[0].tokens))
+            out.append(tok.decode(greedy_search(model, enc, lens, 1, blank_penalty=blank_penalty)[0].tokens))
     return out
 
 
@@ -144,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sherpa = sherpa_transcripts(a.bundle, "fp32", waves, spec["T"])
         parity["parley_vs_sherpa_identical"] = sum(x == y for x, y in zip(ours, sherpa, strict=True))
         if a.checkpoint:
-            torch_hyps = pytorch_transcripts(a.checkpoint, waves, spec)
+            penalty = meta["heads"][0].get("blank_penalty", 0.0)
+            torch_hyps = pytorch_transcripts(a.checkpoint, waves, spec, penalty)
             parity["pytorch_vs_parley_identical"] = sum(x == y for x, y in zip(torch_hyps, ours, strict=True))
         parity["examples"] = [
             {"ref": u.text, "parley": x, "sherpa_onnx": y}
