@@ -70,8 +70,32 @@ def _manifest_summary(paths: Sequence[str]) -> dict:
     return {"utterances": n, "hours": round(seconds / 3600, 3), "languages": sorted(languages - {""})}
 
 
+def _earlier_stages(cfg: dict, depth: int = 5) -> list[dict]:
+    """The runs a checkpoint's run started from (`parley train --init`), newest first, as far as their files exist."""
+    import torch
+
+    stages = []
+    while cfg.get("init") and Path(cfg["init"]).is_file() and len(stages) < depth:
+        ck = torch.load(cfg["init"], map_location="cpu", weights_only=False)
+        cfg, state = ck.get("train_config", {}), ck.get("state", {})
+        stages.append(
+            {
+                "checkpoint": str(cfg.get("exp_dir", "")),
+                "steps": state.get("step"),
+                "epochs": state.get("epoch"),
+                "train_hours": round(state.get("train_seconds", 0.0) / 3600, 3),
+                "lr": cfg.get("lr"),
+                "max_seconds": cfg.get("max_seconds"),
+                "dropout": cfg.get("encoder", {}).get("dropout"),
+                "amp": cfg.get("amp", "none"),
+            }
+        )
+    return stages
+
+
 def training_summary(checkpoint: dict, hardware: str | None) -> dict:
-    """How the checkpoint was trained: data, steps, time, hardware, the recipe (from train_config and state)."""
+    """How the checkpoint was trained: data, steps, time, hardware, the recipe (from train_config and state), and
+    the earlier runs it started from (`--init`), when their checkpoints are still where the recipe says."""
     cfg, state = checkpoint.get("train_config", {}), checkpoint.get("state", {})
     dev = [r for r in state.get("log", []) if "dev_wer" in r]
     best = state.get("best_wer")
@@ -85,6 +109,7 @@ def training_summary(checkpoint: dict, hardware: str | None) -> dict:
         "best_dev_wer": best if best is not None and best != float("inf") else None,
         "last_dev_wer": dev[-1]["dev_wer"] if dev else None,
         "recipe": {k: v for k, v in cfg.items() if k not in ("train", "dev", "exp_dir", "encoder")},
+        "started_from": _earlier_stages(cfg),
     }
 
 
@@ -156,6 +181,19 @@ def model_card(bundle: dict) -> str:
         + (f" ({t['data']['utterances']} utterances, {t['data']['hours']} h)" if "hours" in t["data"] else ""),
         f"- {t['steps']} steps, {t['epochs']} epochs, {t['train_hours']} h on {t['hardware']}",
         f"- best dev WER: {_pct(t['best_dev_wer'])}, last dev WER: {_pct(t['last_dev_wer'])}",
+        *[
+            f"- before that (`--init`), run in {e['checkpoint']}: {e['steps']} steps, {e['epochs']} epochs, "
+            f"{e['train_hours']} h (lr {e['lr']}, {e['max_seconds']} s batches, dropout {e['dropout']}, amp {e['amp']})"
+            for e in t.get("started_from", [])
+        ],
+        *(
+            [
+                f"- in all: {t['steps'] + sum(e['steps'] or 0 for e in t['started_from'])} steps, "
+                f"{t['train_hours'] + sum(e['train_hours'] for e in t['started_from']):.2f} h"
+            ]
+            if t.get("started_from")
+            else []
+        ),
         "",
         "## Measured",
         "",

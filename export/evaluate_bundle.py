@@ -54,13 +54,13 @@ def single_stream_rtf(model: StreamingTransducer, utts: Sequence[Utterance]) -> 
     return (time.perf_counter() - t0) / (sum(len(w) for w in waves) / SAMPLE_RATE)
 
 
-def sherpa_transcripts(bundle: Path, precision: str, waves: Sequence[np.ndarray], window: int) -> list[str]:
+def sherpa_transcripts(bundle: Path, precision: str, waves: Sequence[np.ndarray]) -> list[str]:
+    """sherpa-onnx's greedy transcripts of `waves` (already followed by silence: see `main`)."""
     rec = sherpa_recognizer(bundle, precision)
     out = []
     for w in waves:
         s = rec.create_stream()
         s.accept_waveform(SAMPLE_RATE, w)
-        s.accept_waveform(SAMPLE_RATE, np.zeros(SAMPLE_RATE * (window + 10) // 100, dtype=np.float32))
         s.input_finished()
         while rec.is_ready(s):
             rec.decode_stream(s)
@@ -69,10 +69,10 @@ def sherpa_transcripts(bundle: Path, precision: str, waves: Sequence[np.ndarray]
 
 
 def pytorch_transcripts(
-    checkpoint: Path, waves: Sequence[np.ndarray], spec: dict, blank_penalty: float = 0.0
+    checkpoint: Path, waves: Sequence[np.ndarray], spec: dict, blank_penalty: float = 0.0, tail: bool = True
 ) -> list[str]:
     """PyTorch greedy search (with the bundle's blank penalty) on the chunk-masked forward over exactly the frames
-    the streaming path reads."""
+    the streaming path reads (`transcribe` with its default tail padding, or with none when `tail` is False)."""
     import torch
 
     from models.search import greedy_search
@@ -87,8 +87,8 @@ def pytorch_transcripts(
     window, shift, chunk = spec["T"], spec["decode_chunk_len"], spec["chunk_size"]
     with torch.no_grad():
         for w in waves:
-            tail = np.zeros(SAMPLE_RATE * window // 100, dtype=np.float32)  # transcribe_many's default padding
-            feats = torch.from_numpy(compute_fbank(np.concatenate([w, tail]), SAMPLE_RATE))
+            pad = np.zeros(SAMPLE_RATE * window // 100 if tail else 0, dtype=np.float32)  # transcribe_many's default
+            feats = torch.from_numpy(compute_fbank(np.concatenate([w, pad]), SAMPLE_RATE))
             n = (feats.shape[0] - window) // shift + 1
             feats = feats[: n * shift + window - shift][None]
             lens = torch.tensor([feats.shape[1]])
@@ -140,15 +140,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if a.parity:
         spec = meta["streaming"]
-        waves = [load_audio(u.audio) for u in utts[: a.parity]]
+        # Every runtime gets the same audio: the utterance and a step and a bit of silence, so that the speech lies
+        # inside complete steps for all of them (docs/bundles.md, "Last chunk").
+        silence = np.zeros(SAMPLE_RATE * (spec["T"] + 10) // 100, dtype=np.float32)
+        waves = [np.concatenate([load_audio(u.audio), silence]) for u in utts[: a.parity]]
         parity: dict = {"utterances": len(waves)}
         runtime = StreamingTransducer(load_bundle(a.bundle, precision="fp32", providers="cpu", threads=a.threads))
-        ours = [transcribe(runtime, w, SAMPLE_RATE, max_symbols_per_frame=1).text for w in waves]
-        sherpa = sherpa_transcripts(a.bundle, "fp32", waves, spec["T"])
+        ours = [transcribe(runtime, w, SAMPLE_RATE, tail_padding_ms=0, max_symbols_per_frame=1).text for w in waves]
+        sherpa = sherpa_transcripts(a.bundle, "fp32", waves)
         parity["parley_vs_sherpa_identical"] = sum(x == y for x, y in zip(ours, sherpa, strict=True))
         if a.checkpoint:
             penalty = meta["heads"][0].get("blank_penalty", 0.0)
-            torch_hyps = pytorch_transcripts(a.checkpoint, waves, spec, penalty)
+            torch_hyps = pytorch_transcripts(a.checkpoint, waves, spec, penalty, tail=False)
             parity["pytorch_vs_parley_identical"] = sum(x == y for x, y in zip(torch_hyps, ours, strict=True))
         parity["examples"] = [
             {"ref": u.text, "parley": x, "sherpa_onnx": y}

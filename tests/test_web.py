@@ -36,7 +36,6 @@ from server.app import WEB_DIR
 from server.audio import write_wav
 from server.settings import Settings
 from tests._chromium import INSTALL_HINT, Chromium, Page, find_chromium
-from tests.test_en_small import card_wer
 from tests.test_export import SR, synthetic_audio
 from tests.test_server import Running
 
@@ -82,9 +81,6 @@ def server(tiny_bundles: Path) -> Iterator[tuple[Running, bool]]:
         yield r, trained
     finally:
         r.stop()
-
-
-ACCURATE_WER = 0.05  # a bundle measured at most this WER on its test set must caption SENTENCE right
 
 
 def _microphone_wav(folder: Path, trained: bool) -> tuple[Path, float]:
@@ -177,9 +173,8 @@ def test_captions_from_a_fake_microphone(server: tuple[Running, bool], tmp_path:
         headers={"content-type": "application/octet-stream"},
     ).json()
     assert " ".join(finals) == body["text"], (finals, body["text"])
-    # And the words are the ones spoken (one error in six at most) -- promised only by a bundle whose card reports a
-    # test WER that makes the promise: the committed en-small of the CPU-trained recipe is not there yet (issue 3).
-    if trained and card_wer(EN_SMALL) <= ACCURATE_WER:
+    # And the words on the page are the ones spoken (one error in six at most).
+    if trained:
         from models.wer import wer
 
         heard = " ".join(_words(" ".join(finals)))
