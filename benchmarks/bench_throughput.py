@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export.sherpa import sherpa_recognizer
+from export.sherpa import settling_silence, sherpa_recognizer
 from server.audio import read_wav
 from server.bundle import load_bundle
 from server.resample import resample
@@ -54,9 +54,7 @@ def parley_run(bundle: Path, precision: str, waves: Sequence[np.ndarray], thread
     return time.perf_counter() - t0, [t.text for t in out]
 
 
-def sherpa_run(
-    bundle: Path, meta: dict, precision: str, waves: Sequence[np.ndarray], threads: int
-) -> tuple[float, list[str]]:
+def sherpa_run(bundle: Path, precision: str, waves: Sequence[np.ndarray], threads: int) -> tuple[float, list[str]]:
     rec = sherpa_recognizer(bundle, precision, threads)
     t0 = time.perf_counter()
     streams = []
@@ -89,12 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for n in a.streams:
         waves, _ = load_waves(a.manifest, n)
         audio_s = sum(len(w) for w in waves) / SR
-        # Both runtimes decode the same audio: each utterance and a step and a bit of silence, so that the speech lies
-        # inside complete steps for both (docs/bundles.md, "Last chunk").
-        tail = np.zeros(SR * (meta["streaming"]["T"] + 10) // 100, dtype=np.float32)
-        waves = [np.concatenate([w, tail]) for w in waves]
+        silence = settling_silence(meta["streaming"], SR)  # both runtimes decode the same audio
+        waves = [np.concatenate([w, silence]) for w in waves]
         t_parley, ours = parley_run(a.bundle, precision, waves, a.threads)
-        t_sherpa, theirs = sherpa_run(a.bundle, meta, precision, waves, a.threads)
+        t_sherpa, theirs = sherpa_run(a.bundle, precision, waves, a.threads)
         same = sum(x == y for x, y in zip(ours, theirs, strict=True))
         row = {
             "streams": n,

@@ -35,12 +35,12 @@ from clients.stream import (
     DEFAULT_URL,
     CaptionPrinter,
     ChunkSent,
-    Received,
     StreamResult,
-    _client_error,
     connection_failed,
     ended,
+    record_message,
     send_stop,
+    start_message,
     wait_for_end,
 )
 
@@ -231,34 +231,11 @@ async def run_mic(
     from websockets.exceptions import ConnectionClosed
 
     result = StreamResult()
-    start: dict = {"type": "start", "sample_rate": int(sample_rate), "encoding": "s16le", "partials": True}
-    if model:
-        start["model"] = model
-    if language:
-        start["language"] = language
-    if translate:
-        start["translate"] = list(translate)
-    if languages:
-        start["languages"] = list(languages)
+    start = start_message(sample_rate, "s16le", True, model, None, language, translate, languages)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
 
     def record(raw: str | bytes) -> None:
-        now = time.monotonic()
-        try:
-            msg = json.loads(raw)
-        except ValueError:
-            result.error = result.error or _client_error("bad_reply", f"not JSON: {str(raw)[:80]}")
-            return
-        result.received.append(Received(now, msg))
-        kind = msg.get("type")
-        if kind == "ready":
-            result.ready = msg
-        elif kind == "end":
-            result.end_at = now
-        elif kind == "error" and result.error is None:
-            result.error = msg
-        if on_message is not None:
-            on_message(msg)
+        record_message(result, raw, on_message)
 
     try:
         async with connect(

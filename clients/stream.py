@@ -97,6 +97,59 @@ def _client_error(code: str, message: str) -> dict:
     return {"type": "error", "code": code, "message": message}
 
 
+def start_message(
+    sample_rate: int,
+    encoding: str = "s16le",
+    partials: bool = True,
+    model: str | None = None,
+    search: str | None = None,
+    language: str | None = None,
+    translate: Sequence[str] = (),
+    languages: Sequence[str] = (),
+) -> dict:
+    """The protocol's start message; optional fields only when given (None or empty: not sent)."""
+    start: dict = {"type": "start", "sample_rate": int(sample_rate), "encoding": encoding, "partials": partials}
+    optional = {"model": model, "search": search, "language": language}
+    start.update({k: v for k, v in optional.items() if v})
+    if translate:
+        start["translate"] = list(translate)
+    if languages:
+        start["languages"] = list(languages)
+    return start
+
+
+def record_message(
+    result: StreamResult, raw: str | bytes, on_message: Callable[[dict], None] | None = None
+) -> dict | None:
+    """Files one server message into `result` (ready, end, the first error) and passes it to `on_message`.
+
+    Returns the message, or None when it is not a JSON object (then `result.error` is a client "bad_reply").
+    """
+    now = time.monotonic()
+    try:
+        msg = json.loads(raw)
+    except ValueError:
+        reason = f"server sent a message that is not JSON: {str(raw)[:80]}"
+        result.error = result.error or _client_error("bad_reply", reason)
+        return None
+    if not isinstance(msg, dict):
+        result.error = result.error or _client_error(
+            "bad_reply", f"server sent a message that is not an object: {msg!r:.80}"
+        )
+        return None
+    result.received.append(Received(now, msg))
+    kind = msg.get("type")
+    if kind == "ready":
+        result.ready = msg
+    elif kind == "end":
+        result.end_at = now
+    elif kind == "error" and result.error is None:
+        result.error = msg
+    if on_message is not None:
+        on_message(msg)
+    return msg
+
+
 CONNECTION_ERRORS = (OSError, InvalidHandshake, InvalidURI, TimeoutError)
 
 
@@ -176,37 +229,11 @@ async def run_stream(
     width = 2 if encoding == "s16le" else 4
     n = len(data) // width
     step = max(1, round(sample_rate * chunk_ms / 1000))
-    start: dict = {"type": "start", "sample_rate": int(sample_rate), "encoding": encoding, "partials": partials}
-    if model:
-        start["model"] = model
-    if search:
-        start["search"] = search
-    if language:
-        start["language"] = language
-    if translate:
-        start["translate"] = list(translate)
-    if languages:
-        start["languages"] = list(languages)
+    start = start_message(sample_rate, encoding, partials, model, search, language, translate, languages)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
 
     def record(raw: str | bytes) -> dict | None:
-        now = time.monotonic()
-        try:
-            msg = json.loads(raw)
-        except ValueError:
-            result.error = _client_error("bad_reply", f"server sent a message that is not JSON: {str(raw)[:80]}")
-            return None
-        if not isinstance(msg, dict):
-            result.error = _client_error("bad_reply", f"server sent a message that is not an object: {msg!r:.80}")
-            return None
-        result.received.append(Received(now, msg))
-        if msg.get("type") == "end":
-            result.end_at = now
-        elif msg.get("type") == "error" and result.error is None:
-            result.error = msg
-        if on_message is not None:
-            on_message(msg)
-        return msg
+        return record_message(result, raw, on_message)
 
     async def receive(ws) -> None:
         try:
@@ -234,7 +261,6 @@ async def run_stream(
                 await ws.close()
                 result.close_code = ws.close_code
                 return result
-            result.ready = first
 
             receiver = asyncio.create_task(receive(ws))
             t0 = time.monotonic()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.sherpa import sherpa_recognizer
+from export.sherpa import settling_silence, sherpa_recognizer
 from models.data import load_audio
 from models.manifest import Utterance, read_manifest
 from models.wer import error_counts
@@ -140,9 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if a.parity:
         spec = meta["streaming"]
-        # Every runtime gets the same audio: the utterance and a step and a bit of silence, so that the speech lies
-        # inside complete steps for all of them (docs/bundles.md, "Last chunk").
-        silence = np.zeros(SAMPLE_RATE * (spec["T"] + 10) // 100, dtype=np.float32)
+        silence = settling_silence(spec, SAMPLE_RATE)  # every runtime decodes the same audio
         waves = [np.concatenate([load_audio(u.audio), silence]) for u in utts[: a.parity]]
         parity: dict = {"utterances": len(waves)}
         runtime = StreamingTransducer(load_bundle(a.bundle, precision="fp32", providers="cpu", threads=a.threads))

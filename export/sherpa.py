@@ -13,6 +13,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
+
+def settling_silence(streaming: dict, sample_rate: int = 16000) -> np.ndarray:
+    """Silence to append to an utterance so that its speech lies inside complete encoder steps for Parley and for
+    sherpa-onnx alike (one step window and 10 frames more; docs/bundles.md, "Last chunk"). `streaming` is
+    bundle.json's "streaming" entry."""
+    return np.zeros(sample_rate * (streaming["T"] + 10) // 100, dtype=np.float32)
+
 
 def sherpa_recognizer(bundle: Path, precision: str = "fp32", threads: int = 1, method: str = "greedy_search"):
     """`sherpa_onnx.OnlineRecognizer` over the first head of `bundle` in the given precision."""

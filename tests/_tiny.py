@@ -1,5 +1,10 @@
 """Tiny model sizes shared by the tests: fast on CPU, big enough to exercise every code path."""
 
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
 from models.encoder import EncoderConfig
 
 TINY_ENCODER = EncoderConfig(
@@ -12,3 +17,19 @@ TINY_ENCODER = EncoderConfig(
     rel_pos_clip=16,
     dropout=0.0,
 )
+
+
+def save_untrained_checkpoint(path: Path, model, cfg, tokenizer: str, **extra) -> Path:
+    """Writes `model` (with TrainConfig `cfg`) as `parley train` would at step 0; `extra` adds top-level keys."""
+    state = {"step": 0, "epoch": 0, "batch": 0, "best_wer": float("inf"), "log": [], "train_seconds": 0.0}
+    checkpoint = {
+        "model": model.state_dict(),
+        "model_config": model.cfg.to_dict(),
+        "train_config": asdict(cfg),
+        "optimizer": {},
+        "state": state,
+        "tokenizer": tokenizer,
+        **extra,
+    }
+    torch.save(checkpoint, path)
+    return path

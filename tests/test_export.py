@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from models.transducer import BLANK, ModelConfig, Transducer
 from server.bundle import load_bundle
 from server.features import compute_fbank
 from server.transducer import StreamingTransducer, stack_states, transcribe, unstack_states
-from tests._tiny import TINY_ENCODER
+from tests._tiny import TINY_ENCODER, save_untrained_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 EN_BPE = ROOT / "models" / "lang" / "en" / "bpe.model"
@@ -62,19 +61,7 @@ def make_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
         model.joiner.output.bias[BLANK] += (logits[:, BLANK + 1 :].max(-1).values - logits[:, BLANK]).quantile(0.3)
         model.joiner.output.bias[UNK_ID] -= 10.0
     cfg = TrainConfig(train=[], dev=[], tokenizer=str(EN_BPE), exp_dir=str(path.parent), encoder=TINY_ENCODER)
-    state = {"step": 0, "epoch": 0, "batch": 0, "best_wer": float("inf"), "log": [], "train_seconds": 0.0}
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "model_config": model.cfg.to_dict(),
-            "train_config": asdict(cfg),
-            "optimizer": {},
-            "state": state,
-            "tokenizer": str(EN_BPE),
-        },
-        path,
-    )
-    return path
+    return save_untrained_checkpoint(path, model, cfg, str(EN_BPE))
 
 
 def export_tiny_bundle(folder: Path, seed: int = 0) -> Path:
@@ -262,10 +249,10 @@ def test_modified_beam_search_agrees_with_pytorch(tiny) -> None:
 
 
 def test_blank_penalty_from_export_is_applied_alike_by_pytorch_onnxruntime_and_sherpa_onnx(tiny, tmp_path) -> None:
-    model, _ = tiny
+    model, folder = tiny
     penalty = 0.7
     out = tmp_path / "penalized"
-    ck = make_tiny_checkpoint(tmp_path / "tiny.pt")
+    ck = folder.parent / "tiny.pt"  # the checkpoint the fixture exported
     args = ["--checkpoint", str(ck), "--tokenizer", str(EN_BPE), "--name", "tiny-bp", "--out", str(out)]
     args += ["--chunk-ms", str(SETTINGS.chunk_ms), "--history-ms", str(SETTINGS.history_ms)]
     reports = []

@@ -34,7 +34,7 @@ from server.resample import resample
 from server.serve import make_server
 from server.settings import Settings
 from server.transducer import StreamingTransducer, transcribe
-from tests.test_export import SR, export_tiny_bundle, synthetic_audio
+from tests.test_export import SR, synthetic_audio
 
 MAX_MESSAGE = 65536  # bytes: small, so that oversized messages are cheap to send
 START = {"type": "start", "sample_rate": SR, "encoding": "s16le"}
@@ -46,12 +46,9 @@ TIMEOUT = 30.0  # s: no single client exchange may take longer
 
 
 @pytest.fixture(scope="module")
-def bundles(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("server")
-    folder = root / "bundles"
-    folder.mkdir()
-    shutil.move(export_tiny_bundle(root), folder / "tiny-en")
-    return folder
+def bundles(tiny_bundles: Path) -> Path:
+    """The session's tiny bundle folder (tests/conftest.py); tests that break bundles work on copies."""
+    return tiny_bundles
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import httpx
@@ -29,7 +28,7 @@ from server.endpoint import EndpointConfig
 from server.engine import Engine, EngineConfig, HeadPlan
 from server.features import compute_fbank
 from server.transducer import StreamingTransducer, transcribe
-from tests._tiny import TINY_ENCODER
+from tests._tiny import TINY_ENCODER, save_untrained_checkpoint
 from tests.test_export import SETTINGS, SR, UNK_ID, _padded_audio, _sherpa_ids, synthetic_audio
 from tests.test_server import exchange, running, stream, wire
 
@@ -66,20 +65,8 @@ def make_tiny_sm2_checkpoint(path: Path, seed: int = 0) -> Path:
         tasks=["en:en", "de:de", "de:en"],
         lid_languages=list(LID),
     )
-    state = {"step": 0, "epoch": 0, "batch": 0, "best_wer": float("inf"), "log": [], "train_seconds": 0.0}
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "model_config": model.cfg.to_dict(),
-            "train_config": asdict(cfg),
-            "optimizer": {},
-            "state": state,
-            "tokenizer": "",
-            "tokenizers": {h: str(LANG_DIR / h / "bpe.model") for h in HEADS},
-        },
-        path,
-    )
-    return path
+    tokenizers = {h: str(LANG_DIR / h / "bpe.model") for h in HEADS}
+    return save_untrained_checkpoint(path, model, cfg, "", tokenizers=tokenizers)
 
 
 def export_tiny_sm2_bundle(folder: Path) -> Path:
