@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py --manifest data/corpus-en/en/train.jsonl --batches 24 --threads 2
     python benchmarks/bench_train.py --manifest ... --checkpoint exp/en/last.pt   # that model (and its dropout)
+    python benchmarks/bench_train.py --manifest ... --feature-cache data/fbank/en  # data loading from the cache too
 
 Real batches of the manifest (the recipe's duration buckets, augmentation on: speed perturbation, silence padding,
 SpecAugment) are prepared once, timed per batch (what the data loader's worker spends), then each precision runs
@@ -26,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.data import AugmentSettings, DurationBatchSampler, UtteranceDataset, collate
+from models.feature_cache import FeatureCache
 from models.manifest import read_manifest
 from models.tokenizer import Tokenizer
 from models.train import TrainConfig, draw_attention_limits, load_model, model_config
@@ -43,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batches", type=int, default=24, help="batches to time (default: 24)")
     p.add_argument("--max-seconds", type=float, default=30.0, help="padded audio seconds per batch (default: 30)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    p.add_argument(
+        "--feature-cache", help="also time data loading from this feature cache (parley train --feature-cache)"
+    )
     p.add_argument("--out", type=Path, help="also write the figures here as JSON")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -62,10 +67,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     batches = [collate([ds[i] for i in b]) for b in order]
     data_s = (time.perf_counter() - t) / len(batches)
     audio_s = sum(float(b["feat_lens"].sum()) for b in batches) / 100 / len(batches)  # 100 fbank frames a second
+    cached_s = None
+    if a.feature_cache:
+        cached = UtteranceDataset(
+            utts, tok.encode, None, AugmentSettings(), seed=0, cache=FeatureCache(a.feature_cache)
+        )
+        t = time.perf_counter()
+        for b in order:
+            collate([cached[i] for i in b])
+        cached_s = (time.perf_counter() - t) / len(order)
     rng = random.Random(0)
     limits = [draw_attention_limits(rng, TrainConfig([], [], "", "")) for _ in batches]
     print(f"{len(batches)} batches of {audio_s:.1f} s of audio on average; data loading {data_s:.3f} s per batch")
     result = {"batches": len(batches), "audio_s_per_batch": audio_s, "data_s_per_batch": data_s, "threads": a.threads}
+    if cached_s is not None:
+        print(f"data loading from the feature cache: {cached_s:.3f} s per batch ({data_s / cached_s:.0f}x less)")
+        result["cached_data_s_per_batch"] = cached_s
     for amp in ("fp32", "bf16"):
         for i, (b, (chunk, left)) in enumerate(zip(batches, limits, strict=True)):
             if i == 1:  # the first step warms up the kernels

@@ -21,6 +21,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from models.feature_cache import FeatureCache, background_level, noise_floor, pad_features
 from models.manifest import Utterance
 from server.features import SAMPLE_RATE, FbankConfig, compute_fbank
 from server.resample import resample
@@ -75,10 +76,7 @@ def pad_with_background(x: np.ndarray, cfg: AugmentSettings, rng: random.Random)
     after = round(rng.uniform(0, cfg.pad_max_s) * SAMPLE_RATE)
     if rng.random() < 0.2:
         return np.concatenate([np.zeros(before, np.float32), x, np.zeros(after, np.float32)])
-    frame = SAMPLE_RATE // 50
-    n = x.size // frame
-    floor = float(np.percentile(np.sqrt((x[: n * frame].reshape(n, frame) ** 2).mean(1)), 10)) if n else 0.0
-    level = max(floor * rng.uniform(0.5, 1.5), 10 ** (rng.uniform(*cfg.pad_floor_dbfs) / 20))
+    level = background_level(noise_floor(x), cfg.pad_floor_dbfs, rng)
     noise = np.random.default_rng(rng.getrandbits(32)).standard_normal(before + after).astype(np.float32) * level
     return np.concatenate([noise[:before], x, noise[before:]])
 
@@ -111,6 +109,11 @@ class UtteranceDataset(Dataset):
         seed: base seed; item i of epoch e uses seed (seed, e, i), so runs are reproducible.
         fbank: the frontend's settings (default: the runtime's).
         pad_seconds: digital silence added before and after every utterance (evaluation of lead-in robustness).
+        cache: precomputed features of these utterances at the augmentation's speed factors (models/feature_cache.py):
+            the same items without reading audio, resampling or computing fbank; padding in the feature domain.
+
+    Raises:
+        ValueError: a cache together with `pad_seconds`, or a cache that lacks a speed factor of `augment`.
     """
 
     def __init__(
@@ -122,7 +125,15 @@ class UtteranceDataset(Dataset):
         seed: int = 0,
         fbank: FbankConfig | None = None,
         pad_seconds: float = 0.0,
+        cache: FeatureCache | None = None,
     ) -> None:
+        if cache is not None:
+            if pad_seconds:
+                raise ValueError("pad_seconds works on audio: it cannot be used with a feature cache")
+            speeds = augment.speed_factors if augment is not None else (1.0,)
+            if missing := sorted(set(speeds) - set(cache.speed_factors)):
+                raise ValueError(f"feature cache {cache.path} lacks speed factor(s) {missing}")
+        self.cache = cache
         self.utts = list(utterances)
         self.pad = np.zeros(round(pad_seconds * SAMPLE_RATE), dtype=np.float32)  # silence around every utterance
         self.encode = encode
@@ -141,6 +152,8 @@ class UtteranceDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         rng = random.Random(hash((self.seed, self.epoch, i)))
+        if self.cache is not None:
+            return self._cached_item(i, rng)
         x = load_audio(self.utts[i].audio)
         if self.augment is not None:
             x = speed_perturb(x, rng.choice(self.augment.speed_factors))
@@ -151,6 +164,16 @@ class UtteranceDataset(Dataset):
         if self.augment is not None:
             feats = spec_augment(feats, self.augment, rng)
         return feats, self.tokens[i], i
+
+    def _cached_item(self, i: int, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """`__getitem__` from the feature cache: the same random draws in the same order."""
+        assert self.cache is not None
+        a = self.augment
+        feats, floor = self.cache.features(self.utts[i], rng.choice(a.speed_factors) if a is not None else 1.0)
+        if a is not None:
+            feats = pad_features(feats, floor, self.cache, a.pad_prob, a.pad_max_s, a.pad_floor_dbfs, rng)
+        out = torch.from_numpy(feats)
+        return (spec_augment(out, a, rng) if a is not None else out), self.tokens[i], i
 
 
 class DurationBatchSampler(Sampler[list[int]]):

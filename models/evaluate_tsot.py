@@ -2,7 +2,7 @@
 single-talker audio.
 
     parley eval-tsot --checkpoint exp/tsot/best.pt --tokenizer models/lang/en/bpe.model \
-        --mixtures data/mix-en/test/mix.jsonl --single data/corpus-en/en/test_unseen.jsonl --chunk-ms 320 \
+        --mixtures data/mix-en/test/mix.jsonl --single data/corpus-en/en/test.jsonl --chunk-ms 320 \
         --out exp/tsot/eval
 
 cpWER (concatenated minimum-permutation WER, as in the CHiME-6 challenge): the hypothesis text of each virtual
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--checkpoint", required=True, help="a t-SOT checkpoint written by parley train")
     p.add_argument("--tokenizer", required=True, help="the sentencepiece model it was trained with")
     p.add_argument("--mixtures", required=True, type=Path, help="held-out mixtures (mix.jsonl of parley mix)")
-    p.add_argument("--single", type=Path, help="a single-talker manifest scored with plain WER (e.g. test_unseen)")
+    p.add_argument("--single", type=Path, help="a single-talker manifest scored with plain WER (e.g. test)")
     p.add_argument("--chunk-ms", type=int, default=320, help="chunk size in ms, a multiple of 40 (default: 320)")
     p.add_argument("--history-ms", type=int, default=1280, help="attention history in ms (default: 1280)")
     p.add_argument("--search", choices=["greedy", "beam"], default="greedy", help="greedy or modified beam (4)")

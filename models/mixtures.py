@@ -1,7 +1,7 @@
 """Two-talker mixtures for t-SOT training and evaluation, simulated from a manifest with word timings.
 
     parley mix --manifest data/corpus-en/en/train.jsonl --out data/mix-en/train --n 20000 --seed 0 --jobs 2
-    parley mix --manifest data/corpus-en/en/test_unseen.jsonl --out data/mix-en/test --n 600 --seed 1
+    parley mix --manifest data/corpus-en/en/test.jsonl --out data/mix-en/test --n 600 --seed 1
 
 Each mixture is one of (proportions set by --p-single / --p-sequential, the rest overlap):
 

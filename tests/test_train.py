@@ -68,6 +68,20 @@ def test_bf16_mixed_precision_training_learns_and_keeps_fp32_weights(tiny_corpus
         train(replace(cfg, amp="fp8"))
 
 
+def test_training_from_a_feature_cache_builds_it_once_and_learns(tiny_corpus, tiny_tokenizer, tmp_path) -> None:
+    cache = tmp_path / "fbank"
+    cfg = _cfg(tiny_corpus, tiny_tokenizer, tmp_path / "exp", epochs=3, feature_cache=str(cache))
+    train(cfg)
+    n_train = len((tiny_corpus / "en" / "train.jsonl").read_text().splitlines())
+    assert len((cache / "index.jsonl").read_text().splitlines()) == n_train
+    log = [json.loads(line) for line in (Path(cfg.exp_dir) / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, f"loss did not fall: {losses[:3]} ... {losses[-3:]}"
+    stamp = (cache / "feats.f16").stat().st_mtime_ns
+    train(replace(cfg, exp_dir=str(tmp_path / "exp2"), epochs=1))  # a second run reuses the cache as it is
+    assert (cache / "feats.f16").stat().st_mtime_ns == stamp
+
+
 def test_learning_rate_schedule_and_dynamic_chunks() -> None:
     cfg = TrainConfig([], [], "", "", lr=1e-3, warmup_steps=10)
     assert lr_at(0, 100, cfg) < lr_at(9, 100, cfg) == 1e-3
