@@ -19,8 +19,11 @@ Dimension letters: T frames, F fbank bins.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
+import multiprocessing
 import os
 import random
 from collections.abc import Sequence
@@ -95,9 +98,8 @@ class FeatureCache:
             self._feats = np.memmap(self.path / "feats.f16", dtype=np.float16, mode="r")
         offset, frames = rec["entries"][key]
         F = self.fbank.num_bins
-        return np.asarray(self._feats[offset * F : (offset + frames) * F], dtype=np.float32).reshape(frames, F), float(
-            rec["floor"]
-        )
+        feats = np.asarray(self._feats[offset * F : (offset + frames) * F], dtype=np.float32).reshape(frames, F)
+        return feats, float(rec["floor"])
 
     def background(self, frames: int, level: float, rng: random.Random) -> np.ndarray:
         """`(frames, F)` fbank of Gaussian noise of RMS `level` (0: digital silence).
@@ -141,14 +143,28 @@ def _speed_key(speed: float) -> str:
     return f"{float(speed):g}"
 
 
+def _compute(u: Utterance, speed_factors: tuple[float, ...], fbank: FbankConfig) -> tuple[Utterance, float, list]:
+    """One utterance's noise floor and float16 fbank `(T, F)` at each speed factor."""
+    from models.data import load_audio, speed_perturb  # models.data imports this module
+
+    x = load_audio(u.audio)
+    return (
+        u,
+        noise_floor(x),
+        [compute_fbank(speed_perturb(x, s), SAMPLE_RATE, fbank).astype(np.float16) for s in speed_factors],
+    )
+
+
 def build_feature_cache(
     utts: Sequence[Utterance],
     path: str | os.PathLike,
     speed_factors: Sequence[float] = (0.9, 1.0, 1.1),
     fbank: FbankConfig | None = None,
     progress: bool = True,
+    jobs: int = 1,
 ) -> FeatureCache:
-    """Computes the fbank of every utterance at every speed factor into `path`; returns the opened cache.
+    """Computes the fbank of every utterance at every speed factor into `path` (with `jobs` processes); returns the
+    opened cache.
 
     Resumable: an interrupted build keeps what it wrote and continues; utterances already cached are skipped, so
     the same directory can grow to hold several manifests.
@@ -156,8 +172,6 @@ def build_feature_cache(
     Raises:
         ValueError: `path` holds a cache made with other fbank settings or speed factors.
     """
-    from models.data import load_audio, speed_perturb  # models.data imports this module
-
     fbank = fbank or FbankConfig()
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -193,15 +207,25 @@ def build_feature_cache(
     with open(feats_file, "ab") as f:
         f.truncate(end * 2 * F)
     todo = list({u.id: u for u in utts if not (u.id in done and done[u.id]["audio"] == u.audio)}.values())
-    with open(feats_file, "ab") as ff, open(index_file, "a") as fi:
-        for u in tqdm(todo, desc=f"feature cache {out.name}", disable=not progress or not todo, dynamic_ncols=True):
-            x = load_audio(u.audio)
-            rec = {"id": u.id, "audio": u.audio, "entries": {}, "floor": noise_floor(x)}
-            for s in speed_factors:
-                feats = compute_fbank(speed_perturb(x, s), SAMPLE_RATE, fbank).astype(np.float16)
-                ff.write(feats.tobytes())
-                rec["entries"][_speed_key(s)] = [end, int(feats.shape[0])]
-                end += int(feats.shape[0])
+    work = functools.partial(_compute, speed_factors=tuple(speed_factors), fbank=fbank)
+    with (
+        open(feats_file, "ab") as ff,
+        open(index_file, "a") as fi,
+        multiprocessing.get_context("spawn").Pool(jobs) if jobs > 1 else contextlib.nullcontext() as pool,
+    ):
+        results = pool.imap(work, todo, chunksize=16) if pool is not None else map(work, todo)
+        for u, floor, feats in tqdm(
+            results,
+            total=len(todo),
+            desc=f"feature cache {out.name}",
+            disable=not progress or not todo,
+            dynamic_ncols=True,
+        ):
+            rec = {"id": u.id, "audio": u.audio, "entries": {}, "floor": floor}
+            for s, f in zip(speed_factors, feats, strict=True):
+                ff.write(f.tobytes())
+                rec["entries"][_speed_key(s)] = [end, int(f.shape[0])]
+                end += int(f.shape[0])
             ff.flush()
             fi.write(json.dumps(rec) + "\n")
             fi.flush()

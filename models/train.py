@@ -355,7 +355,8 @@ def _feature_cache(
         todo = have.missing(utts) if have is not None else utts
         if todo:
             print(f"feature cache {cfg.feature_cache}: computing {len(set(u.id for u in todo))} utterances")
-            build_feature_cache(todo, cfg.feature_cache, speeds if have is None else have.speed_factors)
+            speeds = speeds if have is None else have.speed_factors
+            build_feature_cache(todo, cfg.feature_cache, speeds, jobs=os.cpu_count() or 1)
     if world > 1:
         dist.barrier()
     return FeatureCache(cfg.feature_cache)

@@ -72,7 +72,7 @@ def test_padding_in_the_feature_domain_matches_the_audio_domain(tiny_corpus, tmp
 
 def test_build_resumes_after_an_interruption_and_refuses_other_settings(tiny_corpus, tmp_path) -> None:
     utts = _utts(tiny_corpus)
-    whole = build_feature_cache(utts, tmp_path / "whole", progress=False)
+    whole = build_feature_cache(utts, tmp_path / "whole", progress=False, jobs=2)  # processes: the same bytes
     part = tmp_path / "part"
     build_feature_cache(utts[:4], part, progress=False)
     # An interruption in the middle of utterance 4: its frames half written, its index line cut short.
