@@ -15,16 +15,19 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from models.feature_cache import FeatureCache, background_level, noise_floor, pad_features
 from models.manifest import Utterance
 from server.features import SAMPLE_RATE, FbankConfig, compute_fbank
 from server.resample import resample
+
+if TYPE_CHECKING:  # models.feature_cache builds on this module
+    from models.feature_cache import FeatureCache
 
 
 @dataclass
@@ -61,6 +64,19 @@ def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
     if factor == 1.0:
         return x
     return resample(x, round(SAMPLE_RATE * factor), SAMPLE_RATE)
+
+
+def noise_floor(x: np.ndarray) -> float:
+    """RMS of the quietest 10 % of the 20 ms frames of `x` `(T,)`: the level of the recording's background."""
+    frame = SAMPLE_RATE // 50
+    n = x.size // frame
+    return float(np.percentile(np.sqrt((x[: n * frame].reshape(n, frame) ** 2).mean(1)), 10)) if n else 0.0
+
+
+def background_level(floor: float, floor_dbfs: tuple[float, float], rng: random.Random) -> float:
+    """The padding's RMS level: the utterance's own floor times 0.5-1.5, never below a level drawn from
+    `floor_dbfs` (synthetic speech can have no background at all)."""
+    return max(floor * rng.uniform(0.5, 1.5), 10 ** (rng.uniform(*floor_dbfs) / 20))
 
 
 def pad_with_background(x: np.ndarray, cfg: AugmentSettings, rng: random.Random) -> np.ndarray:
@@ -171,7 +187,7 @@ class UtteranceDataset(Dataset):
         a = self.augment
         feats, floor = self.cache.features(self.utts[i], rng.choice(a.speed_factors) if a is not None else 1.0)
         if a is not None:
-            feats = pad_features(feats, floor, self.cache, a.pad_prob, a.pad_max_s, a.pad_floor_dbfs, rng)
+            feats = self.cache.pad(feats, floor, a, rng)
         out = torch.from_numpy(feats)
         return (spec_augment(out, a, rng) if a is not None else out), self.tokens[i], i
 

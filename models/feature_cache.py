@@ -4,7 +4,7 @@ On a small CPU the data worker shares the cores with the model step: reading the
 (resampling) and fbank cost about 20 ms per utterance, a third of a 2-core training step, every epoch again. A cache
 computes them once (a few minutes, resumable) and training reads `(T, F)` float16 slices from one memory-mapped file.
 What stays on the fly is cheap: the choice of speed, silence padding (done here in the feature domain, see
-`pad_features`) and SpecAugment. This is what icefall does with lhotse's precomputed (speed-perturbed) features.
+`FeatureCache.pad`) and SpecAugment. This is what icefall does with lhotse's precomputed (speed-perturbed) features.
 
     parley train ... --feature-cache data/fbank/en    # built on first use (progress bar), then reused
 
@@ -32,24 +32,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from models.data import AugmentSettings, background_level, load_audio, noise_floor, speed_perturb
 from models.manifest import Utterance
 from server.features import SAMPLE_RATE, FbankConfig, compute_fbank
 
 LOG_FLOOR = float(np.log(np.finfo(np.float32).eps))  # the fbank of digital silence (kaldi's log energy floor)
 _NOISE_SECONDS = 30.0
-
-
-def noise_floor(x: np.ndarray) -> float:
-    """RMS of the quietest 10 % of the 20 ms frames of `x` `(T,)`: the level of the recording's background."""
-    frame = SAMPLE_RATE // 50
-    n = x.size // frame
-    return float(np.percentile(np.sqrt((x[: n * frame].reshape(n, frame) ** 2).mean(1)), 10)) if n else 0.0
-
-
-def background_level(floor: float, floor_dbfs: tuple[float, float], rng: random.Random) -> float:
-    """The padding's RMS level: the utterance's own floor times 0.5-1.5, never below a level drawn from
-    `floor_dbfs` (synthetic speech can have no background at all)."""
-    return max(floor * rng.uniform(0.5, 1.5), 10 ** (rng.uniform(*floor_dbfs) / 20))
 
 
 class FeatureCache:
@@ -101,6 +89,18 @@ class FeatureCache:
         feats = np.asarray(self._feats[offset * F : (offset + frames) * F], dtype=np.float32).reshape(frames, F)
         return feats, float(rec["floor"])
 
+    def pad(self, feats: np.ndarray, floor: float, cfg: AugmentSettings, rng: random.Random) -> np.ndarray:
+        """`(T, F)` -> `(T', F)`: the feature-domain twin of `models.data.pad_with_background` (same draws, same
+        probabilities): background frames before and after the speech at the utterance's own noise level (`floor`,
+        RMS), one padding in five digital silence."""
+        if cfg.pad_prob <= 0 or rng.random() >= cfg.pad_prob:
+            return feats
+        shift = self.fbank.frame_shift
+        before = round(round(rng.uniform(0, cfg.pad_max_s) * SAMPLE_RATE) / shift)
+        after = round(round(rng.uniform(0, cfg.pad_max_s) * SAMPLE_RATE) / shift)
+        level = 0.0 if rng.random() < 0.2 else background_level(floor, cfg.pad_floor_dbfs, rng)
+        return np.concatenate([self.background(before, level, rng), feats, self.background(after, level, rng)])
+
     def background(self, frames: int, level: float, rng: random.Random) -> np.ndarray:
         """`(frames, F)` fbank of Gaussian noise of RMS `level` (0: digital silence).
 
@@ -118,35 +118,12 @@ class FeatureCache:
         return np.maximum(out + 2.0 * math.log(level), LOG_FLOOR).astype(np.float32)
 
 
-def pad_features(
-    feats: np.ndarray,
-    floor: float,
-    cache: FeatureCache,
-    pad_prob: float,
-    pad_max_s: float,
-    floor_dbfs: tuple[float, float],
-    rng: random.Random,
-) -> np.ndarray:
-    """`(T, F)` -> `(T', F)`: the feature-domain twin of `models.data.pad_with_background` (same draws, same
-    probabilities): background frames before and after the speech at the utterance's own noise level, one padding
-    in five digital silence."""
-    if pad_prob <= 0 or rng.random() >= pad_prob:
-        return feats
-    shift = cache.fbank.frame_shift
-    before = round(round(rng.uniform(0, pad_max_s) * SAMPLE_RATE) / shift)
-    after = round(round(rng.uniform(0, pad_max_s) * SAMPLE_RATE) / shift)
-    level = 0.0 if rng.random() < 0.2 else background_level(floor, floor_dbfs, rng)
-    return np.concatenate([cache.background(before, level, rng), feats, cache.background(after, level, rng)])
-
-
 def _speed_key(speed: float) -> str:
     return f"{float(speed):g}"
 
 
 def _compute(u: Utterance, speed_factors: tuple[float, ...], fbank: FbankConfig) -> tuple[Utterance, float, list]:
     """One utterance's noise floor and float16 fbank `(T, F)` at each speed factor."""
-    from models.data import load_audio, speed_perturb  # models.data imports this module
-
     x = load_audio(u.audio)
     return (
         u,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.data import AugmentSettings, UtteranceDataset, load_audio, speed_perturb
-from models.feature_cache import LOG_FLOOR, FeatureCache, build_feature_cache, pad_features
+from models.feature_cache import LOG_FLOOR, FeatureCache, build_feature_cache
 from models.manifest import read_manifest
 from server.features import SAMPLE_RATE, compute_fbank
 
@@ -58,7 +58,7 @@ def test_padding_in_the_feature_domain_matches_the_audio_domain(tiny_corpus, tmp
     cfg = AugmentSettings(pad_prob=1.0, pad_max_s=1.0)
     kinds = {"noise": 0, "zeros": 0}
     for seed in range(30):
-        out = pad_features(feats, floor, cache, cfg.pad_prob, cfg.pad_max_s, cfg.pad_floor_dbfs, random.Random(seed))
+        out = cache.pad(feats, floor, cfg, random.Random(seed))
         assert feats.shape[0] <= out.shape[0] <= feats.shape[0] + 2 * 100 + 2
         start = next(i for i in range(out.shape[0] - feats.shape[0] + 1) if np.array_equal(out[i], feats[0]))
         assert np.array_equal(out[start : start + feats.shape[0]], feats)
@@ -67,7 +67,7 @@ def test_padding_in_the_feature_domain_matches_the_audio_domain(tiny_corpus, tmp
             continue
         kinds["zeros" if (pad == LOG_FLOOR).all() else "noise"] += 1
     assert kinds["noise"] > kinds["zeros"] > 0, kinds
-    assert pad_features(feats, floor, cache, 0.0, 1.0, (-90.0, -50.0), random.Random(0)) is feats
+    assert cache.pad(feats, floor, AugmentSettings(pad_prob=0.0), random.Random(0)) is feats
 
 
 def test_build_resumes_after_an_interruption_and_refuses_other_settings(tiny_corpus, tmp_path) -> None:
