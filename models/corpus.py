@@ -7,12 +7,19 @@
 Layout of `--out`::
 
     <lang>/<split>.jsonl                      one manifest per language and split (models/manifest.py)
+    <lang>/balance.jsonl                      with --min-per-template K: extra train utterances (see below)
     <lang>/wav/<split>/<shard>/<id>.wav       16 kHz mono 16-bit audio
     corpus.json                               the settings that built it
 
 Every utterance depends only on (seed, language, split, index): the same seed gives the same corpus whatever the
 number of processes, and an interrupted build resumes where it stopped (finished utterances are kept as a WAV plus
 a one-line sidecar until the split's manifest is written).
+
+Balance. The grammar draws a template uniformly and keeps only new sentences, so a template with few slot
+combinations runs dry: "do i need a visa for {country}" gives 30 train sentences where "set a timer for ..." gives
+600, and each is spoken once. With `--min-per-template K`, every train template with fewer than K utterances gets
+its own train sentences spoken again by other train voices, round robin (at most `MAX_REPEATS` times each), until
+it has K; they go to `balance.jsonl`, a manifest to train on next to train.jsonl. No sentence leaves its split.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from server.features import SAMPLE_RATE
 from server.resample import resample
 
 _SHARD = 1000  # files per folder
+MAX_REPEATS = 8  # a balanced sentence is spoken at most this many times in all (train + balance)
+BALANCE = "balance"  # the manifest of the extra train utterances
 
 
 @dataclass
@@ -52,6 +61,7 @@ class CorpusConfig:
     dev: int = 200  # utterances per language
     test: int = 200
     test_unseen: int = 200
+    min_per_template: int = 0  # > 0: balance.jsonl tops every train template up to this many utterances
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -66,6 +76,11 @@ class _Job:
     voice: object
     seed: int
     augment: AugmentConfig
+    part: str = ""  # the manifest it goes to, when not its split's (BALANCE)
+
+    @property
+    def manifest(self) -> str:
+        return self.part or self.split
 
 
 def _utt_id(language: str, split: str, index: int) -> str:
@@ -73,8 +88,8 @@ def _utt_id(language: str, split: str, index: int) -> str:
 
 
 def _wav_path(out: Path, job: _Job) -> Path:
-    uid = _utt_id(job.language, job.split, job.index)
-    return out / job.language / "wav" / job.split / f"{job.index // _SHARD:04d}" / f"{uid}.wav"
+    uid = _utt_id(job.language, job.manifest, job.index)
+    return out / job.language / "wav" / job.manifest / f"{job.index // _SHARD:04d}" / f"{uid}.wav"
 
 
 def synthesize_utterance(job: _Job) -> Utterance:
@@ -91,11 +106,12 @@ def synthesize_utterance(job: _Job) -> Utterance:
     text = job.sentence.text[lang]
     syn = synthesize(text, **job.voice.synth_kwargs())
     x = resample(syn.samples, syn.sample_rate, SAMPLE_RATE)
-    rng = np.random.default_rng([job.seed, grammar.LANGUAGES.index(lang), grammar.SPLITS.index(job.split), job.index])
+    key = [job.seed, grammar.LANGUAGES.index(lang), grammar.SPLITS.index(job.split), job.index]
+    rng = np.random.default_rng(key + ([1] if job.part else []))
     x = augment(x, SAMPLE_RATE, rng, job.augment)
     write_wav(wav, x, SAMPLE_RATE)
     utt = Utterance(
-        id=_utt_id(lang, job.split, job.index),
+        id=_utt_id(lang, job.manifest, job.index),
         audio=str(wav),
         duration=x.size / SAMPLE_RATE,
         language=lang,
@@ -119,6 +135,37 @@ def _jobs(cfg: CorpusConfig, out: Path, language: str, split: str, n: int) -> li
     return [
         _Job(str(out), language, split, i, s, sample_voice(language, rng, split), cfg.seed, cfg.augment)
         for i, s in enumerate(sentences)
+    ]
+
+
+def _balance_jobs(cfg: CorpusConfig, train: list[_Job]) -> list[_Job]:
+    """Extra train jobs: each template's train sentences again, new voices, until it has `min_per_template`."""
+    by_template: dict[str, list[grammar.Sentence]] = {}
+    for job in train:
+        by_template.setdefault(job.sentence.template, []).append(job.sentence)
+    if not train:
+        return []
+    first = train[0]
+    split_seed = cfg.seed * 1000 + grammar.LANGUAGES.index(first.language) * 10 + grammar.SPLITS.index("train")
+    rng = random.Random(split_seed + 7)
+    extra: list[grammar.Sentence] = []
+    for name in sorted(by_template):
+        sentences = by_template[name]
+        n = min(cfg.min_per_template - len(sentences), (MAX_REPEATS - 1) * len(sentences))
+        extra += [sentences[i % len(sentences)] for i in range(max(0, n))]
+    return [
+        _Job(
+            first.out,
+            first.language,
+            "train",
+            i,
+            s,
+            sample_voice(first.language, rng, "train"),
+            cfg.seed,
+            cfg.augment,
+            part=BALANCE,
+        )
+        for i, s in enumerate(extra)
     ]
 
 
@@ -156,17 +203,23 @@ def build_corpus(out: str | os.PathLike, cfg: CorpusConfig, jobs: int = 1) -> di
     for lang in cfg.languages:
         if lang not in grammar.LANGUAGES:
             raise ValueError(f"unknown language {lang!r}; the grammar has {grammar.LANGUAGES}")
-        for split in grammar.SPLITS:
+        parts = grammar.SPLITS + ((BALANCE,) if cfg.min_per_template > 0 else ())
+        for split in parts:
             manifest = out / lang / f"{split}.jsonl"
             if manifest.exists():
                 n, secs = _manifest_size(manifest)
                 summary.setdefault(lang, {})[split] = {"utterances": n, "hours": secs / 3600, "resumed": True}
                 continue
             t0 = time.time()
+            # Average utterances are 2-3 s; ask the grammar for more train sentences than can be needed.
+            n_train = int(cfg.hours * 3600 / 1.0) + 100
             if split == "train":
-                # Average utterances are 2-3 s; ask the grammar for more sentences than can be needed.
-                n_max = int(cfg.hours * 3600 / 1.0) + 100
-                utts = _run_split(_jobs(cfg, out, lang, split, n_max), jobs, cfg.hours * 3600, f"{lang}/{split}")
+                utts = _run_split(_jobs(cfg, out, lang, split, n_train), jobs, cfg.hours * 3600, f"{lang}/{split}")
+            elif split == BALANCE:
+                # The train split is made of the first of its jobs, in order, up to the hours asked for.
+                made, _ = _manifest_size(out / lang / "train.jsonl")
+                todo = _balance_jobs(cfg, _jobs(cfg, out, lang, "train", n_train)[:made])
+                utts = _run_split(todo, jobs, None, f"{lang}/{split}")
             else:
                 utts = _run_split(_jobs(cfg, out, lang, split, getattr(cfg, split)), jobs, None, f"{lang}/{split}")
             write_manifest(manifest, utts)
@@ -222,6 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=200,
         help="utterances per language from template families never seen in training",
     )
+    b.add_argument(
+        "--min-per-template",
+        type=int,
+        default=0,
+        help="also write balance.jsonl: train templates with fewer utterances are re-spoken up to this many "
+        f"(at most {MAX_REPEATS} renderings per sentence; default 0: no balance manifest)",
+    )
     b.add_argument("--seed", type=int, default=0, help="the same seed gives the same corpus (default: 0)")
     b.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="synthesis processes (default: all cores)")
     b.add_argument("--no-augment", action="store_true", help="clean speech only: no noise, gain or reverb")
@@ -234,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dev=args.dev,
         test=args.test,
         test_unseen=args.test_unseen,
+        min_per_template=args.min_per_template,
         seed=args.seed,
         augment=AugmentConfig.disabled() if args.no_augment else AugmentConfig(),
     )

@@ -20,7 +20,8 @@ A line's `text` is the t-SOT label (models/tsot.py: words by end time, `<cc>` at
 takes the manifest as is. `words` are the serialized words with their times in the mixture; the extra keys are
 `tsot_words` (each word with its virtual `channel`, source `speaker` (voice) and times), `channels` (the reference
 text of each virtual channel, for cpWER), `kind`, `overlap` (overlapped seconds / mixture seconds), `offset_s`,
-`gain_db` and `sources` (the source utterance ids). Everything depends only on (seed, index).
+`gain_db` and `sources` (the source utterance ids). Everything depends only on (seed, index), and an interrupted
+run resumes: each finished mixture leaves its WAV and a one-line sidecar (`<id>.json`) until mix.jsonl is written.
 """
 
 from __future__ import annotations
@@ -136,6 +137,9 @@ def mix_one(job: _Job) -> dict:
     p = job.plan
     uid = f"mix-{job.index:07d}"
     wav = Path(job.out) / "wav" / f"{job.index // _SHARD:04d}" / f"{uid}.wav"
+    sidecar = wav.with_suffix(".json")
+    if sidecar.exists() and wav.exists():
+        return json.loads(sidecar.read_text(encoding="utf-8"))
     x1, sr1 = read_wav(job.first.audio)
     assert sr1 == SAMPLE_RATE, f"{job.first.audio}: {sr1} Hz, expected {SAMPLE_RATE}"
     sources = [(job.first.voice, job.first.words)]
@@ -174,6 +178,7 @@ def mix_one(job: _Job) -> dict:
         gain_db=round(p.gain_db, 2),
         sources=[job.first.id] + ([job.second.id] if job.second else []),
     )
+    sidecar.write_text(json.dumps(line, ensure_ascii=False), encoding="utf-8")
     return line
 
 
@@ -208,6 +213,8 @@ def simulate(
         for line in lines:
             f.write(json.dumps(line, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
+    for sidecar in (out / "wav").rglob("*.json"):
+        sidecar.unlink()
     return path
 
 

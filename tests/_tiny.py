@@ -5,7 +5,14 @@ from pathlib import Path
 
 import torch
 
+from models.augment import AugmentConfig
+from models.corpus import CorpusConfig
 from models.encoder import EncoderConfig
+
+# About 40 s of English train audio plus small dev/test sets, clean speech (the `tiny_corpus` fixture).
+TINY_CORPUS = CorpusConfig(
+    languages=("en",), hours=0.012, dev=6, test=6, test_unseen=6, seed=0, augment=AugmentConfig.disabled()
+)
 
 TINY_ENCODER = EncoderConfig(
     d_model=32,

@@ -10,14 +10,11 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     """About 40 s of English train audio plus small dev/test sets, clean speech, built with the real builder."""
-    from models.augment import AugmentConfig
-    from models.corpus import CorpusConfig, build_corpus
+    from models.corpus import build_corpus
+    from tests._tiny import TINY_CORPUS
 
     out = tmp_path_factory.mktemp("corpus")
-    cfg = CorpusConfig(
-        languages=("en",), hours=0.012, dev=6, test=6, test_unseen=6, seed=0, augment=AugmentConfig.disabled()
-    )
-    build_corpus(out, cfg, jobs=2)
+    build_corpus(out, TINY_CORPUS, jobs=2)
     return out
 
 

@@ -1,13 +1,15 @@
 import hashlib
 import json
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from models import grammar
-from models.augment import AugmentConfig
-from models.corpus import CorpusConfig, build_corpus
+from models.corpus import MAX_REPEATS, CorpusConfig, build_corpus
 from models.manifest import read_manifest
 from models.voices import TEST_VARIANTS
 from server.audio import read_wav
+from tests._tiny import TINY_CORPUS
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -40,9 +42,7 @@ def test_manifests_audio_and_word_timings(tiny_corpus: Path) -> None:
 
 
 def test_same_seed_same_corpus_whatever_the_processes_and_resume(tiny_corpus: Path, tmp_path: Path) -> None:
-    cfg = CorpusConfig(
-        languages=("en",), hours=0.012, dev=6, test=6, test_unseen=6, seed=0, augment=AugmentConfig.disabled()
-    )
+    cfg = TINY_CORPUS
     build_corpus(tmp_path / "a", cfg, jobs=1)
     assert _digest(tmp_path / "a") == _digest(tiny_corpus)
     # An interrupted build: a split's manifest and some of its audio missing. Rebuilding restores them exactly.
@@ -60,3 +60,31 @@ def test_augmented_corpus_differs_but_is_reproducible(tmp_path: Path) -> None:
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     utts = read_manifest(tmp_path / "a" / "de" / "train.jsonl")
     assert utts and all(u.language == "de" and "en" in u.translations for u in utts)
+
+
+def test_balance_tops_up_rare_templates_with_train_sentences_and_new_voices(tiny_corpus: Path, tmp_path: Path) -> None:
+    cfg = replace(TINY_CORPUS, min_per_template=3)
+    build_corpus(tmp_path / "a", cfg, jobs=2)
+    a = tmp_path / "a" / "en"
+    # The four splits are those of the corpus built without balance; balance.jsonl comes on top.
+    assert {k: v for k, v in _digest(tmp_path / "a").items() if "balance" not in k} == _digest(tiny_corpus)
+    train, extra = read_manifest(a / "train.jsonl"), read_manifest(a / "balance.jsonl")
+    templates: dict[str, str] = {}
+    for s in grammar.generate("train", 200, seed=grammar.LANGUAGES.index("en") * 10):
+        templates.setdefault(s.text["en"], s.template)
+    per_template = Counter(templates[u.text] for u in train)
+    want = sum(min(3 - n, (MAX_REPEATS - 1) * n) for n in per_template.values() if n < 3)
+    assert len(extra) == want > 0
+    assert Counter(templates[u.text] for u in train + extra) == {t: max(n, 3) for t, n in per_template.items()}
+    spoken = {u.text: u for u in train}
+    for u in extra:
+        assert u.id.startswith("en-balance-") and u.text in spoken, u.id
+        variant = u.voice.split("/")[0].partition("+")[2]
+        assert variant not in TEST_VARIANTS, u.voice
+    # Mostly another voice than the train rendering of the same sentence (the voice is drawn, not excluded).
+    assert sum(u.voice != spoken[u.text].voice for u in extra) >= 0.8 * len(extra)
+    # Interrupted: balance's manifest gone. The rebuild gives the same files.
+    before = _digest(tmp_path / "a")
+    (a / "balance.jsonl").unlink()
+    build_corpus(tmp_path / "a", cfg, jobs=1)
+    assert _digest(tmp_path / "a") == before

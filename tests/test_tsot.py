@@ -137,6 +137,19 @@ def test_simulate_writes_audio_and_tsot_labels(tiny_corpus: Path, tmp_path: Path
     again = simulate(src, tmp_path / "b", 8, seed=5, cfg=cfg, jobs=2)
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     assert lines == [json.loads(x) for x in again.read_text().splitlines()], "same seed, same mixtures"
+    assert not list((tmp_path / "a" / "wav").rglob("*.json")), "sidecars are gone once mix.jsonl is written"
+    # An interrupted run: no mix.jsonl, some mixtures finished (WAV + sidecar). The rerun keeps those and makes
+    # the rest; here a finished sidecar is marked to show it is read back, not recomputed.
+    (tmp_path / "b" / "mix.jsonl").unlink()
+    wavs = sorted((tmp_path / "b" / "wav").rglob("*.wav"))
+    for wav in wavs[3:]:
+        wav.unlink()
+    for i, wav in enumerate(wavs[:3]):
+        wav.with_suffix(".json").write_text(json.dumps({**lines[i], "gain_db": 99.0 + i}))
+    path_b = simulate(src, tmp_path / "b", 8, seed=5, cfg=cfg, jobs=2)
+    resumed = [json.loads(x) for x in path_b.read_text().splitlines()]
+    assert [x["gain_db"] for x in resumed[:3]] == [99.0, 100.0, 101.0]
+    assert resumed[3:] == lines[3:]
     utts = read_manifest(path)
     assert len(utts) == 8
     for line, utt in zip(lines, utts, strict=True):
