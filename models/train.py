@@ -504,13 +504,14 @@ def train(cfg: TrainConfig) -> dict:
         rng.seed(cfg.seed * 7919 + epoch)
         train_mode()
         bar = tqdm(
-            total=steps_per_epoch,
+            total=len(sampler),  # batches this epoch (bucketing makes the count vary a little between epochs)
             initial=skip,
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
             disable=not main_proc,
             dynamic_ncols=True,
         )
         t0 = time.time()
+        finished_epoch = True  # unless max_steps stops the loop below before the epoch's last batch
         if skip:  # resuming mid-epoch: the batches this epoch has not seen yet
             it = DataLoader(
                 train_ds, batch_sampler=list(sampler)[skip:], collate_fn=collate, num_workers=cfg.num_workers
@@ -565,10 +566,10 @@ def train(cfg: TrainConfig) -> dict:
                 bar.write(f"step {state['step']}: dev WER {100 * w:.2f}%")
                 train_mode()
             if cfg.max_steps and state["step"] >= cfg.max_steps:
+                finished_epoch = state["batch"] >= len(sampler)
                 break
         bar.close()
         state["train_seconds"] += time.time() - t0
-        finished_epoch = state["batch"] >= steps_per_epoch
         if finished_epoch:
             state["epoch"] += 1
             state["batch"] = 0

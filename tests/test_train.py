@@ -160,3 +160,38 @@ def test_ddp_with_two_cpu_processes(tiny_corpus, tiny_tokenizer, tmp_path) -> No
     assert (exp / "last.pt").exists()
     ck = torch.load(exp / "last.pt", weights_only=False)
     assert ck["state"]["epoch"] == 1 and ck["state"]["step"] > 0
+
+
+def test_an_epoch_with_fewer_batches_than_the_first_still_ends(tiny_corpus, tiny_tokenizer, tmp_path, monkeypatch):
+    # Bucketing can give an epoch one batch fewer than epoch 0; training once took such an epoch for unfinished and
+    # went round it forever. Here every epoch after the first loses its last batch.
+    import models.train as train_module
+    from models.data import DurationBatchSampler
+
+    class Shrinking(DurationBatchSampler):
+        passes = 0
+
+        def _batches(self) -> list[list[int]]:
+            batches = super()._batches()
+            return batches[:-1] if self.epoch > 0 else batches
+
+        def __iter__(self):
+            Shrinking.passes += 1
+            if Shrinking.passes > 20:
+                raise RuntimeError("the epoch loop does not end")
+            return super().__iter__()
+
+    monkeypatch.setattr(train_module, "DurationBatchSampler", Shrinking)
+    cfg = _cfg(tiny_corpus, tiny_tokenizer, tmp_path / "exp", epochs=3, augment=False)
+    result = train(cfg)
+    n0 = len(Shrinking(_durations(cfg), cfg.max_seconds, seed=cfg.seed)._batches())
+    assert result["step"] == 3 * n0 - 2
+    _, ck = load_model(Path(cfg.exp_dir) / "last.pt")
+    assert ck["state"]["epoch"] == 3 and ck["state"]["batch"] == 0
+    assert all((Path(cfg.exp_dir) / f"epoch-{e}.pt").exists() for e in (1, 2, 3))
+
+
+def _durations(cfg: TrainConfig) -> list[float]:
+    from models.manifest import read_manifest
+
+    return [u.duration for m in cfg.train for u in read_manifest(m)]
