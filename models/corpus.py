@@ -31,7 +31,7 @@ import random
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -128,8 +128,12 @@ def _from_sidecar(path: Path) -> Utterance:
     return Utterance.from_dict(json.loads(path.read_text()))
 
 
+def _split_seed(cfg: CorpusConfig, language: str, split: str) -> int:
+    return cfg.seed * 1000 + grammar.LANGUAGES.index(language) * 10 + grammar.SPLITS.index(split)
+
+
 def _jobs(cfg: CorpusConfig, out: Path, language: str, split: str, n: int) -> list[_Job]:
-    split_seed = cfg.seed * 1000 + grammar.LANGUAGES.index(language) * 10 + grammar.SPLITS.index(split)
+    split_seed = _split_seed(cfg, language, split)
     sentences = grammar.generate(split, n, seed=split_seed)
     rng = random.Random(split_seed)
     return [
@@ -140,31 +144,20 @@ def _jobs(cfg: CorpusConfig, out: Path, language: str, split: str, n: int) -> li
 
 def _balance_jobs(cfg: CorpusConfig, train: list[_Job]) -> list[_Job]:
     """Extra train jobs: each template's train sentences again, new voices, until it has `min_per_template`."""
+    if not train:
+        return []
     by_template: dict[str, list[grammar.Sentence]] = {}
     for job in train:
         by_template.setdefault(job.sentence.template, []).append(job.sentence)
-    if not train:
-        return []
-    first = train[0]
-    split_seed = cfg.seed * 1000 + grammar.LANGUAGES.index(first.language) * 10 + grammar.SPLITS.index("train")
-    rng = random.Random(split_seed + 7)
     extra: list[grammar.Sentence] = []
     for name in sorted(by_template):
         sentences = by_template[name]
         n = min(cfg.min_per_template - len(sentences), (MAX_REPEATS - 1) * len(sentences))
         extra += [sentences[i % len(sentences)] for i in range(max(0, n))]
+    first = train[0]
+    rng = random.Random(_split_seed(cfg, first.language, "train") + 7)
     return [
-        _Job(
-            first.out,
-            first.language,
-            "train",
-            i,
-            s,
-            sample_voice(first.language, rng, "train"),
-            cfg.seed,
-            cfg.augment,
-            part=BALANCE,
-        )
+        replace(first, index=i, sentence=s, voice=sample_voice(first.language, rng, "train"), part=BALANCE)
         for i, s in enumerate(extra)
     ]
 

@@ -178,7 +178,9 @@ def mix_one(job: _Job) -> dict:
         gain_db=round(p.gain_db, 2),
         sources=[job.first.id] + ([job.second.id] if job.second else []),
     )
-    sidecar.write_text(json.dumps(line, ensure_ascii=False), encoding="utf-8")
+    part = sidecar.with_name(sidecar.name + ".part")  # a run killed mid-write leaves no half sidecar
+    part.write_text(json.dumps(line, ensure_ascii=False), encoding="utf-8")
+    os.replace(part, sidecar)
     return line
 
 
