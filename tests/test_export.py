@@ -308,3 +308,29 @@ def test_trained_model_transcripts_match_sherpa_onnx(tmp_path) -> None:
         x = np.concatenate([audio, np.zeros(SR // 2, dtype=np.float32)])
         ours = transcribe(rec, x, SR, tail_padding_ms=0, max_symbols_per_frame=1)
         assert _sherpa(out, x).text.strip() == ours.text, u.id
+
+
+def test_bundle_eval_reports_wer_speed_size_and_parity(tiny, tiny_corpus, tmp_path) -> None:
+    from export.evaluate_bundle import main as bundle_eval
+    from models.data import load_audio
+    from models.manifest import read_manifest
+    from models.wer import error_counts
+    from server.transducer import transcribe_many
+
+    _, folder = tiny
+    manifest = tiny_corpus / "en" / "test.jsonl"
+    out = tmp_path / "report.json"
+    args = ["--bundle", str(folder), "--manifest", str(manifest), "--rtf-utts", "2", "--out", str(out)]
+    assert bundle_eval([*args, "--checkpoint", str(folder.parent / "tiny.pt"), "--parity", "3"]) == 0
+    report = json.loads(out.read_text())
+    utts = read_manifest(manifest)
+    assert report["utterances"] == len(utts) and set(report["precisions"]) == {"fp32", "int8"}
+    for precision, row in report["precisions"].items():
+        assert row["single_stream_rtf"] > 0 and row["total_mb"] > 0
+        # The one-symbol-per-frame WER is that of Parley's runtime decoding as sherpa-onnx does.
+        hyps = transcribe_many(
+            _recognizer(folder, precision), [load_audio(u.audio) for u in utts], 16000, max_symbols_per_frame=1
+        )
+        expected = error_counts([u.text for u in utts], [h.text for h in hyps], "en").rate
+        assert row["wer_one_symbol_per_frame"] == pytest.approx(expected), precision
+    assert report["parity"]["parley_vs_sherpa_identical"] == report["parity"]["pytorch_vs_parley_identical"] == 3
