@@ -197,6 +197,8 @@ def build_corpus(out: str | os.PathLike, cfg: CorpusConfig, jobs: int = 1) -> di
         if lang not in grammar.LANGUAGES:
             raise ValueError(f"unknown language {lang!r}; the grammar has {grammar.LANGUAGES}")
         parts = grammar.SPLITS + ((BALANCE,) if cfg.min_per_template > 0 else ())
+        # Average utterances are 2-3 s; ask the grammar for more train sentences than can be needed.
+        n_train = int(cfg.hours * 3600 / 1.0) + 100
         for split in parts:
             manifest = out / lang / f"{split}.jsonl"
             if manifest.exists():
@@ -204,8 +206,6 @@ def build_corpus(out: str | os.PathLike, cfg: CorpusConfig, jobs: int = 1) -> di
                 summary.setdefault(lang, {})[split] = {"utterances": n, "hours": secs / 3600, "resumed": True}
                 continue
             t0 = time.time()
-            # Average utterances are 2-3 s; ask the grammar for more train sentences than can be needed.
-            n_train = int(cfg.hours * 3600 / 1.0) + 100
             if split == "train":
                 utts = _run_split(_jobs(cfg, out, lang, split, n_train), jobs, cfg.hours * 3600, f"{lang}/{split}")
             elif split == BALANCE:

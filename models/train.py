@@ -503,8 +503,9 @@ def train(cfg: TrainConfig) -> dict:
         skip = state["batch"]
         rng.seed(cfg.seed * 7919 + epoch)
         train_mode()
+        n_batches = len(sampler)  # this epoch's: bucketing makes the count vary a little between epochs
         bar = tqdm(
-            total=len(sampler),  # batches this epoch (bucketing makes the count vary a little between epochs)
+            total=n_batches,
             initial=skip,
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
             disable=not main_proc,
@@ -566,7 +567,7 @@ def train(cfg: TrainConfig) -> dict:
                 bar.write(f"step {state['step']}: dev WER {100 * w:.2f}%")
                 train_mode()
             if cfg.max_steps and state["step"] >= cfg.max_steps:
-                finished_epoch = state["batch"] >= len(sampler)
+                finished_epoch = state["batch"] >= n_batches
                 break
         bar.close()
         state["train_seconds"] += time.time() - t0

@@ -5,7 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from models import grammar
-from models.corpus import MAX_REPEATS, CorpusConfig, build_corpus
+from models.corpus import MAX_REPEATS, CorpusConfig, _split_seed, build_corpus
 from models.manifest import read_manifest
 from models.voices import TEST_VARIANTS
 from server.audio import read_wav
@@ -70,7 +70,7 @@ def test_balance_tops_up_rare_templates_with_train_sentences_and_new_voices(tiny
     assert {k: v for k, v in _digest(tmp_path / "a").items() if "balance" not in k} == _digest(tiny_corpus)
     train, extra = read_manifest(a / "train.jsonl"), read_manifest(a / "balance.jsonl")
     templates: dict[str, str] = {}
-    for s in grammar.generate("train", 200, seed=grammar.LANGUAGES.index("en") * 10):
+    for s in grammar.generate("train", 200, seed=_split_seed(cfg, "en", "train")):  # the corpus's own draw
         templates.setdefault(s.text["en"], s.template)
     per_template = Counter(templates[u.text] for u in train)
     want = sum(min(3 - n, (MAX_REPEATS - 1) * n) for n in per_template.values() if n < 3)

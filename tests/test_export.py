@@ -315,6 +315,7 @@ def test_bundle_eval_reports_wer_speed_size_and_parity(tiny, tiny_corpus, tmp_pa
     from models.data import load_audio
     from models.manifest import read_manifest
     from models.wer import error_counts
+    from server.features import SAMPLE_RATE
     from server.transducer import transcribe_many
 
     _, folder = tiny
@@ -329,7 +330,7 @@ def test_bundle_eval_reports_wer_speed_size_and_parity(tiny, tiny_corpus, tmp_pa
         assert row["single_stream_rtf"] > 0 and row["total_mb"] > 0
         # The one-symbol-per-frame WER is that of Parley's runtime decoding as sherpa-onnx does.
         hyps = transcribe_many(
-            _recognizer(folder, precision), [load_audio(u.audio) for u in utts], 16000, max_symbols_per_frame=1
+            _recognizer(folder, precision), [load_audio(u.audio) for u in utts], SAMPLE_RATE, max_symbols_per_frame=1
         )
         expected = error_counts([u.text for u in utts], [h.text for h in hyps], "en").rate
         assert row["wer_one_symbol_per_frame"] == pytest.approx(expected), precision
