@@ -33,7 +33,8 @@ when that decision changes, the new head decodes the open segment's encoder outp
 
 A multi-talker head (bundle kind "tsot", head post_processing "tsot") emits `<cc>` where the talker changes: its
 messages' `text` drops the marks, `speakers` holds the text of each of the two channels (server/tsot.py), and each
-word of a final carries its channel as `speaker`. Other heads' messages are unchanged.
+word carries its channel as `speaker`; partials carry their `words` too, so a live caption shows each talker's
+words while they stream. Other heads' messages are unchanged.
 """
 
 from __future__ import annotations
@@ -356,14 +357,11 @@ class _Decoder:
         if sent != self.last_sent:
             if self.partials and not flushing:
                 end_s = self._t(self.detector.frames_total)
+                extra = self._extra(translations, text)
+                if self.tsot:  # a live caption colours each word by its talker before the segment closes
+                    extra["words"] = [w.to_dict() for w in self.words(hyp)]
                 messages.append(
-                    partial_message(
-                        self.segment,
-                        self._shown(text),
-                        self._t(self.segment_start_frame),
-                        end_s,
-                        **self._extra(translations, text),
-                    )
+                    partial_message(self.segment, self._shown(text), self._t(self.segment_start_frame), end_s, **extra)
                 )
             self.last_sent = sent
         return messages

@@ -419,7 +419,8 @@ def partial_message(segment: int, text: str, start: float, end: float, **extra: 
         end: how far the server has decoded, in seconds from the stream's start: this text accounts for all audio
             up to `end` (clients measure latency with it).
         **extra: further fields: the captioned `language` and `translations` {language: text} of multilingual
-            models; `speakers` [{speaker, text}] of multi-talker (t-SOT) models.
+            models; `speakers` [{speaker, text}] and `words` (each with its `speaker`) of multi-talker (t-SOT)
+            models.
     """
     msg = {"type": "partial", "segment": int(segment), "text": text, "start": _seconds(start), "end": _seconds(end)}
     msg.update(extra)
