@@ -75,6 +75,8 @@ def test_split_inverts_serialization() -> None:
         assert channels == by_channel, (s.text, by_channel)
         assert sorted(channels[0] + channels[1]) == sorted(w.word for _, ws in spans for w in ws)
         assert strip_channel_changes(s.text) == " ".join(w.word for w in s.words)
+        glued = s.text.replace(" <cc> ", "<cc> ")  # as sherpa-onnx writes it
+        assert split_channels(glued) == channels and strip_channel_changes(glued) == strip_channel_changes(s.text)
 
 
 def test_tokenizer_encodes_cc_as_one_piece() -> None:
@@ -213,6 +215,23 @@ def test_tsot_bundle_json(tsot_bundles: Path) -> None:
     assert meta["kind"] == "tsot" and meta["heads"][0]["post_processing"] == "tsot"
     bundle = load_bundle(tsot_bundles / "tiny-tsot", providers="cpu", threads=1)
     assert bundle.heads[0].post_processing == "tsot"
+
+
+def test_sherpa_onnx_loads_the_tsot_bundle_like_any_other(tsot_bundles: Path) -> None:
+    """sherpa-onnx decodes a t-SOT bundle as a plain transducer: the same tokens as Parley at one symbol per frame,
+    <cc> included, and they split into the same channels."""
+    from server.transducer import transcribe
+    from tests.test_export import SR, _padded_audio, _recognizer, _sherpa, _sherpa_ids
+
+    folder = tsot_bundles / "tiny-tsot"
+    rec = _recognizer(folder)
+    x, _ = _padded_audio(3.0, 0)
+    ours = transcribe(rec, x, SR, tail_padding_ms=0, max_symbols_per_frame=1)
+    sherpa = _sherpa(folder, x)
+    assert CC_ID in ours.tokens, "the nudged joiner emits <cc>"
+    assert _sherpa_ids(sherpa, rec.heads[0].head.tokens) == ours.tokens
+    joined = "".join(sherpa.tokens)  # its text lacks a first character when the first token is <cc>
+    assert split_channels(joined) == split_channels(ours.text) and all(split_channels(ours.text))
 
 
 def _check_result(msg: dict) -> None:
