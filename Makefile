@@ -184,6 +184,7 @@ eval-tsot: $(VENV)/.dev
 
 bundle-tsot: $(VENV)/.dev
 	$(VENV)/bin/parley export --checkpoint $(EXP)/tsot/best.pt --tokenizer models/lang/en/bpe.model \
-		--name en-tsot-small --chunk-ms 320 --history-ms 1280 --int8 --post-processing tsot --out $(BUNDLES)/en-tsot-small
+		--name en-tsot-small --chunk-ms 320 --history-ms 1280 --int8 --post-processing tsot \
+		--eval-report $(EXP)/tsot/eval/report.json --out $(BUNDLES)/en-tsot-small
 
 model-tsot: mix-en train-tsot eval-tsot bundle-tsot

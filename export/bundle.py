@@ -146,6 +146,25 @@ def _sm2_card_lines(bundle: dict) -> list[str]:
     return lines
 
 
+def _tsot_card_lines(report: dict) -> list[str]:
+    """The model card's multi-talker part: cpWER by overlap ratio (`parley eval-tsot`) and single-talker WER."""
+    lines = [
+        f"Two-talker mixtures `{Path(str(report.get('mixtures', ''))).name}`, {report.get('chunk_ms')} ms chunks, "
+        f"{report.get('history_ms')} ms history, {report.get('search')} search; cpWER: each channel's text against "
+        "each talker's under the best assignment (docs/tsot.md).",
+        "",
+        "| overlap ratio | mixtures | reference words | cpWER |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for bucket, r in report["cpwer"].items():
+        name = "all" if bucket == "all" else f"{bucket} %"
+        lines.append(f"| {name} | {r['mixtures']} | {r['words']} | {_pct(r['cpwer'])} |")
+    if "single" in report:
+        r = report["single"]
+        lines += ["", f"Single-talker audio `{Path(r['manifest']).name}` (`<cc>` dropped): WER {_pct(r['wer'])}."]
+    return lines
+
+
 def model_card(bundle: dict) -> str:
     """The README.md of a bundle, written from its bundle.json."""
     s, f, t = bundle["streaming"], bundle["features"], bundle["training"]
@@ -201,6 +220,8 @@ def model_card(bundle: dict) -> str:
     rows = bundle["measured"].get("wer", [])
     if bundle["kind"] == "sm2":
         lines.append("Captions (WER) and translations (BLEU, lag) are in the Model section above.")
+    elif "tsot" in bundle["measured"]:
+        lines += _tsot_card_lines(bundle["measured"]["tsot"])
     elif rows:
         lines += [
             "| test set | chunk ms | history ms | search | blank penalty | silence ms | utterances | WER | RTF |",
@@ -361,7 +382,7 @@ def build_bundle(
         "features": {**features.to_dict(), **mel_range(features)},
         "model": {"config": model.cfg.to_dict(), "parameters": count_parameters(model)},
         "training": training_summary(ck, hardware),
-        "measured": {"wer": report.get("results", [])},
+        "measured": {"wer": report.get("results", []), **({"tsot": report} if "cpwer" in report else {})},
         "source": {"checkpoint": str(checkpoint), "checkpoint_sha256": common["checkpoint_sha256"]},
         "files": file_entries(out, [p.name for p in paths.values()] + [TOKENS_NAME, MODEL_NAME]),
     }

@@ -122,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         utts, lines = utts[: a.limit], lines[: a.limit]
     language = utts[0].language if utts else "en"
     _, hyps = decode(model, tok, utts, chunk, left, a.search)
-    report: dict = {"chunk_ms": a.chunk_ms, "history_ms": a.history_ms, "search": a.search}
+    report: dict = {"mixtures": str(a.mixtures), "chunk_ms": a.chunk_ms, "history_ms": a.history_ms}
+    report["search"] = a.search
     report["cpwer"] = score_mixtures(lines, hyps, language)
     for b, row in report["cpwer"].items():
         counts = f"({row['errors']}/{row['words']}, {row['mixtures']} mixtures)"

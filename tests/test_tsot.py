@@ -288,3 +288,14 @@ def test_mix_and_eval_tsot_commands(tiny_corpus: Path, tsot_bundles: Path, tmp_p
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert set(report["cpwer"]) == {"0", "0-20", "20-40", "40+", "all"} and report["cpwer"]["all"]["mixtures"] == 3
     assert report["single"]["words"] > 0 and "cpWER overlap" in capsys.readouterr().out
+    # the report goes into the multi-talker bundle's card and bundle.json
+    from export.bundle import main as export_main
+
+    out = tmp_path / "bundle"
+    exp = ["--checkpoint", str(ck), "--tokenizer", str(EN_BPE), "--name", "t", "--out", str(out), "--chunk-ms", "160"]
+    exp += ["--post-processing", "tsot", "--eval-report", str(tmp_path / "eval" / "report.json")]
+    assert export_main(exp) == 0
+    assert json.loads((out / "bundle.json").read_text())["measured"]["tsot"] == report
+    card = (out / "README.md").read_text()
+    all_row = f"| all | 3 | {report['cpwer']['all']['words']} | {100 * report['cpwer']['all']['cpwer']:.2f}% |"
+    assert all_row in card and "Single-talker audio `test.jsonl`" in card, card
