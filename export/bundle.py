@@ -150,7 +150,8 @@ def _tsot_card_lines(report: dict) -> list[str]:
     """The model card's multi-talker part: cpWER by overlap ratio (`parley eval-tsot`) and single-talker WER."""
     lines = [
         f"Two-talker mixtures `{Path(str(report.get('mixtures', ''))).name}`, {report.get('chunk_ms')} ms chunks, "
-        f"{report.get('history_ms')} ms history, {report.get('search')} search; cpWER: each channel's text against "
+        f"{report.get('history_ms')} ms history, {report.get('search')} search, blank penalty "
+        f"{report.get('blank_penalty', 0):g}; cpWER: each channel's text against "
         "each talker's under the best assignment (docs/tsot.md).",
         "",
         "| overlap ratio | mixtures | reference words | cpWER |",

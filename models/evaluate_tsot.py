@@ -97,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--chunk-ms", type=int, default=320, help="chunk size in ms, a multiple of 40 (default: 320)")
     p.add_argument("--history-ms", type=int, default=1280, help="attention history in ms (default: 1280)")
     p.add_argument("--search", choices=["greedy", "beam"], default="greedy", help="greedy or modified beam (4)")
+    p.add_argument(
+        "--blank-penalty", type=float, default=0.0, help="subtracted from the blank logit (default: 0; tune on dev)"
+    )
     p.add_argument("--limit", type=int, default=0, help="decode only the first N items of each manifest")
     p.add_argument("--out", type=Path, help="write report.json and hypotheses here")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
@@ -121,16 +124,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.limit:
         utts, lines = utts[: a.limit], lines[: a.limit]
     language = utts[0].language if utts else "en"
-    _, hyps = decode(model, tok, utts, chunk, left, a.search)
+    _, hyps = decode(model, tok, utts, chunk, left, a.search, blank_penalty=a.blank_penalty)
     report: dict = {"mixtures": str(a.mixtures), "chunk_ms": a.chunk_ms, "history_ms": a.history_ms}
-    report["search"] = a.search
+    report |= {"search": a.search, "blank_penalty": a.blank_penalty}
     report["cpwer"] = score_mixtures(lines, hyps, language)
     for b, row in report["cpwer"].items():
         counts = f"({row['errors']}/{row['words']}, {row['mixtures']} mixtures)"
         print(f"cpWER overlap {b:>5} %: {100 * row['cpwer']:6.2f}% {counts}")
     if a.single:
         single = read_manifest(a.single)[: a.limit or None]
-        refs, shyps = decode(model, tok, single, chunk, left, a.search)
+        refs, shyps = decode(model, tok, single, chunk, left, a.search, blank_penalty=a.blank_penalty)
         plain = [strip_channel_changes(h) for h in shyps]
         c = error_counts(refs, plain, language)
         report["single"] = {"manifest": str(a.single), "wer": c.rate, "errors": c.errors, "words": c.reference_words}
