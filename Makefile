@@ -65,10 +65,12 @@ EN_FINAL_DIR = $(EXP)/en-balance
 EN_FINAL = $(EN_FINAL_DIR)/last.pt
 BUNDLES ?= bundles
 
+EN_HOURS ?= 20
+CORPUS_SPLITS = --dev 400 --test 400 --test-unseen 400
 .PHONY: corpus-en train-en train-en-more train-en-final train-en-balance tune-en eval-en bundle-en model-en
 corpus-en: $(VENV)/.dev
-	$(VENV)/bin/parley corpus build --out $(DATA)/corpus-en --languages en --hours 20 \
-		--dev 400 --test 400 --test-unseen 400 --min-per-template 250 --jobs $(JOBS) --seed 0
+	$(VENV)/bin/parley corpus build --out $(DATA)/corpus-en --languages en --hours $(EN_HOURS) \
+		$(CORPUS_SPLITS) --min-per-template 250 --jobs $(JOBS) --seed 0
 
 train-en: $(VENV)/.dev
 	$(VENV)/bin/parley train --train $(DATA)/corpus-en/en/train.jsonl --dev $(DATA)/corpus-en/en/dev.jsonl \
@@ -130,9 +132,13 @@ SM2_ARCH = --d-model 256 --layers 12 --heads 4 --ff-dim 1024 --decoder-dim 256 -
 sm2_manifests = $(foreach l,$(1),$(DATA)/corpus-ml/$(l)/$(2).jsonl)
 
 .PHONY: corpus-ml train-sm2 train-sm2-zh eval-sm2 bundle-sm2 model-sm2
+# A language's part of a corpus depends only on (language, seed, hours, split sizes, augmentation): with the English corpus's
+# settings, corpus-ml/en is corpus-en/en, hard-linked instead of synthesized again.
 corpus-ml: $(VENV)/.dev
+	if [ "$(SM2_HOURS)" = "$(EN_HOURS)" ] && [ -f $(DATA)/corpus-en/en/test_unseen.jsonl ] && \
+		[ ! -e $(DATA)/corpus-ml/en ]; then mkdir -p $(DATA)/corpus-ml && cp -al $(DATA)/corpus-en/en $(DATA)/corpus-ml/en; fi
 	$(VENV)/bin/parley corpus build --out $(DATA)/corpus-ml --languages en,de,es,fr,it,zh --hours $(SM2_HOURS) \
-		--dev 300 --test 400 --test-unseen 400 --jobs $(JOBS) --seed 0
+		$(CORPUS_SPLITS) --jobs $(JOBS) --seed 0
 
 train-sm2: $(VENV)/.dev
 	$(VENV)/bin/parley train --train $(call sm2_manifests,$(SM2_LANGS),train) \
