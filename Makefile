@@ -132,8 +132,8 @@ SM2_ARCH = --d-model 256 --layers 12 --heads 4 --ff-dim 1024 --decoder-dim 256 -
 sm2_manifests = $(foreach l,$(1),$(DATA)/corpus-ml/$(l)/$(2).jsonl)
 
 .PHONY: corpus-ml train-sm2 train-sm2-zh eval-sm2 bundle-sm2 model-sm2
-# A language's part of a corpus depends only on (language, seed, hours, split sizes, augmentation): with the English corpus's
-# settings, corpus-ml/en is corpus-en/en, hard-linked instead of synthesized again.
+# A language's part of a corpus depends only on (language, seed, hours, split sizes, augmentation): with the
+# English corpus's settings, corpus-ml/en is corpus-en/en, hard-linked instead of synthesized again.
 corpus-ml: $(VENV)/.dev
 	if [ "$(SM2_HOURS)" = "$(EN_HOURS)" ] && [ -f $(DATA)/corpus-en/en/test_unseen.jsonl ] && \
 		[ ! -e $(DATA)/corpus-ml/en ]; then mkdir -p $(DATA)/corpus-ml && cp -al $(DATA)/corpus-en/en $(DATA)/corpus-ml/en; fi
