@@ -124,7 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.limit:
         utts, lines = utts[: a.limit], lines[: a.limit]
     language = utts[0].language if utts else "en"
-    _, hyps = decode(model, tok, utts, chunk, left, a.search, blank_penalty=a.blank_penalty)
+
+    def run(items):  # (references, hypotheses) at the chosen latency, search and blank penalty
+        return decode(model, tok, items, chunk, left, a.search, blank_penalty=a.blank_penalty)
+
+    _, hyps = run(utts)
     report: dict = {"mixtures": str(a.mixtures), "chunk_ms": a.chunk_ms, "history_ms": a.history_ms}
     report |= {"search": a.search, "blank_penalty": a.blank_penalty}
     report["cpwer"] = score_mixtures(lines, hyps, language)
@@ -133,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cpWER overlap {b:>5} %: {100 * row['cpwer']:6.2f}% {counts}")
     if a.single:
         single = read_manifest(a.single)[: a.limit or None]
-        refs, shyps = decode(model, tok, single, chunk, left, a.search, blank_penalty=a.blank_penalty)
+        refs, shyps = run(single)
         plain = [strip_channel_changes(h) for h in shyps]
         c = error_counts(refs, plain, language)
         report["single"] = {"manifest": str(a.single), "wer": c.rate, "errors": c.errors, "words": c.reference_words}

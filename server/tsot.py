@@ -37,13 +37,19 @@ def channel_sequence(words: Sequence[str]) -> list[int]:
     return out
 
 
+def serialized_words(text: str) -> list[str]:
+    """A serialized text's words and ``<cc>`` marks, a mark glued to its neighbours (as sherpa-onnx writes it:
+    ``"there<cc> hi"``) included."""
+    return text.replace(CHANNEL_CHANGE, f" {CHANNEL_CHANGE} ").split()
+
+
 def split_channels(text: str | Sequence[str]) -> list[list[str]]:
     """The inverse of serialization: serialized text (or its words) -> the word list of each of the two channels.
 
     A ``<cc>`` glued to its neighbours counts as well: sherpa-onnx joins a head's tokens without spaces except at
     word starts, so it writes ``"there<cc> hi"`` where Parley writes ``"there <cc> hi"``.
     """
-    items = text.replace(CHANNEL_CHANGE, f" {CHANNEL_CHANGE} ").split() if isinstance(text, str) else list(text)
+    items = serialized_words(text) if isinstance(text, str) else list(text)
     out: list[list[str]] = [[] for _ in range(NUM_CHANNELS)]
     for w, c in zip(items, channel_sequence(items), strict=True):
         if w != CHANNEL_CHANGE:
@@ -53,7 +59,7 @@ def split_channels(text: str | Sequence[str]) -> list[list[str]]:
 
 def strip_channel_changes(text: str) -> str:
     """The serialized text without its ``<cc>`` marks: every talker's words in the order they were emitted."""
-    return " ".join(w for w in text.replace(CHANNEL_CHANGE, f" {CHANNEL_CHANGE} ").split() if w != CHANNEL_CHANGE)
+    return " ".join(w for w in serialized_words(text) if w != CHANNEL_CHANGE)
 
 
 def speakers_field(text: str) -> list[dict]:
