@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from models import grammar
 from models.augment import AugmentConfig, augment
-from models.espeak import synthesize
+from models.espeak import Synthesis, SynthesisCrashError, synthesize
 from models.manifest import Utterance, Word, write_manifest
 from models.voices import sample_voice
 from server.audio import write_wav
@@ -48,6 +48,7 @@ from server.features import SAMPLE_RATE
 from server.resample import resample
 
 _SHARD = 1000  # files per folder
+CRASH_RETRIES = 3  # other voices tried, one after another, when espeak-ng crashes on a sentence
 MAX_REPEATS = 8  # a balanced sentence is spoken at most this many times in all (train + balance)
 BALANCE = "balance"  # the manifest of the extra train utterances
 
@@ -104,7 +105,7 @@ def synthesize_utterance(job: _Job) -> Utterance:
         return _from_sidecar(sidecar)
     lang = job.language
     text = job.sentence.text[lang]
-    syn = synthesize(text, **job.voice.synth_kwargs())
+    syn, voice = _speak(job, text)
     x = resample(syn.samples, syn.sample_rate, SAMPLE_RATE)
     key = [job.seed, grammar.LANGUAGES.index(lang), grammar.SPLITS.index(job.split), job.index]
     rng = np.random.default_rng(key + ([1] if job.part else []))
@@ -117,11 +118,26 @@ def synthesize_utterance(job: _Job) -> Utterance:
         language=lang,
         text=grammar.display_text(lang, text),
         translations={k: grammar.display_text(k, v) for k, v in job.sentence.text.items() if k != lang},
-        voice=job.voice.name,
+        voice=voice.name,
         words=[Word(w.word, w.start, w.end) for w in syn.words],
     )
     sidecar.write_text(json.dumps(utt.to_dict(), ensure_ascii=False))
     return utt
+
+
+def _speak(job: _Job, text: str) -> tuple[Synthesis, object]:
+    """The job's sentence spoken by its voice; if espeak-ng crashes on that pair, by up to `CRASH_RETRIES` other
+    voices of the same split, drawn from the job's own seed (the corpus stays reproducible). Returns the voice used."""
+    voice = job.voice
+    rng = random.Random(f"{job.seed}/{job.language}/{job.manifest}/{job.index}/crash")
+    for attempt in range(CRASH_RETRIES + 1):
+        try:
+            return synthesize(text, **voice.synth_kwargs()), voice
+        except SynthesisCrashError:
+            if attempt == CRASH_RETRIES:
+                raise
+            voice = sample_voice(job.language, rng, job.split)
+    raise AssertionError("unreachable")
 
 
 def _from_sidecar(path: Path) -> Utterance:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import faulthandler
 import os
 import pickle
 import threading
@@ -78,6 +79,11 @@ class Synthesis:
     @property
     def duration(self) -> float:
         return self.samples.size / self.sample_rate
+
+
+class SynthesisCrashError(RuntimeError):
+    """espeak-ng's synthesis process died (it segfaults on a few text and voice pairs, e.g. zh
+    "今天 是 五月 二十九 号 星期一" with cmn+rob at rate 140); another voice usually speaks the same text."""
 
 
 class _EventId(ctypes.Union):
@@ -180,6 +186,7 @@ def synthesize(
 
     Raises:
         ValueError: empty text, a parameter out of range, an unknown voice or variant.
+        SynthesisCrashError: espeak-ng's synthesis process died.
         RuntimeError: espeak-ng is missing or its synthesis failed.
     """
     tokens = text.split()
@@ -223,6 +230,7 @@ def _run_isolated(
         status = 1
         try:
             os.close(read_fd)
+            faulthandler.disable()  # a crash here is reported by the parent (SynthesisCrashError), not dumped
             try:
                 result = ("ok", _speak(engine, text, voice, params))
             except Exception as e:  # handed to the parent, which raises it
@@ -237,7 +245,8 @@ def _run_isolated(
         payload = f.read()
     _, wait_status = os.waitpid(pid, 0)
     if not payload:
-        raise RuntimeError(f"espeak-ng synthesis process died ({_describe_wait_status(wait_status)}) on {text!r}")
+        died = _describe_wait_status(wait_status)
+        raise SynthesisCrashError(f"espeak-ng synthesis process died ({died}) on {text!r} with voice {voice!r}")
     kind, value = pickle.loads(payload)
     if kind == "error":
         raise value
