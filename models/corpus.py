@@ -13,7 +13,9 @@ Layout of `--out`::
 
 Every utterance depends only on (seed, language, split, index): the same seed gives the same corpus whatever the
 number of processes, and an interrupted build resumes where it stopped (finished utterances are kept as a WAV plus
-a one-line sidecar until the split's manifest is written).
+a one-line sidecar until the split's manifest is written). espeak-ng segfaults on a few sentence and voice pairs
+(one in the 20 h zh train split); such a sentence is spoken by another voice of its split, drawn from the same
+(seed, language, split, index), and the manifest's `voice` names the one used.
 
 Balance. The grammar draws a template uniformly and keeps only new sentences, so a template with few slot
 combinations runs dry: "do i need a visa for {country}" gives 30 train sentences where "set a timer for ..." gives
