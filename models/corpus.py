@@ -44,7 +44,7 @@ from models import grammar
 from models.augment import AugmentConfig, augment
 from models.espeak import Synthesis, SynthesisCrashError, synthesize
 from models.manifest import Utterance, Word, write_manifest
-from models.voices import sample_voice
+from models.voices import Voice, sample_voice
 from server.audio import write_wav
 from server.features import SAMPLE_RATE
 from server.resample import resample
@@ -127,19 +127,17 @@ def synthesize_utterance(job: _Job) -> Utterance:
     return utt
 
 
-def _speak(job: _Job, text: str) -> tuple[Synthesis, object]:
+def _speak(job: _Job, text: str) -> tuple[Synthesis, Voice]:
     """The job's sentence spoken by its voice; if espeak-ng crashes on that pair, by up to `CRASH_RETRIES` other
     voices of the same split, drawn from the job's own seed (the corpus stays reproducible). Returns the voice used."""
-    voice = job.voice
     rng = random.Random(f"{job.seed}/{job.language}/{job.manifest}/{job.index}/crash")
-    for attempt in range(CRASH_RETRIES + 1):
+    voices = [job.voice, *(sample_voice(job.language, rng, job.split) for _ in range(CRASH_RETRIES))]
+    for voice in voices[:-1]:
         try:
             return synthesize(text, **voice.synth_kwargs()), voice
         except SynthesisCrashError:
-            if attempt == CRASH_RETRIES:
-                raise
-            voice = sample_voice(job.language, rng, job.split)
-    raise AssertionError("unreachable")
+            continue
+    return synthesize(text, **voices[-1].synth_kwargs()), voices[-1]
 
 
 def _from_sidecar(path: Path) -> Utterance:
