@@ -52,6 +52,7 @@ from server.protocol import (
 )
 from server.session import Session
 from server.settings import Settings
+from server.tsot import NUM_CHANNELS
 
 log = logging.getLogger("parley.app")
 
@@ -229,6 +230,7 @@ class Service:
                     "chunk_ms": e.chunk_ms,
                     "search": list(SEARCH_METHODS),
                     **({"auto": e.auto_languages} if e.auto_languages else {}),
+                    **({"speakers": NUM_CHANNELS} if e.multi_talker else {}),
                 }
                 for _, e in sorted(self.engines.items())
             ],

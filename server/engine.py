@@ -538,6 +538,11 @@ class Engine:
         return self.bundle.kind == "sm2"
 
     @property
+    def multi_talker(self) -> bool:
+        """A multi-talker bundle (kind "tsot"): results carry `speakers` and each word's `speaker`."""
+        return any(h.post_processing == "tsot" for h in self.bundle.heads)
+
+    @property
     def translate_languages(self) -> list[str]:
         """What `translate` may ask for: every head's language in a multilingual bundle, nothing otherwise."""
         return list(self.bundle.languages) if self.multilingual else []
