@@ -143,6 +143,34 @@ def _sm2_card_lines(bundle: dict) -> list[str]:
             lag = f"{r['lag_mean_s']:.2f}" if r.get("lag_mean_s") is not None else ""
             zero = "yes" if r.get("zero_shot") else ""
             lines.append(f"| {r['split']} | {r['source']} | {r['head']} | {wer} | {bleu} | {zero} | {lag} |")
+    lid = bundle["measured"].get("sm2", {}).get("lid", [])
+    if lid:
+        lines += [
+            "",
+            "Language identification, accuracy after 1 s and 2 s of audio and at the end of the utterance:",
+            "",
+            "| split | source | 1 s | 2 s | end |",
+            "| --- | --- | ---: | ---: | ---: |",
+        ]
+        for r in lid:
+            accs = " | ".join(_pct(r[k]) for k in ("acc_1s", "acc_2s", "acc_end"))
+            lines.append(f"| {r['split']} | {r['source']} | {accs} |")
+    restricted = bundle["measured"].get("sm2", {}).get("restricted", [])
+    if restricted:
+        lines += [
+            "",
+            '`"language": "auto"` captions with the identifier restricted to a set of languages (`languages`), against'
+            " the right head's (oracle):",
+            "",
+            "| split | languages | source | LID accuracy | WER auto | WER oracle |",
+            "| --- | --- | --- | ---: | ---: | ---: |",
+        ]
+        for r in restricted:
+            oracle = _pct(r["wer_oracle"]) if r.get("wer_oracle") is not None else "n/a"
+            lines.append(
+                f"| {r['split']} | {r['subset']} | {r['source']} | {_pct(r['lid_acc'])} | {_pct(r['wer_auto'])} "
+                f"| {oracle} |"
+            )
     return lines
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from export.bundle import main as export_main
 from models.bleu import corpus_bleu, tokenize_13a, tokenize_zh, tokenizer_for
 from models.evaluate_sm2 import frames_available
 from models.evaluate_sm2 import main as eval_sm2_main
@@ -317,3 +318,11 @@ def test_evaluation_report(stages, corpus: Path, tmp_path, capsys) -> None:
     assert subsets == {("en,de,zh", "en"), ("en,de,zh", "de"), ("en,de,zh", "zh"), ("en,de", "en"), ("en,de", "de")}
     assert (out / "test-de-en.txt").read_text().count("HYP") == 3
     assert "LID accuracy" in capsys.readouterr().out
+    # The bundle's card shows every table of the report.
+    bundle = tmp_path / "bundle"
+    args = ["--checkpoint", str(second), "--name", "t", "--out", str(bundle), "--lang-dir", str(LANG_DIR)]
+    assert export_main([*args, "--eval-report", str(out / "report.json")]) == 0
+    card = (bundle / "README.md").read_text()
+    assert f"| test | de | en |  | {rows[('de', 'en')]['bleu']:.1f} |" in card, card
+    assert f"| test | zh | {lid['zh']['acc_1s'] * 100:.2f}% |" in card, card
+    assert "| test | en,de | de |" in card and "WER oracle" in card, card
