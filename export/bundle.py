@@ -22,7 +22,7 @@ import hashlib
 import json
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from export.onnx_export import (
@@ -125,52 +125,68 @@ def _language(checkpoint: dict, tokenizer: Path, language: str | None) -> str:
     return tokenizer.parent.name  # models/lang/<language>/bpe.model
 
 
+def _table(header: Sequence[str], align: str, rows: Iterable[Sequence[object]]) -> list[str]:
+    """A markdown table's lines; `align` has an "l" (left) or "r" (right) per column."""
+
+    def line(cells: Iterable[object]) -> str:
+        return "| " + " | ".join(map(str, cells)) + " |"
+
+    return [line(header), line("---:" if a == "r" else "---" for a in align), *map(line, rows)]
+
+
 def _sm2_card_lines(bundle: dict) -> list[str]:
-    """The model card's SM² part: the language identifier and the measured captions and translations."""
+    """The model card's SM² part: the language identifier, the measured captions and translations, the language
+    identifier's accuracy and the restricted "auto" captions."""
     lines = []
     if "lid" in bundle:
         lines.append(f"- streaming language identifier over {', '.join(bundle['lid']['languages'])} (`lid.onnx`)")
-    rows = bundle["measured"].get("sm2", {}).get("results", [])
-    if rows:
+    report = bundle["measured"].get("sm2", {})
+    if rows := report.get("results", []):
         lines += [
             "",
-            "| split | source | head | WER | BLEU | zero-shot | lag (s) |",
-            "| --- | --- | --- | ---: | ---: | --- | ---: |",
+            *_table(
+                ["split", "source", "head", "WER", "BLEU", "zero-shot", "lag (s)"],
+                "lllrrlr",
+                (
+                    [
+                        r["split"],
+                        r["source"],
+                        r["head"],
+                        _pct(r["wer"]) if "wer" in r else "",
+                        f"{r['bleu']:.1f}" if "bleu" in r else "",
+                        "yes" if r.get("zero_shot") else "",
+                        f"{r['lag_mean_s']:.2f}" if r.get("lag_mean_s") is not None else "",
+                    ]
+                    for r in rows
+                ),
+            ),
         ]
-        for r in rows:
-            wer = _pct(r["wer"]) if "wer" in r else ""
-            bleu = f"{r['bleu']:.1f}" if "bleu" in r else ""
-            lag = f"{r['lag_mean_s']:.2f}" if r.get("lag_mean_s") is not None else ""
-            zero = "yes" if r.get("zero_shot") else ""
-            lines.append(f"| {r['split']} | {r['source']} | {r['head']} | {wer} | {bleu} | {zero} | {lag} |")
-    lid = bundle["measured"].get("sm2", {}).get("lid", [])
-    if lid:
+    if lid := report.get("lid", []):
         lines += [
             "",
             "Language identification, accuracy after 1 s and 2 s of audio and at the end of the utterance:",
             "",
-            "| split | source | 1 s | 2 s | end |",
-            "| --- | --- | ---: | ---: | ---: |",
+            *_table(
+                ["split", "source", "1 s", "2 s", "end"],
+                "llrrr",
+                ([r["split"], r["source"], *(_pct(r[k]) for k in ("acc_1s", "acc_2s", "acc_end"))] for r in lid),
+            ),
         ]
-        for r in lid:
-            accs = " | ".join(_pct(r[k]) for k in ("acc_1s", "acc_2s", "acc_end"))
-            lines.append(f"| {r['split']} | {r['source']} | {accs} |")
-    restricted = bundle["measured"].get("sm2", {}).get("restricted", [])
-    if restricted:
+    if restricted := report.get("restricted", []):
         lines += [
             "",
             '`"language": "auto"` captions with the identifier restricted to a set of languages (`languages`), against'
             " the right head's (oracle):",
             "",
-            "| split | languages | source | LID accuracy | WER auto | WER oracle |",
-            "| --- | --- | --- | ---: | ---: | ---: |",
+            *_table(
+                ["split", "languages", "source", "LID accuracy", "WER auto", "WER oracle"],
+                "lllrrr",
+                (
+                    [r["split"], r["subset"], r["source"], *map(_pct, (r["lid_acc"], r["wer_auto"], r["wer_oracle"]))]
+                    for r in restricted
+                ),
+            ),
         ]
-        for r in restricted:
-            oracle = _pct(r["wer_oracle"]) if r.get("wer_oracle") is not None else "n/a"
-            lines.append(
-                f"| {r['split']} | {r['subset']} | {r['source']} | {_pct(r['lid_acc'])} | {_pct(r['wer_auto'])} "
-                f"| {oracle} |"
-            )
     return lines
 
 
@@ -182,12 +198,15 @@ def _tsot_card_lines(report: dict) -> list[str]:
         f"{report.get('blank_penalty', 0):g}; cpWER: each channel's text against "
         "each talker's under the best assignment (docs/tsot.md).",
         "",
-        "| overlap ratio | mixtures | reference words | cpWER |",
-        "| --- | ---: | ---: | ---: |",
+        *_table(
+            ["overlap ratio", "mixtures", "reference words", "cpWER"],
+            "lrrr",
+            (
+                ["all" if b == "all" else f"{b} %", r["mixtures"], r["words"], _pct(r["cpwer"])]
+                for b, r in report["cpwer"].items()
+            ),
+        ),
     ]
-    for bucket, r in report["cpwer"].items():
-        name = "all" if bucket == "all" else f"{bucket} %"
-        lines.append(f"| {name} | {r['mixtures']} | {r['words']} | {_pct(r['cpwer'])} |")
     if "single" in report:
         r = report["single"]
         lines += ["", f"Single-talker audio `{Path(r['manifest']).name}` (`<cc>` dropped): WER {_pct(r['wer'])}."]
@@ -252,16 +271,24 @@ def model_card(bundle: dict) -> str:
     elif "tsot" in bundle["measured"]:
         lines += _tsot_card_lines(bundle["measured"]["tsot"])
     elif rows:
-        lines += [
-            "| test set | chunk ms | history ms | search | blank penalty | silence ms | utterances | WER | RTF |",
-            "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
-        ]
-        for r in rows:
-            lines.append(
-                f"| {Path(str(r.get('manifest', ''))).name} | {r.get('chunk_ms')} | {r.get('history_ms')} | "
-                f"{r.get('search')} | {r.get('blank_penalty', 0):g} | {r.get('pad_ms', 0)} | {r.get('utterances')} | "
-                f"{_pct(r.get('wer'))} | {r.get('rtf', 0):.3f} |"
-            )
+        lines += _table(
+            ["test set", "chunk ms", "history ms", "search", "blank penalty", "silence ms", "utterances", "WER", "RTF"],
+            "lrrlrrrrr",
+            (
+                [
+                    Path(str(r.get("manifest", ""))).name,
+                    r.get("chunk_ms"),
+                    r.get("history_ms"),
+                    r.get("search"),
+                    f"{r.get('blank_penalty', 0):g}",
+                    r.get("pad_ms", 0),
+                    r.get("utterances"),
+                    _pct(r.get("wer")),
+                    f"{r.get('rtf', 0):.3f}",
+                ]
+                for r in rows
+            ),
+        )
     else:
         lines.append(
             "Not measured yet: run `parley eval ... --out DIR`, then `parley export ... --eval-report DIR/report.json`."
@@ -287,9 +314,11 @@ def model_card(bundle: dict) -> str:
         "",
         "## Files",
         "",
-        "| file | bytes | sha256 |",
-        "| --- | ---: | --- |",
-        *(f"| {n} | {e['bytes']:,} | `{e['sha256']}` |" for n, e in bundle["files"].items()),
+        *_table(
+            ["file", "bytes", "sha256"],
+            "lrl",
+            ([n, f"{e['bytes']:,}", f"`{e['sha256']}`"] for n, e in bundle["files"].items()),
+        ),
         "",
     ]
     return "\n".join(lines)
