@@ -121,14 +121,38 @@ model-en: corpus-en train-en train-en-more train-en-final train-en-balance tune-
 
 # ---- The SM² recipe (issue: streaming multilingual captions and translation; docs/sm2.md) ------------------------
 # make model-sm2 DATA=/path/to/data EXP=/path/to/exp   corpus -> stage 1 -> zh expansion -> evaluation -> bundle.
+# SM2_SIZE=cpu: the same steps sized for 2 CPU cores (about 2 h of training in all), as bundles/sm2-mini was made:
+# the English model's encoder (EN_FINAL; its decoder and joiner become the en head), 30 s batches, bf16 (EN_AMP),
+# a fixed number of steps (SM2_CPU_STEPS, SM2_ZH_CPU_STEPS), stage 2 from stage 1's last checkpoint.
+SM2_SIZE ?= gpu
 SM2_HOURS ?= 20
+SM2_LANGS = en de es fr it zh
+ifeq ($(SM2_SIZE),cpu)
+SM2_NAME = sm2-mini
+SM2_CPU_STEPS ?= 11500
+SM2_ZH_CPU_STEPS ?= 4000
+SM2_HARDWARE ?= $(EN_HARDWARE)
+SM2_ARCH = --d-model 144 --layers 8 --heads 4 --ff-dim 576 --conv-kernel 15 --decoder-dim 256 --joiner-dim 320 \
+	--ctc-weight 0.3 --lid-languages $(SM2_LANGS) --max-seconds 30 --amp $(EN_AMP) --num-workers 1 --dropout 0 \
+	--dev-utts 40
+SM2_STAGE1 = --init $(EN_FINAL) --init-head en --epochs 1 --max-steps $(SM2_CPU_STEPS) --lr 1e-3 --warmup-steps 300 \
+	--dev-every 4000
+SM2_STAGE2 = --epochs 1 --max-steps $(SM2_ZH_CPU_STEPS) --lr 1e-3 --warmup-steps 300 --dev-every 2000
+SM2_CKPT = last.pt
+else
+SM2_NAME = sm2-small
 SM2_EPOCHS ?= 8
 SM2_ZH_EPOCHS ?= 4
 SM2_MAX_SECONDS ?= 600
 SM2_WORKERS ?= 8
-SM2_LANGS = en de es fr it zh
+SM2_HARDWARE ?=
 SM2_ARCH = --d-model 256 --layers 12 --heads 4 --ff-dim 1024 --decoder-dim 256 --joiner-dim 320 --ctc-weight 0.3 \
 	--lid-languages $(SM2_LANGS) --max-seconds $(SM2_MAX_SECONDS) --num-workers $(SM2_WORKERS) --dev-utts 100
+SM2_STAGE1 = --epochs $(SM2_EPOCHS) --lr 1.5e-3 --warmup-steps 1000 --dev-every 2000
+SM2_STAGE2 = --epochs $(SM2_ZH_EPOCHS) --lr 1e-3 --warmup-steps 300 --dev-every 1000
+SM2_CKPT = best.pt
+endif
+SM2_EXP = $(EXP)/$(SM2_NAME)
 sm2_manifests = $(foreach l,$(1),$(DATA)/corpus-ml/$(l)/$(2).jsonl)
 
 .PHONY: corpus-ml train-sm2 train-sm2-zh eval-sm2 bundle-sm2 model-sm2
@@ -144,21 +168,22 @@ train-sm2: $(VENV)/.dev
 	$(VENV)/bin/parley train --train $(call sm2_manifests,$(SM2_LANGS),train) \
 		--dev $(call sm2_manifests,$(SM2_LANGS),dev) --output-languages en de es fr it \
 		--tasks en:en de:de es:es fr:fr it:it de:en es:en fr:en it:en zh:en --lid-weight 0.1 $(SM2_ARCH) \
-		--epochs $(SM2_EPOCHS) --lr 1.5e-3 --warmup-steps 1000 --dev-every 2000 --exp-dir $(EXP)/sm2
+		$(SM2_STAGE1) --exp-dir $(SM2_EXP)
 
 train-sm2-zh: $(VENV)/.dev
 	$(VENV)/bin/parley train --train $(call sm2_manifests,en de zh,train) --dev $(call sm2_manifests,en de zh,dev) \
-		--output-languages en de es fr it zh --tasks en:zh de:zh zh:zh --freeze-encoder --init $(EXP)/sm2/best.pt \
-		$(SM2_ARCH) --epochs $(SM2_ZH_EPOCHS) --lr 1e-3 --warmup-steps 300 --dev-every 1000 --exp-dir $(EXP)/sm2-zh
+		--output-languages en de es fr it zh --tasks en:zh de:zh zh:zh --freeze-encoder \
+		--init $(SM2_EXP)/$(SM2_CKPT) $(SM2_ARCH) $(SM2_STAGE2) --exp-dir $(SM2_EXP)-zh
 
 eval-sm2: $(VENV)/.dev
-	$(VENV)/bin/parley eval-sm2 --checkpoint $(EXP)/sm2-zh/best.pt --data $(DATA)/corpus-ml \
+	$(VENV)/bin/parley eval-sm2 --checkpoint $(SM2_EXP)-zh/$(SM2_CKPT) --data $(DATA)/corpus-ml \
 		--splits test test_unseen --chunk-ms 320 --history-ms 1280 --restrict en,de en,de,fr es,fr,it \
-		--out $(EXP)/sm2-zh/eval
+		--out $(SM2_EXP)-zh/eval
 
 bundle-sm2: $(VENV)/.dev
-	$(VENV)/bin/parley export --checkpoint $(EXP)/sm2-zh/best.pt --name sm2-small --chunk-ms 320 --history-ms 1280 \
-		--int8 --eval-report $(EXP)/sm2-zh/eval/report.json --out $(BUNDLES)/sm2-small
+	$(VENV)/bin/parley export --checkpoint $(SM2_EXP)-zh/$(SM2_CKPT) --name $(SM2_NAME) --chunk-ms 320 \
+		--history-ms 1280 --int8 --eval-report $(SM2_EXP)-zh/eval/report.json \
+		$(if $(SM2_HARDWARE),--hardware "$(SM2_HARDWARE)") --out $(BUNDLES)/$(SM2_NAME)
 
 model-sm2: corpus-ml train-sm2 train-sm2-zh eval-sm2 bundle-sm2
 
