@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,7 +22,7 @@ import pytest
 
 from models.manifest import Word
 from server.resample import resample
-from tests.test_server import Running, running, stream
+from tests.test_server import Running, stream
 from tests.test_tsot import _check_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,11 +81,10 @@ def _shifted(words, seconds: float) -> list[Word]:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Running]:
+def server(committed_server: Running) -> Running:
     if not (BUNDLES / NAME / "bundle.json").is_file():
         pytest.fail(f"the multi-talker bundle is missing: {BUNDLES / NAME}")
-    with running(BUNDLES, endpointing=False) as r:  # one final per mixture: channels are per segment
-        yield r
+    return committed_server
 
 
 def test_multi_talker_bundle_splits_overlapping_talkers(server: Running, mixtures) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import pytest
 
 from clients.stream import StreamResult, run_stream
 from server.resample import resample
-from tests.test_server import Running, running
+from tests.test_server import Running
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = ROOT / "bundles"
@@ -60,11 +59,10 @@ def speech() -> dict[str, list[tuple[dict[str, str], np.ndarray]]]:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Running]:
+def server(committed_server: Running) -> Running:
     if not (BUNDLES / NAME / "bundle.json").is_file():
         pytest.fail(f"the multilingual bundle is missing: {BUNDLES / NAME}")
-    with running(BUNDLES, endpointing=False) as r:
-        yield r
+    return committed_server
 
 
 def _streams(server: Running, speech, language: str | None) -> dict[str, list[StreamResult]]:
