@@ -128,7 +128,8 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-12))
 
 
-def _shifted(words: Sequence[Word], offset: float) -> list[Word]:
+def shifted(words: Sequence[Word], offset: float) -> list[Word]:
+    """`words` moved `offset` seconds later (into a mixture that starts them there)."""
     return [Word(w.word, w.start + offset, w.end + offset) for w in words]
 
 
@@ -153,7 +154,7 @@ def mix_one(job: _Job) -> dict:
         y = np.zeros(max(x1.size, start + x2.size), dtype=np.float32)  # (T_samples,)
         y[: x1.size] += x1
         y[start : start + x2.size] += x2
-        sources.append((job.second.voice, _shifted(job.second.words, start / SAMPLE_RATE)))
+        sources.append((job.second.voice, shifted(job.second.words, start / SAMPLE_RATE)))
     peak = float(np.abs(y).max(initial=0.0))
     if peak > _PEAK:
         y *= _PEAK / peak

@@ -56,22 +56,28 @@ def card_wer(bundle: Path) -> float:
     return max(r["wer"] for r in rows)
 
 
+def spoken(language: str, text: str, rng: random.Random) -> np.ndarray:
+    """`text` spoken by a test-split voice of `language` drawn from `rng`: `(T,)` at 16 kHz, 0.3 s of silence on
+    both sides."""
+    from models.espeak import synthesize
+    from models.voices import sample_voice
+
+    voice = sample_voice(language, rng, "test")
+    syn = synthesize(text, **voice.synth_kwargs())
+    pad = np.zeros(4800, dtype=np.float32)
+    return np.concatenate([pad, resample(syn.samples, syn.sample_rate, 16000), pad])
+
+
 @pytest.fixture(scope="module")
 def speech() -> list[tuple[str, np.ndarray, int]]:
     """(reference, samples, rate): test-split sentences in test-split voices, 0.3 s of silence on both sides."""
     from models import grammar
-    from models.espeak import synthesize
-    from models.voices import sample_voice
 
     rng = random.Random(SEED)
-    out = []
-    for sentence in grammar.generate("test", SENTENCES, seed=SEED):
-        voice = sample_voice("en", rng, "test")
-        syn = synthesize(sentence.text["en"], **voice.synth_kwargs())
-        x = resample(syn.samples, syn.sample_rate, 16000)
-        pad = np.zeros(4800, dtype=np.float32)
-        out.append((grammar.display_text("en", sentence.text["en"]), np.concatenate([pad, x, pad]), 16000))
-    return out
+    return [
+        (grammar.display_text("en", s.text["en"]), spoken("en", s.text["en"], rng), 16000)
+        for s in grammar.generate("test", SENTENCES, seed=SEED)
+    ]
 
 
 @pytest.fixture(scope="module")

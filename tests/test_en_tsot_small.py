@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 
-from models.manifest import Word
+from models.mixtures import shifted
 from server.resample import resample
 from tests.test_server import Running, stream
 from tests.test_tsot import _check_result
@@ -71,13 +71,9 @@ def mixtures() -> list[tuple[str, list[str], np.ndarray]]:
         y = np.zeros(start + x1.size + pad, dtype=np.float32)  # (T,)
         y[pad : pad + x0.size] += x0
         y[start : start + x1.size] += x1
-        label = serialize([(0, _shifted(w0, pad / 16000)), (1, _shifted(w1, start / 16000))])
+        label = serialize([(0, shifted(w0, pad / 16000)), (1, shifted(w1, start / 16000))])
         out.append(("0-20" if overlapping else "0", label.channel_texts(), y))
     return out
-
-
-def _shifted(words, seconds: float) -> list[Word]:
-    return [Word(w.word, w.start + seconds, w.end + seconds) for w in words]
 
 
 @pytest.fixture(scope="module")

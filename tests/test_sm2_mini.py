@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from clients.stream import StreamResult, run_stream
-from server.resample import resample
+from tests.test_en_small import spoken
 from tests.test_server import Running
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,20 +41,14 @@ def _card() -> dict:
 def speech() -> dict[str, list[tuple[dict[str, str], np.ndarray]]]:
     """language -> [(the sentence's text in every language, samples `(T,)` at 16 kHz)]."""
     from models import grammar
-    from models.espeak import synthesize
-    from models.voices import sample_voice
 
     rng = random.Random(SEED)
     out = {}
     for lang in LANGS:
-        out[lang] = []
-        for sentence in grammar.generate("test", PER_LANGUAGE, seed=SEED + LANGS.index(lang)):
-            voice = sample_voice(lang, rng, "test")
-            syn = synthesize(sentence.text[lang], **voice.synth_kwargs())
-            x = resample(syn.samples, syn.sample_rate, 16000)
-            pad = np.zeros(4800, dtype=np.float32)
-            texts = {t: grammar.display_text(t, sentence.text[t]) for t in LANGS}
-            out[lang].append((texts, np.concatenate([pad, x, pad])))
+        out[lang] = [
+            ({t: grammar.display_text(t, s.text[t]) for t in LANGS}, spoken(lang, s.text[lang], rng))
+            for s in grammar.generate("test", PER_LANGUAGE, seed=SEED + LANGS.index(lang))
+        ]
     return out
 
 
