@@ -119,6 +119,98 @@ bundle-en: $(VENV)/.dev
 
 model-en: corpus-en train-en train-en-more train-en-final train-en-balance tune-en eval-en bundle-en
 
+# ---- The open-domain corpus (issue 17; docs/data.md) ------------------------------------------------------------
+# make corpus-v2 DATA=/path/to/data   text corpus -> Asterisk import -> speech in six languages (five engines) ->
+# feature caches -> card. Every step resumes and gives the same bytes for the same seed. The Debian packages it
+# reads (text sources, synthesizers, voices, Asterisk prompts) are installed by `make data-deps` (root or sudo).
+V2 = $(DATA)/corpus-v2
+V2_EN_HOURS ?= 50
+V2_HOURS ?= 14
+V2_ML = de,es,fr,it,zh
+V2_SPLITS = --dev 300 --test 600
+WESNOTH = $(DATA)/cache/wesnoth
+WESNOTH_CAMPAIGNS = did dm dw ei httt l low nr sof sota sotbe thot trow tsg ttb utbs
+.PHONY: data-deps text-v2 asterisk corpus-v2-en corpus-v2-ml features-v2 card-v2 corpus-v2
+data-deps:
+	bash .ci/system-deps
+	sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$sudo apt-get install -y -qq --no-install-recommends \
+		mbrola-us1 mbrola-us2 mbrola-en1 mbrola-de1 mbrola-de2 mbrola-de4 mbrola-de6 mbrola-fr1 mbrola-fr4 \
+		mbrola-it3 mbrola-it4 festvox-italp16k festvox-itapc16k festlex-ifd fortunes fortunes-de fortunes-es \
+		fortunes-it trans-de-en sword-text-web sword-text-sparv diatheke libsword-utils wordnet-base \
+		libreoffice-help-en-us libreoffice-help-de libreoffice-help-es libreoffice-help-fr libreoffice-help-it \
+		libreoffice-help-zh-cn asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav \
+		asterisk-core-sounds-es asterisk-core-sounds-fr asterisk-core-sounds-it
+	mkdir -p $(WESNOTH)/debs && cd $(WESNOTH)/debs && apt-get download $(foreach c,$(WESNOTH_CAMPAIGNS),wesnoth-1.16-$(c))
+	$(PIP) -e '.[train,dev,data]'
+
+text-v2: $(VENV)/.dev
+	$(VENV)/bin/parley text build --out $(DATA)/text --wesnoth $(WESNOTH)/debs --seed 0
+
+asterisk: $(VENV)/.dev
+	$(VENV)/bin/parley corpus import asterisk --out $(DATA)/asterisk
+
+corpus-v2-en: $(VENV)/.dev
+	$(VENV)/bin/parley corpus open --text $(DATA)/text --out $(V2) --languages en --hours $(V2_EN_HOURS) \
+		$(V2_SPLITS) --jobs $(JOBS) --seed 0
+
+corpus-v2-ml: $(VENV)/.dev
+	$(VENV)/bin/parley corpus open --text $(DATA)/text --out $(V2) --languages $(V2_ML) --hours $(V2_HOURS) \
+		$(V2_SPLITS) --jobs $(JOBS) --seed 0
+
+# Speed-perturbed copies (0.9, 1.0, 1.1) of every train and dev utterance: what `parley train --feature-cache` reads.
+features-v2: $(VENV)/.dev
+	for l in en de es fr it zh; do $(PY) -m models.feature_cache --manifest $(V2)/$$l/train.jsonl $(V2)/$$l/dev.jsonl \
+		--out $(DATA)/fbank-v2/$$l --jobs $(JOBS) || exit 1; done
+
+card-v2: $(VENV)/.dev
+	$(VENV)/bin/parley corpus open --text $(DATA)/text --out $(V2) --report --card $(V2)/CARD.md
+
+corpus-v2: text-v2 asterisk corpus-v2-en corpus-v2-ml features-v2 card-v2
+
+# ---- The open-domain English model (issue 18; bundles/en-open) -------------------------------------------------
+# make model-en-v2 DATA=... EXP=...   after corpus-v2 (at least its English part and the Asterisk import):
+# tokenizer (500 pieces from the text corpus's English train sentences) -> warm start (en-small's weights, recovered
+# from its committed ONNX files: models/warmstart.py) -> features -> training (pruned RNN-T loss, modified topology:
+# one token per frame, as sherpa-onnx decodes) -> evaluation -> int8 bundle. Each step resumes.
+EN2_EXP = $(EXP)/en-open
+EN2_VOCAB ?= 500
+EN2_STEPS ?= 7000
+EN2_TRAIN = $(V2)/en/train.jsonl $(DATA)/asterisk/en/train.jsonl
+EN2_BPE = $(EN2_EXP)/lang/en/bpe.model
+EN2_CKPT = $(EN2_EXP)/train/last.pt
+EN2_TESTS = $(V2)/en/test.jsonl $(V2)/en/test_engine.jsonl $(DATA)/asterisk/en/test.jsonl
+.PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 eval-en-v2 bundle-en-v2 model-en-v2
+tokenizer-en-v2: $(VENV)/.dev
+	mkdir -p $(EN2_EXP)
+	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open('$(DATA)/text/en/train.jsonl')]" \
+		> $(EN2_EXP)/text-en-train.txt
+	$(VENV)/bin/parley tokenizer --text-file en=$(EN2_EXP)/text-en-train.txt --vocab-size $(EN2_VOCAB) \
+		--languages en --out $(EN2_EXP)/lang
+
+init-en-v2: $(VENV)/.dev
+	$(PY) -m models.warmstart --bundle $(BUNDLES)/en-small --out $(EN2_EXP)/init.pt
+
+features-en-v2: $(VENV)/.dev
+	$(PY) -m models.feature_cache --manifest $(EN2_TRAIN) $(V2)/en/dev.jsonl --out $(DATA)/fbank-v2/en --jobs $(JOBS)
+
+train-en-v2: $(VENV)/.dev
+	$(VENV)/bin/parley train --train $(EN2_TRAIN) --dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) \
+		--exp-dir $(EN2_EXP)/train --init $(EN2_EXP)/init.pt --loss pruned --prune-range 5 --rnnt-type modified \
+		--epochs 100 --max-steps $(EN2_STEPS) --max-seconds 30 --lr 1e-3 --warmup-steps 300 --dropout 0 \
+		--ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --dev-utts 150 --dev-every 1000 \
+		--feature-cache $(DATA)/fbank-v2/en
+
+eval-en-v2: $(VENV)/.dev
+	$(VENV)/bin/parley eval --checkpoint $(EN2_CKPT) --tokenizer $(EN2_BPE) --manifest $(EN2_TESTS) \
+		--chunk-ms 160 320 640 full --history-ms 1280 --out $(EN2_EXP)/eval
+
+bundle-en-v2: $(VENV)/.dev
+	$(VENV)/bin/parley export --checkpoint $(EN2_CKPT) --tokenizer $(EN2_BPE) --name en-open --chunk-ms 320 \
+		--history-ms 1280 --precisions int8 --hardware "$(EN_HARDWARE)" --eval-report $(EN2_EXP)/eval/report.json \
+		--out $(BUNDLES)/en-open
+
+model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 eval-en-v2 bundle-en-v2
+
 # ---- The SM² recipe (issue: streaming multilingual captions and translation; docs/sm2.md) ------------------------
 # make model-sm2 DATA=/path/to/data EXP=/path/to/exp   corpus -> stage 1 -> zh expansion -> evaluation -> bundle.
 # SM2_SIZE=cpu: the same steps sized for 2 CPU cores (about 2 h of training in all), as bundles/sm2-mini was made:

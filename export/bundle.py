@@ -18,7 +18,6 @@ those the checkpoint was trained with (or <--lang-dir>/<lang>/bpe.model):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -33,19 +32,11 @@ from export.onnx_export import (
     int8_name,
     mel_range,
 )
-from server.bundle import BUNDLE_FORMAT, BUNDLE_JSON, POST_PROCESSING
+from server.bundle import BUNDLE_FORMAT, BUNDLE_JSON, POST_PROCESSING, sha256_of
 from server.features import FbankConfig
 
 CARD = "README.md"
 PRECISIONS = ("fp32", "int8")
-
-
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def file_entries(folder: Path, names: Sequence[str]) -> dict[str, dict]:
@@ -239,6 +230,14 @@ def model_card(bundle: dict) -> str:
         f"{bundle['model']['config']['encoder']['num_layers']} layers x "
         f"{bundle['model']['config']['encoder']['d_model']}, joiner {bundle['model']['config']['joiner_dim']}",
         "- heads: " + ", ".join(f"{h['name']} ({h['language']}, {h['vocab_size']} tokens)" for h in bundle["heads"]),
+        *(
+            [
+                "- transducer topology: modified (trained with at most one token per encoder frame; greedy search "
+                "emits at most one, so Parley's and sherpa-onnx's searches decode alike)"
+            ]
+            if head.get("rnnt_type") == "modified"
+            else []
+        ),
         *(_sm2_card_lines(bundle) if bundle["kind"] == "sm2" else []),
         f"- precisions: {', '.join(bundle['precisions'])}",
         "",
@@ -322,6 +321,16 @@ def model_card(bundle: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def decoding_entry(cfg) -> dict:
+    """What a runtime's search needs to know of the training topology, for each head of bundle.json.
+
+    `rnnt_type` "modified": the model was trained to emit at most one token per frame, and greedy search must stop
+    after one (`max_symbols_per_frame` 1) to decode it as trained; the same keys are in the decoder's and joiner's
+    ONNX metadata (export/onnx_export.py). Bundles without them are standard-topology models.
+    """
+    return {"rnnt_type": cfg.rnnt_type, "max_symbols_per_frame": cfg.max_symbols_per_frame}
 
 
 def _pct(x: float | None) -> str:
@@ -434,6 +443,7 @@ def build_bundle(
                 "vocab_size": model.cfg.vocab_size,
                 "post_processing": post_processing,
                 "blank_penalty": blank_penalty,
+                **decoding_entry(model.cfg),
             }
         ],
         "streaming": _streaming_entry(settings),
@@ -566,6 +576,7 @@ def _build_multihead_bundle(
                 "bpe": f"bpe-{h}.model",
                 "vocab_size": model.vocab_size(h),
                 "post_processing": "none",
+                **decoding_entry(model.cfg),
             }
             for h in model.head_names
         ],

@@ -38,6 +38,7 @@ import onnx
 import torch
 from torch import nn
 
+from export.quantize import per_row_file
 from models.encoder import PAD_LENGTH, SUBSAMPLING, StreamingConformer
 from models.lid import StreamingLID
 from models.transducer import BLANK, Decoder, Joiner, Transducer
@@ -212,6 +213,11 @@ def encoder_metadata(model: Transducer, settings: StreamingSettings, features: F
     )
 
 
+def _topology(model: Transducer) -> dict[str, object]:
+    """The search limit the training topology sets: "modified" models emit at most one token per frame."""
+    return {"rnnt_type": model.cfg.rnnt_type, "max_symbols_per_frame": model.cfg.max_symbols_per_frame}
+
+
 def decoder_metadata(model: Transducer, head: str | None = None) -> dict[str, str]:
     """sherpa-onnx's decoder keys (context_size, vocab_size), then Parley's. `head`: a multi-head model's head."""
     return _metadata_values(
@@ -222,6 +228,7 @@ def decoder_metadata(model: Transducer, head: str | None = None) -> dict[str, st
             "decoder_dim": model.cfg.decoder_dim,
             "joiner_dim": model.cfg.joiner_dim,
             "blank_id": BLANK,
+            **_topology(model),
         }
     )
 
@@ -233,6 +240,7 @@ def joiner_metadata(model: Transducer, head: str | None = None) -> dict[str, str
             "vocab_size": model.vocab_size(head),
             "version": METADATA_VERSION,
             "blank_id": BLANK,
+            **_topology(model),
         }
     )
 
@@ -339,14 +347,17 @@ def export_joiner(model: Transducer, path: Path, meta: dict[str, str], head: str
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
-    """Dynamic int8 quantization of the MatMul weights (activations quantized at run time), metadata kept.
+    """Dynamic int8 quantization of the MatMul weights (activations quantized at run time, each row with its own
+    scale: export/quantize.py), metadata kept.
 
     Only MatMul: its int8 kernel (MatMulInteger, uint8 x int8) runs in every onnxruntime build sherpa-onnx ships,
     while ConvInteger with int8 weights is missing from older ones; convolutions are a small part of the weights.
+    Per-row activation scales keep a stream's results independent of the streams batched beside it.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
+    per_row_file(dst)
     add_metadata(dst, read_metadata(src))
 
 

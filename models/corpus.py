@@ -178,8 +178,10 @@ def _balance_jobs(cfg: CorpusConfig, train: list[_Job]) -> list[_Job]:
     ]
 
 
-def _run_split(jobs: list[_Job], jobs_n: int, target_seconds: float | None, desc: str) -> list[Utterance]:
-    """Synthesizes jobs in order, in `jobs_n` processes, until `target_seconds` of audio (or all jobs)."""
+def _run_split(
+    jobs: Sequence, jobs_n: int, target_seconds: float | None, desc: str, work=synthesize_utterance
+) -> list[Utterance]:
+    """Runs `work` on jobs in order, in `jobs_n` processes, until `target_seconds` of audio (or all jobs)."""
     utts: list[Utterance] = []
     total = 0.0
     ctx = get_context("fork")
@@ -192,7 +194,7 @@ def _run_split(jobs: list[_Job], jobs_n: int, target_seconds: float | None, desc
             dynamic_ncols=True,
         ) as bar,
     ):
-        for utt in pool.imap(synthesize_utterance, jobs, chunksize=4):
+        for utt in pool.imap(work, jobs, chunksize=4):
             utts.append(utt)
             total += utt.duration
             bar.update(1 if target_seconds is None else min(int(total), bar.total) - bar.n)
@@ -268,6 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from models import importers
 
         return int(importers.main(argv[1:]) or 0)
+    if argv[:1] == ["open"]:
+        from models import opencorpus
+
+        return int(opencorpus.main(argv[1:]) or 0)
     p = argparse.ArgumentParser(
         prog="parley corpus", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -295,6 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="synthesis processes (default: all cores)")
     b.add_argument("--no-augment", action="store_true", help="clean speech only: no noise, gain or reverb")
     sub.add_parser("import", help="import a real corpus: `parley corpus import --help`")
+    sub.add_parser("open", help="the open-domain corpus from a text corpus, many engines: `parley corpus open --help`")
     args = p.parse_args(argv)
     langs = tuple(x.strip() for x in args.languages.split(",") if x.strip())
     cfg = CorpusConfig(

@@ -1,7 +1,8 @@
 """Speech synthesis with espeak-ng's C library (through ctypes), with exact word timings.
 
     syn = synthesize("set a timer for ten minutes", voice="en-us", variant="m3", rate=170)
-    syn.samples      # (T,) float32 in [-1, 1] at syn.sample_rate (22050 for espeak-ng's own voices)
+    syn.samples      # (T,) float32 in [-1, 1] at syn.sample_rate (22050 for espeak-ng's own voices, the mbrola
+                     # voice's own rate for "mb-*" voices: 16000 for most)
     syn.words        # [WordTiming(word="set", start=0.05, end=0.26), ...], one per whitespace token of the text
 
 What espeak-ng 1.51 does, measured, and what this module relies on:
@@ -13,7 +14,12 @@ What espeak-ng 1.51 does, measured, and what this module relies on:
   character offset, and a token's start is its earliest event.
 - A WORD event can come before a pause (a clause break), and words begin and end with silence (stop closures,
   the gaps of `word_gap`), so each token's span is trimmed of silent 5 ms frames on both sides.
-- The Mandarin voice (cmn) speaks each hanzi as one word; spaces between words change nothing in the audio
+- mbrola voices ("mb-us1", "mb-de2", ...) run through the same calls and give WORD events too, but their audio comes
+  at the diphone database's rate (16 kHz for most, 22050 for mb-es2 and mb-fr4), not the rate espeak_Initialize
+  reported: the rate is read with espeak_ng_GetSampleRate after the voice is chosen, in the child that speaks.
+- The Mandarin voice to use is cmn-latn-pinyin: plain cmn (= zh) reads most hanzi as English-spelled pinyin with tone
+  digits ("da three, kai one"); cmn-latn-pinyin speaks them as Mandarin, with tone sandhi.
+- The Mandarin voice speaks each hanzi as one word; spaces between words change nothing in the audio
   (checked: identical samples with and without them), so Chinese text is spoken as given.
 - Synthesis state carries over from one call to the next inside the library (the pitch-flutter phase, the echo
   buffer, libc's rand() used by the Klatt voices), so two identical calls in one process give different samples.
@@ -206,23 +212,22 @@ def synthesize(
         full_name = f"{voice}+{variant}"
     spoken = " ".join(tokens)
     params = ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range), (_PARAM_WORDGAP, word_gap))
-    pcm, events = _run_isolated(engine, spoken, full_name, params)
+    pcm, events, sr = _run_isolated(engine, spoken, full_name, params)
     if pcm.size == 0:
         raise RuntimeError(f"espeak-ng produced no audio for {text!r} with voice {full_name!r}")
     x = pcm.astype(np.float32) / 32768.0
-    x, spans = _word_spans(x, engine.sample_rate, tokens, events)
-    sr = engine.sample_rate
+    x, spans = _word_spans(x, sr, tokens, events)
     words = [WordTiming(tok, s / sr, e / sr) for tok, (s, e) in zip(tokens, spans, strict=True)]
     return Synthesis(x, sr, words)
 
 
 def _run_isolated(
     engine: _Engine, text: str, voice: str, params: tuple[tuple[int, int], ...]
-) -> tuple[np.ndarray, list[tuple[int, int]]]:
+) -> tuple[np.ndarray, list[tuple[int, int]], int]:
     """Runs `_speak` in a forked child so that this process's espeak state stays as initialized.
 
     Returns:
-        pcm: (T,) int16 samples; events: (0-based character offset, sample) of each WORD event.
+        pcm: (T,) int16 samples; events: (0-based character offset, sample) of each WORD event; the audio's rate.
     """
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -231,6 +236,8 @@ def _run_isolated(
         try:
             os.close(read_fd)
             faulthandler.disable()  # a crash here is reported by the parent (SynthesisCrashError), not dumped
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)  # mbrola's per-diphone warnings; errors reach the parent as exceptions
             try:
                 result = ("ok", _speak(engine, text, voice, params))
             except Exception as e:  # handed to the parent, which raises it
@@ -250,8 +257,8 @@ def _run_isolated(
     kind, value = pickle.loads(payload)
     if kind == "error":
         raise value
-    pcm_bytes, events = value
-    return np.frombuffer(pcm_bytes, dtype=np.int16), events
+    pcm_bytes, events, sr = value
+    return np.frombuffer(pcm_bytes, dtype=np.int16), events, sr
 
 
 def _describe_wait_status(status: int) -> str:
@@ -262,8 +269,9 @@ def _describe_wait_status(status: int) -> str:
 
 def _speak(
     engine: _Engine, text: str, voice: str, params: tuple[tuple[int, int], ...]
-) -> tuple[bytes, list[tuple[int, int]]]:
-    """Synthesizes with espeak-ng in this process (a child of `_run_isolated`): int16 bytes and WORD events."""
+) -> tuple[bytes, list[tuple[int, int]], int]:
+    """Synthesizes with espeak-ng in this process (a child of `_run_isolated`): int16 bytes, WORD events and the
+    output rate of the chosen voice (an mbrola voice sets its own)."""
     lib = engine.lib
     chunks: list[bytes] = []
     events: list[tuple[int, int]] = []
@@ -295,7 +303,17 @@ def _speak(
     rc = lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
     if rc != _EE_OK:
         raise RuntimeError(f"espeak_Synth failed with {rc} on {text!r}")
-    return b"".join(chunks), events
+    return b"".join(chunks), events, _voice_rate(lib, engine.sample_rate)
+
+
+def _voice_rate(lib: ctypes.CDLL, default: int) -> int:
+    """The rate of the current voice's audio (mbrola voices have their own); `default` on older libraries."""
+    get = getattr(lib, "espeak_ng_GetSampleRate", None)
+    if get is None:
+        return default
+    get.restype = ctypes.c_int
+    rate = int(get())
+    return rate if rate > 0 else default
 
 
 def _word_spans(
@@ -375,44 +393,3 @@ def _valid_spans(spans: list[tuple[int, int]], T: int) -> list[tuple[int, int]]:
         out.append((s, e))
         prev = s
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`parley synth`: speak one sentence into a 16 kHz WAV file and print its word timings as JSON."""
-    import argparse
-    import json
-
-    from server.audio import write_wav
-    from server.features import SAMPLE_RATE
-    from server.resample import resample
-
-    p = argparse.ArgumentParser(
-        prog="parley synth",
-        description="Speak one sentence with espeak-ng into a 16 kHz WAV file; print the word timings.\n\n"
-        '    parley synth "set a timer for ten minutes" --voice en-us --variant m3 --out timer.wav',
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("text", help="the sentence (normalized: lowercase words separated by spaces)")
-    p.add_argument("--voice", default="en", help="espeak-ng voice, e.g. en-us, de, fr, cmn (default: en)")
-    p.add_argument("--variant", default=None, help="voice variant, e.g. m3, f2, klatt (default: none)")
-    p.add_argument("--rate", type=int, default=175, help="words per minute (default: 175)")
-    p.add_argument("--pitch", type=int, default=50, help="base pitch 0-100 (default: 50)")
-    p.add_argument("--word-gap", type=int, default=0, help="extra pause between words, 10 ms units")
-    p.add_argument("--out", default="synth.wav", help="output WAV file (default: synth.wav)")
-    a = p.parse_args(argv)
-    try:
-        syn = synthesize(a.text, voice=a.voice, variant=a.variant, rate=a.rate, pitch=a.pitch, word_gap=a.word_gap)
-    except ValueError as e:
-        p.error(str(e))
-    write_wav(a.out, resample(syn.samples, syn.sample_rate, SAMPLE_RATE), SAMPLE_RATE)
-    print(
-        json.dumps(
-            {
-                "audio": a.out,
-                "duration": round(syn.duration, 3),
-                "words": [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3)} for w in syn.words],
-            },
-            ensure_ascii=False,
-        )
-    )
-    return 0

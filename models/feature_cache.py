@@ -207,3 +207,33 @@ def build_feature_cache(
             fi.write(json.dumps(rec) + "\n")
             fi.flush()
     return FeatureCache(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m models.feature_cache`: build (or grow) a feature cache from manifests ahead of training."""
+    import argparse
+
+    from models.manifest import read_manifest
+
+    p = argparse.ArgumentParser(
+        prog="python -m models.feature_cache",
+        description="Precompute the fbank of every utterance at every speed factor (resumable).\n\n"
+        "    python -m models.feature_cache --manifest data/corpus-v2/en/train.jsonl --out data/fbank-v2/en --jobs 2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--manifest", nargs="+", required=True, help="JSONL manifests whose utterances to cache")
+    p.add_argument("--out", required=True, help="the cache folder (the one `parley train --feature-cache` reads)")
+    p.add_argument("--speeds", type=float, nargs="+", default=[0.9, 1.0, 1.1], help="speed factors (0.9 1.0 1.1)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
+    a = p.parse_args(argv)
+    utts = [u for m in a.manifest for u in read_manifest(m)]
+    cache = build_feature_cache(utts, a.out, speed_factors=a.speeds, jobs=max(1, a.jobs))
+    frames = sum(n for rec in cache.index.values() for _, n in rec["entries"].values())
+    print(json.dumps({"utterances": len(cache.index), "hours": round(frames / 100 / 3600, 2), "path": str(cache.path)}))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

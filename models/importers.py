@@ -1,10 +1,11 @@
 """Corpus importers: real recordings with transcripts turned into Parley manifests (see `models.manifest`).
 
-Two layouts are read:
+Three layouts are read:
 
 - LibriSpeech: ``<root>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` with lines ``<utt-id> <TEXT>``
   and the audio ``<utt-id>.flac`` (or ``.wav``) beside it. Any folder above the speakers works as the root, so
   ``LibriSpeech/`` imports every subset found below it.
+- The Asterisk voice prompts installed from Debian packages (`models.asterisk`): ``asterisk --out DIR``.
 - A plain JSONL file, one ``{"audio": ..., "text": ...}`` object per line, optionally with ``language``,
   ``translations``, ``id``, ``duration`` and ``voice``; relative audio paths are read from the JSONL file's
   folder.
@@ -14,6 +15,7 @@ audio paths relative to its folder where they lie below it. Example::
 
     python -m models.importers librispeech /data/LibriSpeech/dev-clean data/librispeech/dev-clean.jsonl
     python -m models.importers jsonl my-recordings/list.jsonl data/mine/train.jsonl --language de
+    python -m models.importers asterisk --out data/asterisk --languages en,es,fr,it
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 import soundfile
 from tqdm import tqdm
 
+from models import asterisk
 from models.manifest import Utterance, write_manifest
 from models.textnorm import normalize_text
 
@@ -273,7 +276,7 @@ def import_jsonl(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``librispeech ROOT OUT`` or ``jsonl SRC OUT``; returns the exit status."""
+    """Command line: ``librispeech ROOT OUT``, ``jsonl SRC OUT`` or ``asterisk --out DIR``; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="parley corpus import", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -292,7 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     for p in (lib, jsl):
         p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    ast = sub.add_parser("asterisk", help="the Asterisk voice prompts (Debian asterisk-core-sounds-<lang>-wav)")
+    asterisk.add_arguments(ast)
     args = parser.parse_args(argv)
+    if args.format == "asterisk":
+        return asterisk.run(args)
     try:
         if args.format == "librispeech":
             n = import_librispeech(args.root, args.out, args.language, progress=not args.no_progress)

@@ -8,6 +8,10 @@ Every corpus Parley trains on, synthetic or imported, is a manifest of this shap
      "voice": "en+m3/p55/r170/g1",
      "words": [{"word": "set", "start": 0.08, "end": 0.27}, ...]}
 
+Open-domain corpora (models.opencorpus) add where the text came from and what was done to the audio: `display`
+(the sentence as written, for punctuation and casing), `source`, `document`, `license`, `engine` and `augment`
+(the effects applied, models.augment). These are written only when set, so older manifests read and write the same.
+
 `audio` is stored relative to the manifest's folder when it lies below it, so a corpus folder can be moved;
 `read_manifest` hands it back as an absolute path. `words` is empty when no timings are known (imported corpora).
 """
@@ -42,6 +46,12 @@ class Utterance:
     translations: dict[str, str] = field(default_factory=dict)
     voice: str = ""
     words: list[Word] = field(default_factory=list)
+    display: str = ""
+    source: str = ""
+    document: str = ""
+    license: str = ""
+    engine: str = ""
+    augment: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict) -> Utterance:
@@ -57,13 +67,21 @@ class Utterance:
             translations={str(k): str(v) for k, v in (d.get("translations") or {}).items()},
             voice=str(d.get("voice") or ""),
             words=[Word(str(w["word"]), float(w["start"]), float(w["end"])) for w in d.get("words") or []],
+            **{k: str(d[k]) for k in _OPTIONAL if d.get(k)},
+            augment=[str(a) for a in d.get("augment") or []],
         )
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["duration"] = round(self.duration, 4)
         d["words"] = [{"word": w.word, "start": round(w.start, 4), "end": round(w.end, 4)} for w in self.words]
+        for k in (*_OPTIONAL, "augment"):
+            if not d[k]:
+                del d[k]
         return d
+
+
+_OPTIONAL = ("display", "source", "document", "license", "engine")  # string fields written only when set
 
 
 def iter_manifest(path: str | os.PathLike) -> Iterator[Utterance]:

@@ -2,6 +2,16 @@
 
 Dimension letters: B batch, T encoder frames, U target tokens (the lattice has U + 1 rows), V vocabulary.
 
+Two topologies (`rnnt_type`):
+
+- "standard": a frame may emit any number of labels before its blank moves on to the next frame; a path is T blanks
+  and U labels, the last step the blank of frame T-1.
+- "modified" (k2's name; also "monotonic" RNN-T): every frame emits exactly one symbol, blank or label, and either
+  moves on to the next frame. A path is T symbols of which U are labels, so it needs U <= T (else no path: the
+  loss is `IMPOSSIBLE` or more). A model trained so is decoded with at most one symbol per frame, as sherpa-onnx does.
+
+The standard recursion:
+
 The forward variable alpha(t, u) is the log-probability of having emitted the first u labels by frame t:
 
     alpha(t, u) = logaddexp(alpha(t-1, u) + blank(t-1, u), alpha(t, u-1) + label(t, u-1))
@@ -15,6 +25,12 @@ a single `logcumsumexp`:
 One Python loop over T; every u, b at once. The loss is -(alpha(T-1, U) + blank(T-1, U)). Gradients come from
 autograd through that recursion.
 
+The modified recursion has no dependency within a frame (alpha(t, u): u labels emitted before frame t):
+
+    alpha(t+1, u) = logaddexp(alpha(t, u) + blank(t, u), alpha(t, u-1) + label(t, u-1)),  loss = -alpha(T, U)
+
+models/pruned_rnnt.py runs both recursions on a band of the lattice (the pruned loss).
+
 Memory: the joiner's logits `(B, T, U+1, V)` are needed anyway; from them only the blank and the next label's
 log-probabilities `(B, T, U+1)` are gathered (log-softmax = logit - logsumexp over V), so no second
 `(B, T, U+1, V)` tensor of log-probabilities is kept for the backward pass.
@@ -23,6 +39,10 @@ log-probabilities `(B, T, U+1)` are gathered (log-softmax = logit - logsumexp ov
 from __future__ import annotations
 
 import torch
+
+RNNT_TYPES = ("standard", "modified")
+# A loss at least this large means no path of the topology produces the targets (e.g. modified with U > T).
+IMPOSSIBLE = 1e30
 
 
 def gather_log_probs(logits: torch.Tensor, targets: torch.Tensor, blank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,6 +111,30 @@ def rnnt_loss_from_log_probs(
     return -final
 
 
+def modified_rnnt_loss_from_log_probs(
+    blank_lp: torch.Tensor,
+    label_lp: torch.Tensor,
+    logit_lengths: torch.Tensor,
+    target_lengths: torch.Tensor,
+) -> torch.Tensor:
+    """`rnnt_loss_from_log_probs` for the modified topology (one symbol per frame); same shapes.
+
+    A sequence with more labels than frames has no path: its loss is `IMPOSSIBLE` or more.
+    """
+    B, T, U1 = blank_lp.shape
+    neg_inf = torch.finfo(blank_lp.dtype).min / 4
+    alpha = blank_lp.new_full((B, U1), neg_inf)
+    alpha[:, 0] = 0.0
+    pad = blank_lp.new_full((B, 1), neg_inf)
+    final = blank_lp.new_full((B,), neg_inf)
+    for t in range(T):
+        stay = alpha + blank_lp[:, t]  # (B, U+1): blank, to (t+1, u)
+        move = torch.cat([pad, alpha[:, :-1] + label_lp[:, t]], dim=1)  # (B, U+1): label u-1, to (t+1, u)
+        alpha = torch.logaddexp(stay, move)
+        final = torch.where(logit_lengths == t + 1, alpha.gather(1, target_lengths[:, None]).squeeze(1), final)
+    return -final
+
+
 def rnnt_loss(
     logits: torch.Tensor,
     targets: torch.Tensor,
@@ -98,6 +142,7 @@ def rnnt_loss(
     target_lengths: torch.Tensor,
     blank: int = 0,
     reduction: str = "mean",
+    rnnt_type: str = "standard",
 ) -> torch.Tensor:
     """RNN-T loss.
 
@@ -108,14 +153,38 @@ def rnnt_loss(
         target_lengths: `(B,)` valid labels.
         blank: blank id.
         reduction: "none" `(B,)`, "sum", or "mean" (sum over the batch divided by B).
+        rnnt_type: "standard" or "modified" (at most one symbol per frame).
 
     Returns:
         the loss, reduced as asked.
+
+    Raises:
+        ValueError: an unknown reduction or topology.
     """
     if reduction not in ("none", "sum", "mean"):
         raise ValueError(f"reduction must be none, sum or mean, got {reduction!r}")
+    recursion = _recursion(rnnt_type)
     blank_lp, label_lp = gather_log_probs(logits, targets.long(), blank)
-    loss = rnnt_loss_from_log_probs(blank_lp, label_lp, logit_lengths.long(), target_lengths.long())
+    loss = recursion(blank_lp, label_lp, logit_lengths.long(), target_lengths.long())
     if reduction == "none":
         return loss
     return loss.sum() if reduction == "sum" else loss.mean()
+
+
+def _recursion(rnnt_type: str):
+    """The full-lattice recursion of a topology."""
+    if rnnt_type not in RNNT_TYPES:
+        raise ValueError(f"rnnt_type must be one of {RNNT_TYPES}, got {rnnt_type!r}")
+    return rnnt_loss_from_log_probs if rnnt_type == "standard" else modified_rnnt_loss_from_log_probs
+
+
+def lattice_loss(
+    blank_lp: torch.Tensor,
+    label_lp: torch.Tensor,
+    logit_lengths: torch.Tensor,
+    target_lengths: torch.Tensor,
+    rnnt_type: str = "standard",
+) -> torch.Tensor:
+    """`(B,)` loss of each sequence from gathered full-lattice log-probabilities (blank_lp `(B, T, U+1)`, label_lp
+    `(B, T, U)`) under topology `rnnt_type`."""
+    return _recursion(rnnt_type)(blank_lp, label_lp, logit_lengths.long(), target_lengths.long())

@@ -2,6 +2,9 @@
 
 Dimension letters: B batch, T encoder frames, D encoder dim, J joiner dim, V vocabulary.
 The server has its own numpy/onnxruntime versions of the same algorithms (server/), checked against these.
+A model trained on the modified topology (`ModelConfig.rnnt_type == "modified"`) emits at most one token per frame:
+greedy search's default limit is the model's `cfg.max_symbols_per_frame` (1 for it, 4 for a standard model), and
+modified beam search is then the exact search of the topology it was trained on.
 `head` names the output language of a multi-head model (None: a single-head model's one head).
 """
 
@@ -35,17 +38,21 @@ def greedy_search(
     model: Transducer,
     enc: torch.Tensor,
     enc_lens: torch.Tensor,
-    max_symbols_per_frame: int = 4,
+    max_symbols_per_frame: int | None = None,
     head: str | None = None,
     blank_penalty: float = 0.0,
 ) -> list[Hypothesis]:
     """Batched greedy search. enc `(B, T, D)` (unprojected encoder output), enc_lens `(B,)`.
+
+    `max_symbols_per_frame` (None: the model's own, 1 for the modified topology) bounds the tokens of one frame.
 
     `blank_penalty` is subtracted from the blank logit before each choice (as sherpa-onnx's `blank_penalty`): a model
     that deletes words (stops emitting mid-utterance) trades deletions for insertions with it; tune it on dev data.
     """
     B, T, _ = enc.shape
     ctx = model.cfg.context_size
+    if max_symbols_per_frame is None:
+        max_symbols_per_frame = model.cfg.max_symbols_per_frame
     decoder, joiner, _ = model.head(head)
     enc_p = joiner.encoder_proj(enc)  # (B, T, J)
     hyps = [Hypothesis([], []) for _ in range(B)]

@@ -14,6 +14,9 @@
     parley train ... --output-languages en de es fr it zh --tasks en:zh de:zh zh:zh --freeze-encoder \
         --init exp/sm2/best.pt --exp-dir exp/sm2-zh
 
+    # open-domain recipe: pruned RNN-T loss (joiner on 5-row bands) on the modified topology (one symbol per frame)
+    parley train ... --loss pruned --prune-range 5 --rnnt-type modified
+
 Every batch draws its attention limits (dynamic chunk training): a chunk of 2-16 encoder frames (80-640 ms) and
 1-8 chunks of history, or, with probability `--full-context-prob`, the whole utterance. So one model serves every
 latency setting, chosen at inference time. Running it again with the same --exp-dir resumes from last.pt, in the
@@ -46,10 +49,12 @@ from models.encoder import EncoderConfig, count_parameters
 from models.feature_cache import FeatureCache, build_feature_cache
 from models.lid import IGNORE
 from models.manifest import Utterance, read_manifest
+from models.pruned_rnnt import DEFAULT_PRUNE_RANGE
+from models.rnnt_loss import RNNT_TYPES
 from models.search import greedy_search
 from models.tasks import MultiTaskDataset, Task, TaskBatchSampler, parse_tasks
 from models.tokenizer import MODEL_NAME, Tokenizer
-from models.transducer import BLANK, ModelConfig, Transducer
+from models.transducer import BLANK, LOSSES, ModelConfig, Transducer
 from models.wer import error_counts
 
 
@@ -66,6 +71,11 @@ class TrainConfig:
     decoder_dim: int = 256
     joiner_dim: int = 320
     ctc_weight: float = 0.2
+    rnnt_type: str = "standard"  # "modified": at most one symbol per frame (and decoded so)
+    loss: str = "full"  # "pruned": the joiner on bands of prune_range rows only (models/pruned_rnnt.py)
+    prune_range: int = DEFAULT_PRUNE_RANGE
+    simple_loss_scale: float = 0.5  # weight of the pruned loss's simple loss once warmed up
+    prune_warmup_steps: int = 2000  # steps over which the simple loss goes 1 -> simple_loss_scale, pruned 0.1 -> 1
     epochs: int = 10
     max_seconds: float = 160.0  # padded audio seconds per batch (per process)
     lr: float = 2e-3
@@ -133,6 +143,20 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+def rnnt_loss_scales(step: int, cfg: TrainConfig) -> dict[str, float]:
+    """The pruned loss's weights at `step`: `simple_scale` of the simple loss, `pruned_scale` of the pruned one.
+
+    icefall's zipformer schedule: at first the bands come from an untrained simple joiner and say little, so the
+    simple loss carries the training (weight 1) and the pruned loss is damped (0.1); both move linearly to
+    (`simple_loss_scale`, 1) over `prune_warmup_steps` and stay there. A run that starts from a pruned checkpoint
+    (`--init`) has trained bands already: give it --prune-warmup-steps 0.
+    """
+    if cfg.loss != "pruned":
+        return {}
+    w = min(1.0, step / cfg.prune_warmup_steps) if cfg.prune_warmup_steps > 0 else 1.0
+    return {"simple_scale": 1.0 - w * (1.0 - cfg.simple_loss_scale), "pruned_scale": 0.1 + 0.9 * w}
+
+
 def draw_attention_limits(rng: random.Random, cfg: TrainConfig) -> tuple[int, int]:
     """(chunk, left_chunks) for one batch; (-1, -1) is full context."""
     if rng.random() < cfg.full_context_prob:
@@ -149,6 +173,9 @@ def model_config(cfg: TrainConfig, vocab_size: int | dict[str, int]) -> ModelCon
         decoder_dim=cfg.decoder_dim,
         joiner_dim=cfg.joiner_dim,
         ctc_weight=cfg.ctc_weight,
+        rnnt_type=cfg.rnnt_type,
+        loss=cfg.loss,
+        prune_range=cfg.prune_range,
         heads=heads,
         lid_languages=list(cfg.lid_languages),
         lid_hidden=cfg.lid_hidden,
@@ -533,6 +560,7 @@ def train(cfg: TrainConfig) -> dict:
                     chunk,
                     left,
                     **plan.step_kwargs(task, len(batch["index"]), device),
+                    **rnnt_loss_scales(state["step"], cfg),
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -634,6 +662,36 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
     p.add_argument("--decoder-dim", type=int, default=d.decoder_dim, help="prediction network width")
     p.add_argument("--joiner-dim", type=int, default=d.joiner_dim, help="joiner width")
     p.add_argument("--ctc-weight", type=float, default=d.ctc_weight, help="weight of the auxiliary CTC loss")
+    p.add_argument(
+        "--rnnt-type",
+        choices=RNNT_TYPES,
+        default=d.rnnt_type,
+        help="transducer topology: standard (any number of symbols per frame) or modified (at most one; sherpa-onnx "
+        "decodes such a model as Parley does; needs no more tokens than encoder frames) (default: standard)",
+    )
+    p.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default=d.loss,
+        help="full: the joiner on the whole (T, U+1) lattice; pruned: a simple additive joiner's loss picks bands of "
+        "--prune-range rows per frame and the joiner runs on those only (k2's pruned RNN-T) (default: full)",
+    )
+    p.add_argument(
+        "--prune-range", type=int, default=d.prune_range, help="rows per frame of the pruned loss's bands (default: 5)"
+    )
+    p.add_argument(
+        "--simple-loss-scale",
+        type=float,
+        default=d.simple_loss_scale,
+        help="weight of the pruned loss's simple loss after the warm-up (default: 0.5)",
+    )
+    p.add_argument(
+        "--prune-warmup-steps",
+        type=int,
+        default=d.prune_warmup_steps,
+        help="steps over which the simple loss's weight falls from 1 and the pruned loss's rises from 0.1 to 1 "
+        "(0 after --init from a pruned checkpoint) (default: 2000)",
+    )
     p.add_argument("--epochs", type=int, default=d.epochs, help="epochs")
     p.add_argument("--max-steps", type=int, default=d.max_steps, help="stop after this many steps (0: no limit)")
     p.add_argument("--max-seconds", type=float, default=d.max_seconds, help="padded audio seconds per batch")
@@ -706,6 +764,11 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
         decoder_dim=a.decoder_dim,
         joiner_dim=a.joiner_dim,
         ctc_weight=a.ctc_weight,
+        rnnt_type=a.rnnt_type,
+        loss=a.loss,
+        prune_range=a.prune_range,
+        simple_loss_scale=a.simple_loss_scale,
+        prune_warmup_steps=a.prune_warmup_steps,
         epochs=a.epochs,
         max_steps=a.max_steps,
         max_seconds=a.max_seconds,

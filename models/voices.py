@@ -28,7 +28,7 @@ VOICES: dict[str, tuple[str, ...]] = {
     "es": ("es", "es-419"),
     "fr": ("fr", "fr-be", "fr-ch"),
     "it": ("it",),
-    "zh": ("cmn",),
+    "zh": ("cmn-latn-pinyin",),  # not "cmn": it reads hanzi as English-spelled pinyin (see models/espeak.py)
 }  # fmt: skip
 
 # Variants by the register they give; None is the voice's own (male) speaker.

@@ -7,6 +7,7 @@ without torch, and `parley --help` is instant.
     parley corpus import librispeech /data/LibriSpeech/train-clean-100 data/libri/train.jsonl
     parley tokenizer --manifest data/corpus/en/train.jsonl --out data/tokenizers
     parley text --split train -n 5
+    parley text build --out data/text --languages en,de,es,fr,it,zh
     parley mix --manifest data/corpus-en/en/train.jsonl --out data/mix-en/train --n 40000 --seed 0 --jobs 2
     parley serve
     parley stream talk.wav --url ws://127.0.0.1:8000/v1/stream
@@ -29,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "loadtest": ("clients.loadtest", "main", "many concurrent streams: latency percentiles, WER, errors, ramp"),
     "corpus": ("models.corpus", "main", "build a synthetic speech corpus, or import a real one (corpus import)"),
     "tokenizer": ("models.tokenizer", "main", "train sentencepiece tokenizers per output language"),
-    "text": ("models.grammar.__main__", "main", "print sentences of the multilingual domain grammar"),
+    "text": ("models.grammar.__main__", "main", "print grammar sentences; `text build`: the open-domain text corpus"),
     "train": ("models.train", "main", "train a streaming Transformer-Transducer (also under torchrun)"),
     "eval": ("models.evaluate", "main", "decode manifests with a checkpoint and report WER per chunk size"),
     "eval-sm2": ("models.evaluate_sm2", "main", "SM² model: WER, BLEU, zero-shot, language ID, lag, restriction"),
@@ -37,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bundle-eval": ("export.evaluate_bundle", "main", "measure a bundle: WER, speed, size per precision; parity"),
     "mix": ("models.mixtures", "main", "simulate two-talker mixtures with t-SOT labels from a timed manifest"),
     "eval-tsot": ("models.evaluate_tsot", "main", "t-SOT model: cpWER by overlap ratio and single-talker WER"),
-    "synth": ("models.espeak", "main", "speak one sentence with espeak-ng into a WAV file, with word timings"),
+    "synth": ("models.engines", "main", "speak a sentence with espeak-ng, mbrola, festival, pico or RHVoice"),
 }
 
 

@@ -47,10 +47,11 @@ from server.protocol import (
     api_key_valid,
     decode_audio_message,
     error_message,
+    preview,
     start_from_dict,
     transcript_response,
 )
-from server.session import Session
+from server.session import FLUSH_TIMEOUT_S, Session
 from server.settings import Settings
 from server.tsot import NUM_CHANNELS
 
@@ -146,7 +147,7 @@ class Service:
 
     async def drain(self, timeout: float, force: Callable[[], bool] = lambda: False) -> None:
         """Stops taking new streams, lets open ones finish for up to `timeout` seconds, then ends the rest with
-        `shutting_down` (close 1001)."""
+        their open segment's final (however short `timeout` is) and `shutting_down` (close 1001)."""
         self.draining = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -156,7 +157,7 @@ class Service:
             await asyncio.sleep(0.05)
         for s in list(self.sessions):
             s.abort(ProtocolError(SHUTTING_DOWN, "the server is shutting down: reconnect, to another replica"))
-        deadline = loop.time() + 2.0
+        deadline = loop.time() + FLUSH_TIMEOUT_S + 2.0
         while self.sessions and loop.time() < deadline:
             await asyncio.sleep(0.02)
 
@@ -170,7 +171,7 @@ class Service:
         if not self.authorized(headers, query):
             return ProtocolError(UNAUTHORIZED, "a valid API key is required (Authorization: Bearer KEY)")
         if not self.settings.origin_allowed(origin):
-            return ProtocolError(FORBIDDEN_ORIGIN, f"origin {origin!r} is not allowed")
+            return ProtocolError(FORBIDDEN_ORIGIN, f"origin {preview(origin)} is not allowed")
         if self.draining:
             return ProtocolError(SHUTTING_DOWN, "the server is shutting down: reconnect, to another replica")
         if self.connections >= self.settings.max_connections:
@@ -247,12 +248,14 @@ class Service:
         q = request.query_params
         limit = self.settings.max_upload_bytes
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise ProtocolError(TOO_BIG, f"body of {length} bytes is over the limit of {limit} bytes")
+        # isascii: str.isdigit() takes "²", which int() refuses; the length check keeps int() off huge numbers.
+        if length is not None and length.isascii() and length.isdigit() and (len(length) > 18 or int(length) > limit):
+            raise ProtocolError(TOO_BIG, f"body of {preview(length, 20)} bytes is over the limit of {limit} bytes")
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind not in WAV_TYPES + RAW_TYPES:
             raise ProtocolError(
-                UNSUPPORTED_ENCODING, f"Content-Type {kind or 'missing'!r}: send audio/wav or application/octet-stream"
+                UNSUPPORTED_ENCODING,
+                f"Content-Type {preview(kind or 'missing')}: send audio/wav or application/octet-stream",
             )
         body = bytearray()
         async for piece in request.stream():
@@ -263,7 +266,7 @@ class Service:
             try:
                 samples, rate = await asyncio.to_thread(read_wav, io.BytesIO(bytes(body)))
             except ValueError as e:
-                raise ProtocolError(BAD_AUDIO, f"not a PCM WAV file Parley can read: {e}") from None
+                raise ProtocolError(BAD_AUDIO, f"the body: {e}") from None
             encoding = "s16le"
         else:
             text = q.get("sample_rate")
@@ -271,11 +274,11 @@ class Service:
                 raise ProtocolError(INVALID_VALUE, "raw PCM needs the query parameters sample_rate and encoding")
             try:
                 rate = int(text)
-            except ValueError:
-                raise ProtocolError(INVALID_VALUE, f"sample_rate must be an integer, got {text[:40]!r}") from None
+            except ValueError:  # also integers of over 4300 digits
+                raise ProtocolError(INVALID_VALUE, f"sample_rate must be an integer, got {preview(text)}") from None
             encoding = q.get("encoding", "s16le")
             if encoding not in ENCODINGS:
-                raise ProtocolError(UNSUPPORTED_ENCODING, f"encoding {encoding[:40]!r}: use one of {list(ENCODINGS)}")
+                raise ProtocolError(UNSUPPORTED_ENCODING, f"encoding {preview(encoding)}: use one of {list(ENCODINGS)}")
             samples = np.zeros(0, dtype=np.float32)
         translate = [t for t in q.get("translate", "").split(",") if t]
         fields = {"type": "start", "sample_rate": rate, "encoding": encoding, "translate": translate}

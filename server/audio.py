@@ -6,6 +6,7 @@ Samples are always float32 in [-1, 1] inside Parley; int16 exists only at the ed
 from __future__ import annotations
 
 import os
+import struct
 import wave
 from pathlib import Path
 from typing import BinaryIO
@@ -25,12 +26,16 @@ def read_wav(path: str | os.PathLike | BinaryIO) -> tuple[np.ndarray, int]:
     Raises:
         ValueError: the file is not a PCM WAV file Parley can read.
     """
+    # A file object is named by nothing: its repr (an object address) means nothing to whoever sent the bytes.
+    where = "" if hasattr(path, "read") else f"{path}: "
     try:
         with wave.open(path if hasattr(path, "read") else str(path), "rb") as w:
             channels, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
             raw = w.readframes(n)
-    except (wave.Error, EOFError) as e:
-        raise ValueError(f"{path}: not a PCM WAV file ({e})") from e
+    except (wave.Error, EOFError, struct.error) as e:
+        raise ValueError(f"{where}not a PCM WAV file ({str(e)[:100]})") from e
+    if channels < 1 or rate < 1:
+        raise ValueError(f"{where}a WAV file of {channels} channel(s) at {rate} Hz")
     if width == 2:
         x = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
     elif width == 4:
@@ -38,7 +43,7 @@ def read_wav(path: str | os.PathLike | BinaryIO) -> tuple[np.ndarray, int]:
     elif width == 1:
         x = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
     else:
-        raise ValueError(f"{path}: unsupported sample width {width * 8} bits")
+        raise ValueError(f"{where}unsupported sample width {width * 8} bits")
     if channels > 1:
         x = x[: x.size - x.size % channels].reshape(-1, channels).mean(axis=1)
     return x, rate
@@ -63,7 +68,8 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) ->
 
 
 def decode_pcm(data: bytes, encoding: str) -> np.ndarray:
-    """Raw little-endian PCM bytes -> float32 samples `(T,)`.
+    """Raw little-endian PCM bytes -> float32 samples `(T,)` in [-1, 1] (f32le samples beyond it are clipped: the
+    frontend's arithmetic overflows near the float32 limit).
 
     Raises:
         ValueError: unknown encoding, a byte count that is not a whole number of samples, or non-finite floats.
@@ -78,5 +84,5 @@ def decode_pcm(data: bytes, encoding: str) -> np.ndarray:
         x = np.frombuffer(data, dtype="<f4").astype(np.float32)
         if not np.isfinite(x).all():
             raise ValueError("f32le audio contains NaN or infinite samples")
-        return x
+        return np.clip(x, -1.0, 1.0)
     raise ValueError(f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")

@@ -81,6 +81,9 @@ class Head:
     files: dict[str, Path]  # decoder, joiner, tokens, bpe
     post_processing: str = "none"  # "tsot": multi-talker text with <cc>, split into channels (server/tsot.py)
     blank_penalty: float = 0.0  # subtracted from the blank logit before each search decision (tuned at export)
+    # Greedy search's limit: 1 for a model trained with the modified topology (one token per frame, as sherpa-onnx
+    # decodes), 4 for the standard one and for bundles older than the key.
+    max_symbols_per_frame: int = 4
 
 
 @dataclass
@@ -106,7 +109,8 @@ class Bundle:
     lid: LidModel | None = None
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: str | Path) -> str:
+    """The hex SHA-256 of a file (bundle.json lists every file's)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -263,7 +267,7 @@ class _Files:
         size = path.stat().st_size
         if size != entry["bytes"]:
             raise BundleError(f"{name}: {size} bytes, but {BUNDLE_JSON} says {entry['bytes']}")
-        if self.verify and _sha256(path) != entry["sha256"]:
+        if self.verify and sha256_of(path) != entry["sha256"]:
             raise BundleError(f"{name}: sha256 differs from {BUNDLE_JSON}'s (the file changed after export)")
         return path
 
@@ -306,6 +310,18 @@ def _load_head(
     blank_penalty = head.get("blank_penalty", 0.0)
     if isinstance(blank_penalty, bool) or not isinstance(blank_penalty, int | float) or not 0 <= blank_penalty < 100:
         raise BundleError(f"{where}.blank_penalty: {blank_penalty!r}, expected a number in [0, 100)")
+    max_symbols = head.get("max_symbols_per_frame", jm.values.get("max_symbols_per_frame", 4))
+    try:
+        max_symbols = int(max_symbols)
+    except (TypeError, ValueError):
+        max_symbols = 0
+    if isinstance(head.get("max_symbols_per_frame"), bool) or not 1 <= max_symbols <= 100:
+        raise BundleError(f"{where}.max_symbols_per_frame: {head.get('max_symbols_per_frame')!r}, expected 1..100")
+    if "max_symbols_per_frame" in jm.values and int(jm.values["max_symbols_per_frame"]) != max_symbols:
+        raise BundleError(
+            f"{join_name}: metadata max_symbols_per_frame {jm.values['max_symbols_per_frame']}, {where} says "
+            f"{max_symbols}"
+        )
     post_processing = head.get("post_processing", "none")
     if post_processing not in POST_PROCESSING:
         raise BundleError(f"{where}.post_processing: {post_processing!r}, this runtime knows {list(POST_PROCESSING)}")
@@ -314,7 +330,7 @@ def _load_head(
     tokens = _read_tokens(paths["tokens"], tok_name)
     if len(tokens) != V:
         raise BundleError(f"{tok_name}: {len(tokens)} tokens, but {dec_name} has vocab_size {V}")
-    if files.verify and dm.values.get("tokenizer_sha256", "") not in ("", _sha256(paths["bpe"])):
+    if files.verify and dm.values.get("tokenizer_sha256", "") not in ("", sha256_of(paths["bpe"])):
         raise BundleError(f"{bpe_name}: not the tokenizer {dec_name} was exported with (tokenizer_sha256)")
     try:
         sp = spm.SentencePieceProcessor(model_file=str(paths["bpe"]))
@@ -337,6 +353,7 @@ def _load_head(
         files=paths,
         post_processing=post_processing,
         blank_penalty=float(blank_penalty),
+        max_symbols_per_frame=max_symbols,
     )
 
 

@@ -56,7 +56,7 @@ from server.endpoint import EndpointConfig, EndpointDetector
 from server.features import StreamingFbank
 from server.lid import LidState
 from server.metrics import ServerMetrics
-from server.protocol import SEARCH_METHODS, Word, final_message, partial_message
+from server.protocol import SEARCH_METHODS, Word, final_message, partial_message, preview
 from server.transducer import (
     CHANNEL_CHANGE,
     BeamState,
@@ -405,6 +405,7 @@ class Stream:
         self.queued = False  # in the engine's ready queue
         self._outstanding = 0  # chunks queued whose update has not been taken yet: at most queue_chunks
         self.samples_received = 0
+        self._accepting: asyncio.Future | None = None  # a long push's frontend work in a thread
         self.stopped = False
         self.closed = False
         self.failure: str | None = None  # why the engine gave up on the stream
@@ -438,13 +439,15 @@ class Stream:
             raise RuntimeError("push after stop")
         arrived = time.monotonic() if arrived is None else arrived
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        if samples.size > _FBANK_INLINE_S * self.sample_rate:
-            await asyncio.to_thread(self._fbank.accept, samples)
-        else:
-            self._fbank.accept(samples)
         self.samples_received += int(samples.size)
         self.decoder.audio_s = self.seconds_received
         self.engine.metrics_audio(samples.size / self.sample_rate)
+        if samples.size > _FBANK_INLINE_S * self.sample_rate:
+            # Shielded: a cancelled push must not leave the thread feeding the frontend while stop() feeds it too.
+            self._accepting = asyncio.ensure_future(asyncio.to_thread(self._fbank.accept, samples))
+            await asyncio.shield(self._accepting)
+        else:
+            self._fbank.accept(samples)
         await self._queue_frames(self._fbank.pop_frames(), arrived)
 
     async def _queue_frames(self, frames: np.ndarray, arrived: float, flush: bool = False) -> None:
@@ -463,6 +466,8 @@ class Stream:
         if self.stopped:
             return
         self.stopped = True
+        if self._accepting is not None and not self._accepting.done():
+            await asyncio.wait({self._accepting})
         spec = self.engine.model.spec
         pad = np.zeros(round(self.sample_rate * spec.window * spec.features.frame_shift_ms / 1000), dtype=np.float32)
         self._fbank.accept(pad)
@@ -575,12 +580,14 @@ class Engine:
         if language is None and (lid is not None or languages):
             language = "auto"
         if languages and language != "auto":
-            raise UnsupportedOptionError(f"languages {list(languages)} restrict auto, but language is {language!r}")
+            raise UnsupportedOptionError(
+                f"languages {preview(list(languages))} restrict auto, but language is {preview(language)}"
+            )
         if language == "auto" and (lid is not None or languages):
             if lid is None:
                 raise UnsupportedOptionError("has no language identifier: name the language instead of auto")
             if bad := [x for x in languages if x not in self.auto_languages]:
-                raise UnsupportedOptionError(f"cannot detect {bad}: auto knows {self.auto_languages}")
+                raise UnsupportedOptionError(f"cannot detect {preview(bad)}: auto knows {self.auto_languages}")
             allowed = list(languages) or self.auto_languages
             if not allowed:
                 raise UnsupportedOptionError("has no head for any language its identifier knows")
@@ -589,12 +596,12 @@ class Engine:
         else:
             caption = self.head_for(language)
             if caption is None:
-                raise UnsupportedOptionError(f"cannot recognize language {language!r}: {self.languages}")
+                raise UnsupportedOptionError(f"cannot recognize language {preview(language)}: {self.languages}")
             candidates = ()
         if translate and not self.multilingual:
             raise UnsupportedOptionError("has no translation heads")
         if bad := [t for t in translate if t not in self.translate_languages]:
-            raise UnsupportedOptionError(f"cannot translate into {bad}: {self.translate_languages}")
+            raise UnsupportedOptionError(f"cannot translate into {preview(bad)}: {self.translate_languages}")
         pairs = tuple((t, self.model.head_index(t)) for t in translate)
         return HeadPlan(caption, candidates, pairs, self.multilingual)  # type: ignore[arg-type]
 

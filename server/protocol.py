@@ -95,6 +95,27 @@ START_FIELDS: dict[str, bool] = {
     "languages": False,
 }
 _MAX_NAME = 128  # characters in a model or language name
+# An error's message is at most this many characters, and a client's value shown in it at most _MAX_SHOWN: a
+# rejected 50,000-entry list must not come back (or go into the logs) whole.
+MAX_ERROR_CHARS = 300
+_MAX_SHOWN = 80
+
+
+def clip_text(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, the cut marked with "…", and sendable: a lone surrogate (JSON
+    allows "\\ud800", UTF-8 does not) becomes its escape."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def preview(value: Any, limit: int = _MAX_SHOWN) -> str:
+    """A client's value as JSON for an error message, at most `limit` characters (values nested too deeply for
+    the encoder are named by their type)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (RecursionError, ValueError, TypeError):
+        text = f"a deeply nested {type(value).__name__}"
+    return clip_text(text, limit)
 
 
 class ProtocolError(Exception):
@@ -107,6 +128,7 @@ class ProtocolError(Exception):
     """
 
     def __init__(self, code: str, message: str, close_code: int | None = None) -> None:
+        message = clip_text(message, MAX_ERROR_CHARS)
         super().__init__(message)
         self.code = code
         self.message = message
@@ -150,7 +172,7 @@ class StopRequest:
 
 
 def _invalid(name: str, expected: str, value: Any) -> ProtocolError:
-    return ProtocolError(INVALID_VALUE, f'"{name}" must be {expected}, got {json.dumps(value)[:80]}')
+    return ProtocolError(INVALID_VALUE, f'"{name}" must be {expected}, got {preview(value)}')
 
 
 def _name(d: dict, key: str) -> str | None:
@@ -180,8 +202,10 @@ def _names(d: dict, key: str) -> tuple[str, ...]:
 def _object(text: str | bytes) -> dict:
     try:
         d = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ProtocolError(BAD_JSON, f"text message is not valid JSON: {e}") from None
+    except (ValueError, UnicodeDecodeError) as e:  # ValueError: also integers of over 4300 digits
+        raise ProtocolError(BAD_JSON, f"text message is not valid JSON: {clip_text(str(e), _MAX_SHOWN)}") from None
+    except RecursionError:
+        raise ProtocolError(BAD_JSON, "text message is nested too deeply") from None
     if not isinstance(d, dict):
         raise ProtocolError(BAD_JSON, f"text message must be a JSON object, got {type(d).__name__}")
     return d
@@ -197,7 +221,8 @@ def start_from_dict(d: dict) -> StartRequest:
     if unknown:
         raise ProtocolError(
             UNKNOWN_FIELD,
-            f"unknown field(s) {unknown} in start; protocol version {PROTOCOL_VERSION} knows {sorted(START_FIELDS)}",
+            f"unknown field(s) {preview(unknown)} in start; protocol version {PROTOCOL_VERSION} knows "
+            f"{sorted(START_FIELDS)}",
         )
     missing = [k for k, required in START_FIELDS.items() if required and k not in d]
     if missing:
@@ -207,19 +232,26 @@ def start_from_dict(d: dict) -> StartRequest:
 
     rate = d["sample_rate"]
     # bool is an int in Python; JSON true is not a rate. 16000.0 is accepted: some JSON writers only have floats.
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate != int(rate):
+    # An int is checked as it is: math.isfinite() of a 400-digit integer overflows.
+    if isinstance(rate, bool) or not isinstance(rate, int | float):
         raise _invalid("sample_rate", "an integer number of Hz", rate)
-    rate = int(rate)
+    if isinstance(rate, float):
+        if not (math.isfinite(rate) and rate.is_integer()):
+            raise _invalid("sample_rate", "an integer number of Hz", rate)
+        rate = int(rate)
     if not MIN_INPUT_RATE <= rate <= MAX_INPUT_RATE:
         raise ProtocolError(
-            UNSUPPORTED_RATE, f"sample_rate {rate} Hz not supported: use {MIN_INPUT_RATE}-{MAX_INPUT_RATE} Hz"
+            UNSUPPORTED_RATE,
+            f"sample_rate {preview(rate, 20)} Hz not supported: use {MIN_INPUT_RATE}-{MAX_INPUT_RATE} Hz",
         )
 
     encoding = d["encoding"]
     if not isinstance(encoding, str):
         raise _invalid("encoding", f"one of {list(ENCODINGS)}", encoding)
     if encoding not in ENCODINGS:
-        raise ProtocolError(UNSUPPORTED_ENCODING, f"encoding {encoding!r} not supported: use one of {list(ENCODINGS)}")
+        raise ProtocolError(
+            UNSUPPORTED_ENCODING, f"encoding {preview(encoding)} not supported: use one of {list(ENCODINGS)}"
+        )
 
     partials = d.get("partials", True)
     if not isinstance(partials, bool):
@@ -261,9 +293,9 @@ def parse_text_message(text: str | bytes) -> StartRequest | StopRequest:
     if kind == "stop":
         extra = sorted(set(d) - {"type"})
         if extra:
-            raise ProtocolError(UNKNOWN_FIELD, f"unknown field(s) {extra} in stop")
+            raise ProtocolError(UNKNOWN_FIELD, f"unknown field(s) {preview(extra)} in stop")
         return StopRequest()
-    raise ProtocolError(BAD_MESSAGE, f'text messages must have "type" "start" or "stop", got {json.dumps(kind)[:80]}')
+    raise ProtocolError(BAD_MESSAGE, f'text messages must have "type" "start" or "stop", got {preview(kind)}')
 
 
 def parse_start(text: str | bytes) -> StartRequest:
@@ -287,7 +319,7 @@ def decode_audio_message(data: bytes, encoding: str, max_bytes: int | None = Non
     if max_bytes is not None and len(data) > max_bytes:
         raise ProtocolError(TOO_BIG, f"audio message of {len(data)} bytes is over the limit of {max_bytes} bytes")
     if encoding not in ENCODINGS:
-        raise ProtocolError(UNSUPPORTED_ENCODING, f"encoding {encoding!r} not supported")
+        raise ProtocolError(UNSUPPORTED_ENCODING, f"encoding {preview(encoding)} not supported")
     try:
         return decode_pcm(bytes(data), encoding)
     except ValueError as e:

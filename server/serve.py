@@ -6,18 +6,23 @@
 
 Every setting is a flag and a `PARLEY_*` environment variable (server/settings.py); flags win. The app is
 server/app.py, run by uvicorn. On SIGTERM or Ctrl-C the server drains: /readyz turns 503, new streams are refused
-with `shutting_down`, open ones get up to --drain-timeout-s to finish, then the rest are closed (code 1001). A second
-Ctrl-C stops at once.
+with `shutting_down`, open ones get up to --drain-timeout-s to finish, then each gets its open segment's final and
+is closed (code 1001). A second Ctrl-C stops at once.
+
+HTTP is served by h11, which bounds the request line and headers (--max-header-bytes); a connection that has not sent
+its request's headers within --header-timeout-s is closed. Access logs show `?api_key=` values as `***`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import socket
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
 
 from server.settings import DEFAULT_BUNDLES, Settings, add_arguments
 
@@ -26,7 +31,85 @@ if TYPE_CHECKING:
 
     from server.app import Service
 
-__all__ = ["DEFAULT_BUNDLES", "main", "make_server"]
+__all__ = ["DEFAULT_BUNDLES", "RedactingFilter", "main", "make_server", "redact"]
+
+SECRET_PARAMS = ("api_key",)  # query parameters whose values never reach a log
+_MAX_LOGGED_CHARS = 512  # a logged request path (up to --max-header-bytes long) is cut to this
+
+
+def redact(text: str) -> str:
+    """A logged path with query: the values of `SECRET_PARAMS` replaced by "***" (whatever percent-encoding their
+    names use: the app decodes them), and cut to `_MAX_LOGGED_CHARS` characters."""
+    path, sep, query = text.partition("?")
+    if sep:
+        params = []
+        for param in query.split("&"):
+            name, eq, _ = param.partition("=")
+            params.append(f"{name}=***" if eq and unquote_plus(name) in SECRET_PARAMS else param)
+        text = f"{path}?{'&'.join(params)}"
+    return text if len(text) <= _MAX_LOGGED_CHARS else text[: _MAX_LOGGED_CHARS - 1] + "…"
+
+
+class RedactingFilter(logging.Filter):
+    """For uvicorn's loggers, whose access and WebSocket lines carry the request's path and query as arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def install_log_redaction() -> None:
+    """Adds `RedactingFilter` to uvicorn's loggers (once)."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
+
+
+def header_deadline_protocol(seconds: float) -> type:
+    """uvicorn's h11 protocol, closing a connection whose request line and headers are not complete `seconds` after
+    it opened (or after its previous response): uvicorn's own keep-alive timer restarts at every byte received, so
+    a client sending a byte now and then, or nothing at all before its first request, would hold the connection."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadlineH11Protocol(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.conn.their_state is not h11.IDLE:  # the headers are in (or the connection was upgraded)
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                self._arm()
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(seconds, self._expire)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expire(self) -> None:
+            self._deadline = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderDeadlineH11Protocol
 
 
 def make_server(settings: Settings) -> uvicorn.Server:
@@ -50,7 +133,10 @@ def make_server(settings: Settings) -> uvicorn.Server:
             await super().shutdown(sockets)
 
     app = create_app(settings)
-    config = uvicorn.Config(app, lifespan="on", **settings.uvicorn_kwargs())
+    kwargs = settings.uvicorn_kwargs()
+    kwargs["http"] = header_deadline_protocol(settings.header_timeout_s)
+    config = uvicorn.Config(app, lifespan="on", **kwargs)
+    install_log_redaction()  # after Config, which configures uvicorn's logging
     return DrainingServer(config, app.state.parley)
 
 

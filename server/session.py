@@ -10,7 +10,11 @@ after stop the last finals, `end` and close 1000. Whichever ends first decides h
     reader: client went away              -> nothing to send; the stream is dropped from the engine
     writer: end sent                      -> done (close 1000 was sent)
     writer: engine failure                -> error "internal", close 1011
-    drain timeout (server shutting down)  -> error "shutting_down", close 1001
+    drain timeout (server shutting down)  -> the open segment's final, then error "shutting_down", close 1001
+
+Nothing a client does can hold its slot: the idle timeout counts seconds of audio, not messages (`IdleClock`), a
+send that a client does not read for `idle_timeout_s` ends the session, and the session closes its stream before it
+waits for its tasks, so a task blocked on the stream's queue cannot outlive the connection.
 """
 
 from __future__ import annotations
@@ -41,6 +45,31 @@ if TYPE_CHECKING:
     from server.app import Service
 
 log = logging.getLogger("parley.session")
+
+# On shutdown, seconds a session may take to decode what it has received and send its open segment's final.
+FLUSH_TIMEOUT_S = 5.0
+# Seconds the session waits for its cancelled tasks, and for the close handshake, before it gives up on them.
+_SETTLE_S = 1.0
+
+
+class IdleClock:
+    """The idle timeout, counted in audio: waiting for the client uses the allowance up, and every second of audio
+    received gives a second back, up to `timeout` seconds in all.
+
+    A client that sends audio at least as fast as real time never runs out; one that sends nothing, empty
+    messages or a trickle of samples does after about `timeout` seconds. Only the time spent waiting for the client
+    counts: time the server spends applying backpressure does not.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.left = timeout
+
+    def waited(self, seconds: float) -> None:
+        self.left -= seconds
+
+    def audio(self, seconds: float) -> None:
+        self.left = min(self.timeout, self.left + seconds)
 
 
 class _GoneError(Exception):
@@ -85,6 +114,7 @@ class Session:
         self._closed = False
         self._abort_error: ProtocolError | None = None
         self._abort = asyncio.Event()
+        self._flushing = False  # the server is shutting down: the stream is being flushed for its last final
 
     async def run(self) -> None:
         """Serves the connection to its end. Never raises."""
@@ -123,16 +153,19 @@ class Session:
         tasks = {reader, writer, aborted}
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if aborted in done and not done & {reader, writer}:
+                done |= await self._flush(reader, writer)
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # The stream first: a task waiting on its queue then raises instead of waiting for room forever.
+            if self.stream is not None:
+                self.stream.close()
+            await _settle(tasks)
 
         def failure(t: asyncio.Task) -> BaseException | None:
             return t.exception() if t in done and not t.cancelled() else None
 
         r, w = failure(reader), failure(writer)
-        if writer in done and w is None:
+        if writer in done and not writer.cancelled() and w is None and writer.result():
             return  # end and close 1000 were sent
         error: ProtocolError | None = None
         if aborted in done:
@@ -150,18 +183,39 @@ class Session:
         if error is not None:
             await self._fail(error)
 
+    async def _flush(self, reader: asyncio.Task, writer: asyncio.Task) -> set[asyncio.Task]:
+        """The server is going away: decodes the audio received so far and lets the writer send the open segment's
+        final (at most `FLUSH_TIMEOUT_S` seconds), before the abort's error and close. Returns the tasks that ended."""
+        stream = self.stream
+        if stream is None or stream.failure or stream.closed:
+            return set()
+        self._flushing = True
+        await _settle({reader})
+        try:
+            async with asyncio.timeout(FLUSH_TIMEOUT_S):
+                await stream.stop()
+                await asyncio.wait({writer})
+        except (TimeoutError, StreamClosedError):
+            log.warning("session %s: no final within %g s of the shutdown", self.id, FLUSH_TIMEOUT_S)
+        return {writer} if writer.done() else set()
+
     async def _read(self) -> None:
         """Client messages until the client leaves; raises ProtocolError for the first bad one."""
-        idle = self.service.settings.idle_timeout_s
+        clock = IdleClock(self.service.settings.idle_timeout_s)
         while True:
+            # After stop the client has nothing more to say: it waits for the finals, however long they take.
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that arrives as the
+            # message does, and the reader would then outlive its session.
+            waiting = time.monotonic()
             try:
-                # After stop the client has nothing more to say: it waits for the finals, however long they take.
-                msg = await asyncio.wait_for(self.ws.receive(), None if self.state.stopped else idle)
+                async with asyncio.timeout(None if self.state.stopped else max(clock.left, 0.0)):
+                    msg = await self.ws.receive()
             except TimeoutError:
-                raise ProtocolError(IDLE_TIMEOUT, f"no message for {idle:g} s") from None
+                raise ProtocolError(IDLE_TIMEOUT, f"no audio for {clock.timeout:g} s") from None
+            arrived = time.monotonic()
+            clock.waited(arrived - waiting)
             if msg["type"] == "websocket.disconnect":
                 return
-            arrived = time.monotonic()
             text, data = msg.get("text"), msg.get("bytes")
             if text is not None:
                 parsed = self.state.on_text(text)
@@ -172,7 +226,8 @@ class Session:
                     await self.stream.stop()
             elif data is not None:
                 samples = self.state.on_binary(data)
-                assert self.stream is not None
+                assert self.stream is not None and self.state.start is not None
+                clock.audio(samples.size / self.state.start.sample_rate)
                 await self.stream.push(samples, arrived)
 
     async def _start(self, start: StartRequest) -> None:
@@ -197,8 +252,9 @@ class Session:
         )
         self._opened.set()
 
-    async def _write(self) -> None:
-        """Engine updates to the client, then end and close 1000."""
+    async def _write(self) -> bool:
+        """Engine updates to the client, then end and close 1000. Returns whether it sent them: at a shutdown's
+        flush the stream ends without them (the abort's error and close follow)."""
         await self._opened.wait()
         assert self.stream is not None and self.model is not None
         latency = self.service.metrics.chunk_latency.labels(self.model)
@@ -212,17 +268,22 @@ class Session:
             for t in update.arrived:
                 latency.observe(now - t)
             if update.end:
+                if self._flushing and not self.state.stopped:
+                    return False
                 await self._send(end_message())
                 await self._close(CLOSE_NORMAL)
                 log.info("session %s: ended after %.2f s of audio", self.id, self.state.seconds_received)
-                return
+                return True
 
     async def _send(self, msg: dict) -> None:
+        """Sends a message; a client that does not take it within idle_timeout_s is treated as gone."""
         if self._closed:
             raise _GoneError()
         try:
-            await self.ws.send_text(dumps(msg))
-        except (WebSocketDisconnect, OSError, RuntimeError) as e:
+            async with asyncio.timeout(self.service.settings.idle_timeout_s):
+                await self.ws.send_text(dumps(msg))
+        except (WebSocketDisconnect, OSError, RuntimeError, TimeoutError) as e:
+            self._closed = self._closed or isinstance(e, TimeoutError)  # a close would wait behind the same buffer
             raise _GoneError() from e
 
     async def _close(self, code: int) -> None:
@@ -230,7 +291,8 @@ class Session:
             return
         self._closed = True
         with contextlib.suppress(Exception):
-            await self.ws.close(code)
+            async with asyncio.timeout(_SETTLE_S):
+                await self.ws.close(code)
 
     async def _fail(self, error: ProtocolError) -> None:
         """Sends the error message and closes with its code (quietly, if the client is already gone)."""
@@ -240,3 +302,19 @@ class Session:
         with contextlib.suppress(_GoneError):
             await self._send(error.to_message())
         await self._close(error.close_code)
+
+
+async def _settle(tasks: set[asyncio.Task]) -> None:
+    """Cancels `tasks` and waits for them to end, cancelling again the ones that take more than `_SETTLE_S`."""
+    pending = {t for t in tasks if not t.done()}
+    for _ in range(3):
+        for t in pending:
+            t.cancel()
+        if not pending:
+            break
+        _, pending = await asyncio.wait(pending, timeout=_SETTLE_S)
+    if pending:
+        log.error("tasks %s ignored their cancellation", sorted(t.get_name() for t in pending))
+    for t in tasks:  # their exceptions are read by the caller, or deliberately dropped here
+        if t.done() and not t.cancelled():
+            t.exception()

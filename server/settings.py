@@ -108,7 +108,20 @@ class Settings:
         default=64 << 20, metadata=_meta("largest POST /v1/transcribe body (bytes)", int, "B")
     )
     idle_timeout_s: float = field(
-        default=30.0, metadata=_meta("close a stream after this many seconds without a message", float, "S")
+        default=30.0,
+        metadata=_meta(
+            "close a stream that sends less audio than this many seconds of wall time allow, or that does not read "
+            "what the server sends for as long",
+            float,
+            "S",
+        ),
+    )
+    max_header_bytes: int = field(
+        default=32 << 10, metadata=_meta("largest HTTP request line and headers accepted (bytes)", int, "B")
+    )
+    header_timeout_s: float = field(
+        default=10.0,
+        metadata=_meta("seconds a connection gets to send its request's headers; then it is closed", float, "S"),
     )
     drain_timeout_s: float = field(
         default=30.0, metadata=_meta("on shutdown, seconds open streams get to finish", float, "S")
@@ -176,6 +189,8 @@ class Settings:
         need(1024 <= self.max_message_bytes <= 64 << 20, "max_message_bytes", "must be 1 KiB-64 MiB")
         need(self.max_upload_bytes >= 1024, "max_upload_bytes", "must be >= 1 KiB")
         need(self.idle_timeout_s > 0, "idle_timeout_s", "must be > 0")
+        need(self.max_header_bytes >= 1024, "max_header_bytes", "must be >= 1024")
+        need(self.header_timeout_s > 0, "header_timeout_s", "must be > 0")
         need(self.drain_timeout_s >= 0, "drain_timeout_s", "must be >= 0")
         need(self.rule1_min_trailing_silence >= 0, "rule1_min_trailing_silence", "must be >= 0")
         need(self.rule2_min_trailing_silence >= 0, "rule2_min_trailing_silence", "must be >= 0")
@@ -259,6 +274,9 @@ class Settings:
             "log_level": self.log_level,
             "ws_max_size": 2 * self.max_message_bytes,
             "timeout_graceful_shutdown": self.drain_timeout_s,
+            # h11, not httptools: h11 bounds the request line and headers; the header deadline is server/serve.py's.
+            "http": "h11",
+            "h11_max_incomplete_event_size": self.max_header_bytes,
         }
         if self.ssl_certfile is not None:
             kw["ssl_certfile"] = str(self.ssl_certfile)

@@ -31,7 +31,6 @@ from server.bundle import Bundle, EncoderSpec, Head
 from server.features import StreamingFbank
 from server.lid import LanguageIdentifier
 
-MAX_SYMBOLS_PER_FRAME = 4  # greedy search's limit, as in models/search.py (whose WER bundle.json reports)
 BEAM = 4  # modified beam search's beam
 CHANNEL_CHANGE = "<cc>"  # the t-SOT channel change piece; written as " <cc> " in text, like models/tokenizer.py
 
@@ -80,6 +79,7 @@ class HeadRunner:
         self.head = head
         self.blank_id = head.blank_id
         self.blank_penalty = head.blank_penalty
+        self.max_symbols_per_frame = head.max_symbols_per_frame
         self.context_size = head.context_size
         self._cc = head.tokens.index(CHANNEL_CHANGE) if CHANNEL_CHANGE in head.tokens else None
 
@@ -170,7 +170,7 @@ def greedy_search(
     head: HeadRunner,
     encoder_out: np.ndarray,
     states: Sequence[GreedyState],
-    max_symbols_per_frame: int = MAX_SYMBOLS_PER_FRAME,
+    max_symbols_per_frame: int | None = None,
 ) -> None:
     """Batched greedy search over one chunk; updates `states` (one per row of `encoder_out`) in place.
 
@@ -178,8 +178,11 @@ def greedy_search(
         head: the head to search with.
         encoder_out: `(N, C, E)` encoder output of one step.
         states: the streams' search states, carried over from the previous chunk.
-        max_symbols_per_frame: tokens one frame may emit before the search moves to the next frame.
+        max_symbols_per_frame: tokens one frame may emit before the search moves to the next frame (default: the
+            head's, from its bundle: 1 for a model trained with the modified topology).
     """
+    if max_symbols_per_frame is None:
+        max_symbols_per_frame = head.max_symbols_per_frame
     N, C, _ = encoder_out.shape
     assert len(states) == N, (len(states), N)
     fresh = [i for i, s in enumerate(states) if s.decoder_out is None]
@@ -290,7 +293,7 @@ def transcribe_many(
     head: int = 0,
     search: str = "greedy",
     tail_padding_ms: float | None = None,
-    max_symbols_per_frame: int = MAX_SYMBOLS_PER_FRAME,
+    max_symbols_per_frame: int | None = None,
     beam: int = BEAM,
 ) -> list[Transcript]:
     """Recognizes whole waveforms as streams batched together, chunk by chunk, as the server would.
@@ -306,7 +309,7 @@ def transcribe_many(
         head: which head to search with.
         search: "greedy" or "beam" (modified beam search).
         tail_padding_ms: silence appended to each waveform.
-        max_symbols_per_frame: greedy search's limit per frame.
+        max_symbols_per_frame: greedy search's limit per frame (default: the head's).
         beam: modified beam search's beam.
 
     Raises:

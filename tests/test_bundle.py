@@ -246,3 +246,24 @@ def test_an_int8_only_bundle_keeps_no_float_files_and_decodes_like_the_int8_vari
     ours = transcribe(StreamingTransducer(b), audio, SR)
     theirs = transcribe(StreamingTransducer(_load(bundle_dir, "int8")), audio, SR)
     assert ours.tokens == theirs.tokens
+
+
+def test_a_head_limited_to_one_symbol_per_frame_is_decoded_so(tmp_path) -> None:
+    """A modified-topology bundle says max_symbols_per_frame 1 (bundle.json, joiner metadata): greedy search then
+    emits at most one token per encoder frame, as sherpa-onnx does; a bad value is refused."""
+    from models.espeak import synthesize
+
+    folder = tmp_path / "en-small"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bundles" / "en-small", folder)
+    syn = synthesize("set a timer for ten minutes and turn on the kitchen lights", voice="en-us", rate=260)
+    default = transcribe(StreamingTransducer(_load(folder)), syn.samples, syn.sample_rate)
+    assert _load(folder).heads[0].max_symbols_per_frame == 4
+    _edit_json(folder, lambda d: d["heads"][0].update(max_symbols_per_frame=1))
+    model = StreamingTransducer(_load(folder))
+    assert model.heads[0].max_symbols_per_frame == 1
+    one = transcribe(model, syn.samples, syn.sample_rate)
+    assert len(set(one.frames)) == len(one.frames) > 5, one.frames
+    assert len(set(default.frames)) < len(default.frames), "at this speed the standard model emits 2+ per frame"
+    _edit_json(folder, lambda d: d["heads"][0].update(max_symbols_per_frame=0))
+    with pytest.raises(BundleError, match="max_symbols_per_frame"):
+        _load(folder)

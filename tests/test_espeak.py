@@ -135,7 +135,7 @@ def test_sample_voice_is_deterministic_and_in_range():
     rng = random.Random(1)
     for _ in range(200):
         v = voices.sample_voice("zh", rng, "dev")
-        assert v.espeak_voice == "cmn" and voices.PITCH[0] <= v.pitch <= voices.PITCH[1]
+        assert v.espeak_voice == "cmn-latn-pinyin" and voices.PITCH[0] <= v.pitch <= voices.PITCH[1]
         assert voices.RATE[0] <= v.rate <= voices.RATE[1] and v.word_gap in voices.WORD_GAPS
     v = voices.Voice("en", "en-us", "m3", pitch=55, rate=170, pitch_range=60, word_gap=1)
     assert v.name == "en-us+m3/p55/pr60/r170/g1"

@@ -43,13 +43,16 @@ def synthetic_audio(seconds: float, seed: int) -> np.ndarray:
     return (tone + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def make_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
-    """A checkpoint in `models.train`'s format holding a random tiny model for the English tokenizer."""
+def make_tiny_checkpoint(path: Path, seed: int = 0, **model_kw) -> Path:
+    """A checkpoint in `models.train`'s format holding a random tiny model for the English tokenizer; `model_kw`
+    are more `ModelConfig` settings."""
     from models.tokenizer import Tokenizer
 
     torch.manual_seed(seed)
     model = Transducer(
-        ModelConfig(vocab_size=Tokenizer(EN_BPE).vocab_size, encoder=TINY_ENCODER, decoder_dim=32, joiner_dim=32)
+        ModelConfig(
+            vocab_size=Tokenizer(EN_BPE).vocab_size, encoder=TINY_ENCODER, decoder_dim=32, joiner_dim=32, **model_kw
+        )
     )
     feats = torch.from_numpy(compute_fbank(synthetic_audio(2.0, 0), SR))
     model.encoder.subsampling.set_feature_stats(feats.mean(0), feats.std(0))
@@ -64,9 +67,9 @@ def make_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
     return save_untrained_checkpoint(path, model, cfg, str(EN_BPE))
 
 
-def export_tiny_bundle(folder: Path, seed: int = 0) -> Path:
+def export_tiny_bundle(folder: Path, seed: int = 0, **model_kw) -> Path:
     """Checkpoint + `parley export --int8` into `folder`/bundle; returns the bundle folder."""
-    ck = make_tiny_checkpoint(folder / "tiny.pt", seed)
+    ck = make_tiny_checkpoint(folder / "tiny.pt", seed, **model_kw)
     out = folder / "bundle"
     args = ["--checkpoint", str(ck), "--tokenizer", str(EN_BPE), "--name", "tiny-en", "--out", str(out), "--int8"]
     args += ["--chunk-ms", str(SETTINGS.chunk_ms), "--history-ms", str(SETTINGS.history_ms), "--hardware", "pytest"]
@@ -110,6 +113,33 @@ def test_metadata_has_sherpa_onnx_keys_and_parley_settings(tiny) -> None:
     for name in ("encoder", "decoder", "joiner"):  # quantization keeps the metadata (and adds a key of its own)
         fp32, int8 = read_metadata(folder / f"{name}.onnx"), read_metadata(folder / f"{name}.int8.onnx")
         assert {k: int8.get(k) for k in fp32} == fp32
+    for name in ("decoder", "joiner"):  # a standard-topology model: the runtime's usual greedy limit
+        meta = read_metadata(folder / f"{name}.onnx")
+        assert (meta["rnnt_type"], meta["max_symbols_per_frame"]) == ("standard", "4"), meta
+
+
+def test_modified_topology_pruned_model_exports_its_one_symbol_limit(tmp_path) -> None:
+    folder = export_tiny_bundle(tmp_path, rnnt_type="modified", loss="pruned", prune_range=4)
+    for name in ("decoder", "joiner", "decoder.int8", "joiner.int8"):
+        meta = read_metadata(folder / f"{name}.onnx")
+        assert (meta["rnnt_type"], meta["max_symbols_per_frame"]) == ("modified", "1"), (name, meta)
+    bundle = json.loads((folder / "bundle.json").read_text())
+    head = bundle["heads"][0]
+    assert (head["rnnt_type"], head["max_symbols_per_frame"]) == ("modified", 1)
+    assert (
+        bundle["model"]["config"]["rnnt_type"] == "modified"
+        and "topology: modified" in (folder / "README.md").read_text()
+    )
+    # The simple joiner is training-only: the runtime loads the bundle, and with the bundle's limit PyTorch (the
+    # model's own limit), onnxruntime and sherpa-onnx find the same tokens.
+    model, _ = load_model(tmp_path / "tiny.pt")
+    rec = _recognizer(folder)
+    x, n_chunks = _padded_audio(3.0, 0)
+    enc = _pytorch_encoder_out(model, x, n_chunks)
+    theirs = greedy_search(model, enc, torch.tensor([enc.shape[1]]))[0]
+    ours = transcribe(rec, x, SR, tail_padding_ms=0, max_symbols_per_frame=head["max_symbols_per_frame"])
+    assert ours.tokens == theirs.tokens and len(set(ours.frames)) == len(ours.frames) > 0, (ours.tokens, theirs)
+    assert _sherpa_ids(_sherpa(folder, x), rec.heads[0].head.tokens) == ours.tokens
 
 
 def test_onnx_encoder_chunk_by_chunk_equals_the_full_masked_forward(tiny) -> None:

@@ -26,6 +26,21 @@ def _brute_force(logits: torch.Tensor, target: list[int], blank: int = 0) -> tor
     return -torch.logsumexp(torch.stack(total), 0)
 
 
+def modified_brute_force(lp: torch.Tensor, target: list[int], blank: int = 0) -> torch.Tensor:
+    """-log sum over every modified-topology alignment: one symbol per frame; log-probs lp (T, U+1, V)."""
+    T = lp.shape[0]
+    total = []
+    for label_frames in itertools.combinations(range(T), len(target)):
+        u, s = 0, lp.new_zeros(())
+        for t in range(T):
+            if t in label_frames:
+                s, u = s + lp[t, u, target[u]], u + 1
+            else:
+                s = s + lp[t, u, blank]
+        total.append(s)
+    return -torch.logsumexp(torch.stack(total), 0) if total else lp.new_tensor(float("inf"))
+
+
 def test_matches_brute_force_enumeration_with_padding() -> None:
     torch.manual_seed(0)
     B, T, U, V = 3, 5, 3, 6
@@ -67,3 +82,21 @@ def test_float32_long_sequence_is_finite_and_close_to_float64() -> None:
     assert torch.isfinite(l32).all()
     rel = float(((l32.double() - l64).abs() / l64).max())
     assert rel < 1e-5, f"float32 vs float64 relative difference {rel}"
+
+
+def test_modified_topology_matches_brute_force_enumeration() -> None:
+    torch.manual_seed(3)
+    B, T, U, V = 3, 5, 3, 6
+    logits = torch.randn(B, T, U + 1, V, dtype=torch.float64)
+    targets = torch.randint(1, V, (B, U))
+    logit_lengths, target_lengths = torch.tensor([5, 4, 2]), torch.tensor([3, 2, 2])
+    loss = rnnt_loss(logits, targets, logit_lengths, target_lengths, reduction="none", rnnt_type="modified")
+    for b in range(B):
+        Tb, Ub = int(logit_lengths[b]), int(target_lengths[b])
+        ref = modified_brute_force(logits[b, :Tb, : Ub + 1].log_softmax(-1), targets[b, :Ub].tolist())
+        diff = abs(float(loss[b] - ref))
+        assert diff < 1e-9, f"sequence {b}: loss {float(loss[b])} vs brute force {float(ref)} (diff {diff})"
+    assert torch.autograd.gradcheck(
+        lambda x: rnnt_loss(x, targets, logit_lengths, target_lengths, reduction="sum", rnnt_type="modified"),
+        (logits.clone().requires_grad_(),),
+    )

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import torch
 
@@ -10,13 +11,13 @@ from tests._tiny import TINY_ENCODER
 TINY = ModelConfig(vocab_size=12, encoder=TINY_ENCODER, decoder_dim=16, joiner_dim=16)
 
 
-def _scripted(frames: list[int]) -> tuple[Transducer, torch.Tensor]:
+def _scripted(frames: list[int], cfg: ModelConfig = TINY) -> tuple[Transducer, torch.Tensor]:
     """A model whose joiner emits `frames[t]` at frame t (0 = blank) with probability ~1, whatever the context.
 
     The encoder output is crafted directly: frame t is 1-hot at frames[t]; the joiner maps it to logits 20 * onehot.
     """
-    model = Transducer(TINY).eval()
-    V = TINY.vocab_size
+    model = Transducer(cfg).eval()
+    V = cfg.vocab_size
     joiner = Joiner(V, TINY.decoder_dim, V, V)
     with torch.no_grad():
         joiner.encoder_proj.weight.copy_(torch.eye(V))
@@ -42,6 +43,16 @@ def test_greedy_and_beam_follow_the_joiner() -> None:
     assert b.log_prob > -0.01
     # Frames past a stream's length are ignored.
     assert greedy_search(model, enc, torch.tensor([5]), max_symbols_per_frame=1)[0].tokens == [3, 7]
+
+
+def test_greedy_emits_one_token_per_frame_for_a_modified_topology_model() -> None:
+    frames = [0, 3, 0, 7, 0]  # the scripted joiner ignores the context: it would emit 3 again and again
+    standard, enc = _scripted(frames)
+    modified, _ = _scripted(frames, replace(TINY, rnnt_type="modified"))
+    lens = torch.tensor([len(frames)])
+    assert greedy_search(standard, enc, lens)[0].tokens == [3] * 4 + [7] * 4  # 4: a standard model's default
+    assert greedy_search(modified, enc, lens)[0].tokens == [3, 7]
+    assert greedy_search(modified, enc, lens, max_symbols_per_frame=2)[0].tokens == [3, 3, 7, 7]
 
 
 def test_streaming_encoder_path_matches_masked_forward() -> None:

@@ -19,13 +19,33 @@ import numpy as np
 import pytest
 
 from clients.stream import StreamResult, run_stream
-from tests.test_en_small import spoken
+from tests.test_en_small import spoken as _spoken
 from tests.test_server import Running
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = ROOT / "bundles"
 NAME = "sm2-mini"
 LANGS = ("en", "de", "es", "fr", "it", "zh")
+# sm2-mini was trained before the Mandarin voice was fixed (issue 17): its zh speech is espeak-ng's plain "cmn",
+# which reads hanzi as English-spelled pinyin. Its card's figures hold for that voice, so this test speaks it; a
+# model trained on real Mandarin (cmn-latn-pinyin) replaces sm2-mini in the SM² issue.
+TRAINED_ZH_VOICE = "cmn"
+
+
+def spoken(language: str, text: str, rng: random.Random) -> np.ndarray:
+    """`tests.test_en_small.spoken`, with sm2-mini's own zh voice."""
+    import models.voices as voices
+
+    if language != "zh":
+        return _spoken(language, text, rng)
+    saved = voices.VOICES["zh"]
+    voices.VOICES["zh"] = (TRAINED_ZH_VOICE,)
+    try:
+        return _spoken(language, text, rng)
+    finally:
+        voices.VOICES["zh"] = saved
+
+
 PER_LANGUAGE = 4
 SEED = 20261127
 WER_MARGIN = 0.15  # absolute, over the card's: 4 sentences (~35 words) per language are a small sample

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.train import TrainConfig, draw_attention_limits, load_model, lr_at, train
+from models.train import TrainConfig, draw_attention_limits, load_model, lr_at, model_config, rnnt_loss_scales, train
 from tests._tiny import TINY_ENCODER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,6 +99,53 @@ def test_command_line_sets_the_encoder_dropout() -> None:
     base = ["--train", "t.jsonl", "--dev", "d.jsonl", "--tokenizer", "bpe.model", "--exp-dir", "exp"]
     assert _parse(base).encoder.dropout == TrainConfig([], [], "", "").encoder.dropout > 0
     assert _parse([*base, "--dropout", "0"]).encoder.dropout == 0.0
+
+
+def test_pruned_modified_training_learns_and_keeps_its_topology(tiny_corpus, tiny_tokenizer, tmp_path) -> None:
+    cfg = _cfg(
+        tiny_corpus,
+        tiny_tokenizer,
+        tmp_path / "exp",
+        epochs=3,
+        augment=False,
+        loss="pruned",
+        prune_range=3,
+        rnnt_type="modified",
+        prune_warmup_steps=4,
+    )
+    train(cfg)
+    log = [json.loads(line) for line in (Path(cfg.exp_dir) / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in log if "loss" in r]
+    assert all(math.isfinite(r["loss"]) for r in steps) and all("simple" in r and "rnnt" in r for r in steps)
+    # The total's weights change during the warm-up: the pruned loss itself must fall.
+    losses = [r["rnnt"] for r in steps]
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, f"loss did not fall: {losses[:3]} ... {losses[-3:]}"
+    model, ck = load_model(Path(cfg.exp_dir) / "last.pt")
+    mc = ck["model_config"]
+    assert (mc["loss"], mc["prune_range"], mc["rnnt_type"]) == ("pruned", 3, "modified")
+    assert model.cfg.max_symbols_per_frame == 1 and model.joiner.simple_am_proj is not None
+
+
+def test_pruned_loss_scales_warm_up_and_flags_reach_the_model_config() -> None:
+    from models.train import _parse
+
+    cfg = TrainConfig([], [], "", "", loss="pruned", simple_loss_scale=0.5, prune_warmup_steps=100)
+    assert rnnt_loss_scales(0, cfg) == {"simple_scale": 1.0, "pruned_scale": 0.1}
+    mid = rnnt_loss_scales(50, cfg)
+    assert abs(mid["simple_scale"] - 0.75) < 1e-9 and abs(mid["pruned_scale"] - 0.55) < 1e-9
+    assert rnnt_loss_scales(100, cfg) == rnnt_loss_scales(10_000, cfg) == {"simple_scale": 0.5, "pruned_scale": 1.0}
+    assert rnnt_loss_scales(0, replace(cfg, prune_warmup_steps=0)) == {"simple_scale": 0.5, "pruned_scale": 1.0}
+    assert rnnt_loss_scales(0, TrainConfig([], [], "", "")) == {}  # the full loss has no scales
+    base = ["--train", "t.jsonl", "--dev", "d.jsonl", "--tokenizer", "bpe.model", "--exp-dir", "exp"]
+    old = _parse(base)  # today's recipes are unchanged: full loss, standard topology
+    assert (old.loss, old.rnnt_type) == ("full", "standard")
+    new = _parse([*base, "--loss", "pruned", "--prune-range", "4", "--rnnt-type", "modified"])
+    mc = model_config(new, 256)
+    assert (mc.loss, mc.prune_range, mc.rnnt_type, mc.max_symbols_per_frame) == ("pruned", 4, "modified", 1)
+    with pytest.raises(SystemExit):
+        _parse([*base, "--rnnt-type", "constrained"])
+    with pytest.raises(ValueError, match="prune_range"):
+        model_config(replace(new, prune_range=1), 256)
 
 
 def _free_port() -> int:

@@ -4,6 +4,8 @@ Each line is one sentence: id, template, family, domain and its text in all six 
 
     python -m models.grammar --split train -n 10 --seed 0
     parley text --split test_unseen -n 5 --display
+
+`parley text build ...` builds the open-domain text corpus instead (see models/textcorpus.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ from . import SPLITS, display_text, generate, templates
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parses `argv` (default: sys.argv[1:]) and prints one JSON object per sentence to stdout."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["build"]:
+        from models.textcorpus import main as build_main
+
+        return build_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m models.grammar", description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="train", choices=SPLITS, help="which split to sample (default: train)")
     parser.add_argument("-n", type=int, default=10, help="how many sentences (default: 10)")

@@ -1,0 +1,50 @@
+"""A training checkpoint recovered from a committed bundle's ONNX files (models/warmstart.py)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from models.encoder import EncoderConfig
+from models.train import init_from
+from models.transducer import ModelConfig, Transducer
+from models.warmstart import _module_name, checkpoint_from_bundle
+
+BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "en-small"
+
+
+def _model(vocab: int) -> Transducer:
+    c = json.loads((BUNDLE / "bundle.json").read_text())["model"]["config"]
+    enc = EncoderConfig(**c["encoder"])
+    cfg = ModelConfig(vocab_size=vocab, encoder=enc, decoder_dim=c["decoder_dim"], context_size=c["context_size"],
+                      joiner_dim=c["joiner_dim"], ctc_weight=0.3)  # fmt: skip
+    return Transducer(cfg)
+
+
+def test_module_names_from_node_names() -> None:
+    assert _module_name("/layers.0/ff1/net/net.0/MatMul_quant", "encoder") == "encoder.layers.0.ff1.net.0"
+    assert _module_name("/subsampling/out/MatMul_quant", "encoder") == "encoder.subsampling.out"
+
+
+def test_every_exported_tensor_comes_back_and_the_joiner_computes_the_same(tmp_path: Path) -> None:
+    ckpt = checkpoint_from_bundle(BUNDLE)
+    path = tmp_path / "init.pt"
+    torch.save(ckpt, path)
+    model = _model(256).eval()
+    n, left = init_from(model, path)
+    assert left == ["ctc_output.bias", "ctc_output.weight"], left  # CTC is not exported
+    assert n == len(model.state_dict()) - 2
+    # a new vocabulary keeps the encoder and the projections, re-initializes what depends on V
+    _, left500 = init_from(_model(500), path)
+    assert set(left500) == {"ctc_output.bias", "ctc_output.weight", "decoder.embedding.weight", "joiner.output.bias",
+                            "joiner.output.weight"}, left500  # fmt: skip
+    sess = ort.InferenceSession(str(BUNDLE / "joiner.int8.onnx"), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    e, d = rng.standard_normal((4, 320)).astype(np.float32), rng.standard_normal((4, 320)).astype(np.float32)
+    onnx_out = sess.run(None, {"encoder_out": e, "decoder_out": d})[0]
+    with torch.no_grad():
+        torch_out = model.joiner.output(torch.tanh(torch.from_numpy(e + d))).numpy()
+    diff = np.abs(onnx_out - torch_out).max()
+    assert diff < 0.02 * np.abs(onnx_out).max(), f"max difference {diff} (int8 activations in the ONNX joiner)"
