@@ -279,6 +279,8 @@ class _Festival:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 text=True,
+                encoding="latin-1",  # festival reads bytes as Latin-1: UTF-8 accents would be two odd characters
+                errors="replace",
                 bufsize=1,
             )
         except FileNotFoundError as e:
@@ -324,6 +326,8 @@ def _festival(text: str, voice: EngineVoice) -> Synthesis:
         with tempfile.TemporaryDirectory() as d:
             out = os.path.join(d, "o.wav")
             spans = fest.say(text, 1.0 / voice.rate, out)
+            if not os.path.exists(out):
+                raise EngineError(f"festival ({voice.voice}) wrote no audio for {text[:80]!r}")
             x, sr = _read_wav(out)
     tokens = text.split()
     if len(spans) != len(tokens):  # festival split or merged words (it tokenizes "don't", numbers): derive instead

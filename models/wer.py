@@ -58,6 +58,57 @@ def align_counts(ref: Sequence[str], hyp: Sequence[str]) -> ErrorCounts:
     return ErrorCounts(s, d, n, len(ref))
 
 
+def align(ref: Sequence[str], hyp: Sequence[str]) -> list[tuple[int | None, int | None]]:
+    """The word-level alignment behind `align_counts`: pairs (reference index, hypothesis index) in order, None on
+    the side a word is missing from (a deletion has no hypothesis word, an insertion no reference word).
+
+    A pair of two indices is a match when the words are equal, else a substitution; the counts of this alignment
+    are exactly `align_counts(ref, hyp)`'s (the same table, the same tie-breaking).
+    """
+    table = [[(j, 0, 0, j) for j in range(len(hyp) + 1)]]
+    for i in range(1, len(ref) + 1):
+        prev, cur = table[-1], [(i, 0, i, 0)]
+        for j in range(1, len(hyp) + 1):
+            if ref[i - 1] == hyp[j - 1]:
+                best = prev[j - 1]
+            else:
+                s, d, n = prev[j - 1], prev[j], cur[j - 1]
+                best = min(
+                    (s[0] + 1, s[1] + 1, s[2], s[3]), (d[0] + 1, d[1], d[2] + 1, d[3]), (n[0] + 1, n[1], n[2], n[3] + 1)
+                )
+            cur.append(best)
+        table.append(cur)
+    pairs: list[tuple[int | None, int | None]] = []
+    i, j = len(ref), len(hyp)
+    while i or j:
+        cell = table[i][j]
+        if i and j and ref[i - 1] == hyp[j - 1] and cell == table[i - 1][j - 1]:
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+            continue
+        s = table[i - 1][j - 1] if i and j else None
+        d = table[i - 1][j] if i else None
+        if s is not None and ref[i - 1] != hyp[j - 1] and cell == (s[0] + 1, s[1] + 1, s[2], s[3]):
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif d is not None and cell == (d[0] + 1, d[1], d[2] + 1, d[3]):
+            pairs.append((i - 1, None))
+            i -= 1
+        else:
+            pairs.append((None, j - 1))
+            j -= 1
+    return pairs[::-1]
+
+
+def hypothesis_correct(ref: Sequence[str], hyp: Sequence[str]) -> list[bool]:
+    """For each hypothesis word, whether `align` matches it to an equal reference word."""
+    correct = [False] * len(hyp)
+    for i, j in align(ref, hyp):
+        if i is not None and j is not None and ref[i] == hyp[j]:
+            correct[j] = True
+    return correct
+
+
 def error_counts(refs: Iterable[str], hyps: Iterable[str], language: str = "en") -> ErrorCounts:
     """Summed counts over pairs of normalized texts (words; characters for Chinese)."""
     total = ErrorCounts()

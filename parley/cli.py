@@ -10,6 +10,7 @@ without torch, and `parley --help` is instant.
     parley text build --out data/text --languages en,de,es,fr,it,zh
     parley mix --manifest data/corpus-en/en/train.jsonl --out data/mix-en/train --n 40000 --seed 0 --jobs 2
     parley serve
+    parley transcribe talk.wav --format srt
     parley stream talk.wav --url ws://127.0.0.1:8000/v1/stream
     parley mic --model en-small
     parley loadtest --streams 8 --files a.wav b.wav --json load.json
@@ -25,6 +26,7 @@ from collections.abc import Callable, Sequence
 # name -> (module, function, one-line help). Modules are imported lazily.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("server.serve", "main", "start the streaming recognition server"),
+    "transcribe": ("server.transcribe", "main", "a recording's transcript or subtitles (json, srt, vtt), no server"),
     "stream": ("clients.stream", "main", "stream a WAV file to a server at real-time pace and print the captions"),
     "mic": ("clients.mic", "main", "stream the microphone to a server and print the captions live"),
     "loadtest": ("clients.loadtest", "main", "many concurrent streams: latency percentiles, WER, errors, ramp"),

@@ -1,5 +1,6 @@
-"""The FastAPI app: `WS /v1/stream`, `POST /v1/transcribe`, `GET /v1/models`, `/healthz`, `/readyz`, `/metrics`, and
-the live-caption page at `/`.
+"""The FastAPI app: `WS /v1/stream`, `POST /v1/transcribe` (JSON, SRT or WebVTT), `GET /v1/models`, `/healthz`,
+`/readyz`, `/metrics`, the live-caption page at `GET /`, and Vosk-server's WebSocket protocol at `WS /`
+(server/vosk.py).
 
     app = create_app(Settings(bundles="bundles/"))   # bundles load in the app's lifespan
     uvicorn.run(app, **settings.uvicorn_kwargs())     # `parley serve` does this, with draining (server/serve.py)
@@ -53,7 +54,11 @@ from server.protocol import (
 )
 from server.session import FLUSH_TIMEOUT_S, Session
 from server.settings import Settings
+from server.subtitles import FORMATS
+from server.subtitles import MEDIA_TYPES as SUBTITLE_TYPES
+from server.subtitles import render as render_subtitles
 from server.tsot import NUM_CHANNELS
+from server.vosk import VOSK_PATH, VoskSession
 
 log = logging.getLogger("parley.app")
 
@@ -118,7 +123,7 @@ class Service:
         self.default_model: str | None = None
         self.draining = False
         self.connections = 0  # open streams and running transcriptions
-        self.sessions: set[Session] = set()
+        self.sessions: set[Session | VoskSession] = set()
 
     # ---- Lifecycle ----
 
@@ -180,12 +185,12 @@ class Service:
             )
         return None
 
-    def session_opened(self, session: Session) -> None:
+    def session_opened(self, session: Session | VoskSession) -> None:
         self.connections += 1
         self.sessions.add(session)
         self.metrics.active_streams.inc()
 
-    def session_closed(self, session: Session) -> None:
+    def session_closed(self, session: Session | VoskSession) -> None:
         self.connections -= 1
         self.sessions.discard(session)
         self.metrics.active_streams.dec()
@@ -329,6 +334,11 @@ def create_app(settings: Settings, metrics: ServerMetrics | None = None) -> Fast
     async def stream(websocket: WebSocket) -> None:
         await Session(service, websocket).run()
 
+    # Vosk-server's protocol shares `/` with the page: Starlette routes the WebSocket upgrade here, a plain GET there.
+    @app.websocket(VOSK_PATH)
+    async def vosk(websocket: WebSocket) -> None:
+        await VoskSession(service, websocket).run()
+
     if WEB_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
@@ -364,12 +374,19 @@ def create_app(settings: Settings, metrics: ServerMetrics | None = None) -> Fast
         return response
 
     async def _transcribe(request: Request) -> Response:
+        fmt = request.query_params.get("format") or "json"
+        if fmt not in FORMATS:
+            error = ProtocolError(INVALID_VALUE, f"format {preview(fmt)} is not one of {list(FORMATS)}")
+            return _error_response(service, error)
         refusal = service.admit(request.headers, request.query_params, None)
         if refusal is not None:
             return _error_response(service, refusal)
         service.connections += 1
         try:
-            return JSONResponse(await service.transcribe(request))
+            body = await service.transcribe(request)
+            if fmt == "json":
+                return JSONResponse(body)
+            return Response(render_subtitles(body["segments"], fmt), media_type=SUBTITLE_TYPES[fmt])
         except ProtocolError as e:
             return _error_response(service, e)
         except Exception:

@@ -69,6 +69,7 @@ from server.transducer import (
     modified_beam_search,
     stack_states,
     unstack_states,
+    word_confidence,
 )
 from server.tsot import speakers_field, strip_channel_changes
 
@@ -264,14 +265,15 @@ class _Decoder:
         """The hypothesis's words with times: a word is the pieces from one starting with '▁' to the next; it
         starts at its first token's frame and ends after its last token's frame. Several tokens may come out of one
         frame, so a word starts no earlier than the end of the word before it on its channel (words emitted within one
-        frame get that frame's instant): times never overlap, never go backwards, never pass the emitting frame."""
-        groups: list[list[tuple[int, int]]] = []
+        frame get that frame's instant): times never overlap, never go backwards, never pass the emitting frame.
+        A word's `conf` is `word_confidence` of its tokens' probabilities."""
+        groups: list[list[tuple[int, int, float]]] = []
         tokens = self.runner.head.tokens
         cc = tokens.index(CHANNEL_CHANGE) if CHANNEL_CHANGE in tokens else None
         channels: list[int] = []  # of each group: t-SOT heads toggle between channels 0 and 1 at each <cc>
         channel = 0
         new_word = True
-        for tok, frame in zip(hyp.tokens, hyp.frames, strict=True):
+        for tok, frame, prob in zip(hyp.tokens, hyp.frames, hyp.probs, strict=True):
             if tok == cc or tok == self.runner.blank_id:
                 new_word = True
                 if tok == cc:
@@ -281,16 +283,17 @@ class _Decoder:
                 groups.append([])
                 channels.append(channel)
                 new_word = False
-            groups[-1].append((tok, frame))
+            groups[-1].append((tok, frame, prob))
         out = []
         ends: dict[int, int] = {}  # channel -> frame where its last word ended
         for g, c in zip(groups, channels, strict=True):
-            text = self.runner.head.sp.decode([t for t, _ in g]).strip()
+            text = self.runner.head.sp.decode([t for t, _, _ in g]).strip()
             if text:
                 end = g[-1][1] + 1
                 start = min(max(g[0][1], ends.get(c, 0)), end)
                 ends[c] = end
-                out.append(Word(text, self._t(start), self._t(end), c if self.tsot else None))
+                conf = word_confidence([p for _, _, p in g])
+                out.append(Word(text, self._t(start), self._t(end), c if self.tsot else None, conf))
         return out
 
     @property
@@ -413,6 +416,12 @@ class Stream:
     @property
     def seconds_received(self) -> float:
         return self.samples_received / self.sample_rate
+
+    @property
+    def unanswered(self) -> int:
+        """Chunks queued whose update has not been taken yet (`next_update`): 0 once every chunk of the audio pushed
+        so far is decoded and its messages taken (audio short of a whole chunk waits for more)."""
+        return self._outstanding
 
     @property
     def pending_chunks(self) -> int:

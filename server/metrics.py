@@ -282,7 +282,7 @@ class ServerMetrics:
 
     Attributes:
         active_streams: gauge, open WebSocket streams (autoscale on it).
-        streams: counter, streams started, by model.
+        streams: counter, streams started, by model and protocol ("parley": /v1/stream; "vosk": Vosk's, at /).
         audio_seconds: counter, seconds of audio processed, by model.
         chunk_latency: histogram, seconds from a chunk's last sample arriving to its results being sent, by model.
         batch_size: histogram, streams per encoder run, by model.
@@ -295,7 +295,7 @@ class ServerMetrics:
         r = self.registry
         self.start_time = time.time()
         self.active_streams = r.gauge("parley_active_streams", "open WebSocket streams")
-        self.streams = r.counter("parley_streams_total", "streams started", ["model"])
+        self.streams = r.counter("parley_streams_total", "streams started", ["model", "protocol"])
         self.audio_seconds = r.counter("parley_audio_seconds_total", "seconds of audio processed", ["model"])
         self.chunk_latency = r.histogram(
             "parley_chunk_latency_seconds",

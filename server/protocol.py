@@ -388,17 +388,26 @@ def _seconds(t: float) -> float:
     return round(float(t), 3)
 
 
+def _confidence(p: float) -> float:
+    """Confidences go out in [0, 1] with three decimals, like times."""
+    return round(min(max(float(p), 0.0), 1.0), 3)
+
+
 @dataclass(frozen=True)
 class Word:
-    """One recognized word and its time span in seconds from the start of the stream."""
+    """One recognized word, its time span in seconds from the start of the stream, and its confidence in [0, 1]
+    (server.transducer.word_confidence; None: not known, and not sent)."""
 
     word: str
     start: float
     end: float
     speaker: int | None = None  # multi-talker (t-SOT) bundles: the virtual channel the word was emitted on
+    conf: float | None = None
 
     def to_dict(self) -> dict:
         d: dict = {"word": self.word, "start": _seconds(self.start), "end": _seconds(self.end)}
+        if self.conf is not None:
+            d["conf"] = _confidence(self.conf)
         if self.speaker is not None:
             d["speaker"] = self.speaker
         return d
@@ -473,7 +482,9 @@ def final_message(
         **extra: further fields.
     """
     ws = [
-        w.to_dict() if isinstance(w, Word) else Word(str(w["word"]), w["start"], w["end"], w.get("speaker")).to_dict()
+        w.to_dict()
+        if isinstance(w, Word)
+        else Word(str(w["word"]), w["start"], w["end"], w.get("speaker"), w.get("conf")).to_dict()
         for w in words
     ]
     msg = {

@@ -159,7 +159,7 @@ class Session:
             # The stream first: a task waiting on its queue then raises instead of waiting for room forever.
             if self.stream is not None:
                 self.stream.close()
-            await _settle(tasks)
+            await settle(tasks)
 
         def failure(t: asyncio.Task) -> BaseException | None:
             return t.exception() if t in done and not t.cancelled() else None
@@ -190,7 +190,7 @@ class Session:
         if stream is None or stream.failure or stream.closed:
             return set()
         self._flushing = True
-        await _settle({reader})
+        await settle({reader})
         try:
             async with asyncio.timeout(FLUSH_TIMEOUT_S):
                 await stream.stop()
@@ -235,7 +235,7 @@ class Session:
         engine, search, plan = svc.resolve(start.model, start.search, start.language, start.translate, start.languages)
         self.stream = engine.open_stream(start.sample_rate, search, start.partials, plan)
         self.model = engine.name
-        svc.metrics.streams.labels(engine.name).inc()
+        svc.metrics.streams.labels(engine.name, "parley").inc()
         log.info("session %s: %s, %d Hz %s, %s search", self.id, engine.name, start.sample_rate, start.encoding, search)
         await self._send(
             ready_message(
@@ -304,7 +304,7 @@ class Session:
         await self._close(error.close_code)
 
 
-async def _settle(tasks: set[asyncio.Task]) -> None:
+async def settle(tasks: set[asyncio.Task]) -> None:
     """Cancels `tasks` and waits for them to end, cancelling again the ones that take more than `_SETTLE_S`."""
     pending = {t for t in tasks if not t.done()}
     for _ in range(3):

@@ -70,6 +70,8 @@ class Hypothesis:
     tokens: list[int] = field(default_factory=list)  # emitted token ids (no blanks)
     frames: list[int] = field(default_factory=list)  # encoder frame (from the stream's start) of each token
     log_prob: float = 0.0
+    # The joiner's softmax probability of each emitted token where it was emitted (word confidences come from them).
+    probs: list[float] = field(default_factory=list)
 
 
 class HeadRunner:
@@ -194,13 +196,16 @@ def greedy_search(
     dec = np.stack([s.decoder_out for s in states])  # (N, J)
     for t in range(C):
         for _ in range(max_symbols_per_frame):
-            tok = head.joiner(encoder_out[:, t], dec).argmax(-1)  # (N,)
+            logits = head.joiner(encoder_out[:, t], dec)  # (N, V)
+            tok = logits.argmax(-1)  # (N,)
             emit = np.flatnonzero(tok != head.blank_id)
             if emit.size == 0:
                 break
-            for i in emit:
+            probs = token_probs(logits[emit], tok[emit])
+            for i, p in zip(emit, probs, strict=True):
                 states[i].hyp.tokens.append(int(tok[i]))
                 states[i].hyp.frames.append(states[i].frames_done + t)
+                states[i].hyp.probs.append(float(p))
             context[emit] = np.concatenate([context[emit, 1:], tok[emit, None]], axis=1)
             dec[emit] = head.decoder(context[emit])
     for i, s in enumerate(states):
@@ -217,6 +222,22 @@ class BeamState:
     @property
     def best(self) -> Hypothesis:
         return max(self.hyps, key=lambda h: h.log_prob)
+
+
+def token_probs(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """The softmax probability of `tokens` `(N,)` under `logits` `(N, V)`: `(N,)` float."""
+    x = logits - logits.max(axis=-1, keepdims=True)
+    return np.exp(x[np.arange(len(tokens)), tokens]) / np.exp(x).sum(axis=-1)
+
+
+def word_confidence(probs: Sequence[float]) -> float:
+    """A word's confidence from its tokens' probabilities: the smallest.
+
+    The minimum rather than the product or geometric mean: a word is right only if every piece of it is, so one
+    doubtful piece makes the word doubtful however sure the others are (a geometric mean would average it away), and
+    unlike the product it does not make long words of many pieces look worse than short ones.
+    """
+    return min(probs) if probs else 0.0
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -261,14 +282,18 @@ def modified_beam_search(
             for j in top:
                 h, tok, score = s.hyps[j // V], int(j % V), float(flat[j])
                 if tok == blank:
-                    cand = Hypothesis(h.tokens, h.frames, score)
+                    cand = Hypothesis(h.tokens, h.frames, score, h.probs)
                 else:
-                    cand = Hypothesis([*h.tokens, tok], [*h.frames, s.frames_done + t], score)
+                    p = float(np.exp(log_probs[start + j // V, tok]))
+                    cand = Hypothesis([*h.tokens, tok], [*h.frames, s.frames_done + t], score, [*h.probs, p])
                 key = tuple(cand.tokens)
-                if key in merged:
+                if key in merged:  # the better path (seen first) keeps its frames and token probabilities
                     old = merged[key]
                     merged[key] = Hypothesis(
-                        old.tokens, old.frames, float(np.logaddexp(np.float32(old.log_prob), np.float32(score)))
+                        old.tokens,
+                        old.frames,
+                        float(np.logaddexp(np.float32(old.log_prob), np.float32(score))),
+                        old.probs,
                     )
                 else:
                     merged[key] = cand

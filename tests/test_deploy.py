@@ -76,7 +76,7 @@ class Serve:
         raise AssertionError(f"no {name} in /metrics")
 
     def streams(self) -> float:
-        return self.metric('parley_streams_total{model="tiny-en"}')
+        return self.metric('parley_streams_total{model="tiny-en",protocol="parley"}')
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -100,7 +100,7 @@ def test_threads_do_not_lose_counts() -> None:
 def test_server_metrics() -> None:
     m = ServerMetrics()
     m.active_streams.inc()
-    m.streams.labels(model="en-small").inc()
+    m.streams.labels(model="en-small", protocol="vosk").inc()
     m.audio_seconds.labels(model="en-small").inc(1.5)
     m.chunk_latency.labels(model="en-small").observe(0.12)
     m.batch_size.labels(model="en-small").observe(3)

@@ -146,6 +146,10 @@ def test_message_builders() -> None:
     assert p == {"type": "partial", "segment": 0, "text": "hello", "start": 0.0, "end": 1.235}
     f = P.final_message(1, "hi there", 2.0, 3.5, [P.Word("hi", 2.1, 2.3), {"word": "there", "start": 2.4, "end": 2.9}])
     assert f["words"] == [{"word": "hi", "start": 2.1, "end": 2.3}, {"word": "there", "start": 2.4, "end": 2.9}]
+    sure = P.final_message(
+        0, "hi", 0.0, 1.0, [P.Word("hi", 0.1, 0.3, conf=0.98765), {"word": "x", "start": 0.4, "end": 0.5, "conf": 1.2}]
+    )
+    assert [w["conf"] for w in sure["words"]] == [0.988, 1.0]
     assert P.end_message() == {"type": "end"}
     t = P.transcript_response("en-small", 3.5, [P.final_message(0, "a", 0, 1), P.final_message(1, "b", 1, 2)])
     assert t["text"] == "a b" and len(t["segments"]) == 2
@@ -207,6 +211,7 @@ def test_schema_matches_the_builders() -> None:
     _check(defs["ready"], P.ready_message("s", "en-small", 320, 16000, "s16le"), defs)
     _check(defs["partial"], P.partial_message(0, "hi", 0, 0.32), defs)
     _check(defs["final"], P.final_message(0, "hi", 0, 0.5, [P.Word("hi", 0.1, 0.3)]), defs)
+    _check(defs["final"], P.final_message(0, "hi", 0, 0.5, [P.Word("hi", 0.1, 0.3, conf=0.87654)]), defs)
     _check(defs["end"], P.end_message(), defs)
     _check(defs["error"], P.error_message(P.BAD_AUDIO, "odd"), defs)
     assert set(defs["error"]["properties"]["code"]["enum"]) == set(P.ERROR_CLOSE_CODES)

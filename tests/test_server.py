@@ -354,7 +354,7 @@ def test_health_models_and_metrics(server: Running) -> None:
     text = r.text
     for name in (
         "parley_active_streams 0",
-        'parley_streams_total{model="tiny-en"}',
+        'parley_streams_total{model="tiny-en",protocol="parley"}',
         'parley_audio_seconds_total{model="tiny-en"}',
         'parley_chunk_latency_seconds_bucket{model="tiny-en",le="+Inf"}',
         'parley_batch_size_count{model="tiny-en"}',
@@ -362,7 +362,7 @@ def test_health_models_and_metrics(server: Running) -> None:
         "process_resident_memory_bytes",
     ):
         assert name in text, name
-    assert server.metric('parley_streams_total{model="tiny-en"}') >= 1
+    assert server.metric('parley_streams_total{model="tiny-en",protocol="parley"}') >= 1
     assert server.metric('parley_audio_seconds_total{model="tiny-en"}') >= 1.0
 
 

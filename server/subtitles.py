@@ -1,0 +1,141 @@
+"""Subtitles from a transcription's finals: SubRip (.srt) and WebVTT (.vtt).
+
+    finals = await engine.transcribe(samples, rate)         # the final messages (docs/protocol.md)
+    print(render(finals, "srt"))                            # or "vtt"; "json" is the transcript_response body
+
+A final is one utterance; a cue never spans two. A long final is cut into several cues at word boundaries, using its
+words' times, so that every cue fits `MAX_LINES` lines of at most `MAX_LINE_CHARS` characters and lasts at most
+`MAX_CUE_S` seconds of speech. A cue shorter than `MIN_CUE_S` stays on screen longer, up to the next cue's start.
+Pure: no model, no sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+FORMATS = ("json", "srt", "vtt")  # what POST /v1/transcribe?format= and `parley transcribe --format` accept
+MEDIA_TYPES = {"srt": "application/x-subrip; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}
+MAX_LINE_CHARS = 42  # the broadcasters' usual limit for a subtitle line (EBU, BBC, Netflix: 37-42)
+MAX_LINES = 2  # lines per cue: more cover the picture
+MIN_CUE_S = 1.0  # seconds: a shorter cue flashes by before it can be read
+MAX_CUE_S = 7.0  # seconds: a longer one is read long before it goes
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One subtitle: its time span in seconds and its lines of text."""
+
+    start: float
+    end: float
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Word:
+    text: str
+    start: float
+    end: float
+
+
+def layout(words: Sequence[str], width: int = MAX_LINE_CHARS, max_lines: int = MAX_LINES) -> list[str] | None:
+    """The words as at most `max_lines` lines of at most `width` characters, as balanced as possible (two lines of
+    similar length read better than a full line and a stub); None when they do not fit. One word longer than
+    `width` is a line of its own (it cannot be cut)."""
+    text = " ".join(words)
+    if len(text) <= width or len(words) == 1:
+        return [text]
+    if max_lines < 2:
+        return None
+    best: list[str] | None = None
+    for k in range(1, len(words)):
+        rest = layout(words[k:], width, max_lines - 1)
+        first = " ".join(words[:k])
+        if len(first) > width:
+            break
+        if rest is None:
+            continue
+        candidate = [first, *rest]
+        if best is None or max(map(len, candidate)) < max(map(len, best)):
+            best = candidate
+    return best
+
+
+def _words_of(final: Mapping[str, Any]) -> list[_Word]:
+    """A final's words with times; a final with text but no word times gets its words spread evenly over it."""
+    words = [_Word(str(w["word"]), float(w["start"]), float(w["end"])) for w in final.get("words") or []]
+    if words or not final.get("text"):
+        return words
+    texts = str(final["text"]).split()
+    start, end = float(final["start"]), float(final["end"])
+    step = (end - start) / len(texts)
+    return [_Word(t, start + i * step, start + (i + 1) * step) for i, t in enumerate(texts)]
+
+
+def cues(finals: Sequence[Mapping[str, Any]]) -> list[Cue]:
+    """The cues of a transcription's final messages, in order (see the module docstring for the rules)."""
+    groups: list[list[_Word]] = []
+    for final in finals:
+        current: list[_Word] = []
+        for w in _words_of(final):
+            if current and (
+                layout([x.text for x in current] + [w.text]) is None or w.end - current[0].start > MAX_CUE_S
+            ):
+                groups.append(current)
+                current = []
+            current.append(w)
+        if current:
+            groups.append(current)
+    out: list[Cue] = []
+    for k, g in enumerate(groups):
+        start, end = g[0].start, max(g[-1].end, g[0].start)
+        following = groups[k + 1][0].start if k + 1 < len(groups) else float("inf")
+        end = max(end, min(start + MIN_CUE_S, following))
+        lines = layout([w.text for w in g])
+        assert lines is not None, g
+        out.append(Cue(start, end, tuple(lines)))
+    return out
+
+
+def _timestamp(seconds: float, separator: str) -> str:
+    ms = max(0, round(seconds * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{separator}{ms:03d}"
+
+
+def srt(cue_list: Sequence[Cue]) -> str:
+    """SubRip text: numbered cues, times as 00:00:01,250."""
+    blocks = [
+        f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n" + "\n".join(c.lines) + "\n"
+        for i, c in enumerate(cue_list, 1)
+    ]
+    return "\n".join(blocks)
+
+
+def _vtt_escape(line: str) -> str:
+    return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def vtt(cue_list: Sequence[Cue]) -> str:
+    """WebVTT text: the WEBVTT header, then cues with times as 00:00:01.250 (markup characters escaped)."""
+    blocks = [
+        f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n" + "\n".join(map(_vtt_escape, c.lines)) + "\n"
+        for c in cue_list
+    ]
+    return "\n".join(["WEBVTT\n", *blocks])
+
+
+def render(finals: Sequence[Mapping[str, Any]], fmt: str) -> str:
+    """The finals as subtitles of format `fmt` ("srt" or "vtt").
+
+    Raises:
+        ValueError: another format.
+    """
+    if fmt == "srt":
+        return srt(cues(finals))
+    if fmt == "vtt":
+        return vtt(cues(finals))
+    raise ValueError(f"unknown subtitle format {fmt!r}; use srt or vtt")

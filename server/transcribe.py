@@ -1,0 +1,152 @@
+"""`parley transcribe`: a recording's captions, subtitles or JSON transcript, in this process (no server).
+
+    parley transcribe talk.wav                              # the JSON that POST /v1/transcribe answers
+    parley transcribe talk.wav --format srt > talk.srt      # SubRip subtitles; --format vtt: WebVTT
+    parley transcribe talk.flac --model sm2-mini --language de --bundles bundles/
+
+The audio goes through the same engine, endpointing and finals as a server stream (server/engine.py), so the output
+equals what `POST /v1/transcribe?format=...` gives for the same file. WAV files (PCM, any rate, channels averaged) are
+always read; other formats (FLAC, OGG, MP3...) when the `soundfile` package is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from server.audio import read_wav
+from server.bundle import BUNDLE_JSON, BundleError, load_bundle
+from server.engine import Engine, EngineConfig, UnsupportedOptionError
+from server.features import MAX_INPUT_RATE, MIN_INPUT_RATE
+from server.protocol import SEARCH_METHODS, dumps, transcript_response
+from server.resample import resample
+from server.settings import DEFAULT_BUNDLES, Settings
+from server.subtitles import FORMATS, render
+
+
+class InputError(ValueError):
+    """Something about the command's input a user can fix: the file, the model, an option."""
+
+
+def read_audio(path: Path) -> tuple[np.ndarray, int]:
+    """A recording as float32 samples `(T,)` in [-1, 1] (channels averaged) and its rate, resampled to 48 kHz when
+    it is above what the frontend takes.
+
+    Raises:
+        InputError: no such file, or a format that cannot be read here.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        try:
+            x, rate = read_wav(path)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+    else:
+        try:
+            import soundfile
+        except ImportError:
+            raise InputError(
+                f"{path}: not a WAV file, and reading other formats needs the soundfile package "
+                f"(pip install soundfile), or convert it first: ffmpeg -i {path} -ac 1 -ar 16000 out.wav"
+            ) from None
+        try:
+            data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        except Exception as e:  # soundfile raises its own LibsndfileError (a RuntimeError) and others
+            raise InputError(f"{path}: cannot read it as audio ({str(e)[:100]})") from None
+        x = data.mean(axis=1).astype(np.float32)
+    if rate < MIN_INPUT_RATE:
+        raise InputError(f"{path}: {rate} Hz is below the {MIN_INPUT_RATE} Hz the recognizer needs")
+    if rate > MAX_INPUT_RATE:
+        x, rate = resample(x, rate, MAX_INPUT_RATE), MAX_INPUT_RATE
+    return x, int(rate)
+
+
+def find_bundle(folder: Path, name: str | None) -> Path:
+    """The bundle folder named `name` under `folder` (or `folder` itself when it is a bundle); with no name, the
+    first bundle by name, as the server's default.
+
+    Raises:
+        InputError: no bundle there, or none of that name.
+    """
+    if (folder / BUNDLE_JSON).is_file():
+        candidates = [folder]
+    else:
+        candidates = sorted(p for p in folder.iterdir() if (p / BUNDLE_JSON).is_file()) if folder.is_dir() else []
+    names = {json.loads((p / BUNDLE_JSON).read_text()).get("name", p.name): p for p in candidates}
+    if not names:
+        raise InputError(f"no model bundle in {folder}")
+    if name is None:
+        return names[min(names)]
+    if name not in names:
+        raise InputError(f"no model {name!r} in {folder}; there are {sorted(names)}")
+    return names[name]
+
+
+async def transcribe_file(
+    path: Path,
+    settings: Settings,
+    model: str | None = None,
+    search: str | None = None,
+    language: str | None = None,
+) -> dict:
+    """The `POST /v1/transcribe` body for one recording, decoded in this process.
+
+    Raises:
+        InputError: an unreadable file, an unknown model, a language the model lacks.
+    """
+    samples, rate = read_audio(path)
+    folder = find_bundle(settings.bundles, model or settings.default_model)
+    try:
+        bundle = load_bundle(folder, providers=settings.providers, threads=settings.intra_op_threads)
+    except BundleError as e:
+        raise InputError(f"{folder}: {e}") from None
+    engine = Engine(bundle, EngineConfig.from_settings(settings))
+    try:
+        plan = engine.plan(language)
+    except UnsupportedOptionError as e:
+        raise InputError(f"model {engine.name} {e}") from None
+    await engine.start()
+    try:
+        finals = await engine.transcribe(samples, rate, search, plan)
+    finally:
+        await engine.close()
+    return transcript_response(engine.name, samples.size / rate, finals)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="parley transcribe",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument("file", type=Path, help="the recording: WAV, or any format soundfile reads when installed")
+    parser.add_argument("--format", choices=FORMATS, default="json", help="json (default), srt or vtt")
+    parser.add_argument("--bundles", type=Path, default=DEFAULT_BUNDLES, help="folder of bundles, or one bundle")
+    parser.add_argument("--model", help="the bundle's name (default: the first by name)")
+    parser.add_argument("--search", choices=SEARCH_METHODS, help="greedy or beam (default: greedy)")
+    parser.add_argument("--language", help="what a multilingual model captions: a language, or auto")
+    parser.add_argument("--out", type=Path, help="write here instead of to standard output")
+    parser.add_argument("--providers", default="cpu", help="onnxruntime providers: cpu (default), cuda, auto")
+    args = parser.parse_args(argv)
+    settings = Settings(bundles=args.bundles, providers=args.providers)
+    try:
+        body = asyncio.run(transcribe_file(args.file, settings, args.model, args.search, args.language))
+    except InputError as e:
+        print(f"parley transcribe: {e}", file=sys.stderr)
+        return 2
+    text = dumps(body) + "\n" if args.format == "json" else render(body["segments"], args.format)
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,111 @@
+"""Subtitles (server/subtitles.py) from finals, `POST /v1/transcribe?format=`, and `parley transcribe`."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from server.audio import write_wav
+from server.subtitles import MAX_CUE_S, MAX_LINE_CHARS, MIN_CUE_S, cues, layout, render
+from server.transcribe import main as transcribe_main
+from tests.test_export import SR
+from tests.test_server import Running, _wav, audio, running
+
+
+def _final(words: list[tuple[str, float, float]], segment: int = 0) -> dict:
+    return {
+        "type": "final",
+        "segment": segment,
+        "text": " ".join(w for w, _, _ in words),
+        "start": words[0][1] if words else 0.0,
+        "end": words[-1][2] if words else 0.0,
+        "words": [{"word": w, "start": a, "end": b, "conf": 0.9} for w, a, b in words],
+    }
+
+
+def test_layout_balances_two_lines_and_refuses_three() -> None:
+    assert layout(["set", "a", "timer"]) == ["set a timer"]
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "and", "runs", "into", "a", "wood"]
+    lines = layout(words)
+    assert lines is not None and len(lines) == 2 and all(len(x) <= MAX_LINE_CHARS for x in lines)
+    assert abs(len(lines[0]) - len(lines[1])) <= 8, lines  # balanced, not a full line and a stub
+    assert layout(["word"] * 30) is None  # 149 characters: more than two lines
+    assert layout(["x" * 60]) == ["x" * 60]  # a word longer than a line cannot be cut
+
+
+def test_long_finals_are_cut_at_words_into_readable_cues() -> None:
+    # 40 words, 0.3 s each: 12 s of speech in one final.
+    words = [(f"word{i}", 0.3 * i, 0.3 * i + 0.25) for i in range(40)]
+    out = cues([_final(words), _final([("ok", 13.0, 13.2)], 1)])
+    assert [line for c in out[:-1] for line in c.lines] and out[-1].lines == ("ok",)
+    spoken = " ".join(" ".join(c.lines) for c in out[:-1]).split()
+    assert spoken == [w for w, _, _ in words]  # every word once, in order, no cue spans two finals
+    for c in out:
+        assert len(c.lines) <= 2 and all(len(x) <= MAX_LINE_CHARS for x in c.lines), c
+        assert c.end - c.start <= MAX_CUE_S + 1e-9, c
+    for a, b in itertools.pairwise(out):
+        assert a.end <= b.start + 1e-9, (a, b)
+    assert out[-1].end - out[-1].start == pytest.approx(MIN_CUE_S)  # "ok" (0.2 s) is held for a second
+
+
+def test_srt_and_vtt_text() -> None:
+    finals = [_final([("set", 0.12, 0.3), ("a", 0.3, 0.4), ("timer", 0.4, 0.9)]), _final([], 1)]
+    finals.append(_final([("<b>", 3661.5, 3662.0)], 2))
+    assert render(finals, "srt") == (
+        "1\n00:00:00,120 --> 00:00:01,120\nset a timer\n\n2\n01:01:01,500 --> 01:01:02,500\n<b>\n"
+    )
+    assert render(finals, "vtt") == (
+        "WEBVTT\n\n00:00:00.120 --> 00:00:01.120\nset a timer\n\n01:01:01.500 --> 01:01:02.500\n&lt;b&gt;\n"
+    )
+    no_times = {"type": "final", "segment": 0, "text": "one two", "start": 1.0, "end": 3.0, "words": []}
+    assert cues([no_times])[0].start == 1.0 and cues([no_times])[0].end == 3.0
+    with pytest.raises(ValueError):
+        render(finals, "ass")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_bundles: Path) -> Iterator[Running]:
+    """Default settings: what `parley transcribe` uses in-process."""
+    with running(tiny_bundles) as r:
+        yield r
+
+
+def test_transcribe_formats_over_http_and_the_command_agree(server: Running, tiny_bundles: Path, tmp_path: Path):
+    x = audio(3.0, 4)
+    body = _wav(x, SR)
+    post = lambda q: httpx.post(server.http + "/v1/transcribe" + q, content=body, headers={"content-type": "audio/wav"})  # noqa: E731
+    js = post("")
+    assert js.status_code == 200 and js.json() == post("?format=json").json()
+    finals = js.json()["segments"]
+    assert all("conf" in w and 0 <= w["conf"] <= 1 for f in finals for w in f["words"])
+    srt, vtt = post("?format=srt"), post("?format=vtt")
+    assert srt.status_code == 200 and srt.headers["content-type"].startswith("application/x-subrip")
+    assert srt.text == render(finals, "srt")
+    assert vtt.headers["content-type"].startswith("text/vtt") and vtt.text == render(finals, "vtt")
+    bad = post("?format=docx")
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_value" and "docx" in bad.json()["message"]
+
+    write_wav(tmp_path / "a.wav", x, SR)
+    out = tmp_path / "a.srt"
+    args = [str(tmp_path / "a.wav"), "--bundles", str(tiny_bundles), "--model", "tiny-en"]
+    assert transcribe_main([*args, "--format", "srt", "--out", str(out)]) == 0
+    assert out.read_text() == srt.text  # in-process, the same engine settings: the same subtitles
+    assert transcribe_main([*args, "--out", str(tmp_path / "a.json")]) == 0
+    assert json.loads((tmp_path / "a.json").read_text())["text"] == js.json()["text"]
+
+
+def test_transcribe_command_errors(tiny_bundles: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "notes.txt").write_text("not audio")
+    assert transcribe_main([str(tmp_path / "missing.wav"), "--bundles", str(tiny_bundles)]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert transcribe_main([str(tmp_path / "notes.txt"), "--bundles", str(tiny_bundles)]) == 2
+    err = capsys.readouterr().err
+    assert "notes.txt" in err and ("soundfile" in err or "cannot read" in err), err
+    write_wav(tmp_path / "a.wav", audio(0.5, 1), SR)
+    assert transcribe_main([str(tmp_path / "a.wav"), "--bundles", str(tiny_bundles), "--model", "nope"]) == 2
+    assert "no model 'nope'" in capsys.readouterr().err
