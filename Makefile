@@ -174,7 +174,7 @@ corpus-v2: text-v2 asterisk corpus-v2-en corpus-v2-ml features-v2 card-v2
 # one token per frame, as sherpa-onnx decodes) -> evaluation -> int8 bundle. Each step resumes.
 EN2_EXP = $(EXP)/en-open
 EN2_VOCAB ?= 500
-EN2_STEPS ?= 7000
+EN2_STEPS ?= 5000
 EN2_TRAIN = $(V2)/en/train.jsonl $(DATA)/asterisk/en/train.jsonl
 EN2_BPE = $(EN2_EXP)/lang/en/bpe.model
 EN2_CKPT = $(EN2_EXP)/train/last.pt

@@ -49,8 +49,34 @@ def runtime_wer(
     return error_counts([u.text for u in utts], hyps, utts[0].language).rate, hyps
 
 
-def single_stream_rtf(model: StreamingTransducer, utts: Sequence[Utterance]) -> float:
-    """Compute seconds per audio second for one stream at a time (fbank + encoder + greedy search)."""
+def breakdown(utts: Sequence[Utterance], hyps: Sequence[str]) -> dict[str, dict[str, dict]]:
+    """WER per synthesizer (the manifest's `engine`, or the voice's prefix) and per augmentation effect (each
+    utterance counts under every effect it got; "clean": none but gain), with utterance counts."""
+    groups: dict[str, dict[str, list[int]]] = {"engine": {}, "augment": {}}
+    for i, u in enumerate(utts):
+        engine = u.engine or u.voice.split(":")[0] or "unknown"
+        groups["engine"].setdefault(engine, []).append(i)
+        effects = {a.split(":")[0] for a in u.augment} - {"gain"}
+        for effect in sorted(effects) or ["clean"]:
+            groups["augment"].setdefault(effect, []).append(i)
+    lang = utts[0].language
+    return {
+        kind: {
+            name: {
+                "utterances": len(idx),
+                "wer": error_counts([utts[i].text for i in idx], [hyps[i] for i in idx], lang).rate,
+            }
+            for name, idx in sorted(by.items())
+        }
+        for kind, by in groups.items()
+    }
+
+
+def single_stream_rtf(model: StreamingTransducer, utts: Sequence[Utterance]) -> float | None:
+    """Compute seconds per audio second for one stream at a time (fbank + encoder + greedy search); None for no
+    utterances (--rtf-utts 0)."""
+    if not utts:
+        return None
     waves = [load_audio(u.audio) for u in utts]
     t0 = time.perf_counter()
     for w in waves:
@@ -140,12 +166,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "batched_wall_seconds": wall,
             "bytes": sizes,
             "total_mb": sum(sizes.values()) / 1e6,
+            "by": breakdown(utts, hyps),
         }
         print(
             f"{precision}: WER {100 * wer:.2f}% (one symbol per frame, as sherpa-onnx decodes: {100 * wer_one:.2f}%)  "
-            f"single-stream RTF {rtf:.4f}  "
+            f"single-stream RTF {rtf if rtf is None else round(rtf, 4)}  "
             f"size {sum(sizes.values()) / 1e6:.1f} MB  ({len(utts)} utts, batched decode {wall:.0f} s)"
         )
+        for kind, by in report["precisions"][precision]["by"].items():
+            print(f"  by {kind}: " + ", ".join(f"{k} {100 * v['wer']:.1f}% ({v['utterances']})" for k, v in by.items()))
     if a.parity:
         spec = meta["streaming"]
         silence = settling_silence(spec, SAMPLE_RATE)  # every runtime decodes the same audio

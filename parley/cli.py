@@ -14,6 +14,7 @@ without torch, and `parley --help` is instant.
     parley stream talk.wav --url ws://127.0.0.1:8000/v1/stream
     parley mic --model en-small
     parley loadtest --streams 8 --files a.wav b.wav --json load.json
+    parley lm train --text domain.txt --bundle bundles/en-small --name travel
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "mix": ("models.mixtures", "main", "simulate two-talker mixtures with t-SOT labels from a timed manifest"),
     "eval-tsot": ("models.evaluate_tsot", "main", "t-SOT model: cpWER by overlap ratio and single-talker WER"),
     "synth": ("models.engines", "main", "speak a sentence with espeak-ng, mbrola, festival, pico or RHVoice"),
+    "lm": ("models.lm_ngram", "main", "`lm train`: a token n-gram LM from plain text, added to a bundle for fusion"),
 }
 
 

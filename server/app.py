@@ -27,7 +27,7 @@ from fastapi.staticfiles import StaticFiles
 
 from server.audio import ENCODINGS, read_wav
 from server.bundle import BUNDLE_JSON, Bundle, BundleError, load_bundle
-from server.engine import DEFAULT_SEARCH, Engine, EngineConfig, HeadPlan, UnsupportedOptionError
+from server.engine import Adaptation, Engine, EngineConfig, HeadPlan, InvalidOptionError, UnsupportedOptionError
 from server.metrics import CONTENT_TYPE, ServerMetrics
 from server.protocol import (
     BAD_AUDIO,
@@ -52,7 +52,7 @@ from server.protocol import (
     start_from_dict,
     transcript_response,
 )
-from server.session import FLUSH_TIMEOUT_S, Session
+from server.session import FLUSH_TIMEOUT_S, Session, start_adaptation
 from server.settings import Settings
 from server.subtitles import FORMATS
 from server.subtitles import MEDIA_TYPES as SUBTITLE_TYPES
@@ -205,12 +205,14 @@ class Service:
         language: str | None,
         translate: Sequence[str],
         languages: Sequence[str] = (),
+        adaptation: Adaptation | None = None,
     ) -> tuple[Engine, str, HeadPlan]:
-        """The engine, search and heads for a start's (or a request's) choices.
+        """The engine, search and heads for a start's (or a request's) choices; hotwords and an LM are checked
+        against the server's limits and the model (`Engine.adapt`), and make beam search the default.
 
         Raises:
-            ProtocolError: unknown_model, or unsupported_option for a language, translation or restriction the
-                model lacks.
+            ProtocolError: unknown_model; unsupported_option for a language, translation, restriction or LM the
+                model lacks; invalid_value for hotwords the server refuses or greedy search with adaptation.
         """
         name = model or self.default_model
         engine = self.engines.get(name) if name is not None else None
@@ -220,9 +222,14 @@ class Service:
             raise ProtocolError(UNKNOWN_MODEL, f"no model {name!r}; this server has {sorted(self.engines)}")
         try:
             plan = engine.plan(language, translate, languages)
+            search = engine.search_for(search, adaptation)
+            if adaptation is not None and adaptation.active:
+                engine.adapt(plan, adaptation)
         except UnsupportedOptionError as e:
             raise ProtocolError(UNSUPPORTED_OPTION, f"model {engine.name} {e}") from None
-        return engine, search or DEFAULT_SEARCH, plan
+        except InvalidOptionError as e:
+            raise ProtocolError(INVALID_VALUE, str(e)) from None
+        return engine, search, plan
 
     def models(self) -> dict:
         """The body of GET /v1/models."""
@@ -235,6 +242,7 @@ class Service:
                     "translate": e.translate_languages,
                     "chunk_ms": e.chunk_ms,
                     "search": list(SEARCH_METHODS),
+                    "lms": e.lms,
                     **({"auto": e.auto_languages} if e.auto_languages else {}),
                     **({"speakers": NUM_CHANNELS} if e.multi_talker else {}),
                 }
@@ -290,11 +298,24 @@ class Service:
         fields.update({k: q[k] for k in ("model", "search", "language") if q.get(k)})
         if q.get("languages"):
             fields["languages"] = [x for x in q["languages"].split(",") if x]
+        if q.get("hotwords"):
+            fields["hotwords"] = [x for x in q["hotwords"].split(",") if x.strip()]
+        if q.get("lm"):
+            fields["lm"] = q["lm"]
+        for key in ("lm_scale", "ilm_scale"):
+            if q.get(key):
+                try:
+                    fields[key] = float(q[key])
+                except ValueError:
+                    raise ProtocolError(INVALID_VALUE, f"{key} must be a number, got {preview(q[key])}") from None
         start = start_from_dict(fields)  # the rate range, search and names, checked as a start message is
         if kind in RAW_TYPES:
             samples = await asyncio.to_thread(decode_audio_message, bytes(body), encoding)
-        engine, search, plan = self.resolve(start.model, start.search, start.language, start.translate, start.languages)
-        finals = await engine.transcribe(samples, rate, search, plan)
+        adaptation = start_adaptation(start)
+        engine, search, plan = self.resolve(
+            start.model, start.search, start.language, start.translate, start.languages, adaptation
+        )
+        finals = await engine.transcribe(samples, rate, search, plan, adaptation)
         return transcript_response(engine.name, samples.size / rate, finals)
 
 

@@ -17,6 +17,10 @@ projected (each joiner projects it, `encoder_out_dim` = D), and optionally a str
 (`lid.onnx`, `bundle.lid`) over the source languages.
 "tsot" (multi-talker captions): a "transducer" bundle whose head has "post_processing": "tsot": its text carries
 `<cc>` channel changes, which the engine splits into two channels (server/tsot.py).
+
+Any kind may list language models for shallow fusion in "lms" (`parley lm train` adds them): each entry names its
+file (listed in "files" like every other), the head it serves (`language`), its kind ("ngram", server/lm.py) and its
+default `lm_scale` and `ilm_scale`; the LM must predict that head's tokens.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import onnxruntime as ort
 import sentencepiece as spm
 
 from server.features import FbankConfig
+from server.lm import MAX_FUSION_SCALE, NgramLM
 from server.providers import select_providers
 
 BUNDLE_FORMAT = 1  # the bundle.json layout this runtime reads (and export/bundle.py writes)
@@ -40,6 +45,7 @@ KINDS = ("transducer", "sm2", "tsot")  # bundle.json kinds this runtime runs
 POST_PROCESSING = ("none", "tsot")  # a head's "post_processing": "tsot" splits its text into two channels
 ENCODER_INPUTS = ["x", "cached_attn", "cached_conv", "processed_lens"]
 ENCODER_OUTPUTS = ["encoder_out", "new_cached_attn", "new_cached_conv"]
+LM_KINDS = ("ngram",)  # bundle.json "lms" kinds this runtime fuses
 
 
 class BundleError(Exception):
@@ -96,6 +102,30 @@ class LidModel:
 
 
 @dataclass
+class BundleLm:
+    """A language model of bundle.json's "lms", loaded: what a stream's "lm" names."""
+
+    name: str
+    language: str  # the head whose tokens it predicts
+    kind: str
+    lm: NgramLM
+    lm_scale: float  # defaults for streams that name no scales
+    ilm_scale: float
+    file: Path
+
+    def describe(self) -> dict:
+        """What GET /v1/models says about it."""
+        return {
+            "name": self.name,
+            "language": self.language,
+            "kind": self.kind,
+            "order": self.lm.order,
+            "lm_scale": self.lm_scale,
+            "ilm_scale": self.ilm_scale,
+        }
+
+
+@dataclass
 class Bundle:
     path: Path
     name: str
@@ -107,6 +137,7 @@ class Bundle:
     heads: list[Head]
     manifest: dict = field(repr=False)  # bundle.json as read
     lid: LidModel | None = None
+    lms: dict[str, BundleLm] = field(default_factory=dict)  # by name
 
 
 def sha256_of(path: str | Path) -> str:
@@ -379,6 +410,51 @@ def _load_lid(
     return LidModel(languages=[str(x) for x in languages], session=session, file=path)
 
 
+def _scale(entry: dict, key: str, where: str) -> float:
+    v = entry.get(key, 0.0)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= MAX_FUSION_SCALE:
+        raise BundleError(f"{where}.{key}: {v!r}, expected a number in [0, {MAX_FUSION_SCALE:g}]")
+    return float(v)
+
+
+def _load_lms(manifest: dict, files: _Files, heads: list[Head]) -> dict[str, BundleLm]:
+    """bundle.json's "lms": [{"name", "kind", "language", "file", "lm_scale", "ilm_scale", ...}], each checked
+    against its file and its head."""
+    entries = manifest.get("lms", [])
+    if not isinstance(entries, list):
+        raise BundleError(f"{BUNDLE_JSON}: 'lms' must be a list")
+    lms: dict[str, BundleLm] = {}
+    for i, entry in enumerate(entries):
+        where = f"{BUNDLE_JSON} lms[{i}]"
+        name = _get(entry, "name", where, str)
+        if not name or name in lms:
+            raise BundleError(f"{where}: name {name!r} is empty or repeated")
+        kind = _get(entry, "kind", where, str)
+        if kind not in LM_KINDS:
+            raise BundleError(f"{where}: kind {kind!r}, this runtime fuses {list(LM_KINDS)}")
+        language = _get(entry, "language", where, str)
+        head = next((h for h in heads if h.language == language), None)
+        if head is None:
+            raise BundleError(f"{where}: no head for language {language!r}")
+        path = files.path(_get(entry, "file", where, str), f"{where}.file")
+        try:
+            lm = NgramLM.load(path)
+        except ValueError as e:
+            raise BundleError(str(e)) from e
+        if lm.vocab_size != head.vocab_size or lm.boundary_id != head.blank_id:
+            raise BundleError(
+                f"{path.name}: vocab_size {lm.vocab_size} and boundary {lm.boundary_id}, but head {head.name} has "
+                f"{head.vocab_size} tokens and blank {head.blank_id}"
+            )
+        wanted = lm.meta.get("tokenizer_sha256")
+        if files.verify and wanted and wanted != sha256_of(head.files["bpe"]):
+            raise BundleError(f"{path.name}: trained on another tokenizer than {head.files['bpe'].name}")
+        lms[name] = BundleLm(
+            name, language, kind, lm, _scale(entry, "lm_scale", where), _scale(entry, "ilm_scale", where), path
+        )
+    return lms
+
+
 def _check_against_manifest(manifest: dict, spec: EncoderSpec, enc_name: str) -> None:
     """bundle.json's copies of the streaming and feature settings must equal the encoder's metadata."""
     ours = {
@@ -455,6 +531,7 @@ def load_bundle(
     if len({h.language for h in loaded}) != len(loaded):
         raise BundleError(f"{BUNDLE_JSON}: two heads for one language: {[h.language for h in loaded]}")
     lid = _load_lid(manifest, precision, files, spec, enc_meta, provider_list, threads)
+    lms = _load_lms(manifest, files, loaded)
     return Bundle(
         path=folder,
         name=_get(manifest, "name", BUNDLE_JSON, str),
@@ -466,4 +543,5 @@ def load_bundle(
         heads=loaded,
         manifest=manifest,
         lid=lid,
+        lms=lms,
     )

@@ -35,6 +35,11 @@ A multi-talker head (bundle kind "tsot", head post_processing "tsot") emits `<cc
 messages' `text` drops the marks, `speakers` holds the text of each of the two channels (server/tsot.py), and each
 word carries its channel as `speaker`; partials carry their `words` too, so a live caption shows each talker's
 words while they stream. Other heads' messages are unchanged.
+
+A stream may ask for adaptation (`Adaptation`): hotwords, tokenized with each captioning head's tokenizer into a
+`ContextGraph` (server/biasing.py), and a language model of the bundle to fuse into the search of the head it serves
+(`LmFusion`). Both live in the stream's beam search states, which the endpoint resets rebuild with them, so each
+segment starts at the graph's root and the LM's sentence start; such a stream searches with modified beam search.
 """
 
 from __future__ import annotations
@@ -51,10 +56,12 @@ from typing import Any
 
 import numpy as np
 
+from server.biasing import MAX_HOTWORD_BOOST, ContextGraph, phrase_tokens
 from server.bundle import Bundle
 from server.endpoint import EndpointConfig, EndpointDetector
 from server.features import StreamingFbank
 from server.lid import LidState
+from server.lm import MAX_FUSION_SCALE
 from server.metrics import ServerMetrics
 from server.protocol import SEARCH_METHODS, Word, final_message, partial_message, preview
 from server.transducer import (
@@ -64,6 +71,7 @@ from server.transducer import (
     GreedyState,
     HeadRunner,
     Hypothesis,
+    LmFusion,
     StreamingTransducer,
     greedy_search,
     modified_beam_search,
@@ -111,6 +119,36 @@ class UnsupportedOptionError(ValueError):
     """A language, translation or restriction the bundle cannot serve (protocol error unsupported_option)."""
 
 
+class InvalidOptionError(ValueError):
+    """Hotwords or fusion settings that no model could serve: too many, too long, untokenizable, a search that
+    cannot use them (protocol error invalid_value)."""
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """What a stream asks of the search beyond the audio.
+
+    Attributes:
+        hotwords: (phrase, boost per token) of each hotword; boost None: the engine's default.
+        lm: the name of one of the bundle's LMs to fuse, or None.
+        lm_scale: its weight (None: the bundle's default for it).
+        ilm_scale: the internal LM's subtracted weight (None: the bundle's default).
+    """
+
+    hotwords: tuple[tuple[str, float | None], ...] = ()
+    lm: str | None = None
+    lm_scale: float | None = None
+    ilm_scale: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.hotwords) or self.lm is not None
+
+
+# A stream's adaptation, resolved per head: (hotword graph, LM fusion), either None.
+HeadAdaptation = dict[int, tuple[ContextGraph | None, LmFusion | None]]
+
+
 class StreamClosedError(Exception):
     """The stream was closed (its client left, or the engine stopped) while a call waited on it."""
 
@@ -124,6 +162,10 @@ class EngineConfig:
     queue_chunks: int = 8
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     intra_op_threads: int = 0  # informative: the sessions were opened with it
+    max_hotwords: int = 100  # hotwords one stream may ask for
+    max_hotword_chars: int = 64  # characters in one hotword
+    max_hotword_tokens: int = 32  # tokens of one hotword under a head's tokenizer
+    hotword_boost: float = 1.5  # the bonus per token of a hotword that names no boost
 
     @classmethod
     def from_settings(cls, settings: Any) -> EngineConfig:
@@ -134,6 +176,10 @@ class EngineConfig:
             queue_chunks=settings.queue_chunks,
             endpoint=settings.endpoint_config(),
             intra_op_threads=settings.intra_op_threads,
+            max_hotwords=settings.max_hotwords,
+            max_hotword_chars=settings.max_hotword_chars,
+            max_hotword_tokens=settings.max_hotword_tokens,
+            hotword_boost=settings.hotword_boost,
         )
 
 
@@ -178,11 +224,13 @@ class _Decoder:
         search: str,
         partials: bool,
         endpoint: EndpointConfig,
+        adaptation: HeadAdaptation | None = None,
     ) -> None:
         spec = model.spec
         self.model = model
         self.plan = plan
         self.search = search
+        self.adaptation = adaptation or {}
         self.partials = partials
         # Seconds per encoder frame: fbank shift times subsampling (0.04 s).
         self.frame_s = spec.features.frame_shift_ms / 1000.0 * spec.subsampling
@@ -213,7 +261,12 @@ class _Decoder:
     def _new_search(self, head: int, frames_done: int) -> GreedyState | BeamState:
         """A fresh search whose token frames count from the stream's start."""
         runner = self.model.heads[head]
-        s: GreedyState | BeamState = GreedyState.new(runner) if self.search == "greedy" else BeamState()
+        s: GreedyState | BeamState
+        if self.search == "greedy":
+            s = GreedyState.new(runner)
+        else:
+            hotwords, fusion = self.adaptation.get(head, (None, None))
+            s = BeamState(hotwords=hotwords, fusion=fusion)
         s.frames_done = frames_done
         return s
 
@@ -391,15 +444,24 @@ class Stream:
         search: "greedy" or "beam".
         partials: whether to produce partial messages.
         plan: the heads to run.
+        adaptation: hotwords and LM fusion of each head that has them (beam search only).
     """
 
-    def __init__(self, engine: Engine, sample_rate: int, search: str, partials: bool, plan: HeadPlan) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        sample_rate: int,
+        search: str,
+        partials: bool,
+        plan: HeadPlan,
+        adaptation: HeadAdaptation | None = None,
+    ) -> None:
         spec = engine.model.spec
         self.engine = engine
         self.sample_rate = int(sample_rate)
         self.search = search
         self.plan = plan
-        self.decoder = _Decoder(engine.model, plan, search, partials, engine.config.endpoint)
+        self.decoder = _Decoder(engine.model, plan, search, partials, engine.config.endpoint, adaptation)
         self._fbank = StreamingFbank(spec.features, self.sample_rate)
         self._frames = np.zeros((0, spec.features.num_bins), dtype=np.float32)  # (T_buf, F) not yet in a chunk
         self._pending: deque[_Chunk | object] = deque()
@@ -557,6 +619,11 @@ class Engine:
         return any(h.post_processing == "tsot" for h in self.bundle.heads)
 
     @property
+    def lms(self) -> list[dict]:
+        """The bundle's language models, as GET /v1/models lists them."""
+        return [lm.describe() for lm in self.bundle.lms.values()]
+
+    @property
     def translate_languages(self) -> list[str]:
         """What `translate` may ask for: every head's language in a multilingual bundle, nothing otherwise."""
         return list(self.bundle.languages) if self.multilingual else []
@@ -614,6 +681,76 @@ class Engine:
         pairs = tuple((t, self.model.head_index(t)) for t in translate)
         return HeadPlan(caption, candidates, pairs, self.multilingual)  # type: ignore[arg-type]
 
+    def search_for(self, search: str | None, adaptation: Adaptation | None) -> str:
+        """The search a stream gets: the one asked for, else beam search for an adapted stream, else the default.
+
+        Raises:
+            InvalidOptionError: greedy search asked for together with hotwords or an LM.
+        """
+        if adaptation is not None and adaptation.active:
+            if search not in (None, "beam"):
+                raise InvalidOptionError(f"hotwords and lm need beam search, not {preview(search)}: omit search")
+            return "beam"
+        return search or DEFAULT_SEARCH
+
+    def adapt(self, plan: HeadPlan, adaptation: Adaptation) -> HeadAdaptation:
+        """The hotword graph and LM fusion of each head `plan` may caption with.
+
+        Hotwords are checked against the engine's limits and tokenized with each captioning head's tokenizer (a
+        translation head gets none: its words are not the speaker's); the LM goes to the head whose tokens it
+        predicts, which must be one of them.
+
+        Raises:
+            InvalidOptionError: too many hotwords, one too long or untokenizable, a boost or scale out of range.
+            UnsupportedOptionError: an LM the bundle does not have, or one for a language the plan does not caption.
+        """
+        cfg = self.config
+        if len(adaptation.hotwords) > cfg.max_hotwords:
+            raise InvalidOptionError(f"{len(adaptation.hotwords)} hotwords: at most {cfg.max_hotwords} per stream")
+        for phrase, boost in adaptation.hotwords:
+            if len(phrase) > cfg.max_hotword_chars:
+                raise InvalidOptionError(
+                    f"hotword {preview(phrase, 40)} has {len(phrase)} characters: at most {cfg.max_hotword_chars}"
+                )
+            if boost is not None and not 0 < boost <= MAX_HOTWORD_BOOST:
+                raise InvalidOptionError(f"hotword boost {boost!r}: use a number in (0, {MAX_HOTWORD_BOOST:g}]")
+        captions = [plan.caption] if plan.caption is not None else [h for _, h in plan.candidates]
+        out: HeadAdaptation = {}
+        for h in captions:
+            head = self.model.heads[h].head
+            graph = None
+            if adaptation.hotwords:
+                phrases = []
+                for phrase, boost in adaptation.hotwords:
+                    try:
+                        ids = phrase_tokens(head.sp, phrase)
+                    except ValueError as e:
+                        raise InvalidOptionError(str(e)) from None
+                    if len(ids) > cfg.max_hotword_tokens:
+                        raise InvalidOptionError(
+                            f"hotword {preview(phrase, 40)} is {len(ids)} tokens long: at most {cfg.max_hotword_tokens}"
+                        )
+                    phrases.append((ids, cfg.hotword_boost if boost is None else boost))
+                graph = ContextGraph(phrases, head.vocab_size)
+            out[h] = (graph, None)
+        if adaptation.lm is not None:
+            lm = self.bundle.lms.get(adaptation.lm)
+            if lm is None:
+                raise UnsupportedOptionError(f"has no lm {preview(adaptation.lm)}: it has {sorted(self.bundle.lms)}")
+            h = self.model.head_index(lm.language)
+            if h not in out:
+                raise UnsupportedOptionError(
+                    f"lm {preview(lm.name)} is for {lm.language}, which this stream does not caption"
+                )
+            scales = (adaptation.lm_scale, adaptation.ilm_scale)
+            for x in scales:
+                if x is not None and not 0 <= x <= MAX_FUSION_SCALE:
+                    raise InvalidOptionError(f"lm_scale and ilm_scale must be in [0, {MAX_FUSION_SCALE:g}], got {x!r}")
+            lm_scale = lm.lm_scale if adaptation.lm_scale is None else adaptation.lm_scale
+            ilm_scale = lm.ilm_scale if adaptation.ilm_scale is None else adaptation.ilm_scale
+            out[h] = (out[h][0], LmFusion(lm.lm, lm_scale, ilm_scale))
+        return {h: a for h, a in out.items() if a != (None, None)}
+
     async def start(self) -> None:
         """Starts the loop on the running event loop."""
         if self._task is not None:
@@ -637,17 +774,24 @@ class Engine:
             self._executor = None
 
     def open_stream(
-        self, sample_rate: int, search: str | None = None, partials: bool = True, head: int | HeadPlan = 0
+        self,
+        sample_rate: int,
+        search: str | None = None,
+        partials: bool = True,
+        head: int | HeadPlan = 0,
+        adaptation: Adaptation | None = None,
     ) -> Stream:
-        """A new stream of audio at `sample_rate` (8-48 kHz), captioned by head `head` or run as `plan(...)` says.
+        """A new stream of audio at `sample_rate` (8-48 kHz), captioned by head `head` or run as `plan(...)` says,
+        with the hotwords and LM of `adaptation` (which make beam search the default).
 
         Raises:
-            ValueError: an unknown search or head, a rate out of range.
+            ValueError: an unknown search or head, a rate out of range; InvalidOptionError and
+                UnsupportedOptionError (both ValueErrors): see `adapt`.
             RuntimeError: the engine is not running.
         """
         if self._task is None:
             raise RuntimeError(f"engine {self.name} is not running")
-        search = search or DEFAULT_SEARCH
+        search = self.search_for(search, adaptation)
         if search not in SEARCH_METHODS:
             raise ValueError(f"unknown search {search!r}; use one of {SEARCH_METHODS}")
         plan = head if isinstance(head, HeadPlan) else HeadPlan(head, multilingual=self.multilingual)
@@ -657,12 +801,18 @@ class Engine:
                 raise ValueError(f"head {h} out of range: the bundle has {len(self.model.heads)}")
         if plan.auto and self.model.lid is None:
             raise ValueError("an auto plan needs a bundle with a language identifier")
-        stream = Stream(self, sample_rate, search, partials, plan)
+        adapted = self.adapt(plan, adaptation) if adaptation is not None and adaptation.active else None
+        stream = Stream(self, sample_rate, search, partials, plan, adapted)
         self._streams.add(stream)
         return stream
 
     async def transcribe(
-        self, samples: np.ndarray, sample_rate: int, search: str | None = None, head: int | HeadPlan = 0
+        self,
+        samples: np.ndarray,
+        sample_rate: int,
+        search: str | None = None,
+        head: int | HeadPlan = 0,
+        adaptation: Adaptation | None = None,
     ) -> list[dict]:
         """A whole recording through the same loop as the streams: the final messages a stream would produce.
 
@@ -671,11 +821,12 @@ class Engine:
             sample_rate: their rate, 8-48 kHz.
             search: "greedy" or "beam" (None: the default).
             head: the head to search with, or the plan of heads.
+            adaptation: hotwords and an LM to fuse.
 
         Raises:
             RuntimeError: the engine failed on it.
         """
-        stream = self.open_stream(sample_rate, search, partials=False, head=head)
+        stream = self.open_stream(sample_rate, search, partials=False, head=head, adaptation=adaptation)
         finals: list[dict] = []
 
         async def collect() -> None:

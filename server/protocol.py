@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 
 from server.audio import ENCODINGS, decode_pcm
+from server.biasing import MAX_HOTWORD_BOOST
 from server.features import MAX_INPUT_RATE, MIN_INPUT_RATE
+from server.lm import MAX_FUSION_SCALE
 
 PROTOCOL_VERSION = 1
 STREAM_PATH = "/v1/stream"
@@ -93,6 +95,10 @@ START_FIELDS: dict[str, bool] = {
     "language": False,
     "translate": False,
     "languages": False,
+    "hotwords": False,
+    "lm": False,
+    "lm_scale": False,
+    "ilm_scale": False,
 }
 _MAX_NAME = 128  # characters in a model or language name
 # An error's message is at most this many characters, and a client's value shown in it at most _MAX_SHOWN: a
@@ -149,7 +155,10 @@ class StartRequest:
     `model` None means the server's default bundle; `search` None the bundle's default method; `language` None
     the bundle's default language ("auto" asks a multilingual bundle to detect it); `translate` the target
     languages whose translations the client wants next to the captions; `languages` the languages "auto" may
-    choose from (the ones the speaker uses; empty: all the bundle knows).
+    choose from (the ones the speaker uses; empty: all the bundle knows). `hotwords` are (phrase, boost per token)
+    pairs, boost None for the server's default; `lm` names a language model of the bundle to fuse, with its
+    `lm_scale` and `ilm_scale` (None: the bundle's defaults). The server checks them against its limits and the
+    model (their count, length and tokens; whether the LM exists).
     """
 
     sample_rate: int
@@ -160,6 +169,10 @@ class StartRequest:
     language: str | None = None
     translate: tuple[str, ...] = field(default_factory=tuple)
     languages: tuple[str, ...] = field(default_factory=tuple)
+    hotwords: tuple[tuple[str, float | None], ...] = field(default_factory=tuple)  # (phrase, boost or None)
+    lm: str | None = None
+    lm_scale: float | None = None
+    ilm_scale: float | None = None
 
     @property
     def bytes_per_sample(self) -> int:
@@ -197,6 +210,45 @@ def _names(d: dict, key: str) -> tuple[str, ...]:
     if any(len(t) > _MAX_NAME for t in v):
         raise _invalid(key, f"language names of at most {_MAX_NAME} characters", v)
     return tuple(v)
+
+
+def _number(d: dict, key: str, lo: float, hi: float, open_low: bool = False) -> float | None:
+    """An optional finite number in [lo, hi] (or (lo, hi]); null or missing: None."""
+    v = d.get(key)
+    if v is None:
+        return None
+    span = f"{'(' if open_low else '['}{lo:g}, {hi:g}]"
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _invalid(key, f"a number in {span}", v)
+    x = float(v) if isinstance(v, float) or abs(v) < 10**6 else math.inf
+    if not (math.isfinite(x) and (lo < x if open_low else lo <= x) and x <= hi):
+        raise _invalid(key, f"a number in {span}", v)
+    return x
+
+
+def _hotwords(d: dict) -> tuple[tuple[str, float | None], ...]:
+    """The optional hotwords: a list of phrases, each a string or {"phrase": str, "boost": number}."""
+    v = d.get("hotwords")
+    if v is None:
+        return ()
+    expected = 'a list of phrases, each a string or {"phrase": "...", "boost": number}'
+    if not isinstance(v, list):
+        raise _invalid("hotwords", expected, v)
+    out: list[tuple[str, float | None]] = []
+    for item in v:
+        if isinstance(item, dict):
+            if set(item) - {"phrase", "boost"} or not isinstance(item.get("phrase"), str):
+                raise _invalid("hotwords", expected, item)
+            boost = _number(item, "boost", 0.0, MAX_HOTWORD_BOOST, open_low=True)
+            phrase = item["phrase"]
+        elif isinstance(item, str):
+            phrase, boost = item, None
+        else:
+            raise _invalid("hotwords", expected, item)
+        if not phrase.strip():
+            raise _invalid("hotwords", "non-empty phrases", item)
+        out.append((phrase, boost))
+    return tuple(out)
 
 
 def _object(text: str | bytes) -> dict:
@@ -267,6 +319,15 @@ def start_from_dict(d: dict) -> StartRequest:
     if languages and language not in (None, "auto"):
         raise _invalid("languages", f'omitted when "language" names one ({language!r}); it restricts "auto"', languages)
 
+    lm = _name(d, "lm")
+    lm_scale = _number(d, "lm_scale", 0.0, MAX_FUSION_SCALE)
+    ilm_scale = _number(d, "ilm_scale", 0.0, MAX_FUSION_SCALE)
+    if lm is None and (lm_scale is not None or ilm_scale is not None):
+        raise _invalid("lm", 'the name of an LM when "lm_scale" or "ilm_scale" is given', None)
+    hotwords = _hotwords(d)
+    if (hotwords or lm is not None) and search not in (None, "beam"):
+        raise _invalid("search", '"beam" or omitted when hotwords or an lm are asked for', search)
+
     return StartRequest(
         sample_rate=rate,
         encoding=encoding,
@@ -276,6 +337,10 @@ def start_from_dict(d: dict) -> StartRequest:
         language=language,
         translate=translate,
         languages=languages,
+        hotwords=hotwords,
+        lm=lm,
+        lm_scale=lm_scale,
+        ilm_scale=ilm_scale,
     )
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server.engine import Engine, HeadPlan, Stream, StreamClosedError
+from server.engine import Adaptation, Engine, HeadPlan, Stream, StreamClosedError
 from server.protocol import (
     CLOSE_NORMAL,
     IDLE_TIMEOUT,
@@ -92,6 +92,28 @@ def _multilingual_fields(engine: Engine, plan: HeadPlan) -> dict:
     }
     if plan.auto:
         fields["languages"] = [heads[h].head.language for _, h in plan.candidates]
+    return fields
+
+
+def start_adaptation(start: StartRequest) -> Adaptation | None:
+    """The hotwords and LM a start asks for, as the engine takes them (None: neither)."""
+    if not start.hotwords and start.lm is None:
+        return None
+    return Adaptation(start.hotwords, start.lm, start.lm_scale, start.ilm_scale)
+
+
+def _adaptation_fields(engine: Engine, adaptation: Adaptation | None) -> dict:
+    """What an adapted stream's ready message adds: how many hotwords, and the LM with the scales in use."""
+    if adaptation is None:
+        return {}
+    fields: dict = {}
+    if adaptation.hotwords:
+        fields["hotwords"] = len(adaptation.hotwords)
+    lm = engine.bundle.lms.get(adaptation.lm) if adaptation.lm is not None else None
+    if lm is not None:
+        fields["lm"] = lm.name
+        fields["lm_scale"] = lm.lm_scale if adaptation.lm_scale is None else adaptation.lm_scale
+        fields["ilm_scale"] = lm.ilm_scale if adaptation.ilm_scale is None else adaptation.ilm_scale
     return fields
 
 
@@ -232,8 +254,11 @@ class Session:
 
     async def _start(self, start: StartRequest) -> None:
         svc = self.service
-        engine, search, plan = svc.resolve(start.model, start.search, start.language, start.translate, start.languages)
-        self.stream = engine.open_stream(start.sample_rate, search, start.partials, plan)
+        adaptation = start_adaptation(start)
+        engine, search, plan = svc.resolve(
+            start.model, start.search, start.language, start.translate, start.languages, adaptation
+        )
+        self.stream = engine.open_stream(start.sample_rate, search, start.partials, plan, adaptation)
         self.model = engine.name
         svc.metrics.streams.labels(engine.name, "parley").inc()
         log.info("session %s: %s, %d Hz %s, %s search", self.id, engine.name, start.sample_rate, start.encoding, search)
@@ -248,6 +273,7 @@ class Session:
                 search,
                 max_message_bytes=svc.settings.max_message_bytes,
                 **_multilingual_fields(engine, plan),
+                **_adaptation_fields(engine, adaptation),
             )
         )
         self._opened.set()

@@ -127,6 +127,16 @@ class Settings:
         default=30.0, metadata=_meta("on shutdown, seconds open streams get to finish", float, "S")
     )
 
+    # Adaptation: hotwords per stream (docs/adaptation.md).
+    max_hotwords: int = field(default=100, metadata=_meta("hotwords one stream may ask for", int, "N"))
+    max_hotword_chars: int = field(default=64, metadata=_meta("characters in one hotword", int, "N"))
+    max_hotword_tokens: int = field(
+        default=32, metadata=_meta("tokens of one hotword under the model's tokenizer", int, "N")
+    )
+    hotword_boost: float = field(
+        default=1.5, metadata=_meta("bonus per token of a hotword that names no boost (log-probability)", float, "B")
+    )
+
     # Endpointing: sherpa-onnx's three rules (server/endpoint.py).
     endpointing: bool = field(
         default=True, metadata=_meta("close segments at endpoints (off: one segment until stop)", _bool)
@@ -192,6 +202,10 @@ class Settings:
         need(self.max_header_bytes >= 1024, "max_header_bytes", "must be >= 1024")
         need(self.header_timeout_s > 0, "header_timeout_s", "must be > 0")
         need(self.drain_timeout_s >= 0, "drain_timeout_s", "must be >= 0")
+        need(0 <= self.max_hotwords <= 10_000, "max_hotwords", "must be 0-10000")
+        need(1 <= self.max_hotword_chars <= 1000, "max_hotword_chars", "must be 1-1000")
+        need(1 <= self.max_hotword_tokens <= 1000, "max_hotword_tokens", "must be 1-1000")
+        need(0 < self.hotword_boost <= 20, "hotword_boost", "must be in (0, 20]")
         need(self.rule1_min_trailing_silence >= 0, "rule1_min_trailing_silence", "must be >= 0")
         need(self.rule2_min_trailing_silence >= 0, "rule2_min_trailing_silence", "must be >= 0")
         need(self.rule3_min_utterance_length > 0, "rule3_min_utterance_length", "must be > 0")

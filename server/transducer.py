@@ -18,6 +18,16 @@ chunk. The algorithms are models/search.py's, checked against them in tests/test
 `max_symbols_per_frame` tokens per frame (sherpa-onnx's greedy search emits one and reads <unk> as blank); modified
 beam search emits at most one per frame per hypothesis and merges equal token sequences. `transcribe` runs a whole
 waveform through the fbank frontend chunk by chunk.
+
+A `BeamState` may carry a stream's adaptation, which modified beam search adds to every non-blank emission before it
+chooses: the bonus of its hotwords' `ContextGraph` (server/biasing.py), and shallow fusion with an external LM with
+internal-LM estimation (`LmFusion`):
+
+    score(v) = log P_transducer(v) + lm_scale * log P_LM(v | tokens) - ilm_scale * log P_ILM(v | tokens)
+
+where P_ILM is the transducer's own idea of the next token without acoustics: the joiner on the prediction network's
+output and a zero encoder output (the encoder's contribution removed), renormalized over the non-blank tokens.
+Hypotheses of equal tokens have equal LM histories and graph nodes, so merging them stays exact.
 """
 
 from __future__ import annotations
@@ -27,9 +37,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from server.biasing import ContextGraph
 from server.bundle import Bundle, EncoderSpec, Head
 from server.features import StreamingFbank
 from server.lid import LanguageIdentifier
+from server.lm import NgramLM
 
 BEAM = 4  # modified beam search's beam
 CHANNEL_CHANGE = "<cc>"  # the t-SOT channel change piece; written as " <cc> " in text, like models/tokenizer.py
@@ -72,6 +84,7 @@ class Hypothesis:
     log_prob: float = 0.0
     # The joiner's softmax probability of each emitted token where it was emitted (word confidences come from them).
     probs: list[float] = field(default_factory=list)
+    node: int = ContextGraph.ROOT  # the hotword graph's node after these tokens (beam search with hotwords)
 
 
 class HeadRunner:
@@ -96,6 +109,17 @@ class HeadRunner:
         if self.blank_penalty:
             logits[:, self.blank_id] -= self.blank_penalty
         return logits
+
+    def internal_lm(self, decoder_out: np.ndarray) -> np.ndarray:
+        """The internal LM's log-probabilities `(N, V)` after each projected decoder output `(N, J)`: the joiner with a
+        zero encoder output, log-softmax over the non-blank tokens; the blank's column is 0 (it is never scored)."""
+        E = next(i.shape[-1] for i in self.head.joiner.get_inputs() if i.name == "encoder_out")
+        zeros = np.zeros((decoder_out.shape[0], E), dtype=np.float32)
+        logits = self.head.joiner.run(None, {"encoder_out": zeros, "decoder_out": decoder_out})[0]
+        logits[:, self.blank_id] = -np.inf
+        out = _log_softmax(logits)
+        out[:, self.blank_id] = 0.0
+        return out
 
     def text(self, tokens: Sequence[int]) -> str:
         """Detokenized text: blanks dropped, channel changes written as " <cc> "."""
@@ -212,16 +236,33 @@ def greedy_search(
         s.context, s.decoder_out, s.frames_done = context[i], dec[i], s.frames_done + C
 
 
+@dataclass(frozen=True)
+class LmFusion:
+    """Shallow fusion of an external LM with internal-LM estimation, for one stream's beam search."""
+
+    lm: NgramLM
+    lm_scale: float
+    ilm_scale: float = 0.0
+
+
 @dataclass
 class BeamState:
-    """One stream's modified beam search: its hypotheses (at most `beam`) and the frames searched so far."""
+    """One stream's modified beam search: its hypotheses (at most `beam`) and the frames searched so far, and what
+    biases it: a hotword graph and an LM to fuse (None: none)."""
 
     hyps: list[Hypothesis] = field(default_factory=lambda: [Hypothesis()])
     frames_done: int = 0
+    hotwords: ContextGraph | None = None
+    fusion: LmFusion | None = None
 
     @property
     def best(self) -> Hypothesis:
-        return max(self.hyps, key=lambda h: h.log_prob)
+        """The best hypothesis, ranked without the bonus of hotwords begun but not finished (which a later token
+        could still take back)."""
+        if self.hotwords is None:
+            return max(self.hyps, key=lambda h: h.log_prob)
+        graph = self.hotwords
+        return max(self.hyps, key=lambda h: h.log_prob - graph.pending(h.node))
 
 
 def token_probs(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
@@ -252,6 +293,8 @@ def modified_beam_search(
 
     Every frame, each hypothesis of each stream is extended by blank or one token; a stream keeps its `beam`
     best, hypotheses with equal tokens merged (probabilities added). Scores are float32 as in models/search.py.
+    A stream's hotword bonuses and LM fusion (its `BeamState`'s) are added to its non-blank scores before it
+    chooses (see the module docstring).
 
     Args:
         head: the head to search with.
@@ -267,9 +310,13 @@ def modified_beam_search(
         hyps = [h for s in states for h in s.hyps]
         contexts = np.array([([blank] * ctx + h.tokens)[-ctx:] for h in hyps], dtype=np.int64)  # (H, ctx)
         unique, inverse = np.unique(contexts, axis=0, return_inverse=True)
-        dec = head.decoder(unique)[inverse.reshape(-1)]  # (H, J)
+        inverse = inverse.reshape(-1)
+        dec_unique = head.decoder(unique)  # (U, J)
+        dec = dec_unique[inverse]  # (H, J)
         log_probs = _log_softmax(head.joiner(encoder_out[rows, t], dec))  # (H, V)
         scores = log_probs + np.array([h.log_prob for h in hyps], dtype=np.float32)[:, None]
+        if any(s.hotwords is not None or s.fusion is not None for s in states):
+            scores += _adaptation_scores(head, states, hyps, dec_unique, inverse, scores.shape[1])
         V = scores.shape[1]
         start = 0
         for s in states:
@@ -282,10 +329,11 @@ def modified_beam_search(
             for j in top:
                 h, tok, score = s.hyps[j // V], int(j % V), float(flat[j])
                 if tok == blank:
-                    cand = Hypothesis(h.tokens, h.frames, score, h.probs)
+                    cand = Hypothesis(h.tokens, h.frames, score, h.probs, h.node)
                 else:
                     p = float(np.exp(log_probs[start + j // V, tok]))
-                    cand = Hypothesis([*h.tokens, tok], [*h.frames, s.frames_done + t], score, [*h.probs, p])
+                    node = s.hotwords.step(h.node, tok)[0] if s.hotwords is not None else h.node
+                    cand = Hypothesis([*h.tokens, tok], [*h.frames, s.frames_done + t], score, [*h.probs, p], node)
                 key = tuple(cand.tokens)
                 if key in merged:  # the better path (seen first) keeps its frames and token probabilities
                     old = merged[key]
@@ -294,6 +342,7 @@ def modified_beam_search(
                         old.frames,
                         float(np.logaddexp(np.float32(old.log_prob), np.float32(score))),
                         old.probs,
+                        old.node,
                     )
                 else:
                     merged[key] = cand
@@ -301,6 +350,35 @@ def modified_beam_search(
             start += n
     for s in states:
         s.frames_done += C
+
+
+def _adaptation_scores(
+    head: HeadRunner,
+    states: Sequence[BeamState],
+    hyps: Sequence[Hypothesis],
+    dec_unique: np.ndarray,
+    inverse: np.ndarray,
+    V: int,
+) -> np.ndarray:
+    """`(H, V)` float32 what each stream's adaptation adds to its hypotheses' scores: hotword bonuses and
+    `lm_scale * log P_LM - ilm_scale * log P_ILM`, on non-blank tokens only (the blank's column stays 0)."""
+    extra = np.zeros((len(hyps), V), dtype=np.float32)
+    ilm: np.ndarray | None = None
+    start = 0
+    for s in states:
+        rows = slice(start, start + len(s.hyps))
+        start += len(s.hyps)
+        if s.hotwords is not None:
+            extra[rows] += np.stack([s.hotwords.bonuses(h.node) for h in s.hyps])
+        f = s.fusion
+        if f is not None:
+            extra[rows] += f.lm_scale * f.lm.log_probs_batch([h.tokens for h in s.hyps])
+            if f.ilm_scale:
+                if ilm is None:  # once per frame for every hypothesis of the batch: one joiner run
+                    ilm = head.internal_lm(dec_unique)[inverse]  # (H, V)
+                extra[rows] -= f.ilm_scale * ilm[rows]
+    extra[:, head.blank_id] = 0.0
+    return extra
 
 
 @dataclass
@@ -320,6 +398,8 @@ def transcribe_many(
     tail_padding_ms: float | None = None,
     max_symbols_per_frame: int | None = None,
     beam: int = BEAM,
+    hotwords: ContextGraph | None = None,
+    fusion: LmFusion | None = None,
 ) -> list[Transcript]:
     """Recognizes whole waveforms as streams batched together, chunk by chunk, as the server would.
 
@@ -336,12 +416,16 @@ def transcribe_many(
         tail_padding_ms: silence appended to each waveform.
         max_symbols_per_frame: greedy search's limit per frame (default: the head's).
         beam: modified beam search's beam.
+        hotwords: hotwords for beam search (every stream's).
+        fusion: an LM to fuse in beam search (every stream's).
 
     Raises:
-        ValueError: an unknown search.
+        ValueError: an unknown search, or hotwords or an LM with greedy search.
     """
     if search not in ("greedy", "beam"):
         raise ValueError(f"unknown search {search!r}; use greedy or beam")
+    if search == "greedy" and (hotwords is not None or fusion is not None):
+        raise ValueError("hotwords and LM fusion need search='beam'")
     spec, runner = model.spec, model.heads[head]
     if tail_padding_ms is None:
         tail_padding_ms = spec.window * spec.features.frame_shift_ms
@@ -354,7 +438,9 @@ def transcribe_many(
         feats.append(fb.pop_frames())  # (T_i, F)
     n_chunks = [max(0, (len(f) - spec.window) // spec.shift + 1) for f in feats]
     states = [model.init_state(1) for _ in feats]
-    searches: list = [GreedyState.new(runner) if search == "greedy" else BeamState() for _ in feats]
+    searches: list = [
+        GreedyState.new(runner) if search == "greedy" else BeamState(hotwords=hotwords, fusion=fusion) for _ in feats
+    ]
     for c in range(max(n_chunks, default=0)):
         live = [i for i, n in enumerate(n_chunks) if c < n]
         x = np.stack([feats[i][c * spec.shift : c * spec.shift + spec.window] for i in live])  # (N, T, F)

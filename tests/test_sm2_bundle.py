@@ -306,6 +306,7 @@ def test_models_and_transcribe(server, tiny) -> None:
             "translate": list(HEADS),
             "chunk_ms": SETTINGS.chunk_ms,
             "search": ["greedy", "beam"],
+            "lms": [],
             "auto": list(HEADS),
         }
     ]

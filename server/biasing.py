@@ -1,0 +1,171 @@
+"""Contextual biasing: a token-level Aho-Corasick graph of a stream's hotwords, for modified beam search.
+
+Dimension letters: V vocabulary.
+
+    graph = ContextGraph([([17, 42, 9], 1.5), ([17, 5], 2.0)])  # token ids of each phrase, boost per token
+    node, bonus = graph.step(ContextGraph.ROOT, 17)             # one emitted token
+    bonuses = graph.bonuses(node)                               # (V,) float32: what each next token would get
+    graph.pending(node)                                         # what `finalize` takes back
+
+The score a hypothesis gets from the graph is a function of its tokens: the full bonus (the boosts of its tokens) of
+every phrase occurrence in them, as Aho-Corasick finds them (overlapping and nested ones too), plus the *pending*
+bonus of the partial match in progress: the boosts of the tokens matched since the last phrase ended on the current
+match's path. The search adds it token by token, so a phrase is boosted from its first token on and survives the
+beam while it is being spoken; when a partial match fails (the next token continues no phrase from there), the
+pending bonus it got is taken back, and a hypothesis that merely began a phrase ends no better off than one that did
+not. This is icefall's and sherpa-onnx's ContextGraph idea, restated so that the score of a token sequence does not
+depend on how the search reached it.
+
+A step from node s on token v goes to n = goto(s, v) (the deepest node whose path is a suffix of s's path plus v,
+found through the failure links; the root when none is) and gives `local(n) - local(s) + done(n)`, where `local` is
+the pending bonus of a node (0 at a phrase's end) and `done(n)` the full bonus of every phrase that ends at n (its
+own, and those ending at the nodes of its output links).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+
+MAX_HOTWORD_BOOST = 20.0  # a hotword's bonus per token (log-probability) is in (0, MAX_HOTWORD_BOOST]
+
+
+class ContextGraph:
+    """The Aho-Corasick automaton of token phrases with a boost per token.
+
+    Args:
+        phrases: (token ids, boost per token) of each phrase; a boost must be > 0. Phrases sharing a prefix share its
+            nodes, which take the larger of their boosts.
+        vocab_size: V, the width of `bonuses` rows (default: 1 + the largest token id).
+
+    Raises:
+        ValueError: no phrases, an empty phrase, a boost <= 0, a token id outside the vocabulary.
+    """
+
+    ROOT = 0
+
+    def __init__(self, phrases: Sequence[tuple[Sequence[int], float]], vocab_size: int | None = None) -> None:
+        if not phrases:
+            raise ValueError("a context graph needs at least one phrase")
+        top = max((max(t) for t, _ in phrases if len(t)), default=0)
+        self.vocab_size = int(vocab_size if vocab_size is not None else top + 1)
+        # Per node: children {token: node}, the boost of the token that leads to it, whether a phrase ends there.
+        self._next: list[dict[int, int]] = [{}]
+        gain: list[float] = [0.0]
+        end: list[bool] = [False]
+        parent: list[int] = [-1]
+        for tokens, boost in phrases:
+            if len(tokens) == 0:
+                raise ValueError("a phrase has no tokens")
+            if not boost > 0:
+                raise ValueError(f"a phrase's boost must be > 0, got {boost}")
+            node = self.ROOT
+            for t in tokens:
+                t = int(t)
+                if not 0 <= t < self.vocab_size:
+                    raise ValueError(f"token id {t} outside the vocabulary of {self.vocab_size}")
+                child = self._next[node].get(t)
+                if child is None:
+                    child = len(self._next)
+                    self._next[node][t] = child
+                    self._next.append({})
+                    gain.append(float(boost))
+                    end.append(False)
+                    parent.append(node)
+                else:
+                    gain[child] = max(gain[child], float(boost))
+                node = child
+            end[node] = True
+        n = len(self._next)
+        self.is_end = np.array(end)
+        self.local = np.zeros(n, dtype=np.float64)  # pending bonus at each node (0 at a phrase's end)
+        self.done = np.zeros(n, dtype=np.float64)  # full bonus of the phrases ending at each node
+        self.fail = np.zeros(n, dtype=np.int64)
+        path = np.zeros(n, dtype=np.float64)  # the boosts along the path from the root
+        order = self._bfs()
+        for node in order[1:]:
+            p = parent[node]
+            path[node] = path[p] + gain[node]
+            self.local[node] = 0.0 if end[node] else self.local[p] + gain[node]
+        # Failure links in breadth-first order: a node's fail is the deepest proper suffix of its path in the graph.
+        for node in order:
+            for t, child in self._next[node].items():
+                f = self.fail[node]
+                while node != self.ROOT and t not in self._next[f] and f != self.ROOT:
+                    f = self.fail[f]
+                self.fail[child] = self._next[f][t] if node != self.ROOT and t in self._next[f] else self.ROOT
+                # The phrases ending at child: its own, and (through the fail chain) every one that is a suffix of it.
+                self.done[child] = (path[child] if end[child] else 0.0) + self.done[self.fail[child]]
+        self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _bfs(self) -> list[int]:
+        order, queue = [], deque([self.ROOT])
+        while queue:
+            node = queue.popleft()
+            order.append(node)
+            queue.extend(self._next[node].values())
+        return order
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self._next)
+
+    def _row(self, node: int) -> tuple[np.ndarray, np.ndarray]:
+        """The automaton's transitions from `node` for every token: (next node (V,) int64, bonus (V,) float32).
+
+        Built from the fail node's row with the node's own children put in (the classic DFA construction), and
+        cached: a beam visits few nodes."""
+        row = self._rows.get(node)
+        if row is not None:
+            return row
+        if node == self.ROOT:
+            goto = np.zeros(self.vocab_size, dtype=np.int64)
+        else:
+            goto = self._row(int(self.fail[node]))[0].copy()
+        for t, child in self._next[node].items():
+            goto[t] = child
+        bonus = (self.local[goto] - self.local[node] + self.done[goto]).astype(np.float32)
+        self._rows[node] = (goto, bonus)
+        return self._rows[node]
+
+    def step(self, node: int, token: int) -> tuple[int, float]:
+        """The node after emitting `token` from `node`, and the bonus that token gets (negative when a partial match
+        fails: its pending bonus is taken back)."""
+        goto, bonus = self._row(node)
+        return int(goto[token]), float(bonus[token])
+
+    def bonuses(self, node: int) -> np.ndarray:
+        """`(V,)` float32: the bonus each token would get from `node` (the search adds it before choosing)."""
+        return self._row(node)[1]
+
+    def pending(self, node: int) -> float:
+        """The bonus of the partial match at `node` that no phrase has confirmed yet; a finished hypothesis is
+        ranked without it (`finalize`)."""
+        return float(self.local[node])
+
+    def score(self, tokens: Sequence[int]) -> float:
+        """The total bonus of a token sequence (what the steps from the root add up to), pending part included."""
+        node, total = self.ROOT, 0.0
+        for t in tokens:
+            node, b = self.step(node, int(t))
+            total += b
+        return total
+
+
+def phrase_tokens(sp, phrase: str) -> list[int]:
+    """A hotword's token ids under a head's sentencepiece model `sp`: lowercased, white space collapsed (the caption
+    form of plain words), encoded.
+
+    Raises:
+        ValueError: the phrase is empty or has a piece the tokenizer does not know (it maps to <unk>).
+    """
+    text = " ".join(phrase.lower().split())
+    if not text:
+        raise ValueError("a hotword is empty")
+    ids = [int(t) for t in sp.encode(text)]
+    unk = sp.unk_id()
+    if not ids or (unk >= 0 and unk in ids):
+        raise ValueError(f"hotword {phrase[:40]!r} has characters the model cannot write")
+    return ids

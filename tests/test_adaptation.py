@@ -1,0 +1,292 @@
+"""Text-only adaptation in the runtime: hotword graphs, token n-gram LMs, shallow fusion with internal-LM estimation,
+and the start fields that ask for them (docs/adaptation.md).
+
+The graph and the LM are checked against brute-force definitions; fusion on a constructed head whose acoustics are
+undecided between two tokens; the internal LM against the joiner run by hand; hotwords end to end on bundles/en-small
+with a name the model never saw in training, spoken by espeak-ng.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.lm_ngram import main as lm_main
+from models.lm_ngram import train_ngram
+from server.biasing import ContextGraph, phrase_tokens
+from server.bundle import BundleError, load_bundle
+from server.engine import Adaptation, Engine, EngineConfig, InvalidOptionError, UnsupportedOptionError
+from server.lm import NgramLM
+from server.protocol import INVALID_VALUE, ProtocolError, start_from_dict
+from server.transducer import BeamState, HeadRunner, LmFusion, StreamingTransducer, modified_beam_search
+
+ROOT = Path(__file__).resolve().parents[1]
+EN_SMALL = ROOT / "bundles" / "en-small"
+START = {"type": "start", "sample_rate": 16000, "encoding": "s16le"}
+
+
+# ---- The hotword graph ----
+
+
+def _brute_bonus(tokens: list[int], phrases: list[tuple[int, ...]], boost: float) -> float:
+    """The graph's score by its definition: every phrase occurrence's full bonus, plus the pending bonus of the
+    longest suffix that begins a phrase (its tokens after the last phrase that ends inside it)."""
+    committed = sum(
+        boost * len(p) for i in range(1, len(tokens) + 1) for p in phrases if tuple(tokens[:i][-len(p) :]) == p
+    )
+    prefixes = {p[:k] for p in phrases for k in range(1, len(p) + 1)}
+    suffix = next((tuple(tokens[i:]) for i in range(len(tokens) + 1) if tuple(tokens[i:]) in prefixes | {()}), ())
+    last_end = max((k for k in range(len(suffix) + 1) if suffix[:k] in set(phrases)), default=0)
+    return committed + boost * (len(suffix) - last_end)
+
+
+def test_graph_matches_a_phrase_and_takes_back_a_failed_partial_match() -> None:
+    g = ContextGraph([([1, 2, 3], 1.5)], vocab_size=8)
+    node, steps = ContextGraph.ROOT, []
+    for t in [1, 2, 3]:
+        node, b = g.step(node, t)
+        steps.append(b)
+    assert steps == [1.5, 1.5, 1.5] and g.pending(node) == 0.0  # matched: the bonus stays
+    node, steps = ContextGraph.ROOT, []
+    for t in [1, 2, 4]:
+        node, b = g.step(node, t)
+        steps.append(b)
+    assert steps == [1.5, 1.5, -3.0] and node == ContextGraph.ROOT  # failed: all of it taken back
+    assert g.score([1, 2]) == 3.0 and g.pending(g.step(g.step(0, 1)[0], 2)[0]) == 3.0
+    assert g.score([5, 1, 1, 2, 3]) == 4.5  # a restart inside a partial match: the new match keeps its bonus
+
+
+def test_graph_overlapping_and_nested_phrases() -> None:
+    g = ContextGraph([([1, 2], 1.0), ([2, 3], 1.0), ([2], 1.0), ([1, 2, 3, 4], 1.0)], vocab_size=8)
+    assert g.score([1, 2, 3]) == 2 + 2 + 1 + 1  # "1 2", "2", "2 3" found, and "1 2 3" pending on the way to "1 2 3 4"
+    assert g.score([1, 2, 3, 5]) == 2 + 1 + 2  # the partial "1 2 3 4" fails: only its pending part goes
+    assert g.score([1, 2, 3, 4]) == 2 + 1 + 2 + 4
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_graph_agrees_with_its_definition_on_random_phrases(seed: int) -> None:
+    rng = random.Random(seed)
+    V = 5
+    phrases = list({tuple(rng.randrange(V) for _ in range(rng.randint(1, 4))) for _ in range(6)})
+    g = ContextGraph([(p, 0.5) for p in phrases], vocab_size=V)
+    for _ in range(200):
+        tokens = [rng.randrange(V) for _ in range(rng.randint(0, 10))]
+        want = _brute_bonus(tokens, phrases, 0.5)
+        assert abs(g.score(tokens) - want) < 1e-9, (phrases, tokens, g.score(tokens), want)
+    for node in range(g.num_nodes):  # the dense rows the search adds agree with step()
+        row = g.bonuses(node)
+        assert all(abs(row[t] - g.step(node, t)[1]) < 1e-6 for t in range(V))
+
+
+def test_graph_refuses_bad_phrases() -> None:
+    for phrases in ([], [([], 1.0)], [([1], 0.0)], [([9], 1.0)]):
+        with pytest.raises(ValueError):
+            ContextGraph(phrases, vocab_size=8)
+
+
+# ---- The n-gram LM ----
+
+
+def _toy_lm(order: int = 3) -> NgramLM:
+    rng = random.Random(0)
+    sentences = [[rng.choice([1, 2, 3, 4, 5]) for _ in range(rng.randint(1, 6))] for _ in range(40)]
+    sentences += [[6, 7, 8]] * 5
+    return train_ngram(sentences, vocab_size=12, boundary_id=0, order=order)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_lm_distributions_sum_to_one(order: int) -> None:
+    lm = _toy_lm(order)
+    for history in [(), (6,), (6, 7), (1, 2, 3), (11, 10), (9,)]:
+        total = np.exp(lm.log_probs(history).astype(np.float64)).sum()
+        assert abs(total - 1.0) < 1e-5, f"history {history}: probabilities sum to {total}"
+
+
+def test_lm_prefers_what_it_saw_and_round_trips(tmp_path: Path) -> None:
+    lm = _toy_lm()
+    p = np.exp(lm.log_probs((6, 7)))
+    assert p[8] > 0.5 and p[8] == p.max(), p  # "6 7" was always followed by 8
+    assert np.exp(lm.log_probs((7, 8)))[0] > 0.5  # and then by </s> (the boundary id's column)
+    lm.save(tmp_path / "lm.npz")
+    again = NgramLM.load(tmp_path / "lm.npz")
+    for h in [(), (6, 7), (3, 3)]:
+        np.testing.assert_array_equal(lm.log_probs(h), again.log_probs(h))
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match=r"bad\.npz"):
+        NgramLM.load(tmp_path / "bad.npz")
+
+
+@pytest.fixture(scope="module")
+def adapted_bundle(tmp_path_factory) -> Path:
+    """A copy of bundles/en-small (its model files linked) with an LM trained by `parley lm train`."""
+    folder = tmp_path_factory.mktemp("adapted") / "en-small"
+    folder.mkdir()
+    for f in EN_SMALL.iterdir():
+        if f.name != "bundle.json":
+            (folder / f.name).symlink_to(f)
+    (folder / "bundle.json").write_text((EN_SMALL / "bundle.json").read_text())
+    text = folder.parent / "domain.txt"
+    text.write_text("Text Marlow that I'm leaving!\ndo i have any new messages from marlow\n\ncall marlow now\n")
+    assert lm_main(["train", "--text", str(text), "--bundle", str(folder), "--name", "names", "--order", "3"]) == 0
+    return folder
+
+
+def test_lm_train_adds_a_checked_lm_to_the_bundle(adapted_bundle: Path) -> None:
+    meta = json.loads((adapted_bundle / "bundle.json").read_text())
+    entry = meta["lms"][0]
+    assert entry["name"] == "names" and entry["file"] in meta["files"] and entry["sentences"] == 3
+    bundle = load_bundle(adapted_bundle, threads=1)
+    lm = bundle.lms["names"].lm
+    sp = bundle.heads[0].sp
+    assert lm.sentence_log_prob(sp.encode("call marlow now")) > lm.sentence_log_prob(sp.encode("call marco now"))
+    assert Engine(bundle).lms == [
+        {"name": "names", "language": "en", "kind": "ngram", "order": 3, "lm_scale": 0.3, "ilm_scale": 0.1}
+    ]
+    broken = adapted_bundle.parent / "broken"
+    broken.mkdir()
+    for f in adapted_bundle.iterdir():
+        (broken / f.name).symlink_to(f.resolve())
+    (broken / "bundle.json").unlink()
+    meta["files"][entry["file"]]["sha256"] = "0" * 64
+    (broken / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match=r"lm-names\.npz: sha256"):
+        load_bundle(broken, threads=1)
+
+
+# ---- Fusion and the internal LM ----
+
+
+class _Stub(HeadRunner):
+    """A head whose joiner says blank at every frame but one, where tokens 1 and 2 are nearly tied (1 ahead)."""
+
+    def __init__(self) -> None:
+        self.blank_id, self.context_size, self.blank_penalty = 0, 2, 0.0
+
+    def decoder(self, y: np.ndarray) -> np.ndarray:
+        return y.astype(np.float32)  # (N, J=2): the context itself
+
+    def joiner(self, encoder_out: np.ndarray, decoder_out: np.ndarray) -> np.ndarray:
+        logits = np.full((len(encoder_out), 4), -10.0, dtype=np.float32)
+        logits[:, 0] = 0.0
+        speaking = encoder_out[:, 0] > 0  # the frame with a token
+        logits[speaking] = [-5.0, 0.0, -0.2, -8.0]
+        return logits
+
+    def internal_lm(self, decoder_out: np.ndarray) -> np.ndarray:
+        return np.zeros((len(decoder_out), 4), dtype=np.float32)
+
+
+def test_fusion_moves_the_output_towards_the_lm() -> None:
+    head = _Stub()
+    enc = np.zeros((2, 3, 1), dtype=np.float32)  # (N, C, E): two streams, the same acoustics
+    enc[:, 1, 0] = 1.0
+    lm = train_ngram([[2], [2], [2, 3]], vocab_size=4, boundary_id=0, order=2)
+    plain, fused = BeamState(), BeamState(fusion=LmFusion(lm, lm_scale=0.5))
+    modified_beam_search(head, enc, [plain, fused])  # one batch, one stream fused
+    assert plain.best.tokens == [1] and fused.best.tokens == [2]
+    hot = BeamState(hotwords=ContextGraph([([2], 1.0)], vocab_size=4))
+    modified_beam_search(head, enc[:1], [hot])
+    assert hot.best.tokens == [2]
+
+
+def test_internal_lm_is_the_joiner_without_the_encoder(adapted_bundle: Path) -> None:
+    model = StreamingTransducer(load_bundle(adapted_bundle, threads=1))
+    runner = model.heads[0]
+    dec = runner.decoder(np.array([[0, 0], [0, 7], [5, 9]], dtype=np.int64))  # (3, J)
+    ilm = runner.internal_lm(dec)
+    joiner = runner.head.joiner
+    E = model.spec.out_dim
+    logits = joiner.run(None, {"encoder_out": np.zeros((3, E), np.float32), "decoder_out": dec})[0].astype(np.float64)
+    nonblank = np.delete(np.arange(logits.shape[1]), runner.blank_id)
+    want = logits[:, nonblank] - np.log(np.exp(logits[:, nonblank]).sum(-1, keepdims=True))
+    assert np.abs(ilm[:, nonblank] - want).max() < 1e-4, np.abs(ilm[:, nonblank] - want).max()
+    assert (ilm[:, runner.blank_id] == 0).all()
+
+
+# ---- The start fields and their checks ----
+
+
+def test_start_parses_hotwords_and_lm() -> None:
+    s = start_from_dict({**START, "hotwords": ["kowalczyk", {"phrase": "zentrix labs", "boost": 2.5}], "lm": "x"})
+    assert s.hotwords == (("kowalczyk", None), ("zentrix labs", 2.5)) and s.lm == "x" and s.lm_scale is None
+    bad = [
+        {"hotwords": "kowalczyk"},
+        {"hotwords": [3]},
+        {"hotwords": [""]},
+        {"hotwords": [{"phrase": "x", "boost": 0}]},
+        {"hotwords": [{"phrase": "x", "boost": 1e400}]},
+        {"hotwords": [{"phrase": "x", "weight": 1}]},
+        {"lm_scale": 0.5},
+        {"lm": "x", "ilm_scale": -1},
+        {"hotwords": ["x"], "search": "greedy"},
+    ]
+    for fields in bad:
+        with pytest.raises(ProtocolError) as e:
+            start_from_dict({**START, **fields})
+        assert e.value.code == INVALID_VALUE and len(e.value.message) <= 300, (fields, e.value)
+
+
+def test_engine_checks_hotwords_against_its_limits(adapted_bundle: Path) -> None:
+    engine = Engine(load_bundle(adapted_bundle, threads=1), EngineConfig(max_hotwords=3, max_hotword_chars=20))
+    plan = engine.plan()
+    ok = engine.adapt(plan, Adaptation((("kowalczyk", None), ("zentrix labs", 4.0)), "names", 0.5))
+    graph, fusion = ok[0]
+    assert graph is not None and fusion is not None and (fusion.lm_scale, fusion.ilm_scale) == (0.5, 0.1)
+    assert engine.search_for(None, Adaptation((("x", None),))) == "beam"
+    for adaptation, error in [
+        (Adaptation(tuple((w, None) for w in "abcd")), "at most 3"),
+        (Adaptation((("x" * 21, None),)), "at most 20"),
+        (Adaptation((("naïve ☃", None),)), "cannot write"),
+    ]:
+        with pytest.raises(InvalidOptionError, match=error):
+            engine.adapt(plan, adaptation)
+    with pytest.raises(UnsupportedOptionError, match="no lm"):
+        engine.adapt(plan, Adaptation(lm="nope"))
+    with pytest.raises(InvalidOptionError, match="beam"):
+        engine.search_for("greedy", Adaptation(lm="names"))
+
+
+# ---- End to end on en-small ----
+
+# An out-of-grammar surname in a grammar sentence; en-small hears "paul" without help. Its pieces are letters the
+# model rarely strings together, so it needs a strong boost (docs/adaptation.md has the measurements).
+NAME_SENTENCE = "do i have any new messages from dalton"
+NAME = "dalton"
+NAME_BOOST = 8.0
+
+
+def test_hotword_brings_an_unseen_name_end_to_end(adapted_bundle: Path) -> None:
+    from models.espeak import synthesize
+
+    syn = synthesize(NAME_SENTENCE, voice="en-us", variant="m3", rate=160)
+    engine = Engine(load_bundle(adapted_bundle, threads=1), EngineConfig(max_wait_ms=0))
+
+    async def run(adaptation: Adaptation | None, search: str | None) -> str:
+        await engine.start()
+        try:
+            finals = await engine.transcribe(syn.samples, syn.sample_rate, search, adaptation=adaptation)
+        finally:
+            await engine.close()
+        return " ".join(f["text"] for f in finals)
+
+    without = asyncio.run(run(None, "beam"))
+    boosted = asyncio.run(run(Adaptation(((NAME, NAME_BOOST), ("zentrix labs", None))), None))
+    assert NAME not in without.split(), without
+    assert boosted == NAME_SENTENCE, (without, boosted)
+    assert phrase_tokens(engine.model.heads[0].head.sp, "Dalton") == phrase_tokens(engine.model.heads[0].head.sp, NAME)
+
+
+def test_lm_train_help_and_unknown_head(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        lm_main(["train", "--help"])
+    assert "--order" in capsys.readouterr().out
+    (tmp_path / "t.txt").write_text("x\n")
+    assert lm_main(["train", "--text", str(tmp_path / "t.txt"), "--bundle", str(EN_SMALL), "--name", "x",
+                    "--language", "xx"]) == 2  # fmt: skip
+    assert list(itertools.islice(EN_SMALL.glob("lm-*"), 1)) == []  # nothing was written into the committed bundle
