@@ -174,12 +174,16 @@ corpus-v2: text-v2 asterisk corpus-v2-en corpus-v2-ml features-v2 card-v2
 # one token per frame, as sherpa-onnx decodes) -> evaluation -> int8 bundle. Each step resumes.
 EN2_EXP = $(EXP)/en-open
 EN2_VOCAB ?= 500
-EN2_STEPS ?= 5000
+EN2_STEPS ?= 3600
 EN2_TRAIN = $(V2)/en/train.jsonl $(DATA)/asterisk/en/train.jsonl
 EN2_BPE = $(EN2_EXP)/lang/en/bpe.model
 EN2_CKPT = $(EN2_EXP)/train/last.pt
-EN2_TESTS = $(V2)/en/test.jsonl $(V2)/en/test_engine.jsonl $(DATA)/asterisk/en/test.jsonl
-.PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 eval-en-v2 bundle-en-v2 model-en-v2
+# The grammar's own test sets (the assistant domain), as corpus-en builds them (make corpus-en, or the same seed and
+# split sizes with --hours 0.01).
+GRAMMAR_CORPUS ?= $(DATA)/corpus-en
+EN2_TESTS = $(V2)/en/test.jsonl $(V2)/en/test_engine.jsonl $(DATA)/asterisk/en/test.jsonl \
+	$(GRAMMAR_CORPUS)/en/test.jsonl $(GRAMMAR_CORPUS)/en/test_unseen.jsonl
+.PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 eval-en-v2-torch bundle-en-v2 eval-en-v2 model-en-v2
 tokenizer-en-v2: $(VENV)/.dev
 	mkdir -p $(EN2_EXP)
 	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open('$(DATA)/text/en/train.jsonl')]" \
@@ -200,16 +204,24 @@ train-en-v2: $(VENV)/.dev
 		--ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --dev-utts 150 --dev-every 1000 \
 		--feature-cache $(DATA)/fbank-v2/en
 
-eval-en-v2: $(VENV)/.dev
+# PyTorch (the card's figures, chunk sizes), then the int8 bundle through the runtime (WER per engine and effect).
+eval-en-v2-torch: $(VENV)/.dev
 	$(VENV)/bin/parley eval --checkpoint $(EN2_CKPT) --tokenizer $(EN2_BPE) --manifest $(EN2_TESTS) \
-		--chunk-ms 160 320 640 full --history-ms 1280 --out $(EN2_EXP)/eval
+		--chunk-ms 320 --history-ms 1280 --out $(EN2_EXP)/eval
+	$(VENV)/bin/parley eval --checkpoint $(EN2_CKPT) --tokenizer $(EN2_BPE) --manifest $(V2)/en/test.jsonl \
+		--chunk-ms 160 640 full --history-ms 1280 --out $(EN2_EXP)/eval-chunks
+
+eval-en-v2: $(VENV)/.dev
+	for m in $(EN2_TESTS); do n=$$(basename $$(dirname $$(dirname $$m)))-$$(basename $$m .jsonl); \
+		$(VENV)/bin/parley bundle-eval --bundle $(BUNDLES)/en-open --manifest $$m --rtf-utts 0 \
+		--out $(EN2_EXP)/bundle-eval/$$n.json || exit 1; done
 
 bundle-en-v2: $(VENV)/.dev
 	$(VENV)/bin/parley export --checkpoint $(EN2_CKPT) --tokenizer $(EN2_BPE) --name en-open --chunk-ms 320 \
-		--history-ms 1280 --precisions int8 --hardware "$(EN_HARDWARE)" --eval-report $(EN2_EXP)/eval/report.json \
-		--out $(BUNDLES)/en-open
+		--history-ms 1280 --precisions int8 --hardware "$(EN_HARDWARE)" \
+		--eval-report $(EN2_EXP)/eval/report.json $(EN2_EXP)/eval-chunks/report.json --out $(BUNDLES)/en-open
 
-model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 eval-en-v2 bundle-en-v2
+model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 eval-en-v2-torch bundle-en-v2 eval-en-v2
 
 # ---- The SM² recipe (issue: streaming multilingual captions and translation; docs/sm2.md) ------------------------
 # make model-sm2 DATA=/path/to/data EXP=/path/to/exp   corpus -> stage 1 -> zh expansion -> evaluation -> bundle.

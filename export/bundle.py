@@ -275,7 +275,7 @@ def model_card(bundle: dict) -> str:
             "lrrlrrrrr",
             (
                 [
-                    Path(str(r.get("manifest", ""))).name,
+                    "/".join(Path(str(r.get("manifest", ""))).parts[-3:]),  # corpus/lang/split.jsonl
                     r.get("chunk_ms"),
                     r.get("history_ms"),
                     r.get("search"),

@@ -15,6 +15,7 @@ without torch, and `parley --help` is instant.
     parley mic --model en-small
     parley loadtest --streams 8 --files a.wav b.wav --json load.json
     parley lm train --text domain.txt --bundle bundles/en-small --name travel
+    parley import-sherpa sherpa-onnx-streaming-zipformer-en-2023-06-26 --out bundles/zipformer-en --language en
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval-sm2": ("models.evaluate_sm2", "main", "SM² model: WER, BLEU, zero-shot, language ID, lag, restriction"),
     "export": ("export.bundle", "main", "export a checkpoint as a model bundle (ONNX encoder/decoder/joiner, tokens)"),
     "bundle-eval": ("export.evaluate_bundle", "main", "measure a bundle: WER, speed, size per precision; parity"),
+    "import-sherpa": ("server.sherpa_import", "main", "a bundle from a sherpa-onnx streaming zipformer2 or lstm model"),
     "mix": ("models.mixtures", "main", "simulate two-talker mixtures with t-SOT labels from a timed manifest"),
     "eval-tsot": ("models.evaluate_tsot", "main", "t-SOT model: cpWER by overlap ratio and single-talker WER"),
     "synth": ("models.engines", "main", "speak a sentence with espeak-ng, mbrola, festival, pico or RHVoice"),

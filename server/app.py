@@ -53,7 +53,7 @@ from server.protocol import (
     transcript_response,
 )
 from server.session import FLUSH_TIMEOUT_S, Session, start_adaptation
-from server.settings import Settings
+from server.settings import DEFAULT_MODEL, Settings
 from server.subtitles import FORMATS
 from server.subtitles import MEDIA_TYPES as SUBTITLE_TYPES
 from server.subtitles import render as render_subtitles
@@ -139,6 +139,8 @@ class Service:
         if wanted is not None and wanted not in self.engines:
             log.error("default model %r is not loaded; using the first bundle by name", wanted)
             wanted = None
+        if wanted is None and DEFAULT_MODEL in self.engines:
+            wanted = DEFAULT_MODEL
         self.default_model = wanted or (min(self.engines) if self.engines else None)
 
     async def stop(self) -> None:

@@ -18,6 +18,11 @@ projected (each joiner projects it, `encoder_out_dim` = D), and optionally a str
 "tsot" (multi-talker captions): a "transducer" bundle whose head has "post_processing": "tsot": its text carries
 `<cc>` channel changes, which the engine splits into two channels (server/tsot.py).
 
+Any kind may hold an encoder of another streaming family that sherpa-onnx runs (server/encoders.py): icefall's
+`zipformer2` and `lstm` exports, which `parley import-sherpa` (server/sherpa_import.py) wraps in a bundle.json. Their
+ONNX files carry fewer settings than Parley's: the fbank frontend comes from bundle.json's "features", the blank is
+id 0, and a head without "bpe" is written from tokens.txt alone (server/tokens.py).
+
 Any kind may list language models for shallow fusion in "lms" (`parley lm train` adds them): each entry names its
 file (listed in "files" like every other), the head it serves (`language`), its kind ("ngram", server/lm.py) and its
 default `lm_scale` and `ilm_scale`; the LM must predict that head's tokens.
@@ -28,16 +33,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
 import sentencepiece as spm
 
+from server.encoders import (
+    FAMILIES,
+    SHERPA_FAMILIES,
+    SHERPA_SUBSAMPLING,
+    StateSpec,
+    bind_by_position,
+    conformer_states,
+    int_list,
+    lstm_states,
+    zipformer2_states,
+)
 from server.features import FbankConfig
 from server.lm import MAX_FUSION_SCALE, NgramLM
 from server.providers import select_providers
+from server.tokens import TokenTable
 
 BUNDLE_FORMAT = 1  # the bundle.json layout this runtime reads (and export/bundle.py writes)
 BUNDLE_JSON = "bundle.json"
@@ -46,6 +63,7 @@ POST_PROCESSING = ("none", "tsot")  # a head's "post_processing": "tsot" splits 
 ENCODER_INPUTS = ["x", "cached_attn", "cached_conv", "processed_lens"]
 ENCODER_OUTPUTS = ["encoder_out", "new_cached_attn", "new_cached_conv"]
 LM_KINDS = ("ngram",)  # bundle.json "lms" kinds this runtime fuses
+_ORT_TYPES = {"float32": "tensor(float)", "int64": "tensor(int64)"}  # numpy dtype -> onnxruntime's input type
 
 
 class BundleError(Exception):
@@ -54,12 +72,15 @@ class BundleError(Exception):
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """What the encoder's metadata says: shapes of its inputs and the frontend it expects."""
+    """What the encoder's metadata says: shapes of its inputs and the frontend it expects.
 
-    num_layers: int  # L
-    left_context: int  # K, cached encoder frames per layer
-    encoder_dim: int  # D, width of the cached attention inputs
-    conv_kernel: int  # the causal conv's kernel; k-1 cached frames
+    The first four fields are a conformer's; other families give their nearest equivalent (for people reading).
+    """
+
+    num_layers: int  # L (zipformer2: all stacks' layers together)
+    left_context: int  # K, cached encoder frames per layer (lstm: 0, its history is unbounded)
+    encoder_dim: int  # D, width of the cached attention inputs (zipformer2: the widest stack's)
+    conv_kernel: int  # the causal conv's kernel; k-1 cached frames (lstm: 0)
     window: int  # T, fbank frames one step reads
     shift: int  # fbank frames one step advances (sherpa-onnx's decode_chunk_len)
     chunk: int  # C, encoder frames one step outputs
@@ -69,6 +90,13 @@ class EncoderSpec:
     chunk_ms: int
     history_ms: int
     features: FbankConfig
+    family: str = "conformer"  # the encoder's model_type (server/encoders.py)
+    states: tuple[StateSpec, ...] = ()  # the state tensors a step takes and returns besides x
+
+    @property
+    def feeds_processed_lens(self) -> bool:
+        """The runtime feeds `processed_lens` (fbank frames consumed): a conformer's; a zipformer2 keeps its own."""
+        return self.family == "conformer"
 
 
 @dataclass
@@ -81,7 +109,7 @@ class Head:
     context_size: int
     blank_id: int
     tokens: list[str]  # piece of each id, from tokens.txt
-    sp: spm.SentencePieceProcessor
+    sp: spm.SentencePieceProcessor | TokenTable  # the head's bpe.model, or tokens.txt alone where it has none
     decoder: ort.InferenceSession
     joiner: ort.InferenceSession
     files: dict[str, Path]  # decoder, joiner, tokens, bpe
@@ -90,6 +118,13 @@ class Head:
     # Greedy search's limit: 1 for a model trained with the modified topology (one token per frame, as sherpa-onnx
     # decodes), 4 for the standard one and for bundles older than the key.
     max_symbols_per_frame: int = 4
+    # The decoder context before the first token. Parley's decoders read ids below 0 as blank, so sherpa-onnx's
+    # [-1, ..., -1, blank] and [blank, ...] are the same to them; icefall's embed -1 as zeros, so theirs is the former.
+    start_context: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.start_context:
+            self.start_context = (self.blank_id,) * self.context_size
 
 
 @dataclass
@@ -185,6 +220,8 @@ class _Meta:
 def _features(meta: _Meta) -> FbankConfig:
     values: dict[str, Any] = {}
     for f in fields(FbankConfig):
+        if f.name == "high_freq":  # Parley's models use the whole band: checked against the mel range below
+            continue
         default = getattr(FbankConfig(), f.name)
         if isinstance(default, bool):
             values[f.name] = meta.text(f.name) in ("1", "true", "True")
@@ -231,10 +268,13 @@ def _session(path: Path, name: str, providers: list[str], threads: int) -> ort.I
         raise BundleError(f"{name}: onnxruntime cannot load it: {str(e).splitlines()[0][:300]}") from e
 
 
-def _encoder_spec(session: ort.InferenceSession, name: str) -> EncoderSpec:
+def _encoder_spec(session: ort.InferenceSession, name: str, manifest: dict) -> EncoderSpec:
     meta = _Meta(session, name)
-    if meta.text("model_type") != "conformer":
-        raise BundleError(f"{name}: model_type {meta.text('model_type')!r}, expected 'conformer'")
+    family = meta.text("model_type")
+    if family in SHERPA_FAMILIES:
+        return _sherpa_encoder_spec(session, meta, family, _manifest_features(manifest))
+    if family != "conformer":
+        raise BundleError(f"{name}: model_type {family!r}, this runtime runs {list(FAMILIES)}")
     spec = EncoderSpec(
         num_layers=meta.integer("num_encoder_layers"),
         left_context=meta.integer("left_context"),
@@ -264,7 +304,79 @@ def _encoder_spec(session: ort.InferenceSession, name: str) -> EncoderSpec:
     _check_shape(session, name, "input", "cached_conv", [L, spec.conv_kernel - 1, None, D])
     _check_shape(session, name, "input", "processed_lens", [None])
     _check_shape(session, name, "output", "encoder_out", [None, None, spec.out_dim])
-    return spec
+    return replace(spec, states=conformer_states(L, K, D, spec.conv_kernel))
+
+
+def _manifest_features(manifest: dict) -> FbankConfig:
+    """bundle.json's "features": the frontend of a model whose ONNX files do not say (an imported one)."""
+    where = f"{BUNDLE_JSON} features"
+    features = _get(manifest, "features", BUNDLE_JSON, dict)
+    values: dict[str, Any] = {}
+    for f in fields(FbankConfig):
+        default = getattr(FbankConfig(), f.name)
+        kind = bool if isinstance(default, bool) else int if isinstance(default, int) else (int, float)
+        value = _get(features, f.name, where, kind) if f.name != "high_freq" or f.name in features else default
+        if isinstance(value, bool) != isinstance(default, bool):
+            raise BundleError(f"{where}: {f.name!r} has the wrong type ({type(value).__name__})")
+        values[f.name] = value
+    return FbankConfig(**values)
+
+
+def _sherpa_encoder_spec(session: ort.InferenceSession, meta: _Meta, family: str, features: FbankConfig) -> EncoderSpec:
+    """An icefall streaming encoder as sherpa-onnx reads it: T, decode_chunk_len and the family's state metadata;
+    state tensors paired by position; 4 fbank frames per encoder frame."""
+    name = meta.name
+    window, shift = meta.integer("T"), meta.integer("decode_chunk_len")
+    if shift <= 0 or shift % SHERPA_SUBSAMPLING or window < shift:
+        raise BundleError(f"{name}: inconsistent metadata: T={window}, decode_chunk_len={shift}")
+    try:
+        if family == "zipformer2":
+            states = zipformer2_states(meta.values, features.num_bins)
+            dims = (sum(int_list(meta.values, "num_encoder_layers")), max(int_list(meta.values, "encoder_dims")))
+            # left_context_len[0] is the first stack's, which runs at twice the output frame rate
+            left = int_list(meta.values, "left_context_len")[0] // 2
+            kernel = max(int_list(meta.values, "cnn_module_kernels"))
+        else:
+            states = lstm_states(meta.values)
+            dims, left, kernel = (meta.integer("num_encoder_layers"), meta.integer("d_model")), 0, 0
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        states = bind_by_position(states, [i.name for i in inputs[1:]], [o.name for o in outputs[1:]])
+    except KeyError as e:
+        raise BundleError(f"{name}: metadata key {e.args[0]!r} missing") from None
+    except ValueError as e:
+        raise BundleError(f"{name}: {e}") from None
+    _check_shape(session, name, "input", "x", [None, window, features.num_bins])
+    if inputs[0].name != "x" or outputs[0].name != "encoder_out":
+        raise BundleError(f"{name}: the first input must be x and the first output encoder_out")
+    for s in states:
+        shape = [None if axis == s.batch_axis else d for axis, d in enumerate(s.shape)]
+        for which, tensor in (("input", s.input), ("output", s.output)):
+            _check_shape(session, name, which, tensor, shape)
+        kind, wanted = next(i.type for i in inputs if i.name == s.input), _ORT_TYPES[s.dtype]
+        if kind != wanted:
+            raise BundleError(f"{name}: input {s.input} is {kind}, sherpa-onnx feeds {wanted}")
+    J = outputs[0].shape[-1] if len(outputs[0].shape) == 3 else None
+    if not isinstance(J, int):
+        raise BundleError(f"{name}: output encoder_out has shape {outputs[0].shape}, expected (N, C, J) with J fixed")
+    chunk = shift // SHERPA_SUBSAMPLING
+    frame_ms = features.frame_shift_ms * SHERPA_SUBSAMPLING
+    return EncoderSpec(
+        num_layers=dims[0],
+        left_context=left,
+        encoder_dim=dims[1],
+        conv_kernel=kernel,
+        window=window,
+        shift=shift,
+        chunk=chunk,
+        subsampling=SHERPA_SUBSAMPLING,
+        joiner_dim=J,
+        out_dim=J,
+        chunk_ms=round(chunk * frame_ms),
+        history_ms=round(left * frame_ms),
+        features=features,
+        family=family,
+        states=states,
+    )
 
 
 def _read_tokens(path: Path, name: str) -> list[str]:
@@ -311,20 +423,26 @@ def _load_head(
         "decoder": _get(_get(head, "decoder", where, dict), precision, f"{where}.decoder", str),
         "joiner": _get(_get(head, "joiner", where, dict), precision, f"{where}.joiner", str),
         "tokens": _get(head, "tokens", where, str),
-        "bpe": _get(head, "bpe", where, str),
     }
+    if head.get("bpe") is not None:  # without one, the head's text comes from tokens.txt alone
+        names["bpe"] = _get(head, "bpe", where, str)
     paths = {k: files.path(v, f"{where}.{k}") for k, v in names.items()}
-    dec_name, join_name, tok_name, bpe_name = names["decoder"], names["joiner"], names["tokens"], names["bpe"]
+    dec_name, join_name, tok_name = names["decoder"], names["joiner"], names["tokens"]
     decoder = _session(paths["decoder"], dec_name, providers, threads)
     joiner = _session(paths["joiner"], join_name, providers, threads)
     dm, jm = _Meta(decoder, dec_name), _Meta(joiner, join_name)
-    V, ctx, J = dm.integer("vocab_size"), dm.integer("context_size"), dm.integer("joiner_dim")
-    blank = dm.integer("blank_id")
-    for key, a, b in (("vocab_size", V, jm.integer("vocab_size")), ("blank_id", blank, jm.integer("blank_id"))):
+    V, ctx = dm.integer("vocab_size"), dm.integer("context_size")
+    # icefall's decoder and joiner say only vocab_size and context_size (and joiner_dim): sherpa-onnx's blank is 0.
+    parley = spec.family not in SHERPA_FAMILIES
+    J = dm.integer("joiner_dim") if parley else spec.joiner_dim
+    blank = dm.integer("blank_id") if parley else 0
+    joiner_vocab, joiner_blank = (jm.integer("vocab_size"), jm.integer("blank_id")) if parley else (V, blank)
+    for key, a, b in (("vocab_size", V, joiner_vocab), ("blank_id", blank, joiner_blank)):
         if a != b:
             raise BundleError(f"{dec_name} and {join_name} disagree on {key}: {a} vs {b}")
+    joiner_dim = jm.integer("joiner_dim") if parley or "joiner_dim" in jm.values else J
     for key, value, other, other_name in (
-        ("joiner_dim", J, jm.integer("joiner_dim"), join_name),
+        ("joiner_dim", J, joiner_dim, join_name),
         ("joiner_dim", J, spec.joiner_dim, enc_meta.name),
     ):
         if value != other:
@@ -361,16 +479,7 @@ def _load_head(
     tokens = _read_tokens(paths["tokens"], tok_name)
     if len(tokens) != V:
         raise BundleError(f"{tok_name}: {len(tokens)} tokens, but {dec_name} has vocab_size {V}")
-    if files.verify and dm.values.get("tokenizer_sha256", "") not in ("", sha256_of(paths["bpe"])):
-        raise BundleError(f"{bpe_name}: not the tokenizer {dec_name} was exported with (tokenizer_sha256)")
-    try:
-        sp = spm.SentencePieceProcessor(model_file=str(paths["bpe"]))
-    except (RuntimeError, OSError) as e:
-        raise BundleError(f"{bpe_name}: sentencepiece cannot load it: {e}") from e
-    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
-    if pieces != tokens:
-        diff = next((i for i, (a, b) in enumerate(zip(pieces, tokens, strict=False)) if a != b), min(len(pieces), V))
-        raise BundleError(f"{bpe_name}: does not match {tok_name} (first difference at id {diff})")
+    sp = _tokenizer(paths, names, tokens, dm, files.verify) if "bpe" in names else TokenTable(tokens)
     return Head(
         name=_get(head, "name", where, str),
         language=language,
@@ -385,7 +494,28 @@ def _load_head(
         post_processing=post_processing,
         blank_penalty=float(blank_penalty),
         max_symbols_per_frame=max_symbols,
+        start_context=(blank,) * ctx if parley else (-1,) * (ctx - 1) + (blank,),
     )
+
+
+def _tokenizer(
+    paths: dict[str, Path], names: dict[str, str], tokens: list[str], dm: _Meta, verify: bool
+) -> spm.SentencePieceProcessor:
+    """The head's bpe.model, checked against tokens.txt and the tokenizer the decoder was exported with."""
+    bpe_name, tok_name = names["bpe"], names["tokens"]
+    if verify and dm.values.get("tokenizer_sha256", "") not in ("", sha256_of(paths["bpe"])):
+        raise BundleError(f"{bpe_name}: not the tokenizer {dm.name} was exported with (tokenizer_sha256)")
+    try:
+        sp = spm.SentencePieceProcessor(model_file=str(paths["bpe"]))
+    except (RuntimeError, OSError) as e:
+        raise BundleError(f"{bpe_name}: sentencepiece cannot load it: {e}") from e
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    if pieces != tokens:
+        diff = next(
+            (i for i, (a, b) in enumerate(zip(pieces, tokens, strict=False)) if a != b), min(len(pieces), len(tokens))
+        )
+        raise BundleError(f"{bpe_name}: does not match {tok_name} (first difference at id {diff})")
+    return sp
 
 
 def _load_lid(
@@ -447,7 +577,7 @@ def _load_lms(manifest: dict, files: _Files, heads: list[Head]) -> dict[str, Bun
                 f"{head.vocab_size} tokens and blank {head.blank_id}"
             )
         wanted = lm.meta.get("tokenizer_sha256")
-        if files.verify and wanted and wanted != sha256_of(head.files["bpe"]):
+        if files.verify and wanted and "bpe" in head.files and wanted != sha256_of(head.files["bpe"]):
             raise BundleError(f"{path.name}: trained on another tokenizer than {head.files['bpe'].name}")
         lms[name] = BundleLm(
             name, language, kind, lm, _scale(entry, "lm_scale", where), _scale(entry, "ilm_scale", where), path
@@ -455,9 +585,9 @@ def _load_lms(manifest: dict, files: _Files, heads: list[Head]) -> dict[str, Bun
     return lms
 
 
-def _check_against_manifest(manifest: dict, spec: EncoderSpec, enc_name: str) -> None:
-    """bundle.json's copies of the streaming and feature settings must equal the encoder's metadata."""
-    ours = {
+def streaming_settings(spec: EncoderSpec) -> dict[str, int]:
+    """bundle.json's "streaming": the encoder's streaming settings, for people reading the file."""
+    return {
         "chunk_ms": spec.chunk_ms,
         "history_ms": spec.history_ms,
         "chunk_size": spec.chunk,
@@ -466,6 +596,23 @@ def _check_against_manifest(manifest: dict, spec: EncoderSpec, enc_name: str) ->
         "decode_chunk_len": spec.shift,
         "pad_length": spec.window - spec.shift,
     }
+
+
+def read_encoder_spec(path: str | os.PathLike, features: FbankConfig) -> EncoderSpec:
+    """The spec of the encoder file at `path`, with `features` for a family whose metadata has no frontend (what
+    `parley import-sherpa` writes into bundle.json).
+
+    Raises:
+        BundleError: as `load_bundle` does for the encoder.
+    """
+    path = Path(path)
+    session = _session(path, path.name, ["CPUExecutionProvider"], 1)
+    return _encoder_spec(session, path.name, {"features": {**features.to_dict(), "high_freq": features.high_freq}})
+
+
+def _check_against_manifest(manifest: dict, spec: EncoderSpec, enc_name: str) -> None:
+    """bundle.json's copies of the streaming and feature settings must equal the encoder's metadata."""
+    ours = streaming_settings(spec)
     streaming = _get(manifest, "streaming", BUNDLE_JSON, dict)
     features = _get(manifest, "features", BUNDLE_JSON, dict)
     mel = spec.features.knf_options().mel_opts
@@ -524,7 +671,7 @@ def load_bundle(
 
     enc_name = _get(_get(manifest, "encoder", BUNDLE_JSON, dict), precision, f"{BUNDLE_JSON} encoder", str)
     encoder = _session(files.path(enc_name, "encoder"), enc_name, provider_list, threads)
-    spec = _encoder_spec(encoder, enc_name)
+    spec = _encoder_spec(encoder, enc_name, manifest)
     _check_against_manifest(manifest, spec, enc_name)
     enc_meta = _Meta(encoder, enc_name)
     loaded = [_load_head(h, i, precision, files, spec, enc_meta, provider_list, threads) for i, h in enumerate(heads)]

@@ -34,6 +34,9 @@ class FbankConfig:
     frame_shift_ms: float = 10.0
     dither: float = 0.0
     snip_edges: bool = False
+    # The mel filterbank's upper edge in Hz (<= 0: that far below Nyquist). Parley's models use the whole band (0);
+    # icefall's (imported from sherpa-onnx) end 400 Hz below Nyquist (-400), lhotse's and sherpa-onnx's default.
+    high_freq: float = 0.0
 
     @property
     def frame_shift(self) -> int:
@@ -41,7 +44,12 @@ class FbankConfig:
         return round(self.sample_rate * self.frame_shift_ms / 1000)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings as a dict; `high_freq` only when it is not 0, so settings saved before it existed
+        (checkpoints, feature caches) still compare equal."""
+        d = asdict(self)
+        if not d["high_freq"]:
+            del d["high_freq"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> FbankConfig:
@@ -56,6 +64,7 @@ class FbankConfig:
         opts.frame_opts.dither = float(self.dither)
         opts.frame_opts.snip_edges = bool(self.snip_edges)
         opts.mel_opts.num_bins = int(self.num_bins)
+        opts.mel_opts.high_freq = float(self.high_freq)
         return opts
 
 

@@ -25,6 +25,9 @@ from server.protocol import DEFAULT_MAX_MESSAGE_BYTES
 
 ENV_PREFIX = "PARLEY_"
 DEFAULT_BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
+# The bundle a client gets when it names none and --default-model is not set, when it is loaded (else the first
+# bundle by name): the README's quick start model.
+DEFAULT_MODEL = "en-small"
 PROVIDERS = ("auto", "cuda", "cpu")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
 _TRUE = ("1", "true", "yes", "on")
@@ -76,7 +79,12 @@ class Settings:
         metadata=_meta("folder of model bundles (one sub-folder with a bundle.json each)", Path, "DIR"),
     )
     default_model: str | None = field(
-        default=None, metadata=_meta("bundle used when a client names none (default: the first by name)", str, "NAME")
+        default=None,
+        metadata=_meta(
+            f"bundle used when a client names none (default: {DEFAULT_MODEL} when loaded, else the first by name)",
+            str,
+            "NAME",
+        ),
     )
     providers: str = field(
         default="auto", metadata=_meta("onnxruntime providers: auto (CUDA when usable), cuda, cpu", str.lower, "P")

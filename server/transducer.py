@@ -39,6 +39,7 @@ import numpy as np
 
 from server.biasing import ContextGraph
 from server.bundle import Bundle, EncoderSpec, Head
+from server.encoders import EncoderState, init_state, stack_states, unstack_states
 from server.features import StreamingFbank
 from server.lid import LanguageIdentifier
 from server.lm import NgramLM
@@ -47,34 +48,7 @@ BEAM = 4  # modified beam search's beam
 CHANNEL_CHANGE = "<cc>"  # the t-SOT channel change piece; written as " <cc> " in text, like models/tokenizer.py
 
 
-@dataclass
-class EncoderState:
-    """The encoder's cache for N streams, in sherpa-onnx's layout (streams on axis 2 of the caches)."""
-
-    cached_attn: np.ndarray  # (L, K, N, D) float32: earlier attention inputs of each layer
-    cached_conv: np.ndarray  # (L, k-1, N, D) float32: earlier inputs of each causal conv
-    processed: np.ndarray  # (N,) int64: fbank frames consumed before the next step
-
-    @property
-    def batch(self) -> int:
-        return int(self.processed.shape[0])
-
-
-def stack_states(states: Sequence[EncoderState]) -> EncoderState:
-    """Joins the states of several streams (each N >= 1) into one batch, in order."""
-    return EncoderState(
-        np.concatenate([s.cached_attn for s in states], axis=2),
-        np.concatenate([s.cached_conv for s in states], axis=2),
-        np.concatenate([s.processed for s in states]),
-    )
-
-
-def unstack_states(state: EncoderState) -> list[EncoderState]:
-    """Splits a batch state into one state (N = 1) per stream."""
-    return [
-        EncoderState(state.cached_attn[:, :, i : i + 1], state.cached_conv[:, :, i : i + 1], state.processed[i : i + 1])
-        for i in range(state.batch)
-    ]
+__all__ = ["EncoderState", "stack_states", "unstack_states"]  # the encoder state lives in server/encoders.py
 
 
 @dataclass
@@ -96,6 +70,7 @@ class HeadRunner:
         self.blank_penalty = head.blank_penalty
         self.max_symbols_per_frame = head.max_symbols_per_frame
         self.context_size = head.context_size
+        self.start_context = list(head.start_context)  # the decoder context before the first token
         self._cc = head.tokens.index(CHANNEL_CHANGE) if CHANNEL_CHANGE in head.tokens else None
 
     def decoder(self, y: np.ndarray) -> np.ndarray:
@@ -148,12 +123,7 @@ class StreamingTransducer:
 
     def init_state(self, n: int = 1) -> EncoderState:
         """The zero state of `n` new streams."""
-        s = self.spec
-        return EncoderState(
-            np.zeros((s.num_layers, s.left_context, n, s.encoder_dim), dtype=np.float32),
-            np.zeros((s.num_layers, s.conv_kernel - 1, n, s.encoder_dim), dtype=np.float32),
-            np.zeros(n, dtype=np.int64),
-        )
+        return init_state(self.spec.states, n)
 
     def encode(self, x: np.ndarray, state: EncoderState) -> tuple[np.ndarray, EncoderState]:
         """One step for N streams.
@@ -166,16 +136,12 @@ class StreamingTransducer:
             encoder_out `(N, C, E)` (what the heads' joiners take) and the new state.
         """
         assert x.shape[0] == state.batch and x.shape[1] == self.spec.window, (x.shape, state.batch, self.spec.window)
-        out, attn, conv = self.bundle.encoder.run(
-            None,
-            {
-                "x": x.astype(np.float32, copy=False),
-                "cached_attn": state.cached_attn,
-                "cached_conv": state.cached_conv,
-                "processed_lens": state.processed,
-            },
-        )
-        return out, EncoderState(attn, conv, state.processed + self.spec.shift)
+        feeds = {"x": x.astype(np.float32, copy=False)}
+        feeds.update((s.input, t) for s, t in zip(state.specs, state.tensors, strict=True))
+        if self.spec.feeds_processed_lens:
+            feeds["processed_lens"] = state.processed
+        out, *tensors = self.bundle.encoder.run(["encoder_out", *(s.output for s in state.specs)], feeds)
+        return out, EncoderState(state.specs, tensors, state.processed + self.spec.shift)
 
 
 @dataclass
@@ -183,13 +149,13 @@ class GreedyState:
     """One stream's greedy search: its hypothesis, decoder context and the decoder output for that context."""
 
     hyp: Hypothesis
-    context: np.ndarray  # (context_size,) int64, the last tokens, blank-padded on the left
+    context: np.ndarray  # (context_size,) int64, the last tokens, padded on the left with the head's start context
     decoder_out: np.ndarray | None = None  # (J,), computed on first use
     frames_done: int = 0  # encoder frames searched so far
 
     @classmethod
     def new(cls, head: HeadRunner) -> GreedyState:
-        return cls(Hypothesis(), np.full(head.context_size, head.blank_id, dtype=np.int64))
+        return cls(Hypothesis(), np.array(head.start_context, dtype=np.int64))
 
 
 def greedy_search(
@@ -304,11 +270,11 @@ def modified_beam_search(
     """
     N, C, _ = encoder_out.shape
     assert len(states) == N, (len(states), N)
-    ctx, blank = head.context_size, head.blank_id
+    ctx, blank, first = head.context_size, head.blank_id, head.start_context
     for t in range(C):
         rows = [i for i, s in enumerate(states) for _ in s.hyps]  # (H,) stream of each hypothesis
         hyps = [h for s in states for h in s.hyps]
-        contexts = np.array([([blank] * ctx + h.tokens)[-ctx:] for h in hyps], dtype=np.int64)  # (H, ctx)
+        contexts = np.array([(first + h.tokens)[-ctx:] for h in hyps], dtype=np.int64)  # (H, ctx)
         unique, inverse = np.unique(contexts, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
         dec_unique = head.decoder(unique)  # (U, J)

@@ -167,6 +167,7 @@ class _Stub(HeadRunner):
 
     def __init__(self) -> None:
         self.blank_id, self.context_size, self.blank_penalty = 0, 2, 0.0
+        self.start_context = [0, 0]
 
     def decoder(self, y: np.ndarray) -> np.ndarray:
         return y.astype(np.float32)  # (N, J=2): the context itself
