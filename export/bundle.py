@@ -68,6 +68,9 @@ def _earlier_stages(cfg: dict, depth: int = 5) -> list[dict]:
     stages = []
     while cfg.get("init") and Path(cfg["init"]).is_file() and len(stages) < depth:
         ck = torch.load(cfg["init"], map_location="cpu", weights_only=False)
+        if "from_bundle" in ck:  # weights recovered from a committed bundle (models/warmstart.py): its card says more
+            stages.append({"checkpoint": "", "from_bundle": Path(ck["from_bundle"]).name, "steps": 0, "train_hours": 0})
+            break
         cfg, state = ck.get("train_config", {}), ck.get("state", {})
         stages.append(
             {
@@ -248,7 +251,10 @@ def model_card(bundle: dict) -> str:
         f"- {t['steps']} steps, {t['epochs']} epochs, {t['train_hours']} h on {t['hardware']}",
         f"- best dev WER: {_pct(t['best_dev_wer'])}, last dev WER: {_pct(t['last_dev_wer'])}",
         *[
-            f"- before that (`--init`), run in {e['checkpoint']}: {e['steps']} steps, {e['epochs']} epochs, "
+            f"- before that (`--init`): the weights of the bundle {e['from_bundle']} (recovered from its ONNX files by "
+            "models/warmstart.py; its own card says how it was trained)"
+            if "from_bundle" in e
+            else f"- before that (`--init`), run in {e['checkpoint']}: {e['steps']} steps, {e['epochs']} epochs, "
             f"{e['train_hours']} h (lr {e['lr']}, {e['max_seconds']} s batches, dropout {e['dropout']}, amp {e['amp']})"
             for e in t.get("started_from", [])
         ],

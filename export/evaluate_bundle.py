@@ -27,6 +27,7 @@ import numpy as np
 from export.sherpa import settling_silence, sherpa_recognizer
 from models.data import load_audio
 from models.manifest import Utterance, read_manifest
+from models.textnorm import normalize_text
 from models.wer import error_counts
 from server.bundle import load_bundle
 from server.features import SAMPLE_RATE
@@ -54,7 +55,7 @@ def breakdown(utts: Sequence[Utterance], hyps: Sequence[str]) -> dict[str, dict[
     utterance counts under every effect it got; "clean": none but gain), with utterance counts."""
     groups: dict[str, dict[str, list[int]]] = {"engine": {}, "augment": {}}
     for i, u in enumerate(utts):
-        engine = u.engine or u.voice.split(":")[0] or "unknown"
+        engine = u.engine or (u.voice.split(":")[0] if ":" in u.voice else "espeak")  # older manifests: espeak
         groups["engine"].setdefault(engine, []).append(i)
         effects = {a.split(":")[0] for a in u.augment} - {"gain"}
         for effect in sorted(effects) or ["clean"]:
@@ -180,10 +181,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         silence = settling_silence(spec, SAMPLE_RATE)  # every runtime decodes the same audio
         waves = [np.concatenate([load_audio(u.audio), silence]) for u in utts[: a.parity]]
         parity: dict = {"utterances": len(waves)}
-        runtime = StreamingTransducer(load_bundle(a.bundle, precision="fp32", providers="cpu", threads=a.threads))
+        prec = "fp32" if "fp32" in meta["precisions"] else meta["precisions"][0]  # an int8-only bundle: its int8
+        runtime = StreamingTransducer(load_bundle(a.bundle, precision=prec, providers="cpu", threads=a.threads))
         ours = [transcribe(runtime, w, SAMPLE_RATE, tail_padding_ms=0, max_symbols_per_frame=1).text for w in waves]
-        sherpa = sherpa_transcripts(a.bundle, "fp32", waves)
+        sherpa = sherpa_transcripts(a.bundle, prec, waves)
+        parity["precision"] = prec
         parity["parley_vs_sherpa_identical"] = sum(x == y for x, y in zip(ours, sherpa, strict=True))
+        refs = [u.text for u in utts[: a.parity]]
+        parity["parley_wer"] = error_counts(refs, ours, utts[0].language).rate
+        parity["sherpa_onnx_wer"] = error_counts(refs, [normalize_text(t, utts[0].language) for t in sherpa],
+                                                 utts[0].language).rate  # fmt: skip
         if a.checkpoint:
             penalty = meta["heads"][0].get("blank_penalty", 0.0)
             torch_hyps = pytorch_transcripts(a.checkpoint, waves, spec, penalty, tail=False)
@@ -194,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         report["parity"] = parity
         print(
-            f"parity on {len(waves)} utterances: Parley == sherpa-onnx {parity['parley_vs_sherpa_identical']}"
+            f"parity on {len(waves)} utterances: Parley == sherpa-onnx {parity['parley_vs_sherpa_identical']} "
+            f"(WER {100 * parity['parley_wer']:.2f}% vs {100 * parity['sherpa_onnx_wer']:.2f}%)"
             + (
                 f", PyTorch == Parley {parity['pytorch_vs_parley_identical']}"
                 if "pytorch_vs_parley_identical" in parity

@@ -39,23 +39,17 @@ class ErrorCounts:
 
 
 def align_counts(ref: Sequence[str], hyp: Sequence[str]) -> ErrorCounts:
-    """Levenshtein alignment of two token lists; returns substitution, deletion and insertion counts."""
-    # Each cell holds (errors, subs, dels, ins); ties prefer substitutions, as sclite does.
-    prev = [(j, 0, 0, j) for j in range(len(hyp) + 1)]
-    for i in range(1, len(ref) + 1):
-        cur = [(i, 0, i, 0)]
-        for j in range(1, len(hyp) + 1):
-            if ref[i - 1] == hyp[j - 1]:
-                best = prev[j - 1]
-            else:
-                s, d, n = prev[j - 1], prev[j], cur[j - 1]
-                best = min(
-                    (s[0] + 1, s[1] + 1, s[2], s[3]), (d[0] + 1, d[1], d[2] + 1, d[3]), (n[0] + 1, n[1], n[2], n[3] + 1)
-                )
-            cur.append(best)
-        prev = cur
-    _, s, d, n = prev[-1]
-    return ErrorCounts(s, d, n, len(ref))
+    """Levenshtein alignment of two token lists; returns substitution, deletion and insertion counts (`align`'s
+    pairs counted: ties prefer substitutions, as sclite does)."""
+    subs = dels = ins = 0
+    for i, j in align(ref, hyp):
+        if i is None:
+            ins += 1
+        elif j is None:
+            dels += 1
+        elif ref[i] != hyp[j]:
+            subs += 1
+    return ErrorCounts(subs, dels, ins, len(ref))
 
 
 def align(ref: Sequence[str], hyp: Sequence[str]) -> list[tuple[int | None, int | None]]:
@@ -63,7 +57,7 @@ def align(ref: Sequence[str], hyp: Sequence[str]) -> list[tuple[int | None, int 
     the side a word is missing from (a deletion has no hypothesis word, an insertion no reference word).
 
     A pair of two indices is a match when the words are equal, else a substitution; the counts of this alignment
-    are exactly `align_counts(ref, hyp)`'s (the same table, the same tie-breaking).
+    are what `align_counts(ref, hyp)` reports. Each cell holds (errors, subs, dels, ins); ties prefer substitutions.
     """
     table = [[(j, 0, 0, j) for j in range(len(hyp) + 1)]]
     for i in range(1, len(ref) + 1):

@@ -38,16 +38,17 @@ def _words(text: str) -> list[str]:
     return re.sub(r"[^\w' ]", " ", text.lower()).split()
 
 
-def card_wer(bundle: Path) -> float:
-    """The card's greedy test-set WER at the bundle's chunk size and with the bundle's own blank penalty (the worse
-    of the rows with and without silence around the utterances, when the card has both)."""
+def card_wer(bundle: Path, manifest: str = "/test.jsonl") -> float:
+    """The card's greedy WER on the test manifest whose path ends in `manifest`, at the bundle's chunk size and with
+    the bundle's own blank penalty (the worse of the rows with and without silence around the utterances, when the
+    card has both)."""
     meta = json.loads((bundle / "bundle.json").read_text())
     chunk = str(meta["streaming"]["chunk_ms"])
     penalty = meta["heads"][0].get("blank_penalty", 0.0)
     rows = [
         r
         for r in meta["measured"]["wer"]
-        if r["manifest"].endswith("/test.jsonl")
+        if r["manifest"].endswith(manifest)
         and str(r["chunk_ms"]) == chunk
         and r.get("search", "greedy") == "greedy"
         and r.get("blank_penalty", 0.0) == penalty

@@ -1,0 +1,86 @@
+"""The open-domain English bundle (bundles/en-open) end to end: sentences no corpus holds, spoken by voices no
+training split used, streamed through a real server.
+
+The sentences below were written for this test (they are in no text source of the corpus); each is spoken by a
+held-out voice of a training engine (an espeak-ng test variant, mbrola's en1, festival's ked, pico's en-GB), clean,
+and streamed at the same time with the server's default settings (endpointing on). The finals' WER must be about
+what the bundle's card reports on its open-domain test set (held-out documents, held-out voices, augmented): a
+broken frontend, batching, endpointer or one-token-per-frame search shows up far above it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clients.stream import StreamResult, run_stream
+from models.engines import sample_engine_voice, speak
+from server.resample import resample
+from server.settings import Settings
+from tests.test_en_small import _words, card_wer
+from tests.test_server import Running
+
+EN_OPEN = Path(__file__).resolve().parents[1] / "bundles" / "en-open"
+MARGIN = 0.15  # absolute WER over the card's: 12 clean sentences (~110 words) against 600 augmented ones
+SENTENCES = [
+    "my grandmother grew tomatoes behind the old house every summer",
+    "the museum will stay open late on friday for the new exhibition",
+    "we missed the last bus so we walked home along the river",
+    "could you send me the report before the meeting tomorrow morning",
+    "the children laughed when the dog jumped into the pool",
+    "he forgot his umbrella at the station and got completely wet",
+    "please remember to water the plants while i am away",
+    "the library has a quiet room where students can work",
+    "she paid for the coffee and left a small tip on the table",
+    "our neighbors are painting their fence bright yellow this weekend",
+    "the doctor said i should drink more water and sleep longer",
+    "there is a strange noise coming from the back of the car",
+]
+ENGINES = ("espeak", "mbrola", "festival", "pico")
+
+
+@pytest.fixture(scope="module")
+def speech() -> list[tuple[str, np.ndarray]]:
+    """(reference, 16 kHz samples with 0.3 s of silence on both sides), engines in turn, test-split voices."""
+    rng = random.Random(20261203)
+    pad = np.zeros(4800, dtype=np.float32)
+    out = []
+    for i, text in enumerate(SENTENCES):
+        voice = sample_engine_voice("en", ENGINES[i % len(ENGINES)], rng, "test")
+        syn = speak(text, voice)
+        out.append((text, np.concatenate([pad, resample(syn.samples, syn.sample_rate, 16000), pad])))
+    return out
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Running]:
+    if not (EN_OPEN / "bundle.json").is_file():
+        pytest.fail(f"the open-domain bundle is missing: {EN_OPEN}")
+    r = Running(Settings(bundles=EN_OPEN.parent, default_model="en-open", port=0, log_level="warning"))
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+def test_open_domain_sentences_in_held_out_voices(server: Running, speech) -> None:
+    from models.wer import error_counts
+
+    async def all_streams() -> list[StreamResult]:
+        return await asyncio.gather(*(run_stream(server.url, x, 16000, speed=4) for _, x in speech))
+
+    results = asyncio.run(all_streams())
+    assert all(r.ok for r in results), [r.error for r in results]
+    refs = [ref for ref, _ in speech]
+    hyps = [" ".join(_words(r.text)) for r in results]
+    for ref, hyp in zip(refs, hyps, strict=True):
+        print(f"REF {ref}\nHYP {hyp}")
+    counts = error_counts(refs, hyps)
+    expected = card_wer(EN_OPEN, "corpus-v2/en/test.jsonl")
+    print(f"WER {100 * counts.rate:.1f}% ({counts.errors}/{counts.reference_words}); card {100 * expected:.1f}%")
+    assert counts.rate <= expected + MARGIN, f"WER {counts.rate:.3f} vs the card's {expected:.3f}"
