@@ -50,7 +50,8 @@ def _quantized_matmul(tmp_path: Path, K: int = 48, E: int = 32) -> Path:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "T", E])],
         [w, b],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    # IR version 8 (opset 17's): onnx 1.23 writes 14 by default, which onnxruntime-gpu 1.31 refuses.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     src, dst = tmp_path / "mm.onnx", tmp_path / "mm.int8.onnx"
     onnx.save(model, str(src))
     quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
