@@ -117,26 +117,29 @@ def _adaptation_fields(engine: Engine, adaptation: Adaptation | None) -> dict:
     return fields
 
 
-class Session:
-    """One `/v1/stream` connection.
+class Connection:
+    """What every WebSocket protocol's session shares: admission (keys, origins, limits), the accept, serving,
+    failure as an `internal` error, the server's connection accounting, and `abort` from outside (draining).
+
+    Subclasses serve one protocol: `_serve` (the conversation), `_fail` (send an error and close) and `_release`
+    (let go of the engine stream).
 
     Args:
         service: the app's state (engines, settings, metrics, connection accounting).
         ws: the connection, not yet accepted.
     """
 
+    kind = "session"  # for logs
+
     def __init__(self, service: Service, ws: WebSocket) -> None:
         self.service = service
         self.ws = ws
         self.id = secrets.token_hex(4)
-        self.state = ProtocolState(service.settings.max_message_bytes)
         self.stream: Stream | None = None
         self.model: str | None = None
-        self._opened = asyncio.Event()
         self._closed = False
         self._abort_error: ProtocolError | None = None
         self._abort = asyncio.Event()
-        self._flushing = False  # the server is shutting down: the stream is being flushed for its last final
 
     async def run(self) -> None:
         """Serves the connection to its end. Never raises."""
@@ -154,19 +157,38 @@ class Session:
                 return
             await self._serve()
         except Exception:
-            log.exception("session %s failed", self.id)
+            log.exception("%s %s failed", self.kind, self.id)
             await self._fail(ProtocolError(INTERNAL, "internal server error"))
         finally:
-            if self.stream is not None:
-                self.stream.close()
+            self._release()
             if refusal is None:
                 svc.session_closed(self)
 
     def abort(self, error: ProtocolError) -> None:
-        """Ends the session from outside (the server is draining): `error` is sent, then the close."""
+        """Ends the session from outside (the server is draining): the open segment's final, `error`, the close."""
         if self._abort_error is None:
             self._abort_error = error
             self._abort.set()
+
+    async def _serve(self) -> None:
+        raise NotImplementedError
+
+    async def _fail(self, error: ProtocolError) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+
+
+class Session(Connection):
+    """One `/v1/stream` connection (see `Connection`)."""
+
+    def __init__(self, service: Service, ws: WebSocket) -> None:
+        super().__init__(service, ws)
+        self.state = ProtocolState(service.settings.max_message_bytes)
+        self._opened = asyncio.Event()
+        self._flushing = False  # the server is shutting down: the stream is being flushed for its last final
 
     async def _serve(self) -> None:
         reader = asyncio.create_task(self._read(), name=f"parley-read-{self.id}")

@@ -30,7 +30,6 @@ import contextlib
 import json
 import logging
 import math
-import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -55,7 +54,7 @@ from server.protocol import (
     dumps,
     preview,
 )
-from server.session import FLUSH_TIMEOUT_S, IdleClock, settle
+from server.session import FLUSH_TIMEOUT_S, Connection, IdleClock, settle
 
 if TYPE_CHECKING:
     from server.app import Service
@@ -226,7 +225,7 @@ class _EngineFailureError(Exception):
     """The engine could not decode this stream."""
 
 
-class VoskSession:
+class VoskSession(Connection):
     """One Vosk-protocol connection at `/`.
 
     Args:
@@ -234,13 +233,11 @@ class VoskSession:
         ws: the connection, not yet accepted.
     """
 
+    kind = "vosk session"
+
     def __init__(self, service: Service, ws: WebSocket) -> None:
-        self.service = service
-        self.ws = ws
-        self.id = secrets.token_hex(4)
+        super().__init__(service, ws)
         self.config = VoskConfig()
-        self.stream: Stream | None = None
-        self.model: str | None = None
         self.offset = 0.0  # seconds of audio in the streams before the current one (resets)
         self.seconds = 0.0  # seconds of audio received in all
         self._collector: asyncio.Task | None = None
@@ -248,38 +245,9 @@ class VoskSession:
         self._finals: list[dict] = []  # finals not yet answered
         self._partial = ""  # the open utterance's text
         self._arrived: list[float] = []  # arrival times of the chunks answered since the last reply
-        self._closed = False
-        self._abort_error: ProtocolError | None = None
-        self._abort = asyncio.Event()
 
-    async def run(self) -> None:
-        """Serves the connection to its end. Never raises."""
-        svc = self.service
-        refusal = svc.admit(self.ws.headers, self.ws.query_params, self.ws.headers.get("origin"))
-        if refusal is None:
-            svc.session_opened(self)
-        try:
-            try:
-                await self.ws.accept()
-            except Exception:  # the client left during the handshake
-                return
-            if refusal is not None:
-                await self._fail(refusal)
-                return
-            await self._serve()
-        except Exception:
-            log.exception("vosk session %s failed", self.id)
-            await self._fail(ProtocolError(INTERNAL, "internal server error"))
-        finally:
-            self._drop_stream()
-            if refusal is None:
-                svc.session_closed(self)
-
-    def abort(self, error: ProtocolError) -> None:
-        """Ends the session from outside (the server is draining): the open utterance's result, then the close."""
-        if self._abort_error is None:
-            self._abort_error = error
-            self._abort.set()
+    def _release(self) -> None:
+        self._drop_stream()
 
     async def _serve(self) -> None:
         main = asyncio.create_task(self._read(), name=f"parley-vosk-{self.id}")
