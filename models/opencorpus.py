@@ -48,7 +48,7 @@ from models.engines import (
     voices_for,
 )
 from models.espeak import SynthesisCrashError
-from models.manifest import Utterance, Word, write_manifest
+from models.manifest import Utterance, Word, read_manifest, write_manifest
 from server.audio import write_wav
 from server.features import SAMPLE_RATE
 from server.resample import resample
@@ -230,7 +230,9 @@ def build(out: str | os.PathLike, text_dir: str | os.PathLike, cfg: OpenCorpusCo
         for split in ("test", "test_engine", "dev", "train"):
             manifest = out / lang / f"{split}.jsonl"
             if manifest.exists():
-                continue
+                if not _grows(manifest, hours * 3600 if split == "train" else None):
+                    continue
+                _restore_sidecars(manifest)
             todo = _jobs(cfg, out, text_dir, lang, split, sizes[split])
             if not todo:
                 continue
@@ -243,6 +245,23 @@ def build(out: str | os.PathLike, text_dir: str | os.PathLike, cfg: OpenCorpusCo
             summary.setdefault(lang, {})[split] = _split_summary(utts, wall, jobs)
             summary_file.write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _grows(manifest: Path, target_seconds: float | None) -> bool:
+    """Whether a built train split is asked for more hours than it holds (a larger --hours extends it: the first
+    utterances are the same jobs, read back from their sidecars)."""
+    if target_seconds is None:
+        return False
+    return sum(u.duration for u in read_manifest(manifest)) < target_seconds
+
+
+def _restore_sidecars(manifest: Path) -> None:
+    """Writes back the sidecars of a finished split's utterances (the build removes them), so that extending it
+    reads them instead of synthesizing them again."""
+    for u in read_manifest(manifest):
+        wav = Path(u.audio)
+        if wav.exists():
+            wav.with_suffix(".json").write_text(json.dumps(u.to_dict(), ensure_ascii=False))
 
 
 def _split_summary(utts: list[Utterance], wall: float, jobs: int) -> dict:

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,14 @@ def test_open_corpus_splits_engines_voices_and_is_reproducible(tmp_path: Path) -
     (tmp_path / "b" / "en" / "train.jsonl").unlink()
     opencorpus.build(tmp_path / "b", text, CFG, jobs=1)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    # a larger --hours extends the train split: the same first utterances, read back, not synthesized again
+    before = {u.id: Path(u.audio).stat().st_mtime_ns for u in train}
+    opencorpus.build(tmp_path / "a", text, replace(CFG, hours={"en": 0.008}), jobs=2)
+    grown = read_manifest(tmp_path / "a" / "en" / "train.jsonl")
+    assert [u.to_dict() for u in grown[: len(train)]] == [u.to_dict() for u in train]
+    assert len(grown) > len(train) and sum(u.duration for u in grown) >= 0.008 * 3600
+    assert {u.id: Path(u.audio).stat().st_mtime_ns for u in grown[: len(train)]} == before
+    assert not list((tmp_path / "a" / "en" / "wav").rglob("*.json")), "sidecars removed again"
     report = opencorpus.summarize(tmp_path / "a")
     assert report["languages"]["en"]["test_engine"]["engine_hours"].keys() == {"rhvoice"}
     assert report["disk_gb"] > 0
