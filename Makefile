@@ -159,7 +159,7 @@ corpus-v2-ml: $(VENV)/.dev
 
 # Speed-perturbed copies (0.9, 1.0, 1.1) of every train and dev utterance: what `parley train --feature-cache` reads.
 features-v2: $(VENV)/.dev
-	for l in en de es fr it zh; do $(PY) -m models.feature_cache --manifest $(V2)/$$l/train.jsonl $(V2)/$$l/dev.jsonl \
+	for l in en de es fr it zh; do $(PY) -m models.train.feature_cache --manifest $(V2)/$$l/train.jsonl $(V2)/$$l/dev.jsonl \
 		--out $(DATA)/fbank-v2/$$l --jobs $(JOBS) || exit 1; done
 
 card-v2: $(VENV)/.dev
@@ -170,7 +170,7 @@ corpus-v2: text-v2 asterisk corpus-v2-en corpus-v2-ml features-v2 card-v2
 # ---- The open-domain English model (issue 18; bundles/en-open) -------------------------------------------------
 # make model-en-v2 DATA=... EXP=...   after corpus-v2 (at least its English part and the Asterisk import):
 # tokenizer (500 pieces from the text corpus's English train sentences) -> warm start (en-small's weights, recovered
-# from its committed ONNX files: models/warmstart.py) -> features -> training (pruned RNN-T loss, modified topology:
+# from its committed ONNX files: models/train/warmstart.py) -> features -> training (pruned RNN-T loss, modified topology:
 # one token per frame, as sherpa-onnx decodes) -> evaluation -> int8 bundle. Each step resumes.
 EN2_EXP = $(EXP)/en-open
 EN2_VOCAB ?= 500
@@ -192,10 +192,10 @@ tokenizer-en-v2: $(VENV)/.dev
 		--languages en --out $(EN2_EXP)/lang
 
 init-en-v2: $(VENV)/.dev
-	$(PY) -m models.warmstart --bundle $(BUNDLES)/en-small --out $(EN2_EXP)/init.pt
+	$(PY) -m models.train.warmstart --bundle $(BUNDLES)/en-small --out $(EN2_EXP)/init.pt
 
 features-en-v2: $(VENV)/.dev
-	$(PY) -m models.feature_cache --manifest $(EN2_TRAIN) $(V2)/en/dev.jsonl --out $(DATA)/fbank-v2/en --jobs $(JOBS)
+	$(PY) -m models.train.feature_cache --manifest $(EN2_TRAIN) $(V2)/en/dev.jsonl --out $(DATA)/fbank-v2/en --jobs $(JOBS)
 
 train-en-v2: $(VENV)/.dev
 	$(VENV)/bin/parley train --train $(EN2_TRAIN) --dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) \

@@ -12,9 +12,9 @@ does on these clips rather than compete with Parley's streaming models:
 - pocketsphinx 5 (CMU Sphinx, continuous-density HMM, the wheel's default en-us acoustic model, 3-gram language
   model and dictionary).
 
-Both get 16 kHz audio (8 kHz recordings are resampled with `server.resample`, as Parley's own pipeline does). The
-hypotheses go through the references' normalization: numbers written out (`models.verbalize`: Whisper
-writes "10") and `models.textnorm`, then `models.wer` counts the errors. Needs the ``bench`` extra
+Both get 16 kHz audio (8 kHz recordings are resampled with `parley.resample`, as Parley's own pipeline does). The
+hypotheses go through the references' normalization: numbers written out (`models.data.verbalize`: Whisper
+writes "10") and `parley.textnorm`, then `parley.wer` counts the errors. Needs the ``bench`` extra
 (``pip install -e '.[bench]'``).
 """
 
@@ -32,12 +32,12 @@ import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.manifest import Utterance, read_manifest
-from models.textnorm import normalize_text
-from models.textnorm import words as split_words
-from models.verbalize import verbalize
-from models.wer import ErrorCounts, align_counts
-from server.resample import resample
+from models.data.manifest import Utterance, read_manifest
+from models.data.verbalize import verbalize
+from parley.resample import resample
+from parley.textnorm import normalize_text
+from parley.textnorm import words as split_words
+from parley.wer import ErrorCounts, align_counts
 
 SR = 16000  # both recognizers take 16 kHz audio
 ENGINES = ("whisper", "pocketsphinx")

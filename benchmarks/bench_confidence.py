@@ -6,7 +6,7 @@ share of each bin's words that are wrong.
 
 Every utterance goes through the server's engine in this process (`Engine.transcribe`, as `POST /v1/transcribe` and
 `parley transcribe`), so the confidences are exactly the ones clients get in finals. A recognized word is correct
-when models/wer.py's alignment of the normalized reference and hypothesis matches it to an equal reference word;
+when parley/wer.py's alignment of the normalized reference and hypothesis matches it to an equal reference word;
 substitutions and insertions are errors (deletions have no recognized word to bin, and are counted apart). A word
 that normalization splits (rarely: "9:30") is counted per piece, each with the word's confidence.
 
@@ -28,10 +28,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.manifest import read_manifest
-from models.textnorm import words as normalize
-from models.wer import align_counts, hypothesis_correct
-from server.audio import read_wav
+from models.data.manifest import read_manifest
+from parley.audio import read_wav
+from parley.textnorm import words as normalize
+from parley.wer import align_counts, hypothesis_correct
 from server.bundle import load_bundle
 from server.engine import Engine, EngineConfig
 

@@ -14,7 +14,7 @@ import argparse
 import time
 from collections.abc import Sequence
 
-from models.espeak import synthesize
+from models.data.espeak import synthesize
 from server.biasing import ContextGraph, phrase_tokens
 from server.bundle import load_bundle
 from server.transducer import StreamingTransducer, transcribe_many

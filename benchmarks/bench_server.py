@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from clients import loadtest  # noqa: E402
-from server.audio import read_wav  # noqa: E402
+from parley.audio import read_wav  # noqa: E402
 
 SYNTH_RATE = 16000  # Hz: synthetic clips
 

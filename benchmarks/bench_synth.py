@@ -4,7 +4,7 @@
         --json benchmarks/results/synth-2cpu.json
 
 Each engine speaks the same open-domain sentences (the text corpus's dev split) with its train voices, through
-models.opencorpus's whole per-utterance path (synthesis, word timings, resampling, augmentation, WAV writing), so
+models.data.opencorpus's whole per-utterance path (synthesis, word timings, resampling, augmentation, WAV writing), so
 the figures are what `parley corpus open` gets per engine. Process start-up is not counted.
 """
 
@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.augment import AugmentConfig
-from models.engines import ENGINES, HELD_OUT_ENGINES, available, sample_engine_voice, voices_for
-from models.opencorpus import _Job, read_text_split, speak_job
+from models.data.augment import AugmentConfig
+from models.data.engines import ENGINES, HELD_OUT_ENGINES, available, sample_engine_voice, voices_for
+from models.data.opencorpus import _Job, read_text_split, speak_job
 
 
 def _warm(_: int) -> None:

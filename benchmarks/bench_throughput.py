@@ -25,9 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from export.sherpa import settling_silence, sherpa_recognizer
-from server.audio import read_wav
+from parley.audio import read_wav
+from parley.resample import resample
 from server.bundle import load_bundle
-from server.resample import resample
 from server.transducer import StreamingTransducer, transcribe_many
 
 SR = 16000

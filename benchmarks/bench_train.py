@@ -26,12 +26,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.data import AugmentSettings, DurationBatchSampler, UtteranceDataset, collate
-from models.feature_cache import FeatureCache
-from models.manifest import read_manifest
-from models.tokenizer import Tokenizer
-from models.train import TrainConfig, draw_attention_limits, load_model, model_config
-from models.transducer import Transducer
+from models.data.manifest import read_manifest
+from models.nn.transducer import Transducer
+from models.train.dataset import AugmentSettings, DurationBatchSampler, UtteranceDataset, collate
+from models.train.feature_cache import FeatureCache
+from models.train.tokenizer import Tokenizer
+from models.train.train import TrainConfig, draw_attention_limits, load_model, model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

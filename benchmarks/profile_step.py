@@ -49,11 +49,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.data import AugmentSettings, UtteranceDataset, collate
-from models.encoder import EncoderConfig, count_parameters, subsampled_lengths
-from models.feature_cache import FeatureCache, build_feature_cache
-from models.manifest import Utterance
-from models.pruned_rnnt import (
+from models.data.manifest import Utterance
+from models.nn.encoder import EncoderConfig, count_parameters, subsampled_lengths
+from models.nn.transducer import BLANK, ModelConfig, Transducer
+from models.train.dataset import AugmentSettings, UtteranceDataset, collate
+from models.train.feature_cache import FeatureCache, build_feature_cache
+from models.train.pruned_rnnt import (
     band_log_probs,
     band_loss,
     loss_and_occupation,
@@ -61,8 +62,7 @@ from models.pruned_rnnt import (
     prune_ranges,
     simple_lattice_log_probs,
 )
-from models.rnnt_loss import rnnt_loss
-from models.transducer import BLANK, ModelConfig, Transducer
+from models.train.rnnt_loss import rnnt_loss
 
 SAMPLE_RATE = 16000
 CHUNK, LEFT_CHUNKS = 8, 4  # a typical draw of the dynamic chunk training (320 ms, 1.28 s of history)

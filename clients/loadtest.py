@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from clients.stream import DEFAULT_URL, StreamResult, run_stream
-from server.audio import read_wav
+from parley.audio import read_wav
 
 _END_TOLERANCE = 0.0005  # s: the server rounds times to the millisecond
 _RAMP_DEFAULT_DURATION = 30.0  # s per level when --ramp is given without --duration

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
-from server.audio import read_wav, to_int16
+from parley.audio import read_wav, to_int16
 
 DEFAULT_URL = "ws://127.0.0.1:8000/v1/stream"
 CLIENT_ERRORS = ("connect_failed", "closed", "timeout", "bad_reply")  # error codes the client itself reports

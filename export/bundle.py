@@ -32,8 +32,8 @@ from export.onnx_export import (
     int8_name,
     mel_range,
 )
+from parley.features import FbankConfig
 from server.bundle import BUNDLE_FORMAT, BUNDLE_JSON, POST_PROCESSING, sha256_of
-from server.features import FbankConfig
 
 CARD = "README.md"
 PRECISIONS = ("fp32", "int8")
@@ -68,7 +68,9 @@ def _earlier_stages(cfg: dict, depth: int = 5) -> list[dict]:
     stages = []
     while cfg.get("init") and Path(cfg["init"]).is_file() and len(stages) < depth:
         ck = torch.load(cfg["init"], map_location="cpu", weights_only=False)
-        if "from_bundle" in ck:  # weights recovered from a committed bundle (models/warmstart.py): its card says more
+        if (
+            "from_bundle" in ck
+        ):  # weights recovered from a committed bundle (models/train/warmstart.py): its card says more
             stages.append({"checkpoint": "", "from_bundle": Path(ck["from_bundle"]).name, "steps": 0, "train_hours": 0})
             break
         cfg, state = ck.get("train_config", {}), ck.get("state", {})
@@ -252,7 +254,7 @@ def model_card(bundle: dict) -> str:
         f"- best dev WER: {_pct(t['best_dev_wer'])}, last dev WER: {_pct(t['last_dev_wer'])}",
         *[
             f"- before that (`--init`): the weights of the bundle {e['from_bundle']} (recovered from its ONNX files by "
-            "models/warmstart.py; its own card says how it was trained)"
+            "models/train/warmstart.py; its own card says how it was trained)"
             if "from_bundle" in e
             else f"- before that (`--init`), run in {e['checkpoint']}: {e['steps']} steps, {e['epochs']} epochs, "
             f"{e['train_hours']} h (lr {e['lr']}, {e['max_seconds']} s batches, dropout {e['dropout']}, amp {e['amp']})"
@@ -380,9 +382,9 @@ def build_bundle(
         FileNotFoundError: the checkpoint or tokenizer is missing.
         ValueError: the tokenizer's vocabulary does not match the model's.
     """
-    from models.encoder import count_parameters
-    from models.tokenizer import MODEL_NAME, TOKENS_NAME, Tokenizer, write_tokens_txt
-    from models.train import load_model
+    from models.nn.encoder import count_parameters
+    from models.train.tokenizer import MODEL_NAME, TOKENS_NAME, Tokenizer, write_tokens_txt
+    from models.train.train import load_model
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
@@ -534,8 +536,8 @@ def _build_multihead_bundle(
     keep: Sequence[str] | None,
 ) -> dict:
     """`build_bundle` for a multi-head (SM²) model: kind "sm2", a head per output language, lid.onnx."""
-    from models.encoder import count_parameters
-    from models.tokenizer import MODEL_NAME, Tokenizer, write_tokens_txt
+    from models.nn.encoder import count_parameters
+    from models.train.tokenizer import MODEL_NAME, Tokenizer, write_tokens_txt
 
     saved = ck.get("tokenizers", {})
     tokenizers = {

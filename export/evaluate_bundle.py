@@ -9,7 +9,7 @@ For each precision in the bundle (fp32, int8): every utterance goes through Parl
 manifest's text (also with at most one symbol per encoder frame, which is how sherpa-onnx's greedy search decodes:
 the WER a sherpa-onnx user of the bundle gets), and the compute real-time factor of one stream at a time on the first
 `--rtf-utts` utterances. With `--parity N`, the first N utterances are also decoded by PyTorch (the checkpoint's
-chunk-masked forward and models/search.py greedy search, one symbol per frame), by Parley's runtime (one symbol per
+chunk-masked forward and models/nn/search.py greedy search, one symbol per frame), by Parley's runtime (one symbol per
 frame) and by sherpa-onnx's `OnlineRecognizer` on the same files, and the identical transcripts are counted.
 """
 
@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from export.sherpa import settling_silence, sherpa_recognizer
-from models.data import load_audio
-from models.manifest import Utterance, read_manifest
-from models.textnorm import normalize_text
-from models.wer import error_counts
+from models.data.manifest import Utterance, read_manifest
+from models.train.dataset import load_audio
+from parley.features import SAMPLE_RATE
+from parley.textnorm import normalize_text
+from parley.wer import error_counts
 from server.bundle import load_bundle
-from server.features import SAMPLE_RATE
 from server.transducer import StreamingTransducer, transcribe, transcribe_many
 
 
@@ -106,10 +106,10 @@ def pytorch_transcripts(
     the streaming path reads (`transcribe` with its default tail padding, or with none when `tail` is False)."""
     import torch
 
-    from models.search import greedy_search
-    from models.tokenizer import Tokenizer
-    from models.train import load_model
-    from server.features import compute_fbank
+    from models.nn.search import greedy_search
+    from models.train.tokenizer import Tokenizer
+    from models.train.train import load_model
+    from parley.features import compute_fbank
 
     model, ck = load_model(checkpoint)
     model.eval()

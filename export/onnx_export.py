@@ -25,7 +25,7 @@ A multi-head (SM²) model has one encoder and a decoder and joiner per output la
 -> ``logit (N, V)`` = output(tanh(encoder_proj(enc) + dec)). sherpa-onnx loads each (encoder, decoder-<lang>,
 joiner-<lang>) triple as an ordinary transducer: it hands the joiner one frame of whatever the encoder output and
 never looks inside. ``lid.onnx`` maps the same ``encoder_out (N, C, D)`` to per-frame language logits
-``lid_logits (N, C, L)`` (models/lid.py); the runtime keeps their running mean.
+``lid_logits (N, C, L)`` (models/nn/lid.py); the runtime keeps their running mean.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ import torch
 from torch import nn
 
 from export.quantize import per_row_file
-from models.encoder import PAD_LENGTH, SUBSAMPLING, StreamingConformer
-from models.lid import StreamingLID
-from models.transducer import BLANK, Decoder, Joiner, Transducer
-from server.features import FbankConfig
+from models.nn.encoder import PAD_LENGTH, SUBSAMPLING, StreamingConformer
+from models.nn.lid import StreamingLID
+from models.nn.transducer import BLANK, Decoder, Joiner, Transducer
+from parley.features import FbankConfig
 
 OPSET = 17  # LayerNormalization is a single op from opset 17
 FRAME_MS = 10 * SUBSAMPLING  # one encoder frame: 4 fbank frames of 10 ms

@@ -25,7 +25,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from server.audio import ENCODINGS, read_wav
+from parley.audio import ENCODINGS, read_wav
 from server.bundle import BUNDLE_JSON, Bundle, BundleError, load_bundle
 from server.engine import Adaptation, Engine, EngineConfig, HeadPlan, InvalidOptionError, UnsupportedOptionError
 from server.metrics import CONTENT_TYPE, ServerMetrics

@@ -40,6 +40,7 @@ from typing import Any
 import onnxruntime as ort
 import sentencepiece as spm
 
+from parley.features import FbankConfig
 from server.encoders import (
     FAMILIES,
     SHERPA_FAMILIES,
@@ -51,7 +52,6 @@ from server.encoders import (
     lstm_states,
     zipformer2_states,
 )
-from server.features import FbankConfig
 from server.lm import MAX_FUSION_SCALE, NgramLM
 from server.providers import select_providers
 from server.tokens import TokenTable

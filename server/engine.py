@@ -56,10 +56,10 @@ from typing import Any
 
 import numpy as np
 
+from parley.features import StreamingFbank
 from server.biasing import MAX_HOTWORD_BOOST, ContextGraph, phrase_tokens
 from server.bundle import Bundle
 from server.endpoint import EndpointConfig, EndpointDetector
-from server.features import StreamingFbank
 from server.lid import LidState
 from server.lm import MAX_FUSION_SCALE
 from server.metrics import ServerMetrics

@@ -8,7 +8,7 @@ Dimension letters: N streams, C encoder frames per chunk, D encoder output width
     state.accept(logits[i])                              # one stream's chunk
     state.decide(allowed=[0, 2])                         # index of the most likely language among those allowed
 
-The decision after t frames is the argmax of the mean of the frame logits 0..t-1 (models/lid.py trains exactly
+The decision after t frames is the argmax of the mean of the frame logits 0..t-1 (models/nn/lid.py trains exactly
 that), so it only ever uses audio that has arrived. Restricting it to the languages a user speaks masks the others.
 """
 

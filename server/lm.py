@@ -8,7 +8,7 @@ Dimension letters: V vocabulary (the head's tokens), H hypotheses, M contexts of
 
 The LM predicts the ids of a transducer head's tokens. The head's blank id, which the transducer never emits as a
 token, stands for the sentence boundary: a history starts with order-1 blanks (<s>, as the prediction network's
-context starts), and the blank's column is P(</s>). `models/lm_ngram.py` trains it (`parley lm train`) with
+context starts), and the blank's column is P(</s>). `models/train/lm_ngram.py` trains it (`parley lm train`) with
 interpolated Kneser-Ney smoothing; the file stores, per order k >= 2 and per context seen in training, the discounted
 probabilities of the tokens seen after it and the weight left for the order below:
 

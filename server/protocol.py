@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from server.audio import ENCODINGS, decode_pcm
+from parley.audio import ENCODINGS, decode_pcm
+from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
 from server.biasing import MAX_HOTWORD_BOOST
-from server.features import MAX_INPUT_RATE, MIN_INPUT_RATE
 from server.lm import MAX_FUSION_SCALE
 
 PROTOCOL_VERSION = 1

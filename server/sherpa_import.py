@@ -26,6 +26,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from parley.features import FbankConfig
 from server.bundle import (
     BUNDLE_FORMAT,
     BUNDLE_JSON,
@@ -36,7 +37,6 @@ from server.bundle import (
     streaming_settings,
 )
 from server.encoders import SHERPA_FAMILIES
-from server.features import FbankConfig
 
 SHERPA_FEATURES = FbankConfig(high_freq=-400.0)  # sherpa-onnx's (and lhotse's) fbank defaults, icefall's frontend
 ROLES = ("encoder", "decoder", "joiner")

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from server.audio import read_wav
+from parley.audio import read_wav
+from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
+from parley.resample import resample
 from server.bundle import BUNDLE_JSON, BundleError, load_bundle
 from server.engine import Engine, EngineConfig, UnsupportedOptionError
-from server.features import MAX_INPUT_RATE, MIN_INPUT_RATE
 from server.protocol import SEARCH_METHODS, dumps, transcript_response
-from server.resample import resample
 from server.settings import DEFAULT_BUNDLES, Settings
 from server.subtitles import FORMATS, render
 

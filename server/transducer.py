@@ -14,7 +14,7 @@ bundle; D for a multi-head one, whose joiners project it), V vocabulary, H hypot
 
 Each step reads `spec.window` fbank frames and advances `spec.shift` (T = shift + lookahead). The search state of a
 stream (its tokens and decoder context) lives in a `GreedyState` or `BeamState` and carries over from chunk to
-chunk. The algorithms are models/search.py's, checked against them in tests/test_export.py: greedy emits up to
+chunk. The algorithms are models/nn/search.py's, checked against them in tests/test_export.py: greedy emits up to
 `max_symbols_per_frame` tokens per frame (sherpa-onnx's greedy search emits one and reads <unk> as blank); modified
 beam search emits at most one per frame per hypothesis and merges equal token sequences. `transcribe` runs a whole
 waveform through the fbank frontend chunk by chunk.
@@ -37,15 +37,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from parley.features import StreamingFbank
 from server.biasing import ContextGraph
 from server.bundle import Bundle, EncoderSpec, Head
 from server.encoders import EncoderState, init_state, stack_states, unstack_states
-from server.features import StreamingFbank
 from server.lid import LanguageIdentifier
 from server.lm import NgramLM
 
 BEAM = 4  # modified beam search's beam
-CHANNEL_CHANGE = "<cc>"  # the t-SOT channel change piece; written as " <cc> " in text, like models/tokenizer.py
+CHANNEL_CHANGE = "<cc>"  # the t-SOT channel change piece; written as " <cc> " in text, like models/train/tokenizer.py
 
 
 __all__ = ["EncoderState", "stack_states", "unstack_states"]  # the encoder state lives in server/encoders.py
@@ -258,7 +258,7 @@ def modified_beam_search(
     """Batched modified beam search over one chunk; updates `states` (one per row of `encoder_out`) in place.
 
     Every frame, each hypothesis of each stream is extended by blank or one token; a stream keeps its `beam`
-    best, hypotheses with equal tokens merged (probabilities added). Scores are float32 as in models/search.py.
+    best, hypotheses with equal tokens merged (probabilities added). Scores are float32 as in models/nn/search.py.
     A stream's hotword bonuses and LM fusion (its `BeamState`'s) are added to its non-blank scores before it
     chooses (see the module docstring).
 

@@ -1,7 +1,7 @@
 """t-SOT (token-level serialized output training) at runtime: a multi-talker head's text split into virtual channels.
 
 A multi-talker head emits the words of up to two overlapping talkers in one stream, in the order their words end,
-with the channel-change token ``<cc>`` wherever the emitting channel changes (models/tsot.py makes these labels).
+with the channel-change token ``<cc>`` wherever the emitting channel changes (models/data/tsot.py makes these labels).
 The stream starts on channel 0 and every ``<cc>`` switches to the other channel, so
 
     split_channels("hello there <cc> hi <cc> how are you")  ->  [["hello", "there", "how", "are", "you"], ["hi"]]
@@ -9,14 +9,14 @@ The stream starts on channel 0 and every ``<cc>`` switches to the other channel,
 A channel is a *virtual* channel, not an identity: a talker keeps the channel it started on until its utterance
 ends, and a later talker may reuse a freed channel. Results call the channel "speaker" (docs/protocol.md).
 
-No torch here: the server imports this module; models/tsot.py and models/evaluate_tsot.py reuse it.
+No torch here: the server imports this module; models/data/tsot.py and models/eval/evaluate_tsot.py reuse it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-CHANNEL_CHANGE = "<cc>"  # the channel-change piece, written " <cc> " in text (models/tokenizer.py)
+CHANNEL_CHANGE = "<cc>"  # the channel-change piece, written " <cc> " in text (models/train/tokenizer.py)
 NUM_CHANNELS = 2  # virtual channels a t-SOT model serializes; <cc> toggles between them
 
 

@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
 from server.engine import Stream, StreamClosedError
-from server.features import MAX_INPUT_RATE, MIN_INPUT_RATE
 from server.protocol import (
     BAD_JSON,
     BAD_MESSAGE,

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from export.onnx_export import add_metadata
-from server.features import compute_fbank
+from parley.features import compute_fbank
 from server.sherpa_import import SHERPA_FEATURES
 from tests.test_export import SR, synthetic_audio
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import torch
 
-from models.augment import AugmentConfig
-from models.corpus import CorpusConfig
-from models.encoder import EncoderConfig
+from models.data.augment import AugmentConfig
+from models.data.corpus import CorpusConfig
+from models.nn.encoder import EncoderConfig
 
 # About 40 s of English train audio plus small dev/test sets, clean speech (the `tiny_corpus` fixture).
 TINY_CORPUS = CorpusConfig(

@@ -12,7 +12,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     """About 40 s of English train audio plus small dev/test sets, clean speech, built with the real builder."""
-    from models.corpus import build_corpus
+    from models.data.corpus import build_corpus
     from tests._tiny import TINY_CORPUS
 
     out = tmp_path_factory.mktemp("corpus")
@@ -23,8 +23,8 @@ def tiny_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tmp_path_factory) -> Path:
     """An English sentencepiece model (vocab 64) trained on grammar text."""
-    from models import grammar
-    from models.tokenizer import train_tokenizer
+    from models.data import grammar
+    from models.train.tokenizer import train_tokenizer
 
     out = tmp_path_factory.mktemp("lang")
     texts = [s.text["en"] for s in grammar.generate("train", 400, seed=1)]

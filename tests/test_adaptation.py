@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.lm_ngram import main as lm_main
-from models.lm_ngram import train_ngram
+from models.train.lm_ngram import main as lm_main
+from models.train.lm_ngram import train_ngram
 from server.biasing import ContextGraph, phrase_tokens
 from server.bundle import BundleError, load_bundle
 from server.engine import Adaptation, Engine, EngineConfig, InvalidOptionError, UnsupportedOptionError
@@ -263,7 +263,7 @@ NAME_BOOST = 8.0
 
 
 def test_hotword_brings_an_unseen_name_end_to_end(adapted_bundle: Path) -> None:
-    from models.espeak import synthesize
+    from models.data.espeak import synthesize
 
     syn = synthesize(NAME_SENTENCE, voice="en-us", variant="m3", rate=160)
     engine = Engine(load_bundle(adapted_bundle, threads=1), EngineConfig(max_wait_ms=0))

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from models import asterisk
-from models.importers import main as import_main
-from models.manifest import read_manifest
+from models.data import asterisk
+from models.data.importers import main as import_main
+from models.data.manifest import read_manifest
 
 RATE = 8000  # the Asterisk prompts' rate
 
@@ -202,7 +202,7 @@ def test_real_english_prompts(tmp_path):
     report = asterisk.import_asterisk(tmp_path, ["en"], transcripts_root=_REAL_TEXTS)
     counts = report.counts["en"]
     clips = counts["train"]["clips"] + counts["test"]["clips"]
-    # 568 files: 435 kept (232 test, 203 train); 376 without models.verbalize (the menus say "press 1").
+    # 568 files: 435 kept (232 test, 203 train); 376 without models.data.verbalize (the menus say "press 1").
     assert clips > 400, counts
     assert counts["test"]["clips"] > 100 and counts["train"]["clips"] > 100, counts
     utts = read_manifest(tmp_path / "en" / "test.jsonl")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from server.audio import decode_pcm, read_wav, to_int16, write_wav
+from parley.audio import decode_pcm, read_wav, to_int16, write_wav
 
 
 def test_wav_round_trip(tmp_path) -> None:

@@ -1,4 +1,4 @@
-"""Noise, gain and reverberation (models/augment.py)."""
+"""Noise, gain and reverberation (models/data/augment.py)."""
 
 import json
 from dataclasses import asdict, replace
@@ -6,7 +6,7 @@ from dataclasses import asdict, replace
 import numpy as np
 import pytest
 
-from models.augment import (
+from models.data.augment import (
     NOISE_KINDS,
     AugmentConfig,
     add_noise,

@@ -251,7 +251,7 @@ def test_an_int8_only_bundle_keeps_no_float_files_and_decodes_like_the_int8_vari
 def test_a_head_limited_to_one_symbol_per_frame_is_decoded_so(tmp_path) -> None:
     """A modified-topology bundle says max_symbols_per_frame 1 (bundle.json, joiner metadata): greedy search then
     emits at most one token per encoder frame, as sherpa-onnx does; a bad value is refused."""
-    from models.espeak import synthesize
+    from models.data.espeak import synthesize
 
     folder = tmp_path / "en-small"
     shutil.copytree(Path(__file__).resolve().parents[1] / "bundles" / "en-small", folder)

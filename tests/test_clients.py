@@ -18,7 +18,7 @@ import pytest
 from clients import loadtest
 from clients.stream import CaptionPrinter, ChunkSent, Received, StreamResult, run_stream
 from clients.stream import main as stream_main
-from server.audio import write_wav
+from parley.audio import write_wav
 
 TEXT = "hello world"
 

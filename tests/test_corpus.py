@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from models import grammar
-from models.corpus import MAX_REPEATS, CorpusConfig, _split_seed, build_corpus
-from models.manifest import read_manifest
-from models.voices import TEST_VARIANTS, VOICES, train_variants
-from server.audio import read_wav
+from models.data import grammar
+from models.data.corpus import MAX_REPEATS, CorpusConfig, _split_seed, build_corpus
+from models.data.manifest import read_manifest
+from models.data.voices import TEST_VARIANTS, VOICES, train_variants
+from parley.audio import read_wav
 from tests._tiny import TINY_CORPUS
 
 
@@ -94,7 +94,7 @@ def test_balance_tops_up_rare_templates_with_train_sentences_and_new_voices(tiny
 
 def _zh_job(out: Path, split: str):
     """The zh train job whose sentence and voice made espeak-ng segfault in a 20 h build (index 3515, seed 0)."""
-    from models.corpus import _jobs
+    from models.data.corpus import _jobs
 
     cfg = replace(TINY_CORPUS, languages=("zh",))
     job = _jobs(cfg, out, "zh", "train", 3516)[3515]
@@ -104,8 +104,8 @@ def _zh_job(out: Path, split: str):
 
 
 def test_a_sentence_espeak_crashes_on_is_spoken_by_another_voice_of_its_split(tmp_path: Path, monkeypatch) -> None:
-    import models.corpus as corpus
-    from models.espeak import SynthesisCrashError
+    import models.data.corpus as corpus
+    from models.data.espeak import SynthesisCrashError
 
     real = corpus.synthesize
     crashing: set[str] = set()
@@ -133,7 +133,7 @@ def test_a_sentence_espeak_crashes_on_is_spoken_by_another_voice_of_its_split(tm
 
 
 def test_the_real_espeak_crash_still_gives_an_utterance(tmp_path: Path) -> None:
-    from models.corpus import synthesize_utterance
+    from models.data.corpus import synthesize_utterance
 
     utt = synthesize_utterance(_zh_job(tmp_path, "train"))
     assert utt.duration > 0.5 and Path(utt.audio).exists()

@@ -3,7 +3,7 @@ import random
 import numpy as np
 import torch
 
-from models.data import (
+from models.train.dataset import (
     AugmentSettings,
     DurationBatchSampler,
     collate,

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from clients.stream import StreamResult, run_stream
-from models.engines import sample_engine_voice, speak
-from server.resample import resample
+from models.data.engines import sample_engine_voice, speak
+from parley.resample import resample
 from server.settings import Settings
 from tests.test_en_small import _words, card_wer
 from tests.test_server import Running
@@ -69,7 +69,7 @@ def server() -> Iterator[Running]:
 
 
 def test_open_domain_sentences_in_held_out_voices(server: Running, speech) -> None:
-    from models.wer import error_counts
+    from parley.wer import error_counts
 
     async def all_streams() -> list[StreamResult]:
         return await asyncio.gather(*(run_stream(server.url, x, 16000, speed=4) for _, x in speech))

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from clients.stream import StreamResult, run_stream
-from server.audio import write_wav
-from server.resample import resample
+from parley.audio import write_wav
+from parley.resample import resample
 from server.settings import Settings
 from tests.test_server import Running
 
@@ -60,8 +60,8 @@ def card_wer(bundle: Path, manifest: str = "/test.jsonl") -> float:
 def spoken(language: str, text: str, rng: random.Random) -> np.ndarray:
     """`text` spoken by a test-split voice of `language` drawn from `rng`: `(T,)` at 16 kHz, 0.3 s of silence on
     both sides."""
-    from models.espeak import synthesize
-    from models.voices import sample_voice
+    from models.data.espeak import synthesize
+    from models.data.voices import sample_voice
 
     voice = sample_voice(language, rng, "test")
     syn = synthesize(text, **voice.synth_kwargs())
@@ -72,7 +72,7 @@ def spoken(language: str, text: str, rng: random.Random) -> np.ndarray:
 @pytest.fixture(scope="module")
 def speech() -> list[tuple[str, np.ndarray, int]]:
     """(reference, samples, rate): test-split sentences in test-split voices, 0.3 s of silence on both sides."""
-    from models import grammar
+    from models.data import grammar
 
     rng = random.Random(SEED)
     return [
@@ -93,7 +93,7 @@ def server() -> Iterator[Running]:
 
 
 def test_default_bundle_streams_the_right_words(server: Running, speech, tmp_path: Path) -> None:
-    from models.wer import error_counts
+    from parley.wer import error_counts
 
     async def all_streams() -> list[StreamResult]:
         jobs = []

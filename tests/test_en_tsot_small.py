@@ -5,7 +5,7 @@ apart, are mixed two ways: one after the other (the second talker starts 0.3 s a
 second talker starting at 80 % of the first (a small overlap). They stream through a real server that also serves the
 single-talker default bundle. Channels are virtual, as in t-SOT: talkers who take turns share channel 0, and only
 overlapping speech opens channel 1. Every partial and final must carry two speakers whose texts and tagged words agree
-with its text; the finals' cpWER against the reference channels (models/tsot.py's serialization of the words' times)
+with its text; the finals' cpWER against the reference channels (serialized by models/data/tsot.py)
 must be about what the bundle's card reports for its overlap bucket: a broken `<cc>` split, channel assignment or
 frontend shows up far above it. Larger overlaps are measured by `parley eval-tsot` (the card's table), not here.
 """
@@ -20,8 +20,8 @@ import httpx
 import numpy as np
 import pytest
 
-from models.mixtures import shifted
-from server.resample import resample
+from models.data.mixtures import shifted
+from parley.resample import resample
 from tests.test_server import Running, stream
 from tests.test_tsot import _check_result
 
@@ -44,10 +44,10 @@ def card_cpwer(bundle: Path, bucket: str = "0") -> float:
 @pytest.fixture(scope="module")
 def mixtures() -> list[tuple[str, list[str], np.ndarray]]:
     """(overlap bucket, reference channel texts, mixture `(T,)` at 16 kHz): test sentences in two test voices."""
-    from models import grammar
-    from models.espeak import synthesize
-    from models.tsot import serialize
-    from models.voices import sample_voice
+    from models.data import grammar
+    from models.data.espeak import synthesize
+    from models.data.tsot import serialize
+    from models.data.voices import sample_voice
 
     rng = random.Random(SEED)
     sentences = list(grammar.generate("test", 2 * PAIRS, seed=SEED))
@@ -84,8 +84,8 @@ def server(committed_server: Running) -> Running:
 
 
 def test_multi_talker_bundle_splits_overlapping_talkers(server: Running, mixtures) -> None:
-    from models.evaluate_tsot import cpwer_counts
-    from models.wer import ErrorCounts
+    from models.eval.evaluate_tsot import cpwer_counts
+    from parley.wer import ErrorCounts
 
     models = {m["name"]: m for m in httpx.get(server.http + "/v1/models").json()["models"]}
     assert models[NAME]["speakers"] == 2 and "speakers" not in models["en-small"], models

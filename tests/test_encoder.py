@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.encoder import PAD_LENGTH, SUBSAMPLING, EncoderConfig, StreamingConformer, chunk_mask, subsampled_lengths
+from models.nn.encoder import PAD_LENGTH, SUBSAMPLING, EncoderConfig, StreamingConformer, chunk_mask, subsampled_lengths
 from tests._tiny import TINY_ENCODER
 
 TINY = TINY_ENCODER

@@ -1,4 +1,4 @@
-"""Every synthesizer (models/engines.py) speaks and times its words; DTW timing transfer (models/align.py);
+"""Every synthesizer (models/data/engines.py) speaks and times its words; DTW timing transfer (models/data/align.py);
 the two defects of the old pipeline: the Mandarin voice and mbrola's sample rate."""
 
 import random
@@ -8,9 +8,9 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from models import engines, espeak
-from models.align import dtw_path, transfer_timings
-from models.engines import EngineVoice, available, sample_engine_voice, speak, voices_for
+from models.data import engines, espeak
+from models.data.align import dtw_path, transfer_timings
+from models.data.engines import EngineVoice, available, sample_engine_voice, speak, voices_for
 
 TEXT = {"en": "the quick brown fox jumps over the lazy dog", "it": "il cane corre verso la casa grande"}
 
@@ -77,7 +77,7 @@ def test_the_mandarin_voice_speaks_mandarin_phonemes() -> None:
         check=True,
     ).stdout
     assert "(en)" not in out and "kh'ai55" in out and "ts.h'u35" in out, out
-    from models.voices import VOICES
+    from models.data.voices import VOICES
 
     assert VOICES["zh"] == ("cmn-latn-pinyin",)
     syn = espeak.synthesize("打开 厨房 的 灯", voice="cmn-latn-pinyin")
@@ -115,7 +115,7 @@ def test_transferred_timings_beat_spreading_words_by_length() -> None:
 def test_synth_command_takes_an_engine(tmp_path, capsys) -> None:
     import json
 
-    from server.audio import read_wav
+    from parley.audio import read_wav
 
     out = tmp_path / "o.wav"
     assert engines.main(["good morning everyone", "--engine", "pico", "--out", str(out)]) == 0

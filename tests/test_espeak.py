@@ -1,4 +1,4 @@
-"""espeak-ng synthesis (models/espeak.py) and the speaker sampler (models/voices.py)."""
+"""espeak-ng synthesis (models/data/espeak.py) and the speaker sampler (models/data/voices.py)."""
 
 import random
 from itertools import pairwise
@@ -6,7 +6,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from models import espeak, voices
+from models.data import espeak, voices
 
 try:
     espeak.sample_rate()

@@ -18,12 +18,12 @@ import torch
 from export.bundle import main as export_main
 from export.onnx_export import StreamingSettings, read_metadata
 from export.sherpa import sherpa_recognizer
-from models.encoder import PAD_LENGTH
-from models.search import greedy_search, modified_beam_search
-from models.train import TrainConfig, load_model
-from models.transducer import BLANK, ModelConfig, Transducer
+from models.nn.encoder import PAD_LENGTH
+from models.nn.search import greedy_search, modified_beam_search
+from models.nn.transducer import BLANK, ModelConfig, Transducer
+from models.train.train import TrainConfig, load_model
+from parley.features import compute_fbank
 from server.bundle import load_bundle
-from server.features import compute_fbank
 from server.transducer import StreamingTransducer, stack_states, transcribe, unstack_states
 from tests._tiny import TINY_ENCODER, save_untrained_checkpoint
 
@@ -44,9 +44,9 @@ def synthetic_audio(seconds: float, seed: int) -> np.ndarray:
 
 
 def make_tiny_checkpoint(path: Path, seed: int = 0, **model_kw) -> Path:
-    """A checkpoint in `models.train`'s format holding a random tiny model for the English tokenizer; `model_kw`
+    """A checkpoint in `models.train.train`'s format holding a random tiny model for the English tokenizer; `model_kw`
     are more `ModelConfig` settings."""
-    from models.tokenizer import Tokenizer
+    from models.train.tokenizer import Tokenizer
 
     torch.manual_seed(seed)
     model = Transducer(
@@ -324,8 +324,8 @@ def test_bad_streaming_settings_are_refused() -> None:
 @pytest.mark.skipif("PARLEY_TEST_CHECKPOINT" not in os.environ, reason="set PARLEY_TEST_CHECKPOINT (and _MANIFEST)")
 def test_trained_model_transcripts_match_sherpa_onnx(tmp_path) -> None:
     """A real checkpoint: Parley's runtime and sherpa-onnx must write the same text for every test utterance."""
-    from models.manifest import read_manifest
-    from server.audio import read_wav
+    from models.data.manifest import read_manifest
+    from parley.audio import read_wav
 
     out = tmp_path / "bundle"
     ck = os.environ["PARLEY_TEST_CHECKPOINT"]
@@ -342,10 +342,10 @@ def test_trained_model_transcripts_match_sherpa_onnx(tmp_path) -> None:
 
 def test_bundle_eval_reports_wer_speed_size_and_parity(tiny, tiny_corpus, tmp_path) -> None:
     from export.evaluate_bundle import main as bundle_eval
-    from models.data import load_audio
-    from models.manifest import read_manifest
-    from models.wer import error_counts
-    from server.features import SAMPLE_RATE
+    from models.data.manifest import read_manifest
+    from models.train.dataset import load_audio
+    from parley.features import SAMPLE_RATE
+    from parley.wer import error_counts
     from server.transducer import transcribe_many
 
     _, folder = tiny

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.data import AugmentSettings, UtteranceDataset, load_audio, speed_perturb
-from models.feature_cache import LOG_FLOOR, FeatureCache, build_feature_cache
-from models.manifest import read_manifest
-from server.features import SAMPLE_RATE, compute_fbank
+from models.data.manifest import read_manifest
+from models.train.dataset import AugmentSettings, UtteranceDataset, load_audio, speed_perturb
+from models.train.feature_cache import LOG_FLOOR, FeatureCache, build_feature_cache
+from parley.features import SAMPLE_RATE, compute_fbank
 
 
 def _utts(corpus: Path, n: int = 6):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from server.features import FbankConfig, StreamingFbank, compute_fbank, num_frames
+from parley.features import FbankConfig, StreamingFbank, compute_fbank, num_frames
 
 
 def _speechlike(seconds: float, rate: int, seed: int = 0) -> np.ndarray:

@@ -9,12 +9,12 @@ from collections import Counter
 
 import pytest
 
-from models import grammar
-from models.grammar import lexicon
-from models.grammar.__main__ import main
-from models.grammar.morphology import contract, finish
-from models.grammar.sampler import UNSEEN_FAMILIES, sample, sentence_id
-from models.grammar.text import PATTERNS
+from models.data import grammar
+from models.data.grammar import lexicon
+from models.data.grammar.__main__ import main
+from models.data.grammar.morphology import contract, finish
+from models.data.grammar.sampler import UNSEEN_FAMILIES, sample, sentence_id
+from models.data.grammar.text import PATTERNS
 
 SAMPLE = {"train": 6000, "dev": 1500, "test": 1500, "test_unseen": 1500}
 

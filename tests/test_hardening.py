@@ -30,8 +30,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from clients.stream import encode_audio, run_stream
+from parley.audio import decode_pcm, read_wav
 from server.app import Service
-from server.audio import decode_pcm, read_wav
 from server.protocol import (
     ERROR_CLOSE_CODES,
     MAX_ERROR_CHARS,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from models.importers import import_jsonl, import_librispeech, main
-from models.manifest import read_manifest
+from models.data.importers import import_jsonl, import_librispeech, main
+from models.data.manifest import read_manifest
 
 SAMPLE_RATE = 16000
 

@@ -109,7 +109,7 @@ def test_committed_bundles_have_no_batch_wide_quantization() -> None:
 @pytest.fixture(scope="module")
 def targets() -> list[np.ndarray]:
     """Two sentences spoken by test-split voices (16 kHz, silence on both sides)."""
-    from models import grammar
+    from models.data import grammar
     from tests.test_en_small import spoken
 
     rng = random.Random(19)

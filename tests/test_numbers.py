@@ -1,10 +1,10 @@
-"""Numbers, clock times, dates and quantities said in each language (models/grammar/numbers.py)."""
+"""Numbers, clock times, dates and quantities said in each language (models/data/grammar/numbers.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from models.grammar.numbers import (
+from models.data.grammar.numbers import (
     UNITS,
     cardinal,
     clock_time,

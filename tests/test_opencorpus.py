@@ -1,4 +1,4 @@
-"""The open-domain speech corpus (models/opencorpus.py) and the augmentations aimed at real audio."""
+"""The open-domain speech corpus (models/data/opencorpus.py) and the augmentations aimed at real audio."""
 
 import hashlib
 import json
@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import opencorpus
-from models.augment import AugmentConfig, augment, augment_logged, codec, telephone, vtlp
-from models.manifest import read_manifest
-from models.voices import TEST_VARIANTS
+from models.data import opencorpus
+from models.data.augment import AugmentConfig, augment, augment_logged, codec, telephone, vtlp
+from models.data.manifest import read_manifest
+from models.data.voices import TEST_VARIANTS
 
 SENTENCES = [
     "the quick brown fox jumps over the lazy dog",

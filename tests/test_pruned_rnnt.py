@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.pruned_rnnt import (
+from models.train.pruned_rnnt import (
     band_log_probs,
     band_loss,
     loss_and_occupation,
@@ -9,7 +9,7 @@ from models.pruned_rnnt import (
     pruned_rnnt_loss,
     simple_lattice_log_probs,
 )
-from models.rnnt_loss import IMPOSSIBLE, gather_log_probs, rnnt_loss
+from models.train.rnnt_loss import IMPOSSIBLE, gather_log_probs, rnnt_loss
 from tests.test_rnnt_loss import modified_brute_force
 
 
@@ -153,7 +153,7 @@ def test_impossible_sequences_are_flagged_and_bad_settings_rejected() -> None:
 
 @pytest.mark.parametrize("rnnt_type", ["standard", "modified"])
 def test_transducer_pruned_loss_is_its_full_loss_with_a_covering_band(rnnt_type: str) -> None:
-    from models.transducer import ModelConfig, Transducer
+    from models.nn.transducer import ModelConfig, Transducer
     from tests._tiny import TINY_ENCODER
 
     torch.manual_seed(0)

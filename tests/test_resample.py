@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from server.resample import Resampler, resample
+from parley.resample import Resampler, resample
 
 RATE_PAIRS = [(8000, 16000), (11025, 16000), (22050, 16000), (44100, 16000), (48000, 16000), (16000, 16000)]
 

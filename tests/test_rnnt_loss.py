@@ -2,7 +2,7 @@ import itertools
 
 import torch
 
-from models.rnnt_loss import rnnt_loss
+from models.train.rnnt_loss import rnnt_loss
 
 
 def _brute_force(logits: torch.Tensor, target: list[int], blank: int = 0) -> torch.Tensor:

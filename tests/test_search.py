@@ -3,9 +3,9 @@ from dataclasses import replace
 
 import torch
 
-from models.evaluate import encode_streaming
-from models.search import greedy_search, modified_beam_search
-from models.transducer import Joiner, ModelConfig, Transducer
+from models.eval.evaluate import encode_streaming
+from models.nn.search import greedy_search, modified_beam_search
+from models.nn.transducer import Joiner, ModelConfig, Transducer
 from tests._tiny import TINY_ENCODER
 
 TINY = ModelConfig(vocab_size=12, encoder=TINY_ENCODER, decoder_dim=16, joiner_dim=16)
@@ -69,7 +69,7 @@ def test_streaming_encoder_path_matches_masked_forward() -> None:
 
 
 def test_parley_eval_sweeps_chunks_and_blank_penalties(tiny_corpus, tmp_path) -> None:
-    from models.evaluate import main as eval_main
+    from models.eval.evaluate import main as eval_main
     from tests.test_export import EN_BPE, make_tiny_checkpoint
 
     ck = make_tiny_checkpoint(tmp_path / "tiny.pt")

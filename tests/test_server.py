@@ -27,10 +27,10 @@ from websockets.exceptions import ConnectionClosed
 
 from clients.stream import StreamResult, encode_audio, run_stream
 from clients.stream import main as stream_main
-from server.audio import write_wav
+from parley.audio import write_wav
+from parley.resample import resample
 from server.bundle import load_bundle
 from server.engine import Engine, EngineConfig
-from server.resample import resample
 from server.serve import make_server
 from server.settings import Settings
 from server.transducer import StreamingTransducer, transcribe

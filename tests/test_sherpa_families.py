@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from parley.features import compute_fbank
 from server.bundle import load_bundle
 from server.encoders import init_state, stack_states, unstack_states, zipformer2_states
-from server.features import compute_fbank
 from server.sherpa_import import SHERPA_FEATURES, find_models, import_sherpa
 from server.sherpa_import import main as import_main
 from server.tokens import TokenTable

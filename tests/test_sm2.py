@@ -15,15 +15,15 @@ import pytest
 import torch
 
 from export.bundle import main as export_main
-from models.bleu import corpus_bleu, tokenize_13a, tokenize_zh, tokenizer_for
-from models.evaluate_sm2 import frames_available
-from models.evaluate_sm2 import main as eval_sm2_main
-from models.lag import LagStats, emission_time, output_units, word_lags
-from models.lid import IGNORE, StreamingLID, causal_mean, restricted_argmax
-from models.search import greedy_search
-from models.tasks import MultiTaskDataset, Task, TaskBatchSampler, parse_tasks
-from models.train import TrainConfig, init_from, load_model, train
-from models.transducer import ModelConfig, Transducer
+from models.eval.bleu import corpus_bleu, tokenize_13a, tokenize_zh, tokenizer_for
+from models.eval.evaluate_sm2 import frames_available
+from models.eval.evaluate_sm2 import main as eval_sm2_main
+from models.eval.lag import LagStats, emission_time, output_units, word_lags
+from models.nn.lid import IGNORE, StreamingLID, causal_mean, restricted_argmax
+from models.nn.search import greedy_search
+from models.nn.transducer import ModelConfig, Transducer
+from models.train.tasks import MultiTaskDataset, Task, TaskBatchSampler, parse_tasks
+from models.train.train import TrainConfig, init_from, load_model, train
 from tests._tiny import TINY_ENCODER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,8 +34,8 @@ LANGS = ("en", "de", "zh")
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     """About 12 s of train audio per language for en, de, zh, two dev and three test utterances each."""
-    from models.augment import AugmentConfig
-    from models.corpus import CorpusConfig, build_corpus
+    from models.data.augment import AugmentConfig
+    from models.data.corpus import CorpusConfig, build_corpus
 
     out = tmp_path_factory.mktemp("corpus-ml")
     cfg = CorpusConfig(languages=LANGS, hours=0.003, dev=2, test=3, test_unseen=0, augment=AugmentConfig.disabled())
@@ -129,8 +129,8 @@ def test_lid_is_causal_and_learns_from_every_prefix() -> None:
 
 
 def test_tasks_and_their_batches(corpus: Path) -> None:
-    from models.data import DurationBatchSampler, UtteranceDataset
-    from models.manifest import read_manifest
+    from models.data.manifest import read_manifest
+    from models.train.dataset import DurationBatchSampler, UtteranceDataset
 
     assert Task.parse("de:en") == Task("de", "en") and Task("zh", "zh").is_caption
     for bad in ("de", "de:", ":en", "de:en:fr"):

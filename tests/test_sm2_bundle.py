@@ -18,15 +18,15 @@ import torch
 
 from export.bundle import main as export_main
 from export.onnx_export import read_metadata
-from models.encoder import PAD_LENGTH
-from models.search import greedy_search
-from models.tokenizer import Tokenizer
-from models.train import TrainConfig, load_model
-from models.transducer import BLANK, ModelConfig, Transducer
+from models.nn.encoder import PAD_LENGTH
+from models.nn.search import greedy_search
+from models.nn.transducer import BLANK, ModelConfig, Transducer
+from models.train.tokenizer import Tokenizer
+from models.train.train import TrainConfig, load_model
+from parley.features import compute_fbank
 from server.bundle import load_bundle
 from server.endpoint import EndpointConfig
 from server.engine import Engine, EngineConfig, HeadPlan
-from server.features import compute_fbank
 from server.transducer import StreamingTransducer, transcribe
 from tests._tiny import TINY_ENCODER, save_untrained_checkpoint
 from tests.test_export import SETTINGS, SR, UNK_ID, _padded_audio, _sherpa_ids, synthetic_audio
@@ -39,7 +39,7 @@ LID = ("en", "de", "zh")  # zh is identified but has no head: "auto" never capti
 
 
 def make_tiny_sm2_checkpoint(path: Path, seed: int = 0) -> Path:
-    """A checkpoint in `models.train`'s format: a random tiny model with an en and a de head and an LID."""
+    """A checkpoint in `models.train.train`'s format: a random tiny model with an en and a de head and an LID."""
     torch.manual_seed(seed)
     vocab = {h: Tokenizer(LANG_DIR / h / "bpe.model").vocab_size for h in HEADS}
     model = Transducer(

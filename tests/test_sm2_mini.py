@@ -34,7 +34,7 @@ TRAINED_ZH_VOICE = "cmn"
 
 def spoken(language: str, text: str, rng: random.Random) -> np.ndarray:
     """`tests.test_en_small.spoken`, with sm2-mini's own zh voice."""
-    import models.voices as voices
+    import models.data.voices as voices
 
     if language != "zh":
         return _spoken(language, text, rng)
@@ -60,7 +60,7 @@ def _card() -> dict:
 @pytest.fixture(scope="module")
 def speech() -> dict[str, list[tuple[dict[str, str], np.ndarray]]]:
     """language -> [(the sentence's text in every language, samples `(T,)` at 16 kHz)]."""
-    from models import grammar
+    from models.data import grammar
 
     rng = random.Random(SEED)
     out = {}
@@ -93,8 +93,8 @@ def _streams(server: Running, speech, language: str | None) -> dict[str, list[St
 
 
 def test_captions_and_translations_as_the_card_says(server: Running, speech) -> None:
-    from models.bleu import corpus_bleu
-    from models.wer import error_counts
+    from models.eval.bleu import corpus_bleu
+    from parley.wer import error_counts
 
     card = _card()
     got = _streams(server, speech, None)

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.audio import write_wav
+from parley.audio import write_wav
 from server.subtitles import MAX_CUE_S, MAX_LINE_CHARS, MIN_CUE_S, cues, layout, render
 from server.transcribe import main as transcribe_main
 from tests.test_export import SR

@@ -1,5 +1,6 @@
-"""The open-domain text corpus: cleaning, document splits that never leak, determinism, readers (models/textcorpus.py,
-models/textsources.py). Built from small synthetic records and fixture files, so no text package is needed."""
+"""The open-domain text corpus: cleaning, document splits that never leak, determinism, readers
+(models/data/textcorpus.py, textsources.py). Built from small synthetic records and fixture files, so no text
+package is needed."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from models import textcorpus, textsources
-from models.textcorpus import clean_sentence, corpus_items, read_text_corpus, split_sentences
-from models.textsources import TextRecord
+from models.data import textcorpus, textsources
+from models.data.textcorpus import clean_sentence, corpus_items, read_text_corpus, split_sentences
+from models.data.textsources import TextRecord
 
 LANGS = ["en", "de", "fr", "zh"]
 _EN = [
@@ -217,7 +218,7 @@ def test_missing_source_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_cli_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(textsources.SOURCES, "toy", lambda languages: iter(_records(12)))
-    from models.grammar.__main__ import main
+    from models.data.grammar.__main__ import main
 
     rc = main(["build", "--out", str(tmp_path), "--languages", "en,de", "--sources", "toy", "--no-progress"])
     assert rc == 0

@@ -1,6 +1,6 @@
 import pytest
 
-from models.textnorm import is_chinese, normalize_text, words
+from parley.textnorm import is_chinese, normalize_text, words
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from models.manifest import Utterance, write_manifest
-from models.textnorm import normalize_text
-from models.tokenizer import (
+from models.data.manifest import Utterance, write_manifest
+from models.train.tokenizer import (
     BLANK_ID,
     CC_ID,
     UNK_ID,
@@ -15,6 +14,7 @@ from models.tokenizer import (
     train_tokenizer,
     write_tokens_txt,
 )
+from parley.textnorm import normalize_text
 
 _VOCABULARY = """
 set a timer for ten minutes turn on off the lights in kitchen living room play some music
@@ -161,7 +161,7 @@ def test_train_all_and_main(tmp_path, capsys):
 
 
 def test_committed_tokenizers_load_and_match_their_tokens_txt() -> None:
-    from models import grammar
+    from models.data import grammar
 
     root = Path(__file__).resolve().parents[1] / "models" / "lang"
     for lang in grammar.LANGUAGES:
@@ -174,7 +174,7 @@ def test_committed_tokenizers_load_and_match_their_tokens_txt() -> None:
 
 def test_the_recipe_reproduces_the_committed_english_tokenizer(tmp_path: Path) -> None:
     """`parley tokenizer --grammar 50000` (see models/lang/README.md), English only, gives the same pieces."""
-    from models.tokenizer import texts_from_grammar
+    from models.train.tokenizer import texts_from_grammar
 
     root = Path(__file__).resolve().parents[1] / "models" / "lang"
     model = train_tokenizer(texts_from_grammar(50000)["en"], tmp_path / "bpe", 256, "en")

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.train import TrainConfig, draw_attention_limits, load_model, lr_at, model_config, rnnt_loss_scales, train
+from models.train.train import (
+    TrainConfig,
+    draw_attention_limits,
+    load_model,
+    lr_at,
+    model_config,
+    rnnt_loss_scales,
+    train,
+)
 from tests._tiny import TINY_ENCODER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +102,7 @@ def test_learning_rate_schedule_and_dynamic_chunks() -> None:
 
 
 def test_command_line_sets_the_encoder_dropout() -> None:
-    from models.train import _parse
+    from models.train.train import _parse
 
     base = ["--train", "t.jsonl", "--dev", "d.jsonl", "--tokenizer", "bpe.model", "--exp-dir", "exp"]
     assert _parse(base).encoder.dropout == TrainConfig([], [], "", "").encoder.dropout > 0
@@ -127,7 +135,7 @@ def test_pruned_modified_training_learns_and_keeps_its_topology(tiny_corpus, tin
 
 
 def test_pruned_loss_scales_warm_up_and_flags_reach_the_model_config() -> None:
-    from models.train import _parse
+    from models.train.train import _parse
 
     cfg = TrainConfig([], [], "", "", loss="pruned", simple_loss_scale=0.5, prune_warmup_steps=100)
     assert rnnt_loss_scales(0, cfg) == {"simple_scale": 1.0, "pruned_scale": 0.1}
@@ -167,7 +175,7 @@ def test_ddp_with_two_cpu_processes(tiny_corpus, tiny_tokenizer, tmp_path) -> No
         "--master_port",
         str(_free_port()),
         "-m",
-        "models.train",
+        "models.train.train",
         "--train",
         str(tiny_corpus / "en" / "train.jsonl"),
         "--dev",
@@ -212,8 +220,8 @@ def test_ddp_with_two_cpu_processes(tiny_corpus, tiny_tokenizer, tmp_path) -> No
 def test_an_epoch_with_fewer_batches_than_the_first_still_ends(tiny_corpus, tiny_tokenizer, tmp_path, monkeypatch):
     # Bucketing can give an epoch one batch fewer than epoch 0; training once took such an epoch for unfinished and
     # went round it forever. Here every epoch after the first loses its last batch.
-    import models.train as train_module
-    from models.data import DurationBatchSampler
+    import models.train.train as train_module
+    from models.train.dataset import DurationBatchSampler
 
     class Shrinking(DurationBatchSampler):
         passes = 0
@@ -239,6 +247,6 @@ def test_an_epoch_with_fewer_batches_than_the_first_still_ends(tiny_corpus, tiny
 
 
 def _durations(cfg: TrainConfig) -> list[float]:
-    from models.manifest import read_manifest
+    from models.data.manifest import read_manifest
 
     return [u.duration for m in cfg.train for u in read_manifest(m)]

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.evaluate_tsot import cpwer, cpwer_counts, overlap_bucket, score_mixtures
-from models.manifest import Word, read_manifest
-from models.mixtures import MixConfig, plan_mixtures, simulate
-from models.tokenizer import CC, CC_ID, Tokenizer
-from models.tsot import assign_channels, serialize
-from server.audio import read_wav
+from models.data.manifest import Word, read_manifest
+from models.data.mixtures import MixConfig, plan_mixtures, simulate
+from models.data.tsot import assign_channels, serialize
+from models.eval.evaluate_tsot import cpwer, cpwer_counts, overlap_bucket, score_mixtures
+from models.train.tokenizer import CC, CC_ID, Tokenizer
+from parley.audio import read_wav
 from server.tsot import split_channels, strip_channel_changes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +165,7 @@ def test_simulate_writes_audio_and_tsot_labels(tiny_corpus: Path, tmp_path: Path
             assert "<cc>" not in utt.text and line["overlap"] == 0.0
     # `parley train` takes the manifest as is: its data path encodes the label text, <cc> included.
     from export.bundle import infer_post_processing
-    from models.data import UtteranceDataset
+    from models.train.dataset import UtteranceDataset
 
     tok = Tokenizer(ROOT / "models" / "lang" / "en" / "bpe.model")
     ds = UtteranceDataset(utts, tok.encode, None, None)
@@ -184,9 +184,9 @@ def tsot_bundles(tmp_path_factory) -> Path:
     import torch
 
     from export.bundle import main as export_main
-    from models.train import load_model
-    from models.transducer import BLANK
-    from server.features import compute_fbank
+    from models.nn.transducer import BLANK
+    from models.train.train import load_model
+    from parley.features import compute_fbank
     from tests.test_export import EN_BPE, SETTINGS, SR, make_tiny_checkpoint, synthetic_audio
 
     root = tmp_path_factory.mktemp("tsot")
@@ -275,8 +275,8 @@ def test_single_talker_results_unchanged(tiny_bundles: Path) -> None:
 
 
 def test_mix_and_eval_tsot_commands(tiny_corpus: Path, tsot_bundles: Path, tmp_path: Path, capsys) -> None:
-    from models.evaluate_tsot import main as eval_main
-    from models.mixtures import main as mix_main
+    from models.data.mixtures import main as mix_main
+    from models.eval.evaluate_tsot import main as eval_main
     from tests.test_export import EN_BPE
 
     src = tiny_corpus / "en" / "test.jsonl"

@@ -1,11 +1,11 @@
-"""Numbers, dates, times, money, percents and abbreviations written out per language (models/verbalize.py)."""
+"""Numbers, dates, times, money, percents and abbreviations written out per language (models/data/verbalize.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from models.textnorm import normalize_text
-from models.verbalize import verbalize, zh_cardinal
+from models.data.verbalize import verbalize, zh_cardinal
+from parley.textnorm import normalize_text
 
 CASES = {
     "en": [

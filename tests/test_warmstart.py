@@ -1,4 +1,4 @@
-"""A training checkpoint recovered from a committed bundle's ONNX files (models/warmstart.py)."""
+"""A training checkpoint recovered from a committed bundle's ONNX files (models/train/warmstart.py)."""
 
 import json
 from pathlib import Path
@@ -7,10 +7,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from models.encoder import EncoderConfig
-from models.train import init_from
-from models.transducer import ModelConfig, Transducer
-from models.warmstart import _module_name, checkpoint_from_bundle
+from models.nn.encoder import EncoderConfig
+from models.nn.transducer import ModelConfig, Transducer
+from models.train.train import init_from
+from models.train.warmstart import _module_name, checkpoint_from_bundle
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "en-small"
 

@@ -32,8 +32,8 @@ from fastapi import FastAPI, WebSocket
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from parley.audio import write_wav
 from server.app import WEB_DIR
-from server.audio import write_wav
 from server.settings import Settings
 from tests._chromium import INSTALL_HINT, Chromium, Page, find_chromium
 from tests.test_export import SR, synthetic_audio
@@ -86,7 +86,7 @@ def server(tiny_bundles: Path) -> Iterator[tuple[Running, bool]]:
 def _microphone_wav(folder: Path, trained: bool) -> tuple[Path, float]:
     """The fake microphone's recording (padded with silence) and its duration in seconds."""
     if trained:
-        from models.espeak import synthesize
+        from models.data.espeak import synthesize
 
         speech = synthesize(SENTENCE, voice="en-us")
         x, rate = speech.samples, speech.sample_rate
@@ -175,7 +175,7 @@ def test_captions_from_a_fake_microphone(server: tuple[Running, bool], tmp_path:
     assert " ".join(finals) == body["text"], (finals, body["text"])
     # And the words on the page are the ones spoken (one error in six at most).
     if trained:
-        from models.wer import wer
+        from parley.wer import wer
 
         heard = " ".join(_words(" ".join(finals)))
         assert wer([SENTENCE], [heard]) <= 0.2, f"expected {SENTENCE!r} on the page, got {finals}"

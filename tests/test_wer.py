@@ -1,6 +1,6 @@
 import random
 
-from models.wer import ErrorCounts, align, align_counts, error_counts, hypothesis_correct, wer
+from parley.wer import ErrorCounts, align, align_counts, error_counts, hypothesis_correct, wer
 
 
 def test_counts() -> None:

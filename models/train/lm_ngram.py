@@ -1,0 +1,204 @@
+"""`parley lm train`: a token n-gram LM from plain text, on a bundle head's tokenizer, stored inside the bundle.
+
+    parley lm train --text domain.txt --bundle bundles/en-small --name travel --order 3
+
+The text has one sentence per line; each is normalized as the corpus is (parley/textnorm.py), tokenized with the
+head's sentencepiece model and counted. Smoothing is interpolated Kneser-Ney (Chen and Goodman's formulation with
+one discount per order, D = n1 / (n1 + 2 n2)): the highest order uses counts, the lower ones continuation counts
+(how many different tokens came before), except for n-grams that begin at the sentence start, which have nothing
+before them and keep their counts. The model is written as `lm-NAME.npz` (server/lm.py describes the format and
+scores it at run time) and listed in bundle.json's "lms" with its default fusion scales, and in "files" with its size
+and sha256, so that `load_bundle` checks it as it checks every other file. Training needs no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import sentencepiece as spm
+
+from parley.textnorm import normalize_text
+from server.bundle import BUNDLE_JSON, sha256_of
+from server.lm import NgramLM, NgramOrder
+
+DEFAULT_ORDER = 3
+# Fusion scales written into the bundle entry when none are given (docs/adaptation.md: how they were chosen).
+DEFAULT_LM_SCALE = 0.3
+DEFAULT_ILM_SCALE = 0.1
+_MIN_DISCOUNT, _MAX_DISCOUNT = 0.05, 0.95
+
+
+def _discount(counts: Iterable[int]) -> float:
+    """Ney's discount n1 / (n1 + 2 n2) from the counts of counts, kept in (0, 1) so every level keeps some mass."""
+    c = Counter(counts)
+    n1, n2 = c.get(1, 0), c.get(2, 0)
+    d = n1 / (n1 + 2 * n2) if n1 + n2 else 0.5
+    return float(min(max(d, _MIN_DISCOUNT), _MAX_DISCOUNT))
+
+
+def train_ngram(
+    sentences: Iterable[Sequence[int]], vocab_size: int, boundary_id: int, order: int = DEFAULT_ORDER
+) -> NgramLM:
+    """An interpolated Kneser-Ney LM of token sequences.
+
+    Args:
+        sentences: token ids of each sentence (no boundary ids inside).
+        vocab_size: V; every id must be below it.
+        boundary_id: the id of <s> and </s> (a transducer head's blank).
+        order: N >= 1.
+
+    Raises:
+        ValueError: order < 1, no sentences, an id out of range or equal to the boundary.
+    """
+    if order < 1:
+        raise ValueError(f"order must be >= 1, got {order}")
+    # counts[k][(context, token)] for k = 1..N, n-grams that end at a real token or at </s>.
+    raw: list[Counter] = [Counter() for _ in range(order + 1)]
+    n_sentences = 0
+    for sent in sentences:
+        ids = [int(t) for t in sent]
+        if any(not 0 <= t < vocab_size or t == boundary_id for t in ids):
+            raise ValueError(f"a sentence holds an id outside 0..{vocab_size - 1} or the boundary id {boundary_id}")
+        seq = [boundary_id] * (order - 1) + ids + [boundary_id]
+        n_sentences += 1
+        for i in range(order - 1, len(seq)):
+            for k in range(1, order + 1):
+                raw[k][tuple(seq[i - k + 1 : i + 1])] += 1
+    if not n_sentences:
+        raise ValueError("no sentences to train on")
+    # What each order is estimated from: counts at the top, continuation counts below (except at <s>).
+    counts: list[dict[tuple[int, ...], int]] = [{} for _ in range(order + 1)]
+    counts[order] = dict(raw[order])
+    for k in range(order - 1, 0, -1):
+        left: Counter = Counter(g[1:] for g in raw[k + 1])
+        counts[k] = {g: (c if k > 1 and g[0] == boundary_id else left.get(g, c)) for g, c in raw[k].items()}
+    discounts = [0.0] + [_discount(counts[k].values()) for k in range(1, order + 1)]
+
+    total1 = sum(counts[1].values())
+    d1 = discounts[1]
+    unigram = np.full(vocab_size, d1 * len(counts[1]) / total1 / vocab_size, dtype=np.float64)
+    for (t,), c in counts[1].items():
+        unigram[t] += max(c - d1, 0.0) / total1
+    orders = []
+    for k in range(2, order + 1):
+        by_ctx: dict[tuple[int, ...], list[tuple[int, int]]] = defaultdict(list)
+        for g, c in counts[k].items():
+            by_ctx[g[:-1]].append((g[-1], c))
+        contexts = sorted(by_ctx)
+        offsets, tokens, alpha, gamma = [0], [], [], []
+        d = discounts[k]
+        for h in contexts:
+            followers = sorted(by_ctx[h])
+            total = sum(c for _, c in followers)
+            tokens += [t for t, _ in followers]
+            alpha += [max(c - d, 0.0) / total for _, c in followers]
+            gamma.append(d * len(followers) / total)
+            offsets.append(len(tokens))
+        orders.append(
+            NgramOrder(
+                np.array(contexts, dtype=np.int32).reshape(len(contexts), k - 1),
+                np.array(offsets, dtype=np.int64),
+                np.array(tokens, dtype=np.int32),
+                np.array(alpha, dtype=np.float32),
+                np.array(gamma, dtype=np.float32),
+            )
+        )
+    meta = {
+        "smoothing": "interpolated-kneser-ney",
+        "discounts": [round(d, 4) for d in discounts[1:]],
+        "sentences": n_sentences,
+    }
+    return NgramLM(unigram.astype(np.float32), orders, boundary_id, meta)
+
+
+def read_sentences(path: Path, sp: spm.SentencePieceProcessor, language: str) -> list[list[int]]:
+    """The text file's lines, normalized and tokenized; empty lines skipped."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            text = normalize_text(line, language)
+            if text:
+                out.append(sp.encode(text))
+    return out
+
+
+def add_to_bundle(
+    bundle: Path, name: str, lm: NgramLM, language: str, lm_scale: float, ilm_scale: float, text: str = ""
+) -> Path:
+    """Writes `lm-NAME.npz` into the bundle folder and lists it in bundle.json ("lms" and "files"); an LM of the
+    same name is replaced. Returns the file's path."""
+    meta_path = bundle / BUNDLE_JSON
+    manifest = json.loads(meta_path.read_text(encoding="utf-8"))
+    file = f"lm-{name}.npz"
+    path = bundle / file
+    lm.save(path)
+    entry = {
+        "name": name,
+        "kind": "ngram",
+        "language": language,
+        "file": file,
+        "order": lm.order,
+        "lm_scale": lm_scale,
+        "ilm_scale": ilm_scale,
+        "sentences": lm.meta.get("sentences", 0),
+    }
+    if text:
+        entry["text"] = text
+    manifest["lms"] = [e for e in manifest.get("lms", []) if e.get("name") != name] + [entry]
+    manifest["files"][file] = {"bytes": path.stat().st_size, "sha256": sha256_of(path)}
+    manifest["files"] = dict(sorted(manifest["files"].items()))
+    meta_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def train_command(a: argparse.Namespace) -> int:
+    bundle = Path(a.bundle)
+    manifest = json.loads((bundle / BUNDLE_JSON).read_text(encoding="utf-8"))
+    heads = manifest["heads"]
+    head = heads[0] if a.language is None else next((h for h in heads if h["language"] == a.language), None)
+    if head is None:
+        print(f"error: {bundle} has no head for language {a.language!r}", file=sys.stderr)
+        return 2
+    if not a.name.replace("-", "").replace("_", "").isalnum():
+        print(f"error: --name {a.name!r}: use letters, digits, - and _", file=sys.stderr)
+        return 2
+    sp = spm.SentencePieceProcessor(model_file=str(bundle / head["bpe"]))
+    sentences = read_sentences(Path(a.text), sp, head["language"])
+    blank = 0  # Parley's heads put the blank first (tokens.txt id 0), as sherpa-onnx expects
+    lm = train_ngram(sentences, sp.get_piece_size(), blank, a.order)
+    lm.meta["tokenizer_sha256"] = sha256_of(bundle / head["bpe"])
+    path = add_to_bundle(bundle, a.name, lm, head["language"], a.lm_scale, a.ilm_scale, Path(a.text).name)
+    print(f"wrote {path}: order {lm.order}, {len(sentences)} sentences, {path.stat().st_size / 1e3:.1f} kB")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="parley lm", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a token n-gram LM from plain text and add it to a bundle")
+    t.add_argument("--text", required=True, help="plain text, one sentence per line (normalized as the corpus is)")
+    t.add_argument("--bundle", required=True, help="the bundle folder whose tokenizer the LM uses and that keeps it")
+    t.add_argument("--name", required=True, help="the LM's name, what a start message's \"lm\" asks for")
+    t.add_argument("--order", type=int, default=DEFAULT_ORDER, help=f"n-gram order (default {DEFAULT_ORDER})")
+    t.add_argument("--language", help="the head whose tokenizer to use (default: the bundle's first head)")
+    t.add_argument(
+        "--lm-scale", type=float, default=DEFAULT_LM_SCALE, help=f"default fusion weight (default {DEFAULT_LM_SCALE})"
+    )
+    t.add_argument(
+        "--ilm-scale",
+        type=float,
+        default=DEFAULT_ILM_SCALE,
+        help=f"default internal-LM subtraction weight (default {DEFAULT_ILM_SCALE})",
+    )
+    a = parser.parse_args(argv)
+    return train_command(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""A training checkpoint from a committed bundle's ONNX files: warm starts without the original checkpoint.
+
+    python -m models.train.warmstart --bundle bundles/en-small --out exp/en-small-init.pt
+    parley train ... --init exp/en-small-init.pt      # models.train.train.init_from takes every tensor that fits
+
+Bundles are committed, checkpoints are not (they live on the machine that trained them). The exported graphs keep
+the PyTorch parameter names for every float initializer; int8 weights (dynamic quantization of MatMul) are stored
+transposed as `(in, out)` int8 with a scale and zero point, and named after the module by the MatMul node that
+reads them (``/layers.0/ff1/net/net.0/MatMul_quant`` -> ``encoder.layers.0.ff1.net.0.weight``). Dequantized,
+they differ from the trained weights by at most half a quantization step, which fine-tuning absorbs.
+
+Only tensors are recovered: the result has a "model" state dict and no config, so it serves `--init` (names and
+shapes must match the new model's, e.g. the same encoder size; a new vocabulary leaves the decoder embedding and
+output layers as initialized), not `--resume`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _module_name(node_name: str, prefix: str) -> str:
+    """``/layers.0/ff1/net/net.0/MatMul_quant`` -> ``encoder.layers.0.ff1.net.0``: the exporter writes a child of
+    a Sequential as ``net/net.0``, so a segment that the next one starts with is dropped."""
+    parts = [p for p in node_name.split("/")[:-1] if p]
+    kept = [p for i, p in enumerate(parts) if not (i + 1 < len(parts) and parts[i + 1].startswith(p + "."))]
+    return ".".join([prefix, *kept]) if prefix else ".".join(kept)
+
+
+def tensors_from_onnx(path: str | Path, prefix: str = "") -> dict[str, np.ndarray]:
+    """Every weight of one exported graph under its PyTorch name, int8 MatMul weights dequantized to float32."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    out: dict[str, np.ndarray] = {}
+    for name, value in inits.items():
+        if name.endswith(("_quantized", "_scale", "_zero_point")) or name.startswith("onnx::"):
+            continue
+        if value.dtype == np.float32 and "." in name:
+            out[name] = value
+    for node in model.graph.node:
+        if node.op_type != "MatMulInteger":
+            continue
+        w = node.input[1]
+        base = w[: -len("_quantized")]
+        if w not in inits or base + "_scale" not in inits:
+            continue
+        q = inits[w].astype(np.float32) - inits[base + "_zero_point"].astype(np.float32)
+        weight = (q * inits[base + "_scale"].astype(np.float32)).T  # (out, in), as nn.Linear keeps it
+        key = base if base.endswith(".weight") else _module_name(node.name, prefix) + ".weight"
+        out[key] = np.ascontiguousarray(weight)
+    return out
+
+
+def checkpoint_from_bundle(bundle: str | Path) -> dict:
+    """{"model": {name: tensor}} from a single-head bundle's int8 (or fp32) encoder, decoder and joiner."""
+    import torch
+
+    bundle = Path(bundle)
+    meta = json.loads((bundle / "bundle.json").read_text())
+    head = meta["heads"][0]
+    prec = "fp32" if "fp32" in meta["encoder"] else meta["precisions"][0]
+    files = [(meta["encoder"][prec], "encoder"), (head["decoder"][prec], ""), (head["joiner"][prec], "joiner")]
+    state: dict = {}
+    for name, prefix in files:
+        for k, v in tensors_from_onnx(bundle / name, prefix).items():
+            if "encoder_proj." in k:  # the exported encoder graph carries the joiner's encoder projection
+                k = "joiner.encoder_proj." + k.rsplit(".", 1)[1]
+            elif prefix == "joiner" and not k.startswith("joiner."):
+                k = f"joiner.{k}"
+            if prefix == "" and k.startswith("decoder_proj."):
+                k = f"joiner.{k}"  # the exported decoder graph carries the joiner's decoder projection
+            state[k] = torch.from_numpy(np.array(v))
+    return {"model": state, "from_bundle": str(bundle)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import torch
+
+    p = argparse.ArgumentParser(
+        prog="python -m models.train.warmstart",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--bundle", required=True, help="a bundle folder (bundle.json and its ONNX files)")
+    p.add_argument("--out", required=True, help="the checkpoint to write, for `parley train --init`")
+    a = p.parse_args(argv)
+    ckpt = checkpoint_from_bundle(a.bundle)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, a.out)
+    print(f"{len(ckpt['model'])} tensors from {a.bundle} -> {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
