@@ -28,28 +28,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.data.manifest import Utterance, read_manifest
+from models.data.manifest import Utterance, load_audio, read_manifest
 from models.data.verbalize import verbalize
-from parley.resample import resample
+from parley.features import SAMPLE_RATE
 from parley.textnorm import normalize_text
 from parley.textnorm import words as split_words
 from parley.wer import ErrorCounts, align_counts
 
-SR = 16000  # both recognizers take 16 kHz audio
+SR = SAMPLE_RATE  # both recognizers take 16 kHz audio, the rate `load_audio` gives
 ENGINES = ("whisper", "pocketsphinx")
 
 Recognizer = Callable[[np.ndarray], str]  # (T,) float32 at 16 kHz -> text
-
-
-def load_audio(path: str) -> np.ndarray:
-    """A mono float32 signal `(T,)` at 16 kHz."""
-    x, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    x = x.mean(axis=1)
-    return x if rate == SR else resample(x, rate, SR)
 
 
 def whisper_recognizer(threads: int) -> Recognizer:

@@ -27,11 +27,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.data.manifest import read_manifest
+from models.nn.checkpoint import load_model
 from models.nn.transducer import Transducer
-from models.train.dataset import AugmentSettings, DurationBatchSampler, UtteranceDataset, collate
+from models.train.dataset import DurationBatchSampler, UtteranceDataset, collate
 from models.train.feature_cache import FeatureCache
+from models.train.perturb import AugmentSettings
 from models.train.tokenizer import Tokenizer
-from models.train.train import TrainConfig, draw_attention_limits, load_model, model_config
+from models.train.train import TrainConfig, draw_attention_limits, model_config
+from parley.contract import FBANK_SHIFT_MS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = time.perf_counter()
     batches = [collate([ds[i] for i in b]) for b in order]
     data_s = (time.perf_counter() - t) / len(batches)
-    audio_s = sum(float(b["feat_lens"].sum()) for b in batches) / 100 / len(batches)  # 100 fbank frames a second
+    audio_s = sum(float(b["feat_lens"].sum()) for b in batches) * FBANK_SHIFT_MS / 1000 / len(batches)
     cached_s = None
     if a.feature_cache:
         cached = UtteranceDataset(

@@ -51,9 +51,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.data.manifest import Utterance
 from models.nn.encoder import EncoderConfig, count_parameters, subsampled_lengths
-from models.nn.transducer import BLANK, ModelConfig, Transducer
-from models.train.dataset import AugmentSettings, UtteranceDataset, collate
+from models.nn.transducer import ModelConfig, Transducer
+from models.train.dataset import UtteranceDataset, collate
 from models.train.feature_cache import FeatureCache, build_feature_cache
+from models.train.perturb import AugmentSettings
 from models.train.pruned_rnnt import (
     band_log_probs,
     band_loss,
@@ -63,6 +64,7 @@ from models.train.pruned_rnnt import (
     simple_lattice_log_probs,
 )
 from models.train.rnnt_loss import rnnt_loss
+from parley.contract import BLANK_ID, FBANK_SHIFT_MS
 
 SAMPLE_RATE = 16000
 CHUNK, LEFT_CHUNKS = 8, 4  # a typical draw of the dynamic chunk training (320 ms, 1.28 s of history)
@@ -174,18 +176,18 @@ def profiled_step(
         assert joiner.simple_am_proj is not None and joiner.simple_lm_proj is not None
         with timer("loss"):
             am, lm = joiner.simple_am_proj(enc), joiner.simple_lm_proj(dec)  # (B, T, V), (B, U+1, V)
-            simple_lp = simple_lattice_log_probs(am, lm, targets, BLANK)
+            simple_lp = simple_lattice_log_probs(am, lm, targets, BLANK_ID)
             simple, occupation = loss_and_occupation(*simple_lp, enc_lens, target_lens, cfg.rnnt_type)
             s_begin = prune_ranges(occupation, enc_lens, target_lens, cfg.prune_range, cfg.rnnt_type)
         with timer("joiner"):
             logits = joiner(enc_p[:, :, None], prune_decoder(dec_p, s_begin, cfg.prune_range))  # (B, T, S, V)
         with timer("loss"):
-            band_lp = band_log_probs(logits, targets, s_begin, BLANK)
+            band_lp = band_log_probs(logits, targets, s_begin, BLANK_ID)
             rnnt = 0.5 * simple + band_loss(*band_lp, s_begin, enc_lens, target_lens, cfg.rnnt_type)
     with timer("loss"):
         assert ctc_output is not None
         lp = ctc_output(enc).float().log_softmax(-1).transpose(0, 1)  # (T, B, V)
-        ctc = F.ctc_loss(lp, targets, enc_lens, target_lens, blank=BLANK, reduction="none", zero_infinity=True)
+        ctc = F.ctc_loss(lp, targets, enc_lens, target_lens, blank=BLANK_ID, reduction="none", zero_infinity=True)
         loss = (1 - CTC_WEIGHT) * rnnt.mean() + CTC_WEIGHT * ctc.mean()
     opt.zero_grad(set_to_none=True)
     with timer("backward_heads"):
@@ -290,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory() as tmp:
         batch, data = data_batches(Path(tmp), a.utterances, a.seconds, a.tokens, a.steps)
-    audio_s = float(batch["feat_lens"].sum()) / 100
+    audio_s = float(batch["feat_lens"].sum()) * FBANK_SHIFT_MS / 1000
     print(
         f"batch: {a.utterances} x {a.seconds:g} s = {audio_s:.1f} s of audio (with augmentation padding), "
         f"{a.tokens} tokens each; torch threads {a.threads}, nice {os.nice(0)}, load average "

@@ -20,8 +20,8 @@ Figures, per number of streams:
   sent, for every chunk whether its text changed or not (percentiles interpolated inside the histogram's buckets).
   This is the figure --ramp judges by when the server exposes it; the client-side figure above otherwise.
 - finalization latency: time from sending stop until the "end" message.
-- WER against references (--refs), with a simple normalization (lowercase, punctuation dropped; characters for
-  Chinese), so it can differ slightly from `parley eval`'s.
+- WER against references (--refs): both texts in Parley's caption form (`parley.textnorm`: lowercase, punctuation
+  dropped; characters for Chinese) and aligned by `parley.wer`, as `parley eval` scores them.
 - errors by code (the server's codes, and the client's: connect_failed, closed, timeout, bad_reply).
 - the server's CPU use, from process_cpu_seconds_total on its /metrics, when it is there.
 
@@ -38,7 +38,6 @@ import os
 import re
 import sys
 import time
-import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -51,6 +50,8 @@ import numpy as np
 
 from clients.stream import DEFAULT_URL, StreamResult, run_stream
 from parley.audio import read_wav
+from parley.textnorm import normalize_text
+from parley.wer import ErrorCounts, error_counts
 
 _END_TOLERANCE = 0.0005  # s: the server rounds times to the millisecond
 _RAMP_DEFAULT_DURATION = 30.0  # s per level when --ramp is given without --duration
@@ -108,31 +109,7 @@ def percentiles_ms(values: Sequence[float]) -> dict | None:
     }
 
 
-# ---- WER (clients must not import models/, so a small local version) ----
-
-_NON_WORD = re.compile(r"[^\w'\-]+")
-
-
-def normalize_words(text: str, language: str = "") -> list[str]:
-    """Lowercase NFC words with punctuation dropped (apostrophes and hyphens inside words kept); for Chinese
-    (zh, cmn), the characters."""
-    text = unicodedata.normalize("NFC", text).lower()
-    words = [w.strip("'-") for w in _NON_WORD.sub(" ", text).split()]
-    words = [w for w in words if w]
-    if language.lower().split("-")[0].split("_")[0] in ("zh", "cmn"):
-        return [c for w in words for c in w]
-    return words
-
-
-def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
-    """Levenshtein distance between two token lists (substitutions, deletions and insertions cost 1)."""
-    prev = list(range(len(hyp) + 1))
-    for i in range(1, len(ref) + 1):
-        cur = [i] + [0] * len(hyp)
-        for j in range(1, len(hyp) + 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ref[i - 1] != hyp[j - 1]))
-        prev = cur
-    return prev[-1]
+# ---- References ----
 
 
 def read_refs(path: str | os.PathLike) -> dict[str, tuple[str, str]]:
@@ -246,12 +223,6 @@ def fetch_metrics(metrics_url: str, api_key: str | None = None, timeout: float =
         return None
 
 
-def fetch_cpu_seconds(metrics_url: str, api_key: str | None = None, timeout: float = 2.0) -> float | None:
-    """The server's process_cpu_seconds_total, or None when /metrics cannot be read or lacks it."""
-    text = fetch_metrics(metrics_url, api_key, timeout)
-    return None if text is None else parse_metric(text, "process_cpu_seconds_total")
-
-
 # ---- Running a level ----
 
 
@@ -333,7 +304,7 @@ def summarize(
     uncovered = 0
     finalization: list[float] = []
     errors: Counter[str] = Counter()
-    edits = ref_words = scored = 0
+    counts, scored = ErrorCounts(), 0
     audio = 0.0
     for clip, r in runs:
         lat, unc = chunk_latencies(r)
@@ -346,9 +317,8 @@ def summarize(
         if r.chunks:
             audio += r.chunks[-1].audio_end
         if clip.ref is not None and r.error is None:
-            ref = normalize_words(clip.ref, clip.language)
-            edits += edit_distance(ref, normalize_words(r.text, clip.language))
-            ref_words += len(ref)
+            lang = clip.language
+            counts += error_counts([normalize_text(clip.ref, lang)], [normalize_text(r.text, lang)], lang)
             scored += 1
     level = {
         "streams": streams,
@@ -368,9 +338,9 @@ def summarize(
     }
     if scored:
         level["wer"] = {
-            "rate": round(edits / ref_words, 4) if ref_words else float(edits > 0),
-            "errors": edits,
-            "reference_words": ref_words,
+            "rate": round(counts.rate, 4),
+            "errors": counts.errors,
+            "reference_words": counts.reference_words,
             "files": scored,
         }
     if cpu0 is not None and cpu1 is not None:

@@ -26,12 +26,14 @@ from pathlib import Path
 
 from export.onnx_export import (
     StreamingSettings,
+    decoding_metadata,
     export_multihead_onnx,
     export_onnx,
     head_file,
     int8_name,
     mel_range,
 )
+from parley.contract import CHANNEL_CHANGE
 from parley.features import FbankConfig
 from server.bundle import BUNDLE_FORMAT, BUNDLE_JSON, POST_PROCESSING, sha256_of
 
@@ -331,16 +333,6 @@ def model_card(bundle: dict) -> str:
     return "\n".join(lines)
 
 
-def decoding_entry(cfg) -> dict:
-    """What a runtime's search needs to know of the training topology, for each head of bundle.json.
-
-    `rnnt_type` "modified": the model was trained to emit at most one token per frame, and greedy search must stop
-    after one (`max_symbols_per_frame` 1) to decode it as trained; the same keys are in the decoder's and joiner's
-    ONNX metadata (export/onnx_export.py). Bundles without them are standard-topology models.
-    """
-    return {"rnnt_type": cfg.rnnt_type, "max_symbols_per_frame": cfg.max_symbols_per_frame}
-
-
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
@@ -368,9 +360,9 @@ def build_bundle(
 ) -> dict:
     """Exports `checkpoint` into the bundle folder `out`; returns the bundle.json content.
 
-    `blank_penalty` (>= 0, tuned on dev data with `parley eval --blank-penalty ...`) is written to every head: the
-    server subtracts it from the blank logit before each search decision, and the card tells sherpa-onnx users to
-    pass the same value.
+    `blank_penalty` (>= 0, tuned on dev data with `parley eval --blank-penalty ...`) is written to every head's joiner
+    metadata, where the server reads it (and to bundle.json's heads, for people and for sherpa-onnx, which takes it
+    as an argument: the card says so): the server subtracts it from the blank logit before each search decision.
 
     `post_processing` "tsot" makes a multi-talker bundle (kind "tsot", the head's "post_processing": "tsot");
     "auto" chooses it when the checkpoint's training manifests have `<cc>` in their text (`infer_post_processing`).
@@ -382,9 +374,9 @@ def build_bundle(
         FileNotFoundError: the checkpoint or tokenizer is missing.
         ValueError: the tokenizer's vocabulary does not match the model's.
     """
+    from models.nn.checkpoint import load_model
     from models.nn.encoder import count_parameters
     from models.train.tokenizer import MODEL_NAME, TOKENS_NAME, Tokenizer, write_tokens_txt
-    from models.train.train import load_model
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
@@ -393,14 +385,9 @@ def build_bundle(
         raise ValueError(f"blank_penalty {blank_penalty}: expected a number in [0, 100)")
     model, ck = load_model(checkpoint)
     if model.cfg.multi_head:
-        bundle = _build_multihead_bundle(
-            model, ck, checkpoint, Path(out), name, settings, lang_dir, int8, hardware, eval_report, keep
+        return _build_multihead_bundle(
+            model, ck, checkpoint, Path(out), name, settings, lang_dir, int8, hardware, eval_report, keep, blank_penalty
         )
-        if blank_penalty:
-            for h in bundle["heads"]:
-                h["blank_penalty"] = blank_penalty
-            write_bundle_json(Path(out), bundle)
-        return bundle
     tokenizer = Path(tokenizer or ck.get("tokenizer", ""))
     tok = Tokenizer(tokenizer)
     if tok.vocab_size != model.cfg.vocab_size:
@@ -426,7 +413,7 @@ def build_bundle(
         "tokenizer_sha256": sha256_of(out / MODEL_NAME),
     }
     precisions = _precisions(keep, int8)
-    paths = export_onnx(model, settings, out, common, head_meta, features, "int8" in precisions)
+    paths = export_onnx(model, settings, out, common, head_meta, features, "int8" in precisions, blank_penalty)
     _drop_float_files(paths, precisions)
 
     def variants(base: str) -> dict[str, str]:
@@ -451,7 +438,7 @@ def build_bundle(
                 "vocab_size": model.cfg.vocab_size,
                 "post_processing": post_processing,
                 "blank_penalty": blank_penalty,
-                **decoding_entry(model.cfg),
+                **decoding_metadata(model.cfg),
             }
         ],
         "streaming": _streaming_entry(settings),
@@ -485,7 +472,7 @@ def infer_post_processing(ck: dict, lines: int = 200) -> str:
         try:
             with open(manifest, encoding="utf-8") as f:
                 for _, line in zip(range(lines), f, strict=False):
-                    if "<cc>" in line:
+                    if CHANNEL_CHANGE in line:
                         return "tsot"
         except OSError:
             continue  # the manifests may live on the training machine only
@@ -534,6 +521,7 @@ def _build_multihead_bundle(
     hardware: str | None,
     eval_report: str | Path | Sequence[str | Path] | None,
     keep: Sequence[str] | None,
+    blank_penalty: float = 0.0,
 ) -> dict:
     """`build_bundle` for a multi-head (SM²) model: kind "sm2", a head per output language, lid.onnx."""
     from models.nn.encoder import count_parameters
@@ -559,7 +547,9 @@ def _build_multihead_bundle(
         head_meta[h] = {"head": h, "language": h, "tokenizer": bpe, "tokenizer_sha256": sha256_of(out / bpe)}
     features = FbankConfig()
     precisions = _precisions(keep, int8)
-    paths = export_multihead_onnx(model, settings, out, common, head_meta, features, "int8" in precisions)
+    paths = export_multihead_onnx(
+        model, settings, out, common, head_meta, features, "int8" in precisions, blank_penalty
+    )
     _drop_float_files(paths, precisions)
     report = read_eval_reports(eval_report)
     bundle = {
@@ -584,7 +574,8 @@ def _build_multihead_bundle(
                 "bpe": f"bpe-{h}.model",
                 "vocab_size": model.vocab_size(h),
                 "post_processing": "none",
-                **decoding_entry(model.cfg),
+                **decoding_metadata(model.cfg),
+                **({"blank_penalty": blank_penalty} if blank_penalty else {}),
             }
             for h in model.head_names
         ],

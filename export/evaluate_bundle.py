@@ -9,8 +9,9 @@ For each precision in the bundle (fp32, int8): every utterance goes through Parl
 manifest's text (also with at most one symbol per encoder frame, which is how sherpa-onnx's greedy search decodes:
 the WER a sherpa-onnx user of the bundle gets), and the compute real-time factor of one stream at a time on the first
 `--rtf-utts` utterances. With `--parity N`, the first N utterances are also decoded by PyTorch (the checkpoint's
-chunk-masked forward and models/nn/search.py greedy search, one symbol per frame), by Parley's runtime (one symbol per
-frame) and by sherpa-onnx's `OnlineRecognizer` on the same files, and the identical transcripts are counted.
+encoder chunk by chunk, `StreamingConformer.stream`, and models/nn/search.py greedy search, one symbol per frame), by
+Parley's runtime (one symbol per frame) and by sherpa-onnx's `OnlineRecognizer` on the same files, and the identical
+transcripts are counted.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from export.sherpa import settling_silence, sherpa_recognizer
-from models.data.manifest import Utterance, read_manifest
-from models.train.dataset import load_audio
+from models.data.manifest import Utterance, load_audio, read_manifest
+from parley.contract import WORD_START, complete_steps, tail_padding_samples
 from parley.features import SAMPLE_RATE
 from parley.textnorm import normalize_text
 from parley.wer import error_counts
@@ -95,20 +96,20 @@ def sherpa_transcripts(bundle: Path, precision: str, waves: Sequence[np.ndarray]
         s.input_finished()
         while rec.is_ready(s):
             rec.decode_stream(s)
-        out.append(rec.get_result(s).strip().replace("▁", " ").strip())
+        out.append(rec.get_result(s).strip().replace(WORD_START, " ").strip())
     return out
 
 
 def pytorch_transcripts(
     checkpoint: Path, waves: Sequence[np.ndarray], spec: dict, blank_penalty: float = 0.0, tail: bool = True
 ) -> list[str]:
-    """PyTorch greedy search (with the bundle's blank penalty) on the chunk-masked forward over exactly the frames
-    the streaming path reads (`transcribe` with its default tail padding, or with none when `tail` is False)."""
+    """PyTorch greedy search (with the bundle's blank penalty) on the encoder run chunk by chunk over exactly the
+    frames the streaming path reads (`transcribe` with the tail padding rule, or with none when `tail` is False)."""
     import torch
 
+    from models.nn.checkpoint import load_model
     from models.nn.search import greedy_search
     from models.train.tokenizer import Tokenizer
-    from models.train.train import load_model
     from parley.features import compute_fbank
 
     model, ck = load_model(checkpoint)
@@ -118,12 +119,12 @@ def pytorch_transcripts(
     window, shift, chunk = spec["T"], spec["decode_chunk_len"], spec["chunk_size"]
     with torch.no_grad():
         for w in waves:
-            pad = np.zeros(SAMPLE_RATE * window // 100 if tail else 0, dtype=np.float32)  # transcribe_many's default
+            pad = np.zeros(tail_padding_samples(window, SAMPLE_RATE) if tail else 0, dtype=np.float32)
             feats = torch.from_numpy(compute_fbank(np.concatenate([w, pad]), SAMPLE_RATE))
-            n = (feats.shape[0] - window) // shift + 1
-            feats = feats[: n * shift + window - shift][None]
+            steps = complete_steps(feats.shape[0], window, shift)
+            feats = feats[: (steps - 1) * shift + window][None]  # the windows of those steps
             lens = torch.tensor([feats.shape[1]])
-            enc, lens = model.encoder(feats, lens, chunk, spec["left_context"] // chunk)
+            enc, lens = model.encoder.stream(feats, lens, chunk, spec["left_context"] // chunk)
             out.append(tok.decode(greedy_search(model, enc, lens, 1, blank_penalty=blank_penalty)[0].tokens))
     return out
 
@@ -192,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parity["sherpa_onnx_wer"] = error_counts(refs, [normalize_text(t, utts[0].language) for t in sherpa],
                                                  utts[0].language).rate  # fmt: skip
         if a.checkpoint:
-            penalty = meta["heads"][0].get("blank_penalty", 0.0)
+            penalty = runtime.heads[0].blank_penalty  # the joiner's metadata (bundle.json's for older bundles)
             torch_hyps = pytorch_transcripts(a.checkpoint, waves, spec, penalty, tail=False)
             parity["pytorch_vs_parley_identical"] = sum(x == y for x, y in zip(torch_hyps, ours, strict=True))
         parity["examples"] = [

@@ -17,7 +17,8 @@ dim, J joiner dim, V vocabulary, F fbank bins.
 - ``joiner.onnx``: ``encoder_out (N, J)``, ``decoder_out (N, J)`` -> ``logit (N, V)`` = output(tanh(enc + dec)).
 
 Every setting the runtime needs is written into the files' metadata (`encoder_metadata`, `decoder_metadata`,
-`joiner_metadata`); server/bundle.py reads it from there and checks the three files against each other.
+`joiner_metadata`), a head's decoding settings (`max_symbols_per_frame`, `blank_penalty`) into its joiner's;
+server/bundle.py reads them from there and checks the three files against each other.
 
 A multi-head (SM²) model has one encoder and a decoder and joiner per output language, each head with its own
 `encoder_proj`. Its files (`export_multihead_onnx`) differ in one place: the encoder outputs the *unprojected*
@@ -39,13 +40,13 @@ import torch
 from torch import nn
 
 from export.quantize import per_row_file
-from models.nn.encoder import PAD_LENGTH, SUBSAMPLING, StreamingConformer
+from models.nn.encoder import PAD_LENGTH, StreamingConformer
 from models.nn.lid import StreamingLID
-from models.nn.transducer import BLANK, Decoder, Joiner, Transducer
+from models.nn.transducer import Decoder, Joiner, ModelConfig, Transducer
+from parley.contract import BLANK_ID, ENCODER_FRAME_MS, SUBSAMPLING
 from parley.features import FbankConfig
 
 OPSET = 17  # LayerNormalization is a single op from opset 17
-FRAME_MS = 10 * SUBSAMPLING  # one encoder frame: 4 fbank frames of 10 ms
 METADATA_VERSION = "1"  # Parley's metadata layout; bump when a key changes meaning
 INT8_SUFFIX = ".int8.onnx"
 
@@ -62,8 +63,8 @@ class StreamingSettings:
     history_ms: int
 
     def __post_init__(self) -> None:
-        if self.chunk_ms <= 0 or self.chunk_ms % FRAME_MS:
-            raise ValueError(f"chunk_ms must be a positive multiple of {FRAME_MS} ms, got {self.chunk_ms}")
+        if self.chunk_ms <= 0 or self.chunk_ms % ENCODER_FRAME_MS:
+            raise ValueError(f"chunk_ms must be a positive multiple of {ENCODER_FRAME_MS} ms, got {self.chunk_ms}")
         if self.history_ms <= 0 or self.history_ms % self.chunk_ms:
             raise ValueError(
                 f"history_ms must be a positive multiple of chunk_ms {self.chunk_ms}, got {self.history_ms}: the "
@@ -73,7 +74,7 @@ class StreamingSettings:
     @property
     def chunk(self) -> int:
         """C, encoder frames per chunk."""
-        return self.chunk_ms // FRAME_MS
+        return self.chunk_ms // ENCODER_FRAME_MS
 
     @property
     def left_chunks(self) -> int:
@@ -125,7 +126,7 @@ class OnnxDecoder(nn.Module):
         self.decoder_proj = decoder_proj
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.decoder_proj(self.decoder(y.clamp(min=BLANK)))
+        return self.decoder_proj(self.decoder(y.clamp(min=BLANK_ID)))
 
 
 class OnnxJoiner(nn.Module):
@@ -213,9 +214,15 @@ def encoder_metadata(model: Transducer, settings: StreamingSettings, features: F
     )
 
 
-def _topology(model: Transducer) -> dict[str, object]:
-    """The search limit the training topology sets: "modified" models emit at most one token per frame."""
-    return {"rnnt_type": model.cfg.rnnt_type, "max_symbols_per_frame": model.cfg.max_symbols_per_frame}
+def decoding_metadata(cfg: ModelConfig) -> dict[str, object]:
+    """What a runtime's search needs to know of the training topology, for the decoder's and joiner's metadata and
+    each head of bundle.json.
+
+    `rnnt_type` "modified": the model was trained to emit at most one token per frame, and greedy search must stop
+    after one (`max_symbols_per_frame` 1) to decode it as trained. Bundles without the keys are standard-topology
+    models.
+    """
+    return {"rnnt_type": cfg.rnnt_type, "max_symbols_per_frame": cfg.max_symbols_per_frame}
 
 
 def decoder_metadata(model: Transducer, head: str | None = None) -> dict[str, str]:
@@ -227,20 +234,23 @@ def decoder_metadata(model: Transducer, head: str | None = None) -> dict[str, st
             "version": METADATA_VERSION,
             "decoder_dim": model.cfg.decoder_dim,
             "joiner_dim": model.cfg.joiner_dim,
-            "blank_id": BLANK,
-            **_topology(model),
+            "blank_id": BLANK_ID,
+            **decoding_metadata(model.cfg),
         }
     )
 
 
-def joiner_metadata(model: Transducer, head: str | None = None) -> dict[str, str]:
+def joiner_metadata(model: Transducer, head: str | None = None, blank_penalty: float = 0.0) -> dict[str, str]:
+    """sherpa-onnx's joiner key (joiner_dim), then Parley's: the head's decoding settings among them, the blank
+    penalty the runtime subtracts from the blank logit included (`parley export --blank-penalty`)."""
     return _metadata_values(
         {
             "joiner_dim": model.cfg.joiner_dim,
             "vocab_size": model.vocab_size(head),
             "version": METADATA_VERSION,
-            "blank_id": BLANK,
-            **_topology(model),
+            "blank_id": BLANK_ID,
+            **decoding_metadata(model.cfg),
+            "blank_penalty": float(blank_penalty),
         }
     )
 
@@ -375,6 +385,7 @@ def export_onnx(
     head_metadata: dict[str, str] | None = None,
     features: FbankConfig | None = None,
     int8: bool = False,
+    blank_penalty: float = 0.0,
 ) -> dict[str, Path]:
     """Writes encoder.onnx, decoder.onnx, joiner.onnx (and their .int8.onnx variants) into `out_dir`.
 
@@ -386,6 +397,7 @@ def export_onnx(
         head_metadata: extra keys for the decoder and joiner (language, tokenizer).
         features: the frontend the model was trained with (default: `FbankConfig()`).
         int8: also write dynamically quantized copies.
+        blank_penalty: the head's blank penalty, for the joiner's metadata.
 
     Returns:
         The written paths by file name.
@@ -398,7 +410,9 @@ def export_onnx(
     paths = {name: out / name for name in ("encoder.onnx", "decoder.onnx", "joiner.onnx")}
     export_encoder(model, settings, paths["encoder.onnx"], {**encoder_metadata(model, settings, features), **common})
     export_decoder(model, paths["decoder.onnx"], {**decoder_metadata(model), **common, **head})
-    export_joiner(model, paths["joiner.onnx"], {**joiner_metadata(model), **common, **head})
+    export_joiner(
+        model, paths["joiner.onnx"], {**joiner_metadata(model, blank_penalty=blank_penalty), **common, **head}
+    )
     if int8:
         for name in list(paths):
             paths[int8_name(name)] = out / int8_name(name)
@@ -445,6 +459,7 @@ def export_multihead_onnx(
     head_metadata: dict[str, dict[str, str]] | None = None,
     features: FbankConfig | None = None,
     int8: bool = False,
+    blank_penalty: float = 0.0,
 ) -> dict[str, Path]:
     """Writes a multi-head model's encoder.onnx, lid.onnx (with an LID) and decoder-<lang>.onnx, joiner-<lang>.onnx
     per head (and their .int8.onnx variants) into `out_dir`; see the module docstring for the interface.
@@ -457,6 +472,7 @@ def export_multihead_onnx(
         head_metadata: extra keys per head (language, tokenizer), by head name.
         features: the frontend the model was trained with (default: `FbankConfig()`).
         int8: also write dynamically quantized copies.
+        blank_penalty: every head's blank penalty, for the joiners' metadata.
 
     Returns:
         The written paths by file name.
@@ -477,7 +493,7 @@ def export_multihead_onnx(
         dec, join = head_file("decoder", h), head_file("joiner", h)
         paths[dec], paths[join] = out / dec, out / join
         export_decoder(model, paths[dec], {**decoder_metadata(model, h), **common, **extra}, h)
-        export_joiner(model, paths[join], {**joiner_metadata(model, h), **common, **extra}, h)
+        export_joiner(model, paths[join], {**joiner_metadata(model, h, blank_penalty), **common, **extra}, h)
     if int8:
         for name in list(paths):
             paths[int8_name(name)] = out / int8_name(name)

@@ -5,7 +5,8 @@
 sherpa-onnx is a dev dependency: it checks (tests, `parley bundle-eval`, benchmarks) that a bundle decodes the same
 in a C++ runtime. Its fbank defaults differ from Parley's in one place: the upper mel edge (sherpa-onnx: Nyquist -
 400 Hz; Parley: the whole band), so `high_freq` comes from the bundle's feature settings; the head's
-`blank_penalty` is passed on as well.
+`blank_penalty` (bundle.json's copy of its joiner's metadata: sherpa-onnx takes it as an argument) is passed on as
+well.
 """
 
 from __future__ import annotations
@@ -15,16 +16,30 @@ from pathlib import Path
 
 import numpy as np
 
+from parley.contract import tail_padding_samples
+
+# Frames beyond the tail padding's window that sherpa-onnx needs: it steps only when more than a window waits.
+SHERPA_EXTRA_FRAMES = 10
+
 
 def settling_silence(streaming: dict, sample_rate: int = 16000) -> np.ndarray:
     """Silence to append to an utterance so that its speech lies inside complete encoder steps for Parley and for
-    sherpa-onnx alike (one step window and 10 frames more; docs/bundles.md, "Last chunk"). `streaming` is
-    bundle.json's "streaming" entry."""
-    return np.zeros(sample_rate * (streaming["T"] + 10) // 100, dtype=np.float32)
+    sherpa-onnx alike: the tail padding rule (`parley.contract.tail_padding_ms`) with 10 frames more for sherpa-onnx
+    (docs/bundles.md, "Last chunk"). `streaming` is bundle.json's "streaming" entry."""
+    return np.zeros(tail_padding_samples(streaming["T"], sample_rate, extra_frames=SHERPA_EXTRA_FRAMES), np.float32)
 
 
-def sherpa_recognizer(bundle: Path, precision: str = "fp32", threads: int = 1, method: str = "greedy_search"):
-    """`sherpa_onnx.OnlineRecognizer` over the first head of `bundle` in the given precision."""
+def sherpa_recognizer(
+    bundle: Path,
+    precision: str = "fp32",
+    threads: int = 1,
+    method: str = "greedy_search",
+    lm: Path | None = None,
+    lm_scale: float = 0.5,
+):
+    """`sherpa_onnx.OnlineRecognizer` over the first head of `bundle` in the given precision; with `lm` (an LSTM LM
+    of the bundle, `parley lm train --type lstm`), sherpa-onnx's shallow fusion of it in modified beam search."""
+    fusion = {} if lm is None else {"lm": str(lm), "lm_scale": lm_scale, "lm_shallow_fusion": True}
     import sherpa_onnx
 
     meta = json.loads((Path(bundle) / "bundle.json").read_text())
@@ -40,4 +55,5 @@ def sherpa_recognizer(bundle: Path, precision: str = "fp32", threads: int = 1, m
         high_freq=float(features["high_freq"]),
         decoding_method=method,
         blank_penalty=float(head.get("blank_penalty", 0.0)),
+        **fusion,
     )

@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "mix": ("models.data.mixtures", "main", "simulate two-talker mixtures with t-SOT labels from a timed manifest"),
     "eval-tsot": ("models.eval.evaluate_tsot", "main", "t-SOT model: cpWER by overlap ratio and single-talker WER"),
     "synth": ("models.data.engines", "main", "speak a sentence with espeak-ng, mbrola, festival, pico or RHVoice"),
+    "punct": ("models.train.punct", "main", "`punct train`: a punctuation-and-casing model from text; `punct add`"),
     "lm": (
         "models.train.lm_ngram",
         "main",

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import kaldi_native_fbank as knf
 import numpy as np
 
+from parley.contract import FBANK_SHIFT_MS
 from parley.resample import Resampler
 
 SAMPLE_RATE = 16000  # Hz: every model works at this rate; other input rates are resampled first.
@@ -31,7 +32,7 @@ class FbankConfig:
     sample_rate: int = SAMPLE_RATE
     num_bins: int = 80
     frame_length_ms: float = 25.0
-    frame_shift_ms: float = 10.0
+    frame_shift_ms: float = float(FBANK_SHIFT_MS)
     dither: float = 0.0
     snip_edges: bool = False
     # The mel filterbank's upper edge in Hz (<= 0: that far below Nyquist). Parley's models use the whole band (0);
@@ -94,7 +95,6 @@ class StreamingFbank:
         self._resampler = Resampler(self.input_rate, config.sample_rate)
         self._fbank = knf.OnlineFbank(config.knf_options())
         self._next = 0  # index of the next frame to hand out
-        self.samples_accepted = 0  # at config.sample_rate, after resampling
         self.finished = False
 
     def accept(self, samples: np.ndarray) -> None:
@@ -114,7 +114,6 @@ class StreamingFbank:
     def _feed(self, x: np.ndarray) -> None:
         if x.size:
             self._fbank.accept_waveform(self.config.sample_rate, x.astype(np.float32, copy=False))
-            self.samples_accepted += int(x.size)
 
     @property
     def num_frames_ready(self) -> int:

@@ -5,7 +5,9 @@
     bundle.heads[0].decoder                             # an onnxruntime session
 
 Every setting comes from the ONNX files' metadata (docs/bundles.md lists the keys); bundle.json's copies of the
-streaming and feature settings only have to agree with it. `load_bundle` refuses a bundle with a `BundleError` that
+streaming and feature settings only have to agree with it. A head's decoding settings (`max_symbols_per_frame`,
+`blank_penalty`) come from its joiner's metadata too; bundle.json's head entry is their fallback for bundles exported
+before the keys, and where both say one they must agree. `load_bundle` refuses a bundle with a `BundleError` that
 names the file at fault when: a file is missing, bundle.json is not valid JSON or lacks a key, a file's size or
 sha256 differs from bundle.json, onnxruntime cannot open a file, a metadata key is missing or malformed, the
 metadata disagrees with the graph's shapes, with bundle.json or between encoder, decoder and joiner, or the
@@ -24,8 +26,8 @@ ONNX files carry fewer settings than Parley's: the fbank frontend comes from bun
 id 0, and a head without "bpe" is written from tokens.txt alone (server/tokens.py).
 
 Any kind may list language models for shallow fusion in "lms" (`parley lm train` adds them): each entry names its
-file (listed in "files" like every other), the head it serves (`language`), its kind ("ngram", server/lm.py) and its
-default `lm_scale` and `ilm_scale`; the LM must predict that head's tokens.
+file (listed in "files" like every other), the head it serves (`language`), its kind ("ngram", server/lm.py, or
+"lstm", server/lm_rnn.py) and its default `lm_scale` and `ilm_scale`; the LM must predict that head's tokens.
 """
 
 from __future__ import annotations
@@ -40,11 +42,11 @@ from typing import Any
 import onnxruntime as ort
 import sentencepiece as spm
 
+from parley.contract import BLANK_ID, STANDARD_MAX_SYMBOLS_PER_FRAME, SUBSAMPLING
 from parley.features import FbankConfig
 from server.encoders import (
     FAMILIES,
     SHERPA_FAMILIES,
-    SHERPA_SUBSAMPLING,
     StateSpec,
     bind_by_position,
     conformer_states,
@@ -53,6 +55,7 @@ from server.encoders import (
     zipformer2_states,
 )
 from server.lm import MAX_FUSION_SCALE, NgramLM
+from server.lm_rnn import RnnLM
 from server.providers import select_providers
 from server.tokens import TokenTable
 
@@ -60,9 +63,7 @@ BUNDLE_FORMAT = 1  # the bundle.json layout this runtime reads (and export/bundl
 BUNDLE_JSON = "bundle.json"
 KINDS = ("transducer", "sm2", "tsot")  # bundle.json kinds this runtime runs
 POST_PROCESSING = ("none", "tsot")  # a head's "post_processing": "tsot" splits its text into two channels
-ENCODER_INPUTS = ["x", "cached_attn", "cached_conv", "processed_lens"]
-ENCODER_OUTPUTS = ["encoder_out", "new_cached_attn", "new_cached_conv"]
-LM_KINDS = ("ngram",)  # bundle.json "lms" kinds this runtime fuses
+LM_KINDS = ("ngram", "lstm")  # bundle.json "lms" kinds this runtime fuses
 _ORT_TYPES = {"float32": "tensor(float)", "int64": "tensor(int64)"}  # numpy dtype -> onnxruntime's input type
 
 
@@ -114,10 +115,12 @@ class Head:
     joiner: ort.InferenceSession
     files: dict[str, Path]  # decoder, joiner, tokens, bpe
     post_processing: str = "none"  # "tsot": multi-talker text with <cc>, split into channels (server/tsot.py)
-    blank_penalty: float = 0.0  # subtracted from the blank logit before each search decision (tuned at export)
+    # Subtracted from the blank logit before each search decision: tuned on dev data, written by `parley export` into
+    # the joiner's metadata (bundle.json's head for bundles exported before the key).
+    blank_penalty: float = 0.0
     # Greedy search's limit: 1 for a model trained with the modified topology (one token per frame, as sherpa-onnx
-    # decodes), 4 for the standard one and for bundles older than the key.
-    max_symbols_per_frame: int = 4
+    # decodes), the standard topology's cap for the standard one and for bundles older than the key.
+    max_symbols_per_frame: int = STANDARD_MAX_SYMBOLS_PER_FRAME
     # The decoder context before the first token. Parley's decoders read ids below 0 as blank, so sherpa-onnx's
     # [-1, ..., -1, blank] and [blank, ...] are the same to them; icefall's embed -1 as zeros, so theirs is the former.
     start_context: tuple[int, ...] = ()
@@ -143,7 +146,7 @@ class BundleLm:
     name: str
     language: str  # the head whose tokens it predicts
     kind: str
-    lm: NgramLM
+    lm: NgramLM | RnnLM
     lm_scale: float  # defaults for streams that name no scales
     ilm_scale: float
     file: Path
@@ -154,7 +157,7 @@ class BundleLm:
             "name": self.name,
             "language": self.language,
             "kind": self.kind,
-            "order": self.lm.order,
+            **({"order": self.lm.order} if self.kind == "ngram" else {}),
             "lm_scale": self.lm_scale,
             "ilm_scale": self.ilm_scale,
         }
@@ -327,7 +330,7 @@ def _sherpa_encoder_spec(session: ort.InferenceSession, meta: _Meta, family: str
     state tensors paired by position; 4 fbank frames per encoder frame."""
     name = meta.name
     window, shift = meta.integer("T"), meta.integer("decode_chunk_len")
-    if shift <= 0 or shift % SHERPA_SUBSAMPLING or window < shift:
+    if shift <= 0 or shift % SUBSAMPLING or window < shift:
         raise BundleError(f"{name}: inconsistent metadata: T={window}, decode_chunk_len={shift}")
     try:
         if family == "zipformer2":
@@ -358,8 +361,8 @@ def _sherpa_encoder_spec(session: ort.InferenceSession, meta: _Meta, family: str
     J = outputs[0].shape[-1] if len(outputs[0].shape) == 3 else None
     if not isinstance(J, int):
         raise BundleError(f"{name}: output encoder_out has shape {outputs[0].shape}, expected (N, C, J) with J fixed")
-    chunk = shift // SHERPA_SUBSAMPLING
-    frame_ms = features.frame_shift_ms * SHERPA_SUBSAMPLING
+    chunk = shift // SUBSAMPLING
+    frame_ms = features.frame_shift_ms * SUBSAMPLING
     return EncoderSpec(
         num_layers=dims[0],
         left_context=left,
@@ -368,7 +371,7 @@ def _sherpa_encoder_spec(session: ort.InferenceSession, meta: _Meta, family: str
         window=window,
         shift=shift,
         chunk=chunk,
-        subsampling=SHERPA_SUBSAMPLING,
+        subsampling=SUBSAMPLING,
         joiner_dim=J,
         out_dim=J,
         chunk_ms=round(chunk * frame_ms),
@@ -435,7 +438,7 @@ def _load_head(
     # icefall's decoder and joiner say only vocab_size and context_size (and joiner_dim): sherpa-onnx's blank is 0.
     parley = spec.family not in SHERPA_FAMILIES
     J = dm.integer("joiner_dim") if parley else spec.joiner_dim
-    blank = dm.integer("blank_id") if parley else 0
+    blank = dm.integer("blank_id") if parley else BLANK_ID
     joiner_vocab, joiner_blank = (jm.integer("vocab_size"), jm.integer("blank_id")) if parley else (V, blank)
     for key, a, b in (("vocab_size", V, joiner_vocab), ("blank_id", blank, joiner_blank)):
         if a != b:
@@ -456,21 +459,12 @@ def _load_head(
     _check_shape(joiner, join_name, "input", "decoder_out", [None, J])
     _check_shape(joiner, join_name, "output", "logit", [None, V])
     language = _get(head, "language", where, str)
-    blank_penalty = head.get("blank_penalty", 0.0)
-    if isinstance(blank_penalty, bool) or not isinstance(blank_penalty, int | float) or not 0 <= blank_penalty < 100:
-        raise BundleError(f"{where}.blank_penalty: {blank_penalty!r}, expected a number in [0, 100)")
-    max_symbols = head.get("max_symbols_per_frame", jm.values.get("max_symbols_per_frame", 4))
-    try:
-        max_symbols = int(max_symbols)
-    except (TypeError, ValueError):
-        max_symbols = 0
-    if isinstance(head.get("max_symbols_per_frame"), bool) or not 1 <= max_symbols <= 100:
-        raise BundleError(f"{where}.max_symbols_per_frame: {head.get('max_symbols_per_frame')!r}, expected 1..100")
-    if "max_symbols_per_frame" in jm.values and int(jm.values["max_symbols_per_frame"]) != max_symbols:
-        raise BundleError(
-            f"{join_name}: metadata max_symbols_per_frame {jm.values['max_symbols_per_frame']}, {where} says "
-            f"{max_symbols}"
-        )
+    blank_penalty = _decoding_setting(
+        head, where, jm, "blank_penalty", 0.0, float, lambda v: 0 <= v < 100, "a number in [0, 100)"
+    )
+    max_symbols = _decoding_setting(
+        head, where, jm, "max_symbols_per_frame", STANDARD_MAX_SYMBOLS_PER_FRAME, int, lambda v: 1 <= v <= 100, "1..100"
+    )
     post_processing = head.get("post_processing", "none")
     if post_processing not in POST_PROCESSING:
         raise BundleError(f"{where}.post_processing: {post_processing!r}, this runtime knows {list(POST_PROCESSING)}")
@@ -493,9 +487,45 @@ def _load_head(
         files=paths,
         post_processing=post_processing,
         blank_penalty=float(blank_penalty),
-        max_symbols_per_frame=max_symbols,
+        max_symbols_per_frame=int(max_symbols),
         start_context=(blank,) * ctx if parley else (-1,) * (ctx - 1) + (blank,),
     )
+
+
+def _decoding_setting(
+    head: dict, where: str, joiner: _Meta, key: str, default: float, kind: type, valid, expected: str
+) -> float:
+    """A head's decoding setting: the joiner's metadata (what `parley export` writes), else bundle.json's head entry
+    (bundles exported before the key, imported models), else `default`; where both say it, they must agree.
+
+    Raises:
+        BundleError: a value that is not a `kind` for which `valid` holds (`expected` says which), or the two
+            disagree.
+    """
+    found = None
+    if key in joiner.values:
+        found = _parse(kind, joiner.values[key])
+        if found is None or not valid(found):
+            raise BundleError(f"{joiner.name}: metadata {key} {joiner.values[key]!r}, expected {expected}")
+    if key not in head:
+        return default if found is None else found
+    value = head[key]
+    # JSON numbers only (a bool is an int to Python); an integer setting also takes its string, as it always has.
+    number = not isinstance(value, bool) and isinstance(value, int | float | (str if kind is int else float))
+    given = _parse(kind, value) if number else None
+    if given is None or not valid(given):
+        raise BundleError(f"{where}.{key}: {value!r}, expected {expected}")
+    if found is not None and given != found:
+        raise BundleError(f"{joiner.name}: metadata {key} {joiner.values[key]}, {where} says {value}")
+    return given
+
+
+def _parse(kind: type, value: object) -> Any:
+    """`kind(value)`, or None when it cannot be one."""
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _tokenizer(
@@ -568,7 +598,7 @@ def _load_lms(manifest: dict, files: _Files, heads: list[Head]) -> dict[str, Bun
             raise BundleError(f"{where}: no head for language {language!r}")
         path = files.path(_get(entry, "file", where, str), f"{where}.file")
         try:
-            lm = NgramLM.load(path)
+            lm = NgramLM.load(path) if kind == "ngram" else RnnLM.load(path)
         except ValueError as e:
             raise BundleError(str(e)) from e
         if lm.vocab_size != head.vocab_size or lm.boundary_id != head.blank_id:

@@ -33,7 +33,6 @@ import numpy as np
 
 FAMILIES = ("conformer", "zipformer2", "lstm")  # encoder metadata model_types this runtime runs
 SHERPA_FAMILIES = ("zipformer2", "lstm")  # icefall's exports, imported with `parley import-sherpa`
-SHERPA_SUBSAMPLING = 4  # fbank frames per encoder frame: what sherpa-onnx assumes for every transducer (timestamps)
 ZIPFORMER2_EMBED_CHANNELS = 128  # embed_states (N, 128, 3, F'): sherpa-onnx's fixed ConvNeXt cache of icefall's
 ZIPFORMER2_EMBED_LEFT_PAD = 3
 

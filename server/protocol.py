@@ -91,6 +91,7 @@ START_FIELDS: dict[str, bool] = {
     "encoding": True,
     "model": False,
     "partials": False,
+    "punctuate": False,
     "search": False,
     "language": False,
     "translate": False,
@@ -173,6 +174,7 @@ class StartRequest:
     lm: str | None = None
     lm_scale: float | None = None
     ilm_scale: float | None = None
+    punctuate: bool = True  # finals carry "display" where the bundle has a punctuation model (docs/protocol.md)
 
     @property
     def bytes_per_sample(self) -> int:
@@ -308,6 +310,9 @@ def start_from_dict(d: dict) -> StartRequest:
     partials = d.get("partials", True)
     if not isinstance(partials, bool):
         raise _invalid("partials", "true or false", partials)
+    punctuate = d.get("punctuate", True)
+    if not isinstance(punctuate, bool):
+        raise _invalid("punctuate", "true or false", punctuate)
 
     search = d.get("search")
     if search is not None and search not in SEARCH_METHODS:
@@ -333,6 +338,7 @@ def start_from_dict(d: dict) -> StartRequest:
         encoding=encoding,
         model=_name(d, "model"),
         partials=partials,
+        punctuate=punctuate,
         search=search,
         language=language,
         translate=translate,

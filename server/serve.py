@@ -29,7 +29,7 @@ from server.settings import DEFAULT_BUNDLES, Settings, add_arguments
 if TYPE_CHECKING:
     import uvicorn
 
-    from server.app import Service
+    from server.service import Service
 
 __all__ = ["DEFAULT_BUNDLES", "RedactingFilter", "main", "make_server", "redact"]
 
@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env_and_args(args)
     except ValueError as e:
         p.error(str(e))
-    from server.app import bundle_folders
+    from server.service import bundle_folders
 
     if not bundle_folders(settings.bundles):
         print(

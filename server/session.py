@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server.engine import Adaptation, Engine, HeadPlan, Stream, StreamClosedError
+from server.batcher import Stream, StreamClosedError
+from server.messages import result_message
+from server.plan import Adaptation, HeadPlan
 from server.protocol import (
     CLOSE_NORMAL,
     IDLE_TIMEOUT,
@@ -42,7 +44,8 @@ from server.protocol import (
 )
 
 if TYPE_CHECKING:
-    from server.app import Service
+    from server.engine import Engine
+    from server.service import Service
 
 log = logging.getLogger("parley.session")
 
@@ -144,7 +147,7 @@ class Connection:
     async def run(self) -> None:
         """Serves the connection to its end. Never raises."""
         svc = self.service
-        refusal = svc.admit(self.ws.headers, self.ws.query_params, self.ws.headers.get("origin"))
+        refusal = svc.admit()
         if refusal is None:
             svc.session_opened(self)
         try:
@@ -280,7 +283,7 @@ class Session(Connection):
         engine, search, plan = svc.resolve(
             start.model, start.search, start.language, start.translate, start.languages, adaptation
         )
-        self.stream = engine.open_stream(start.sample_rate, search, start.partials, plan, adaptation)
+        self.stream = engine.open_stream(start.sample_rate, search, start.partials, plan, adaptation, start.punctuate)
         self.model = engine.name
         svc.metrics.streams.labels(engine.name, "parley").inc()
         log.info("session %s: %s, %d Hz %s, %s search", self.id, engine.name, start.sample_rate, start.encoding, search)
@@ -310,8 +313,8 @@ class Session(Connection):
             update = await self.stream.next_update()
             if update.error:
                 raise _EngineFailureError(update.error)
-            for m in update.messages:
-                await self._send(m)
+            for r in update.results:
+                await self._send(result_message(r))
             now = time.monotonic()
             for t in update.arrived:
                 latency.observe(now - t)

@@ -1,6 +1,6 @@
 """Subtitles from a transcription's finals: SubRip (.srt) and WebVTT (.vtt).
 
-    finals = await engine.transcribe(samples, rate)         # the final messages (docs/protocol.md)
+    finals = [result_message(f) for f in await engine.recognize(samples, rate)]  # final messages (docs/protocol.md)
     print(render(finals, "srt"))                            # or "vtt"; "json" is the transcript_response body
 
 A final is one utterance; a cue never spans two. A long final is cut into several cues at word boundaries, using its

@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-WORD_START = "▁"  # sentencepiece's word marker (U+2581)
+from parley.contract import UNK, WORD_START
+
 _BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
 
@@ -35,7 +36,7 @@ class TokenTable:
 
     def unk_id(self) -> int:
         """The id of `<unk>`, or -1 when the table has none."""
-        return self._ids.get("<unk>", -1)
+        return self._ids.get(UNK, -1)
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of `ids`: pieces joined, "▁" as a space, byte pieces as UTF-8; outer white space removed."""

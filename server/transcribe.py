@@ -4,9 +4,10 @@
     parley transcribe talk.wav --format srt > talk.srt      # SubRip subtitles; --format vtt: WebVTT
     parley transcribe talk.flac --model sm2-mini --language de --bundles bundles/
 
-The audio goes through the same engine, endpointing and finals as a server stream (server/engine.py), so the output
-equals what `POST /v1/transcribe?format=...` gives for the same file. WAV files (PCM, any rate, channels averaged) are
-always read; other formats (FLAC, OGG, MP3...) when the `soundfile` package is installed.
+The audio goes through the same engine, endpointing and finals as a server stream (server/recognizer.py,
+server/batcher.py), so the output equals what `POST /v1/transcribe?format=...` gives for the same file. WAV files
+(PCM, any rate, channels averaged) are always read; other formats (FLAC, OGG, MP3...) when the `soundfile` package
+is installed.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ from parley.audio import read_wav
 from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
 from parley.resample import resample
 from server.bundle import BUNDLE_JSON, BundleError, load_bundle
-from server.engine import Engine, EngineConfig, UnsupportedOptionError
+from server.engine import Engine, EngineConfig
+from server.messages import result_message
+from server.plan import UnsupportedOptionError
 from server.protocol import SEARCH_METHODS, dumps, transcript_response
+from server.service import bundle_folders
 from server.settings import DEFAULT_BUNDLES, Settings
 from server.subtitles import FORMATS, render
 
@@ -77,11 +81,7 @@ def find_bundle(folder: Path, name: str | None) -> Path:
     Raises:
         InputError: no bundle there, or none of that name.
     """
-    if (folder / BUNDLE_JSON).is_file():
-        candidates = [folder]
-    else:
-        candidates = sorted(p for p in folder.iterdir() if (p / BUNDLE_JSON).is_file()) if folder.is_dir() else []
-    names = {json.loads((p / BUNDLE_JSON).read_text()).get("name", p.name): p for p in candidates}
+    names = {json.loads((p / BUNDLE_JSON).read_text()).get("name", p.name): p for p in bundle_folders(folder)}
     if not names:
         raise InputError(f"no model bundle in {folder}")
     if name is None:
@@ -116,7 +116,7 @@ async def transcribe_file(
         raise InputError(f"model {engine.name} {e}") from None
     await engine.start()
     try:
-        finals = await engine.transcribe(samples, rate, search, plan)
+        finals = [result_message(f) for f in await engine.recognize(samples, rate, search, plan)]
     finally:
         await engine.close()
     return transcript_response(engine.name, samples.size / rate, finals)

@@ -12,6 +12,9 @@ bundle; D for a multi-head one, whose joiners project it), V vocabulary, H hypot
     greedy_search(model.heads[0], enc, [searches[i] for i in ready])
     for i, s in zip(ready, unstack_states(batch)): states[i] = s
 
+    for live, enc in model.encode_streams(feats):                # whole fbank sequences, batched step by step
+        greedy_search(model.heads[0], enc, [searches[i] for i in live])
+
 Each step reads `spec.window` fbank frames and advances `spec.shift` (T = shift + lookahead). The search state of a
 stream (its tokens and decoder context) lives in a `GreedyState` or `BeamState` and carries over from chunk to
 chunk. The algorithms are models/nn/search.py's, checked against them in tests/test_export.py: greedy emits up to
@@ -32,21 +35,19 @@ Hypotheses of equal tokens have equal LM histories and graph nodes, so merging t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from parley.contract import BEAM, CHANNEL_CHANGE, complete_steps, tail_padding_samples
 from parley.features import StreamingFbank
 from server.biasing import ContextGraph
 from server.bundle import Bundle, EncoderSpec, Head
 from server.encoders import EncoderState, init_state, stack_states, unstack_states
 from server.lid import LanguageIdentifier
 from server.lm import NgramLM
-
-BEAM = 4  # modified beam search's beam
-CHANNEL_CHANGE = "<cc>"  # the t-SOT channel change piece; written as " <cc> " in text, like models/train/tokenizer.py
-
+from server.lm_rnn import RnnLM
 
 __all__ = ["EncoderState", "stack_states", "unstack_states"]  # the encoder state lives in server/encoders.py
 
@@ -143,6 +144,28 @@ class StreamingTransducer:
         out, *tensors = self.bundle.encoder.run(["encoder_out", *(s.output for s in state.specs)], feeds)
         return out, EncoderState(state.specs, tensors, state.processed + self.spec.shift)
 
+    def encode_streams(self, feats: Sequence[np.ndarray]) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Whole fbank sequences of N streams through the encoder step by step, batched, as the server runs them:
+        every complete window of `spec.window` frames, `spec.shift` after the last (`parley.contract.complete_steps`);
+        a stream leaves the batch after its last step.
+
+        Args:
+            feats: `(T_i, F)` float32 fbank frames of each stream.
+
+        Yields:
+            per step, the streams in it (indices into `feats`) and their encoder output `(N', C, E)`.
+        """
+        spec = self.spec
+        steps = [complete_steps(len(f), spec.window, spec.shift) for f in feats]
+        states = [self.init_state(1) for _ in feats]
+        for c in range(max(steps, default=0)):
+            live = [i for i, n in enumerate(steps) if c < n]
+            x = np.stack([feats[i][c * spec.shift : c * spec.shift + spec.window] for i in live])  # (N', T, F)
+            enc, batch = self.encode(x, stack_states([states[i] for i in live]))
+            for i, s in zip(live, unstack_states(batch), strict=True):
+                states[i] = s
+            yield live, enc
+
 
 @dataclass
 class GreedyState:
@@ -206,7 +229,7 @@ def greedy_search(
 class LmFusion:
     """Shallow fusion of an external LM with internal-LM estimation, for one stream's beam search."""
 
-    lm: NgramLM
+    lm: NgramLM | RnnLM
     lm_scale: float
     ilm_scale: float = 0.0
 
@@ -369,9 +392,10 @@ def transcribe_many(
 ) -> list[Transcript]:
     """Recognizes whole waveforms as streams batched together, chunk by chunk, as the server would.
 
-    Each waveform is followed by `tail_padding_ms` of silence (default: one window, so the last real frame is
-    inside a complete step), its fbank computed by `StreamingFbank`, and every complete window of `spec.window`
-    frames, advancing by `spec.shift`, run through the encoder; streams drop out of the batch as they end.
+    Each waveform is followed by `tail_padding_ms` of silence (default: `parley.contract.tail_padding_ms`, one
+    window, so the last real frame is inside a complete step), its fbank computed by `StreamingFbank`, and every
+    complete window run through the encoder (`StreamingTransducer.encode_streams`); streams drop out of the batch as
+    they end.
 
     Args:
         model: the recognizer.
@@ -379,7 +403,7 @@ def transcribe_many(
         sample_rate: their rate (resampled to the model's).
         head: which head to search with.
         search: "greedy" or "beam" (modified beam search).
-        tail_padding_ms: silence appended to each waveform.
+        tail_padding_ms: silence appended to each waveform (default: the tail padding rule).
         max_symbols_per_frame: greedy search's limit per frame (default: the head's).
         beam: modified beam search's beam.
         hotwords: hotwords for beam search (every stream's).
@@ -394,29 +418,25 @@ def transcribe_many(
         raise ValueError("hotwords and LM fusion need search='beam'")
     spec, runner = model.spec, model.heads[head]
     if tail_padding_ms is None:
-        tail_padding_ms = spec.window * spec.features.frame_shift_ms
+        pad = tail_padding_samples(spec.window, sample_rate, spec.features.frame_shift_ms)
+    else:
+        pad = round(sample_rate * tail_padding_ms / 1000)
     feats = []
     for w in waveforms:
         fb = StreamingFbank(spec.features, sample_rate)
         fb.accept(np.asarray(w, dtype=np.float32))
-        fb.accept(np.zeros(round(sample_rate * tail_padding_ms / 1000), dtype=np.float32))
+        fb.accept(np.zeros(pad, dtype=np.float32))
         fb.finish()
         feats.append(fb.pop_frames())  # (T_i, F)
-    n_chunks = [max(0, (len(f) - spec.window) // spec.shift + 1) for f in feats]
-    states = [model.init_state(1) for _ in feats]
+    n_chunks = [complete_steps(len(f), spec.window, spec.shift) for f in feats]
     searches: list = [
         GreedyState.new(runner) if search == "greedy" else BeamState(hotwords=hotwords, fusion=fusion) for _ in feats
     ]
-    for c in range(max(n_chunks, default=0)):
-        live = [i for i, n in enumerate(n_chunks) if c < n]
-        x = np.stack([feats[i][c * spec.shift : c * spec.shift + spec.window] for i in live])  # (N, T, F)
-        enc, batch = model.encode(x, stack_states([states[i] for i in live]))
+    for live, enc in model.encode_streams(feats):
         if search == "greedy":
             greedy_search(runner, enc, [searches[i] for i in live], max_symbols_per_frame)
         else:
             modified_beam_search(runner, enc, [searches[i] for i in live], beam)
-        for i, s in zip(live, unstack_states(batch), strict=True):
-            states[i] = s
     hyps = [s.hyp if search == "greedy" else s.best for s in searches]
     return [Transcript(runner.text(h.tokens), h.tokens, h.frames, n) for h, n in zip(hyps, n_chunks, strict=True)]
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-CHANNEL_CHANGE = "<cc>"  # the channel-change piece, written " <cc> " in text (models/train/tokenizer.py)
-NUM_CHANNELS = 2  # virtual channels a t-SOT model serializes; <cc> toggles between them
+from parley.contract import CHANNEL_CHANGE, NUM_CHANNELS
 
 
 def channel_sequence(words: Sequence[str]) -> list[int]:

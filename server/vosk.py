@@ -15,7 +15,8 @@ What a Vosk client does, and what it gets (as vosk-server's websocket/asr_server
       │◄────────────────────────── {"result": ..., "text"} │
 
 Underneath it is a stream of the same engine as `/v1/stream` (batching, endpointing, limits, API keys, draining and
-metrics, counted with `protocol="vosk"`): this module only turns the engine's partial and final messages into Vosk's.
+metrics, counted with `protocol="vosk"`): this module only turns the recognizer's partials and finals into Vosk's
+replies.
 To answer every audio message once, the session waits after each push until the engine has decoded every whole chunk
 of the audio so far (`Stream.unanswered`); the reply is the utterance's result when an endpoint closed one (several
 closed by one long message are joined into one result), else the open utterance's partial. Vosk has no error
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
-from server.engine import Stream, StreamClosedError
+from server.batcher import Stream, StreamClosedError
 from server.protocol import (
     BAD_JSON,
     BAD_MESSAGE,
@@ -54,10 +55,11 @@ from server.protocol import (
     dumps,
     preview,
 )
+from server.recognizer import Final, Word
 from server.session import FLUSH_TIMEOUT_S, Connection, IdleClock, settle
 
 if TYPE_CHECKING:
-    from server.app import Service
+    from server.service import Service
 
 log = logging.getLogger("parley.vosk")
 
@@ -173,20 +175,20 @@ def partial_reply(text: str) -> dict:
     return {"partial": text}
 
 
-def result_reply(finals: Sequence[Mapping[str, Any]], config: VoskConfig, offset: float = 0.0) -> dict:
-    """The result of one or more Parley final messages (joined), as vosk-server writes a recognizer's result.
+def result_reply(finals: Sequence[Final], config: VoskConfig, offset: float = 0.0) -> dict:
+    """The result of one or more finals (joined), as vosk-server writes a recognizer's result.
 
     Args:
-        finals: final messages (docs/protocol.md), in order.
+        finals: the recognizer's finals, in order.
         config: whether words and alternatives were asked for.
         offset: seconds added to every time (a reset starts a new engine stream, whose times start at 0).
     """
-    text = " ".join(f["text"] for f in finals if f.get("text"))
-    words = [w for f in finals for w in f.get("words") or []]
+    text = " ".join(f.text for f in finals if f.text)
+    words = [w for f in finals for w in f.words]
     if config.max_alternatives > 0:
         # Vosk's n-best list. Parley's engine keeps the best path only: one alternative, its confidence the mean of
         # its words' (vosk-server's is a lattice score; clients rank by it, which one entry leaves unchanged).
-        mean = sum(float(w.get("conf", 0.0)) for w in words) / len(words) if words else 0.0
+        mean = sum(_conf(w) for w in words) / len(words) if words else 0.0
         alt: dict[str, Any] = {"confidence": round(mean, 6)}
         if config.words and words:
             alt["result"] = [_word(w, offset, conf=False) for w in words]
@@ -199,9 +201,19 @@ def result_reply(finals: Sequence[Mapping[str, Any]], config: VoskConfig, offset
     return out
 
 
-def _word(w: Mapping[str, Any], offset: float, conf: bool = True) -> dict:
-    d: dict[str, Any] = {"conf": float(w.get("conf", 1.0))} if conf else {}
-    d.update(end=round(w["end"] + offset, 3), start=round(w["start"] + offset, 3), word=w["word"])
+def _conf(w: Word) -> float:
+    """A word's confidence with /v1/stream's three decimals."""
+    return round(min(max(w.conf, 0.0), 1.0), 3)
+
+
+def _seconds(t: float, offset: float) -> float:
+    """A time as /v1/stream sends it (to the millisecond), moved by `offset`."""
+    return round(round(t, 3) + offset, 3)
+
+
+def _word(w: Word, offset: float, conf: bool = True) -> dict:
+    d: dict[str, Any] = {"conf": _conf(w)} if conf else {}
+    d.update(end=_seconds(w.end, offset), start=_seconds(w.start, offset), word=w.text)
     return d
 
 
@@ -242,7 +254,7 @@ class VoskSession(Connection):
         self.seconds = 0.0  # seconds of audio received in all
         self._collector: asyncio.Task | None = None
         self._progress = asyncio.Event()  # set whenever the collector took an update (or ended)
-        self._finals: list[dict] = []  # finals not yet answered
+        self._finals: list[Final] = []  # finals not yet answered
         self._partial = ""  # the open utterance's text
         self._arrived: list[float] = []  # arrival times of the chunks answered since the last reply
 
@@ -339,12 +351,12 @@ class VoskSession(Connection):
                 update = await stream.next_update()
                 if update.error:
                     raise _EngineFailureError(update.error)
-                for m in update.messages:
-                    if m["type"] == "final":
-                        self._finals.append(m)
+                for r in update.results:
+                    if isinstance(r, Final):
+                        self._finals.append(r)
                         self._partial = ""
-                    elif m["type"] == "partial":
-                        self._partial = m["text"]
+                    else:
+                        self._partial = r.text
                 self._arrived.extend(update.arrived)
                 self._progress.set()
                 if update.end:
@@ -353,7 +365,7 @@ class VoskSession(Connection):
             self._progress.set()
 
     async def _answered(self) -> None:
-        """Waits until every whole chunk of the audio pushed so far has been decoded and its messages taken."""
+        """Waits until every whole chunk of the audio pushed so far has been decoded and its results taken."""
         assert self.stream is not None and self._collector is not None
         while self.stream.unanswered and not self._collector.done():
             self._progress.clear()

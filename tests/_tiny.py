@@ -3,10 +3,9 @@
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from models.data.augment import AugmentConfig
 from models.data.corpus import CorpusConfig
+from models.nn.checkpoint import save_checkpoint
 from models.nn.encoder import EncoderConfig
 
 # About 40 s of English train audio plus small dev/test sets, clean speech (the `tiny_corpus` fixture).
@@ -28,15 +27,4 @@ TINY_ENCODER = EncoderConfig(
 
 def save_untrained_checkpoint(path: Path, model, cfg, tokenizer: str, **extra) -> Path:
     """Writes `model` (with TrainConfig `cfg`) as `parley train` would at step 0; `extra` adds top-level keys."""
-    state = {"step": 0, "epoch": 0, "batch": 0, "best_wer": float("inf"), "log": [], "train_seconds": 0.0}
-    checkpoint = {
-        "model": model.state_dict(),
-        "model_config": model.cfg.to_dict(),
-        "train_config": asdict(cfg),
-        "optimizer": {},
-        "state": state,
-        "tokenizer": tokenizer,
-        **extra,
-    }
-    torch.save(checkpoint, path)
-    return path
+    return save_checkpoint(path, model, asdict(cfg), tokenizer, **extra)

@@ -21,8 +21,9 @@ from models.train.lm_ngram import main as lm_main
 from models.train.lm_ngram import train_ngram
 from server.biasing import ContextGraph, phrase_tokens
 from server.bundle import BundleError, load_bundle
-from server.engine import Adaptation, Engine, EngineConfig, InvalidOptionError, UnsupportedOptionError
+from server.engine import Engine, EngineConfig
 from server.lm import NgramLM
+from server.plan import Adaptation, InvalidOptionError, UnsupportedOptionError
 from server.protocol import INVALID_VALUE, ProtocolError, start_from_dict
 from server.transducer import BeamState, HeadRunner, LmFusion, StreamingTransducer, modified_beam_search
 
@@ -271,10 +272,10 @@ def test_hotword_brings_an_unseen_name_end_to_end(adapted_bundle: Path) -> None:
     async def run(adaptation: Adaptation | None, search: str | None) -> str:
         await engine.start()
         try:
-            finals = await engine.transcribe(syn.samples, syn.sample_rate, search, adaptation=adaptation)
+            finals = await engine.recognize(syn.samples, syn.sample_rate, search, adaptation=adaptation)
         finally:
             await engine.close()
-        return " ".join(f["text"] for f in finals)
+        return " ".join(f.text for f in finals)
 
     without = asyncio.run(run(None, "beam"))
     boosted = asyncio.run(run(Adaptation(((NAME, NAME_BOOST), ("zentrix labs", None))), None))

@@ -19,6 +19,8 @@ from clients import loadtest
 from clients.stream import CaptionPrinter, ChunkSent, Received, StreamResult, run_stream
 from clients.stream import main as stream_main
 from parley.audio import write_wav
+from parley.textnorm import normalize_text, words
+from parley.wer import align_counts
 
 TEXT = "hello world"
 
@@ -191,10 +193,11 @@ def test_latency_reflects_server_delay(server: FakeServer) -> None:
 
 
 def test_wer() -> None:
-    assert loadtest.normalize_words("Hello, World! It's well-known.") == ["hello", "world", "it's", "well-known"]
-    assert loadtest.normalize_words("你好，世界", "zh") == ["你", "好", "世", "界"]
-    assert loadtest.edit_distance(["a", "b", "c", "d"], ["a", "x", "c"]) == 2
-    assert loadtest.edit_distance([], ["a", "b"]) == 2
+    """loadtest scores with `parley eval`'s normalization (parley.textnorm) and alignment (parley.wer)."""
+    assert words(normalize_text("Hello, World! It's well-known.", ""), "") == ["hello", "world", "it's", "well-known"]
+    assert words(normalize_text("你好，世界", "zh"), "zh") == ["你", "好", "世", "界"]
+    assert align_counts(["a", "b", "c", "d"], ["a", "x", "c"]).errors == 2
+    assert align_counts([], ["a", "b"]).errors == 2
 
 
 def _files(tmp_path: Path) -> tuple[list[str], Path]:

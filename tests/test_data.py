@@ -3,14 +3,8 @@ import random
 import numpy as np
 import torch
 
-from models.train.dataset import (
-    AugmentSettings,
-    DurationBatchSampler,
-    collate,
-    pad_with_background,
-    spec_augment,
-    speed_perturb,
-)
+from models.train.dataset import DurationBatchSampler, collate
+from models.train.perturb import AugmentSettings, pad_with_background, spec_augment, speed_perturb
 
 
 def test_batches_respect_the_budget_cover_everything_and_shard() -> None:

@@ -1,20 +1,11 @@
 import pytest
 import torch
 
-from models.nn.encoder import PAD_LENGTH, SUBSAMPLING, EncoderConfig, StreamingConformer, chunk_mask, subsampled_lengths
+from models.nn.encoder import PAD_LENGTH, EncoderConfig, StreamingConformer, chunk_mask, subsampled_lengths
+from parley.contract import SUBSAMPLING
 from tests._tiny import TINY_ENCODER
 
 TINY = TINY_ENCODER
-
-
-def _stream(model: StreamingConformer, x: torch.Tensor, chunk: int, left_context: int) -> torch.Tensor:
-    state = model.init_state(x.shape[0], left_context)
-    outs = []
-    step_in = SUBSAMPLING * chunk
-    for s in range(0, x.shape[1] - PAD_LENGTH - step_in + 1, step_in):
-        out, state = model.step(x[:, s : s + step_in + PAD_LENGTH], state)
-        outs.append(out)
-    return torch.cat(outs, dim=1)
 
 
 @pytest.mark.parametrize(("chunk", "left_chunks"), [(1, 3), (2, 2), (4, 1), (8, 4)])
@@ -26,7 +17,7 @@ def test_streaming_steps_equal_the_full_masked_forward(chunk: int, left_chunks: 
     x = torch.randn(3, T, 80)
     with torch.no_grad():
         full, _ = model(x, torch.full((3,), T), chunk, left_chunks)
-        streamed = _stream(model, x, chunk, chunk * left_chunks)
+        streamed, _ = model.stream(x, torch.full((3,), T), chunk, left_chunks)
     assert full.shape == streamed.shape == (3, chunk * n_chunks, TINY.d_model)
     diff = float((full - streamed).abs().max())
     print(f"chunk {chunk} left {left_chunks}: max abs diff streaming vs full masked forward = {diff:.2e}")

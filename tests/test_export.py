@@ -18,12 +18,14 @@ import torch
 from export.bundle import main as export_main
 from export.onnx_export import StreamingSettings, read_metadata
 from export.sherpa import sherpa_recognizer
+from models.nn.checkpoint import load_model
 from models.nn.encoder import PAD_LENGTH
 from models.nn.search import greedy_search, modified_beam_search
-from models.nn.transducer import BLANK, ModelConfig, Transducer
-from models.train.train import TrainConfig, load_model
+from models.nn.transducer import ModelConfig, Transducer
+from models.train.train import TrainConfig
+from parley.contract import BLANK_ID, UNK_ID
 from parley.features import compute_fbank
-from server.bundle import load_bundle
+from server.bundle import BundleError, load_bundle
 from server.transducer import StreamingTransducer, stack_states, transcribe, unstack_states
 from tests._tiny import TINY_ENCODER, save_untrained_checkpoint
 
@@ -31,7 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EN_BPE = ROOT / "models" / "lang" / "en" / "bpe.model"
 SR = 16000
 SETTINGS = StreamingSettings(chunk_ms=160, history_ms=640)  # C = 4, K = 16: 3 s of audio wraps the history cache
-UNK_ID = 2
 
 
 def synthetic_audio(seconds: float, seed: int) -> np.ndarray:
@@ -59,9 +60,10 @@ def make_tiny_checkpoint(path: Path, seed: int = 0, **model_kw) -> Path:
     with torch.no_grad():
         # Raise blank until it wins on 30% of the frames from the start context: some frames emit, some do not.
         enc, _ = model.encoder(feats[None], torch.tensor([feats.shape[0]]), SETTINGS.chunk, SETTINGS.left_chunks)
-        dec = model.joiner.decoder_proj(model.decoder(torch.full((1, model.cfg.context_size), BLANK)))
+        dec = model.joiner.decoder_proj(model.decoder(torch.full((1, model.cfg.context_size), BLANK_ID)))
         logits = model.joiner(model.joiner.encoder_proj(enc[0]), dec)  # (T, V)
-        model.joiner.output.bias[BLANK] += (logits[:, BLANK + 1 :].max(-1).values - logits[:, BLANK]).quantile(0.3)
+        gap = logits[:, BLANK_ID + 1 :].max(-1).values - logits[:, BLANK_ID]  # (T,) best other token over blank
+        model.joiner.output.bias[BLANK_ID] += gap.quantile(0.3)
         model.joiner.output.bias[UNK_ID] -= 10.0
     cfg = TrainConfig(train=[], dev=[], tokenizer=str(EN_BPE), exp_dir=str(path.parent), encoder=TINY_ENCODER)
     return save_untrained_checkpoint(path, model, cfg, str(EN_BPE))
@@ -313,6 +315,34 @@ def test_blank_penalty_from_export_is_applied_alike_by_pytorch_onnxruntime_and_s
     assert export_main([*args, "--blank-penalty", "-1"]) == 2
 
 
+def test_the_blank_penalty_travels_in_the_joiner_metadata(tiny, tmp_path) -> None:
+    """`parley export --blank-penalty` writes the penalty into every joiner file's metadata, and the runtime reads it
+    from there: without bundle.json's copy too, a disagreeing copy is refused, and an older bundle (no key in its
+    joiner) falls back to bundle.json's."""
+    _, folder = tiny
+    out = tmp_path / "penalized"
+    args = ["--checkpoint", str(folder.parent / "tiny.pt"), "--tokenizer", str(EN_BPE), "--name", "tiny-bp"]
+    args += ["--out", str(out), "--int8", "--chunk-ms", str(SETTINGS.chunk_ms)]
+    args += ["--history-ms", str(SETTINGS.history_ms)]
+    assert export_main([*args, "--blank-penalty", "0.7"]) == 0
+    for name in ("joiner.onnx", "joiner.int8.onnx"):
+        assert read_metadata(out / name)["blank_penalty"] == "0.7", name
+    assert read_metadata(folder / "joiner.onnx")["blank_penalty"] == "0.0"  # exported without one: 0, said so
+    manifest = json.loads((out / "bundle.json").read_text())
+    del manifest["heads"][0]["blank_penalty"]
+    (out / "bundle.json").write_text(json.dumps(manifest))
+    for precision in ("fp32", "int8"):
+        assert _recognizer(out, precision).heads[0].blank_penalty == 0.7, precision
+    manifest["heads"][0]["blank_penalty"] = 0.2
+    (out / "bundle.json").write_text(json.dumps(manifest))
+    disagree = r"^joiner\.onnx: metadata blank_penalty 0\.7, bundle\.json heads\[0\] says 0\.2"
+    with pytest.raises(BundleError, match=disagree):
+        _recognizer(out)
+    older = ROOT / "bundles" / "en-small"  # exported before the key: bundle.json's 1.0 applies
+    assert "blank_penalty" not in read_metadata(older / "joiner.int8.onnx")
+    assert load_bundle(older, providers="cpu", threads=1).heads[0].blank_penalty == 1.0
+
+
 def test_bad_streaming_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="multiple of 40"):
         StreamingSettings(chunk_ms=100, history_ms=400)
@@ -342,8 +372,7 @@ def test_trained_model_transcripts_match_sherpa_onnx(tmp_path) -> None:
 
 def test_bundle_eval_reports_wer_speed_size_and_parity(tiny, tiny_corpus, tmp_path) -> None:
     from export.evaluate_bundle import main as bundle_eval
-    from models.data.manifest import read_manifest
-    from models.train.dataset import load_audio
+    from models.data.manifest import load_audio, read_manifest
     from parley.features import SAMPLE_RATE
     from parley.wer import error_counts
     from server.transducer import transcribe_many

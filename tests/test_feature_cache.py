@@ -5,9 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.data.manifest import read_manifest
-from models.train.dataset import AugmentSettings, UtteranceDataset, load_audio, speed_perturb
+from models.data.manifest import load_audio, read_manifest
+from models.train.dataset import UtteranceDataset
 from models.train.feature_cache import LOG_FLOOR, FeatureCache, build_feature_cache
+from models.train.perturb import AugmentSettings, speed_perturb
 from parley.features import SAMPLE_RATE, compute_fbank
 
 

@@ -31,7 +31,6 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from clients.stream import encode_audio, run_stream
 from parley.audio import decode_pcm, read_wav
-from server.app import Service
 from server.protocol import (
     ERROR_CLOSE_CODES,
     MAX_ERROR_CHARS,
@@ -40,6 +39,7 @@ from server.protocol import (
     parse_text_message,
 )
 from server.serve import RedactingFilter, redact
+from server.service import Service
 from server.session import Session
 from server.settings import Settings
 from tests.test_server import SR, START, STOP, Running, _errors, audio, exchange, running

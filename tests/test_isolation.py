@@ -23,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 from export.quantize import ACTIVATION_KEY, PER_ROW, batch_dependent, per_row_activations
 from server.bundle import load_bundle
 from server.engine import Engine, EngineConfig
+from server.messages import result_message
 from server.protocol import dumps
 from server.transducer import EncoderState
 
@@ -131,7 +132,7 @@ async def _streams(engine: Engine, audio: list[np.ndarray], searches: list[str])
         while True:
             update = await asyncio.wait_for(streams[i].next_update(), 60)
             assert update.error is None, update.error
-            out[i] += [dumps(m) for m in update.messages]
+            out[i] += [dumps(result_message(r)) for r in update.results]
             if update.end:
                 return
 

@@ -3,7 +3,6 @@ from dataclasses import replace
 
 import torch
 
-from models.eval.evaluate import encode_streaming
 from models.nn.search import greedy_search, modified_beam_search
 from models.nn.transducer import Joiner, ModelConfig, Transducer
 from tests._tiny import TINY_ENCODER
@@ -62,7 +61,7 @@ def test_streaming_encoder_path_matches_masked_forward() -> None:
     lens = torch.tensor([150, 120])
     with torch.no_grad():
         full, full_lens = model.encoder(feats, lens, 4, 2)
-        streamed, s_lens = encode_streaming(model, feats, lens, 4, 8)
+        streamed, s_lens = model.encoder.stream(feats, lens, 4, 2)
     n = full.shape[1]
     diff = float((full[0] - streamed[0, :n]).abs().max())
     assert torch.equal(full_lens, s_lens) and diff < 1e-4, f"max abs diff {diff}"

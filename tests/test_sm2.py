@@ -19,11 +19,12 @@ from models.eval.bleu import corpus_bleu, tokenize_13a, tokenize_zh, tokenizer_f
 from models.eval.evaluate_sm2 import frames_available
 from models.eval.evaluate_sm2 import main as eval_sm2_main
 from models.eval.lag import LagStats, emission_time, output_units, word_lags
+from models.nn.checkpoint import init_from, load_model
 from models.nn.lid import IGNORE, StreamingLID, causal_mean, restricted_argmax
 from models.nn.search import greedy_search
 from models.nn.transducer import ModelConfig, Transducer
 from models.train.tasks import MultiTaskDataset, Task, TaskBatchSampler, parse_tasks
-from models.train.train import TrainConfig, init_from, load_model, train
+from models.train.train import TrainConfig, train
 from tests._tiny import TINY_ENCODER
 
 ROOT = Path(__file__).resolve().parents[1]

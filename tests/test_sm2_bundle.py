@@ -18,18 +18,21 @@ import torch
 
 from export.bundle import main as export_main
 from export.onnx_export import read_metadata
-from models.nn.encoder import PAD_LENGTH
+from models.nn.checkpoint import load_model
 from models.nn.search import greedy_search
-from models.nn.transducer import BLANK, ModelConfig, Transducer
+from models.nn.transducer import ModelConfig, Transducer
 from models.train.tokenizer import Tokenizer
-from models.train.train import TrainConfig, load_model
+from models.train.train import TrainConfig
+from parley.contract import BLANK_ID, UNK_ID
 from parley.features import compute_fbank
 from server.bundle import load_bundle
 from server.endpoint import EndpointConfig
-from server.engine import Engine, EngineConfig, HeadPlan
+from server.engine import Engine, EngineConfig
+from server.messages import result_message
+from server.plan import HeadPlan
 from server.transducer import StreamingTransducer, transcribe
 from tests._tiny import TINY_ENCODER, save_untrained_checkpoint
-from tests.test_export import SETTINGS, SR, UNK_ID, _padded_audio, _sherpa_ids, synthetic_audio
+from tests.test_export import SETTINGS, SR, _padded_audio, _pytorch_encoder_out, _sherpa_ids, synthetic_audio
 from tests.test_server import exchange, running, stream, wire
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,9 +54,9 @@ def make_tiny_sm2_checkpoint(path: Path, seed: int = 0) -> Path:
         enc, _ = model.encoder(feats[None], torch.tensor([feats.shape[0]]), SETTINGS.chunk, SETTINGS.left_chunks)
         for q, h in zip((0.6, 0.75), HEADS, strict=True):  # the heads emit on different shares of the frames
             decoder, joiner, _ = model.head(h)
-            dec = joiner.decoder_proj(decoder(torch.full((1, model.cfg.context_size), BLANK)))
+            dec = joiner.decoder_proj(decoder(torch.full((1, model.cfg.context_size), BLANK_ID)))
             logits = joiner(joiner.encoder_proj(enc[0]), dec)  # (T, V)
-            joiner.output.bias[BLANK] += (logits[:, BLANK + 1 :].max(-1).values - logits[:, BLANK]).quantile(q)
+            joiner.output.bias[BLANK_ID] += (logits[:, BLANK_ID + 1 :].max(-1).values - logits[:, BLANK_ID]).quantile(q)
             joiner.output.bias[UNK_ID] -= 10.0
     cfg = TrainConfig(
         train=[],
@@ -107,6 +110,7 @@ def test_bundle_layout_and_metadata(bundles: Path, tiny) -> None:
     assert enc["encoder_out_dim"] == str(TINY_ENCODER.d_model) and enc["joiner_dim"] == "40"
     assert read_metadata(folder / "lid.onnx")["lid_languages"] == "en,de,zh"
     assert read_metadata(folder / "decoder-de.onnx")["language"] == "de"
+    assert read_metadata(folder / "joiner-de.onnx")["blank_penalty"] == "0.0"  # every head's joiner says its penalty
     assert "sherpa_onnx" in (folder / "README.md").read_text()
     _, rec = tiny
     assert rec.bundle.kind == "sm2" and [h.head.language for h in rec.heads] == list(HEADS)
@@ -115,17 +119,10 @@ def test_bundle_layout_and_metadata(bundles: Path, tiny) -> None:
     assert int8.lid is not None and len(int8.heads) == 2
 
 
-def _enc_pytorch(model: Transducer, x: np.ndarray, n_chunks: int) -> torch.Tensor:
-    feats = torch.from_numpy(compute_fbank(x, SR))[: n_chunks * SETTINGS.decode_chunk_len + PAD_LENGTH][None]
-    with torch.no_grad():
-        enc, _ = model.encoder(feats, torch.tensor([feats.shape[1]]), SETTINGS.chunk, SETTINGS.left_chunks)
-    return enc  # (1, n_chunks * C, D)
-
-
 def test_every_head_decodes_like_pytorch_and_the_lid_agrees(tiny) -> None:
     model, rec = tiny
     x, n_chunks = _padded_audio(3.0, 0)
-    enc = _enc_pytorch(model, x, n_chunks)
+    enc = _pytorch_encoder_out(model, x, n_chunks)
     lens = torch.tensor([enc.shape[1]])
     texts = set()
     for i, h in enumerate(HEADS):
@@ -137,12 +134,7 @@ def test_every_head_decodes_like_pytorch_and_the_lid_agrees(tiny) -> None:
         texts.add(ours.text)
     assert len(texts) == 2, "the two heads should write different things"
     # lid.onnx on the streamed encoder output: its running mean equals PyTorch's causal LID.
-    feats = compute_fbank(x, SR)
-    state, outs = rec.init_state(1), []
-    for c in range(n_chunks):
-        out, state = rec.encode(feats[None, c * SETTINGS.decode_chunk_len :][:, : SETTINGS.window], state)
-        outs.append(out)
-    streamed = np.concatenate(outs, axis=1)  # (1, T, D)
+    streamed = np.concatenate([out for _, out in rec.encode_streams([compute_fbank(x, SR)])], axis=1)  # (1, T, D)
     assert float(np.abs(streamed - enc.numpy()).max()) < 1e-4
     assert rec.lid is not None
     frame_logits = rec.lid.frame_logits(streamed)[0]  # (T, L)
@@ -226,7 +218,7 @@ def test_auto_switches_heads_and_redecodes_the_segment(tiny, monkeypatch) -> Non
     async def go() -> list[dict]:
         await engine.start()
         try:
-            return await engine.transcribe(x, SR, "greedy", engine.plan("auto", ["en"]))
+            return [result_message(f) for f in await engine.recognize(x, SR, "greedy", engine.plan("auto", ["en"]))]
         finally:
             await engine.close()
 

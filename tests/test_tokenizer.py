@@ -4,16 +4,8 @@ from pathlib import Path
 import pytest
 
 from models.data.manifest import Utterance, write_manifest
-from models.train.tokenizer import (
-    BLANK_ID,
-    CC_ID,
-    UNK_ID,
-    Tokenizer,
-    main,
-    train_all,
-    train_tokenizer,
-    write_tokens_txt,
-)
+from models.train.tokenizer import Tokenizer, main, train_all, train_tokenizer, write_tokens_txt
+from parley.contract import BLANK_ID, CHANNEL_CHANGE_ID, UNK_ID
 from parley.textnorm import normalize_text
 
 _VOCABULARY = """
@@ -47,7 +39,7 @@ def en_model(tmp_path_factory):
 def test_reserved_ids(en_model):
     tok = Tokenizer(en_model)
     assert tok.vocab_size == 60
-    assert (tok.blank_id, tok.cc_id, tok.unk_id) == (BLANK_ID, CC_ID, UNK_ID) == (0, 1, 2)
+    assert (tok.blank_id, tok.cc_id, tok.unk_id) == (BLANK_ID, CHANNEL_CHANGE_ID, UNK_ID) == (0, 1, 2)
     assert [tok.id_to_piece(i) for i in range(3)] == ["<blk>", "<cc>", "<unk>"]
 
 
@@ -64,9 +56,9 @@ def test_channel_change(en_model):
     tok = Tokenizer(en_model)
     text = "set a timer <cc> turn off the lights"
     ids = tok.encode(text)
-    assert ids.count(CC_ID) == 1
-    assert ids[: ids.index(CC_ID)] == tok.encode("set a timer")
-    assert ids[ids.index(CC_ID) + 1 :] == tok.encode("turn off the lights")
+    assert ids.count(CHANNEL_CHANGE_ID) == 1
+    assert ids[: ids.index(CHANNEL_CHANGE_ID)] == tok.encode("set a timer")
+    assert ids[ids.index(CHANNEL_CHANGE_ID) + 1 :] == tok.encode("turn off the lights")
     assert tok.decode(ids) == text
 
 

@@ -9,15 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.train.train import (
-    TrainConfig,
-    draw_attention_limits,
-    load_model,
-    lr_at,
-    model_config,
-    rnnt_loss_scales,
-    train,
-)
+from models.nn.checkpoint import load_model
+from models.train.train import TrainConfig, draw_attention_limits, lr_at, model_config, rnnt_loss_scales, train
 from tests._tiny import TINY_ENCODER
 
 ROOT = Path(__file__).resolve().parents[1]

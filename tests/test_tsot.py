@@ -14,8 +14,10 @@ from models.data.manifest import Word, read_manifest
 from models.data.mixtures import MixConfig, plan_mixtures, simulate
 from models.data.tsot import assign_channels, serialize
 from models.eval.evaluate_tsot import cpwer, cpwer_counts, overlap_bucket, score_mixtures
-from models.train.tokenizer import CC, CC_ID, Tokenizer
+from models.train.tokenizer import Tokenizer
 from parley.audio import read_wav
+from parley.contract import CHANNEL_CHANGE as CC
+from parley.contract import CHANNEL_CHANGE_ID as CC_ID
 from server.tsot import split_channels, strip_channel_changes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,8 +186,8 @@ def tsot_bundles(tmp_path_factory) -> Path:
     import torch
 
     from export.bundle import main as export_main
-    from models.nn.transducer import BLANK
-    from models.train.train import load_model
+    from models.nn.checkpoint import load_model
+    from parley.contract import BLANK_ID
     from parley.features import compute_fbank
     from tests.test_export import EN_BPE, SETTINGS, SR, make_tiny_checkpoint, synthetic_audio
 
@@ -195,9 +197,9 @@ def tsot_bundles(tmp_path_factory) -> Path:
     with torch.no_grad():
         feats = torch.from_numpy(compute_fbank(synthetic_audio(2.0, 0), SR))
         enc, _ = model.encoder(feats[None], torch.tensor([feats.shape[0]]), SETTINGS.chunk, SETTINGS.left_chunks)
-        dec = model.joiner.decoder_proj(model.decoder(torch.full((1, model.cfg.context_size), BLANK)))
+        dec = model.joiner.decoder_proj(model.decoder(torch.full((1, model.cfg.context_size), BLANK_ID)))
         logits = model.joiner(model.joiner.encoder_proj(enc[0]), dec)  # (T, V)
-        others = torch.cat([logits[:, BLANK + 1 : CC_ID], logits[:, CC_ID + 1 :]], dim=-1).max(-1).values
+        others = torch.cat([logits[:, BLANK_ID + 1 : CC_ID], logits[:, CC_ID + 1 :]], dim=-1).max(-1).values
         model.joiner.output.bias[CC_ID] += (others - logits[:, CC_ID]).quantile(0.6)
     ck["model"] = model.state_dict()
     torch.save(ck, ck_path)

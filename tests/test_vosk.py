@@ -21,9 +21,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from clients.stream import encode_audio
-from server.app import WEB_DIR
 from server.bundle import load_bundle
 from server.protocol import INVALID_VALUE, ProtocolError
+from server.recognizer import Final, Word
+from server.routes_ops import WEB_DIR
 from server.settings import Settings
 from server.transducer import StreamingTransducer
 from server.vosk import VoskConfig, close_reason, parse_text, result_reply
@@ -139,10 +140,9 @@ def test_config_parsing_as_vosk_server_reads_it() -> None:
 
 def test_result_reply_has_vosk_s_shape() -> None:
     finals = [
-        {"type": "final", "text": "set a", "words": [{"word": "set", "start": 0.1, "end": 0.3, "conf": 0.9},
-                                                     {"word": "a", "start": 0.3, "end": 0.4, "conf": 0.5}]},
-        {"type": "final", "text": "timer", "words": [{"word": "timer", "start": 1.0, "end": 1.4, "conf": 0.7}]},
-    ]  # fmt: skip
+        Final(0, "set a", 0.0, 0.5, (Word("set", 0.1, 0.3, 0.9), Word("a", 0.3, 0.4, 0.5))),
+        Final(1, "timer", 0.5, 1.5, (Word("timer", 1.0, 1.4, 0.7),)),
+    ]
     r = result_reply(finals, VoskConfig(), offset=2.0)
     assert r == {
         "result": [

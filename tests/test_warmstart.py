@@ -7,9 +7,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from models.nn.checkpoint import init_from
 from models.nn.encoder import EncoderConfig
 from models.nn.transducer import ModelConfig, Transducer
-from models.train.train import init_from
 from models.train.warmstart import _module_name, checkpoint_from_bundle
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "en-small"

@@ -33,7 +33,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from parley.audio import write_wav
-from server.app import WEB_DIR
+from server.routes_ops import WEB_DIR
 from server.settings import Settings
 from tests._chromium import INSTALL_HINT, Chromium, Page, find_chromium
 from tests.test_export import SR, synthetic_audio

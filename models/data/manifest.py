@@ -13,7 +13,8 @@ Open-domain corpora (models.data.opencorpus) add where the text came from and wh
 (the effects applied, models.data.augment). These are written only when set, so older manifests read and write the same.
 
 `audio` is stored relative to the manifest's folder when it lies below it, so a corpus folder can be moved;
-`read_manifest` hands it back as an absolute path. `words` is empty when no timings are known (imported corpora).
+`read_manifest` hands it back as an absolute path, and `load_audio` reads it as every model hears it (mono, 16 kHz).
+`words` is empty when no timings are known (imported corpora).
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from parley.features import SAMPLE_RATE
+from parley.resample import resample
 
 
 @dataclass
@@ -130,3 +137,10 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
             n += 1
     os.replace(tmp, path)
     return n
+
+
+def load_audio(path: str) -> np.ndarray:
+    """Reads a mono 16 kHz signal `(T,)` float32; other rates are resampled, channels averaged."""
+    x, rate = sf.read(path, dtype="float32", always_2d=True)
+    x = x.mean(axis=1)
+    return x if rate == SAMPLE_RATE else resample(x, rate, SAMPLE_RATE)

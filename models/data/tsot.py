@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from models.data.manifest import Word
-from server.tsot import CHANNEL_CHANGE, NUM_CHANNELS, split_channels
+from parley.contract import CHANNEL_CHANGE, NUM_CHANNELS
+from server.tsot import split_channels
 
 
 @dataclass(frozen=True)

@@ -22,33 +22,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from models.data.manifest import read_manifest
-from models.nn.encoder import PAD_LENGTH, SUBSAMPLING, count_parameters, encoder_flops_per_second, subsampled_lengths
+from models.nn.checkpoint import load_model
+from models.nn.encoder import count_parameters, encoder_flops_per_second
 from models.nn.search import greedy_search, modified_beam_search
 from models.nn.transducer import Transducer
 from models.train.dataset import DurationBatchSampler, UtteranceDataset, collate
 from models.train.tasks import Task
 from models.train.tokenizer import Tokenizer
-from models.train.train import load_model
+from parley.contract import ENCODER_FRAME_MS
 from parley.wer import error_counts
-
-FRAME_MS = 10 * SUBSAMPLING  # one encoder frame
-
-
-def encode_streaming(
-    model: Transducer, feats: torch.Tensor, feat_lens: torch.Tensor, chunk: int, left_context: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encoder output through `step`, chunk by chunk. feats `(B, T, F)` -> `(B, T', D)`, `(B,)`."""
-    B, T, F = feats.shape
-    step_in = SUBSAMPLING * chunk
-    n = -(-max(T - PAD_LENGTH, 1) // step_in)
-    padded = feats.new_zeros(B, n * step_in + PAD_LENGTH, F)
-    padded[:, :T] = feats
-    state = model.encoder.init_state(B, left_context)
-    outs = []
-    for i in range(n):
-        out, state = model.encoder.step(padded[:, i * step_in : i * step_in + step_in + PAD_LENGTH], state)
-        outs.append(out)
-    return torch.cat(outs, dim=1), subsampled_lengths(feat_lens)
 
 
 @torch.no_grad()
@@ -78,7 +60,7 @@ def decode(
     hyps = [""] * len(utts)
     for batch in loader:
         if use_step and chunk > 0:
-            enc, lens = encode_streaming(model, batch["feats"], batch["feat_lens"], chunk, chunk * left_chunks)
+            enc, lens = model.encoder.stream(batch["feats"], batch["feat_lens"], chunk, left_chunks)
         else:
             enc, lens = model.encoder(batch["feats"], batch["feat_lens"], chunk, left_chunks)
         if search == "greedy":
@@ -101,8 +83,8 @@ def _evaluate_setting(
     report: dict,
 ) -> None:
     """Decodes `utts` at one chunk size and blank penalty; appends a row to `report`, prints it, writes hypotheses."""
-    chunk = -1 if chunk_ms == "full" else int(chunk_ms) // FRAME_MS
-    left = -1 if chunk < 0 else max(1, a.history_ms // (chunk * FRAME_MS))
+    chunk = -1 if chunk_ms == "full" else int(chunk_ms) // ENCODER_FRAME_MS
+    left = -1 if chunk < 0 else max(1, a.history_ms // (chunk * ENCODER_FRAME_MS))
     t0 = time.time()
     text_of = Task(utts[0].language, a.head).text_of if a.head and utts else None
     refs, hyps = decode(

@@ -37,24 +37,24 @@ from torch.utils.data import DataLoader
 from models.data.manifest import Utterance, read_manifest
 from models.eval.bleu import corpus_bleu, tokenizer_for
 from models.eval.lag import LagStats, emission_time, output_units
-from models.nn.encoder import PAD_LENGTH, SUBSAMPLING
+from models.nn.checkpoint import load_model
+from models.nn.encoder import PAD_LENGTH
 from models.nn.lid import restricted_argmax
 from models.nn.search import greedy_search
 from models.nn.transducer import Transducer
 from models.train.dataset import DurationBatchSampler, UtteranceDataset, collate
 from models.train.tasks import parse_tasks
 from models.train.tokenizer import MODEL_NAME, Tokenizer
-from models.train.train import load_model
+from parley.contract import ENCODER_FRAME_MS, FBANK_SHIFT_MS, SUBSAMPLING
 from parley.wer import error_counts
 
-FRAME_MS = 10 * SUBSAMPLING  # one encoder frame
 LID_AT_SECONDS = (1.0, 2.0)
 
 
 def frames_available(seconds: float, chunk: int) -> int:
     """Encoder frames a streaming run has output after `seconds` of audio: whole chunks whose 4C fbank frames
     plus the lookahead have arrived (`chunk` <= 0: full context, every frame the audio covers)."""
-    fbank = int(seconds * 100 + 1e-6)
+    fbank = int(seconds * 1000 / FBANK_SHIFT_MS + 1e-6)
     if chunk <= 0:
         return max(0, (fbank - PAD_LENGTH) // SUBSAMPLING)
     return max(0, (fbank - PAD_LENGTH) // (SUBSAMPLING * chunk)) * chunk
@@ -284,8 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         h: Tokenizer(a.lang_dir / h / MODEL_NAME if a.lang_dir else saved.get(h, f"models/lang/{h}/{MODEL_NAME}"))
         for h in model.head_names
     }
-    chunk = -1 if a.chunk_ms == "full" else int(a.chunk_ms) // FRAME_MS
-    left = -1 if chunk < 0 else max(1, a.history_ms // (chunk * FRAME_MS))
+    chunk = -1 if a.chunk_ms == "full" else int(a.chunk_ms) // ENCODER_FRAME_MS
+    left = -1 if chunk < 0 else max(1, a.history_ms // (chunk * ENCODER_FRAME_MS))
     sources = a.sources or list(model.cfg.lid_languages) or model.head_names
     try:
         report = evaluate(

@@ -108,16 +108,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from models.data.manifest import read_manifest
-    from models.eval.evaluate import FRAME_MS, decode
+    from models.eval.evaluate import decode
+    from models.nn.checkpoint import load_model
     from models.train.tokenizer import Tokenizer
-    from models.train.train import load_model
+    from parley.contract import ENCODER_FRAME_MS
     from parley.wer import error_counts
 
     if a.threads:
         torch.set_num_threads(a.threads)
     model, _ = load_model(a.checkpoint)
     tok = Tokenizer(a.tokenizer)
-    chunk = a.chunk_ms // FRAME_MS
+    chunk = a.chunk_ms // ENCODER_FRAME_MS
     left = max(1, a.history_ms // a.chunk_ms)
     utts = read_manifest(a.mixtures)
     lines = [json.loads(x) for x in a.mixtures.read_text(encoding="utf-8").splitlines() if x.strip()]

@@ -23,11 +23,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from models.nn.encoder import PAD_LENGTH, SUBSAMPLING
+from models.nn.encoder import PAD_LENGTH
+from parley.contract import FBANK_SHIFT_MS, SUBSAMPLING, WORD_START
 from parley.textnorm import is_chinese
-
-FBANK_SHIFT_S = 0.01  # one fbank frame
-WORD_START = "▁"  # sentencepiece's word-start marker
 
 
 def emission_time(frame: int, chunk: int) -> float:
@@ -35,7 +33,7 @@ def emission_time(frame: int, chunk: int) -> float:
     the end of its chunk of `chunk` encoder frames, plus the subsampling's lookahead (`chunk` <= 0: full context,
     so only the frame itself is counted, a lower bound)."""
     end_frame = (frame // chunk + 1) * chunk if chunk > 0 else frame + 1
-    return (end_frame * SUBSAMPLING + PAD_LENGTH) * FBANK_SHIFT_S
+    return (end_frame * SUBSAMPLING + PAD_LENGTH) * FBANK_SHIFT_MS / 1000
 
 
 def output_units(tokens: Sequence[int], frames: Sequence[int], pieces: Sequence[str], language: str) -> list[int]:

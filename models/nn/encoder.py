@@ -9,7 +9,9 @@ Two paths compute the same function:
   each chunk of C frames see itself and `left_chunks` chunks of history (training, evaluation).
 - `init_state(batch, left_context)` / `step(x, state) -> (out, new_state)`: one chunk at a time with the history
   passed in and handed back (export, server). `state` is `(cached_attn (L, K, B, D), cached_conv (L, k-1, B, D),
-  processed (B,))`, the layout of sherpa-onnx's streaming conformer transducer.
+  processed (B,))`, the layout of sherpa-onnx's streaming conformer transducer. `stream(x, lengths, chunk,
+  left_chunks)` runs whole utterances through `step` chunk by chunk: the PyTorch twin of what the exported encoder
+  computes (`parley eval --step`, export parity).
 
 Positions are a learned relative bias per head, clipped to +-`rel_pos_clip` frames: only distances matter, so the
 cache needs no absolute positions. The subsampling has no padding in time: output frame j sees input frames
@@ -24,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SUBSAMPLING = 4  # 100 Hz fbank -> 25 Hz encoder frames
+from parley.contract import ENCODER_FRAME_MS, SUBSAMPLING
+
 PAD_LENGTH = 3  # extra input frames a chunk needs on its right: the subsampling's receptive field is 7 = 4 + 3
 
 
@@ -297,10 +300,39 @@ class StreamingConformer(nn.Module):
             new_conv.append(conv.transpose(0, 1))
         return self.norm(h), (torch.stack(new_attn), torch.stack(new_conv), processed + C)
 
+    def stream(
+        self, x: torch.Tensor, lengths: torch.Tensor, chunk: int, left_chunks: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whole utterances through `step`, chunk by chunk, as the exported encoder runs them.
+
+        Each step reads a window of `SUBSAMPLING * chunk + PAD_LENGTH` frames and advances `SUBSAMPLING * chunk`;
+        an incomplete last window is completed with zero frames (their outputs lie beyond the valid lengths).
+
+        Args:
+            x: `(B, T, F)` fbank frames; lengths: `(B,)` valid frames.
+            chunk: C, encoder frames per step (> 0).
+            left_chunks: history in chunks (K = C * left_chunks cached frames).
+
+        Returns:
+            `(B, T', D)` encoder output (T' a multiple of C) and `(B,)` its valid lengths, as `forward` gives them.
+        """
+        assert chunk > 0, f"streaming needs a chunk size, got {chunk}"
+        B, T, F = x.shape
+        shift = SUBSAMPLING * chunk
+        n = -(-max(T - PAD_LENGTH, 1) // shift)  # steps: the last (incomplete) window counts
+        padded = x.new_zeros(B, n * shift + PAD_LENGTH, F)
+        padded[:, :T] = x
+        state = self.init_state(B, chunk * left_chunks)
+        outs = []
+        for i in range(n):
+            out, state = self.step(padded[:, i * shift : i * shift + shift + PAD_LENGTH], state)
+            outs.append(out)
+        return torch.cat(outs, dim=1), subsampled_lengths(lengths)
+
 
 def encoder_flops_per_second(cfg: EncoderConfig, chunk: int, left_context: int) -> float:
     """Multiply-adds x 2 of the encoder per second of audio when streaming (linear layers, convs, attention)."""
-    fps = 100 / SUBSAMPLING
+    fps = 1000 / ENCODER_FRAME_MS
     c = cfg.subsampling_channels
     f1, f2 = (cfg.num_bins - 1) // 2, ((cfg.num_bins - 1) // 2 - 1) // 2
     d, ff = cfg.d_model, cfg.ff_dim

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from models.nn.transducer import BLANK, Transducer
+from models.nn.transducer import Transducer
+from parley.contract import BEAM, BLANK_ID
 
 
 @dataclass
@@ -29,7 +30,7 @@ def penalize_blank(logits: torch.Tensor, blank_penalty: float) -> torch.Tensor:
     if blank_penalty == 0.0:
         return logits
     logits = logits.clone()
-    logits[..., BLANK] -= blank_penalty
+    logits[..., BLANK_ID] -= blank_penalty
     return logits
 
 
@@ -56,14 +57,14 @@ def greedy_search(
     decoder, joiner, _ = model.head(head)
     enc_p = joiner.encoder_proj(enc)  # (B, T, J)
     hyps = [Hypothesis([], []) for _ in range(B)]
-    context = torch.full((B, ctx), BLANK, dtype=torch.long, device=enc.device)
+    context = torch.full((B, ctx), BLANK_ID, dtype=torch.long, device=enc.device)
     dec = joiner.decoder_proj(decoder(context))  # (B, J)
     for t in range(T):
         active = enc_lens > t
         for _ in range(max_symbols_per_frame):
             logits = penalize_blank(joiner(enc_p[:, t], dec), blank_penalty)  # (B, V)
             tok = logits.argmax(-1)
-            emit = (tok != BLANK) & active
+            emit = (tok != BLANK_ID) & active
             if not bool(emit.any()):
                 break
             for b in torch.nonzero(emit).flatten().tolist():
@@ -79,7 +80,7 @@ def modified_beam_search(
     model: Transducer,
     enc: torch.Tensor,
     enc_lens: torch.Tensor,
-    beam: int = 4,
+    beam: int = BEAM,
     head: str | None = None,
     blank_penalty: float = 0.0,
 ) -> list[Hypothesis]:
@@ -96,7 +97,7 @@ def modified_beam_search(
         beams: dict[tuple[int, ...], Hypothesis] = {(): Hypothesis([], [], 0.0)}
         for t in range(enc_p.shape[0]):
             hyps = list(beams.values())
-            contexts = torch.tensor([([BLANK] * ctx + h.tokens)[-ctx:] for h in hyps], device=enc.device)
+            contexts = torch.tensor([([BLANK_ID] * ctx + h.tokens)[-ctx:] for h in hyps], device=enc.device)
             dec = joiner.decoder_proj(decoder(contexts))  # (N, J)
             lp = penalize_blank(joiner(enc_p[t][None], dec), blank_penalty).log_softmax(-1)  # (N, V)
             scores = lp + torch.tensor([h.log_prob for h in hyps], device=enc.device)[:, None]
@@ -105,7 +106,7 @@ def modified_beam_search(
             V = lp.shape[1]
             for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True):
                 h, tok = hyps[i // V], i % V
-                if tok == BLANK:
+                if tok == BLANK_ID:
                     cand = Hypothesis(h.tokens, h.frames, s)
                 else:
                     cand = Hypothesis([*h.tokens, tok], [*h.frames, t], s)

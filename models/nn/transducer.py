@@ -36,11 +36,9 @@ from models.nn.encoder import EncoderConfig, StreamingConformer
 from models.nn.lid import StreamingLID
 from models.train.pruned_rnnt import DEFAULT_PRUNE_RANGE, pruned_rnnt_loss
 from models.train.rnnt_loss import IMPOSSIBLE, RNNT_TYPES, rnnt_loss
+from parley.contract import BLANK_ID, STANDARD_MAX_SYMBOLS_PER_FRAME
 
-BLANK = 0
 LOSSES = ("full", "pruned")
-# Greedy search's limit for a standard-topology model; a modified-topology model emits at most one per frame.
-STANDARD_MAX_SYMBOLS_PER_FRAME = 4
 
 
 @dataclass
@@ -76,7 +74,7 @@ class ModelConfig:
                 f"give vocab_size (a single-head model) or heads (multi-head), not both or neither: "
                 f"vocab_size={self.vocab_size}, heads={self.heads}"
             )
-        if any(v <= BLANK + 1 for v in self.heads.values()):
+        if any(v <= BLANK_ID + 1 for v in self.heads.values()):
             raise ValueError(f"every head needs a vocabulary larger than blank: {self.heads}")
         if self.lid_languages and not self.heads:
             raise ValueError("a language identifier needs a multi-head model (heads=...)")
@@ -132,7 +130,7 @@ class Decoder(nn.Module):
         Context u holds the `context_size` tokens before position u, blank-padded on the left.
         """
         B = targets.shape[0]
-        padded = torch.cat([targets.new_full((B, self.context_size), BLANK), targets], dim=1)  # (B, ctx+U)
+        padded = torch.cat([targets.new_full((B, self.context_size), BLANK_ID), targets], dim=1)  # (B, ctx+U)
         return padded.unfold(1, self.context_size, 1)  # (B, U+1, ctx)
 
 
@@ -273,7 +271,7 @@ class Transducer(nn.Module):
         if ctc_weight > 0:
             assert h.ctc_output is not None
             lp = h.ctc_output(enc).float().log_softmax(-1).transpose(0, 1)  # (T, B, V); fp32 under autocast too
-            ctc = F.ctc_loss(lp, targets, enc_lens, target_lens, blank=BLANK, reduction="none", zero_infinity=True)
+            ctc = F.ctc_loss(lp, targets, enc_lens, target_lens, blank=BLANK_ID, reduction="none", zero_infinity=True)
             loss = loss + ctc_weight * ctc.mean()
             info["ctc"] = float(ctc.detach().mean())
         if self.lid is not None and languages is not None and lid_weight > 0:
@@ -314,7 +312,7 @@ class Transducer(nn.Module):
                 target_lens,
                 cfg.prune_range,
                 cfg.rnnt_type,
-                BLANK,
+                BLANK_ID,
             )
             possible = (rnnt.detach() < IMPOSSIBLE) & (simple.detach() < IMPOSSIBLE)
             simple = torch.where(possible, simple, 0.0)
@@ -323,7 +321,7 @@ class Transducer(nn.Module):
             simple = None
             logits = joiner(enc_p[:, :, None], dec_p[:, None])  # (B, T, U+1, V)
             rnnt = rnnt_loss(
-                logits, targets, enc_lens, target_lens, blank=BLANK, reduction="none", rnnt_type=cfg.rnnt_type
+                logits, targets, enc_lens, target_lens, blank=BLANK_ID, reduction="none", rnnt_type=cfg.rnnt_type
             )
             possible = rnnt.detach() < IMPOSSIBLE
         rnnt = torch.where(possible, rnnt, 0.0)

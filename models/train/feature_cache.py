@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.data.manifest import Utterance
-from models.train.dataset import AugmentSettings, background_level, load_audio, noise_floor, speed_perturb
+from models.data.manifest import Utterance, load_audio
+from models.train.perturb import AugmentSettings, background_level, noise_floor, speed_perturb
 from parley.features import SAMPLE_RATE, FbankConfig, compute_fbank
 
 LOG_FLOOR = float(np.log(np.finfo(np.float32).eps))  # the fbank of digital silence (kaldi's log energy floor)
@@ -90,7 +90,7 @@ class FeatureCache:
         return feats, float(rec["floor"])
 
     def pad(self, feats: np.ndarray, floor: float, cfg: AugmentSettings, rng: random.Random) -> np.ndarray:
-        """`(T, F)` -> `(T', F)`: the feature-domain twin of `dataset.pad_with_background` (same draws, same
+        """`(T, F)` -> `(T', F)`: the feature-domain twin of `perturb.pad_with_background` (same draws, same
         probabilities): background frames before and after the speech at the utterance's own noise level (`floor`,
         RMS), one padding in five digital silence."""
         if cfg.pad_prob <= 0 or rng.random() >= cfg.pad_prob:
@@ -229,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     utts = [u for m in a.manifest for u in read_manifest(m)]
     cache = build_feature_cache(utts, a.out, speed_factors=a.speeds, jobs=max(1, a.jobs))
     frames = sum(n for rec in cache.index.values() for _, n in rec["entries"].values())
-    print(json.dumps({"utterances": len(cache.index), "hours": round(frames / 100 / 3600, 2), "path": str(cache.path)}))
+    hours = frames * cache.fbank.frame_shift_ms / 1000 / 3600
+    print(json.dumps({"utterances": len(cache.index), "hours": round(hours, 2), "path": str(cache.path)}))
     return 0
 
 

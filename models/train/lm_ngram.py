@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import shutil
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -23,11 +25,13 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
+from parley.contract import BLANK_ID
 from parley.textnorm import normalize_text
 from server.bundle import BUNDLE_JSON, sha256_of
 from server.lm import NgramLM, NgramOrder
 
 DEFAULT_ORDER = 3
+MIN_DEV_SENTENCES = 50  # `--type auto` holds out a tenth of the text when that gives at least this many
 # Fusion scales written into the bundle entry when none are given (docs/adaptation.md: how they were chosen).
 DEFAULT_LM_SCALE = 0.3
 DEFAULT_ILM_SCALE = 0.1
@@ -129,25 +133,35 @@ def read_sentences(path: Path, sp: spm.SentencePieceProcessor, language: str) ->
 
 
 def add_to_bundle(
-    bundle: Path, name: str, lm: NgramLM, language: str, lm_scale: float, ilm_scale: float, text: str = ""
+    bundle: Path,
+    name: str,
+    lm: NgramLM | Path,
+    language: str,
+    lm_scale: float,
+    ilm_scale: float,
+    text: str = "",
+    extra: dict | None = None,
 ) -> Path:
-    """Writes `lm-NAME.npz` into the bundle folder and lists it in bundle.json ("lms" and "files"); an LM of the
-    same name is replaced. Returns the file's path."""
+    """Writes `lm-NAME.npz` (an n-gram) or copies an exported LSTM LM to `lm-NAME.onnx` in the bundle folder and
+    lists it in bundle.json ("lms" and "files"); an LM of the same name is replaced. Returns the file's path."""
     meta_path = bundle / BUNDLE_JSON
     manifest = json.loads(meta_path.read_text(encoding="utf-8"))
-    file = f"lm-{name}.npz"
-    path = bundle / file
-    lm.save(path)
-    entry = {
-        "name": name,
-        "kind": "ngram",
-        "language": language,
-        "file": file,
-        "order": lm.order,
-        "lm_scale": lm_scale,
-        "ilm_scale": ilm_scale,
-        "sentences": lm.meta.get("sentences", 0),
-    }
+    for old in manifest.get("lms", []):  # a replaced LM of the other kind leaves no file behind
+        if old.get("name") == name:
+            manifest["files"].pop(old["file"], None)
+            (bundle / old["file"]).unlink(missing_ok=True)
+    if isinstance(lm, NgramLM):
+        file = f"lm-{name}.npz"
+        path = bundle / file
+        lm.save(path)
+        entry = {"name": name, "kind": "ngram", "language": language, "file": file, "order": lm.order}
+        entry["sentences"] = lm.meta.get("sentences", 0)
+    else:
+        file = f"lm-{name}.onnx"
+        path = bundle / file
+        shutil.copyfile(lm, path)
+        entry = {"name": name, "kind": "lstm", "language": language, "file": file}
+    entry |= {"lm_scale": lm_scale, "ilm_scale": ilm_scale, **(extra or {})}
     if text:
         entry["text"] = text
     manifest["lms"] = [e for e in manifest.get("lms", []) if e.get("name") != name] + [entry]
@@ -155,6 +169,29 @@ def add_to_bundle(
     manifest["files"] = dict(sorted(manifest["files"].items()))
     meta_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+
+
+def _split_dev(sentences: list[list[int]], fraction: float = 0.1) -> tuple[list[list[int]], list[list[int]]]:
+    """Every 1/fraction-th sentence held out to measure perplexity (none when the text is too small to spare it)."""
+    if len(sentences) < MIN_DEV_SENTENCES / fraction:
+        return sentences, []
+    k = round(1 / fraction)
+    return [s for i, s in enumerate(sentences) if i % k], [s for i, s in enumerate(sentences) if not i % k]
+
+
+def ngram_perplexity(lm: NgramLM, sentences: Sequence[Sequence[int]]) -> float:
+    total = sum(lm.sentence_log_prob(s) for s in sentences)
+    return math.exp(-total / max(1, sum(len(s) + 1 for s in sentences)))
+
+
+def _train_lstm(sentences: list[list[int]], vocab: int, blank: int, a: argparse.Namespace, out: Path):
+    from models.nn.lstm_lm import LstmLmConfig
+    from models.train.lm_lstm import export_onnx, perplexity, train_lstm
+
+    cfg = LstmLmConfig(vocab, a.embed_dim, a.hidden_size, a.num_layers, boundary_id=blank)
+    lm, info = train_lstm(sentences, cfg, steps=a.steps, lr=a.lr)
+    export_onnx(lm, out, {"sentences": str(len(sentences))})
+    return lm, info, perplexity
 
 
 def train_command(a: argparse.Namespace) -> int:
@@ -170,11 +207,40 @@ def train_command(a: argparse.Namespace) -> int:
         return 2
     sp = spm.SentencePieceProcessor(model_file=str(bundle / head["bpe"]))
     sentences = read_sentences(Path(a.text), sp, head["language"])
-    blank = 0  # Parley's heads put the blank first (tokens.txt id 0), as sherpa-onnx expects
-    lm = train_ngram(sentences, sp.get_piece_size(), blank, a.order)
-    lm.meta["tokenizer_sha256"] = sha256_of(bundle / head["bpe"])
-    path = add_to_bundle(bundle, a.name, lm, head["language"], a.lm_scale, a.ilm_scale, Path(a.text).name)
-    print(f"wrote {path}: order {lm.order}, {len(sentences)} sentences, {path.stat().st_size / 1e3:.1f} kB")
+    tokenizer_sha = sha256_of(bundle / head["bpe"])
+    train, dev = _split_dev(sentences)
+    kind = a.type
+    if kind == "auto" and not dev:
+        kind = "ngram"  # too little text to measure, or to train an LSTM on
+    figures: dict = {"train_sentences": len(train), "dev_sentences": len(dev)}
+    ngram = None
+    # the LMs predict a head's tokens; <s> and </s> are its blank (every head's, sherpa-onnx's too)
+    if kind in ("ngram", "auto"):
+        ngram = train_ngram(train if dev else sentences, sp.get_piece_size(), BLANK_ID, a.order)
+        if dev:
+            figures["ngram_dev_perplexity"] = round(ngram_perplexity(ngram, dev), 2)
+    onnx_path = bundle / f".lm-{a.name}.tmp.onnx"
+    if kind in ("lstm", "auto"):
+        lstm, info, perplexity = _train_lstm(train if dev else sentences, sp.get_piece_size(), BLANK_ID, a, onnx_path)
+        figures["lstm"] = info
+        if dev:
+            figures["lstm_dev_perplexity"] = round(perplexity(lstm, dev), 2)
+    if kind == "auto":
+        kind = "lstm" if figures["lstm_dev_perplexity"] < figures["ngram_dev_perplexity"] else "ngram"
+    figures["chosen"] = kind
+    lm: NgramLM | Path
+    if kind == "ngram":
+        # the chosen n-gram is retrained on every sentence (the dev part measured it, now it helps it)
+        lm = train_ngram(sentences, sp.get_piece_size(), BLANK_ID, a.order) if dev or ngram is None else ngram
+        lm.meta["tokenizer_sha256"] = tokenizer_sha
+    else:
+        from export.onnx_export import add_metadata
+
+        add_metadata(onnx_path, {"tokenizer_sha256": tokenizer_sha})
+        lm = onnx_path
+    path = add_to_bundle(bundle, a.name, lm, head["language"], a.lm_scale, a.ilm_scale, Path(a.text).name, figures)
+    onnx_path.unlink(missing_ok=True)
+    print(f"wrote {path} ({kind}): {len(sentences)} sentences, {path.stat().st_size / 1e3:.1f} kB; {figures}")
     return 0
 
 
@@ -185,7 +251,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--text", required=True, help="plain text, one sentence per line (normalized as the corpus is)")
     t.add_argument("--bundle", required=True, help="the bundle folder whose tokenizer the LM uses and that keeps it")
     t.add_argument("--name", required=True, help="the LM's name, what a start message's \"lm\" asks for")
+    t.add_argument(
+        "--type",
+        choices=("auto", "ngram", "lstm"),
+        default="auto",
+        help="auto (default): train both on 90%% of the text and keep the one of lower perplexity on the rest "
+        f"(an n-gram below {MIN_DEV_SENTENCES * 10} sentences); ngram: numpy only; lstm: an ONNX LSTM that "
+        "sherpa-onnx can fuse too (lm=..., lm_shallow_fusion=True)",
+    )
     t.add_argument("--order", type=int, default=DEFAULT_ORDER, help=f"n-gram order (default {DEFAULT_ORDER})")
+    t.add_argument("--steps", type=int, default=2000, help="LSTM training steps (default 2000)")
+    t.add_argument("--lr", type=float, default=2e-3, help="LSTM peak learning rate (default 2e-3)")
+    t.add_argument("--embed-dim", type=int, default=256, help="LSTM embedding size (default 256)")
+    t.add_argument("--hidden-size", type=int, default=384, help="LSTM hidden size (default 384)")
+    t.add_argument("--num-layers", type=int, default=2, help="LSTM layers (default 2)")
     t.add_argument("--language", help="the head whose tokenizer to use (default: the bundle's first head)")
     t.add_argument(
         "--lm-scale", type=float, default=DEFAULT_LM_SCALE, help=f"default fusion weight (default {DEFAULT_LM_SCALE})"

@@ -28,10 +28,8 @@ from pathlib import Path
 import sentencepiece as spm
 
 from models.data.manifest import iter_manifest
+from parley.contract import BLANK, BLANK_ID, CHANNEL_CHANGE, CHANNEL_CHANGE_ID, RESERVED_PIECES, UNK, UNK_ID
 from parley.textnorm import is_chinese, normalize_text
-
-BLANK, CC, UNK = "<blk>", "<cc>", "<unk>"
-BLANK_ID, CC_ID, UNK_ID = 0, 1, 2
 
 MODEL_NAME = "bpe.model"
 TOKENS_NAME = "tokens.txt"
@@ -63,7 +61,7 @@ def _train(texts: list[str], out_prefix: Path, vocab_size: int, language: str, m
         vocab_size=vocab_size,
         model_type=model_type,
         character_coverage=1.0,
-        user_defined_symbols=[BLANK, CC],  # take the lowest free ids, 0 and 1, around unk_id=2
+        user_defined_symbols=[BLANK, CHANNEL_CHANGE],  # take the lowest free ids, 0 and 1, around unk_id=2
         unk_id=UNK_ID,
         bos_id=-1,
         eos_id=-1,
@@ -145,7 +143,7 @@ class Tokenizer:
     """
 
     blank_id = BLANK_ID
-    cc_id = CC_ID
+    cc_id = CHANNEL_CHANGE_ID
     unk_id = UNK_ID
 
     def __init__(self, model_path: str | os.PathLike):
@@ -154,9 +152,9 @@ class Tokenizer:
             raise FileNotFoundError(f"tokenizer model {model_path} not found")
         self.sp = spm.SentencePieceProcessor(model_file=str(model_path))
         reserved = [self.sp.id_to_piece(i) for i in range(min(3, self.sp.get_piece_size()))]
-        if reserved != [BLANK, CC, UNK]:
+        if reserved != list(RESERVED_PIECES):
             raise ValueError(
-                f"{model_path} is not a Parley tokenizer: ids 0-2 are {reserved}, expected {[BLANK, CC, UNK]}"
+                f"{model_path} is not a Parley tokenizer: ids 0-2 are {reserved}, expected {list(RESERVED_PIECES)}"
             )
 
     @property
@@ -170,9 +168,9 @@ class Tokenizer:
     def encode(self, text: str) -> list[int]:
         """Token ids (U,) of a normalized text; never contains `blank_id`."""
         ids: list[int] = []
-        for k, part in enumerate(text.split(CC)):
+        for k, part in enumerate(text.split(CHANNEL_CHANGE)):
             if k:
-                ids.append(CC_ID)
+                ids.append(CHANNEL_CHANGE_ID)
             if part.strip():
                 ids.extend(self.sp.encode(part.strip(), out_type=int))
         return ids
@@ -181,11 +179,11 @@ class Tokenizer:
         """The text of token ids, blanks dropped and channel changes written as " <cc> "."""
         parts: list[list[int]] = [[]]
         for i in ids:
-            if i == CC_ID:
+            if i == CHANNEL_CHANGE_ID:
                 parts.append([])
             elif i != BLANK_ID:
                 parts[-1].append(int(i))
-        return f" {CC} ".join(self.sp.decode(p) for p in parts).strip()
+        return f" {CHANNEL_CHANGE} ".join(self.sp.decode(p) for p in parts).strip()
 
 
 def write_tokens_txt(model_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:

@@ -39,22 +39,24 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from models.data.manifest import Utterance, read_manifest
+from models.nn.checkpoint import init_from, save_checkpoint
 from models.nn.encoder import EncoderConfig, count_parameters
 from models.nn.lid import IGNORE
 from models.nn.search import greedy_search
-from models.nn.transducer import BLANK, LOSSES, ModelConfig, Transducer
-from models.train.dataset import AugmentSettings, DurationBatchSampler, UtteranceDataset, collate, feature_stats
+from models.nn.transducer import LOSSES, ModelConfig, Transducer
+from models.train.dataset import DurationBatchSampler, UtteranceDataset, collate, feature_stats
 from models.train.feature_cache import FeatureCache, build_feature_cache
+from models.train.perturb import AugmentSettings
 from models.train.pruned_rnnt import DEFAULT_PRUNE_RANGE
 from models.train.rnnt_loss import RNNT_TYPES
 from models.train.tasks import MultiTaskDataset, Task, TaskBatchSampler, parse_tasks
 from models.train.tokenizer import MODEL_NAME, Tokenizer
+from parley.contract import BLANK_ID
 from parley.wer import error_counts
 
 
@@ -317,9 +319,9 @@ def ctc_greedy(best: torch.Tensor, lens: torch.Tensor) -> list[list[int]]:
     """Best path `(B, T)` token ids -> token lists with repeats merged and blanks dropped."""
     out = []
     for row, n in zip(best.tolist(), lens.tolist(), strict=True):
-        toks, prev = [], BLANK
+        toks, prev = [], BLANK_ID
         for t in row[:n]:
-            if t != prev and t != BLANK:
+            if t != prev and t != BLANK_ID:
                 toks.append(t)
             prev = t
         out.append(toks)
@@ -350,24 +352,6 @@ def plot_curve(log: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-_SINGLE_HEAD_MODULES = ("decoder.", "joiner.", "ctc_output.")
-
-
-def init_from(model: nn.Module, path: str | os.PathLike, head: str = "") -> tuple[int, list[str]]:
-    """Copies the tensors of checkpoint `path` whose name and shape match into `model` (feature statistics
-    included); returns how many were copied and the names left as initialized (e.g. a new head, another vocabulary).
-
-    With `head`, a single-head checkpoint's decoder, joiner and CTC layer go to that head of a multi-head model
-    (e.g. an English model's head becomes the "en" head of an SM² model)."""
-    src = torch.load(path, map_location="cpu", weights_only=False)["model"]
-    if head:
-        src = {(f"heads.{head}.{k}" if k.startswith(_SINGLE_HEAD_MODULES) else k): v for k, v in src.items()}
-    own = model.state_dict()
-    take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(take, strict=False)
-    return len(take), sorted(k for k in own if k not in take)
 
 
 def _feature_cache(
@@ -486,20 +470,8 @@ def train(cfg: TrainConfig) -> dict:
 
     def save(path: Path) -> None:
         if main_proc:
-            tmp = path.with_suffix(".tmp")
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "model_config": mcfg.to_dict(),
-                    "train_config": asdict(cfg),
-                    "optimizer": opt.state_dict(),
-                    "state": state,
-                    "tokenizer": str(cfg.tokenizer),
-                    **({"tokenizers": cfg.tokenizer_paths()} if cfg.multi_head else {}),
-                },
-                tmp,
-            )
-            os.replace(tmp, path)
+            extra = {"tokenizers": cfg.tokenizer_paths()} if cfg.multi_head else {}
+            save_checkpoint(path, model, asdict(cfg), str(cfg.tokenizer), state, opt.state_dict(), **extra)
 
     def run_dev() -> float:
         """Greedy error rate of every dev task; their mean decides best.pt (WER of a translation head: a
@@ -620,14 +592,6 @@ def train(cfg: TrainConfig) -> dict:
     if world > 1:
         dist.destroy_process_group()
     return {"dev_wer": last_wer, "step": state["step"], "best_wer": state["best_wer"]}
-
-
-def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[Transducer, dict]:
-    """Rebuilds a model from a checkpoint (its config is inside); returns the model in eval mode and the checkpoint."""
-    ck = torch.load(path, map_location=device, weights_only=False)
-    model = Transducer(ModelConfig.from_dict(ck["model_config"]))
-    model.load_state_dict(ck["model"])
-    return model.eval(), ck
 
 
 def _parse(argv: Sequence[str] | None) -> TrainConfig:

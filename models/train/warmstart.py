@@ -1,7 +1,7 @@
 """A training checkpoint from a committed bundle's ONNX files: warm starts without the original checkpoint.
 
     python -m models.train.warmstart --bundle bundles/en-small --out exp/en-small-init.pt
-    parley train ... --init exp/en-small-init.pt      # models.train.train.init_from takes every tensor that fits
+    parley train ... --init exp/en-small-init.pt      # models.nn.checkpoint.init_from takes every tensor that fits
 
 Bundles are committed, checkpoints are not (they live on the machine that trained them). The exported graphs keep
 the PyTorch parameter names for every float initializer; int8 weights (dynamic quantization of MatMul) are stored

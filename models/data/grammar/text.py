@@ -29,11 +29,6 @@ def normalize(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def is_normalized(lang: str, text: str) -> bool:
-    """True when `text` is in the grammar's written form for `lang` (see the module docstring)."""
-    return PATTERNS[lang].fullmatch(text) is not None
-
-
 def display_text(lang: str, text: str) -> str:
     """The text as a reader expects it: Chinese without the word-separating spaces, other languages unchanged."""
     return text.replace(" ", "") if lang == "zh" else text

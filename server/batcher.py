@@ -1,0 +1,355 @@
+"""The batching loop: one asyncio task per bundle gathers a chunk from every stream that has one ready and runs the
+recognizer's batched step on them in a worker thread, so the event loop never runs a model.
+
+    batcher = Batcher(recognizer, BatcherConfig(max_batch=32, max_wait_ms=10), name="en-small")
+    await batcher.start()
+    stream = batcher.open(recognizer.open(plan, "greedy"), Frontend(recognizer.spec, 48000))
+    await stream.push(samples)           # float32 (T_samples,) at 48 kHz; waits while the stream's queue is full
+    update = await stream.next_update()  # Update(results=[Partial | Final, ...], arrived=[...])
+    await stream.stop()                  # flush: the last finals, then an Update with end=True
+    await batcher.close()
+
+A stream turns its audio into encoder windows as it arrives (its `Frontend`) and queues them. It holds at most
+`queue_chunks` chunks that are waiting, being decoded, or decoded but not yet taken by its session; beyond that `push`
+waits, so the connection stops reading its socket instead of buffering without bound. The loop takes at most one
+chunk per stream (a stream's chunks depend on each other through the encoder state), gathers up to `max_batch`
+streams, waiting at most `max_wait_ms` after the first (less when every open stream is already in), and hands them
+to `recognizer.step` in a worker thread. Each stream gets its results in order, one `Update` per chunk; after `stop`
+the tail's chunks and then `recognizer.finish` give the last finals, the last update marked `end`.
+
+A failure of the step ends every stream of that batch with an `Update` whose `error` is set; other streams go on.
+The batcher knows nothing of models or wire formats: any object with `step` and `finish` (`BatchRecognizer`) will do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from server.frontend import Chunk, Frontend
+from server.recognizer import Result
+
+if TYPE_CHECKING:
+    from server.metrics import ServerMetrics
+
+log = logging.getLogger("parley.batcher")
+
+# Audio pushes longer than this (seconds) are turned into fbank frames in a worker thread rather than on the event
+# loop: 100 ms of audio takes well under a millisecond, a 1 MiB message (up to 32 s) takes tens.
+_FBANK_INLINE_S = 1.0
+
+
+class BatchRecognizer(Protocol):
+    """What the loop runs: `server.recognizer.Recognizer`, or a stand-in in tests."""
+
+    def step(self, batch: Sequence[tuple[Any, Chunk]]) -> list[list[Result]]:
+        """One chunk of each (stream state, chunk) pair; each stream's results. Runs in the worker thread."""
+        ...
+
+    def finish(self, stream: Any, audio_s: float) -> Sequence[Result]:
+        """A stream's last results after its last chunk, given the seconds of audio it received."""
+        ...
+
+
+@dataclass(frozen=True)
+class BatcherConfig:
+    """How the loop batches."""
+
+    max_batch: int = 32  # streams in one step
+    max_wait_ms: float = 10.0  # how long the first ready stream waits for others
+    queue_chunks: int = 8  # chunks one stream may have unanswered before `push` waits
+
+
+class StreamClosedError(Exception):
+    """The stream was closed (its client left, or the batcher stopped) while a call waited on it."""
+
+
+@dataclass
+class Update:
+    """What one step (or the stream's end) produced for a stream.
+
+    Attributes:
+        results: partials and finals, in order (may be empty: the text did not change).
+        arrived: `time.monotonic()` when the last sample of each chunk this update answers arrived.
+        end: the stream is flushed; every final was in this or an earlier update.
+        error: the recognizer failed on this stream; nothing more will come.
+    """
+
+    results: list[Result] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)
+    end: bool = False
+    error: str | None = None
+
+
+_STOP = object()  # the queue's last item after stop: the stream's last finals, and the end
+
+
+class Stream:
+    """One stream in the loop: its frontend, its queue of chunks and its updates. Created by `Batcher.open`.
+
+    Args:
+        batcher: the loop that decodes it.
+        state: the recognizer's state of this stream (`Recognizer.open`), passed to `step` and `finish`.
+        frontend: its audio to chunks.
+    """
+
+    def __init__(self, batcher: Batcher, state: Any, frontend: Frontend) -> None:
+        self.batcher = batcher
+        self.state = state
+        self.frontend = frontend
+        self._pending: deque[tuple[Chunk, float] | object] = deque()  # (chunk, arrival time), then _STOP
+        self._updates: asyncio.Queue[Update] = asyncio.Queue()
+        self._room = asyncio.Event()  # set when the queue may have room
+        self.queued = False  # in the loop's ready queue
+        self._outstanding = 0  # chunks queued whose update has not been taken yet: at most queue_chunks
+        self._accepting: asyncio.Future | None = None  # a long push's frontend work in a thread
+        self.stopped = False
+        self.closed = False
+        self.failure: str | None = None  # why the loop gave up on the stream
+
+    @property
+    def seconds_received(self) -> float:
+        return self.frontend.seconds_received
+
+    @property
+    def unanswered(self) -> int:
+        """Chunks queued whose update has not been taken yet (`next_update`): 0 once every chunk of the audio pushed
+        so far is decoded and its results taken (audio short of a whole chunk waits for more)."""
+        return self._outstanding
+
+    @property
+    def pending_chunks(self) -> int:
+        return sum(1 for c in self._pending if c is not _STOP)
+
+    async def _wait_room(self) -> None:
+        while self._outstanding >= self.batcher.config.queue_chunks:
+            if self.closed:
+                raise StreamClosedError("stream closed")
+            self._room.clear()
+            await self._room.wait()
+        if self.closed:
+            raise StreamClosedError("stream closed")
+
+    async def push(self, samples: np.ndarray, arrived: float | None = None) -> None:
+        """Adds audio: float32 samples `(T_samples,)` at the frontend's rate. Returns once its chunks are queued,
+        which waits while the stream's queue is full (backpressure).
+
+        Raises:
+            StreamClosedError: the stream was closed meanwhile.
+            RuntimeError: push after stop.
+        """
+        if self.stopped:
+            raise RuntimeError("push after stop")
+        arrived = time.monotonic() if arrived is None else arrived
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        self.batcher._audio(samples.size / self.frontend.sample_rate)
+        if samples.size > _FBANK_INLINE_S * self.frontend.sample_rate:
+            # Shielded: a cancelled push must not leave the thread feeding the frontend while stop() feeds it too.
+            self._accepting = asyncio.ensure_future(asyncio.to_thread(self.frontend.accept, samples))
+            await asyncio.shield(self._accepting)
+        else:
+            self.frontend.accept(samples)
+        await self._queue_chunks(arrived)
+
+    async def _queue_chunks(self, arrived: float) -> None:
+        while self.frontend.ready():
+            await self._wait_room()  # before the chunk is cut: a cancelled wait leaves its frames in the frontend
+            chunk = self.frontend.pop_chunk()
+            assert chunk is not None
+            self._outstanding += 1
+            self._pending.append((chunk, arrived))
+            self.batcher._schedule(self)
+
+    async def stop(self) -> None:
+        """No more audio: the frontend pads the tail so every sample is decoded, then the end is queued. The updates
+        that follow hold the last finals, the last with `end` set."""
+        if self.stopped:
+            return
+        self.stopped = True
+        if self._accepting is not None and not self._accepting.done():
+            await asyncio.wait({self._accepting})
+        self.frontend.finish()
+        await self._queue_chunks(time.monotonic())
+        self._pending.append(_STOP)
+        self.batcher._schedule(self)
+
+    async def next_update(self) -> Update:
+        """The next update, in order; waits for it."""
+        update = await self._updates.get()
+        self._outstanding -= len(update.arrived)
+        self._room.set()
+        return update
+
+    def _deliver(self, update: Update) -> None:
+        if update.error and self.failure is None:
+            self.failure = update.error
+        if not self.closed:
+            self._updates.put_nowait(update)
+
+    def _take(self) -> tuple[Chunk, float] | object:
+        return self._pending.popleft()
+
+    def close(self) -> None:
+        """Abandons the stream (its client left): the loop forgets it, waiting calls raise `StreamClosedError`."""
+        if self.closed:
+            return
+        self.closed = True
+        self._pending.clear()
+        self._room.set()
+        self.batcher._forget(self)
+
+
+class Batcher:
+    """One recognizer's batching loop.
+
+    Args:
+        recognizer: what runs a batch (in the worker thread) and ends a stream.
+        config: batching limits.
+        name: for logs, thread names and metric labels (the bundle's name).
+        metrics: where batch sizes and audio seconds go (None: nowhere).
+    """
+
+    def __init__(
+        self,
+        recognizer: BatchRecognizer,
+        config: BatcherConfig | None = None,
+        name: str = "batcher",
+        metrics: ServerMetrics | None = None,
+    ) -> None:
+        self.recognizer = recognizer
+        self.config = config or BatcherConfig()
+        self.name = name
+        self.metrics = metrics
+        self._streams: set[Stream] = set()
+        self._ready: deque[Stream] = deque()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    @property
+    def open_streams(self) -> int:
+        """Streams opened and not yet closed."""
+        return len(self._streams)
+
+    async def start(self) -> None:
+        """Starts the loop on the running event loop."""
+        if self._task is not None:
+            return
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"parley-{self.name}")
+        self._task = asyncio.create_task(self._run(), name=f"parley-engine-{self.name}")
+
+    async def close(self) -> None:
+        """Stops the loop; open streams get an error update and are closed."""
+        for s in list(self._streams):
+            s._deliver(Update(error="the engine stopped"))
+            s.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def open(self, state: Any, frontend: Frontend) -> Stream:
+        """A new stream of the recognizer's stream `state`, fed by `frontend`.
+
+        Raises:
+            RuntimeError: the loop is not running.
+        """
+        if self._task is None:
+            raise RuntimeError(f"engine {self.name} is not running")
+        stream = Stream(self, state, frontend)
+        self._streams.add(stream)
+        return stream
+
+    def _audio(self, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.audio_seconds.labels(self.name).inc(seconds)
+
+    def _schedule(self, stream: Stream) -> None:
+        if not stream.queued and not stream.closed and stream._pending:
+            stream.queued = True
+            self._ready.append(stream)
+            if self._wake is not None:
+                self._wake.set()
+
+    def _forget(self, stream: Stream) -> None:
+        self._streams.discard(stream)
+
+    async def _gather(self) -> list[tuple[Stream, Any]]:
+        """Waits for the first ready stream, then up to `max_wait_ms` for more; takes one item from each."""
+        assert self._wake is not None
+        while not self._ready:
+            self._wake.clear()
+            await self._wake.wait()
+        loop = asyncio.get_running_loop()
+        cfg = self.config
+        deadline = loop.time() + cfg.max_wait_ms / 1000.0
+        # Waiting is pointless once every open stream is in: nobody else can join.
+        while len(self._ready) < min(cfg.max_batch, len(self._streams)):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except TimeoutError:
+                break
+        batch = []
+        while self._ready and len(batch) < cfg.max_batch:
+            s = self._ready.popleft()
+            s.queued = False
+            if s.closed or not s._pending:
+                continue
+            batch.append((s, s._take()))
+        return batch
+
+    def _fail(self, streams: Sequence[Stream], error: str) -> None:
+        for s in streams:
+            s._deliver(Update(error=error))
+            s.close()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._gather()
+            chunks: list[tuple[Stream, Chunk, float]] = [(s, *item) for s, item in batch if item is not _STOP]
+            if chunks:
+                try:
+                    results = await loop.run_in_executor(
+                        self._executor, self.recognizer.step, [(s.state, c) for s, c, _ in chunks]
+                    )
+                except Exception as e:
+                    log.exception("engine %s: a batch of %d streams failed", self.name, len(chunks))
+                    self._fail([s for s, _, _ in chunks], f"the model failed: {type(e).__name__}")
+                    continue
+                if self.metrics is not None:
+                    self.metrics.batch_size.labels(self.name).observe(len(chunks))
+                for (s, _, arrived), rs in zip(chunks, results, strict=True):
+                    s._deliver(Update(list(rs), [arrived]))
+                    self._schedule(s)
+            for s, item in batch:
+                if item is _STOP:
+                    try:
+                        last = self.recognizer.finish(s.state, s.seconds_received)
+                    except Exception as e:
+                        log.exception("engine %s: a stream's end failed", self.name)
+                        self._fail([s], f"the model failed: {type(e).__name__}")
+                        continue
+                    s._deliver(Update(list(last), end=True))

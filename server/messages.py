@@ -1,0 +1,33 @@
+"""Protocol version 1's partial and final messages (docs/protocol.md) of the recognizer's typed results: the one
+mapping, used by the /v1/stream session (server/session.py) and the transcript of POST /v1/transcribe.
+
+Other protocols map the same results their own way (server/vosk.py); the recognizer knows none of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.protocol import Word, final_message, partial_message
+from server.recognizer import Final, Result
+
+
+def result_message(result: Result) -> dict:
+    """A result as a partial or final message: a multilingual stream's `language` and `translations`, a multi-talker
+    stream's `speakers`, and its partials' `words` too (a live caption colours each word by its talker before the
+    segment closes)."""
+    extra: dict[str, Any] = {}
+    if result.speakers is not None:
+        extra["speakers"] = [{"speaker": c, "text": text} for c, text in enumerate(result.speakers)]
+    if result.language is not None:
+        extra["language"] = result.language
+    if result.translations is not None:
+        extra["translations"] = dict(result.translations)
+    words = [Word(w.text, w.start, w.end, w.speaker, w.conf) for w in result.words]
+    if isinstance(result, Final):
+        if result.display is not None:
+            extra["display"] = result.display
+        return final_message(result.segment, result.text, result.start, result.end, words, **extra)
+    if result.speakers is not None:
+        extra["words"] = [w.to_dict() for w in words]
+    return partial_message(result.segment, result.text, result.start, result.end, **extra)

@@ -1,0 +1,263 @@
+"""What one stream runs on a bundle: its heads (`HeadPlan`), its search, and its adaptation, checked against the
+bundle and the server's limits before any audio flows.
+
+    planner = Planner(bundle, model, HotwordLimits())
+    plan = planner.plan("auto", translate=["en"])      # HeadPlan: caption by LID, translate into English
+    search = planner.search_for(None, adaptation)      # "beam" when adapted, else the default
+    adapted = planner.adapt(plan, adaptation)          # {head: (hotword graph, LM fusion)}
+
+A bundle has one encoder and one or more heads (prediction network, joiner, tokens), one per output language. A
+stream captions with one head (or, with "auto", with the head of the language the streaming identifier finds most
+likely among the plan's candidates) and runs one more head per translation asked for (multilingual "sm2" bundles).
+
+A stream may ask for adaptation (`Adaptation`): hotwords, tokenized with each captioning head's tokenizer into a
+`ContextGraph` (server/biasing.py), and a language model of the bundle to fuse into the search of the head it serves
+(`LmFusion`). Adapted streams search with modified beam search.
+
+Errors a client can cause are `UnsupportedOptionError` (the bundle cannot) and `InvalidOptionError` (no bundle
+could); both are `ValueError`s, and the session answers them with the protocol's error codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from server.biasing import MAX_HOTWORD_BOOST, ContextGraph, phrase_tokens
+from server.bundle import Bundle
+from server.lm import MAX_FUSION_SCALE
+from server.protocol import preview
+from server.transducer import LmFusion, StreamingTransducer
+
+DEFAULT_SEARCH = "greedy"  # what a stream gets when its start names no search
+
+
+@dataclass(frozen=True)
+class HeadPlan:
+    """Which heads one stream runs (see `Planner.plan`).
+
+    Attributes:
+        caption: the captioning head; None: chosen by the language identifier among `candidates` ("auto").
+        candidates: "auto": (LID language index, head index) of each language it may choose.
+        translate: (language, head index) of each translation asked for, in the order asked.
+        multilingual: results say which language is captioned (and carry translations when asked).
+    """
+
+    caption: int | None = 0
+    candidates: tuple[tuple[int, int], ...] = ()
+    translate: tuple[tuple[str, int], ...] = ()
+    multilingual: bool = False
+
+    @property
+    def auto(self) -> bool:
+        return self.caption is None
+
+    @property
+    def captions(self) -> list[int]:
+        """The heads that may caption: the one named, or every candidate of "auto"."""
+        return [self.caption] if self.caption is not None else [h for _, h in self.candidates]
+
+
+class UnsupportedOptionError(ValueError):
+    """A language, translation or restriction the bundle cannot serve (protocol error unsupported_option)."""
+
+
+class InvalidOptionError(ValueError):
+    """Hotwords or fusion settings that no model could serve: too many, too long, untokenizable, a search that
+    cannot use them (protocol error invalid_value)."""
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """What a stream asks of the search beyond the audio.
+
+    Attributes:
+        hotwords: (phrase, boost per token) of each hotword; boost None: the server's default.
+        lm: the name of one of the bundle's LMs to fuse, or None.
+        lm_scale: its weight (None: the bundle's default for it).
+        ilm_scale: the internal LM's subtracted weight (None: the bundle's default).
+    """
+
+    hotwords: tuple[tuple[str, float | None], ...] = ()
+    lm: str | None = None
+    lm_scale: float | None = None
+    ilm_scale: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.hotwords) or self.lm is not None
+
+
+# A stream's adaptation, resolved per head: (hotword graph, LM fusion), either None.
+HeadAdaptation = dict[int, tuple[ContextGraph | None, LmFusion | None]]
+
+
+@dataclass(frozen=True)
+class HotwordLimits:
+    """What one stream may ask for in hotwords."""
+
+    max_hotwords: int = 100  # hotwords one stream may ask for
+    max_hotword_chars: int = 64  # characters in one hotword
+    max_hotword_tokens: int = 32  # tokens of one hotword under a head's tokenizer
+    hotword_boost: float = 1.5  # the bonus per token of a hotword that names no boost
+
+
+class Planner:
+    """A bundle's answers to what a stream asks for: languages, translations, search and adaptation.
+
+    Args:
+        bundle: the loaded bundle.
+        model: its recognizer (heads and language identifier).
+        limits: the server's hotword limits.
+    """
+
+    def __init__(self, bundle: Bundle, model: StreamingTransducer, limits: HotwordLimits | None = None) -> None:
+        self.bundle = bundle
+        self.model = model
+        self.limits = limits or HotwordLimits()
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.bundle.languages)
+
+    @property
+    def multilingual(self) -> bool:
+        """A bundle of several output languages (kind "sm2"): any head translates, results name the language."""
+        return self.bundle.kind == "sm2"
+
+    @property
+    def multi_talker(self) -> bool:
+        """A multi-talker bundle (kind "tsot"): results carry `speakers` and each word's `speaker`."""
+        return any(h.post_processing == "tsot" for h in self.bundle.heads)
+
+    @property
+    def lms(self) -> list[dict]:
+        """The bundle's language models, as GET /v1/models lists them."""
+        return [lm.describe() for lm in self.bundle.lms.values()]
+
+    @property
+    def translate_languages(self) -> list[str]:
+        """What `translate` may ask for: every head's language in a multilingual bundle, nothing otherwise."""
+        return list(self.bundle.languages) if self.multilingual else []
+
+    @property
+    def auto_languages(self) -> list[str]:
+        """The languages "auto" can tell apart and caption: the identifier's languages that have a head."""
+        lid = self.model.lid
+        if lid is None:
+            return []
+        return [lang for lang in lid.languages if self.model.head_index(lang) is not None]
+
+    def head_for(self, language: str | None) -> int | None:
+        """The head that captions `language` (None or "auto" on a one-head bundle: that head); None if none."""
+        if language is None or (language == "auto" and len(self.model.heads) == 1):
+            return 0
+        return self.model.head_index(language)
+
+    def plan(
+        self, language: str | None = None, translate: Sequence[str] = (), languages: Sequence[str] = ()
+    ) -> HeadPlan:
+        """The heads a stream runs for a start's `language`, `translate` and `languages` (the restriction of "auto").
+
+        `language` None means "auto" on a bundle with a language identifier, else its first head.
+
+        Raises:
+            UnsupportedOptionError: a language, translation or restriction this bundle cannot serve.
+        """
+        lid = self.model.lid
+        if language is None and (lid is not None or languages):
+            language = "auto"
+        if languages and language != "auto":
+            raise UnsupportedOptionError(
+                f"languages {preview(list(languages))} restrict auto, but language is {preview(language)}"
+            )
+        if language == "auto" and (lid is not None or languages):
+            if lid is None:
+                raise UnsupportedOptionError("has no language identifier: name the language instead of auto")
+            if bad := [x for x in languages if x not in self.auto_languages]:
+                raise UnsupportedOptionError(f"cannot detect {preview(bad)}: auto knows {self.auto_languages}")
+            allowed = list(languages) or self.auto_languages
+            if not allowed:
+                raise UnsupportedOptionError("has no head for any language its identifier knows")
+            candidates = tuple((lid.languages.index(x), self.model.head_index(x)) for x in allowed)
+            caption: int | None = None
+        else:
+            caption = self.head_for(language)
+            if caption is None:
+                raise UnsupportedOptionError(f"cannot recognize language {preview(language)}: {self.languages}")
+            candidates = ()
+        if translate and not self.multilingual:
+            raise UnsupportedOptionError("has no translation heads")
+        if bad := [t for t in translate if t not in self.translate_languages]:
+            raise UnsupportedOptionError(f"cannot translate into {preview(bad)}: {self.translate_languages}")
+        pairs = tuple((t, self.model.head_index(t)) for t in translate)
+        return HeadPlan(caption, candidates, pairs, self.multilingual)  # type: ignore[arg-type]
+
+    def search_for(self, search: str | None, adaptation: Adaptation | None) -> str:
+        """The search a stream gets: the one asked for, else beam search for an adapted stream, else the default.
+
+        Raises:
+            InvalidOptionError: greedy search asked for together with hotwords or an LM.
+        """
+        if adaptation is not None and adaptation.active:
+            if search not in (None, "beam"):
+                raise InvalidOptionError(f"hotwords and lm need beam search, not {preview(search)}: omit search")
+            return "beam"
+        return search or DEFAULT_SEARCH
+
+    def adapt(self, plan: HeadPlan, adaptation: Adaptation) -> HeadAdaptation:
+        """The hotword graph and LM fusion of each head `plan` may caption with.
+
+        Hotwords are checked against the limits and tokenized with each captioning head's tokenizer (a translation
+        head gets none: its words are not the speaker's); the LM goes to the head whose tokens it predicts, which
+        must be one of them.
+
+        Raises:
+            InvalidOptionError: too many hotwords, one too long or untokenizable, a boost or scale out of range.
+            UnsupportedOptionError: an LM the bundle does not have, or one for a language the plan does not caption.
+        """
+        cfg = self.limits
+        if len(adaptation.hotwords) > cfg.max_hotwords:
+            raise InvalidOptionError(f"{len(adaptation.hotwords)} hotwords: at most {cfg.max_hotwords} per stream")
+        for phrase, boost in adaptation.hotwords:
+            if len(phrase) > cfg.max_hotword_chars:
+                raise InvalidOptionError(
+                    f"hotword {preview(phrase, 40)} has {len(phrase)} characters: at most {cfg.max_hotword_chars}"
+                )
+            if boost is not None and not 0 < boost <= MAX_HOTWORD_BOOST:
+                raise InvalidOptionError(f"hotword boost {boost!r}: use a number in (0, {MAX_HOTWORD_BOOST:g}]")
+        out: HeadAdaptation = {}
+        for h in plan.captions:
+            head = self.model.heads[h].head
+            graph = None
+            if adaptation.hotwords:
+                phrases = []
+                for phrase, boost in adaptation.hotwords:
+                    try:
+                        ids = phrase_tokens(head.sp, phrase)
+                    except ValueError as e:
+                        raise InvalidOptionError(str(e)) from None
+                    if len(ids) > cfg.max_hotword_tokens:
+                        raise InvalidOptionError(
+                            f"hotword {preview(phrase, 40)} is {len(ids)} tokens long: at most {cfg.max_hotword_tokens}"
+                        )
+                    phrases.append((ids, cfg.hotword_boost if boost is None else boost))
+                graph = ContextGraph(phrases, head.vocab_size)
+            out[h] = (graph, None)
+        if adaptation.lm is not None:
+            lm = self.bundle.lms.get(adaptation.lm)
+            if lm is None:
+                raise UnsupportedOptionError(f"has no lm {preview(adaptation.lm)}: it has {sorted(self.bundle.lms)}")
+            h = self.model.head_index(lm.language)
+            if h not in out:
+                raise UnsupportedOptionError(
+                    f"lm {preview(lm.name)} is for {lm.language}, which this stream does not caption"
+                )
+            scales = (adaptation.lm_scale, adaptation.ilm_scale)
+            for x in scales:
+                if x is not None and not 0 <= x <= MAX_FUSION_SCALE:
+                    raise InvalidOptionError(f"lm_scale and ilm_scale must be in [0, {MAX_FUSION_SCALE:g}], got {x!r}")
+            lm_scale = lm.lm_scale if adaptation.lm_scale is None else adaptation.lm_scale
+            ilm_scale = lm.ilm_scale if adaptation.ilm_scale is None else adaptation.ilm_scale
+            out[h] = (out[h][0], LmFusion(lm.lm, lm_scale, ilm_scale))
+        return {h: a for h, a in out.items() if a != (None, None)}

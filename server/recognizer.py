@@ -1,0 +1,482 @@
+"""Synchronous streaming recognition of many streams at once: feature chunks in, typed results out.
+
+Dimension letters: B streams in a batch, T fbank frames one step reads (the window), F fbank bins, C encoder frames
+per chunk, E encoder output width, L languages of the identifier.
+
+    recognizer = Recognizer(StreamingTransducer(bundle), EndpointConfig())
+    a, b = recognizer.open(), recognizer.open(search="beam")
+    fa, fb = Frontend(recognizer.spec, 16000), Frontend(recognizer.spec, 48000)
+    fa.accept(samples_a); fb.accept(samples_b)
+    results = recognizer.step([(a, fa.pop_chunk()), (b, fb.pop_chunk())])   # [[Partial | Final, ...], [...]]
+    ...
+    finals = recognizer.finish(a, fa.seconds_received)                      # after the flush chunks
+
+No asyncio and no wire format here: server/batcher.py runs `step` in a worker thread for the streams that have a
+chunk ready, and the sessions (server/session.py, server/vosk.py) turn the results into their protocol's messages.
+
+One step runs the encoder once on the stacked chunks and states of its streams, then every (head, search) pair once
+for all the streams that need it (greedy and modified beam search separately), then each stream's endpointing. A
+stream's state (`StreamRecognizer`) holds its encoder cache, one search per head its plan runs, its language
+identification, its endpointer and its segments; batching never changes a result (tests/test_isolation.py).
+
+A stream's text lives in segments: an endpoint (server/endpoint.py) closes the open segment with a `Final` and starts
+a new one with a fresh search state; the encoder state carries on. A `Partial` says the open segment's text changed.
+Finals are never empty at endpoints; the end of the stream (`finish`) closes the open segment unless it is empty and
+holds no audio.
+
+A stream runs the heads its `HeadPlan` names on the one encoder output (multilingual "sm2" bundles): a captioning
+head and one head per requested translation, each with its own search, all reset at the caption's endpoints; results
+carry `translations` {language: text} for the same segment. With "auto" the captioning head is the one of the language
+the streaming identifier (server/lid.py) currently finds most likely among the plan's candidates; when that decision
+changes, the new head decodes the open segment's encoder output kept so far (at most `MAX_REDECODE_S` seconds) and
+captions from then on, so the caption is the new head's whole segment, not a splice.
+
+A multi-talker head (head post_processing "tsot") emits `<cc>` where the talker changes: its results' `text` drops
+the marks, `speakers` holds the text of each virtual channel (server/tsot.py), and each word carries its channel.
+
+Hotwords and LM fusion (server/plan.py's `HeadAdaptation`) live in the stream's beam search states, which the
+endpoint resets rebuild with them, so each segment starts at the graph's root and the LM's sentence start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+
+from parley.contract import CHANNEL_CHANGE, WORD_START
+from server.bundle import EncoderSpec
+from server.endpoint import EndpointConfig, EndpointDetector
+from server.frontend import Chunk
+from server.lid import LidState
+from server.plan import HeadAdaptation, HeadPlan
+from server.protocol import SEARCH_METHODS
+from server.punctuation import Punctuator
+from server.transducer import (
+    BeamState,
+    EncoderState,
+    GreedyState,
+    HeadRunner,
+    Hypothesis,
+    StreamingTransducer,
+    greedy_search,
+    modified_beam_search,
+    stack_states,
+    unstack_states,
+    word_confidence,
+)
+from server.tsot import split_channels, strip_channel_changes
+
+# An "auto" stream keeps this much of its open segment's encoder output, for a head that takes over the caption.
+MAX_REDECODE_S = 30.0
+
+
+# ---- Results ----
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognized word.
+
+    Attributes:
+        text: the word.
+        start: its start, seconds from the stream's start.
+        end: its end (after its last token's frame).
+        conf: `word_confidence` of its tokens' probabilities, in [0, 1].
+        speaker: multi-talker heads: the virtual channel it was emitted on; None otherwise.
+    """
+
+    text: str
+    start: float
+    end: float
+    conf: float
+    speaker: int | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a stream's recognition says about one segment (see `Partial` and `Final`).
+
+    Attributes:
+        segment: the segment's index, counting from 0 in each stream.
+        text: the captioning head's text (multi-talker: every channel's words in emission order, no `<cc>`).
+        start: the segment's start, seconds from the stream's start (the previous final's end).
+        end: how far the segment is decoded (a final: where the endpoint fired, or the end of the audio).
+        words: the text's words with times.
+        language: multilingual bundles: the captioning head's language; None otherwise.
+        translations: multilingual streams that asked for translations: {language: text} of the same segment.
+        speakers: multi-talker heads: the text of each virtual channel, by channel; None otherwise.
+    """
+
+    segment: int
+    text: str
+    start: float
+    end: float
+    words: tuple[Word, ...] = ()
+    language: str | None = None
+    translations: Mapping[str, str] | None = None
+    speakers: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Partial(Result):
+    """The open segment's text changed; it may change again."""
+
+
+@dataclass(frozen=True)
+class Final(Result):
+    """A segment closed (an endpoint, or the end of the stream); its text will not change again.
+
+    Attributes:
+        display: the text punctuated and cased by the bundle's model of its language (server/punctuation.py), for
+            streams that ask for it; None otherwise. `text` and `words` stay as recognized.
+    """
+
+    display: str | None = None
+
+
+_R = TypeVar("_R", bound=Result)
+
+
+# ---- One stream ----
+
+
+@dataclass
+class _Text:
+    """What the heads of a stream say about the open segment."""
+
+    hyp: Hypothesis  # the captioning head's
+    text: str  # the captioning head's, `<cc>` marks included
+    translations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.text and not any(self.translations.values())
+
+
+class StreamRecognizer:
+    """One stream's recognition state: encoder cache, searches (one per head the plan runs), language identification,
+    endpointing and segments. Made by `Recognizer.open`; touched by one `Recognizer.step` at a time.
+
+    Args:
+        model: the bundle's encoder and heads.
+        plan: the heads to run.
+        search: "greedy" or "beam".
+        partials: whether to produce `Partial`s.
+        endpoint: the endpoint rules.
+        adaptation: hotwords and LM fusion of each head that has them (beam search only).
+        punctuators: the models that write finals' `display`, by language (none: finals have no `display`).
+    """
+
+    def __init__(
+        self,
+        model: StreamingTransducer,
+        plan: HeadPlan,
+        search: str,
+        partials: bool,
+        endpoint: EndpointConfig,
+        adaptation: HeadAdaptation | None = None,
+        punctuators: Mapping[str, Punctuator] | None = None,
+    ) -> None:
+        spec = model.spec
+        self.punctuators = punctuators or {}
+        self.model = model
+        self.plan = plan
+        self.search = search
+        self.adaptation = adaptation or {}
+        self.partials = partials
+        # Seconds per encoder frame: the bundle's fbank shift times its subsampling (parley.contract's 40 ms for
+        # Parley's own bundles; imported ones say theirs).
+        self.frame_s = spec.features.frame_shift_ms / 1000.0 * spec.subsampling
+        self.encoder: EncoderState = model.init_state(1)
+        self.detector = EndpointDetector(endpoint, self.frame_s)
+        self.caption = plan.caption if plan.caption is not None else plan.candidates[0][1]
+        self.lid: LidState | None = None
+        if plan.auto:
+            assert model.lid is not None, "an auto plan needs a language identifier"
+            self.lid = LidState.new(model.lid.num_languages)
+        self.searchers: dict[int, GreedyState | BeamState] = {}
+        self._reset_searches(0)
+        self.segment_enc: list[np.ndarray] = []  # auto: the open segment's encoder output chunks (C, E)
+        self.segment = 0
+        self.segment_start_frame = 0  # where the open segment began (the previous final's end)
+        self.last_sent = self._empty()
+        self.audio_s = 0.0  # seconds of audio received: no time in a result goes past it
+
+    @property
+    def runner(self) -> HeadRunner:
+        """The captioning head."""
+        return self.model.heads[self.caption]
+
+    @property
+    def tsot(self) -> bool:
+        """The captioning head is multi-talker: its text carries <cc> channel changes (server/tsot.py)."""
+        return self.runner.head.post_processing == "tsot"
+
+    def _heads(self) -> list[int]:
+        """The heads this stream searches: the caption's, then the translations' (each once)."""
+        return list(dict.fromkeys([self.caption, *(h for _, h in self.plan.translate)]))
+
+    def _new_search(self, head: int, frames_done: int) -> GreedyState | BeamState:
+        """A fresh search whose token frames count from the stream's start."""
+        runner = self.model.heads[head]
+        s: GreedyState | BeamState
+        if self.search == "greedy":
+            s = GreedyState.new(runner)
+        else:
+            hotwords, fusion = self.adaptation.get(head, (None, None))
+            s = BeamState(hotwords=hotwords, fusion=fusion)
+        s.frames_done = frames_done
+        return s
+
+    def _reset_searches(self, frames_done: int) -> None:
+        self.searchers = {h: self._new_search(h, frames_done) for h in self._heads()}
+
+    def _hyp(self, head: int) -> Hypothesis:
+        s = self.searchers[head]
+        return s.hyp if isinstance(s, GreedyState) else s.best
+
+    def _t(self, frame: int) -> float:
+        return min(frame * self.frame_s, self.audio_s)
+
+    def _accept_lid(self, logits: np.ndarray) -> None:
+        """An auto stream's language evidence for one chunk: frame logits `(C, L)`; may hand the caption to another
+        head, which then decodes the open segment kept so far."""
+        assert self.lid is not None
+        self.lid.accept(logits)
+        choice = self.lid.decide([lang for lang, _ in self.plan.candidates])
+        head = dict(self.plan.candidates)[choice]
+        if head == self.caption:
+            return
+        old, self.caption = self.caption, head
+        if head not in self.searchers:
+            kept = sum(len(e) for e in self.segment_enc)
+            s = self._new_search(head, self.detector.frames_total - kept)
+            if kept:
+                enc = np.concatenate(self.segment_enc)[None]  # (1, kept, E)
+                if isinstance(s, GreedyState):
+                    greedy_search(self.runner, enc, [s])
+                else:
+                    modified_beam_search(self.runner, enc, [s])
+            self.searchers[head] = s
+        if old not in self._heads():
+            del self.searchers[old]
+
+    def _keep_encoder_output(self, enc: np.ndarray) -> None:
+        """An auto stream keeps its open segment's encoder output `(C, E)` (the last `MAX_REDECODE_S` seconds)."""
+        self.segment_enc.append(enc.copy())  # a view would keep the whole batch's output alive
+        limit = MAX_REDECODE_S / self.frame_s
+        while sum(len(e) for e in self.segment_enc) - len(self.segment_enc[0]) >= limit:
+            self.segment_enc.pop(0)
+
+    def words(self, hyp: Hypothesis) -> tuple[Word, ...]:
+        """The hypothesis's words with times: a word is the pieces from one starting with '▁' to the next; it
+        starts at its first token's frame and ends after its last token's frame. Several tokens may come out of one
+        frame, so a word starts no earlier than the end of the word before it on its channel (words emitted within one
+        frame get that frame's instant): times never overlap, never go backwards, never pass the emitting frame.
+        A word's `conf` is `word_confidence` of its tokens' probabilities."""
+        groups: list[list[tuple[int, int, float]]] = []
+        tokens = self.runner.head.tokens
+        cc = tokens.index(CHANNEL_CHANGE) if CHANNEL_CHANGE in tokens else None
+        channels: list[int] = []  # of each group: t-SOT heads toggle between channels 0 and 1 at each <cc>
+        channel = 0
+        new_word = True
+        for tok, frame, prob in zip(hyp.tokens, hyp.frames, hyp.probs, strict=True):
+            if tok == cc or tok == self.runner.blank_id:
+                new_word = True
+                if tok == cc:
+                    channel = 1 - channel
+                continue
+            if new_word or tokens[tok].startswith(WORD_START):
+                groups.append([])
+                channels.append(channel)
+                new_word = False
+            groups[-1].append((tok, frame, prob))
+        out = []
+        ends: dict[int, int] = {}  # channel -> frame where its last word ended
+        for g, c in zip(groups, channels, strict=True):
+            text = self.runner.head.sp.decode([t for t, _, _ in g]).strip()
+            if text:
+                end = g[-1][1] + 1
+                start = min(max(g[0][1], ends.get(c, 0)), end)
+                ends[c] = end
+                conf = word_confidence([p for _, _, p in g])
+                out.append(Word(text, self._t(start), self._t(end), conf, c if self.tsot else None))
+        return tuple(out)
+
+    def _text(self) -> _Text:
+        hyp = self._hyp(self.caption)
+        translations = {lang: self.model.heads[h].text(self._hyp(h).tokens) for lang, h in self.plan.translate}
+        return _Text(hyp, self.runner.text(hyp.tokens), translations)
+
+    def _empty(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return "", tuple((lang, "") for lang, _ in self.plan.translate)
+
+    def _result(self, kind: type[_R], now: _Text, end_s: float) -> _R:
+        """The open segment as `kind`, ending at `end_s`."""
+        multilingual = self.plan.multilingual
+        extra = {}
+        if kind is Final and not self.tsot and (p := self.punctuators.get(self.runner.head.language)) is not None:
+            extra["display"] = p.punctuate_text(now.text)
+        return kind(
+            segment=self.segment,
+            text=strip_channel_changes(now.text) if self.tsot else now.text,
+            start=self._t(self.segment_start_frame),
+            end=end_s,
+            words=self.words(now.hyp),
+            language=self.runner.head.language if multilingual else None,
+            translations=now.translations if multilingual and self.plan.translate else None,
+            speakers=tuple(" ".join(ws) for ws in split_channels(now.text)) if self.tsot else None,
+            **extra,
+        )
+
+    def _after_chunk(self, frames: int, flushing: bool) -> list[Result]:
+        """Endpointing and results after the searches decoded `frames` more encoder frames."""
+        now = self._text()
+        first = self.detector.frames_total
+        emitted = np.zeros(frames, dtype=bool)  # (C,)
+        for f in now.hyp.frames:
+            if first <= f < first + frames:
+                emitted[f - first] = True
+        results: list[Result] = []
+        if self.detector.accept(emitted):
+            end = self.detector.frames_total
+            if not now.empty:  # no empty finals at endpoints
+                results.append(self._result(Final, now, self._t(end)))
+                self.segment += 1
+                self.segment_start_frame = end
+            self.detector.reset()
+            self._reset_searches(end)
+            self.segment_enc = []
+            self.last_sent = self._empty()
+            return results
+        sent = (now.text, tuple(now.translations.items()))
+        if sent != self.last_sent:
+            if self.partials and not flushing:
+                results.append(self._result(Partial, now, self._t(self.detector.frames_total)))
+            self.last_sent = sent
+        return results
+
+    def _finish(self, audio_s: float) -> list[Final]:
+        """The open segment's final after the flush, unless it is empty and holds no audio."""
+        self.audio_s = audio_s
+        now = self._text()
+        if now.empty and self.segment_start_frame * self.frame_s >= self.audio_s:
+            return []
+        final = self._result(Final, now, self.audio_s)  # the audio's end, not the padding's
+        self.segment += 1
+        return [final]
+
+
+# ---- Many streams ----
+
+
+class Recognizer:
+    """One bundle's recognition of many streams, batched; synchronous (callers choose the thread).
+
+    Args:
+        model: the bundle's encoder, heads and language identifier.
+        endpoint: the endpoint rules of every stream.
+        punctuators: the bundle's punctuation-and-casing models, by language (server/punctuation.py).
+    """
+
+    def __init__(
+        self,
+        model: StreamingTransducer,
+        endpoint: EndpointConfig | None = None,
+        punctuators: Mapping[str, Punctuator] | None = None,
+    ) -> None:
+        self.punctuators = dict(punctuators or {})
+        self.model = model
+        self.endpoint = endpoint or EndpointConfig()
+
+    @property
+    def spec(self) -> EncoderSpec:
+        """The encoder's window, shift and frontend settings (what a `Frontend` needs)."""
+        return self.model.spec
+
+    def check(self, plan: HeadPlan, search: str) -> None:
+        """Whether a stream of `plan` and `search` can run on this bundle.
+
+        Raises:
+            ValueError: an unknown search, a head out of range, "auto" without a language identifier.
+        """
+        if search not in SEARCH_METHODS:
+            raise ValueError(f"unknown search {search!r}; use one of {SEARCH_METHODS}")
+        for h in [*plan.captions, *(h for _, h in plan.translate)]:
+            if h is None or not 0 <= h < len(self.model.heads):
+                raise ValueError(f"head {h} out of range: the bundle has {len(self.model.heads)}")
+        if plan.auto and self.model.lid is None:
+            raise ValueError("an auto plan needs a bundle with a language identifier")
+
+    def open(
+        self,
+        plan: HeadPlan | None = None,
+        search: str = "greedy",
+        partials: bool = True,
+        adaptation: HeadAdaptation | None = None,
+        punctuate: bool = True,
+    ) -> StreamRecognizer:
+        """A new stream's state.
+
+        Args:
+            plan: the heads to run (None: the first head alone).
+            search: "greedy" or "beam".
+            partials: whether the stream gets `Partial`s, or finals only.
+            adaptation: hotwords and LM fusion per head (`Planner.adapt`; beam search only).
+            punctuate: whether finals carry `display` (where the bundle has a model for the caption's language).
+
+        Raises:
+            ValueError: see `check`.
+        """
+        plan = plan or HeadPlan()
+        self.check(plan, search)
+        punctuators = self.punctuators if punctuate else None
+        return StreamRecognizer(self.model, plan, search, partials, self.endpoint, adaptation, punctuators)
+
+    def step(self, batch: Sequence[tuple[StreamRecognizer, Chunk]]) -> list[list[Result]]:
+        """One chunk of each of the streams in `batch` (each stream at most once): the encoder once for all of them,
+        the searches, endpointing. Returns each stream's results, in order (often none)."""
+        streams = [s for s, _ in batch]
+        assert len({id(s) for s in streams}) == len(streams), "a stream's chunks depend on each other: one per step"
+        for s, c in batch:
+            s.audio_s = c.audio_s
+        x = np.stack([c.x for _, c in batch])  # (B, T, F)
+        enc, state = self.model.encode(x, stack_states([s.encoder for s in streams]))  # enc (B, C, E)
+        for s, new in zip(streams, unstack_states(state), strict=True):
+            s.encoder = new
+        auto = [i for i, s in enumerate(streams) if s.lid is not None]
+        if auto:
+            assert self.model.lid is not None
+            logits = self.model.lid.frame_logits(enc[auto])  # (b, C, L)
+            for k, i in enumerate(auto):
+                streams[i]._accept_lid(logits[k])
+        # Every (head, search) pair runs once for all the streams that need it, whatever role it has for them.
+        groups: dict[tuple[int, str], list[tuple[int, GreedyState | BeamState]]] = {}
+        for i, s in enumerate(streams):
+            for head, searcher in s.searchers.items():
+                groups.setdefault((head, s.search), []).append((i, searcher))
+        for (head, search), members in groups.items():
+            runner = self.model.heads[head]
+            rows = [i for i, _ in members]
+            states = [st for _, st in members]
+            if search == "greedy":
+                greedy_search(runner, enc[rows], states)  # type: ignore[arg-type]
+            else:
+                modified_beam_search(runner, enc[rows], states)  # type: ignore[arg-type]
+        for i in auto:
+            streams[i]._keep_encoder_output(enc[i])
+        C = enc.shape[1]
+        return [s._after_chunk(C, c.flush) for s, c in batch]
+
+    def finish(self, stream: StreamRecognizer, audio_s: float) -> list[Final]:
+        """The end of a stream, after its last (flush) chunks: the open segment's final, unless it is empty and holds
+        no audio.
+
+        Args:
+            stream: the stream.
+            audio_s: seconds of audio it received in all (the final ends there, not at the tail padding's end).
+        """
+        return stream._finish(audio_s)

@@ -1,0 +1,54 @@
+"""The streaming WebSockets: Parley's protocol at `WS /v1/stream` (docs/protocol.md, server/session.py) and
+Vosk-server's at `WS /` (docs/vosk.md, server/vosk.py).
+
+Both take the key and the Origin through `require_stream_access`; a connection it refuses is answered by `refuse`,
+as its protocol answers any error. Draining and the connection limit are the session's admission (`Service.admit`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import APIRouter, Depends, WebSocket
+
+from server.deps import ServiceDep, require_stream_access
+from server.metrics import ServerMetrics
+from server.protocol import STREAM_PATH, ProtocolError, dumps
+from server.session import Session
+from server.vosk import VOSK_PATH, VoskSession, close_reason
+
+log = logging.getLogger("parley.app")
+
+# Seconds a refusal may take to reach a client (the accept, the error, the close) before the server gives up on it.
+_REFUSAL_S = 1.0
+
+router = APIRouter(dependencies=[Depends(require_stream_access)])
+
+
+@router.websocket(STREAM_PATH)
+async def stream(websocket: WebSocket, service: ServiceDep) -> None:
+    await Session(service, websocket).run()
+
+
+# Vosk-server's protocol shares `/` with the page: Starlette routes the WebSocket upgrade here, a plain GET there.
+@router.websocket(VOSK_PATH)
+async def vosk(websocket: WebSocket, service: ServiceDep) -> None:
+    await VoskSession(service, websocket).run()
+
+
+async def refuse(websocket: WebSocket, error: ProtocolError, metrics: ServerMetrics) -> None:
+    """Answers a connection the dependencies refused as its protocol answers errors: accepted, then on /v1/stream
+    the error message and the close with its code; on Vosk's `/` the close alone, the error as its reason (Vosk
+    clients know no error message). Quietly, if the client is gone. Counted as an error sent."""
+    metrics.errors.labels(error.code).inc()
+    log.info("refused %s: %s: %s", websocket.url.path, error.code, error.message)
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(_REFUSAL_S):
+            await websocket.accept()
+            if websocket.url.path == VOSK_PATH:
+                await websocket.close(error.close_code, close_reason(error))
+            else:
+                await websocket.send_text(dumps(error.to_message()))
+                await websocket.close(error.close_code)

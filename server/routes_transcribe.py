@@ -1,0 +1,169 @@
+"""`POST /v1/transcribe`: a whole recording in the body, its transcript back as JSON (the finals a stream would
+have sent), SubRip or WebVTT (`?format=json|srt|vtt`).
+
+    curl -H "Content-Type: audio/wav" --data-binary @talk.wav "http://localhost:8000/v1/transcribe?format=srt"
+
+The body is a WAV file (`audio/wav`) or raw PCM (`application/octet-stream` with `?sample_rate=` and `?encoding=`);
+the other query parameters are a start message's (docs/protocol.md): model, search, language, languages,
+translate, hotwords, lm, lm_scale, ilm_scale. Errors are JSON error messages with the status `HTTP_STATUS` gives,
+and every answer is counted by status in `parley_transcribe_requests_total`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+
+from parley.audio import ENCODINGS, read_wav
+from server.deps import ServiceDep, SettingsDep, error_response, require_api_key
+from server.messages import result_message
+from server.metrics import ServerMetrics
+from server.protocol import (
+    BAD_AUDIO,
+    INTERNAL,
+    INVALID_VALUE,
+    TOO_BIG,
+    UNSUPPORTED_ENCODING,
+    ProtocolError,
+    StartRequest,
+    decode_audio_message,
+    preview,
+    start_from_dict,
+    transcript_response,
+)
+from server.session import start_adaptation
+from server.subtitles import FORMATS
+from server.subtitles import MEDIA_TYPES as SUBTITLE_TYPES
+from server.subtitles import render as render_subtitles
+
+log = logging.getLogger("parley.app")
+
+WAV_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave")
+RAW_TYPES = ("application/octet-stream",)
+
+
+class _TranscribeRoute(APIRoute):
+    """POST /v1/transcribe's route: every answer is counted by status in `parley_transcribe_requests_total`, the
+    key dependency's refusals included; a `ProtocolError` is answered with `error_response`, anything else with
+    `internal` (logged: the client gets no traceback)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def counted(request: Request) -> Response:
+            metrics: ServerMetrics = request.app.state.metrics
+            try:
+                response = await handle(request)
+            except ProtocolError as e:
+                response = error_response(metrics, e)
+            except Exception:
+                log.exception("POST %s failed", request.url.path)
+                response = error_response(metrics, ProtocolError(INTERNAL, "internal server error"))
+            metrics.transcribe_requests.labels(str(response.status_code)).inc()
+            return response
+
+        return counted
+
+
+router = APIRouter(route_class=_TranscribeRoute)
+
+
+@router.post("/v1/transcribe", dependencies=[Depends(require_api_key)])
+async def transcribe(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
+    """A recording's transcript: JSON, SubRip or WebVTT (`?format=`)."""
+    fmt = request.query_params.get("format") or "json"
+    if fmt not in FORMATS:
+        raise ProtocolError(INVALID_VALUE, f"format {preview(fmt)} is not one of {list(FORMATS)}")
+    refusal = service.admit()
+    if refusal is not None:
+        raise refusal
+    service.connections += 1
+    try:
+        samples, rate, start = await read_request(request, settings.max_upload_bytes)
+        adaptation = start_adaptation(start)
+        engine, search, plan = service.resolve(
+            start.model, start.search, start.language, start.translate, start.languages, adaptation
+        )
+        finals = [result_message(f) for f in await engine.recognize(samples, rate, search, plan, adaptation)]
+        body = transcript_response(engine.name, samples.size / rate, finals)
+        if fmt == "json":
+            return JSONResponse(body)
+        return Response(render_subtitles(body["segments"], fmt), media_type=SUBTITLE_TYPES[fmt])
+    finally:
+        service.connections -= 1
+
+
+async def read_request(request: Request, limit: int) -> tuple[np.ndarray, int, StartRequest]:
+    """A transcription request's audio and choices, checked as a stream's start message is.
+
+    Args:
+        request: the POST, its body not yet read.
+        limit: the largest body accepted, in bytes.
+
+    Returns:
+        The samples, float32 `(T,)` in [-1, 1]; their rate; the start message the query parameters make.
+
+    Raises:
+        ProtocolError: too_big, unsupported_encoding, bad_audio, invalid_value, or what `start_from_dict` raises.
+    """
+    q = request.query_params
+    length = request.headers.get("content-length")
+    # isascii: str.isdigit() takes "²", which int() refuses; the length check keeps int() off huge numbers.
+    if length is not None and length.isascii() and length.isdigit() and (len(length) > 18 or int(length) > limit):
+        raise ProtocolError(TOO_BIG, f"body of {preview(length, 20)} bytes is over the limit of {limit} bytes")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in WAV_TYPES + RAW_TYPES:
+        raise ProtocolError(
+            UNSUPPORTED_ENCODING,
+            f"Content-Type {preview(kind or 'missing')}: send audio/wav or application/octet-stream",
+        )
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > limit:
+            raise ProtocolError(TOO_BIG, f"body over the limit of {limit} bytes")
+    if kind in WAV_TYPES:
+        try:
+            samples, rate = await asyncio.to_thread(read_wav, io.BytesIO(bytes(body)))
+        except ValueError as e:
+            raise ProtocolError(BAD_AUDIO, f"the body: {e}") from None
+        encoding = "s16le"
+    else:
+        text = q.get("sample_rate")
+        if text is None:
+            raise ProtocolError(INVALID_VALUE, "raw PCM needs the query parameters sample_rate and encoding")
+        try:
+            rate = int(text)
+        except ValueError:  # also integers of over 4300 digits
+            raise ProtocolError(INVALID_VALUE, f"sample_rate must be an integer, got {preview(text)}") from None
+        encoding = q.get("encoding", "s16le")
+        if encoding not in ENCODINGS:
+            raise ProtocolError(UNSUPPORTED_ENCODING, f"encoding {preview(encoding)}: use one of {list(ENCODINGS)}")
+        samples = np.zeros(0, dtype=np.float32)  # decoded below, once the start's fields are checked
+    translate = [t for t in q.get("translate", "").split(",") if t]
+    fields: dict[str, Any] = {"type": "start", "sample_rate": rate, "encoding": encoding, "translate": translate}
+    fields.update({k: q[k] for k in ("model", "search", "language") if q.get(k)})
+    if q.get("languages"):
+        fields["languages"] = [x for x in q["languages"].split(",") if x]
+    if q.get("hotwords"):
+        fields["hotwords"] = [x for x in q["hotwords"].split(",") if x.strip()]
+    if q.get("lm"):
+        fields["lm"] = q["lm"]
+    for key in ("lm_scale", "ilm_scale"):
+        if q.get(key):
+            try:
+                fields[key] = float(q[key])
+            except ValueError:
+                raise ProtocolError(INVALID_VALUE, f"{key} must be a number, got {preview(q[key])}") from None
+    start = start_from_dict(fields)  # the rate range, search and names, checked as a start message is
+    if kind in RAW_TYPES:
+        samples = await asyncio.to_thread(decode_audio_message, bytes(body), encoding)
+    return samples, rate, start

@@ -1,0 +1,218 @@
+"""What the app holds for every route and session: the settings, the metrics, one engine per bundle, the open
+connections (for admission and draining), and the choice of engine for a stream or a request.
+
+    service = Service(Settings(bundles="bundles/"))
+    await service.start()                               # the app's lifespan does this
+    engine, search, plan = service.resolve(model=None, search=None, language=None, translate=())
+
+Sessions (server/session.py, server/vosk.py) and the routes get it from the app (`server.deps.get_service`); it knows
+nothing of HTTP or WebSockets. Every sub-folder of `settings.bundles` with a bundle.json is loaded; one that fails to
+load is logged and skipped, and the service is not `ready` until at least one is loaded (nor while it drains).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from server.bundle import BUNDLE_JSON, Bundle, BundleError, load_bundle
+from server.engine import Engine, EngineConfig
+from server.metrics import ServerMetrics
+from server.plan import Adaptation, HeadPlan, InvalidOptionError, UnsupportedOptionError
+from server.protocol import (
+    INVALID_VALUE,
+    SEARCH_METHODS,
+    SERVER_FULL,
+    SHUTTING_DOWN,
+    UNKNOWN_MODEL,
+    UNSUPPORTED_OPTION,
+    ProtocolError,
+)
+from server.settings import DEFAULT_MODEL, Settings
+from server.tsot import NUM_CHANNELS
+
+log = logging.getLogger("parley.app")
+
+# On shutdown, seconds the aborted sessions get to send their open segment's final (server/session.py's
+# FLUSH_TIMEOUT_S, 5 s) and close, before the drain stops waiting for them. A constant of its own: the sessions
+# import this module, so it cannot import theirs (tests/test_app.py checks that it stays the longer).
+ABORTED_SESSIONS_WAIT_S = 7.0
+
+
+class Abortable(Protocol):
+    """An open session, as the service sees it: something a drain can end."""
+
+    def abort(self, error: ProtocolError) -> None: ...
+
+
+def bundle_folders(path: Path) -> list[Path]:
+    """The bundle folders under `path`: its sub-folders with a bundle.json, sorted; or `path` itself if it is one."""
+    if (path / BUNDLE_JSON).is_file():
+        return [path]
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.iterdir() if (p / BUNDLE_JSON).is_file())
+
+
+def load_bundles(settings: Settings) -> dict[str, Bundle]:
+    """Loads every bundle `settings.bundles` holds, by name; a bundle that fails is logged and skipped."""
+    bundles: dict[str, Bundle] = {}
+    for folder in bundle_folders(settings.bundles):
+        try:
+            b = load_bundle(folder, providers=settings.providers, threads=settings.intra_op_threads)
+        except (BundleError, ValueError, OSError) as e:
+            log.error("skipping bundle %s: %s", folder, e)
+            continue
+        if b.name in bundles:
+            log.error("skipping bundle %s: the name %r is taken by %s", folder, b.name, bundles[b.name].path)
+            continue
+        log.info("loaded bundle %s from %s (%s, %s)", b.name, folder, b.precision, b.encoder.get_providers()[0])
+        bundles[b.name] = b
+    if not bundles:
+        log.error("no bundle loaded from %s: /readyz stays 503", settings.bundles)
+    return bundles
+
+
+class Service:
+    """What the app holds: settings, metrics, one engine per bundle, the open connections, and whether it drains.
+
+    Args:
+        settings: the server settings.
+        metrics: the registry /metrics serves (a fresh one by default).
+    """
+
+    def __init__(self, settings: Settings, metrics: ServerMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or ServerMetrics()
+        self.engines: dict[str, Engine] = {}
+        self.default_model: str | None = None
+        self.draining = False
+        self.connections = 0  # open streams and running transcriptions
+        self.sessions: set[Abortable] = set()
+
+    # ---- Lifecycle ----
+
+    async def start(self) -> None:
+        """Loads the bundles (in a thread: it reads and hashes files) and starts their engines."""
+        bundles = await asyncio.to_thread(load_bundles, self.settings)
+        config = EngineConfig.from_settings(self.settings)
+        for name, bundle in bundles.items():
+            engine = Engine(bundle, config, self.metrics)
+            await engine.start()
+            self.engines[name] = engine
+        wanted = self.settings.default_model
+        if wanted is not None and wanted not in self.engines:
+            log.error("default model %r is not loaded; using the first bundle by name", wanted)
+            wanted = None
+        if wanted is None and DEFAULT_MODEL in self.engines:
+            wanted = DEFAULT_MODEL
+        self.default_model = wanted or (min(self.engines) if self.engines else None)
+
+    async def stop(self) -> None:
+        for engine in self.engines.values():
+            await engine.close()
+        self.engines.clear()
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.engines) and not self.draining
+
+    async def drain(self, timeout: float, force: Callable[[], bool] = lambda: False) -> None:
+        """Stops taking new streams, lets open ones finish for up to `timeout` seconds, then ends the rest with
+        their open segment's final (however short `timeout` is) and `shutting_down` (close 1001)."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if self.connections:
+            log.info("draining: waiting up to %g s for %d connection(s)", timeout, self.connections)
+        while self.connections and loop.time() < deadline and not force():
+            await asyncio.sleep(0.05)
+        for s in list(self.sessions):
+            s.abort(ProtocolError(SHUTTING_DOWN, "the server is shutting down: reconnect, to another replica"))
+        deadline = loop.time() + ABORTED_SESSIONS_WAIT_S
+        while self.sessions and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+
+    # ---- Connections ----
+
+    def admit(self) -> ProtocolError | None:
+        """Why a new stream or transcription may not start now (the server drains, or is full), or None.
+
+        API keys and origins are checked before this, by the routes' dependencies (server/deps.py).
+        """
+        if self.draining:
+            return ProtocolError(SHUTTING_DOWN, "the server is shutting down: reconnect, to another replica")
+        if self.connections >= self.settings.max_connections:
+            return ProtocolError(
+                SERVER_FULL, f"the server has {self.settings.max_connections} streams open: try again later"
+            )
+        return None
+
+    def session_opened(self, session: Abortable) -> None:
+        self.connections += 1
+        self.sessions.add(session)
+        self.metrics.active_streams.inc()
+
+    def session_closed(self, session: Abortable) -> None:
+        self.connections -= 1
+        self.sessions.discard(session)
+        self.metrics.active_streams.dec()
+
+    def count_error(self, code: str) -> None:
+        self.metrics.errors.labels(code).inc()
+
+    def resolve(
+        self,
+        model: str | None,
+        search: str | None,
+        language: str | None,
+        translate: Sequence[str],
+        languages: Sequence[str] = (),
+        adaptation: Adaptation | None = None,
+    ) -> tuple[Engine, str, HeadPlan]:
+        """The engine, search and heads for a start's (or a request's) choices; hotwords and an LM are checked
+        against the server's limits and the model (`Engine.adapt`), and make beam search the default.
+
+        Raises:
+            ProtocolError: unknown_model; unsupported_option for a language, translation, restriction or LM the
+                model lacks; invalid_value for hotwords the server refuses or greedy search with adaptation.
+        """
+        name = model or self.default_model
+        engine = self.engines.get(name) if name is not None else None
+        if engine is None:
+            if not self.engines:
+                raise ProtocolError(UNKNOWN_MODEL, "this server has no model loaded")
+            raise ProtocolError(UNKNOWN_MODEL, f"no model {name!r}; this server has {sorted(self.engines)}")
+        try:
+            plan = engine.plan(language, translate, languages)
+            search = engine.search_for(search, adaptation)
+            if adaptation is not None and adaptation.active:
+                engine.adapt(plan, adaptation)
+        except UnsupportedOptionError as e:
+            raise ProtocolError(UNSUPPORTED_OPTION, f"model {engine.name} {e}") from None
+        except InvalidOptionError as e:
+            raise ProtocolError(INVALID_VALUE, str(e)) from None
+        return engine, search, plan
+
+    def models(self) -> dict:
+        """The body of GET /v1/models."""
+        return {
+            "default": self.default_model,
+            "models": [
+                {
+                    "name": e.name,
+                    "languages": e.languages,
+                    "translate": e.translate_languages,
+                    "chunk_ms": e.chunk_ms,
+                    "search": list(SEARCH_METHODS),
+                    "lms": e.lms,
+                    **({"auto": e.auto_languages} if e.auto_languages else {}),
+                    **({"speakers": NUM_CHANNELS} if e.multi_talker else {}),
+                    **({"punctuation": e.punctuation} if e.punctuation else {}),
+                }
+                for _, e in sorted(self.engines.items())
+            ],
+        }

@@ -1,0 +1,192 @@
+"""The batching loop (server/batcher.py) with a stand-in recognizer: batches across streams, each stream's updates
+in order, backpressure, failures of the worker reaching the stream, stop (tail chunks, the end) and close."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from parley.features import FbankConfig
+from server.batcher import Batcher, BatcherConfig, Stream, StreamClosedError, Update
+from server.bundle import EncoderSpec
+from server.frontend import Chunk, Frontend
+from server.recognizer import Final, Partial, Result
+
+SR = 16000
+WINDOW = 10  # fbank frames per chunk (and shift): one chunk per 100 ms of audio
+SPEC = EncoderSpec(
+    num_layers=1,
+    left_context=0,
+    encoder_dim=1,
+    conv_kernel=1,
+    window=WINDOW,
+    shift=WINDOW,
+    chunk=WINDOW // 4,
+    subsampling=4,
+    joiner_dim=1,
+    out_dim=1,
+    chunk_ms=100,
+    history_ms=0,
+    features=FbankConfig(),
+)
+
+
+@dataclass
+class Counter:
+    """A stream's state in the fake recognizer: its name and how many chunks it has seen."""
+
+    name: str
+    chunks: int = 0
+    flush: list[bool] = field(default_factory=list)  # each chunk's flag
+
+
+@dataclass
+class FakeRecognizer:
+    """Answers every chunk with a partial "<name>:<index>", and the end with a final of the chunk count."""
+
+    fail: set[str] = field(default_factory=set)  # names whose chunks make the step raise
+    fail_finish: set[str] = field(default_factory=set)
+    batches: list[list[str]] = field(default_factory=list)
+    threads: set[str] = field(default_factory=set)
+
+    def step(self, batch: Sequence[tuple[Counter, Chunk]]) -> list[list[Result]]:
+        self.threads.add(threading.current_thread().name)
+        self.batches.append([s.name for s, _ in batch])
+        if any(s.name in self.fail for s, _ in batch):
+            raise RuntimeError("the model broke")
+        out: list[list[Result]] = []
+        for s, c in batch:
+            assert c.x.shape == (WINDOW, 80), c.x.shape
+            s.flush.append(c.flush)
+            out.append([Partial(0, f"{s.name}:{s.chunks}", 0.0, c.audio_s)])
+            s.chunks += 1
+        return out
+
+    def finish(self, stream: Counter, audio_s: float) -> list[Result]:
+        if stream.name in self.fail_finish:
+            raise ValueError("no end")
+        return [Final(0, f"{stream.name}:{stream.chunks}", 0.0, audio_s)]
+
+
+def _audio(seconds: float) -> np.ndarray:
+    return np.random.default_rng(0).uniform(-0.1, 0.1, round(seconds * SR)).astype(np.float32)
+
+
+async def _updates(stream: Stream) -> list[Update]:
+    out = []
+    while True:
+        out.append(await asyncio.wait_for(stream.next_update(), 5))
+        if out[-1].end or out[-1].error:
+            return out
+
+
+async def _feed(stream: Stream, x: np.ndarray, piece: int = 1600) -> None:
+    for i in range(0, len(x), piece):
+        await stream.push(x[i : i + piece])
+        await asyncio.sleep(0)
+    await stream.stop()
+
+
+def _texts(updates: list[Update]) -> list[str]:
+    return [r.text for u in updates for r in u.results]
+
+
+def test_streams_share_batches_and_keep_their_order() -> None:
+    fake = FakeRecognizer()
+
+    counters = [Counter(f"s{i}") for i in range(4)]
+
+    async def go() -> list[list[Update]]:
+        batcher = Batcher(fake, BatcherConfig(max_batch=3, max_wait_ms=50.0), name="fake")
+        await batcher.start()
+        try:
+            streams = [batcher.open(c, Frontend(SPEC, SR)) for c in counters]
+            assert batcher.open_streams == 4
+            got = await asyncio.gather(*(_updates(s) for s in streams), *(_feed(s, _audio(1.0)) for s in streams))
+            for s in streams:
+                s.close()
+            assert batcher.open_streams == 0
+            return list(got[:4])
+        finally:
+            await batcher.close()
+
+    per_stream = asyncio.run(go())
+    assert fake.threads and threading.current_thread().name not in fake.threads, "the step runs in a worker thread"
+    assert max(len(b) for b in fake.batches) == 3, fake.batches  # streams share steps, up to max_batch
+    assert all(len(set(b)) == len(b) for b in fake.batches), "a stream at most once per step"
+    for i, updates in enumerate(per_stream):
+        n = len(updates) - 1  # one update per chunk, then the end
+        assert n >= 10, n  # 1 s of audio and a window of tail padding, in 100 ms chunks
+        assert _texts(updates[:-1]) == [f"s{i}:{k}" for k in range(n)]
+        assert all(len(u.arrived) == 1 and not u.end for u in updates[:-1])
+        end = updates[-1]
+        assert end.end and end.arrived == [] and end.error is None
+        (final,) = end.results
+        assert isinstance(final, Final) and final.text == f"s{i}:{n}" and final.end == pytest.approx(1.0)
+        # The chunks cut after stop (the tail padding's) are flush chunks; the final ends at the audio's end.
+        flush = counters[i].flush
+        assert len(flush) == n and 1 <= sum(flush) < n and flush == sorted(flush), flush
+
+
+def test_a_failing_step_ends_its_streams_and_spares_the_others() -> None:
+    fake = FakeRecognizer(fail={"bad"}, fail_finish={"late"})
+
+    async def go() -> tuple[list[Update], list[Update], list[Update], Stream]:
+        batcher = Batcher(fake, BatcherConfig(max_batch=1), name="fake")  # one stream per step: failures stay apart
+        await batcher.start()
+        try:
+            bad, good, late = (batcher.open(Counter(n), Frontend(SPEC, SR)) for n in ("bad", "good", "late"))
+            feeding = [asyncio.create_task(_feed(s, _audio(0.5))) for s in (bad, good, late)]
+            got = await asyncio.gather(_updates(bad), _updates(good), _updates(late))
+            await asyncio.gather(*feeding, return_exceptions=True)
+            return (*got, bad)
+        finally:
+            await batcher.close()
+
+    bad, good, late, stream = asyncio.run(go())
+    assert [u.error for u in bad] == ["the model failed: RuntimeError"] and bad[0].results == []
+    assert stream.closed and stream.failure == "the model failed: RuntimeError"
+    assert good[-1].end and good[-1].error is None and len(good) > 5
+    assert late[-1].error == "the model failed: ValueError" and not late[-1].end and len(late) > 5
+
+
+def test_backpressure_stop_and_close() -> None:
+    fake = FakeRecognizer()
+
+    async def go() -> None:
+        batcher = Batcher(fake, BatcherConfig(queue_chunks=2), name="fake")
+        with pytest.raises(RuntimeError, match="not running"):
+            batcher.open(Counter("early"), Frontend(SPEC, SR))
+        await batcher.start()
+        s = batcher.open(Counter("s"), Frontend(SPEC, SR))
+        push = asyncio.create_task(s.push(_audio(1.0)))  # about 10 chunks
+        await asyncio.sleep(0.2)
+        assert not push.done() and s.unanswered == 2, s.unanswered  # nobody takes the updates: push waits
+        first = await asyncio.wait_for(s.next_update(), 5)
+        assert _texts([first]) == ["s:0"]
+        while not push.done():
+            await asyncio.wait_for(s.next_update(), 5)
+        await push
+        rest = asyncio.create_task(_updates(s))
+        await s.stop()
+        with pytest.raises(RuntimeError, match="after stop"):
+            await s.push(_audio(0.1))
+        end = (await rest)[-1]
+        assert end.end and [r.text for r in end.results] == [f"s:{fake.batches.count(['s'])}"]
+        # Closing the batcher ends every open stream with an error; waiting calls see the stream closed.
+        other = batcher.open(Counter("other"), Frontend(SPEC, SR))
+        await other.push(_audio(0.15))
+        waiting = asyncio.create_task(_updates(other))
+        await asyncio.sleep(0.05)
+        await batcher.close()
+        got = await waiting
+        assert got[-1].error == "the engine stopped" and other.closed and batcher.open_streams == 0
+        with pytest.raises(StreamClosedError):
+            await other.push(_audio(0.5))
+
+    asyncio.run(go())

@@ -1,0 +1,172 @@
+"""Punctuation and casing: labels read from the text corpus's display text (models/data/punct.py), training and
+ONNX export (models/train/punct.py), and the runtime that writes a final's display text (server/punctuation.py)."""
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from models.data.punct import CASES, MARKS, case_of, mark_of, word_labels
+from server.punctuation import Punctuator
+
+
+def _labels(display: str, text: str, language: str) -> list[tuple[str, str, str]]:
+    out = word_labels(display, text, language)
+    assert out is not None, (display, text)
+    return [(w.word, MARKS[w.mark], CASES[w.case]) for w in out]
+
+
+def test_labels_follow_the_display_text() -> None:
+    assert _labels("Hello, how are you?", "hello how are you", "en") == [
+        ("hello", ",", "capitalized"),
+        ("how", "", "lower"),
+        ("are", "", "lower"),
+        ("you", "?", "lower"),
+    ]
+    # a number said as several words: the mark goes to the last, all lower; "!" ends a sentence like "."
+    got = _labels("I have 300 cats!", "i have three hundred cats", "en")
+    assert got[0] == ("i", "", "capitalized") and got[2:] == [
+        ("three", "", "lower"),
+        ("hundred", "", "lower"),
+        ("cats", ".", "lower"),
+    ]
+    assert _labels("Die NASA und das iPhone: gut.", "die nasa und das iphone gut", "de") == [
+        ("die", "", "capitalized"),
+        ("nasa", "", "upper"),
+        ("und", "", "lower"),
+        ("das", "", "lower"),
+        ("iphone", ",", "mixed"),
+        ("gut", ".", "lower"),
+    ]
+    # a free-standing mark belongs to the word before it; quotes are not marks
+    assert _labels("wait … “what”", "wait what", "en") == [("wait", ".", "lower"), ("what", "", "lower")]
+    # Chinese: per character, full-width marks, no case
+    assert _labels("你好，世界。", "你好世界", "zh") == [
+        ("你", "", "lower"),
+        ("好", ",", "lower"),
+        ("世", "", "lower"),
+        ("界", ".", "lower"),
+    ]
+    assert word_labels("Hello world", "goodbye world", "en") is None, "words that don't align are skipped"
+
+
+def test_case_and_mark_classes() -> None:
+    assert [case_of(w) for w in ("word", "Word", "WORD", "McDonald", "3", "A")] == [0, 1, 2, 3, 0, 1]
+    assert [mark_of(s) for s in ("", ",", ".", "?", "?!", ");", "…", ":")] == [0, 1, 2, 3, 3, 2, 2, 1]
+
+
+NAMES = ["Anna", "Boris", "Clara", "David", "Emma", "Felix"]
+VERBS = ["sees", "calls", "helps", "meets", "visits", "thanks"]
+
+
+def _corpus(root: Path, n: int, seed: int) -> None:
+    """Sentences with learnable marks and case: names capitalized, questions open with "does" and end with "?",
+    a comma before "and"."""
+    rng = random.Random(seed)
+    for split, count in (("train", n), ("test", n // 5)):
+        path = root / "en" / f"{split}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as f:
+            for i in range(count):
+                a, b, c = rng.sample(NAMES, 3)
+                v, w = rng.sample(VERBS, 2)
+                kind = rng.random()
+                if kind < 0.3:
+                    display = f"Does {a} {v.rstrip('s')} {b}?"
+                elif kind < 0.6:
+                    display = f"{a} {v} {b}, and {c} {w} {a}."
+                else:
+                    display = f"Today {a} {v} the {b} family."
+                text = display.lower().replace(",", "").replace(".", "").replace("?", "")
+                rec = {"text": text, "display": display, "document": f"d{i // 4}", "language": "en"}
+                f.write(json.dumps(rec) + "\n")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from models.train import punct
+
+    root = tmp_path_factory.mktemp("punct")
+    _corpus(root / "text", 600, 0)
+    args = argparse.Namespace(
+        text=str(root / "text"), language="en", out=str(root / "model"), steps=150, vocab=60, d_model=48,
+        layers=1, batch_pieces=1200, lr=3e-3, warmup=20, max_sentences=None, test_sentences=None, threads=1, seed=0,
+    )  # fmt: skip
+    card = punct.train(args)
+    assert card["test"]["pytorch"]["case_accuracy"] > 0.95, card["test"]
+    return root / "model"
+
+
+def test_trained_model_learns_marks_and_case_and_runs_from_onnx(trained: Path) -> None:
+    card = json.loads((trained / "punct.json").read_text())
+    marks = card["test"]["pytorch"]["marks"]
+    assert marks["?"]["f1"] > 0.9 and marks["."]["f1"] > 0.9 and marks[","]["f1"] > 0.8, marks
+    p = Punctuator.load(trained)
+    assert p.punctuate(["does", "emma", "call", "boris"]) == "Does Emma call Boris?"
+    assert (
+        p.punctuate(["clara", "helps", "david", "and", "anna", "visits", "clara"])
+        == "Clara helps David, and Anna visits Clara."
+    )
+    assert p.punctuate([]) == ""
+    # longer than the model's window: cut into windows, every word kept in order
+    long = ["today", "anna", "sees", "the", "boris", "family"] * 60
+    out = p.punctuate(long)
+    assert [w.strip(",.?").lower() for w in out.split()] == long
+
+
+def test_bundle_gets_the_model(trained: Path, tmp_path: Path) -> None:
+    from models.train.punct import add_to_bundle
+
+    (tmp_path / "bundle.json").write_text(json.dumps({"name": "x"}))
+    dst = add_to_bundle(trained, tmp_path)
+    assert json.loads((tmp_path / "bundle.json").read_text())["punctuation"] == {"en": "punct-en"}
+    assert Punctuator.load(dst).language == "en"
+    (dst / "bpe.model").unlink()
+    with pytest.raises(FileNotFoundError, match=r"missing bpe\.model"):
+        Punctuator.load(dst)
+
+
+def test_finals_carry_display_from_the_bundle_s_model(trained: Path, tmp_path: Path) -> None:
+    """A bundle with a punctuation model: finals carry `display` (the model's writing of the final's words), and
+    the /v1 final message too; a stream that says punctuate=false gets none; partials never."""
+    import shutil
+
+    from models.data.espeak import synthesize
+    from models.train.punct import add_to_bundle
+    from parley.resample import resample
+    from server.bundle import load_bundle
+    from server.frontend import Frontend
+    from server.messages import result_message
+    from server.punctuation import load_punctuators
+    from server.recognizer import Final, Recognizer
+    from server.transducer import StreamingTransducer
+
+    bundle = tmp_path / "en-small"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bundles" / "en-small", bundle)
+    add_to_bundle(trained, bundle)
+    loaded = load_bundle(bundle, providers="cpu", threads=1)
+    punctuators = load_punctuators(bundle, loaded.manifest)
+    assert list(punctuators) == ["en"]
+    recognizer = Recognizer(StreamingTransducer(loaded), punctuators=punctuators)
+    syn = synthesize("set a timer for ten minutes", voice="en-us")
+    audio = resample(syn.samples, syn.sample_rate, 16000)
+    for punctuate in (True, False):
+        stream = recognizer.open(punctuate=punctuate)
+        frontend = Frontend(recognizer.spec, 16000)
+        frontend.accept(audio)
+        frontend.finish()
+        results = []
+        while (chunk := frontend.pop_chunk()) is not None:
+            results += recognizer.step([(stream, chunk)])[0]
+        results += recognizer.finish(stream, len(audio) / 16000)
+        finals = [r for r in results if isinstance(r, Final)]
+        assert finals and all(getattr(r, "display", None) is None for r in results if not isinstance(r, Final))
+        for f in finals:
+            if punctuate:
+                assert f.display == punctuators["en"].punctuate_text(f.text)
+                assert [w.strip(",.?").lower() for w in f.display.split()] == f.text.split()
+                assert result_message(f)["display"] == f.display
+            else:
+                assert f.display is None and "display" not in result_message(f)
