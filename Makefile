@@ -223,6 +223,17 @@ bundle-en-v2: $(VENV)/.dev
 
 model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 eval-en-v2-torch bundle-en-v2 eval-en-v2
 
+# Punctuation and casing from text alone (issue 21): one small model per language, added to the bundles it serves.
+PUNCT_STEPS ?= 1500
+punct-%: $(VENV)/.dev
+	$(VENV)/bin/parley punct train --text $(DATA)/text --language $* --out $(EXP)/punct/$* --steps $(PUNCT_STEPS) \
+		--max-sentences 120000
+	$(PY) benchmarks/bench_punct.py --model $(EXP)/punct/$* --text $(DATA)/text --n 3000 \
+		--json benchmarks/results/punct/$*.json
+
+punct-en-bundles: punct-en
+	for b in en-small en-open; do $(VENV)/bin/parley punct add --model $(EXP)/punct/en --bundle $(BUNDLES)/$$b; done
+
 # ---- The SM² recipe (issue: streaming multilingual captions and translation; docs/sm2.md) ------------------------
 # make model-sm2 DATA=/path/to/data EXP=/path/to/exp   corpus -> stage 1 -> zh expansion -> evaluation -> bundle.
 # SM2_SIZE=cpu: the same steps sized for 2 CPU cores (about 2 h of training in all), as bundles/sm2-mini was made:

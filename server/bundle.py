@@ -57,6 +57,7 @@ from server.encoders import (
 from server.lm import MAX_FUSION_SCALE, NgramLM
 from server.lm_rnn import RnnLM
 from server.providers import select_providers
+from server.punctuation import Punctuator
 from server.tokens import TokenTable
 
 BUNDLE_FORMAT = 1  # the bundle.json layout this runtime reads (and export/bundle.py writes)
@@ -176,6 +177,7 @@ class Bundle:
     manifest: dict = field(repr=False)  # bundle.json as read
     lid: LidModel | None = None
     lms: dict[str, BundleLm] = field(default_factory=dict)  # by name
+    punctuators: dict[str, Punctuator] = field(default_factory=dict)  # by language (server/punctuation.py)
 
 
 def sha256_of(path: str | Path) -> str:
@@ -615,6 +617,23 @@ def _load_lms(manifest: dict, files: _Files, heads: list[Head]) -> dict[str, Bun
     return lms
 
 
+def _load_punctuators(manifest: dict, files: _Files, threads: int) -> dict[str, Punctuator]:
+    """bundle.json's "punctuation": {language: {"model", "tokenizer", "card"}} (`parley punct add`), each file
+    checked like the model's."""
+    entries = manifest.get("punctuation", {})
+    if not isinstance(entries, dict):
+        raise BundleError(f"{BUNDLE_JSON}: 'punctuation' must map languages to their model's files")
+    out = {}
+    for lang, entry in sorted(entries.items()):
+        where = f"{BUNDLE_JSON} punctuation.{lang}"
+        paths = [files.path(_get(entry, key, where, str), f"{where}.{key}") for key in ("model", "tokenizer", "card")]
+        try:
+            out[lang] = Punctuator.load(*paths, threads=max(1, threads))
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise BundleError(f"{where}: {e}") from e
+    return out
+
+
 def streaming_settings(spec: EncoderSpec) -> dict[str, int]:
     """bundle.json's "streaming": the encoder's streaming settings, for people reading the file."""
     return {
@@ -709,6 +728,7 @@ def load_bundle(
         raise BundleError(f"{BUNDLE_JSON}: two heads for one language: {[h.language for h in loaded]}")
     lid = _load_lid(manifest, precision, files, spec, enc_meta, provider_list, threads)
     lms = _load_lms(manifest, files, loaded)
+    punctuators = _load_punctuators(manifest, files, threads)
     return Bundle(
         path=folder,
         name=_get(manifest, "name", BUNDLE_JSON, str),
@@ -721,4 +741,5 @@ def load_bundle(
         manifest=manifest,
         lid=lid,
         lms=lms,
+        punctuators=punctuators,
     )

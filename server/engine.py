@@ -35,7 +35,6 @@ from server.plan import (
     HotwordLimits,
     Planner,
 )
-from server.punctuation import load_punctuators
 from server.recognizer import Final, Recognizer
 from server.transducer import StreamingTransducer
 
@@ -97,7 +96,7 @@ class Engine:
         self.config = config or EngineConfig()
         self.model = StreamingTransducer(bundle)
         self.planner = Planner(bundle, self.model, self.config.hotwords)
-        self.punctuators = load_punctuators(bundle.path, bundle.manifest)
+        self.punctuators = bundle.punctuators
         self.recognizer = Recognizer(self.model, self.config.endpoint, self.punctuators)
         self.batcher = Batcher(self.recognizer, self.config.batcher, self.name, metrics)
 

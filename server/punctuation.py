@@ -1,6 +1,6 @@
 """Punctuation and casing of finals: a bundle's `punct-<lang>/` model (models/train/punct.py) run on a final's words.
 
-    p = Punctuator.load(Path("bundles/en-open/punct-en"))
+    p = load_bundle(Path("bundles/en-open")).punctuators["en"]
     p.punctuate(["hello", "how", "are", "you"])   # -> "Hello, how are you?"
 
 The model reads the recognized words (lowercase, no marks) as sentencepiece pieces and predicts, for each word, the
@@ -23,14 +23,6 @@ import sentencepiece as spm
 _FULL_WIDTH = {",": "，", ".": "。", "?": "？"}
 
 
-def load_punctuators(folder: Path, manifest: dict, threads: int = 1) -> dict[str, Punctuator]:
-    """The models named in bundle.json's `"punctuation": {language: subfolder}`, by language (none: {})."""
-    entries = manifest.get("punctuation", {})
-    if not isinstance(entries, dict):
-        raise ValueError(f"{folder}/bundle.json: 'punctuation' must map languages to folders")
-    return {lang: Punctuator.load(folder / sub, threads) for lang, sub in sorted(entries.items())}
-
-
 @dataclass
 class Punctuator:
     session: ort.InferenceSession
@@ -42,25 +34,30 @@ class Punctuator:
     max_len: int
 
     @classmethod
-    def load(cls, folder: Path, threads: int = 1) -> Punctuator:
-        """Loads `punct.int8.onnx`, `bpe.model` and `punct.json` from a bundle's `punct-<lang>/` folder."""
-        for name in ("punct.int8.onnx", "bpe.model", "punct.json"):
-            if not (folder / name).is_file():
-                raise FileNotFoundError(f"punctuation model {folder}: missing {name}")
+    def load(cls, model: Path, tokenizer: Path, card: Path, threads: int = 1) -> Punctuator:
+        """Loads the ONNX model, its sentencepiece model and its card (punct.json: marks, cases, mixed-case forms)."""
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(folder / "punct.int8.onnx"), opts, providers=["CPUExecutionProvider"])
-        card = json.loads((folder / "punct.json").read_text())
+        session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        info = json.loads(Path(card).read_text())
         return cls(
             session=session,
-            sp=spm.SentencePieceProcessor(model_file=str(folder / "bpe.model")),
-            language=card["language"],
-            marks=tuple(card["marks"]),
-            cases=tuple(card["cases"]),
-            mixed=dict(card.get("mixed", {})),
-            max_len=int(card["config"]["max_len"]),
+            sp=spm.SentencePieceProcessor(model_file=str(tokenizer)),
+            language=info["language"],
+            marks=tuple(info["marks"]),
+            cases=tuple(info["cases"]),
+            mixed=dict(info.get("mixed", {})),
+            max_len=int(info["config"]["max_len"]),
         )
+
+    @classmethod
+    def from_folder(cls, folder: Path, threads: int = 1) -> Punctuator:
+        """A model as `parley punct train` writes it: punct.int8.onnx, bpe.model, punct.json in `folder`."""
+        for name in ("punct.int8.onnx", "bpe.model", "punct.json"):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"punctuation model {folder}: missing {name}")
+        return cls.load(folder / "punct.int8.onnx", folder / "bpe.model", folder / "punct.json", threads)
 
     def labels(self, words: Sequence[str]) -> tuple[list[int], list[int]]:
         """Per word: the index of the mark after it and of its case."""

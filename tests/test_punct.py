@@ -103,7 +103,7 @@ def test_trained_model_learns_marks_and_case_and_runs_from_onnx(trained: Path) -
     card = json.loads((trained / "punct.json").read_text())
     marks = card["test"]["pytorch"]["marks"]
     assert marks["?"]["f1"] > 0.9 and marks["."]["f1"] > 0.9 and marks[","]["f1"] > 0.8, marks
-    p = Punctuator.load(trained)
+    p = Punctuator.from_folder(trained)
     assert p.punctuate(["does", "emma", "call", "boris"]) == "Does Emma call Boris?"
     assert (
         p.punctuate(["clara", "helps", "david", "and", "anna", "visits", "clara"])
@@ -116,16 +116,14 @@ def test_trained_model_learns_marks_and_case_and_runs_from_onnx(trained: Path) -
     assert [w.strip(",.?").lower() for w in out.split()] == long
 
 
-def test_bundle_gets_the_model(trained: Path, tmp_path: Path) -> None:
-    from models.train.punct import add_to_bundle
+def test_a_model_folder_needs_its_three_files(trained: Path, tmp_path: Path) -> None:
+    import shutil
 
-    (tmp_path / "bundle.json").write_text(json.dumps({"name": "x"}))
-    dst = add_to_bundle(trained, tmp_path)
-    assert json.loads((tmp_path / "bundle.json").read_text())["punctuation"] == {"en": "punct-en"}
-    assert Punctuator.load(dst).language == "en"
-    (dst / "bpe.model").unlink()
+    shutil.copytree(trained, tmp_path / "m")
+    assert Punctuator.from_folder(tmp_path / "m").language == "en"
+    (tmp_path / "m" / "bpe.model").unlink()
     with pytest.raises(FileNotFoundError, match=r"missing bpe\.model"):
-        Punctuator.load(dst)
+        Punctuator.from_folder(tmp_path / "m")
 
 
 def test_finals_carry_display_from_the_bundle_s_model(trained: Path, tmp_path: Path) -> None:
@@ -139,15 +137,17 @@ def test_finals_carry_display_from_the_bundle_s_model(trained: Path, tmp_path: P
     from server.bundle import load_bundle
     from server.frontend import Frontend
     from server.messages import result_message
-    from server.punctuation import load_punctuators
     from server.recognizer import Final, Recognizer
     from server.transducer import StreamingTransducer
 
     bundle = tmp_path / "en-small"
     shutil.copytree(Path(__file__).resolve().parents[1] / "bundles" / "en-small", bundle)
-    add_to_bundle(trained, bundle)
+    entry = add_to_bundle(trained, bundle)
+    assert entry == {"model": "punct-en.onnx", "tokenizer": "punct-en.model", "card": "punct-en.json"}
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    assert manifest["punctuation"] == {"en": entry} and set(entry.values()) <= set(manifest["files"])
     loaded = load_bundle(bundle, providers="cpu", threads=1)
-    punctuators = load_punctuators(bundle, loaded.manifest)
+    punctuators = loaded.punctuators
     assert list(punctuators) == ["en"]
     recognizer = Recognizer(StreamingTransducer(loaded), punctuators=punctuators)
     syn = synthesize("set a timer for ten minutes", voice="en-us")
@@ -170,3 +170,18 @@ def test_finals_carry_display_from_the_bundle_s_model(trained: Path, tmp_path: P
                 assert result_message(f)["display"] == f.display
             else:
                 assert f.display is None and "display" not in result_message(f)
+
+
+def test_a_changed_punctuation_file_is_refused(trained: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from models.train.punct import add_to_bundle
+    from server.bundle import BundleError, load_bundle
+
+    bundle = tmp_path / "en-small"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bundles" / "en-small", bundle)
+    add_to_bundle(trained, bundle)
+    with open(bundle / "punct-en.json", "a") as f:
+        f.write(" ")
+    with pytest.raises(BundleError, match=r"punct-en\.json"):
+        load_bundle(bundle, providers="cpu", threads=1)

@@ -9,8 +9,8 @@ punctuation: what a recognizer outputs), labels come from `display` (models/data
 model on the train text, then the network (models/nn/punct.py), measures on the test split (held-out documents: F1 of
 each mark, case accuracy) and writes `<out>/`: punct.onnx, punct.int8.onnx, bpe.model, punct.json (config, mixed-case
 forms, figures). Two sentences of the same document are joined now and then, so that marks inside a final are learned
-too. `add` copies the int8 model into `<bundle>/punct-<lang>/` and names it in bundle.json's `punctuation`; the
-server then sends `display` with every final (server/punctuation.py).
+too. `add` copies the int8 model into the bundle folder (`punct-<lang>.onnx`, `.model`, `.json`) and names it in
+bundle.json's `punctuation`; the server then sends `display` with every final (server/punctuation.py).
 """
 
 from __future__ import annotations
@@ -294,20 +294,25 @@ def train(a: argparse.Namespace) -> dict:
     return card
 
 
-def add_to_bundle(model_dir: Path, bundle: Path) -> Path:
-    """Copies a trained model into `<bundle>/punct-<lang>/` and names it in bundle.json's `punctuation`."""
-    from server.bundle import BUNDLE_JSON
+def add_to_bundle(model_dir: Path, bundle: Path) -> dict[str, str]:
+    """Copies a trained model into the bundle folder as `punct-<lang>.onnx` (int8), `punct-<lang>.model` and
+    `punct-<lang>.json`, names them in bundle.json's `punctuation`, and lists them in "files" (size and sha256, so
+    `load_bundle` checks them as it checks the model's). Returns the entry."""
+    from server.bundle import BUNDLE_JSON, sha256_of
 
     card = json.loads((model_dir / "punct.json").read_text())
     lang = card["language"]
-    dst = bundle / f"punct-{lang}"
-    dst.mkdir(exist_ok=True)
-    for name in FILES:
-        shutil.copy2(model_dir / name, dst / name)
+    entry = {"model": f"punct-{lang}.onnx", "tokenizer": f"punct-{lang}.model", "card": f"punct-{lang}.json"}
+    for src, key in zip(FILES, ("model", "tokenizer", "card"), strict=True):
+        shutil.copy2(model_dir / src, bundle / entry[key])
     meta = json.loads((bundle / BUNDLE_JSON).read_text())
-    meta.setdefault("punctuation", {})[lang] = dst.name
+    meta.setdefault("punctuation", {})[lang] = entry
+    files = meta.setdefault("files", {})
+    for name in entry.values():
+        files[name] = {"bytes": (bundle / name).stat().st_size, "sha256": sha256_of(bundle / name)}
+    meta["files"] = dict(sorted(files.items()))
     (bundle / BUNDLE_JSON).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    return dst
+    return entry
 
 
 def main(argv: Sequence[str] | None = None) -> int:
