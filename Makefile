@@ -177,13 +177,16 @@ EN2_VOCAB ?= 500
 EN2_STEPS ?= 3600
 EN2_TRAIN = $(V2)/en/train.jsonl $(DATA)/asterisk/en/train.jsonl
 EN2_BPE = $(EN2_EXP)/lang/en/bpe.model
-EN2_CKPT = $(EN2_EXP)/train/last.pt
+# Stage b continues stage a's weights on the 50 h corpus (fresh optimizer, short warm-up, no pruning warm-up).
+EN2B_STEPS ?= 4000
+EN2_CKPT = $(EN2_EXP)/train-b/last.pt
 # The grammar's own test sets (the assistant domain), as corpus-en builds them (make corpus-en, or the same seed and
 # split sizes with --hours 0.01).
 GRAMMAR_CORPUS ?= $(DATA)/corpus-en
 EN2_TESTS = $(V2)/en/test.jsonl $(V2)/en/test_engine.jsonl $(DATA)/asterisk/en/test.jsonl \
 	$(GRAMMAR_CORPUS)/en/test.jsonl $(GRAMMAR_CORPUS)/en/test_unseen.jsonl
-.PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 eval-en-v2-torch bundle-en-v2 eval-en-v2 model-en-v2
+.PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b eval-en-v2-torch bundle-en-v2 eval-en-v2 \
+	model-en-v2
 tokenizer-en-v2: $(VENV)/.dev
 	mkdir -p $(EN2_EXP)
 	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open('$(DATA)/text/en/train.jsonl')]" \
@@ -204,6 +207,13 @@ train-en-v2: $(VENV)/.dev
 		--ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --dev-utts 150 --dev-every 1000 \
 		--feature-cache $(DATA)/fbank-v2/en
 
+train-en-v2b: $(VENV)/.dev
+	$(VENV)/bin/parley train --train $(EN2_TRAIN) --dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) \
+		--exp-dir $(EN2_EXP)/train-b --init $(EN2_EXP)/train/last.pt --loss pruned --prune-range 5 \
+		--rnnt-type modified --prune-warmup-steps 0 --epochs 100 --max-steps $(EN2B_STEPS) --max-seconds 30 \
+		--lr 8e-4 --warmup-steps 200 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --dev-utts 150 \
+		--dev-every 1000 --checkpoint-every 200 --feature-cache $(DATA)/fbank-v2/en
+
 # PyTorch (the card's figures, chunk sizes), then the int8 bundle through the runtime (WER per engine and effect).
 eval-en-v2-torch: $(VENV)/.dev
 	$(VENV)/bin/parley eval --checkpoint $(EN2_CKPT) --tokenizer $(EN2_BPE) --manifest $(EN2_TESTS) \
@@ -220,8 +230,10 @@ bundle-en-v2: $(VENV)/.dev
 	$(VENV)/bin/parley export --checkpoint $(EN2_CKPT) --tokenizer $(EN2_BPE) --name en-open --chunk-ms 320 \
 		--history-ms 1280 --precisions int8 --hardware "$(EN_HARDWARE)" \
 		--eval-report $(EN2_EXP)/eval/report.json $(EN2_EXP)/eval-chunks/report.json --out $(BUNDLES)/en-open
+	$(VENV)/bin/parley punct add --model $(EXP)/punct/en --bundle $(BUNDLES)/en-open
 
-model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 eval-en-v2-torch bundle-en-v2 eval-en-v2
+model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b eval-en-v2-torch punct-en \
+	bundle-en-v2 eval-en-v2
 
 # Punctuation and casing from text alone (issue 21): one small model per language, added to the bundles it serves.
 PUNCT_STEPS ?= 1500

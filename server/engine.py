@@ -57,6 +57,7 @@ class EngineConfig:
     max_hotword_chars: int = 64  # characters in one hotword
     max_hotword_tokens: int = 32  # tokens of one hotword under a head's tokenizer
     hotword_boost: float = 1.5  # the bonus per token of a hotword that names no boost
+    server_hotwords: tuple[tuple[str, float | None], ...] = ()  # every beam-search stream's (--hotwords-file)
 
     @classmethod
     def from_settings(cls, settings: Any) -> EngineConfig:
@@ -70,6 +71,7 @@ class EngineConfig:
             max_hotword_chars=settings.max_hotword_chars,
             max_hotword_tokens=settings.max_hotword_tokens,
             hotword_boost=settings.hotword_boost,
+            server_hotwords=settings.server_hotwords(),
         )
 
     @property
@@ -78,7 +80,9 @@ class EngineConfig:
 
     @property
     def hotwords(self) -> HotwordLimits:
-        return HotwordLimits(self.max_hotwords, self.max_hotword_chars, self.max_hotword_tokens, self.hotword_boost)
+        return HotwordLimits(
+            self.max_hotwords, self.max_hotword_chars, self.max_hotword_tokens, self.hotword_boost, self.server_hotwords
+        )
 
 
 class Engine:
@@ -186,7 +190,9 @@ class Engine:
         search = self.planner.search_for(search, adaptation)
         plan = head if isinstance(head, HeadPlan) else HeadPlan(head, multilingual=self.multilingual)
         self.recognizer.check(plan, search)
-        adapted = self.planner.adapt(plan, adaptation) if adaptation is not None and adaptation.active else None
+        active = adaptation is not None and adaptation.active
+        server = search == "beam" and bool(self.config.server_hotwords)  # the server's hotwords reach beam streams
+        adapted = self.planner.adapt(plan, adaptation or Adaptation()) if active or server else None
         frontend = Frontend(self.model.spec, sample_rate)
         return self.batcher.open(self.recognizer.open(plan, search, partials, adapted, punctuate), frontend)
 

@@ -100,6 +100,7 @@ class HotwordLimits:
     max_hotword_chars: int = 64  # characters in one hotword
     max_hotword_tokens: int = 32  # tokens of one hotword under a head's tokenizer
     hotword_boost: float = 1.5  # the bonus per token of a hotword that names no boost
+    server: tuple[tuple[str, float | None], ...] = ()  # the server's hotwords (--hotwords-file): every beam stream's
 
 
 class Planner:
@@ -115,6 +116,7 @@ class Planner:
         self.bundle = bundle
         self.model = model
         self.limits = limits or HotwordLimits()
+        self._server_cache: dict[int, list[tuple[list[int], float]]] = {}
 
     @property
     def languages(self) -> list[str]:
@@ -203,7 +205,22 @@ class Planner:
             if search not in (None, "beam"):
                 raise InvalidOptionError(f"hotwords and lm need beam search, not {preview(search)}: omit search")
             return "beam"
+        if search is None and self.limits.server:
+            return "beam"  # the server's hotwords apply to streams that do not ask for greedy search
         return search or DEFAULT_SEARCH
+
+    def _server_phrases(self, h: int) -> list[tuple[list[int], float]]:
+        """The server's hotwords under head `h`'s tokenizer (those it cannot write are left out for that head)."""
+        if h not in self._server_cache:
+            head, cfg = self.model.heads[h].head, self.limits
+            phrases = []
+            for phrase, boost in cfg.server:
+                try:
+                    phrases.append((phrase_tokens(head.sp, phrase), cfg.hotword_boost if boost is None else boost))
+                except ValueError:
+                    continue
+            self._server_cache[h] = phrases
+        return list(self._server_cache[h])
 
     def adapt(self, plan: HeadPlan, adaptation: Adaptation) -> HeadAdaptation:
         """The hotword graph and LM fusion of each head `plan` may caption with.
@@ -230,8 +247,8 @@ class Planner:
         for h in plan.captions:
             head = self.model.heads[h].head
             graph = None
-            if adaptation.hotwords:
-                phrases = []
+            phrases = self._server_phrases(h)
+            if adaptation.hotwords or phrases:
                 for phrase, boost in adaptation.hotwords:
                     try:
                         ids = phrase_tokens(head.sp, phrase)

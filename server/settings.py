@@ -144,6 +144,14 @@ class Settings:
     hotword_boost: float = field(
         default=1.5, metadata=_meta("bonus per token of a hotword that names no boost (log-probability)", float, "B")
     )
+    hotwords_file: Path | None = field(
+        default=None,
+        metadata=_meta(
+            "hotwords every beam-search stream gets: one phrase per line, optionally a tab and its boost; # comments",
+            Path,
+            "FILE",
+        ),
+    )
 
     # Endpointing: sherpa-onnx's three rules (server/endpoint.py).
     endpointing: bool = field(
@@ -175,7 +183,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         # Normalize types so that Settings(bundles="x") and Settings(api_keys=["k"]) behave like the parsed forms.
-        for name in ("bundles", "ssl_certfile", "ssl_keyfile", "api_keys_file"):
+        for name in ("bundles", "ssl_certfile", "ssl_keyfile", "api_keys_file", "hotwords_file"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, Path):
                 object.__setattr__(self, name, Path(v))
@@ -219,9 +227,11 @@ class Settings:
         need(self.rule3_min_utterance_length > 0, "rule3_min_utterance_length", "must be > 0")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("ssl_certfile and ssl_keyfile go together: give both or neither")
-        for name in ("ssl_certfile", "ssl_keyfile", "api_keys_file"):
+        for name in ("ssl_certfile", "ssl_keyfile", "api_keys_file", "hotwords_file"):
             path = getattr(self, name)
             need(path is None or path.is_file(), name, "no such file")
+        if self.hotwords_file is not None:
+            read_hotwords(self.hotwords_file)  # a bad line fails at start-up, not in every stream
         for key in self.api_keys:
             if not key or key != key.strip() or any(c.isspace() for c in key):
                 raise ValueError("api_keys: a key is empty or contains white space")
@@ -262,6 +272,10 @@ class Settings:
         return cls(**values)
 
     # ---- What the rest of the server asks ----
+
+    def server_hotwords(self) -> tuple[tuple[str, float | None], ...]:
+        """The phrases of `hotwords_file` (none without one)."""
+        return () if self.hotwords_file is None else read_hotwords(self.hotwords_file)
 
     def endpoint_config(self) -> EndpointConfig:
         """The endpoint rules these settings describe."""
@@ -345,3 +359,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             group.add_argument(
                 flag, dest=f.name, type=f.metadata["parse"], default=None, metavar=f.metadata["metavar"], help=help
             )
+
+
+def read_hotwords(path: Path) -> tuple[tuple[str, float | None], ...]:
+    """A hotwords file: one phrase per line, optionally followed by a tab and its boost per token; blank lines and
+    lines starting with # are skipped.
+
+    Raises:
+        ValueError: a boost that is not a number in (0, 20], naming the line.
+    """
+    out: list[tuple[str, float | None]] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        phrase, _, boost = line.partition("\t")
+        value: float | None = None
+        if boost.strip():
+            try:
+                value = float(boost)
+            except ValueError:
+                value = -1.0
+            if not 0 < value <= 20:
+                raise ValueError(f"hotwords_file {path}, line {n}: boost {boost.strip()!r} is not a number in (0, 20]")
+        out.append((phrase.strip(), value))
+    return tuple(out)

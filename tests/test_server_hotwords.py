@@ -1,0 +1,55 @@
+"""The server-wide hotwords file (`--hotwords-file`): read once with clear errors, given to every beam-search
+stream (beam becomes the default search), alongside a stream's own hotwords."""
+
+from pathlib import Path
+
+import pytest
+
+from server.bundle import load_bundle
+from server.engine import EngineConfig
+from server.plan import Adaptation, HeadPlan, InvalidOptionError, Planner
+from server.settings import Settings, read_hotwords
+from server.transducer import StreamingTransducer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_file_is_read_with_boosts_comments_and_clear_errors(tmp_path: Path) -> None:
+    f = tmp_path / "hotwords.txt"
+    f.write_text("# names\nkowalczyk\nzentrix labs\t4\n\n  \nparley\t0.5\n")
+    assert read_hotwords(f) == (("kowalczyk", None), ("zentrix labs", 4.0), ("parley", 0.5))
+    s = Settings(hotwords_file=f)
+    assert (
+        s.server_hotwords() == read_hotwords(f) and EngineConfig.from_settings(s).hotwords.server == s.server_hotwords()
+    )
+    f.write_text("fine\nbad one\t25\n")
+    with pytest.raises(ValueError, match=r"line 2: boost '25'"):
+        Settings(hotwords_file=f)
+    with pytest.raises(ValueError, match=r"hotwords_file.*no such file"):
+        Settings(hotwords_file=tmp_path / "missing.txt")
+    assert Settings().server_hotwords() == ()
+
+
+@pytest.fixture(scope="module")
+def planner_parts():
+    bundle = load_bundle(ROOT / "bundles" / "en-small", providers="cpu", threads=1)
+    return bundle, StreamingTransducer(bundle)
+
+
+def test_every_beam_stream_gets_the_server_s_hotwords(planner_parts) -> None:
+    bundle, model = planner_parts
+    server = (("kowalczyk", None), ("zentrix labs", 4.0))
+    planner = Planner(bundle, model, EngineConfig(server_hotwords=server).hotwords)
+    assert planner.search_for(None, None) == "beam", "beam by default where the server has hotwords"
+    assert planner.search_for("greedy", None) == "greedy", "a stream may still ask for greedy (and gets none)"
+    plain = Planner(bundle, model).search_for(None, None)
+    assert plain == "greedy"
+    graph, fusion = planner.adapt(HeadPlan(), Adaptation())[0]
+    assert graph is not None and fusion is None
+    both, _ = planner.adapt(HeadPlan(), Adaptation((("moreno", 2.0),)))[0]
+    assert both is not None and len(both._next) > len(graph._next), "the stream's own hotwords are added"
+    # the server's list does not count against a stream's limit
+    small = Planner(bundle, model, EngineConfig(server_hotwords=server, max_hotwords=1).hotwords)
+    assert small.adapt(HeadPlan(), Adaptation((("moreno", None),)))[0][0] is not None
+    with pytest.raises(InvalidOptionError, match="at most 1 per stream"):
+        small.adapt(HeadPlan(), Adaptation((("moreno", None), ("pemberton", None))))
