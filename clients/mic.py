@@ -25,24 +25,11 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from clients.stream import (
-    CONNECTION_ERRORS,
-    DEFAULT_URL,
-    CaptionPrinter,
-    ChunkSent,
-    StreamResult,
-    connection_failed,
-    ended,
-    record_message,
-    send_stop,
-    start_message,
-    wait_for_end,
-)
+from clients.stream import DEFAULT_URL, CaptionPrinter, StreamResult, converse, start_message
 
 MIN_RATE, MAX_RATE = 8000, 48000  # what the protocol accepts (docs/protocol.md)
 INSTALL_HINT = "pip install 'parley[mic]' (on Debian/Ubuntu also: apt install libportaudio2)"
@@ -202,78 +189,13 @@ class Microphone:
 # ---- The protocol side ----
 
 
-async def run_mic(
-    url: str,
-    blocks: AsyncIterator[bytes],
-    sample_rate: int,
-    *,
-    model: str | None = None,
-    language: str | None = None,
-    translate: Sequence[str] = (),
-    languages: Sequence[str] = (),
-    api_key: str | None = None,
-    on_message: Callable[[dict], None] | None = None,
-    open_timeout: float = 10.0,
-    end_timeout: float = 30.0,
-) -> StreamResult:
-    """Streams s16le `blocks` as they come; when they end, sends stop and waits for the last finals.
-
-    Never raises for server or network failures: they end up in `StreamResult.error` (as in clients.stream).
-
-    Args:
-        url: the server's stream endpoint, ws:// or wss://.
-        blocks: raw s16le mono audio at `sample_rate`, in real time (a microphone) or faster.
-        model, language, translate, languages: the start message's fields (None or empty: not sent).
-        api_key: sent as `Authorization: Bearer`.
-        on_message: called with each server message as it arrives.
-    """
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed
-
-    result = StreamResult()
-    start = start_message(sample_rate, "s16le", True, model, None, language, translate, languages)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
-
-    def record(raw: str | bytes) -> None:
-        record_message(result, raw, on_message)
-
-    try:
-        async with connect(
-            url, additional_headers=headers, open_timeout=open_timeout, close_timeout=5, max_size=None
-        ) as ws:
-            result.connected_at = time.monotonic()
-
-            async def receive() -> None:
-                with contextlib.suppress(ConnectionClosed):
-                    async for raw in ws:
-                        record(raw)
-
-            receiver = asyncio.create_task(receive())
-            try:
-                await ws.send(json.dumps(start))
-                sent = 0.0
-                source = aiter(blocks)
-                while True:
-                    # The next block, unless the server closes first (an error, most likely): then stop waiting.
-                    following = asyncio.ensure_future(anext(source))
-                    await asyncio.wait({following, receiver}, return_when=asyncio.FIRST_COMPLETED)
-                    if not following.done():
-                        following.cancel()
-                        break
-                    try:
-                        block = following.result()
-                    except StopAsyncIteration:
-                        break
-                    await ws.send(block)
-                    sent += len(block) / 2 / sample_rate
-                    result.chunks.append(ChunkSent(time.monotonic(), sent))
-                await send_stop(ws, receiver, result)
-            except ConnectionClosed:
-                pass
-            await wait_for_end(ws, receiver, result, end_timeout)
-    except CONNECTION_ERRORS as e:
-        return connection_failed(result, url, e)
-    return ended(result)
+async def timed_blocks(blocks: AsyncIterator[bytes], sample_rate: int) -> AsyncIterator[tuple[bytes, float]]:
+    """s16le mono `blocks` at `sample_rate` as `clients.stream.converse` sends them: each with the stream time its
+    last sample ends at (s)."""
+    sent = 0.0
+    async for block in blocks:
+        sent += len(block) / 2 / sample_rate
+        yield block, sent
 
 
 class MicPrinter(CaptionPrinter):
@@ -394,10 +316,8 @@ async def _record_and_stream(
         loop.add_signal_handler(signal.SIGINT, interrupted)
     try:
         mic.start()
-        return await run_mic(
-            a.url, aiter(mic), rate, model=a.model, language=a.language, translate=translate, languages=languages,
-            api_key=a.api_key, on_message=show,
-        )  # fmt: skip
+        start = start_message(rate, model=a.model, language=a.language, translate=translate, languages=languages)
+        return await converse(a.url, start, timed_blocks(aiter(mic), rate), api_key=a.api_key, on_message=show)
     except asyncio.CancelledError:
         raise KeyboardInterrupt from None
     finally:

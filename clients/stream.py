@@ -7,19 +7,21 @@
 The audio goes out at its own sample rate (the server resamples) in s16le chunks of --chunk-ms, paced at real time
 (--speed 1; 2 is twice as fast, 0 as fast as the connection takes it). On a terminal, partials are rewritten in place
 on one line and each final gets its own; otherwise only finals are printed. Speaks protocol version 1
-(docs/protocol.md) and nothing else: `run_stream` is also what `parley loadtest` drives.
+(docs/protocol.md) and nothing else: `run_stream` is also what `parley loadtest` drives, and `converse` (the
+protocol over any source of audio messages) what `parley mic` streams through.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,7 +120,7 @@ def start_message(
     return start
 
 
-def record_message(
+def _record_message(
     result: StreamResult, raw: str | bytes, on_message: Callable[[dict], None] | None = None
 ) -> dict | None:
     """Files one server message into `result` (ready, end, the first error) and passes it to `on_message`.
@@ -150,17 +152,17 @@ def record_message(
     return msg
 
 
-CONNECTION_ERRORS = (OSError, InvalidHandshake, InvalidURI, TimeoutError)
+_CONNECTION_ERRORS = (OSError, InvalidHandshake, InvalidURI, TimeoutError)
 
 
-async def send_stop(ws, receiver: asyncio.Task, result: StreamResult) -> None:
+async def _send_stop(ws, receiver: asyncio.Task, result: StreamResult) -> None:
     """Ends the audio with a stop message, unless the server already closed the stream."""
     if not receiver.done():
         await ws.send(json.dumps({"type": "stop"}))
         result.stop_sent_at = time.monotonic()
 
 
-async def wait_for_end(ws, receiver: asyncio.Task, result: StreamResult, end_timeout: float) -> None:
+async def _wait_for_end(ws, receiver: asyncio.Task, result: StreamResult, end_timeout: float) -> None:
     """Lets the receiver run until the server closes (after "end"), at most `end_timeout` seconds."""
     try:
         await asyncio.wait_for(receiver, end_timeout)
@@ -169,7 +171,7 @@ async def wait_for_end(ws, receiver: asyncio.Task, result: StreamResult, end_tim
     result.close_code = ws.close_code
 
 
-def connection_failed(result: StreamResult, url: str, e: BaseException) -> StreamResult:
+def _connection_failed(result: StreamResult, url: str, e: BaseException) -> StreamResult:
     """Records a failure to connect, or a connection lost midway, in `result`."""
     if result.connected_at is None:
         result.error = _client_error("connect_failed", f"cannot connect to {url}: {e}")
@@ -178,44 +180,32 @@ def connection_failed(result: StreamResult, url: str, e: BaseException) -> Strea
     return result
 
 
-def ended(result: StreamResult) -> StreamResult:
+def _ended(result: StreamResult) -> StreamResult:
     """`result`, with an error if the server closed without "end" and said nothing else."""
     if result.error is None and result.end_at is None:
         result.error = _client_error("closed", f"the server closed the stream (code {result.close_code}) before end")
     return result
 
 
-async def run_stream(
+async def converse(
     url: str,
-    samples: np.ndarray,
-    sample_rate: int,
+    start: dict,
+    audio: AsyncIterable[tuple[bytes, float]],
     *,
-    chunk_ms: float = 100.0,
-    speed: float = 1.0,
-    encoding: str = "s16le",
-    model: str | None = None,
-    search: str | None = None,
-    partials: bool = True,
-    language: str | None = None,
-    translate: Sequence[str] = (),
-    languages: Sequence[str] = (),
     api_key: str | None = None,
     on_message: Callable[[dict], None] | None = None,
     open_timeout: float = 10.0,
     end_timeout: float = 30.0,
 ) -> StreamResult:
-    """Streams one recording through the protocol and records what happened. Never raises for server or network
-    failures: they end up in `StreamResult.error`.
+    """One stream through the protocol: connect, `start`, wait for ready, send each audio message as `audio` yields
+    it, stop, and read the server's messages until it closes. Never raises for server or network failures: they end
+    up in `StreamResult.error`.
 
     Args:
         url: the server's stream endpoint, ws:// or wss://.
-        samples: `(T,)` float audio in [-1, 1].
-        sample_rate: the rate of `samples` in Hz (sent as is; the server resamples).
-        chunk_ms: audio per binary message.
-        speed: pacing; 1 sends chunk k when its last sample would have been recorded, 0 sends without waiting.
-        encoding: "s16le" or "f32le" on the wire.
-        model, search, partials, language, translate, languages: the start message's fields (None or empty: the
-            server's default).
+        start: the start message (`start_message`).
+        audio: (message bytes in the start's encoding, stream time its last sample ends at in s); sending stops
+            early when the server closes the stream.
         api_key: sent as `Authorization: Bearer`.
         on_message: called with each server message as it arrives.
         open_timeout: seconds to connect and get ready.
@@ -225,22 +215,15 @@ async def run_stream(
     from websockets.exceptions import ConnectionClosed
 
     result = StreamResult()
-    data = encode_audio(samples, encoding)
-    width = 2 if encoding == "s16le" else 4
-    n = len(data) // width
-    step = max(1, round(sample_rate * chunk_ms / 1000))
-    start = start_message(sample_rate, encoding, partials, model, search, language, translate, languages)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
 
     def record(raw: str | bytes) -> dict | None:
-        return record_message(result, raw, on_message)
+        return _record_message(result, raw, on_message)
 
     async def receive(ws) -> None:
-        try:
+        with contextlib.suppress(ConnectionClosed):
             async for raw in ws:
                 record(raw)
-        except ConnectionClosed:
-            pass
 
     try:
         async with connect(
@@ -263,25 +246,90 @@ async def run_stream(
                 return result
 
             receiver = asyncio.create_task(receive(ws))
-            t0 = time.monotonic()
             try:
-                for begin in range(0, n, step):
-                    end = min(begin + step, n)
-                    if speed > 0:
-                        delay = t0 + end / sample_rate / speed - time.monotonic()
-                        if delay > 0:
-                            await asyncio.sleep(delay)
-                    if receiver.done():  # the server closed (an error, most likely)
+                source = aiter(audio)
+                while True:
+                    # The next message, unless the server closes first (an error, most likely): then stop waiting.
+                    following = asyncio.ensure_future(anext(source))
+                    await asyncio.wait({following, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                    if not following.done():
+                        following.cancel()
                         break
-                    await ws.send(data[begin * width : end * width])
-                    result.chunks.append(ChunkSent(time.monotonic(), end / sample_rate))
-                await send_stop(ws, receiver, result)
+                    try:
+                        message, audio_end = following.result()
+                    except StopAsyncIteration:
+                        break
+                    await ws.send(message)
+                    result.chunks.append(ChunkSent(time.monotonic(), audio_end))
+                await _send_stop(ws, receiver, result)
             except ConnectionClosed:
                 pass
-            await wait_for_end(ws, receiver, result, end_timeout)
-    except CONNECTION_ERRORS as e:
-        return connection_failed(result, url, e)
-    return ended(result)
+            await _wait_for_end(ws, receiver, result, end_timeout)
+    except _CONNECTION_ERRORS as e:
+        return _connection_failed(result, url, e)
+    return _ended(result)
+
+
+async def _paced(
+    data: bytes, width: int, step: int, sample_rate: int, speed: float
+) -> AsyncIterator[tuple[bytes, float]]:
+    """`data` (samples of `width` bytes) in messages of `step` samples, each when its last sample would have been
+    recorded (`speed` 1; 2 twice as fast, 0 at once), as `converse` takes them. The clock starts at the first."""
+    n = len(data) // width
+    t0 = time.monotonic()
+    for begin in range(0, n, step):
+        end = min(begin + step, n)
+        if speed > 0:
+            delay = t0 + end / sample_rate / speed - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        yield data[begin * width : end * width], end / sample_rate
+
+
+async def run_stream(
+    url: str,
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    chunk_ms: float = 100.0,
+    speed: float = 1.0,
+    encoding: str = "s16le",
+    model: str | None = None,
+    search: str | None = None,
+    partials: bool = True,
+    language: str | None = None,
+    translate: Sequence[str] = (),
+    languages: Sequence[str] = (),
+    api_key: str | None = None,
+    on_message: Callable[[dict], None] | None = None,
+    open_timeout: float = 10.0,
+    end_timeout: float = 30.0,
+) -> StreamResult:
+    """Streams one recording through the protocol and records what happened (`converse`).
+
+    Args:
+        url: the server's stream endpoint, ws:// or wss://.
+        samples: `(T,)` float audio in [-1, 1].
+        sample_rate: the rate of `samples` in Hz (sent as is; the server resamples).
+        chunk_ms: audio per binary message.
+        speed: pacing; 1 sends chunk k when its last sample would have been recorded, 0 sends without waiting.
+        encoding: "s16le" or "f32le" on the wire.
+        model, search, partials, language, translate, languages: the start message's fields (None or empty: the
+            server's default).
+        api_key, on_message, open_timeout, end_timeout: as `converse` takes them.
+    """
+    start = start_message(sample_rate, encoding, partials, model, search, language, translate, languages)
+    step = max(1, round(sample_rate * chunk_ms / 1000))
+    audio = _paced(encode_audio(samples, encoding), 2 if encoding == "s16le" else 4, step, sample_rate, speed)
+    return await converse(
+        url,
+        start,
+        audio,
+        api_key=api_key,
+        on_message=on_message,
+        open_timeout=open_timeout,
+        end_timeout=end_timeout,
+    )
 
 
 class CaptionPrinter:

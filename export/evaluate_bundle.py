@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.sherpa import settling_silence, sherpa_recognizer
+from export.sherpa import decode_whole, settling_silence, sherpa_recognizer
 from models.data.manifest import Utterance, load_audio, read_manifest
 from parley.contract import WORD_START, complete_steps, tail_padding_samples
 from parley.features import SAMPLE_RATE
@@ -91,11 +91,7 @@ def sherpa_transcripts(bundle: Path, precision: str, waves: Sequence[np.ndarray]
     rec = sherpa_recognizer(bundle, precision)
     out = []
     for w in waves:
-        s = rec.create_stream()
-        s.accept_waveform(SAMPLE_RATE, w)
-        s.input_finished()
-        while rec.is_ready(s):
-            rec.decode_stream(s)
+        s = decode_whole(rec, w, SAMPLE_RATE)
         out.append(rec.get_result(s).strip().replace(WORD_START, " ").strip())
     return out
 

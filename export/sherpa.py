@@ -57,3 +57,15 @@ def sherpa_recognizer(
         blank_penalty=float(head.get("blank_penalty", 0.0)),
         **fusion,
     )
+
+
+def decode_whole(recognizer, samples: np.ndarray, sample_rate: int):
+    """A new stream of `recognizer` (a `sherpa_onnx.OnlineRecognizer`) fed all of `samples` `(T,)`, its input marked
+    finished and decoded as far as sherpa-onnx goes; read it with `recognizer.get_result(stream)` or
+    `get_result_all`."""
+    stream = recognizer.create_stream()
+    stream.accept_waveform(sample_rate, samples)
+    stream.input_finished()
+    while recognizer.is_ready(stream):
+        recognizer.decode_stream(stream)
+    return stream

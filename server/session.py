@@ -75,11 +75,11 @@ class IdleClock:
         self.left = min(self.timeout, self.left + seconds)
 
 
-class _GoneError(Exception):
+class GoneError(Exception):
     """The client is no longer there to send to."""
 
 
-class _EngineFailureError(Exception):
+class EngineFailureError(Exception):
     """The engine could not decode this stream."""
 
 
@@ -122,7 +122,8 @@ def _adaptation_fields(engine: Engine, adaptation: Adaptation | None) -> dict:
 
 class Connection:
     """What every WebSocket protocol's session shares: admission (keys, origins, limits), the accept, serving,
-    failure as an `internal` error, the server's connection accounting, and `abort` from outside (draining).
+    failure as an `internal` error, the server's connection accounting, `abort` from outside (draining), and the
+    socket itself: `_receive` on the idle clock, `_send` (a client that does not read is gone) and `_close`.
 
     Subclasses serve one protocol: `_serve` (the conversation), `_fail` (send an error and close) and `_release`
     (let go of the engine stream).
@@ -183,6 +184,46 @@ class Connection:
         if self.stream is not None:
             self.stream.close()
 
+    async def _receive(self, clock: IdleClock, timed: bool = True) -> tuple[str | None, bytes | None, float] | None:
+        """The client's next message as (text, bytes, arrival time.monotonic()), or None when the client has gone.
+        The wait counts against `clock`; `timed=False` waits however long it takes.
+
+        Raises:
+            ProtocolError: idle_timeout, when the clock's allowance runs out first.
+        """
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that arrives as the
+        # message does, and the reader would then outlive its session.
+        waiting = time.monotonic()
+        try:
+            async with asyncio.timeout(max(clock.left, 0.0) if timed else None):
+                msg = await self.ws.receive()
+        except TimeoutError:
+            raise ProtocolError(IDLE_TIMEOUT, f"no audio for {clock.timeout:g} s") from None
+        arrived = time.monotonic()
+        clock.waited(arrived - waiting)
+        if msg["type"] == "websocket.disconnect":
+            return None
+        return msg.get("text"), msg.get("bytes"), arrived
+
+    async def _send(self, msg: dict) -> None:
+        """Sends a message; a client that does not take it within idle_timeout_s is treated as gone."""
+        if self._closed:
+            raise GoneError()
+        try:
+            async with asyncio.timeout(self.service.settings.idle_timeout_s):
+                await self.ws.send_text(dumps(msg))
+        except (WebSocketDisconnect, OSError, RuntimeError, TimeoutError) as e:
+            self._closed = self._closed or isinstance(e, TimeoutError)  # a close would wait behind the same buffer
+            raise GoneError() from e
+
+    async def _close(self, code: int, reason: str = "") -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(_SETTLE_S):
+                await self.ws.close(code, reason)
+
 
 class Session(Connection):
     """One `/v1/stream` connection (see `Connection`)."""
@@ -217,14 +258,14 @@ class Session(Connection):
         error: ProtocolError | None = None
         if aborted in done:
             error = self._abort_error
-        elif isinstance(w, _EngineFailureError) or (self.stream is not None and self.stream.failure):
+        elif isinstance(w, EngineFailureError) or (self.stream is not None and self.stream.failure):
             reason = self.stream.failure if self.stream is not None and self.stream.failure else str(w)
             error = ProtocolError(INTERNAL, f"the stream cannot continue: {reason}")
         elif isinstance(r, ProtocolError):
             error = r
         else:
             for exc in (r, w):
-                if exc is not None and not isinstance(exc, _GoneError | StreamClosedError):
+                if exc is not None and not isinstance(exc, GoneError | StreamClosedError):
                     log.error("session %s failed", self.id, exc_info=exc)
                     error = ProtocolError(INTERNAL, "internal server error")
         if error is not None:
@@ -249,21 +290,9 @@ class Session(Connection):
     async def _read(self) -> None:
         """Client messages until the client leaves; raises ProtocolError for the first bad one."""
         clock = IdleClock(self.service.settings.idle_timeout_s)
-        while True:
-            # After stop the client has nothing more to say: it waits for the finals, however long they take.
-            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that arrives as the
-            # message does, and the reader would then outlive its session.
-            waiting = time.monotonic()
-            try:
-                async with asyncio.timeout(None if self.state.stopped else max(clock.left, 0.0)):
-                    msg = await self.ws.receive()
-            except TimeoutError:
-                raise ProtocolError(IDLE_TIMEOUT, f"no audio for {clock.timeout:g} s") from None
-            arrived = time.monotonic()
-            clock.waited(arrived - waiting)
-            if msg["type"] == "websocket.disconnect":
-                return
-            text, data = msg.get("text"), msg.get("bytes")
+        # After stop the client has nothing more to say: it waits for the finals, however long they take.
+        while (received := await self._receive(clock, timed=not self.state.stopped)) is not None:
+            text, data, arrived = received
             if text is not None:
                 parsed = self.state.on_text(text)
                 if isinstance(parsed, StartRequest):
@@ -312,7 +341,7 @@ class Session(Connection):
         while True:
             update = await self.stream.next_update()
             if update.error:
-                raise _EngineFailureError(update.error)
+                raise EngineFailureError(update.error)
             for r in update.results:
                 await self._send(result_message(r))
             now = time.monotonic()
@@ -326,31 +355,12 @@ class Session(Connection):
                 log.info("session %s: ended after %.2f s of audio", self.id, self.state.seconds_received)
                 return True
 
-    async def _send(self, msg: dict) -> None:
-        """Sends a message; a client that does not take it within idle_timeout_s is treated as gone."""
-        if self._closed:
-            raise _GoneError()
-        try:
-            async with asyncio.timeout(self.service.settings.idle_timeout_s):
-                await self.ws.send_text(dumps(msg))
-        except (WebSocketDisconnect, OSError, RuntimeError, TimeoutError) as e:
-            self._closed = self._closed or isinstance(e, TimeoutError)  # a close would wait behind the same buffer
-            raise _GoneError() from e
-
-    async def _close(self, code: int) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(_SETTLE_S):
-                await self.ws.close(code)
-
     async def _fail(self, error: ProtocolError) -> None:
         """Sends the error message and closes with its code (quietly, if the client is already gone)."""
         self.service.count_error(error.code)
         level = logging.ERROR if error.code == INTERNAL else logging.INFO
         log.log(level, "session %s: %s: %s", self.id, error.code, error.message)
-        with contextlib.suppress(_GoneError):
+        with contextlib.suppress(GoneError):
             await self._send(error.to_message())
         await self._close(error.close_code)
 

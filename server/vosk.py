@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
 from server.batcher import Stream, StreamClosedError
@@ -44,7 +44,6 @@ from server.protocol import (
     BAD_JSON,
     BAD_MESSAGE,
     CLOSE_NORMAL,
-    IDLE_TIMEOUT,
     INTERNAL,
     INVALID_VALUE,
     TOO_BIG,
@@ -52,11 +51,10 @@ from server.protocol import (
     ProtocolError,
     clip_text,
     decode_audio_message,
-    dumps,
     preview,
 )
 from server.recognizer import Final, Word
-from server.session import FLUSH_TIMEOUT_S, Connection, IdleClock, settle
+from server.session import FLUSH_TIMEOUT_S, Connection, EngineFailureError, GoneError, IdleClock, settle
 
 if TYPE_CHECKING:
     from server.service import Service
@@ -229,14 +227,6 @@ def close_reason(error: ProtocolError) -> str:
 # ---- The connection ----
 
 
-class _GoneError(Exception):
-    """The client is no longer there to send to."""
-
-
-class _EngineFailureError(Exception):
-    """The engine could not decode this stream."""
-
-
 class VoskSession(Connection):
     """One Vosk-protocol connection at `/`.
 
@@ -268,7 +258,7 @@ class VoskSession(Connection):
             done, _ = await asyncio.wait({main, aborted}, return_when=asyncio.FIRST_COMPLETED)
             if main not in done:
                 await settle({main})
-                with contextlib.suppress(_GoneError, _EngineFailureError, StreamClosedError, TimeoutError):
+                with contextlib.suppress(GoneError, EngineFailureError, StreamClosedError, TimeoutError):
                     async with asyncio.timeout(FLUSH_TIMEOUT_S):
                         result = await self._finish()
                     if result.get("text"):
@@ -279,11 +269,11 @@ class VoskSession(Connection):
         finally:
             await settle({main, aborted})
         exc = main.exception()
-        if exc is None or isinstance(exc, _GoneError | StreamClosedError):
+        if exc is None or isinstance(exc, GoneError | StreamClosedError):
             return
         if isinstance(exc, ProtocolError):
             await self._fail(exc)
-        elif isinstance(exc, _EngineFailureError):
+        elif isinstance(exc, EngineFailureError):
             await self._fail(ProtocolError(INTERNAL, f"the stream cannot continue: {exc}"))
         else:
             log.error("vosk session %s failed", self.id, exc_info=exc)
@@ -293,18 +283,8 @@ class VoskSession(Connection):
         """Client messages until eof or the client leaves; raises ProtocolError for the first bad one."""
         limit = self.service.settings.max_message_bytes
         clock = IdleClock(self.service.settings.idle_timeout_s)
-        while True:
-            waiting = time.monotonic()
-            try:
-                async with asyncio.timeout(max(clock.left, 0.0)):
-                    msg = await self.ws.receive()
-            except TimeoutError:
-                raise ProtocolError(IDLE_TIMEOUT, f"no audio for {clock.timeout:g} s") from None
-            arrived = time.monotonic()
-            clock.waited(arrived - waiting)
-            if msg["type"] == "websocket.disconnect":
-                return
-            text, data = msg.get("text"), msg.get("bytes")
+        while (received := await self._receive(clock)) is not None:
+            text, data, arrived = received
             if text is not None:
                 if len(text.encode()) > limit:
                     raise ProtocolError(TOO_BIG, f"text message over the limit of {limit} bytes")
@@ -350,7 +330,7 @@ class VoskSession(Connection):
             while True:
                 update = await stream.next_update()
                 if update.error:
-                    raise _EngineFailureError(update.error)
+                    raise EngineFailureError(update.error)
                 for r in update.results:
                     if isinstance(r, Final):
                         self._finals.append(r)
@@ -412,25 +392,6 @@ class VoskSession(Connection):
         if self._collector is not None and not self._collector.done():
             self._collector.cancel()
         self._collector = None
-
-    async def _send(self, msg: dict) -> None:
-        """Sends a message; a client that does not take it within idle_timeout_s is treated as gone."""
-        if self._closed:
-            raise _GoneError()
-        try:
-            async with asyncio.timeout(self.service.settings.idle_timeout_s):
-                await self.ws.send_text(dumps(msg))
-        except (WebSocketDisconnect, OSError, RuntimeError, TimeoutError) as e:
-            self._closed = self._closed or isinstance(e, TimeoutError)
-            raise _GoneError() from e
-
-    async def _close(self, code: int, reason: str = "") -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(1.0):
-                await self.ws.close(code, reason)
 
     async def _fail(self, error: ProtocolError) -> None:
         """Closes with the error's code and the error as the reason (Vosk clients know no error message)."""

@@ -1,9 +1,8 @@
-"""Shared fixtures: a tiny synthetic English corpus and tokenizer, built once per test session, and a server over the
-committed bundles."""
+"""Shared fixtures: a tiny synthetic English corpus and tokenizer, and a tiny random bundle, built once per test
+session (the committed bundles' server is in tests/bundles/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,12 +42,3 @@ def tiny_bundles(tmp_path_factory) -> Path:
     folder.mkdir()
     shutil.move(export_tiny_bundle(root), folder / "tiny-en")
     return folder
-
-
-@pytest.fixture(scope="session")
-def committed_server() -> Iterator:
-    """One server over the committed bundles (bundles/), endpointing off: one final per stream."""
-    from tests.test_server import running
-
-    with running(Path(__file__).resolve().parents[1] / "bundles", endpointing=False) as r:
-        yield r

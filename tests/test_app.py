@@ -6,7 +6,6 @@ tests/test_server.py's.
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import wave
@@ -361,41 +360,6 @@ def test_transcribe_admission_and_engine_failure(tmp_path: Path, caplog: pytest.
 
 def test_the_drain_outwaits_a_sessions_flush() -> None:
     assert ABORTED_SESSIONS_WAIT_S > session.FLUSH_TIMEOUT_S
-
-
-def _server_imports() -> dict[str, set[str]]:
-    """Each server/ module's imports of other server/ modules, those under TYPE_CHECKING or in functions included."""
-    graph: dict[str, set[str]] = {}
-    for path in sorted((ROOT / "server").glob("*.py")):
-        names: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module is not None:
-                if node.module == "server":
-                    names.update(a.name for a in node.names)
-                elif node.module.startswith("server."):
-                    names.add(node.module.split(".")[1])
-            elif isinstance(node, ast.Import):
-                names.update(a.name.split(".")[1] for a in node.names if a.name.startswith("server."))
-        graph[path.stem] = names
-    return graph
-
-
-def test_no_server_module_imports_itself_back() -> None:
-    graph = _server_imports()
-    assert "service" in graph["session"] and {"deps", "session", "vosk"} <= graph["routes_stream"], graph
-
-    def reachable(start: str) -> set[str]:
-        seen: set[str] = set()
-        todo = list(graph[start])
-        while todo:
-            m = todo.pop()
-            if m not in seen and m in graph:
-                seen.add(m)
-                todo.extend(graph[m])
-        return seen
-
-    circles = sorted(m for m in graph if m in reachable(m))
-    assert not circles, f"modules reachable from themselves: { {m: sorted(graph[m] & set(circles)) for m in circles} }"
 
 
 def test_the_openapi_schema_lists_the_http_routes(open_app: App) -> None:

@@ -17,7 +17,7 @@ import torch
 
 from export.bundle import main as export_main
 from export.onnx_export import StreamingSettings, read_metadata
-from export.sherpa import sherpa_recognizer
+from export.sherpa import decode_whole, sherpa_recognizer
 from models.nn.checkpoint import load_model
 from models.nn.encoder import PAD_LENGTH
 from models.nn.search import greedy_search, modified_beam_search
@@ -222,12 +222,7 @@ def _pytorch_encoder_out(model: Transducer, x: np.ndarray, n_chunks: int) -> tor
 def _sherpa(folder: Path, x: np.ndarray, precision: str = "fp32", method: str = "greedy_search"):
     pytest.importorskip("sherpa_onnx")
     rec = sherpa_recognizer(folder, precision, method=method)
-    stream = rec.create_stream()
-    stream.accept_waveform(SR, x)
-    stream.input_finished()
-    while rec.is_ready(stream):
-        rec.decode_stream(stream)
-    return rec.get_result_all(stream)
+    return rec.get_result_all(decode_whole(rec, x, SR))
 
 
 def _sherpa_ids(result, tokens: list[str]) -> list[int]:

@@ -42,7 +42,7 @@ from server.serve import RedactingFilter, redact
 from server.service import Service
 from server.session import Session
 from server.settings import Settings
-from tests.test_server import SR, START, STOP, Running, _errors, audio, exchange, running
+from tests.test_server import SR, START, STOP, Running, _errors, audio, exchange, running, shut_down_while_streaming
 
 # ---- Pure: the protocol's answers to hostile values ----
 
@@ -142,7 +142,7 @@ class _DeafClient:
             await asyncio.Event().wait()
         self._reads -= 1
 
-    async def close(self, code: int = 1000) -> None:
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
         await asyncio.Event().wait()
 
 
@@ -197,19 +197,7 @@ def test_idle_timeout_counts_audio_not_messages(tiny_bundles: Path) -> None:
 
 def test_shutdown_gives_the_open_segment_its_final(tiny_bundles: Path) -> None:
     """A drain of 0 s, in the middle of a 6 s utterance (endpointing off: one open segment)."""
-    r = Running(Settings(bundles=tiny_bundles, port=0, intra_op_threads=1, log_level="warning", drain_timeout_s=0.0,
-                         endpointing=False))  # fmt: skip
-
-    async def go():
-        long = asyncio.create_task(run_stream(r.url, audio(6.0, 12), SR, chunk_ms=100, speed=1))
-        await asyncio.sleep(1.5)
-        r.server.should_exit = True
-        return await long
-
-    try:
-        result = asyncio.run(go())
-    finally:
-        r.stop()
+    result = shut_down_while_streaming(tiny_bundles, 6.0, 1.5, drain_timeout_s=0.0, endpointing=False)
     assert result.error is not None and result.error["code"] == "shutting_down" and result.close_code == 1001
     kinds = [m.message["type"] for m in result.received]
     assert kinds[-2:] == ["final", "error"], kinds

@@ -111,7 +111,7 @@ def test_committed_bundles_have_no_batch_wide_quantization() -> None:
 def targets() -> list[np.ndarray]:
     """Two sentences spoken by test-split voices (16 kHz, silence on both sides)."""
     from models.data import grammar
-    from tests.test_en_small import spoken
+    from tests._speech import spoken
 
     rng = random.Random(19)
     return [spoken("en", s.text["en"], rng) for s in grammar.generate("test", 3, seed=19)]

@@ -90,7 +90,7 @@ def test_lm_train_adds_an_lstm_that_parley_and_sherpa_onnx_fuse(tmp_path: Path) 
 
     import sherpa_onnx  # noqa: F401  (a dev dependency: the parity tests need it too)
 
-    from export.sherpa import settling_silence, sherpa_recognizer
+    from export.sherpa import decode_whole, settling_silence, sherpa_recognizer
     from models.data.espeak import synthesize
     from models.train import lm_ngram
     from parley.resample import resample
@@ -126,12 +126,8 @@ def test_lm_train_adds_an_lstm_that_parley_and_sherpa_onnx_fuse(tmp_path: Path) 
 
     def sherpa(**kw) -> str:
         rec = sherpa_recognizer(bundle, "int8", method="modified_beam_search", **kw)
-        s = rec.create_stream()
-        s.accept_waveform(16000, np.concatenate([audio, settling_silence(loaded.manifest["streaming"])]))
-        s.input_finished()
-        while rec.is_ready(s):
-            rec.decode_stream(s)
-        return rec.get_result(s).strip().lower()
+        padded = np.concatenate([audio, settling_silence(loaded.manifest["streaming"])])
+        return rec.get_result(decode_whole(rec, padded, 16000)).strip().lower()
 
     assert sherpa() != sherpa(lm=bundle / "lm-zoo.onnx", lm_scale=3.0)
 

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from clients import mic
-from clients.stream import encode_audio
+from clients.stream import StreamResult, converse, encode_audio, start_message
 from server.settings import Settings
 from tests.test_export import SR, synthetic_audio
 from tests.test_server import Running
@@ -194,10 +194,17 @@ async def _blocks(pcm: bytes, block_bytes: int) -> AsyncIterator[bytes]:
         await asyncio.sleep(0.01)
 
 
+def _stream(url: str, pcm: bytes, on_message: Callable[[dict], None] | None = None, **start) -> StreamResult:
+    """The command's streaming loop (`converse` over `mic.timed_blocks`), `pcm` in 100 ms blocks as the microphone;
+    `start`: the start message's fields."""
+    blocks = mic.timed_blocks(_blocks(pcm, 3200), SR)
+    return asyncio.run(converse(url, start_message(SR, **start), blocks, on_message=on_message))
+
+
 def test_streaming_loop_with_a_fake_source(server: Running) -> None:
     pcm = encode_audio(synthetic_audio(2.0, 3), "s16le")
     seen: list[dict] = []
-    result = asyncio.run(mic.run_mic(server.url, _blocks(pcm, 3200), SR, language="en", on_message=seen.append))
+    result = _stream(server.url, pcm, seen.append, language="en")
     assert result.ok and result.close_code == 1000, result.error
     assert seen[0]["type"] == "ready" and seen[-1] == {"type": "end"}
     assert any(m["type"] == "partial" for m in seen)
@@ -207,9 +214,9 @@ def test_streaming_loop_with_a_fake_source(server: Running) -> None:
 
 def test_streaming_loop_reports_server_and_network_errors(server: Running) -> None:
     pcm = encode_audio(synthetic_audio(0.5, 4), "s16le")
-    result = asyncio.run(mic.run_mic(server.url, _blocks(pcm, 3200), SR, model="nope"))
+    result = _stream(server.url, pcm, model="nope")
     assert result.error["code"] == "unknown_model" and result.close_code == 1008
-    result = asyncio.run(mic.run_mic("ws://127.0.0.1:9/v1/stream", _blocks(pcm, 3200), SR))
+    result = _stream("ws://127.0.0.1:9/v1/stream", pcm)
     assert result.error["code"] == "connect_failed"
 
 

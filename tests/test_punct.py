@@ -146,6 +146,9 @@ def test_finals_carry_display_from_the_bundle_s_model(trained: Path, tmp_path: P
     assert entry == {"model": "punct-en.onnx", "tokenizer": "punct-en.model", "card": "punct-en.json"}
     manifest = json.loads((bundle / "bundle.json").read_text())
     assert manifest["punctuation"] == {"en": entry} and set(entry.values()) <= set(manifest["files"])
+    card = (bundle / "README.md").read_text()
+    assert card.count("## Punctuation and casing (`punct-en.*`)") == 1, "the card's section is replaced, not repeated"
+    assert all(f"| {name} | " in card for name in manifest["files"]), "every file in the card's table"
     loaded = load_bundle(bundle, providers="cpu", threads=1)
     punctuators = loaded.punctuators
     assert list(punctuators) == ["en"]

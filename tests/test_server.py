@@ -571,17 +571,20 @@ def test_shutdown_drains_open_streams(bundles: Path, model: StreamingTransducer)
     assert result.ok and result.close_code == 1000 and result.text == offline(model, wire(x))
 
 
+def shut_down_while_streaming(bundles: Path, seconds: float, after: float, **kw) -> StreamResult:
+    """A `seconds` long stream, sent in real time to a server over `bundles` (settings `kw`) that is told to shut
+    down `after` seconds in: the stream's result."""
+    with running(bundles, **kw) as r:
+
+        async def go() -> StreamResult:
+            long = asyncio.create_task(run_stream(r.url, audio(seconds, 12), SR, chunk_ms=100, speed=1))
+            await asyncio.sleep(after)
+            r.server.should_exit = True
+            return await long
+
+        return asyncio.run(go())
+
+
 def test_drain_timeout_ends_streams_with_1001(bundles: Path) -> None:
-    r = Running(Settings(bundles=bundles, port=0, intra_op_threads=1, log_level="warning", drain_timeout_s=0.3))
-
-    async def go() -> StreamResult:
-        long = asyncio.create_task(run_stream(r.url, audio(5.0, 12), SR, chunk_ms=100, speed=1))
-        await asyncio.sleep(0.5)
-        r.server.should_exit = True
-        return await long
-
-    try:
-        result = asyncio.run(go())
-    finally:
-        r.stop()
+    result = shut_down_while_streaming(bundles, 5.0, 0.5, drain_timeout_s=0.3)
     assert result.error["code"] == "shutting_down" and result.close_code == 1001

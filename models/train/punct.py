@@ -192,6 +192,59 @@ def mixed_forms(path: Path, language: str, limit: int = 400000) -> dict[str, str
     return {w: c.most_common(1)[0][0] for w, c in forms.items() if sum(c.values()) >= 2 and " " not in w}
 
 
+def runtime_scores(folder: Path, data: Sequence[tuple[str, list[WordLabel]]], limit: int = 3000) -> dict:
+    """The exported int8 model through the server's `Punctuator` (quantization and windowing included): the same
+    figures as `evaluate`, and milliseconds per call (one final)."""
+    from server.punctuation import Punctuator
+
+    punct = Punctuator.from_folder(folder)
+    pm, rm, pc, rc, ms = [], [], [], [], []
+    for _, labels in data[:limit]:
+        t0 = time.perf_counter()
+        marks, cases = punct.labels([w.word for w in labels])
+        ms.append(1000 * (time.perf_counter() - t0))
+        pm, pc = pm + marks, pc + cases
+        rm += [w.mark for w in labels]
+        rc += [w.case for w in labels]
+    out = scores(pm, rm, pc, rc)
+    out |= {
+        "sentences": len(ms),
+        "ms_per_final_mean": float(np.mean(ms)),
+        "ms_per_final_p95": float(np.percentile(ms, 95)),
+    }
+    return out
+
+
+def card_section(card: dict) -> str:
+    """The bundle card's section about a punctuation model (README.md), from its punct.json."""
+    lang, cfg, t = card["language"], card["config"], card["training"]
+    fig = card["test"].get("runtime") or card["test"]["pytorch"]
+    where = "the int8 model through the runtime" if "runtime" in card["test"] else "PyTorch"
+    rows = "".join(
+        f"| {name} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['count']:,} |\n"
+        for name, v in fig["marks"].items()
+    )
+    speed = (
+        f"; {fig['ms_per_final_mean']:.1f} ms per final ({fig['ms_per_final_p95']:.1f} ms p95)"
+        if "ms_per_final_mean" in fig
+        else ""
+    )
+    return (
+        f"## Punctuation and casing (`punct-{lang}.*`)\n\n"
+        f'Finals carry `display`, the recognized words punctuated and cased (start option `"punctuate"`, default '
+        f"true; docs/protocol.md). A {cfg['layers']}-layer Transformer (d {cfg['d_model']}, {card['parameters']:,} "
+        f"parameters, int8 MatMuls) over a {cfg['vocab_size']}-piece sentencepiece model, trained on text alone by "
+        f"`parley punct train --language {lang} --steps {t['steps']}` ({t['sentences']:,} sentences of the text "
+        f"corpus's train documents, {t['seconds'] // 60} min on {t['threads']} CPU thread(s)) and added with "
+        f"`parley punct add` (models/train/punct.py). Measured on {fig.get('sentences', card['test']['sentences']):,} "
+        f"test sentences of held-out documents, {where}:\n\n"
+        "| mark | precision | recall | F1 | count |\n| --- | ---: | ---: | ---: | ---: |\n"
+        f"{rows}\n"
+        f"Case accuracy {fig['case_accuracy']:.1%} of words ({fig['case_accuracy_not_lower']:.1%} of the words that "
+        f"are not lowercase){speed}.\n\n"
+    )
+
+
 def export_onnx(model: PunctModel, out: Path, meta: dict) -> None:
     from export.onnx_export import OPSET, add_metadata, quantize_int8
 
@@ -290,6 +343,8 @@ def train(a: argparse.Namespace) -> dict:
     }
     torch.save({"config": cfg.to_dict(), "model": model.state_dict()}, out / "punct.pt")
     (out / "punct.json").write_text(json.dumps(card, indent=1, ensure_ascii=False))
+    card["test"]["runtime"] = runtime_scores(out, test_data)  # the exported int8 model, as the server runs it
+    (out / "punct.json").write_text(json.dumps(card, indent=1, ensure_ascii=False))
     print(json.dumps({k: v for k, v in card.items() if k != "mixed"}, indent=1))
     return card
 
@@ -312,7 +367,27 @@ def add_to_bundle(model_dir: Path, bundle: Path) -> dict[str, str]:
         files[name] = {"bytes": (bundle / name).stat().st_size, "sha256": sha256_of(bundle / name)}
     meta["files"] = dict(sorted(files.items()))
     (bundle / BUNDLE_JSON).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    if (bundle / "README.md").exists():
+        _update_card(bundle / "README.md", card, meta["files"])
     return entry
+
+
+def _update_card(readme: Path, card: dict, files: dict) -> None:
+    """Puts the model's section before the card's "## Files" table (replacing an older one) and lists its files
+    there."""
+    text = readme.read_text()
+    head, sep, _ = text.partition("## Files")
+    title = f"## Punctuation and casing (`punct-{card['language']}.*`)"
+    if title in head:
+        start = head.index(title)
+        end = head.find("\n## ", start + len(title))
+        head = head[:start] + (head[end + 1 :] if end >= 0 else "")
+    head = head.rstrip("\n") + "\n\n" + card_section(card)
+    if not sep:
+        readme.write_text(head)
+        return
+    rows = [f"| {n} | {e['bytes']:,} | `{e['sha256']}` |" for n, e in sorted(files.items())]
+    readme.write_text(head + "## Files\n\n| file | bytes | sha256 |\n| --- | ---: | --- |\n" + "\n".join(rows) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

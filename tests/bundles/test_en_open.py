@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,11 +20,10 @@ import pytest
 from clients.stream import StreamResult, run_stream
 from models.data.engines import sample_engine_voice, speak
 from parley.resample import resample
-from server.settings import Settings
-from tests.test_en_small import _words, card_wer
+from tests.bundles._bundles import BUNDLES, card_wer, committed, serving, words
 from tests.test_server import Running
 
-EN_OPEN = Path(__file__).resolve().parents[1] / "bundles" / "en-open"
+EN_OPEN = BUNDLES / "en-open"
 MARGIN = 0.15  # absolute WER over the card's: 12 clean sentences (~110 words) against 600 augmented ones
 SENTENCES = [
     "my grandmother grew tomatoes behind the old house every summer",
@@ -59,13 +57,9 @@ def speech() -> list[tuple[str, np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Running]:
-    if not (EN_OPEN / "bundle.json").is_file():
-        pytest.fail(f"the open-domain bundle is missing: {EN_OPEN}")
-    r = Running(Settings(bundles=EN_OPEN.parent, default_model="en-open", port=0, log_level="warning"))
-    try:
+    committed("en-open", "open-domain")
+    with serving("en-open") as r:
         yield r
-    finally:
-        r.stop()
 
 
 def test_open_domain_sentences_in_held_out_voices(server: Running, speech) -> None:
@@ -77,7 +71,7 @@ def test_open_domain_sentences_in_held_out_voices(server: Running, speech) -> No
     results = asyncio.run(all_streams())
     assert all(r.ok for r in results), [r.error for r in results]
     refs = [ref for ref, _ in speech]
-    hyps = [" ".join(_words(r.text)) for r in results]
+    hyps = [" ".join(words(r.text)) for r in results]
     for ref, hyp in zip(refs, hyps, strict=True):
         print(f"REF {ref}\nHYP {hyp}")
     counts = error_counts(refs, hyps)

@@ -11,9 +11,7 @@ the streams.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,49 +22,14 @@ import pytest
 from clients.stream import StreamResult, run_stream
 from parley.audio import write_wav
 from parley.resample import resample
-from server.settings import Settings
+from tests._speech import spoken
+from tests.bundles._bundles import BUNDLES, card_wer, committed, serving, words
 from tests.test_server import Running
 
-ROOT = Path(__file__).resolve().parents[1]
-EN_SMALL = ROOT / "bundles" / "en-small"
+EN_SMALL = BUNDLES / "en-small"
 SENTENCES = 8
 SEED = 20261125
 MARGIN = 0.10  # absolute WER over the card's: 8 sentences (~70 words) are a small sample
-
-
-def _words(text: str) -> list[str]:
-    return re.sub(r"[^\w' ]", " ", text.lower()).split()
-
-
-def card_wer(bundle: Path, manifest: str = "/test.jsonl") -> float:
-    """The card's greedy WER on the test manifest whose path ends in `manifest`, at the bundle's chunk size and with
-    the bundle's own blank penalty (the worse of the rows with and without silence around the utterances, when the
-    card has both)."""
-    meta = json.loads((bundle / "bundle.json").read_text())
-    chunk = str(meta["streaming"]["chunk_ms"])
-    penalty = meta["heads"][0].get("blank_penalty", 0.0)
-    rows = [
-        r
-        for r in meta["measured"]["wer"]
-        if r["manifest"].endswith(manifest)
-        and str(r["chunk_ms"]) == chunk
-        and r.get("search", "greedy") == "greedy"
-        and r.get("blank_penalty", 0.0) == penalty
-    ]
-    assert rows, f"{bundle}/bundle.json reports no greedy test WER at {chunk} ms with blank penalty {penalty}"
-    return max(r["wer"] for r in rows)
-
-
-def spoken(language: str, text: str, rng: random.Random) -> np.ndarray:
-    """`text` spoken by a test-split voice of `language` drawn from `rng`: `(T,)` at 16 kHz, 0.3 s of silence on
-    both sides."""
-    from models.data.espeak import synthesize
-    from models.data.voices import sample_voice
-
-    voice = sample_voice(language, rng, "test")
-    syn = synthesize(text, **voice.synth_kwargs())
-    pad = np.zeros(4800, dtype=np.float32)
-    return np.concatenate([pad, resample(syn.samples, syn.sample_rate, 16000), pad])
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +46,9 @@ def speech() -> list[tuple[str, np.ndarray, int]]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Running]:
-    if not (EN_SMALL / "bundle.json").is_file():
-        pytest.fail(f"the default bundle is missing: {EN_SMALL}")
-    r = Running(Settings(bundles=EN_SMALL.parent, default_model="en-small", port=0, log_level="warning"))
-    try:
+    committed("en-small", "default")
+    with serving("en-small") as r:
         yield r
-    finally:
-        r.stop()
 
 
 def test_default_bundle_streams_the_right_words(server: Running, speech, tmp_path: Path) -> None:
@@ -107,7 +66,7 @@ def test_default_bundle_streams_the_right_words(server: Running, speech, tmp_pat
     results = asyncio.run(all_streams())
     assert all(r.ok for r in results), [r.error for r in results]
     refs = [ref for ref, _, _ in speech]
-    hyps = [" ".join(_words(r.text)) for r in results]
+    hyps = [" ".join(words(r.text)) for r in results]
     for ref, hyp in zip(refs, hyps, strict=True):
         print(f"REF {ref}\nHYP {hyp}")
     counts = error_counts(refs, hyps)
@@ -124,4 +83,4 @@ def test_default_bundle_streams_the_right_words(server: Running, speech, tmp_pat
     body = httpx.post(
         server.http + "/v1/transcribe", content=wav.read_bytes(), headers={"content-type": "audio/wav"}, timeout=60
     ).json()
-    assert _words(body["text"]) == hyps[0].split(), (body["text"], hyps[0])
+    assert words(body["text"]) == hyps[0].split(), (body["text"], hyps[0])

@@ -22,11 +22,10 @@ import pytest
 
 from models.data.mixtures import shifted
 from parley.resample import resample
+from tests.bundles._bundles import BUNDLES, committed
 from tests.test_server import Running, stream
 from tests.test_tsot import _check_result
 
-ROOT = Path(__file__).resolve().parents[1]
-BUNDLES = ROOT / "bundles"
 NAME = "en-tsot-small"
 PAIRS = 6
 SEED = 20261126
@@ -78,8 +77,7 @@ def mixtures() -> list[tuple[str, list[str], np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def server(committed_server: Running) -> Running:
-    if not (BUNDLES / NAME / "bundle.json").is_file():
-        pytest.fail(f"the multi-talker bundle is missing: {BUNDLES / NAME}")
+    committed(NAME, "multi-talker")
     return committed_server
 
 

@@ -13,17 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from clients.stream import StreamResult, run_stream
-from tests.test_en_small import spoken as _spoken
+from tests._speech import spoken as _spoken
+from tests.bundles._bundles import BUNDLES, committed
 from tests.test_server import Running
 
-ROOT = Path(__file__).resolve().parents[1]
-BUNDLES = ROOT / "bundles"
 NAME = "sm2-mini"
 LANGS = ("en", "de", "es", "fr", "it", "zh")
 # sm2-mini was trained before the Mandarin voice was fixed (issue 17): its zh speech is espeak-ng's plain "cmn",
@@ -33,7 +31,7 @@ TRAINED_ZH_VOICE = "cmn"
 
 
 def spoken(language: str, text: str, rng: random.Random) -> np.ndarray:
-    """`tests.test_en_small.spoken`, with sm2-mini's own zh voice."""
+    """`tests._speech.spoken`, with sm2-mini's own zh voice."""
     import models.data.voices as voices
 
     if language != "zh":
@@ -74,8 +72,7 @@ def speech() -> dict[str, list[tuple[dict[str, str], np.ndarray]]]:
 
 @pytest.fixture(scope="module")
 def server(committed_server: Running) -> Running:
-    if not (BUNDLES / NAME / "bundle.json").is_file():
-        pytest.fail(f"the multilingual bundle is missing: {BUNDLES / NAME}")
+    committed(NAME, "multilingual")
     return committed_server
 
 
