@@ -58,3 +58,59 @@ def test_no_server_module_imports_itself_back() -> None:
 
     circles = sorted(m for m in graph if m in reachable(m))
     assert not circles, f"modules reachable from themselves: { {m: sorted(graph[m] & set(circles)) for m in circles} }"
+
+
+def _all_imports() -> dict[str, set[str]]:
+    """Every Parley module (parley, server, models, export, clients) and the Parley modules it imports, at module
+    level, under TYPE_CHECKING or inside functions."""
+    files = {}
+    for top in ("parley", "server", "models", "export", "clients"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            files[".".join(parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                    )
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names]
+            for t in targets:
+                while t and t not in files:
+                    t = t.rsplit(".", 1)[0] if "." in t else ""
+                if t and t != name and not name.startswith(t + "."):
+                    deps.add(t)
+        graph[name] = deps
+    return graph
+
+
+def test_no_module_anywhere_imports_itself_back() -> None:
+    graph = _all_imports()
+    assert "models.data.engines" in graph and "parley.contract" in graph["server.recognizer"], sorted(graph)[:5]
+
+    def reachable(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(graph[start])
+        while todo:
+            m = todo.pop()
+            if m not in seen and m in graph:
+                seen.add(m)
+                todo.extend(graph[m])
+        return seen
+
+    circles = sorted(m for m in graph if m in reachable(m))
+    assert not circles, f"modules reachable from themselves: { {m: sorted(graph[m] & set(circles)) for m in circles} }"
+    assert not any(
+        d.startswith(("server", "models", "export", "clients"))
+        for d in set().union(*(graph[m] for m in graph if m.startswith("parley.") and m != "parley.cli"))
+    ), "parley/ imports only itself"

@@ -18,8 +18,8 @@ is not certain); transcripts with a symbol that is spoken but not written out (`
 transcripts still holding digits once numbers are written out as words (`models.data.verbalize`, before the text is
 normalized by `parley.textnorm`).
 
-Each language gets a ``test`` and a ``train`` manifest (`models.data.manifest`), split by a hash of the prompt key alone,
-so a prompt is in the same split in every language, every voice and every import. Some prompts share a text
+Each language gets a ``test`` and a ``train`` manifest (`models.data.manifest`), split by a hash of the prompt key
+alone, so a prompt is in the same split in every language, every voice and every import. Some prompts share a text
 (``invalid`` and ``pbx-invalid``); a train prompt whose text is also in that language's test split is dropped, so no
 sentence is in both. The test split (about half) is for measuring; only ``train`` may be trained on. Audio stays
 where the packages put it (absolute paths).
@@ -47,8 +47,8 @@ from pathlib import Path
 import soundfile
 
 from models.data.manifest import Utterance, write_manifest
-from parley.textnorm import normalize_text
 from models.data.verbalize import verbalize
+from parley.textnorm import normalize_text
 
 LANGUAGES = ("en", "es", "fr", "it")
 # Where asterisk-core-sounds-<lang>-wav installs the voices, one folder per voice.

@@ -34,15 +34,14 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from models.data import grammar
 from models.data.augment import AugmentConfig, augment
 from models.data.espeak import Synthesis, SynthesisCrashError, synthesize
+from models.data.jobs import cleanup, from_sidecar, manifest_size, run_split
 from models.data.manifest import Utterance, Word, write_manifest
 from models.data.voices import Voice, sample_voice
 from parley.audio import write_wav
@@ -104,7 +103,7 @@ def synthesize_utterance(job: _Job) -> Utterance:
     wav = _wav_path(out, job)
     sidecar = wav.with_suffix(".json")
     if sidecar.exists() and wav.exists():
-        return _from_sidecar(sidecar)
+        return from_sidecar(sidecar)
     lang = job.language
     text = job.sentence.text[lang]
     syn, voice = _speak(job, text)
@@ -138,10 +137,6 @@ def _speak(job: _Job, text: str) -> tuple[Synthesis, Voice]:
         except SynthesisCrashError:
             continue
     return synthesize(text, **voices[-1].synth_kwargs()), voices[-1]
-
-
-def _from_sidecar(path: Path) -> Utterance:
-    return Utterance.from_dict(json.loads(path.read_text()))
 
 
 def _split_seed(cfg: CorpusConfig, language: str, split: str) -> int:
@@ -178,33 +173,6 @@ def _balance_jobs(cfg: CorpusConfig, train: list[_Job]) -> list[_Job]:
     ]
 
 
-def _run_split(
-    jobs: Sequence, jobs_n: int, target_seconds: float | None, desc: str, work=synthesize_utterance
-) -> list[Utterance]:
-    """Runs `work` on jobs in order, in `jobs_n` processes, until `target_seconds` of audio (or all jobs)."""
-    utts: list[Utterance] = []
-    total = 0.0
-    ctx = get_context("fork")
-    with (
-        ctx.Pool(jobs_n) as pool,
-        tqdm(
-            total=len(jobs) if target_seconds is None else round(target_seconds),
-            desc=desc,
-            unit="utt" if target_seconds is None else "s audio",
-            dynamic_ncols=True,
-        ) as bar,
-    ):
-        for utt in pool.imap(work, jobs, chunksize=4):
-            utts.append(utt)
-            total += utt.duration
-            bar.update(1 if target_seconds is None else min(int(total), bar.total) - bar.n)
-            bar.set_postfix(hours=f"{total / 3600:.2f}", utts=len(utts))
-            if target_seconds is not None and total >= target_seconds:
-                pool.terminate()
-                break
-    return utts
-
-
 def build_corpus(out: str | os.PathLike, cfg: CorpusConfig, jobs: int = 1) -> dict:
     """Builds (or resumes) the corpus in `out`; returns a summary: utterances and hours per language and split."""
     out = Path(out)
@@ -220,21 +188,33 @@ def build_corpus(out: str | os.PathLike, cfg: CorpusConfig, jobs: int = 1) -> di
         for split in parts:
             manifest = out / lang / f"{split}.jsonl"
             if manifest.exists():
-                n, secs = _manifest_size(manifest)
+                n, secs = manifest_size(manifest)
                 summary.setdefault(lang, {})[split] = {"utterances": n, "hours": secs / 3600, "resumed": True}
                 continue
             t0 = time.time()
             if split == "train":
-                utts = _run_split(_jobs(cfg, out, lang, split, n_train), jobs, cfg.hours * 3600, f"{lang}/{split}")
+                utts = run_split(
+                    _jobs(cfg, out, lang, split, n_train),
+                    jobs,
+                    cfg.hours * 3600,
+                    f"{lang}/{split}",
+                    synthesize_utterance,
+                )
             elif split == BALANCE:
                 # The train split is made of the first of its jobs, in order, up to the hours asked for.
-                made, _ = _manifest_size(out / lang / "train.jsonl")
+                made, _ = manifest_size(out / lang / "train.jsonl")
                 todo = _balance_jobs(cfg, _jobs(cfg, out, lang, "train", n_train)[:made])
-                utts = _run_split(todo, jobs, None, f"{lang}/{split}")
+                utts = run_split(todo, jobs, None, f"{lang}/{split}", synthesize_utterance)
             else:
-                utts = _run_split(_jobs(cfg, out, lang, split, getattr(cfg, split)), jobs, None, f"{lang}/{split}")
+                utts = run_split(
+                    _jobs(cfg, out, lang, split, getattr(cfg, split)),
+                    jobs,
+                    None,
+                    f"{lang}/{split}",
+                    synthesize_utterance,
+                )
             write_manifest(manifest, utts)
-            _cleanup(out / lang / "wav" / split, {Path(u.audio).name for u in utts})
+            cleanup(out / lang / "wav" / split, {Path(u.audio).name for u in utts})
             secs = sum(u.duration for u in utts)
             wall = time.time() - t0
             summary.setdefault(lang, {})[split] = {
@@ -245,23 +225,6 @@ def build_corpus(out: str | os.PathLike, cfg: CorpusConfig, jobs: int = 1) -> di
             }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def _manifest_size(path: Path) -> tuple[int, float]:
-    n, secs = 0, 0.0
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                n += 1
-                secs += json.loads(line)["duration"]
-    return n, secs
-
-
-def _cleanup(folder: Path, keep: set[str]) -> None:
-    """Removes sidecars, and WAVs synthesized past the size target."""
-    for p in folder.rglob("*"):
-        if p.suffix == ".json" or (p.suffix in (".wav", ".part") and p.name not in keep):
-            p.unlink()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,7 +36,6 @@ from pathlib import Path
 import numpy as np
 
 from models.data.augment import AugmentConfig, augment_logged
-from models.data.corpus import _cleanup, _from_sidecar, _manifest_size, _run_split
 from models.data.engines import (
     ENGINES,
     HELD_OUT_ENGINES,
@@ -48,6 +47,7 @@ from models.data.engines import (
     voices_for,
 )
 from models.data.espeak import SynthesisCrashError
+from models.data.jobs import cleanup, from_sidecar, manifest_size, run_split
 from models.data.manifest import Utterance, Word, read_manifest, write_manifest
 from parley.audio import write_wav
 from parley.features import SAMPLE_RATE
@@ -111,7 +111,7 @@ def speak_job(job: _Job) -> Utterance:
     wav = _wav_path(job)
     sidecar = wav.with_suffix(".json")
     if sidecar.exists() and wav.exists():
-        return _from_sidecar(sidecar)
+        return from_sidecar(sidecar)
     spoken = _spoken_text(job.record)
     syn, voice = _speak(job, spoken)
     x = resample(syn.samples, syn.sample_rate, SAMPLE_RATE)
@@ -238,9 +238,9 @@ def build(out: str | os.PathLike, text_dir: str | os.PathLike, cfg: OpenCorpusCo
                 continue
             t0 = time.time()
             target = hours * 3600 if split == "train" else None
-            utts = _run_split(todo, jobs, target, f"{lang}/{split}", work=speak_job)
+            utts = run_split(todo, jobs, target, f"{lang}/{split}", work=speak_job)
             write_manifest(manifest, utts)
-            _cleanup(out / lang / "wav" / split, {Path(u.audio).name for u in utts})
+            cleanup(out / lang / "wav" / split, {Path(u.audio).name for u in utts})
             wall = time.time() - t0
             summary.setdefault(lang, {})[split] = _split_summary(utts, wall, jobs)
             summary_file.write_text(json.dumps(summary, indent=2))
@@ -290,7 +290,7 @@ def summarize(out: str | os.PathLike) -> dict:
     report: dict = {"languages": {}, "disk_gb": 0.0}
     for manifest in sorted(out.glob("*/*.jsonl")):
         lang, split = manifest.parent.name, manifest.stem
-        n, secs = _manifest_size(manifest)
+        n, secs = manifest_size(manifest)
         rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
         engines: dict[str, float] = {}
         effects: dict[str, int] = {}
@@ -310,7 +310,9 @@ def summarize(out: str | os.PathLike) -> dict:
     return report
 
 
-SPEED_FACTORS = 3  # the feature cache holds every train utterance at speeds 0.9, 1.0 and 1.1 (models.train.feature_cache)
+SPEED_FACTORS = (
+    3  # the feature cache holds every train utterance at speeds 0.9, 1.0 and 1.1 (models.train.feature_cache)
+)
 
 
 def card(out: str | os.PathLike, report: dict) -> str:
@@ -321,8 +323,8 @@ def card(out: str | os.PathLike, report: dict) -> str:
     lines = [
         "# Parley open-domain speech corpus",
         "",
-        "Made by `parley corpus open` (models/data/opencorpus.py) from the text corpus (`parley text build`, its own card",
-        "lists sources, documents and licenses). Splits: train and dev from training documents and train voices;",
+        "Made by `parley corpus open` (models/data/opencorpus.py) from the text corpus (`parley text build`, its own",
+        "card lists sources, documents and licenses). Splits: train and dev from training documents and train voices;",
         "test from held-out documents and held-out voices of the training engines; test_engine: the same test",
         "sentences spoken by an engine no training split uses (RHVoice). Train hours below are synthesized audio;",
         f"the feature cache holds each train utterance at {SPEED_FACTORS} speeds (0.9, 1.0, 1.1), which is the",

@@ -35,9 +35,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley.textnorm import is_chinese, normalize_text, words
 from models.data.textsources import SOURCES, TextRecord, read_source
 from models.data.verbalize import ABBREVIATIONS, verbalize
+from parley.textnorm import is_chinese, normalize_text, words
 
 LANGUAGES = ("en", "de", "es", "fr", "it", "zh")
 SPLITS = ("train", "dev", "test")
