@@ -42,9 +42,8 @@ def _server_imports() -> dict[str, set[str]]:
     return graph
 
 
-def test_no_server_module_imports_itself_back() -> None:
-    graph = _server_imports()
-    assert "service" in graph["session"] and {"deps", "session", "vosk"} <= graph["routes_stream"], graph
+def _circles(graph: dict[str, set[str]]) -> list[str]:
+    """The modules from which an import path leads back to themselves."""
 
     def reachable(start: str) -> set[str]:
         seen: set[str] = set()
@@ -56,7 +55,14 @@ def test_no_server_module_imports_itself_back() -> None:
                 todo.extend(graph[m])
         return seen
 
-    circles = sorted(m for m in graph if m in reachable(m))
+    return sorted(m for m in graph if m in reachable(m))
+
+
+def test_no_server_module_imports_itself_back() -> None:
+    graph = _server_imports()
+    assert "service" in graph["session"] and {"deps", "session", "vosk"} <= graph["routes_stream"], graph
+
+    circles = _circles(graph)
     assert not circles, f"modules reachable from themselves: { {m: sorted(graph[m] & set(circles)) for m in circles} }"
 
 
@@ -98,17 +104,7 @@ def test_no_module_anywhere_imports_itself_back() -> None:
     graph = _all_imports()
     assert "models.data.engines" in graph and "parley.contract" in graph["server.recognizer"], sorted(graph)[:5]
 
-    def reachable(start: str) -> set[str]:
-        seen: set[str] = set()
-        todo = list(graph[start])
-        while todo:
-            m = todo.pop()
-            if m not in seen and m in graph:
-                seen.add(m)
-                todo.extend(graph[m])
-        return seen
-
-    circles = sorted(m for m in graph if m in reachable(m))
+    circles = _circles(graph)
     assert not circles, f"modules reachable from themselves: { {m: sorted(graph[m] & set(circles)) for m in circles} }"
     assert not any(
         d.startswith(("server", "models", "export", "clients"))
