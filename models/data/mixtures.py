@@ -20,8 +20,9 @@ A line's `text` is the t-SOT label (models/data/tsot.py: words by end time, `<cc
 `parley train` takes the manifest as is. `words` are the serialized words with their times in the mixture; the
 extra keys are `tsot_words` (each word with its virtual `channel`, source `speaker` (voice) and times), `channels`
 (the reference text of each virtual channel, for cpWER), `kind`, `overlap` (overlapped seconds / mixture seconds),
-`offset_s`, `gain_db` and `sources` (the source utterance ids). Everything depends only on (seed, index), and an interrupted
-run resumes: each finished mixture leaves its WAV and a one-line sidecar (`<id>.json`) until mix.jsonl is written.
+`offset_s`, `gain_db` and `sources` (the source utterance ids). Everything depends only on (seed, index), and an
+interrupted run resumes: each finished mixture leaves its WAV and a one-line sidecar (`<id>.json`) until mix.jsonl
+is written.
 """
 
 from __future__ import annotations
