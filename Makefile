@@ -178,7 +178,7 @@ EN2_STEPS ?= 3600
 EN2_TRAIN = $(V2)/en/train.jsonl $(DATA)/asterisk/en/train.jsonl
 EN2_BPE = $(EN2_EXP)/lang/en/bpe.model
 # Stage b continues stage a's weights on the 50 h corpus (fresh optimizer, short warm-up, no pruning warm-up).
-EN2B_STEPS ?= 4000
+EN2B_STEPS ?= 3000
 EN2_CKPT = $(EN2_EXP)/train-b/last.pt
 # The grammar's own test sets (the assistant domain), as corpus-en builds them (make corpus-en, or the same seed and
 # split sizes with --hours 0.01).

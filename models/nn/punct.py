@@ -38,6 +38,7 @@ class _Layer(nn.Module):
     def __init__(self, cfg: PunctConfig) -> None:
         super().__init__()
         self.h = cfg.heads
+        self.scale = 1.0 / math.sqrt(cfg.d_model // cfg.heads)
         self.norm1 = nn.LayerNorm(cfg.d_model)
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
@@ -50,7 +51,7 @@ class _Layer(nn.Module):
         B, N, D = x.shape
         qkv = self.qkv(self.norm1(x)).view(B, N, 3, self.h, D // self.h).permute(2, 0, 3, 1, 4)  # (3, B, H, N, D/H)
         q, k, v = qkv.unbind(0)
-        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(D // self.h) + bias, dim=-1)  # (B, H, N, N)
+        att = torch.softmax(q @ k.transpose(-1, -2) * self.scale + bias, dim=-1)  # (B, H, N, N)
         y = (att @ v).transpose(1, 2).reshape(B, N, D)
         x = x + self.drop(self.out(y))
         return x + self.drop(self.ff(self.norm2(x)))
