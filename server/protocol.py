@@ -596,6 +596,8 @@ def transcript_response(model: str, duration: float, finals: Sequence[dict], **e
         "text": " ".join(f["text"] for f in finals if f["text"]),
         "segments": list(finals),
     }
+    if any("display" in f for f in finals):  # the punctuated, cased transcript (docs/protocol.md)
+        msg["display"] = " ".join(f.get("display", f["text"]) for f in finals if f["text"])
     msg.update(extra)
     return msg
 

@@ -65,6 +65,9 @@ def layout(words: Sequence[str], width: int = MAX_LINE_CHARS, max_lines: int = M
 def _words_of(final: Mapping[str, Any]) -> list[_Word]:
     """A final's words with times; a final with text but no word times gets its words spread evenly over it."""
     words = [_Word(str(w["word"]), float(w["start"]), float(w["end"])) for w in final.get("words") or []]
+    shown = str(final.get("display") or "").split()
+    if words and len(shown) == len(words):  # punctuated and cased (docs/protocol.md), word for word
+        words = [_Word(t, w.start, w.end) for t, w in zip(shown, words, strict=True)]
     if words or not final.get("text"):
         return words
     texts = str(final["text"]).split()

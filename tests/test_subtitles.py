@@ -109,3 +109,13 @@ def test_transcribe_command_errors(tiny_bundles: Path, tmp_path: Path, capsys) -
     write_wav(tmp_path / "a.wav", audio(0.5, 1), SR)
     assert transcribe_main([str(tmp_path / "a.wav"), "--bundles", str(tiny_bundles), "--model", "nope"]) == 2
     assert "no model 'nope'" in capsys.readouterr().err
+
+
+def test_cues_read_the_display_text_word_for_word() -> None:
+    words = [{"word": w, "start": 0.5 * i, "end": 0.5 * i + 0.4} for i, w in enumerate("hello how are you".split())]
+    final = {"type": "final", "segment": 0, "text": "hello how are you", "start": 0.0, "end": 2.0, "words": words}
+    (cue,) = cues([{**final, "display": "Hello, how are you?"}])
+    assert " ".join(cue.lines) == "Hello, how are you?" and cue.start == 0.0 and cue.end >= 1.9
+    # a display that does not line up with the words (another count) is not used: the recognized words are
+    (plain,) = cues([{**final, "display": "Hello how-are-you?"}])
+    assert " ".join(plain.lines) == "hello how are you"

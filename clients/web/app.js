@@ -243,8 +243,15 @@ function captionNodes(msg) {
         return line;
       });
   }
-  const words = Array.isArray(msg.words) && msg.words.length ? msg.words : null;
-  const tokens = words ? words.map((w) => w.word) : (msg.text || "").split(/\s+/).filter(Boolean);
+  let words = Array.isArray(msg.words) && msg.words.length ? msg.words : null;
+  let tokens = words ? words.map((w) => w.word) : (msg.text || "").split(/\s+/).filter(Boolean);
+  // A final the model punctuated and cased: its display text, word for word where the words line up (Chinese
+  // display has no spaces: shown whole).
+  if (typeof msg.display === "string" && msg.display.trim()) {
+    const shown = msg.display.trim().split(/\s+/);
+    if (!words || shown.length === words.length) tokens = shown;
+    else [tokens, words] = [[msg.display.trim()], null];
+  }
   const nodes = [];
   tokens.forEach((token, i) => {
     if (i) nodes.push(document.createTextNode(" "));
