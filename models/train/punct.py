@@ -240,8 +240,12 @@ def card_section(card: dict) -> str:
         f"test sentences of held-out documents, {where}:\n\n"
         "| mark | precision | recall | F1 | count |\n| --- | ---: | ---: | ---: | ---: |\n"
         f"{rows}\n"
-        f"Case accuracy {fig['case_accuracy']:.1%} of words ({fig['case_accuracy_not_lower']:.1%} of the words that "
-        f"are not lowercase){speed}.\n\n"
+        + (
+            f"Case accuracy {fig['case_accuracy']:.1%} of words ({fig['case_accuracy_not_lower']:.1%} of the words "
+            f"that are not lowercase){speed}.\n\n"
+            if lang != "zh"
+            else f"No case in Chinese{speed}.\n\n"
+        )
     )
 
 
