@@ -112,7 +112,7 @@ def test_transcribe_command_errors(tiny_bundles: Path, tmp_path: Path, capsys) -
 
 
 def test_cues_read_the_display_text_word_for_word() -> None:
-    words = [{"word": w, "start": 0.5 * i, "end": 0.5 * i + 0.4} for i, w in enumerate("hello how are you".split())]
+    words = [{"word": w, "start": 0.5 * i, "end": 0.5 * i + 0.4} for i, w in enumerate(["hello", "how", "are", "you"])]
     final = {"type": "final", "segment": 0, "text": "hello how are you", "start": 0.0, "end": 2.0, "words": words}
     (cue,) = cues([{**final, "display": "Hello, how are you?"}])
     assert " ".join(cue.lines) == "Hello, how are you?" and cue.start == 0.0 and cue.end >= 1.9
