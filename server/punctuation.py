@@ -1,12 +1,14 @@
-"""Punctuation and casing of finals: a bundle's `punct-<lang>/` model (models/train/punct.py) run on a final's words.
+"""Punctuation and casing of finals: a bundle's `punct-<lang>.*` model (models/train/punct.py) run on a final's words.
 
     p = load_bundle(Path("bundles/en-open")).punctuators["en"]
     p.punctuate(["hello", "how", "are", "you"])   # -> "Hello, how are you?"
 
 The model reads the recognized words (lowercase, no marks) as sentencepiece pieces and predicts, for each word, the
 mark after it (none , . ?) from its last piece and its case (lower, Capitalized, UPPER, MiXed) from its first piece.
-Mixed case is written from the forms seen in training ("iPhone"), else Capitalized. Chinese is punctuated per
-character with full-width marks and no spaces. Finals longer than the model's window are cut into windows.
+Mixed case is written from the forms seen in training ("iPhone"), else Capitalized. The first word of a final and
+every word after "." or "?" is capitalized whatever the model says (a final begins a sentence: it follows a pause).
+Chinese is punctuated per character with full-width marks and no spaces. Finals longer than the model's window are
+cut into windows.
 """
 
 from __future__ import annotations
@@ -95,8 +97,11 @@ class Punctuator:
         if self.language == "zh":
             return "".join(w + _FULL_WIDTH.get(self.marks[m], "") for w, m in zip(words, marks, strict=True))
         out = []
+        starts = True  # a final begins a sentence, and so does the word after "." or "?"
         for w, m, c in zip(words, marks, cases, strict=True):
-            out.append(self._cased(w, self.cases[c]) + self.marks[m])
+            case = "capitalized" if starts and self.cases[c] == "lower" else self.cases[c]
+            out.append(self._cased(w, case) + self.marks[m])
+            starts = self.marks[m] in (".", "?")
         return " ".join(out)
 
     def punctuate_text(self, text: str) -> str:
