@@ -193,4 +193,4 @@ def test_a_changed_punctuation_file_is_refused(trained: Path, tmp_path: Path) ->
 def test_a_final_and_each_sentence_in_it_start_with_a_capital(trained: Path) -> None:
     p = Punctuator.from_folder(trained)
     p.labels = lambda words: ([0, 2, 0, 0, 3], [0, 0, 0, 2, 0])  # type: ignore[method-assign]
-    assert p.punctuate("hello there how are you".split()) == "Hello there. How ARE you?"
+    assert p.punctuate(["hello", "there", "how", "are", "you"]) == "Hello there. How ARE you?"
