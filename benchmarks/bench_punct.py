@@ -13,16 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.data.punct import word_labels
-from models.train.punct import scores
-from server.punctuation import Punctuator
+from models.train.punct import read_labelled, runtime_scores
 
 
 def main() -> int:
@@ -32,31 +27,9 @@ def main() -> int:
     p.add_argument("--n", type=int, default=3000, help="test sentences (default 3000)")
     p.add_argument("--json", help="also write the figures here")
     a = p.parse_args()
-    punct = Punctuator.from_folder(Path(a.model))
-    lang = punct.language
-    pm, rm, pc, rc, ms = [], [], [], [], []
-    with open(Path(a.text) / lang / "test.jsonl") as f:
-        for line in f:
-            r = json.loads(line)
-            labels = word_labels(r.get("display") or r["text"], r["text"], lang)
-            if not labels:
-                continue
-            words = [w.word for w in labels]
-            t0 = time.perf_counter()
-            marks, cases = punct.labels(words)
-            ms.append(1000 * (time.perf_counter() - t0))
-            pm += marks
-            pc += cases
-            rm += [w.mark for w in labels]
-            rc += [w.case for w in labels]
-            if len(ms) >= a.n:
-                break
-    out = scores(pm, rm, pc, rc)
-    out |= {
-        "sentences": len(ms),
-        "ms_per_final_mean": float(np.mean(ms)),
-        "ms_per_final_p95": float(np.percentile(ms, 95)),
-    }
+    lang = json.loads((Path(a.model) / "punct.json").read_text())["language"]
+    data = read_labelled(Path(a.text) / lang / "test.jsonl", lang, a.n)
+    out = runtime_scores(Path(a.model), data, a.n)
     out["language"] = lang
     for mark, v in out["marks"].items():
         pr = f"precision {v['precision']:.3f} recall {v['recall']:.3f}"

@@ -192,3 +192,22 @@ def collate(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> dict[str, to
         "token_lens": torch.tensor([t.numel() for t in toks]),
         "index": torch.tensor([i for _, _, i in items]),
     }
+
+
+def length_batches(lengths: Sequence[int], max_padded: int, rng: random.Random) -> list[list[int]]:
+    """Indices batched by similar length, each batch at most `max_padded` padded items (its longest x its size), the
+    batches in random order (the text models' batching: punctuation, LSTM LM)."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
+    out: list[list[int]] = []
+    cur: list[int] = []
+    width = 0
+    for i in order:
+        width = max(width, lengths[i])
+        if cur and width * (len(cur) + 1) > max_padded:
+            out.append(cur)
+            cur, width = [], lengths[i]
+        cur.append(i)
+    if cur:
+        out.append(cur)
+    rng.shuffle(out)
+    return out

@@ -17,23 +17,13 @@ from pathlib import Path
 import torch
 
 from models.nn.lstm_lm import LstmLM, LstmLmConfig, SherpaRnnLm
+from models.train.dataset import length_batches
 
 _NAMES = ("x", "h", "c", "log_probs", "next_h", "next_c")  # sherpa-onnx's RNN-LM inputs and outputs, in order
 
 
 def _batches(sentences: Sequence[Sequence[int]], max_tokens: int, rng: random.Random) -> list[list[int]]:
-    order = sorted(range(len(sentences)), key=lambda i: (len(sentences[i]), rng.random()))
-    out, cur, width = [], [], 0
-    for i in order:
-        width = max(width, len(sentences[i]) + 1)
-        if cur and width * (len(cur) + 1) > max_tokens:
-            out.append(cur)
-            cur, width = [], len(sentences[i]) + 1
-        cur.append(i)
-    if cur:
-        out.append(cur)
-    rng.shuffle(out)
-    return out
+    return length_batches([len(s) + 1 for s in sentences], max_tokens, rng)  # +1: </s>
 
 
 def _collate(sentences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:

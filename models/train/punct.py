@@ -23,7 +23,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from torch import nn
 
 from models.data.punct import CASES, MARKS, WordLabel, word_labels
 from models.nn.punct import PunctConfig, PunctModel
+from models.train.dataset import length_batches
 
 IGNORE = -100
 JOIN_PROB = 0.3  # chance that a training sentence is followed by the next one of its document in the same input
@@ -106,20 +107,9 @@ def examples(sp, data: Sequence[tuple[str, list[WordLabel]]], max_len: int, seed
     return out
 
 
-def batches(exs: Sequence[tuple[np.ndarray, ...]], max_pieces: int, rng: random.Random) -> Iterator[list[int]]:
+def batches(exs: Sequence[tuple[np.ndarray, ...]], max_pieces: int, rng: random.Random) -> list[list[int]]:
     """Indices of examples, batched by similar length up to `max_pieces` padded pieces, in random order."""
-    order = sorted(range(len(exs)), key=lambda i: (len(exs[i][0]), rng.random()))
-    out, cur, width = [], [], 0
-    for i in order:
-        width = max(width, len(exs[i][0]))
-        if cur and width * (len(cur) + 1) > max_pieces:
-            out.append(cur)
-            cur, width = [], len(exs[i][0])
-        cur.append(i)
-    if cur:
-        out.append(cur)
-    rng.shuffle(out)
-    yield from out
+    return length_batches([len(e[0]) for e in exs], max_pieces, rng)
 
 
 def collate(exs: Sequence[tuple[np.ndarray, ...]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
