@@ -27,7 +27,10 @@ id 0, and a head without "bpe" is written from tokens.txt alone (server/tokens.p
 
 Any kind may list language models for shallow fusion in "lms" (`parley lm train` adds them): each entry names its
 file (listed in "files" like every other), the head it serves (`language`), its kind ("ngram", server/lm.py, or
-"lstm", server/lm_rnn.py) and its default `lm_scale` and `ilm_scale`; the LM must predict that head's tokens.
+"lstm", server/lm_rnn.py) and its default `lm_scale`, `ilm_scale` and `lodr_scale`; the LM must predict that head's
+tokens. An entry with "role": "source" is the LM of the acoustic model's own training transcripts (at most one per
+language): fusion subtracts it, weighted by `lodr_scale` (LODR when it is a bigram, the density-ratio method when it
+has the domain LM's order).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ BUNDLE_JSON = "bundle.json"
 KINDS = ("transducer", "sm2", "tsot")  # bundle.json kinds this runtime runs
 POST_PROCESSING = ("none", "tsot")  # a head's "post_processing": "tsot" splits its text into two channels
 LM_KINDS = ("ngram", "lstm")  # bundle.json "lms" kinds this runtime fuses
+LM_ROLES = ("domain", "source")  # what an LM is of: a domain's text, or the acoustic model's training transcripts
 _ORT_TYPES = {"float32": "tensor(float)", "int64": "tensor(int64)"}  # numpy dtype -> onnxruntime's input type
 
 
@@ -151,6 +155,8 @@ class BundleLm:
     lm_scale: float  # defaults for streams that name no scales
     ilm_scale: float
     file: Path
+    lodr_scale: float = 0.0
+    role: str = "domain"  # or "source": an LM of the training transcripts, which fusion subtracts
 
     def describe(self) -> dict:
         """What GET /v1/models says about it."""
@@ -161,6 +167,8 @@ class BundleLm:
             **({"order": self.lm.order} if self.kind == "ngram" else {}),
             "lm_scale": self.lm_scale,
             "ilm_scale": self.ilm_scale,
+            "lodr_scale": self.lodr_scale,
+            "role": self.role,
         }
 
 
@@ -580,8 +588,8 @@ def _scale(entry: dict, key: str, where: str) -> float:
 
 
 def _load_lms(manifest: dict, files: _Files, heads: list[Head]) -> dict[str, BundleLm]:
-    """bundle.json's "lms": [{"name", "kind", "language", "file", "lm_scale", "ilm_scale", ...}], each checked
-    against its file and its head."""
+    """bundle.json's "lms": [{"name", "kind", "language", "file", "lm_scale", "ilm_scale", "lodr_scale", "role",
+    ...}], each checked against its file and its head; a default `lodr_scale` needs the language's source LM."""
     entries = manifest.get("lms", [])
     if not isinstance(entries, list):
         raise BundleError(f"{BUNDLE_JSON}: 'lms' must be a list")
@@ -611,10 +619,33 @@ def _load_lms(manifest: dict, files: _Files, heads: list[Head]) -> dict[str, Bun
         wanted = lm.meta.get("tokenizer_sha256")
         if files.verify and wanted and "bpe" in head.files and wanted != sha256_of(head.files["bpe"]):
             raise BundleError(f"{path.name}: trained on another tokenizer than {head.files['bpe'].name}")
+        role = entry.get("role", "domain")
+        if role not in LM_ROLES:
+            raise BundleError(f"{where}.role: {role!r}, expected one of {list(LM_ROLES)}")
+        if role == "source" and any(x.role == "source" and x.language == language for x in lms.values()):
+            raise BundleError(f"{where}: a second source LM for {language!r}")
         lms[name] = BundleLm(
-            name, language, kind, lm, _scale(entry, "lm_scale", where), _scale(entry, "ilm_scale", where), path
+            name,
+            language,
+            kind,
+            lm,
+            _scale(entry, "lm_scale", where),
+            _scale(entry, "ilm_scale", where),
+            path,
+            _scale(entry, "lodr_scale", where),
+            role,
         )
+    for x in lms.values():
+        if x.lodr_scale and source_lm(lms, x.language) is None:
+            raise BundleError(
+                f"{BUNDLE_JSON} lm {x.name!r}: lodr_scale {x.lodr_scale:g} but no source LM for {x.language}"
+            )
     return lms
+
+
+def source_lm(lms: dict[str, BundleLm], language: str) -> BundleLm | None:
+    """The LM of `language`'s training transcripts among `lms` (role "source"), or None."""
+    return next((x for x in lms.values() if x.role == "source" and x.language == language), None)
 
 
 def _load_punctuators(manifest: dict, files: _Files, threads: int) -> dict[str, Punctuator]:

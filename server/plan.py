@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server.biasing import MAX_HOTWORD_BOOST, ContextGraph, phrase_tokens
-from server.bundle import Bundle
+from server.bundle import Bundle, source_lm
 from server.lm import MAX_FUSION_SCALE
 from server.protocol import preview
 from server.transducer import LmFusion, StreamingTransducer
@@ -76,12 +76,14 @@ class Adaptation:
         lm: the name of one of the bundle's LMs to fuse, or None.
         lm_scale: its weight (None: the bundle's default for it).
         ilm_scale: the internal LM's subtracted weight (None: the bundle's default).
+        lodr_scale: the bundle's source LM's subtracted weight (None: the bundle's default).
     """
 
     hotwords: tuple[tuple[str, float | None], ...] = ()
     lm: str | None = None
     lm_scale: float | None = None
     ilm_scale: float | None = None
+    lodr_scale: float | None = None
 
     @property
     def active(self) -> bool:
@@ -270,11 +272,20 @@ class Planner:
                 raise UnsupportedOptionError(
                     f"lm {preview(lm.name)} is for {lm.language}, which this stream does not caption"
                 )
-            scales = (adaptation.lm_scale, adaptation.ilm_scale)
+            scales = (adaptation.lm_scale, adaptation.ilm_scale, adaptation.lodr_scale)
             for x in scales:
                 if x is not None and not 0 <= x <= MAX_FUSION_SCALE:
-                    raise InvalidOptionError(f"lm_scale and ilm_scale must be in [0, {MAX_FUSION_SCALE:g}], got {x!r}")
+                    raise InvalidOptionError(
+                        f"lm_scale, ilm_scale and lodr_scale must be in [0, {MAX_FUSION_SCALE:g}], got {x!r}"
+                    )
             lm_scale = lm.lm_scale if adaptation.lm_scale is None else adaptation.lm_scale
             ilm_scale = lm.ilm_scale if adaptation.ilm_scale is None else adaptation.ilm_scale
-            out[h] = (out[h][0], LmFusion(lm.lm, lm_scale, ilm_scale))
+            lodr_scale = lm.lodr_scale if adaptation.lodr_scale is None else adaptation.lodr_scale
+            source = source_lm(self.bundle.lms, lm.language)
+            if lodr_scale and source is None:
+                raise UnsupportedOptionError(
+                    f"has no source LM for {lm.language} (parley lm train --role source): lodr_scale must be 0"
+                )
+            fusion = LmFusion(lm.lm, lm_scale, ilm_scale, source.lm if source and lodr_scale else None, lodr_scale)
+            out[h] = (out[h][0], fusion)
         return {h: a for h, a in out.items() if a != (None, None)}

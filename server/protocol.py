@@ -100,6 +100,7 @@ START_FIELDS: dict[str, bool] = {
     "lm": False,
     "lm_scale": False,
     "ilm_scale": False,
+    "lodr_scale": False,
 }
 _MAX_NAME = 128  # characters in a model or language name
 # An error's message is at most this many characters, and a client's value shown in it at most _MAX_SHOWN: a
@@ -158,8 +159,8 @@ class StartRequest:
     languages whose translations the client wants next to the captions; `languages` the languages "auto" may
     choose from (the ones the speaker uses; empty: all the bundle knows). `hotwords` are (phrase, boost per token)
     pairs, boost None for the server's default; `lm` names a language model of the bundle to fuse, with its
-    `lm_scale` and `ilm_scale` (None: the bundle's defaults). The server checks them against its limits and the
-    model (their count, length and tokens; whether the LM exists).
+    `lm_scale`, `ilm_scale` and `lodr_scale` (None: the bundle's defaults). The server checks them against its limits
+    and the model (their count, length and tokens; whether the LM exists).
     """
 
     sample_rate: int
@@ -174,6 +175,7 @@ class StartRequest:
     lm: str | None = None
     lm_scale: float | None = None
     ilm_scale: float | None = None
+    lodr_scale: float | None = None
     punctuate: bool = True  # finals carry "display" where the bundle has a punctuation model (docs/protocol.md)
 
     @property
@@ -327,8 +329,9 @@ def start_from_dict(d: dict) -> StartRequest:
     lm = _name(d, "lm")
     lm_scale = _number(d, "lm_scale", 0.0, MAX_FUSION_SCALE)
     ilm_scale = _number(d, "ilm_scale", 0.0, MAX_FUSION_SCALE)
-    if lm is None and (lm_scale is not None or ilm_scale is not None):
-        raise _invalid("lm", 'the name of an LM when "lm_scale" or "ilm_scale" is given', None)
+    lodr_scale = _number(d, "lodr_scale", 0.0, MAX_FUSION_SCALE)
+    if lm is None and (lm_scale is not None or ilm_scale is not None or lodr_scale is not None):
+        raise _invalid("lm", 'the name of an LM when "lm_scale", "ilm_scale" or "lodr_scale" is given', None)
     hotwords = _hotwords(d)
     if (hotwords or lm is not None) and search not in (None, "beam"):
         raise _invalid("search", '"beam" or omitted when hotwords or an lm are asked for', search)
@@ -347,6 +350,7 @@ def start_from_dict(d: dict) -> StartRequest:
         lm=lm,
         lm_scale=lm_scale,
         ilm_scale=ilm_scale,
+        lodr_scale=lodr_scale,
     )
 
 

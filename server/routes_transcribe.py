@@ -5,8 +5,8 @@ have sent), SubRip or WebVTT (`?format=json|srt|vtt`).
 
 The body is a WAV file (`audio/wav`) or raw PCM (`application/octet-stream` with `?sample_rate=` and `?encoding=`);
 the other query parameters are a start message's (docs/protocol.md): model, search, language, languages,
-translate, hotwords, lm, lm_scale, ilm_scale. Errors are JSON error messages with the status `HTTP_STATUS` gives,
-and every answer is counted by status in `parley_transcribe_requests_total`.
+translate, hotwords, lm, lm_scale, ilm_scale, lodr_scale. Errors are JSON error messages with the status
+`HTTP_STATUS` gives, and every answer is counted by status in `parley_transcribe_requests_total`.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ async def read_request(request: Request, limit: int) -> tuple[np.ndarray, int, S
         fields["hotwords"] = [x for x in q["hotwords"].split(",") if x.strip()]
     if q.get("lm"):
         fields["lm"] = q["lm"]
-    for key in ("lm_scale", "ilm_scale"):
+    for key in ("lm_scale", "ilm_scale", "lodr_scale"):
         if q.get(key):
             try:
                 fields[key] = float(q[key])

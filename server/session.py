@@ -102,7 +102,7 @@ def start_adaptation(start: StartRequest) -> Adaptation | None:
     """The hotwords and LM a start asks for, as the engine takes them (None: neither)."""
     if not start.hotwords and start.lm is None:
         return None
-    return Adaptation(start.hotwords, start.lm, start.lm_scale, start.ilm_scale)
+    return Adaptation(start.hotwords, start.lm, start.lm_scale, start.ilm_scale, start.lodr_scale)
 
 
 def _adaptation_fields(engine: Engine, adaptation: Adaptation | None) -> dict:
@@ -117,6 +117,7 @@ def _adaptation_fields(engine: Engine, adaptation: Adaptation | None) -> dict:
         fields["lm"] = lm.name
         fields["lm_scale"] = lm.lm_scale if adaptation.lm_scale is None else adaptation.lm_scale
         fields["ilm_scale"] = lm.ilm_scale if adaptation.ilm_scale is None else adaptation.ilm_scale
+        fields["lodr_scale"] = lm.lodr_scale if adaptation.lodr_scale is None else adaptation.lodr_scale
     return fields
 
 

@@ -26,10 +26,13 @@ A `BeamState` may carry a stream's adaptation, which modified beam search adds t
 chooses: the bonus of its hotwords' `ContextGraph` (server/biasing.py), and shallow fusion with an external LM with
 internal-LM estimation (`LmFusion`):
 
-    score(v) = log P_transducer(v) + lm_scale * log P_LM(v | tokens) - ilm_scale * log P_ILM(v | tokens)
+    score(v) = log P_transducer(v) + lm_scale * log P_LM(v | tokens)
+               - ilm_scale * log P_ILM(v | tokens) - lodr_scale * log P_source(v | tokens)
 
 where P_ILM is the transducer's own idea of the next token without acoustics: the joiner on the prediction network's
-output and a zero encoder output (the encoder's contribution removed), renormalized over the non-blank tokens.
+output and a zero encoder output (the encoder's contribution removed), renormalized over the non-blank tokens; and
+P_source an LM of the transducer's training transcripts (the bundle's source LM): a bigram gives LODR (low-order
+density ratio), one of the domain LM's order the density-ratio method.
 Hypotheses of equal tokens have equal LM histories and graph nodes, so merging them stays exact.
 """
 
@@ -227,11 +230,14 @@ def greedy_search(
 
 @dataclass(frozen=True)
 class LmFusion:
-    """Shallow fusion of an external LM with internal-LM estimation, for one stream's beam search."""
+    """Shallow fusion of an external LM for one stream's beam search, with the training data's LM taken out either
+    by internal-LM estimation (`ilm_scale`), by a source LM (`source`, `lodr_scale`), or both."""
 
     lm: NgramLM | RnnLM
     lm_scale: float
     ilm_scale: float = 0.0
+    source: NgramLM | RnnLM | None = None
+    lodr_scale: float = 0.0
 
 
 @dataclass
@@ -350,7 +356,8 @@ def _adaptation_scores(
     V: int,
 ) -> np.ndarray:
     """`(H, V)` float32 what each stream's adaptation adds to its hypotheses' scores: hotword bonuses and
-    `lm_scale * log P_LM - ilm_scale * log P_ILM`, on non-blank tokens only (the blank's column stays 0)."""
+    `lm_scale * log P_LM - ilm_scale * log P_ILM - lodr_scale * log P_source`, on non-blank tokens only (the blank's
+    column stays 0)."""
     extra = np.zeros((len(hyps), V), dtype=np.float32)
     ilm: np.ndarray | None = None
     start = 0
@@ -366,6 +373,8 @@ def _adaptation_scores(
                 if ilm is None:  # once per frame for every hypothesis of the batch: one joiner run
                     ilm = head.internal_lm(dec_unique)[inverse]  # (H, V)
                 extra[rows] -= f.ilm_scale * ilm[rows]
+            if f.source is not None and f.lodr_scale:
+                extra[rows] -= f.lodr_scale * f.source.log_probs_batch([h.tokens for h in s.hyps])
     extra[:, head.blank_id] = 0.0
     return extra
 

@@ -147,7 +147,16 @@ def test_lm_train_adds_a_checked_lm_to_the_bundle(adapted_bundle: Path) -> None:
     sp = bundle.heads[0].sp
     assert lm.sentence_log_prob(sp.encode("call marlow now")) > lm.sentence_log_prob(sp.encode("call marco now"))
     assert Engine(bundle).lms == [
-        {"name": "names", "language": "en", "kind": "ngram", "order": 3, "lm_scale": 0.3, "ilm_scale": 0.1}
+        {
+            "name": "names",
+            "language": "en",
+            "kind": "ngram",
+            "order": 3,
+            "lm_scale": 0.3,
+            "ilm_scale": 0.1,
+            "lodr_scale": 0.0,
+            "role": "domain",
+        }
     ]
     broken = adapted_bundle.parent / "broken"
     broken.mkdir()
@@ -197,6 +206,59 @@ def test_fusion_moves_the_output_towards_the_lm() -> None:
     assert hot.best.tokens == [2]
 
 
+def test_a_source_lm_takes_back_what_the_domain_lm_shares_with_it() -> None:
+    head = _Stub()
+    enc = np.zeros((1, 3, 1), dtype=np.float32)
+    enc[:, 1, 0] = 1.0
+    lm = train_ngram([[2], [2], [2, 3]], vocab_size=4, boundary_id=0, order=2)
+    fused = BeamState(fusion=LmFusion(lm, lm_scale=0.5))
+    ratio = BeamState(fusion=LmFusion(lm, lm_scale=0.5, source=lm, lodr_scale=0.5))  # the same LM: nothing left
+    unused = BeamState(fusion=LmFusion(lm, lm_scale=0.5, source=lm, lodr_scale=0.0))
+    modified_beam_search(head, np.concatenate([enc, enc, enc]), [fused, ratio, unused])
+    assert fused.best.tokens == [2] and ratio.best.tokens == [1] and unused.best.tokens == [2]
+    assert np.isfinite(ratio.best.log_prob)
+
+
+def test_source_lm_in_the_bundle_and_the_plan(adapted_bundle: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "b"
+    folder.mkdir()
+    for f in adapted_bundle.iterdir():
+        if f.name != "bundle.json":
+            (folder / f.name).symlink_to(f.resolve())
+    (folder / "bundle.json").write_text((adapted_bundle / "bundle.json").read_text())
+    general = tmp_path / "train.txt"
+    general.write_text("set a timer for ten minutes\nlock the back door\ncall noah now\n")
+    base = ["train", "--bundle", str(folder), "--type", "ngram"]
+    assert lm_main([*base, "--text", str(general), "--name", "src", "--order", "2", "--role", "source"]) == 0
+    assert lm_main([*base, "--text", str(general), "--name", "src2", "--role", "source"]) == 2  # one per language
+    domain = tmp_path / "domain.txt"
+    domain.write_text("call marlow now\n")
+    assert lm_main([*base, "--text", str(domain), "--name", "dom", "--lodr-scale", "0.2"]) == 0
+    bundle = load_bundle(folder, threads=1)
+    assert bundle.lms["src"].role == "source" and bundle.lms["src"].lm.order == 2
+    assert bundle.lms["dom"].lodr_scale == 0.2 and bundle.lms["dom"].role == "domain"
+    engine = Engine(bundle)
+    plan = engine.plan()
+    fusion = engine.adapt(plan, Adaptation(lm="dom"))[0][1]
+    assert fusion is not None and fusion.source is bundle.lms["src"].lm and fusion.lodr_scale == 0.2
+    assert engine.adapt(plan, Adaptation(lm="dom", lodr_scale=0.0))[0][1].source is None
+    # without a source LM: a default lodr_scale is a broken bundle, a stream's an unsupported option
+    meta = json.loads((folder / "bundle.json").read_text())
+    meta["lms"] = [e for e in meta["lms"] if e["name"] != "src"]
+    (folder / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="no source LM"):
+        load_bundle(folder, threads=1)
+    meta["lms"] = [e | {"lodr_scale": 0.0} for e in meta["lms"]]
+    (folder / "bundle.json").write_text(json.dumps(meta))
+    engine = Engine(load_bundle(folder, threads=1))
+    with pytest.raises(UnsupportedOptionError, match="no source LM"):
+        engine.adapt(engine.plan(), Adaptation(lm="dom", lodr_scale=0.3))
+    meta["lms"][0]["role"] = "target"
+    (folder / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="role"):
+        load_bundle(folder, threads=1)
+
+
 def test_internal_lm_is_the_joiner_without_the_encoder(adapted_bundle: Path) -> None:
     model = StreamingTransducer(load_bundle(adapted_bundle, threads=1))
     runner = model.heads[0]
@@ -217,6 +279,7 @@ def test_internal_lm_is_the_joiner_without_the_encoder(adapted_bundle: Path) -> 
 def test_start_parses_hotwords_and_lm() -> None:
     s = start_from_dict({**START, "hotwords": ["kowalczyk", {"phrase": "zentrix labs", "boost": 2.5}], "lm": "x"})
     assert s.hotwords == (("kowalczyk", None), ("zentrix labs", 2.5)) and s.lm == "x" and s.lm_scale is None
+    assert start_from_dict({**START, "lm": "x", "lodr_scale": 0.25}).lodr_scale == 0.25
     bad = [
         {"hotwords": "kowalczyk"},
         {"hotwords": [3]},
@@ -225,7 +288,9 @@ def test_start_parses_hotwords_and_lm() -> None:
         {"hotwords": [{"phrase": "x", "boost": 1e400}]},
         {"hotwords": [{"phrase": "x", "weight": 1}]},
         {"lm_scale": 0.5},
+        {"lodr_scale": 0.5},
         {"lm": "x", "ilm_scale": -1},
+        {"lm": "x", "lodr_scale": 6},
         {"hotwords": ["x"], "search": "greedy"},
     ]
     for fields in bad:

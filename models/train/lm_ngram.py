@@ -238,7 +238,15 @@ def train_command(a: argparse.Namespace) -> int:
 
         add_metadata(onnx_path, {"tokenizer_sha256": tokenizer_sha})
         lm = onnx_path
-    path = add_to_bundle(bundle, a.name, lm, head["language"], a.lm_scale, a.ilm_scale, Path(a.text).name, figures)
+    if a.role == "source":
+        others = [e["name"] for e in manifest.get("lms", []) if e.get("role") == "source" and e["name"] != a.name]
+        if any(e.get("language") == head["language"] for e in manifest.get("lms", []) if e["name"] in others):
+            print(f"error: {bundle} already has a source LM for {head['language']}: {others}", file=sys.stderr)
+            return 2
+    scales = {"lodr_scale": a.lodr_scale, "role": a.role}
+    path = add_to_bundle(
+        bundle, a.name, lm, head["language"], a.lm_scale, a.ilm_scale, Path(a.text).name, figures | scales
+    )
     onnx_path.unlink(missing_ok=True)
     print(f"wrote {path} ({kind}): {len(sentences)} sentences, {path.stat().st_size / 1e3:.1f} kB; {figures}")
     return 0
@@ -274,6 +282,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=DEFAULT_ILM_SCALE,
         help=f"default internal-LM subtraction weight (default {DEFAULT_ILM_SCALE})",
+    )
+    t.add_argument(
+        "--role",
+        choices=("domain", "source"),
+        default="domain",
+        help="domain (default): an LM a stream fuses; source: the LM of the acoustic model's training transcripts, "
+        "which fusion subtracts (--order 2: LODR; the domain LM's order: density ratio)",
+    )
+    t.add_argument(
+        "--lodr-scale",
+        type=float,
+        default=0.0,
+        help="default weight of the bundle's source LM subtracted when this LM is fused (default 0: none)",
     )
     a = parser.parse_args(argv)
     return train_command(a)
