@@ -13,6 +13,10 @@ those the checkpoint was trained with (or <--lang-dir>/<lang>/bpe.model):
 
     parley export --checkpoint exp/sm2-zh/best.pt --name sm2-small --out bundles/sm2-small --int8 \
         --eval-report exp/sm2-zh/eval/report.json
+
+A configurable multilingual (CMM) encoder's encoder.onnx takes a `language_mask` input; the bundle also holds
+encoder-all.onnx, the same encoder with every language selected and no such input, for sherpa-onnx. bundle.json's
+"cmm" entry lists the languages (the mask's order) and that file; the model card's sherpa-onnx example uses it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from export.onnx_export import (
+    CMM_DEFAULT_ENCODER,
     StreamingSettings,
     decoding_metadata,
     export_multihead_onnx,
@@ -138,6 +143,12 @@ def _sm2_card_lines(bundle: dict) -> list[str]:
     lines = []
     if "lid" in bundle:
         lines.append(f"- streaming language identifier over {', '.join(bundle['lid']['languages'])} (`lid.onnx`)")
+    if "cmm" in bundle:
+        lines.append(
+            f"- configurable multilingual encoder: language experts for {', '.join(bundle['cmm']['languages'])}, "
+            "selected per stream by the start message's `language`/`languages` (`encoder.onnx`'s `language_mask`); "
+            f"`{bundle['cmm']['encoder_all_languages'][bundle['precisions'][0]]}` selects them all (for sherpa-onnx)"
+        )
     report = bundle["measured"].get("sm2", {})
     if rows := report.get("results", []):
         lines += [
@@ -303,6 +314,8 @@ def model_card(bundle: dict) -> str:
             "Not measured yet: run `parley eval ... --out DIR`, then `parley export ... --eval-report DIR/report.json`."
         )
     pr = bundle["precisions"][0]
+    # A CMM encoder.onnx takes a language_mask sherpa-onnx cannot feed: it gets the every-language encoder.
+    sherpa_encoder = bundle["cmm"]["encoder_all_languages"] if "cmm" in bundle else bundle["encoder"]
     lines += [
         "",
         "## Use",
@@ -315,7 +328,7 @@ def model_card(bundle: dict) -> str:
         "```python",
         "import sherpa_onnx",
         "rec = sherpa_onnx.OnlineRecognizer.from_transducer(",
-        f'    tokens="{head["tokens"]}", encoder="{bundle["encoder"][pr]}", decoder="{head["decoder"][pr]}",',
+        f'    tokens="{head["tokens"]}", encoder="{sherpa_encoder[pr]}", decoder="{head["decoder"][pr]}",',
         f'    joiner="{head["joiner"][pr]}", sample_rate={f["sample_rate"]}, feature_dim={f["num_bins"]},',
         f'    low_freq={f["low_freq"]}, high_freq={f["high_freq"]}, decoding_method="greedy_search",',
         f"    blank_penalty={head.get('blank_penalty', 0.0)})",
@@ -427,6 +440,7 @@ def build_bundle(
         "languages": [lang],
         "precisions": precisions,
         "encoder": variants("encoder.onnx"),
+        **_cmm_entry(model, precisions),
         "heads": [
             {
                 "name": lang,
@@ -497,6 +511,22 @@ def _variants(base: str, precisions: list[str]) -> dict[str, str]:
     return {p: base if p == "fp32" else int8_name(base) for p in precisions}
 
 
+def _cmm_entry(model, precisions: list[str]) -> dict:
+    """bundle.json's "cmm" entry of a CMM encoder (none otherwise): its languages in mask order, its expert settings,
+    and the encoder with every language selected that sherpa-onnx can run (no language_mask input)."""
+    enc = model.cfg.encoder
+    if not enc.cmm_languages:
+        return {}
+    return {
+        "cmm": {
+            "languages": list(enc.cmm_languages),
+            "rank": enc.cmm_rank,
+            "every": enc.cmm_every,
+            "encoder_all_languages": _variants(CMM_DEFAULT_ENCODER, precisions),
+        }
+    }
+
+
 def _streaming_entry(settings: StreamingSettings) -> dict:
     return {
         "chunk_ms": settings.chunk_ms,
@@ -559,6 +589,7 @@ def _build_multihead_bundle(
         "languages": model.head_names,
         "precisions": precisions,
         "encoder": _variants("encoder.onnx", precisions),
+        **_cmm_entry(model, precisions),
         **(
             {"lid": {"model": _variants("lid.onnx", precisions), "languages": list(model.cfg.lid_languages)}}
             if model.lid is not None

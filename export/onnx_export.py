@@ -27,6 +27,12 @@ A multi-head (SM²) model has one encoder and a decoder and joiner per output la
 joiner-<lang>) triple as an ordinary transducer: it hands the joiner one frame of whatever the encoder output and
 never looks inside. ``lid.onnx`` maps the same ``encoder_out (N, C, D)`` to per-frame language logits
 ``lid_logits (N, C, L)`` (models/nn/lid.py); the runtime keeps their running mean.
+
+A configurable multilingual (CMM) encoder (models/nn/cmm.py) takes one more input, ``language_mask (N, Lang)``
+float32 (1 for each language the stream's speaker uses), and its metadata names the languages in order,
+``cmm_languages`` = "en,de,...". sherpa-onnx cannot feed that input, so `CMM_DEFAULT_ENCODER` (``encoder-all.onnx``)
+is the same encoder with every language selected built in and no ``language_mask``: the default selection, and an
+ordinary streaming encoder for sherpa-onnx (its metadata says which languages it selects, ``cmm_selected``).
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from parley.features import FbankConfig
 OPSET = 17  # LayerNormalization is a single op from opset 17
 METADATA_VERSION = "1"  # Parley's metadata layout; bump when a key changes meaning
 INT8_SUFFIX = ".int8.onnx"
+CMM_DEFAULT_ENCODER = "encoder-all.onnx"  # a CMM encoder with every language selected, without language_mask
 
 
 @dataclass(frozen=True)
@@ -106,14 +113,20 @@ class OnnxEncoder(nn.Module):
         self.encoder_proj = encoder_proj
 
     def forward(
-        self, x: torch.Tensor, cached_attn: torch.Tensor, cached_conv: torch.Tensor, processed_lens: torch.Tensor
+        self,
+        x: torch.Tensor,
+        cached_attn: torch.Tensor,
+        cached_conv: torch.Tensor,
+        processed_lens: torch.Tensor,
+        language_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x `(N, T, F)`, caches `(L, K, N, D)` and `(L, k-1, N, D)`, processed_lens `(N,)` fbank frames.
+        """x `(N, T, F)`, caches `(L, K, N, D)` and `(L, k-1, N, D)`, processed_lens `(N,)` fbank frames; a CMM
+        encoder's language_mask `(N, Lang)` (None: every language, built into the graph).
 
         Returns encoder_out `(N, C, J)` (`(N, C, D)` unprojected) and the new caches.
         """
         state = (cached_attn, cached_conv, torch.div(processed_lens, SUBSAMPLING, rounding_mode="floor"))
-        h, (new_attn, new_conv, _) = self.encoder.step(x, state)
+        h, (new_attn, new_conv, _) = self.encoder.step(x, state, language_mask)
         return self.encoder_proj(h), new_attn, new_conv
 
 
@@ -210,6 +223,7 @@ def encoder_metadata(model: Transducer, settings: StreamingSettings, features: F
             **features_metadata(features),
             # A multi-head model's encoder_out is unprojected (width D); a single head's is J wide (no key).
             **({"encoder_out_dim": cfg.d_model} if model.cfg.multi_head else {}),
+            **({"cmm_languages": ",".join(cfg.cmm_languages)} if cfg.cmm_languages else {}),
         }
     )
 
@@ -291,33 +305,53 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
 
 
 @torch.no_grad()
-def export_encoder(model: Transducer, settings: StreamingSettings, path: Path, meta: dict[str, str]) -> None:
-    """The encoder step; followed by the joiner's `encoder_proj` for a single-head model (see the docstring)."""
+def export_encoder(
+    model: Transducer, settings: StreamingSettings, path: Path, meta: dict[str, str], language_mask: bool = True
+) -> None:
+    """The encoder step; followed by the joiner's `encoder_proj` for a single-head model (see the docstring).
+
+    A CMM encoder takes `language_mask`, unless `language_mask` is False: then every language is selected (the
+    graph of `CMM_DEFAULT_ENCODER`).
+    """
     cfg = model.cfg.encoder
     proj: nn.Module = nn.Identity() if model.cfg.multi_head else model.joiner.encoder_proj
     N = 2  # not 1, so that no broadcast over a batch of one is baked into the graph
+    masked = bool(cfg.cmm_languages) and language_mask
     args = (
         torch.zeros(N, settings.window, cfg.num_bins),
         *model.encoder.init_state(N, settings.left_context)[:2],
         torch.zeros(N, dtype=torch.int64),
+        *([torch.ones(N, len(cfg.cmm_languages))] if masked else []),
     )
     _export(
         OnnxEncoder(model.encoder, proj).eval(),
         args,
         path,
-        ["x", "cached_attn", "cached_conv", "processed_lens"],
+        ["x", "cached_attn", "cached_conv", "processed_lens", *(["language_mask"] if masked else [])],
         ["encoder_out", "new_cached_attn", "new_cached_conv"],
         {
             "x": {0: "N"},
             "cached_attn": {2: "N"},
             "cached_conv": {2: "N"},
             "processed_lens": {0: "N"},
+            **({"language_mask": {0: "N"}} if masked else {}),
             "encoder_out": {0: "N"},
             "new_cached_attn": {2: "N"},
             "new_cached_conv": {2: "N"},
         },
     )
     add_metadata(path, meta)
+
+
+def export_encoders(model: Transducer, settings: StreamingSettings, out: Path, meta: dict[str, str]) -> dict[str, Path]:
+    """encoder.onnx, and for a CMM encoder also `CMM_DEFAULT_ENCODER` (every language selected, no mask input)."""
+    paths = {"encoder.onnx": out / "encoder.onnx"}
+    export_encoder(model, settings, paths["encoder.onnx"], meta)
+    if langs := model.cfg.encoder.cmm_languages:
+        paths[CMM_DEFAULT_ENCODER] = out / CMM_DEFAULT_ENCODER
+        default = {k: v for k, v in meta.items() if k != "cmm_languages"} | {"cmm_selected": ",".join(langs)}
+        export_encoder(model, settings, paths[CMM_DEFAULT_ENCODER], default, language_mask=False)
+    return paths
 
 
 @torch.no_grad()
@@ -407,8 +441,8 @@ def export_onnx(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     common, head = dict(common_metadata or {}), dict(head_metadata or {})
-    paths = {name: out / name for name in ("encoder.onnx", "decoder.onnx", "joiner.onnx")}
-    export_encoder(model, settings, paths["encoder.onnx"], {**encoder_metadata(model, settings, features), **common})
+    paths = export_encoders(model, settings, out, {**encoder_metadata(model, settings, features), **common})
+    paths |= {name: out / name for name in ("decoder.onnx", "joiner.onnx")}
     export_decoder(model, paths["decoder.onnx"], {**decoder_metadata(model), **common, **head})
     export_joiner(
         model, paths["joiner.onnx"], {**joiner_metadata(model, blank_penalty=blank_penalty), **common, **head}
@@ -483,8 +517,7 @@ def export_multihead_onnx(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     common = dict(common_metadata or {})
-    paths = {"encoder.onnx": out / "encoder.onnx"}
-    export_encoder(model, settings, paths["encoder.onnx"], {**encoder_metadata(model, settings, features), **common})
+    paths = export_encoders(model, settings, out, {**encoder_metadata(model, settings, features), **common})
     if model.lid is not None:
         paths["lid.onnx"] = out / "lid.onnx"
         export_lid(model, paths["lid.onnx"], {**lid_metadata(model), **common})

@@ -98,6 +98,9 @@ class EncoderSpec:
     features: FbankConfig
     family: str = "conformer"  # the encoder's model_type (server/encoders.py)
     states: tuple[StateSpec, ...] = ()  # the state tensors a step takes and returns besides x
+    # A configurable multilingual encoder's languages, in the order of its `language_mask (N, Lang)` input; empty:
+    # none (no such input).
+    cmm_languages: tuple[str, ...] = ()
 
     @property
     def feeds_processed_lens(self) -> bool:
@@ -317,7 +320,12 @@ def _encoder_spec(session: ort.InferenceSession, name: str, manifest: dict) -> E
     _check_shape(session, name, "input", "cached_conv", [L, spec.conv_kernel - 1, None, D])
     _check_shape(session, name, "input", "processed_lens", [None])
     _check_shape(session, name, "output", "encoder_out", [None, None, spec.out_dim])
-    return replace(spec, states=conformer_states(L, K, D, spec.conv_kernel))
+    cmm = tuple(meta.text("cmm_languages").split(",")) if "cmm_languages" in meta.values else ()
+    if cmm:
+        _check_shape(session, name, "input", "language_mask", [None, len(cmm)])
+    elif "language_mask" in {i.name for i in session.get_inputs()}:
+        raise BundleError(f"{name}: input language_mask without cmm_languages metadata")
+    return replace(spec, states=conformer_states(L, K, D, spec.conv_kernel), cmm_languages=cmm)
 
 
 def _manifest_features(manifest: dict) -> FbankConfig:
@@ -753,6 +761,10 @@ def load_bundle(
     encoder = _session(files.path(enc_name, "encoder"), enc_name, provider_list, threads)
     spec = _encoder_spec(encoder, enc_name, manifest)
     _check_against_manifest(manifest, spec, enc_name)
+    if "cmm" in manifest and (
+        listed := _get(_get(manifest, "cmm", BUNDLE_JSON, dict), "languages", "cmm", list)
+    ) != list(spec.cmm_languages):
+        raise BundleError(f"{BUNDLE_JSON} cmm languages {listed} but {enc_name} says {list(spec.cmm_languages)}")
     enc_meta = _Meta(encoder, enc_name)
     loaded = [_load_head(h, i, precision, files, spec, enc_meta, provider_list, threads) for i, h in enumerate(heads)]
     if len({h.language for h in loaded}) != len(loaded):

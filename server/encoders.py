@@ -55,6 +55,9 @@ class EncoderState:
     specs: tuple[StateSpec, ...]
     tensors: list[np.ndarray]
     processed: np.ndarray  # (N,) int64: fbank frames consumed before the next step (a conformer's processed_lens)
+    # (N, Lang) float32: a configurable multilingual encoder's language selection per stream, fed as language_mask
+    # with every step and never changed by it; None for other encoders.
+    language_mask: np.ndarray | None = None
 
     @property
     def batch(self) -> int:
@@ -75,21 +78,27 @@ class EncoderState:
         return self.tensor("cached_conv")
 
 
-def init_state(specs: Sequence[StateSpec], n: int) -> EncoderState:
-    """The zero state of `n` new streams."""
+def init_state(specs: Sequence[StateSpec], n: int, language_mask: np.ndarray | None = None) -> EncoderState:
+    """The zero state of `n` new streams; `language_mask` `(Lang,)` or `(n, Lang)`: a CMM encoder's selection."""
     tensors = []
     for s in specs:
         shape = list(s.shape)
         shape[s.batch_axis] = n
         tensors.append(np.zeros(shape, dtype=s.dtype))
-    return EncoderState(tuple(specs), tensors, np.zeros(n, dtype=np.int64))
+    mask = None
+    if language_mask is not None:
+        mask = np.broadcast_to(np.asarray(language_mask, dtype=np.float32), (n, language_mask.shape[-1])).copy()
+    return EncoderState(tuple(specs), tensors, np.zeros(n, dtype=np.int64), mask)
 
 
 def stack_states(states: Sequence[EncoderState]) -> EncoderState:
     """Joins the states of several streams (each N >= 1) into one batch, in order."""
     specs = states[0].specs
     tensors = [np.concatenate([st.tensors[i] for st in states], axis=s.batch_axis) for i, s in enumerate(specs)]
-    return EncoderState(specs, tensors, np.concatenate([st.processed for st in states]))
+    masks = [st.language_mask for st in states]
+    assert all(m is None for m in masks) or all(m is not None for m in masks), "CMM and other states mixed"
+    mask = None if masks[0] is None else np.concatenate(masks)  # type: ignore[arg-type]
+    return EncoderState(specs, tensors, np.concatenate([st.processed for st in states]), mask)
 
 
 def unstack_states(state: EncoderState) -> list[EncoderState]:
@@ -97,7 +106,8 @@ def unstack_states(state: EncoderState) -> list[EncoderState]:
     out = []
     for n in range(state.batch):
         tensors = [np.take(t, [n], axis=s.batch_axis) for s, t in zip(state.specs, state.tensors, strict=True)]
-        out.append(EncoderState(state.specs, tensors, state.processed[n : n + 1]))
+        mask = None if state.language_mask is None else state.language_mask[n : n + 1]
+        out.append(EncoderState(state.specs, tensors, state.processed[n : n + 1], mask))
     return out
 
 

@@ -9,6 +9,8 @@ bundle and the server's limits before any audio flows.
 A bundle has one encoder and one or more heads (prediction network, joiner, tokens), one per output language. A
 stream captions with one head (or, with "auto", with the head of the language the streaming identifier finds most
 likely among the plan's candidates) and runs one more head per translation asked for (multilingual "sm2" bundles).
+A configurable multilingual encoder (models/nn/cmm.py) also learns which languages the speaker uses (`spoken`): the
+`languages` that restrict "auto", or the one `language` named; the encoder mixes only those languages' experts.
 
 A stream may ask for adaptation (`Adaptation`): hotwords, tokenized with each captioning head's tokenizer into a
 `ContextGraph` (server/biasing.py), and a language model of the bundle to fuse into the search of the head it serves
@@ -41,12 +43,14 @@ class HeadPlan:
         candidates: "auto": (LID language index, head index) of each language it may choose.
         translate: (language, head index) of each translation asked for, in the order asked.
         multilingual: results say which language is captioned (and carry translations when asked).
+        spoken: a CMM encoder's language selection for this stream (empty: every language; other encoders: empty).
     """
 
     caption: int | None = 0
     candidates: tuple[tuple[int, int], ...] = ()
     translate: tuple[tuple[str, int], ...] = ()
     multilingual: bool = False
+    spoken: tuple[str, ...] = ()
 
     @property
     def auto(self) -> bool:
@@ -195,7 +199,16 @@ class Planner:
         if bad := [t for t in translate if t not in self.translate_languages]:
             raise UnsupportedOptionError(f"cannot translate into {preview(bad)}: {self.translate_languages}")
         pairs = tuple((t, self.model.head_index(t)) for t in translate)
-        return HeadPlan(caption, candidates, pairs, self.multilingual)  # type: ignore[arg-type]
+        spoken = self.spoken_languages(language, languages)
+        return HeadPlan(caption, candidates, pairs, self.multilingual, spoken)  # type: ignore[arg-type]
+
+    def spoken_languages(self, language: str | None, languages: Sequence[str]) -> tuple[str, ...]:
+        """A CMM encoder's selection for a start's `language` and `languages`: the restriction of "auto", else the
+        language named, among the encoder's languages; empty (every language) when that leaves none, when nothing
+        is said, and for other encoders."""
+        cmm = self.model.spec.cmm_languages
+        said = list(languages) if language == "auto" or language is None else [language]
+        return tuple(x for x in cmm if x in said)
 
     def search_for(self, search: str | None, adaptation: Adaptation | None) -> str:
         """The search a stream gets: the one asked for, else beam search for an adapted stream, else the default.

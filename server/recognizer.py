@@ -190,7 +190,7 @@ class StreamRecognizer:
         # Seconds per encoder frame: the bundle's fbank shift times its subsampling (parley.contract's 40 ms for
         # Parley's own bundles; imported ones say theirs).
         self.frame_s = spec.features.frame_shift_ms / 1000.0 * spec.subsampling
-        self.encoder: EncoderState = model.init_state(1)
+        self.encoder: EncoderState = model.init_state(1, plan.spoken)
         self.detector = EndpointDetector(endpoint, self.frame_s)
         self.caption = plan.caption if plan.caption is not None else plan.candidates[0][1]
         self.lid: LidState | None = None

@@ -125,9 +125,22 @@ class StreamingTransducer:
         """The head that writes `language`, or None."""
         return next((i for i, h in enumerate(self.heads) if h.head.language == language), None)
 
-    def init_state(self, n: int = 1) -> EncoderState:
-        """The zero state of `n` new streams."""
-        return init_state(self.spec.states, n)
+    def language_mask(self, languages: Sequence[str] = ()) -> np.ndarray | None:
+        """A CMM encoder's `(Lang,)` float32 selection of `languages` (empty: all); None for another encoder.
+
+        Raises:
+            ValueError: a language the encoder has no expert for.
+        """
+        cmm = self.spec.cmm_languages
+        if not cmm:
+            return None
+        if bad := [x for x in languages if x not in cmm]:
+            raise ValueError(f"no encoder experts for {bad}; the encoder has {list(cmm)}")
+        return np.array([1.0 if not languages or x in languages else 0.0 for x in cmm], dtype=np.float32)
+
+    def init_state(self, n: int = 1, languages: Sequence[str] = ()) -> EncoderState:
+        """The zero state of `n` new streams; a CMM encoder's streams select `languages` (empty: all)."""
+        return init_state(self.spec.states, n, self.language_mask(languages))
 
     def encode(self, x: np.ndarray, state: EncoderState) -> tuple[np.ndarray, EncoderState]:
         """One step for N streams.
@@ -144,23 +157,30 @@ class StreamingTransducer:
         feeds.update((s.input, t) for s, t in zip(state.specs, state.tensors, strict=True))
         if self.spec.feeds_processed_lens:
             feeds["processed_lens"] = state.processed
+        mask = state.language_mask
+        if self.spec.cmm_languages:
+            assert mask is not None and mask.shape == (state.batch, len(self.spec.cmm_languages)), "no language_mask"
+            feeds["language_mask"] = mask
         out, *tensors = self.bundle.encoder.run(["encoder_out", *(s.output for s in state.specs)], feeds)
-        return out, EncoderState(state.specs, tensors, state.processed + self.spec.shift)
+        return out, EncoderState(state.specs, tensors, state.processed + self.spec.shift, mask)
 
-    def encode_streams(self, feats: Sequence[np.ndarray]) -> Iterator[tuple[list[int], np.ndarray]]:
+    def encode_streams(
+        self, feats: Sequence[np.ndarray], languages: Sequence[Sequence[str]] | None = None
+    ) -> Iterator[tuple[list[int], np.ndarray]]:
         """Whole fbank sequences of N streams through the encoder step by step, batched, as the server runs them:
         every complete window of `spec.window` frames, `spec.shift` after the last (`parley.contract.complete_steps`);
         a stream leaves the batch after its last step.
 
         Args:
             feats: `(T_i, F)` float32 fbank frames of each stream.
+            languages: a CMM encoder's language selection of each stream (None: all languages for every stream).
 
         Yields:
             per step, the streams in it (indices into `feats`) and their encoder output `(N', C, E)`.
         """
         spec = self.spec
         steps = [complete_steps(len(f), spec.window, spec.shift) for f in feats]
-        states = [self.init_state(1) for _ in feats]
+        states = [self.init_state(1, languages[i] if languages else ()) for i in range(len(feats))]
         for c in range(max(steps, default=0)):
             live = [i for i, n in enumerate(steps) if c < n]
             x = np.stack([feats[i][c * spec.shift : c * spec.shift + spec.window] for i in live])  # (N', T, F)

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -64,3 +66,86 @@ def test_padding_does_not_change_valid_frames() -> None:
 def test_bad_config_is_refused() -> None:
     with pytest.raises(ValueError, match="divisible"):
         EncoderConfig(d_model=30, num_heads=4)
+
+
+# ---- Configurable multilingual model (models/nn/cmm.py) ----
+
+CMM_LANGS = ["en", "de", "es"]
+
+
+def _cmm_encoder(rank: int, every: int = 1, seed: int = 0) -> StreamingConformer:
+    """A tiny CMM encoder whose experts' zero-initialized projections are randomized, so that they matter."""
+    torch.manual_seed(seed)
+    cfg = replace(TINY, cmm_languages=CMM_LANGS, cmm_rank=rank, cmm_every=every)
+    model = StreamingConformer(cfg).eval()
+    with torch.no_grad():
+        for p in model.experts.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+@pytest.mark.parametrize(("rank", "every", "chunk", "left_chunks"), [(0, 1, 2, 2), (4, 1, 4, 1), (4, 2, 1, 3)])
+def test_cmm_streaming_steps_equal_the_full_masked_forward(rank: int, every: int, chunk: int, left_chunks: int) -> None:
+    model = _cmm_encoder(rank, every)
+    assert sorted(model.experts) == [str(i) for i in range(TINY.num_layers) if (i + 1) % every == 0]
+    n_chunks = 5
+    T = SUBSAMPLING * chunk * n_chunks + PAD_LENGTH
+    x = torch.randn(3, T, 80)
+    lens = torch.full((3,), T)
+    mask = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    with torch.no_grad():
+        full, _ = model(x, lens, chunk, left_chunks, mask)
+        streamed, _ = model.stream(x, lens, chunk, left_chunks, mask)
+        everything, _ = model(x, lens, chunk, left_chunks)
+        other, _ = model(x, lens, chunk, left_chunks, mask.flip(0))
+    diff = float((full - streamed).abs().max())
+    print(f"CMM rank {rank} every {every}: max abs diff streaming vs full masked forward = {diff:.2e}")
+    assert diff < 1e-4, f"max abs diff {diff}"
+    # Row 2 selects every language: the default. Rows 0 and 1 select fewer, and the selection matters.
+    default_diff = float((full[2] - everything[2]).abs().max())
+    assert default_diff < 1e-5, f"all-selected mask vs no mask: {default_diff}"
+    for row in (0, 1):
+        moved = float((full[row] - everything[row]).abs().max())
+        assert moved > 1e-3, f"row {row}: the selection changed nothing ({moved})"
+    # Each row depends only on its own selection (row 1's selection is the same after the flip).
+    assert float((full[1] - other[1]).abs().max()) < 1e-5
+    assert float((full[0] - other[0]).abs().max()) > 1e-3
+
+
+def test_cmm_weights_are_renormalized_over_the_selection() -> None:
+    from models.nn.cmm import LanguageExperts, language_mask
+
+    torch.manual_seed(0)
+    experts = LanguageExperts(8, 3, rank=2)
+    h = torch.randn(2, 5, 8)
+    mask = torch.stack([language_mask(["de"], CMM_LANGS), language_mask(["en", "es"], CMM_LANGS)])  # (B, L)
+    w = experts.weights(h, mask)
+    assert torch.allclose(w.sum(-1), torch.ones(2, 5)), w.sum(-1)
+    assert torch.equal(w[0], torch.tensor([0.0, 1.0, 0.0]).expand(5, 3)), w[0]
+    assert bool((w[1, :, 1] == 0).all()) and bool((w[1, :, [0, 2]] > 0).all())
+    # Over the selected languages the weights are the full softmax renormalized.
+    full = experts.weights(h, None)
+    sel = full[1][:, [0, 2]]
+    assert torch.allclose(w[1][:, [0, 2]], sel / sel.sum(-1, keepdim=True), atol=1e-6)
+    assert torch.equal(language_mask([], CMM_LANGS), torch.ones(3))
+    with pytest.raises(ValueError, match="no expert"):
+        language_mask(["fr"], CMM_LANGS)
+
+
+def test_cmm_is_off_by_default_and_starts_as_the_plain_encoder() -> None:
+    torch.manual_seed(3)
+    plain = StreamingConformer(TINY).eval()
+    assert not any(k.startswith("experts.") for k in plain.state_dict())
+    cmm = StreamingConformer(replace(TINY, cmm_languages=CMM_LANGS, cmm_rank=4)).eval()
+    cmm.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.randn(2, 83, 80)
+    with torch.no_grad():
+        a, _ = plain(x, torch.tensor([83, 60]), 2, 2)
+        b, _ = cmm(x, torch.tensor([83, 60]), 2, 2, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))
+    assert float((a - b).abs().max()) == 0.0, "fresh experts must add nothing"
+    with pytest.raises(ValueError, match="needs a CMM"):
+        plain(x, torch.tensor([83, 60]), 2, 2, torch.ones(2, 3))
+    with pytest.raises(ValueError, match="repeated CMM"):
+        EncoderConfig(cmm_languages=["en", "en"])
+    with pytest.raises(ValueError, match="cmm_every"):
+        EncoderConfig(num_layers=2, cmm_languages=["en"], cmm_every=3)

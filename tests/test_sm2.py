@@ -327,3 +327,50 @@ def test_evaluation_report(stages, corpus: Path, tmp_path, capsys) -> None:
     assert f"| test | de | en |  | {rows[('de', 'en')]['bleu']:.1f} |" in card, card
     assert f"| test | zh | {lid['zh']['acc_1s'] * 100:.2f}% |" in card, card
     assert "| test | en,de | de |" in card and "WER oracle" in card, card
+
+
+# ---- Configurable multilingual model: training with random language selections ----
+
+
+def test_language_selections_hold_the_spoken_language_and_every_size() -> None:
+    import random
+
+    from models.nn.cmm import sample_language_masks
+
+    spoken = [i % 4 for i in range(4000)]
+    masks = sample_language_masks(spoken, 4, random.Random(0))
+    assert masks.shape == (4000, 4) and set(masks.unique().tolist()) == {0.0, 1.0}
+    assert all(masks[b, s] == 1 for b, s in enumerate(spoken)), "a selection without its spoken language"
+    sizes = torch.bincount(masks.sum(1).long(), minlength=5)[1:] / 4000
+    assert float((sizes - 0.25).abs().max()) < 0.03, f"subset sizes not uniform in 1..4: {sizes.tolist()}"
+    # Given the size, the other languages are uniform: each non-spoken language is in about half the selections.
+    others = masks[torch.tensor(spoken) == 0][:, 1:].mean(0)
+    assert float((others - 0.5).abs().max()) < 0.05, others.tolist()
+
+
+def test_cmm_training_runs_and_trains_the_experts(corpus: Path, tmp_path) -> None:
+    from dataclasses import replace
+
+    enc = replace(TINY_ENCODER, cmm_languages=list(LANGS), cmm_rank=0, cmm_every=2)
+    cfg = _cfg(corpus, tmp_path / "cmm", epochs=1, max_steps=4, heads=["en", "de"], tasks=["en:en", "de:de", "zh:en"])
+    train(replace(cfg, encoder=enc))
+    model, ck = load_model(tmp_path / "cmm" / "last.pt")
+    assert model.encoder.cmm_languages == list(LANGS) and sorted(model.encoder.experts) == ["1"]
+    assert ck["model_config"]["encoder"]["cmm_languages"] == list(LANGS)
+    w = model.encoder.experts["1"].down.weight
+    assert float(w.detach().abs().max()) > 0, "the experts (zero at the start) got no gradient"
+    log = [r for r in ck["state"]["log"] if "loss" in r]
+    assert len(log) == 4 and all(math.isfinite(r["loss"]) for r in log)
+    assert [r for r in ck["state"]["log"] if "dev_tasks" in r], "no dev decoding (with every language selected)"
+    # eval-sm2's restrictions select the subset's experts, beside the universal (all-experts) WER
+    out = tmp_path / "cmm-eval"
+    args = ["--checkpoint", str(tmp_path / "cmm" / "last.pt"), "--data", str(corpus), "--chunk-ms", "160"]
+    assert eval_sm2_main([*args, "--restrict", "en,de", "--out", str(out), "--lang-dir", str(LANG_DIR)]) == 0
+    restricted = json.loads((out / "report.json").read_text())["restricted"]
+    rows = {(r["subset"], r["source"]): r for r in restricted}
+    assert rows[("en,de", "de")]["cmm_experts"] == "en,de" and rows[("en,de", "en")]["cmm_experts"] == "en,de"
+    captioned = [r for r in restricted if r["source"] in ("en", "de")]  # the sources with a head of their own
+    assert captioned and all(r["wer_oracle_all_experts"] is not None for r in captioned)
+    with pytest.raises(ValueError, match="no CMM expert"):
+        bad = _cfg(corpus, tmp_path / "bad", heads=["en", "de"], tasks=["en:en", "de:de", "zh:en"])
+        train(replace(bad, encoder=replace(enc, cmm_languages=["en", "de"])))

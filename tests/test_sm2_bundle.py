@@ -20,6 +20,7 @@ from export.bundle import main as export_main
 from export.onnx_export import read_metadata
 from export.sherpa import decode_whole
 from models.nn.checkpoint import load_model
+from models.nn.encoder import EncoderConfig
 from models.nn.search import greedy_search
 from models.nn.transducer import ModelConfig, Transducer
 from models.train.tokenizer import Tokenizer
@@ -42,13 +43,18 @@ HEADS = ("en", "de")
 LID = ("en", "de", "zh")  # zh is identified but has no head: "auto" never captions with it
 
 
-def make_tiny_sm2_checkpoint(path: Path, seed: int = 0) -> Path:
-    """A checkpoint in `models.train.train`'s format: a random tiny model with an en and a de head and an LID."""
+def make_tiny_sm2_checkpoint(path: Path, seed: int = 0, encoder: EncoderConfig = TINY_ENCODER) -> Path:
+    """A checkpoint in `models.train.train`'s format: a random tiny model with an en and a de head and an LID.
+
+    With a CMM `encoder` (cmm_languages), its experts are randomized (they start at zero) so that they matter."""
     torch.manual_seed(seed)
     vocab = {h: Tokenizer(LANG_DIR / h / "bpe.model").vocab_size for h in HEADS}
     model = Transducer(
-        ModelConfig(heads=vocab, encoder=TINY_ENCODER, decoder_dim=32, joiner_dim=40, lid_languages=list(LID))
+        ModelConfig(heads=vocab, encoder=encoder, decoder_dim=32, joiner_dim=40, lid_languages=list(LID))
     )
+    with torch.no_grad():
+        for p in model.encoder.experts.parameters():
+            p.add_(0.3 * torch.randn_like(p))
     feats = torch.from_numpy(compute_fbank(synthetic_audio(2.0, 0), SR))
     model.encoder.subsampling.set_feature_stats(feats.mean(0), feats.std(0))
     with torch.no_grad():
@@ -64,7 +70,7 @@ def make_tiny_sm2_checkpoint(path: Path, seed: int = 0) -> Path:
         dev=[],
         tokenizer="",
         exp_dir=str(path.parent),
-        encoder=TINY_ENCODER,
+        encoder=encoder,
         heads=list(HEADS),
         tasks=["en:en", "de:de", "de:en"],
         lid_languages=list(LID),
@@ -73,10 +79,10 @@ def make_tiny_sm2_checkpoint(path: Path, seed: int = 0) -> Path:
     return save_untrained_checkpoint(path, model, cfg, "", tokenizers=tokenizers)
 
 
-def export_tiny_sm2_bundle(folder: Path) -> Path:
-    ck = make_tiny_sm2_checkpoint(folder / "tiny-sm2.pt")
-    out = folder / "tiny-sm2"
-    args = ["--checkpoint", str(ck), "--name", "tiny-sm2", "--out", str(out), "--int8", "--hardware", "pytest"]
+def export_tiny_sm2_bundle(folder: Path, name: str = "tiny-sm2", encoder: EncoderConfig = TINY_ENCODER) -> Path:
+    ck = make_tiny_sm2_checkpoint(folder / f"{name}.pt", encoder=encoder)
+    out = folder / name
+    args = ["--checkpoint", str(ck), "--name", name, "--out", str(out), "--int8", "--hardware", "pytest"]
     args += ["--chunk-ms", str(SETTINGS.chunk_ms), "--history-ms", str(SETTINGS.history_ms)]
     assert export_main(args) == 0
     return out

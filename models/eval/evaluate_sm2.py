@@ -38,6 +38,7 @@ from models.data.manifest import Utterance, read_manifest
 from models.eval.bleu import corpus_bleu, tokenizer_for
 from models.eval.lag import LagStats, emission_time, output_units
 from models.nn.checkpoint import load_model
+from models.nn.cmm import language_mask
 from models.nn.encoder import PAD_LENGTH
 from models.nn.lid import restricted_argmax
 from models.nn.search import greedy_search
@@ -72,9 +73,15 @@ class Decoded:
 
 @torch.no_grad()
 def decode_all_heads(
-    model: Transducer, utts: list[Utterance], chunk: int, left_chunks: int, max_seconds: float = 120.0
+    model: Transducer,
+    utts: list[Utterance],
+    chunk: int,
+    left_chunks: int,
+    max_seconds: float = 120.0,
+    languages: Sequence[str] = (),
 ) -> Decoded:
-    """Encodes every utterance once and decodes it with every head (greedy search)."""
+    """Encodes every utterance once and decodes it with every head (greedy search); a CMM encoder with the experts
+    of `languages` selected (empty: all)."""
     ds = UtteranceDataset(utts, lambda _: [], lambda _: "", None)
     loader = DataLoader(
         ds, batch_sampler=DurationBatchSampler(ds.durations(), max_seconds, shuffle=False), collate_fn=collate
@@ -86,7 +93,11 @@ def decode_all_heads(
         out.tokens[h], out.frames[h] = [[] for _ in range(n)], [[] for _ in range(n)]
     lid: list[torch.Tensor | None] = [None] * n
     for batch in loader:
-        enc, lens = model.encoder(batch["feats"].to(device), batch["feat_lens"].to(device), chunk, left_chunks)
+        feats = batch["feats"].to(device)
+        mask = None
+        if languages:
+            mask = language_mask(languages, model.encoder.cfg.cmm_languages).to(device).expand(len(feats), -1)
+        enc, lens = model.encoder(feats, batch["feat_lens"].to(device), chunk, left_chunks, language_mask=mask)
         idx = batch["index"].tolist()
         for h in model.head_names:
             for i, hyp in zip(idx, greedy_search(model, enc, lens, head=h), strict=True):
@@ -202,11 +213,18 @@ def evaluate(
                     if src not in subset:
                         continue
                     allowed = [lid_langs.index(x) for x in subset]
-                    picked = [lid_decision(s, s.shape[0], allowed) for s in dec.lid_scores]
+                    # a CMM encoder is told the subset too: its experts of those languages only
+                    cmm = [x for x in subset if x in model.encoder.cfg.cmm_languages]
+                    sub, sub_texts = dec, texts
+                    if cmm:
+                        sub = decode_all_heads(model, utts, chunk, left_chunks, languages=cmm)
+                        sub_texts = {h: [tokenizers[h].decode(t) for t in sub.tokens[h]] for h in model.head_names}
+                    picked = [lid_decision(s, s.shape[0], allowed) for s in sub.lid_scores]
                     chosen = [lid_langs[p] if p is not None else "" for p in picked]
-                    hyps = [texts[c][i] if c in texts else "" for i, c in enumerate(chosen)]
+                    hyps = [sub_texts[c][i] if c in sub_texts else "" for i, c in enumerate(chosen)]
                     refs = [u.text for u in utts]
-                    oracle = error_counts(refs, texts[src], src).rate if src in texts else None
+                    oracle = error_counts(refs, sub_texts[src], src).rate if src in sub_texts else None
+                    universal = error_counts(refs, texts[src], src).rate if cmm and src in texts else None
                     report["restricted"].append(
                         {
                             "split": split,
@@ -215,6 +233,7 @@ def evaluate(
                             "lid_acc": sum(c == src for c in chosen) / len(utts),
                             "wer_auto": error_counts(refs, hyps, src).rate,
                             "wer_oracle": oracle,
+                            **({"cmm_experts": ",".join(cmm), "wer_oracle_all_experts": universal} if cmm else {}),
                         }
                     )
             print(f"{split}/{src}: {len(utts)} utterances, {time.time() - t0:.1f} s", file=sys.stderr)
@@ -243,11 +262,12 @@ def print_report(report: dict) -> None:
                 f"{_pct(r['acc_end'])}"
             )
     if report["restricted"]:
-        print("\nauto captions    split       languages          src   LID acc  WER auto  WER oracle")
+        print("\nauto captions    split       languages          src   LID acc  WER auto  WER oracle  (all experts)")
         for r in report["restricted"]:
+            universal = f"  {_pct(r['wer_oracle_all_experts'])}" if "cmm_experts" in r else ""
             print(
                 f"                 {r['split']:<11} {r['subset']:<18} {r['source']:<5} {_pct(r['lid_acc']):<8} "
-                f"{_pct(r['wer_auto']):<9} {_pct(r['wer_oracle'])}"
+                f"{_pct(r['wer_auto']):<9} {_pct(r['wer_oracle'])}{universal}"
             )
 
 

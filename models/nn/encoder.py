@@ -16,16 +16,21 @@ Two paths compute the same function:
 Positions are a learned relative bias per head, clipped to +-`rel_pos_clip` frames: only distances matter, so the
 cache needs no absolute positions. The subsampling has no padding in time: output frame j sees input frames
 [4j, 4j+6], so a chunk of 4C input frames plus `pad_length` = 3 frames of lookahead gives exactly C outputs.
+
+With `cmm_languages` the encoder is a configurable multilingual model (models/nn/cmm.py): every `cmm_every`-th layer
+adds per-language experts, mixed over the languages a `language_mask (B, Lang)` selects (None: all). All three paths
+take the mask; the experts are per frame, so they stay equal.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.nn.cmm import LanguageExperts, expert_layers
 from parley.contract import ENCODER_FRAME_MS, SUBSAMPLING
 
 PAD_LENGTH = 3  # extra input frames a chunk needs on its right: the subsampling's receptive field is 7 = 4 + 3
@@ -44,12 +49,24 @@ class EncoderConfig:
     subsampling_channels: int = 64
     rel_pos_clip: int = 64
     dropout: float = 0.1
+    # Configurable multilingual model (models/nn/cmm.py): the languages of the experts (empty: none, a plain
+    # encoder), their rank (0: a full D x D linear map per language) and which layers carry them (every k-th).
+    cmm_languages: list[str] = field(default_factory=list)
+    cmm_rank: int = 0
+    cmm_every: int = 1
 
     def __post_init__(self) -> None:
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model {self.d_model} must be divisible by num_heads {self.num_heads}")
         if self.conv_kernel < 2:
             raise ValueError(f"conv_kernel must be >= 2, got {self.conv_kernel}")
+        if len(set(self.cmm_languages)) != len(self.cmm_languages):
+            raise ValueError(f"repeated CMM languages: {self.cmm_languages}")
+        if self.cmm_rank < 0 or not 1 <= self.cmm_every <= self.num_layers:
+            raise ValueError(
+                f"cmm_rank must be >= 0 and cmm_every in 1..num_layers {self.num_layers}: "
+                f"got {self.cmm_rank}, {self.cmm_every}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -230,12 +247,45 @@ class StreamingConformer(nn.Module):
         self.cfg = cfg
         self.subsampling = Subsampling(cfg)
         self.layers = nn.ModuleList(ConformerLayer(cfg) for _ in range(cfg.num_layers))
+        # By layer index; empty (no state_dict keys) for a plain encoder, so earlier checkpoints load unchanged.
+        self.experts = nn.ModuleDict(
+            {
+                str(i): LanguageExperts(cfg.d_model, len(cfg.cmm_languages), cfg.cmm_rank)
+                for i in (expert_layers(cfg.num_layers, cfg.cmm_every) if cfg.cmm_languages else [])
+            }
+        )
         # Pre-norm throughout and one LayerNorm at the top: with a LayerNorm closing every layer (the original
         # Conformer) the 8-layer encoder stayed on the blank plateau for > 1,200 steps where this one leaves it at ~600.
         self.norm = nn.LayerNorm(cfg.d_model)
 
+    @property
+    def cmm_languages(self) -> list[str]:
+        return list(self.cfg.cmm_languages)
+
+    def _layer(self, i: int, h: torch.Tensor, language_mask: torch.Tensor | None, *args) -> tuple:
+        """Layer i (and its experts, if any) on h `(B, T, D)`; `args` as `ConformerLayer.forward` takes them."""
+        out, a, conv = self.layers[i](h, *args)
+        if str(i) in self.experts:
+            out = out + self.experts[str(i)](h, language_mask)
+        return out, a, conv
+
+    def _check_mask(self, language_mask: torch.Tensor | None, batch: int) -> None:
+        if language_mask is None:
+            return
+        if not self.cfg.cmm_languages:
+            raise ValueError("a language_mask needs a CMM encoder (cmm_languages)")
+        L = len(self.cfg.cmm_languages)
+        assert tuple(language_mask.shape) == (batch, L), (
+            f"language_mask {tuple(language_mask.shape)}, expected {(batch, L)}"
+        )
+
     def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor, chunk: int = -1, left_chunks: int = -1
+        self,
+        x: torch.Tensor,
+        lengths: torch.Tensor,
+        chunk: int = -1,
+        left_chunks: int = -1,
+        language_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Whole utterances with chunk-limited attention.
 
@@ -243,6 +293,7 @@ class StreamingConformer(nn.Module):
             x: `(B, T, F)` fbank frames; lengths: `(B,)` valid frames.
             chunk: chunk size C in encoder frames (<= 0: full context).
             left_chunks: history in chunks (< 0: unlimited).
+            language_mask: a CMM encoder's selected languages `(B, Lang)`, 1/True for selected (None: all).
 
         Returns:
             `(B, T', D)` encoder output and `(B,)` its valid lengths.
@@ -257,8 +308,9 @@ class StreamingConformer(nn.Module):
         mask = mask | torch.eye(T, dtype=torch.bool, device=h.device)[None]
         empty_attn = h.new_zeros(B, 0, D)
         conv0 = h.new_zeros(B, self.cfg.conv_kernel - 1, D)
-        for layer in self.layers:
-            h, _, _ = layer(h, empty_attn, conv0, pos, pos, mask)
+        self._check_mask(language_mask, B)
+        for i in range(len(self.layers)):
+            h, _, _ = self._layer(i, h, language_mask, empty_attn, conv0, pos, pos, mask)
         return self.norm(h), out_lens
 
     def init_state(self, batch: int, left_context: int) -> EncoderState:
@@ -271,13 +323,16 @@ class StreamingConformer(nn.Module):
             torch.zeros(batch, dtype=torch.int64, device=p.device),
         )
 
-    def step(self, x: torch.Tensor, state: EncoderState) -> tuple[torch.Tensor, EncoderState]:
+    def step(
+        self, x: torch.Tensor, state: EncoderState, language_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, EncoderState]:
         """One chunk.
 
         Args:
             x: `(B, 4C + 3, F)` fbank frames: the chunk plus `PAD_LENGTH` frames of lookahead.
             state: `(cached_attn (L, K, B, D), cached_conv (L, k-1, B, D), processed (B,))`; processed counts
                 the encoder frames already output for each stream.
+            language_mask: a CMM encoder's selected languages `(B, Lang)` (None: all).
 
         Returns:
             `(B, C, D)` encoder output and the new state.
@@ -292,16 +347,24 @@ class StreamingConformer(nn.Module):
         slot_ok = torch.arange(K, device=h.device)[None, :] >= (K - processed)[:, None]  # (B, K)
         mask = torch.cat([slot_ok, torch.ones(B, C, dtype=torch.bool, device=h.device)], dim=1)
         mask = mask[:, None, :].expand(B, C, K + C)  # (B, C, K+C)
+        self._check_mask(language_mask, B)
         new_attn, new_conv = [], []
-        for i, layer in enumerate(self.layers):
+        for i in range(len(self.layers)):
             attn_cache = cached_attn[i].transpose(0, 1)  # (B, K, D)
-            h, a, conv = layer(h, attn_cache, cached_conv[i].transpose(0, 1), q_pos, k_pos, mask)
+            h, a, conv = self._layer(
+                i, h, language_mask, attn_cache, cached_conv[i].transpose(0, 1), q_pos, k_pos, mask
+            )
             new_attn.append(torch.cat([attn_cache, a], dim=1)[:, C:].transpose(0, 1))  # (K, B, D)
             new_conv.append(conv.transpose(0, 1))
         return self.norm(h), (torch.stack(new_attn), torch.stack(new_conv), processed + C)
 
     def stream(
-        self, x: torch.Tensor, lengths: torch.Tensor, chunk: int, left_chunks: int
+        self,
+        x: torch.Tensor,
+        lengths: torch.Tensor,
+        chunk: int,
+        left_chunks: int,
+        language_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Whole utterances through `step`, chunk by chunk, as the exported encoder runs them.
 
@@ -312,6 +375,7 @@ class StreamingConformer(nn.Module):
             x: `(B, T, F)` fbank frames; lengths: `(B,)` valid frames.
             chunk: C, encoder frames per step (> 0).
             left_chunks: history in chunks (K = C * left_chunks cached frames).
+            language_mask: a CMM encoder's selected languages `(B, Lang)` (None: all).
 
         Returns:
             `(B, T', D)` encoder output (T' a multiple of C) and `(B,)` its valid lengths, as `forward` gives them.
@@ -325,7 +389,7 @@ class StreamingConformer(nn.Module):
         state = self.init_state(B, chunk * left_chunks)
         outs = []
         for i in range(n):
-            out, state = self.step(padded[:, i * shift : i * shift + shift + PAD_LENGTH], state)
+            out, state = self.step(padded[:, i * shift : i * shift + shift + PAD_LENGTH], state, language_mask)
             outs.append(out)
         return torch.cat(outs, dim=1), subsampled_lengths(lengths)
 
@@ -340,7 +404,11 @@ def encoder_flops_per_second(cfg: EncoderConfig, chunk: int, left_context: int) 
     ffn, attn = 2 * 2 * d * ff, 4 * d * d + 2 * d * (left_context + chunk)
     conv = 2 * d * d + d * cfg.conv_kernel + d * d
     per_frame = ffn + attn + conv
-    return 2 * (sub + fps * cfg.num_layers * per_frame)
+    n_lang = len(cfg.cmm_languages)
+    inner = cfg.cmm_rank or d
+    experts = (d * n_lang + d * n_lang * inner + (n_lang * inner * d if cfg.cmm_rank else 0)) if n_lang else 0
+    n_experts = len(expert_layers(cfg.num_layers, cfg.cmm_every)) if n_lang else 0
+    return 2 * (sub + fps * (cfg.num_layers * per_frame + n_experts * experts))
 
 
 def count_parameters(module: nn.Module) -> int:

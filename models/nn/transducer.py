@@ -234,6 +234,7 @@ class Transducer(nn.Module):
         use_ctc: bool = True,
         simple_scale: float = 0.5,
         pruned_scale: float = 1.0,
+        language_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict]:
         """Training loss, averaged over the batch.
 
@@ -247,6 +248,7 @@ class Transducer(nn.Module):
             use_ctc: add the head's CTC loss (translation targets are not monotonic in the audio: CTC may be off).
             simple_scale, pruned_scale: with the pruned loss, its transducer loss is
                 `simple_scale * simple + pruned_scale * pruned` (models/train/train.py's `rnnt_loss_scales`).
+            language_mask: a CMM encoder's selected languages `(B, Lang)` per utterance (None: all; models/nn/cmm.py).
 
         Returns:
             the loss and a dict of floats for logging (rnnt: the full or pruned transducer loss, simple, ctc, lid,
@@ -255,7 +257,7 @@ class Transducer(nn.Module):
         # A frozen encoder (language expansion) needs no activations kept for a backward pass.
         train_encoder = torch.is_grad_enabled() and any(p.requires_grad for p in self.encoder.parameters())
         with torch.set_grad_enabled(train_encoder):
-            enc, enc_lens = self.encoder(feats, feat_lens, chunk, left_chunks)  # (B, T, D)
+            enc, enc_lens = self.encoder(feats, feat_lens, chunk, left_chunks, language_mask)  # (B, T, D)
         h = self.head(head)
         info: dict = {"frames": int(enc_lens.sum())}
         loss = enc.new_zeros(())

@@ -14,6 +14,10 @@
     parley train ... --output-languages en de es fr it zh --tasks en:zh de:zh zh:zh --freeze-encoder \
         --init exp/sm2/best.pt --exp-dir exp/sm2-zh
 
+    # configurable multilingual model (models/nn/cmm.py): per-language experts in the encoder; every utterance
+    # trains with a random selection of languages that holds its own (size uniform in 1..L); dev uses all of them
+    parley train ... --cmm-languages en de es fr it zh --cmm-rank 0 --cmm-every 1
+
     # open-domain recipe: pruned RNN-T loss (joiner on 5-row bands) on the modified topology (one symbol per frame)
     parley train ... --loss pruned --prune-range 5 --rnnt-type modified
 
@@ -45,6 +49,7 @@ from tqdm import tqdm
 
 from models.data.manifest import Utterance, read_manifest
 from models.nn.checkpoint import init_from, save_checkpoint
+from models.nn.cmm import sample_language_masks
 from models.nn.encoder import EncoderConfig, count_parameters
 from models.nn.lid import IGNORE
 from models.nn.search import greedy_search
@@ -208,6 +213,7 @@ class _Plan:
     lid_ids: dict[str, int] = field(default_factory=dict)  # source language -> LID class
     lid_weight: float = 0.0
     ctc_on_translations: bool = False
+    cmm_ids: dict[str, int] = field(default_factory=dict)  # source language -> CMM expert index; empty: no CMM
 
     def score_language(self, task: Task | None, _utts: list[Utterance]) -> str:
         return self.language if task is None else task.target
@@ -224,17 +230,25 @@ class _Plan:
         mixed = [u for group in zip(*by_source.values(), strict=False) for u in group][:_STATS_UTTERANCES]
         return UtteranceDataset(mixed, lambda _: [], lambda _: "", None)
 
-    def step_kwargs(self, task: Task | None, batch: int, device: torch.device) -> dict:
-        """The forward's head, LID targets and loss switches for a batch of `task` (none for a single head)."""
+    def step_kwargs(
+        self, task: Task | None, batch: int, device: torch.device, rng: random.Random | None = None
+    ) -> dict:
+        """The forward's head, LID targets and loss switches for a batch of `task` (none for a single head); with a
+        CMM encoder, every utterance's random language selection (`sample_language_masks`, drawn from `rng`)."""
         if task is None:
             return {}
         lid = self.lid_ids.get(task.source, IGNORE)
-        return {
+        kw = {
             "head": task.target,
             "languages": torch.full((batch,), lid, dtype=torch.long, device=device),
             "lid_weight": self.lid_weight,
             "use_ctc": task.is_caption or self.ctc_on_translations,
         }
+        if self.cmm_ids:
+            assert rng is not None, "a CMM batch needs the training loop's random generator"
+            spoken = [self.cmm_ids[task.source]] * batch
+            kw["language_mask"] = sample_language_masks(spoken, len(self.cmm_ids), rng).to(device)
+        return kw
 
 
 def _plan(cfg: TrainConfig, train_all: list[Utterance], dev_all: list[Utterance]) -> _Plan:
@@ -244,8 +258,10 @@ def _plan(cfg: TrainConfig, train_all: list[Utterance], dev_all: list[Utterance]
         ValueError: an LID without heads, a task without training utterances, an LID language without any.
     """
     if not cfg.multi_head:
-        if cfg.lid_languages or cfg.tasks:
-            raise ValueError("--lid-languages and --tasks need a multi-head model (--heads)")
+        if cfg.lid_languages or cfg.tasks or cfg.encoder.cmm_languages:
+            raise ValueError(
+                "--lid-languages, --tasks and --cmm-languages need a multi-head model (--output-languages)"
+            )
         tok = Tokenizer(cfg.tokenizer)
         text_of = _text_of(cfg.target)
         language = cfg.target if cfg.target != "text" else (train_all[0].language if train_all else "en")
@@ -270,6 +286,9 @@ def _plan(cfg: TrainConfig, train_all: list[Utterance], dev_all: list[Utterance]
     spoken = {t.source for t in tasks}
     if cfg.lid_languages and not cfg.freeze_encoder and (missing := sorted(set(cfg.lid_languages) - spoken)):
         raise ValueError(f"LID language(s) {missing} have no training speech in any task")
+    cmm = cfg.encoder.cmm_languages
+    if cmm and (unknown := sorted(spoken - set(cmm))):
+        raise ValueError(f"source language(s) {unknown} of the tasks have no CMM expert: --cmm-languages {cmm}")
     return _Plan(
         train=train,
         dev=dev,
@@ -280,6 +299,7 @@ def _plan(cfg: TrainConfig, train_all: list[Utterance], dev_all: list[Utterance]
         # A frozen LID (language expansion) has nothing to learn: its loss would only cost time.
         lid_weight=0.0 if cfg.freeze_encoder else cfg.lid_weight,
         ctc_on_translations=cfg.ctc_on_translations,
+        cmm_ids={lang: i for i, lang in enumerate(cmm)},
     )
 
 
@@ -531,7 +551,7 @@ def train(cfg: TrainConfig) -> dict:
                     batch["token_lens"].to(device),
                     chunk,
                     left,
-                    **plan.step_kwargs(task, len(batch["index"]), device),
+                    **plan.step_kwargs(task, len(batch["index"]), device, rng),
                     **rnnt_loss_scales(state["step"], cfg),
                 )
             opt.zero_grad(set_to_none=True)
@@ -704,6 +724,19 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
         "--freeze-encoder", action="store_true", help="train the heads only (language expansion; use with --init)"
     )
     sm2.add_argument(
+        "--cmm-languages",
+        nargs="+",
+        default=[],
+        help="configurable multilingual model: a language expert per language in the encoder (models/nn/cmm.py); "
+        "each training utterance gets a random selection of them that holds its spoken language",
+    )
+    sm2.add_argument(
+        "--cmm-rank", type=int, default=d.encoder.cmm_rank, help="CMM expert rank (0: a full D x D linear map)"
+    )
+    sm2.add_argument(
+        "--cmm-every", type=int, default=d.encoder.cmm_every, help="CMM experts in every k-th encoder layer"
+    )
+    sm2.add_argument(
         "--init-head", default="", help="with --init of a single-head checkpoint: the head its decoder/joiner start"
     )
     a = p.parse_args(argv)
@@ -717,6 +750,9 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
         conv_kernel=a.conv_kernel,
         subsampling_channels=a.subsampling_channels,
         dropout=a.dropout,
+        cmm_languages=a.cmm_languages,
+        cmm_rank=a.cmm_rank,
+        cmm_every=a.cmm_every,
     )
     return TrainConfig(
         train=a.train,
