@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.data.augment import AugmentConfig
 from models.data.engines import ENGINES, HELD_OUT_ENGINES, available, sample_engine_voice, voices_for
-from models.data.opencorpus import _Job, read_text_split, speak_job
+from models.data.opencorpus import SpeakJob, read_text_split, speak_job
 
 
 def _warm(_: int) -> None:
@@ -41,7 +41,7 @@ def run(text: Path, language: str, n: int, jobs: int) -> dict:
         rng = random.Random(0)
         with tempfile.TemporaryDirectory() as d:
             todo = [
-                _Job(d, language, "test" if split == "test" else "train", i, records[i],
+                SpeakJob(d, language, "test" if split == "test" else "train", i, records[i],
                      sample_engine_voice(language, engine, rng, split), 0, AugmentConfig.open_domain())
                 for i in range(n)
             ]  # fmt: skip

@@ -15,6 +15,7 @@ without torch, and `parley --help` is instant.
     parley mic --model en-small
     parley loadtest --streams 8 --files a.wav b.wav --json load.json
     parley lm train --text domain.txt --bundle bundles/en-small --name travel
+    parley adapt --text domain.txt --bundle bundles/en-small --out bundles/en-travel --mix data/corpus/en/train.jsonl
     parley import-sherpa sherpa-onnx-streaming-zipformer-en-2023-06-26 --out bundles/zipformer-en --language en
 """
 
@@ -53,6 +54,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "models.train.lm_ngram",
         "main",
         "`lm train`: a token n-gram LM from plain text, added to a bundle for fusion",
+    ),
+    "adapt": (
+        "models.train.adapt",
+        "main",
+        "fine-tune a bundle on synthesized speech of a domain's text (TTS adaptation), export it",
     ),
 }
 

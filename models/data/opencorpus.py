@@ -75,7 +75,7 @@ class OpenCorpusConfig:
 
 
 @dataclass(frozen=True)
-class _Job:
+class SpeakJob:
     out: str
     language: str
     split: str
@@ -86,7 +86,7 @@ class _Job:
     augment: AugmentConfig
 
 
-def _wav_path(job: _Job) -> Path:
+def _wav_path(job: SpeakJob) -> Path:
     uid = f"{job.language}-{job.split}-{job.index:07d}"
     return Path(job.out) / job.language / "wav" / job.split / f"{job.index // _SHARD:04d}" / f"{uid}.wav"
 
@@ -106,7 +106,7 @@ def _spoken_text(record: dict) -> str:
         return " ".join(text)
 
 
-def speak_job(job: _Job) -> Utterance:
+def speak_job(job: SpeakJob) -> Utterance:
     """Speaks, resamples to 16 kHz and augments one sentence; writes its WAV; returns its manifest entry."""
     wav = _wav_path(job)
     sidecar = wav.with_suffix(".json")
@@ -140,7 +140,7 @@ def speak_job(job: _Job) -> Utterance:
     return utt
 
 
-def _speak(job: _Job, text: str):
+def _speak(job: SpeakJob, text: str):
     """The job's voice; if the engine crashes or hangs (espeak-ng segfaults on a few sentences, RHVoice hangs on
     some), other voices of the same engine and split, drawn from the job's own seed, then espeak-ng."""
     rng = random.Random(f"{job.seed}/{job.language}/{job.split}/{job.index}/crash")
@@ -198,7 +198,7 @@ def split_engines(cfg: OpenCorpusConfig, language: str, split: str) -> tuple[lis
     return names, [ENGINE_WEIGHTS[e] for e in names]
 
 
-def _jobs(cfg: OpenCorpusConfig, out: Path, text_dir: Path, language: str, split: str, n: int) -> list[_Job]:
+def _jobs(cfg: OpenCorpusConfig, out: Path, text_dir: Path, language: str, split: str, n: int) -> list[SpeakJob]:
     source_split = {"train": "train", "dev": "dev", "test": "test", "test_engine": "test"}[split]
     order_seed = f"{cfg.seed}/{language}/{source_split}"
     records = round_robin(read_text_split(text_dir, language, source_split), order_seed)
@@ -211,7 +211,7 @@ def _jobs(cfg: OpenCorpusConfig, out: Path, text_dir: Path, language: str, split
     for i in range(n):
         engine = rng.choices(engines, weights)[0]
         voice = sample_engine_voice(language, engine, rng, voice_split)
-        jobs.append(_Job(str(out), language, split, i, records[i % len(records)], voice, cfg.seed, cfg.augment))
+        jobs.append(SpeakJob(str(out), language, split, i, records[i % len(records)], voice, cfg.seed, cfg.augment))
     return jobs
 
 
