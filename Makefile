@@ -185,7 +185,7 @@ EN2_CKPT = $(EN2_EXP)/train-b/last.pt
 GRAMMAR_CORPUS ?= $(DATA)/corpus-en
 EN2_TESTS = $(V2)/en/test.jsonl $(V2)/en/test_engine.jsonl $(DATA)/asterisk/en/test.jsonl \
 	$(GRAMMAR_CORPUS)/en/test.jsonl $(GRAMMAR_CORPUS)/en/test_unseen.jsonl
-.PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b eval-en-v2-torch bundle-en-v2 eval-en-v2 \
+.PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b eval-en-v2-torch bundle-en-v2 eval-en-v2 adapt-en-v2 \
 	model-en-v2
 tokenizer-en-v2: $(VENV)/.dev
 	mkdir -p $(EN2_EXP)
@@ -231,6 +231,25 @@ bundle-en-v2: $(VENV)/.dev
 		--history-ms 1280 --precisions int8 --hardware "$(EN_HARDWARE)" \
 		--eval-report $(EN2_EXP)/eval/report.json $(EN2_EXP)/eval-chunks/report.json --out $(BUNDLES)/en-open
 	$(VENV)/bin/parley punct add --model $(EXP)/punct/en --bundle $(BUNDLES)/en-open
+	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" $(V2)/en/train.jsonl \
+		> $(EN2_EXP)/train-transcripts.txt
+	$(VENV)/bin/parley lm train --text $(EN2_EXP)/train-transcripts.txt --bundle $(BUNDLES)/en-open --name source \
+		--type ngram --order 2 --role source
+
+# Text-only adaptation compared (issue 20; docs/adaptation.md): fusion, ILME, LODR, density ratio, TTS fine-tuning
+# on the grammar's unseen families, en-open.
+ADAPT_EXP = $(EXP)/adapt/en-open-unseen
+adapt-en-v2: $(VENV)/.dev
+	$(PY) benchmarks/bench_adapt.py --bundle $(BUNDLES)/en-open --corpus $(GRAMMAR_CORPUS)/en \
+		--general $(V2)/en/test.jsonl --general-dev $(V2)/en/dev.jsonl --source-manifest $(V2)/en/train.jsonl \
+		--mix-source 5 --work $(EXP)/bench-adapt-open --out benchmarks/results/adapt/en-open.json
+	head -1500 $(EXP)/bench-adapt-open/domain.txt > $(ADAPT_EXP).txt
+	$(VENV)/bin/parley adapt --text $(ADAPT_EXP).txt --bundle $(BUNDLES)/en-open --out $(EXP)/bundles/en-open-unseen \
+		--work $(ADAPT_EXP) --mix $(V2)/en/train.jsonl --steps 300 --amp bf16
+	$(PY) benchmarks/bench_adapt.py --bundle $(BUNDLES)/en-open --corpus $(GRAMMAR_CORPUS)/en \
+		--general $(V2)/en/test.jsonl --general-dev $(V2)/en/dev.jsonl --source-manifest $(V2)/en/train.jsonl \
+		--mix-source 5 --work $(EXP)/bench-adapt-open --methods --ilme-scales 0.7 0.3 \
+		--adapted $(EXP)/bundles/en-open-unseen --out benchmarks/results/adapt/en-open-tts.json
 
 model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b eval-en-v2-torch punct-en \
 	bundle-en-v2 eval-en-v2

@@ -111,6 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="0 (default): the domain LM learns the adaptation text alone; R > 0: the adaptation text R times over "
         "plus the source transcripts (an LM of both, so that general speech keeps its LM)",
     )
+    p.add_argument(
+        "--methods",
+        nargs="*",
+        default=["greedy", "shallow", "ilme", "lodr", "dr"],
+        help="which rows besides plain beam search: greedy shallow ilme lodr dr (default: all)",
+    )
+    p.add_argument("--ilme-scales", type=float, nargs=2, help="lm_scale ilm_scale for the adapted bundles' fusion row")
     p.add_argument("--limit", type=int, default=0, help="only the first N utterances of each test manifest")
     p.add_argument("--work", default="exp/bench-adapt", help="scratch folder (bundle copy, text)")
     p.add_argument("--out", help="write the rows as JSON here")
@@ -188,29 +195,43 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     lm_scales = (0.3, 0.5, 0.7)
     measure("none (beam 4)", "beam", {}, lambda: None)  # first: the general dev baseline
-    measure("none (greedy)", "greedy", {}, lambda: None)
-    measure("shallow fusion", "beam", {"lm_scale": lm_scales}, lambda lm_scale: LmFusion(domain, lm_scale))
-    measure(
-        "fusion + ILME",
-        "beam",
-        {"lm_scale": lm_scales, "ilm_scale": (0.1, 0.2, 0.3)},
-        lambda lm_scale, ilm_scale: LmFusion(domain, lm_scale, ilm_scale),
-    )
-    measure(
-        "fusion + LODR (bigram)",
-        "beam",
-        {"lm_scale": lm_scales, "lodr_scale": (0.1, 0.2, 0.3)},
-        lambda lm_scale, lodr_scale: LmFusion(domain, lm_scale, 0.0, lodr, lodr_scale),
-    )
-    measure(
-        f"density ratio ({a.order}-gram)",
-        "beam",
-        {"lm_scale": lm_scales, "lodr_scale": (0.1, 0.2, 0.3)},
-        lambda lm_scale, lodr_scale: LmFusion(domain, lm_scale, 0.0, dr_source, lodr_scale),
-    )
+    methods = set(a.methods)
+    if "greedy" in methods:
+        measure("none (greedy)", "greedy", {}, lambda: None)
+    if "shallow" in methods:
+        measure("shallow fusion", "beam", {"lm_scale": lm_scales}, lambda lm_scale: LmFusion(domain, lm_scale))
+    ilme: Row | None = None
+    if "ilme" in methods:
+        ilme = measure(
+            "fusion + ILME",
+            "beam",
+            {"lm_scale": lm_scales, "ilm_scale": (0.1, 0.2, 0.3)},
+            lambda lm_scale, ilm_scale: LmFusion(domain, lm_scale, ilm_scale),
+        )
+    if "lodr" in methods:
+        measure(
+            "fusion + LODR (bigram)",
+            "beam",
+            {"lm_scale": lm_scales, "lodr_scale": (0.1, 0.2, 0.3)},
+            lambda lm_scale, lodr_scale: LmFusion(domain, lm_scale, 0.0, lodr, lodr_scale),
+        )
+    if "dr" in methods:
+        measure(
+            f"density ratio ({a.order}-gram)",
+            "beam",
+            {"lm_scale": lm_scales, "lodr_scale": (0.1, 0.2, 0.3)},
+            lambda lm_scale, lodr_scale: LmFusion(domain, lm_scale, 0.0, dr_source, lodr_scale),
+        )
     for path in a.adapted:
         adapted = StreamingTransducer(load_bundle(path, threads=1))
-        measure(f"TTS fine-tuning ({Path(path).name}, greedy)", "greedy", {}, lambda: None, adapted)
+        name = Path(path).name
+        measure(f"TTS fine-tuning ({name}, greedy)", "greedy", {}, lambda: None, adapted)
+        # and with the LM too, at given ILME scales (--ilme-scales) or those tuned above
+        lm_scale, ilm_scale = a.ilme_scales or ((ilme.scales["lm_scale"], ilme.scales["ilm_scale"]) if ilme else (0, 0))
+        if lm_scale:
+            grid = {"lm_scale": (lm_scale,), "ilm_scale": (ilm_scale,)}
+            make = lambda lm_scale, ilm_scale: LmFusion(domain, lm_scale, ilm_scale)  # noqa: E731
+            measure(f"TTS fine-tuning ({name}) + fusion + ILME", "beam", grid, make, adapted)
 
     head = "method | scales (tuned on dev) | target dev | target test | general dev | general test | RTF | streams/core"
     print(f"\n| {head} |")

@@ -152,8 +152,8 @@ def test_lm_train_adds_a_checked_lm_to_the_bundle(adapted_bundle: Path) -> None:
             "language": "en",
             "kind": "ngram",
             "order": 3,
-            "lm_scale": 0.3,
-            "ilm_scale": 0.1,
+            "lm_scale": 0.5,
+            "ilm_scale": 0.3,
             "lodr_scale": 0.0,
             "role": "domain",
         }
@@ -304,7 +304,7 @@ def test_engine_checks_hotwords_against_its_limits(adapted_bundle: Path) -> None
     plan = engine.plan()
     ok = engine.adapt(plan, Adaptation((("kowalczyk", None), ("zentrix labs", 4.0)), "names", 0.5))
     graph, fusion = ok[0]
-    assert graph is not None and fusion is not None and (fusion.lm_scale, fusion.ilm_scale) == (0.5, 0.1)
+    assert graph is not None and fusion is not None and (fusion.lm_scale, fusion.ilm_scale) == (0.5, 0.3)
     assert engine.search_for(None, Adaptation((("x", None),))) == "beam"
     for adaptation, error in [
         (Adaptation(tuple((w, None) for w in "abcd")), "at most 3"),
