@@ -185,8 +185,8 @@ EN2_CKPT = $(EN2_EXP)/train-b/last.pt
 GRAMMAR_CORPUS ?= $(DATA)/corpus-en
 EN2_TESTS = $(V2)/en/test.jsonl $(V2)/en/test_engine.jsonl $(DATA)/asterisk/en/test.jsonl \
 	$(GRAMMAR_CORPUS)/en/test.jsonl $(GRAMMAR_CORPUS)/en/test_unseen.jsonl
-.PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b eval-en-v2-torch bundle-en-v2 eval-en-v2 adapt-en-v2 \
-	model-en-v2
+.PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c eval-en-v2-torch \
+	bundle-en-v2 eval-en-v2 adapt-en-v2 model-en-v2
 tokenizer-en-v2: $(VENV)/.dev
 	mkdir -p $(EN2_EXP)
 	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open('$(DATA)/text/en/train.jsonl')]" \
@@ -212,6 +212,15 @@ train-en-v2b: $(VENV)/.dev
 		--exp-dir $(EN2_EXP)/train-b --init $(EN2_EXP)/train/last.pt --loss pruned --prune-range 5 \
 		--rnnt-type modified --prune-warmup-steps 0 --epochs 100 --max-steps $(EN2B_STEPS) --max-seconds 30 \
 		--lr 8e-4 --warmup-steps 200 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --dev-utts 150 \
+		--dev-every 1000 --checkpoint-every 200 --feature-cache $(DATA)/fbank-v2/en
+
+# Stage c: the same from stage b's last checkpoint, a lower peak learning rate (resumes from its own last.pt).
+EN2C_STEPS ?= 3000
+train-en-v2c: $(VENV)/.dev
+	$(VENV)/bin/parley train --train $(EN2_TRAIN) --dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) \
+		--exp-dir $(EN2_EXP)/train-c --init $(EN2_EXP)/train-b/last.pt --loss pruned --prune-range 5 \
+		--rnnt-type modified --prune-warmup-steps 0 --epochs 100 --max-steps $(EN2C_STEPS) --max-seconds 30 \
+		--lr 5e-4 --warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --dev-utts 150 \
 		--dev-every 1000 --checkpoint-every 200 --feature-cache $(DATA)/fbank-v2/en
 
 # PyTorch (the card's figures, chunk sizes), then the int8 bundle through the runtime (WER per engine and effect).
