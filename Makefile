@@ -259,6 +259,11 @@ adapt-en-v2: $(VENV)/.dev
 		--general $(V2)/en/test.jsonl --general-dev $(V2)/en/dev.jsonl --source-manifest $(V2)/en/train.jsonl \
 		--mix-source 5 --work $(EXP)/bench-adapt-open --methods --ilme-scales 0.7 0.3 \
 		--adapted $(EXP)/bundles/en-open-unseen --out benchmarks/results/adapt/en-open-tts.json
+	$(PY) benchmarks/bench_adapt.py --bundle $(BUNDLES)/en-open --corpus $(GRAMMAR_CORPUS)/en \
+		--target $(V2)/en/test.jsonl --target-text $(DATA)/text/en/test.jsonl --sentences 25000 \
+		--general $(GRAMMAR_CORPUS)/en/test.jsonl --general-dev $(GRAMMAR_CORPUS)/en/test.jsonl \
+		--source-manifest $(V2)/en/train.jsonl --mix-source 2 --work $(EXP)/bench-adapt-docs --methods ilme lodr \
+		--out benchmarks/results/adapt/en-open-heldout-docs.json
 
 model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b eval-en-v2-torch punct-en \
 	bundle-en-v2 eval-en-v2

@@ -8,14 +8,17 @@ density ratio (and a TTS-adapted bundle, when given), each tuned on the domain's
 The target domain is the grammar's unseen template families (`models.data.grammar.sampler.UNSEEN_FAMILIES`: whole
 sentence patterns no Parley model is trained on): its test_unseen recordings are split in two by position, the even
 ones to tune each method's scales (dev), the odd ones to measure it (test). Tuning keeps the general dev set
-(`--general-dev`) within half a point of plain beam search: of those settings, the best on the target dev. The
+(`--general-dev`; the general test's even half when it names the same file) within half a point of plain beam
+search: of those settings, the best on the target dev. The
 adaptation text is other sentences of the same families (`generate("test_unseen", ...)` with any sentence of either
 half removed), written to `<work>/domain.txt`, which is what `parley lm train` and `parley adapt` read; with
 `--mix-source R` the domain LM learns it R times over together with the source transcripts. The source LM (what LODR
 and density ratio subtract) is trained on the bundle's own training transcripts (`--source-manifest`; by default
 20,000 sentences of the grammar's train split, what en-small was trained on): a bigram (LODR) and an n-gram of the
 domain LM's order (density ratio). The general test (`--general`, by default the corpus's test.jsonl) shows what
-adaptation costs elsewhere.
+adaptation costs elsewhere. `--target` and `--target-text` choose another target: e.g. the open-domain test
+(held-out documents) with the rest of those documents' sentences from the text corpus's test split as the
+adaptation text (its grammar sentences left out: they are the general test's domain).
 
 Decoding cost: compute seconds per audio second of the test half, decoded as 16 streams batched on one onnxruntime
 thread (RTF), and streams one core keeps up with (1 / RTF). Prints one table (docs/adaptation.md has it).
@@ -63,13 +66,25 @@ class Row:
 
 
 def _copy_bundle(src: Path, dst: Path) -> Path:
-    """A bundle folder whose model files link to `src`'s and whose bundle.json is its own (LMs get added to it)."""
+    """A bundle folder whose model files link to `src`'s and whose bundle.json is its own, without `src`'s LMs (the
+    benchmark trains its own)."""
     dst.mkdir(parents=True, exist_ok=True)
+    meta = json.loads((src / "bundle.json").read_text())
+    lm_files = {e["file"] for e in meta.pop("lms", [])}
+    meta["files"] = {k: v for k, v in meta["files"].items() if k not in lm_files}
     for f in src.iterdir():
-        if f.name != "bundle.json" and not (dst / f.name).exists():
+        if f.name != "bundle.json" and f.name not in lm_files and not (dst / f.name).exists():
             (dst / f.name).symlink_to(f.resolve())
-    (dst / "bundle.json").write_text((src / "bundle.json").read_text())
+    (dst / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n")
     return dst
+
+
+def _read(path: Path) -> list[Utterance]:
+    """A manifest's utterances with their audio paths made absolute (the key of the benchmark's audio)."""
+    utts = read_manifest(path)
+    for u in utts:
+        u.audio = str((path.parent / u.audio).resolve())
+    return utts
 
 
 def _decode(
@@ -80,7 +95,7 @@ def _decode(
     t0 = time.process_time()
     for i in range(0, len(utts), BATCH):
         batch = utts[i : i + BATCH]
-        out = transcribe_many(model, [audio[u.id] for u in batch], 16000, search=search, fusion=fusion)
+        out = transcribe_many(model, [audio[u.audio] for u in batch], 16000, search=search, fusion=fusion)
         hyps += [t.text for t in out]
     seconds = time.process_time() - t0
     return wer([u.text for u in utts], hyps), seconds / sum(u.duration for u in utts)
@@ -90,6 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bundle", default="bundles/en-small", help="the bundle to adapt")
     p.add_argument("--corpus", required=True, help="a grammar corpus folder with test_unseen.jsonl and test.jsonl")
+    p.add_argument("--target", help="the target domain's recordings (default: CORPUS/test_unseen.jsonl)")
+    p.add_argument(
+        "--target-text",
+        help="a text corpus split (JSONL with 'text') holding the target's documents; its sentences other than the "
+        "recorded ones are the adaptation text (default: the grammar's unseen families)",
+    )
     p.add_argument("--general", help="the general test manifest (default: CORPUS/test.jsonl)")
     p.add_argument("--general-dev", help="a general dev manifest: scales that make it worse are not chosen")
     p.add_argument("--general-dev-limit", type=int, default=150, help="its first N utterances (default 150)")
@@ -124,16 +145,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     corpus, work = Path(a.corpus), Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
-    unseen = read_manifest(corpus / "test_unseen.jsonl")
+    target_path = Path(a.target or corpus / "test_unseen.jsonl")
+    unseen = _read(target_path)
     general_path = Path(a.general or corpus / "test.jsonl")
-    general = read_manifest(general_path)
+    general = _read(general_path)
     if a.limit:
         unseen, general = unseen[: a.limit], general[: a.limit]
     dev, test = unseen[0::2], unseen[1::2]
 
     held = {u.text for u in unseen}
-    text = [s.text["en"] for s in generate("test_unseen", a.sentences + len(held), seed=1234)]
-    text = [t for t in text if t not in held][: a.sentences]
+    if a.target_text:  # the target's own documents: every sentence of the file but the recorded ones
+        records = [json.loads(x) for x in Path(a.target_text).read_text().splitlines() if x.strip()]
+        lines = [r["text"] for r in records if r.get("source") != "grammar"]
+        text = [t for t in dict.fromkeys(lines) if t not in held][: a.sentences]
+    else:
+        text = [s.text["en"] for s in generate("test_unseen", a.sentences + len(held), seed=1234)]
+        text = [t for t in text if t not in held][: a.sentences]
     (work / "domain.txt").write_text("\n".join(text) + "\n")
     if a.source_manifest:
         source = [u.text for m in a.source_manifest for u in read_manifest(m)]
@@ -142,8 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (work / "source.txt").write_text("\n".join(source) + "\n")
     lm_text = text * a.mix_source + source if a.mix_source else text
     (work / "lm.txt").write_text("\n".join(lm_text) + "\n")
-    print(f"adaptation text: {len(text)} sentences of the unseen families; source text: {len(source)} transcripts")
-    print(f"target dev {len(dev)}, target test {len(test)}, general test {len(general)} utterances")
+    print(f"adaptation text: {len(text)} sentences of the target domain; source text: {len(source)} transcripts")
 
     bundle_dir = _copy_bundle(Path(a.bundle), work / "bundle")
     train = ["train", "--bundle", str(bundle_dir)]
@@ -161,10 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     domain, lodr = bundle.lms["domain"].lm, bundle.lms["lodr"].lm
     model = StreamingTransducer(bundle)
 
-    audio = {u.id: load_audio(str(corpus / u.audio)) for u in unseen}
-    audio |= {u.id: load_audio(str(general_path.parent / u.audio)) for u in general}
-    general_dev = read_manifest(a.general_dev)[: a.general_dev_limit] if a.general_dev else []
-    audio |= {u.id: load_audio(str(Path(a.general_dev).parent / u.audio)) for u in general_dev}
+    if a.general_dev and Path(a.general_dev) == general_path:  # one manifest for both: halves, as the target's
+        general_dev, general = general[0::2][: a.general_dev_limit], general[1::2]
+    else:
+        general_dev = _read(Path(a.general_dev))[: a.general_dev_limit] if a.general_dev else []
+    print(f"target dev {len(dev)}, test {len(test)}; general dev {len(general_dev)}, test {len(general)} utterances")
+    # by audio path: two corpora's manifests may use the same utterance ids
+    audio = {u.audio: load_audio(u.audio) for u in [*unseen, *general, *general_dev]}
     rows: list[Row] = []
 
     baseline_general_dev: list[float] = []

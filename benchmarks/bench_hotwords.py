@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 
 from models.data.espeak import synthesize
+from parley.contract import BEAM
 from server.biasing import ContextGraph, phrase_tokens
 from server.bundle import load_bundle
 from server.transducer import StreamingTransducer, transcribe_many
@@ -36,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default="bundles/en-small", help="the bundle folder to decode with")
     parser.add_argument("--boosts", type=float, nargs="+", default=[1.5, 3, 5, 8, 10], help="boosts per token")
+    parser.add_argument("--beam", type=int, default=BEAM, help=f"modified beam search's beam (default {BEAM})")
     a = parser.parse_args(argv)
     model = StreamingTransducer(load_bundle(a.bundle, threads=1))
     head = model.heads[0].head
@@ -45,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def decode(text: str, graph: ContextGraph | None) -> str:
         s = audio[text]
-        return transcribe_many(model, [s.samples], s.sample_rate, search="beam", hotwords=graph)[0].text
+        return transcribe_many(model, [s.samples], s.sample_rate, search="beam", beam=a.beam, hotwords=graph)[0].text
 
     baseline = {t: decode(t, None) for t in PLAIN}
     for boost in [0.0, *a.boosts]:
