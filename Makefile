@@ -312,6 +312,9 @@ SM2_STAGE1 = --epochs $(SM2_EPOCHS) --lr 1.5e-3 --warmup-steps 1000 --dev-every 
 SM2_STAGE2 = --epochs $(SM2_ZH_EPOCHS) --lr 1e-3 --warmup-steps 300 --dev-every 1000
 SM2_CKPT = best.pt
 endif
+# SM2_CMM="--cmm-languages en de es fr it zh --cmm-rank 64": the configurable multilingual encoder (docs/sm2.md).
+SM2_CMM ?=
+SM2_ARCH += $(SM2_CMM)
 SM2_EXP = $(EXP)/$(SM2_NAME)
 sm2_manifests = $(foreach l,$(1),$(DATA)/corpus-ml/$(l)/$(2).jsonl)
 
