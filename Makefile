@@ -312,13 +312,24 @@ SM2_STAGE1 = --epochs $(SM2_EPOCHS) --lr 1.5e-3 --warmup-steps 1000 --dev-every 
 SM2_STAGE2 = --epochs $(SM2_ZH_EPOCHS) --lr 1e-3 --warmup-steps 300 --dev-every 1000
 SM2_CKPT = best.pt
 endif
+# SM² on the open-domain corpus (issue 23): SM2_CORPUS=$(DATA)/corpus-v2 SM2_LANG_DIR=$(EXP)/sm2-lang after
+# `make tokenizers-sm2-v2` (one tokenizer per language from the text corpus's train split, zh 1000 pieces).
+SM2_CORPUS ?= $(DATA)/corpus-ml
+SM2_LANG_DIR ?= models/lang
+SM2_VOCAB ?= 500
+tokenizers-sm2-v2: $(VENV)/.dev
+	mkdir -p $(EXP)/sm2-lang
+	for l in en de es fr it zh; do $(PY) -c "import json,sys; [print(json.loads(x)['text']) for x in open(sys.argv[1])]" \
+		$(DATA)/text/$$l/train.jsonl > $(EXP)/sm2-lang/text-$$l.txt || exit 1; done
+	$(VENV)/bin/parley tokenizer --text-file $(foreach l,en de es fr it zh,$(l)=$(EXP)/sm2-lang/text-$(l).txt) \
+		--vocab-size $(SM2_VOCAB) zh=1000 --languages en,de,es,fr,it,zh --out $(EXP)/sm2-lang
 # SM2_CMM="--cmm-languages en de es fr it zh --cmm-rank 64": the configurable multilingual encoder (docs/sm2.md).
 SM2_CMM ?=
-SM2_ARCH += $(SM2_CMM)
+SM2_ARCH += $(SM2_CMM) --lang-dir $(SM2_LANG_DIR)
 SM2_EXP = $(EXP)/$(SM2_NAME)
-sm2_manifests = $(foreach l,$(1),$(DATA)/corpus-ml/$(l)/$(2).jsonl)
+sm2_manifests = $(foreach l,$(1),$(SM2_CORPUS)/$(l)/$(2).jsonl)
 
-.PHONY: corpus-ml train-sm2 train-sm2-zh eval-sm2 bundle-sm2 model-sm2
+.PHONY: corpus-ml tokenizers-sm2-v2 train-sm2 train-sm2-zh eval-sm2 bundle-sm2 model-sm2
 # A language's part of a corpus depends only on (language, seed, hours, split sizes, augmentation): with the
 # English corpus's settings, corpus-ml/en is corpus-en/en, hard-linked instead of synthesized again.
 corpus-ml: $(VENV)/.dev
@@ -339,7 +350,7 @@ train-sm2-zh: $(VENV)/.dev
 		--init $(SM2_EXP)/$(SM2_CKPT) $(SM2_ARCH) $(SM2_STAGE2) --exp-dir $(SM2_EXP)-zh
 
 eval-sm2: $(VENV)/.dev
-	$(VENV)/bin/parley eval-sm2 --checkpoint $(SM2_EXP)-zh/$(SM2_CKPT) --data $(DATA)/corpus-ml \
+	$(VENV)/bin/parley eval-sm2 --checkpoint $(SM2_EXP)-zh/$(SM2_CKPT) --data $(SM2_CORPUS) --lang-dir $(SM2_LANG_DIR) \
 		--splits test test_unseen --chunk-ms 320 --history-ms 1280 --restrict en,de en,de,fr es,fr,it \
 		--out $(SM2_EXP)-zh/eval
 
