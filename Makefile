@@ -313,16 +313,17 @@ SM2_STAGE2 = --epochs $(SM2_ZH_EPOCHS) --lr 1e-3 --warmup-steps 300 --dev-every 
 SM2_CKPT = best.pt
 endif
 # SM² on the open-domain corpus (issue 23): SM2_CORPUS=$(DATA)/corpus-v2 SM2_LANG_DIR=$(EXP)/sm2-lang after
-# `make tokenizers-sm2-v2` (one tokenizer per language from the text corpus's train split, zh 1000 pieces).
+# `make tokenizers-sm2-v2` (one tokenizer per language from the text corpus's train split).
 SM2_CORPUS ?= $(DATA)/corpus-ml
 SM2_LANG_DIR ?= models/lang
 SM2_VOCAB ?= 500
+SM2_ZH_VOCAB ?= 5000  # every distinct character of the zh text is a piece (4,210 in the text corpus)
 tokenizers-sm2-v2: $(VENV)/.dev
 	mkdir -p $(EXP)/sm2-lang
 	for l in en de es fr it zh; do $(PY) -c "import json,sys; [print(json.loads(x)['text']) for x in open(sys.argv[1])]" \
 		$(DATA)/text/$$l/train.jsonl > $(EXP)/sm2-lang/text-$$l.txt || exit 1; done
 	$(VENV)/bin/parley tokenizer --text-file $(foreach l,en de es fr it zh,$(l)=$(EXP)/sm2-lang/text-$(l).txt) \
-		--vocab-size $(SM2_VOCAB) zh=1000 --languages en,de,es,fr,it,zh --out $(EXP)/sm2-lang
+		--vocab-size $(SM2_VOCAB) zh=$(SM2_ZH_VOCAB) --languages en,de,es,fr,it,zh --out $(EXP)/sm2-lang
 # SM2_CMM="--cmm-languages en de es fr it zh --cmm-rank 64": the configurable multilingual encoder (docs/sm2.md).
 SM2_CMM ?=
 SM2_ARCH += $(SM2_CMM) --lang-dir $(SM2_LANG_DIR)
