@@ -239,9 +239,13 @@ def train_command(a: argparse.Namespace) -> int:
 
         add_metadata(onnx_path, {"tokenizer_sha256": tokenizer_sha})
         lm = onnx_path
-    if a.role == "source":
-        others = [e["name"] for e in manifest.get("lms", []) if e.get("role") == "source" and e["name"] != a.name]
-        if any(e.get("language") == head["language"] for e in manifest.get("lms", []) if e["name"] in others):
+    if a.role == "source":  # at most one per language (server/bundle.py refuses a second): fail before writing
+        others = [
+            e["name"]
+            for e in manifest.get("lms", [])
+            if e.get("role") == "source" and e.get("language") == head["language"] and e["name"] != a.name
+        ]
+        if others:
             print(f"error: {bundle} already has a source LM for {head['language']}: {others}", file=sys.stderr)
             return 2
     scales = {"lodr_scale": a.lodr_scale, "role": a.role}
