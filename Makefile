@@ -179,13 +179,13 @@ EN2_TRAIN = $(V2)/en/train.jsonl $(DATA)/asterisk/en/train.jsonl
 EN2_BPE = $(EN2_EXP)/lang/en/bpe.model
 # Stage b continues stage a's weights on the 50 h corpus (fresh optimizer, short warm-up, no pruning warm-up).
 EN2B_STEPS ?= 3000
-EN2_CKPT = $(EN2_EXP)/train-b/last.pt
+EN2_CKPT = $(EN2_EXP)/train-d/last.pt
 # The grammar's own test sets (the assistant domain), as corpus-en builds them (make corpus-en, or the same seed and
 # split sizes with --hours 0.01).
 GRAMMAR_CORPUS ?= $(DATA)/corpus-en
 EN2_TESTS = $(V2)/en/test.jsonl $(V2)/en/test_engine.jsonl $(DATA)/asterisk/en/test.jsonl \
 	$(GRAMMAR_CORPUS)/en/test.jsonl $(GRAMMAR_CORPUS)/en/test_unseen.jsonl
-.PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c eval-en-v2-torch \
+.PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d eval-en-v2-torch \
 	bundle-en-v2 eval-en-v2 adapt-en-v2 model-en-v2
 tokenizer-en-v2: $(VENV)/.dev
 	mkdir -p $(EN2_EXP)
@@ -214,14 +214,19 @@ train-en-v2b: $(VENV)/.dev
 		--lr 8e-4 --warmup-steps 200 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --dev-utts 150 \
 		--dev-every 1000 --checkpoint-every 200 --feature-cache $(DATA)/fbank-v2/en
 
-# Stage c: the same from stage b's last checkpoint, a lower peak learning rate (resumes from its own last.pt).
+# Stages c, d: continue from the previous stage's last checkpoint with a fresh warm-up and cosine schedule at a lower
+# peak learning rate; each resumes from its own last.pt. $(call EN2_CONTINUE,stage,from,steps,lr)
+EN2_CONTINUE = $(VENV)/bin/parley train --train $(EN2_TRAIN) --dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) \
+	--exp-dir $(EN2_EXP)/train-$(1) --init $(EN2_EXP)/train-$(2)/last.pt --loss pruned --prune-range 5 \
+	--rnnt-type modified --prune-warmup-steps 0 --epochs 100 --max-steps $(3) --max-seconds 30 --lr $(4) \
+	--warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --dev-utts 150 --dev-every 800 \
+	--checkpoint-every 100 --feature-cache $(DATA)/fbank-v2/en
 EN2C_STEPS ?= 3000
+EN2D_STEPS ?= 7000
 train-en-v2c: $(VENV)/.dev
-	$(VENV)/bin/parley train --train $(EN2_TRAIN) --dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) \
-		--exp-dir $(EN2_EXP)/train-c --init $(EN2_EXP)/train-b/last.pt --loss pruned --prune-range 5 \
-		--rnnt-type modified --prune-warmup-steps 0 --epochs 100 --max-steps $(EN2C_STEPS) --max-seconds 30 \
-		--lr 5e-4 --warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --dev-utts 150 \
-		--dev-every 1000 --checkpoint-every 200 --feature-cache $(DATA)/fbank-v2/en
+	$(call EN2_CONTINUE,c,b,$(EN2C_STEPS),5e-4)
+train-en-v2d: $(VENV)/.dev
+	$(call EN2_CONTINUE,d,c,$(EN2D_STEPS),4e-4)
 
 # PyTorch (the card's figures, chunk sizes), then the int8 bundle through the runtime (WER per engine and effect).
 eval-en-v2-torch: $(VENV)/.dev
@@ -233,7 +238,7 @@ eval-en-v2-torch: $(VENV)/.dev
 eval-en-v2: $(VENV)/.dev
 	for m in $(EN2_TESTS); do n=$$(basename $$(dirname $$(dirname $$m)))-$$(basename $$m .jsonl); \
 		$(VENV)/bin/parley bundle-eval --bundle $(BUNDLES)/en-open --manifest $$m --rtf-utts 0 \
-		--out $(EN2_EXP)/bundle-eval/$$n.json || exit 1; done
+		--out $(EN2_EXP)/bundle-eval/$$n.json --card || exit 1; done
 
 bundle-en-v2: $(VENV)/.dev
 	$(VENV)/bin/parley export --checkpoint $(EN2_CKPT) --tokenizer $(EN2_BPE) --name en-open --chunk-ms 320 \
@@ -265,7 +270,7 @@ adapt-en-v2: $(VENV)/.dev
 		--source-manifest $(V2)/en/train.jsonl --mix-source 2 --work $(EXP)/bench-adapt-docs --methods ilme lodr \
 		--out benchmarks/results/adapt/en-open-heldout-docs.json
 
-model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b eval-en-v2-torch punct-en \
+model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d eval-en-v2-torch punct-en \
 	bundle-en-v2 eval-en-v2
 
 # Punctuation and casing from text alone (issue 21): one small model per language, added to the bundles it serves.
@@ -394,3 +399,32 @@ bundle-tsot: $(VENV)/.dev
 		--eval-report $(EXP)/tsot/eval/report.json --out $(BUNDLES)/en-tsot-small
 
 model-tsot: mix-en train-tsot eval-tsot bundle-tsot
+
+# t-SOT on the open-domain corpus (issue 23; docs/tsot.md): dynamic mixing of corpus-v2's English train utterances
+# (fresh mixtures every epoch, two different speakers, prosody aside), from the open-domain English model; fixed dev
+# and test mixtures of the held-out documents and voices.
+# make model-tsot-v2 DATA=... EXP=...
+TSOT2_EXP = $(EXP)/tsot-v2
+TSOT2_MIX_PER_EPOCH ?= 40000
+TSOT2_STEPS ?= 20000
+TSOT2_WORKERS ?= $(JOBS)
+.PHONY: mix-en-v2 train-tsot-v2 eval-tsot-v2 model-tsot-v2
+mix-en-v2: $(VENV)/.dev
+	$(VENV)/bin/parley mix --manifest $(V2)/en/dev.jsonl --out $(DATA)/mix-v2-en/dev --n 400 --seed 1 \
+		--speaker base --jobs $(JOBS)
+	$(VENV)/bin/parley mix --manifest $(V2)/en/test.jsonl --out $(DATA)/mix-v2-en/test --n 600 --seed 2 \
+		--p-single 0 --p-sequential 0.1 --speaker base --jobs $(JOBS)
+
+train-tsot-v2: $(VENV)/.dev
+	$(VENV)/bin/parley train --train $(V2)/en/train.jsonl --dev $(DATA)/mix-v2-en/dev/mix.jsonl \
+		--tokenizer $(EN2_BPE) --init $(EN2_CKPT) --exp-dir $(TSOT2_EXP) --mix-per-epoch $(TSOT2_MIX_PER_EPOCH) \
+		--loss pruned --prune-range 5 --rnnt-type modified --prune-warmup-steps 0 --epochs 100 \
+		--max-steps $(TSOT2_STEPS) --max-seconds 60 --lr 8e-4 --warmup-steps 300 --dropout 0 --ctc-weight 0.3 \
+		--amp $(EN_AMP) --num-workers $(TSOT2_WORKERS) --dev-utts 150 --dev-every 1000
+
+eval-tsot-v2: $(VENV)/.dev
+	$(VENV)/bin/parley eval-tsot --checkpoint $(TSOT2_EXP)/last.pt --tokenizer $(EN2_BPE) \
+		--mixtures $(DATA)/mix-v2-en/test/mix.jsonl --single $(V2)/en/test.jsonl \
+		--chunk-ms 320 --history-ms 1280 --out $(TSOT2_EXP)/eval
+
+model-tsot-v2: mix-en-v2 train-tsot-v2 eval-tsot-v2

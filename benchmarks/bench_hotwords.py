@@ -1,27 +1,45 @@
-"""Hotword recall and false alarms by boost: unseen surnames in grammar sentences, spoken by espeak-ng.
+"""Hotword recall and false alarms by boost: unseen surnames in sentences spoken by espeak-ng.
 
-    nice -n 15 python benchmarks/bench_hotwords.py --bundle bundles/en-small --boosts 1.5 3 5 8 10
+    nice -n 15 python benchmarks/bench_hotwords.py --bundle bundles/en-open --boosts 1.5 2 2.5 3 4 \
+        --plain-manifest $DATA/corpus-v2/en/test.jsonl --out benchmarks/results/hotwords/en-open.json
 
-Eight surnames the en-small grammar never had, each in three sentence frames and spoken with four espeak-ng voice
-variants, decoded with modified beam search and all eight names as hotwords; six grammar sentences without any of
-them measure false alarms and whether biasing changes what it should not. Prints one line per boost
-(docs/adaptation.md has the table).
+Sixteen surnames absent from the models' training text, split in two: the dev names tune the default boost, the test
+names report it. Each name is said in four sentence frames (three of the grammar's, one open-domain) by four espeak-ng
+voice variants, and decoded with modified beam search and all eight names of its split as hotwords (whole-word
+matching, as the server does; `--anywhere` for token sequences anywhere). False alarms: six grammar sentences without
+any name and, with `--plain-manifest`, open-domain test utterances (held-out documents and voices): how many come
+out with a boosted name, and their WER with and without the hotwords (biasing must not cost the rest). Prints one
+line per split and boost (docs/adaptation.md has the table).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
 
 from models.data.espeak import synthesize
+from models.data.manifest import load_audio, read_manifest
 from parley.contract import BEAM
-from server.biasing import ContextGraph, phrase_tokens
+from parley.features import SAMPLE_RATE
+from parley.resample import resample
+from parley.wer import wer
+from server.biasing import ContextGraph, phrase_tokens, word_starts
 from server.bundle import load_bundle
-from server.transducer import StreamingTransducer, transcribe_many
+from server.transducer import StreamingTransducer, Transcript, transcribe_many, word_confidence
 
-NAMES = ["moreno", "pemberton", "harding", "marlow", "dalton", "maddox", "winslow", "okonkwo"]
-FRAMES = ["do i have any new messages from {}", "text {} that i'll bring bread", "good evening {} how are you"]
+TEST_NAMES = ["moreno", "pemberton", "harding", "marlow", "dalton", "maddox", "winslow", "okonkwo"]
+DEV_NAMES = ["kowalczyk", "nakamura", "castellano", "abernathy", "thackeray", "mcallister", "zimmerman", "whitaker"]
+FRAMES = [
+    "do i have any new messages from {}",
+    "text {} that i'll bring bread",
+    "good evening {} how are you",
+    "the letter from {} arrived after the storm",
+]
 VOICES = ["m3", "f2", "m1", "f4"]
 PLAIN = [
     "do i have any new messages from sam",
@@ -38,29 +56,97 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bundle", default="bundles/en-small", help="the bundle folder to decode with")
     parser.add_argument("--boosts", type=float, nargs="+", default=[1.5, 3, 5, 8, 10], help="boosts per token")
     parser.add_argument("--beam", type=int, default=BEAM, help=f"modified beam search's beam (default {BEAM})")
+    parser.add_argument(
+        "--anywhere", action="store_true", help="match hotwords inside words too (the server matches whole words)"
+    )
+    parser.add_argument("--plain-manifest", help="open-domain utterances without the names, for false alarms and WER")
+    parser.add_argument("--plain-utts", type=int, default=100, help="how many of --plain-manifest (default 100)")
+    parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument("--splits", nargs="+", choices=("dev", "test"), default=["dev", "test"], help="name splits run")
     a = parser.parse_args(argv)
     model = StreamingTransducer(load_bundle(a.bundle, threads=1))
     head = model.heads[0].head
-    named = [(f.format(n), n, VOICES[(i + j) % 4]) for i, n in enumerate(NAMES) for j, f in enumerate(FRAMES)]
-    audio = {t: synthesize(t, voice="en-us", variant=v, rate=160) for t, _, v in named}
-    audio.update({t: synthesize(t, voice="en-us", variant=VOICES[i % 4], rate=160) for i, t in enumerate(PLAIN)})
+    starts = None if a.anywhere else word_starts(head.tokens)
 
-    def decode(text: str, graph: ContextGraph | None) -> str:
-        s = audio[text]
-        return transcribe_many(model, [s.samples], s.sample_rate, search="beam", beam=a.beam, hotwords=graph)[0].text
+    def speak(text: str, variant: str) -> np.ndarray:
+        s = synthesize(text, voice="en-us", variant=variant, rate=160)
+        return resample(s.samples, s.sample_rate, SAMPLE_RATE)
 
-    baseline = {t: decode(t, None) for t in PLAIN}
-    for boost in [0.0, *a.boosts]:
-        t0 = time.time()
-        graph = ContextGraph([(phrase_tokens(head.sp, n), boost) for n in NAMES], head.vocab_size) if boost else None
-        hits = sum(n in decode(t, graph).split() for t, n, _ in named)
-        out = {t: decode(t, graph) for t in PLAIN}
-        alarms = sum(any(n in o.split() for n in NAMES) for o in out.values())
-        same = sum(out[t] == baseline[t] for t in PLAIN)
-        print(
-            f"boost {boost or 'none'}: name recall {hits}/{len(named)}, false alarms {alarms}/{len(PLAIN)}, "
-            f"sentences without names unchanged {same}/{len(PLAIN)} ({time.time() - t0:.1f} s)"
-        )
+    plain: list[tuple[str, np.ndarray]] = [(t, speak(t, VOICES[i % 4])) for i, t in enumerate(PLAIN)]
+    if a.plain_manifest:
+        for u in read_manifest(a.plain_manifest)[: a.plain_utts]:
+            if not set(u.text.split()) & set(TEST_NAMES + DEV_NAMES):
+                plain.append((u.text, load_audio(u.audio)))
+
+    last: list[Transcript] = []
+
+    def decode(signals: Sequence[np.ndarray], graph: ContextGraph | None) -> list[str]:
+        out = transcribe_many(model, list(signals), SAMPLE_RATE, search="beam", beam=a.beam, hotwords=graph)
+        last[:] = out
+        return [t.text for t in out]
+
+    def name_confidences(names: Sequence[str]) -> list[float]:
+        """The confidence (smallest token probability) of every name in the last decoded batch's words."""
+        out = []
+        for t in last:
+            word, probs = "", []
+            for tok, p in [*zip(t.tokens, t.probs, strict=True), (None, 0.0)]:
+                piece = head.tokens[tok] if tok is not None else "\u2581"
+                if piece.startswith("\u2581") and word:
+                    if word in names:
+                        out.append(round(word_confidence(probs), 4))
+                    word, probs = "", []
+                word += piece.removeprefix("\u2581")
+                probs.append(p)
+        return sorted(out)
+
+    baseline = decode([x for _, x in plain], None)
+    refs = [t for t, _ in plain]
+    rows = []
+    for split, names in (("dev", DEV_NAMES), ("test", TEST_NAMES)):
+        if split not in a.splits:
+            continue
+        named = [(f.format(n), n, VOICES[(i + j) % 4]) for i, n in enumerate(names) for j, f in enumerate(FRAMES)]
+        audio = [speak(t, v) for t, _, v in named]
+        for boost in [0.0, *a.boosts]:
+            t0 = time.time()
+            phrases = [(phrase_tokens(head.sp, n), boost) for n in names]
+            graph = ContextGraph(phrases, head.vocab_size, starts) if boost else None
+            hyps = decode(audio, graph)
+            hit_conf = name_confidences(names)
+            hits = sum(n in h.split() for (_, n, _), h in zip(named, hyps, strict=True))
+            missed = [h for (_, n, _), h in zip(named, hyps, strict=True) if n not in h.split()]
+            out = decode([x for _, x in plain], graph) if boost else baseline
+            alarm_conf = name_confidences(names) if boost else []
+            alarms = sum(bool(set(o.split()) & set(names)) for o in out)
+            row = {
+                "split": split,
+                "boost": boost,
+                "recall": hits / len(named),
+                "hits": hits,
+                "named": len(named),
+                "false_alarms": alarms,
+                "plain": len(plain),
+                "plain_wer": wer(refs, out),
+                "plain_wer_without": wer(refs, baseline),
+                "unchanged": sum(o == b for o, b in zip(out, baseline, strict=True)),
+                "missed": missed,
+                "name_confidences": hit_conf,  # smallest token probability of each recognized name
+                "false_alarm_confidences": alarm_conf,
+                "alarms": [{"ref": r, "hyp": o} for r, o in zip(refs, out, strict=True) if set(o.split()) & set(names)],
+            }
+            rows.append(row)
+            print(
+                f"{split} boost {boost or 'none'}: name recall {hits}/{len(named)} ({100 * row['recall']:.1f} %), "
+                f"false alarms {alarms}/{len(plain)}, WER without names {100 * row['plain_wer']:.2f} % "
+                f"(no hotwords {100 * row['plain_wer_without']:.2f} %), unchanged {row['unchanged']}/{len(plain)} "
+                f"({time.time() - t0:.1f} s)",
+                flush=True,
+            )
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        meta = {"bundle": a.bundle, "beam": a.beam, "whole_words": not a.anywhere, "frames": FRAMES, "voices": VOICES}
+        Path(a.out).write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     return 0
 
 

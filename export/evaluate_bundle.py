@@ -137,6 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--parity", type=int, default=0, help="compare PyTorch / Parley / sherpa-onnx on N utterances")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads per session")
     p.add_argument("--out", type=Path, help="write the JSON report here")
+    p.add_argument(
+        "--card",
+        action="store_true",
+        help="record the WER in bundle.json (measured.runtime) and the model card's runtime table",
+    )
     a = p.parse_args(argv)
     utts = read_manifest(a.manifest)
     if a.limit:
@@ -210,7 +215,63 @@ def main(argv: Sequence[str] | None = None) -> int:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(report, indent=2))
         print(f"wrote {a.out}")
+    if a.card:
+        record_on_card(a.bundle, a.manifest, report)
     return 0
+
+
+def record_on_card(bundle: Path, manifest: Path, report: dict) -> None:
+    """Puts a bundle-eval report's WER per precision into bundle.json's `measured.runtime` (replacing the same test
+    set's) and the model card's table "Through Parley's runtime"."""
+    from export.bundle import update_card_section
+
+    meta_path = bundle / "bundle.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    test = "/".join(manifest.parts[-3:])  # corpus/lang/split.jsonl
+    rows = [r for r in meta.setdefault("measured", {}).get("runtime", []) if r["test"] != test]
+    for precision, r in report["precisions"].items():
+        engines = {k: round(v["wer"], 4) for k, v in r["by"].get("engine", {}).items()}
+        rows.append(
+            {
+                "test": test,
+                "precision": precision,
+                "utterances": report["utterances"],
+                "wer": round(r["wer"], 4),
+                "wer_one_symbol_per_frame": round(r["wer_one_symbol_per_frame"], 4),
+                "wer_by_engine": engines,
+            }
+        )
+    meta["measured"]["runtime"] = rows
+    if "parity" in report:
+        q = report["parity"]
+        meta["measured"]["sherpa_onnx_parity"] = {
+            "test": test,
+            **{k: q[k] for k in ("utterances", "precision", "parley_wer", "sherpa_onnx_wer")},
+            "parley_vs_sherpa_identical": q["parley_vs_sherpa_identical"],
+        }
+    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    body = [
+        "`parley bundle-eval --card` (the server's runtime: greedy search, the bundle's chunk and history):",
+        "",
+        "| test set | precision | utterances | WER | one token per frame (sherpa-onnx's greedy) | WER by engine |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+        *(
+            f"| {r['test']} | {r['precision']} | {r['utterances']} | {100 * r['wer']:.2f} % | "
+            f"{100 * r['wer_one_symbol_per_frame']:.2f} % | "
+            + ", ".join(f"{k} {100 * v:.1f} %" for k, v in r["wer_by_engine"].items())
+            + " |"
+            for r in rows
+        ),
+    ]
+    q = meta["measured"].get("sherpa_onnx_parity")
+    if q:
+        body += [
+            "",
+            f"sherpa-onnx (greedy_search) decodes {q['parley_vs_sherpa_identical']} of {q['utterances']} utterances of "
+            f"{q['test']} to the same text as Parley ({q['precision']}; WER {100 * q['sherpa_onnx_wer']:.2f} % vs "
+            f"{100 * q['parley_wer']:.2f} %).",
+        ]
+    update_card_section(bundle, "Through Parley's runtime", "\n".join(body))
 
 
 if __name__ == "__main__":

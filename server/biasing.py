@@ -20,6 +20,13 @@ A step from node s on token v goes to n = goto(s, v) (the deepest node whose pat
 found through the failure links; the root when none is) and gives `local(n) - local(s) + done(n)`, where `local` is
 the pending bonus of a node (0 at a phrase's end) and `done(n)` the full bonus of every phrase that ends at n (its
 own, and those ending at the nodes of its output links).
+
+Whole words (`word_start` given, as the server does): a phrase counts only where a word ends with it, that is where
+the next token starts a word (a sentencepiece piece beginning with "▁", an apostrophe or a special token) or the
+hypothesis ends. A phrase's bonus is given when its last token is emitted, as above, and taken back when the next
+token glues more letters onto the word (`- done(s)` on a step from s by a token that starts no word): "moreno"
+boosted no longer makes "morenow" win, the model's own extra sound stays its own word. The score of a token sequence
+is then the full bonus of every phrase occurrence followed by a word start or the end, plus the pending bonus.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ class ContextGraph:
         phrases: (token ids, boost per token) of each phrase; a boost must be > 0. Phrases sharing a prefix share its
             nodes, which take the larger of their boosts.
         vocab_size: V, the width of `bonuses` rows (default: 1 + the largest token id).
+        word_start: `(V,)` bool, the tokens that begin a word (`word_starts(sp)`): match whole words only (see the
+            module docstring). None: match token sequences anywhere.
 
     Raises:
         ValueError: no phrases, an empty phrase, a boost <= 0, a token id outside the vocabulary.
@@ -46,11 +55,20 @@ class ContextGraph:
 
     ROOT = 0
 
-    def __init__(self, phrases: Sequence[tuple[Sequence[int], float]], vocab_size: int | None = None) -> None:
+    def __init__(
+        self,
+        phrases: Sequence[tuple[Sequence[int], float]],
+        vocab_size: int | None = None,
+        word_start: np.ndarray | None = None,
+    ) -> None:
         if not phrases:
             raise ValueError("a context graph needs at least one phrase")
         top = max((max(t) for t, _ in phrases if len(t)), default=0)
         self.vocab_size = int(vocab_size if vocab_size is not None else top + 1)
+        if word_start is not None and np.shape(word_start) != (self.vocab_size,):
+            raise ValueError(f"word_start has shape {np.shape(word_start)}, want ({self.vocab_size},)")
+        # (V,) float: 1 for a token that glues onto the word before it (takes back a phrase just ended), else 0.
+        self._glue = None if word_start is None else (~np.asarray(word_start, dtype=bool)).astype(np.float64)
         # Per node: children {token: node}, the boost of the token that leads to it, whether a phrase ends there.
         self._next: list[dict[int, int]] = [{}]
         gain: list[float] = [0.0]
@@ -126,7 +144,10 @@ class ContextGraph:
             goto = self._row(int(self.fail[node]))[0].copy()
         for t, child in self._next[node].items():
             goto[t] = child
-        bonus = (self.local[goto] - self.local[node] + self.done[goto]).astype(np.float32)
+        bonus = self.local[goto] - self.local[node] + self.done[goto]
+        if self._glue is not None:
+            bonus = bonus - self._glue * self.done[node]
+        bonus = bonus.astype(np.float32)
         self._rows[node] = (goto, bonus)
         return self._rows[node]
 
@@ -152,6 +173,13 @@ class ContextGraph:
             node, b = self.step(node, int(t))
             total += b
         return total
+
+
+def word_starts(tokens: Sequence[str]) -> np.ndarray:
+    """`(V,)` bool: which of a head's token pieces (tokens.txt's, id order) begin a word: "▁..." pieces, those
+    beginning with an apostrophe ("'s" keeps "moreno's" a match) and special tokens ("<blk>", "<cc>", ...); for
+    `ContextGraph(word_start=...)`."""
+    return np.array([p.startswith(("\u2581", "'")) or (p.startswith("<") and p.endswith(">")) for p in tokens])
 
 
 def phrase_tokens(sp, phrase: str) -> list[int]:

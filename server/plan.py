@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from server.biasing import MAX_HOTWORD_BOOST, ContextGraph, phrase_tokens
+from server.biasing import MAX_HOTWORD_BOOST, ContextGraph, phrase_tokens, word_starts
 from server.bundle import Bundle, source_lm
 from server.lm import MAX_FUSION_SCALE
 from server.protocol import preview
@@ -274,7 +274,7 @@ class Planner:
                             f"hotword {preview(phrase, 40)} is {len(ids)} tokens long: at most {cfg.max_hotword_tokens}"
                         )
                     phrases.append((ids, cfg.hotword_boost if boost is None else boost))
-                graph = ContextGraph(phrases, head.vocab_size)
+                graph = ContextGraph(phrases, head.vocab_size, word_starts(head.tokens))
             out[h] = (graph, None)
         if adaptation.lm is not None:
             lm = self.bundle.lms.get(adaptation.lm)

@@ -405,6 +405,7 @@ class Transcript:
     tokens: list[int]
     frames: list[int]  # encoder frame of each token
     chunks: int  # encoder steps run
+    probs: list[float] = field(default_factory=list)  # the joiner's probability of each token where it was emitted
 
 
 def transcribe_many(
@@ -467,7 +468,9 @@ def transcribe_many(
         else:
             modified_beam_search(runner, enc, [searches[i] for i in live], beam)
     hyps = [s.hyp if search == "greedy" else s.best for s in searches]
-    return [Transcript(runner.text(h.tokens), h.tokens, h.frames, n) for h, n in zip(hyps, n_chunks, strict=True)]
+    return [
+        Transcript(runner.text(h.tokens), h.tokens, h.frames, n, h.probs) for h, n in zip(hyps, n_chunks, strict=True)
+    ]
 
 
 def transcribe(model: StreamingTransducer, samples: np.ndarray, sample_rate: int, **kwargs) -> Transcript:

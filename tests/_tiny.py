@@ -28,3 +28,26 @@ TINY_ENCODER = EncoderConfig(
 def save_untrained_checkpoint(path: Path, model, cfg, tokenizer: str, **extra) -> Path:
     """Writes `model` (with TrainConfig `cfg`) as `parley train` would at step 0; `extra` adds top-level keys."""
     return save_checkpoint(path, model, asdict(cfg), tokenizer, **extra)
+
+
+def tiny_train_config(corpus: Path, tokenizer: Path | str, exp: Path, **kw):
+    """A `TrainConfig` that trains the tiny model on the `tiny_corpus` fixture in seconds; `kw` overrides."""
+    from models.train.train import TrainConfig
+
+    base = dict(
+        train=[str(corpus / "en" / "train.jsonl")],
+        dev=[str(corpus / "en" / "dev.jsonl")],
+        tokenizer=str(tokenizer),
+        exp_dir=str(exp),
+        encoder=TINY_ENCODER,
+        decoder_dim=32,
+        joiner_dim=32,
+        max_seconds=12.0,
+        warmup_steps=5,
+        lr=3e-3,
+        num_workers=0,
+        checkpoint_every=5,
+        dev_utts=4,
+        threads=1,
+    )
+    return TrainConfig(**{**base, **kw})

@@ -19,7 +19,7 @@ import pytest
 
 from models.train.lm_ngram import main as lm_main
 from models.train.lm_ngram import train_ngram
-from server.biasing import ContextGraph, phrase_tokens
+from server.biasing import ContextGraph, phrase_tokens, word_starts
 from server.bundle import BundleError, load_bundle
 from server.engine import Engine, EngineConfig
 from server.lm import NgramLM
@@ -83,6 +83,57 @@ def test_graph_agrees_with_its_definition_on_random_phrases(seed: int) -> None:
     for node in range(g.num_nodes):  # the dense rows the search adds agree with step()
         row = g.bonuses(node)
         assert all(abs(row[t] - g.step(node, t)[1]) < 1e-6 for t in range(V))
+
+
+def _brute_word_bonus(tokens: list[int], phrases: list[tuple[int, ...]], boost: float, start: set[int]) -> float:
+    """The whole-word definition: phrase occurrences followed by a word-start token or the end, plus the pending part
+    (as `_brute_bonus`)."""
+    committed = sum(
+        boost * len(p)
+        for i in range(1, len(tokens) + 1)
+        for p in phrases
+        if tuple(tokens[:i][-len(p) :]) == p and (i == len(tokens) or tokens[i] in start)
+    )
+    return (
+        committed
+        + _brute_bonus(tokens, phrases, boost)
+        - sum(boost * len(p) for i in range(1, len(tokens) + 1) for p in phrases if tuple(tokens[:i][-len(p) :]) == p)
+    )
+
+
+def test_graph_whole_words_take_back_a_phrase_that_more_letters_follow() -> None:
+    start = np.array([False, True, False, False, True, False])  # 1 and 4 begin words, 2, 3 and 5 continue them
+    g = ContextGraph([([1, 2], 1.0)], vocab_size=6, word_start=start)
+    assert g.score([1, 2]) == 2.0  # "moreno" at the end
+    assert g.score([1, 2, 4]) == 2.0  # "moreno" then a new word
+    assert g.score([1, 2, 5]) == 0.0  # "morenow": the word goes on, the bonus is taken back
+    assert ContextGraph([([1, 2], 1.0)], vocab_size=6).score([1, 2, 5]) == 2.0  # anywhere: it stays
+    longer = ContextGraph([([1, 2], 1.0), ([1, 2, 5], 1.0)], vocab_size=6, word_start=start)
+    assert longer.score([1, 2, 5]) == 3.0  # "moreno" gives way to the longer phrase "morenos"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_graph_whole_words_agree_with_their_definition(seed: int) -> None:
+    rng = random.Random(seed)
+    V = 6
+    start = {0, 1, 4}
+    mask = np.array([t in start for t in range(V)])
+    phrases = list({tuple(rng.randrange(V) for _ in range(rng.randint(1, 4))) for _ in range(6)})
+    g = ContextGraph([(p, 0.5) for p in phrases], vocab_size=V, word_start=mask)
+    for _ in range(200):
+        tokens = [rng.randrange(V) for _ in range(rng.randint(0, 10))]
+        want = _brute_word_bonus(tokens, phrases, 0.5, start)
+        assert abs(g.score(tokens) - want) < 1e-9, (phrases, tokens, g.score(tokens), want)
+    for node in range(g.num_nodes):
+        row = g.bonuses(node)
+        assert all(abs(row[t] - g.step(node, t)[1]) < 1e-6 for t in range(V))
+
+
+def test_word_starts_marks_word_initial_and_special_pieces() -> None:
+    got = word_starts(["<blk>", "\u2581more", "n", "o", "'s", "<cc>", "w"])
+    assert got.tolist() == [True, True, False, False, True, True, False]
+    with pytest.raises(ValueError):
+        ContextGraph([([1], 1.0)], vocab_size=4, word_start=np.ones(3, dtype=bool))
 
 
 def test_graph_refuses_bad_phrases() -> None:

@@ -389,3 +389,40 @@ def test_bundle_eval_reports_wer_speed_size_and_parity(tiny, tiny_corpus, tmp_pa
         expected = error_counts([u.text for u in utts], [h.text for h in hyps], "en").rate
         assert row["wer_one_symbol_per_frame"] == pytest.approx(expected), precision
     assert report["parity"]["parley_vs_sherpa_identical"] == report["parity"]["pytorch_vs_parley_identical"] == 3
+
+
+def test_card_sections_are_replaced_and_the_files_table_follows_bundle_json(tmp_path) -> None:
+    from export.bundle import update_card_section
+    from export.evaluate_bundle import record_on_card
+    from server.bundle import sha256_of
+
+    folder = export_tiny_bundle(tmp_path)
+    (folder / "extra.txt").write_text("x")
+    meta = json.loads((folder / "bundle.json").read_text())
+    meta["files"]["extra.txt"] = {"bytes": 1, "sha256": sha256_of(folder / "extra.txt")}
+    (folder / "bundle.json").write_text(json.dumps(meta))
+    update_card_section(folder, "Notes", "first")
+    update_card_section(folder, "Notes", "second")
+    card = (folder / "README.md").read_text()
+    assert card.count("## Notes") == 1 and "second" in card and "first" not in card
+    assert card.index("## Notes") < card.index("## Files") and "| extra.txt | 1 |" in card
+
+    def report(wer: float) -> dict:
+        by = {"engine": {"espeak": {"utterances": 3, "wer": wer}}}
+        return {"utterances": 3, "precisions": {"int8": {"wer": wer, "wer_one_symbol_per_frame": wer, "by": by}}}
+
+    record_on_card(folder, Path("/d/corpus/en/test.jsonl"), report(0.5))
+    record_on_card(folder, Path("/d/other/en/dev.jsonl"), report(0.25))
+    record_on_card(folder, Path("/d/corpus/en/test.jsonl"), report(0.125))  # measured again: replaces its row
+    runtime = json.loads((folder / "bundle.json").read_text())["measured"]["runtime"]
+    assert [(r["test"], r["wer"]) for r in runtime] == [("other/en/dev.jsonl", 0.25), ("corpus/en/test.jsonl", 0.125)]
+    card = (folder / "README.md").read_text()
+    assert "| corpus/en/test.jsonl | int8 | 3 | 12.50 % |" in card and "50.00 %" not in card
+    load_bundle(folder, precision="fp32")  # what the card added leaves the bundle loadable
+    # A card that links to another bundle's (tests link committed bundles' files) is replaced, not written through.
+    other = tmp_path / "other.md"
+    other.write_text("# other\n\n## Files\n")
+    (folder / "README.md").unlink()
+    (folder / "README.md").symlink_to(other)
+    update_card_section(folder, "Notes", "third")
+    assert other.read_text() == "# other\n\n## Files\n" and "third" in (folder / "README.md").read_text()

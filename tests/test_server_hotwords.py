@@ -48,6 +48,11 @@ def test_every_beam_stream_gets_the_server_s_hotwords(planner_parts) -> None:
     assert graph is not None and fusion is None
     both, _ = planner.adapt(HeadPlan(), Adaptation((("moreno", 2.0),)))[0]
     assert both is not None and len(both._next) > len(graph._next), "the stream's own hotwords are added"
+    # whole words: "moreno" then a piece that glues onto the word ("morenos" is no "moreno") gets its bonus back
+    sp = bundle.heads[0].sp
+    moreno, glued = sp.encode("moreno"), sp.encode("morenos")
+    assert glued[: len(moreno)] == moreno, "the test needs 'morenos' to begin with the pieces of 'moreno'"
+    assert both.score(moreno) > 0 and both.score(glued) < both.score(moreno)
     # the server's list does not count against a stream's limit
     small = Planner(bundle, model, EngineConfig(server_hotwords=server, max_hotwords=1).hotwords)
     assert small.adapt(HeadPlan(), Adaptation((("moreno", None),)))[0][0] is not None

@@ -25,7 +25,7 @@ from models.nn.search import greedy_search
 from models.nn.transducer import ModelConfig, Transducer
 from models.train.tasks import MultiTaskDataset, Task, TaskBatchSampler, parse_tasks
 from models.train.train import TrainConfig, train
-from tests._tiny import TINY_ENCODER
+from tests._tiny import TINY_ENCODER, tiny_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 LANG_DIR = ROOT / "models" / "lang"
@@ -165,26 +165,20 @@ def test_tasks_and_their_batches(corpus: Path) -> None:
 
 
 def _cfg(corpus: Path, exp: Path, **kw) -> TrainConfig:
-    return TrainConfig(
+    settings = dict(
         train=[str(corpus / lang / "train.jsonl") for lang in LANGS],
         dev=[str(corpus / lang / "dev.jsonl") for lang in LANGS],
-        tokenizer=kw.pop("tokenizer", ""),
-        exp_dir=str(exp),
-        encoder=TINY_ENCODER,
         decoder_dim=16,
         joiner_dim=24,
         max_seconds=8.0,
         warmup_steps=2,
-        lr=3e-3,
-        num_workers=0,
         checkpoint_every=50,
         dev_utts=2,
-        threads=1,
         augment=False,
         lang_dir=str(LANG_DIR),
         lid_languages=list(LANGS),
-        **kw,
     )
+    return tiny_train_config(corpus, kw.pop("tokenizer", ""), exp, **{**settings, **kw})
 
 
 @pytest.fixture(scope="module")

@@ -11,30 +11,14 @@ import torch
 
 from models.nn.checkpoint import load_model
 from models.train.train import TrainConfig, draw_attention_limits, lr_at, model_config, rnnt_loss_scales, train
-from tests._tiny import TINY_ENCODER
+from tests._tiny import TINY_ENCODER, tiny_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = TINY_ENCODER
 
 
 def _cfg(corpus: Path, tokenizer: Path, exp: Path, **kw) -> TrainConfig:
-    return TrainConfig(
-        train=[str(corpus / "en" / "train.jsonl")],
-        dev=[str(corpus / "en" / "dev.jsonl")],
-        tokenizer=str(tokenizer),
-        exp_dir=str(exp),
-        encoder=TINY,
-        decoder_dim=32,
-        joiner_dim=32,
-        max_seconds=12.0,
-        warmup_steps=5,
-        lr=3e-3,
-        num_workers=0,
-        checkpoint_every=5,
-        dev_utts=4,
-        threads=1,
-        **kw,
-    )
+    return tiny_train_config(corpus, tokenizer, exp, **kw)
 
 
 def test_tiny_cpu_training_learns_checkpoints_and_resumes(tiny_corpus, tiny_tokenizer, tmp_path) -> None:

@@ -57,10 +57,25 @@ class MixConfig:
     p_sequential: float = 0.1  # share of two-talker items without overlap
     gain_db: float = 5.0  # the second talker's level is drawn uniformly in [-gain_db, +gain_db] dB
     max_gap_s: float = 0.5  # "sequential": silence between the two utterances, drawn in [0, max_gap_s]
+    # Who counts as another talker: "voice", any other voice string (a voice at another rate or pitch too, as the
+    # committed en-tsot-small was trained); "base", another speaker (`speaker_of`: the voice without its prosody).
+    speaker: str = "voice"
 
     def __post_init__(self) -> None:
         if self.p_single < 0 or self.p_sequential < 0 or self.p_single + self.p_sequential > 1:
             raise ValueError(f"p_single {self.p_single} and p_sequential {self.p_sequential} must be >= 0, sum <= 1")
+        if self.speaker not in ("voice", "base"):
+            raise ValueError(f"speaker {self.speaker!r}: choose voice or base")
+
+    def speakers(self, voices: Sequence[str]) -> list[str]:
+        """The talker of each voice string, as this config tells them apart."""
+        return list(voices) if self.speaker == "voice" else [speaker_of(v) for v in voices]
+
+
+def speaker_of(voice: str) -> str:
+    """The speaker of a manifest's voice string: what comes before its prosody ("mbrola:mb-us1/r1.12/p1.05" ->
+    "mbrola:mb-us1", "en-gb-x-gbcwmd+max/p32/pr62/r173/g0" -> "en-gb-x-gbcwmd+max")."""
+    return voice.split("/", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -134,6 +149,29 @@ def shifted(words: Sequence[Word], offset: float) -> list[Word]:
     return [Word(w.word, w.start + offset, w.end + offset) for w in words]
 
 
+def mix_audio(plan: MixPlan, x1: np.ndarray, x2: np.ndarray | None) -> np.ndarray:
+    """The mixture's samples `(T_samples,)` float32: the second utterance (None for "single") at the plan's offset and
+    level relative to the first (by RMS), scaled down if its peak would clip as int16."""
+    if x2 is None:
+        y = x1.astype(np.float32)
+    else:
+        x2 = x2 * (_rms(x1) / _rms(x2) * 10 ** (plan.gain_db / 20))  # the second's level relative to the first
+        start = round(plan.offset_s * SAMPLE_RATE)
+        y = np.zeros(max(x1.size, start + x2.size), dtype=np.float32)  # (T_samples,)
+        y[: x1.size] += x1
+        y[start : start + x2.size] += x2
+    peak = float(np.abs(y).max(initial=0.0))
+    return y * (_PEAK / peak) if peak > _PEAK else y
+
+
+def mixture_sources(plan: MixPlan, first: Utterance, second: Utterance | None) -> list[tuple[str, list[Word]]]:
+    """(speaker, words with their times in the mixture) of each talker, what `serialize` takes."""
+    sources = [(first.voice, list(first.words))]
+    if second is not None:
+        sources.append((second.voice, shifted(second.words, round(plan.offset_s * SAMPLE_RATE) / SAMPLE_RATE)))
+    return sources
+
+
 def mix_one(job: _Job) -> dict:
     """Mixes one item's audio, writes its WAV, returns its manifest line (a dict). Runs in a worker process."""
     p = job.plan
@@ -144,21 +182,12 @@ def mix_one(job: _Job) -> dict:
         return json.loads(sidecar.read_text(encoding="utf-8"))
     x1, sr1 = read_wav(job.first.audio)
     assert sr1 == SAMPLE_RATE, f"{job.first.audio}: {sr1} Hz, expected {SAMPLE_RATE}"
-    sources = [(job.first.voice, job.first.words)]
-    if job.second is None:
-        y = x1.astype(np.float32)
-    else:
+    x2 = None
+    if job.second is not None:
         x2, sr2 = read_wav(job.second.audio)
         assert sr2 == SAMPLE_RATE, f"{job.second.audio}: {sr2} Hz, expected {SAMPLE_RATE}"
-        x2 = x2 * (_rms(x1) / _rms(x2) * 10 ** (p.gain_db / 20))  # the second's level relative to the first
-        start = round(p.offset_s * SAMPLE_RATE)
-        y = np.zeros(max(x1.size, start + x2.size), dtype=np.float32)  # (T_samples,)
-        y[: x1.size] += x1
-        y[start : start + x2.size] += x2
-        sources.append((job.second.voice, shifted(job.second.words, start / SAMPLE_RATE)))
-    peak = float(np.abs(y).max(initial=0.0))
-    if peak > _PEAK:
-        y *= _PEAK / peak
+    y = mix_audio(p, x1, x2)
+    sources = mixture_sources(p, job.first, job.second)
     write_wav(wav, y, SAMPLE_RATE)
     label = serialize(sources)
     utt = Utterance(
@@ -199,7 +228,7 @@ def simulate(
         raise ValueError(f"{manifest}: {len(untimed)} utterances without word timings (e.g. {untimed[0]})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plans = plan_mixtures([u.duration for u in utts], [u.voice for u in utts], n, seed, cfg)
+    plans = plan_mixtures([u.duration for u in utts], cfg.speakers([u.voice for u in utts]), n, seed, cfg)
     work = [
         _Job(str(out), i, p, utts[p.first], None if p.second is None else utts[p.second]) for i, p in enumerate(plans)
     ]
@@ -234,9 +263,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--p-single", type=float, default=0.1, help="share of single-talker items (default: 0.1)")
     p.add_argument("--p-sequential", type=float, default=0.1, help="share of non-overlapping pairs (default: 0.1)")
     p.add_argument("--gain-db", type=float, default=5.0, help="second talker's level range, +- dB (default: 5)")
+    p.add_argument(
+        "--speaker",
+        choices=("voice", "base"),
+        default="voice",
+        help="another talker is another voice string (default) or another speaker, prosody aside (base)",
+    )
     a = p.parse_args(argv)
     try:
-        cfg = MixConfig(p_single=a.p_single, p_sequential=a.p_sequential, gain_db=a.gain_db)
+        cfg = MixConfig(p_single=a.p_single, p_sequential=a.p_sequential, gain_db=a.gain_db, speaker=a.speaker)
         path = simulate(a.manifest, a.out, a.n, a.seed, cfg, a.jobs)
     except (FileNotFoundError, ValueError) as e:
         print(f"parley mix: {e}", file=sys.stderr)

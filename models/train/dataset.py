@@ -14,7 +14,7 @@ Dimension letters: B batch, T frames, F fbank bins, U tokens.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -108,7 +108,9 @@ class DurationBatchSampler(Sampler[list[int]]):
     """Batches of similar-duration utterances, at most `max_seconds` of padded audio each.
 
     Sorting by duration inside buckets of `bucket_size` batches keeps padding low while keeping the batch order
-    random. With `world_size` > 1 every rank gets every world_size-th batch (the same number on each rank).
+    random. With `world_size` > 1 every rank gets every world_size-th batch (the same number on each rank). Items
+    whose lengths change from epoch to epoch (dynamic mixing, models/train/mixing.py) give `durations_of_epoch`,
+    which `set_epoch` reads.
     """
 
     def __init__(
@@ -120,8 +122,10 @@ class DurationBatchSampler(Sampler[list[int]]):
         rank: int = 0,
         world_size: int = 1,
         bucket_size: int = 50,
+        durations_of_epoch: Callable[[int], Sequence[float]] | None = None,
     ) -> None:
         self.durations = list(durations)
+        self.durations_of_epoch = durations_of_epoch
         self.max_seconds = max_seconds
         self.shuffle, self.seed = shuffle, seed
         self.rank, self.world_size = rank, world_size
@@ -130,6 +134,8 @@ class DurationBatchSampler(Sampler[list[int]]):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self.durations_of_epoch is not None:
+            self.durations = list(self.durations_of_epoch(epoch))
 
     def _batches(self) -> list[list[int]]:
         rng = random.Random(self.seed * 1000003 + self.epoch)

@@ -169,7 +169,28 @@ def add_to_bundle(
     manifest["files"][file] = {"bytes": path.stat().st_size, "sha256": sha256_of(path)}
     manifest["files"] = dict(sorted(manifest["files"].items()))
     meta_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    from export.bundle import update_card_section
+
+    update_card_section(bundle, "Language models (`lm-*`)", lm_card_section(manifest["lms"]))
     return path
+
+
+def lm_card_section(lms: Sequence[dict]) -> str:
+    """The bundle card's table of its LMs (bundle.json's "lms")."""
+    rows = [
+        f"| {e['name']} | {e.get('role', 'domain')} | {e['kind']}"
+        + (f" (order {e['order']})" if e.get("order") else "")
+        + f" | {e.get('sentences', '')} | {e.get('lm_scale', '')} | {e.get('ilm_scale', '')} | "
+        f"{e.get('lodr_scale', '')} | {e.get('ngram_dev_perplexity', e.get('lstm_dev_perplexity', ''))} | {e['file']} |"
+        for e in lms
+    ]
+    return (
+        "Added by `parley lm train` (docs/adaptation.md). A stream names a domain LM in its start message "
+        '(`"lm"`); an LM of role `source` (the training transcripts) is subtracted with `lodr_scale` '
+        "(LODR / density ratio).\n\n"
+        "| name | role | kind | sentences | lm_scale | ilm_scale | lodr_scale | dev perplexity | file |\n"
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n" + "\n".join(rows)
+    )
 
 
 def _split_dev(sentences: list[list[int]], fraction: float = 0.1) -> tuple[list[list[int]], list[list[int]]]:

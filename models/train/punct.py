@@ -347,6 +347,7 @@ def add_to_bundle(model_dir: Path, bundle: Path) -> dict[str, str]:
     """Copies a trained model into the bundle folder as `punct-<lang>.onnx` (int8), `punct-<lang>.model` and
     `punct-<lang>.json`, names them in bundle.json's `punctuation`, and lists them in "files" (size and sha256, so
     `load_bundle` checks them as it checks the model's). Returns the entry."""
+    from export.bundle import update_card_section
     from server.bundle import BUNDLE_JSON, sha256_of
 
     card = json.loads((model_dir / "punct.json").read_text())
@@ -361,27 +362,10 @@ def add_to_bundle(model_dir: Path, bundle: Path) -> dict[str, str]:
         files[name] = {"bytes": (bundle / name).stat().st_size, "sha256": sha256_of(bundle / name)}
     meta["files"] = dict(sorted(files.items()))
     (bundle / BUNDLE_JSON).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    if (bundle / "README.md").exists():
-        _update_card(bundle / "README.md", card, meta["files"])
+    section = card_section(card)
+    title, _, body = section.removeprefix("## ").partition("\n")
+    update_card_section(bundle, title, body)
     return entry
-
-
-def _update_card(readme: Path, card: dict, files: dict) -> None:
-    """Puts the model's section before the card's "## Files" table (replacing an older one) and lists its files
-    there."""
-    text = readme.read_text()
-    head, sep, _ = text.partition("## Files")
-    title = f"## Punctuation and casing (`punct-{card['language']}.*`)"
-    if title in head:
-        start = head.index(title)
-        end = head.find("\n## ", start + len(title))
-        head = head[:start] + (head[end + 1 :] if end >= 0 else "")
-    head = head.rstrip("\n") + "\n\n" + card_section(card)
-    if not sep:
-        readme.write_text(head)
-        return
-    rows = [f"| {n} | {e['bytes']:,} | `{e['sha256']}` |" for n, e in sorted(files.items())]
-    readme.write_text(head + "## Files\n\n| file | bytes | sha256 |\n| --- | ---: | --- |\n" + "\n".join(rows) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

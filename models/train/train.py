@@ -48,6 +48,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from models.data.manifest import Utterance, read_manifest
+from models.data.mixtures import MixConfig
 from models.nn.checkpoint import init_from, save_checkpoint
 from models.nn.cmm import sample_language_masks
 from models.nn.encoder import EncoderConfig, count_parameters
@@ -56,6 +57,7 @@ from models.nn.search import greedy_search
 from models.nn.transducer import LOSSES, ModelConfig, Transducer
 from models.train.dataset import DurationBatchSampler, UtteranceDataset, collate, feature_stats
 from models.train.feature_cache import FeatureCache, build_feature_cache
+from models.train.mixing import MixingDataset
 from models.train.perturb import AugmentSettings
 from models.train.pruned_rnnt import DEFAULT_PRUNE_RANGE
 from models.train.rnnt_loss import RNNT_TYPES
@@ -116,6 +118,13 @@ class TrainConfig:
     ctc_on_translations: bool = False  # CTC assumes a monotonic alignment, which translations lack
     freeze_encoder: bool = False  # train only the heads (the encoder and the LID stay as initialized)
     init_head: str = ""  # with `init` from a single-head checkpoint: the head its decoder/joiner initialize
+    # Dynamic mixing (t-SOT, models/train/mixing.py): > 0 draws this many two-talker mixtures of the train
+    # manifests' utterances afresh every epoch (their word timings give the serialized labels); 0: none.
+    mix_per_epoch: int = 0
+    mix_gain_db: float = 5.0  # the second talker's level, uniform in [-mix_gain_db, +mix_gain_db] dB
+    mix_p_single: float = 0.1  # share of single-talker items
+    mix_p_sequential: float = 0.1  # share of two-talker items without overlap
+    mix_speaker: str = "base"  # who is another talker: "base" (another speaker) or "voice" (another voice string)
 
     @property
     def multi_head(self) -> bool:
@@ -393,6 +402,26 @@ def _feature_cache(
     return FeatureCache(cfg.feature_cache)
 
 
+def _mixing_dataset(cfg: TrainConfig, plan, augment: AugmentSettings | None) -> MixingDataset:
+    """The dynamic-mixing training set of `--mix-per-epoch` (a single-head caption model only).
+
+    Raises:
+        ValueError: a multi-head model, a translation target, or a feature cache (mixtures are made from audio).
+    """
+    if cfg.multi_head or cfg.target != "text":
+        raise ValueError("--mix-per-epoch trains a single-head caption model (t-SOT); not with heads or --target")
+    if cfg.feature_cache:
+        raise ValueError("--mix-per-epoch mixes audio on the fly: it cannot use --feature-cache")
+    ((_, utts, enc, _),) = plan.train
+    mix = MixConfig(
+        p_single=cfg.mix_p_single,
+        p_sequential=cfg.mix_p_sequential,
+        gain_db=cfg.mix_gain_db,
+        speaker=cfg.mix_speaker,
+    )
+    return MixingDataset(utts, enc, mix, cfg.mix_per_epoch, seed=cfg.seed, augment=augment)
+
+
 def train(cfg: TrainConfig) -> dict:
     """Runs (or resumes) training; returns the last dev result. Works alone or under torchrun."""
     if cfg.amp not in ("none", "bf16"):
@@ -416,15 +445,26 @@ def train(cfg: TrainConfig) -> dict:
     dev_all = [u for m in cfg.dev for u in read_manifest(m)]
     plan = _plan(cfg, train_all, dev_all)
     augment = AugmentSettings() if cfg.augment else None
-    cache = _feature_cache(cfg, [u for _, utts, _, _ in plan.train for u in utts], augment, main_proc, world)
-    train_sets = [
-        UtteranceDataset(utts, enc, text_of, augment, seed=cfg.seed, cache=cache)
-        for _, utts, enc, text_of in plan.train
-    ]
+    train_sets: list[UtteranceDataset | MixingDataset]
+    if cfg.mix_per_epoch:
+        train_sets = [_mixing_dataset(cfg, plan, augment)]
+    else:
+        cache = _feature_cache(cfg, [u for _, utts, _, _ in plan.train for u in utts], augment, main_proc, world)
+        train_sets = [
+            UtteranceDataset(utts, enc, text_of, augment, seed=cfg.seed, cache=cache)
+            for _, utts, enc, text_of in plan.train
+        ]
     train_ds = MultiTaskDataset(train_sets)
     sampler = TaskBatchSampler(
         [
-            DurationBatchSampler(d.durations(), cfg.max_seconds, seed=cfg.seed, rank=rank, world_size=world)
+            DurationBatchSampler(
+                d.durations(),
+                cfg.max_seconds,
+                seed=cfg.seed,
+                rank=rank,
+                world_size=world,
+                durations_of_epoch=d.durations if isinstance(d, MixingDataset) else None,
+            )
             for d in train_sets
         ],
         train_ds.offsets,
@@ -705,6 +745,24 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
         help="folder of precomputed training features (fbank at each speed factor; built on first use, resumable): "
         "the data loader then reads no audio and computes no fbank, a third of a step on a 2-core CPU",
     )
+    mix = p.add_argument_group("dynamic mixing (t-SOT): fresh two-talker mixtures of the train manifests every epoch")
+    mix.add_argument(
+        "--mix-per-epoch",
+        type=int,
+        default=d.mix_per_epoch,
+        help="mixtures drawn per epoch from the train utterances (they need word timings); 0: train on them as is",
+    )
+    mix.add_argument("--mix-gain-db", type=float, default=d.mix_gain_db, help="second talker's level range, +- dB")
+    mix.add_argument("--mix-p-single", type=float, default=d.mix_p_single, help="share of single-talker items")
+    mix.add_argument(
+        "--mix-p-sequential", type=float, default=d.mix_p_sequential, help="share of pairs without overlap"
+    )
+    mix.add_argument(
+        "--mix-speaker",
+        choices=("base", "voice"),
+        default=d.mix_speaker,
+        help="another talker is another speaker, prosody aside (base, default) or another voice string (voice)",
+    )
     sm2 = p.add_argument_group("multi-head (SM²) models: a head per output language, tasks SRC:TGT, streaming LID")
     sm2.add_argument(
         "--output-languages", nargs="+", default=[], help="one head per output language (tokenizers from --lang-dir)"
@@ -794,6 +852,11 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
         ctc_on_translations=a.ctc_on_translations,
         freeze_encoder=a.freeze_encoder,
         init_head=a.init_head,
+        mix_per_epoch=a.mix_per_epoch,
+        mix_gain_db=a.mix_gain_db,
+        mix_p_single=a.mix_p_single,
+        mix_p_sequential=a.mix_p_sequential,
+        mix_speaker=a.mix_speaker,
     )
 
 
