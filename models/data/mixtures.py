@@ -99,13 +99,20 @@ class MixPlan:
         return max(0.0, min(e1, e2) - max(s1, s2)) / self.duration
 
 
+def talker_codes(voices: Sequence[str]) -> np.ndarray:
+    """`(N,)` int64: one code per distinct talker string, for `plan_mixture` (comparing codes is fast)."""
+    return np.unique(np.asarray(voices, dtype=object).astype(str), return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
 def plan_mixture(
-    rng: np.random.Generator, durations: Sequence[float], voices: Sequence[str], cfg: MixConfig
+    rng: np.random.Generator, durations: Sequence[float], voices: Sequence[str] | np.ndarray, cfg: MixConfig
 ) -> MixPlan:
-    """Draws one mixture's plan from the source utterances' durations and voices (no audio: testable on timings).
+    """Draws one mixture's plan from the source utterances' durations and talkers (no audio: testable on timings).
+
+    `voices`: the talker of each utterance, as strings or as `talker_codes` (the same draws, faster on large sets).
 
     Raises:
-        ValueError: fewer than two voices in the sources while two-talker items are asked for.
+        ValueError: fewer than two talkers in the sources while two-talker items are asked for.
     """
     n = len(durations)
     first = int(rng.integers(n))
@@ -114,10 +121,11 @@ def plan_mixture(
     if kind == "single":
         d = float(durations[first])
         return MixPlan("single", first, None, 0.0, 0.0, d, ((0.0, d),))
-    others = [i for i in range(n) if voices[i] != voices[first]]
-    if not others:
+    codes = voices if isinstance(voices, np.ndarray) else talker_codes(voices)
+    others = np.flatnonzero(codes != codes[first])  # in index order, as the draw below expects
+    if not others.size:
         raise ValueError("two-talker mixtures need utterances of at least two voices")
-    second = others[int(rng.integers(len(others)))]
+    second = int(others[int(rng.integers(others.size))])
     d1, d2 = float(durations[first]), float(durations[second])
     offset = d1 + rng.uniform(0, cfg.max_gap_s) if kind == "sequential" else rng.uniform(0, d1)
     gain = float(rng.uniform(-cfg.gain_db, cfg.gain_db))
@@ -128,7 +136,8 @@ def plan_mixtures(
     durations: Sequence[float], voices: Sequence[str], n: int, seed: int, cfg: MixConfig
 ) -> list[MixPlan]:
     """`n` plans; plan i depends only on (seed, i)."""
-    return [plan_mixture(np.random.default_rng([seed, i]), durations, voices, cfg) for i in range(n)]
+    codes = talker_codes(voices)
+    return [plan_mixture(np.random.default_rng([seed, i]), durations, codes, cfg) for i in range(n)]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from models.data.manifest import Utterance, load_audio
-from models.data.mixtures import MixConfig, MixPlan, mix_audio, mixture_sources, plan_mixture
+from models.data.mixtures import MixConfig, MixPlan, mix_audio, mixture_sources, plan_mixture, talker_codes
 from models.data.tsot import serialize
 from models.train.perturb import AugmentSettings, spec_augment, speed_perturb
 from parley.features import SAMPLE_RATE, FbankConfig, compute_fbank
@@ -68,8 +68,8 @@ class MixingDataset(Dataset):
         self.augment = augment
         self.fbank = fbank or FbankConfig()
         self._durations = [u.duration for u in self.utts]
-        self._speakers = cfg.speakers([u.voice for u in self.utts])
-        if cfg.p_single < 1 and len(set(self._speakers)) < 2:
+        self._speakers = talker_codes(cfg.speakers([u.voice for u in self.utts]))  # (N,) int64
+        if cfg.p_single < 1 and len(set(self._speakers.tolist())) < 2:
             raise ValueError("two-talker mixtures need sources of at least two talkers")
         self.epoch = 0
         self._plans: dict[int, list[MixPlan]] = {}
