@@ -239,6 +239,8 @@ eval-en-v2: $(VENV)/.dev
 	for m in $(EN2_TESTS); do n=$$(basename $$(dirname $$(dirname $$m)))-$$(basename $$m .jsonl); \
 		$(VENV)/bin/parley bundle-eval --bundle $(BUNDLES)/en-open --manifest $$m --rtf-utts 0 \
 		--out $(EN2_EXP)/bundle-eval/$$n.json --card || exit 1; done
+	$(VENV)/bin/parley bundle-eval --bundle $(BUNDLES)/en-open --manifest $(V2)/en/test.jsonl --limit 200 --rtf-utts 0 \
+		--parity 200 --out $(EN2_EXP)/bundle-eval/parity.json --card
 
 bundle-en-v2: $(VENV)/.dev
 	$(VENV)/bin/parley export --checkpoint $(EN2_CKPT) --tokenizer $(EN2_BPE) --name en-open --chunk-ms 320 \

@@ -215,21 +215,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(report, indent=2))
         print(f"wrote {a.out}")
-    if a.card:
-        record_on_card(a.bundle, a.manifest, report)
+    if a.card:  # a --limit run measures a part: only its parity goes on the card
+        record_on_card(a.bundle, a.manifest, report, wer_rows=not a.limit)
     return 0
 
 
-def record_on_card(bundle: Path, manifest: Path, report: dict) -> None:
-    """Puts a bundle-eval report's WER per precision into bundle.json's `measured.runtime` (replacing the same test
-    set's) and the model card's table "Through Parley's runtime"."""
+def record_on_card(bundle: Path, manifest: Path, report: dict, wer_rows: bool = True) -> None:
+    """Puts a bundle-eval report's WER per precision (unless not `wer_rows`) and its sherpa-onnx parity into
+    bundle.json's `measured` (replacing the same test set's) and the model card's section "Through Parley's
+    runtime"."""
     from export.bundle import update_card_section
 
     meta_path = bundle / "bundle.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     test = "/".join(manifest.parts[-3:])  # corpus/lang/split.jsonl
-    rows = [r for r in meta.setdefault("measured", {}).get("runtime", []) if r["test"] != test]
-    for precision, r in report["precisions"].items():
+    rows = meta.setdefault("measured", {}).get("runtime", [])
+    if wer_rows:
+        rows = [r for r in rows if r["test"] != test]
+    for precision, r in report["precisions"].items() if wer_rows else ():
         engines = {k: round(v["wer"], 4) for k, v in r["by"].get("engine", {}).items()}
         rows.append(
             {

@@ -416,8 +416,14 @@ def test_card_sections_are_replaced_and_the_files_table_follows_bundle_json(tmp_
     record_on_card(folder, Path("/d/corpus/en/test.jsonl"), report(0.125))  # measured again: replaces its row
     runtime = json.loads((folder / "bundle.json").read_text())["measured"]["runtime"]
     assert [(r["test"], r["wer"]) for r in runtime] == [("other/en/dev.jsonl", 0.25), ("corpus/en/test.jsonl", 0.125)]
+    parity = {"utterances": 2, "precision": "int8", "parley_wer": 0.375, "sherpa_onnx_wer": 0.25}
+    record_on_card(folder, Path("/d/corpus/en/test.jsonl"), {**report(0.9), "parity": {**parity,
+                   "parley_vs_sherpa_identical": 1}}, wer_rows=False)  # fmt: skip
+    runtime = json.loads((folder / "bundle.json").read_text())["measured"]["runtime"]
+    assert [(r["test"], r["wer"]) for r in runtime] == [("other/en/dev.jsonl", 0.25), ("corpus/en/test.jsonl", 0.125)]
     card = (folder / "README.md").read_text()
     assert "| corpus/en/test.jsonl | int8 | 3 | 12.50 % |" in card and "50.00 %" not in card
+    assert "decodes 1 of 2 utterances of corpus/en/test.jsonl to the same text" in card
     load_bundle(folder, precision="fp32")  # what the card added leaves the bundle loadable
     # A card that links to another bundle's (tests link committed bundles' files) is replaced, not written through.
     other = tmp_path / "other.md"
