@@ -245,7 +245,8 @@ eval-en-v2: $(VENV)/.dev
 bundle-en-v2: $(VENV)/.dev
 	$(VENV)/bin/parley export --checkpoint $(EN2_CKPT) --tokenizer $(EN2_BPE) --name en-open --chunk-ms 320 \
 		--history-ms 1280 --precisions int8 --hardware "$(EN_HARDWARE)" \
-		--eval-report $(EN2_EXP)/eval/report.json $(EN2_EXP)/eval-chunks/report.json --out $(BUNDLES)/en-open
+		--eval-report $(EN2_EXP)/eval/report.json $(EN2_EXP)/eval-chunks/report.json --out $(BUNDLES)/en-open \
+		--card-notes docs/cards/en-open.md
 	$(VENV)/bin/parley punct add --model $(EXP)/punct/en --bundle $(BUNDLES)/en-open
 	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" $(V2)/en/train.jsonl \
 		> $(EN2_EXP)/train-transcripts.txt

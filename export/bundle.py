@@ -690,8 +690,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="subtracted from the blank logit by the server's searches (and sherpa-onnx's, per the card); tune it "
         "on dev data with parley eval --blank-penalty 0 0.5 1 ... (default: 0)",
     )
+    p.add_argument(
+        "--card-notes",
+        type=Path,
+        help='a markdown file whose text becomes the model card\'s section "Notes" (what figures alone do not say)',
+    )
     a = p.parse_args(argv)
     try:
+        notes = a.card_notes.read_text(encoding="utf-8") if a.card_notes else ""
         settings = StreamingSettings(a.chunk_ms, a.history_ms)
         bundle = build_bundle(
             a.checkpoint,
@@ -711,6 +717,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"parley export: {e}", file=sys.stderr)
         return 2
+    if notes:
+        update_card_section(a.out, "Notes", notes)
     total = sum(e["bytes"] for e in bundle["files"].values())
     print(f"wrote {a.out}: {len(bundle['files'])} files, {total / 1e6:.1f} MB")
     for n, e in bundle["files"].items():

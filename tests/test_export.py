@@ -432,3 +432,15 @@ def test_card_sections_are_replaced_and_the_files_table_follows_bundle_json(tmp_
     (folder / "README.md").symlink_to(other)
     update_card_section(folder, "Notes", "third")
     assert other.read_text() == "# other\n\n## Files\n" and "third" in (folder / "README.md").read_text()
+
+
+def test_card_notes_become_a_section_of_the_model_card(tmp_path) -> None:
+    ck = make_tiny_checkpoint(tmp_path / "tiny.pt")
+    notes = tmp_path / "notes.md"
+    notes.write_text("A preview: far from its targets.\n")
+    out = tmp_path / "bundle"
+    args = ["--checkpoint", str(ck), "--tokenizer", str(EN_BPE), "--name", "tiny-en", "--out", str(out)]
+    assert export_main([*args, "--card-notes", str(notes)]) == 0
+    card = (out / "README.md").read_text()
+    assert "## Notes\n\nA preview: far from its targets." in card and card.index("## Notes") < card.index("## Files")
+    assert export_main([*args, "--card-notes", str(tmp_path / "missing.md")]) == 2
