@@ -303,7 +303,7 @@ SM2_HARDWARE ?= $(EN_HARDWARE)
 SM2_ARCH = --d-model 144 --layers 8 --heads 4 --ff-dim 576 --conv-kernel 15 --decoder-dim 256 --joiner-dim 320 \
 	--ctc-weight 0.3 --lid-languages $(SM2_LANGS) --max-seconds 30 --amp $(EN_AMP) --num-workers 1 --dropout 0 \
 	--dev-utts 40
-SM2_STAGE1 = --init $(EN_FINAL) --init-head en --epochs 1 --max-steps $(SM2_CPU_STEPS) --lr 1e-3 --warmup-steps 300 \
+SM2_STAGE1 = --init $(SM2_INIT) --init-head en --epochs 1 --max-steps $(SM2_CPU_STEPS) --lr 1e-3 --warmup-steps 300 \
 	--dev-every 4000
 SM2_STAGE2 = --epochs 1 --max-steps $(SM2_ZH_CPU_STEPS) --lr 1e-3 --warmup-steps 300 --dev-every 2000
 SM2_CKPT = last.pt
@@ -332,9 +332,14 @@ tokenizers-sm2-v2: $(VENV)/.dev
 		$(DATA)/text/$$l/train.jsonl > $(EXP)/sm2-lang/text-$$l.txt || exit 1; done
 	$(VENV)/bin/parley tokenizer --text-file $(foreach l,en de es fr it zh,$(l)=$(EXP)/sm2-lang/text-$(l).txt) \
 		--vocab-size $(SM2_VOCAB) zh=$(SM2_ZH_VOCAB) --languages en,de,es,fr,it,zh --out $(EXP)/sm2-lang
+	cp $(EN2_BPE) $(dir $(EN2_BPE))tokens.txt $(EXP)/sm2-lang/en/  # en-open's: its en head carries over (SM2_INIT)
 # SM2_CMM="--cmm-languages en de es fr it zh --cmm-rank 64": the configurable multilingual encoder (docs/sm2.md).
 SM2_CMM ?=
-SM2_ARCH += $(SM2_CMM) --lang-dir $(SM2_LANG_DIR)
+# The English model stage 1 starts from (encoder and en head), and flags added to both stages; for the open-domain
+# corpus: SM2_INIT=$(EN2_CKPT) SM2_EXTRA="--loss pruned --rnnt-type modified --prune-warmup-steps 0" (docs/sm2.md).
+SM2_INIT ?= $(EN_FINAL)
+SM2_EXTRA ?=
+SM2_ARCH += $(SM2_CMM) --lang-dir $(SM2_LANG_DIR) $(SM2_EXTRA)
 SM2_EXP = $(EXP)/$(SM2_NAME)
 sm2_manifests = $(foreach l,$(1),$(SM2_CORPUS)/$(l)/$(2).jsonl)
 
