@@ -234,6 +234,7 @@ def record_on_card(bundle: Path, manifest: Path, report: dict, wer_rows: bool = 
         rows = [r for r in rows if r["test"] != test]
     for precision, r in report["precisions"].items() if wer_rows else ():
         engines = {k: round(v["wer"], 4) for k, v in r["by"].get("engine", {}).items()}
+        effects = {k: round(v["wer"], 4) for k, v in r["by"].get("augment", {}).items()}
         rows.append(
             {
                 "test": test,
@@ -242,6 +243,7 @@ def record_on_card(bundle: Path, manifest: Path, report: dict, wer_rows: bool = 
                 "wer": round(r["wer"], 4),
                 "wer_one_symbol_per_frame": round(r["wer_one_symbol_per_frame"], 4),
                 "wer_by_engine": engines,
+                "wer_by_augment": effects,
             }
         )
     meta["measured"]["runtime"] = rows
@@ -256,12 +258,15 @@ def record_on_card(bundle: Path, manifest: Path, report: dict, wer_rows: bool = 
     body = [
         "`parley bundle-eval --card` (the server's runtime: greedy search, the bundle's chunk and history):",
         "",
-        "| test set | precision | utterances | WER | one token per frame (sherpa-onnx's greedy) | WER by engine |",
-        "| --- | --- | ---: | ---: | ---: | --- |",
+        "| test set | precision | utterances | WER | one token per frame (sherpa-onnx's greedy) | WER by engine | "
+        "WER by augmentation |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- |",
         *(
             f"| {r['test']} | {r['precision']} | {r['utterances']} | {100 * r['wer']:.2f} % | "
             f"{100 * r['wer_one_symbol_per_frame']:.2f} % | "
             + ", ".join(f"{k} {100 * v:.1f} %" for k, v in r["wer_by_engine"].items())
+            + " | "
+            + ", ".join(f"{k} {100 * v:.1f} %" for k, v in r.get("wer_by_augment", {}).items())
             + " |"
             for r in rows
         ),

@@ -408,7 +408,7 @@ def test_card_sections_are_replaced_and_the_files_table_follows_bundle_json(tmp_
     assert card.index("## Notes") < card.index("## Files") and "| extra.txt | 1 |" in card
 
     def report(wer: float) -> dict:
-        by = {"engine": {"espeak": {"utterances": 3, "wer": wer}}}
+        by = {"engine": {"espeak": {"utterances": 3, "wer": wer}}, "augment": {"noise": {"utterances": 3, "wer": wer}}}
         return {"utterances": 3, "precisions": {"int8": {"wer": wer, "wer_one_symbol_per_frame": wer, "by": by}}}
 
     record_on_card(folder, Path("/d/corpus/en/test.jsonl"), report(0.5))
@@ -422,7 +422,8 @@ def test_card_sections_are_replaced_and_the_files_table_follows_bundle_json(tmp_
     runtime = json.loads((folder / "bundle.json").read_text())["measured"]["runtime"]
     assert [(r["test"], r["wer"]) for r in runtime] == [("other/en/dev.jsonl", 0.25), ("corpus/en/test.jsonl", 0.125)]
     card = (folder / "README.md").read_text()
-    assert "| corpus/en/test.jsonl | int8 | 3 | 12.50 % |" in card and "50.00 %" not in card
+    assert "| corpus/en/test.jsonl | int8 | 3 | 12.50 % | 12.50 % | espeak 12.5 % | noise 12.5 % |" in card
+    assert "50.00 %" not in card
     assert "decodes 1 of 2 utterances of corpus/en/test.jsonl to the same text" in card
     load_bundle(folder, precision="fp32")  # what the card added leaves the bundle loadable
     # A card that links to another bundle's (tests link committed bundles' files) is replaced, not written through.
