@@ -186,7 +186,7 @@ GRAMMAR_CORPUS ?= $(DATA)/corpus-en
 EN2_TESTS = $(V2)/en/test.jsonl $(V2)/en/test_engine.jsonl $(DATA)/asterisk/en/test.jsonl \
 	$(GRAMMAR_CORPUS)/en/test.jsonl $(GRAMMAR_CORPUS)/en/test_unseen.jsonl
 .PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d eval-en-v2-torch \
-	bundle-en-v2 eval-en-v2 adapt-en-v2 model-en-v2 train-en-v2e
+	bundle-en-v2 eval-en-v2 adapt-en-v2 model-en-v2 init-en-v2e train-en-v2e0 train-en-v2e
 tokenizer-en-v2: $(VENV)/.dev
 	mkdir -p $(EN2_EXP)
 	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open('$(DATA)/text/en/train.jsonl')]" \
@@ -214,23 +214,40 @@ train-en-v2b: $(VENV)/.dev
 		--lr 8e-4 --warmup-steps 200 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --dev-utts 150 \
 		--dev-every 1000 --checkpoint-every 200 --feature-cache $(DATA)/fbank-v2/en
 
+# Precomputed features (features-en-v2) by default; EN2_FEATURES= computes them in the data loader instead, which pays
+# for a short stage (the cache of 12 h at three speeds costs about 25 minutes of both cores before the first step).
+EN2_FEATURES ?= --feature-cache $(DATA)/fbank-v2/en
 # Stages c, d, e: continue from the previous stage's last checkpoint with a fresh warm-up and cosine schedule at a lower
 # peak learning rate; each resumes from its own last.pt. $(call EN2_CONTINUE,stage,from,steps,lr)
 EN2_CONTINUE = $(VENV)/bin/parley train --train $(EN2_TRAIN) --dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) \
 	--exp-dir $(EN2_EXP)/train-$(1) --init $(EN2_EXP)/train-$(2)/last.pt --loss pruned --prune-range 5 \
 	--rnnt-type modified --prune-warmup-steps 0 --epochs 100 --max-steps $(3) --max-seconds 30 --lr $(4) \
 	--warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --dev-utts 150 --dev-every 800 \
-	--checkpoint-every 100 --feature-cache $(DATA)/fbank-v2/en
+	--checkpoint-every 100 $(EN2_FEATURES)
 EN2C_STEPS ?= 3000
 EN2D_STEPS ?= 7000
-# Stage e continues d; the committed bundle is d's (EN2_CKPT) until e is finished and exported.
-EN2E_STEPS ?= 4000
 train-en-v2c: $(VENV)/.dev
 	$(call EN2_CONTINUE,c,b,$(EN2C_STEPS),5e-4)
 train-en-v2d: $(VENV)/.dev
 	$(call EN2_CONTINUE,d,c,$(EN2D_STEPS),4e-4)
+
+# Stage e starts from the bundle that stage d exported (bundle-en-v2 with EN2_CKPT at train-d), its weights recovered
+# from the int8 ONNX files (models/train/warmstart.py): the recipe goes on from what is committed, whatever became of
+# the experiment folder. The bundle holds neither the pruned loss's simple joiner nor the CTC layer (neither is
+# exported), so e0 trains them (and the decoder and joiner, gently) on the frozen encoder before e trains everything.
+EN2E0_STEPS ?= 300
+EN2E_STEPS ?= 2500
+init-en-v2e: $(VENV)/.dev
+	$(PY) -m models.train.warmstart --bundle $(BUNDLES)/en-open --out $(EN2_EXP)/init-e.pt
+	test -e $(EN2_BPE) || { mkdir -p $(dir $(EN2_BPE)) && cp $(BUNDLES)/en-open/bpe.model $(EN2_BPE); }
+train-en-v2e0: $(VENV)/.dev
+	$(VENV)/bin/parley train --train $(EN2_TRAIN) --dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) \
+		--exp-dir $(EN2_EXP)/train-e0 --init $(EN2_EXP)/init-e.pt --freeze-encoder --loss pruned --prune-range 5 \
+		--rnnt-type modified --prune-warmup-steps $(EN2E0_STEPS) --epochs 100 --max-steps $(EN2E0_STEPS) \
+		--max-seconds 30 --lr 3e-4 --warmup-steps 50 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 \
+		--dev-utts 150 --dev-every $(EN2E0_STEPS) --checkpoint-every 100 $(EN2_FEATURES)
 train-en-v2e: $(VENV)/.dev
-	$(call EN2_CONTINUE,e,d,$(EN2E_STEPS),3e-4)
+	$(call EN2_CONTINUE,e,e0,$(EN2E_STEPS),3e-4)
 
 # PyTorch (the card's figures, chunk sizes), then the int8 bundle through the runtime (WER per engine and effect).
 eval-en-v2-torch: $(VENV)/.dev

@@ -100,10 +100,9 @@ def _earlier_stages(cfg: dict, depth: int = 5) -> list[dict]:
     stages = []
     while cfg.get("init") and Path(cfg["init"]).is_file() and len(stages) < depth:
         ck = torch.load(cfg["init"], map_location="cpu", weights_only=False)
-        if (
-            "from_bundle" in ck
-        ):  # weights recovered from a committed bundle (models/train/warmstart.py): its card says more
+        if "from_bundle" in ck:  # weights recovered from a committed bundle (models/train/warmstart.py)
             stages.append({"checkpoint": "", "from_bundle": Path(ck["from_bundle"]).name, "steps": 0, "train_hours": 0})
+            stages.extend(_bundle_stages(ck.get("bundle_training") or {}))
             break
         cfg, state = ck.get("train_config", {}), ck.get("state", {})
         stages.append(
@@ -119,6 +118,26 @@ def _earlier_stages(cfg: dict, depth: int = 5) -> list[dict]:
             }
         )
     return stages
+
+
+def _bundle_stages(training: dict) -> list[dict]:
+    """A bundle's own training (bundle.json's "training") as earlier stages, newest first: its last run, then the
+    runs that one started from. Empty when the bundle recorded no training."""
+    if not training.get("steps"):
+        return []
+    recipe = training.get("recipe", {})
+    last = {
+        "checkpoint": "",  # bundle.json does not record where the run was
+        "steps": training.get("steps"),
+        "epochs": training.get("epochs"),
+        "train_hours": training.get("train_hours", 0.0),
+        "lr": recipe.get("lr"),
+        "max_seconds": recipe.get("max_seconds"),
+        "dropout": recipe.get("dropout"),  # the encoder's settings are not in the recipe
+        "amp": recipe.get("amp", "none"),
+        "data_hours": training.get("data", {}).get("hours"),
+    }
+    return [last, *training.get("started_from", [])]
 
 
 def training_summary(checkpoint: dict, hardware: str | None) -> dict:
@@ -291,11 +310,15 @@ def model_card(bundle: dict) -> str:
         f"- {t['steps']} steps, {t['epochs']} epochs, {t['train_hours']} h on {t['hardware']}",
         f"- best dev WER: {_pct(t['best_dev_wer'])}, last dev WER: {_pct(t['last_dev_wer'])}",
         *[
-            f"- before that (`--init`): the weights of the bundle {e['from_bundle']} (recovered from its ONNX files by "
-            "models/train/warmstart.py; its own card says how it was trained)"
+            f"- before that (`--init`): the weights of the bundle {e['from_bundle']} as it was then (recovered from "
+            "its ONNX files by models/train/warmstart.py)"
             if "from_bundle" in e
-            else f"- before that (`--init`), run in {e['checkpoint']}: {e['steps']} steps, {e['epochs']} epochs, "
-            f"{e['train_hours']} h (lr {e['lr']}, {e['max_seconds']} s batches, dropout {e['dropout']}, amp {e['amp']})"
+            else f"- before that (`--init`), {_run_where(e['checkpoint'])}: {e['steps']} steps, {e['epochs']} epochs, "
+            f"{e['train_hours']} h (lr {e['lr']}, {e['max_seconds']} s batches"
+            + (f", dropout {e['dropout']}" if e.get("dropout") is not None else "")
+            + f", amp {e['amp']}"
+            + (f", {e['data_hours']} h of data" if e.get("data_hours") else "")
+            + ")"
             for e in t.get("started_from", [])
         ],
         *(
@@ -369,6 +392,11 @@ def model_card(bundle: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _run_where(checkpoint: str) -> str:
+    """How a card names an earlier run: its folder, or (a bundle's own last run, whose folder is not recorded) that."""
+    return f"run in {checkpoint}" if checkpoint else "the run that bundle was exported from"
 
 
 def _pct(x: float | None) -> str:

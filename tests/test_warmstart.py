@@ -48,3 +48,20 @@ def test_every_exported_tensor_comes_back_and_the_joiner_computes_the_same(tmp_p
         torch_out = model.joiner.output(torch.tanh(torch.from_numpy(e + d))).numpy()
     diff = np.abs(onnx_out - torch_out).max()
     assert diff < 0.02 * np.abs(onnx_out).max(), f"max difference {diff} (int8 activations in the ONNX joiner)"
+
+
+def test_a_run_from_a_bundle_carries_the_bundles_training_history(tmp_path: Path) -> None:
+    from export.bundle import training_summary
+
+    open_bundle = BUNDLE.parent / "en-open"
+    ckpt = checkpoint_from_bundle(open_bundle)
+    own = json.loads((open_bundle / "bundle.json").read_text())["training"]
+    assert ckpt["bundle_training"] == own
+    init = tmp_path / "init.pt"
+    torch.save(ckpt, init)
+    run = {"train_config": {"init": str(init), "train": []}, "state": {"step": 30, "epoch": 0, "train_seconds": 36.0}}
+    stages = training_summary(run, "here")["started_from"]
+    assert stages[0]["from_bundle"] == "en-open"
+    assert stages[1]["steps"] == own["steps"] and stages[1]["train_hours"] == own["train_hours"]
+    assert stages[2:] == own["started_from"]  # and, through it, the runs that bundle came from
+    assert sum(s["steps"] or 0 for s in stages) == own["steps"] + sum(s["steps"] or 0 for s in own["started_from"])

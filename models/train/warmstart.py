@@ -61,7 +61,11 @@ def tensors_from_onnx(path: str | Path, prefix: str = "") -> dict[str, np.ndarra
 
 
 def checkpoint_from_bundle(bundle: str | Path) -> dict:
-    """{"model": {name: tensor}} from a single-head bundle's int8 (or fp32) encoder, decoder and joiner."""
+    """{"model": {name: tensor}} from a single-head bundle's int8 (or fp32) encoder, decoder and joiner.
+
+    Also "from_bundle" (the folder) and "bundle_training" (bundle.json's "training": how those weights were trained),
+    so that a bundle exported from a run that started here carries the whole history, even where the new bundle
+    replaces the one it started from."""
     import torch
 
     bundle = Path(bundle)
@@ -79,7 +83,7 @@ def checkpoint_from_bundle(bundle: str | Path) -> dict:
             if prefix == "" and k.startswith("decoder_proj."):
                 k = f"joiner.{k}"  # the exported decoder graph carries the joiner's decoder projection
             state[k] = torch.from_numpy(np.array(v))
-    return {"model": state, "from_bundle": str(bundle)}
+    return {"model": state, "from_bundle": str(bundle), "bundle_training": meta.get("training") or {}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
