@@ -236,7 +236,7 @@ train-en-v2d: $(VENV)/.dev
 # the experiment folder. The bundle holds neither the pruned loss's simple joiner nor the CTC layer (neither is
 # exported), so e0 trains them (and the decoder and joiner, gently) on the frozen encoder before e trains everything.
 EN2E0_STEPS ?= 300
-EN2E_STEPS ?= 2500
+EN2E_STEPS ?= 5000
 init-en-v2e: $(VENV)/.dev
 	$(PY) -m models.train.warmstart --bundle $(BUNDLES)/en-open --out $(EN2_EXP)/init-e.pt
 	test -e $(EN2_BPE) || { mkdir -p $(dir $(EN2_BPE)) && cp $(BUNDLES)/en-open/bpe.model $(EN2_BPE); }
