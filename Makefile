@@ -179,14 +179,14 @@ EN2_TRAIN = $(V2)/en/train.jsonl $(DATA)/asterisk/en/train.jsonl
 EN2_BPE = $(EN2_EXP)/lang/en/bpe.model
 # Stage b continues stage a's weights on the 50 h corpus (fresh optimizer, short warm-up, no pruning warm-up).
 EN2B_STEPS ?= 3000
-EN2_CKPT = $(EN2_EXP)/train-d/last.pt
+EN2_CKPT = $(EN2_EXP)/train-e/last.pt
 # The grammar's own test sets (the assistant domain), as corpus-en builds them (make corpus-en, or the same seed and
 # split sizes with --hours 0.01).
 GRAMMAR_CORPUS ?= $(DATA)/corpus-en
 EN2_TESTS = $(V2)/en/test.jsonl $(V2)/en/test_engine.jsonl $(DATA)/asterisk/en/test.jsonl \
 	$(GRAMMAR_CORPUS)/en/test.jsonl $(GRAMMAR_CORPUS)/en/test_unseen.jsonl
 .PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d eval-en-v2-torch \
-	bundle-en-v2 eval-en-v2 adapt-en-v2 model-en-v2 init-en-v2e train-en-v2e0 train-en-v2e
+	bundle-en-v2 eval-en-v2 adapt-en-v2 model-en-v2 init-en-v2e train-en-v2e0 train-en-v2e bundle-en-v2-d
 tokenizer-en-v2: $(VENV)/.dev
 	mkdir -p $(EN2_EXP)
 	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open('$(DATA)/text/en/train.jsonl')]" \
@@ -294,8 +294,14 @@ adapt-en-v2: $(VENV)/.dev
 		--source-manifest $(V2)/en/train.jsonl --mix-source 2 --work $(EXP)/bench-adapt-docs --methods ilme lodr \
 		--out benchmarks/results/adapt/en-open-heldout-docs.json
 
-model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d eval-en-v2-torch punct-en \
-	bundle-en-v2 eval-en-v2
+# Stages a-d, the bundle of d (which stage e starts from), stage e, its evaluation and bundle. The committed bundle's
+# stage e ran with the corpus at its first 12 h (V2_EN_HOURS=12, EN2_FEATURES=), its punctuation model and source LM
+# carried over from d's bundle (docs/cards/en-open.md).
+model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d punct-en \
+	bundle-en-v2-d init-en-v2e train-en-v2e0 train-en-v2e eval-en-v2-torch bundle-en-v2 eval-en-v2
+
+bundle-en-v2-d:
+	$(MAKE) eval-en-v2-torch bundle-en-v2 EN2_CKPT=$(EN2_EXP)/train-d/last.pt
 
 # Punctuation and casing from text alone (issue 21): one small model per language, added to the bundles it serves.
 PUNCT_STEPS ?= 1500
