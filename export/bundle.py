@@ -127,13 +127,12 @@ def _bundle_stages(training: dict) -> list[dict]:
         return []
     recipe = training.get("recipe", {})
     last = {
-        "checkpoint": "",  # bundle.json does not record where the run was
+        "checkpoint": "",  # bundle.json records neither where the run was nor its dropout (an encoder setting)
         "steps": training.get("steps"),
         "epochs": training.get("epochs"),
         "train_hours": training.get("train_hours", 0.0),
         "lr": recipe.get("lr"),
         "max_seconds": recipe.get("max_seconds"),
-        "dropout": recipe.get("dropout"),  # the encoder's settings are not in the recipe
         "amp": recipe.get("amp", "none"),
         "data_hours": training.get("data", {}).get("hours"),
     }
