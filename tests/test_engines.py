@@ -132,3 +132,21 @@ def test_a_hung_engine_is_an_engine_error(monkeypatch) -> None:
         engines._run(["sleep", "5"])
     voice = EngineVoice("pico", "en", "en-US")
     assert voice.name == "pico:en-US/r1.00/p1.00"
+
+
+def test_flite_is_a_training_only_engine_outside_the_default_corpus() -> None:
+    from models.data.opencorpus import OpenCorpusConfig, split_engines
+
+    assert "flite" in engines.ENGINES and "flite" not in engines.DEFAULT_ENGINES
+    assert OpenCorpusConfig().engines == engines.DEFAULT_ENGINES, "the seed's corpus keeps its draws"
+    assert voices_for("flite", "en", "test") == () and len(voices_for("flite", "en", "train")) == 4
+    cfg = OpenCorpusConfig(engines=("espeak", "flite"))
+    assert split_engines(cfg, "en", "test")[0] == ["espeak"]
+    assert split_engines(cfg, "en", "train")[0] == ["espeak", "flite"]
+    # rate and pitch reach the synthesizer
+    slow = speak(TEXT["en"], EngineVoice("flite", "en", "rms", rate=0.8))
+    fast = speak(TEXT["en"], EngineVoice("flite", "en", "rms", rate=1.25))
+    assert slow.duration > 1.3 * fast.duration, (slow.duration, fast.duration)
+    low = speak(TEXT["en"], EngineVoice("flite", "en", "kal16", pitch=0.8))  # the diphone voice; cg voices keep theirs
+    high = speak(TEXT["en"], EngineVoice("flite", "en", "kal16", pitch=1.25))
+    assert not np.array_equal(low.samples[: high.samples.size], high.samples[: low.samples.size])

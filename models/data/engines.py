@@ -46,7 +46,10 @@ from models.data import espeak
 from models.data.espeak import Synthesis, WordTiming
 from models.data.voices import TEST_SPLITS, Voice, sample_voice
 
-ENGINES = ("espeak", "mbrola", "festival", "pico", "rhvoice")
+ENGINES = ("espeak", "mbrola", "festival", "pico", "rhvoice", "flite")
+# What `parley corpus open` uses unless told otherwise: the corpus's engines since it was first built (adding one here
+# would change every later draw of a seed). flite adds four English speakers for training only (no test voice).
+DEFAULT_ENGINES = ("espeak", "mbrola", "festival", "pico", "rhvoice")
 HELD_OUT_ENGINES = ("rhvoice",)  # never in train or dev: the cross-synthesizer test set
 
 # Voices per engine and language: (train and dev voices, test-only voices).
@@ -74,6 +77,11 @@ VOICES: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "rhvoice": {
         "en": ((), ("alan", "bdl", "clb", "slt")),  # evgeniy-eng and lyubov are CC-BY-NC-ND: not used
     },
+    # flite's built-in voices (CMU, BSD-like license): rms and awb are speakers no other engine has; slt and kal16 are
+    # festival's slt and kal persons through another synthesizer. Training only: the test splits keep their voices.
+    "flite": {
+        "en": (("rms", "awb", "slt", "kal16"), ()),
+    },
 }
 
 # festival's voice functions and Debian packages.
@@ -85,7 +93,7 @@ _FESTIVAL_VOICES = {
     "pc": "voice_pc_diphone",
 }
 # The programs each engine runs, for `available`.
-_PROGRAMS = {"festival": "festival", "pico": "pico2wave", "rhvoice": "RHVoice-test"}
+_PROGRAMS = {"festival": "festival", "pico": "pico2wave", "rhvoice": "RHVoice-test", "flite": "flite"}
 _MBROLA_DIRS = (Path("/usr/share/mbrola"), Path("/usr/share/mbrola/voices"))
 
 # Relative speed and pitch drawn per utterance (1.0 = the engine's default). Where a language has one voice in an
@@ -196,6 +204,8 @@ def speak(text: str, voice: EngineVoice) -> Synthesis:
         x, sr = _pico(text, voice)
     elif voice.engine == "rhvoice":
         x, sr = _rhvoice(text, voice)
+    elif voice.engine == "flite":
+        x, sr = _flite(text, voice)
     else:
         raise ValueError(f"unknown engine {voice.engine!r}; known: {', '.join(ENGINES)}")
     from models.data.align import transfer_timings
@@ -261,6 +271,21 @@ def _rhvoice(text: str, voice: EngineVoice) -> tuple[np.ndarray, int]:
         out = os.path.join(d, "o.wav")
         cmd = ["RHVoice-test", "-p", voice.voice, "-r", str(round(100 * voice.rate))]
         _run([*cmd, "-t", str(round(100 * voice.pitch)), "-o", out], stdin=text + "\n")
+        return _read_wav(out)
+
+
+# flite's mean F0 (Hz) per voice, which `pitch` scales.
+_FLITE_F0 = {"rms": 100.0, "awb": 110.0, "slt": 170.0, "kal16": 105.0}
+
+
+def _flite(text: str, voice: EngineVoice) -> tuple[np.ndarray, int]:
+    """flite with its duration stretch (1 / rate) and target mean F0 (the voice's own times `pitch`; only the diphone
+    voice kal16 follows it, the clustergen voices rms, awb and slt keep their own F0)."""
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "o.wav")
+        f0 = round(_FLITE_F0.get(voice.voice, 110.0) * voice.pitch)
+        cmd = ["flite", "-voice", voice.voice, "-t", text, "-o", out]
+        _run([*cmd, "--setf", f"duration_stretch={1 / voice.rate:.3f}", "--setf", f"int_f0_target_mean={f0}"])
         return _read_wav(out)
 
 

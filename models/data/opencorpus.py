@@ -37,6 +37,7 @@ import numpy as np
 
 from models.data.augment import AugmentConfig, augment_logged
 from models.data.engines import (
+    DEFAULT_ENGINES,
     ENGINES,
     HELD_OUT_ENGINES,
     EngineError,
@@ -56,7 +57,7 @@ from parley.resample import resample
 LANGUAGES = ("en", "de", "es", "fr", "it", "zh")
 SPLITS = ("train", "dev", "test", "test_engine")
 # Share of utterances per engine, where the engine speaks the language (renormalized over those that do).
-ENGINE_WEIGHTS = {"espeak": 0.35, "mbrola": 0.25, "pico": 0.2, "festival": 0.2, "rhvoice": 1.0}
+ENGINE_WEIGHTS = {"espeak": 0.35, "mbrola": 0.25, "pico": 0.2, "festival": 0.2, "rhvoice": 1.0, "flite": 0.2}
 CRASH_RETRIES = 3
 _SHARD = 1000
 
@@ -70,7 +71,7 @@ class OpenCorpusConfig:
     dev: int = 300
     test: int = 600
     seed: int = 0
-    engines: tuple[str, ...] = ENGINES
+    engines: tuple[str, ...] = DEFAULT_ENGINES
     augment: AugmentConfig = field(default_factory=AugmentConfig.open_domain)
 
 
@@ -386,7 +387,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--hours", default="1", help='train hours: one number for every language, or "en=50,de=14"')
     p.add_argument("--dev", type=int, default=300, help="dev utterances per language (default: 300)")
     p.add_argument("--test", type=int, default=600, help="test (and test_engine) utterances per language")
-    p.add_argument("--engines", default=",".join(ENGINES), help=f"engines to use (default: {','.join(ENGINES)})")
+    p.add_argument(
+        "--engines",
+        default=",".join(DEFAULT_ENGINES),
+        help=f"engines to use, from {','.join(ENGINES)} (default: {','.join(DEFAULT_ENGINES)})",
+    )
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same corpus (default: 0)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="synthesis processes (default: all cores)")
     p.add_argument("--report", action="store_true", help="only print the figures of the corpus in --out")
