@@ -309,9 +309,9 @@ adapt-en-v2: $(VENV)/.dev
 		--source-manifest $(V2)/en/train.jsonl --mix-source 2 --work $(EXP)/bench-adapt-docs --methods ilme lodr \
 		--out benchmarks/results/adapt/en-open-heldout-docs.json
 
-# Stages a-d, the bundle of d (which stage e starts from), stage e, its evaluation and bundle. The committed bundle's
-# stage e ran with the corpus at its first 12 h (V2_EN_HOURS=12, EN2_FEATURES=), its punctuation model and source LM
-# carried over from d's bundle (docs/cards/en-open.md).
+# Stages a-d, the bundle of d (which stage e starts from), stages e and f, their evaluation and bundle. The committed
+# bundle's stage e ran with the corpus at its first 12 h (V2_EN_HOURS=12, EN2_FEATURES=), stage f at its first 24 h
+# (V2_EN_HOURS=24, EN2_FEATURES=); the punctuation model and source LM carried over from d's bundle (docs/cards/en-open.md).
 model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d punct-en \
 	bundle-en-v2-d init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f eval-en-v2-torch bundle-en-v2 eval-en-v2
 
