@@ -186,7 +186,8 @@ GRAMMAR_CORPUS ?= $(DATA)/corpus-en
 EN2_TESTS = $(V2)/en/test.jsonl $(V2)/en/test_engine.jsonl $(DATA)/asterisk/en/test.jsonl \
 	$(GRAMMAR_CORPUS)/en/test.jsonl $(GRAMMAR_CORPUS)/en/test_unseen.jsonl
 .PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d eval-en-v2-torch \
-	bundle-en-v2 eval-en-v2 adapt-en-v2 model-en-v2 init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f bundle-en-v2-d
+	bundle-en-v2 eval-en-v2 adapt-en-v2 model-en-v2 init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f \
+	bundle-en-v2-d
 tokenizer-en-v2: $(VENV)/.dev
 	mkdir -p $(EN2_EXP)
 	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open('$(DATA)/text/en/train.jsonl')]" \
@@ -311,9 +312,11 @@ adapt-en-v2: $(VENV)/.dev
 
 # Stages a-d, the bundle of d (which stage e starts from), stages e and f, their evaluation and bundle. The committed
 # bundle's stage e ran with the corpus at its first 12 h (V2_EN_HOURS=12, EN2_FEATURES=), stage f at its first 24 h
-# (V2_EN_HOURS=24, EN2_FEATURES=); the punctuation model and source LM carried over from d's bundle (docs/cards/en-open.md).
+# (V2_EN_HOURS=24, EN2_FEATURES=); the punctuation model and source LM carried over from d's bundle
+# (docs/cards/en-open.md).
 model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d punct-en \
-	bundle-en-v2-d init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f eval-en-v2-torch bundle-en-v2 eval-en-v2
+	bundle-en-v2-d init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f eval-en-v2-torch bundle-en-v2 \
+	eval-en-v2
 
 bundle-en-v2-d:
 	$(MAKE) eval-en-v2-torch bundle-en-v2 EN2_CKPT=$(EN2_EXP)/train-d/last.pt

@@ -46,10 +46,10 @@ from models.data import espeak
 from models.data.espeak import Synthesis, WordTiming
 from models.data.voices import TEST_SPLITS, Voice, sample_voice
 
-ENGINES = ("espeak", "mbrola", "festival", "pico", "rhvoice", "flite")
 # What `parley corpus open` uses unless told otherwise: the corpus's engines since it was first built (adding one here
 # would change every later draw of a seed). flite adds four English speakers for training only (no test voice).
 DEFAULT_ENGINES = ("espeak", "mbrola", "festival", "pico", "rhvoice")
+ENGINES = (*DEFAULT_ENGINES, "flite")
 HELD_OUT_ENGINES = ("rhvoice",)  # never in train or dev: the cross-synthesizer test set
 
 # Voices per engine and language: (train and dev voices, test-only voices).
@@ -274,18 +274,20 @@ def _rhvoice(text: str, voice: EngineVoice) -> tuple[np.ndarray, int]:
         return _read_wav(out)
 
 
-# flite's mean F0 (Hz) per voice, which `pitch` scales.
-_FLITE_F0 = {"rms": 100.0, "awb": 110.0, "slt": 170.0, "kal16": 105.0}
+# Mean F0 (Hz) of the flite voices that take a target F0, which `pitch` scales: the diphone voice only (the clustergen
+# voices rms, awb and slt ignore it and keep their own).
+_FLITE_F0 = {"kal16": 105.0}
 
 
 def _flite(text: str, voice: EngineVoice) -> tuple[np.ndarray, int]:
-    """flite with its duration stretch (1 / rate) and target mean F0 (the voice's own times `pitch`; only the diphone
-    voice kal16 follows it, the clustergen voices rms, awb and slt keep their own F0)."""
+    """flite with its duration stretch (1 / rate) and, where the voice takes one, a target mean F0 (`_FLITE_F0`)."""
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "o.wav")
-        f0 = round(_FLITE_F0.get(voice.voice, 110.0) * voice.pitch)
         cmd = ["flite", "-voice", voice.voice, "-t", text, "-o", out]
-        _run([*cmd, "--setf", f"duration_stretch={1 / voice.rate:.3f}", "--setf", f"int_f0_target_mean={f0}"])
+        cmd += ["--setf", f"duration_stretch={1 / voice.rate:.3f}"]
+        if voice.voice in _FLITE_F0:
+            cmd += ["--setf", f"int_f0_target_mean={round(_FLITE_F0[voice.voice] * voice.pitch)}"]
+        _run(cmd)
         return _read_wav(out)
 
 
