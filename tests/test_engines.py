@@ -150,3 +150,21 @@ def test_flite_is_a_training_only_engine_outside_the_default_corpus() -> None:
     low = speak(TEXT["en"], EngineVoice("flite", "en", "kal16", pitch=0.8))  # the diphone voice; cg voices keep theirs
     high = speak(TEXT["en"], EngineVoice("flite", "en", "kal16", pitch=1.25))
     assert not np.array_equal(low.samples[: high.samples.size], high.samples[: low.samples.size])
+
+
+@pytest.mark.parametrize("name", engines.EXTRA_VOICES["festival"]["en"])
+def test_training_only_voices_speak_and_only_when_named(name: str) -> None:
+    from models.data.opencorpus import OpenCorpusConfig, split_engines
+
+    assert name not in voices_for("festival", "en", "train") and name not in voices_for("festival", "en", "test")
+    assert voices_for("festival", "en", "train", (name,)) == (name,)
+    assert voices_for("festival", "en", "test", (name,)) == (), "never a test voice"
+    rng = random.Random(1)
+    drawn = {sample_engine_voice("en", "festival", rng, "train", (name, "kal")).voice for _ in range(40)}
+    assert drawn == {name, "kal"}
+    cfg = OpenCorpusConfig(engines=("festival", "pico"), voices=(name,))
+    assert split_engines(cfg, "en", "train")[0] == ["festival"], "pico has no voice of that name"
+    syn = speak(TEXT["en"], EngineVoice("festival", "en", name, rate=1.0))
+    _check(syn, TEXT["en"])
+    slow = speak(TEXT["en"], EngineVoice("festival", "en", name, rate=0.8))
+    assert slow.duration > 1.1 * syn.duration, (slow.duration, syn.duration)

@@ -136,3 +136,14 @@ def test_augment_logs_what_it_did_and_old_configs_are_unchanged() -> None:
     assert np.array_equal(a, b) and not {"vtlp", "telephone", "codec"} & set(applied)
     with pytest.raises(ValueError):
         AugmentConfig(telephone_prob=2.0)
+
+
+def test_voices_option_rejects_espeak_and_unknown_names(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    base = ["--text", str(tmp_path / "text"), "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit):
+        opencorpus.main([*base, "--engines", "espeak,festival", "--voices", "rab"])
+    assert "leave espeak out" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        opencorpus.main([*base, "--engines", "festival", "--voices", "rab,bob"])
+    err = capsys.readouterr().err
+    assert "unknown voices ['bob']" in err and "rab" in err

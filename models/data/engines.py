@@ -84,9 +84,20 @@ VOICES: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     },
 }
 
+# Training-only speakers that a corpus draws only when asked for them by name (`parley corpus open --voices`): adding
+# them to VOICES would change every later draw of the seed's corpus. festival's rab and don (British men; don is a
+# minimal 10 kHz voice) and mbrola's us3 (an American man) through festival's own phone set, which has the diphones
+# that espeak-ng's phonemes ask of it in vain. None is a test voice of any engine.
+EXTRA_VOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "festival": {"en": ("rab", "don", "us3")},
+}
+
 # festival's voice functions and Debian packages.
 _FESTIVAL_VOICES = {
     "kal": "voice_kal_diphone",
+    "rab": "voice_rab_diphone",
+    "don": "voice_don_diphone",
+    "us3": "voice_us3_mbrola",
     "ked": "voice_ked_diphone",
     "slt": "voice_cmu_us_slt_arctic_hts",
     "lp": "voice_lp_diphone",
@@ -146,18 +157,31 @@ def languages(engine: str) -> tuple[str, ...]:
     return tuple(VOICES[engine])
 
 
-def voices_for(engine: str, language: str, split: str) -> tuple[str, ...]:
-    """The voices `engine` may use for `language` in `split` (test splits: the held-out ones only)."""
+def voices_for(engine: str, language: str, split: str, only: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The voices `engine` may use for `language` in `split` (test splits: the held-out ones only). With `only`, those
+    of them named there, and in train and dev also the training-only `EXTRA_VOICES` named there."""
     if engine in HELD_OUT_ENGINES and split not in TEST_SPLITS:
         return ()
     if engine not in VOICES or language not in VOICES[engine]:
         return ()
     train, test = VOICES[engine][language]
-    return test if split in TEST_SPLITS else train
+    if not only:
+        return test if split in TEST_SPLITS else train
+    pool = test if split in TEST_SPLITS else train + EXTRA_VOICES.get(engine, {}).get(language, ())
+    return tuple(v for v in pool if v in only)
 
 
-def sample_engine_voice(language: str, engine: str, rng: random.Random, split: str) -> EngineVoice:
-    """Draws a speaker of `engine` for one utterance of `split`; the same rng state gives the same voice.
+def known_voices() -> set[str]:
+    """Every voice name of every non-espeak engine and language, training-only ones included (for `--voices`)."""
+    names = {v for langs in VOICES.values() for pair in langs.values() for group in pair for v in group}
+    return names | {v for langs in EXTRA_VOICES.values() for group in langs.values() for v in group}
+
+
+def sample_engine_voice(
+    language: str, engine: str, rng: random.Random, split: str, only: tuple[str, ...] = ()
+) -> EngineVoice:
+    """Draws a speaker of `engine` for one utterance of `split`; the same rng state gives the same voice. `only`
+    restricts the draw to the named voices (`voices_for`).
 
     Raises:
         ValueError: `engine` has no voice for `language` in `split` (a held-out engine outside the test splits).
@@ -165,7 +189,7 @@ def sample_engine_voice(language: str, engine: str, rng: random.Random, split: s
     if engine == "espeak":
         v = sample_voice(language, rng, split)
         return EngineVoice("espeak", language, v.espeak_voice, espeak_voice=v)
-    names = voices_for(engine, language, split)
+    names = voices_for(engine, language, split, only)
     if not names:
         raise ValueError(f"engine {engine!r} has no {language!r} voice for the {split!r} split")
     voice = rng.choice(names)

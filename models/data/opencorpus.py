@@ -39,10 +39,12 @@ from models.data.augment import AugmentConfig, augment_logged
 from models.data.engines import (
     DEFAULT_ENGINES,
     ENGINES,
+    EXTRA_VOICES,
     HELD_OUT_ENGINES,
     EngineError,
     EngineVoice,
     available,
+    known_voices,
     sample_engine_voice,
     speak,
     voices_for,
@@ -73,6 +75,7 @@ class OpenCorpusConfig:
     seed: int = 0
     engines: tuple[str, ...] = DEFAULT_ENGINES
     augment: AugmentConfig = field(default_factory=AugmentConfig.open_domain)
+    voices: tuple[str, ...] = ()  # only these voices of the non-espeak engines (training-only ones allowed); () = all
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class SpeakJob:
     voice: EngineVoice
     seed: int
     augment: AugmentConfig
+    voices: tuple[str, ...] = ()  # OpenCorpusConfig.voices, for the crash retries
 
 
 def _wav_path(job: SpeakJob) -> Path:
@@ -147,7 +151,9 @@ def _speak(job: SpeakJob, text: str):
     rng = random.Random(f"{job.seed}/{job.language}/{job.split}/{job.index}/crash")
     split = _voice_split(job.split)
     voices = [job.voice]
-    voices += [sample_engine_voice(job.language, job.voice.engine, rng, split) for _ in range(CRASH_RETRIES)]
+    voices += [
+        sample_engine_voice(job.language, job.voice.engine, rng, split, job.voices) for _ in range(CRASH_RETRIES)
+    ]
     voices.append(sample_engine_voice(job.language, "espeak", rng, split))
     for voice in voices[:-1]:
         try:
@@ -194,7 +200,7 @@ def split_engines(cfg: OpenCorpusConfig, language: str, split: str) -> tuple[lis
         held_out = e in HELD_OUT_ENGINES
         if held_out != (split == "test_engine"):
             continue
-        if (e == "espeak" or voices_for(e, language, _voice_split(split))) and available(e):
+        if (e == "espeak" or voices_for(e, language, _voice_split(split), cfg.voices)) and available(e):
             names.append(e)
     return names, [ENGINE_WEIGHTS[e] for e in names]
 
@@ -211,8 +217,9 @@ def _jobs(cfg: OpenCorpusConfig, out: Path, text_dir: Path, language: str, split
     jobs = []
     for i in range(n):
         engine = rng.choices(engines, weights)[0]
-        voice = sample_engine_voice(language, engine, rng, voice_split)
-        jobs.append(SpeakJob(str(out), language, split, i, records[i % len(records)], voice, cfg.seed, cfg.augment))
+        voice = sample_engine_voice(language, engine, rng, voice_split, cfg.voices)
+        record = records[i % len(records)]
+        jobs.append(SpeakJob(str(out), language, split, i, record, voice, cfg.seed, cfg.augment, cfg.voices))
     return jobs
 
 
@@ -392,6 +399,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=",".join(DEFAULT_ENGINES),
         help=f"engines to use, from {','.join(ENGINES)} (default: {','.join(DEFAULT_ENGINES)})",
     )
+    p.add_argument(
+        "--voices",
+        default="",
+        help="only these voices of the non-espeak engines, comma-separated; may name the training-only speakers "
+        f"({', '.join(sorted(v for g in EXTRA_VOICES.values() for vs in g.values() for v in vs))}); "
+        "not with espeak (default: every voice)",
+    )
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same corpus (default: 0)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="synthesis processes (default: all cores)")
     p.add_argument("--report", action="store_true", help="only print the figures of the corpus in --out")
@@ -408,8 +422,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(engines) - set(ENGINES)
     if unknown:
         p.error(f"unknown engines {sorted(unknown)}; known: {', '.join(ENGINES)}")
+    voices = tuple(x.strip() for x in a.voices.split(",") if x.strip())
+    if voices and "espeak" in engines:
+        p.error("--voices names voices of mbrola, festival, pico, RHVoice and flite: leave espeak out of --engines")
+    if set(voices) - known_voices():
+        p.error(f"unknown voices {sorted(set(voices) - known_voices())}; known: {', '.join(sorted(known_voices()))}")
     cfg = OpenCorpusConfig(
-        languages=langs, hours=_parse_hours(a.hours, langs), dev=a.dev, test=a.test, seed=a.seed, engines=engines
+        languages=langs,
+        hours=_parse_hours(a.hours, langs),
+        dev=a.dev,
+        test=a.test,
+        seed=a.seed,
+        engines=engines,
+        voices=voices,
     )
     summary = build(a.out, a.text, cfg, jobs=max(1, a.jobs))
     print(json.dumps(summary, indent=2))
