@@ -179,7 +179,7 @@ EN2_TRAIN = $(V2)/en/train.jsonl $(DATA)/asterisk/en/train.jsonl
 EN2_BPE = $(EN2_EXP)/lang/en/bpe.model
 # Stage b continues stage a's weights on the 50 h corpus (fresh optimizer, short warm-up, no pruning warm-up).
 EN2B_STEPS ?= 3000
-EN2_CKPT = $(EN2_EXP)/train-f/last.pt
+EN2_CKPT = $(EN2_EXP)/train-g/last.pt
 # The grammar's own test sets (the assistant domain), as corpus-en builds them (make corpus-en, or the same seed and
 # split sizes with --hours 0.01).
 GRAMMAR_CORPUS ?= $(DATA)/corpus-en
@@ -326,12 +326,12 @@ adapt-en-v2: $(VENV)/.dev
 		--out benchmarks/results/adapt/en-open-heldout-docs.json
 
 # Stages a-d, the bundle of d (which stage e starts from), stages e and f, their evaluation and bundle. The committed
-# bundle's stage e ran with the corpus at its first 12 h (V2_EN_HOURS=12, EN2_FEATURES=), stage f at its first 24 h
-# (V2_EN_HOURS=24, EN2_FEATURES=); the punctuation model and source LM carried over from d's bundle
+# bundle's stage e ran with the corpus at its first 12 h (V2_EN_HOURS=12, EN2_FEATURES=), stages f and g at its first
+# 24 h (V2_EN_HOURS=24, EN2_FEATURES=); the punctuation model and source LM carried over from d's bundle
 # (docs/cards/en-open.md).
 model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d punct-en \
-	bundle-en-v2-d init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f eval-en-v2-torch bundle-en-v2 \
-	eval-en-v2
+	bundle-en-v2-d init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f corpus-v2-festx train-en-v2g \
+	eval-en-v2-torch bundle-en-v2 eval-en-v2
 
 bundle-en-v2-d:
 	$(MAKE) eval-en-v2-torch bundle-en-v2 EN2_CKPT=$(EN2_EXP)/train-d/last.pt
