@@ -325,7 +325,7 @@ adapt-en-v2: $(VENV)/.dev
 		--source-manifest $(V2)/en/train.jsonl --mix-source 2 --work $(EXP)/bench-adapt-docs --methods ilme lodr \
 		--out benchmarks/results/adapt/en-open-heldout-docs.json
 
-# Stages a-d, the bundle of d (which stage e starts from), stages e and f, their evaluation and bundle. The committed
+# Stages a-d, the bundle of d (which stage e starts from), stages e, f and g, their evaluation and bundle. The committed
 # bundle's stage e ran with the corpus at its first 12 h (V2_EN_HOURS=12, EN2_FEATURES=), stages f and g at its first
 # 24 h (V2_EN_HOURS=24, EN2_FEATURES=); the punctuation model and source LM carried over from d's bundle
 # (docs/cards/en-open.md).

@@ -171,10 +171,15 @@ def voices_for(engine: str, language: str, split: str, only: tuple[str, ...] = (
     return tuple(v for v in pool if v in only)
 
 
+def training_only_voices() -> set[str]:
+    """The names in `EXTRA_VOICES`, every engine and language."""
+    return {v for langs in EXTRA_VOICES.values() for group in langs.values() for v in group}
+
+
 def known_voices() -> set[str]:
     """Every voice name of every non-espeak engine and language, training-only ones included (for `--voices`)."""
     names = {v for langs in VOICES.values() for pair in langs.values() for group in pair for v in group}
-    return names | {v for langs in EXTRA_VOICES.values() for group in langs.values() for v in group}
+    return names | training_only_voices()
 
 
 def sample_engine_voice(

@@ -39,7 +39,6 @@ from models.data.augment import AugmentConfig, augment_logged
 from models.data.engines import (
     DEFAULT_ENGINES,
     ENGINES,
-    EXTRA_VOICES,
     HELD_OUT_ENGINES,
     EngineError,
     EngineVoice,
@@ -47,6 +46,7 @@ from models.data.engines import (
     known_voices,
     sample_engine_voice,
     speak,
+    training_only_voices,
     voices_for,
 )
 from models.data.espeak import SynthesisCrashError
@@ -403,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--voices",
         default="",
         help="only these voices of the non-espeak engines, comma-separated; may name the training-only speakers "
-        f"({', '.join(sorted(v for g in EXTRA_VOICES.values() for vs in g.values() for v in vs))}); "
+        f"({', '.join(sorted(training_only_voices()))}); "
         "not with espeak (default: every voice)",
     )
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same corpus (default: 0)")
@@ -425,8 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     voices = tuple(x.strip() for x in a.voices.split(",") if x.strip())
     if voices and "espeak" in engines:
         p.error("--voices names voices of mbrola, festival, pico, RHVoice and flite: leave espeak out of --engines")
-    if set(voices) - known_voices():
-        p.error(f"unknown voices {sorted(set(voices) - known_voices())}; known: {', '.join(sorted(known_voices()))}")
+    if unknown := set(voices) - known_voices():
+        p.error(f"unknown voices {sorted(unknown)}; known: {', '.join(sorted(known_voices()))}")
     cfg = OpenCorpusConfig(
         languages=langs,
         hours=_parse_hours(a.hours, langs),
