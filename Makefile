@@ -187,7 +187,7 @@ EN2_TESTS = $(V2)/en/test.jsonl $(V2)/en/test_engine.jsonl $(DATA)/asterisk/en/t
 	$(GRAMMAR_CORPUS)/en/test.jsonl $(GRAMMAR_CORPUS)/en/test_unseen.jsonl
 .PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d eval-en-v2-torch \
 	bundle-en-v2 eval-en-v2 adapt-en-v2 model-en-v2 init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f \
-	corpus-v2-festx train-en-v2g bundle-en-v2-d
+	corpus-v2-festx train-en-v2g corpus-v2-festy train-en-v2h bundle-en-v2-d
 tokenizer-en-v2: $(VENV)/.dev
 	mkdir -p $(EN2_EXP)
 	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open('$(DATA)/text/en/train.jsonl')]" \
@@ -279,6 +279,21 @@ train-en-v2g: EN2_TRAIN = $(V2)/en/train.jsonl $(V2_FLITE)/en/train.jsonl $(V2_F
 	$(DATA)/asterisk/en/train.jsonl $(DATA)/asterisk/en/train.jsonl $(DATA)/asterisk/en/train.jsonl
 train-en-v2g: $(VENV)/.dev
 	$(call EN2_CONTINUE,g,f,$(EN2G_STEPS),3e-4)
+
+# Stage h continues g on the corpus's next 12 h (V2_EN_HOURS=36: new sentences, the same draw of engines and voices;
+# the first 24 h are g's) and 4 h of mbrola's us1 and us2 through festival's front end and intonation instead of
+# espeak-ng's (corpus-v2-festy, seed 3; both are the mbrola engine's training speakers, en1 stays its test speaker).
+EN2H_STEPS ?= 6000
+V2_FESTY = $(DATA)/corpus-v2-festy
+FESTY_HOURS ?= 4
+corpus-v2-festy: $(VENV)/.dev
+	$(VENV)/bin/parley corpus open --text $(DATA)/text --out $(V2_FESTY) --languages en --hours $(FESTY_HOURS) \
+		--dev 0 --test 0 --engines festival --voices us1,us2 --jobs $(JOBS) --seed 3
+train-en-v2h: EN2_TRAIN = $(V2)/en/train.jsonl $(V2_FLITE)/en/train.jsonl $(V2_FESTX)/en/train.jsonl \
+	$(V2_FESTY)/en/train.jsonl $(DATA)/asterisk/en/train.jsonl $(DATA)/asterisk/en/train.jsonl \
+	$(DATA)/asterisk/en/train.jsonl
+train-en-v2h: $(VENV)/.dev
+	$(call EN2_CONTINUE,h,g,$(EN2H_STEPS),3e-4)
 
 # PyTorch (the card's figures, chunk sizes), then the int8 bundle through the runtime (WER per engine and effect).
 eval-en-v2-torch: $(VENV)/.dev

@@ -87,9 +87,10 @@ VOICES: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
 # Training-only speakers that a corpus draws only when asked for them by name (`parley corpus open --voices`): adding
 # them to VOICES would change every later draw of the seed's corpus. festival's rab and don (British men; don is a
 # minimal 10 kHz voice) and mbrola's us3 (an American man) through festival's own phone set, which has the diphones
-# that espeak-ng's phonemes ask of it in vain. None is a test voice of any engine.
+# that espeak-ng's phonemes ask of it in vain; mbrola's us1 and us2 (training speakers of the mbrola engine) through
+# festival's front end, phrasing and intonation instead of espeak-ng's. None is a test voice of any engine.
 EXTRA_VOICES: dict[str, dict[str, tuple[str, ...]]] = {
-    "festival": {"en": ("rab", "don", "us3")},
+    "festival": {"en": ("rab", "don", "us3", "us1", "us2")},
 }
 
 # festival's voice functions and Debian packages.
@@ -98,6 +99,8 @@ _FESTIVAL_VOICES = {
     "rab": "voice_rab_diphone",
     "don": "voice_don_diphone",
     "us3": "voice_us3_mbrola",
+    "us1": "voice_us1_mbrola",
+    "us2": "voice_us2_mbrola",
     "ked": "voice_ked_diphone",
     "slt": "voice_cmu_us_slt_arctic_hts",
     "lp": "voice_lp_diphone",
