@@ -179,7 +179,7 @@ EN2_TRAIN = $(V2)/en/train.jsonl $(DATA)/asterisk/en/train.jsonl
 EN2_BPE = $(EN2_EXP)/lang/en/bpe.model
 # Stage b continues stage a's weights on the 50 h corpus (fresh optimizer, short warm-up, no pruning warm-up).
 EN2B_STEPS ?= 3000
-EN2_CKPT = $(EN2_EXP)/train-g/last.pt
+EN2_CKPT = $(EN2_EXP)/train-h/last.pt
 # The grammar's own test sets (the assistant domain), as corpus-en builds them (make corpus-en, or the same seed and
 # split sizes with --hours 0.01).
 GRAMMAR_CORPUS ?= $(DATA)/corpus-en
@@ -283,7 +283,7 @@ train-en-v2g: $(VENV)/.dev
 # Stage h continues g on the corpus's next 12 h (V2_EN_HOURS=36: new sentences, the same draw of engines and voices;
 # the first 24 h are g's) and 4 h of mbrola's us1 and us2 through festival's front end and intonation instead of
 # espeak-ng's (corpus-v2-festy, seed 3; both are the mbrola engine's training speakers, en1 stays its test speaker).
-EN2H_STEPS ?= 6000
+EN2H_STEPS ?= 7500
 V2_FESTY = $(DATA)/corpus-v2-festy
 FESTY_HOURS ?= 4
 corpus-v2-festy: $(VENV)/.dev
@@ -340,13 +340,14 @@ adapt-en-v2: $(VENV)/.dev
 		--source-manifest $(V2)/en/train.jsonl --mix-source 2 --work $(EXP)/bench-adapt-docs --methods ilme lodr \
 		--out benchmarks/results/adapt/en-open-heldout-docs.json
 
-# Stages a-d, the bundle of d (which stage e starts from), stages e, f and g, their evaluation and bundle. The committed
+# Stages a-d, the bundle of d (which stage e starts from), stages e to h, their evaluation and bundle. The committed
 # bundle's stage e ran with the corpus at its first 12 h (V2_EN_HOURS=12, EN2_FEATURES=), stages f and g at its first
-# 24 h (V2_EN_HOURS=24, EN2_FEATURES=); the punctuation model and source LM carried over from d's bundle
-# (docs/cards/en-open.md).
+# 24 h (V2_EN_HOURS=24, EN2_FEATURES=), stage h at its first 36 h (`make corpus-v2-en V2_EN_HOURS=36` extends the
+# built corpus; its first 24 h stay the same utterances); the punctuation model and source LM carried over from d's
+# bundle (docs/cards/en-open.md).
 model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d punct-en \
 	bundle-en-v2-d init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f corpus-v2-festx train-en-v2g \
-	eval-en-v2-torch bundle-en-v2 eval-en-v2
+	corpus-v2-festy train-en-v2h eval-en-v2-torch bundle-en-v2 eval-en-v2
 
 bundle-en-v2-d:
 	$(MAKE) eval-en-v2-torch bundle-en-v2 EN2_CKPT=$(EN2_EXP)/train-d/last.pt
