@@ -238,19 +238,26 @@ train-en-v2d: $(VENV)/.dev
 # exported), so e0 trains them (and the decoder and joiner, gently) on the frozen encoder before e trains everything.
 EN2E0_STEPS ?= 300
 EN2E_STEPS ?= 5000
+# Stages e to h trained while the corpus grew (its first 12, 24, 36 h); each reads the first hours it trained on,
+# cut from the whole corpus (`parley corpus head`: what a build with V2_EN_HOURS=N held, as a larger build only
+# appends), so `make model-en-v2` on the full corpus gives every stage its own data. $(call V2_FIRST,hours)
+V2_FIRST = $(EN2_EXP)/data/corpus-v2-first$(1)h.jsonl
+v2-first-%: $(VENV)/.dev
+	$(VENV)/bin/parley corpus head --manifest $(V2)/en/train.jsonl --hours $* --out $(call V2_FIRST,$*)
 init-en-v2e: $(VENV)/.dev
 	$(PY) -m models.train.warmstart --bundle $(BUNDLES)/en-open --out $(EN2_EXP)/init-e.pt
 	test -e $(EN2_BPE) || { mkdir -p $(dir $(EN2_BPE)) && cp $(BUNDLES)/en-open/bpe.model $(EN2_BPE); }
-train-en-v2e0: $(VENV)/.dev
+train-en-v2e0 train-en-v2e: EN2_TRAIN = $(call V2_FIRST,12) $(DATA)/asterisk/en/train.jsonl
+train-en-v2e0: $(VENV)/.dev v2-first-12
 	$(VENV)/bin/parley train --train $(EN2_TRAIN) --dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) \
 		--exp-dir $(EN2_EXP)/train-e0 --init $(EN2_EXP)/init-e.pt --freeze-encoder --loss pruned --prune-range 5 \
 		--rnnt-type modified --prune-warmup-steps $(EN2E0_STEPS) --epochs 100 --max-steps $(EN2E0_STEPS) \
 		--max-seconds 30 --lr 3e-4 --warmup-steps 50 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 \
 		--dev-utts 150 --dev-every $(EN2E0_STEPS) --checkpoint-every 100 $(EN2_FEATURES)
-train-en-v2e: $(VENV)/.dev
+train-en-v2e: $(VENV)/.dev v2-first-12
 	$(call EN2_CONTINUE,e,e0,$(EN2E_STEPS),3e-4)
 
-# Stage f continues e on more voices: the first 24 h of the corpus (V2_EN_HOURS=24) plus 6 h of flite's four English
+# Stage f continues e on more voices: the first 24 h of the corpus plus 6 h of flite's four English
 # speakers (corpus-v2-flite: a training-only engine, other sentences than the corpus's), the Asterisk train clips three
 # times over (real speech kept at about e's share). Stage e's dev/test gap is a voice gap: on seen voices (dev)
 # festival, mbrola and pico score 49-55 %, on their held-out voices (test) 74-83 %.
@@ -260,9 +267,9 @@ FLITE_HOURS ?= 6
 corpus-v2-flite: $(VENV)/.dev
 	$(VENV)/bin/parley corpus open --text $(DATA)/text --out $(V2_FLITE) --languages en --hours $(FLITE_HOURS) \
 		--dev 0 --test 0 --engines flite --jobs $(JOBS) --seed 1
-train-en-v2f: EN2_TRAIN = $(V2)/en/train.jsonl $(V2_FLITE)/en/train.jsonl $(DATA)/asterisk/en/train.jsonl \
+train-en-v2f: EN2_TRAIN = $(call V2_FIRST,24) $(V2_FLITE)/en/train.jsonl $(DATA)/asterisk/en/train.jsonl \
 	$(DATA)/asterisk/en/train.jsonl $(DATA)/asterisk/en/train.jsonl
-train-en-v2f: $(VENV)/.dev
+train-en-v2f: $(VENV)/.dev v2-first-24
 	$(call EN2_CONTINUE,f,e,$(EN2F_STEPS),3e-4)
 
 # Stage g continues f with three more speakers that no engine's test set has: festival's rab and don (British men) and
@@ -275,12 +282,12 @@ FESTX_HOURS ?= 6
 corpus-v2-festx: $(VENV)/.dev
 	$(VENV)/bin/parley corpus open --text $(DATA)/text --out $(V2_FESTX) --languages en --hours $(FESTX_HOURS) \
 		--dev 0 --test 0 --engines festival --voices rab,don,us3 --jobs $(JOBS) --seed 2
-train-en-v2g: EN2_TRAIN = $(V2)/en/train.jsonl $(V2_FLITE)/en/train.jsonl $(V2_FESTX)/en/train.jsonl \
+train-en-v2g: EN2_TRAIN = $(call V2_FIRST,24) $(V2_FLITE)/en/train.jsonl $(V2_FESTX)/en/train.jsonl \
 	$(DATA)/asterisk/en/train.jsonl $(DATA)/asterisk/en/train.jsonl $(DATA)/asterisk/en/train.jsonl
-train-en-v2g: $(VENV)/.dev
+train-en-v2g: $(VENV)/.dev v2-first-24
 	$(call EN2_CONTINUE,g,f,$(EN2G_STEPS),3e-4)
 
-# Stage h continues g on the corpus's next 12 h (V2_EN_HOURS=36: new sentences, the same draw of engines and voices;
+# Stage h continues g on the corpus's next 12 h (its first 36 h: new sentences, the same draw of engines and voices;
 # the first 24 h are g's) and 4 h of mbrola's us1 and us2 through festival's front end and intonation instead of
 # espeak-ng's (corpus-v2-festy, seed 3; both are the mbrola engine's training speakers, en1 stays its test speaker).
 EN2H_STEPS ?= 7500
@@ -289,10 +296,10 @@ FESTY_HOURS ?= 4
 corpus-v2-festy: $(VENV)/.dev
 	$(VENV)/bin/parley corpus open --text $(DATA)/text --out $(V2_FESTY) --languages en --hours $(FESTY_HOURS) \
 		--dev 0 --test 0 --engines festival --voices us1,us2 --jobs $(JOBS) --seed 3
-train-en-v2h: EN2_TRAIN = $(V2)/en/train.jsonl $(V2_FLITE)/en/train.jsonl $(V2_FESTX)/en/train.jsonl \
+train-en-v2h: EN2_TRAIN = $(call V2_FIRST,36) $(V2_FLITE)/en/train.jsonl $(V2_FESTX)/en/train.jsonl \
 	$(V2_FESTY)/en/train.jsonl $(DATA)/asterisk/en/train.jsonl $(DATA)/asterisk/en/train.jsonl \
 	$(DATA)/asterisk/en/train.jsonl
-train-en-v2h: $(VENV)/.dev
+train-en-v2h: $(VENV)/.dev v2-first-36
 	$(call EN2_CONTINUE,h,g,$(EN2H_STEPS),3e-4)
 
 # PyTorch (the card's figures, chunk sizes), then the int8 bundle through the runtime (WER per engine and effect).
@@ -340,11 +347,9 @@ adapt-en-v2: $(VENV)/.dev
 		--source-manifest $(V2)/en/train.jsonl --mix-source 2 --work $(EXP)/bench-adapt-docs --methods ilme lodr \
 		--out benchmarks/results/adapt/en-open-heldout-docs.json
 
-# Stages a-d, the bundle of d (which stage e starts from), stages e to h, their evaluation and bundle. The committed
-# bundle's stage e ran with the corpus at its first 12 h (V2_EN_HOURS=12, EN2_FEATURES=), stages f and g at its first
-# 24 h (V2_EN_HOURS=24, EN2_FEATURES=), stage h at its first 36 h (`make corpus-v2-en V2_EN_HOURS=36` extends the
-# built corpus; its first 24 h stay the same utterances); the punctuation model and source LM carried over from d's
-# bundle (docs/cards/en-open.md).
+# Stages a-d on the whole corpus (V2_EN_HOURS=50), the bundle of d (which stage e starts from), stages e to h on its
+# first 12 to 36 h (V2_FIRST), their evaluation and bundle. The committed stages e to h computed features from audio
+# (EN2_FEATURES=); the punctuation model and source LM carried over from d's bundle (docs/cards/en-open.md).
 model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d punct-en \
 	bundle-en-v2-d init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f corpus-v2-festx train-en-v2g \
 	corpus-v2-festy train-en-v2h eval-en-v2-torch bundle-en-v2 eval-en-v2

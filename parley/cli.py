@@ -33,7 +33,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "stream": ("clients.stream", "main", "stream a WAV file to a server at real-time pace and print the captions"),
     "mic": ("clients.mic", "main", "stream the microphone to a server and print the captions live"),
     "loadtest": ("clients.loadtest", "main", "many concurrent streams: latency percentiles, WER, errors, ramp"),
-    "corpus": ("models.data.corpus", "main", "build a synthetic speech corpus, or import a real one (corpus import)"),
+    "corpus": (
+        "models.data.corpus",
+        "main",
+        "build a synthetic speech corpus (corpus build, corpus open), import a real one (corpus import), cut one "
+        "(corpus head)",
+    ),
     "tokenizer": ("models.train.tokenizer", "main", "train sentencepiece tokenizers per output language"),
     "text": (
         "models.data.grammar.__main__",

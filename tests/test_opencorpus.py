@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.data import opencorpus
+from models.data import corpus, opencorpus
 from models.data.augment import AugmentConfig, augment, augment_logged, codec, telephone, vtlp
-from models.data.manifest import read_manifest
+from models.data.manifest import Utterance, first_hours, read_manifest
 from models.data.voices import TEST_VARIANTS
 
 SENTENCES = [
@@ -76,6 +76,24 @@ def test_open_corpus_splits_engines_voices_and_is_reproducible(tmp_path: Path) -
     assert [u.to_dict() for u in grown[: len(train)]] == [u.to_dict() for u in train]
     assert len(grown) > len(train) and sum(u.duration for u in grown) >= 0.008 * 3600
     assert {u.id: Path(u.audio).stat().st_mtime_ns for u in grown[: len(train)]} == before
+    # and the smaller build's train split is the grown one's first hours (what `parley corpus head` cuts)
+    assert [u.to_dict() for u in first_hours(grown, 0.004)] == [u.to_dict() for u in train]
+    assert (
+        corpus.main(
+            [
+                "head",
+                "--manifest",
+                str(tmp_path / "a" / "en" / "train.jsonl"),
+                "--hours",
+                "0.004",
+                "--out",
+                str(tmp_path / "a" / "en" / "first.jsonl"),
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "a" / "en" / "first.jsonl").read_bytes() == (tmp_path / "b" / "en" / "train.jsonl").read_bytes()
+    (tmp_path / "a" / "en" / "first.jsonl").unlink()
     assert not list((tmp_path / "a" / "en" / "wav").rglob("*.json")), "sidecars removed again"
     report = opencorpus.summarize(tmp_path / "a")
     assert report["languages"]["en"]["test_engine"]["engine_hours"].keys() == {"rhvoice"}
@@ -147,3 +165,28 @@ def test_voices_option_rejects_espeak_and_unknown_names(tmp_path: Path, capsys: 
         opencorpus.main([*base, "--engines", "festival", "--voices", "rab,bob"])
     err = capsys.readouterr().err
     assert "unknown voices ['bob']" in err and "rab" in err
+
+
+def test_first_hours_stops_where_a_build_stops(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    utts = [
+        Utterance(id=f"u{i}", audio=f"/a/{i}.wav", duration=d, language="en", text="x")
+        for i, d in enumerate([1800.0, 1800.0, 900.0, 2700.0])
+    ]
+    assert [u.id for u in first_hours(utts, 1.0)] == ["u0", "u1"]  # the one that reaches the target is kept
+    assert [u.id for u in first_hours(utts, 1.1)] == ["u0", "u1", "u2"]
+    assert len(first_hours(utts, 2.0)) == 4
+    with pytest.raises(ValueError, match=r"holds 2\.000 h, fewer than the 2\.5 h"):
+        first_hours(utts, 2.5)
+    with pytest.raises(ValueError, match="must be > 0"):
+        first_hours(utts, 0)
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text("".join(json.dumps(u.to_dict()) + "\n" for u in utts))
+    for args, why in (
+        (["--hours", "3"], "fewer than the 3 h"),
+        (["--hours", "1", "--out", str(manifest)], "must not be the manifest"),
+    ):
+        out = ["--out", str(tmp_path / "o.jsonl")] if "--out" not in args else []
+        with pytest.raises(SystemExit):
+            corpus.main(["head", "--manifest", str(manifest), *args, *out])
+        assert why in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()

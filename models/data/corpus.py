@@ -42,7 +42,7 @@ from models.data import grammar
 from models.data.augment import AugmentConfig, augment
 from models.data.espeak import Synthesis, SynthesisCrashError, synthesize
 from models.data.jobs import cleanup, from_sidecar, manifest_size, run_split
-from models.data.manifest import Utterance, Word, write_manifest
+from models.data.manifest import Utterance, Word, first_hours, iter_manifest, write_manifest
 from models.data.voices import Voice, sample_voice
 from parley.audio import write_wav
 from parley.features import SAMPLE_RATE
@@ -227,6 +227,31 @@ def build_corpus(out: str | os.PathLike, cfg: CorpusConfig, jobs: int = 1) -> di
     return summary
 
 
+def head_main(argv: Sequence[str]) -> int:
+    """`parley corpus head`: write a manifest's first N hours (`models.data.manifest.first_hours`)."""
+    p = argparse.ArgumentParser(
+        prog="parley corpus head",
+        description="Write the first N hours of a manifest: the train split that a corpus built with --hours N held "
+        "(a larger build only appends), for a training stage that ran on part of the corpus. Written beside the "
+        "manifest, the audio paths stay relative.",
+    )
+    p.add_argument("--manifest", type=Path, required=True, help="the manifest to cut (JSONL)")
+    p.add_argument("--hours", type=float, required=True, help="hours of audio to keep, from the first line on")
+    p.add_argument("--out", type=Path, required=True, help="the manifest to write")
+    a = p.parse_args(argv)
+    if not a.manifest.is_file():
+        p.error(f"no manifest at {a.manifest}")
+    if a.out.resolve() == a.manifest.resolve():
+        p.error("--out must not be the manifest it is cut from")
+    try:
+        utts = first_hours(iter_manifest(a.manifest), a.hours)
+    except ValueError as e:
+        p.error(f"{a.manifest}: {e}")
+    write_manifest(a.out, utts)
+    print(f"{a.out}: {len(utts)} utterances, {sum(u.duration for u in utts) / 3600:.3f} h")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["import"]:
@@ -237,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from models.data import opencorpus
 
         return int(opencorpus.main(argv[1:]) or 0)
+    if argv[:1] == ["head"]:
+        return head_main(argv[1:])
     p = argparse.ArgumentParser(
         prog="parley corpus", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -265,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--no-augment", action="store_true", help="clean speech only: no noise, gain or reverb")
     sub.add_parser("import", help="import a real corpus: `parley corpus import --help`")
     sub.add_parser("open", help="the open-domain corpus from a text corpus, many engines: `parley corpus open --help`")
+    sub.add_parser("head", help="the first N hours of a manifest: `parley corpus head --help`")
     args = p.parse_args(argv)
     langs = tuple(x.strip() for x in args.languages.split(",") if x.strip())
     cfg = CorpusConfig(

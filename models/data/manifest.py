@@ -139,6 +139,26 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
     return n
 
 
+def first_hours(utterances: Iterable[Utterance], hours: float) -> list[Utterance]:
+    """The leading utterances of a manifest up to `hours` of audio, by the rule a corpus build stops by (the
+    utterance that reaches the target is the last one kept; models/data/jobs.py `run_split`). A built corpus only
+    appends when asked for more hours, so this is the train split that a build with `--hours hours` held: what a
+    training stage that ran on part of a corpus read, recovered from the whole one.
+
+    Raises:
+        ValueError: `hours` is not > 0, or the utterances hold less audio than that.
+    """
+    if not hours > 0:
+        raise ValueError(f"hours must be > 0, got {hours}")
+    target, total, out = hours * 3600.0, 0.0, []
+    for utt in utterances:
+        out.append(utt)
+        total += utt.duration
+        if total >= target:
+            return out
+    raise ValueError(f"the manifest holds {total / 3600:.3f} h, fewer than the {hours:g} h asked for")
+
+
 def load_audio(path: str) -> np.ndarray:
     """Reads a mono 16 kHz signal `(T,)` float32; other rates are resampled, channels averaged."""
     x, rate = sf.read(path, dtype="float32", always_2d=True)
