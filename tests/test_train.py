@@ -78,6 +78,25 @@ def test_learning_rate_schedule_and_dynamic_chunks() -> None:
     assert (-1, -1) in drawn and len({c for c, _ in drawn}) == len(cfg.chunk_sizes) + 1
 
 
+def test_kept_steps_are_saved_and_average(tiny_corpus, tiny_tokenizer, tmp_path) -> None:
+    from models.train.average import average_checkpoints
+
+    cfg = _cfg(tiny_corpus, tiny_tokenizer, tmp_path / "exp", max_steps=6, checkpoint_every=4, keep_steps=(3, 5, 6))
+    train(cfg)
+    exp = Path(cfg.exp_dir)
+    assert sorted(p.name for p in exp.glob("step-*.pt")) == ["step-3.pt", "step-5.pt", "step-6.pt"]
+    steps = [load_model(exp / f"step-{n}.pt")[1]["state"]["step"] for n in (3, 5, 6)]
+    assert steps == [3, 5, 6]
+    ck = average_checkpoints([exp / "step-3.pt", exp / "step-5.pt", exp / "step-6.pt"])
+    w = [load_model(exp / f"step-{n}.pt")[0].state_dict()["joiner.output.weight"] for n in (3, 5, 6)]
+    assert torch.allclose(ck["model"]["joiner.output.weight"], sum(w) / 3, atol=1e-6)
+    from models.train.train import _parse
+
+    base = ["--train", "t.jsonl", "--dev", "d.jsonl", "--tokenizer", "bpe.model", "--exp-dir", "exp"]
+    assert _parse([*base, "--keep-steps", "6000", "7000"]).keep_steps == (6000, 7000)
+    assert _parse(base).keep_steps == ()
+
+
 def test_command_line_sets_the_encoder_dropout() -> None:
     from models.train.train import _parse
 

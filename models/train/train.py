@@ -25,7 +25,7 @@ Every batch draws its attention limits (dynamic chunk training): a chunk of 2-16
 1-8 chunks of history, or, with probability `--full-context-prob`, the whole utterance. So one model serves every
 latency setting, chosen at inference time. Running it again with the same --exp-dir resumes from last.pt, in the
 middle of an epoch if need be. The exp dir receives: last.pt (every --checkpoint-every steps), epoch-N.pt,
-best.pt (lowest dev WER), log.jsonl, curve.png, train_config.json.
+best.pt (lowest dev WER), step-N.pt (--keep-steps), log.jsonl, curve.png, train_config.json.
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 1
     checkpoint_every: int = 200
+    keep_steps: tuple[int, ...] = ()  # also save the checkpoint at these steps as step-N.pt (models/train/average.py)
     dev_utts: int = 200
     init: str = ""  # checkpoint whose weights (those of matching name and shape) start a new run
     dev_every: int = 0  # also decode dev every this many steps (0: only after each epoch)
@@ -622,6 +623,8 @@ def train(cfg: TrainConfig) -> dict:
                 save(last)
                 if main_proc:
                     plot_curve(state["log"], exp / "curve.png")
+            if state["step"] in cfg.keep_steps:
+                save(exp / f"step-{state['step']}.pt")
             if cfg.dev_every and state["step"] % cfg.dev_every == 0 and main_proc:
                 w = run_dev()
                 bar.write(f"step {state['step']}: dev WER {100 * w:.2f}%")
@@ -728,6 +731,13 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
     p.add_argument("--seed", type=int, default=d.seed, help="random seed")
     p.add_argument("--num-workers", type=int, default=d.num_workers, help="data loader processes")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between last.pt saves")
+    p.add_argument(
+        "--keep-steps",
+        type=int,
+        nargs="+",
+        default=[],
+        help="also keep the checkpoints of these steps as step-N.pt, to average (python -m models.train.average)",
+    )
     p.add_argument("--dev-utts", type=int, default=d.dev_utts, help="dev utterances decoded after each epoch")
     p.add_argument("--init", default="", help="start from the matching weights of this checkpoint (new run only)")
     p.add_argument("--dev-every", type=int, default=d.dev_every, help="also decode dev every N steps (0: never)")
@@ -837,6 +847,7 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
         seed=a.seed,
         num_workers=a.num_workers,
         checkpoint_every=a.checkpoint_every,
+        keep_steps=tuple(a.keep_steps),
         dev_utts=a.dev_utts,
         dev_every=a.dev_every,
         init=a.init,

@@ -1,0 +1,78 @@
+"""Checkpoint averaging: the element-wise mean of the weights of a run's last few checkpoints.
+
+    python -m models.train.average --checkpoints exp/en/snap-6000.pt exp/en/snap-7000.pt exp/en/last.pt \
+        --out exp/en/avg.pt
+
+Late in a run the weights wander around a minimum from step to step; their mean often sits closer to it than any one
+of them (icefall's `--avg`, Izmailov et al. 2018's SWA). The checkpoints must share a `ModelConfig` (one run, or runs
+of one model). Floating-point tensors are averaged; integer ones (counters) are taken from the last checkpoint, as is
+everything else the file holds (configs, training state, tokenizer), so the result evaluates, exports and warm-starts
+like any checkpoint. It carries no optimizer state (`--init` from it, not a resume) and lists what was averaged under
+"averaged" (path and step of each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+
+def average_checkpoints(paths: Sequence[str | os.PathLike]) -> dict:
+    """The checkpoint whose weights are the mean of `paths`' (see the module docstring).
+
+    Raises:
+        ValueError: fewer than two paths, or checkpoints of different models (config, tensor names or shapes).
+    """
+    if len(paths) < 2:
+        raise ValueError("averaging needs at least two checkpoints")
+    cks = [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
+    first, last = cks[0], cks[-1]
+    for p, ck in zip(paths[1:], cks[1:], strict=True):
+        if ck.get("model_config") != first.get("model_config"):
+            raise ValueError(f"{p}: another model's config than {paths[0]}'s")
+        if {k: v.shape for k, v in ck["model"].items()} != {k: v.shape for k, v in first["model"].items()}:
+            raise ValueError(f"{p}: other tensors (names or shapes) than {paths[0]}'s")
+    weights = {}
+    for name, tensor in last["model"].items():
+        if tensor.is_floating_point():
+            total = torch.zeros_like(tensor, dtype=torch.float64)
+            for ck in cks:
+                total += ck["model"][name].to(torch.float64)
+            weights[name] = (total / len(cks)).to(tensor.dtype)
+        else:
+            weights[name] = tensor.clone()
+    averaged = [
+        {"path": str(p), "step": int(ck.get("state", {}).get("step", -1))} for p, ck in zip(paths, cks, strict=True)
+    ]
+    return {**last, "model": weights, "optimizer": {}, "averaged": averaged}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoints", nargs="+", required=True, help="checkpoints of one model, oldest first")
+    p.add_argument("--out", type=Path, required=True, help="the averaged checkpoint to write")
+    a = p.parse_args(argv)
+    missing = [c for c in a.checkpoints if not Path(c).is_file()]
+    if missing:
+        p.error(f"no checkpoint at {', '.join(missing)}")
+    if a.out.resolve() in {Path(c).resolve() for c in a.checkpoints}:
+        p.error("--out must not be one of the checkpoints")
+    try:
+        ck = average_checkpoints(a.checkpoints)
+    except ValueError as e:
+        p.error(str(e))
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = a.out.with_suffix(".tmp")
+    torch.save(ck, tmp)
+    os.replace(tmp, a.out)
+    steps = ", ".join(str(x["step"]) for x in ck["averaged"])
+    print(f"{a.out}: the mean of {len(ck['averaged'])} checkpoints (steps {steps})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""Checkpoint averaging (models/train/average.py)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.nn.checkpoint import load_model, save_checkpoint
+from models.nn.transducer import ModelConfig, Transducer
+from models.train.average import average_checkpoints, main
+from tests._tiny import TINY_ENCODER
+
+
+def _checkpoint(path: Path, seed: int, step: int, vocab: int = 20) -> tuple[Path, Transducer]:
+    torch.manual_seed(seed)
+    model = Transducer(ModelConfig(vocab_size=vocab, encoder=TINY_ENCODER, decoder_dim=16, joiner_dim=16))
+    state = {"step": step, "epoch": 0, "batch": step, "best_wer": 0.5, "log": [], "train_seconds": 1.0}
+    return save_checkpoint(path, model, {"lr": 1e-3}, "bpe.model", state, optimizer={"x": 1}), model
+
+
+def test_the_mean_of_each_weight_and_the_last_ones_metadata(tmp_path: Path) -> None:
+    (a, ma), (b, mb), (c, mc) = (
+        _checkpoint(tmp_path / f"{n}.pt", s, s * 100) for n, s in (("a", 1), ("b", 2), ("c", 3))
+    )
+    ck = average_checkpoints([a, b, c])
+    for name, t in mc.state_dict().items():
+        want = (ma.state_dict()[name] + mb.state_dict()[name] + t) / 3 if t.is_floating_point() else t
+        assert torch.allclose(ck["model"][name], want, atol=1e-6), name
+    assert not torch.equal(ck["model"]["joiner.output.weight"], mc.state_dict()["joiner.output.weight"])
+    assert ck["state"]["step"] == 300 and ck["optimizer"] == {} and ck["tokenizer"] == "bpe.model"
+    assert [x["step"] for x in ck["averaged"]] == [100, 200, 300]
+    # the CLI writes a checkpoint that loads like any other
+    assert main(["--checkpoints", str(a), str(b), str(c), "--out", str(tmp_path / "avg.pt")]) == 0
+    model, loaded = load_model(tmp_path / "avg.pt")
+    assert torch.equal(model.state_dict()["joiner.output.weight"], ck["model"]["joiner.output.weight"])
+    assert loaded["averaged"] == ck["averaged"]
+
+
+def test_refuses_one_checkpoint_other_models_and_overwriting(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    a, _ = _checkpoint(tmp_path / "a.pt", 1, 100)
+    b, _ = _checkpoint(tmp_path / "b.pt", 2, 200, vocab=30)
+    with pytest.raises(ValueError, match="at least two"):
+        average_checkpoints([a])
+    with pytest.raises(ValueError, match="another model's config"):
+        average_checkpoints([a, b])
+    for args, why in (
+        (["--checkpoints", str(a), str(a), "--out", str(a)], "must not be one of the checkpoints"),
+        (["--checkpoints", str(a), str(tmp_path / "none.pt"), "--out", str(tmp_path / "o.pt")], "no checkpoint at"),
+        (["--checkpoints", str(a), str(b), "--out", str(tmp_path / "o.pt")], "another model's config"),
+    ):
+        with pytest.raises(SystemExit):
+            main(args)
+        assert why in capsys.readouterr().err
+    assert not (tmp_path / "o.pt").exists()
