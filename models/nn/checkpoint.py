@@ -55,6 +55,12 @@ def save_checkpoint(
         "tokenizer": tokenizer,
         **extra,
     }
+    return write_checkpoint(path, checkpoint)
+
+
+def write_checkpoint(path: str | os.PathLike, checkpoint: dict) -> Path:
+    """Writes a checkpoint dict as it is, atomically (a temporary file renamed): a reader never sees half a file."""
+    path = Path(path)
     tmp = path.with_suffix(".tmp")
     torch.save(checkpoint, tmp)
     os.replace(tmp, path)

@@ -1,6 +1,7 @@
 """Checkpoint averaging: the element-wise mean of the weights of a run's last few checkpoints.
 
-    python -m models.train.average --checkpoints exp/en/snap-6000.pt exp/en/snap-7000.pt exp/en/last.pt \
+    parley train ... --exp-dir exp/en --max-steps 7500 --keep-steps 6000 7000   # step-6000.pt, step-7000.pt
+    python -m models.train.average --checkpoints exp/en/step-6000.pt exp/en/step-7000.pt exp/en/last.pt \
         --out exp/en/avg.pt
 
 Late in a run the weights wander around a minimum from step to step; their mean often sits closer to it than any one
@@ -19,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+from models.nn.checkpoint import write_checkpoint
 
 
 def average_checkpoints(paths: Sequence[str | os.PathLike]) -> dict:
@@ -66,9 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         p.error(str(e))
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = a.out.with_suffix(".tmp")
-    torch.save(ck, tmp)
-    os.replace(tmp, a.out)
+    write_checkpoint(a.out, ck)
     steps = ", ".join(str(x["step"]) for x in ck["averaged"])
     print(f"{a.out}: the mean of {len(ck['averaged'])} checkpoints (steps {steps})")
     return 0
