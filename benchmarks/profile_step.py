@@ -2,6 +2,8 @@
 
     nice -n 10 python benchmarks/profile_step.py --threads 1 --out benchmarks/results/profile-step-2cpu.json
     python benchmarks/profile_step.py --models en-small --vocab 256 --steps 2     # a quick look
+    python benchmarks/profile_step.py --device cuda --amp bf16 --models en-small en-20m en-30m --vocab 500 \
+        --recipes pruned --utterances 64 --steps 5                               # on a GPU (benchmarks/gpu_check.sh)
 
 The batch has the open-domain shape: `--utterances` of `--seconds` each (default 6 x 5 s = 30 s, the recipe's
 --max-seconds), `--tokens` target tokens each (default 60: an open-domain sentence in 256 BPE pieces; larger
@@ -10,7 +12,9 @@ features are real: synthetic speech-like audio written as WAV files and loaded t
 both from audio (read, speed perturbation, fbank, SpecAugment, collate) and from a feature cache (`parley train
 --feature-cache`, the recipe's way). The targets are random token ids.
 
-Each model (`en-small`: today's bundle, 4.4 M parameters; `en-3x`: about three times larger) and vocabulary size is
+Each model (`en-small`: the architecture of en-small and en-open, 4.4-4.8 M parameters; `en-3x`: about three times
+larger; `en-20m` and `en-30m`: the sizes a GPU can train, under the 40 M cap of the open-domain issue) and vocabulary
+size is
 stepped with the full loss on the standard topology (today's recipes) and with the pruned loss (`--prune-range`
 rows per frame) on the modified topology (the open-domain recipe), through the same pieces as
 `Transducer.forward`, timed one by one:
@@ -27,6 +31,8 @@ Each figure is the median of `--steps` steps after one warm-up step; the two rec
 the same machine load. The step's loss is checked against `Transducer.forward` on the same batch, so the profile
 times the code that trains. On a shared machine run it under
 `nice` with `--threads 1`: the figures are then those of one core, the split between the parts is what matters.
+With `--device cuda` each part is timed between `torch.cuda.synchronize()` calls (the GPU's time, not the launch's),
+and `--amp bf16` runs the forward passes under autocast as `parley train --amp bf16` does.
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ SAMPLE_RATE = 16000
 CHUNK, LEFT_CHUNKS = 8, 4  # a typical draw of the dynamic chunk training (320 ms, 1.28 s of history)
 CTC_WEIGHT = 0.3  # the en recipe's (Makefile train-en)
 CLIP = 5.0
+CPU = torch.device("cpu")
 PARTS = ("encoder", "joiner", "loss", "backward_heads", "backward_encoder", "optimizer")
 
 # bundles/en-small/bundle.json "model": today's default; and a model about three times its size.
@@ -84,6 +91,20 @@ MODELS = {
     "en-3x": {
         "encoder": EncoderConfig(
             d_model=224, num_layers=10, num_heads=4, ff_dim=896, conv_kernel=15, subsampling_channels=64, dropout=0.0
+        ),
+        "decoder_dim": 256,
+        "joiner_dim": 320,
+    },
+    "en-20m": {  # 19.4 M parameters at V=500
+        "encoder": EncoderConfig(
+            d_model=256, num_layers=12, num_heads=4, ff_dim=1024, conv_kernel=15, subsampling_channels=64, dropout=0.0
+        ),
+        "decoder_dim": 256,
+        "joiner_dim": 320,
+    },
+    "en-30m": {  # 29.8 M parameters at V=500
+        "encoder": EncoderConfig(
+            d_model=320, num_layers=12, num_heads=8, ff_dim=1280, conv_kernel=15, subsampling_channels=64, dropout=0.0
         ),
         "decoder_dim": 256,
         "joiner_dim": 320,
@@ -105,15 +126,22 @@ def speechlike(seconds: float, seed: int) -> np.ndarray:
 
 
 class Timer:
-    """Seconds per named part, accumulated over one step."""
+    """Seconds per named part, accumulated over one step; on a GPU, each part ends when its kernels have run."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: torch.device = CPU) -> None:
         self.parts: dict[str, float] = {}
+        self.device = device
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     @contextmanager
     def __call__(self, name: str):
+        self.sync()
         t = time.perf_counter()
         yield
+        self.sync()
         self.parts[name] = self.parts.get(name, 0.0) + time.perf_counter() - t
 
 
@@ -155,9 +183,32 @@ def profiled_step(
     targets: torch.Tensor,
     target_lens: torch.Tensor,
     timer: Timer,
+    amp: bool = False,
 ) -> float:
     """One training step through `Transducer.forward`'s pieces, each timed; returns the loss (pruned: its scales
-    after the warm-up, simple 0.5 and pruned 1)."""
+    after the warm-up, simple 0.5 and pruned 1). `amp`: the forward passes under bf16 autocast, as in training."""
+    with torch.autocast(feats.device.type, dtype=torch.bfloat16, enabled=amp):
+        loss, enc_out, enc = _forward(model, feats, feat_lens, targets, target_lens, timer)
+    opt.zero_grad(set_to_none=True)
+    with timer("backward_heads"):
+        loss.backward()
+    with timer("backward_encoder"):
+        enc_out.backward(enc.grad)
+    with timer("optimizer"):
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        opt.step()
+    return float(loss.detach())
+
+
+def _forward(
+    model: Transducer,
+    feats: torch.Tensor,
+    feat_lens: torch.Tensor,
+    targets: torch.Tensor,
+    target_lens: torch.Tensor,
+    timer: Timer,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The forward pass in timed pieces: (loss, encoder output, its detached copy that the heads' graph starts from)."""
     cfg = model.cfg
     decoder, joiner, ctc_output = model.head()
     with timer("encoder"):
@@ -189,18 +240,12 @@ def profiled_step(
         lp = ctc_output(enc).float().log_softmax(-1).transpose(0, 1)  # (T, B, V)
         ctc = F.ctc_loss(lp, targets, enc_lens, target_lens, blank=BLANK_ID, reduction="none", zero_infinity=True)
         loss = (1 - CTC_WEIGHT) * rnnt.mean() + CTC_WEIGHT * ctc.mean()
-    opt.zero_grad(set_to_none=True)
-    with timer("backward_heads"):
-        loss.backward()
-    with timer("backward_encoder"):
-        enc_out.backward(enc.grad)
-    with timer("optimizer"):
-        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
-        opt.step()
-    return float(loss.detach())
+    return loss, enc_out, enc
 
 
-def _setup(name: str, vocab: int, recipe: str, prune_range: int, seed: int) -> tuple[Transducer, torch.optim.Optimizer]:
+def _setup(
+    name: str, vocab: int, recipe: str, prune_range: int, seed: int, device: torch.device
+) -> tuple[Transducer, torch.optim.Optimizer]:
     loss_kind, rnnt_type = RECIPES[recipe]
     torch.manual_seed(seed)
     cfg = ModelConfig(
@@ -211,32 +256,45 @@ def _setup(name: str, vocab: int, recipe: str, prune_range: int, seed: int) -> t
         prune_range=prune_range,
         **MODELS[name],
     )
-    model = Transducer(cfg).train()
+    model = Transducer(cfg).to(device).train()
     return model, torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-2, betas=(0.9, 0.98))
 
 
 def profile(
-    name: str, vocab: int, recipes: Sequence[str], batch: dict, tokens: int, prune_range: int, steps: int, seed: int = 0
+    name: str,
+    vocab: int,
+    recipes: Sequence[str],
+    batch: dict,
+    tokens: int,
+    prune_range: int,
+    steps: int,
+    seed: int = 0,
+    device: torch.device = CPU,
+    amp: bool = False,
 ) -> list[dict]:
-    """Median seconds per part of `steps` steps (after a warm-up) of model `name` with `vocab`, for each recipe."""
-    feats, feat_lens = batch["feats"], batch["feat_lens"]
+    """Median seconds per part of `steps` steps (after a warm-up) of model `name` with `vocab`, for each recipe, on
+    `device` (the batch is moved there once), in fp32 or (`amp`) bf16 mixed precision."""
+    feats, feat_lens = batch["feats"].to(device), batch["feat_lens"].to(device)
     B = feats.shape[0]
     g = torch.Generator().manual_seed(seed)
-    targets = torch.randint(1, vocab, (B, tokens), generator=g)
-    target_lens = torch.full((B,), tokens, dtype=torch.long)
-    setups = {r: _setup(name, vocab, r, prune_range, seed) for r in recipes}
+    targets = torch.randint(1, vocab, (B, tokens), generator=g).to(device)
+    target_lens = torch.full((B,), tokens, dtype=torch.long, device=device)
+    setups = {r: _setup(name, vocab, r, prune_range, seed, device) for r in recipes}
     runs: dict[str, list[dict]] = {r: [] for r in recipes}
     for i in range(steps + 1):
         for recipe, (model, opt) in setups.items():
             if i == 0:  # the profiled pieces are Transducer.forward's: the same loss on the same batch
-                with torch.no_grad():
+                with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     ref, _ = model(feats, feat_lens, targets, target_lens, CHUNK, LEFT_CHUNKS, simple_scale=0.5)
-            timer = Timer()
+            timer = Timer(device)
+            timer.sync()
             t = time.perf_counter()
-            loss = profiled_step(model, opt, feats, feat_lens, targets, target_lens, timer)
+            loss = profiled_step(model, opt, feats, feat_lens, targets, target_lens, timer, amp)
+            timer.sync()
             timer.parts["step"] = time.perf_counter() - t
-            if i == 0:
-                assert abs(loss - float(ref)) < 1e-3 * abs(float(ref)), f"profiled loss {loss} vs forward {float(ref)}"
+            if i == 0:  # bf16 kernels may differ between the two calls in the last bits
+                tol = 1e-2 if amp else 1e-3
+                assert abs(loss - float(ref)) < tol * abs(float(ref)), f"profiled loss {loss} vs forward {float(ref)}"
             else:
                 runs[recipe].append(timer.parts)
     enc_frames = int(subsampled_lengths(feat_lens).max())
@@ -255,6 +313,7 @@ def profile(
                 "prune_range": prune_range if loss_kind == "pruned" else None,
                 "logits_mb": B * enc_frames * rows * vocab * 4 / 2**20,  # the joiner's (B, T, U+1 or S, V) output
                 "seconds": {k: statistics.median(r[k] for r in runs[recipe]) for k in (*PARTS, "step")},
+                "peak_gpu_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
             }
         )
     return out
@@ -287,27 +346,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--prune-range", type=int, default=5, help="rows per frame of the pruned loss (default: 5)")
     p.add_argument("--steps", type=int, default=3, help="timed steps per setting, after one warm-up (default: 3)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--amp", choices=["none", "bf16"], default="none", help="mixed precision as parley train --amp")
     p.add_argument("--out", type=Path, help="also write the figures here as JSON")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        p.error(f"--device {a.device}: torch {torch.__version__} sees no CUDA device")
     with tempfile.TemporaryDirectory() as tmp:
         batch, data = data_batches(Path(tmp), a.utterances, a.seconds, a.tokens, a.steps)
     audio_s = float(batch["feat_lens"].sum()) * FBANK_SHIFT_MS / 1000
     print(
         f"batch: {a.utterances} x {a.seconds:g} s = {audio_s:.1f} s of audio (with augmentation padding), "
         f"{a.tokens} tokens each; torch threads {a.threads}, nice {os.nice(0)}, load average "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; device {device} ({a.amp})"
     )
     print(f"data per batch: {data['audio_s']:.3f} s from audio, {data['cache_s']:.4f} s from the feature cache")
     results = []
     for name in a.models:
         for vocab in a.vocab:
-            for r in profile(name, vocab, a.recipes, batch, a.tokens, a.prune_range, a.steps):
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            for r in profile(
+                name, vocab, a.recipes, batch, a.tokens, a.prune_range, a.steps, device=device, amp=a.amp == "bf16"
+            ):
                 results.append(r)
                 s = r["seconds"]
                 print(
                     f"{name} ({r['parameters'] / 1e6:.1f} M) V={vocab} {r['recipe']}: step {s['step']:.3f} s "
-                    + ", ".join(f"{k} {s[k]:.3f}" for k in PARTS),
+                    + ", ".join(f"{k} {s[k]:.3f}" for k in PARTS)
+                    + (f", peak {r['peak_gpu_mb']:.0f} MB" if r["peak_gpu_mb"] is not None else ""),
                     flush=True,
                 )
     print()
@@ -328,6 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "load_average": os.getloadavg()[0],
             "cpu_count": os.cpu_count(),
             "torch": torch.__version__,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "amp": a.amp,
         }
         a.out.write_text(json.dumps({"settings": settings, "data": data, "results": results}, indent=2) + "\n")
     return 0

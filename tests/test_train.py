@@ -1,3 +1,4 @@
+import itertools
 import json
 import math
 import socket
@@ -31,6 +32,10 @@ def test_tiny_cpu_training_learns_checkpoints_and_resumes(tiny_corpus, tiny_toke
     losses = [r["loss"] for r in log if "loss" in r]
     assert len(losses) == first["step"] and first["dev_wer"] is not None
     assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, f"loss did not fall: {losses[:3]} ... {losses[-3:]}"
+    # Each step logs its batch's audio and the training seconds so far (the throughput on any hardware).
+    steps = [r for r in log if "loss" in r]
+    assert all(r["audio_s"] > 0 for r in steps)
+    assert all(b["seconds"] >= a["seconds"] for a, b in itertools.pairwise(steps)) and steps[-1]["seconds"] > 0
     # Asking for one more epoch resumes from last.pt instead of starting over.
     second = train(replace(cfg, epochs=5))
     assert second["step"] > first["step"]

@@ -221,12 +221,19 @@ def band_loss(
     return recursion(blank_lp, label_lp, s_begin.long(), logit_lengths.long(), target_lengths.long())
 
 
-def _shifted(x: torch.Tensor, offset: torch.Tensor, fill: float) -> torch.Tensor:
-    """y[b, s] = x[b, s + offset[b]] where that is inside 0..S-1, else `fill`: x `(B, S)`, offset `(B,)`."""
-    S = x.shape[1]
-    src = torch.arange(S, device=x.device) + offset[:, None]  # (B, S)
-    inside = (src >= 0) & (src < S)
-    return torch.where(inside, x.gather(1, src.clamp(0, S - 1)), fill)
+def _shift_index(s_begin: torch.Tensor, S: int, lag: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each band position of frame t+1 reads from in frame t's band, for all frames at once.
+
+    Position s of frame t+1's band is row s_begin[t+1] + s, which is position s + shift(t) - lag of frame t's band
+    (shift(t) = s_begin[t+1] - s_begin[t]; lag 1 for a label, which climbs one row).
+
+    Returns:
+        index `(B, T-1, S)` into frame t's band (clamped to 0..S-1) and inside `(B, T-1, S)`: whether that position
+        is in the band at all (else the node is unreachable from frame t).
+    """
+    shift = s_begin[:, 1:] - s_begin[:, :-1]  # (B, T-1)
+    src = torch.arange(S, device=s_begin.device) + (shift - lag)[..., None]  # (B, T-1, S)
+    return src.clamp(0, S - 1), (src >= 0) & (src < S)
 
 
 def _at_row(x: torch.Tensor, s_begin_t: torch.Tensor, row: torch.Tensor, fill: float) -> torch.Tensor:
@@ -234,6 +241,17 @@ def _at_row(x: torch.Tensor, s_begin_t: torch.Tensor, row: torch.Tensor, fill: f
     pos = row - s_begin_t
     inside = (pos >= 0) & (pos < x.shape[1])
     return torch.where(inside, x.gather(1, pos.clamp(0, x.shape[1] - 1)[:, None]).squeeze(1), fill)
+
+
+def _at_last_frame(x: torch.Tensor, logit_lengths: torch.Tensor) -> torch.Tensor:
+    """x[b, logit_lengths[b] - 1]: x `(B, T, ...)` -> `(B, ...)`."""
+    last = (logit_lengths - 1).clamp(min=0)
+    return x[torch.arange(x.shape[0], device=x.device), last]
+
+
+# The recursions below loop over frames with a few fixed-shape tensor ops per frame and no host synchronization
+# (the end of each sequence is read after the loop from the stacked per-frame values): on a GPU each op is a kernel
+# launch, and a `bool(tensor)` per frame would stall the launch queue T times per loss.
 
 
 def _standard_band(
@@ -244,23 +262,20 @@ def _standard_band(
     target_lengths: torch.Tensor,
 ) -> torch.Tensor:
     """rnnt_loss.py's row update inside frame t's band, the blanks of frame t-1 brought over by the shift."""
-    B, T, _ = blank_lp.shape
+    B, T, S = blank_lp.shape
     neg_inf = torch.finfo(blank_lp.dtype).min / 4
     # C(s) = sum of label log-probs from the band's first row up to row s (within one frame): (B, T, S).
     C = torch.cat([blank_lp.new_zeros(B, T, 1), torch.cumsum(label_lp[..., :-1], dim=2)], dim=2)
     assert bool((s_begin[:, 0] == 0).all()), f"bands must start at row 0: {s_begin[:, 0].tolist()}"
+    index, inside = _shift_index(s_begin, S, 0)
     alpha = C[:, 0]  # (B, S): only label emissions at frame 0
-    final = blank_lp.new_full((B,), neg_inf)
-    last_t = (logit_lengths - 1).clamp(min=0)
-    for t in range(T):
-        if t > 0:
-            a = _shifted(alpha + blank_lp[:, t - 1], s_begin[:, t] - s_begin[:, t - 1], neg_inf)  # (B, S)
-            alpha = C[:, t] + torch.logcumsumexp(a - C[:, t], dim=1)
-        done = last_t == t
-        if bool(done.any()):
-            end = _at_row(alpha + blank_lp[:, t], s_begin[:, t], target_lengths, neg_inf)
-            final = torch.where(done, end, final)
-    return -final
+    leave = [alpha + blank_lp[:, 0]]  # (B, S) per frame: alpha and the frame's blank
+    for t in range(1, T):
+        a = torch.where(inside[:, t - 1], leave[-1].gather(1, index[:, t - 1]), neg_inf)  # (B, S)
+        alpha = C[:, t] + torch.logcumsumexp(a - C[:, t], dim=1)
+        leave.append(alpha + blank_lp[:, t])
+    last = _at_last_frame(torch.stack(leave, 1), logit_lengths)  # (B, S)
+    return -_at_row(last, _at_last_frame(s_begin, logit_lengths), target_lengths, neg_inf)
 
 
 def _modified_band(
@@ -273,23 +288,27 @@ def _modified_band(
     """models/train/rnnt_loss.py's modified recursion: every symbol of frame t lands in frame t+1's band."""
     B, T, S = blank_lp.shape
     neg_inf = torch.finfo(blank_lp.dtype).min / 4
+    stay_index, stay_inside = _shift_index(s_begin, S, 0)
+    move_index, move_inside = _shift_index(s_begin, S, 1)
     alpha = blank_lp.new_full((B, S), neg_inf)  # (B, S): rows s_begin[:, t] + s before frame t's symbol
     alpha[:, 0] = 0.0
-    final = blank_lp.new_full((B,), neg_inf)
+    stays, moves = [], []
     for t in range(T):
         stay = alpha + blank_lp[:, t]  # blank: to row u at frame t+1
         move = alpha + label_lp[:, t]  # label: to row u+1
-        done = logit_lengths == t + 1
-        if bool(done.any()):
-            end = torch.logaddexp(
-                _at_row(stay, s_begin[:, t], target_lengths, neg_inf),
-                _at_row(move, s_begin[:, t], target_lengths - 1, neg_inf),
-            )
-            final = torch.where(done, end, final)
+        stays.append(stay)
+        moves.append(move)
         if t + 1 < T:
-            shift = s_begin[:, t + 1] - s_begin[:, t]
-            alpha = torch.logaddexp(_shifted(stay, shift, neg_inf), _shifted(move, shift - 1, neg_inf))
-    return -final
+            alpha = torch.logaddexp(
+                torch.where(stay_inside[:, t], stay.gather(1, stay_index[:, t]), neg_inf),
+                torch.where(move_inside[:, t], move.gather(1, move_index[:, t]), neg_inf),
+            )
+    s_last = _at_last_frame(s_begin, logit_lengths)
+    end = torch.logaddexp(
+        _at_row(_at_last_frame(torch.stack(stays, 1), logit_lengths), s_last, target_lengths, neg_inf),
+        _at_row(_at_last_frame(torch.stack(moves, 1), logit_lengths), s_last, target_lengths - 1, neg_inf),
+    )
+    return -end
 
 
 Joint = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

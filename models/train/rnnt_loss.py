@@ -87,28 +87,18 @@ def rnnt_loss_from_log_probs(
     B, T, _ = blank_lp.shape
     # S(u) = sum of label log-probs of the first u labels at this t: (B, T, U+1), S(0) = 0.
     S = torch.cat([blank_lp.new_zeros(B, T, 1), torch.cumsum(label_lp, dim=2)], dim=2)
-    neg_inf = torch.finfo(blank_lp.dtype).min / 4
-    # Row t = 0: only label emissions, alpha(0, u) = S(0, u).
+    # Row t = 0: only label emissions, alpha(0, u) = S(0, u). Each frame's alpha plus its blank (the way out of
+    # the frame) is kept, and each sequence's end read after the loop: no host synchronization inside it.
     alpha = S[:, 0]  # (B, U+1)
-    final = alpha.new_full((B,), neg_inf)
-    last_t = (logit_lengths - 1).clamp(min=0)
-    final = torch.where(
-        last_t == 0,
-        alpha.gather(1, target_lengths[:, None]).squeeze(1)
-        + blank_lp[:, 0].gather(1, target_lengths[:, None]).squeeze(1),
-        final,
-    )
+    leave = [alpha + blank_lp[:, 0]]
     for t in range(1, T):
-        a = alpha + blank_lp[:, t - 1]  # (B, U+1): arrive at (t, u) by a blank from (t-1, u)
+        a = leave[-1]  # (B, U+1): arrive at (t, u) by a blank from (t-1, u)
         St = S[:, t]
         alpha = St + torch.logcumsumexp(a - St, dim=1)
-        done = last_t == t
-        if bool(done.any()):
-            end = alpha.gather(1, target_lengths[:, None]).squeeze(1) + blank_lp[:, t].gather(
-                1, target_lengths[:, None]
-            ).squeeze(1)
-            final = torch.where(done, end, final)
-    return -final
+        leave.append(alpha + blank_lp[:, t])
+    last = (logit_lengths - 1).clamp(min=0)
+    end = torch.stack(leave, 1)[torch.arange(B, device=blank_lp.device), last]  # (B, U+1)
+    return -end.gather(1, target_lengths[:, None]).squeeze(1)
 
 
 def modified_rnnt_loss_from_log_probs(
@@ -125,14 +115,15 @@ def modified_rnnt_loss_from_log_probs(
     neg_inf = torch.finfo(blank_lp.dtype).min / 4
     alpha = blank_lp.new_full((B, U1), neg_inf)
     alpha[:, 0] = 0.0
-    pad = blank_lp.new_full((B, 1), neg_inf)
-    final = blank_lp.new_full((B,), neg_inf)
+    alphas = []  # (B, U+1) after each frame; each sequence's end is read after the loop
     for t in range(T):
         stay = alpha + blank_lp[:, t]  # (B, U+1): blank, to (t+1, u)
-        move = torch.cat([pad, alpha[:, :-1] + label_lp[:, t]], dim=1)  # (B, U+1): label u-1, to (t+1, u)
+        move = torch.nn.functional.pad(alpha[:, :-1] + label_lp[:, t], (1, 0), value=neg_inf)  # label u-1, to u
         alpha = torch.logaddexp(stay, move)
-        final = torch.where(logit_lengths == t + 1, alpha.gather(1, target_lengths[:, None]).squeeze(1), final)
-    return -final
+        alphas.append(alpha)
+    end = torch.stack(alphas, 1)[torch.arange(B, device=blank_lp.device), (logit_lengths - 1).clamp(min=0)]
+    final = end.gather(1, target_lengths[:, None]).squeeze(1)
+    return -torch.where(logit_lengths > 0, final, neg_inf)
 
 
 def rnnt_loss(

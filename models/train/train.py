@@ -63,7 +63,7 @@ from models.train.pruned_rnnt import DEFAULT_PRUNE_RANGE
 from models.train.rnnt_loss import RNNT_TYPES
 from models.train.tasks import MultiTaskDataset, Task, TaskBatchSampler, parse_tasks
 from models.train.tokenizer import MODEL_NAME, Tokenizer
-from parley.contract import BLANK_ID
+from parley.contract import BLANK_ID, FBANK_SHIFT_MS
 from parley.wer import error_counts
 
 
@@ -611,6 +611,9 @@ def train(cfg: TrainConfig) -> dict:
                     "grad_norm": float(gnorm),
                     "chunk": chunk,
                     "left": left,
+                    # throughput on any hardware: the batch's audio, training seconds so far (dev decodes not counted)
+                    "audio_s": round(float(batch["feat_lens"].sum()) * FBANK_SHIFT_MS / 1000, 2),
+                    "seconds": round(state["train_seconds"] + time.time() - t0, 2),
                     **({"task": task.name} if cfg.multi_head else {}),
                     **info,
                 }
