@@ -9,7 +9,9 @@ voice variants, and decoded with modified beam search and all eight names of its
 matching, as the server does; `--anywhere` for token sequences anywhere). False alarms: six grammar sentences without
 any name and, with `--plain-manifest`, open-domain test utterances (held-out documents and voices): how many come
 out with a boosted name, and their WER with and without the hotwords (biasing must not cost the rest). Prints one
-line per split and boost (docs/adaptation.md has the table).
+line per split and boost (docs/adaptation.md has the table), then the same after hotword respelling
+(server/respell.py) of that boost's words, for each `--respell-thresholds` x `--respell-confidences` setting: the dev
+names choose the server's default, the test names report it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from parley.resample import resample
 from parley.wer import wer
 from server.biasing import ContextGraph, phrase_tokens, word_starts
 from server.bundle import load_bundle
+from server.respell import RESPELL_MAX_CONFIDENCE, RESPELL_THRESHOLD, Respeller
 from server.transducer import StreamingTransducer, Transcript, transcribe_many, word_confidence
 
 TEST_NAMES = ["moreno", "pemberton", "harding", "marlow", "dalton", "maddox", "winslow", "okonkwo"]
@@ -63,6 +66,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plain-utts", type=int, default=100, help="how many of --plain-manifest (default 100)")
     parser.add_argument("--out", help="write the figures as JSON here")
     parser.add_argument("--splits", nargs="+", choices=("dev", "test"), default=["dev", "test"], help="name splits run")
+    parser.add_argument(
+        "--respell-thresholds",
+        type=float,
+        nargs="+",
+        default=[0.7, 0.75, 0.8, 0.85, 0.9],
+        help="respelling (server/respell.py): sound-key closeness thresholds tried on every boost's words",
+    )
+    parser.add_argument(
+        "--respell-confidences",
+        type=float,
+        nargs="+",
+        default=[0.4, 0.6, 0.8, 1.0],
+        help="respelling: the run's least confident word must be below this (1.0: no confidence gate)",
+    )
     a = parser.parse_args(argv)
     model = StreamingTransducer(load_bundle(a.bundle, threads=1))
     head = model.heads[0].head
@@ -100,7 +117,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                 probs.append(p)
         return sorted(out)
 
+    def words_of(t: Transcript) -> tuple[list[str], list[float]]:
+        """A transcript's words and their confidences, as the server's finals give them."""
+        words: list[str] = []
+        probs: list[list[float]] = []
+        for tok, p in zip(t.tokens, t.probs, strict=True):
+            piece = head.tokens[tok]
+            if piece.startswith("\u2581") or not words:
+                words.append("")
+                probs.append([])
+            words[-1] += piece.removeprefix("\u2581")
+            probs[-1].append(p)
+        keep = [i for i, w in enumerate(words) if w]
+        return [words[i] for i in keep], [word_confidence(probs[i]) for i in keep]
+
+    def respelled(transcripts: Sequence[Transcript], names: Sequence[str], threshold: float, conf: float) -> list[str]:
+        speller = Respeller(names, threshold=threshold, max_confidence=conf)
+        return [" ".join(speller.apply(*words_of(t))) for t in transcripts]
+
     baseline = decode([x for _, x in plain], None)
+    baseline_transcripts = list(last)
     refs = [t for t, _ in plain]
     rows = []
     for split, names in (("dev", DEV_NAMES), ("test", TEST_NAMES)):
@@ -113,11 +149,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             phrases = [(phrase_tokens(head.sp, n), boost) for n in names]
             graph = ContextGraph(phrases, head.vocab_size, starts) if boost else None
             hyps = decode(audio, graph)
+            named_transcripts = list(last)
             hit_conf = name_confidences(names)
             hits = sum(n in h.split() for (_, n, _), h in zip(named, hyps, strict=True))
             missed = [h for (_, n, _), h in zip(named, hyps, strict=True) if n not in h.split()]
             out = decode([x for _, x in plain], graph) if boost else baseline
+            plain_transcripts = list(last) if boost else baseline_transcripts
             alarm_conf = name_confidences(names) if boost else []
+            respell = {}  # "threshold/confidence" -> recall, false alarms and WER with respelling after this boost
+            for thr in a.respell_thresholds:
+                for conf in a.respell_confidences:
+                    rh = respelled(named_transcripts, names, thr, conf)
+                    ro = respelled(plain_transcripts, names, thr, conf)
+                    got = {
+                        "hits": sum(n in h.split() for (_, n, _), h in zip(named, rh, strict=True)),
+                        "false_alarms": sum(bool(set(o.split()) & set(names)) for o in ro),
+                        "plain_wer": wer(refs, ro),
+                    }
+                    if (thr, conf) == (RESPELL_THRESHOLD, RESPELL_MAX_CONFIDENCE):  # the server's: what it got wrong
+                        got["missed"] = [h for (_, n, _), h in zip(named, rh, strict=True) if n not in h.split()]
+                        got["alarms"] = [
+                            {"ref": r, "hyp": o} for r, o in zip(refs, ro, strict=True) if set(o.split()) & set(names)
+                        ]
+                    respell[f"{thr:g}/{conf:g}"] = got
             alarms = sum(bool(set(o.split()) & set(names)) for o in out)
             row = {
                 "split": split,
@@ -134,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "name_confidences": hit_conf,  # smallest token probability of each recognized name
                 "false_alarm_confidences": alarm_conf,
                 "alarms": [{"ref": r, "hyp": o} for r, o in zip(refs, out, strict=True) if set(o.split()) & set(names)],
+                "respell": respell,
             }
             rows.append(row)
             print(
@@ -143,6 +198,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"({time.time() - t0:.1f} s)",
                 flush=True,
             )
+            default = respell.get(f"{RESPELL_THRESHOLD:g}/{RESPELL_MAX_CONFIDENCE:g}")
+            for key, r in respell.items():
+                mark = " (default)" if r is default else ""
+                print(
+                    f"    + respelling {key}{mark}: recall {r['hits']}/{len(named)}, false alarms "
+                    f"{r['false_alarms']}/{len(plain)}, WER without names {100 * r['plain_wer']:.2f} %"
+                )
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         meta = {"bundle": a.bundle, "beam": a.beam, "whole_words": not a.anywhere, "frames": FRAMES, "voices": VOICES}

@@ -36,6 +36,7 @@ from server.plan import (
     Planner,
 )
 from server.recognizer import Final, Recognizer
+from server.respell import RESPELL_THRESHOLD
 from server.transducer import StreamingTransducer
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class EngineConfig:
     max_hotword_tokens: int = 32  # tokens of one hotword under a head's tokenizer
     hotword_boost: float = 1.5  # the bonus per token of a hotword that names no boost
     server_hotwords: tuple[tuple[str, float | None], ...] = ()  # every beam-search stream's (--hotwords-file)
+    respell_threshold: float = RESPELL_THRESHOLD  # hotword respelling (server/respell.py); 0: off
 
     @classmethod
     def from_settings(cls, settings: Any) -> EngineConfig:
@@ -72,6 +74,7 @@ class EngineConfig:
             max_hotword_tokens=settings.max_hotword_tokens,
             hotword_boost=settings.hotword_boost,
             server_hotwords=settings.server_hotwords(),
+            respell_threshold=settings.respell_threshold,
         )
 
     @property
@@ -81,7 +84,12 @@ class EngineConfig:
     @property
     def hotwords(self) -> HotwordLimits:
         return HotwordLimits(
-            self.max_hotwords, self.max_hotword_chars, self.max_hotword_tokens, self.hotword_boost, self.server_hotwords
+            self.max_hotwords,
+            self.max_hotword_chars,
+            self.max_hotword_tokens,
+            self.hotword_boost,
+            self.server_hotwords,
+            self.respell_threshold,
         )
 
 

@@ -29,6 +29,7 @@ from server.biasing import MAX_HOTWORD_BOOST, ContextGraph, phrase_tokens, word_
 from server.bundle import Bundle, source_lm
 from server.lm import MAX_FUSION_SCALE
 from server.protocol import preview
+from server.respell import RESPELL_THRESHOLD, Respeller
 from server.transducer import LmFusion, StreamingTransducer
 
 DEFAULT_SEARCH = "greedy"  # what a stream gets when its start names no search
@@ -94,8 +95,8 @@ class Adaptation:
         return bool(self.hotwords) or self.lm is not None
 
 
-# A stream's adaptation, resolved per head: (hotword graph, LM fusion), either None.
-HeadAdaptation = dict[int, tuple[ContextGraph | None, LmFusion | None]]
+# A stream's adaptation, resolved per head: (hotword graph, LM fusion, hotword respeller), any of them None.
+HeadAdaptation = dict[int, tuple[ContextGraph | None, LmFusion | None, Respeller | None]]
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class HotwordLimits:
     max_hotword_tokens: int = 32  # tokens of one hotword under a head's tokenizer
     hotword_boost: float = 1.5  # the bonus per token of a hotword that names no boost
     server: tuple[tuple[str, float | None], ...] = ()  # the server's hotwords (--hotwords-file): every beam stream's
+    respell_threshold: float = RESPELL_THRESHOLD  # hotword respelling's least closeness (server/respell.py); 0: off
 
 
 class Planner:
@@ -237,8 +239,20 @@ class Planner:
             self._server_cache[h] = phrases
         return list(self._server_cache[h])
 
+    def _server_texts(self, h: int) -> list[str]:
+        """The server's hotwords that head `h`'s tokenizer can write, as text."""
+        sp = self.model.heads[h].head.sp
+        out = []
+        for phrase, _ in self.limits.server:
+            try:
+                phrase_tokens(sp, phrase)
+            except ValueError:
+                continue
+            out.append(phrase)
+        return out
+
     def adapt(self, plan: HeadPlan, adaptation: Adaptation) -> HeadAdaptation:
-        """The hotword graph and LM fusion of each head `plan` may caption with.
+        """The hotword graph, LM fusion and hotword respeller of each head `plan` may caption with.
 
         Hotwords are checked against the limits and tokenized with each captioning head's tokenizer (a translation
         head gets none: its words are not the speaker's); the LM goes to the head whose tokens it predicts, which
@@ -261,7 +275,7 @@ class Planner:
         out: HeadAdaptation = {}
         for h in plan.captions:
             head = self.model.heads[h].head
-            graph = None
+            graph = speller = None
             phrases = self._server_phrases(h)
             if adaptation.hotwords or phrases:
                 for phrase, boost in adaptation.hotwords:
@@ -275,7 +289,10 @@ class Planner:
                         )
                     phrases.append((ids, cfg.hotword_boost if boost is None else boost))
                 graph = ContextGraph(phrases, head.vocab_size, word_starts(head.tokens))
-            out[h] = (graph, None)
+                if cfg.respell_threshold > 0:  # the same phrases, as words: what respelling may write
+                    texts = [p for p, _ in adaptation.hotwords] + self._server_texts(h)
+                    speller = Respeller(texts, threshold=cfg.respell_threshold)
+            out[h] = (graph, None, speller)
         if adaptation.lm is not None:
             lm = self.bundle.lms.get(adaptation.lm)
             if lm is None:
@@ -300,5 +317,5 @@ class Planner:
                     f"has no source LM for {lm.language} (parley lm train --role source): lodr_scale must be 0"
                 )
             fusion = LmFusion(lm.lm, lm_scale, ilm_scale, source.lm if source and lodr_scale else None, lodr_scale)
-            out[h] = (out[h][0], fusion)
+            out[h] = (out[h][0], fusion, out[h][2])
         return {h: a for h, a in out.items() if a != (None, None)}

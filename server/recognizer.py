@@ -226,7 +226,7 @@ class StreamRecognizer:
         if self.search == "greedy":
             s = GreedyState.new(runner)
         else:
-            hotwords, fusion = self.adaptation.get(head, (None, None))
+            hotwords, fusion, _ = self.adaptation.get(head, (None, None, None))
             s = BeamState(hotwords=hotwords, fusion=fusion)
         s.frames_done = frames_done
         return s
@@ -314,18 +314,39 @@ class StreamRecognizer:
     def _empty(self) -> tuple[str, tuple[tuple[str, str], ...]]:
         return "", tuple((lang, "") for lang, _ in self.plan.translate)
 
+    def _respelled(self, words: tuple[Word, ...]) -> tuple[Word, ...]:
+        """`words` with the runs that sound like one of the caption head's hotwords replaced by it (server/respell.py):
+        the new word spans the run's times and keeps its least confidence."""
+        speller = self.adaptation.get(self.caption, (None, None, None))[2]
+        if speller is None or self.tsot or not words:
+            return words
+        runs = speller.find([w.text for w in words], [w.conf for w in words])
+        if not runs:
+            return words
+        out, i = [], 0
+        for r in runs:
+            run = words[r.start : r.end]
+            out += [*words[i : r.start], Word(r.phrase, run[0].start, run[-1].end, min(w.conf for w in run))]
+            i = r.end
+        return (*out, *words[i:])
+
     def _result(self, kind: type[_R], now: _Text, end_s: float) -> _R:
         """The open segment as `kind`, ending at `end_s`."""
         multilingual = self.plan.multilingual
+        words = self.words(now.hyp)
+        text = now.text
+        respelled = self._respelled(words)
+        if respelled is not words:
+            words, text = respelled, " ".join(w.text for w in respelled)
         extra = {}
         if kind is Final and not self.tsot and (p := self.punctuators.get(self.runner.head.language)) is not None:
-            extra["display"] = p.punctuate_text(now.text)
+            extra["display"] = p.punctuate_text(text)
         return kind(
             segment=self.segment,
-            text=strip_channel_changes(now.text) if self.tsot else now.text,
+            text=strip_channel_changes(text) if self.tsot else text,
             start=self._t(self.segment_start_frame),
             end=end_s,
-            words=self.words(now.hyp),
+            words=words,
             language=self.runner.head.language if multilingual else None,
             translations=now.translations if multilingual and self.plan.translate else None,
             speakers=tuple(" ".join(ws) for ws in split_channels(now.text)) if self.tsot else None,

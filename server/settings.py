@@ -22,6 +22,7 @@ from typing import Any
 
 from server.endpoint import EndpointConfig
 from server.protocol import DEFAULT_MAX_MESSAGE_BYTES
+from server.respell import RESPELL_THRESHOLD
 
 ENV_PREFIX = "PARLEY_"
 DEFAULT_BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
@@ -144,6 +145,14 @@ class Settings:
     hotword_boost: float = field(
         default=1.5, metadata=_meta("bonus per token of a hotword that names no boost (log-probability)", float, "B")
     )
+    respell_threshold: float = field(
+        default=RESPELL_THRESHOLD,
+        metadata=_meta(
+            "hotword respelling: least sound-key closeness for a run of doubtful words to become a hotword (0: off)",
+            float,
+            "C",
+        ),
+    )
     hotwords_file: Path | None = field(
         default=None,
         metadata=_meta(
@@ -222,6 +231,7 @@ class Settings:
         need(1 <= self.max_hotword_chars <= 1000, "max_hotword_chars", "must be 1-1000")
         need(1 <= self.max_hotword_tokens <= 1000, "max_hotword_tokens", "must be 1-1000")
         need(0 < self.hotword_boost <= 20, "hotword_boost", "must be in (0, 20]")
+        need(0 <= self.respell_threshold <= 1, "respell_threshold", "must be in [0, 1]")
         need(self.rule1_min_trailing_silence >= 0, "rule1_min_trailing_silence", "must be >= 0")
         need(self.rule2_min_trailing_silence >= 0, "rule2_min_trailing_silence", "must be >= 0")
         need(self.rule3_min_utterance_length > 0, "rule3_min_utterance_length", "must be > 0")

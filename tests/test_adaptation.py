@@ -354,8 +354,9 @@ def test_engine_checks_hotwords_against_its_limits(adapted_bundle: Path) -> None
     engine = Engine(load_bundle(adapted_bundle, threads=1), EngineConfig(max_hotwords=3, max_hotword_chars=20))
     plan = engine.plan()
     ok = engine.adapt(plan, Adaptation((("kowalczyk", None), ("zentrix labs", 4.0)), "names", 0.5))
-    graph, fusion = ok[0]
+    graph, fusion, speller = ok[0]
     assert graph is not None and fusion is not None and (fusion.lm_scale, fusion.ilm_scale) == (0.5, 0.3)
+    assert speller is not None and speller.phrases == ["kowalczyk", "zentrix labs"]
     assert engine.search_for(None, Adaptation((("x", None),))) == "beam"
     for adaptation, error in [
         (Adaptation(tuple((w, None) for w in "abcd")), "at most 3"),

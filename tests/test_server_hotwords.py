@@ -44,9 +44,9 @@ def test_every_beam_stream_gets_the_server_s_hotwords(planner_parts) -> None:
     assert planner.search_for("greedy", None) == "greedy", "a stream may still ask for greedy (and gets none)"
     plain = Planner(bundle, model).search_for(None, None)
     assert plain == "greedy"
-    graph, fusion = planner.adapt(HeadPlan(), Adaptation())[0]
+    graph, fusion, _ = planner.adapt(HeadPlan(), Adaptation())[0]
     assert graph is not None and fusion is None
-    both, _ = planner.adapt(HeadPlan(), Adaptation((("moreno", 2.0),)))[0]
+    both, _, _ = planner.adapt(HeadPlan(), Adaptation((("moreno", 2.0),)))[0]
     assert both is not None and len(both._next) > len(graph._next), "the stream's own hotwords are added"
     # whole words: "moreno" then a piece that glues onto the word ("morenos" is no "moreno") gets its bonus back
     sp = bundle.heads[0].sp
