@@ -82,6 +82,8 @@ class Adaptation:
         lm_scale: its weight (None: the bundle's default for it).
         ilm_scale: the internal LM's subtracted weight (None: the bundle's default).
         lodr_scale: the bundle's source LM's subtracted weight (None: the bundle's default).
+        respell: whether doubtful words that sound like a hotword are written as it (server/respell.py; the server's
+            `respell_threshold` 0 turns it off for every stream).
     """
 
     hotwords: tuple[tuple[str, float | None], ...] = ()
@@ -89,6 +91,7 @@ class Adaptation:
     lm_scale: float | None = None
     ilm_scale: float | None = None
     lodr_scale: float | None = None
+    respell: bool = True
 
     @property
     def active(self) -> bool:
@@ -289,7 +292,7 @@ class Planner:
                         )
                     phrases.append((ids, cfg.hotword_boost if boost is None else boost))
                 graph = ContextGraph(phrases, head.vocab_size, word_starts(head.tokens))
-                if cfg.respell_threshold > 0:  # the same phrases, as words: what respelling may write
+                if cfg.respell_threshold > 0 and adaptation.respell:  # the same phrases, as words
                     texts = [p for p, _ in adaptation.hotwords] + self._server_texts(h)
                     speller = Respeller(texts, threshold=cfg.respell_threshold)
             out[h] = (graph, None, speller)

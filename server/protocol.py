@@ -97,6 +97,7 @@ START_FIELDS: dict[str, bool] = {
     "translate": False,
     "languages": False,
     "hotwords": False,
+    "respell": False,
     "lm": False,
     "lm_scale": False,
     "ilm_scale": False,
@@ -158,7 +159,8 @@ class StartRequest:
     the bundle's default language ("auto" asks a multilingual bundle to detect it); `translate` the target
     languages whose translations the client wants next to the captions; `languages` the languages "auto" may
     choose from (the ones the speaker uses; empty: all the bundle knows). `hotwords` are (phrase, boost per token)
-    pairs, boost None for the server's default; `lm` names a language model of the bundle to fuse, with its
+    pairs, boost None for the server's default, and `respell` lets the server write doubtful words that sound like one
+    of them as it; `lm` names a language model of the bundle to fuse, with its
     `lm_scale`, `ilm_scale` and `lodr_scale` (None: the bundle's defaults). The server checks them against its limits
     and the model (their count, length and tokens; whether the LM exists).
     """
@@ -172,6 +174,7 @@ class StartRequest:
     translate: tuple[str, ...] = field(default_factory=tuple)
     languages: tuple[str, ...] = field(default_factory=tuple)
     hotwords: tuple[tuple[str, float | None], ...] = field(default_factory=tuple)  # (phrase, boost or None)
+    respell: bool = True  # doubtful words that sound like a hotword are written as it (server/respell.py)
     lm: str | None = None
     lm_scale: float | None = None
     ilm_scale: float | None = None
@@ -315,6 +318,9 @@ def start_from_dict(d: dict) -> StartRequest:
     punctuate = d.get("punctuate", True)
     if not isinstance(punctuate, bool):
         raise _invalid("punctuate", "true or false", punctuate)
+    respell = d.get("respell", True)
+    if not isinstance(respell, bool):
+        raise _invalid("respell", "true or false", respell)
 
     search = d.get("search")
     if search is not None and search not in SEARCH_METHODS:
@@ -347,6 +353,7 @@ def start_from_dict(d: dict) -> StartRequest:
         translate=translate,
         languages=languages,
         hotwords=hotwords,
+        respell=respell,
         lm=lm,
         lm_scale=lm_scale,
         ilm_scale=ilm_scale,

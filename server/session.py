@@ -102,7 +102,7 @@ def start_adaptation(start: StartRequest) -> Adaptation | None:
     """The hotwords and LM a start asks for, as the engine takes them (None: neither)."""
     if not start.hotwords and start.lm is None:
         return None
-    return Adaptation(start.hotwords, start.lm, start.lm_scale, start.ilm_scale, start.lodr_scale)
+    return Adaptation(start.hotwords, start.lm, start.lm_scale, start.ilm_scale, start.lodr_scale, start.respell)
 
 
 def _adaptation_fields(engine: Engine, adaptation: Adaptation | None) -> dict:

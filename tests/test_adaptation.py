@@ -331,7 +331,9 @@ def test_start_parses_hotwords_and_lm() -> None:
     s = start_from_dict({**START, "hotwords": ["kowalczyk", {"phrase": "zentrix labs", "boost": 2.5}], "lm": "x"})
     assert s.hotwords == (("kowalczyk", None), ("zentrix labs", 2.5)) and s.lm == "x" and s.lm_scale is None
     assert start_from_dict({**START, "lm": "x", "lodr_scale": 0.25}).lodr_scale == 0.25
+    assert s.respell and not start_from_dict({**START, "hotwords": ["x"], "respell": False}).respell
     bad = [
+        {"hotwords": ["x"], "respell": "no"},
         {"hotwords": "kowalczyk"},
         {"hotwords": [3]},
         {"hotwords": [""]},

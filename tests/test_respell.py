@@ -89,6 +89,9 @@ def test_the_planner_gives_each_head_a_respeller_of_the_stream_s_and_the_server_
     assert speller.threshold == RESPELL_THRESHOLD
     off = EngineConfig(respell_threshold=0.0).hotwords
     assert Planner(en_open, model, off).adapt(HeadPlan(), Adaptation((("moreno", None),)))[0][2] is None
+    # a stream may turn it off for itself (the start message's "respell": false)
+    no = Adaptation((("moreno", None),), respell=False)
+    assert Planner(en_open, model, cfg.hotwords).adapt(HeadPlan(), no)[0][2] is None
 
 
 # A dev name of benchmarks/bench_hotwords.py that en-open spells "macalister" even with the default boost.
