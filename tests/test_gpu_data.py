@@ -25,8 +25,9 @@ def _corpus(folder: Path, name: str, n: int) -> Path:
             t = np.arange(int(16000 * seconds)) / 16000
             x = 0.3 * np.sin(2 * np.pi * (150 + 20 * i) * t) + 0.01 * rng.standard_normal(t.size)
             sf.write(folder / "wav" / f"{name}{i}.wav", x.astype(np.float32), 16000)
+            words = [{"word": "word", "start": 0.1, "end": 0.4}]
             rec = {"id": f"{name}{i}", "audio": f"wav/{name}{i}.wav", "duration": seconds, "language": "en",
-                   "text": f"word {i}", "voice": "espeak:en", "words": [{"word": "word", "start": 0.1}]}  # fmt: skip
+                   "text": f"word {i}", "voice": "espeak:en", "words": words}  # fmt: skip
             f.write(json.dumps(rec) + "\n")
     return folder / f"{name}.jsonl"
 
