@@ -102,21 +102,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         last[:] = out
         return [t.text for t in out]
 
-    def name_confidences(names: Sequence[str]) -> list[float]:
-        """The confidence (smallest token probability) of every name in the last decoded batch's words."""
-        out = []
-        for t in last:
-            word, probs = "", []
-            for tok, p in [*zip(t.tokens, t.probs, strict=True), (None, 0.0)]:
-                piece = head.tokens[tok] if tok is not None else "\u2581"
-                if piece.startswith("\u2581") and word:
-                    if word in names:
-                        out.append(round(word_confidence(probs), 4))
-                    word, probs = "", []
-                word += piece.removeprefix("\u2581")
-                probs.append(p)
-        return sorted(out)
-
     def words_of(t: Transcript) -> tuple[list[str], list[float]]:
         """A transcript's words and their confidences, as the server's finals give them."""
         words: list[str] = []
@@ -130,6 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             probs[-1].append(p)
         keep = [i for i, w in enumerate(words) if w]
         return [words[i] for i in keep], [word_confidence(probs[i]) for i in keep]
+
+    def name_confidences(names: Sequence[str]) -> list[float]:
+        """The confidence (smallest token probability) of every name in the last decoded batch's words."""
+        out = []
+        for t in last:
+            words, confs = words_of(t)
+            out += [round(c, 4) for w, c in zip(words, confs, strict=True) if w in names]
+        return sorted(out)
 
     def respelled(transcripts: Sequence[Transcript], names: Sequence[str], threshold: float, conf: float) -> list[str]:
         speller = Respeller(names, threshold=threshold, max_confidence=conf)

@@ -127,7 +127,7 @@ class Planner:
         self.bundle = bundle
         self.model = model
         self.limits = limits or HotwordLimits()
-        self._server_cache: dict[int, list[tuple[list[int], float]]] = {}
+        self._server_cache: dict[int, list[tuple[str, list[int], float]]] = {}
 
     @property
     def languages(self) -> list[str]:
@@ -229,30 +229,20 @@ class Planner:
             return "beam"  # the server's hotwords apply to streams that do not ask for greedy search
         return search or DEFAULT_SEARCH
 
-    def _server_phrases(self, h: int) -> list[tuple[list[int], float]]:
-        """The server's hotwords under head `h`'s tokenizer (those it cannot write are left out for that head)."""
+    def _server_hotwords(self, h: int) -> list[tuple[str, list[int], float]]:
+        """The server's hotwords under head `h`'s tokenizer as (text, token ids, boost), tokenized once per head
+        (those it cannot write are left out for that head)."""
         if h not in self._server_cache:
             head, cfg = self.model.heads[h].head, self.limits
             phrases = []
             for phrase, boost in cfg.server:
                 try:
-                    phrases.append((phrase_tokens(head.sp, phrase), cfg.hotword_boost if boost is None else boost))
+                    ids = phrase_tokens(head.sp, phrase)
                 except ValueError:
                     continue
+                phrases.append((phrase, ids, cfg.hotword_boost if boost is None else boost))
             self._server_cache[h] = phrases
-        return list(self._server_cache[h])
-
-    def _server_texts(self, h: int) -> list[str]:
-        """The server's hotwords that head `h`'s tokenizer can write, as text."""
-        sp = self.model.heads[h].head.sp
-        out = []
-        for phrase, _ in self.limits.server:
-            try:
-                phrase_tokens(sp, phrase)
-            except ValueError:
-                continue
-            out.append(phrase)
-        return out
+        return self._server_cache[h]
 
     def adapt(self, plan: HeadPlan, adaptation: Adaptation) -> HeadAdaptation:
         """The hotword graph, LM fusion and hotword respeller of each head `plan` may caption with.
@@ -279,7 +269,8 @@ class Planner:
         for h in plan.captions:
             head = self.model.heads[h].head
             graph = speller = None
-            phrases = self._server_phrases(h)
+            server = self._server_hotwords(h)
+            phrases = [(ids, boost) for _, ids, boost in server]
             if adaptation.hotwords or phrases:
                 for phrase, boost in adaptation.hotwords:
                     try:
@@ -293,7 +284,7 @@ class Planner:
                     phrases.append((ids, cfg.hotword_boost if boost is None else boost))
                 graph = ContextGraph(phrases, head.vocab_size, word_starts(head.tokens))
                 if cfg.respell_threshold > 0 and adaptation.respell:  # the same phrases, as words
-                    texts = [p for p, _ in adaptation.hotwords] + self._server_texts(h)
+                    texts = [p for p, _ in adaptation.hotwords] + [t for t, _, _ in server]
                     speller = Respeller(texts, threshold=cfg.respell_threshold)
             out[h] = (graph, None, speller)
         if adaptation.lm is not None:

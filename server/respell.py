@@ -32,6 +32,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from parley.wer import align_counts
+
 RESPELL_THRESHOLD = 0.9  # closeness of the sound keys
 RESPELL_MAX_CONFIDENCE = 0.6  # the run's least confident word must be below this
 RESPELL_EXTRA_WORDS = 2  # a run may have this many words more than the hotword
@@ -70,13 +72,7 @@ def closeness(a: str, b: str) -> float:
     """1 - Levenshtein(a, b) / max(len(a), len(b)): 1 for equal strings, 0 for nothing in common (or both empty)."""
     if not a or not b:
         return 0.0
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return 1.0 - prev[-1] / max(len(a), len(b))
+    return 1.0 - align_counts(list(a), list(b)).errors / max(len(a), len(b))
 
 
 def edit_distance_within(a: str, b: str, bound: int) -> int | None:
