@@ -30,7 +30,7 @@ from parley.contract import BEAM
 from parley.features import SAMPLE_RATE
 from parley.resample import resample
 from parley.wer import wer
-from server.biasing import ContextGraph, phrase_tokens, word_starts
+from server.biasing import HOTWORD_FLOOR, ContextGraph, phrase_tokens, word_starts
 from server.bundle import load_bundle
 from server.respell import RESPELL_MAX_CONFIDENCE, RESPELL_THRESHOLD, Respeller
 from server.transducer import StreamingTransducer, Transcript, transcribe_many, word_confidence
@@ -58,6 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default="bundles/en-small", help="the bundle folder to decode with")
     parser.add_argument("--boosts", type=float, nargs="+", default=[1.5, 3, 5, 8, 10], help="boosts per token")
+    parser.add_argument(
+        "--floors",
+        type=float,
+        nargs="+",
+        default=[HOTWORD_FLOOR],
+        help="the hotword graph's acoustic floor in boosts (server/biasing.py), tried with every boost",
+    )
     parser.add_argument("--beam", type=int, default=BEAM, help=f"modified beam search's beam (default {BEAM})")
     parser.add_argument(
         "--anywhere", action="store_true", help="match hotwords inside words too (the server matches whole words)"
@@ -137,10 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         named = [(f.format(n), n, VOICES[(i + j) % 4]) for i, n in enumerate(names) for j, f in enumerate(FRAMES)]
         audio = [speak(t, v) for t, _, v in named]
-        for boost in [0.0, *a.boosts]:
+        for boost, floor in [(0.0, 0.0), *((b, m) for b in a.boosts for m in a.floors)]:
             t0 = time.time()
             phrases = [(phrase_tokens(head.sp, n), boost) for n in names]
-            graph = ContextGraph(phrases, head.vocab_size, starts) if boost else None
+            graph = ContextGraph(phrases, head.vocab_size, starts, floor) if boost else None
             hyps = decode(audio, graph)
             named_transcripts = list(last)
             hit_conf = name_confidences(names)
@@ -169,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             row = {
                 "split": split,
                 "boost": boost,
+                "floor": floor,
                 "recall": hits / len(named),
                 "hits": hits,
                 "named": len(named),
@@ -185,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             rows.append(row)
             print(
-                f"{split} boost {boost or 'none'}: name recall {hits}/{len(named)} ({100 * row['recall']:.1f} %), "
+                f"{split} boost {boost or 'none'} floor {floor:g}: "
+                f"name recall {hits}/{len(named)} ({100 * row['recall']:.1f} %), "
                 f"false alarms {alarms}/{len(plain)}, WER without names {100 * row['plain_wer']:.2f} % "
                 f"(no hotwords {100 * row['plain_wer_without']:.2f} %), unchanged {row['unchanged']}/{len(plain)} "
                 f"({time.time() - t0:.1f} s)",

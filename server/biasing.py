@@ -6,6 +6,7 @@ Dimension letters: V vocabulary.
     node, bonus = graph.step(ContextGraph.ROOT, 17)             # one emitted token
     bonuses = graph.bonuses(node)                               # (V,) float32: what each next token would get
     graph.pending(node)                                         # what `finalize` takes back
+    graph = ContextGraph(phrases, floor=4.0)                    # no bonus where log P(token) < -4 x its boost
 
 The score a hypothesis gets from the graph is a function of its tokens: the full bonus (the boosts of its tokens) of
 every phrase occurrence in them, as Aho-Corasick finds them (overlapping and nested ones too), plus the *pending*
@@ -27,6 +28,15 @@ hypothesis ends. A phrase's bonus is given when its last token is emitted, as ab
 token glues more letters onto the word (`- done(s)` on a step from s by a token that starts no word): "moreno"
 boosted no longer makes "morenow" win, the model's own extra sound stays its own word. The score of a token sequence
 is then the full bonus of every phrase occurrence followed by a word start or the end, plus the pending bonus.
+
+Acoustic floor (`floor`, F): a token that would continue a phrase gets its bonus only where the model's
+log-probability of it, where it is emitted, is at least -F x its boost; below that the hypothesis leaves the graph
+(to the root) as if the token continued no phrase, and what the match had pending is taken back. A boost is meant to
+tip the balance between spellings the model finds plausible; a token the model all but rules out is how a boost
+writes a hotword into a sentence without it. The floor scales with the boost, so a stream that asks for a strong
+boost (a name it knows will be said) still gets one: at the default boost 2 and F = 4 the floor is a probability of
+e^-8 (0.00034), at boost 8 e^-32. Tuned on the dev names of benchmarks/bench_hotwords.py (docs/adaptation.md). The
+score of a token sequence then depends on where its tokens were emitted as well; `score` gives the floor-free total.
 """
 
 from __future__ import annotations
@@ -37,6 +47,8 @@ from collections.abc import Sequence
 import numpy as np
 
 MAX_HOTWORD_BOOST = 20.0  # a hotword's bonus per token (log-probability) is in (0, MAX_HOTWORD_BOOST]
+HOTWORD_BOOST = 2.0  # the bonus per token of a hotword that names none (docs/adaptation.md: tuned on dev names)
+HOTWORD_FLOOR = 4.0  # the acoustic floor's default, in boosts (see the module docstring); 0: off
 
 
 class ContextGraph:
@@ -48,9 +60,11 @@ class ContextGraph:
         vocab_size: V, the width of `bonuses` rows (default: 1 + the largest token id).
         word_start: `(V,)` bool, the tokens that begin a word (`word_starts(sp)`): match whole words only (see the
             module docstring). None: match token sequences anywhere.
+        floor: the acoustic floor F: a token whose log-probability where it is emitted is below -F x its boost gets
+            no bonus and leaves the graph (see the module docstring); 0: no floor.
 
     Raises:
-        ValueError: no phrases, an empty phrase, a boost <= 0, a token id outside the vocabulary.
+        ValueError: no phrases, an empty phrase, a boost <= 0, a token id outside the vocabulary, a floor < 0.
     """
 
     ROOT = 0
@@ -60,9 +74,13 @@ class ContextGraph:
         phrases: Sequence[tuple[Sequence[int], float]],
         vocab_size: int | None = None,
         word_start: np.ndarray | None = None,
+        floor: float = HOTWORD_FLOOR,
     ) -> None:
         if not phrases:
             raise ValueError("a context graph needs at least one phrase")
+        if not floor >= 0.0:
+            raise ValueError(f"floor must be >= 0, got {floor}")
+        self.floor = float(floor)
         top = max((max(t) for t, _ in phrases if len(t)), default=0)
         self.vocab_size = int(vocab_size if vocab_size is not None else top + 1)
         if word_start is not None and np.shape(word_start) != (self.vocab_size,):
@@ -98,6 +116,7 @@ class ContextGraph:
             end[node] = True
         n = len(self._next)
         self.is_end = np.array(end)
+        self.gain = np.array(gain, dtype=np.float64)  # the boost of the token that leads to each node
         self.local = np.zeros(n, dtype=np.float64)  # pending bonus at each node (0 at a phrase's end)
         self.done = np.zeros(n, dtype=np.float64)  # full bonus of the phrases ending at each node
         self.fail = np.zeros(n, dtype=np.int64)
@@ -117,6 +136,7 @@ class ContextGraph:
                 # The phrases ending at child: its own, and (through the fail chain) every one that is a suffix of it.
                 self.done[child] = (path[child] if end[child] else 0.0) + self.done[self.fail[child]]
         self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._leaves: dict[int, np.ndarray] = {}
 
     def _bfs(self) -> list[int]:
         order, queue = [], deque([self.ROOT])
@@ -151,15 +171,36 @@ class ContextGraph:
         self._rows[node] = (goto, bonus)
         return self._rows[node]
 
-    def step(self, node: int, token: int) -> tuple[int, float]:
+    def step(self, node: int, token: int, log_prob: float | None = None) -> tuple[int, float]:
         """The node after emitting `token` from `node`, and the bonus that token gets (negative when a partial match
-        fails: its pending bonus is taken back)."""
+        fails: its pending bonus is taken back). With the token's `log_prob` where it is emitted below the acoustic
+        floor: the root and the bonus of leaving the graph."""
         goto, bonus = self._row(node)
-        return int(goto[token]), float(bonus[token])
+        nxt = int(goto[token])
+        if log_prob is not None and self.floor > 0 and nxt != self.ROOT and log_prob < -self.floor * self.gain[nxt]:
+            return self.ROOT, float(self._leave(node)[token])
+        return nxt, float(bonus[token])
 
-    def bonuses(self, node: int) -> np.ndarray:
-        """`(V,)` float32: the bonus each token would get from `node` (the search adds it before choosing)."""
-        return self._row(node)[1]
+    def bonuses(self, node: int, log_probs: np.ndarray | None = None) -> np.ndarray:
+        """`(V,)` float32: the bonus each token would get from `node` (the search adds it before choosing); with the
+        tokens' `(V,)` log-probabilities at this frame, those below the acoustic floor get the bonus of leaving the
+        graph instead."""
+        goto, bonus = self._row(node)
+        if log_probs is None or self.floor <= 0:
+            return bonus
+        low = (log_probs < -self.floor * self.gain[goto]) & (goto != self.ROOT)
+        return np.where(low, self._leave(node), bonus) if low.any() else bonus
+
+    def _leave(self, node: int) -> np.ndarray:
+        """`(V,)` float32: the bonus of each token that takes `node` back to the root: the pending bonus taken back
+        and, for a token glued onto the word (whole words), the phrases that just ended there. Cached per node."""
+        out = self._leaves.get(node)
+        if out is None:
+            x = np.full(self.vocab_size, -self.local[node], dtype=np.float64)
+            if self._glue is not None:
+                x -= self._glue * self.done[node]
+            out = self._leaves[node] = x.astype(np.float32)
+        return out
 
     def pending(self, node: int) -> float:
         """The bonus of the partial match at `node` that no phrase has confirmed yet; a finished hypothesis is

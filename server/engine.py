@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from server.batcher import Batcher, BatcherConfig, Stream
+from server.biasing import HOTWORD_BOOST, HOTWORD_FLOOR
 from server.bundle import Bundle
 from server.endpoint import EndpointConfig
 from server.frontend import Frontend
@@ -57,7 +58,8 @@ class EngineConfig:
     max_hotwords: int = 100  # hotwords one stream may ask for
     max_hotword_chars: int = 64  # characters in one hotword
     max_hotword_tokens: int = 32  # tokens of one hotword under a head's tokenizer
-    hotword_boost: float = 1.5  # the bonus per token of a hotword that names no boost
+    hotword_boost: float = HOTWORD_BOOST  # the bonus per token of a hotword that names no boost
+    hotword_floor: float = HOTWORD_FLOOR  # the hotword graph's acoustic floor (server/biasing.py); 0: off
     server_hotwords: tuple[tuple[str, float | None], ...] = ()  # every beam-search stream's (--hotwords-file)
     respell_threshold: float = RESPELL_THRESHOLD  # hotword respelling (server/respell.py); 0: off
 
@@ -73,6 +75,7 @@ class EngineConfig:
             max_hotword_chars=settings.max_hotword_chars,
             max_hotword_tokens=settings.max_hotword_tokens,
             hotword_boost=settings.hotword_boost,
+            hotword_floor=settings.hotword_floor,
             server_hotwords=settings.server_hotwords(),
             respell_threshold=settings.respell_threshold,
         )
@@ -90,6 +93,7 @@ class EngineConfig:
             self.hotword_boost,
             self.server_hotwords,
             self.respell_threshold,
+            self.hotword_floor,
         )
 
 

@@ -25,7 +25,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from server.biasing import MAX_HOTWORD_BOOST, ContextGraph, phrase_tokens, word_starts
+from server.biasing import (
+    HOTWORD_BOOST,
+    HOTWORD_FLOOR,
+    MAX_HOTWORD_BOOST,
+    ContextGraph,
+    phrase_tokens,
+    word_starts,
+)
 from server.bundle import Bundle, source_lm
 from server.lm import MAX_FUSION_SCALE
 from server.protocol import preview
@@ -109,9 +116,10 @@ class HotwordLimits:
     max_hotwords: int = 100  # hotwords one stream may ask for
     max_hotword_chars: int = 64  # characters in one hotword
     max_hotword_tokens: int = 32  # tokens of one hotword under a head's tokenizer
-    hotword_boost: float = 1.5  # the bonus per token of a hotword that names no boost
+    hotword_boost: float = HOTWORD_BOOST  # the bonus per token of a hotword that names no boost
     server: tuple[tuple[str, float | None], ...] = ()  # the server's hotwords (--hotwords-file): every beam stream's
     respell_threshold: float = RESPELL_THRESHOLD  # hotword respelling's least closeness (server/respell.py); 0: off
+    hotword_floor: float = HOTWORD_FLOOR  # the hotword graph's acoustic floor (server/biasing.py); 0: off
 
 
 class Planner:
@@ -282,7 +290,7 @@ class Planner:
                             f"hotword {preview(phrase, 40)} is {len(ids)} tokens long: at most {cfg.max_hotword_tokens}"
                         )
                     phrases.append((ids, cfg.hotword_boost if boost is None else boost))
-                graph = ContextGraph(phrases, head.vocab_size, word_starts(head.tokens))
+                graph = ContextGraph(phrases, head.vocab_size, word_starts(head.tokens), cfg.hotword_floor)
                 if cfg.respell_threshold > 0 and adaptation.respell:  # the same phrases, as words
                     texts = [p for p, _ in adaptation.hotwords] + [t for t, _, _ in server]
                     speller = Respeller(texts, threshold=cfg.respell_threshold)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from server.biasing import HOTWORD_BOOST, HOTWORD_FLOOR
 from server.endpoint import EndpointConfig
 from server.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from server.respell import RESPELL_THRESHOLD
@@ -143,7 +144,16 @@ class Settings:
         default=32, metadata=_meta("tokens of one hotword under the model's tokenizer", int, "N")
     )
     hotword_boost: float = field(
-        default=1.5, metadata=_meta("bonus per token of a hotword that names no boost (log-probability)", float, "B")
+        default=HOTWORD_BOOST,
+        metadata=_meta("bonus per token of a hotword that names no boost (log-probability)", float, "B"),
+    )
+    hotword_floor: float = field(
+        default=HOTWORD_FLOOR,
+        metadata=_meta(
+            "hotword acoustic floor F: no bonus for a token whose log-probability is below -F x its boost (0: off)",
+            float,
+            "F",
+        ),
     )
     respell_threshold: float = field(
         default=RESPELL_THRESHOLD,
@@ -231,6 +241,7 @@ class Settings:
         need(1 <= self.max_hotword_chars <= 1000, "max_hotword_chars", "must be 1-1000")
         need(1 <= self.max_hotword_tokens <= 1000, "max_hotword_tokens", "must be 1-1000")
         need(0 < self.hotword_boost <= 20, "hotword_boost", "must be in (0, 20]")
+        need(0 <= self.hotword_floor <= 100, "hotword_floor", "must be in [0, 100]")
         need(0 <= self.respell_threshold <= 1, "respell_threshold", "must be in [0, 1]")
         need(self.rule1_min_trailing_silence >= 0, "rule1_min_trailing_silence", "must be >= 0")
         need(self.rule2_min_trailing_silence >= 0, "rule2_min_trailing_silence", "must be >= 0")

@@ -331,7 +331,7 @@ def modified_beam_search(
         log_probs = _log_softmax(head.joiner(encoder_out[rows, t], dec))  # (H, V)
         scores = log_probs + np.array([h.log_prob for h in hyps], dtype=np.float32)[:, None]
         if any(s.hotwords is not None or s.fusion is not None for s in states):
-            scores += _adaptation_scores(head, states, hyps, dec_unique, inverse, scores.shape[1])
+            scores += _adaptation_scores(head, states, hyps, dec_unique, inverse, log_probs)
         V = scores.shape[1]
         start = 0
         for s in states:
@@ -346,8 +346,9 @@ def modified_beam_search(
                 if tok == blank:
                     cand = Hypothesis(h.tokens, h.frames, score, h.probs, h.node)
                 else:
-                    p = float(np.exp(log_probs[start + j // V, tok]))
-                    node = s.hotwords.step(h.node, tok)[0] if s.hotwords is not None else h.node
+                    lp = float(log_probs[start + j // V, tok])
+                    p = float(np.exp(lp))
+                    node = s.hotwords.step(h.node, tok, lp)[0] if s.hotwords is not None else h.node
                     cand = Hypothesis([*h.tokens, tok], [*h.frames, s.frames_done + t], score, [*h.probs, p], node)
                 key = tuple(cand.tokens)
                 if key in merged:  # the better path (seen first) keeps its frames and token probabilities
@@ -373,19 +374,21 @@ def _adaptation_scores(
     hyps: Sequence[Hypothesis],
     dec_unique: np.ndarray,
     inverse: np.ndarray,
-    V: int,
+    log_probs: np.ndarray,
 ) -> np.ndarray:
-    """`(H, V)` float32 what each stream's adaptation adds to its hypotheses' scores: hotword bonuses and
+    """`(H, V)` float32 what each stream's adaptation adds to its hypotheses' scores, given the joiner's `(H, V)`
+    log-probabilities at this frame (the hotword graph's acoustic floor reads them): hotword bonuses and
     `lm_scale * log P_LM - ilm_scale * log P_ILM - lodr_scale * log P_source`, on non-blank tokens only (the blank's
     column stays 0)."""
-    extra = np.zeros((len(hyps), V), dtype=np.float32)
+    extra = np.zeros(log_probs.shape, dtype=np.float32)
     ilm: np.ndarray | None = None
     start = 0
     for s in states:
         rows = slice(start, start + len(s.hyps))
         start += len(s.hyps)
         if s.hotwords is not None:
-            extra[rows] += np.stack([s.hotwords.bonuses(h.node) for h in s.hyps])
+            lp = log_probs[rows]
+            extra[rows] += np.stack([s.hotwords.bonuses(h.node, lp[k]) for k, h in enumerate(s.hyps)])
         f = s.fusion
         if f is not None:
             extra[rows] += f.lm_scale * f.lm.log_probs_batch([h.tokens for h in s.hyps])

@@ -129,6 +129,60 @@ def test_graph_whole_words_agree_with_their_definition(seed: int) -> None:
         assert all(abs(row[t] - g.step(node, t)[1]) < 1e-6 for t in range(V))
 
 
+def test_graph_acoustic_floor_gives_no_bonus_to_a_token_the_model_rules_out() -> None:
+    start = np.array([False, True, False, False, True, False])
+    g = ContextGraph([([1, 2, 3], 1.5)], vocab_size=6, word_start=start, floor=3.0)  # log P >= -4.5: P >= 0.011
+    sure, unsure = float(np.log(0.5)), float(np.log(0.001))
+    node, b1 = g.step(ContextGraph.ROOT, 1, sure)
+    node, b2 = g.step(node, 2, sure)
+    assert (b1, b2) == (1.5, 1.5)  # above the floor: as without one
+    left, b3 = g.step(node, 3, unsure)
+    assert left == ContextGraph.ROOT and b3 == -3.0  # below it: no bonus, the pending 3.0 taken back
+    assert g.step(ContextGraph.ROOT, 1, unsure) == (ContextGraph.ROOT, 0.0)  # a phrase cannot start on it either
+    end = g.step(g.step(g.step(0, 1, sure)[0], 2, sure)[0], 3, sure)[0]  # "1 2 3" done: 4.5 given
+    assert g.step(end, 5, unsure) == (ContextGraph.ROOT, -4.5)  # a glued token below the floor still takes it back
+    assert g.step(end, 4, unsure) == (ContextGraph.ROOT, 0.0)  # a new word keeps the finished phrase's bonus
+    for n in range(g.num_nodes):  # the dense rows agree with step() token by token, on both sides of the floor
+        log_probs = np.log(np.array([0.3, 0.002, 0.5, 0.005, 0.2, 0.02], dtype=np.float32))
+        row = g.bonuses(n, log_probs)
+        assert all(abs(row[t] - g.step(n, t, float(log_probs[t]))[1]) < 1e-6 for t in range(6))
+    off = ContextGraph([([1, 2, 3], 1.5)], 6, floor=0.0)  # no floor: the log-probabilities change nothing
+    assert np.array_equal(off.bonuses(1, np.full(6, -20.0)), g.bonuses(1))
+    assert off.step(1, 2, -50.0) == off.step(1, 2) == (2, 1.5)
+    with pytest.raises(ValueError):
+        ContextGraph([([1], 1.0)], vocab_size=4, floor=-1.0)
+    strong = ContextGraph([([1, 2, 3], 6.0)], vocab_size=6, floor=3.0)  # the floor scales with the boost: e^-18
+    assert strong.step(ContextGraph.ROOT, 1, unsure) == (1, 6.0)
+
+
+class _Ruled(HeadRunner):
+    """A head that hears token 1 at the frame marked 1 and all but rules out token 2 (p ~ 1e-4) at the frame marked 2,
+    where blank is the likeliest."""
+
+    def __init__(self) -> None:
+        self.blank_id, self.context_size, self.blank_penalty = 0, 2, 0.0
+        self.start_context = [0, 0]
+
+    def decoder(self, y: np.ndarray) -> np.ndarray:
+        return y.astype(np.float32)
+
+    def joiner(self, encoder_out: np.ndarray, decoder_out: np.ndarray) -> np.ndarray:
+        logits = np.tile(np.array([0.0, -10.0, -10.0, -10.0], dtype=np.float32), (len(encoder_out), 1))
+        logits[encoder_out[:, 0] == 1] = [-5.0, 0.0, -10.0, -8.0]
+        logits[encoder_out[:, 0] == 2] = [0.0, -10.0, -9.2, -1.0]
+        return logits
+
+
+def test_acoustic_floor_in_beam_search_keeps_a_boost_off_a_ruled_out_token() -> None:
+    enc = np.array([[[0.0], [1.0], [2.0], [0.0]]], dtype=np.float32)  # (N, C, E)
+    got = {}
+    for floor in (0.0, 0.5):  # 0.5 x boost 10: log P >= -5, and log P(2) is about -9.5
+        st = BeamState(hotwords=ContextGraph([([1, 2], 10.0)], vocab_size=4, floor=floor))
+        modified_beam_search(_Ruled(), enc, [st], beam=4)
+        got[floor] = st.best.tokens
+    assert got[0.0] == [1, 2] and got[0.5] == [1], got  # the boost wrote "2" over blank; the floor does not let it
+
+
 def test_word_starts_marks_word_initial_and_special_pieces() -> None:
     got = word_starts(["<blk>", "\u2581more", "n", "o", "'s", "<cc>", "w"])
     assert got.tolist() == [True, True, False, False, True, True, False]
