@@ -12,6 +12,12 @@ the WER a sherpa-onnx user of the bundle gets), and the compute real-time factor
 encoder chunk by chunk, `StreamingConformer.stream`, and models/nn/search.py greedy search, one symbol per frame), by
 Parley's runtime (one symbol per frame) and by sherpa-onnx's `OnlineRecognizer` on the same files, and the identical
 transcripts are counted.
+
+Parity's noise floor: the same N utterances are decoded again by each runtime with one more onnxruntime thread (a
+different summation order in the same kernels: the same model, other rounding), and the identical transcripts of
+each runtime with itself are counted, and those of Parley and sherpa-onnx on the "stable" utterances (where both
+thread counts agree in both runtimes). A model unsure between two spellings flips on rounding alone; where each
+runtime agrees with itself, disagreement between them is a difference of algorithm, not of rounding.
 """
 
 from __future__ import annotations
@@ -86,14 +92,32 @@ def single_stream_rtf(model: StreamingTransducer, utts: Sequence[Utterance]) -> 
     return (time.perf_counter() - t0) / (sum(len(w) for w in waves) / SAMPLE_RATE)
 
 
-def sherpa_transcripts(bundle: Path, precision: str, waves: Sequence[np.ndarray]) -> list[str]:
+def sherpa_transcripts(bundle: Path, precision: str, waves: Sequence[np.ndarray], threads: int = 1) -> list[str]:
     """sherpa-onnx's greedy transcripts of `waves` (already followed by silence: see `main`)."""
-    rec = sherpa_recognizer(bundle, precision)
+    rec = sherpa_recognizer(bundle, precision, threads=threads)
     out = []
     for w in waves:
         s = decode_whole(rec, w, SAMPLE_RATE)
         out.append(rec.get_result(s).strip().replace(WORD_START, " ").strip())
     return out
+
+
+def noise_floor(
+    bundle: Path, precision: str, waves: Sequence[np.ndarray], ours: list[str], sherpa: list[str], threads: int
+) -> dict:
+    """Parity's noise floor (see the module docstring): `waves` decoded again by Parley's runtime and by sherpa-onnx
+    at `threads + 1` onnxruntime threads; `ours` and `sherpa` are their transcripts at `threads`."""
+    runtime = StreamingTransducer(load_bundle(bundle, precision=precision, providers="cpu", threads=threads + 1))
+    ours2 = [transcribe(runtime, w, SAMPLE_RATE, tail_padding_ms=0, max_symbols_per_frame=1).text for w in waves]
+    sherpa2 = sherpa_transcripts(bundle, precision, waves, threads + 1)
+    stable = [i for i in range(len(waves)) if ours[i] == ours2[i] and sherpa[i] == sherpa2[i]]
+    return {
+        "threads": [threads, threads + 1],
+        "parley_vs_itself_identical": sum(x == y for x, y in zip(ours, ours2, strict=True)),
+        "sherpa_vs_itself_identical": sum(x == y for x, y in zip(sherpa, sherpa2, strict=True)),
+        "stable": len(stable),
+        "parley_vs_sherpa_identical_on_stable": sum(ours[i] == sherpa[i] for i in stable),
+    }
 
 
 def pytorch_transcripts(
@@ -189,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sherpa = sherpa_transcripts(a.bundle, prec, waves)
         parity["precision"] = prec
         parity["parley_vs_sherpa_identical"] = sum(x == y for x, y in zip(ours, sherpa, strict=True))
+        parity.update(noise_floor(a.bundle, prec, waves, ours, sherpa, a.threads))
         refs = [u.text for u in utts[: a.parity]]
         parity["parley_wer"] = error_counts(refs, ours, utts[0].language).rate
         parity["sherpa_onnx_wer"] = error_counts(refs, [normalize_text(t, utts[0].language) for t in sherpa],
@@ -204,7 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["parity"] = parity
         print(
             f"parity on {len(waves)} utterances: Parley == sherpa-onnx {parity['parley_vs_sherpa_identical']} "
-            f"(WER {100 * parity['parley_wer']:.2f}% vs {100 * parity['sherpa_onnx_wer']:.2f}%)"
+            f"(WER {100 * parity['parley_wer']:.2f}% vs {100 * parity['sherpa_onnx_wer']:.2f}%); noise floor at "
+            f"{parity['threads'][1]} threads: Parley == itself {parity['parley_vs_itself_identical']}, sherpa-onnx == "
+            f"itself {parity['sherpa_vs_itself_identical']}, on the {parity['stable']} stable utterances Parley == "
+            f"sherpa-onnx {parity['parley_vs_sherpa_identical_on_stable']}"
             + (
                 f", PyTorch == Parley {parity['pytorch_vs_parley_identical']}"
                 if "pytorch_vs_parley_identical" in parity
@@ -218,6 +246,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.card:  # a --limit run measures a part: only its parity goes on the card
         record_on_card(a.bundle, a.manifest, report, wer_rows=not a.limit)
     return 0
+
+
+NOISE_KEYS = (
+    "threads",
+    "parley_vs_itself_identical",
+    "sherpa_vs_itself_identical",
+    "stable",
+    "parley_vs_sherpa_identical_on_stable",
+)
 
 
 def record_on_card(bundle: Path, manifest: Path, report: dict, wer_rows: bool = True) -> None:
@@ -253,6 +290,7 @@ def record_on_card(bundle: Path, manifest: Path, report: dict, wer_rows: bool = 
             "test": test,
             **{k: q[k] for k in ("utterances", "precision", "parley_wer", "sherpa_onnx_wer")},
             "parley_vs_sherpa_identical": q["parley_vs_sherpa_identical"],
+            **{k: q[k] for k in NOISE_KEYS if k in q},
         }
     meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     body = [
@@ -277,7 +315,15 @@ def record_on_card(bundle: Path, manifest: Path, report: dict, wer_rows: bool = 
             "",
             f"sherpa-onnx (greedy_search) decodes {q['parley_vs_sherpa_identical']} of {q['utterances']} utterances of "
             f"{q['test']} to the same text as Parley ({q['precision']}; WER {100 * q['sherpa_onnx_wer']:.2f} % vs "
-            f"{100 * q['parley_wer']:.2f} %).",
+            f"{100 * q['parley_wer']:.2f} %)."
+            + (
+                f" Each runtime against itself at {q['threads'][1]} onnxruntime threads instead of {q['threads'][0]} "
+                f"(rounding alone): Parley {q['parley_vs_itself_identical']}, sherpa-onnx "
+                f"{q['sherpa_vs_itself_identical']} identical; on the {q['stable']} utterances where both agree with "
+                f"themselves, Parley and sherpa-onnx agree on {q['parley_vs_sherpa_identical_on_stable']}."
+                if "stable" in q
+                else ""
+            ),
         ]
     update_card_section(bundle, "Through Parley's runtime", "\n".join(body))
 

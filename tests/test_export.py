@@ -388,7 +388,11 @@ def test_bundle_eval_reports_wer_speed_size_and_parity(tiny, tiny_corpus, tmp_pa
         )
         expected = error_counts([u.text for u in utts], [h.text for h in hyps], "en").rate
         assert row["wer_one_symbol_per_frame"] == pytest.approx(expected), precision
-    assert report["parity"]["parley_vs_sherpa_identical"] == report["parity"]["pytorch_vs_parley_identical"] == 3
+    q = report["parity"]
+    assert q["parley_vs_sherpa_identical"] == q["pytorch_vs_parley_identical"] == 3
+    # The noise floor: each runtime again at one more thread; the tiny model's transcripts do not flip on rounding.
+    assert q["threads"] == [1, 2] and q["parley_vs_itself_identical"] == q["sherpa_vs_itself_identical"] == 3
+    assert q["stable"] == 3 and q["parley_vs_sherpa_identical_on_stable"] == 3
 
 
 def test_card_sections_are_replaced_and_the_files_table_follows_bundle_json(tmp_path) -> None:
@@ -416,7 +420,9 @@ def test_card_sections_are_replaced_and_the_files_table_follows_bundle_json(tmp_
     record_on_card(folder, Path("/d/corpus/en/test.jsonl"), report(0.125))  # measured again: replaces its row
     runtime = json.loads((folder / "bundle.json").read_text())["measured"]["runtime"]
     assert [(r["test"], r["wer"]) for r in runtime] == [("other/en/dev.jsonl", 0.25), ("corpus/en/test.jsonl", 0.125)]
-    parity = {"utterances": 2, "precision": "int8", "parley_wer": 0.375, "sherpa_onnx_wer": 0.25}
+    parity = {"utterances": 2, "precision": "int8", "parley_wer": 0.375, "sherpa_onnx_wer": 0.25, "threads": [1, 2],
+              "parley_vs_itself_identical": 2, "sherpa_vs_itself_identical": 1, "stable": 1,
+              "parley_vs_sherpa_identical_on_stable": 1}  # fmt: skip
     record_on_card(folder, Path("/d/corpus/en/test.jsonl"), {**report(0.9), "parity": {**parity,
                    "parley_vs_sherpa_identical": 1}}, wer_rows=False)  # fmt: skip
     runtime = json.loads((folder / "bundle.json").read_text())["measured"]["runtime"]
@@ -425,6 +431,7 @@ def test_card_sections_are_replaced_and_the_files_table_follows_bundle_json(tmp_
     assert "| corpus/en/test.jsonl | int8 | 3 | 12.50 % | 12.50 % | espeak 12.5 % | noise 12.5 % |" in card
     assert "50.00 %" not in card
     assert "decodes 1 of 2 utterances of corpus/en/test.jsonl to the same text" in card
+    assert "Parley 2, sherpa-onnx 1 identical; on the 1 utterances where both agree" in card
     load_bundle(folder, precision="fp32")  # what the card added leaves the bundle loadable
     # A card that links to another bundle's (tests link committed bundles' files) is replaced, not written through.
     other = tmp_path / "other.md"
