@@ -539,17 +539,26 @@ TSOT2_EXP = $(EXP)/tsot-v2
 TSOT2_MIX_PER_EPOCH ?= 40000
 TSOT2_STEPS ?= 20000
 TSOT2_WORKERS ?= $(JOBS)
-.PHONY: mix-en-v2 train-tsot-v2 eval-tsot-v2 model-tsot-v2
+# The English model to start from: the training checkpoint, or (TSOT2_INIT=$(EN2_EXP)/init-h.pt after
+# `make init-tsot-v2`) the committed bundle's weights, which lack the pruned loss's simple joiner and the CTC layer:
+# then give the pruned loss a warm-up on the full loss (TSOT2_PRUNE_WARMUP=300) while those train.
+TSOT2_INIT ?= $(EN2_CKPT)
+TSOT2_PRUNE_WARMUP ?= 0
+.PHONY: mix-en-v2 init-tsot-v2 train-tsot-v2 eval-tsot-v2 model-tsot-v2
 mix-en-v2: $(VENV)/.dev
 	$(VENV)/bin/parley mix --manifest $(V2)/en/dev.jsonl --out $(DATA)/mix-v2-en/dev --n 400 --seed 1 \
 		--speaker base --jobs $(JOBS)
 	$(VENV)/bin/parley mix --manifest $(V2)/en/test.jsonl --out $(DATA)/mix-v2-en/test --n 600 --seed 2 \
 		--p-single 0 --p-sequential 0.1 --speaker base --jobs $(JOBS)
 
+init-tsot-v2: $(VENV)/.dev
+	$(PY) -m models.train.warmstart --bundle $(BUNDLES)/en-open --out $(EN2_EXP)/init-h.pt
+	test -e $(EN2_BPE) || { mkdir -p $(dir $(EN2_BPE)) && cp $(BUNDLES)/en-open/bpe.model $(EN2_BPE); }
+
 train-tsot-v2: $(VENV)/.dev
 	$(VENV)/bin/parley train --train $(V2)/en/train.jsonl --dev $(DATA)/mix-v2-en/dev/mix.jsonl \
-		--tokenizer $(EN2_BPE) --init $(EN2_CKPT) --exp-dir $(TSOT2_EXP) --mix-per-epoch $(TSOT2_MIX_PER_EPOCH) \
-		--loss pruned --prune-range 5 --rnnt-type modified --prune-warmup-steps 0 --epochs 100 \
+		--tokenizer $(EN2_BPE) --init $(TSOT2_INIT) --exp-dir $(TSOT2_EXP) --mix-per-epoch $(TSOT2_MIX_PER_EPOCH) \
+		--loss pruned --prune-range 5 --rnnt-type modified --prune-warmup-steps $(TSOT2_PRUNE_WARMUP) --epochs 100 \
 		--max-steps $(TSOT2_STEPS) --max-seconds 60 --lr 8e-4 --warmup-steps 300 --dropout 0 --ctc-weight 0.3 \
 		--amp $(EN_AMP) --num-workers $(TSOT2_WORKERS) --dev-utts 150 --dev-every 1000
 

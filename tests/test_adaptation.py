@@ -427,6 +427,20 @@ def test_engine_checks_hotwords_against_its_limits(adapted_bundle: Path) -> None
         engine.search_for("greedy", Adaptation(lm="names"))
 
 
+def test_hotword_boost_and_floor_defaults_reach_the_graph(adapted_bundle: Path) -> None:
+    from server.biasing import HOTWORD_BOOST, HOTWORD_FLOOR
+    from server.settings import Settings
+
+    bundle = load_bundle(adapted_bundle, threads=1)
+    ask = Adaptation((("kowalczyk", None), ("zentrix labs", 4.0)))
+    graph = Engine(bundle).adapt(Engine(bundle).plan(), ask)[0][0]
+    assert graph is not None and graph.floor == HOTWORD_FLOOR == Settings().hotword_floor
+    assert graph.gain.max() == 4.0 and HOTWORD_BOOST in graph.gain  # the phrase without a boost gets the default
+    engine = Engine(bundle, EngineConfig(hotword_floor=0.0, hotword_boost=3.0))
+    graph = engine.adapt(engine.plan(), ask)[0][0]
+    assert graph is not None and graph.floor == 0.0 and 3.0 in graph.gain
+
+
 # ---- End to end on en-small ----
 
 # An out-of-grammar surname in a grammar sentence; en-small hears "paul" without help. Its pieces are letters the
