@@ -102,13 +102,19 @@ def sherpa_transcripts(bundle: Path, precision: str, waves: Sequence[np.ndarray]
     return out
 
 
+def parley_transcripts(runtime: StreamingTransducer, waves: Sequence[np.ndarray]) -> list[str]:
+    """Parley's runtime's greedy transcripts of `waves` at one symbol per frame, as sherpa-onnx decodes (the waves
+    already followed by silence: see `main`)."""
+    return [transcribe(runtime, w, SAMPLE_RATE, tail_padding_ms=0, max_symbols_per_frame=1).text for w in waves]
+
+
 def noise_floor(
     bundle: Path, precision: str, waves: Sequence[np.ndarray], ours: list[str], sherpa: list[str], threads: int
 ) -> dict:
     """Parity's noise floor (see the module docstring): `waves` decoded again by Parley's runtime and by sherpa-onnx
     at `threads + 1` onnxruntime threads; `ours` and `sherpa` are their transcripts at `threads`."""
     runtime = StreamingTransducer(load_bundle(bundle, precision=precision, providers="cpu", threads=threads + 1))
-    ours2 = [transcribe(runtime, w, SAMPLE_RATE, tail_padding_ms=0, max_symbols_per_frame=1).text for w in waves]
+    ours2 = parley_transcripts(runtime, waves)
     sherpa2 = sherpa_transcripts(bundle, precision, waves, threads + 1)
     stable = [i for i in range(len(waves)) if ours[i] == ours2[i] and sherpa[i] == sherpa2[i]]
     return {
@@ -209,8 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parity: dict = {"utterances": len(waves)}
         prec = "fp32" if "fp32" in meta["precisions"] else meta["precisions"][0]  # an int8-only bundle: its int8
         runtime = StreamingTransducer(load_bundle(a.bundle, precision=prec, providers="cpu", threads=a.threads))
-        ours = [transcribe(runtime, w, SAMPLE_RATE, tail_padding_ms=0, max_symbols_per_frame=1).text for w in waves]
-        sherpa = sherpa_transcripts(a.bundle, prec, waves)
+        ours = parley_transcripts(runtime, waves)
+        sherpa = sherpa_transcripts(a.bundle, prec, waves, a.threads)
         parity["precision"] = prec
         parity["parley_vs_sherpa_identical"] = sum(x == y for x, y in zip(ours, sherpa, strict=True))
         parity.update(noise_floor(a.bundle, prec, waves, ours, sherpa, a.threads))

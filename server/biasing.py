@@ -137,6 +137,7 @@ class ContextGraph:
                 self.done[child] = (path[child] if end[child] else 0.0) + self.done[self.fail[child]]
         self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._leaves: dict[int, np.ndarray] = {}
+        self._floors: dict[int, np.ndarray] = {}
 
     def _bfs(self) -> list[int]:
         order, queue = [], deque([self.ROOT])
@@ -176,20 +177,29 @@ class ContextGraph:
         fails: its pending bonus is taken back). With the token's `log_prob` where it is emitted below the acoustic
         floor: the root and the bonus of leaving the graph."""
         goto, bonus = self._row(node)
-        nxt = int(goto[token])
-        if log_prob is not None and self.floor > 0 and nxt != self.ROOT and log_prob < -self.floor * self.gain[nxt]:
+        if log_prob is not None and self.floor > 0 and log_prob < self._floor_row(node)[token]:
             return self.ROOT, float(self._leave(node)[token])
-        return nxt, float(bonus[token])
+        return int(goto[token]), float(bonus[token])
 
     def bonuses(self, node: int, log_probs: np.ndarray | None = None) -> np.ndarray:
         """`(V,)` float32: the bonus each token would get from `node` (the search adds it before choosing); with the
         tokens' `(V,)` log-probabilities at this frame, those below the acoustic floor get the bonus of leaving the
         graph instead."""
-        goto, bonus = self._row(node)
+        bonus = self._row(node)[1]
         if log_probs is None or self.floor <= 0:
             return bonus
-        low = (log_probs < -self.floor * self.gain[goto]) & (goto != self.ROOT)
+        low = log_probs < self._floor_row(node)
         return np.where(low, self._leave(node), bonus) if low.any() else bonus
+
+    def _floor_row(self, node: int) -> np.ndarray:
+        """`(V,)` float32: the least log-probability at which each token from `node` keeps its bonus: -floor x the
+        boost of the node it leads to, -inf for a token that leads to the root (it has no bonus to keep). Cached."""
+        out = self._floors.get(node)
+        if out is None:
+            goto = self._row(node)[0]
+            x = np.where(goto != self.ROOT, -self.floor * self.gain[goto], -np.inf)
+            out = self._floors[node] = x.astype(np.float32)
+        return out
 
     def _leave(self, node: int) -> np.ndarray:
         """`(V,)` float32: the bonus of each token that takes `node` back to the root: the pending bonus taken back
