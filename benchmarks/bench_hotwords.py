@@ -1,17 +1,19 @@
 """Hotword recall and false alarms by boost: unseen surnames in sentences spoken by espeak-ng.
 
     nice -n 15 python benchmarks/bench_hotwords.py --bundle bundles/en-open --boosts 1.5 2 2.5 3 4 \
-        --plain-manifest $DATA/corpus-v2/en/test.jsonl --out benchmarks/results/hotwords/en-open.json
+        --plain-manifest $DATA/corpus-v2/en/test.jsonl --out benchmarks/results/hotwords/en-open-24names.json
 
-Sixteen surnames absent from the models' training text, split in two: the dev names tune the default boost, the test
-names report it. Each name is said in four sentence frames (three of the grammar's, one open-domain) by four espeak-ng
-voice variants, and decoded with modified beam search and all eight names of its split as hotwords (whole-word
-matching, as the server does; `--anywhere` for token sequences anywhere). False alarms: six grammar sentences without
-any name and, with `--plain-manifest`, open-domain test utterances (held-out documents and voices): how many come
-out with a boosted name, and their WER with and without the hotwords (biasing must not cost the rest). Prints one
-line per split and boost (docs/adaptation.md has the table), then the same after hotword respelling
-(server/respell.py) of that boost's words, for each `--respell-thresholds` x `--respell-confidences` setting: the dev
-names choose the server's default, the test names report it.
+Forty-eight surnames absent from the models' training text (none occurs in data/text/en or corpus-v2's train
+transcripts), split in two: the 24 dev names tune the server's defaults, the 24 test names report them (`--names 8`:
+the first eight of each, the benchmark's first version, benchmarks/results/hotwords/en-open.json). Each name is said
+in four sentence frames (three of the grammar's, one open-domain) by four espeak-ng voice variants, and decoded with
+modified beam search and all the names of its split as hotwords (whole-word matching, as the server does; `--anywhere`
+for token sequences anywhere). False alarms: six grammar sentences without any name and, with `--plain-manifest`,
+open-domain test utterances (held-out documents and voices): how many come out with a boosted name, and their WER with
+and without the hotwords (biasing must not cost the rest). Prints one line per split and boost (docs/adaptation.md has
+the table), then the same after hotword respelling (server/respell.py) of that boost's words, for each
+`--respell-thresholds` x `--respell-confidences` setting: the dev names choose the server's default, the test names
+report it.
 """
 
 from __future__ import annotations
@@ -35,8 +37,17 @@ from server.bundle import load_bundle
 from server.respell import RESPELL_MAX_CONFIDENCE, RESPELL_THRESHOLD, Respeller
 from server.transducer import StreamingTransducer, Transcript, transcribe_many, word_confidence
 
-TEST_NAMES = ["moreno", "pemberton", "harding", "marlow", "dalton", "maddox", "winslow", "okonkwo"]
-DEV_NAMES = ["kowalczyk", "nakamura", "castellano", "abernathy", "thackeray", "mcallister", "zimmerman", "whitaker"]
+# the first eight of each are the benchmark's first version (docs/adaptation.md's older tables; `--names 8`)
+TEST_NAMES = [
+    *("moreno", "pemberton", "harding", "marlow", "dalton", "maddox", "winslow", "okonkwo"),
+    *("lindqvist", "ramirez", "sorensen", "petrovic", "hawthorne", "kaminski", "fairbanks", "yamamoto"),
+    *("silvestri", "blackwood", "lombardi", "okafor", "adebayo", "oconnell", "chatterjee", "donnelly"),
+]
+DEV_NAMES = [
+    *("kowalczyk", "nakamura", "castellano", "abernathy", "thackeray", "mcallister", "zimmerman", "whitaker"),
+    *("brennan", "henderson", "novak", "takahashi", "delacroix", "ferreira", "rossetti", "wojcik"),
+    *("kavanagh", "andersen", "gutierrez", "halvorsen", "bergstrom", "villanueva", "szymanski", "iversen"),
+]
 FRAMES = [
     "do i have any new messages from {}",
     "text {} that i'll bring bread",
@@ -72,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plain-manifest", help="open-domain utterances without the names, for false alarms and WER")
     parser.add_argument("--plain-utts", type=int, default=100, help="how many of --plain-manifest (default 100)")
     parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument(
+        "--names", type=int, default=len(TEST_NAMES), help=f"names per split, the first N (default {len(TEST_NAMES)})"
+    )
     parser.add_argument("--splits", nargs="+", choices=("dev", "test"), default=["dev", "test"], help="name splits run")
     parser.add_argument(
         "--respell-thresholds",
@@ -101,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for u in read_manifest(a.plain_manifest)[: a.plain_utts]:
             if not set(u.text.split()) & set(TEST_NAMES + DEV_NAMES):
                 plain.append((u.text, load_audio(u.audio)))
+    dev_names, test_names = DEV_NAMES[: a.names], TEST_NAMES[: a.names]
 
     last: list[Transcript] = []
 
@@ -139,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     baseline_transcripts = list(last)
     refs = [t for t, _ in plain]
     rows = []
-    for split, names in (("dev", DEV_NAMES), ("test", TEST_NAMES)):
+    for split, names in (("dev", dev_names), ("test", test_names)):
         if split not in a.splits:
             continue
         named = [(f.format(n), n, VOICES[(i + j) % 4]) for i, n in enumerate(names) for j, f in enumerate(FRAMES)]
@@ -209,7 +224,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        meta = {"bundle": a.bundle, "beam": a.beam, "whole_words": not a.anywhere, "frames": FRAMES, "voices": VOICES}
+        meta = {
+            "bundle": a.bundle,
+            "beam": a.beam,
+            "dev_names": dev_names,
+            "test_names": test_names,
+            "whole_words": not a.anywhere,
+            "frames": FRAMES,
+            "voices": VOICES,
+        }
         Path(a.out).write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     return 0
 

@@ -90,3 +90,16 @@ def test_parley_eval_sweeps_chunks_and_blank_penalties(tiny_corpus, tmp_path) ->
     (row,) = json.loads((out / "pad" / "report.json").read_text())["results"]
     assert row["pad_ms"] == 500 and row["utterances"] == 6
     assert (out / "pad" / "test-full-greedy-pad500.txt").is_file()
+
+
+def test_parley_eval_names_hypotheses_of_same_named_manifests_apart(tmp_path) -> None:
+    """data/corpus-v2/en/test.jsonl and data/asterisk/en/test.jsonl in one run: two files, not one overwritten."""
+    from models.eval.evaluate import manifest_labels
+
+    a, b, c = (str(tmp_path / d / "en" / "test.jsonl") for d in ("corpus-v2", "asterisk", "corpus-v2"))
+    dev = str(tmp_path / "corpus-v2" / "en" / "dev.jsonl")
+    assert manifest_labels([a, dev]) == {a: "test", dev: "dev"}
+    assert manifest_labels([a, b, dev]) == {a: "corpus-v2-test", b: "asterisk-test", dev: "dev"}
+    labels = manifest_labels([a, b, dev, str(tmp_path / "x" / ".." / "corpus-v2" / "en" / "test.jsonl")])
+    assert len(set(labels.values())) == 4  # the same file named twice: numbered
+    assert manifest_labels([c]) == {c: "test"}

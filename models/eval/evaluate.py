@@ -72,11 +72,25 @@ def decode(
     return [text_of(u) for u in utts], hyps
 
 
+def manifest_labels(manifests: Sequence[str]) -> dict[str, str]:
+    """A file-name label per manifest: its stem ("test"), or where two stems are the same the folder two up and the
+    stem ("corpus-v2-test", "asterisk-test" for data/corpus-v2/en/test.jsonl and data/asterisk/en/test.jsonl), as
+    `make eval-en-v2` names its reports, so that one run's hypothesis files never overwrite each other."""
+    stems = [Path(m).stem for m in manifests]
+    labels = {}
+    for m, stem in zip(manifests, stems, strict=True):
+        labels[m] = stem if stems.count(stem) == 1 else f"{Path(m).resolve().parent.parent.name}-{stem}"
+    if len(set(labels.values())) < len(labels):  # still the same: number them in order
+        labels = {m: f"{i}-{label}" for i, (m, label) in enumerate(labels.items())}
+    return labels
+
+
 def _evaluate_setting(
     a: argparse.Namespace,
     model: Transducer,
     tok: Tokenizer,
     manifest: str,
+    label: str,
     utts: list,
     chunk_ms: str,
     blank_penalty: float,
@@ -128,7 +142,7 @@ def _evaluate_setting(
     if a.out:
         a.out.mkdir(parents=True, exist_ok=True)
         suffix = (f"-bp{blank_penalty:g}" if blank_penalty else "") + (f"-pad{a.pad_ms}" if a.pad_ms else "")
-        name = f"{Path(manifest).stem}-{chunk_ms}-{a.search}{suffix}.txt"
+        name = f"{label}-{chunk_ms}-{a.search}{suffix}.txt"
         (a.out / name).write_text(
             "".join(f"{u.id}\tREF {r}\n{u.id}\tHYP {h}\n" for u, r, h in zip(utts, refs, hyps, strict=True))
         )
@@ -173,13 +187,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     tok = Tokenizer(a.tokenizer)
     print(f"parameters: {count_parameters(model) / 1e6:.2f} M (encoder {count_parameters(model.encoder) / 1e6:.2f} M)")
     report: dict = {"parameters": count_parameters(model), "results": []}
+    labels = manifest_labels(a.manifest)
     for m in a.manifest:
         utts = read_manifest(m)
         if a.limit:
             utts = utts[: a.limit]
         for c in a.chunk_ms:
             for penalty in a.blank_penalty:
-                _evaluate_setting(a, model, tok, m, utts, c, penalty, report)
+                _evaluate_setting(a, model, tok, m, labels[m], utts, c, penalty, report)
     if a.out:
         (a.out / "report.json").write_text(json.dumps(report, indent=2))
     return 0
