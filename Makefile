@@ -330,6 +330,25 @@ train-en-v2j: $(VENV)/.dev v2-first-48
 	$(PY) -m models.train.average --out $(EN2_EXP)/train-j/avg.pt \
 		--checkpoints $(foreach s,$(EN2J_KEEP),$(EN2_EXP)/train-j/step-$(s).pt) $(EN2_EXP)/train-j/last.pt
 
+# Short A/B stages from the committed bundle (docs/cards/en-open.md "Speaker warp and real-speech share"): 3,000 steps
+# on the corpus's first 8 h and the Asterisk train clips EN2W_AST_<arm> times over, from the bundle's weights
+# (make init-tsot-v2: init-h.pt), each arm on one core (`make train-en-v2w-ctl train-en-v2w-warp -j2`). Arms: ctl
+# (Asterisk x3, as stages f-j), warp (ctl with a vocal-tract-length warp of half the items' features, factor 0.85-1.15:
+# `--mel-warp`, models/train/perturb.py), ast0 and ast10 (the Asterisk clips 0 and 10 times over).
+EN2W_STEPS ?= 3000
+EN2W_AST_ctl = 3
+EN2W_AST_warp = 3
+EN2W_AST_ast0 = 0
+EN2W_AST_ast10 = 10
+EN2W_FLAGS_warp = --mel-warp 0.5
+train-en-v2w-%: $(VENV)/.dev v2-first-8
+	OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(call V2_FIRST,8) \
+		$(foreach i,$(shell seq 1 $(EN2W_AST_$*) 2>/dev/null),$(DATA)/asterisk/en/train.jsonl) --dev $(V2)/en/dev.jsonl \
+		--tokenizer $(EN2_BPE) --exp-dir $(EN2_EXP)/train-w-$* --init $(EN2_EXP)/init-h.pt --loss pruned \
+		--prune-range 5 --rnnt-type modified --prune-warmup-steps 300 --epochs 100 --max-steps $(EN2W_STEPS) \
+		--max-seconds 30 --lr 3e-4 --warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 \
+		--threads 1 --dev-utts 150 --dev-every 1000 --checkpoint-every 100 $(EN2W_FLAGS_$*)
+
 # On a GPU (docs/gpu-training.md): stage i's data from scratch through a 19 M-parameter encoder, the full loss (on a
 # GPU the faster one), bf16, 300 s batches, 12 loader processes: about 2.7 minutes an epoch on one H200. These
 # settings ran there for 110 s (benchmarks/gpu_check.sh); the whole run has not yet. torchrun --nproc_per_node N

@@ -51,3 +51,40 @@ def test_spec_augment_masks_only_some_of_the_input() -> None:
     changed = (out != feats).float().mean().item()
     assert 0.0 < changed < 0.6 and out.shape == feats.shape
     assert torch.equal(spec_augment(feats, AugmentSettings.off(), random.Random(3)), feats)
+
+
+def _tone_fbank(hz: float) -> torch.Tensor:
+    from parley.features import SAMPLE_RATE, compute_fbank
+
+    t = np.arange(SAMPLE_RATE // 2) / SAMPLE_RATE
+    return torch.from_numpy(compute_fbank((0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32), SAMPLE_RATE))
+
+
+def test_mel_warp_moves_a_tone_as_the_spectrum_warp_would() -> None:
+    """A 1 kHz tone's features warped by alpha peak where a tone at alpha kHz peaks (below the knee f -> alpha f);
+    alpha 1 changes nothing, and the features keep their shape and range."""
+    from models.train.perturb import mel_warp
+
+    tone = _tone_fbank(1000.0)
+    assert torch.equal(mel_warp(tone, 1.0), tone)
+    for alpha in (0.85, 0.9, 1.1, 1.15):
+        warped = mel_warp(tone, alpha)
+        assert warped.shape == tone.shape
+        assert warped.min() >= tone.min() - 1e-4 and warped.max() <= tone.max() + 1e-4  # interpolation only
+        peak = int(warped[10:-10].mean(0).argmax())
+        target = int(_tone_fbank(1000.0 * alpha)[10:-10].mean(0).argmax())
+        assert abs(peak - target) <= 1, (alpha, peak, target)
+        assert peak != int(tone[10:-10].mean(0).argmax())
+
+
+def test_spec_augment_warps_only_when_asked() -> None:
+    """warp_prob 0 draws nothing more from the generator (old runs keep their random streams); 1 warps every item."""
+    feats = _tone_fbank(1500.0)
+    off, on = (
+        AugmentSettings(freq_masks=0, time_mask_ratio=0.0),
+        AugmentSettings(freq_masks=0, time_mask_ratio=0.0, warp_prob=1.0),
+    )
+    rng = random.Random(0)
+    assert torch.equal(spec_augment(feats, off, rng), feats)
+    assert rng.random() == random.Random(0).random()
+    assert not torch.allclose(spec_augment(feats, on, random.Random(0)), feats)

@@ -1,4 +1,4 @@
-"""On-the-fly training augmentation: speed perturbation, background padding and SpecAugment.
+"""On-the-fly training augmentation: speed perturbation, background padding, a mel-axis warp and SpecAugment.
 
 Dimension letters: T samples or frames, F fbank bins.
 
@@ -35,6 +35,10 @@ class AugmentSettings:
     pad_prob: float = 0.6
     pad_max_s: float = 1.0
     pad_floor_dbfs: tuple[float, float] = (-90.0, -50.0)  # level range of the padding where the speech has none
+    # Vocal tract length perturbation in the feature domain (`mel_warp`), drawn afresh for every item, so that one
+    # recording is heard as a speaker with a longer or shorter tract each time it comes round; 0: off.
+    warp_prob: float = 0.0
+    warp_alpha: tuple[float, float] = (0.85, 1.15)
 
     @classmethod
     def off(cls) -> AugmentSettings:
@@ -79,8 +83,50 @@ def pad_with_background(x: np.ndarray, cfg: AugmentSettings, rng: random.Random)
     return np.concatenate([noise[:before], x, noise[before:]])
 
 
+_WARP_BOUNDARY = 0.6  # VTLP's boundary frequency as a fraction of the band (4.8 kHz of 8 in Jaitly and Hinton)
+
+
+def mel_warp(feats: torch.Tensor, alpha: float, low_hz: float = 20.0, high_hz: float = SAMPLE_RATE / 2) -> torch.Tensor:
+    """`(T, F)` log-mel features as if the speaker's vocal tract were `1 / alpha` times as long (VTLP, Jaitly and
+    Hinton 2013, applied to the filterbank's outputs instead of the spectrum).
+
+    The warp moves frequency f to alpha * f below a knee (0.6 of the band, times min(alpha, 1) / alpha) and maps the
+    rest linearly so that the band's upper edge stays put (the corpus's `vtlp` in models/data/augment.py warps the
+    spectrum of the audio instead, once per file): output bin k takes the input's value at the frequency
+    that the warp sends to its centre, linearly interpolated between the two nearest input bins. Formants move up for
+    alpha > 1 and down below 1; the loudness of each frame is unchanged. `alpha` 1 returns the features as they are.
+
+    Args:
+        feats: `(T, F)` log-mel energies of F bins evenly spaced on the mel scale from `low_hz` to `high_hz`
+            (Kaldi's filterbank: Parley's features).
+        alpha: the warp factor (0.85-1.15 for a plausible speaker).
+        low_hz, high_hz: the filterbank's edges.
+    """
+    if alpha == 1.0:
+        return feats
+    F = feats.shape[1]
+    mel = lambda f: 1127.0 * np.log1p(f / 700.0)  # noqa: E731 - Kaldi's mel scale
+    lo, hi = mel(low_hz), mel(high_hz)
+    centres_mel = lo + (hi - lo) * np.arange(1, F + 1) / (F + 1)
+    centres = 700.0 * np.expm1(centres_mel / 1127.0)  # (F,) Hz
+    knee = _WARP_BOUNDARY * high_hz * min(alpha, 1.0) / alpha  # below it f -> alpha f; above, a line to high_hz
+    src = np.where(  # the frequency whose energy lands on each centre: the warp's inverse
+        centres <= alpha * knee,
+        centres / alpha,
+        knee + (centres - alpha * knee) * (high_hz - knee) / (high_hz - alpha * knee),
+    )
+    pos = np.clip((mel(src) - lo) / (hi - lo) * (F + 1) - 1, 0, F - 1)  # fractional input bin
+    i0 = np.floor(pos).astype(np.int64)
+    w = torch.from_numpy((pos - i0).astype(np.float32)).to(feats.dtype)
+    lower, upper = torch.from_numpy(i0), torch.from_numpy(np.minimum(i0 + 1, F - 1))
+    return feats[:, lower] * (1 - w) + feats[:, upper] * w
+
+
 def spec_augment(feats: torch.Tensor, cfg: AugmentSettings, rng: random.Random) -> torch.Tensor:
-    """Frequency and time masks (filled with the utterance mean) on `(T, F)` features."""
+    """With probability `cfg.warp_prob` a `mel_warp` by a factor drawn from `cfg.warp_alpha`, then frequency and time
+    masks (filled with the utterance mean) on `(T, F)` features."""
+    if cfg.warp_prob > 0 and rng.random() < cfg.warp_prob:
+        feats = mel_warp(feats, rng.uniform(*cfg.warp_alpha))
     T, F = feats.shape
     out = feats.clone()
     fill = feats.mean()

@@ -96,6 +96,7 @@ class TrainConfig:
     left_chunks: tuple[int, ...] = (1, 2, 4, 8)
     full_context_prob: float = 0.2
     augment: bool = True
+    mel_warp_prob: float = 0.0  # feature-domain VTLP per training item (models/train/perturb.py `mel_warp`)
     seed: int = 0
     num_workers: int = 1
     checkpoint_every: int = 200
@@ -445,7 +446,7 @@ def train(cfg: TrainConfig) -> dict:
     train_all = [u for m in cfg.train for u in read_manifest(m)]
     dev_all = [u for m in cfg.dev for u in read_manifest(m)]
     plan = _plan(cfg, train_all, dev_all)
-    augment = AugmentSettings() if cfg.augment else None
+    augment = AugmentSettings(warp_prob=cfg.mel_warp_prob) if cfg.augment else None
     train_sets: list[UtteranceDataset | MixingDataset]
     if cfg.mix_per_epoch:
         train_sets = [_mixing_dataset(cfg, plan, augment)]
@@ -731,6 +732,12 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
         "--full-context-prob", type=float, default=d.full_context_prob, help="probability of a full-context batch"
     )
     p.add_argument("--no-augment", action="store_true", help="no speed perturbation or SpecAugment")
+    p.add_argument(
+        "--mel-warp",
+        type=float,
+        default=d.mel_warp_prob,
+        help="probability of a vocal-tract-length warp of each item's features, factor 0.85-1.15 (default 0: off)",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="random seed")
     p.add_argument("--num-workers", type=int, default=d.num_workers, help="data loader processes")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between last.pt saves")
@@ -847,6 +854,7 @@ def _parse(argv: Sequence[str] | None) -> TrainConfig:
         warmup_steps=a.warmup_steps,
         full_context_prob=a.full_context_prob,
         augment=not a.no_augment,
+        mel_warp_prob=a.mel_warp,
         seed=a.seed,
         num_workers=a.num_workers,
         checkpoint_every=a.checkpoint_every,
