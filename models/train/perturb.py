@@ -9,6 +9,7 @@ the audio files (reverberation, noise, codecs) are models/data/augment.py's.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -86,6 +87,18 @@ def pad_with_background(x: np.ndarray, cfg: AugmentSettings, rng: random.Random)
 _WARP_BOUNDARY = 0.6  # VTLP's boundary frequency as a fraction of the band (4.8 kHz of 8 in Jaitly and Hinton)
 
 
+def _mel(hz: np.ndarray | float) -> np.ndarray | float:
+    """Kaldi's mel scale."""
+    return 1127.0 * np.log1p(np.asarray(hz) / 700.0)
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_centres(num_bins: int, low_hz: float, high_hz: float) -> np.ndarray:
+    """`(F,)` the centre frequencies in Hz of a Kaldi filterbank's bins: evenly spaced in mel between the edges."""
+    lo, hi = _mel(low_hz), _mel(high_hz)
+    return 700.0 * np.expm1((lo + (hi - lo) * np.arange(1, num_bins + 1) / (num_bins + 1)) / 1127.0)
+
+
 def mel_warp(feats: torch.Tensor, alpha: float, low_hz: float = 20.0, high_hz: float = SAMPLE_RATE / 2) -> torch.Tensor:
     """`(T, F)` log-mel features as if the speaker's vocal tract were `1 / alpha` times as long (VTLP, Jaitly and
     Hinton 2013, applied to the filterbank's outputs instead of the spectrum).
@@ -93,8 +106,9 @@ def mel_warp(feats: torch.Tensor, alpha: float, low_hz: float = 20.0, high_hz: f
     The warp moves frequency f to alpha * f below a knee (0.6 of the band, times min(alpha, 1) / alpha) and maps the
     rest linearly so that the band's upper edge stays put (the corpus's `vtlp` in models/data/augment.py warps the
     spectrum of the audio instead, once per file): output bin k takes the input's value at the frequency
-    that the warp sends to its centre, linearly interpolated between the two nearest input bins. Formants move up for
-    alpha > 1 and down below 1; the loudness of each frame is unchanged. `alpha` 1 returns the features as they are.
+    that the warp sends to its centre, linearly interpolated between the two nearest input bins, so every output lies
+    between two inputs of its frame. Formants move up for alpha > 1 and down below 1. `alpha` 1 returns the features
+    as they are.
 
     Args:
         feats: `(T, F)` log-mel energies of F bins evenly spaced on the mel scale from `low_hz` to `high_hz`
@@ -105,17 +119,15 @@ def mel_warp(feats: torch.Tensor, alpha: float, low_hz: float = 20.0, high_hz: f
     if alpha == 1.0:
         return feats
     F = feats.shape[1]
-    mel = lambda f: 1127.0 * np.log1p(f / 700.0)  # noqa: E731 - Kaldi's mel scale
-    lo, hi = mel(low_hz), mel(high_hz)
-    centres_mel = lo + (hi - lo) * np.arange(1, F + 1) / (F + 1)
-    centres = 700.0 * np.expm1(centres_mel / 1127.0)  # (F,) Hz
+    centres = _mel_centres(F, low_hz, high_hz)
     knee = _WARP_BOUNDARY * high_hz * min(alpha, 1.0) / alpha  # below it f -> alpha f; above, a line to high_hz
     src = np.where(  # the frequency whose energy lands on each centre: the warp's inverse
         centres <= alpha * knee,
         centres / alpha,
         knee + (centres - alpha * knee) * (high_hz - knee) / (high_hz - alpha * knee),
     )
-    pos = np.clip((mel(src) - lo) / (hi - lo) * (F + 1) - 1, 0, F - 1)  # fractional input bin
+    lo, hi = _mel(low_hz), _mel(high_hz)
+    pos = np.clip((_mel(src) - lo) / (hi - lo) * (F + 1) - 1, 0, F - 1)  # fractional input bin
     i0 = np.floor(pos).astype(np.int64)
     w = torch.from_numpy((pos - i0).astype(np.float32)).to(feats.dtype)
     lower, upper = torch.from_numpy(i0), torch.from_numpy(np.minimum(i0 + 1, F - 1))
