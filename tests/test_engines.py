@@ -168,3 +168,19 @@ def test_training_only_voices_speak_and_only_when_named(name: str) -> None:
     _check(syn, TEXT["en"])
     slow = speak(TEXT["en"], EngineVoice("festival", "en", name, rate=0.8))
     assert slow.duration > 1.1 * syn.duration, (slow.duration, syn.duration)
+
+
+@pytest.mark.parametrize("name", engines.EXTRA_VOICES["mbrola"]["en"])
+def test_accented_mbrola_speakers_read_english_for_training_only(name: str) -> None:
+    assert name not in voices_for("mbrola", "en", "train") and name not in voices_for("mbrola", "en", "test")
+    assert voices_for("mbrola", "en", "train", (name,)) == (name,)
+    assert voices_for("mbrola", "en", "test", (name,)) == (), "never a test voice"
+    assert name in engines.known_voices()
+    voice = sample_engine_voice("en", "mbrola", random.Random(3), "train", (name,))
+    assert voice.voice == name and engines.RATE[0] <= voice.rate <= engines.RATE[1]
+    syn = speak(TEXT["en"], voice)
+    _check(syn, TEXT["en"])
+    # another person than the engine's English speakers: the same text and prosody give other samples
+    us1 = speak(TEXT["en"], EngineVoice("mbrola", "en", "mb-us1", rate=voice.rate, pitch=voice.pitch))
+    n = min(syn.samples.size, us1.samples.size)
+    assert not np.allclose(syn.samples[:n], us1.samples[:n], atol=1e-3)
