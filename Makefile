@@ -189,7 +189,7 @@ EN2_TESTS = $(V2)/en/test.jsonl $(V2)/en/test_engine.jsonl $(DATA)/asterisk/en/t
 .PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d eval-en-v2-torch \
 	bundle-en-v2 eval-en-v2 adapt-en-v2 model-en-v2 init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f \
 	corpus-v2-festx train-en-v2g corpus-v2-festy corpus-v2-mbx train-en-v2h train-en-v2i train-en-v2j train-en-gpu \
-	bundle-en-v2-d
+	bundle-en-v2-d soup-en-v2k
 tokenizer-en-v2: $(VENV)/.dev
 	mkdir -p $(EN2_EXP)
 	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open('$(DATA)/text/en/train.jsonl')]" \
@@ -361,6 +361,19 @@ EN2W_AST_all = 3
 EN2W_EXTRA_mbx = $(V2_MBX)/en/train.jsonl
 EN2W_EXTRA_fx = $(V2_FLITE)/en/train.jsonl $(V2_FESTX)/en/train.jsonl $(V2_FESTY)/en/train.jsonl
 EN2W_EXTRA_all = $(EN2W_EXTRA_fx) $(V2_MBX)/en/train.jsonl
+# The candidate for stage k: the mean of the bundle's weights and arm all's (a soup of a model and its fine-tune,
+# models/train/average.py), measured in docs/cards/en-open.md "Accented new speakers"; exported to EN2K_BUNDLE for
+# measuring, not yet over bundles/en-open.
+EN2K_BUNDLE ?= $(EN2_EXP)/bundle-k
+soup-en-v2k: $(VENV)/.dev
+	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-h.pt $(EN2_EXP)/train-w-all/last.pt \
+		--out $(EN2_EXP)/soup-h-all.pt
+	$(VENV)/bin/parley export --checkpoint $(EN2_EXP)/soup-h-all.pt --tokenizer $(EN2_BPE) --name en-open-k \
+		--chunk-ms 320 --history-ms 1280 --precisions int8 --out $(EN2K_BUNDLE)
+	for m in $(EN2_TESTS); do n=$$(basename $$(dirname $$(dirname $$m)))-$$(basename $$m .jsonl); \
+		$(VENV)/bin/parley bundle-eval --bundle $(EN2K_BUNDLE) --manifest $$m --rtf-utts 0 \
+		--out $(EN2_EXP)/bundle-k-eval/$$n.json || exit 1; done
+
 train-en-v2w-%: $(VENV)/.dev v2-first-8
 	OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(call V2_FIRST,8) $(EN2W_EXTRA_$*) \
 		$(foreach i,$(shell seq 1 $(EN2W_AST_$*) 2>/dev/null),$(DATA)/asterisk/en/train.jsonl) --dev $(V2)/en/dev.jsonl \

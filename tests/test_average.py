@@ -43,6 +43,12 @@ def test_refuses_one_checkpoint_other_models_and_overwriting(tmp_path: Path, cap
         average_checkpoints([a])
     with pytest.raises(ValueError, match="another model's config"):
         average_checkpoints([a, b])
+    warm = tmp_path / "warm.pt"
+    torch.save({"model": {"joiner.output.weight": torch.zeros(3, 3)}, "from_bundle": "x"}, warm)
+    with pytest.raises(ValueError, match="other tensors"):
+        average_checkpoints([warm, a])
+    with pytest.raises(ValueError, match="no model config"):
+        average_checkpoints([a, warm])
     for args, why in (
         (["--checkpoints", str(a), str(a), "--out", str(a)], "must not be one of the checkpoints"),
         (["--checkpoints", str(a), str(tmp_path / "none.pt"), "--out", str(tmp_path / "o.pt")], "no checkpoint at"),
@@ -52,3 +58,20 @@ def test_refuses_one_checkpoint_other_models_and_overwriting(tmp_path: Path, cap
             main(args)
         assert why in capsys.readouterr().err
     assert not (tmp_path / "o.pt").exists()
+
+
+def test_a_warm_start_from_a_bundle_averages_with_the_run_that_started_from_it(tmp_path: Path) -> None:
+    """A soup of the bundle's weights (no config, no training-only heads) and a fine-tune of them."""
+    run, model = _checkpoint(tmp_path / "run.pt", 2, 300)
+    torch.manual_seed(5)
+    start = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    lacking = "joiner.output.bias"  # stands for a head a bundle does not hold
+    del start[lacking]
+    warm = tmp_path / "init.pt"
+    torch.save({"model": start, "from_bundle": "en-open", "bundle_training": {}}, warm)
+    ck = average_checkpoints([warm, run])
+    w = model.state_dict()["joiner.output.weight"]
+    assert torch.allclose(ck["model"]["joiner.output.weight"], (w + start["joiner.output.weight"]) / 2, atol=1e-6)
+    assert torch.equal(ck["model"][lacking], model.state_dict()[lacking]), "only the run has it"
+    assert ck["model_config"] == torch.load(run, weights_only=False)["model_config"]
+    assert [x["step"] for x in ck["averaged"]] == [-1, 300]

@@ -10,6 +10,14 @@ of one model). Floating-point tensors are averaged; integer ones (counters) are 
 everything else the file holds (configs, training state, tokenizer), so the result evaluates, exports and warm-starts
 like any checkpoint. It carries no optimizer state (`--init` from it, not a resume) and lists what was averaged under
 "averaged" (path and step of each).
+
+A warm start recovered from a bundle (models/train/warmstart.py: weights, no `ModelConfig`) may be averaged with a run
+that started from it (a soup of a model and its fine-tune, Wortsman et al. 2022):
+
+    python -m models.train.average --checkpoints exp/en-open/init-h.pt exp/en-open/train-w-all/last.pt --out soup.pt
+
+Its tensors must be the run's (names and shapes); what it lacks (the heads only training uses: the pruned loss's
+simple joiner, CTC) is the mean of the checkpoints that have it.
 """
 
 from __future__ import annotations
@@ -33,19 +41,28 @@ def average_checkpoints(paths: Sequence[str | os.PathLike]) -> dict:
     if len(paths) < 2:
         raise ValueError("averaging needs at least two checkpoints")
     cks = [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
-    first, last = cks[0], cks[-1]
-    for p, ck in zip(paths[1:], cks[1:], strict=True):
-        if ck.get("model_config") != first.get("model_config"):
-            raise ValueError(f"{p}: another model's config than {paths[0]}'s")
-        if {k: v.shape for k, v in ck["model"].items()} != {k: v.shape for k, v in first["model"].items()}:
-            raise ValueError(f"{p}: other tensors (names or shapes) than {paths[0]}'s")
+    last = cks[-1]
+    if "model_config" not in last:
+        raise ValueError(f"{paths[-1]}: a warm start has no model config; put a training run's checkpoint last")
+    shapes = {k: v.shape for k, v in last["model"].items()}
+    for p, ck in zip(paths[:-1], cks[:-1], strict=True):
+        held = {k: v.shape for k, v in ck["model"].items()}
+        if "model_config" not in ck and "from_bundle" in ck:  # a warm start: a subset of the run's tensors
+            if any(shapes.get(k) != v for k, v in held.items()):
+                raise ValueError(f"{p}: other tensors (names or shapes) than {paths[-1]}'s")
+            continue
+        if ck.get("model_config") != last["model_config"]:
+            raise ValueError(f"{p}: another model's config than {paths[-1]}'s")
+        if held != shapes:
+            raise ValueError(f"{p}: other tensors (names or shapes) than {paths[-1]}'s")
     weights = {}
     for name, tensor in last["model"].items():
         if tensor.is_floating_point():
+            have = [ck["model"][name] for ck in cks if name in ck["model"]]
             total = torch.zeros_like(tensor, dtype=torch.float64)
-            for ck in cks:
-                total += ck["model"][name].to(torch.float64)
-            weights[name] = (total / len(cks)).to(tensor.dtype)
+            for t in have:
+                total += t.to(torch.float64)
+            weights[name] = (total / len(have)).to(tensor.dtype)
         else:
             weights[name] = tensor.clone()
     averaged = [
