@@ -134,8 +134,7 @@ WESNOTH_CAMPAIGNS = did dm dw ei httt l low nr sof sota sotbe thot trow tsg ttb 
 data-deps:
 	bash .ci/system-deps
 	sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$sudo apt-get install -y -qq --no-install-recommends \
-		mbrola-us1 mbrola-us2 mbrola-en1 mbrola-de1 mbrola-de2 mbrola-de4 mbrola-de5 mbrola-de6 mbrola-fr1 \
-		mbrola-fr4 mbrola-ro1 mbrola-nl2 \
+		mbrola-us1 mbrola-us2 mbrola-en1 mbrola-de1 mbrola-de2 mbrola-de4 mbrola-de6 mbrola-fr1 mbrola-fr4 \
 		mbrola-it3 mbrola-it4 festvox-italp16k festvox-itapc16k festlex-ifd fortunes fortunes-de fortunes-es \
 		fortunes-it trans-de-en sword-text-web sword-text-sparv diatheke libsword-utils wordnet-base \
 		libreoffice-help-en-us libreoffice-help-de libreoffice-help-es libreoffice-help-fr libreoffice-help-it \
@@ -370,9 +369,7 @@ soup-en-v2k: $(VENV)/.dev
 		--out $(EN2_EXP)/soup-h-all.pt
 	$(VENV)/bin/parley export --checkpoint $(EN2_EXP)/soup-h-all.pt --tokenizer $(EN2_BPE) --name en-open-k \
 		--chunk-ms 320 --history-ms 1280 --precisions int8 --out $(EN2K_BUNDLE)
-	for m in $(EN2_TESTS); do n=$$(basename $$(dirname $$(dirname $$m)))-$$(basename $$m .jsonl); \
-		$(VENV)/bin/parley bundle-eval --bundle $(EN2K_BUNDLE) --manifest $$m --rtf-utts 0 \
-		--out $(EN2_EXP)/bundle-k-eval/$$n.json || exit 1; done
+	$(call EN2_BUNDLE_EVAL,$(EN2K_BUNDLE),$(EN2_EXP)/bundle-k-eval)
 
 train-en-v2w-%: $(VENV)/.dev v2-first-8
 	OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(call V2_FIRST,8) $(EN2W_EXTRA_$*) \
@@ -403,10 +400,11 @@ eval-en-v2-torch: $(VENV)/.dev
 	$(VENV)/bin/parley eval --checkpoint $(EN2_CKPT) --tokenizer $(EN2_BPE) --manifest $(V2)/en/test.jsonl \
 		--chunk-ms 160 640 full --history-ms 1280 --out $(EN2_EXP)/eval-chunks
 
+# $(call EN2_BUNDLE_EVAL,bundle,out-dir,flags): bundle-eval on each of EN2_TESTS, one JSON per test set.
+EN2_BUNDLE_EVAL = for m in $(EN2_TESTS); do n=$$(basename $$(dirname $$(dirname $$m)))-$$(basename $$m .jsonl); \
+	$(VENV)/bin/parley bundle-eval --bundle $(1) --manifest $$m --rtf-utts 0 --out $(2)/$$n.json $(3) || exit 1; done
 eval-en-v2: $(VENV)/.dev
-	for m in $(EN2_TESTS); do n=$$(basename $$(dirname $$(dirname $$m)))-$$(basename $$m .jsonl); \
-		$(VENV)/bin/parley bundle-eval --bundle $(BUNDLES)/en-open --manifest $$m --rtf-utts 0 \
-		--out $(EN2_EXP)/bundle-eval/$$n.json --card || exit 1; done
+	$(call EN2_BUNDLE_EVAL,$(BUNDLES)/en-open,$(EN2_EXP)/bundle-eval,--card)
 	$(VENV)/bin/parley bundle-eval --bundle $(BUNDLES)/en-open --manifest $(V2)/en/test.jsonl --limit 200 --rtf-utts 0 \
 		--parity 200 --out $(EN2_EXP)/bundle-eval/parity.json --card
 
