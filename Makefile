@@ -188,7 +188,7 @@ EN2_TESTS = $(V2)/en/test.jsonl $(V2)/en/test_engine.jsonl $(DATA)/asterisk/en/t
 .PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d eval-en-v2-torch \
 	bundle-en-v2 eval-en-v2 adapt-en-v2 model-en-v2 init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f \
 	corpus-v2-festx train-en-v2g corpus-v2-festy corpus-v2-mbx train-en-v2h train-en-v2i train-en-v2j train-en-gpu \
-	bundle-en-v2-d soup-en-v2k
+	bundle-en-v2-d soup-en-v2k soup-en-v2l bundle-en-v2l
 tokenizer-en-v2: $(VENV)/.dev
 	mkdir -p $(EN2_EXP)
 	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open('$(DATA)/text/en/train.jsonl')]" \
@@ -360,6 +360,14 @@ EN2W_AST_all = 3
 EN2W_EXTRA_mbx = $(V2_MBX)/en/train.jsonl
 EN2W_EXTRA_fx = $(V2_FLITE)/en/train.jsonl $(V2_FESTX)/en/train.jsonl $(V2_FESTY)/en/train.jsonl
 EN2W_EXTRA_all = $(EN2W_EXTRA_fx) $(V2_MBX)/en/train.jsonl
+# allw (all with the speaker warp of half the items, another seed): one more ingredient for the soup below.
+EN2W_AST_allw = 3
+EN2W_EXTRA_allw = $(EN2W_EXTRA_all)
+EN2W_FLAGS_allw = --mel-warp 0.5 --seed 1
+# fxw (fx with the warp, a third seed): another.
+EN2W_AST_fxw = 3
+EN2W_EXTRA_fxw = $(EN2W_EXTRA_fx)
+EN2W_FLAGS_fxw = --mel-warp 0.5 --seed 2
 # The candidate for stage k: the mean of the bundle's weights and arm all's (a soup of a model and its fine-tune,
 # models/train/average.py), measured in docs/cards/en-open.md "Accented new speakers"; exported to EN2K_BUNDLE for
 # measuring, not yet over bundles/en-open.
@@ -370,6 +378,25 @@ soup-en-v2k: $(VENV)/.dev
 	$(VENV)/bin/parley export --checkpoint $(EN2_EXP)/soup-h-all.pt --tokenizer $(EN2_BPE) --name en-open-k \
 		--chunk-ms 320 --history-ms 1280 --precisions int8 --out $(EN2K_BUNDLE)
 	$(call EN2_BUNDLE_EVAL,$(EN2K_BUNDLE),$(EN2_EXP)/bundle-k-eval)
+
+# Stage l (the committed bundle since 2026-12-04): the uniform soup of h's weights and every arm above, none chosen
+# by any test set (docs/cards/en-open.md "Stage l"), exported over bundles/en-open with its punctuation model and
+# source LM carried over (`parley export --carry-from`). init-h.pt must be h's weights: make init-tsot-v2 before this
+# replaces the bundle. The arms (EN2L_ARMS) run on one core each, two at a time (`make train-en-v2w-allw
+# train-en-v2w-fxw -j2`); model-en-v2 runs them before the soup.
+EN2L_ARMS ?= ctl warp ast0 ast10 mbx fx all allw fxw
+EN2L_CKPT = $(EN2_EXP)/soup-l.pt
+soup-en-v2l: $(VENV)/.dev
+	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-h.pt \
+		$(foreach a,$(EN2L_ARMS),$(EN2_EXP)/train-w-$(a)/last.pt) --out $(EN2L_CKPT)
+
+bundle-en-v2l: $(VENV)/.dev
+	$(MAKE) eval-en-v2-torch EN2_CKPT=$(EN2L_CKPT)
+	$(VENV)/bin/parley export --checkpoint $(EN2L_CKPT) --tokenizer $(EN2_BPE) --name en-open --chunk-ms 320 \
+		--history-ms 1280 --precisions int8 --hardware "$(EN_HARDWARE)" \
+		--eval-report $(EN2_EXP)/eval/report.json $(EN2_EXP)/eval-chunks/report.json --out $(BUNDLES)/en-open \
+		--card-notes docs/cards/en-open.md --carry-from $(BUNDLES)/en-open
+	$(MAKE) eval-en-v2
 
 train-en-v2w-%: $(VENV)/.dev v2-first-8
 	OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(call V2_FIRST,8) $(EN2W_EXTRA_$*) \
@@ -444,7 +471,8 @@ adapt-en-v2: $(VENV)/.dev
 # (EN2_FEATURES=); the punctuation model and source LM carried over from d's bundle (docs/cards/en-open.md).
 model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d punct-en \
 	bundle-en-v2-d init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f corpus-v2-festx train-en-v2g \
-	corpus-v2-festy train-en-v2h eval-en-v2-torch bundle-en-v2 eval-en-v2
+	corpus-v2-festy train-en-v2h eval-en-v2-torch bundle-en-v2 eval-en-v2 corpus-v2-mbx init-tsot-v2 \
+	$(foreach a,$(EN2L_ARMS),train-en-v2w-$(a)) soup-en-v2l bundle-en-v2l
 
 bundle-en-v2-d:
 	$(MAKE) eval-en-v2-torch bundle-en-v2 EN2_CKPT=$(EN2_EXP)/train-d/last.pt

@@ -156,6 +156,7 @@ def training_summary(checkpoint: dict, hardware: str | None) -> dict:
         "last_dev_wer": dev[-1]["dev_wer"] if dev else None,
         "recipe": {k: v for k, v in cfg.items() if k not in ("train", "dev", "exp_dir", "encoder")},
         "started_from": _earlier_stages(cfg),
+        **({"averaged": checkpoint["averaged"]} if checkpoint.get("averaged") else {}),
     }
 
 
@@ -328,6 +329,7 @@ def model_card(bundle: dict) -> str:
             if t.get("started_from")
             else []
         ),
+        *_soup_card_lines(t.get("averaged", [])),
         "",
         "## Measured",
         "",
@@ -399,6 +401,77 @@ def model_card(bundle: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def carry_extras(src: Path, src_meta: dict, out: Path) -> list[str]:
+    """Puts the punctuation models and LMs of the bundle `src` (bundle.json `src_meta`, read before `out` was
+    written: `src` may be `out` itself, re-exported in place) into the bundle just exported to `out`: their files
+    (checked against `src_meta`'s sha256), their bundle.json entries ("punctuation", "lms", "files") and their card
+    sections. What `parley punct add` and `parley lm train` added survives a new checkpoint of the same model.
+    Returns the carried files' names.
+
+    Raises:
+        ValueError: the bundles' tokenizers differ (the LMs are token-level) or a carried file is not the one
+            `src_meta` lists.
+    """
+    from models.train.lm_ngram import lm_card_section
+    from models.train.punct import card_section
+
+    meta = json.loads((out / BUNDLE_JSON).read_text(encoding="utf-8"))
+    punct, lms = src_meta.get("punctuation", {}), src_meta.get("lms", [])
+    if lms:
+        for head in meta["heads"]:
+            theirs = src_meta.get("files", {}).get(head["bpe"], {}).get("sha256")
+            if theirs != meta["files"][head["bpe"]]["sha256"]:
+                raise ValueError(f"{src}'s LMs are on another tokenizer than {out}'s {head['bpe']}: not carried over")
+    names = [e[k] for e in punct.values() for k in ("model", "tokenizer", "card")] + [e["file"] for e in lms]
+    for name in names:
+        if (src / name).resolve() != (out / name).resolve():
+            shutil.copy2(src / name, out / name)
+        if sha256_of(out / name) != src_meta["files"][name]["sha256"]:
+            raise ValueError(f"{src / name} is not the file {src}/{BUNDLE_JSON} lists (sha256)")
+    if punct:
+        meta["punctuation"] = punct
+    if lms:
+        meta["lms"] = lms
+    meta["files"] = dict(sorted((meta["files"] | {n: src_meta["files"][n] for n in names}).items()))
+    (out / BUNDLE_JSON).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for entry in punct.values():
+        card = json.loads((out / entry["card"]).read_text(encoding="utf-8"))
+        title, _, body = card_section(card).removeprefix("## ").partition("\n")
+        update_card_section(out, title, body)
+    if lms:
+        update_card_section(out, "Language models (`lm-*`)", lm_card_section(lms))
+    return names
+
+
+def _soup_card_lines(averaged: Sequence[dict]) -> list[str]:
+    """The card's lines about an averaged checkpoint (models/train/average.py): the weights are the mean of these;
+    the lines above describe only the last of them."""
+    if not averaged:
+        return []
+    lines = [
+        f"- the weights are the element-wise mean of {len(averaged)} checkpoints (models/train/average.py; the lines "
+        "above describe the last of them):"
+    ]
+    for e in averaged:
+        if "from_bundle" in e:
+            lines.append(f"  - the weights of the bundle {e['from_bundle']} ({e['path']})")
+        else:
+            data = ", ".join(
+                Path(m).name if Path(m).name != "train.jsonl" else str(Path(*Path(m).parts[-3:]))
+                for m in e.get("train", [])
+            )
+            lines.append(
+                f"  - {e['path']}: step {e['step']}"
+                + (f", {e['train_hours']} h" if e.get("train_hours") else "")
+                + (f", from {e['init']}" if e.get("init") else "")
+                + (f"; data: {data}" if data else "")
+            )
+    hours = sum(e.get("train_hours", 0.0) for e in averaged[:-1])
+    if hours:
+        lines.append(f"  - the other checkpoints' runs took {hours:.2f} h more")
+    return lines
 
 
 def _run_where(checkpoint: str) -> str:
@@ -730,9 +803,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         help='a markdown file whose text becomes the model card\'s section "Notes" (what figures alone do not say)',
     )
+    p.add_argument(
+        "--carry-from",
+        type=Path,
+        help="a bundle (may be --out itself) whose punctuation models and LMs go into the new one unchanged: a new "
+        "checkpoint of the same model keeps what `parley punct add` and `parley lm train` gave the old",
+    )
     a = p.parse_args(argv)
     try:
         notes = a.card_notes.read_text(encoding="utf-8") if a.card_notes else ""
+        carry = json.loads((a.carry_from / BUNDLE_JSON).read_text(encoding="utf-8")) if a.carry_from else None
         settings = StreamingSettings(a.chunk_ms, a.history_ms)
         bundle = build_bundle(
             a.checkpoint,
@@ -749,6 +829,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             a.post_processing,
             a.blank_penalty,
         )
+        if carry is not None:
+            carry_extras(a.carry_from, carry, a.out)
+            bundle = json.loads((a.out / BUNDLE_JSON).read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError) as e:
         print(f"parley export: {e}", file=sys.stderr)
         return 2

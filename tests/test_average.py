@@ -75,3 +75,20 @@ def test_a_warm_start_from_a_bundle_averages_with_the_run_that_started_from_it(t
     assert torch.equal(ck["model"][lacking], model.state_dict()[lacking]), "only the run has it"
     assert ck["model_config"] == torch.load(run, weights_only=False)["model_config"]
     assert [x["step"] for x in ck["averaged"]] == [-1, 300]
+
+
+def test_a_soup_s_ingredients_are_recorded_and_listed_on_the_card(tmp_path: Path) -> None:
+    from export.bundle import _soup_card_lines, training_summary
+
+    run, model = _checkpoint(tmp_path / "run.pt", 2, 300)
+    warm = tmp_path / "init.pt"
+    torch.save({"model": model.state_dict(), "from_bundle": "bundles/en-open", "bundle_training": {}}, warm)
+    ck = average_checkpoints([warm, run])
+    assert ck["averaged"][0] == {"path": str(warm), "step": -1, "from_bundle": "en-open"}
+    assert set(ck["averaged"][1]) == {"path", "step", "train", "train_hours", "init"}
+    summary = training_summary(ck, "pytest")
+    assert summary["averaged"] == ck["averaged"]
+    lines = _soup_card_lines(summary["averaged"])
+    assert lines[0].startswith("- the weights are the element-wise mean of 2 checkpoints")
+    assert "the bundle en-open" in lines[1] and f"{run}: step 300" in lines[2]
+    assert _soup_card_lines([]) == [] and "averaged" not in training_summary(torch.load(run, weights_only=False), "x")

@@ -194,3 +194,48 @@ def test_a_final_and_each_sentence_in_it_start_with_a_capital(trained: Path) -> 
     p = Punctuator.from_folder(trained)
     p.labels = lambda words: ([0, 2, 0, 0, 3], [0, 0, 0, 2, 0])  # type: ignore[method-assign]
     assert p.punctuate(["hello", "there", "how", "are", "you"]) == "Hello there. How ARE you?"
+
+
+def test_a_re_export_carries_the_punctuation_model_and_lms_over(trained: Path, tmp_path: Path) -> None:
+    """`parley export --carry-from`: a new checkpoint of the same model, exported in place or elsewhere, keeps the
+    old bundle's punctuation model and LMs (files, bundle.json entries, card sections); a changed file or another
+    tokenizer is refused."""
+    from export.bundle import carry_extras
+    from export.bundle import main as export_main
+    from models.train.lm_ngram import main as lm_main
+    from models.train.punct import add_to_bundle
+    from server.bundle import load_bundle
+    from tests.test_export import EN_BPE, SETTINGS, make_tiny_checkpoint
+
+    def export(seed: int, out: Path, *extra: str) -> int:
+        (tmp_path / f"ck{seed}").mkdir(exist_ok=True)
+        ck = make_tiny_checkpoint(tmp_path / f"ck{seed}" / "tiny.pt", seed)
+        args = ["--checkpoint", str(ck), "--tokenizer", str(EN_BPE), "--name", "tiny-en", "--out", str(out)]
+        args += ["--chunk-ms", str(SETTINGS.chunk_ms), "--history-ms", str(SETTINGS.history_ms), *extra]
+        return export_main(args)
+
+    old = tmp_path / "old"
+    assert export(0, old) == 0
+    add_to_bundle(trained, old)
+    (tmp_path / "t.txt").write_text("call marlow now\nset a timer for ten minutes\n")
+    assert lm_main(["train", "--text", str(tmp_path / "t.txt"), "--bundle", str(old), "--name", "dom"]) == 0
+    before = json.loads((old / "bundle.json").read_text())
+    moved = tmp_path / "new"
+    assert export(1, moved, "--carry-from", str(old)) == 0
+    assert export(1, old, "--carry-from", str(old)) == 0  # in place, as a stage replaces the committed bundle
+    for folder in (old, moved):
+        meta = json.loads((folder / "bundle.json").read_text())
+        assert meta["punctuation"] == before["punctuation"] and meta["lms"] == before["lms"]
+        assert meta["files"]["encoder.onnx"] != before["files"]["encoder.onnx"], "the new checkpoint's weights"
+        card = (folder / "README.md").read_text()
+        assert card.count("## Punctuation and casing (`punct-en.*`)") == 1 and card.count("## Language models") == 1
+        assert all(f"| {name} | " in card for name in meta["files"])
+        loaded = load_bundle(folder, providers="cpu", threads=1)  # checks every listed file's sha256
+        assert list(loaded.punctuators) == ["en"] and list(loaded.lms) == ["dom"]
+    with open(old / "lm-dom.npz", "ab") as f:
+        f.write(b"\0")
+    assert export(1, tmp_path / "bad", "--carry-from", str(old)) == 2
+    other = json.loads((moved / "bundle.json").read_text())
+    other["files"]["bpe.model"] = {**other["files"]["bpe.model"], "sha256": "0" * 64}
+    with pytest.raises(ValueError, match="another tokenizer"):
+        carry_extras(moved, other, moved)

@@ -9,7 +9,7 @@ of them (icefall's `--avg`, Izmailov et al. 2018's SWA). The checkpoints must sh
 of one model). Floating-point tensors are averaged; integer ones (counters) are taken from the last checkpoint, as is
 everything else the file holds (configs, training state, tokenizer), so the result evaluates, exports and warm-starts
 like any checkpoint. It carries no optimizer state (`--init` from it, not a resume) and lists what was averaged under
-"averaged" (path and step of each).
+"averaged" (path and step of each, and each run's data, hours and `--init`, which the model card lists).
 
 A warm start recovered from a bundle (models/train/warmstart.py: weights, no `ModelConfig`) may be averaged with a run
 that started from it (a soup of a model and its fine-tune, Wortsman et al. 2022):
@@ -65,10 +65,22 @@ def average_checkpoints(paths: Sequence[str | os.PathLike]) -> dict:
             weights[name] = (total / len(have)).to(tensor.dtype)
         else:
             weights[name] = tensor.clone()
-    averaged = [
-        {"path": str(p), "step": int(ck.get("state", {}).get("step", -1))} for p, ck in zip(paths, cks, strict=True)
-    ]
+    averaged = [_ingredient(p, ck) for p, ck in zip(paths, cks, strict=True)]
     return {**last, "model": weights, "optimizer": {}, "averaged": averaged}
+
+
+def _ingredient(path: str | os.PathLike, ck: dict) -> dict:
+    """What the averaged checkpoint records of one of its checkpoints: path and step, and for a training run its
+    train manifests, hours and `--init` (the model card lists them); for a warm start, the bundle it came from."""
+    state, cfg = ck.get("state", {}), ck.get("train_config", {})
+    entry = {"path": str(path), "step": int(state.get("step", -1))}
+    if "from_bundle" in ck:
+        return entry | {"from_bundle": Path(ck["from_bundle"]).name}
+    return entry | {
+        "train": list(cfg.get("train", [])),
+        "train_hours": round(state.get("train_seconds", 0.0) / 3600, 3),
+        "init": str(cfg.get("init", "")),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
