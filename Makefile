@@ -368,6 +368,16 @@ EN2W_FLAGS_allw = --mel-warp 0.5 --seed 1
 EN2W_AST_fxw = 3
 EN2W_EXTRA_fxw = $(EN2W_EXTRA_fx)
 EN2W_FLAGS_fxw = --mel-warp 0.5 --seed 2
+# Stage m's arms (measured in docs/cards/en-open.md "Stage m"): all and allw again, from stage l's soup
+# (EN2W_INIT_<arm>; the others start from init-h.pt), seeds 3 and 4.
+EN2W_AST_mall = 3
+EN2W_EXTRA_mall = $(EN2W_EXTRA_all)
+EN2W_FLAGS_mall = --seed 3
+EN2W_INIT_mall = $(EN2L_CKPT)
+EN2W_AST_mallw = 3
+EN2W_EXTRA_mallw = $(EN2W_EXTRA_all)
+EN2W_FLAGS_mallw = --mel-warp 0.5 --seed 4
+EN2W_INIT_mallw = $(EN2L_CKPT)
 # The candidate for stage k: the mean of the bundle's weights and arm all's (a soup of a model and its fine-tune,
 # models/train/average.py), measured in docs/cards/en-open.md "Accented new speakers"; exported to EN2K_BUNDLE for
 # measuring, not yet over bundles/en-open.
@@ -401,7 +411,7 @@ bundle-en-v2l: $(VENV)/.dev
 train-en-v2w-%: $(VENV)/.dev v2-first-8
 	OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(call V2_FIRST,8) $(EN2W_EXTRA_$*) \
 		$(foreach i,$(shell seq 1 $(EN2W_AST_$*) 2>/dev/null),$(DATA)/asterisk/en/train.jsonl) --dev $(V2)/en/dev.jsonl \
-		--tokenizer $(EN2_BPE) --exp-dir $(EN2_EXP)/train-w-$* --init $(EN2_EXP)/init-h.pt --loss pruned \
+		--tokenizer $(EN2_BPE) --exp-dir $(EN2_EXP)/train-w-$* --init $(or $(EN2W_INIT_$*),$(EN2_EXP)/init-h.pt) --loss pruned \
 		--prune-range 5 --rnnt-type modified --prune-warmup-steps 300 --epochs 100 --max-steps $(EN2W_STEPS) \
 		--max-seconds 30 --lr 3e-4 --warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 \
 		--threads 1 --dev-utts 150 --dev-every 1000 --checkpoint-every 100 $(EN2W_FLAGS_$*)

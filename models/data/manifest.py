@@ -118,14 +118,16 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
 
 
 def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> int:
-    """Writes utterances as JSONL (atomically: a temporary file renamed into place).
+    """Writes utterances as JSONL (atomically: a temporary file of this process renamed into place, so processes
+    writing the same manifest at once, as two `make` runs that need the same `parley corpus head`, each leave a
+    whole file).
 
     Audio paths below the manifest's folder are stored relative to it. Returns the number of lines written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     root = path.resolve().parent
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     n = 0
     with open(tmp, "w", encoding="utf-8") as f:
         for utt in utterances:
