@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from export.card import CARD, update_card_section
 from export.onnx_export import (
     CMM_DEFAULT_ENCODER,
     StreamingSettings,
@@ -43,37 +43,12 @@ from parley.contract import CHANNEL_CHANGE
 from parley.features import FbankConfig
 from server.bundle import BUNDLE_FORMAT, BUNDLE_JSON, POST_PROCESSING, sha256_of
 
-CARD = "README.md"
 PRECISIONS = ("fp32", "int8")
 
 
 def file_entries(folder: Path, names: Sequence[str]) -> dict[str, dict]:
     """`{name: {"bytes", "sha256"}}` for files of a bundle folder."""
     return {n: {"bytes": (folder / n).stat().st_size, "sha256": sha256_of(folder / n)} for n in sorted(names)}
-
-
-def update_card_section(folder: Path, title: str, body: str) -> None:
-    """Puts the section `## {title}` (`body` below it) into a bundle's README.md before its "## Files" table,
-    replacing a section of that title, and rewrites the table from bundle.json's "files": what `parley punct add`,
-    `parley lm train` and `parley bundle-eval --card` add to the card that `parley export` wrote. The card is
-    replaced, not written through: a README.md that links to another bundle's is left alone."""
-    readme = folder / CARD
-    if not readme.exists():
-        return
-    head, sep, _ = readme.read_text(encoding="utf-8").partition("## Files")
-    heading = f"## {title}"
-    if heading in head:
-        start = head.index(heading)
-        end = head.find("\n## ", start + len(heading))
-        head = head[:start] + (head[end + 1 :] if end >= 0 else "")
-    text = head.rstrip("\n") + f"\n\n{heading}\n\n" + body.strip("\n") + "\n\n"
-    if sep:
-        files = json.loads((folder / BUNDLE_JSON).read_text(encoding="utf-8")).get("files", {})
-        rows = [f"| {n} | {e['bytes']:,} | `{e['sha256']}` |" for n, e in sorted(files.items())]
-        text += "## Files\n\n| file | bytes | sha256 |\n| --- | ---: | --- |\n" + "\n".join(rows) + "\n"
-    tmp = readme.with_name(readme.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, readme)
 
 
 def _manifest_summary(paths: Sequence[str]) -> dict:

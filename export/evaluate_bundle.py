@@ -267,7 +267,7 @@ def record_on_card(bundle: Path, manifest: Path, report: dict, wer_rows: bool = 
     """Puts a bundle-eval report's WER per precision (unless not `wer_rows`) and its sherpa-onnx parity into
     bundle.json's `measured` (replacing the same test set's) and the model card's section "Through Parley's
     runtime"."""
-    from export.bundle import update_card_section
+    from export.card import update_card_section
 
     meta_path = bundle / "bundle.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))

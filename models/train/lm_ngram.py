@@ -169,7 +169,7 @@ def add_to_bundle(
     manifest["files"][file] = {"bytes": path.stat().st_size, "sha256": sha256_of(path)}
     manifest["files"] = dict(sorted(manifest["files"].items()))
     meta_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    from export.bundle import update_card_section
+    from export.card import update_card_section
 
     update_card_section(bundle, "Language models (`lm-*`)", lm_card_section(manifest["lms"]))
     return path

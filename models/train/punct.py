@@ -347,7 +347,7 @@ def add_to_bundle(model_dir: Path, bundle: Path) -> dict[str, str]:
     """Copies a trained model into the bundle folder as `punct-<lang>.onnx` (int8), `punct-<lang>.model` and
     `punct-<lang>.json`, names them in bundle.json's `punctuation`, and lists them in "files" (size and sha256, so
     `load_bundle` checks them as it checks the model's). Returns the entry."""
-    from export.bundle import update_card_section
+    from export.card import update_card_section
     from server.bundle import BUNDLE_JSON, sha256_of
 
     card = json.loads((model_dir / "punct.json").read_text())

@@ -1,0 +1,40 @@
+"""A bundle's model card (README.md): the sections that commands other than `parley export` put into it.
+
+`parley export` writes the whole card from bundle.json (export/bundle.py); `parley punct add`, `parley lm train` and
+`parley bundle-eval --card` each put one section of their own into it with `update_card_section`. Kept apart from
+export/bundle.py, which imports those commands' card renderers to carry their sections over to a new export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from server.bundle import BUNDLE_JSON
+
+CARD = "README.md"
+
+
+def update_card_section(folder: Path, title: str, body: str) -> None:
+    """Puts the section `## {title}` (`body` below it) into a bundle's README.md before its "## Files" table,
+    replacing a section of that title, and rewrites the table from bundle.json's "files": what `parley punct add`,
+    `parley lm train` and `parley bundle-eval --card` add to the card that `parley export` wrote. The card is
+    replaced, not written through: a README.md that links to another bundle's is left alone."""
+    readme = folder / CARD
+    if not readme.exists():
+        return
+    head, sep, _ = readme.read_text(encoding="utf-8").partition("## Files")
+    heading = f"## {title}"
+    if heading in head:
+        start = head.index(heading)
+        end = head.find("\n## ", start + len(heading))
+        head = head[:start] + (head[end + 1 :] if end >= 0 else "")
+    text = head.rstrip("\n") + f"\n\n{heading}\n\n" + body.strip("\n") + "\n\n"
+    if sep:
+        files = json.loads((folder / BUNDLE_JSON).read_text(encoding="utf-8")).get("files", {})
+        rows = [f"| {n} | {e['bytes']:,} | `{e['sha256']}` |" for n, e in sorted(files.items())]
+        text += "## Files\n\n| file | bytes | sha256 |\n| --- | ---: | --- |\n" + "\n".join(rows) + "\n"
+    tmp = readme.with_name(readme.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, readme)
