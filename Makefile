@@ -188,7 +188,7 @@ EN2_TESTS = $(V2)/en/test.jsonl $(V2)/en/test_engine.jsonl $(DATA)/asterisk/en/t
 .PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d eval-en-v2-torch \
 	bundle-en-v2 eval-en-v2 adapt-en-v2 model-en-v2 init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f \
 	corpus-v2-festx train-en-v2g corpus-v2-festy corpus-v2-mbx train-en-v2h train-en-v2i train-en-v2j train-en-gpu \
-	bundle-en-v2-d soup-en-v2k soup-en-v2l bundle-en-v2l
+	bundle-en-v2-d soup-en-v2k soup-en-v2l bundle-en-v2l soup-en-v2m bundle-en-v2m
 tokenizer-en-v2: $(VENV)/.dev
 	mkdir -p $(EN2_EXP)
 	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open('$(DATA)/text/en/train.jsonl')]" \
@@ -389,8 +389,8 @@ soup-en-v2k: $(VENV)/.dev
 		--chunk-ms 320 --history-ms 1280 --precisions int8 --out $(EN2K_BUNDLE)
 	$(call EN2_BUNDLE_EVAL,$(EN2K_BUNDLE),$(EN2_EXP)/bundle-k-eval)
 
-# Stage l (the committed bundle since 2026-12-04): the uniform soup of h's weights and every arm above, none chosen
-# by any test set (docs/cards/en-open.md "Stage l"), exported over bundles/en-open with its punctuation model and
+# Stage l (committed on 2026-12-04, then stage m below): the uniform soup of h's weights and every arm above, none
+# chosen by any test set (docs/cards/en-open.md "Stage l"), exported over bundles/en-open with its punctuation model and
 # source LM carried over (`parley export --carry-from`). init-h.pt must be h's weights: make init-tsot-v2 before this
 # replaces the bundle. The arms (EN2L_ARMS) run on one core each, two at a time (`make train-en-v2w-allw
 # train-en-v2w-fxw -j2`); model-en-v2 runs them before the soup.
@@ -399,6 +399,16 @@ EN2L_CKPT = $(EN2_EXP)/soup-l.pt
 soup-en-v2l: $(VENV)/.dev
 	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-h.pt \
 		$(foreach a,$(EN2L_ARMS),$(EN2_EXP)/train-w-$(a)/last.pt) --out $(EN2L_CKPT)
+
+# Stage m (the committed bundle since 2026-12-04; docs/cards/en-open.md "Stage m"): the mean of stage l's soup and
+# its two arms mall and mallw, exported as stage l was.
+EN2M_CKPT = $(EN2_EXP)/soup-m.pt
+soup-en-v2m: $(VENV)/.dev
+	$(PY) -m models.train.average --checkpoints $(EN2L_CKPT) $(EN2_EXP)/train-w-mall/last.pt \
+		$(EN2_EXP)/train-w-mallw/last.pt --out $(EN2M_CKPT)
+
+bundle-en-v2m:
+	$(MAKE) bundle-en-v2l EN2L_CKPT=$(EN2M_CKPT)
 
 bundle-en-v2l: $(VENV)/.dev
 	$(MAKE) eval-en-v2-torch EN2_CKPT=$(EN2L_CKPT)
@@ -482,7 +492,8 @@ adapt-en-v2: $(VENV)/.dev
 model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d punct-en \
 	bundle-en-v2-d init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f corpus-v2-festx train-en-v2g \
 	corpus-v2-festy train-en-v2h eval-en-v2-torch bundle-en-v2 eval-en-v2 corpus-v2-mbx init-tsot-v2 \
-	$(foreach a,$(EN2L_ARMS),train-en-v2w-$(a)) soup-en-v2l bundle-en-v2l
+	$(foreach a,$(EN2L_ARMS),train-en-v2w-$(a)) soup-en-v2l bundle-en-v2l train-en-v2w-mall train-en-v2w-mallw \
+	soup-en-v2m bundle-en-v2m
 
 bundle-en-v2-d:
 	$(MAKE) eval-en-v2-torch bundle-en-v2 EN2_CKPT=$(EN2_EXP)/train-d/last.pt

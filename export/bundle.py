@@ -432,6 +432,9 @@ def _soup_card_lines(averaged: Sequence[dict]) -> list[str]:
     for e in averaged:
         if "from_bundle" in e:
             lines.append(f"  - the weights of the bundle {e['from_bundle']} ({e['path']})")
+        elif "averaged" in e:
+            inner = ", ".join(Path(x["path"]).parent.name or x["path"] for x in e["averaged"])
+            lines.append(f"  - {e['path']}: itself the mean of {len(e['averaged'])} checkpoints ({inner})")
         else:
             data = ", ".join(
                 Path(m).name if Path(m).name != "train.jsonl" else str(Path(*Path(m).parts[-3:]))
@@ -443,7 +446,9 @@ def _soup_card_lines(averaged: Sequence[dict]) -> list[str]:
                 + (f", from {e['init']}" if e.get("init") else "")
                 + (f"; data: {data}" if data else "")
             )
-    hours = sum(e.get("train_hours", 0.0) for e in averaged[:-1])
+    hours = sum(e.get("train_hours", 0.0) for e in averaged[:-1]) + sum(
+        x.get("train_hours", 0.0) for e in averaged for x in e.get("averaged", [])
+    )
     if hours:
         lines.append(f"  - the other checkpoints' runs took {hours:.2f} h more")
     return lines

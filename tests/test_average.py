@@ -92,3 +92,18 @@ def test_a_soup_s_ingredients_are_recorded_and_listed_on_the_card(tmp_path: Path
     assert lines[0].startswith("- the weights are the element-wise mean of 2 checkpoints")
     assert "the bundle en-open" in lines[1] and f"{run}: step 300" in lines[2]
     assert _soup_card_lines([]) == [] and "averaged" not in training_summary(torch.load(run, weights_only=False), "x")
+
+
+def test_a_soup_of_a_soup_records_what_the_inner_one_averaged(tmp_path: Path) -> None:
+    from export.bundle import _soup_card_lines
+
+    a, _ = _checkpoint(tmp_path / "a.pt", 1, 100)
+    b, _ = _checkpoint(tmp_path / "b.pt", 2, 200)
+    c, _ = _checkpoint(tmp_path / "c.pt", 3, 300)
+    inner = tmp_path / "inner.pt"
+    torch.save(average_checkpoints([a, b]), inner)
+    outer = average_checkpoints([inner, c])
+    assert [x["path"] for x in outer["averaged"][0]["averaged"]] == [str(a), str(b)]
+    assert "train" not in outer["averaged"][0], "not the inner soup's last run"
+    lines = _soup_card_lines(outer["averaged"])
+    assert "itself the mean of 2 checkpoints" in lines[1] and f"{c}: step 300" in lines[2]

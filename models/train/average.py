@@ -76,6 +76,8 @@ def _ingredient(path: str | os.PathLike, ck: dict) -> dict:
     entry = {"path": str(path), "step": int(state.get("step", -1))}
     if "from_bundle" in ck:
         return entry | {"from_bundle": Path(ck["from_bundle"]).name}
+    if ck.get("averaged"):  # itself a mean: what it averaged, not its last checkpoint's run
+        return entry | {"averaged": ck["averaged"]}
     return entry | {
         "train": list(cfg.get("train", [])),
         "train_hours": round(state.get("train_seconds", 0.0) / 3600, 3),
