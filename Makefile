@@ -401,7 +401,8 @@ soup-en-v2l: $(VENV)/.dev
 		$(foreach a,$(EN2L_ARMS),$(EN2_EXP)/train-w-$(a)/last.pt) --out $(EN2L_CKPT)
 
 # Stage m (the committed bundle since 2026-12-04; docs/cards/en-open.md "Stage m"): the mean of stage l's soup and
-# its two arms mall and mallw, exported as stage l was.
+# its two arms mall and mallw, exported as stage l was (model-en-v2 exports only m: stage m needs l's soup, not its
+# bundle, and carries the punctuation model and source LM over from h's).
 EN2M_CKPT = $(EN2_EXP)/soup-m.pt
 soup-en-v2m: $(VENV)/.dev
 	$(PY) -m models.train.average --checkpoints $(EN2L_CKPT) $(EN2_EXP)/train-w-mall/last.pt \
@@ -412,17 +413,14 @@ bundle-en-v2m:
 
 bundle-en-v2l: $(VENV)/.dev
 	$(MAKE) eval-en-v2-torch EN2_CKPT=$(EN2L_CKPT)
-	$(VENV)/bin/parley export --checkpoint $(EN2L_CKPT) --tokenizer $(EN2_BPE) --name en-open --chunk-ms 320 \
-		--history-ms 1280 --precisions int8 --hardware "$(EN_HARDWARE)" \
-		--eval-report $(EN2_EXP)/eval/report.json $(EN2_EXP)/eval-chunks/report.json --out $(BUNDLES)/en-open \
-		--card-notes docs/cards/en-open.md --carry-from $(BUNDLES)/en-open
+	$(call EN2_EXPORT,$(EN2L_CKPT),--carry-from $(BUNDLES)/en-open)
 	$(MAKE) eval-en-v2
 
 train-en-v2w-%: $(VENV)/.dev v2-first-8
 	OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(call V2_FIRST,8) $(EN2W_EXTRA_$*) \
 		$(foreach i,$(shell seq 1 $(EN2W_AST_$*) 2>/dev/null),$(DATA)/asterisk/en/train.jsonl) --dev $(V2)/en/dev.jsonl \
-		--tokenizer $(EN2_BPE) --exp-dir $(EN2_EXP)/train-w-$* --init $(or $(EN2W_INIT_$*),$(EN2_EXP)/init-h.pt) --loss pruned \
-		--prune-range 5 --rnnt-type modified --prune-warmup-steps 300 --epochs 100 --max-steps $(EN2W_STEPS) \
+		--tokenizer $(EN2_BPE) --exp-dir $(EN2_EXP)/train-w-$* --init $(or $(EN2W_INIT_$*),$(EN2_EXP)/init-h.pt) \
+		--loss pruned --prune-range 5 --rnnt-type modified --prune-warmup-steps 300 --epochs 100 --max-steps $(EN2W_STEPS) \
 		--max-seconds 30 --lr 3e-4 --warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 \
 		--threads 1 --dev-utts 150 --dev-every 1000 --checkpoint-every 100 $(EN2W_FLAGS_$*)
 
@@ -455,11 +453,13 @@ eval-en-v2: $(VENV)/.dev
 	$(VENV)/bin/parley bundle-eval --bundle $(BUNDLES)/en-open --manifest $(V2)/en/test.jsonl --limit 200 --rtf-utts 0 \
 		--parity 200 --out $(EN2_EXP)/bundle-eval/parity.json --card
 
+# $(call EN2_EXPORT,checkpoint,flags): the int8 bundles/en-open from a checkpoint and eval-en-v2-torch's reports.
+EN2_EXPORT = $(VENV)/bin/parley export --checkpoint $(1) --tokenizer $(EN2_BPE) --name en-open --chunk-ms 320 \
+	--history-ms 1280 --precisions int8 --hardware "$(EN_HARDWARE)" \
+	--eval-report $(EN2_EXP)/eval/report.json $(EN2_EXP)/eval-chunks/report.json --out $(BUNDLES)/en-open \
+	--card-notes docs/cards/en-open.md $(2)
 bundle-en-v2: $(VENV)/.dev
-	$(VENV)/bin/parley export --checkpoint $(EN2_CKPT) --tokenizer $(EN2_BPE) --name en-open --chunk-ms 320 \
-		--history-ms 1280 --precisions int8 --hardware "$(EN_HARDWARE)" \
-		--eval-report $(EN2_EXP)/eval/report.json $(EN2_EXP)/eval-chunks/report.json --out $(BUNDLES)/en-open \
-		--card-notes docs/cards/en-open.md
+	$(call EN2_EXPORT,$(EN2_CKPT))
 	$(VENV)/bin/parley punct add --model $(EXP)/punct/en --bundle $(BUNDLES)/en-open
 	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" $(V2)/en/train.jsonl \
 		> $(EN2_EXP)/train-transcripts.txt
@@ -492,8 +492,8 @@ adapt-en-v2: $(VENV)/.dev
 model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d punct-en \
 	bundle-en-v2-d init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f corpus-v2-festx train-en-v2g \
 	corpus-v2-festy train-en-v2h eval-en-v2-torch bundle-en-v2 eval-en-v2 corpus-v2-mbx init-tsot-v2 \
-	$(foreach a,$(EN2L_ARMS),train-en-v2w-$(a)) soup-en-v2l bundle-en-v2l train-en-v2w-mall train-en-v2w-mallw \
-	soup-en-v2m bundle-en-v2m
+	$(foreach a,$(EN2L_ARMS),train-en-v2w-$(a)) soup-en-v2l train-en-v2w-mall train-en-v2w-mallw soup-en-v2m \
+	bundle-en-v2m
 
 bundle-en-v2-d:
 	$(MAKE) eval-en-v2-torch bundle-en-v2 EN2_CKPT=$(EN2_EXP)/train-d/last.pt

@@ -378,19 +378,19 @@ def model_card(bundle: dict) -> str:
     return "\n".join(lines)
 
 
-def carry_extras(src: Path, src_meta: dict, out: Path) -> list[str]:
+def carry_extras(src: Path, src_meta: dict, out: Path) -> dict:
     """Puts the punctuation models and LMs of the bundle `src` (bundle.json `src_meta`, read before `out` was
     written: `src` may be `out` itself, re-exported in place) into the bundle just exported to `out`: their files
     (checked against `src_meta`'s sha256), their bundle.json entries ("punctuation", "lms", "files") and their card
     sections. What `parley punct add` and `parley lm train` added survives a new checkpoint of the same model.
-    Returns the carried files' names.
+    Returns the new bundle.json content.
 
     Raises:
         ValueError: the bundles' tokenizers differ (the LMs are token-level) or a carried file is not the one
             `src_meta` lists.
     """
-    from models.train.lm_ngram import lm_card_section
-    from models.train.punct import card_section
+    from models.train import lm_ngram
+    from models.train import punct as punct_model
 
     meta = json.loads((out / BUNDLE_JSON).read_text(encoding="utf-8"))
     punct, lms = src_meta.get("punctuation", {}), src_meta.get("lms", [])
@@ -412,12 +412,10 @@ def carry_extras(src: Path, src_meta: dict, out: Path) -> list[str]:
     meta["files"] = dict(sorted((meta["files"] | {n: src_meta["files"][n] for n in names}).items()))
     (out / BUNDLE_JSON).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     for entry in punct.values():
-        card = json.loads((out / entry["card"]).read_text(encoding="utf-8"))
-        title, _, body = card_section(card).removeprefix("## ").partition("\n")
-        update_card_section(out, title, body)
+        punct_model.put_card_section(out, json.loads((out / entry["card"]).read_text(encoding="utf-8")))
     if lms:
-        update_card_section(out, "Language models (`lm-*`)", lm_card_section(lms))
-    return names
+        lm_ngram.put_card_section(out, lms)
+    return meta
 
 
 def _soup_card_lines(averaged: Sequence[dict]) -> list[str]:
@@ -810,8 +808,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             a.blank_penalty,
         )
         if carry is not None:
-            carry_extras(a.carry_from, carry, a.out)
-            bundle = json.loads((a.out / BUNDLE_JSON).read_text(encoding="utf-8"))
+            bundle = carry_extras(a.carry_from, carry, a.out)
     except (FileNotFoundError, ValueError) as e:
         print(f"parley export: {e}", file=sys.stderr)
         return 2

@@ -169,10 +169,15 @@ def add_to_bundle(
     manifest["files"][file] = {"bytes": path.stat().st_size, "sha256": sha256_of(path)}
     manifest["files"] = dict(sorted(manifest["files"].items()))
     meta_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    put_card_section(bundle, manifest["lms"])
+    return path
+
+
+def put_card_section(bundle: Path, lms: Sequence[dict]) -> None:
+    """Puts the table of the bundle's LMs (`lm_card_section`) into its README.md (export/card.py)."""
     from export.card import update_card_section
 
-    update_card_section(bundle, "Language models (`lm-*`)", lm_card_section(manifest["lms"]))
-    return path
+    update_card_section(bundle, "Language models (`lm-*`)", lm_card_section(lms))
 
 
 def lm_card_section(lms: Sequence[dict]) -> str:

@@ -347,7 +347,6 @@ def add_to_bundle(model_dir: Path, bundle: Path) -> dict[str, str]:
     """Copies a trained model into the bundle folder as `punct-<lang>.onnx` (int8), `punct-<lang>.model` and
     `punct-<lang>.json`, names them in bundle.json's `punctuation`, and lists them in "files" (size and sha256, so
     `load_bundle` checks them as it checks the model's). Returns the entry."""
-    from export.card import update_card_section
     from server.bundle import BUNDLE_JSON, sha256_of
 
     card = json.loads((model_dir / "punct.json").read_text())
@@ -362,10 +361,16 @@ def add_to_bundle(model_dir: Path, bundle: Path) -> dict[str, str]:
         files[name] = {"bytes": (bundle / name).stat().st_size, "sha256": sha256_of(bundle / name)}
     meta["files"] = dict(sorted(files.items()))
     (bundle / BUNDLE_JSON).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    section = card_section(card)
-    title, _, body = section.removeprefix("## ").partition("\n")
-    update_card_section(bundle, title, body)
+    put_card_section(bundle, card)
     return entry
+
+
+def put_card_section(bundle: Path, card: dict) -> None:
+    """Puts `card_section(card)` (a punct.json's) into the bundle's README.md (export/card.py)."""
+    from export.card import update_card_section
+
+    title, _, body = card_section(card).removeprefix("## ").partition("\n")
+    update_card_section(bundle, title, body)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
