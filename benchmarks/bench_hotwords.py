@@ -12,8 +12,10 @@ for token sequences anywhere). False alarms: six grammar sentences without any n
 open-domain test utterances (held-out documents and voices): how many come out with a boosted name, and their WER with
 and without the hotwords (biasing must not cost the rest). Prints one line per split and boost (docs/adaptation.md has
 the table), then the same after hotword respelling (server/respell.py) of that boost's words, for each
-`--respell-thresholds` x `--respell-confidences` setting: the dev names choose the server's default, the test names
-report it.
+`--respell-thresholds` x `--respell-confidences` setting, and after the finals' respelling with the acoustic check
+(`AcousticCheck`: runs down to `--verify-thresholds` taken where the transducer scores the name within
+`--verify-margins` per token of the words heard), for each `--verify-strict` x `--verify-thresholds` x
+`--verify-margins`: the dev names choose the server's defaults, the test names report them.
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ from parley.resample import resample
 from parley.wer import wer
 from server.biasing import HOTWORD_FLOOR, ContextGraph, phrase_tokens, word_starts
 from server.bundle import load_bundle
-from server.respell import RESPELL_MAX_CONFIDENCE, RESPELL_THRESHOLD, Respeller
+from server.respell import (
+    RESPELL_MAX_CONFIDENCE,
+    RESPELL_THRESHOLD,
+    RESPELL_VERIFY_MARGIN,
+    RESPELL_VERIFY_THRESHOLD,
+    AcousticCheck,
+    Respeller,
+)
 from server.transducer import StreamingTransducer, Transcript, transcribe_many, word_confidence
 
 # the first eight of each are the benchmark's first version (docs/adaptation.md's older tables; `--names 8`)
@@ -87,20 +96,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--names", type=int, default=len(TEST_NAMES), help=f"names per split, the first N (default {len(TEST_NAMES)})"
     )
     parser.add_argument("--splits", nargs="+", choices=("dev", "test"), default=["dev", "test"], help="name splits run")
-    parser.add_argument(
-        "--respell-thresholds",
-        type=float,
-        nargs="+",
-        default=[0.7, 0.75, 0.8, 0.85, 0.9],
-        help="respelling (server/respell.py): sound-key closeness thresholds tried on every boost's words",
-    )
-    parser.add_argument(
-        "--respell-confidences",
-        type=float,
-        nargs="+",
-        default=[0.4, 0.6, 0.8, 1.0],
-        help="respelling: the run's least confident word must be below this (1.0: no confidence gate)",
-    )
+    grids = {  # the respelling settings tried on every boost's words: flag -> (default, help)
+        "--respell-thresholds": (
+            [0.7, 0.75, 0.8, 0.85, 0.9],
+            "respelling (server/respell.py): sound-key closeness thresholds tried on every boost's words",
+        ),
+        "--respell-confidences": (
+            [0.4, 0.6, 0.8, 1.0],
+            "respelling: the run's least confident word must be below this (1.0: no confidence gate)",
+        ),
+        "--verify-strict": (
+            [RESPELL_THRESHOLD],
+            "finals' respelling with the acoustic check: the closeness from which a run needs no check",
+        ),
+        "--verify-thresholds": (
+            [RESPELL_VERIFY_THRESHOLD],
+            "finals' respelling: the least closeness of a run the acoustic check may accept",
+        ),
+        "--verify-margins": (
+            [2.0, 2.25, 2.5, 2.75],
+            "finals' respelling: log-probability per hotword token the hotword may fall short of the recognized run",
+        ),
+    }
+    for flag, (default, text) in grids.items():
+        parser.add_argument(flag, type=float, nargs="+", default=default, help=text)
     a = parser.parse_args(argv)
     model = StreamingTransducer(load_bundle(a.bundle, threads=1))
     head = model.heads[0].head
@@ -120,23 +139,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     last: list[Transcript] = []
 
     def decode(signals: Sequence[np.ndarray], graph: ContextGraph | None) -> list[str]:
-        out = transcribe_many(model, list(signals), SAMPLE_RATE, search="beam", beam=a.beam, hotwords=graph)
+        out = transcribe_many(
+            model, list(signals), SAMPLE_RATE, search="beam", beam=a.beam, hotwords=graph, keep_encoder=True
+        )
         last[:] = out
         return [t.text for t in out]
 
-    def words_of(t: Transcript) -> tuple[list[str], list[float]]:
-        """A transcript's words and their confidences, as the server's finals give them."""
+    def word_spans(t: Transcript) -> tuple[list[str], list[float], list[tuple[int, int]]]:
+        """A transcript's words, their confidences and their tokens' ranges, as the server's finals give them."""
         words: list[str] = []
         probs: list[list[float]] = []
-        for tok, p in zip(t.tokens, t.probs, strict=True):
+        spans: list[list[int]] = []
+        for k, (tok, p) in enumerate(zip(t.tokens, t.probs, strict=True)):
             piece = head.tokens[tok]
             if piece.startswith("\u2581") or not words:
                 words.append("")
                 probs.append([])
+                spans.append([k, k])
             words[-1] += piece.removeprefix("\u2581")
             probs[-1].append(p)
+            spans[-1][1] = k + 1
         keep = [i for i, w in enumerate(words) if w]
-        return [words[i] for i in keep], [word_confidence(probs[i]) for i in keep]
+        return [words[i] for i in keep], [word_confidence(probs[i]) for i in keep], [tuple(spans[i]) for i in keep]
+
+    def words_of(t: Transcript) -> tuple[list[str], list[float]]:
+        return word_spans(t)[:2]
 
     def name_confidences(names: Sequence[str]) -> list[float]:
         """The confidence (smallest token probability) of every name in the last decoded batch's words."""
@@ -149,6 +176,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     def respelled(transcripts: Sequence[Transcript], names: Sequence[str], threshold: float, conf: float) -> list[str]:
         speller = Respeller(names, threshold=threshold, max_confidence=conf)
         return [" ".join(speller.apply(*words_of(t))) for t in transcripts]
+
+    def checks(transcripts: Sequence[Transcript]) -> list[AcousticCheck]:
+        """Each transcript's acoustic check (it remembers its scores: every margin reuses them)."""
+        out = []
+        for t in transcripts:
+            assert t.encoder_out is not None
+            out.append(AcousticCheck(model.heads[0], t.encoder_out, t.tokens, t.frames, word_spans(t)[2]))
+        return out
+
+    def verified(
+        transcripts: Sequence[Transcript], cks: Sequence[AcousticCheck], names: Sequence[str], key: tuple
+    ) -> list[str]:
+        """The finals' respelling with the acoustic check (server/respell.py): closeness threshold, verify
+        threshold, margin."""
+        threshold, vthr, margin = key
+        speller = Respeller(names, threshold=threshold, verify_threshold=vthr)
+        out = []
+        for t, ck in zip(transcripts, cks, strict=True):
+            ck.margin = margin
+            out.append(" ".join(speller.apply(*words_of(t), verify=ck)))
+        return out
+
+    def counts(
+        named: Sequence[tuple[str, str, str]],
+        named_hyps: Sequence[str],
+        refs: Sequence[str],
+        plain_hyps: Sequence[str],
+        names: Sequence[str],
+        default: bool,
+    ) -> dict:
+        """Recall of the names, false alarms and WER of the plain sentences after a respelling; for the server's
+        default setting also what it got wrong."""
+        got: dict = {
+            "hits": sum(n in h.split() for (_, n, _), h in zip(named, named_hyps, strict=True)),
+            "false_alarms": sum(bool(set(o.split()) & set(names)) for o in plain_hyps),
+            "plain_wer": wer(refs, plain_hyps),
+        }
+        if default:
+            got["missed"] = [h for (_, n, _), h in zip(named, named_hyps, strict=True) if n not in h.split()]
+            got["alarms"] = [
+                {"ref": r, "hyp": o} for r, o in zip(refs, plain_hyps, strict=True) if set(o.split()) & set(names)
+            ]
+        return got
 
     baseline = decode([x for _, x in plain], None)
     baseline_transcripts = list(last)
@@ -163,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             t0 = time.time()
             phrases = [(phrase_tokens(head.sp, n), boost) for n in names]
             graph = ContextGraph(phrases, head.vocab_size, starts, floor) if boost else None
+            td = time.perf_counter()
             hyps = decode(audio, graph)
+            decode_ms = 1000 * (time.perf_counter() - td) / len(audio)  # the beam search of one name sentence
             named_transcripts = list(last)
             hit_conf = name_confidences(names)
             hits = sum(n in h.split() for (_, n, _), h in zip(named, hyps, strict=True))
@@ -176,17 +248,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for conf in a.respell_confidences:
                     rh = respelled(named_transcripts, names, thr, conf)
                     ro = respelled(plain_transcripts, names, thr, conf)
-                    got = {
-                        "hits": sum(n in h.split() for (_, n, _), h in zip(named, rh, strict=True)),
-                        "false_alarms": sum(bool(set(o.split()) & set(names)) for o in ro),
-                        "plain_wer": wer(refs, ro),
-                    }
-                    if (thr, conf) == (RESPELL_THRESHOLD, RESPELL_MAX_CONFIDENCE):  # the server's: what it got wrong
-                        got["missed"] = [h for (_, n, _), h in zip(named, rh, strict=True) if n not in h.split()]
-                        got["alarms"] = [
-                            {"ref": r, "hyp": o} for r, o in zip(refs, ro, strict=True) if set(o.split()) & set(names)
-                        ]
-                    respell[f"{thr:g}/{conf:g}"] = got
+                    default = (thr, conf) == (RESPELL_THRESHOLD, RESPELL_MAX_CONFIDENCE)
+                    respell[f"{thr:g}/{conf:g}"] = counts(named, rh, refs, ro, names, default)
+            verify: dict = {}  # "threshold/verify threshold/margin" -> the same with the finals' acoustic check
+            # what the check costs a final at the server's defaults (fresh checks: nothing scored yet), against the
+            # respelling without it and the beam search of the same audio
+            both = named_transcripts + plain_transcripts
+            t1 = time.perf_counter()
+            verified(both, checks(both), names, (RESPELL_THRESHOLD, RESPELL_VERIFY_THRESHOLD, RESPELL_VERIFY_MARGIN))
+            t2 = time.perf_counter()
+            respelled(both, names, RESPELL_THRESHOLD, RESPELL_MAX_CONFIDENCE)
+            t3 = time.perf_counter()
+            cost = {
+                "check_ms_per_final": 1000 * (t2 - t1) / len(both),
+                "respell_ms_per_final": 1000 * (t3 - t2) / len(both),
+                "decode_ms_per_named_utterance": decode_ms,
+            }
+            named_checks, plain_checks = checks(named_transcripts), checks(plain_transcripts)
+            for key in [(t, v, m) for t in a.verify_strict for v in a.verify_thresholds for m in a.verify_margins]:
+                rh = verified(named_transcripts, named_checks, names, key)
+                ro = verified(plain_transcripts, plain_checks, names, key)
+                default = key == (RESPELL_THRESHOLD, RESPELL_VERIFY_THRESHOLD, RESPELL_VERIFY_MARGIN)
+                verify["/".join(f"{x:g}" for x in key)] = counts(named, rh, refs, ro, names, default)
             alarms = sum(bool(set(o.split()) & set(names)) for o in out)
             row = {
                 "split": split,
@@ -205,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "false_alarm_confidences": alarm_conf,
                 "alarms": [{"ref": r, "hyp": o} for r, o in zip(refs, out, strict=True) if set(o.split()) & set(names)],
                 "respell": respell,
+                "verify": verify,
+                "cost": cost,
             }
             rows.append(row)
             print(
@@ -220,6 +305,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mark = " (default)" if r is default else ""
                 print(
                     f"    + respelling {key}{mark}: recall {r['hits']}/{len(named)}, false alarms "
+                    f"{r['false_alarms']}/{len(plain)}, WER without names {100 * r['plain_wer']:.2f} %"
+                )
+            print(
+                f"    finals' respelling at the defaults: {cost['check_ms_per_final']:.1f} ms a final with the check, "
+                f"{cost['respell_ms_per_final']:.2f} ms without ({len(both)} finals; the beam search above: "
+                f"{decode_ms:.1f} ms a name sentence)"
+            )
+            for key, r in verify.items():
+                mark = " (default)" if r.get("missed") is not None else ""
+                print(
+                    f"    + respelling, finals checked {key}{mark}: recall {r['hits']}/{len(named)}, false alarms "
                     f"{r['false_alarms']}/{len(plain)}, WER without names {100 * r['plain_wer']:.2f} %"
                 )
     if a.out:

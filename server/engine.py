@@ -37,7 +37,7 @@ from server.plan import (
     Planner,
 )
 from server.recognizer import Final, Recognizer
-from server.respell import RESPELL_THRESHOLD
+from server.respell import RESPELL_THRESHOLD, RESPELL_VERIFY_MARGIN, RESPELL_VERIFY_THRESHOLD
 from server.transducer import StreamingTransducer
 
 if TYPE_CHECKING:
@@ -62,6 +62,8 @@ class EngineConfig:
     hotword_floor: float = HOTWORD_FLOOR  # the hotword graph's acoustic floor (server/biasing.py); 0: off
     server_hotwords: tuple[tuple[str, float | None], ...] = ()  # every beam-search stream's (--hotwords-file)
     respell_threshold: float = RESPELL_THRESHOLD  # hotword respelling (server/respell.py); 0: off
+    respell_verify_threshold: float = RESPELL_VERIFY_THRESHOLD  # finals' checked respelling; 1: off
+    respell_verify_margin: float = RESPELL_VERIFY_MARGIN
 
     @classmethod
     def from_settings(cls, settings: Any) -> EngineConfig:
@@ -78,6 +80,8 @@ class EngineConfig:
             hotword_floor=settings.hotword_floor,
             server_hotwords=settings.server_hotwords(),
             respell_threshold=settings.respell_threshold,
+            respell_verify_threshold=settings.respell_verify_threshold,
+            respell_verify_margin=settings.respell_verify_margin,
         )
 
     @property
@@ -94,6 +98,8 @@ class EngineConfig:
             self.server_hotwords,
             self.respell_threshold,
             self.hotword_floor,
+            self.respell_verify_threshold,
+            self.respell_verify_margin,
         )
 
 

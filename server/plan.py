@@ -4,7 +4,7 @@ bundle and the server's limits before any audio flows.
     planner = Planner(bundle, model, HotwordLimits())
     plan = planner.plan("auto", translate=["en"])      # HeadPlan: caption by LID, translate into English
     search = planner.search_for(None, adaptation)      # "beam" when adapted, else the default
-    adapted = planner.adapt(plan, adaptation)          # {head: (hotword graph, LM fusion)}
+    adapted = planner.adapt(plan, adaptation)          # {head: (hotword graph, LM fusion, respeller)}
 
 A bundle has one encoder and one or more heads (prediction network, joiner, tokens), one per output language. A
 stream captions with one head (or, with "auto", with the head of the language the streaming identifier finds most
@@ -36,7 +36,7 @@ from server.biasing import (
 from server.bundle import Bundle, source_lm
 from server.lm import MAX_FUSION_SCALE
 from server.protocol import preview
-from server.respell import RESPELL_THRESHOLD, Respeller
+from server.respell import RESPELL_THRESHOLD, RESPELL_VERIFY_MARGIN, RESPELL_VERIFY_THRESHOLD, Respeller
 from server.transducer import LmFusion, StreamingTransducer
 
 DEFAULT_SEARCH = "greedy"  # what a stream gets when its start names no search
@@ -120,6 +120,8 @@ class HotwordLimits:
     server: tuple[tuple[str, float | None], ...] = ()  # the server's hotwords (--hotwords-file): every beam stream's
     respell_threshold: float = RESPELL_THRESHOLD  # hotword respelling's least closeness (server/respell.py); 0: off
     hotword_floor: float = HOTWORD_FLOOR  # the hotword graph's acoustic floor (server/biasing.py); 0: off
+    respell_verify_threshold: float = RESPELL_VERIFY_THRESHOLD  # finals' respelling checked by the transducer; 1: off
+    respell_verify_margin: float = RESPELL_VERIFY_MARGIN  # its margin per hotword token (server/respell.py)
 
 
 class Planner:
@@ -293,7 +295,12 @@ class Planner:
                 graph = ContextGraph(phrases, head.vocab_size, word_starts(head.tokens), cfg.hotword_floor)
                 if cfg.respell_threshold > 0 and adaptation.respell:  # the same phrases, as words
                     texts = [p for p, _ in adaptation.hotwords] + [t for t, _, _ in server]
-                    speller = Respeller(texts, threshold=cfg.respell_threshold)
+                    speller = Respeller(
+                        texts,
+                        threshold=cfg.respell_threshold,
+                        verify_threshold=cfg.respell_verify_threshold,
+                        verify_margin=cfg.respell_verify_margin,
+                    )
             out[h] = (graph, None, speller)
         if adaptation.lm is not None:
             lm = self.bundle.lms.get(adaptation.lm)
@@ -320,4 +327,4 @@ class Planner:
                 )
             fusion = LmFusion(lm.lm, lm_scale, ilm_scale, source.lm if source and lodr_scale else None, lodr_scale)
             out[h] = (out[h][0], fusion, out[h][2])
-        return {h: a for h, a in out.items() if a != (None, None)}
+        return {h: a for h, a in out.items() if a != (None, None, None)}

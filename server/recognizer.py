@@ -54,6 +54,7 @@ from server.lid import LidState
 from server.plan import HeadAdaptation, HeadPlan
 from server.protocol import SEARCH_METHODS
 from server.punctuation import Punctuator
+from server.respell import AcousticCheck, Respeller
 from server.transducer import (
     BeamState,
     EncoderState,
@@ -199,7 +200,7 @@ class StreamRecognizer:
             self.lid = LidState.new(model.lid.num_languages)
         self.searchers: dict[int, GreedyState | BeamState] = {}
         self._reset_searches(0)
-        self.segment_enc: list[np.ndarray] = []  # auto: the open segment's encoder output chunks (C, E)
+        self.segment_enc: list[np.ndarray] = []  # the open segment's encoder output chunks (C, E), if it keeps them
         self.segment = 0
         self.segment_start_frame = 0  # where the open segment began (the previous final's end)
         self.last_sent = self._empty()
@@ -265,7 +266,8 @@ class StreamRecognizer:
             del self.searchers[old]
 
     def _keep_encoder_output(self, enc: np.ndarray) -> None:
-        """An auto stream keeps its open segment's encoder output `(C, E)` (the last `MAX_REDECODE_S` seconds)."""
+        """The open segment's encoder output `(C, E)`, kept (the last `MAX_REDECODE_S` seconds): see
+        `keeps_encoder_output`."""
         self.segment_enc.append(enc.copy())  # a view would keep the whole batch's output alive
         limit = MAX_REDECODE_S / self.frame_s
         while sum(len(e) for e in self.segment_enc) - len(self.segment_enc[0]) >= limit:
@@ -277,13 +279,26 @@ class StreamRecognizer:
         frame, so a word starts no earlier than the end of the word before it on its channel (words emitted within one
         frame get that frame's instant): times never overlap, never go backwards, never pass the emitting frame.
         A word's `conf` is `word_confidence` of its tokens' probabilities."""
-        groups: list[list[tuple[int, int, float]]] = []
+        out = []
+        ends: dict[int, int] = {}  # channel -> frame where its last word ended
+        for text, (i, j), c in self._word_spans(hyp):
+            end = hyp.frames[j - 1] + 1
+            start = min(max(hyp.frames[i], ends.get(c, 0)), end)
+            ends[c] = end
+            conf = word_confidence(hyp.probs[i:j])
+            out.append(Word(text, self._t(start), self._t(end), conf, c if self.tsot else None))
+        return tuple(out)
+
+    def _word_spans(self, hyp: Hypothesis) -> list[tuple[str, tuple[int, int], int]]:
+        """Each word of the hypothesis (see `words`) as its text, the range [i, j) of its tokens in `hyp.tokens` and
+        its channel (t-SOT heads toggle between channels 0 and 1 at each <cc>; 0 otherwise)."""
         tokens = self.runner.head.tokens
         cc = tokens.index(CHANNEL_CHANGE) if CHANNEL_CHANGE in tokens else None
-        channels: list[int] = []  # of each group: t-SOT heads toggle between channels 0 and 1 at each <cc>
+        groups: list[list[int]] = []  # each word's token ids' indices
+        channels: list[int] = []  # of each group
         channel = 0
         new_word = True
-        for tok, frame, prob in zip(hyp.tokens, hyp.frames, hyp.probs, strict=True):
+        for k, tok in enumerate(hyp.tokens):
             if tok == cc or tok == self.runner.blank_id:
                 new_word = True
                 if tok == cc:
@@ -293,18 +308,13 @@ class StreamRecognizer:
                 groups.append([])
                 channels.append(channel)
                 new_word = False
-            groups[-1].append((tok, frame, prob))
+            groups[-1].append(k)
         out = []
-        ends: dict[int, int] = {}  # channel -> frame where its last word ended
         for g, c in zip(groups, channels, strict=True):
-            text = self.runner.head.sp.decode([t for t, _, _ in g]).strip()
+            text = self.runner.head.sp.decode([hyp.tokens[k] for k in g]).strip()
             if text:
-                end = g[-1][1] + 1
-                start = min(max(g[0][1], ends.get(c, 0)), end)
-                ends[c] = end
-                conf = word_confidence([p for _, _, p in g])
-                out.append(Word(text, self._t(start), self._t(end), conf, c if self.tsot else None))
-        return tuple(out)
+                out.append((text, (g[0], g[-1] + 1), c))
+        return out
 
     def _text(self) -> _Text:
         hyp = self._hyp(self.caption)
@@ -314,13 +324,32 @@ class StreamRecognizer:
     def _empty(self) -> tuple[str, tuple[tuple[str, str], ...]]:
         return "", tuple((lang, "") for lang, _ in self.plan.translate)
 
-    def _respelled(self, words: tuple[Word, ...]) -> tuple[Word, ...]:
-        """`words` with the runs that sound like one of the caption head's hotwords replaced by it (server/respell.py):
-        the new word spans the run's times and keeps its least confidence."""
+    @property
+    def _speller(self) -> Respeller | None:
+        """The caption head's hotword respeller (none for multi-talker heads)."""
         speller = self.adaptation.get(self.caption, (None, None, None))[2]
-        if speller is None or self.tsot or not words:
+        return None if self.tsot else speller
+
+    @property
+    def keeps_encoder_output(self) -> bool:
+        """Whether the stream keeps its open segment's encoder output: "auto" streams, for a head that takes over the
+        caption, and streams with hotword respelling, whose finals check respellings on it (server/respell.py)."""
+        return self.lid is not None or any(a[2] is not None for a in self.adaptation.values())
+
+    def _respelled(self, words: tuple[Word, ...], hyp: Hypothesis, final: bool) -> tuple[Word, ...]:
+        """`words` with the runs that sound like one of the caption head's hotwords replaced by it (server/respell.py):
+        the new word spans the run's times and keeps its least confidence. A final also takes the runs that sound less
+        like one when the transducer hears the hotword there (`AcousticCheck` on the segment's encoder output)."""
+        speller = self._speller
+        if speller is None or not words:
             return words
-        runs = speller.find([w.text for w in words], [w.conf for w in words])
+        check = None
+        if final and self.segment_enc:
+            enc = np.concatenate(self.segment_enc)  # (kept, E)
+            spans = [span for _, span, _ in self._word_spans(hyp)]
+            first = self.detector.frames_total - len(enc)
+            check = AcousticCheck(self.runner, enc, hyp.tokens, hyp.frames, spans, first, speller.verify_margin)
+        runs = speller.find([w.text for w in words], [w.conf for w in words], check)
         if not runs:
             return words
         out, i = [], 0
@@ -335,7 +364,7 @@ class StreamRecognizer:
         multilingual = self.plan.multilingual
         words = self.words(now.hyp)
         text = now.text
-        respelled = self._respelled(words)
+        respelled = self._respelled(words, now.hyp, kind is Final)
         if respelled is not words:
             words, text = respelled, " ".join(w.text for w in respelled)
         extra = {}
@@ -487,8 +516,9 @@ class Recognizer:
                 greedy_search(runner, enc[rows], states)  # type: ignore[arg-type]
             else:
                 modified_beam_search(runner, enc[rows], states)  # type: ignore[arg-type]
-        for i in auto:
-            streams[i]._keep_encoder_output(enc[i])
+        for i, s in enumerate(streams):
+            if s.keeps_encoder_output:
+                s._keep_encoder_output(enc[i])
         C = enc.shape[1]
         return [s._after_chunk(C, c.flush) for s, c in batch]
 

@@ -21,6 +21,13 @@ A run is replaced when (all of):
   as words it is sure of, while a sentence without names mostly does);
 - the run's key is not shorter than half or longer than twice the hotword's.
 
+A final (not a partial) may also take a run that sounds less like the hotword, down to `verify_threshold`, when the
+transducer agrees (`AcousticCheck`): on the encoder frames between the tokens before the run and the token after it,
+the hotword's tokens must be nearly as likely as the recognized ones, log P(hotword) + `margin` x (the hotword's
+tokens) >= log P(recognized), each summed over all alignments (server/transducer.py's `forced_log_probs`). The sound
+key finds where a name could be; the acoustics say whether it is: "villa over" is Villanueva said by a voice the
+model never heard, "be novak" in "his behaviour" is not Novak.
+
 Overlapping candidates are resolved by closeness (the closest first, then the longer run). The defaults were tuned on
 the dev names of benchmarks/bench_hotwords.py (docs/adaptation.md).
 """
@@ -29,14 +36,21 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from parley.wer import align_counts
+from server.biasing import phrase_tokens
+from server.transducer import HeadRunner, forced_log_probs
 
 RESPELL_THRESHOLD = 0.9  # closeness of the sound keys
 RESPELL_MAX_CONFIDENCE = 0.6  # the run's least confident word must be below this
 RESPELL_EXTRA_WORDS = 2  # a run may have this many words more than the hotword
+RESPELL_VERIFY_THRESHOLD = 0.5  # finals: least closeness of a run the transducer verifies (`AcousticCheck`); 1: off
+RESPELL_VERIFY_RUNS = 8  # finals: runs checked per segment at most, the closest first
+RESPELL_VERIFY_MARGIN = 2.25  # log-probability per hotword token the hotword may fall short of the recognized words
 
 _FOLDS = (  # applied in order, on lowercase letters
     ("tch", "c"),
@@ -76,22 +90,35 @@ def closeness(a: str, b: str) -> float:
 
 
 def edit_distance_within(a: str, b: str, bound: int) -> int | None:
-    """Levenshtein(a, b) if it is at most `bound`, else None: only the diagonal band |i - j| <= bound of the table is
-    computed (a path outside it costs more than `bound`), and the rows stop once the band's minimum exceeds it."""
+    """Levenshtein(a, b) if it is at most `bound`, else None, by the bit-parallel algorithm of Myers (1999) in
+    Hyyrö's (2001) form: one column of the table per character of `b`, as bit vectors of `a`'s length (Python's
+    integers hold any length), a few integer operations each; pairs whose lengths differ by more than `bound` are
+    not computed at all."""
     if abs(len(a) - len(b)) > bound:
         return None
-    big = bound + 1
-    prev = [j if j <= bound else big for j in range(len(b) + 1)]
-    for i in range(1, len(a) + 1):
-        lo, hi = max(1, i - bound), min(len(b), i + bound)
-        cur = [big] * (len(b) + 1)
-        cur[0] = i if i <= bound else big
-        for j in range(lo, hi + 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]), big)
-        if min(cur[max(0, lo - 1) : hi + 1]) > bound:
-            return None
-        prev = cur
-    return prev[-1] if prev[-1] <= bound else None
+    if not a or not b:
+        return max(len(a), len(b))
+    m = len(a)
+    mask, high = (1 << m) - 1, 1 << (m - 1)
+    peq: dict[str, int] = {}  # each character's positions in a
+    for k, c in enumerate(a):
+        peq[c] = peq.get(c, 0) | (1 << k)
+    pv, mv, score = mask, 0, m  # vertical deltas +1 / -1; the table's last row
+    for c in b:
+        eq = peq.get(c, 0)
+        xv = eq | mv
+        xh = (((eq & pv) + pv) ^ pv) | eq
+        ph = (mv | ~(xh | pv)) & mask
+        mh = pv & xh
+        if ph & high:
+            score += 1
+        elif mh & high:
+            score -= 1
+        ph = ((ph << 1) | 1) & mask
+        mh = (mh << 1) & mask
+        pv = (mh | ~(xv | ph)) & mask
+        mv = ph & xv
+    return score if score <= bound else None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -118,9 +145,14 @@ class Respeller:
         threshold: the least closeness of the sound keys to replace a run.
         max_confidence: a run is replaced only if its least confident word is below this (1.0: any run).
         extra_words: a run may have this many words more than its hotword.
+        verify_threshold: the least closeness of a run that `find` replaces when its `verify` accepts it (at most
+            `threshold`; equal to it: nothing is verified).
+        verify_margin: the `AcousticCheck` margin the stream's finals use (log-probability per hotword token).
+        verify_runs: `find` checks at most this many runs of one hypothesis, the closest first (the check's cost).
 
     Raises:
-        ValueError: no phrases, an empty phrase, a threshold outside (0, 1] or a max_confidence outside (0, 1].
+        ValueError: no phrases, an empty phrase, a threshold outside (0, 1], a max_confidence outside (0, 1], or a
+            verify_threshold outside (0, threshold].
     """
 
     def __init__(
@@ -129,61 +161,185 @@ class Respeller:
         threshold: float = RESPELL_THRESHOLD,
         max_confidence: float = RESPELL_MAX_CONFIDENCE,
         extra_words: int = RESPELL_EXTRA_WORDS,
+        verify_threshold: float | None = RESPELL_VERIFY_THRESHOLD,
+        verify_margin: float = RESPELL_VERIFY_MARGIN,
+        verify_runs: int = RESPELL_VERIFY_RUNS,
     ) -> None:
         if not 0 < threshold <= 1 or not 0 < max_confidence <= 1:
             raise ValueError(f"threshold and max_confidence must be in (0, 1], got {threshold}, {max_confidence}")
+        verify_threshold = threshold if verify_threshold is None else min(verify_threshold, threshold)
+        if verify_threshold <= 0:
+            raise ValueError(f"verify_threshold must be in (0, threshold], got {verify_threshold}")
         self.phrases = list(dict.fromkeys(" ".join(p.lower().split()) for p in phrases))
         if not self.phrases or not all(self.phrases):
             raise ValueError("respelling needs at least one non-empty phrase")
         self.keys = [sound_key(p) for p in self.phrases]
         self.threshold, self.max_confidence, self.extra_words = threshold, max_confidence, extra_words
+        self.verify_threshold, self.verify_margin, self.verify_runs = verify_threshold, verify_margin, verify_runs
         self._words = [len(p.split()) for p in self.phrases]
         self._by_length: dict[int, list[int]] = {}  # key length -> the phrases with such keys
         for k, key in enumerate(self.keys):
             if key:
                 self._by_length.setdefault(len(key), []).append(k)
 
-    def find(self, words: Sequence[str], confidences: Sequence[float]) -> list[Respelling]:
-        """The runs of `words` (with each word's confidence in [0, 1]) to replace, in order, not overlapping."""
+    def candidates(self, words: Sequence[str], confidences: Sequence[float], threshold: float) -> list[Respelling]:
+        """Every run of `words` (with each word's confidence in [0, 1]) with a doubtful word whose sound key is at
+        least `threshold` close to a hotword's, overlapping ones included; none takes a word of a hotword already in
+        `words` (a recognized "henderson" stays, whatever "andersen" sounds like)."""
         if len(words) != len(confidences):
             raise ValueError(f"{len(words)} words but {len(confidences)} confidences")
-        longest = max(len(p.split()) for p in self.phrases) + self.extra_words
+        longest = max(self._words) + self.extra_words
+        said = [False] * len(words)  # words that are a hotword already: no run takes them (for another hotword)
+        for p in self.phrases:
+            ws = p.split()
+            for i in range(len(words) - len(ws) + 1):
+                if list(words[i : i + len(ws)]) == ws:
+                    said[i : i + len(ws)] = [True] * len(ws)
         runs = []  # (i, j, key) of every run with a doubtful word, each key computed once for all the phrases
         for i in range(len(words)):
             doubtful = False
             for j in range(i + 1, min(i + longest, len(words)) + 1):
+                if said[j - 1]:
+                    break
                 doubtful = doubtful or confidences[j - 1] < self.max_confidence
                 if doubtful:
                     runs.append((i, j, _cached_key("".join(words[i:j]))))
         cands = []
         for i, j, rk in runs:
-            for k in self._near_length(len(rk)):
+            for k in self._near_length(len(rk), threshold):
                 key, longest_k = self.keys[k], max(len(rk), len(self.keys[k]))
                 if j - i > self._words[k] + self.extra_words:
                     continue
-                d = edit_distance_within(rk, key, int((1 - self.threshold) * longest_k + 1e-9))
+                d = edit_distance_within(rk, key, int((1 - threshold) * longest_k + 1e-9))
                 if d is not None and " ".join(words[i:j]) != self.phrases[k]:
                     cands.append(Respelling(i, j, self.phrases[k], 1.0 - d / longest_k))
+        return cands
+
+    def find(
+        self,
+        words: Sequence[str],
+        confidences: Sequence[float],
+        verify: Callable[[Sequence[Respelling]], Sequence[bool]] | None = None,
+    ) -> list[Respelling]:
+        """The runs of `words` (with each word's confidence in [0, 1]) to replace, in order, not overlapping: those at
+        least `threshold` close to a hotword, and with `verify` (an `AcousticCheck`) those at least `verify_threshold`
+        close that it accepts."""
+        low = self.verify_threshold if verify is not None else self.threshold
+        cands = self.candidates(words, confidences, low)
+        sure = [r for r in cands if r.closeness >= self.threshold]
+        # the closest runs first, at most `verify_runs` of them, none that a sure one takes anyway
+        doubtful = sorted(
+            (
+                r
+                for r in cands
+                if r.closeness < self.threshold and all(r.end <= o.start or r.start >= o.end for o in sure)
+            ),
+            key=lambda r: (-r.closeness, r.end - r.start, r.start),
+        )[: self.verify_runs]
+        cands = sure
+        if doubtful:
+            assert verify is not None
+            accepted = {r for r, ok in zip(doubtful, verify(doubtful), strict=True) if ok}
+            cands = sure + [r for r in doubtful if r in accepted]
         chosen: list[Respelling] = []
         for r in sorted(cands, key=lambda r: (-r.closeness, -(r.end - r.start), r.start)):
             if all(r.end <= o.start or r.start >= o.end for o in chosen):
                 chosen.append(r)
         return sorted(chosen, key=lambda r: r.start)
 
-    def _near_length(self, n: int) -> list[int]:
+    def _near_length(self, n: int, threshold: float) -> list[int]:
         """The phrases whose keys could be close enough to a key of length n: the edit distance is at least the
         difference in length, so closeness >= threshold needs 1 - |n - m| / max(n, m) >= threshold (and m within a
         factor of two of n)."""
         out: list[int] = []
         for m, ks in self._by_length.items():
-            if n and n / 2 <= m <= 2 * n and 1 - abs(n - m) / max(n, m) >= self.threshold:
+            if n and n / 2 <= m <= 2 * n and 1 - abs(n - m) / max(n, m) >= threshold:
                 out += ks
         return out
 
-    def apply(self, words: Sequence[str], confidences: Sequence[float]) -> list[str]:
+    def apply(
+        self,
+        words: Sequence[str],
+        confidences: Sequence[float],
+        verify: Callable[[Sequence[Respelling]], Sequence[bool]] | None = None,
+    ) -> list[str]:
         """`words` with the runs `find` returns replaced by their hotwords."""
         out, i = [], 0
-        for r in self.find(words, confidences):
+        for r in self.find(words, confidences, verify):
             out += [*words[i : r.start], r.phrase]
             i = r.end
         return out + list(words[i:])
+
+
+class AcousticCheck:
+    """Whether the transducer hears a hotword where a run of recognized words was (the module docstring's check), for
+    one hypothesis: a `verify` for `Respeller.find`.
+
+    Args:
+        head: the head that recognized the words.
+        encoder_out: `(T, E)` the encoder output the hypothesis was searched on: the stream's frames
+            [first_frame, first_frame + T).
+        tokens: the hypothesis's tokens.
+        frames: the stream frame each token was emitted at (increasing).
+        word_tokens: each word's tokens, as the range [i, j) of `tokens`, in the order of the words `find` is given.
+        first_frame: the stream frame of `encoder_out`'s first row.
+        margin: log-probability per hotword token that the hotword may fall short of the recognized run.
+    """
+
+    def __init__(
+        self,
+        head: HeadRunner,
+        encoder_out: np.ndarray,
+        tokens: Sequence[int],
+        frames: Sequence[int],
+        word_tokens: Sequence[tuple[int, int]],
+        first_frame: int = 0,
+        margin: float = RESPELL_VERIFY_MARGIN,
+    ) -> None:
+        assert len(tokens) == len(frames), (len(tokens), len(frames))
+        self.head, self.encoder_out, self.first_frame, self.margin = head, encoder_out, first_frame, margin
+        self.tokens, self.frames, self.word_tokens = list(tokens), list(frames), list(word_tokens)
+        self._scored: dict[tuple[int, int, int, int, str], tuple[float, int]] = {}  # -> (log P ratio, hotword tokens)
+
+    def window(self, r: Respelling) -> tuple[int, int, int, int] | None:
+        """Run `r`'s tokens [k0, k1) and its frames [a, b) of `encoder_out`: from after the token before it to the token
+        after it (or the output's end); None if the window starts before the kept output."""
+        k0, k1 = self.word_tokens[r.start][0], self.word_tokens[r.end - 1][1]
+        end = self.first_frame + len(self.encoder_out)
+        a = min(self.frames[k0 - 1] + 1, self.frames[k0]) if k0 > 0 else self.first_frame
+        b = self.frames[k1] if k1 < len(self.tokens) else end
+        if a < self.first_frame or not a < b <= end:
+            return None
+        return k0, k1, a - self.first_frame, b - self.first_frame
+
+    def scores(self, runs: Sequence[Respelling]) -> list[float]:
+        """log P(hotword) + margin x its tokens - log P(recognized run) of each run on its window (-inf: no window, or
+        a hotword the head cannot write); the runs of one window are scored in one joiner run, and each run once (a
+        later call with another `margin` reuses it)."""
+        todo: dict[tuple[int, int, int, int], list[str]] = {}
+        keys: list[tuple[int, int, int, int, str] | None] = []
+        for r in runs:
+            w = self.window(r)
+            keys.append(None if w is None else (*w, r.phrase))
+            if w is not None and (*w, r.phrase) not in self._scored:
+                todo.setdefault(w, []).append(r.phrase)
+        sp = self.head.head.sp
+        for (k0, k1, a, b), phrases in todo.items():
+            alts: list[list[int]] = []
+            for phrase in phrases:
+                try:
+                    alts.append(phrase_tokens(sp, phrase))
+                except ValueError:
+                    alts.append([])
+            context = self.tokens[max(0, k0 - self.head.context_size) : k0]
+            lp = forced_log_probs(self.head, self.encoder_out[a:b], [self.tokens[k0:k1], *alts], context)
+            for phrase, alt, score in zip(phrases, alts, lp[1:], strict=True):
+                self._scored[(k0, k1, a, b, phrase)] = (float(score - lp[0]) if alt else -np.inf, len(alt))
+        out = []
+        for key in keys:
+            ratio, n = self._scored[key] if key is not None else (-np.inf, 0)
+            out.append(ratio + self.margin * n)
+        return out
+
+    def __call__(self, runs: Sequence[Respelling]) -> list[bool]:
+        return [s >= 0 for s in self.scores(runs)]

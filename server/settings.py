@@ -23,7 +23,7 @@ from typing import Any
 from server.biasing import HOTWORD_BOOST, HOTWORD_FLOOR
 from server.endpoint import EndpointConfig
 from server.protocol import DEFAULT_MAX_MESSAGE_BYTES
-from server.respell import RESPELL_THRESHOLD
+from server.respell import RESPELL_THRESHOLD, RESPELL_VERIFY_MARGIN, RESPELL_VERIFY_THRESHOLD
 
 ENV_PREFIX = "PARLEY_"
 DEFAULT_BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
@@ -163,6 +163,22 @@ class Settings:
             "C",
         ),
     )
+    respell_verify_threshold: float = field(
+        default=RESPELL_VERIFY_THRESHOLD,
+        metadata=_meta(
+            "hotword respelling in finals: least closeness of a run the transducer must hear as the hotword (1: off)",
+            float,
+            "C",
+        ),
+    )
+    respell_verify_margin: float = field(
+        default=RESPELL_VERIFY_MARGIN,
+        metadata=_meta(
+            "hotword respelling in finals: log-probability per token the hotword may fall short of the words heard",
+            float,
+            "M",
+        ),
+    )
     hotwords_file: Path | None = field(
         default=None,
         metadata=_meta(
@@ -243,6 +259,8 @@ class Settings:
         need(0 < self.hotword_boost <= 20, "hotword_boost", "must be in (0, 20]")
         need(0 <= self.hotword_floor <= 100, "hotword_floor", "must be in [0, 100]")
         need(0 <= self.respell_threshold <= 1, "respell_threshold", "must be in [0, 1]")
+        need(0 < self.respell_verify_threshold <= 1, "respell_verify_threshold", "must be in (0, 1]")
+        need(0 <= self.respell_verify_margin <= 20, "respell_verify_margin", "must be in [0, 20]")
         need(self.rule1_min_trailing_silence >= 0, "rule1_min_trailing_silence", "must be >= 0")
         need(self.rule2_min_trailing_silence >= 0, "rule2_min_trailing_silence", "must be >= 0")
         need(self.rule3_min_utterance_length > 0, "rule3_min_utterance_length", "must be > 0")

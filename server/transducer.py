@@ -402,6 +402,56 @@ def _adaptation_scores(
     return extra
 
 
+def forced_log_probs(
+    head: HeadRunner, encoder_out: np.ndarray, sequences: Sequence[Sequence[int]], context: Sequence[int] = ()
+) -> np.ndarray:
+    """How likely each token sequence is on a window of encoder frames: log P(tokens | encoder_out), summed over every
+    alignment of the modified topology (each frame emits blank or one token, and moves on), from the window's first
+    frame to past its last, the decoder starting after `context` (the tokens before the window; the head's start
+    context fills what is missing). The joiner's blank penalty counts as in the searches.
+
+    Args:
+        head: the head to score with.
+        encoder_out: `(T, E)` the window's encoder output.
+        sequences: token ids of each sequence (no blanks).
+        context: the tokens emitted before the window.
+
+    Returns:
+        `(N,)` float64 log-probabilities; -inf for a sequence with more tokens than the window has frames.
+    """
+    T = encoder_out.shape[0]
+    ctx, start = head.context_size, [*head.start_context, *context]
+    out = np.full(len(sequences), -np.inf)
+    live = [i for i, seq in enumerate(sequences) if len(seq) <= T]
+    if not live or T == 0:
+        return out
+    # every sequence's decoder contexts (U_i + 1 of them); the decoder and the joiner run once on the Q unique ones
+    contexts = [[*start, *sequences[i][:u]][-ctx:] for i in live for u in range(len(sequences[i]) + 1)]
+    unique, inverse = np.unique(
+        np.array(contexts, dtype=np.int64).reshape(len(contexts), ctx), axis=0, return_inverse=True
+    )
+    inverse = inverse.reshape(-1)
+    dec = head.decoder(unique)  # (Q, J)
+    Q = len(unique)
+    lp = _log_softmax(head.joiner(np.repeat(encoder_out, Q, axis=0), np.tile(dec, (T, 1)))).reshape(T, Q, -1)
+    first = 0
+    for i in live:
+        seq = np.asarray(sequences[i], dtype=np.int64)
+        U = len(seq)
+        part = lp[:, inverse[first : first + U + 1]]  # (T, U + 1, V)
+        first += U + 1
+        blank = part[:, :, head.blank_id].astype(np.float64)  # (T, U + 1)
+        emit = part[:, np.arange(U), seq].astype(np.float64)  # (T, U)
+        alpha = np.full(U + 1, -np.inf)
+        alpha[0] = 0.0
+        for t in range(T):
+            nxt = alpha + blank[t]
+            nxt[1:] = np.logaddexp(nxt[1:], alpha[:-1] + emit[t])
+            alpha = nxt
+        out[i] = alpha[U]
+    return out
+
+
 @dataclass
 class Transcript:
     text: str
@@ -409,6 +459,7 @@ class Transcript:
     frames: list[int]  # encoder frame of each token
     chunks: int  # encoder steps run
     probs: list[float] = field(default_factory=list)  # the joiner's probability of each token where it was emitted
+    encoder_out: np.ndarray | None = None  # (T, E) every step's encoder output, with `keep_encoder`
 
 
 def transcribe_many(
@@ -422,6 +473,7 @@ def transcribe_many(
     beam: int = BEAM,
     hotwords: ContextGraph | None = None,
     fusion: LmFusion | None = None,
+    keep_encoder: bool = False,
 ) -> list[Transcript]:
     """Recognizes whole waveforms as streams batched together, chunk by chunk, as the server would.
 
@@ -441,6 +493,7 @@ def transcribe_many(
         beam: modified beam search's beam.
         hotwords: hotwords for beam search (every stream's).
         fusion: an LM to fuse in beam search (every stream's).
+        keep_encoder: whether each transcript keeps its encoder output (`encoder_out`, for `AcousticCheck`).
 
     Raises:
         ValueError: an unknown search, or hotwords or an LM with greedy search.
@@ -465,14 +518,26 @@ def transcribe_many(
     searches: list = [
         GreedyState.new(runner) if search == "greedy" else BeamState(hotwords=hotwords, fusion=fusion) for _ in feats
     ]
+    kept: list[list[np.ndarray]] = [[] for _ in feats]
     for live, enc in model.encode_streams(feats):
         if search == "greedy":
             greedy_search(runner, enc, [searches[i] for i in live], max_symbols_per_frame)
         else:
             modified_beam_search(runner, enc, [searches[i] for i in live], beam)
+        if keep_encoder:
+            for k, i in enumerate(live):
+                kept[i].append(enc[k])
     hyps = [s.hyp if search == "greedy" else s.best for s in searches]
     return [
-        Transcript(runner.text(h.tokens), h.tokens, h.frames, n, h.probs) for h, n in zip(hyps, n_chunks, strict=True)
+        Transcript(
+            runner.text(h.tokens),
+            h.tokens,
+            h.frames,
+            n,
+            h.probs,
+            np.concatenate(k) if keep_encoder and k else None,
+        )
+        for h, n, k in zip(hyps, n_chunks, kept, strict=True)
     ]
 
 

@@ -2,17 +2,28 @@
 the hotword the model could not spell."""
 
 import asyncio
+import itertools
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from server.bundle import load_bundle
 from server.engine import Engine, EngineConfig
+from server.frontend import Frontend
 from server.plan import Adaptation, HeadPlan, Planner
-from server.recognizer import Final
-from server.respell import RESPELL_THRESHOLD, Respeller, closeness, edit_distance_within, sound_key
-from server.transducer import StreamingTransducer
+from server.recognizer import Final, Recognizer, Result
+from server.respell import (
+    RESPELL_THRESHOLD,
+    RESPELL_VERIFY_THRESHOLD,
+    AcousticCheck,
+    Respeller,
+    closeness,
+    edit_distance_within,
+    sound_key,
+)
+from server.transducer import StreamingTransducer, _log_softmax, forced_log_probs, transcribe_many
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,3 +135,109 @@ def test_a_stream_s_final_carries_the_hotword_the_model_could_not_spell(en_open)
     word = next(w for w in final.words if w.text == "mcallister")
     assert 0 <= word.start < word.end <= final.end and word.conf < 1
     assert final.display is None or "mcallister" in final.display.lower()
+
+
+def test_forced_log_probs_sum_every_alignment_of_one_symbol_per_frame(en_open) -> None:
+    head = StreamingTransducer(en_open).heads[0]
+    E = next(i.shape[-1] for i in head.head.joiner.get_inputs() if i.name == "encoder_out")
+    enc = np.random.default_rng(0).normal(size=(5, E)).astype(np.float32)  # (T, E)
+    context, seqs = [17], [[40, 7], [3], [], [5, 6, 7, 8, 9, 10]]
+
+    def brute(seq: list[int]) -> float:
+        """Every choice of the frames that emit (one token each, in order), the rest blank."""
+        ctx, start = head.context_size, [*head.start_context, *context]
+        dec = head.decoder(np.array([[*start, *seq[:u]][-ctx:] for u in range(len(seq) + 1)], dtype=np.int64))
+        lp = np.stack([_log_softmax(head.joiner(np.repeat(enc[t : t + 1], len(dec), 0), dec)) for t in range(5)])
+        total = -np.inf
+        for emit in itertools.combinations(range(5), len(seq)):
+            u, score = 0, 0.0
+            for t in range(5):
+                if t in emit:
+                    score += lp[t, u, seq[u]]
+                    u += 1
+                else:
+                    score += lp[t, u, head.blank_id]
+            total = np.logaddexp(total, score)
+        return float(total)
+
+    got = forced_log_probs(head, enc, seqs, context)
+    assert got[3] == -np.inf  # six tokens cannot come out of five frames
+    np.testing.assert_allclose(got[:3], [brute(s) for s in seqs[:3]], rtol=1e-5)
+
+
+# A dev name of benchmarks/bench_hotwords.py that en-open hears as "villa over" (sound-key closeness 0.62) even
+# with the hotword boosted, and a name whose key is about as close to some run of that sentence.
+CHECKED, CHECKED_VOICE, CHECKED_NAME, DECOY = "text villanueva that i'll bring bread", "m1", "villanueva", "novak"
+
+
+def test_the_acoustic_check_takes_the_words_the_transducer_hears_not_any_that_sound_alike(en_open) -> None:
+    """The finals' check (server/respell.py's `AcousticCheck`): on a dev name of benchmarks/bench_hotwords.py that
+    en-open hears as other words, the name the speaker said passes and a name that sounds about as close does not."""
+    from models.data.espeak import synthesize
+    from parley.features import SAMPLE_RATE
+    from parley.resample import resample
+
+    syn = synthesize(CHECKED, voice="en-us", variant=CHECKED_VOICE, rate=160)
+    model = StreamingTransducer(en_open)
+    (t,) = transcribe_many(
+        model, [resample(syn.samples, syn.sample_rate, SAMPLE_RATE)], SAMPLE_RATE, search="beam", keep_encoder=True
+    )
+    tokens = model.heads[0].head.tokens
+    spans: list[list[int]] = []
+    for k, tok in enumerate(t.tokens):
+        if tokens[tok].startswith("\u2581") or not spans:
+            spans.append([k, k])
+        spans[-1][1] = k + 1
+    words = [model.heads[0].head.sp.decode(t.tokens[i:j]).strip() for i, j in spans]
+    assert CHECKED_NAME not in words, words
+    speller = Respeller([CHECKED_NAME, DECOY])
+    cands = speller.candidates(words, [0.0] * len(words), 0.5)
+    said = [r for r in cands if r.phrase == CHECKED_NAME]
+    decoys = [r for r in cands if r.phrase == DECOY]
+    assert said and decoys and max(r.closeness for r in said) < RESPELL_THRESHOLD, cands
+    check = AcousticCheck(model.heads[0], t.encoder_out, t.tokens, t.frames, [tuple(s) for s in spans])
+    assert max(check.scores(said)) >= 0 > max(check.scores(decoys)), (said, decoys)
+    assert CHECKED_NAME in speller.apply(words, [0.0] * len(words), check)
+    assert CHECKED_NAME not in speller.apply(words, [0.0] * len(words))  # no check: only the close sound keys
+
+
+def test_a_stream_s_final_checks_respellings_its_partials_do_not(en_open) -> None:
+    """Through the recognizer as the server runs it: with the two hotwords the final gets the name from the acoustic
+    check (turned off, respell_verify_threshold 1, it keeps the words heard), the partials never show a checked
+    respelling, and the decoy stays out."""
+    from models.data.espeak import synthesize
+
+    syn = synthesize(CHECKED, voice="en-us", variant=CHECKED_VOICE, rate=160)
+    model = StreamingTransducer(en_open)
+
+    def results(verify_threshold: float) -> list[Result]:
+        limits = EngineConfig(respell_verify_threshold=verify_threshold).hotwords
+        adaptation = Planner(en_open, model, limits).adapt(
+            HeadPlan(), Adaptation(((CHECKED_NAME, None), (DECOY, None)))
+        )
+        recognizer = Recognizer(model)
+        stream = recognizer.open(search="beam", adaptation=adaptation)
+        assert stream.keeps_encoder_output
+        frontend = Frontend(recognizer.spec, syn.sample_rate)
+        out: list[Result] = []
+
+        def pump() -> None:
+            while (chunk := frontend.pop_chunk()) is not None:
+                out.extend(recognizer.step([(stream, chunk)])[0])
+
+        frontend.accept(syn.samples)
+        pump()
+        frontend.finish()  # the end of the stream: the flush chunks
+        pump()
+        return out + recognizer.finish(stream, frontend.seconds_received)
+
+    off = results(1.0)
+    assert all(CHECKED_NAME not in r.text.split() for r in off), [r.text for r in off]
+    on = results(RESPELL_VERIFY_THRESHOLD)
+    finals = [r for r in on if isinstance(r, Final)]
+    partials = [r for r in on if not isinstance(r, Final)]
+    assert partials and all(CHECKED_NAME not in r.text.split() for r in partials)
+    assert any(CHECKED_NAME in f.text.split() for f in finals), [f.text for f in finals]
+    assert all(DECOY not in f.text.split() for f in finals)
+    word = next(w for f in finals for w in f.words if w.text == CHECKED_NAME)
+    assert 0 <= word.start < word.end and word.conf < 1
