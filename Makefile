@@ -188,7 +188,7 @@ EN2_TESTS = $(V2)/en/test.jsonl $(V2)/en/test_engine.jsonl $(DATA)/asterisk/en/t
 .PHONY: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b train-en-v2c train-en-v2d eval-en-v2-torch \
 	bundle-en-v2 eval-en-v2 adapt-en-v2 model-en-v2 init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f \
 	corpus-v2-festx train-en-v2g corpus-v2-festy corpus-v2-mbx train-en-v2h train-en-v2i train-en-v2j train-en-gpu \
-	bundle-en-v2-d soup-en-v2k soup-en-v2l bundle-en-v2l soup-en-v2m bundle-en-v2m
+	bundle-en-v2-d soup-en-v2k soup-en-v2l bundle-en-v2l soup-en-v2m bundle-en-v2m soup-en-v2n bundle-en-v2n
 tokenizer-en-v2: $(VENV)/.dev
 	mkdir -p $(EN2_EXP)
 	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open('$(DATA)/text/en/train.jsonl')]" \
@@ -368,16 +368,22 @@ EN2W_FLAGS_allw = --mel-warp 0.5 --seed 1
 EN2W_AST_fxw = 3
 EN2W_EXTRA_fxw = $(EN2W_EXTRA_fx)
 EN2W_FLAGS_fxw = --mel-warp 0.5 --seed 2
-# Stage m's arms (measured in docs/cards/en-open.md "Stage m"): all and allw again, from stage l's soup
-# (EN2W_INIT_<arm>; the others start from init-h.pt), seeds 3 and 4.
-EN2W_AST_mall = 3
-EN2W_EXTRA_mall = $(EN2W_EXTRA_all)
-EN2W_FLAGS_mall = --seed 3
-EN2W_INIT_mall = $(EN2L_CKPT)
-EN2W_AST_mallw = 3
-EN2W_EXTRA_mallw = $(EN2W_EXTRA_all)
-EN2W_FLAGS_mallw = --mel-warp 0.5 --seed 4
-EN2W_INIT_mallw = $(EN2L_CKPT)
+# $(call EN2W_SOUP_ARMS,prefix,init checkpoint,seed,warp seed): the arms <prefix>all and <prefix>allw, all's data
+# and with the speaker warp, from a soup (EN2W_INIT_<arm>; the others start from init-h.pt).
+define EN2W_SOUP_ARMS
+EN2W_AST_$(1)all = 3
+EN2W_EXTRA_$(1)all = $$(EN2W_EXTRA_all)
+EN2W_FLAGS_$(1)all = --seed $(3)
+EN2W_INIT_$(1)all = $(2)
+EN2W_AST_$(1)allw = 3
+EN2W_EXTRA_$(1)allw = $$(EN2W_EXTRA_all)
+EN2W_FLAGS_$(1)allw = --mel-warp 0.5 --seed $(4)
+EN2W_INIT_$(1)allw = $(2)
+endef
+# Stage m's arms (measured in docs/cards/en-open.md "Stage m"): mall and mallw from stage l's soup, seeds 3 and 4;
+# stage n's: nall and nallw from stage m's soup, seeds 5 and 6.
+$(eval $(call EN2W_SOUP_ARMS,m,$$(EN2L_CKPT),3,4))
+$(eval $(call EN2W_SOUP_ARMS,n,$$(EN2M_CKPT),5,6))
 # The candidate for stage k: the mean of the bundle's weights and arm all's (a soup of a model and its fine-tune,
 # models/train/average.py), measured in docs/cards/en-open.md "Accented new speakers"; exported to EN2K_BUNDLE for
 # measuring, not yet over bundles/en-open.
@@ -400,16 +406,29 @@ soup-en-v2l: $(VENV)/.dev
 	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-h.pt \
 		$(foreach a,$(EN2L_ARMS),$(EN2_EXP)/train-w-$(a)/last.pt) --out $(EN2L_CKPT)
 
-# Stage m (the committed bundle since 2026-12-04; docs/cards/en-open.md "Stage m"): the mean of stage l's soup and
-# its two arms mall and mallw, exported as stage l was (model-en-v2 exports only m: stage m needs l's soup, not its
-# bundle, and carries the punctuation model and source LM over from h's).
+# Stage m (committed on 2026-12-04, then stage n below; docs/cards/en-open.md "Stage m"): the mean of stage l's soup
+# and its two arms mall and mallw, exported as stage l was (carrying the punctuation model and source LM over from h's
+# bundle).
+# $(call EN2_SOUP_OF,soup,prefix,out): the mean of a soup and its two arms <prefix>all and <prefix>allw.
+EN2_SOUP_OF = $(PY) -m models.train.average --checkpoints $(1) $(EN2_EXP)/train-w-$(2)all/last.pt \
+	$(EN2_EXP)/train-w-$(2)allw/last.pt --out $(3)
 EN2M_CKPT = $(EN2_EXP)/soup-m.pt
 soup-en-v2m: $(VENV)/.dev
-	$(PY) -m models.train.average --checkpoints $(EN2L_CKPT) $(EN2_EXP)/train-w-mall/last.pt \
-		$(EN2_EXP)/train-w-mallw/last.pt --out $(EN2M_CKPT)
+	$(call EN2_SOUP_OF,$(EN2L_CKPT),m,$(EN2M_CKPT))
 
 bundle-en-v2m:
 	$(MAKE) bundle-en-v2l EN2L_CKPT=$(EN2M_CKPT)
+
+# Stage n (the committed bundle since 2026-12-05; docs/cards/en-open.md "Stage n"): the mean of stage m's soup and its
+# two arms nall and nallw (all and allw again from m, seeds 5 and 6), adopted by the rule m was (it beats m on the
+# open-domain test and RHVoice in PyTorch). model-en-v2 exports only n: each soup needs the one before it, not its
+# bundle.
+EN2N_CKPT = $(EN2_EXP)/soup-n.pt
+soup-en-v2n: $(VENV)/.dev
+	$(call EN2_SOUP_OF,$(EN2M_CKPT),n,$(EN2N_CKPT))
+
+bundle-en-v2n:
+	$(MAKE) bundle-en-v2l EN2L_CKPT=$(EN2N_CKPT)
 
 bundle-en-v2l: $(VENV)/.dev
 	$(MAKE) eval-en-v2-torch EN2_CKPT=$(EN2L_CKPT)
@@ -493,7 +512,7 @@ model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b 
 	bundle-en-v2-d init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f corpus-v2-festx train-en-v2g \
 	corpus-v2-festy train-en-v2h eval-en-v2-torch bundle-en-v2 eval-en-v2 corpus-v2-mbx init-tsot-v2 \
 	$(foreach a,$(EN2L_ARMS),train-en-v2w-$(a)) soup-en-v2l train-en-v2w-mall train-en-v2w-mallw soup-en-v2m \
-	bundle-en-v2m
+	train-en-v2w-nall train-en-v2w-nallw soup-en-v2n bundle-en-v2n
 
 bundle-en-v2-d:
 	$(MAKE) eval-en-v2-torch bundle-en-v2 EN2_CKPT=$(EN2_EXP)/train-d/last.pt
