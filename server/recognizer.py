@@ -333,8 +333,9 @@ class StreamRecognizer:
     @property
     def keeps_encoder_output(self) -> bool:
         """Whether the stream keeps its open segment's encoder output: "auto" streams, for a head that takes over the
-        caption, and streams with hotword respelling, whose finals check respellings on it (server/respell.py)."""
-        return self.lid is not None or any(a[2] is not None for a in self.adaptation.values())
+        caption, and streams whose finals check hotword respellings on it (server/respell.py)."""
+        spellers = [a[2] for a in self.adaptation.values() if a[2] is not None]
+        return self.lid is not None or (not self.tsot and any(s.verify_threshold < s.threshold for s in spellers))
 
     def _respelled(self, words: tuple[Word, ...], hyp: Hypothesis, final: bool) -> tuple[Word, ...]:
         """`words` with the runs that sound like one of the caption head's hotwords replaced by it (server/respell.py):
