@@ -71,6 +71,8 @@ def test_origins() -> None:
         ({"PARLEY_SSL_CERTFILE": "/nonexistent.pem", "PARLEY_SSL_KEYFILE": "/nonexistent.key"}, "no such file"),
         ({"PARLEY_ALLOWED_ORIGINS": "example.org"}, "allowed_origins"),
         ({"PARLEY_API_KEYS_FILE": "/nonexistent-keys"}, "api_keys_file"),
+        ({"PARLEY_RESPELL_VERIFY_THRESHOLD": "0"}, "respell_verify_threshold"),
+        ({"PARLEY_RESPELL_VERIFY_MARGIN": "-1"}, "respell_verify_margin"),
     ],
 )
 def test_invalid_settings_are_named(env: dict[str, str], needle: str) -> None:
@@ -102,3 +104,12 @@ def test_serve_reports_bad_settings(tmp_path: Path, monkeypatch, capsys) -> None
     monkeypatch.delenv("PARLEY_MAX_BATCH")
     assert main(["--bundles", str(tmp_path)]) == 2
     assert "no model yet" in capsys.readouterr().err
+
+
+def test_the_respelling_check_s_settings_reach_each_stream_s_respeller() -> None:
+    from server.engine import EngineConfig
+
+    s = parse(["--respell-verify-margin", "3"], {"PARLEY_RESPELL_VERIFY_THRESHOLD": "0.6"})
+    limits = EngineConfig.from_settings(s).hotwords
+    assert (limits.respell_verify_threshold, limits.respell_verify_margin) == (0.6, 3.0)
+    assert parse([]).respell_verify_threshold < parse([]).respell_threshold  # the check is on by default
