@@ -198,6 +198,12 @@ class StreamRecognizer:
         if plan.auto:
             assert model.lid is not None, "an auto plan needs a language identifier"
             self.lid = LidState.new(model.lid.num_languages)
+        # Whether the stream keeps its open segment's encoder output (`segment_enc`): "auto" streams, for a head that
+        # takes over the caption, and streams whose finals check hotword respellings on it (server/respell.py).
+        spellers = [a[2] for a in self.adaptation.values() if a[2] is not None]
+        self.keeps_encoder_output = self.lid is not None or (
+            not self.tsot and any(s.verify_threshold < s.threshold for s in spellers)
+        )
         self.searchers: dict[int, GreedyState | BeamState] = {}
         self._reset_searches(0)
         self.segment_enc: list[np.ndarray] = []  # the open segment's encoder output chunks (C, E), if it keeps them
@@ -273,15 +279,16 @@ class StreamRecognizer:
         while sum(len(e) for e in self.segment_enc) - len(self.segment_enc[0]) >= limit:
             self.segment_enc.pop(0)
 
-    def words(self, hyp: Hypothesis) -> tuple[Word, ...]:
+    def words(self, hyp: Hypothesis, spans: list[tuple[str, tuple[int, int], int]] | None = None) -> tuple[Word, ...]:
         """The hypothesis's words with times: a word is the pieces from one starting with '▁' to the next; it
         starts at its first token's frame and ends after its last token's frame. Several tokens may come out of one
         frame, so a word starts no earlier than the end of the word before it on its channel (words emitted within one
         frame get that frame's instant): times never overlap, never go backwards, never pass the emitting frame.
-        A word's `conf` is `word_confidence` of its tokens' probabilities."""
+        A word's `conf` is `word_confidence` of its tokens' probabilities. `spans`: `_word_spans(hyp)`, if the caller
+        has it already."""
         out = []
         ends: dict[int, int] = {}  # channel -> frame where its last word ended
-        for text, (i, j), c in self._word_spans(hyp):
+        for text, (i, j), c in self._word_spans(hyp) if spans is None else spans:
             end = hyp.frames[j - 1] + 1
             start = min(max(hyp.frames[i], ends.get(c, 0)), end)
             ends[c] = end
@@ -330,14 +337,9 @@ class StreamRecognizer:
         speller = self.adaptation.get(self.caption, (None, None, None))[2]
         return None if self.tsot else speller
 
-    @property
-    def keeps_encoder_output(self) -> bool:
-        """Whether the stream keeps its open segment's encoder output: "auto" streams, for a head that takes over the
-        caption, and streams whose finals check hotword respellings on it (server/respell.py)."""
-        spellers = [a[2] for a in self.adaptation.values() if a[2] is not None]
-        return self.lid is not None or (not self.tsot and any(s.verify_threshold < s.threshold for s in spellers))
-
-    def _respelled(self, words: tuple[Word, ...], hyp: Hypothesis, final: bool) -> tuple[Word, ...]:
+    def _respelled(
+        self, words: tuple[Word, ...], hyp: Hypothesis, spans: list[tuple[str, tuple[int, int], int]], final: bool
+    ) -> tuple[Word, ...]:
         """`words` with the runs that sound like one of the caption head's hotwords replaced by it (server/respell.py):
         the new word spans the run's times and keeps its least confidence. A final also takes the runs that sound less
         like one when the transducer hears the hotword there (`AcousticCheck` on the segment's encoder output)."""
@@ -347,9 +349,9 @@ class StreamRecognizer:
         check = None
         if final and self.segment_enc:
             enc = np.concatenate(self.segment_enc)  # (kept, E)
-            spans = [span for _, span, _ in self._word_spans(hyp)]
             first = self.detector.frames_total - len(enc)
-            check = AcousticCheck(self.runner, enc, hyp.tokens, hyp.frames, spans, first, speller.verify_margin)
+            tokens = [span for _, span, _ in spans]  # each word's tokens
+            check = AcousticCheck(self.runner, enc, hyp.tokens, hyp.frames, tokens, first, speller.verify_margin)
         runs = speller.find([w.text for w in words], [w.conf for w in words], check)
         if not runs:
             return words
@@ -363,9 +365,10 @@ class StreamRecognizer:
     def _result(self, kind: type[_R], now: _Text, end_s: float) -> _R:
         """The open segment as `kind`, ending at `end_s`."""
         multilingual = self.plan.multilingual
-        words = self.words(now.hyp)
+        spans = self._word_spans(now.hyp)
+        words = self.words(now.hyp, spans)
         text = now.text
-        respelled = self._respelled(words, now.hyp, kind is Final)
+        respelled = self._respelled(words, now.hyp, spans, kind is Final)
         if respelled is not words:
             words, text = respelled, " ".join(w.text for w in respelled)
         extra = {}
