@@ -14,8 +14,11 @@ A stream turns its audio into encoder windows as it arrives (its `Frontend`) and
 waits, so the connection stops reading its socket instead of buffering without bound. The loop takes at most one
 chunk per stream (a stream's chunks depend on each other through the encoder state), gathers up to `max_batch`
 streams, waiting at most `max_wait_ms` after the first (less when every open stream is already in), and hands them
-to `recognizer.step` in a worker thread. Each stream gets its results in order, one `Update` per chunk; after `stop`
-the tail's chunks and then `recognizer.finish` give the last finals, the last update marked `end`.
+to `recognizer.step` in a worker thread. Up to `parallel_steps` batches are in steps at once, each in its own worker
+thread (onnxruntime releases the GIL while it runs the model, so two steps use two cores); a stream whose chunk is in
+a step waits for it before its next chunk joins a batch, so its chunks are still decoded one after the other. Each
+stream gets its results in order, one `Update` per chunk; after `stop` the tail's chunks and then
+`recognizer.finish` give the last finals, the last update marked `end`.
 
 A failure of the step ends every stream of that batch with an `Update` whose `error` is set; other streams go on.
 The batcher knows nothing of models or wire formats: any object with `step` and `finish` (`BatchRecognizer`) will do.
@@ -67,6 +70,7 @@ class BatcherConfig:
     max_batch: int = 32  # streams in one step
     max_wait_ms: float = 10.0  # how long the first ready stream waits for others
     queue_chunks: int = 8  # chunks one stream may have unanswered before `push` waits
+    parallel_steps: int = 1  # batches in the recognizer at once (each in its own worker thread)
 
 
 class StreamClosedError(Exception):
@@ -115,6 +119,7 @@ class Stream:
         self.stopped = False
         self.closed = False
         self.failure: str | None = None  # why the loop gave up on the stream
+        self.in_flight = False  # an item of it is in a step now: it waits for that before it is batched again
 
     @property
     def seconds_received(self) -> float:
@@ -231,6 +236,7 @@ class Batcher:
         self.metrics = metrics
         self._streams: set[Stream] = set()
         self._ready: deque[Stream] = deque()
+        self._busy = 0  # streams with an item in a step
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -249,7 +255,9 @@ class Batcher:
         if self._task is not None:
             return
         self._wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"parley-{self.name}")
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.config.parallel_steps, thread_name_prefix=f"parley-{self.name}"
+        )
         self._task = asyncio.create_task(self._run(), name=f"parley-engine-{self.name}")
 
     async def close(self) -> None:
@@ -293,32 +301,35 @@ class Batcher:
         self._streams.discard(stream)
 
     async def _gather(self) -> list[tuple[Stream, Any]]:
-        """Waits for the first ready stream, then up to `max_wait_ms` for more; takes one item from each."""
+        """Waits for the first ready stream, then up to `max_wait_ms` for more; takes one item from each (none from a
+        stream whose previous item is still in a step)."""
         assert self._wake is not None
-        while not self._ready:
-            self._wake.clear()
-            await self._wake.wait()
         loop = asyncio.get_running_loop()
         cfg = self.config
-        deadline = loop.time() + cfg.max_wait_ms / 1000.0
-        # Waiting is pointless once every open stream is in: nobody else can join.
-        while len(self._ready) < min(cfg.max_batch, len(self._streams)):
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), remaining)
-            except TimeoutError:
-                break
-        batch = []
-        while self._ready and len(batch) < cfg.max_batch:
-            s = self._ready.popleft()
-            s.queued = False
-            if s.closed or not s._pending:
-                continue
-            batch.append((s, s._take()))
-        return batch
+        while True:
+            while not self._ready:
+                self._wake.clear()
+                await self._wake.wait()
+            deadline = loop.time() + cfg.max_wait_ms / 1000.0
+            # Waiting is pointless once every open stream not in a step is in: nobody else can join.
+            while len(self._ready) < min(cfg.max_batch, len(self._streams) - self._busy):
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), remaining)
+                except TimeoutError:
+                    break
+            batch = []
+            while self._ready and len(batch) < cfg.max_batch:
+                s = self._ready.popleft()
+                s.queued = False
+                if s.closed or not s._pending or s.in_flight:
+                    continue
+                batch.append((s, s._take()))
+            if batch:
+                return batch
 
     def _fail(self, streams: Sequence[Stream], error: str) -> None:
         for s in streams:
@@ -326,30 +337,65 @@ class Batcher:
             s.close()
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = await self._gather()
-            chunks: list[tuple[Stream, Chunk, float]] = [(s, *item) for s, item in batch if item is not _STOP]
-            if chunks:
+        slots = asyncio.Semaphore(self.config.parallel_steps)
+        steps: set[asyncio.Task] = set()
+        try:
+            while True:
+                await slots.acquire()
                 try:
-                    results = await loop.run_in_executor(
-                        self._executor, self.recognizer.step, [(s.state, c) for s, c, _ in chunks]
-                    )
+                    batch = await self._gather()
+                except BaseException:
+                    slots.release()
+                    raise
+                for s, _ in batch:
+                    s.in_flight = True
+                self._busy += len(batch)
+                task = asyncio.create_task(self._step(batch))
+                steps.add(task)
+
+                def done(t: asyncio.Task) -> None:
+                    steps.discard(t)
+                    slots.release()
+
+                task.add_done_callback(done)
+        finally:
+            for t in steps:
+                t.cancel()
+
+    def _landed(self, s: Stream, schedule: bool = True) -> None:
+        """A stream's item is done: it may be batched again."""
+        s.in_flight = False
+        self._busy -= 1
+        if schedule:
+            self._schedule(s)
+
+    async def _step(self, batch: list[tuple[Stream, Any]]) -> None:
+        """One gathered batch: its chunks in one recognizer step (in a worker thread), then the ends it holds."""
+        loop = asyncio.get_running_loop()
+        chunks: list[tuple[Stream, Chunk, float]] = [(s, *item) for s, item in batch if item is not _STOP]
+        if chunks:
+            try:
+                results = await loop.run_in_executor(
+                    self._executor, self.recognizer.step, [(s.state, c) for s, c, _ in chunks]
+                )
+            except Exception as e:
+                log.exception("engine %s: a batch of %d streams failed", self.name, len(chunks))
+                self._fail([s for s, _, _ in chunks], f"the model failed: {type(e).__name__}")
+                for s, _ in batch:
+                    self._landed(s, schedule=False)
+                return
+            if self.metrics is not None:
+                self.metrics.batch_size.labels(self.name).observe(len(chunks))
+            for (s, _, arrived), rs in zip(chunks, results, strict=True):
+                s._deliver(Update(list(rs), [arrived]))
+        for s, item in batch:
+            if item is _STOP:
+                try:
+                    last = self.recognizer.finish(s.state, s.seconds_received)
                 except Exception as e:
-                    log.exception("engine %s: a batch of %d streams failed", self.name, len(chunks))
-                    self._fail([s for s, _, _ in chunks], f"the model failed: {type(e).__name__}")
+                    log.exception("engine %s: a stream's end failed", self.name)
+                    self._fail([s], f"the model failed: {type(e).__name__}")
+                    self._landed(s, schedule=False)
                     continue
-                if self.metrics is not None:
-                    self.metrics.batch_size.labels(self.name).observe(len(chunks))
-                for (s, _, arrived), rs in zip(chunks, results, strict=True):
-                    s._deliver(Update(list(rs), [arrived]))
-                    self._schedule(s)
-            for s, item in batch:
-                if item is _STOP:
-                    try:
-                        last = self.recognizer.finish(s.state, s.seconds_received)
-                    except Exception as e:
-                        log.exception("engine %s: a stream's end failed", self.name)
-                        self._fail([s], f"the model failed: {type(e).__name__}")
-                        continue
-                    s._deliver(Update(list(last), end=True))
+                s._deliver(Update(list(last), end=True))
+            self._landed(s)

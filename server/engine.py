@@ -54,6 +54,7 @@ class EngineConfig:
     max_batch: int = 32
     max_wait_ms: float = 10.0
     queue_chunks: int = 8
+    parallel_steps: int = 2  # batches in the model at once (server/batcher.py)
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     max_hotwords: int = 100  # hotwords one stream may ask for
     max_hotword_chars: int = 64  # characters in one hotword
@@ -72,6 +73,7 @@ class EngineConfig:
             max_batch=settings.max_batch,
             max_wait_ms=settings.max_wait_ms,
             queue_chunks=settings.queue_chunks,
+            parallel_steps=settings.parallel_steps,
             endpoint=settings.endpoint_config(),
             max_hotwords=settings.max_hotwords,
             max_hotword_chars=settings.max_hotword_chars,
@@ -86,7 +88,7 @@ class EngineConfig:
 
     @property
     def batcher(self) -> BatcherConfig:
-        return BatcherConfig(self.max_batch, self.max_wait_ms, self.queue_chunks)
+        return BatcherConfig(self.max_batch, self.max_wait_ms, self.queue_chunks, self.parallel_steps)
 
     @property
     def hotwords(self) -> HotwordLimits:

@@ -16,6 +16,7 @@ need a state go through together, one call per missing token position.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,6 +35,7 @@ class RnnLM:
         self.vocab_size = int(meta["vocab_size"])
         self.order = 0  # unbounded history
         self._cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()  # the server's parallel steps share the cache
         zero = np.zeros((self.num_layers, 1, self.hidden_size), np.float32)
         self._root = self._step(np.array([self.boundary_id]), zero, zero)[0]
         self._cache[()] = self._root
@@ -67,6 +69,10 @@ class RnnLM:
         if not histories:
             return np.zeros((0, self.vocab_size), dtype=np.float32)
         keys = [self.history(h) for h in histories]
+        with self._lock:
+            return self._log_probs_locked(keys)
+
+    def _log_probs_locked(self, keys: Sequence[tuple[int, ...]]) -> np.ndarray:
         if len(self._cache) + sum(len(k) for k in keys) > _CACHE_LIMIT:
             self._cache = {(): self._root}
         known = []

@@ -92,13 +92,27 @@ class Settings:
         default="auto", metadata=_meta("onnxruntime providers: auto (CUDA when usable), cuda, cpu", str.lower, "P")
     )
     intra_op_threads: int = field(
-        default=0, metadata=_meta("onnxruntime threads per model run (0: onnxruntime's choice)", int, "N")
+        default=1,
+        metadata=_meta(
+            "onnxruntime threads per model run (0: onnxruntime's choice; 1 costs the least CPU per stream, and "
+            "--parallel-steps runs batches side by side)",
+            int,
+            "N",
+        ),
     )
 
     # Batching engine.
     max_batch: int = field(default=32, metadata=_meta("most streams in one encoder run", int, "N"))
     max_wait_ms: float = field(
         default=10.0, metadata=_meta("longest wait for a fuller batch once a chunk is ready (ms)", float, "MS")
+    )
+    parallel_steps: int = field(
+        default=2,
+        metadata=_meta(
+            "batches the model runs at once, each in its own thread (with --intra-op-threads 1, about one core each)",
+            int,
+            "N",
+        ),
     )
     queue_chunks: int = field(
         default=8,
@@ -244,6 +258,7 @@ class Settings:
         need(self.default_model is None or bool(self.default_model.strip()), "default_model", "must not be empty")
         need(self.intra_op_threads >= 0, "intra_op_threads", "must be >= 0 (0: onnxruntime's choice)")
         need(self.max_batch >= 1, "max_batch", "must be >= 1")
+        need(self.parallel_steps >= 1, "parallel_steps", "must be >= 1")
         need(self.max_wait_ms >= 0, "max_wait_ms", "must be >= 0")
         need(self.queue_chunks >= 1, "queue_chunks", "must be >= 1")
         need(self.max_connections >= 1, "max_connections", "must be >= 1")

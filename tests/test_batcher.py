@@ -190,3 +190,63 @@ def test_backpressure_stop_and_close() -> None:
             await other.push(_audio(0.5))
 
     asyncio.run(go())
+
+
+async def _feed_slowly(stream: Stream, x: np.ndarray, piece: int = 800) -> None:
+    for i in range(0, len(x), piece):
+        await stream.push(x[i : i + piece])
+        await asyncio.sleep(0.004)
+    await stream.stop()
+
+
+@dataclass
+class SlowRecognizer(FakeRecognizer):
+    """`FakeRecognizer` whose steps take a while and record how many ran at once and which streams were in them."""
+
+    running: set[str] = field(default_factory=set)
+    most_at_once: int = 0
+    steps_at_once: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def step(self, batch: Sequence[tuple[Counter, Chunk]]) -> list[list[Result]]:
+        names = {s.name for s, _ in batch}
+        with self.lock:
+            assert not names & self.running, f"a stream in two steps at once: {names & self.running}"
+            self.running |= names
+            self.steps_at_once += 1
+            self.most_at_once = max(self.most_at_once, self.steps_at_once)
+        try:
+            threading.Event().wait(0.02)
+            return super().step(batch)
+        finally:
+            with self.lock:
+                self.running -= names
+                self.steps_at_once -= 1
+
+
+@pytest.mark.parametrize(("parallel", "n", "most"), [(1, 6, 1), (2, 6, 2), (2, 1, 1)])
+def test_parallel_steps_overlap_but_never_hold_a_stream_twice(parallel: int, n: int, most: int) -> None:
+    """Steps overlap up to `parallel_steps`; a stream whose chunk is in a step waits for it, even with a slot free
+    (one stream, two slots: its next chunk arrives while the first is in a step)."""
+    slow = SlowRecognizer()
+    counters = [Counter(f"s{i}") for i in range(n)]
+
+    async def go() -> list[list[Update]]:
+        batcher = Batcher(slow, BatcherConfig(max_batch=2, max_wait_ms=1.0, parallel_steps=parallel), name="slow")
+        await batcher.start()
+        try:
+            streams = [batcher.open(c, Frontend(SPEC, SR)) for c in counters]
+            # pieces arriving while the stream's previous chunks are in a step: the loop could batch it twice
+            got = await asyncio.gather(*(_updates(s) for s in streams), *(_feed_slowly(s, _audio(1.0)) for s in streams))
+            return list(got[: len(streams)])
+        finally:
+            await batcher.close()
+
+    per_stream = asyncio.run(go())
+    assert slow.most_at_once == most, (slow.most_at_once, parallel)
+    assert len(slow.threads) <= parallel, slow.threads
+    for c, updates in zip(counters, per_stream, strict=True):
+        texts = _texts(updates)
+        # 10 chunks of audio and the tail's flush chunks, in order, then the final
+        assert texts[:-1] == [f"{c.name}:{i}" for i in range(len(texts) - 1)], texts
+        assert texts[-1] == f"{c.name}:{len(texts) - 1}" and updates[-1].end
