@@ -7,9 +7,13 @@ Dimension letters: T fbank frames one encoder step reads (the window), F fbank b
     while (chunk := frontend.pop_chunk()) is not None:
         ...                                   # chunk.x (T, F): spec.window frames, advancing spec.shift
     frontend.finish()                         # end of audio: tail padding; the chunks that follow are flush chunks
+    compute_features(chunks)                  # the fbank of many chunks (of many streams) in one call
 
 The fbank frames (`StreamingFbank`, resampling inside) are cut into windows of `spec.window` frames advancing by
-`spec.shift`, the input of one encoder step each. At the end of the audio one window of silence is appended
+`spec.shift`, the input of one encoder step each. A chunk leaves the frontend as the samples of its frames' windows;
+its fbank is computed when `x` is first read, or for a whole batch by `compute_features` (the recognizer's step, in
+its worker thread: the event loop that receives the audio does no signal processing, and numpy computes the frames
+of every stream in the batch at once). At the end of the audio one window of silence is appended
 (parley.contract's tail padding rule), so the last real frame lies inside a complete step and every received sample
 is decoded; the chunks cut after `finish` are marked `flush`. Synchronous and free of asyncio: the batcher's streams
 and the recognizer's tests use it alike.
@@ -17,29 +21,66 @@ and the recognizer's tests use it alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 
 from parley.contract import tail_padding_samples
-from parley.features import StreamingFbank
+from parley.features import LogMel, StreamingFbank
 from server.bundle import EncoderSpec
 
 
-@dataclass
 class Chunk:
     """One encoder window of one stream.
 
-    Attributes:
-        x: `(T, F)` float32 fbank frames.
+    Args:
+        x: `(T, F)` float32 fbank frames; None to compute them from `samples` (`compute_features`).
         audio_s: seconds of audio the stream had received when the chunk was cut: no time in a result passes it
             (the tail padding is not audio).
         flush: cut after the end of the audio: its results are finals only (no partials).
+        samples: `(S,)` float32, the samples of the T frames' windows (`StreamingFbank.span`), when `x` is None.
+        logmel: what computes the frames from `samples`.
     """
 
-    x: np.ndarray
-    audio_s: float
-    flush: bool = False
+    __slots__ = ("_x", "audio_s", "flush", "logmel", "samples")
+
+    def __init__(
+        self,
+        x: np.ndarray | None,
+        audio_s: float,
+        flush: bool = False,
+        samples: np.ndarray | None = None,
+        logmel: LogMel | None = None,
+    ) -> None:
+        if x is None and (samples is None or logmel is None):
+            raise ValueError("a chunk needs its frames or their samples and a LogMel")
+        self._x, self.audio_s, self.flush, self.samples, self.logmel = x, audio_s, flush, samples, logmel
+
+    @property
+    def x(self) -> np.ndarray:
+        """`(T, F)` float32 fbank frames."""
+        if self._x is None:
+            compute_features([self])
+        assert self._x is not None
+        return self._x
+
+
+def compute_features(chunks: Sequence[Chunk]) -> None:
+    """Computes the fbank frames of every chunk in `chunks` that has only its samples, one `LogMel` call for all of
+    them (per frontend setting); a chunk's frames are the same whichever chunks share the call."""
+    todo: dict[int, list[Chunk]] = {}
+    for c in chunks:
+        if c._x is None:
+            todo.setdefault(id(c.logmel), []).append(c)
+    for group in todo.values():
+        logmel = group[0].logmel
+        assert logmel is not None
+        windows = [logmel.frames_of(c.samples) for c in group]  # (T_i, L) views
+        frames = logmel(windows[0] if len(windows) == 1 else np.concatenate(windows))
+        i = 0
+        for c, w in zip(group, windows, strict=True):
+            c._x, c.samples = frames[i : i + len(w)], None
+            i += len(w)
 
 
 class Frontend:
@@ -56,7 +97,7 @@ class Frontend:
         self.sample_rate = int(sample_rate)
         self._frame_shift_ms = spec.features.frame_shift_ms
         self._fbank = StreamingFbank(spec.features, self.sample_rate)
-        self._frames = np.zeros((0, spec.features.num_bins), dtype=np.float32)  # (T_buf, F) not yet in a chunk
+        self._first = 0  # the next chunk's first fbank frame
         self.samples_received = 0
         self.finished = False
 
@@ -88,15 +129,13 @@ class Frontend:
 
     def ready(self) -> bool:
         """Whether a whole window is ready (`pop_chunk` returns a chunk)."""
-        frames = self._fbank.pop_frames()  # (T_new, F)
-        if len(frames):
-            self._frames = np.concatenate([self._frames, frames]) if self._frames.size else frames
-        return len(self._frames) >= self.window
+        return self._fbank.num_frames_ready - self._first >= self.window
 
     def pop_chunk(self) -> Chunk | None:
         """The next whole window, or None until more audio (or `finish`) completes one."""
         if not self.ready():
             return None
-        x = self._frames[: self.window].copy()  # (T, F)
-        self._frames = self._frames[self.shift :]
-        return Chunk(x, self.seconds_received, flush=self.finished)
+        samples = np.array(self._fbank.span(self._first, self.window))  # (S,) a copy: the buffer moves on
+        self._first += self.shift
+        self._fbank.release(self._first)
+        return Chunk(None, self.seconds_received, self.finished, samples, self._fbank.logmel)

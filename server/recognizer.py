@@ -49,7 +49,7 @@ import numpy as np
 from parley.contract import CHANNEL_CHANGE, WORD_START
 from server.bundle import EncoderSpec
 from server.endpoint import EndpointConfig, EndpointDetector
-from server.frontend import Chunk
+from server.frontend import Chunk, compute_features
 from server.lid import LidState
 from server.plan import HeadAdaptation, HeadPlan
 from server.protocol import SEARCH_METHODS
@@ -497,6 +497,7 @@ class Recognizer:
         assert len({id(s) for s in streams}) == len(streams), "a stream's chunks depend on each other: one per step"
         for s, c in batch:
             s.audio_s = c.audio_s
+        compute_features([c for _, c in batch])  # the fbank of the whole batch in one call
         x = np.stack([c.x for _, c in batch])  # (B, T, F)
         enc, state = self.model.encode(x, stack_states([s.encoder for s in streams]))  # enc (B, C, E)
         for s, new in zip(streams, unstack_states(state), strict=True):

@@ -237,7 +237,9 @@ def test_parallel_steps_overlap_but_never_hold_a_stream_twice(parallel: int, n: 
         try:
             streams = [batcher.open(c, Frontend(SPEC, SR)) for c in counters]
             # pieces arriving while the stream's previous chunks are in a step: the loop could batch it twice
-            got = await asyncio.gather(*(_updates(s) for s in streams), *(_feed_slowly(s, _audio(1.0)) for s in streams))
+            got = await asyncio.gather(
+                *(_updates(s) for s in streams), *(_feed_slowly(s, _audio(1.0)) for s in streams)
+            )
             return list(got[: len(streams)])
         finally:
             await batcher.close()

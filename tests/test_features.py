@@ -58,3 +58,23 @@ def test_unsupported_rate_is_refused() -> None:
         StreamingFbank(input_rate=4000)
     with pytest.raises(ValueError, match="not supported"):
         StreamingFbank(input_rate=96000)
+
+
+@pytest.mark.parametrize("config", [FbankConfig(), FbankConfig(high_freq=-400.0), FbankConfig(num_bins=40)])
+@pytest.mark.parametrize("seconds", [0.004, 0.02, 0.5, 1.37])
+def test_frames_equal_kaldi_native_fbank(config: FbankConfig, seconds: float) -> None:
+    """The numpy fbank is kaldi-native-fbank's (what sherpa-onnx computes), to float32 rounding: also for inputs
+    shorter than a frame, whose windows mirror more than once."""
+    import kaldi_native_fbank as knf
+
+    x = _speechlike(seconds, 16000, seed=3)
+    ref = knf.OnlineFbank(config.knf_options())
+    ref.accept_waveform(16000, x)
+    ref.input_finished()
+    want = np.array([ref.get_frame(i) for i in range(ref.num_frames_ready)], dtype=np.float32).reshape(
+        -1, config.num_bins
+    )
+    got = compute_fbank(x, 16000, config)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    assert float(np.abs(got - want).max(initial=0.0)) < 2e-3
+    assert float(np.abs(got - want).mean()) < 2e-5 if got.size else True
