@@ -40,6 +40,7 @@ from server.respell import (
     RESPELL_MAX_CONFIDENCE,
     RESPELL_THRESHOLD,
     RESPELL_VERIFY_MARGIN,
+    RESPELL_VERIFY_SPELLINGS,
     RESPELL_VERIFY_THRESHOLD,
     AcousticCheck,
     Respeller,
@@ -117,6 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             [2.0, 2.25, 2.5, 2.75],
             "finals' respelling: log-probability per hotword token the hotword may fall short of the recognized run",
         ),
+        "--verify-spellings": (
+            [RESPELL_VERIFY_SPELLINGS],
+            "finals' respelling: the hotword's likeliest tokenizations the check sums (1: the usual one only)",
+        ),
     }
     for flag, (default, text) in grids.items():
         parser.add_argument(flag, type=float, nargs="+", default=default, help=text)
@@ -177,12 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         speller = Respeller(names, threshold=threshold, max_confidence=conf)
         return [" ".join(speller.apply(*words_of(t))) for t in transcripts]
 
-    def checks(transcripts: Sequence[Transcript]) -> list[AcousticCheck]:
+    def checks(transcripts: Sequence[Transcript], spellings: int = RESPELL_VERIFY_SPELLINGS) -> list[AcousticCheck]:
         """Each transcript's acoustic check (it remembers its scores: every margin reuses them)."""
         out = []
         for t in transcripts:
             assert t.encoder_out is not None
-            out.append(AcousticCheck(model.heads[0], t.encoder_out, t.tokens, t.frames, word_spans(t)[2]))
+            spans = word_spans(t)[2]
+            out.append(AcousticCheck(model.heads[0], t.encoder_out, t.tokens, t.frames, spans, spellings=spellings))
         return out
 
     def verified(
@@ -264,12 +270,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "respell_ms_per_final": 1000 * (t3 - t2) / len(both),
                 "decode_ms_per_named_utterance": decode_ms,
             }
-            named_checks, plain_checks = checks(named_transcripts), checks(plain_transcripts)
-            for key in [(t, v, m) for t in a.verify_strict for v in a.verify_thresholds for m in a.verify_margins]:
-                rh = verified(named_transcripts, named_checks, names, key)
-                ro = verified(plain_transcripts, plain_checks, names, key)
-                default = key == (RESPELL_THRESHOLD, RESPELL_VERIFY_THRESHOLD, RESPELL_VERIFY_MARGIN)
-                verify["/".join(f"{x:g}" for x in key)] = counts(named, rh, refs, ro, names, default)
+            for n in a.verify_spellings:
+                named_checks, plain_checks = checks(named_transcripts, int(n)), checks(plain_transcripts, int(n))
+                for key in [(t, v, m) for t in a.verify_strict for v in a.verify_thresholds for m in a.verify_margins]:
+                    rh = verified(named_transcripts, named_checks, names, key)
+                    ro = verified(plain_transcripts, plain_checks, names, key)
+                    default = key == (RESPELL_THRESHOLD, RESPELL_VERIFY_THRESHOLD, RESPELL_VERIFY_MARGIN) and (
+                        n == RESPELL_VERIFY_SPELLINGS
+                    )
+                    name = "/".join(f"{x:g}" for x in key)
+                    if n != RESPELL_VERIFY_SPELLINGS:
+                        name += f"/{n:g} spellings"
+                    verify[name] = counts(named, rh, refs, ro, names, default)
             alarms = sum(bool(set(o.split()) & set(names)) for o in out)
             row = {
                 "split": split,

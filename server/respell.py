@@ -51,6 +51,7 @@ RESPELL_EXTRA_WORDS = 2  # a run may have this many words more than the hotword
 RESPELL_VERIFY_THRESHOLD = 0.5  # finals: least closeness of a run the transducer verifies (`AcousticCheck`); 1: off
 RESPELL_VERIFY_RUNS = 8  # finals: runs checked per segment at most, the closest first
 RESPELL_VERIFY_MARGIN = 2.25  # log-probability per hotword token the hotword may fall short of the recognized words
+RESPELL_VERIFY_SPELLINGS = 1  # finals: a hotword's tokenizations the check sums
 
 _FOLDS = (  # applied in order, on lowercase letters
     ("tch", "c"),
@@ -271,6 +272,23 @@ class Respeller:
         return out + list(words[i:])
 
 
+def _spellings(sp, phrase: str, n: int) -> list[list[int]]:
+    """A hotword's `n` likeliest tokenizations under the head's sentencepiece model `sp`, the usual one first (none:
+    the head cannot write it)."""
+    try:
+        best = phrase_tokens(sp, phrase)
+    except ValueError:
+        return []
+    out = [best]
+    if n > 1:
+        unk = sp.unk_id()
+        for ids in sp.nbest_encode_as_ids(" ".join(phrase.lower().split()), n):
+            ids = [int(t) for t in ids]
+            if len(out) < n and ids not in out and unk not in ids:
+                out.append(ids)
+    return out
+
+
 class AcousticCheck:
     """Whether the transducer hears a hotword where a run of recognized words was (the module docstring's check), for
     one hypothesis: a `verify` for `Respeller.find`.
@@ -284,6 +302,8 @@ class AcousticCheck:
         word_tokens: each word's tokens, as the range [i, j) of `tokens`, in the order of the words `find` is given.
         first_frame: the stream frame of `encoder_out`'s first row.
         margin: log-probability per hotword token that the hotword may fall short of the recognized run.
+        spellings: the hotword's likeliest tokenizations scored (their probabilities summed); the margin counts the
+            tokens of the first.
     """
 
     def __init__(
@@ -295,9 +315,11 @@ class AcousticCheck:
         word_tokens: Sequence[tuple[int, int]],
         first_frame: int = 0,
         margin: float = RESPELL_VERIFY_MARGIN,
+        spellings: int = RESPELL_VERIFY_SPELLINGS,
     ) -> None:
         assert len(tokens) == len(frames), (len(tokens), len(frames))
         self.head, self.encoder_out, self.first_frame, self.margin = head, encoder_out, first_frame, margin
+        self.spellings = spellings
         self.tokens, self.frames, self.word_tokens = list(tokens), list(frames), list(word_tokens)
         self._scored: dict[tuple[int, int, int, int, str], tuple[float, int]] = {}  # -> (log P ratio, hotword tokens)
 
@@ -325,16 +347,15 @@ class AcousticCheck:
                 todo.setdefault(w, []).append(r.phrase)
         sp = self.head.head.sp
         for (k0, k1, a, b), phrases in todo.items():
-            alts: list[list[int]] = []
-            for phrase in phrases:
-                try:
-                    alts.append(phrase_tokens(sp, phrase))
-                except ValueError:
-                    alts.append([])
+            alts: list[list[list[int]]] = [_spellings(sp, phrase, self.spellings) for phrase in phrases]
+            flat = [self.tokens[k0:k1], *(seq for spell in alts for seq in spell)]
             context = self.tokens[max(0, k0 - self.head.context_size) : k0]
-            lp = forced_log_probs(self.head, self.encoder_out[a:b], [self.tokens[k0:k1], *alts], context)
-            for phrase, alt, score in zip(phrases, alts, lp[1:], strict=True):
-                self._scored[(k0, k1, a, b, phrase)] = (float(score - lp[0]) if alt else -np.inf, len(alt))
+            lp = forced_log_probs(self.head, self.encoder_out[a:b], flat, context)
+            i = 1
+            for phrase, spell in zip(phrases, alts, strict=True):
+                score = np.logaddexp.reduce(lp[i : i + len(spell)]) if spell else -np.inf
+                i += len(spell)
+                self._scored[(k0, k1, a, b, phrase)] = (float(score - lp[0]), len(spell[0]) if spell else 0)
         out = []
         for key in keys:
             ratio, n = self._scored[key] if key is not None else (-np.inf, 0)

@@ -199,6 +199,10 @@ def test_the_acoustic_check_takes_the_words_the_transducer_hears_not_any_that_so
     assert max(check.scores(said)) >= 0 > max(check.scores(decoys)), (said, decoys)
     assert CHECKED_NAME in speller.apply(words, [0.0] * len(words), check)
     assert CHECKED_NAME not in speller.apply(words, [0.0] * len(words))  # no check: only the close sound keys
+    # more of the hotword's tokenizations: their probabilities add up (never less), the margin counts the usual one
+    wide = AcousticCheck(model.heads[0], t.encoder_out, t.tokens, t.frames, [tuple(s) for s in spans], spellings=4)
+    assert all(w >= n - 1e-9 for w, n in zip(wide.scores(said + decoys), check.scores(said + decoys), strict=True))
+    assert max(w - n for w, n in zip(wide.scores(said), check.scores(said), strict=True)) > 0
 
 
 def test_a_stream_s_final_checks_respellings_its_partials_do_not(en_open) -> None:
