@@ -128,6 +128,14 @@ class Settings:
     max_message_bytes: int = field(
         default=DEFAULT_MAX_MESSAGE_BYTES, metadata=_meta("largest WebSocket message accepted (bytes)", int, "B")
     )
+    ws_compression: bool = field(
+        default=False,
+        metadata=_meta(
+            "accept WebSocket permessage-deflate when a client offers it (off: PCM audio hardly compresses, and "
+            "inflating every message costs the server CPU)",
+            _bool,
+        ),
+    )
     max_upload_bytes: int = field(
         default=64 << 20, metadata=_meta("largest POST /v1/transcribe body (bytes)", int, "B")
     )
@@ -363,6 +371,7 @@ class Settings:
             "port": self.port,
             "log_level": self.log_level,
             "ws_max_size": 2 * self.max_message_bytes,
+            "ws_per_message_deflate": self.ws_compression,
             "timeout_graceful_shutdown": self.drain_timeout_s,
             # h11, not httptools: h11 bounds the request line and headers; the header deadline is server/serve.py's.
             "http": "h11",

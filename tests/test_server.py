@@ -588,3 +588,19 @@ def shut_down_while_streaming(bundles: Path, seconds: float, after: float, **kw)
 def test_drain_timeout_ends_streams_with_1001(bundles: Path) -> None:
     result = shut_down_while_streaming(bundles, 5.0, 0.5, drain_timeout_s=0.3)
     assert result.error["code"] == "shutting_down" and result.close_code == 1001
+
+
+@pytest.mark.parametrize("compression", [False, True])
+def test_websocket_compression_only_when_turned_on(bundles: Path, compression: bool) -> None:
+    """A client offering permessage-deflate (as browsers and the websockets library do) gets it only from a server
+    started with --ws-compression: by default the server does not inflate every audio message."""
+
+    async def extensions(url: str) -> str | None:
+        async with connect(url, close_timeout=5) as ws:  # offers permessage-deflate by default
+            await ws.send(json.dumps(START))
+            assert json.loads(await ws.recv())["type"] == "ready"
+            return ws.response.headers.get("Sec-WebSocket-Extensions")
+
+    with running(bundles, ws_compression=compression) as r:
+        got = asyncio.run(asyncio.wait_for(extensions(r.url), TIMEOUT))
+    assert (got is not None and "permessage-deflate" in got) == compression, got
