@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import kaldi_native_fbank as knf
 import numpy as np
 
 from parley.contract import FBANK_SHIFT_MS
 from parley.resample import Resampler
+
+if TYPE_CHECKING:
+    import kaldi_native_fbank as knf
 
 SAMPLE_RATE = 16000  # Hz: every model works at this rate; other input rates are resampled first.
 LOW_FREQ = 20.0  # Hz: the mel filterbank's lower edge (Kaldi's default, which kaldi-native-fbank keeps)
@@ -74,6 +77,9 @@ class FbankConfig:
         return cls(**known)
 
     def knf_options(self) -> knf.FbankOptions:
+        """The same settings for kaldi-native-fbank (what sherpa-onnx computes; the tests' reference)."""
+        import kaldi_native_fbank as knf
+
         opts = knf.FbankOptions()
         opts.frame_opts.samp_freq = float(self.sample_rate)
         opts.frame_opts.frame_length_ms = float(self.frame_length_ms)
