@@ -5,7 +5,9 @@
 
 Both decode the same utterances as N concurrent streams, chunk by chunk, as fast as they can (no real-time pacing):
 Parley with `server/transducer.transcribe_many` (one encoder call for all ready streams per step, batched greedy
-search: what the server's engine runs), sherpa-onnx with `OnlineRecognizer.decode_streams` over all ready streams.
+search: what the server's engine runs; by default as the server runs it, the streams in `--threads` groups decoded
+side by side, one onnxruntime thread each, its `--parallel-steps`; `--parley-steps 1` gives one group whose runs use
+all the threads, the server's old way), sherpa-onnx with `OnlineRecognizer.decode_streams` over all ready streams.
 Both get the same thread count and the same precision. Printed per N: audio seconds decoded per wall second
 (x real time), the Parley / sherpa-onnx ratio, and whether the transcripts agree (sherpa-onnx emits at most one token
 per frame; Parley is run the same way here so the comparison is like for like). Each N decodes rounds of N
@@ -54,12 +56,15 @@ def load_rounds(manifest: Path, n: int, min_audio_s: float) -> list[list[np.ndar
     return rounds
 
 
-def parley_run(model: StreamingTransducer, rounds: Sequence[Sequence[np.ndarray]]) -> tuple[float, list[str]]:
-    """Seconds to decode every round (each as len(round) concurrent streams) and the transcripts."""
+def parley_run(
+    model: StreamingTransducer, rounds: Sequence[Sequence[np.ndarray]], steps: int = 1
+) -> tuple[float, list[str]]:
+    """Seconds to decode every round (each as len(round) concurrent streams, in `steps` groups side by side) and the
+    transcripts."""
     elapsed, texts = 0.0, []
     for waves in rounds:
         t0 = time.perf_counter()
-        out = transcribe_many(model, waves, SR, tail_padding_ms=0, max_symbols_per_frame=1)
+        out = transcribe_many(model, waves, SR, tail_padding_ms=0, max_symbols_per_frame=1, parallel=steps)
         elapsed += time.perf_counter() - t0
         texts += [t.text for t in out]
     return elapsed, texts
@@ -92,24 +97,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--manifest", type=Path, required=True, help="utterances to decode (JSONL manifest)")
     p.add_argument("--streams", type=int, nargs="+", default=[1, 8, 32, 100])
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--parley-steps",
+        type=int,
+        help="Parley's groups decoded side by side (default --threads, one onnxruntime thread each; 1: one group "
+        "whose runs use --threads threads)",
+    )
     p.add_argument("--precision", default=None, help="fp32 or int8 (default: the bundle's first)")
     p.add_argument("--json", type=Path, help="write the figures here")
     p.add_argument("--min-audio", type=float, default=120.0, help="seconds of audio decoded per N, at least")
     a = p.parse_args(argv)
     meta = json.loads((a.bundle / "bundle.json").read_text())
     precision = a.precision or meta["precisions"][0]
-    model = StreamingTransducer(load_bundle(a.bundle, precision, providers="cpu", threads=a.threads))
+    steps = a.parley_steps or a.threads
+    model = StreamingTransducer(load_bundle(a.bundle, precision, providers="cpu", threads=max(1, a.threads // steps)))
     rec = sherpa_recognizer(a.bundle, precision, a.threads)
     silence = settling_silence(meta["streaming"], SR)  # both runtimes decode the same audio
     warm = [[np.concatenate([w, silence]) for w in load_rounds(a.manifest, 1, 0)[0]]]
-    parley_run(model, warm)
+    parley_run(model, warm, steps)
     sherpa_run(rec, warm)
     rows = []
     for n in a.streams:
         rounds = load_rounds(a.manifest, n, a.min_audio)
         audio_s = sum(len(w) for r in rounds for w in r) / SR
         rounds = [[np.concatenate([w, silence]) for w in r] for r in rounds]
-        t_parley, ours = parley_run(model, rounds)
+        t_parley, ours = parley_run(model, rounds, steps)
         t_sherpa, theirs = sherpa_run(rec, rounds)
         same = sum(x == y for x, y in zip(ours, theirs, strict=True))
         row = {
@@ -130,7 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
     if a.json:
-        a.json.write_text(json.dumps({"bundle": str(a.bundle), "precision": precision, "rows": rows}, indent=2))
+        out = {
+            "bundle": str(a.bundle),
+            "precision": precision,
+            "threads": a.threads,
+            "parley_steps": steps,
+            "rows": rows,
+        }
+        a.json.write_text(json.dumps(out, indent=2))
     return 0
 
 

@@ -39,6 +39,7 @@ Hypotheses of equal tokens have equal LM histories and graph nodes, so merging t
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -474,6 +475,7 @@ def transcribe_many(
     hotwords: ContextGraph | None = None,
     fusion: LmFusion | None = None,
     keep_encoder: bool = False,
+    parallel: int = 1,
 ) -> list[Transcript]:
     """Recognizes whole waveforms as streams batched together, chunk by chunk, as the server would.
 
@@ -494,10 +496,27 @@ def transcribe_many(
         hotwords: hotwords for beam search (every stream's).
         fusion: an LM to fuse in beam search (every stream's).
         keep_encoder: whether each transcript keeps its encoder output (`encoder_out`, for `AcousticCheck`).
+        parallel: the streams are split into this many groups (every parallel-th), decoded side by side in threads,
+            as the server's `--parallel-steps` runs batches (give the model one onnxruntime thread per run).
 
     Raises:
         ValueError: an unknown search, or hotwords or an LM with greedy search.
     """
+    if parallel > 1 and len(waveforms) > 1:
+        groups = [list(range(k, len(waveforms), parallel)) for k in range(min(parallel, len(waveforms)))]
+        kw = dict(
+            head=head, search=search, tail_padding_ms=tail_padding_ms, max_symbols_per_frame=max_symbols_per_frame
+        )
+        kw.update(beam=beam, hotwords=hotwords, fusion=fusion, keep_encoder=keep_encoder)
+        with ThreadPoolExecutor(len(groups)) as pool:
+            parts = list(
+                pool.map(lambda g: transcribe_many(model, [waveforms[i] for i in g], sample_rate, **kw), groups)
+            )
+        out: list[Transcript | None] = [None] * len(waveforms)
+        for g, part in zip(groups, parts, strict=True):
+            for i, t in zip(g, part, strict=True):
+                out[i] = t
+        return [t for t in out if t is not None]
     if search not in ("greedy", "beam"):
         raise ValueError(f"unknown search {search!r}; use greedy or beam")
     if search == "greedy" and (hotwords is not None or fusion is not None):

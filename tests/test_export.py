@@ -388,6 +388,15 @@ def test_bundle_eval_reports_wer_speed_size_and_parity(tiny, tiny_corpus, tmp_pa
         )
         expected = error_counts([u.text for u in utts], [h.text for h in hyps], "en").rate
         assert row["wer_one_symbol_per_frame"] == pytest.approx(expected), precision
+        # Streams split into groups decoded side by side (the server's parallel steps): the same transcripts, in order.
+        side = transcribe_many(
+            _recognizer(folder, precision),
+            [load_audio(u.audio) for u in utts],
+            SAMPLE_RATE,
+            max_symbols_per_frame=1,
+            parallel=2,
+        )
+        assert [(h.tokens, h.frames) for h in side] == [(h.tokens, h.frames) for h in hyps], precision
     q = report["parity"]
     assert q["parley_vs_sherpa_identical"] == q["pytorch_vs_parley_identical"] == 3
     # The noise floor: each runtime again at one more thread; the tiny model's transcripts do not flip on rounding.
