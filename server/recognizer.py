@@ -211,6 +211,7 @@ class StreamRecognizer:
         self.segment_start_frame = 0  # where the open segment began (the previous final's end)
         self.last_sent = self._empty()
         self.audio_s = 0.0  # seconds of audio received: no time in a result goes past it
+        self._decoded: dict[int, tuple[tuple[int, ...], str]] = {}  # head -> its last tokens and their text
 
     @property
     def runner(self) -> HeadRunner:
@@ -325,8 +326,16 @@ class StreamRecognizer:
 
     def _text(self) -> _Text:
         hyp = self._hyp(self.caption)
-        translations = {lang: self.model.heads[h].text(self._hyp(h).tokens) for lang, h in self.plan.translate}
-        return _Text(hyp, self.runner.text(hyp.tokens), translations)
+        translations = {lang: self._decode(h, self._hyp(h).tokens) for lang, h in self.plan.translate}
+        return _Text(hyp, self._decode(self.caption, hyp.tokens), translations)
+
+    def _decode(self, head: int, tokens: Sequence[int]) -> str:
+        """`tokens` of `head` as text; the last decoding is remembered (most chunks add no token to a head)."""
+        key = tuple(tokens)
+        last = self._decoded.get(head)
+        if last is None or last[0] != key:
+            last = self._decoded[head] = (key, self.model.heads[head].text(key))
+        return last[1]
 
     def _empty(self) -> tuple[str, tuple[tuple[str, str], ...]]:
         return "", tuple((lang, "") for lang, _ in self.plan.translate)
