@@ -210,10 +210,10 @@ class StreamingFbank:
         if x.size:
             self._buf = np.concatenate([self._buf, x.astype(np.float32, copy=False)])
             self._received += int(x.size)
-        n, shift, length = self._received, self._shift, self._length
-        total = (n + shift // 2) // shift  # frames of the whole input (snip_edges false)
-        if not self.finished:  # only frames whose window has fully arrived
-            total = min(total, max(0, (n - length + length // 2 - shift // 2) // shift + 1))
+        n = self._received
+        total = num_frames(n, self.config)  # frames of the whole input
+        if not self.finished:  # only frames whose window has fully arrived: start + frame length <= n
+            total = min(total, max(0, (n - self._length - self._start(0)) // self._shift + 1))
         self._ready = max(self._ready, total)
 
     def _start(self, frame: int) -> int:

@@ -502,25 +502,17 @@ def transcribe_many(
     Raises:
         ValueError: an unknown search, or hotwords or an LM with greedy search.
     """
-    if parallel > 1 and len(waveforms) > 1:
-        groups = [list(range(k, len(waveforms), parallel)) for k in range(min(parallel, len(waveforms)))]
-        kw = dict(
-            head=head, search=search, tail_padding_ms=tail_padding_ms, max_symbols_per_frame=max_symbols_per_frame
-        )
-        kw.update(beam=beam, hotwords=hotwords, fusion=fusion, keep_encoder=keep_encoder)
-        with ThreadPoolExecutor(len(groups)) as pool:
-            parts = list(
-                pool.map(lambda g: transcribe_many(model, [waveforms[i] for i in g], sample_rate, **kw), groups)
-            )
-        out: list[Transcript | None] = [None] * len(waveforms)
-        for g, part in zip(groups, parts, strict=True):
-            for i, t in zip(g, part, strict=True):
-                out[i] = t
-        return [t for t in out if t is not None]
     if search not in ("greedy", "beam"):
         raise ValueError(f"unknown search {search!r}; use greedy or beam")
     if search == "greedy" and (hotwords is not None or fusion is not None):
         raise ValueError("hotwords and LM fusion need search='beam'")
+    if parallel > 1 and len(waveforms) > 1:
+        groups = [list(range(k, len(waveforms), parallel)) for k in range(min(parallel, len(waveforms)))]
+        args = (head, search, tail_padding_ms, max_symbols_per_frame, beam, hotwords, fusion, keep_encoder)
+        with ThreadPoolExecutor(len(groups)) as pool:
+            parts = pool.map(lambda g: transcribe_many(model, [waveforms[i] for i in g], sample_rate, *args), groups)
+            by_index = {i: t for g, part in zip(groups, parts, strict=True) for i, t in zip(g, part, strict=True)}
+        return [by_index[i] for i in range(len(waveforms))]
     spec, runner = model.spec, model.heads[head]
     if tail_padding_ms is None:
         pad = tail_padding_samples(spec.window, sample_rate, spec.features.frame_shift_ms)
