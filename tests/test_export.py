@@ -24,7 +24,7 @@ from models.nn.search import greedy_search, modified_beam_search
 from models.nn.transducer import ModelConfig, Transducer
 from models.train.train import TrainConfig
 from parley.contract import BLANK_ID, UNK_ID
-from parley.features import compute_fbank
+from parley.features import FbankConfig, LogMel, compute_fbank
 from server.bundle import BundleError, load_bundle
 from server.transducer import StreamingTransducer, stack_states, transcribe, unstack_states
 from tests._tiny import TINY_ENCODER, save_untrained_checkpoint
@@ -254,10 +254,35 @@ def test_greedy_tokens_agree_pytorch_onnxruntime_sherpa_onnx(tiny, seed: int) ->
     assert np.allclose(sherpa.timestamps, np.array(one.frames) * frame_s)
 
 
-def test_int8_bundle_runs_in_sherpa_onnx_like_in_onnxruntime(tiny) -> None:
+def _knf_log_mel(config: FbankConfig):
+    """A `LogMel.__call__` that computes each frame with kaldi-native-fbank (sherpa-onnx's frontend): a frame's
+    fbank depends only on its own samples, so one snip-edges frame per window is the frame sherpa-onnx computes."""
+    import kaldi_native_fbank as knf
+
+    opts = config.knf_options()
+    opts.frame_opts.snip_edges = True
+
+    def call(self: LogMel, frames: np.ndarray) -> np.ndarray:
+        out = np.empty((len(frames), config.num_bins), dtype=np.float32)
+        for i, frame in enumerate(frames):
+            fb = knf.OnlineFbank(opts)
+            fb.accept_waveform(float(config.sample_rate), frame)
+            fb.input_finished()
+            out[i] = fb.get_frame(0)
+        return out
+
+    return call
+
+
+def test_int8_bundle_runs_in_sherpa_onnx_like_in_onnxruntime(tiny, monkeypatch) -> None:
+    """Same frames in, same tokens out. The frames must be the same to the bit: int8 activations round to steps of
+    max|x| / 127 per row, so the numpy fbank's float32-rounding differences from kaldi-native-fbank (< 2e-3,
+    tests/test_features.py) flip some roundings, and this tiny untrained model's near-tied tokens with them (adding
+    1e-3 noise to Parley's own frames changes its int8 tokens too); the fp32 tests above compare the frontends."""
     _, folder = tiny
     rec = _recognizer(folder, "int8")
     x, _ = _padded_audio(3.0, 0)
+    monkeypatch.setattr(LogMel, "__call__", _knf_log_mel(FbankConfig()))
     ours = transcribe(rec, x, SR, tail_padding_ms=0, max_symbols_per_frame=1)
     sherpa = _sherpa(folder, x, "int8")
     print(f"int8: {len(ours.tokens)} tokens, sherpa-onnx {len(sherpa.tokens)}")
@@ -461,3 +486,51 @@ def test_card_notes_become_a_section_of_the_model_card(tmp_path) -> None:
     card = (out / "README.md").read_text()
     assert "## Notes\n\nA preview: far from its targets." in card and card.index("## Notes") < card.index("## Files")
     assert export_main([*args, "--card-notes", str(tmp_path / "missing.md")]) == 2
+
+
+def test_int8_encoder_quantizes_every_weight_matmul_and_runs_the_depthwise_conv_in_2d(tiny) -> None:
+    """The exported int8 encoder leaves no float MatMul with a constant weight (the attention's query and key-value
+    projections were such MatMuls, their weights split from `attn.qkv` at every run) and no grouped 1-D Conv
+    (onnxruntime's CPU kernel for it is ten times slower than for the same (1, k) Conv2d)."""
+    import onnx
+    from onnx import numpy_helper
+
+    _, folder = tiny
+    model = onnx.load(str(folder / "encoder.int8.onnx"))
+    consts = {t.name for t in model.graph.initializer}
+    consts |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    produced_by = {o: n for n in model.graph.node for o in n.output}
+    float_weight_matmuls = []
+    for n in model.graph.node:
+        if n.op_type in ("MatMul", "Gemm"):
+            src = n.input[1]
+            while src in produced_by and produced_by[src].op_type in ("Transpose", "Split", "Slice", "Squeeze"):
+                src = produced_by[src].input[0]  # a weight reshaped at run time is still a constant weight
+            if src in consts:
+                float_weight_matmuls.append(n.name)
+    assert float_weight_matmuls == []
+    weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    grouped = [
+        n for n in model.graph.node if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
+    ]
+    assert grouped, "the depthwise convolutions"
+    assert all(weights[n.input[1]].ndim == 4 and weights[n.input[1]].shape[2] == 1 for n in grouped)
+    n_quantized = sum(n.op_type == "MatMulInteger" for n in model.graph.node)
+    # per layer ff1 x2, q, kv, out, pw1, pw2, ff2 x2; subsampling.out and the joiner's encoder projection
+    assert n_quantized == TINY_ENCODER.num_layers * 9 + 2
+
+
+def test_bench_encoder_times_and_profiles_an_encoder(tiny, tmp_path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_encoder", ROOT / "benchmarks" / "bench_encoder.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    _, folder = tiny
+    out = tmp_path / "enc.json"
+    args = [str(folder / "encoder.int8.onnx"), "--batch", "1", "4", "--runs", "2", "--repeats", "1", "--profile"]
+    assert bench.main([*args, "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["encoders"].values()
+    assert set(row["ms_per_stream_chunk"]) == {"1", "4"} and min(row["ms_per_stream_chunk"].values()) > 0
+    assert "MatMulInteger" in row["profile"]["by_op"] and abs(sum(row["profile"]["by_op"].values()) - 1) < 0.01
+    assert bench.main([str(tmp_path / "missing.onnx")]) == 2

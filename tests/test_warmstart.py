@@ -65,3 +65,32 @@ def test_a_run_from_a_bundle_carries_the_bundles_training_history(tmp_path: Path
     assert stages[1]["steps"] == own["steps"] and stages[1]["train_hours"] == own["train_hours"]
     assert stages[2:] == own["started_from"]  # and, through it, the runs that bundle came from
     assert sum(s["steps"] or 0 for s in stages) == own["steps"] + sum(s["steps"] or 0 for s in own["started_from"])
+
+
+def test_a_fresh_int8_export_comes_back_whole(tmp_path: Path) -> None:
+    """Every parameter of a model exported today comes back from its int8 bundle: the attention's folded query and
+    key-value projections as one `attn.qkv`, the depthwise conv (run as a (1, k) Conv2d) under its own name; float
+    tensors exactly, int8 weights within half a quantization step."""
+    from export.bundle import main as export_main
+    from models.train.train import TrainConfig
+    from tests._tiny import TINY_ENCODER, save_untrained_checkpoint
+    from tests.test_export import EN_BPE, SETTINGS
+
+    torch.manual_seed(0)
+    model = Transducer(ModelConfig(vocab_size=256, encoder=TINY_ENCODER, decoder_dim=32, joiner_dim=32))
+    with torch.no_grad():  # no two tensors alike (the exporter shares equal constants, as untrained LayerNorms are)
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    cfg = TrainConfig(train=[], dev=[], tokenizer=str(EN_BPE), exp_dir=str(tmp_path), encoder=TINY_ENCODER)
+    ck = save_untrained_checkpoint(tmp_path / "tiny.pt", model, cfg, str(EN_BPE))
+    out = tmp_path / "bundle"
+    args = ["--checkpoint", str(ck), "--tokenizer", str(EN_BPE), "--name", "tiny", "--out", str(out)]
+    args += ["--precisions", "int8", "--chunk-ms", str(SETTINGS.chunk_ms), "--history-ms", str(SETTINGS.history_ms)]
+    assert export_main(args) == 0
+    state = checkpoint_from_bundle(out)["model"]
+    want = {k: v for k, v in model.state_dict().items() if not k.startswith("ctc_output.")}
+    assert sorted(k for k in want if k not in state) == []
+    for k, v in want.items():
+        got = state[k].reshape(v.shape)
+        tol = 0.0 if v.dtype != torch.float32 or v.dim() < 2 or "rel_bias" in k or ".dw." in k else v.abs().max() / 127
+        assert (got - v).abs().max() <= tol + 1e-6, k

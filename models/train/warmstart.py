@@ -9,6 +9,13 @@ transposed as `(in, out)` int8 with a scale and zero point, and named after the 
 reads them (``/layers.0/ff1/net/net.0/MatMul_quant`` -> ``encoder.layers.0.ff1.net.0.weight``). Dequantized,
 they differ from the trained weights by at most half a quantization step, which fine-tuning absorbs.
 
+The attention's input projection is one PyTorch parameter (``attn.qkv``) that the graph uses as two constant slices,
+queries and keys+values (models/nn/encoder.py's `RelPosAttention`). Bundles exported since 2026-12-05 carry them
+folded, as two MatMul weights without a PyTorch name (``/layers.0/attn/MatMul`` and ``MatMul_1``, int8 like the
+others) and two bias initializers added to their outputs; they are put back together as ``attn.qkv.weight`` and
+``attn.qkv.bias``. Older bundles keep ``attn.qkv`` as a float initializer. Likewise the depthwise conv's weight,
+which the graph uses with an axis added (a (1, k) Conv2d), comes back under the name of its bias.
+
 Only tensors are recovered: the result has a "model" state dict and no config, so it serves `--init` (names and
 shapes must match the new model's, e.g. the same encoder size; a new vocabulary leaves the decoder embedding and
 output layers as initialized), not `--resume`.
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +41,25 @@ def _module_name(node_name: str, prefix: str) -> str:
     return ".".join([prefix, *kept]) if prefix else ".".join(kept)
 
 
+# The attention's query and key+value projections: slices of `attn.qkv`, folded by the exporter (fp32 "MatMul",
+# int8 "MatMul_quant"); the attention's other MatMuls multiply activations.
+_QKV_NODE = re.compile(r"(?P<module>.*/attn)/MatMul(?P<part>_1)?(_quant)?")
+
+
+def _bias_after(model, output: str, inits: dict[str, np.ndarray], hops: int = 4) -> np.ndarray | None:
+    """The float initializer that the first Add after `output` adds (int8 graphs put a Cast and scale Muls first)."""
+    for _ in range(hops):
+        users = [n for n in model.graph.node if output in n.input]
+        if len(users) != 1:
+            return None
+        (user,) = users
+        if user.op_type == "Add":
+            consts = [inits[i] for i in user.input if i in inits]
+            return consts[0] if len(consts) == 1 else None
+        output = user.output[0]
+    return None
+
+
 def tensors_from_onnx(path: str | Path, prefix: str = "") -> dict[str, np.ndarray]:
     """Every weight of one exported graph under its PyTorch name, int8 MatMul weights dequantized to float32."""
     import onnx
@@ -46,17 +73,40 @@ def tensors_from_onnx(path: str | Path, prefix: str = "") -> dict[str, np.ndarra
             continue
         if value.dtype == np.float32 and "." in name:
             out[name] = value
+    qkv: dict[str, dict[str, tuple[np.ndarray, np.ndarray | None]]] = {}  # module -> "q"/"kv" -> (weight, bias)
     for node in model.graph.node:
-        if node.op_type != "MatMulInteger":
+        if node.op_type not in ("MatMulInteger", "MatMul") or node.input[1] not in inits:
             continue
         w = node.input[1]
-        base = w[: -len("_quantized")]
-        if w not in inits or base + "_scale" not in inits:
+        if node.op_type == "MatMul":
+            weight = inits[w].T  # (in, out) -> (out, in), as nn.Linear keeps it
+            base = w
+        else:
+            base = w[: -len("_quantized")]
+            if base + "_scale" not in inits:
+                continue
+            q = inits[w].astype(np.float32) - inits[base + "_zero_point"].astype(np.float32)
+            weight = (q * inits[base + "_scale"].astype(np.float32)).T
+        if (m := _QKV_NODE.fullmatch(node.name)) and not base.endswith(".weight"):
+            part = "kv" if m["part"] else "q"
+            qkv.setdefault(m["module"], {})[part] = (weight, _bias_after(model, node.output[0], inits))
+        elif node.op_type == "MatMulInteger":
+            key = base if base.endswith(".weight") else _module_name(node.name, prefix) + ".weight"
+            out[key] = np.ascontiguousarray(weight)
+    for node in model.graph.node:
+        # The depthwise conv runs as a (1, k) Conv2d (models/nn/encoder.py's `ConvModule`): its weight is the
+        # Conv1d's with an axis added, folded without a name; the bias keeps the name the weight is recovered under.
+        if node.op_type != "Conv" or len(node.input) < 3 or node.input[1] not in inits:
             continue
-        q = inits[w].astype(np.float32) - inits[base + "_zero_point"].astype(np.float32)
-        weight = (q * inits[base + "_scale"].astype(np.float32)).T  # (out, in), as nn.Linear keeps it
-        key = base if base.endswith(".weight") else _module_name(node.name, prefix) + ".weight"
-        out[key] = np.ascontiguousarray(weight)
+        w, b = node.input[1], node.input[2]
+        if w.startswith("onnx::") and b.endswith(".bias") and inits[w].ndim == 4 and inits[w].shape[2] == 1:
+            out[b[: -len(".bias")] + ".weight"] = np.ascontiguousarray(inits[w][:, :, 0, :])
+    for node_module, parts in qkv.items():
+        if set(parts) != {"q", "kv"} or parts["q"][1] is None or parts["kv"][1] is None:
+            raise ValueError(f"{path}: {node_module} has query/key-value projections that do not pair up")
+        module = _module_name(node_module + "/MatMul", prefix) + ".qkv"
+        out[module + ".weight"] = np.ascontiguousarray(np.concatenate([parts["q"][0], parts["kv"][0]]))
+        out[module + ".bias"] = np.concatenate([parts["q"][1], parts["kv"][1]]).astype(np.float32)
     return out
 
 
