@@ -29,7 +29,7 @@ ENV_PREFIX = "PARLEY_"
 DEFAULT_BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 # The bundle a client gets when it names none and --default-model is not set, when it is loaded (else the first
 # bundle by name): the README's quick start model.
-DEFAULT_MODEL = "en-small"
+DEFAULT_MODEL = "en-open"
 PROVIDERS = ("auto", "cuda", "cpu")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
 _TRUE = ("1", "true", "yes", "on")

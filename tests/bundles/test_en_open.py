@@ -78,3 +78,15 @@ def test_open_domain_sentences_in_held_out_voices(server: Running, speech) -> No
     expected = card_wer(EN_OPEN, "corpus-v2/en/test.jsonl")
     print(f"WER {100 * counts.rate:.1f}% ({counts.errors}/{counts.reference_words}); card {100 * expected:.1f}%")
     assert counts.rate <= expected + MARGIN, f"WER {counts.rate:.3f} vs the card's {expected:.3f}"
+
+
+def test_a_server_over_the_committed_bundles_defaults_to_en_open(committed_server: Running) -> None:
+    """`make serve` (the README's quick start) loads bundles/ with no --default-model: a stream that names no model
+    gets en-open, the open-domain English model; en-small stays, by name."""
+    import httpx
+
+    from server.settings import DEFAULT_MODEL
+
+    body = httpx.get(committed_server.http + "/v1/models", timeout=30).json()
+    assert DEFAULT_MODEL == "en-open" and body["default"] == "en-open"
+    assert {"en-open", "en-small"} <= {m["name"] for m in body["models"]}

@@ -1,4 +1,5 @@
-"""The committed default bundle (bundles/en-small) end to end: speech in, the right words out.
+"""The committed grammar bundle (bundles/en-small, the default until 2026-12-05) end to end: speech in, the
+right words out.
 
 Fresh sentences from the grammar's test split, spoken by espeak-ng with held-out (test-split) voices and clean
 (no noise or reverberation), are streamed at the same time through a real server with its default settings
@@ -46,7 +47,7 @@ def speech() -> list[tuple[str, np.ndarray, int]]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Running]:
-    committed("en-small", "default")
+    committed("en-small", "grammar")
     with serving("en-small") as r:
         yield r
 
