@@ -580,7 +580,7 @@ tokenizers-sm2-v2: $(VENV)/.dev
 		$(DATA)/text/$$l/train.jsonl > $(EXP)/sm2-lang/text-$$l.txt || exit 1; done
 	$(VENV)/bin/parley tokenizer --text-file $(foreach l,en de es fr it zh,$(l)=$(EXP)/sm2-lang/text-$(l).txt) \
 		--vocab-size $(SM2_VOCAB) zh=$(SM2_ZH_VOCAB) --languages en,de,es,fr,it,zh --out $(EXP)/sm2-lang
-	cp $(EN2_BPE) $(dir $(EN2_BPE))tokens.txt $(EXP)/sm2-lang/en/  # en-open's: its en head carries over (SM2_INIT)
+	cp $(EN2_BPE) $(BUNDLES)/en-open/tokens.txt $(EXP)/sm2-lang/en/  # en-open's: its en head carries over (SM2_INIT)
 # SM2_CMM="--cmm-languages en de es fr it zh --cmm-rank 64": the configurable multilingual encoder (docs/sm2.md).
 SM2_CMM ?=
 # The English model stage 1 starts from (encoder and en head), and flags added to both stages; for the open-domain
