@@ -149,3 +149,21 @@ def test_cmm_is_off_by_default_and_starts_as_the_plain_encoder() -> None:
         EncoderConfig(cmm_languages=["en", "en"])
     with pytest.raises(ValueError, match="cmm_every"):
         EncoderConfig(num_layers=2, cmm_languages=["en"], cmm_every=3)
+
+
+def test_training_runs_the_depthwise_conv_as_conv1d(monkeypatch) -> None:
+    """The (1, k) Conv2d form of the depthwise conv is for the ONNX export only: in PyTorch, oneDNN built a new
+    depthwise Conv2d kernel for every new batch length, and a training run's first steps took minutes each."""
+    import torch.nn.functional as F
+
+    from models.nn.encoder import ConvModule
+
+    def no_conv2d(*args, **kwargs):
+        raise AssertionError("conv2d in a PyTorch forward")
+
+    module = ConvModule(16, 5, 0.0)
+    x, cache = torch.randn(2, 7, 16), torch.zeros(2, 4, 16)
+    want, _ = module(x, cache)
+    monkeypatch.setattr(F, "conv2d", no_conv2d)
+    got, _ = module(x, cache)
+    assert torch.equal(got, want)

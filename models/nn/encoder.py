@@ -187,12 +187,15 @@ class ConvModule(nn.Module):
         h = F.glu(self.pw1(self.norm(x)), dim=-1)  # (B, T, D)
         h = torch.cat([cache, h], dim=1)  # (B, k-1+T, D)
         new_cache = h[:, h.shape[1] - (self.kernel - 1) :]
-        # The depthwise conv as a (1, k) Conv2d over (B, D, 1, k-1+T): the same weights and result, but onnxruntime's
-        # CPU kernel for a grouped Conv2d is about 10x faster than for a grouped 1-D Conv (PyTorch runs Conv1d as
-        # Conv2d anyway).
-        w = self.dw.weight.unsqueeze(2)  # (D, 1, 1, k)
-        h = F.conv2d(h.transpose(1, 2).unsqueeze(2), w, self.dw.bias, groups=self.dw.groups)
-        h = h.squeeze(2).transpose(1, 2)  # (B, T, D)
+        if torch.onnx.is_in_onnx_export():
+            # Exported as a (1, k) Conv2d over (B, D, 1, k-1+T): the same weights and result, but onnxruntime's CPU
+            # kernel for a grouped Conv2d is about 10x faster than for a grouped 1-D Conv. Not in PyTorch: there
+            # oneDNN builds a new depthwise Conv2d kernel for every new T, minutes per batch of a new length.
+            w = self.dw.weight.unsqueeze(2)  # (D, 1, 1, k)
+            h = F.conv2d(h.transpose(1, 2).unsqueeze(2), w, self.dw.bias, groups=self.dw.groups).squeeze(2)
+        else:
+            h = self.dw(h.transpose(1, 2))  # (B, D, T)
+        h = h.transpose(1, 2)  # (B, T, D)
         return self.drop(self.pw2(F.silu(self.norm2(h)))), new_cache
 
 
