@@ -27,23 +27,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-def _feeds(session: ort.InferenceSession, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random float inputs `(B, ...)` at the file's fixed sizes; integer inputs (the processed lengths) at 10,000
-    frames: a stream whose history is full."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for i in session.get_inputs():
-        shape = [batch if isinstance(d, str) or d is None else d for d in i.shape]
-        if i.type == "tensor(float)":
-            feeds[i.name] = (0.5 * rng.standard_normal(shape)).astype(np.float32)
-        elif i.type == "tensor(int64)":
-            feeds[i.name] = np.full(shape, 10_000, dtype=np.int64)
-        elif i.type == "tensor(bool)":
-            feeds[i.name] = np.ones(shape, dtype=bool)
-        else:
-            raise ValueError(f"{i.name}: input type {i.type} is not one an encoder takes")
-    return feeds
+from export.regraph import random_feeds
 
 
 def _session(path: Path, threads: int, profile_dir: str | None = None) -> ort.InferenceSession:
@@ -59,7 +45,7 @@ def _session(path: Path, threads: int, profile_dir: str | None = None) -> ort.In
 def step_ms(path: Path, batch: int, threads: int = 1, runs: int = 40, repeats: int = 3) -> float:
     """Milliseconds of one step per stream: the best of `repeats` medians over `runs` steps, divided by `batch`."""
     session = _session(path, threads)
-    feeds = _feeds(session, batch)
+    feeds = random_feeds(session, batch)
     for _ in range(3):
         session.run(None, feeds)
     best = float("inf")
@@ -77,7 +63,7 @@ def profile(path: Path, batch: int, threads: int = 1, runs: int = 20) -> dict:
     """Share of the kernels' time by operator type, and the ten costliest nodes, over `runs` steps."""
     with tempfile.TemporaryDirectory() as tmp:
         session = _session(path, threads, tmp)
-        feeds = _feeds(session, batch)
+        feeds = random_feeds(session, batch)
         for _ in range(runs):
             session.run(None, feeds)
         events = json.loads(Path(session.end_profiling()).read_text())

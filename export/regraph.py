@@ -32,22 +32,32 @@ from server.bundle import BUNDLE_JSON, sha256_of
 SECTION = "Encoder graph"
 
 
-def _encoder_outputs(path: Path, batch: int = 4, seed: int = 0) -> np.ndarray:
-    """The encoder's output `(B, C, J)` for random inputs at full history: a check that two graphs compute alike."""
+def random_feeds(session, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs for an encoder session at its own fixed sizes, `batch` streams: float inputs random, integer inputs
+    (the processed lengths) at 10,000 frames, a stream whose history is full; boolean inputs true."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for i in session.get_inputs():
+        shape = [batch if isinstance(d, str) or d is None else d for d in i.shape]
+        if i.type == "tensor(float)":
+            feeds[i.name] = (0.5 * rng.standard_normal(shape)).astype(np.float32)
+        elif i.type == "tensor(int64)":
+            feeds[i.name] = np.full(shape, 10_000, dtype=np.int64)
+        elif i.type == "tensor(bool)":
+            feeds[i.name] = np.ones(shape, dtype=bool)
+        else:
+            raise ValueError(f"{i.name}: input type {i.type} is not one an encoder takes")
+    return feeds
+
+
+def _encoder_outputs(path: Path, batch: int = 4) -> np.ndarray:
+    """The encoder's output `(B, C, J)` for `random_feeds`: a check that two graphs compute alike."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for i in session.get_inputs():
-        shape = [batch if isinstance(d, str) or d is None else d for d in i.shape]
-        if i.type == "tensor(int64)":
-            feeds[i.name] = np.full(shape, 10_000, dtype=np.int64)
-        else:
-            feeds[i.name] = (0.5 * rng.standard_normal(shape)).astype(np.float32)
-    return session.run(None, feeds)[0]
+    return session.run(None, random_feeds(session, batch))[0]
 
 
 def regraph_bundle(folder: Path) -> dict[str, float]:
@@ -63,7 +73,7 @@ def regraph_bundle(folder: Path) -> dict[str, float]:
     import torch
 
     from models.nn.transducer import ModelConfig, Transducer
-    from models.train.warmstart import tensors_from_onnx
+    from models.train.warmstart import encoder_state
 
     folder = Path(folder)
     meta = json.loads((folder / BUNDLE_JSON).read_text(encoding="utf-8"))
@@ -75,10 +85,7 @@ def regraph_bundle(folder: Path) -> dict[str, float]:
     model = Transducer(ModelConfig.from_dict(meta["model"]["config"])).eval()
     # The encoder file holds the encoder and, for a single-head model, the joiner's encoder projection: all the
     # export of an encoder needs; the heads' own files stay as they are.
-    state = {
-        ("joiner.encoder_proj." + k.rsplit(".", 1)[1] if "encoder_proj." in k else k): torch.from_numpy(np.array(v))
-        for k, v in tensors_from_onnx(folder / name, "encoder").items()
-    }
+    state = encoder_state(folder / name)
     own = {k: v for k, v in model.state_dict().items() if k.startswith(("encoder.", "joiner.encoder_proj."))}
     if model.cfg.multi_head:
         own = {k: v for k, v in own.items() if k.startswith("encoder.")}

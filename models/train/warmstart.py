@@ -110,6 +110,19 @@ def tensors_from_onnx(path: str | Path, prefix: str = "") -> dict[str, np.ndarra
     return out
 
 
+def encoder_state(path: str | Path) -> dict:
+    """An exported encoder file's tensors under the PyTorch model's names, as torch tensors: the encoder's, and the
+    joiner's encoder projection that a single-head model's encoder graph carries."""
+    import torch
+
+    state = {}
+    for k, v in tensors_from_onnx(path, "encoder").items():
+        if "encoder_proj." in k:
+            k = "joiner.encoder_proj." + k.rsplit(".", 1)[1]
+        state[k] = torch.from_numpy(np.array(v))
+    return state
+
+
 def checkpoint_from_bundle(bundle: str | Path) -> dict:
     """{"model": {name: tensor}} from a single-head bundle's int8 (or fp32) encoder, decoder and joiner.
 
@@ -122,13 +135,10 @@ def checkpoint_from_bundle(bundle: str | Path) -> dict:
     meta = json.loads((bundle / "bundle.json").read_text())
     head = meta["heads"][0]
     prec = "fp32" if "fp32" in meta["encoder"] else meta["precisions"][0]
-    files = [(meta["encoder"][prec], "encoder"), (head["decoder"][prec], ""), (head["joiner"][prec], "joiner")]
-    state: dict = {}
-    for name, prefix in files:
+    state: dict = encoder_state(bundle / meta["encoder"][prec])
+    for name, prefix in ((head["decoder"][prec], ""), (head["joiner"][prec], "joiner")):
         for k, v in tensors_from_onnx(bundle / name, prefix).items():
-            if "encoder_proj." in k:  # the exported encoder graph carries the joiner's encoder projection
-                k = "joiner.encoder_proj." + k.rsplit(".", 1)[1]
-            elif prefix == "joiner" and not k.startswith("joiner."):
+            if prefix == "joiner" and not k.startswith("joiner."):
                 k = f"joiner.{k}"
             if prefix == "" and k.startswith("decoder_proj."):
                 k = f"joiner.{k}"  # the exported decoder graph carries the joiner's decoder projection
