@@ -34,7 +34,7 @@ import numpy as np
 from export.sherpa import decode_whole, settling_silence, sherpa_recognizer
 from models.data.manifest import Utterance, load_audio, read_manifest
 from parley.contract import WORD_START, complete_steps, tail_padding_samples
-from parley.features import SAMPLE_RATE
+from parley.features import FBANK_BACKENDS, SAMPLE_RATE
 from parley.textnorm import normalize_text
 from parley.wer import error_counts
 from server.bundle import load_bundle
@@ -102,19 +102,27 @@ def sherpa_transcripts(bundle: Path, precision: str, waves: Sequence[np.ndarray]
     return out
 
 
-def parley_transcripts(runtime: StreamingTransducer, waves: Sequence[np.ndarray]) -> list[str]:
+def parley_transcripts(runtime: StreamingTransducer, waves: Sequence[np.ndarray], fbank: str = "numpy") -> list[str]:
     """Parley's runtime's greedy transcripts of `waves` at one symbol per frame, as sherpa-onnx decodes (the waves
-    already followed by silence: see `main`)."""
-    return [transcribe(runtime, w, SAMPLE_RATE, tail_padding_ms=0, max_symbols_per_frame=1).text for w in waves]
+    already followed by silence: see `main`), the frames computed by `fbank` (the server's `--fbank`)."""
+    return [
+        transcribe(runtime, w, SAMPLE_RATE, tail_padding_ms=0, max_symbols_per_frame=1, fbank=fbank).text for w in waves
+    ]
 
 
 def noise_floor(
-    bundle: Path, precision: str, waves: Sequence[np.ndarray], ours: list[str], sherpa: list[str], threads: int
+    bundle: Path,
+    precision: str,
+    waves: Sequence[np.ndarray],
+    ours: list[str],
+    sherpa: list[str],
+    threads: int,
+    fbank: str = "numpy",
 ) -> dict:
     """Parity's noise floor (see the module docstring): `waves` decoded again by Parley's runtime and by sherpa-onnx
     at `threads + 1` onnxruntime threads; `ours` and `sherpa` are their transcripts at `threads`."""
     runtime = StreamingTransducer(load_bundle(bundle, precision=precision, providers="cpu", threads=threads + 1))
-    ours2 = parley_transcripts(runtime, waves)
+    ours2 = parley_transcripts(runtime, waves, fbank)
     sherpa2 = sherpa_transcripts(bundle, precision, waves, threads + 1)
     stable = [i for i in range(len(waves)) if ours[i] == ours2[i] and sherpa[i] == sherpa2[i]]
     return {
@@ -166,6 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, help="the checkpoint the bundle came from (for --parity)")
     p.add_argument("--parity", type=int, default=0, help="compare PyTorch / Parley / sherpa-onnx on N utterances")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads per session")
+    p.add_argument(
+        "--fbank",
+        default="numpy",
+        choices=FBANK_BACKENDS,
+        help="what computes Parley's frames, as the server's --fbank (default: numpy)",
+    )
     p.add_argument("--out", type=Path, help="write the JSON report here")
     p.add_argument(
         "--card",
@@ -185,10 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for precision in meta["precisions"]:
         model = StreamingTransducer(load_bundle(a.bundle, precision=precision, providers="cpu", threads=a.threads))
         t0 = time.perf_counter()
-        wer, hyps = runtime_wer(model, utts)
+        wer, hyps = runtime_wer(model, utts, fbank=a.fbank)
         wall = time.perf_counter() - t0
         # sherpa-onnx's greedy search emits at most one token per encoder frame (docs/bundles.md): its accuracy.
-        wer_one, _ = runtime_wer(model, utts, max_symbols_per_frame=1)
+        wer_one, _ = runtime_wer(model, utts, max_symbols_per_frame=1, fbank=a.fbank)
         rtf = single_stream_rtf(model, utts[: a.rtf_utts])
         sizes = file_sizes(a.bundle, precision)
         hyps_by[precision] = hyps
@@ -215,11 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parity: dict = {"utterances": len(waves)}
         prec = "fp32" if "fp32" in meta["precisions"] else meta["precisions"][0]  # an int8-only bundle: its int8
         runtime = StreamingTransducer(load_bundle(a.bundle, precision=prec, providers="cpu", threads=a.threads))
-        ours = parley_transcripts(runtime, waves)
+        ours = parley_transcripts(runtime, waves, a.fbank)
         sherpa = sherpa_transcripts(a.bundle, prec, waves, a.threads)
         parity["precision"] = prec
+        parity["fbank"] = a.fbank
         parity["parley_vs_sherpa_identical"] = sum(x == y for x, y in zip(ours, sherpa, strict=True))
-        parity.update(noise_floor(a.bundle, prec, waves, ours, sherpa, a.threads))
+        parity.update(noise_floor(a.bundle, prec, waves, ours, sherpa, a.threads, a.fbank))
         refs = [u.text for u in utts[: a.parity]]
         parity["parley_wer"] = error_counts(refs, ours, utts[0].language).rate
         parity["sherpa_onnx_wer"] = error_counts(refs, [normalize_text(t, utts[0].language) for t in sherpa],

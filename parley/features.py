@@ -20,6 +20,7 @@ works on each frame alone, in a fixed order, so a frame's values do not depend o
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -136,6 +137,15 @@ class LogMel:
         count = (len(span) - self.length) // self.shift + 1
         return np.lib.stride_tricks.as_strided(span, (count, self.length), (self.shift * 4, 4), writeable=False)
 
+    def num_frames_of(self, num_samples: int) -> int:
+        """Frames in a span of `num_samples` samples (`frames_of`'s count)."""
+        return max(0, (num_samples - self.length) // self.shift + 1)
+
+    def of_spans(self, spans: Sequence[np.ndarray]) -> np.ndarray:
+        """The frames of several `StreamingFbank.span`s, in one call: `(S_i,)` each -> `(sum T_i, num_bins)`."""
+        windows = [self.frames_of(s) for s in spans]
+        return self(windows[0] if len(windows) == 1 else np.concatenate(windows))
+
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         if not len(frames):
             return np.zeros((0, len(self.starts)), dtype=np.float32)
@@ -154,10 +164,68 @@ def _mel(hz: float | np.ndarray) -> np.ndarray:
     return 1127.0 * np.log(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
 
 
+class KnfLogMel(LogMel):
+    """The same frames computed by kaldi-native-fbank, sherpa-onnx's frontend, to the bit (`set_fbank_backend`).
+
+    A frame depends only on its own window's samples (dither 0), so a span's frames are those of one snip-edges
+    kaldi-native-fbank pass over it, edges mirrored as `StreamingFbank.span` mirrors them.
+    """
+
+    def __init__(self, config: FbankConfig) -> None:
+        super().__init__(config)
+        import kaldi_native_fbank as knf
+
+        self._knf = knf
+        self._opts = config.knf_options()
+        self._opts.frame_opts.snip_edges = True
+        self._rate = float(config.sample_rate)
+        self._bins = config.num_bins
+
+    def _span(self, span: np.ndarray) -> np.ndarray:
+        fb = self._knf.OnlineFbank(self._opts)
+        fb.accept_waveform(self._rate, np.ascontiguousarray(span, dtype=np.float32))
+        fb.input_finished()
+        n = fb.num_frames_ready
+        return np.array([fb.get_frame(i) for i in range(n)], dtype=np.float32).reshape(n, self._bins)
+
+    def of_spans(self, spans: Sequence[np.ndarray]) -> np.ndarray:
+        out = [self._span(s) for s in spans]
+        return np.concatenate(out) if out else np.zeros((0, self._bins), dtype=np.float32)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        return self.of_spans(list(frames))
+
+
+FBANK_BACKENDS = ("numpy", "kaldi-native-fbank")
+"""What may compute the frames (`StreamingFbank`'s `backend`, the server's `--fbank`):
+
+- "numpy" (the default): `LogMel`, equal to kaldi-native-fbank's to float32 rounding and cheaper;
+- "kaldi-native-fbank": `KnfLogMel`, sherpa-onnx's own frames to the bit, so that an int8 bundle gives the same
+  transcripts as in sherpa-onnx (int8 rounding turns last-bit input differences into different steps now and then);
+  about 1.5x the numpy's time; needs `pip install kaldi-native-fbank`.
+"""
+
+
+def check_fbank_backend(name: str) -> str:
+    """`name` if it is one of `FBANK_BACKENDS` and can run here.
+
+    Raises:
+        ValueError: an unknown name, or kaldi-native-fbank not installed.
+    """
+    if name not in FBANK_BACKENDS:
+        raise ValueError(f"fbank {name!r}: expected one of {', '.join(FBANK_BACKENDS)}")
+    if name == "kaldi-native-fbank":
+        try:
+            import kaldi_native_fbank  # noqa: F401
+        except ImportError:
+            raise ValueError("fbank kaldi-native-fbank: not installed (pip install kaldi-native-fbank)") from None
+    return name
+
+
 @functools.lru_cache(maxsize=16)
-def log_mel(config: FbankConfig) -> LogMel:
-    """The `LogMel` of `config` (one per config, shared)."""
-    return LogMel(config)
+def log_mel(config: FbankConfig, backend: str = "numpy") -> LogMel:
+    """The `LogMel` of `config` computed by `backend` (one of `FBANK_BACKENDS`; one per config and backend, shared)."""
+    return KnfLogMel(config) if check_fbank_backend(backend) == "kaldi-native-fbank" else LogMel(config)
 
 
 class StreamingFbank:
@@ -173,17 +241,20 @@ class StreamingFbank:
         config: the frontend settings (the model's).
         input_rate: the rate of the audio that will be passed to `accept`, 8-48 kHz; resampled to
             `config.sample_rate` inside.
+        backend: what computes the frames, one of `FBANK_BACKENDS` (default "numpy").
 
     Raises:
-        ValueError: `input_rate` outside 8-48 kHz.
+        ValueError: `input_rate` outside 8-48 kHz; an unknown or uninstalled `backend`.
     """
 
-    def __init__(self, config: FbankConfig = FbankConfig(), input_rate: int = SAMPLE_RATE) -> None:
+    def __init__(
+        self, config: FbankConfig = FbankConfig(), input_rate: int = SAMPLE_RATE, backend: str = "numpy"
+    ) -> None:
         if not MIN_INPUT_RATE <= input_rate <= MAX_INPUT_RATE:
             raise ValueError(f"sample rate {input_rate} Hz not supported: {MIN_INPUT_RATE}-{MAX_INPUT_RATE} Hz")
         self.config = config
         self.input_rate = int(input_rate)
-        self.logmel = log_mel(config)
+        self.logmel = log_mel(config, backend)
         self._resampler = Resampler(self.input_rate, config.sample_rate)
         self._length, self._shift = config.frame_length, config.frame_shift
         self._buf = np.zeros(0, dtype=np.float32)  # samples [_base, _received) at config.sample_rate
@@ -257,15 +328,18 @@ class StreamingFbank:
         end = self._ready if max_frames is None else min(self._ready, self._next + max_frames)
         if end <= self._next:
             return np.zeros((0, self.config.num_bins), dtype=np.float32)
-        frames = self.logmel(self.logmel.frames_of(self.span(self._next, end - self._next)))
+        frames = self.logmel.of_spans([self.span(self._next, end - self._next)])
         self._next = end
         self.release(end)
         return frames
 
 
-def compute_fbank(samples: np.ndarray, sample_rate: int, config: FbankConfig = FbankConfig()) -> np.ndarray:
-    """Fbank of a whole utterance: `(T_samples,)` float in [-1, 1] -> `(T, num_bins)` float32."""
-    fb = StreamingFbank(config, sample_rate)
+def compute_fbank(
+    samples: np.ndarray, sample_rate: int, config: FbankConfig = FbankConfig(), backend: str = "numpy"
+) -> np.ndarray:
+    """Fbank of a whole utterance: `(T_samples,)` float in [-1, 1] -> `(T, num_bins)` float32 (`backend`: one of
+    `FBANK_BACKENDS`)."""
+    fb = StreamingFbank(config, sample_rate, backend)
     fb.accept(samples)
     fb.finish()
     return fb.pop_frames()

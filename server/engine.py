@@ -65,6 +65,7 @@ class EngineConfig:
     respell_threshold: float = RESPELL_THRESHOLD  # hotword respelling (server/respell.py); 0: off
     respell_verify_threshold: float = RESPELL_VERIFY_THRESHOLD  # finals' checked respelling; 1: off
     respell_verify_margin: float = RESPELL_VERIFY_MARGIN
+    fbank: str = "numpy"  # what computes the streams' frames (parley.features.FBANK_BACKENDS)
 
     @classmethod
     def from_settings(cls, settings: Any) -> EngineConfig:
@@ -84,6 +85,7 @@ class EngineConfig:
             respell_threshold=settings.respell_threshold,
             respell_verify_threshold=settings.respell_verify_threshold,
             respell_verify_margin=settings.respell_verify_margin,
+            fbank=settings.fbank,
         )
 
     @property
@@ -213,7 +215,7 @@ class Engine:
         active = adaptation is not None and adaptation.active
         server = search == "beam" and bool(self.config.server_hotwords)  # the server's hotwords reach beam streams
         adapted = self.planner.adapt(plan, adaptation or Adaptation()) if active or server else None
-        frontend = Frontend(self.model.spec, sample_rate)
+        frontend = Frontend(self.model.spec, sample_rate, self.config.fbank)
         return self.batcher.open(self.recognizer.open(plan, search, partials, adapted, punctuate), frontend)
 
     async def recognize(

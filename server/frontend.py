@@ -75,12 +75,12 @@ def compute_features(chunks: Sequence[Chunk]) -> None:
     for group in todo.values():
         logmel = group[0].logmel
         assert logmel is not None
-        windows = [logmel.frames_of(c.samples) for c in group]  # (T_i, L) views
-        frames = logmel(windows[0] if len(windows) == 1 else np.concatenate(windows))
+        frames = logmel.of_spans([c.samples for c in group])
         i = 0
-        for c, w in zip(group, windows, strict=True):
-            c._x, c.samples = frames[i : i + len(w)], None
-            i += len(w)
+        for c in group:
+            n = logmel.num_frames_of(len(c.samples))
+            c._x, c.samples = frames[i : i + n], None
+            i += n
 
 
 class Frontend:
@@ -89,14 +89,15 @@ class Frontend:
     Args:
         spec: the encoder's window, shift and fbank settings.
         sample_rate: the rate of the audio `accept` receives (8-48 kHz; resampled to the model's).
+        fbank: what computes the frames (`parley.features.FBANK_BACKENDS`; the server's `--fbank`).
     """
 
-    def __init__(self, spec: EncoderSpec, sample_rate: int) -> None:
+    def __init__(self, spec: EncoderSpec, sample_rate: int, fbank: str = "numpy") -> None:
         self.window = spec.window
         self.shift = spec.shift
         self.sample_rate = int(sample_rate)
         self._frame_shift_ms = spec.features.frame_shift_ms
-        self._fbank = StreamingFbank(spec.features, self.sample_rate)
+        self._fbank = StreamingFbank(spec.features, self.sample_rate, fbank)
         self._first = 0  # the next chunk's first fbank frame
         self.samples_received = 0
         self.finished = False

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parley.features import check_fbank_backend
 from server.biasing import HOTWORD_BOOST, HOTWORD_FLOOR
 from server.endpoint import EndpointConfig
 from server.protocol import DEFAULT_MAX_MESSAGE_BYTES
@@ -98,6 +99,16 @@ class Settings:
             "--parallel-steps runs batches side by side)",
             int,
             "N",
+        ),
+    )
+    fbank: str = field(
+        default="numpy",
+        metadata=_meta(
+            "what computes the fbank frames: numpy (the fastest) or kaldi-native-fbank (sherpa-onnx's frontend: "
+            "its frames to the bit, so an int8 bundle's transcripts equal sherpa-onnx's; pip install "
+            "kaldi-native-fbank)",
+            str.lower,
+            "NAME",
         ),
     )
 
@@ -264,6 +275,10 @@ class Settings:
         need(self.providers in PROVIDERS, "providers", f"must be one of {', '.join(PROVIDERS)}")
         need(self.log_level in LOG_LEVELS, "log_level", f"must be one of {', '.join(LOG_LEVELS)}")
         need(self.default_model is None or bool(self.default_model.strip()), "default_model", "must not be empty")
+        try:
+            check_fbank_backend(self.fbank)
+        except ValueError as e:
+            raise ValueError(f"fbank = {self.fbank!r}: {e}") from None
         need(self.intra_op_threads >= 0, "intra_op_threads", "must be >= 0 (0: onnxruntime's choice)")
         need(self.max_batch >= 1, "max_batch", "must be >= 1")
         need(self.parallel_steps >= 1, "parallel_steps", "must be >= 1")

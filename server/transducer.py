@@ -476,6 +476,7 @@ def transcribe_many(
     fusion: LmFusion | None = None,
     keep_encoder: bool = False,
     parallel: int = 1,
+    fbank: str = "numpy",
 ) -> list[Transcript]:
     """Recognizes whole waveforms as streams batched together, chunk by chunk, as the server would.
 
@@ -498,6 +499,7 @@ def transcribe_many(
         keep_encoder: whether each transcript keeps its encoder output (`encoder_out`, for `AcousticCheck`).
         parallel: the streams are split into this many groups (every parallel-th), decoded side by side in threads,
             as the server's `--parallel-steps` runs batches (give the model one onnxruntime thread per run).
+        fbank: what computes the frames (`parley.features.FBANK_BACKENDS`; the server's `--fbank`).
 
     Raises:
         ValueError: an unknown search, or hotwords or an LM with greedy search.
@@ -520,7 +522,7 @@ def transcribe_many(
         pad = round(sample_rate * tail_padding_ms / 1000)
     feats = []
     for w in waveforms:
-        fb = StreamingFbank(spec.features, sample_rate)
+        fb = StreamingFbank(spec.features, sample_rate, fbank)
         fb.accept(np.asarray(w, dtype=np.float32))
         fb.accept(np.zeros(pad, dtype=np.float32))
         fb.finish()

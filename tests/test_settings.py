@@ -73,6 +73,7 @@ def test_origins() -> None:
         ({"PARLEY_API_KEYS_FILE": "/nonexistent-keys"}, "api_keys_file"),
         ({"PARLEY_RESPELL_VERIFY_THRESHOLD": "0"}, "respell_verify_threshold"),
         ({"PARLEY_RESPELL_VERIFY_MARGIN": "-1"}, "respell_verify_margin"),
+        ({"PARLEY_FBANK": "torchaudio"}, "fbank = 'torchaudio'"),
     ],
 )
 def test_invalid_settings_are_named(env: dict[str, str], needle: str) -> None:
@@ -113,3 +114,33 @@ def test_the_respelling_check_s_settings_reach_each_stream_s_respeller() -> None
     limits = EngineConfig.from_settings(s).hotwords
     assert (limits.respell_verify_threshold, limits.respell_verify_margin) == (0.6, 3.0)
     assert parse([]).respell_verify_threshold < parse([]).respell_threshold  # the check is on by default
+
+
+def test_the_fbank_setting_reaches_each_stream_s_frontend() -> None:
+    """`--fbank kaldi-native-fbank`: the engine config carries it, and a Frontend made with it cuts chunks whose
+    frames (computed a batch at a time) are kaldi-native-fbank's for the whole stream, to the bit."""
+    import numpy as np
+
+    from parley.features import FbankConfig, KnfLogMel, compute_fbank
+    from server.bundle import EncoderSpec
+    from server.engine import EngineConfig
+    from server.frontend import Frontend, compute_features
+
+    assert parse([]).fbank == "numpy"
+    assert EngineConfig.from_settings(parse(["--fbank", "kaldi-native-fbank"])).fbank == "kaldi-native-fbank"
+    assert EngineConfig.from_settings(parse([], {"PARLEY_FBANK": "Kaldi-Native-Fbank"})).fbank == "kaldi-native-fbank"
+    spec = EncoderSpec(1, 0, 1, 1, window=20, shift=16, chunk=4, subsampling=4, joiner_dim=1, out_dim=1, chunk_ms=160,
+                       history_ms=0, features=FbankConfig())  # fmt: skip
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    frontend = Frontend(spec, 16000, "kaldi-native-fbank")
+    assert isinstance(frontend._fbank.logmel, KnfLogMel)
+    frontend.accept(x)
+    chunks = []
+    while (c := frontend.pop_chunk()) is not None:
+        chunks.append(c)
+    compute_features(chunks)
+    want = compute_fbank(x, 16000, backend="kaldi-native-fbank")
+    assert len(chunks) > 3
+    for i, c in enumerate(chunks):
+        assert np.array_equal(c.x, want[i * spec.shift : i * spec.shift + spec.window])

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from models.nn.norm import LayerNorm
+
 MASKED_LOGIT = 1e4  # subtracted from an unselected language's gate logit: exp(-1e4) is 0 in float32 and bfloat16
 
 
@@ -79,7 +81,7 @@ class LanguageExperts(nn.Module):
     def __init__(self, d_model: int, num_languages: int, rank: int = 0) -> None:
         super().__init__()
         self.num_languages, self.rank, self.d = num_languages, rank, d_model
-        self.norm = nn.LayerNorm(d_model)
+        self.norm = LayerNorm(d_model)
         self.gate = nn.Linear(d_model, num_languages)
         inner = rank or d_model
         # All languages' first maps side by side as one D -> L*R matrix: one MatMul (which int8 export quantizes).

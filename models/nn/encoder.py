@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.nn.cmm import LanguageExperts, expert_layers
+from models.nn.norm import LayerNorm
 from parley.contract import ENCODER_FRAME_MS, SUBSAMPLING
 
 PAD_LENGTH = 3  # extra input frames a chunk needs on its right: the subsampling's receptive field is 7 = 4 + 3
@@ -107,7 +108,7 @@ class Subsampling(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, d: int, ff: int, dropout: float) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(d)
+        self.norm = LayerNorm(d)
         self.net = nn.Sequential(nn.Linear(d, ff), nn.SiLU(), nn.Dropout(dropout), nn.Linear(ff, d))
         self.drop = nn.Dropout(dropout)
 
@@ -174,10 +175,10 @@ class ConvModule(nn.Module):
 
     def __init__(self, d: int, kernel: int, dropout: float) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(d)
+        self.norm = LayerNorm(d)
         self.pw1 = nn.Linear(d, 2 * d)
         self.dw = nn.Conv1d(d, d, kernel, groups=d)
-        self.norm2 = nn.LayerNorm(d)
+        self.norm2 = LayerNorm(d)
         self.pw2 = nn.Linear(d, d)
         self.drop = nn.Dropout(dropout)
         self.kernel = kernel
@@ -204,7 +205,7 @@ class ConformerLayer(nn.Module):
         super().__init__()
         d = cfg.d_model
         self.ff1 = FeedForward(d, cfg.ff_dim, cfg.dropout)
-        self.attn_norm = nn.LayerNorm(d)
+        self.attn_norm = LayerNorm(d)
         self.attn = RelPosAttention(d, cfg.num_heads, cfg.rel_pos_clip, cfg.dropout)
         self.attn_drop = nn.Dropout(cfg.dropout)
         self.conv = ConvModule(d, cfg.conv_kernel, cfg.dropout)
@@ -268,7 +269,7 @@ class StreamingConformer(nn.Module):
         )
         # Pre-norm throughout and one LayerNorm at the top: with a LayerNorm closing every layer (the original
         # Conformer) the 8-layer encoder stayed on the blank plateau for > 1,200 steps where this one leaves it at ~600.
-        self.norm = nn.LayerNorm(cfg.d_model)
+        self.norm = LayerNorm(cfg.d_model)
 
     @property
     def cmm_languages(self) -> list[str]:
