@@ -213,12 +213,13 @@ def check_fbank_backend(name: str) -> str:
         ValueError: an unknown name, or kaldi-native-fbank not installed.
     """
     if name not in FBANK_BACKENDS:
-        raise ValueError(f"fbank {name!r}: expected one of {', '.join(FBANK_BACKENDS)}")
+        raise ValueError(f"fbank backend {name!r} unknown: expected one of {', '.join(FBANK_BACKENDS)}")
     if name == "kaldi-native-fbank":
         try:
             import kaldi_native_fbank  # noqa: F401
         except ImportError:
-            raise ValueError("fbank kaldi-native-fbank: not installed (pip install kaldi-native-fbank)") from None
+            msg = "fbank backend kaldi-native-fbank not installed (pip install kaldi-native-fbank)"
+            raise ValueError(msg) from None
     return name
 
 

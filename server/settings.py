@@ -275,10 +275,7 @@ class Settings:
         need(self.providers in PROVIDERS, "providers", f"must be one of {', '.join(PROVIDERS)}")
         need(self.log_level in LOG_LEVELS, "log_level", f"must be one of {', '.join(LOG_LEVELS)}")
         need(self.default_model is None or bool(self.default_model.strip()), "default_model", "must not be empty")
-        try:
-            check_fbank_backend(self.fbank)
-        except ValueError as e:
-            raise ValueError(f"fbank = {self.fbank!r}: {e}") from None
+        check_fbank_backend(self.fbank)  # its message names the setting
         need(self.intra_op_threads >= 0, "intra_op_threads", "must be >= 0 (0: onnxruntime's choice)")
         need(self.max_batch >= 1, "max_batch", "must be >= 1")
         need(self.parallel_steps >= 1, "parallel_steps", "must be >= 1")

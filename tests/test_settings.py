@@ -73,7 +73,7 @@ def test_origins() -> None:
         ({"PARLEY_API_KEYS_FILE": "/nonexistent-keys"}, "api_keys_file"),
         ({"PARLEY_RESPELL_VERIFY_THRESHOLD": "0"}, "respell_verify_threshold"),
         ({"PARLEY_RESPELL_VERIFY_MARGIN": "-1"}, "respell_verify_margin"),
-        ({"PARLEY_FBANK": "torchaudio"}, "fbank = 'torchaudio'"),
+        ({"PARLEY_FBANK": "torchaudio"}, "fbank backend 'torchaudio' unknown"),
     ],
 )
 def test_invalid_settings_are_named(env: dict[str, str], needle: str) -> None:
