@@ -165,7 +165,7 @@ def _mel(hz: float | np.ndarray) -> np.ndarray:
 
 
 class KnfLogMel(LogMel):
-    """The same frames computed by kaldi-native-fbank, sherpa-onnx's frontend, to the bit (`set_fbank_backend`).
+    """The same frames computed by kaldi-native-fbank, sherpa-onnx's frontend, to the bit (`FBANK_BACKENDS`).
 
     A frame depends only on its own window's samples (dither 0), so a span's frames are those of one snip-edges
     kaldi-native-fbank pass over it, edges mirrored as `StreamingFbank.span` mirrors them.
@@ -202,7 +202,8 @@ FBANK_BACKENDS = ("numpy", "kaldi-native-fbank")
 - "numpy" (the default): `LogMel`, equal to kaldi-native-fbank's to float32 rounding and cheaper;
 - "kaldi-native-fbank": `KnfLogMel`, sherpa-onnx's own frames to the bit, so that an int8 bundle gives the same
   transcripts as in sherpa-onnx (int8 rounding turns last-bit input differences into different steps now and then);
-  about 1.5x the numpy's time; needs `pip install kaldi-native-fbank`.
+  about 2.7x the numpy's time in a server batch of 200 streams (benchmarks/bench_fbank.py); needs
+  `pip install kaldi-native-fbank`.
 """
 
 
