@@ -134,7 +134,7 @@ class LogMel:
     def frames_of(self, span: np.ndarray) -> np.ndarray:
         """The frames' windows of a `StreamingFbank.span`: `(S,)` -> `(T, frame_length)`, a strided view."""
         span = np.ascontiguousarray(span, dtype=np.float32)
-        count = (len(span) - self.length) // self.shift + 1
+        count = self.num_frames_of(len(span))
         return np.lib.stride_tricks.as_strided(span, (count, self.length), (self.shift * 4, 4), writeable=False)
 
     def num_frames_of(self, num_samples: int) -> int:

@@ -510,7 +510,7 @@ def transcribe_many(
         raise ValueError("hotwords and LM fusion need search='beam'")
     if parallel > 1 and len(waveforms) > 1:
         groups = [list(range(k, len(waveforms), parallel)) for k in range(min(parallel, len(waveforms)))]
-        args = (head, search, tail_padding_ms, max_symbols_per_frame, beam, hotwords, fusion, keep_encoder)
+        args = (head, search, tail_padding_ms, max_symbols_per_frame, beam, hotwords, fusion, keep_encoder, 1, fbank)
         with ThreadPoolExecutor(len(groups)) as pool:
             parts = pool.map(lambda g: transcribe_many(model, [waveforms[i] for i in g], sample_rate, *args), groups)
             by_index = {i: t for g, part in zip(groups, parts, strict=True) for i, t in zip(g, part, strict=True)}

@@ -402,6 +402,13 @@ def test_bundle_eval_reports_wer_speed_size_and_parity(tiny, tiny_corpus, tmp_pa
             parallel=2,
         )
         assert [(h.tokens, h.frames) for h in side] == [(h.tokens, h.frames) for h in hyps], precision
+    # The side-by-side groups compute their frames with the backend asked for, as one group does.
+    waves = [load_audio(u.audio) for u in utts]
+    knf = {"max_symbols_per_frame": 1, "fbank": "kaldi-native-fbank", "keep_encoder": True}
+    rec = _recognizer(folder, "int8")
+    one = transcribe_many(rec, waves, SAMPLE_RATE, **knf)
+    two = transcribe_many(rec, waves, SAMPLE_RATE, parallel=2, **knf)
+    assert all(np.array_equal(a.encoder_out, b.encoder_out) for a, b in zip(one, two, strict=True))
     q = report["parity"]
     assert q["parley_vs_sherpa_identical"] == q["pytorch_vs_parley_identical"] == 3
     # The noise floor: each runtime again at one more thread; the tiny model's transcripts do not flip on rounding.
