@@ -18,9 +18,10 @@ to `recognizer.step` in a worker thread. Up to `parallel_steps` batches are in s
 thread (onnxruntime releases the GIL while it runs the model, so two steps use two cores); a stream whose chunk is in
 a step waits for it before its next chunk joins a batch, so its chunks are still decoded one after the other. Each
 stream gets its results in order, one `Update` per chunk; after `stop` the tail's chunks and then
-`recognizer.finish` give the last finals, the last update marked `end`.
+`recognizer.finish` (in the worker thread too: it punctuates) give the last finals, the last update marked `end`.
 
-A failure of the step ends every stream of that batch with an `Update` whose `error` is set; other streams go on.
+A failure of the step ends every stream whose chunk was in it with an `Update` whose `error` is set; other streams,
+those that brought only their end to that batch included, go on.
 The batcher knows nothing of models or wire formats: any object with `step` and `finish` (`BatchRecognizer`) will do.
 """
 
@@ -59,7 +60,8 @@ class BatchRecognizer(Protocol):
         ...
 
     def finish(self, stream: Any, audio_s: float) -> Sequence[Result]:
-        """A stream's last results after its last chunk, given the seconds of audio it received."""
+        """A stream's last results after its last chunk, given the seconds of audio it received. Runs in the worker
+        thread."""
         ...
 
 
@@ -116,7 +118,8 @@ class Stream:
         self.queued = False  # in the loop's ready queue
         self._outstanding = 0  # chunks queued whose update has not been taken yet: at most queue_chunks
         self._accepting: asyncio.Future | None = None  # a long push's frontend work in a thread
-        self.stopped = False
+        self.stopped = False  # stop was called: no more audio
+        self._stop_queued = False  # _STOP is in the queue (a cancelled stop leaves it out)
         self.closed = False
         self.failure: str | None = None  # why the loop gave up on the stream
         self.in_flight = False  # an item of it is in a step now: it waits for that before it is batched again
@@ -169,21 +172,28 @@ class Stream:
         while self.frontend.ready():
             await self._wait_room()  # before the chunk is cut: a cancelled wait leaves its frames in the frontend
             chunk = self.frontend.pop_chunk()
-            assert chunk is not None
+            if chunk is None:  # a concurrent stop took it while this call waited for room
+                break
             self._outstanding += 1
             self._pending.append((chunk, arrived))
             self.batcher._schedule(self)
 
     async def stop(self) -> None:
         """No more audio: the frontend pads the tail so every sample is decoded, then the end is queued. The updates
-        that follow hold the last finals, the last with `end` set."""
-        if self.stopped:
-            return
+        that follow hold the last finals, the last with `end` set.
+
+        Waits while the stream's queue is full. A stop cancelled there may be called again (a session's shutdown
+        does, after cancelling its reader): the second call queues what the first left, then the end."""
         self.stopped = True
+        if self._stop_queued:
+            return
         if self._accepting is not None and not self._accepting.done():
             await asyncio.wait({self._accepting})
-        self.frontend.finish()
+        self.frontend.finish()  # idempotent
         await self._queue_chunks(time.monotonic())
+        if self._stop_queued:  # another call finished while this one waited for room
+            return
+        self._stop_queued = True
         self._pending.append(_STOP)
         self.batcher._schedule(self)
 
@@ -370,9 +380,13 @@ class Batcher:
             self._schedule(s)
 
     async def _step(self, batch: list[tuple[Stream, Any]]) -> None:
-        """One gathered batch: its chunks in one recognizer step (in a worker thread), then the ends it holds."""
+        """One gathered batch: its chunks in one recognizer step, then the ends it holds, each in a worker thread.
+
+        A failed step ends only the streams whose chunks were in it: a stream that brought its end (`_STOP`, already
+        taken off its queue) is still finished, or it would wait for its end forever."""
         loop = asyncio.get_running_loop()
         chunks: list[tuple[Stream, Chunk, float]] = [(s, *item) for s, item in batch if item is not _STOP]
+        ends = [s for s, item in batch if item is _STOP]
         if chunks:
             try:
                 results = await loop.run_in_executor(
@@ -381,21 +395,23 @@ class Batcher:
             except Exception as e:
                 log.exception("engine %s: a batch of %d streams failed", self.name, len(chunks))
                 self._fail([s for s, _, _ in chunks], f"the model failed: {type(e).__name__}")
-                for s, _ in batch:
+                for s, _, _ in chunks:
                     self._landed(s, schedule=False)
-                return
-            if self.metrics is not None:
-                self.metrics.batch_size.labels(self.name).observe(len(chunks))
-            for (s, _, arrived), rs in zip(chunks, results, strict=True):
-                s._deliver(Update(list(rs), [arrived]))
-        for s, item in batch:
-            if item is _STOP:
-                try:
-                    last = self.recognizer.finish(s.state, s.seconds_received)
-                except Exception as e:
-                    log.exception("engine %s: a stream's end failed", self.name)
-                    self._fail([s], f"the model failed: {type(e).__name__}")
-                    self._landed(s, schedule=False)
-                    continue
-                s._deliver(Update(list(last), end=True))
+            else:
+                if self.metrics is not None:
+                    self.metrics.batch_size.labels(self.name).observe(len(chunks))
+                for (s, _, arrived), rs in zip(chunks, results, strict=True):
+                    s._deliver(Update(list(rs), [arrived]))
+                    self._landed(s)
+        for s in ends:
+            # In the worker thread too: finish punctuates and checks hotwords, work that must not stall the event
+            # loop. The stream is in no step meanwhile (in_flight), so nothing else touches its state.
+            try:
+                last = await loop.run_in_executor(self._executor, self.recognizer.finish, s.state, s.seconds_received)
+            except Exception as e:
+                log.exception("engine %s: a stream's end failed", self.name)
+                self._fail([s], f"the model failed: {type(e).__name__}")
+                self._landed(s, schedule=False)
+                continue
+            s._deliver(Update(list(last), end=True))
             self._landed(s)

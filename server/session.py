@@ -276,7 +276,8 @@ class Session(Connection):
         """The server is going away: decodes the audio received so far and lets the writer send the open segment's
         final (at most `FLUSH_TIMEOUT_S` seconds), before the abort's error and close. Returns the tasks that ended."""
         stream = self.stream
-        if stream is None or stream.failure or stream.closed:
+        # Not opened: the drain came while the reader sent ready, before any audio; the writer never starts.
+        if stream is None or stream.failure or stream.closed or not self._opened.is_set():
             return set()
         self._flushing = True
         await settle({reader})

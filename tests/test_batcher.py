@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from parley.features import FbankConfig
-from server.batcher import Batcher, BatcherConfig, Stream, StreamClosedError, Update
+from server.batcher import _STOP, Batcher, BatcherConfig, Stream, StreamClosedError, Update
 from server.bundle import EncoderSpec
 from server.frontend import Chunk, Frontend
 from server.recognizer import Final, Partial, Result
@@ -53,6 +53,7 @@ class FakeRecognizer:
     fail_finish: set[str] = field(default_factory=set)
     batches: list[list[str]] = field(default_factory=list)
     threads: set[str] = field(default_factory=set)
+    finish_threads: set[str] = field(default_factory=set)
 
     def step(self, batch: Sequence[tuple[Counter, Chunk]]) -> list[list[Result]]:
         self.threads.add(threading.current_thread().name)
@@ -68,6 +69,7 @@ class FakeRecognizer:
         return out
 
     def finish(self, stream: Counter, audio_s: float) -> list[Result]:
+        self.finish_threads.add(threading.current_thread().name)
         if stream.name in self.fail_finish:
             raise ValueError("no end")
         return [Final(0, f"{stream.name}:{stream.chunks}", 0.0, audio_s)]
@@ -117,6 +119,8 @@ def test_streams_share_batches_and_keep_their_order() -> None:
 
     per_stream = asyncio.run(go())
     assert fake.threads and threading.current_thread().name not in fake.threads, "the step runs in a worker thread"
+    # finish (punctuation, hotword checks) too: it must not stall the event loop, which serves every connection.
+    assert fake.finish_threads and fake.finish_threads <= fake.threads, (fake.finish_threads, fake.threads)
     assert max(len(b) for b in fake.batches) == 3, fake.batches  # streams share steps, up to max_batch
     assert all(len(set(b)) == len(b) for b in fake.batches), "a stream at most once per step"
     for i, updates in enumerate(per_stream):
@@ -252,3 +256,73 @@ def test_parallel_steps_overlap_but_never_hold_a_stream_twice(parallel: int, n: 
         # 10 chunks of audio and the tail's flush chunks, in order, then the final
         assert texts[:-1] == [f"{c.name}:{i}" for i in range(len(texts) - 1)], texts
         assert texts[-1] == f"{c.name}:{len(texts) - 1}" and updates[-1].end
+
+
+@dataclass
+class GatedRecognizer(FakeRecognizer):
+    """`FakeRecognizer` whose steps wait until `gate` is set."""
+
+    gate: threading.Event = field(default_factory=threading.Event)
+
+    def step(self, batch: Sequence[tuple[Counter, Chunk]]) -> list[list[Result]]:
+        assert self.gate.wait(5), "the test never opened the gate"
+        return super().step(batch)
+
+
+def test_a_failing_step_spares_the_end_batched_with_it() -> None:
+    """Stream "ok" has stopped and only its end (`_STOP`) is left when "bad"'s chunk comes: both go in one batch, the
+    step of "bad"'s chunk fails. "bad" gets the error; "ok" still gets its final and its end."""
+    fake = GatedRecognizer(fail={"bad"})
+
+    async def go() -> tuple[list[Update], list[Update]]:
+        batcher = Batcher(fake, BatcherConfig(max_wait_ms=1.0), name="fake")
+        await batcher.start()
+        try:
+            ok, bad = (batcher.open(Counter(n), Frontend(SPEC, SR)) for n in ("ok", "bad"))
+            await ok.push(_audio(0.05))
+            await ok.stop()  # the tail padding makes one chunk, then the end
+            while not (ok.in_flight and list(ok._pending) == [_STOP]):
+                await asyncio.sleep(0.001)
+            await bad.push(_audio(0.15))  # while "ok"'s chunk is held in its step: joins "ok"'s end in the next batch
+            fake.gate.set()
+            return await asyncio.gather(_updates(ok), _updates(bad))
+        finally:
+            await batcher.close()
+
+    ok, bad = asyncio.run(go())
+    assert fake.batches == [["ok"], ["bad"]], fake.batches
+    assert [u.error for u in bad] == ["the model failed: RuntimeError"], bad
+    assert _texts(ok) == ["ok:0", "ok:1"] and ok[-1].end and ok[-1].error is None, ok
+
+
+def test_a_stop_cancelled_while_it_waits_for_room_can_be_called_again() -> None:
+    """A session's reader is cancelled inside `stop` (the server drains) while the queue is full; the session calls
+    `stop` again: the rest of the audio is decoded and the end comes."""
+    fake = FakeRecognizer()
+
+    async def go() -> list[Update]:
+        batcher = Batcher(fake, BatcherConfig(queue_chunks=2), name="fake")
+        await batcher.start()
+        try:
+            s = batcher.open(Counter("s"), Frontend(SPEC, SR))
+            push = asyncio.create_task(s.push(_audio(0.5)))  # all in the frontend; 2 chunks queued, then it waits
+            await asyncio.sleep(0.1)
+            assert not push.done() and s.unanswered == 2, s.unanswered
+            push.cancel()
+            await asyncio.gather(push, return_exceptions=True)
+            stop = asyncio.create_task(s.stop())
+            await asyncio.sleep(0.05)
+            assert not stop.done() and s.frontend.ready(), "stop waits for room"
+            stop.cancel()
+            await asyncio.gather(stop, return_exceptions=True)
+            rest = asyncio.create_task(_updates(s))
+            await asyncio.wait_for(s.stop(), 5)
+            await s.stop()  # and again: nothing more is queued
+            return await rest
+        finally:
+            await batcher.close()
+
+    updates = asyncio.run(go())
+    n = len(updates) - 1
+    assert n >= 5 and _texts(updates) == [f"s:{k}" for k in range(n + 1)], _texts(updates)
+    assert updates[-1].end and updates[-1].results[0].end == pytest.approx(0.5), updates[-1]

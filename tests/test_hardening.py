@@ -21,6 +21,7 @@ import random
 import socket
 import struct
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -31,6 +32,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from clients.stream import encode_audio, run_stream
 from parley.audio import decode_pcm, read_wav
+from server.batcher import Batcher, BatcherConfig, Stream
+from server.frontend import Frontend
+from server.plan import HeadPlan
 from server.protocol import (
     ERROR_CLOSE_CODES,
     MAX_ERROR_CHARS,
@@ -42,6 +46,8 @@ from server.serve import RedactingFilter, redact
 from server.service import Service
 from server.session import Session
 from server.settings import Settings
+from tests.test_batcher import SPEC as BATCHER_SPEC
+from tests.test_batcher import Counter, GatedRecognizer
 from tests.test_server import SR, START, STOP, Running, _errors, audio, exchange, running, shut_down_while_streaming
 
 # ---- Pure: the protocol's answers to hostile values ----
@@ -203,6 +209,120 @@ def test_shutdown_gives_the_open_segment_its_final(tiny_bundles: Path) -> None:
     assert kinds[-2:] == ["final", "error"], kinds
     final = result.finals[-1]
     assert final["segment"] == 0 and 1.0 <= final["end"] <= 3.0, final
+
+
+class _GatedEngine:
+    """An engine of tests/test_batcher.py's stand-in recognizer, whose steps wait for `gate`: what a session needs
+    of `server.engine.Engine`, and nothing of a model."""
+
+    name = "gated"
+    chunk_ms = 100
+
+    def __init__(self, queue_chunks: int) -> None:
+        self.recognizer = GatedRecognizer()
+        self.batcher = Batcher(self.recognizer, BatcherConfig(queue_chunks=queue_chunks), name=self.name)
+
+    def plan(self, language: str | None, translate: Sequence[str], languages: Sequence[str]) -> HeadPlan:
+        return HeadPlan()
+
+    def search_for(self, search: str | None, adaptation: object) -> str:
+        return "greedy"
+
+    def open_stream(self, sample_rate: int, search: str, partials: bool, plan: HeadPlan, *_: object) -> Stream:
+        return self.batcher.open(Counter("s"), Frontend(BATCHER_SPEC, sample_rate))
+
+    async def close(self) -> None:
+        await self.batcher.close()
+
+
+class _Client:
+    """A WebSocket whose client sends `messages`, then waits; it reads what is sent (`sent`), except that the
+    first send never completes when `stall_first` (the client is slow to take `ready`)."""
+
+    def __init__(self, messages: list[dict], stall_first: bool = False) -> None:
+        self._messages: asyncio.Queue[dict] = asyncio.Queue()
+        for m in messages:
+            self._messages.put_nowait(m)
+        self._stall = stall_first
+        self.sent: list[dict] = []
+        self.close_code: int | None = None
+
+    async def accept(self) -> None:
+        pass
+
+    async def receive(self) -> dict:
+        return await self._messages.get()
+
+    async def send_text(self, text: str) -> None:
+        if self._stall:
+            self._stall = False
+            await asyncio.Event().wait()
+        self.sent.append(json.loads(text))
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        self.close_code = code
+
+
+async def _gated_service(tmp_path: Path, queue_chunks: int = 8) -> tuple[Service, _GatedEngine]:
+    svc = Service(Settings(bundles=tmp_path))
+    engine = _GatedEngine(queue_chunks)
+    await engine.batcher.start()
+    svc.engines[engine.name] = engine  # type: ignore[assignment]
+    svc.default_model = engine.name
+    return svc, engine
+
+
+def test_a_drain_while_stop_waits_for_room_still_sends_the_final(tmp_path: Path) -> None:
+    """The client sent its audio and stop; the reader waits inside `stop` for room in the stream's queue when the
+    server drains (and cancels the reader): the rest of the audio is decoded, the final, end and close 1000 follow."""
+    pcm = encode_audio(audio(0.2, 1), "s16le")  # 2 chunks fill the queue; stop's tail padding makes a third
+    messages = [{"type": "websocket.receive", "text": json.dumps(START)}, {"type": "websocket.receive", "bytes": pcm}]
+    messages.append({"type": "websocket.receive", "text": STOP})
+
+    async def go() -> _Client:
+        svc, engine = await _gated_service(tmp_path, queue_chunks=2)
+        try:
+            client = _Client(messages)
+            session = Session(svc, client)  # type: ignore[arg-type]
+            running = asyncio.create_task(session.run())
+            while not (session.stream is not None and session.stream.stopped):
+                await asyncio.sleep(0.001)
+            draining = asyncio.create_task(svc.drain(0.0))
+            await asyncio.sleep(0.1)  # the drain cancels the reader, still waiting for room: the steps are held
+            engine.recognizer.gate.set()
+            await asyncio.wait_for(asyncio.gather(running, draining), 3)
+            return client
+        finally:
+            await svc.stop()
+
+    client = asyncio.run(go())
+    kinds = [m["type"] for m in client.sent]
+    assert kinds[-2:] == ["final", "end"] and client.close_code == 1000, (client.sent, client.close_code)
+    assert client.sent[-2]["text"] == f"s:{kinds.count('partial')}" and client.sent[-2]["end"] == pytest.approx(0.2)
+
+
+def test_a_drain_while_ready_is_sent_ends_at_once(tmp_path: Path) -> None:
+    """The drain comes while the client is slow to take `ready`: no audio came, so there is no final to wait for."""
+    messages = [{"type": "websocket.receive", "text": json.dumps(START)}]
+
+    async def go() -> tuple[_Client, float]:
+        svc, engine = await _gated_service(tmp_path)
+        engine.recognizer.gate.set()  # nothing to hold here
+        try:
+            client = _Client(messages, stall_first=True)
+            session = Session(svc, client)  # type: ignore[arg-type]
+            running = asyncio.create_task(session.run())
+            while session.stream is None:
+                await asyncio.sleep(0.001)
+            t = time.monotonic()
+            await asyncio.wait_for(asyncio.gather(running, svc.drain(0.0)), 10)
+            return client, time.monotonic() - t
+        finally:
+            await svc.stop()
+
+    client, took = asyncio.run(go())
+    assert [m.get("code") for m in client.sent] == ["shutting_down"] and client.close_code == 1001, client.sent
+    assert took < 1.0, f"the drain took {took:.1f} s"
 
 
 # ---- HTTP: headers, keys, status codes ----
