@@ -10,8 +10,9 @@ streaming and feature settings only have to agree with it. A head's decoding set
 before the keys, and where both say one they must agree. `load_bundle` refuses a bundle with a `BundleError` that
 names the file at fault when: a file is missing, bundle.json is not valid JSON or lacks a key, a file's size or
 sha256 differs from bundle.json, onnxruntime cannot open a file, a metadata key is missing or malformed, the
-metadata disagrees with the graph's shapes, with bundle.json or between encoder, decoder and joiner, or the
-vocabulary of tokens.txt / bpe.model does not match the model's.
+metadata disagrees with the graph's shapes, with bundle.json or between encoder, decoder and joiner, the
+vocabulary of tokens.txt / bpe.model does not match the model's, or an LM or punctuation model cannot be read or does
+not fit its head or its card (server/punctuation.py).
 
 Two kinds of bundle load here. "transducer": one head, whose encoder output is already projected for its joiner.
 "sm2" (multilingual captions and translation): a head per output language on one encoder whose output is not
@@ -617,7 +618,7 @@ def _load_lms(manifest: dict, files: _Files, heads: list[Head]) -> dict[str, Bun
         path = files.path(_get(entry, "file", where, str), f"{where}.file")
         try:
             lm = NgramLM.load(path) if kind == "ngram" else RnnLM.load(path)
-        except ValueError as e:
+        except ValueError as e:  # its message starts with the file
             raise BundleError(str(e)) from e
         if lm.vocab_size != head.vocab_size or lm.boundary_id != head.blank_id:
             raise BundleError(
@@ -665,11 +666,14 @@ def _load_punctuators(manifest: dict, files: _Files, threads: int) -> dict[str, 
     out = {}
     for lang, entry in sorted(entries.items()):
         where = f"{BUNDLE_JSON} punctuation.{lang}"
-        paths = [files.path(_get(entry, key, where, str), f"{where}.{key}") for key in ("model", "tokenizer", "card")]
+        model, tokenizer, card = (
+            files.path(_get(entry, key, where, str), f"{where}.{key}") for key in ("model", "tokenizer", "card")
+        )
+        session = _session(model, model.name, ["CPUExecutionProvider"], max(1, threads))
         try:
-            out[lang] = Punctuator.load(*paths, threads=max(1, threads))
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise BundleError(f"{where}: {e}") from e
+            out[lang] = Punctuator.from_session(session, tokenizer, card)
+        except ValueError as e:  # its message starts with the file at fault
+            raise BundleError(str(e)) from e
     return out
 
 

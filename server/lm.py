@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,8 +148,8 @@ class NgramLM:
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{name}: not an n-gram LM file ({e})") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # a corrupt or cut-off .npz
+            raise ValueError(f"{name}: not an n-gram LM file ({str(e)[:200] or type(e).__name__})") from None
         try:
             meta = json.loads(str(arrays["meta"]))
             order, V, boundary = int(meta["order"]), int(meta["vocab_size"]), int(meta["boundary_id"])

@@ -42,15 +42,26 @@ class RnnLM:
 
     @classmethod
     def load(cls, path: str | os.PathLike, threads: int = 1) -> RnnLM:
+        """Opens an LM file and runs its first step (the state after <s>).
+
+        Raises:
+            ValueError: a file onnxruntime cannot load, or that is not such an LM; the message starts with the file.
+        """
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        try:
+            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for corrupt or unsupported files
+            raise ValueError(f"{os.fspath(path)}: onnxruntime cannot load it: {_first_line(e)}") from e
         meta = session.get_modelmeta().custom_metadata_map
         missing = [k for k in ("num_layers", "hidden_size", "sos_id", "vocab_size") if k not in meta]
         if missing:
             raise ValueError(f"{os.fspath(path)}: not an RNN LM (metadata lacks {', '.join(missing)})")
-        return cls(session, meta)
+        try:
+            return cls(session, meta)
+        except Exception as e:  # metadata that is not numbers, or a graph that does not take x, h, c
+            raise ValueError(f"{os.fspath(path)}: not a usable RNN LM ({_first_line(e)})") from e
 
     def _step(self, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """`x (N,)`, `h, c (L, N, H)` -> per row: (log_probs (V,), h (L, H), c (L, H))."""
@@ -100,3 +111,7 @@ class RnnLM:
         for i, t in enumerate([*seq, self.boundary_id] if end else seq):
             total += float(self.log_probs(seq[:i])[t])
         return total
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:300]

@@ -37,21 +37,60 @@ class Punctuator:
 
     @classmethod
     def load(cls, model: Path, tokenizer: Path, card: Path, threads: int = 1) -> Punctuator:
-        """Loads the ONNX model, its sentencepiece model and its card (punct.json: marks, cases, mixed-case forms)."""
+        """Loads the ONNX model, its sentencepiece model and its card (punct.json: marks, cases, mixed-case forms).
+
+        Raises:
+            ValueError: a file that cannot be read, or that disagrees with the others; the message starts with it.
+        """
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
-        info = json.loads(Path(card).read_text())
-        return cls(
-            session=session,
-            sp=spm.SentencePieceProcessor(model_file=str(tokenizer)),
-            language=info["language"],
-            marks=tuple(info["marks"]),
-            cases=tuple(info["cases"]),
-            mixed=dict(info.get("mixed", {})),
-            max_len=int(info["config"]["max_len"]),
-        )
+        try:
+            session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for corrupt or unsupported files
+            raise ValueError(f"{Path(model).name}: onnxruntime cannot load it: {_first_line(e)}") from e
+        return cls.from_session(session, tokenizer, card)
+
+    @classmethod
+    def from_session(cls, session: ort.InferenceSession, tokenizer: Path, card: Path) -> Punctuator:
+        """A punctuator on an opened model (server/bundle.py opens it as it opens every session), checked against
+        its tokenizer and card: the card's marks and cases must be as many as the model's outputs are wide, and its
+        window (`config.max_len`) at least 2 tokens.
+
+        Raises:
+            ValueError: as `load`.
+        """
+        info = _read_card(Path(card))
+        try:
+            sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
+        except (RuntimeError, OSError) as e:
+            raise ValueError(f"{Path(tokenizer).name}: sentencepiece cannot load it: {e}") from None
+        p = cls(session=session, sp=sp, **info)
+        p._check_model(Path(card).name)
+        return p
+
+    def _check_model(self, card: str) -> None:
+        """The model's graph against the card: input `tokens (1, N)`, outputs `marks (1, N, len(marks))` and
+        `cases (1, N, len(cases))`; dynamic widths are measured on one token."""
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = self.session.get_outputs()
+        if inputs != ["tokens"] or len(outputs) != 2:
+            raise ValueError(
+                f"{card}: its model takes {inputs} and gives {len(outputs)} outputs, not a punctuation model"
+            )
+        widths = [o.shape[-1] if len(o.shape) == 3 else None for o in outputs]
+        if not all(isinstance(w, int) for w in widths):
+            try:
+                probe = self.session.run(None, {"tokens": np.asarray([[self.sp.unk_id()]], dtype=np.int64)})
+            except Exception as e:  # onnxruntime's own exception types
+                raise ValueError(f"{card}: its model fails on one token: {_first_line(e)}") from e
+            widths = [x.shape[-1] if x.ndim == 3 else None for x in probe]
+        for key, labels, width in (("marks", self.marks, widths[0]), ("cases", self.cases, widths[1])):
+            if width != len(labels):
+                raise ValueError(f"{card}: {len(labels)} {key}, but the model's {key} output is {width} wide")
+        trained = self.session.get_modelmeta().custom_metadata_map.get("max_len", "")
+        if trained.isdigit() and self.max_len > int(trained):
+            raise ValueError(f"{card}: config.max_len {self.max_len}, but the model's window is {trained} tokens")
 
     @classmethod
     def from_folder(cls, folder: Path, threads: int = 1) -> Punctuator:
@@ -116,3 +155,40 @@ class Punctuator:
         if case == "mixed":
             return self.mixed.get(word, word[:1].upper() + word[1:])
         return word
+
+
+def _read_card(path: Path) -> dict:
+    """A punctuation card's fields `Punctuator` takes, type-checked.
+
+    Raises:
+        ValueError: not a JSON object, or a field missing or of the wrong type; the message starts with the file.
+    """
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{path.name}: not a readable JSON file ({str(e)[:200]})") from None
+    config = info.get("config") if isinstance(info, dict) else None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path.name}: not a punctuation card (a JSON object with language, marks, cases, config)")
+    language, marks, cases, mixed = (info.get(k) for k in ("language", "marks", "cases", "mixed"))
+    max_len = config.get("max_len")
+    if not isinstance(language, str) or not language:
+        raise ValueError(f"{path.name}: language {language!r}, expected a language code")
+    for key, labels in (("marks", marks), ("cases", cases)):
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+            raise ValueError(f"{path.name}: {key} must be a list of strings")
+    if mixed is not None and (not isinstance(mixed, dict) or not all(isinstance(v, str) for v in mixed.values())):
+        raise ValueError(f"{path.name}: mixed must map words to their written forms")
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
+        raise ValueError(f"{path.name}: config.max_len {max_len!r}, expected a window of at least 2 tokens")
+    return {
+        "language": language,
+        "marks": tuple(marks),
+        "cases": tuple(cases),
+        "mixed": dict(mixed or {}),
+        "max_len": max_len,
+    }
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:300]

@@ -21,6 +21,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
 
 from parley.audio import ENCODINGS, read_wav
 from server.deps import ServiceDep, SettingsDep, error_response, require_api_key
@@ -48,12 +49,16 @@ log = logging.getLogger("parley.app")
 
 WAV_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave")
 RAW_TYPES = ("application/octet-stream",)
+# The status a request is counted under when its client disconnects before sending its whole body (nginx's 499):
+# no answer reaches anyone, and it is not the server's fault, so it is neither a 4xx the client saw nor a 500.
+CLIENT_CLOSED_REQUEST = 499
 
 
 class _TranscribeRoute(APIRoute):
     """POST /v1/transcribe's route: every answer is counted by status in `parley_transcribe_requests_total`, the
-    key dependency's refusals included; a `ProtocolError` is answered with `error_response`, anything else with
-    `internal` (logged: the client gets no traceback)."""
+    key dependency's refusals included; a `ProtocolError` is answered with `error_response`, a client that
+    disconnects during its upload is counted as `CLIENT_CLOSED_REQUEST`, anything else is answered with `internal`
+    (logged: the client gets no traceback)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
@@ -64,6 +69,9 @@ class _TranscribeRoute(APIRoute):
                 response = await handle(request)
             except ProtocolError as e:
                 response = error_response(metrics, e)
+            except ClientDisconnect:  # the client gave up before its body was read: nobody to answer, no fault here
+                log.info("POST %s: the client disconnected before sending its whole body", request.url.path)
+                response = Response(status_code=CLIENT_CLOSED_REQUEST)
             except Exception:
                 log.exception("POST %s failed", request.url.path)
                 response = error_response(metrics, ProtocolError(INTERNAL, "internal server error"))

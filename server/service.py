@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -42,6 +42,16 @@ log = logging.getLogger("parley.app")
 ABORTED_SESSIONS_WAIT_S = 7.0
 
 
+def default_model(names: Iterable[str], wanted: str | None = None) -> str | None:
+    """The model a client that names none gets, among the loaded `names`: `wanted` (the `default_model` setting)
+    when it is one, else DEFAULT_MODEL when it is one, else the first by name; None when there is none.
+    `parley transcribe` picks its model the same way."""
+    names = set(names)
+    if wanted in names:
+        return wanted
+    return DEFAULT_MODEL if DEFAULT_MODEL in names else min(names, default=None)
+
+
 class Abortable(Protocol):
     """An open session, as the service sees it: something a drain can end."""
 
@@ -65,6 +75,9 @@ def load_bundles(settings: Settings) -> dict[str, Bundle]:
             b = load_bundle(folder, providers=settings.providers, threads=settings.intra_op_threads)
         except (BundleError, ValueError, OSError) as e:
             log.error("skipping bundle %s: %s", folder, e)
+            continue
+        except Exception:  # a failure the loader does not foresee must not take the healthy bundles down with it
+            log.exception("skipping bundle %s: unexpected error while loading it", folder)
             continue
         if b.name in bundles:
             log.error("skipping bundle %s: the name %r is taken by %s", folder, b.name, bundles[b.name].path)
@@ -104,12 +117,9 @@ class Service:
             await engine.start()
             self.engines[name] = engine
         wanted = self.settings.default_model
-        if wanted is not None and wanted not in self.engines:
-            log.error("default model %r is not loaded; using the first bundle by name", wanted)
-            wanted = None
-        if wanted is None and DEFAULT_MODEL in self.engines:
-            wanted = DEFAULT_MODEL
-        self.default_model = wanted or (min(self.engines) if self.engines else None)
+        self.default_model = default_model(self.engines, wanted)
+        if wanted is not None and wanted != self.default_model:
+            log.error("default model %r is not loaded; using %s", wanted, self.default_model)
 
     async def stop(self) -> None:
         for engine in self.engines.values():

@@ -259,6 +259,13 @@ class Settings:
             v = getattr(self, name)
             object.__setattr__(self, name, (v,) if isinstance(v, str) else tuple(v))
         object.__setattr__(self, "allowed_origins", tuple(o.rstrip("/") for o in self.allowed_origins))
+        if self.api_keys_file is not None and self.api_keys_file.is_file():  # a missing one: validate names it
+            # However the settings are made (flags, environment, Settings(...), dataclasses.replace), the file's keys
+            # are accepted: a server given a keys file must never run open. Once each, as replace() reads it again.
+            keys = _read_keys(self.api_keys_file)
+            if not keys:
+                raise ValueError(f"api_keys_file {self.api_keys_file}: no keys in it (the server would run open)")
+            object.__setattr__(self, "api_keys", tuple(dict.fromkeys(self.api_keys + keys)))
         object.__setattr__(self, "log_level", self.log_level.lower())
         object.__setattr__(self, "providers", self.providers.lower())
         self.validate()
@@ -322,7 +329,7 @@ class Settings:
         """Defaults, overridden by `PARLEY_*` variables in `environ` (os.environ by default), overridden by the flags
         in `args` that were given (flags `add_arguments` defined default to None, meaning "not given").
 
-        Keys in `api_keys_file` are added to `api_keys`.
+        Keys in `api_keys_file` are added to `api_keys` (by the constructor, so `Settings(api_keys_file=...)` too).
 
         Raises:
             ValueError: an unparsable variable (named in the message) or an invalid setting.
@@ -340,9 +347,6 @@ class Settings:
                     raise ValueError(f"{var}={text!r}: {expected}") from None
             if args is not None and getattr(args, f.name, None) is not None:
                 values[f.name] = getattr(args, f.name)
-        keys_file = values.get("api_keys_file")
-        if keys_file is not None:
-            values["api_keys"] = tuple(values.get("api_keys", ())) + _read_keys(Path(keys_file))
         return cls(**values)
 
     # ---- What the rest of the server asks ----

@@ -29,8 +29,8 @@ from server.engine import Engine, EngineConfig
 from server.messages import result_message
 from server.plan import UnsupportedOptionError
 from server.protocol import SEARCH_METHODS, dumps, transcript_response
-from server.service import bundle_folders
-from server.settings import DEFAULT_BUNDLES, Settings
+from server.service import bundle_folders, default_model
+from server.settings import DEFAULT_BUNDLES, DEFAULT_MODEL, PROVIDERS, Settings
 from server.subtitles import FORMATS, render
 
 
@@ -76,19 +76,36 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
 
 def find_bundle(folder: Path, name: str | None) -> Path:
     """The bundle folder named `name` under `folder` (or `folder` itself when it is a bundle); with no name, the
-    first bundle by name, as the server's default.
+    one the server would make its default (`server.service.default_model`). A folder whose bundle.json cannot be
+    read is passed over, as the server skips a bundle that fails to load, unless `name` names it (by folder name).
 
     Raises:
-        InputError: no bundle there, or none of that name.
+        InputError: no bundle there, none of that name, or the named one's bundle.json unreadable.
     """
-    names = {json.loads((p / BUNDLE_JSON).read_text()).get("name", p.name): p for p in bundle_folders(folder)}
-    if not names:
-        raise InputError(f"no model bundle in {folder}")
+    names: dict[str, Path] = {}
+    unreadable: dict[str, str] = {}  # folder name -> why
+    for p in bundle_folders(folder):
+        try:
+            manifest = json.loads((p / BUNDLE_JSON).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            unreadable[p.name] = f"{p / BUNDLE_JSON}: cannot read it ({str(e)[:200]})"
+            continue
+        found = manifest.get("name", p.name) if isinstance(manifest, dict) else None
+        if not isinstance(found, str):
+            unreadable[p.name] = f"{p / BUNDLE_JSON}: not a bundle description (no name)"
+            continue
+        names.setdefault(found, p)  # the first folder of a name, as the server keeps it
     if name is None:
-        return names[min(names)]
-    if name not in names:
-        raise InputError(f"no model {name!r} in {folder}; there are {sorted(names)}")
-    return names[name]
+        chosen = default_model(names)
+        if chosen is None:
+            raise InputError(f"no model bundle in {folder}" + "".join(f"; {why}" for why in unreadable.values()))
+        return names[chosen]
+    if name in names:
+        return names[name]
+    if name in unreadable:
+        raise InputError(unreadable[name])
+    also = f" (and unreadable: {sorted(unreadable)})" if unreadable else ""
+    raise InputError(f"no model {name!r} in {folder}; there are {sorted(names)}{also}")
 
 
 async def transcribe_file(
@@ -107,7 +124,7 @@ async def transcribe_file(
     folder = find_bundle(settings.bundles, model or settings.default_model)
     try:
         bundle = load_bundle(folder, providers=settings.providers, threads=settings.intra_op_threads)
-    except BundleError as e:
+    except (BundleError, ValueError, OSError) as e:  # ValueError: providers this machine cannot run
         raise InputError(f"{folder}: {e}") from None
     engine = Engine(bundle, EngineConfig.from_settings(settings))
     try:
@@ -132,13 +149,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("file", type=Path, help="the recording: WAV, or any format soundfile reads when installed")
     parser.add_argument("--format", choices=FORMATS, default="json", help="json (default), srt or vtt")
     parser.add_argument("--bundles", type=Path, default=DEFAULT_BUNDLES, help="folder of bundles, or one bundle")
-    parser.add_argument("--model", help="the bundle's name (default: the first by name)")
+    parser.add_argument(
+        "--model",
+        help=f"the bundle's name (default: {DEFAULT_MODEL} when there, else the first by name, as the server)",
+    )
     parser.add_argument("--search", choices=SEARCH_METHODS, help="greedy or beam (default: greedy)")
     parser.add_argument("--language", help="what a multilingual model captions: a language, or auto")
     parser.add_argument("--out", type=Path, help="write here instead of to standard output")
-    parser.add_argument("--providers", default="cpu", help="onnxruntime providers: cpu (default), cuda, auto")
+    parser.add_argument(
+        "--providers",
+        type=str.lower,
+        choices=PROVIDERS,
+        default="cpu",
+        help="onnxruntime providers: cpu (default), cuda, auto (CUDA when usable)",
+    )
     args = parser.parse_args(argv)
-    settings = Settings(bundles=args.bundles, providers=args.providers)
+    try:
+        settings = Settings(bundles=args.bundles, providers=args.providers)
+    except ValueError as e:  # a setting out of its range
+        print(f"parley transcribe: {e}", file=sys.stderr)
+        return 2
     try:
         body = asyncio.run(transcribe_file(args.file, settings, args.model, args.search, args.language))
     except InputError as e:

@@ -228,6 +228,17 @@ def test_lm_prefers_what_it_saw_and_round_trips(tmp_path: Path) -> None:
         NgramLM.load(tmp_path / "bad.npz")
 
 
+def test_a_corrupt_or_cut_off_lm_file_is_a_value_error_naming_it(tmp_path: Path) -> None:
+    """numpy's reader raises zipfile's, zlib's and EOF errors for broken .npz files: `load` says ValueError, which
+    the bundle loader turns into a BundleError, so one broken LM does not stop the server loading other bundles."""
+    _toy_lm().save(tmp_path / "lm.npz")
+    whole = (tmp_path / "lm.npz").read_bytes()
+    for body in (b"PK\x03\x04" + b"\0" * 50, whole[: len(whole) // 2], whole[:-30]):
+        (tmp_path / "bad.npz").write_bytes(body)
+        with pytest.raises(ValueError, match=r"^bad\.npz: "):
+            NgramLM.load(tmp_path / "bad.npz")
+
+
 @pytest.fixture(scope="module")
 def adapted_bundle(tmp_path_factory) -> Path:
     """A copy of bundles/en-small (its model files linked) with an LM trained by `parley lm train`."""

@@ -6,8 +6,10 @@ tests/test_server.py's.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import logging
 import wave
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -151,6 +153,17 @@ def test_http_endpoints_need_a_key_the_probes_do_not(secure: App) -> None:
     assert secure.count('parley_errors_total{code="unauthorized"}') == 4
     assert secure.client.get("/healthz").json() == {"status": "ok"}
     assert secure.client.get("/readyz").status_code == 200
+
+
+def test_a_keys_file_given_to_create_app_is_enforced(tmp_path: Path) -> None:
+    """The settings a caller builds (not only `parley serve`'s flags) with only `api_keys_file`: keys required."""
+    (tmp_path / "keys").write_text(f"{KEY}\n")
+    client = TestClient(create_app(Settings(bundles=tmp_path, api_keys_file=tmp_path / "keys")))
+    for path in ("/v1/models", "/metrics"):
+        assert client.get(path).status_code == 401, path
+        assert client.get(path, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200, path
+    r = client.post("/v1/transcribe", content=_wav(), headers={"content-type": "audio/wav"})
+    assert r.status_code == 401 and r.json()["code"] == "unauthorized"
 
 
 def test_transcribe_refusals_are_counted_by_status(secure: App) -> None:
@@ -353,6 +366,33 @@ def test_transcribe_admission_and_engine_failure(tmp_path: Path, caplog: pytest.
     assert (r.status_code, r.json()["code"]) == (503, "shutting_down")
     statuses = {s: a.count(f'parley_transcribe_requests_total{{status="{s}"}}') for s in ("400", "500", "503")}
     assert statuses == {"400": 1, "500": 1, "503": 2}
+
+
+def test_a_client_that_disconnects_during_its_upload_is_counted_apart_not_as_a_500(
+    open_app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    """starlette's ClientDisconnect while the body is read: no traceback, no `internal` error, status 499 counted."""
+    messages = [{"type": "http.request", "body": b"RIFF", "more_body": True}, {"type": "http.disconnect"}]
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        pass
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/v1/transcribe", "raw_path": b"/v1/transcribe", "query_string": b"", "root_path": "",
+        "headers": [(b"content-type", b"audio/wav"), (b"host", b"test")], "client": ("127.0.0.1", 5),
+        "server": ("test", 80),
+    }  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="parley.app"):
+        asyncio.run(open_app.app(scope, receive, send))
+    assert open_app.count('parley_transcribe_requests_total{status="499"}') == 1
+    assert open_app.count('parley_transcribe_requests_total{status="500"}') == 0
+    assert open_app.count('parley_errors_total{code="internal"}') == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info], caplog.text
+    assert "disconnected" in caplog.text and open_app.service.connections == 0
 
 
 # ---- The structure ----

@@ -1,3 +1,7 @@
+import io
+import struct
+import wave
+
 import numpy as np
 import pytest
 
@@ -33,3 +37,73 @@ def test_decode_pcm() -> None:
         decode_pcm(np.array([0.0, np.nan], dtype="<f4").tobytes(), "f32le")
     with pytest.raises(ValueError, match="unknown encoding"):
         decode_pcm(b"", "mp3")
+
+
+def _wav_bytes(fmt: bytes, data: bytes) -> bytes:
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _extensible_fmt(channels: int, bits: int, subformat: int) -> bytes:
+    """A WAVE_FORMAT_EXTENSIBLE fmt chunk (as ffmpeg and sox write for > 2 channels or > 16 bits)."""
+    width = bits // 8
+    fmt = struct.pack("<HHIIHH", 0xFFFE, channels, 16000, 16000 * channels * width, channels * width, bits)
+    guid_tail = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
+    return fmt + struct.pack("<HHIH", 22, bits, (1 << channels) - 1, subformat) + guid_tail
+
+
+def test_an_empty_or_cut_off_wav_is_a_clear_error() -> None:
+    whole = io.BytesIO()
+    with wave.open(whole, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\0\0" * 100)
+    for body in (b"", whole.getvalue()[:10], whole.getvalue()[:30]):
+        with pytest.raises(ValueError, match=r"not a PCM WAV file \(.+(empty|cut off)") as e:
+            read_wav(io.BytesIO(body))
+        assert "()" not in str(e.value), str(e.value)
+
+
+def test_data_cut_off_inside_a_frame_reads_the_whole_frames(tmp_path) -> None:
+    x = (0.5 * np.sin(np.arange(800) / 7)).astype(np.float32)
+    write_wav(tmp_path / "a.wav", x, 16000)
+    cut = (tmp_path / "a.wav").read_bytes()[:-1]
+    y, rate = read_wav(io.BytesIO(cut))
+    assert rate == 16000 and y.shape == (799,) and float(np.abs(x[:799] - y).max()) < 1.0 / 16000
+    stereo = np.stack([to_int16(x), to_int16(-x)], axis=1).tobytes()[:-3]  # 1.5 frames short
+    y, _ = read_wav(io.BytesIO(_wav_bytes(struct.pack("<HHIIHH", 1, 2, 16000, 64000, 4, 16), stereo)))
+    assert y.shape == (799,)
+
+
+def test_an_extensible_pcm_wav_reads_like_a_plain_one() -> None:
+    x = (0.5 * np.sin(np.arange(800) / 7)).astype(np.float32)
+    pcm16 = np.repeat(to_int16(x)[:, None], 3, axis=1).tobytes()
+    plain, rate = read_wav(io.BytesIO(_wav_bytes(struct.pack("<HHIIHH", 1, 3, 16000, 96000, 6, 16), pcm16)))
+    y, rate = read_wav(io.BytesIO(_wav_bytes(_extensible_fmt(3, 16, 1), pcm16)))
+    assert rate == 16000 and np.array_equal(y, plain) and float(np.abs(x - y).max()) < 1.0 / 16000
+    pcm32 = (to_int16(x).astype("<i4") << 16).tobytes()
+    y, _ = read_wav(io.BytesIO(_wav_bytes(_extensible_fmt(1, 32, 1), pcm32)))
+    assert float(np.abs(x - y).max()) < 1.0 / 16000
+    with pytest.raises(ValueError, match="not a PCM WAV file \\(floating-point samples"):
+        read_wav(io.BytesIO(_wav_bytes(_extensible_fmt(1, 32, 3), np.zeros(8, "<f4").tobytes())))
+    with pytest.raises(ValueError, match="not a PCM WAV file \\(format tag 0x0055"):  # MP3 in a WAV
+        read_wav(io.BytesIO(_wav_bytes(_extensible_fmt(1, 16, 0x55), b"\0" * 16)))
+
+
+def test_24_bit_and_pipe_written_wavs_read_to_the_end() -> None:
+    x = (0.5 * np.sin(np.arange(800) / 7)).astype(np.float32)
+    v = np.round(x.astype(np.float64) * 8388607).astype("<i4")
+    pcm24 = np.stack([v & 0xFF, (v >> 8) & 0xFF, (v >> 16) & 0xFF], axis=1).astype(np.uint8).tobytes()
+    y, rate = read_wav(io.BytesIO(_wav_bytes(_extensible_fmt(1, 24, 1), pcm24)))
+    assert rate == 16000 and y.shape == (800,) and float(np.abs(x - y).max()) < 1e-6
+    plain24 = struct.pack("<HHIIHH", 1, 1, 16000, 48000, 3, 24)
+    assert np.array_equal(read_wav(io.BytesIO(_wav_bytes(plain24, pcm24)))[0], y)
+    # sizes left 0 (a writer that could not seek back) or past the end of the file: the data runs to the end
+    pcm16 = to_int16(x).tobytes()
+    for size in (0, 0xFFFFFFFF):
+        whole = bytearray(_wav_bytes(struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16), pcm16))
+        struct.pack_into("<I", whole, 4, size)
+        struct.pack_into("<I", whole, 40, size)
+        y, _ = read_wav(io.BytesIO(bytes(whole)))
+        assert y.shape == (800,) and float(np.abs(x - y).max()) < 1.0 / 16000

@@ -83,6 +83,12 @@ def test_sherpa_metadata_and_bad_files(trained: tuple, tmp_path: Path) -> None:
     assert json.dumps(meta)  # plain strings
 
 
+def test_a_file_onnxruntime_cannot_load_is_a_value_error(tmp_path: Path) -> None:
+    (tmp_path / "lm.onnx").write_bytes(b"garbage" * 10)
+    with pytest.raises(ValueError, match=r"lm\.onnx: onnxruntime cannot load it"):
+        RnnLM.load(tmp_path / "lm.onnx")
+
+
 def test_lm_train_adds_an_lstm_that_parley_and_sherpa_onnx_fuse(tmp_path: Path) -> None:
     """`parley lm train --type lstm` puts an ONNX LSTM into a bundle; the runtime loads it as the stream's LM and
     consults it in beam search; sherpa-onnx loads the same file and its output changes with it."""

@@ -4,6 +4,7 @@ ONNX export (models/train/punct.py), and the runtime that writes a final's displ
 import argparse
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -239,3 +240,76 @@ def test_a_re_export_carries_the_punctuation_model_and_lms_over(trained: Path, t
     other["files"]["bpe.model"] = {**other["files"]["bpe.model"], "sha256": "0" * 64}
     with pytest.raises(ValueError, match="another tokenizer"):
         carry_extras(moved, other, moved)
+
+
+_BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
+
+
+def _replace_file(bundle: Path, name: str, content: bytes) -> None:
+    """Writes a bundle file and lists its new size and hash, as if it had been exported that way."""
+    from server.bundle import sha256_of
+
+    (bundle / name).write_bytes(content)
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    manifest["files"][name] = {"bytes": len(content), "sha256": sha256_of(bundle / name)}
+    (bundle / "bundle.json").write_text(json.dumps(manifest))
+
+
+_EN_CARD = json.loads((_BUNDLES / "en-small" / "punct-en.json").read_text())
+BROKEN_PUNCTUATION: dict[str, tuple[str, bytes, str]] = {
+    "model not ONNX": ("punct-en.onnx", b"garbage" * 10, r"^punct-en\.onnx: onnxruntime cannot load it"),
+    "tokenizer not sentencepiece": ("punct-en.model", b"garbage", r"^punct-en\.model: sentencepiece cannot load"),
+    "card not JSON": ("punct-en.json", b"{", r"^punct-en\.json: not a readable JSON file"),
+    "card a list": ("punct-en.json", b"[1, 2]", r"^punct-en\.json: not a punctuation card"),
+    "card without marks": (
+        "punct-en.json",
+        json.dumps({**_EN_CARD, "marks": None}).encode(),
+        r"^punct-en\.json: marks must be a list of strings",
+    ),
+    "fewer marks than the model": (
+        "punct-en.json",
+        json.dumps({**_EN_CARD, "marks": _EN_CARD["marks"][:1]}).encode(),
+        r"^punct-en\.json: 1 marks, but the model's marks output is 4 wide",
+    ),
+    "more cases than the model": (
+        "punct-en.json",
+        json.dumps({**_EN_CARD, "cases": [*_EN_CARD["cases"], "title"]}).encode(),
+        r"^punct-en\.json: 5 cases, but the model's cases output is 4 wide",
+    ),
+    "window of one token": (
+        "punct-en.json",
+        json.dumps({**_EN_CARD, "config": {**_EN_CARD["config"], "max_len": 1}}).encode(),
+        r"^punct-en\.json: config\.max_len 1, expected a window of at least 2 tokens",
+    ),
+    "window wider than the model's": (
+        "punct-en.json",
+        json.dumps({**_EN_CARD, "config": {**_EN_CARD["config"], "max_len": 4096}}).encode(),
+        r"^punct-en\.json: config\.max_len 4096, but the model's window is 256 tokens",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_PUNCTUATION))
+def test_a_broken_punctuation_model_or_card_is_refused_naming_the_file(tmp_path: Path, case: str) -> None:
+    """Refused when the bundle loads (a BundleError, which the server logs and skips), not on every final after."""
+    from server.bundle import BundleError, load_bundle
+
+    bundle = tmp_path / "en-small"
+    shutil.copytree(_BUNDLES / "en-small", bundle)
+    name, content, message = BROKEN_PUNCTUATION[case]
+    _replace_file(bundle, name, content)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(bundle, providers="cpu", threads=1)
+
+
+def test_a_bundle_with_a_broken_punctuation_model_or_lm_is_skipped_and_the_others_serve(tmp_path: Path) -> None:
+    from server.service import load_bundles
+    from server.settings import Settings
+
+    shutil.copytree(_BUNDLES / "en-small", tmp_path / "en-small")
+    _replace_file(tmp_path / "en-small", "punct-en.onnx", b"garbage" * 10)
+    shutil.copytree(_BUNDLES / "en-open", tmp_path / "en-open")
+    _replace_file(tmp_path / "en-open", "lm-source.npz", b"PK\x03\x04" + b"\0" * 50)  # a cut-off zip
+    (tmp_path / "en-tsot-small").symlink_to(_BUNDLES / "en-tsot-small")
+    loaded = load_bundles(Settings(bundles=tmp_path, providers="cpu", intra_op_threads=1))
+    assert list(loaded) == ["en-tsot-small"]

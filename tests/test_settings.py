@@ -1,4 +1,5 @@
 import argparse
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,18 @@ def test_the_fbank_setting_reaches_each_stream_s_frontend() -> None:
     assert len(chunks) > 3
     for i, c in enumerate(chunks):
         assert np.array_equal(c.x, want[i * spec.shift : i * spec.shift + spec.window])
+
+
+def test_a_keys_file_turns_auth_on_however_the_settings_are_made(tmp_path: Path) -> None:
+    """`Settings(api_keys_file=...)` (not only the flags and environment) reads the file: a server given a keys
+    file never runs open; `dataclasses.replace` reads it again without doubling the keys."""
+    keys = tmp_path / "keys"
+    keys.write_text("# team keys\nk1\n\n  k2  \n")
+    s = Settings(api_keys_file=keys)
+    assert s.api_keys == ("k1", "k2") and s.auth_required
+    assert Settings(api_keys=("k0", "k2"), api_keys_file=str(keys)).api_keys == ("k0", "k2", "k1")
+    assert dataclasses.replace(s, port=9000).api_keys == ("k1", "k2")
+    assert parse(["--api-keys-file", str(keys)]) == s
+    keys.write_text("# nobody yet\n")
+    with pytest.raises(ValueError, match=r"api_keys_file .*: no keys in it"):
+        Settings(api_keys_file=keys)

@@ -11,7 +11,11 @@ import httpx
 import pytest
 
 from parley.audio import write_wav
+from server import providers
+from server.service import default_model
+from server.settings import DEFAULT_MODEL
 from server.subtitles import MAX_CUE_S, MAX_LINE_CHARS, MIN_CUE_S, cues, layout, render
+from server.transcribe import InputError, find_bundle
 from server.transcribe import main as transcribe_main
 from tests.test_export import SR
 from tests.test_server import Running, _wav, audio, running
@@ -109,6 +113,37 @@ def test_transcribe_command_errors(tiny_bundles: Path, tmp_path: Path, capsys) -
     write_wav(tmp_path / "a.wav", audio(0.5, 1), SR)
     assert transcribe_main([str(tmp_path / "a.wav"), "--bundles", str(tiny_bundles), "--model", "nope"]) == 2
     assert "no model 'nope'" in capsys.readouterr().err
+
+
+def test_the_transcribe_command_passes_over_unreadable_bundles_and_defaults_as_the_server(tmp_path: Path) -> None:
+    for folder, text in (("a-model", '{"name": "a-model"}'), ("broken", "{ not json"), ("list", "[]")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "bundle.json").write_text(text)
+    assert find_bundle(tmp_path, None) == tmp_path / "a-model"
+    assert find_bundle(tmp_path, "a-model") == tmp_path / "a-model"
+    with pytest.raises(InputError, match=r"broken/bundle\.json: cannot read it"):
+        find_bundle(tmp_path, "broken")
+    with pytest.raises(
+        InputError, match=r"no model 'nope' in .*\['a-model'\] \(and unreadable: \['broken', 'list'\]\)"
+    ):
+        find_bundle(tmp_path, "nope")
+    (tmp_path / "z").mkdir()
+    (tmp_path / "z" / "bundle.json").write_text(json.dumps({"name": DEFAULT_MODEL}))
+    assert default_model(["a-model", DEFAULT_MODEL]) == DEFAULT_MODEL  # what the server makes its default
+    assert find_bundle(tmp_path, None) == tmp_path / "z"
+
+
+def test_the_transcribe_command_refuses_providers_without_a_traceback(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_wav(tmp_path / "a.wav", audio(0.5, 1), SR)
+    args = [str(tmp_path / "a.wav"), "--bundles", str(Path(__file__).resolve().parents[1] / "bundles" / "en-small")]
+    with pytest.raises(SystemExit) as e:
+        transcribe_main([*args, "--providers", "gpu"])
+    assert e.value.code == 2 and "invalid choice: 'gpu'" in capsys.readouterr().err
+    monkeypatch.setattr(providers, "cuda_usable", lambda: False)
+    assert transcribe_main([*args, "--providers", "CUDA"]) == 2
+    assert "CUDA was asked for but onnxruntime cannot use a GPU here" in capsys.readouterr().err
 
 
 def test_cues_read_the_display_text_word_for_word() -> None:
