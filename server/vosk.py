@@ -375,8 +375,7 @@ class VoskSession(Connection):
             return result_reply([], self.config)
         stream, collector = self.stream, self._collector
         assert collector is not None
-        if not stream.stopped:
-            await stream.stop()
+        await stream.stop()  # idempotent, and a stop cancelled earlier (a shutdown) finishes queueing here
         await asyncio.wait({collector})
         collector.result()
         result = result_reply(self._finals, self.config, self.offset)
