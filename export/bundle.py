@@ -132,6 +132,7 @@ def training_summary(checkpoint: dict, hardware: str | None) -> dict:
         "recipe": {k: v for k, v in cfg.items() if k not in ("train", "dev", "exp_dir", "encoder")},
         "started_from": _earlier_stages(cfg),
         **({"averaged": checkpoint["averaged"]} if checkpoint.get("averaged") else {}),
+        **({"token_bias": checkpoint["token_bias"]} if checkpoint.get("token_bias") else {}),
     }
 
 
@@ -305,6 +306,12 @@ def model_card(bundle: dict) -> str:
             else []
         ),
         *_soup_card_lines(t.get("averaged", [])),
+        *[
+            f"- token {e['token_id']}'s logit shifted by {e['delta']:+g} after training (models/train/token_bias.py"
+            + (f", head {e['head']}" if e.get("head") else "")
+            + "): in the joiner's weights, so every runtime decodes with it"
+            for e in t.get("token_bias", [])
+        ],
         "",
         "## Measured",
         "",

@@ -301,3 +301,59 @@ def test_mix_and_eval_tsot_commands(tiny_corpus: Path, tsot_bundles: Path, tmp_p
     card = (out / "README.md").read_text()
     all_row = f"| all | 3 | {report['cpwer']['all']['words']} | {100 * report['cpwer']['all']['cpwer']:.2f}% |"
     assert all_row in card and "Single-talker audio `test.jsonl`" in card, card
+
+
+def test_token_bias_moves_one_logit_and_eval_sweeps_it(
+    tiny_corpus: Path, tsot_bundles: Path, tmp_path: Path, capsys
+) -> None:
+    import torch
+
+    from models.data.mixtures import main as mix_main
+    from models.eval.evaluate_tsot import main as eval_main
+    from models.nn.checkpoint import load_model
+    from models.train.token_bias import main as bias_main
+    from models.train.token_bias import shift_token_logit
+    from parley.contract import BLANK_ID, CHANNEL_CHANGE_ID
+    from tests.test_export import EN_BPE
+
+    ck = tsot_bundles.parent / "tiny.pt"
+    model, _ = load_model(ck)
+    _, joiner, _ = model.head(None)
+    x = torch.randn(5, joiner.output.in_features)
+    before = joiner(x, torch.zeros_like(x))
+    shift_token_logit(model, CHANNEL_CHANGE_ID, -1.5)
+    diff = joiner(x, torch.zeros_like(x)) - before
+    assert torch.allclose(diff[:, CHANNEL_CHANGE_ID], torch.full((5,), -1.5), atol=1e-5)
+    assert diff[:, [i for i in range(diff.shape[1]) if i != CHANNEL_CHANGE_ID]].abs().max() == 0
+    with pytest.raises(ValueError, match="blank_penalty"):
+        shift_token_logit(model, BLANK_ID, 1.0)
+    with pytest.raises(ValueError, match="vocabulary"):
+        shift_token_logit(model, diff.shape[1], 1.0)
+
+    # the command bakes the shift into a checkpoint that loads, evaluates and exports like any other
+    out = tmp_path / "cc.pt"
+    assert bias_main(["--checkpoint", str(ck), "--out", str(out), "--delta", "-1.5"]) == 0
+    baked, baked_ck = load_model(out)
+    assert baked_ck["token_bias"] == [{"token_id": CHANNEL_CHANGE_ID, "delta": -1.5, "head": None}]
+    assert torch.allclose(baked.head(None).joiner(x, torch.zeros_like(x)), before + diff, atol=1e-6)
+    with pytest.raises(SystemExit):
+        bias_main(["--checkpoint", str(ck), "--out", str(ck), "--delta", "1"])
+
+    # eval-tsot's sweep: a large negative bias removes every channel change, a large positive one adds them
+    src = tiny_corpus / "en" / "test.jsonl"
+    assert mix_main(["--manifest", str(src), "--out", str(tmp_path / "mix"), "--n", "3", "--seed", "1"]) == 0
+    args = ["--checkpoint", str(ck), "--tokenizer", str(EN_BPE), "--mixtures", str(tmp_path / "mix" / "mix.jsonl")]
+    args += ["--chunk-ms", "160", "--cc-bias", "0", "-100", "100", "--out", str(tmp_path / "eval")]
+    assert eval_main(args) == 0
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    sweep = {row["cc_bias"]: row["channel_changes"]["hypotheses"] for row in report["cc_bias_sweep"]}
+    assert sweep[-100.0] == 0 and sweep[100.0] > sweep[0.0], sweep
+    assert report["cc_bias"] == 0.0 and report["channel_changes"]["hypotheses"] == sweep[0.0]
+    assert "cc bias -100: 0 channel changes" in capsys.readouterr().out
+
+    # the export's card says the weights carry the shift
+    from export.bundle import main as export_main
+
+    exp = ["--checkpoint", str(out), "--tokenizer", str(EN_BPE), "--name", "t", "--out", str(tmp_path / "bundle")]
+    assert export_main([*exp, "--chunk-ms", "160", "--post-processing", "tsot"]) == 0
+    assert "token 1's logit shifted by -1.5 after training" in (tmp_path / "bundle" / "README.md").read_text()

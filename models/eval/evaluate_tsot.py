@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from parley.contract import CHANNEL_CHANGE, CHANNEL_CHANGE_ID
 from parley.textnorm import words
 from parley.wer import ErrorCounts, align_counts
 from server.tsot import split_channels, strip_channel_changes
@@ -100,6 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--blank-penalty", type=float, default=0.0, help="subtracted from the blank logit (default: 0; tune on dev)"
     )
+    p.add_argument(
+        "--cc-bias",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="added to the channel change's logit, one decoding of the mixtures per value (negative: fewer channel "
+        "changes; default: 0); the first value also decodes --single. `python -m models.train.token_bias` bakes one in",
+    )
     p.add_argument("--limit", type=int, default=0, help="decode only the first N items of each manifest")
     p.add_argument("--out", type=Path, help="write report.json and hypotheses here")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
@@ -110,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from models.data.manifest import read_manifest
     from models.eval.evaluate import decode
     from models.nn.checkpoint import load_model
+    from models.train.token_bias import shift_token_logit
     from models.train.tokenizer import Tokenizer
     from parley.contract import ENCODER_FRAME_MS
     from parley.wer import error_counts
@@ -129,14 +139,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run(items):  # (references, hypotheses) at the chosen latency, search and blank penalty
         return decode(model, tok, items, chunk, left, a.search, blank_penalty=a.blank_penalty)
 
-    _, hyps = run(utts)
     report: dict = {"mixtures": str(a.mixtures), "chunk_ms": a.chunk_ms, "history_ms": a.history_ms}
     report |= {"search": a.search, "blank_penalty": a.blank_penalty}
-    report["cpwer"] = score_mixtures(lines, hyps, language)
-    for b, row in report["cpwer"].items():
-        counts = f"({row['errors']}/{row['words']}, {row['mixtures']} mixtures)"
-        print(f"cpWER overlap {b:>5} %: {100 * row['cpwer']:6.2f}% {counts}")
+    shifted = 0.0  # the cc bias the model holds now
+    for k, bias in enumerate(a.cc_bias):
+        shift_token_logit(model, CHANNEL_CHANGE_ID, bias - shifted)
+        shifted = bias
+        _, hyps = run(utts)
+        row = {"cc_bias": bias, "cpwer": score_mixtures(lines, hyps, language)}
+        row["channel_changes"] = {"hypotheses": sum(h.split().count(CHANNEL_CHANGE) for h in hyps)}
+        row["channel_changes"]["references"] = sum(u.text.split().count(CHANNEL_CHANGE) for u in utts)
+        if len(a.cc_bias) > 1:
+            print(f"cc bias {bias:+g}: {row['channel_changes']['hypotheses']} channel changes", end="")
+            print(f" ({row['channel_changes']['references']} in the references)")
+        for b, r in row["cpwer"].items():
+            counts = f"({r['errors']}/{r['words']}, {r['mixtures']} mixtures)"
+            print(f"cpWER overlap {b:>5} %: {100 * r['cpwer']:6.2f}% {counts}")
+        if k == 0:
+            report |= row
+            first_hyps = hyps
+        else:
+            report.setdefault("cc_bias_sweep", []).append(row)
+    if len(a.cc_bias) > 1:
+        report["cc_bias_sweep"].insert(0, {k: report[k] for k in ("cc_bias", "cpwer", "channel_changes")})
+    hyps = first_hyps
     if a.single:
+        shift_token_logit(model, CHANNEL_CHANGE_ID, a.cc_bias[0] - shifted)
         single = read_manifest(a.single)[: a.limit or None]
         refs, shyps = run(single)
         plain = [strip_channel_changes(h) for h in shyps]
