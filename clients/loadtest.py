@@ -18,15 +18,21 @@ Figures, per number of streams:
 - server-side chunk latency: from the server's /metrics histogram parley_chunk_latency_seconds, the time from the
   arrival of the sample that completes an encoder chunk (its lookahead included) to that chunk's results being
   sent, for every chunk whether its text changed or not (percentiles interpolated inside the histogram's buckets).
+  A percentile past the last finite bucket (5 s) has no upper bound: it is printed as "> 5000" and written as null
+  next to "beyond_ms" (the bound it lies past), and fails its level.
   This is the figure --ramp judges by when the server exposes it; the client-side figure above otherwise.
 - finalization latency: time from sending stop until the "end" message.
 - WER against references (--refs): both texts in Parley's caption form (`parley.textnorm`: lowercase, punctuation
   dropped; characters for Chinese) and aligned by `parley.wer`, as `parley eval` scores them.
-- errors by code (the server's codes, and the client's: connect_failed, closed, timeout, bad_reply).
+- errors by code (the server's codes, and the client's: connect_failed, closed, timeout, bad_reply). A stream the
+  server turned away is counted, and its worker waits before the next (0.1 s, doubling up to 5 s); one refused for a
+  reason that would only repeat (unauthorized, unknown_model, a start the server rejects) or that cannot connect
+  ends its worker.
 - the server's CPU use, from process_cpu_seconds_total on its /metrics, when it is there.
 
 --ramp runs 1, 2, 4, 8, ... streams until p95 chunk latency passes --target-p95-ms or a stream fails, then bisects
-between the last good and the first bad count, and reports the most streams that stayed within the target.
+between the last good and the first bad count, and reports the most streams that stayed within the target. It exits
+with 1 when no level passed, or when any level could not connect or was not authorized.
 """
 
 from __future__ import annotations
@@ -55,6 +61,24 @@ from parley.wer import ErrorCounts, error_counts
 
 _END_TOLERANCE = 0.0005  # s: the server rounds times to the millisecond
 _RAMP_DEFAULT_DURATION = 30.0  # s per level when --ramp is given without --duration
+_BACKOFF_MIN, _BACKOFF_MAX = 0.1, 5.0  # s a worker waits after a stream the server turned away, doubling each time
+# Refusals of a stream before ready that the same request would only get again: the worker stops at the first.
+REFUSALS = frozenset(
+    {
+        "unauthorized",
+        "forbidden_origin",
+        "unknown_model",
+        "unsupported_option",
+        "unknown_field",
+        "invalid_value",
+        "unsupported_rate",
+        "unsupported_encoding",
+        "bad_json",
+        "bad_message",
+        "not_started",
+        "already_started",
+    }
+)
 
 
 @dataclass
@@ -201,7 +225,8 @@ def histogram_percentiles_ms(before: dict[float, float], after: dict[float, floa
         for b, c in zip(bounds, counts, strict=True):
             if c >= target:
                 if b == float("inf"):
-                    value = lo_bound  # beyond the last finite bucket: report its bound (a lower limit)
+                    value = float("inf")  # beyond the last finite bucket: no upper bound known
+                    result["beyond_ms"] = round(1000 * lo_bound, 1)
                 else:
                     frac = (target - lo_count) / (c - lo_count) if c > lo_count else 1.0
                     value = lo_bound + frac * (b - lo_bound)
@@ -258,6 +283,7 @@ async def run_level(clips: Sequence[Clip], streams: int, opts: Options) -> dict:
         done: list[tuple[Clip, StreamResult]] = []
         order = _assignments(i, streams, len(clips))
         k = 0
+        backoff = 0.0  # s to wait before the next stream: after one the server turned away (server_full, ...)
         while True:
             if opts.duration is None:
                 if k >= len(order):
@@ -266,6 +292,11 @@ async def run_level(clips: Sequence[Clip], streams: int, opts: Options) -> dict:
             else:
                 clip = clips[(i + k * streams) % len(clips)]
             k += 1
+            if backoff:
+                left = None if opts.duration is None else t_start + opts.duration - time.monotonic()
+                await asyncio.sleep(backoff if left is None else max(0.0, min(backoff, left)))
+                if opts.duration is not None and time.monotonic() - t_start >= opts.duration:
+                    break
             r = await run_stream(
                 opts.url,
                 clip.samples,
@@ -278,10 +309,12 @@ async def run_level(clips: Sequence[Clip], streams: int, opts: Options) -> dict:
                 end_timeout=opts.end_timeout,
             )
             done.append((clip, r))
-            if r.error is not None and r.error.get("code") == "connect_failed":
-                break  # no point hammering a server that is not there
+            code = None if r.error is None else r.error.get("code")
+            if code == "connect_failed" or (r.ready is None and code in REFUSALS):
+                break  # no point hammering a server that is not there, or asking again for what it refused
             if opts.duration is not None and time.monotonic() - t_start >= opts.duration:
                 break
+            backoff = 0.0 if r.ready is not None else min(_BACKOFF_MAX, max(_BACKOFF_MIN, 2 * backoff))
         return done
 
     per_stream = await asyncio.gather(*(worker(i) for i in range(streams)))
@@ -350,7 +383,8 @@ def summarize(
 
 
 def level_ok(level: dict, target_p95_ms: float) -> bool:
-    """Whether a level kept p95 chunk latency (server-side when known) within the target without errors."""
+    """Whether a level kept p95 chunk latency (server-side when known) within the target without errors (an
+    unbounded server-side p95, past the histogram's last finite bucket, is not within any target)."""
     lat = level.get("server_latency_ms") or level["latency_ms"]
     return level["error_count"] == 0 and lat is not None and lat["p95"] <= target_p95_ms
 
@@ -400,6 +434,24 @@ async def ramp(
 # ---- Output ----
 
 
+def _ms(figures: dict, key: str) -> str:
+    """A percentile in whole ms; one past the server histogram's last finite bucket as "> BOUND"."""
+    value = figures[key]
+    return f"> {figures.get('beyond_ms', 0):.0f}" if value == float("inf") else f"{value:.0f}"
+
+
+def json_ready(value):
+    """`value` with every infinite or NaN float (an unbounded percentile) as None, so that the report is strict
+    JSON that every parser reads."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def describe(level: dict) -> str:
     """One line for the terminal."""
     parts = [f"streams {level['streams']:>4}:"]
@@ -410,7 +462,7 @@ def describe(level: dict) -> str:
         parts.append("no chunk latency")
     srv = level.get("server_latency_ms")
     if srv:
-        parts.append(f"server-side p50 {srv['p50']:.0f} p95 {srv['p95']:.0f} p99 {srv['p99']:.0f} ms")
+        parts.append(f"server-side p50 {_ms(srv, 'p50')} p95 {_ms(srv, 'p95')} p99 {_ms(srv, 'p99')} ms")
     if fin:
         parts.append(f"final {fin['p50']:.0f} ms")
     if level["wer"]:
@@ -532,11 +584,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+        Path(a.json).write_text(json.dumps(json_ready(out), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     if a.plot:
         plot(levels, a.plot, a.target_p95_ms if a.ramp else None)
-    failed = sum(lv["error_count"] for lv in levels)
-    return 1 if failed and not a.ramp else 0
+    if a.ramp:  # levels past the capacity fail by design; none passing, or no way in at all, is a failure
+        shut_out = any(lv["errors"].get(code) for lv in levels for code in ("connect_failed", "unauthorized"))
+        return 1 if best == 0 or shut_out else 0
+    return 1 if sum(lv["error_count"] for lv in levels) else 0
 
 
 if __name__ == "__main__":

@@ -231,7 +231,10 @@ async def converse(
         ) as ws:
             result.connected_at = time.monotonic()
             try:
-                await ws.send(json.dumps(start))
+                # A server that refuses the stream (server_full, unauthorized, ...) sends its error and closes as
+                # soon as it accepts, often before start goes out: the error is still there to be read.
+                with contextlib.suppress(ConnectionClosed):
+                    await ws.send(json.dumps(start))
                 first = record(await asyncio.wait_for(ws.recv(), open_timeout))
             except (TimeoutError, ConnectionClosed) as e:
                 result.close_code = ws.close_code

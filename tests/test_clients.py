@@ -33,6 +33,7 @@ class Fake:
     final_every: int = 0  # audio messages per final (0: finals only at stop)
     error_after: int | None = None  # send an error after this many audio messages
     send_end: bool = True  # False: close after stop without end (the client should report it)
+    refuse: str | None = None  # refuse every stream with this error code right after the handshake, as a server does
 
 
 class FakeServer:
@@ -74,6 +75,10 @@ class FakeServer:
     async def _handler(self, ws) -> None:
         fake = self.fake
         self.headers.append(dict(ws.request.headers))
+        if fake.refuse is not None:  # before reading start, as the real server refuses (server_full, unauthorized)
+            await ws.send(json.dumps({"type": "error", "code": fake.refuse, "message": f"fake {fake.refuse}"}))
+            await ws.close(1013 if fake.refuse == "server_full" else 1008)
+            return
         start = json.loads(await ws.recv())
         self.starts.append(start)
         rate = start["sample_rate"]
@@ -308,3 +313,87 @@ def test_server_side_latency_percentiles_come_from_histogram_deltas() -> None:
     p = loadtest.histogram_percentiles_ms(before, after)
     assert p["n"] == 200 and p["p50"] == pytest.approx(100.0) and p["p95"] == pytest.approx(190.0)
     assert loadtest.histogram_percentiles_ms(after, after) is None
+
+
+@pytest.fixture
+def start_after_close(monkeypatch) -> None:
+    """The client's start goes out only once the server has closed: the race a refusing server usually wins (it
+    sends its error and closes as soon as it accepts), made certain."""
+    from websockets.asyncio.client import ClientConnection
+
+    send = ClientConnection.send
+
+    async def late(self, message, *args, **kwargs):
+        if isinstance(message, str) and json.loads(message).get("type") == "start":
+            await asyncio.wait_for(self.wait_closed(), 5)
+        return await send(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(ClientConnection, "send", late)
+
+
+def test_refused_stream_reports_the_servers_error(
+    server: FakeServer, start_after_close: None, tmp_path: Path, capsys
+) -> None:
+    server.fake.refuse = "server_full"
+    r = asyncio.run(run_stream(server.url, tone(0.2), 16000, speed=0))
+    assert r.error == {"type": "error", "code": "server_full", "message": "fake server_full"}, r.error
+    assert r.close_code == 1013 and r.ready is None and not r.chunks
+    files, _ = _files(tmp_path)
+    assert stream_main([files[0], "--url", server.url, "--speed", "0"]) == 1
+    assert "error server_full: fake server_full" in capsys.readouterr().err
+
+
+def test_loadtest_stops_on_a_refusal_and_backs_off_when_full(server: FakeServer, tmp_path: Path) -> None:
+    """With --duration, a refused stream is not retried in a tight loop: a refusal that would only repeat
+    (unauthorized) ends the stream's worker, server_full is retried with exponential backoff; both are counted."""
+    files, _ = _files(tmp_path)
+    clips = loadtest.load_clips(files, None)
+    opts = loadtest.Options(url=server.url, chunk_ms=100, speed=0, duration=1.0)
+    server.fake.refuse = "unauthorized"
+    t = time.monotonic()
+    level = asyncio.run(loadtest.run_level(clips, 2, opts))
+    assert level["errors"] == {"unauthorized": 2} and level["files_streamed"] == 2, level
+    assert time.monotonic() - t < 0.9
+    server.fake.refuse = "server_full"
+    level = asyncio.run(loadtest.run_level(clips, 1, opts))
+    # 0.1 + 0.2 + 0.4 s of backoff fit in 1 s: 4 or 5 tries, not hundreds.
+    assert level["errors"] == {"server_full": level["files_streamed"]} and 3 <= level["files_streamed"] <= 6, level
+
+
+def test_ramp_exit_status(server: FakeServer, tmp_path: Path) -> None:
+    """--ramp fails (1) when no level passed, or when a level could not connect or was not authorized."""
+    files, _ = _files(tmp_path)
+    ramp = ["--files", files[0], "--ramp", "--duration", "0.2", "--speed", "0", "--max-streams", "2"]
+    assert loadtest.main(["--url", "ws://127.0.0.1:9/v1/stream", *ramp]) == 1  # nothing listening
+    server.fake.refuse = "unauthorized"
+    assert loadtest.main(["--url", server.url, *ramp]) == 1
+    server.fake = Fake()
+    assert loadtest.main(["--url", server.url, *ramp, "--target-p95-ms", "60000"]) == 0
+
+
+def test_server_latency_beyond_the_last_bucket_is_unbounded_and_fails_the_level() -> None:
+    def scrape(le_counts: dict[str, int]) -> dict[float, float]:
+        text = "\n".join(f'parley_chunk_latency_seconds_bucket{{le="{le}"}} {c}' for le, c in le_counts.items())
+        return loadtest.parse_histogram(text, loadtest.SERVER_LATENCY)
+
+    before = scrape({"1.0": 0, "5.0": 0, "+Inf": 0})
+    after = scrape({"1.0": 90, "5.0": 90, "+Inf": 100})  # 10 observations over 5 s
+    p = loadtest.histogram_percentiles_ms(before, after)
+    assert p["p50"] == pytest.approx(555.6, abs=0.1) and p["p95"] == float("inf") and p["p99"] == float("inf"), p
+    assert p["beyond_ms"] == 5000.0
+    level = {
+        "streams": 1,
+        "latency_ms": {"p50": 100.0, "p95": 200.0, "p99": 300.0},
+        "server_latency_ms": p,
+        "finalization_ms": None,
+        "wer": None,
+        "errors": {},
+        "error_count": 0,
+        "server_cpu_cores": None,
+    }
+    assert not loadtest.level_ok(level, target_p95_ms=6000), "a p95 over 5 s cannot pass a 6 s target"
+    assert "server-side p50 556 p95 > 5000 p99 > 5000 ms" in loadtest.describe(level)
+    # The JSON report stays strict JSON: an unbounded percentile is null there, next to the bound it lies beyond.
+    written = json.loads(json.dumps(loadtest.json_ready({"levels": [level]}), allow_nan=False))
+    assert written["levels"][0]["server_latency_ms"]["p95"] is None
+    assert written["levels"][0]["server_latency_ms"]["beyond_ms"] == 5000.0

@@ -323,9 +323,8 @@ STUB_FINAL_2 = {"type": "final", "segment": 1, "text": "", "start": 1.5, "end": 
                 "translations": {"fr": "oui"}}  # fmt: skip
 
 
-def _stand_in(starts: list[dict]) -> Iterator[str]:
-    """A server with the page and a multilingual, multi-talker model: STUB_PARTIAL answers the first audio,
-    STUB_FINAL the stop."""
+def _page_app() -> FastAPI:
+    """A stand-in server's page and model list (STUB_MODELS); each test adds its own /v1/stream."""
     app = FastAPI()
     app.mount("/static", StaticFiles(directory=WEB_DIR))
 
@@ -336,6 +335,29 @@ def _stand_in(starts: list[dict]) -> Iterator[str]:
     @app.get("/v1/models")
     async def models() -> dict:
         return STUB_MODELS
+
+    return app
+
+
+def _serve(app: FastAPI) -> Iterator[str]:
+    """Runs `app` on a free port in a thread; yields its http:// address."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive()
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _stand_in(starts: list[dict]) -> Iterator[str]:
+    """A server with the page and a multilingual, multi-talker model: STUB_PARTIAL answers the first audio,
+    STUB_FINAL the stop."""
+    app = _page_app()
 
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket) -> None:
@@ -357,17 +379,7 @@ def _stand_in(starts: list[dict]) -> Iterator[str]:
                 await ws.close(1000)
                 return
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive()
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    yield from _serve(app)
 
 
 def test_translations_languages_and_speakers(tmp_path: Path) -> None:
@@ -421,3 +433,118 @@ def test_translations_languages_and_speakers(tmp_path: Path) -> None:
     assert partial["captions"] == [["de", "de hallo wie"]] and final["captions"] == [["de", "de hallo wie geht es"]]
     assert final["speakers"] == ["spk spk-0", "spk spk-1", "spk spk-1", "spk spk-1"]
     assert final["legend"] == ["Speaker 1", "Speaker 2"]
+
+
+def test_audio_is_kept_through_a_refused_connection(tmp_path: Path) -> None:
+    """A full server accepts the connection and closes it at once with server_full: the audio captured meanwhile
+    (here a tone, while the first connection takes 1.5 s to open) is kept and goes to the next connection, once it
+    is ready; none of it goes to the refused one."""
+    _require_chromium()
+    rate = 16000
+    t = np.arange(round(0.6 * rate)) / rate
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    wav = tmp_path / "microphone.wav"
+    write_wav(wav, np.concatenate([np.zeros(round(0.3 * rate)), tone, np.zeros(4 * rate)]).astype(np.float32), rate)
+    received: list[bytes] = []  # the audio of the connection that was ready
+    refused = threading.Event()
+    app = _page_app()
+
+    @app.websocket("/v1/stream")
+    async def stream(ws: WebSocket) -> None:
+        if not refused.is_set():
+            refused.set()
+            await asyncio.sleep(1.5)  # the page captures the tone while this connection opens
+            await ws.accept()
+            await ws.send_json({"type": "error", "code": "server_full", "message": "the server is full"})
+            await ws.close(1013)
+            return
+        await ws.accept()
+        await ws.receive_text()
+        await ws.send_json({"type": "ready", "protocol": 1, "session": "stub", "model": "sm2", "chunk_ms": 320})
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            if msg.get("bytes"):
+                received.append(msg["bytes"])
+            elif msg.get("text"):  # stop
+                await ws.send_json({"type": "end"})
+                await ws.close(1000)
+                return
+
+    async def go(http: str) -> tuple[list[dict], list[dict], str]:
+        async with Chromium.launch(fake_audio=wav) as browser:
+            page = await browser.page()
+            await page.navigate(http + "/")
+            await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
+            await page.click("#toggle")
+            await page.wait_for("document.body.dataset.state === 'listening'", 20, "the second connection")
+            deadline = time.monotonic() + 15
+            while sum(map(len, received)) < 3 * 2 * rate:  # 3 s of s16le in all
+                assert time.monotonic() < deadline, "the audio stopped coming"
+                await asyncio.sleep(0.1)
+            await page.click("#toggle")
+            await page.wait_for("document.body.dataset.state === 'idle'", 10, "the stop")
+            created = [e["params"] for e in page.events if e["method"] == "Network.webSocketCreated"]
+            sent = [e["params"] for e in page.events if e["method"] == "Network.webSocketFrameSent"]
+            return created, sent, await page.evaluate("document.getElementById('status').textContent")
+
+    with contextlib.contextmanager(_serve)(app) as http:
+        created, sent, status = asyncio.run(go(http))
+    assert status == "Stopped.", status
+    assert len(created) == 2, created
+    first, second = (c["requestId"] for c in created)
+    audio = {first: 0, second: 0}
+    for f in sent:
+        if f["response"]["opcode"] == 2:
+            audio[f["requestId"]] += len(base64.b64decode(f["response"]["payloadData"]))
+    assert audio[first] == 0, f"{audio[first]} bytes of audio went to the refused connection"
+    pcm = np.frombuffer(b"".join(received), dtype="<i2")
+    assert pcm.size * 2 == audio[second], (pcm.size * 2, audio[second])
+    peak = np.abs(pcm[: 3 * rate]).max() / 32768
+    assert peak > 0.25, f"the tone captured during the refused connection is missing (peak {peak:.3f})"
+
+
+def test_stop_before_ready_sends_the_audio_then_stop(tmp_path: Path) -> None:
+    """Stop pressed after start went out but before ready: the audio kept so far, then stop, go out once ready
+    comes, and the page waits for end."""
+    _require_chromium()
+    wav, _ = _microphone_wav(tmp_path, False)
+    started = threading.Event()
+    messages: list[str | int] = []  # text messages as they are, audio as its byte count
+    app = _page_app()
+
+    @app.websocket("/v1/stream")
+    async def stream(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.receive_text()
+        started.set()
+        await asyncio.sleep(2.0)  # the user presses Stop meanwhile
+        await ws.send_json({"type": "ready", "protocol": 1, "session": "stub", "model": "sm2", "chunk_ms": 320})
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            messages.append(len(msg["bytes"]) if msg.get("bytes") else msg["text"])
+            if msg.get("text"):
+                await ws.send_json({"type": "end"})
+                await ws.close(1000)
+                return
+
+    async def go(http: str) -> str:
+        async with Chromium.launch(fake_audio=wav) as browser:
+            page = await browser.page()
+            await page.navigate(http + "/")
+            await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
+            await page.click("#toggle")
+            assert await asyncio.to_thread(started.wait, 15), "no start"
+            await asyncio.sleep(0.5)
+            await page.click("#toggle")
+            await page.wait_for("document.body.dataset.state === 'idle'", 10, "the stop")
+            return await page.evaluate("document.getElementById('status').textContent")
+
+    with contextlib.contextmanager(_serve)(app) as http:
+        status = asyncio.run(go(http))
+    assert status == "Stopped.", status
+    assert messages and json.loads(messages[-1]) == {"type": "stop"}, messages
+    assert sum(m for m in messages[:-1]) >= 0.5 * 2 * SR, f"only {messages[:-1]} bytes of audio before stop"

@@ -6,7 +6,7 @@
 
 const TARGET_RATE = 16000; // Hz sent to the server: the models' rate, so the server does no resampling
 const FRAME_MS = 100; // audio per WebSocket message
-const BACKLOG_FRAMES = 100; // audio kept while reconnecting (10 s); older frames are dropped
+const BACKLOG_FRAMES = 100; // audio kept until a connection is ready (10 s); older frames are dropped
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 15000;
 const END_TIMEOUT_MS = 10000; // after stop, the longest wait for the server's end
@@ -440,17 +440,26 @@ function onWorkletMessage(s, data) {
   if (data.type === "audio") {
     if (s.flushed) return; // a frame completed after the flush: stop has gone out, nothing may follow it
     ui.level.value = Math.min(1, data.level * 4);
-    if (s.ws && s.ws.readyState === WebSocket.OPEN && s.started) {
+    if (s.ws && s.ws.readyState === WebSocket.OPEN && s.ready) {
       s.ws.send(data.pcm);
-    } else if (!s.stopping) {
+    } else {
+      // Kept until the server is ready: a server that refuses the stream (server_full, shutting_down) accepts the
+      // connection and closes it at once, and whatever was sent to it is lost.
       s.backlog.push(data.pcm);
       if (s.backlog.length > BACKLOG_FRAMES) s.backlog.shift();
     }
   } else if (data.type === "flushed" && s.stopping) {
     s.flushed = true;
-    if (s.ws && s.ws.readyState === WebSocket.OPEN && s.started) s.ws.send(JSON.stringify({ type: "stop" }));
-    else finish(s, "Stopped.");
+    if (s.ws && s.ws.readyState === WebSocket.OPEN && s.ready) sendBacklogAndStop(s);
+    else if (!(s.ws && s.ws.readyState === WebSocket.OPEN && s.started)) finish(s, "Stopped.");
+    // else: started, not ready yet: the backlog and stop go out when ready comes (onServerMessage)
   }
+}
+
+// Sends the audio kept while no connection was ready, then stop if the worklet has flushed the last of it.
+function sendBacklogAndStop(s) {
+  for (const pcm of s.backlog.splice(0)) s.ws.send(pcm);
+  if (s.flushed) s.ws.send(JSON.stringify({ type: "stop" }));
 }
 
 function streamUrl() {
@@ -484,10 +493,10 @@ function connect(s) {
     if (s.translate.length) start.translate = s.translate;
     if (s.languages.length) start.languages = s.languages;
     ws.send(JSON.stringify(start));
-    s.started = true;
-    for (const pcm of s.backlog.splice(0)) ws.send(pcm); // audio may follow start at once (docs/protocol.md)
+    s.started = true; // the audio waits for ready (see onWorkletMessage)
   };
   ws.onmessage = (e) => {
+    if (s.ws !== ws) return;
     let msg;
     try {
       msg = JSON.parse(e.data);
@@ -504,6 +513,8 @@ function onServerMessage(s, msg) {
     case "ready":
       s.ready = true;
       s.attempts = 0;
+      sendBacklogAndStop(s);
+      if (s.stopping) break; // stopped while connecting: the state stays "stopping" until end
       showError("");
       setState("listening", `Listening (${msg.model}).`);
       break;
