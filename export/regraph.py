@@ -6,7 +6,10 @@ The exported encoder graph changed on 2026-12-05 (docs/bundles.md "The encoder g
 key-value projections int8 with folded weights, the depthwise conv as a (1, k) Conv2d), which makes the int8 encoder
 about a quarter cheaper per stream and its results independent of the number of onnxruntime threads; and again
 later that day (LayerNorm as elementary ops, models/nn/norm.py), which makes them independent of the onnxruntime
-release, so that sherpa-onnx's build computes the same encoder output as Parley's. A bundle whose
+release, so that sherpa-onnx's build computes the same encoder output as Parley's; and on 2026-12-05's third
+session (a Reshape after the depthwise conv, models/nn/encoder.py's ConvModule), which keeps onnxruntime's transpose
+optimizer from moving a Transpose into a LayerNorm and so makes a stream's results the same alone as in a batch
+(tests/test_isolation.py). A bundle whose
 training checkpoint is gone gets the new graph here: the weights come back from its ONNX files
 (models/train/warmstart.py; int8 weights dequantized, which quantizes again to the same integers), the encoder is
 exported and quantized as `parley export` does, with the old file's metadata, and replaces the old file; bundle.json's
@@ -119,10 +122,11 @@ def regraph_bundle(folder: Path) -> dict[str, float]:
         f"`{name}` was exported again on {dt.date.today().isoformat()} from this bundle's own weights with the "
         'encoder graph of that day (`python -m export.regraph`; docs/bundles.md "The encoder graph"): the '
         "attention's query and key-value projections as int8 MatMuls, the depthwise convolution as a (1, k) Conv2d, "
-        "and (since the second 2026-12-05 session) every LayerNorm as elementary ops, whose rounding is the same in "
-        "every onnxruntime release. "
+        "every LayerNorm as elementary ops, whose rounding is the same in every onnxruntime release, and a Reshape "
+        "after the depthwise convolution that keeps every LayerNorm's reductions on the last axis, whose rounding is "
+        "the same for a stream alone as in a batch. "
         f"{old_bytes:,} -> {report['new_bytes']:,} bytes; on random inputs its output differs from the old file's by "
-        f"{100 * diff:.1f} % of the output's mean magnitude (the projections' int8 rounding). The figures above were "
+        f"{100 * diff:.2f} % of the output's mean magnitude (float and int8 rounding). The figures above were "
         "measured on the old graph unless a section says otherwise.",
     )
     return report

@@ -104,6 +104,39 @@ def test_committed_bundles_have_no_batch_wide_quantization() -> None:
     assert not bad, f"DynamicQuantizeLinear (one scale per batch) left in {bad}"
 
 
+def _row(feeds: dict[str, np.ndarray], session: ort.InferenceSession, rows: list[int]) -> dict[str, np.ndarray]:
+    """`feeds` cut to `rows` along each input's batch axis (its one named, dynamic dimension)."""
+    out = {}
+    for i in session.get_inputs():
+        axis = [k for k, d in enumerate(i.shape) if isinstance(d, str) or d is None]
+        out[i.name] = np.take(feeds[i.name], rows, axis=axis[0]) if axis else feeds[i.name]
+    return out
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "bundles").glob("*/encoder*.int8.onnx")), ids=lambda p: p.parent.name)
+def test_committed_encoders_give_a_row_the_same_bits_at_every_batch_size(path: Path) -> None:
+    """Each row of a batch of 5, run alone and beside one other row, with the server's session options (all graph
+    optimizations): the same bits. onnxruntime's transpose optimizer once moved a Transpose into a LayerNorm of
+    en-open's encoder, whose reductions then ran over a middle axis, a kernel that sums in another order for a batch
+    of one (models/nn/encoder.py's ConvModule): a stream alone got other encoder outputs than in company."""
+    from export.regraph import random_feeds
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    feeds = random_feeds(session, 5, seed=3)
+    batch = session.run(None, feeds)
+    for r in range(5):
+        for rows in ([r], [r, (r + 2) % 5]):
+            got = session.run(None, _row(feeds, session, rows))
+            for name, a, b in zip((o.name for o in session.get_outputs()), batch, got, strict=True):
+                axis = [k for k, d in enumerate(a.shape) if a.shape[k] == 5 and b.shape[k] == len(rows)]
+                want = np.take(a, [r], axis=axis[0]) if axis else a
+                assert np.array_equal(want, np.take(b, [0], axis=axis[0]) if axis else b), (
+                    f"{path.parent.name}: output {name} of row {r} differs with batch {rows}"
+                )
+
+
 # ---- Streams alone and in crowds ----
 
 

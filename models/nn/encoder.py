@@ -194,9 +194,13 @@ class ConvModule(nn.Module):
             # oneDNN builds a new depthwise Conv2d kernel for every new T, minutes per batch of a new length.
             w = self.dw.weight.unsqueeze(2)  # (D, 1, 1, k)
             h = F.conv2d(h.transpose(1, 2).unsqueeze(2), w, self.dw.bias, groups=self.dw.groups).squeeze(2)
+            # A Reshape to the shape it has, (B, T, D) = x's: onnxruntime's transpose optimizer cannot move the
+            # Transpose below through it. Without it the Transpose was pushed through norm2, whose reductions then
+            # ran over the middle axis of (B, D, T), and that kernel sums in another order for one stream than for
+            # several: a stream's output depended on whether it was alone in its batch (tests/test_isolation.py).
+            h = h.transpose(1, 2).reshape(x.shape)
         else:
-            h = self.dw(h.transpose(1, 2))  # (B, D, T)
-        h = h.transpose(1, 2)  # (B, T, D)
+            h = self.dw(h.transpose(1, 2)).transpose(1, 2)  # (B, T, D)
         return self.drop(self.pw2(F.silu(self.norm2(h)))), new_cache
 
 
