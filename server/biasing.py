@@ -5,7 +5,7 @@ Dimension letters: V vocabulary.
     graph = ContextGraph([([17, 42, 9], 1.5), ([17, 5], 2.0)])  # token ids of each phrase, boost per token
     node, bonus = graph.step(ContextGraph.ROOT, 17)             # one emitted token
     bonuses = graph.bonuses(node)                               # (V,) float32: what each next token would get
-    graph.pending(node)                                         # what `finalize` takes back
+    graph.pending(node)                                         # what `BeamState.best` takes back
     graph = ContextGraph(phrases, floor=4.0)                    # no bonus where log P(token) < -4 x its boost
 
 The score a hypothesis gets from the graph is a function of its tokens: the full bonus (the boosts of its tokens) of
@@ -36,11 +36,18 @@ tip the balance between spellings the model finds plausible; a token the model a
 writes a hotword into a sentence without it. The floor scales with the boost, so a stream that asks for a strong
 boost (a name it knows will be said) still gets one: at the default boost 2 and F = 4 the floor is a probability of
 e^-8 (0.00034), at boost 8 e^-32. Tuned on the dev names of benchmarks/bench_hotwords.py (docs/adaptation.md). The
-score of a token sequence then depends on where its tokens were emitted as well; `score` gives the floor-free total.
+score of a token sequence then depends on where its tokens were emitted as well, and so does its node: the same tokens
+may be inside a phrase on one path and back at the root on another (beam search keeps such hypotheses apart,
+server/transducer.py). `score` gives the floor-free total.
+
+Phrases are written in the case of the head's vocabulary (`hotword_text`): lowercased, as Parley's own tokenizers and
+most others write words, or in capitals for one whose word pieces are all capitals (icefall's and sherpa-onnx's
+LibriSpeech-trained models: "▁THE").
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from collections.abc import Sequence
 
@@ -214,7 +221,7 @@ class ContextGraph:
 
     def pending(self, node: int) -> float:
         """The bonus of the partial match at `node` that no phrase has confirmed yet; a finished hypothesis is
-        ranked without it (`finalize`)."""
+        ranked without it (server/transducer.py's `BeamState.best`)."""
         return float(self.local[node])
 
     def score(self, tokens: Sequence[int]) -> float:
@@ -233,17 +240,42 @@ def word_starts(tokens: Sequence[str]) -> np.ndarray:
     return np.array([p.startswith(("\u2581", "'")) or (p.startswith("<") and p.endswith(">")) for p in tokens])
 
 
+_CAPITALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> `writes_capitals`
+
+
+def writes_capitals(sp) -> bool:
+    """Whether a head's tokenizer `sp` (a sentencepiece model or a `TokenTable`) writes words in capitals: its pieces,
+    special ones ("<blk>", "<0xE4>") aside, have capital letters and no small ones, as the LibriSpeech-trained models
+    of icefall and sherpa-onnx ("▁THE"). Looked at once per tokenizer."""
+    capitals = _CAPITALS.get(sp)
+    if capitals is None:
+        pieces = (sp.id_to_piece(i) for i in range(sp.get_piece_size()))
+        capitals = _CAPITALS[sp] = "".join(p for p in pieces if not (p.startswith("<") and p.endswith(">"))).isupper()
+    return capitals
+
+
+def hotword_text(sp, phrase: str) -> str:
+    """A hotword as the head's tokenizer `sp` writes words: white space collapsed, in capitals for a tokenizer that
+    writes them (`writes_capitals`), else lowercased (the caption form of plain words)."""
+    text = " ".join(phrase.split())
+    return text.upper() if writes_capitals(sp) else text.lower()
+
+
 def phrase_tokens(sp, phrase: str) -> list[int]:
-    """A hotword's token ids under a head's sentencepiece model `sp`: lowercased, white space collapsed (the caption
-    form of plain words), encoded.
+    """A hotword's token ids under a head's tokenizer `sp` (a sentencepiece model or a `TokenTable`): `hotword_text`,
+    encoded.
 
     Raises:
-        ValueError: the phrase is empty or has a piece the tokenizer does not know (it maps to <unk>).
+        ValueError: the phrase is empty or has a piece the tokenizer does not know (it maps to <unk>, or no piece of
+            a `TokenTable` covers it).
     """
-    text = " ".join(phrase.lower().split())
+    text = hotword_text(sp, phrase)
     if not text:
         raise ValueError("a hotword is empty")
-    ids = [int(t) for t in sp.encode(text)]
+    try:
+        ids = [int(t) for t in sp.encode(text)]
+    except ValueError as e:  # a TokenTable with no piece for some character
+        raise ValueError(f"hotword {phrase[:40]!r} has characters the model cannot write ({e})") from None
     unk = sp.unk_id()
     if not ids or (unk >= 0 and unk in ids):
         raise ValueError(f"hotword {phrase[:40]!r} has characters the model cannot write")

@@ -30,6 +30,9 @@ model never heard, "be novak" in "his behaviour" is not Novak.
 
 Overlapping candidates are resolved by closeness (the closest first, then the longer run). The defaults were tuned on
 the dev names of benchmarks/bench_hotwords.py (docs/adaptation.md).
+
+Words are compared with the hotwords whatever their case, and a run the model wrote in capitals (a LibriSpeech-trained
+model imported from sherpa-onnx writes "MORE NO") is replaced by the hotword in capitals ("MORENO").
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from parley.wer import align_counts
-from server.biasing import phrase_tokens
+from server.biasing import hotword_text, phrase_tokens
 from server.transducer import HeadRunner, forced_log_probs
 
 RESPELL_THRESHOLD = 0.9  # closeness of the sound keys
@@ -186,15 +189,17 @@ class Respeller:
     def candidates(self, words: Sequence[str], confidences: Sequence[float], threshold: float) -> list[Respelling]:
         """Every run of `words` (with each word's confidence in [0, 1]) with a doubtful word whose sound key is at
         least `threshold` close to a hotword's, overlapping ones included; none takes a word of a hotword already in
-        `words` (a recognized "henderson" stays, whatever "andersen" sounds like)."""
+        `words` (a recognized "henderson" stays, whatever "andersen" sounds like). Case does not matter; a run written
+        in capitals gets the hotword in capitals."""
         if len(words) != len(confidences):
             raise ValueError(f"{len(words)} words but {len(confidences)} confidences")
         longest = max(self._words) + self.extra_words
+        lower = [w.lower() for w in words]  # the phrases are lowercased
         said = [False] * len(words)  # words that are a hotword already: no run takes them (for another hotword)
         for p in self.phrases:
             ws = p.split()
             for i in range(len(words) - len(ws) + 1):
-                if list(words[i : i + len(ws)]) == ws:
+                if lower[i : i + len(ws)] == ws:
                     said[i : i + len(ws)] = [True] * len(ws)
         runs = []  # (i, j, key) of every run with a doubtful word, each key computed once for all the phrases
         for i in range(len(words)):
@@ -204,7 +209,7 @@ class Respeller:
                     break
                 doubtful = doubtful or confidences[j - 1] < self.max_confidence
                 if doubtful:
-                    runs.append((i, j, _cached_key("".join(words[i:j]))))
+                    runs.append((i, j, _cached_key("".join(lower[i:j]))))
         cands = []
         for i, j, rk in runs:
             for k in self._near_length(len(rk), threshold):
@@ -212,8 +217,9 @@ class Respeller:
                 if j - i > self._words[k] + self.extra_words:
                     continue
                 d = edit_distance_within(rk, key, int((1 - threshold) * longest_k + 1e-9))
-                if d is not None and " ".join(words[i:j]) != self.phrases[k]:
-                    cands.append(Respelling(i, j, self.phrases[k], 1.0 - d / longest_k))
+                if d is not None and " ".join(lower[i:j]) != self.phrases[k]:
+                    phrase = self.phrases[k].upper() if "".join(words[i:j]).isupper() else self.phrases[k]
+                    cands.append(Respelling(i, j, phrase, 1.0 - d / longest_k))
         return cands
 
     def find(
@@ -280,9 +286,9 @@ def _spellings(sp, phrase: str, n: int) -> list[list[int]]:
     except ValueError:
         return []
     out = [best]
-    if n > 1:
+    if n > 1 and hasattr(sp, "nbest_encode_as_ids"):  # a `TokenTable` knows one tokenization
         unk = sp.unk_id()
-        for ids in sp.nbest_encode_as_ids(" ".join(phrase.lower().split()), n):
+        for ids in sp.nbest_encode_as_ids(hotword_text(sp, phrase), n):
             ids = [int(t) for t in ids]
             if len(out) < n and ids not in out and unk not in ids:
                 out.append(ids)

@@ -49,7 +49,8 @@ class TokenTable:
 
     def encode(self, text: str) -> list[int]:
         """Token ids of `text` by greedy longest match, word by word (a word's first piece carries "▁" when the table
-        has such a piece): what hotwords need, not necessarily the tokenization the model was trained on.
+        has such a piece): what hotwords need, not necessarily the tokenization the model was trained on. Letters are
+        matched as given: server/biasing.py's `hotword_text` writes a hotword in the table's case first.
 
         Raises:
             ValueError: a character that no piece covers.

@@ -33,7 +33,13 @@ where P_ILM is the transducer's own idea of the next token without acoustics: th
 output and a zero encoder output (the encoder's contribution removed), renormalized over the non-blank tokens; and
 P_source an LM of the transducer's training transcripts (the bundle's source LM): a bigram gives LODR (low-order
 density ratio), one of the domain LM's order the density-ratio method.
-Hypotheses of equal tokens have equal LM histories and graph nodes, so merging them stays exact.
+
+Hypotheses of equal tokens have equal LM histories, but not always equal hotword-graph nodes: with the graph's
+acoustic floor, the frame a token was emitted at decides whether it continued a phrase (its bonus pending) or left the
+graph. What the graph adds from then on depends on the node alone, so a stream with hotwords merges hypotheses of
+equal tokens and equal node only (exact: merging on the tokens alone would let a later failed match take back a bonus
+from the share of the sum that never got it), and `BeamState.best` adds up those of equal tokens once their pending
+bonuses are taken back, when their nodes no longer matter. A stream without hotwords merges on the tokens.
 """
 
 from __future__ import annotations
@@ -273,12 +279,21 @@ class BeamState:
 
     @property
     def best(self) -> Hypothesis:
-        """The best hypothesis, ranked without the bonus of hotwords begun but not finished (which a later token
-        could still take back)."""
+        """The best hypothesis. With hotwords, ranked as if the stream ended here: without the bonus of hotwords begun
+        but not finished (which a later token could still take back), and hypotheses of equal tokens at different
+        graph nodes (see the module docstring) by their probabilities added up, the likeliest of them (its frames,
+        token probabilities and own `log_prob`) standing for the token sequence."""
         if self.hotwords is None:
             return max(self.hyps, key=lambda h: h.log_prob)
         graph = self.hotwords
-        return max(self.hyps, key=lambda h: h.log_prob - graph.pending(h.node))
+        totals: dict[tuple[int, ...], float] = {}  # tokens -> their log-probability, summed over the graph nodes
+        tops: dict[tuple[int, ...], tuple[float, Hypothesis]] = {}  # tokens -> their likeliest hypothesis
+        for h in self.hyps:
+            score, key = h.log_prob - graph.pending(h.node), tuple(h.tokens)
+            totals[key] = float(np.logaddexp(totals[key], score)) if key in totals else score
+            if key not in tops or score > tops[key][0]:
+                tops[key] = (score, h)
+        return tops[max(totals, key=totals.__getitem__)][1]
 
 
 def token_probs(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
@@ -308,7 +323,8 @@ def modified_beam_search(
     """Batched modified beam search over one chunk; updates `states` (one per row of `encoder_out`) in place.
 
     Every frame, each hypothesis of each stream is extended by blank or one token; a stream keeps its `beam`
-    best, hypotheses with equal tokens merged (probabilities added). Scores are float32 as in models/nn/search.py.
+    best, hypotheses with equal tokens (and, with hotwords, equal graph node: see the module docstring) merged
+    (probabilities added). Scores are float32 as in models/nn/search.py.
     A stream's hotword bonuses and LM fusion (its `BeamState`'s) are added to its non-blank scores before it
     chooses (see the module docstring).
 
@@ -341,7 +357,7 @@ def modified_beam_search(
             k = min(beam, flat.size)
             top = np.argpartition(-flat, k - 1)[:k]
             top = top[np.argsort(-flat[top], kind="stable")]
-            merged: dict[tuple[int, ...], Hypothesis] = {}
+            merged: dict[tuple, Hypothesis] = {}
             for j in top:
                 h, tok, score = s.hyps[j // V], int(j % V), float(flat[j])
                 if tok == blank:
@@ -351,7 +367,8 @@ def modified_beam_search(
                     p = float(np.exp(lp))
                     node = s.hotwords.step(h.node, tok, lp)[0] if s.hotwords is not None else h.node
                     cand = Hypothesis([*h.tokens, tok], [*h.frames, s.frames_done + t], score, [*h.probs, p], node)
-                key = tuple(cand.tokens)
+                # with hotwords, equal tokens may sit at different graph nodes (the acoustic floor): kept apart
+                key = tuple(cand.tokens) if s.hotwords is None else (tuple(cand.tokens), cand.node)
                 if key in merged:  # the better path (seen first) keeps its frames and token probabilities
                     old = merged[key]
                     merged[key] = Hypothesis(

@@ -183,11 +183,89 @@ def test_acoustic_floor_in_beam_search_keeps_a_boost_off_a_ruled_out_token() -> 
     assert got[0.0] == [1, 2] and got[0.5] == [1], got  # the boost wrote "2" over blank; the floor does not let it
 
 
+class _Floored(HeadRunner):
+    """A head whose joiner ignores the tokens before: each frame's logits are the encoder output itself."""
+
+    def __init__(self) -> None:
+        self.blank_id, self.context_size, self.blank_penalty = 0, 1, 0.0
+        self.start_context = [0]
+
+    def decoder(self, y: np.ndarray) -> np.ndarray:
+        return y.astype(np.float32)
+
+    def joiner(self, encoder_out: np.ndarray, decoder_out: np.ndarray) -> np.ndarray:
+        return encoder_out.copy()
+
+
+def _frame(token_log_probs: list[float]) -> np.ndarray:
+    """`(V,)` logits whose log-softmax gives tokens 1.. `token_log_probs` and blank the rest."""
+    p = np.exp(np.array(token_log_probs, dtype=np.float64))
+    return np.log(np.r_[1.0 - p.sum(), p])
+
+
+def test_beam_search_keeps_equal_tokens_at_different_graph_nodes_apart() -> None:
+    """Token 1 (a hotword's first token) said at frame 0 just above the acoustic floor (log P -7.9 >= -4 x boost 2)
+    and at frame 1 just below it (-8.1): the same tokens, one path with its bonus pending at the phrase's node, one
+    at the root with none. Token 3 then fails the match: the first path's pending bonus is taken back from its own
+    share only, so the sequence's score is the exact sum of both paths (merged on tokens alone it was -7.845)."""
+    enc = np.stack([_frame([-7.9, -30, -30]), _frame([-8.1, -30, -30]), _frame([-30, -30, -0.05])])
+    enc = enc[None].astype(np.float32)  # (N, C, V): the joiner passes it through
+    g = ContextGraph([([1, 2], 2.0)], vocab_size=4, word_start=np.array([True, True, False, True]), floor=4.0)
+    st = BeamState(hotwords=g)
+    head = _Floored()
+    modified_beam_search(head, enc[:, :2], [st], beam=4)
+    lp = enc[0].astype(np.float64) - np.log(np.exp(enc[0].astype(np.float64)).sum(-1, keepdims=True))  # (C, V)
+    above = lp[0, 1] + 2.0 + lp[1, 0]  # token at frame 0: the phrase's node, 2.0 pending
+    below = lp[0, 0] + lp[1, 1]  # token at frame 1: the root, no bonus
+    ones = sorted((h.node, h.log_prob) for h in st.hyps if h.tokens == [1])
+    assert [n for n, _ in ones] == [ContextGraph.ROOT, 1], st.hyps
+    assert abs(ones[0][1] - below) < 1e-4 and abs(ones[1][1] - above) < 1e-4, (ones, below, above)
+    modified_beam_search(head, enc[:, 2:], [st], beam=4)
+    exact = np.logaddexp(above - 2.0 + lp[2, 3], below + lp[2, 3])
+    got = [h for h in st.hyps if h.tokens == [1, 3]]
+    assert len(got) == 1 and abs(got[0].log_prob - exact) < 1e-4, (got, exact)  # both at the root again: merged
+    plain = BeamState()  # without hotwords the nodes are all the root: one hypothesis per token sequence
+    modified_beam_search(head, enc, [plain], beam=4)
+    assert len({tuple(h.tokens) for h in plain.hyps}) == len(plain.hyps), plain.hyps
+
+
+def test_best_adds_up_equal_tokens_at_different_graph_nodes() -> None:
+    from server.transducer import Hypothesis
+
+    g = ContextGraph([([1, 2], 2.0)], vocab_size=4)
+    at_phrase = Hypothesis([1], [0], -1.0, [0.5], node=g.step(ContextGraph.ROOT, 1)[0])  # -3.0 without its pending 2
+    at_root = Hypothesis([1], [1], -3.1, [0.4], node=ContextGraph.ROOT)
+    other = Hypothesis([3], [0], -2.5, [0.6], node=ContextGraph.ROOT)
+    st = BeamState([other, at_root, at_phrase], hotwords=g)
+    assert st.best is at_phrase  # [1] with log(e^-3.0 + e^-3.1) = -2.36 beats [3] at -2.5; its likelier path stands
+    st = BeamState([other, at_root], hotwords=g)
+    assert st.best is other
+
+
 def test_word_starts_marks_word_initial_and_special_pieces() -> None:
     got = word_starts(["<blk>", "\u2581more", "n", "o", "'s", "<cc>", "w"])
     assert got.tolist() == [True, True, False, False, True, True, False]
     with pytest.raises(ValueError):
         ContextGraph([([1], 1.0)], vocab_size=4, word_start=np.ones(3, dtype=bool))
+
+
+def test_hotwords_are_written_in_the_case_of_the_vocabulary() -> None:
+    """icefall's and sherpa-onnx's LibriSpeech-trained models write their pieces in capitals ("▁THE"): a hotword is
+    written in capitals for them, in small letters for the others, whatever case it was given in."""
+    from server.biasing import hotword_text, writes_capitals
+    from server.tokens import TokenTable
+
+    upper = TokenTable(["<blk>", "<sos/eos>", "<unk>", "S", "▁THE", "▁", "T", "<0xE4>", "▁MO", "RE", "NO", "'S"])
+    lower = TokenTable(["<blk>", "<unk>", "s", "▁the", "▁", "t", "<0xE4>", "▁mo", "re", "no", "'s"])
+    assert writes_capitals(upper) and not writes_capitals(lower)  # special and byte pieces do not count
+    assert not writes_capitals(TokenTable(["<blk>", "▁", "好", "你"]))  # no letters with a case: as before
+    assert hotword_text(upper, " Moreno's  the ") == "MORENO'S THE" and hotword_text(lower, "Moreno") == "moreno"
+    assert phrase_tokens(upper, "Moreno") == phrase_tokens(upper, "MORENO") == [8, 9, 10]
+    assert phrase_tokens(lower, "MoReNo") == [7, 8, 9]
+    with pytest.raises(ValueError, match=r"cannot write \(no token covers 'Z'\)"):
+        phrase_tokens(upper, "zen")
+    with pytest.raises(ValueError, match="empty"):
+        phrase_tokens(upper, "  ")
 
 
 def test_graph_refuses_bad_phrases() -> None:

@@ -70,6 +70,16 @@ def test_a_doubtful_run_that_sounds_like_a_hotword_is_replaced() -> None:
     assert speller.find(["mcallister"], [0.1]) == []
 
 
+def test_words_in_capitals_are_compared_whatever_their_case() -> None:
+    """A model that writes capitals (icefall's LibriSpeech-trained ones): its words meet the hotwords, which are kept
+    lowercased, and a run it wrote in capitals gets the hotword in capitals; a hotword it wrote already stays."""
+    speller = Respeller(["Moreno", "henderson"])
+    assert speller.apply(["FROM", "MORE", "NO", "TODAY"], [0.9, 0.5, 0.4, 0.9]) == ["FROM", "MORENO", "TODAY"]
+    assert speller.find(["MORENO"], [0.1]) == [] and speller.find(["Moreno"], [0.1]) == []
+    # "henderson" said already is no run for another hotword, however it is written
+    assert Respeller(["henderson", "andersen"]).find(["HENDERSON"], [0.1]) == []
+
+
 def test_overlapping_candidates_keep_the_closest() -> None:
     speller = Respeller(["moreno", "morrow"], threshold=0.6)
     found = speller.find(["more", "no"], [0.3, 0.3])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +159,31 @@ def test_the_server_serves_an_imported_model(imported, tmp_path) -> None:
             assert expected and " ".join(m["text"] for m in finals) == expected
             words = [w for m in finals for w in m["words"]]
             assert [w["word"] for w in words] == expected.split() and all(0 <= w["conf"] <= 1 for w in words)
+
+
+def test_hotwords_reach_an_imported_model_that_writes_capitals(imported, tmp_path) -> None:
+    """icefall's LibriSpeech-trained models write their pieces in capitals ("▁THE"): imported, a stream's hotwords and
+    the server's are written in capitals for them (they were refused, and the server's silently left out)."""
+    from server.biasing import HOTWORD_BOOST
+    from server.engine import EngineConfig
+    from server.plan import Adaptation, HeadPlan, InvalidOptionError, Planner
+
+    source = shutil.copytree(imported["lstm"].parent / "lstm-src", tmp_path / "src")
+    lines = (source / "tokens.txt").read_text(encoding="utf-8").splitlines()
+    capitals = [line if line.startswith("<") else line.upper() for line in lines]  # "<blk> 0" stays, as icefall's
+    (source / "tokens.txt").write_text("".join(f"{line}\n" for line in capitals), encoding="utf-8")
+    bundle = load_bundle(import_sherpa(source, tmp_path / "upper", language="en"), providers="cpu", threads=1)
+    table = bundle.heads[0].sp
+    assert table.pieces[1:4] == ["▁THE", "▁A", "▁CAT"]
+    config = EngineConfig(server_hotwords=(("the mat", None), ("zebra", None)))  # Z: no piece writes it
+    planner = Planner(bundle, StreamingTransducer(bundle), config.hotwords)
+    graph, _, speller = planner.adapt(HeadPlan(), Adaptation((("Cats", None),)))[0]
+    assert graph is not None and speller is not None and speller.phrases == ["cats", "the mat"]
+    for words in ("CATS", "THE MAT"):
+        ids = table.encode(words)
+        assert len(ids) == 2 and graph.score(ids) == 2 * HOTWORD_BOOST, (words, ids, graph.score(ids))
+    with pytest.raises(InvalidOptionError, match="cannot write"):
+        planner.adapt(HeadPlan(), Adaptation((("zebra", None),)))
 
 
 def test_token_table_writes_text_as_sherpa_onnx_does() -> None:
