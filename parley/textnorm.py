@@ -6,7 +6,8 @@ Space-delimited languages (en, de, es, fr, it, ...)::
     "hello world it's a well-known fact"
 
 Lowercase (German nouns too), Unicode NFC, words made of letters, marks and digits, apostrophes and
-hyphens kept only between two word characters, every other character a word break, single spaces, stripped.
+hyphens kept only between two word characters, invisible format characters (soft hyphen, zero-width joiners, bidi
+marks: Unicode category Cf) deleted, every other character a word break, single spaces, stripped.
 Digits stay digits: the synthetic grammar never writes them and verbalizing real corpora's numbers is out of
 scope.
 
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from parley.contract import CHANNEL_CHANGE
+
 # Characters that join two word characters into one word; the typographic apostrophes become "'".
 _APOSTROPHES = {"'": "'", "\u2019": "'", "\u2018": "'", "\u02bc": "'"}
 _HYPHENS = {"-": "-", "\u2010": "-", "\u2011": "-"}
@@ -32,6 +35,11 @@ _JOINERS = {**_APOSTROPHES, **_HYPHENS}
 _FULLWIDTH_OFFSET = 0xFEE0
 _FULLWIDTH = {c: c - _FULLWIDTH_OFFSET for c in range(0xFF01, 0xFF5F)}
 _FULLWIDTH[0x3000] = 0x20  # ideographic space
+
+# Format characters (Cf: soft hyphen, zero-width (non-)joiner, bidi marks) are invisible and sit inside words, as in
+# "co\u00adoperate": deleted, not word breaks. The zero-width space is the exception: it marks a word boundary where
+# no visible space is written.
+_ZERO_WIDTH_SPACE = "\u200b"
 
 
 def is_chinese(language: str) -> bool:
@@ -47,6 +55,7 @@ def _is_word_char(c: str) -> bool:
 
 def normalize_text(text: str, language: str) -> str:
     """Returns `text` in Parley's normalized caption form for `language` (see the module docstring)."""
+    text = "".join(c for c in text if c == _ZERO_WIDTH_SPACE or unicodedata.category(c) != "Cf")
     text = unicodedata.normalize("NFC", text.translate(_FULLWIDTH).lower())
     chinese = is_chinese(language)
     out: list[str] = []
@@ -66,6 +75,23 @@ def normalize_text(text: str, language: str) -> str:
         elif not chinese:
             out.append(" ")
     return "".join(out) if chinese else " ".join("".join(out).split())
+
+
+def normalize_keeping_channel_changes(text: str, language: str) -> str:
+    """`normalize_text` of each stretch of `text` between t-SOT channel changes, the marks kept and written
+    " <cc> " as a t-SOT label writes them (models/data/tsot.py). Text without marks is normalized as by
+    `normalize_text`; idempotent too.
+
+        >>> normalize_keeping_channel_changes("Hi,<cc> Yes! <cc> there", "en")
+        'hi <cc> yes <cc> there'
+    """
+    out: list[str] = []
+    for i, part in enumerate(text.split(CHANNEL_CHANGE)):
+        if i:
+            out.append(CHANNEL_CHANGE)
+        if normalized := normalize_text(part, language):
+            out.append(normalized)
+    return " ".join(out)
 
 
 def words(text: str, language: str) -> list[str]:

@@ -1,6 +1,9 @@
 """Word error rate (character error rate for Chinese), with the counts that make it up.
 
 python -m parley.wer REF.txt HYP.txt        # lines "<id> <text>" in both files
+
+Both files' texts are normalized first (`parley.textnorm`: lower case, punctuation dropped; t-SOT's " <cc> " marks
+kept), so LibriSpeech-style references score against a recognizer's output; `--no-normalize` compares them as written.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from parley.textnorm import words
+from parley.textnorm import normalize_keeping_channel_changes, words
 
 
 @dataclass
@@ -133,8 +136,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("ref", help="reference file: lines '<id> <text>'")
     p.add_argument("hyp", help="hypothesis file: lines '<id> <text>'")
     p.add_argument("--language", default="en", help="zh scores characters (default: en)")
+    p.add_argument(
+        "--no-normalize",
+        action="store_true",
+        help="score the texts as written (default: both sides normalized as Parley's training text is)",
+    )
     a = p.parse_args(argv)
     ref, hyp = _read(a.ref), _read(a.hyp)
+    if not a.no_normalize:
+        ref = {k: normalize_keeping_channel_changes(v, a.language) for k, v in ref.items()}
+        hyp = {k: normalize_keeping_channel_changes(v, a.language) for k, v in hyp.items()}
     missing = sorted(set(ref) - set(hyp))
     c = error_counts([ref[k] for k in ref], [hyp.get(k, "") for k in ref], a.language)
     print(

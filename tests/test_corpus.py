@@ -137,3 +137,13 @@ def test_the_real_espeak_crash_still_gives_an_utterance(tmp_path: Path) -> None:
 
     utt = synthesize_utterance(_zh_job(tmp_path, "train"))
     assert utt.duration > 0.5 and Path(utt.audio).exists()
+
+
+def test_a_corpus_built_into_a_relative_folder_reads_from_anywhere(tmp_path: Path, monkeypatch) -> None:
+    """`parley corpus build --out data/corpus` (the Makefile's DATA=data) wrote audio paths that pointed nowhere."""
+    monkeypatch.chdir(tmp_path)
+    build_corpus("data/corpus", replace(TINY_CORPUS, hours=0.001, dev=1, test=1, test_unseen=1), jobs=1)
+    monkeypatch.chdir("/")
+    for split in grammar.SPLITS:
+        utts = read_manifest(tmp_path / "data" / "corpus" / "en" / f"{split}.jsonl")
+        assert utts and all(Path(u.audio).is_file() for u in utts), [u.audio for u in utts]

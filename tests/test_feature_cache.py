@@ -114,3 +114,44 @@ def test_dataset_reads_the_cache_like_the_audio(tiny_corpus, tmp_path) -> None:
         UtteranceDataset(utts, lambda _: [1], cache=cache, pad_seconds=0.5)
     with pytest.raises(ValueError, match="speed factor"):
         UtteranceDataset(utts, lambda _: [1], augment=AugmentSettings(speed_factors=(0.8, 1.0)), cache=cache)
+
+
+def _noise_wav(path: Path, seconds: float, seed: int) -> str:
+    import soundfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = 0.1 * np.random.default_rng(seed).standard_normal(round(seconds * SAMPLE_RATE)).astype(np.float32)
+    soundfile.write(path, x, SAMPLE_RATE)
+    return str(path)
+
+
+def test_build_refuses_one_id_for_two_audio_files(tmp_path) -> None:
+    """Two listings imported apart both give "001": keyed by id, one utterance's features would be missing."""
+    from models.data.manifest import Utterance
+
+    a = Utterance("001", _noise_wav(tmp_path / "spk1" / "001.wav", 0.5, 1), 0.5, "en", "one")
+    b = Utterance("001", _noise_wav(tmp_path / "spk2" / "001.wav", 0.7, 2), 0.7, "en", "two")
+    with pytest.raises(ValueError, match=r"utterance id '001' names two audio files, .*spk1.*spk2.*--id-prefix"):
+        build_feature_cache([a, b], tmp_path / "fc", progress=False)
+    cache = build_feature_cache([a, a], tmp_path / "fc", progress=False)  # the same utterance twice is fine
+    assert cache.missing([a]) == []
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_build_names_the_audio_file_it_cannot_read(tmp_path, jobs) -> None:
+    from models.data.manifest import Utterance
+
+    good = Utterance("good", _noise_wav(tmp_path / "good.wav", 0.5, 1), 0.5, "en", "fine")
+    (tmp_path / "broken.flac").write_text("not audio")
+    bad = Utterance("bad", str(tmp_path / "broken.flac"), 0.5, "en", "broken")
+    with pytest.raises(RuntimeError, match=r"cannot read audio .*broken\.flac"):
+        build_feature_cache([good, bad], tmp_path / "fc", progress=False, jobs=jobs)
+
+
+def test_dataset_names_the_audio_file_it_cannot_read(tmp_path) -> None:
+    from models.data.manifest import Utterance
+
+    (tmp_path / "broken.flac").write_text("not audio")
+    ds = UtteranceDataset([Utterance("bad", str(tmp_path / "broken.flac"), 0.5, "en", "x")], lambda t: [3])
+    with pytest.raises(RuntimeError, match=r"cannot read audio .*broken\.flac"):
+        ds[0]

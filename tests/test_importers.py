@@ -132,7 +132,7 @@ def test_import_jsonl(tmp_path):
             "language": "zh",
             "id": "zh-1",
         },
-        {"audio": "audio/hello.wav", "text": "Again.", "duration": 0.25},
+        {"audio": "audio/hello.wav", "text": "Again.", "duration": 0.52},  # near enough: the audio's is written
     ]
     _write_jsonl(src_dir / "list.jsonl", [*lines[:2], "", *lines[2:]])
     out = tmp_path / "out" / "m.jsonl"
@@ -143,7 +143,7 @@ def test_import_jsonl(tmp_path):
     assert [u.text for u in utts] == ["hello world", "guten tag", "你好世界", "again"]
     assert utts[0].translations == {"de": "hallo welt"}
     assert utts[1].voice == "anna"
-    for u, duration in zip(utts, [d0, d1, d2, 0.25], strict=True):
+    for u, duration in zip(utts, [d0, d1, d2, d0], strict=True):
         assert abs(u.duration - duration) < 1e-3, (u.id, u.duration, duration)
         assert os.path.isabs(u.audio) and Path(u.audio).is_file()
 
@@ -194,3 +194,110 @@ def test_main(tmp_path, capsys):
     assert "wrote 6 utterances" in capsys.readouterr().out
     assert main(["jsonl", str(tmp_path / "nope.jsonl"), str(tmp_path / "m2.jsonl"), "--no-progress"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def _truncate(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_import_jsonl_refuses_a_duration_that_is_not_the_audios(tmp_path):
+    """Common Voice lists durations in milliseconds: 2500 for a 2.5 s clip is not 2500 s."""
+    _write_audio(tmp_path / "a.wav", 2.5)
+    _write_jsonl(tmp_path / "list.jsonl", [{"audio": "a.wav", "text": "hi", "duration": 2500}])
+    with pytest.raises(ValueError, match=r"list\.jsonl:1: 'duration' 2500 is not the audio's 2\.500 s .*milliseconds"):
+        import_jsonl(tmp_path / "list.jsonl", tmp_path / "m.jsonl", progress=False)
+    assert not (tmp_path / "m.jsonl").exists()
+
+
+def test_import_jsonl_refuses_truncated_audio(tmp_path):
+    """Only a header read, a cut-off file imported fine and failed in training without a file name."""
+    _write_audio(tmp_path / "cut.flac", 2.0)
+    _truncate(tmp_path / "cut.flac")
+    _write_jsonl(tmp_path / "list.jsonl", [{"audio": "cut.flac", "text": "hi"}])
+    with pytest.raises(ValueError, match=r"list\.jsonl:1: unreadable audio .*cut\.flac"):
+        import_jsonl(tmp_path / "list.jsonl", tmp_path / "m.jsonl", progress=False)
+
+
+@pytest.mark.skipif("MP3" not in soundfile.available_formats(), reason="libsndfile without MP3")
+def test_import_jsonl_refuses_audio_shorter_than_its_header(tmp_path):
+    """A cut MP3 decodes without an error, to less audio than its header promises."""
+    n = 3 * 48000
+    x = 0.1 * np.sin(2 * np.pi * 220 * np.arange(n) / 48000)
+    soundfile.write(tmp_path / "cut.mp3", x.astype(np.float32), 48000, format="MP3")
+    _truncate(tmp_path / "cut.mp3", 0.33)
+    _write_jsonl(tmp_path / "list.jsonl", [{"audio": "cut.mp3", "text": "hi"}])
+    with pytest.raises(
+        ValueError, match=r"truncated or corrupt audio .*cut\.mp3: it decodes to .* its header says 3\.000"
+    ):
+        import_jsonl(tmp_path / "list.jsonl", tmp_path / "m.jsonl", progress=False)
+
+
+def _write_empty(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, np.zeros(0, np.float32), SAMPLE_RATE)
+
+
+def test_import_jsonl_skips_utterances_too_short_for_their_transcript(tmp_path, capsys):
+    _write_empty(tmp_path / "empty.wav")
+    _write_audio(tmp_path / "tiny.wav", 0.05)
+    _write_audio(tmp_path / "fast.wav", 0.2)  # 5 encoder frames of 40 ms
+    _write_audio(tmp_path / "ok.wav", 0.5)
+    lines = [
+        {"audio": "empty.wav", "text": "x y"},
+        {"audio": "tiny.wav", "text": "x"},
+        {"audio": "fast.wav", "text": "one two three four five six"},
+        {"audio": "ok.wav", "text": "one two three four five six"},
+    ]
+    _write_jsonl(tmp_path / "list.jsonl", lines)
+    assert import_jsonl(tmp_path / "list.jsonl", tmp_path / "m.jsonl", progress=False) == 1
+    assert [u.id for u in read_manifest(tmp_path / "m.jsonl")] == ["ok"]
+    err = capsys.readouterr().err
+    assert "skipped 3 of 4 utterances (3 too short)" in err
+    assert "empty.wav too short: 0.000 s" in err and "fast.wav too short: 0.200 s (5 encoder frames) for 6 words" in err
+    _write_jsonl(tmp_path / "list.jsonl", lines[:1])
+    with pytest.raises(ValueError, match="all 1 utterances are too short"):
+        import_jsonl(tmp_path / "list.jsonl", tmp_path / "m2.jsonl", progress=False)
+
+
+def test_import_librispeech_skips_truncated_and_too_short_audio_with_counts(tmp_path, capsys):
+    expected = _make_librispeech(tmp_path / "corpus")
+    _truncate(tmp_path / "corpus" / "84" / "121123" / "84-121123-0001.flac")
+    (tmp_path / "corpus" / "1272" / "128104" / "1272-128104-0000.flac").unlink()
+    _write_empty(tmp_path / "corpus" / "1272" / "128104" / "1272-128104-0000.wav")  # 0 samples (FLAC writes none)
+    assert import_librispeech(tmp_path / "corpus", tmp_path / "m.jsonl", progress=False) == len(expected) - 2
+    err = capsys.readouterr().err
+    assert "skipped 2 of 6 utterances (1 unreadable, 1 too short)" in err
+    assert "84-121123-0001.flac" in err and "1272-128104-0000.wav too short" in err
+
+
+def test_import_librispeech_follows_symlinked_subsets_and_counts_unlisted_audio(tmp_path, capsys):
+    expected = _make_librispeech(tmp_path / "elsewhere" / "dev-clean")
+    root = tmp_path / "LibriSpeech"
+    root.mkdir()
+    (root / "dev-clean").symlink_to(tmp_path / "elsewhere" / "dev-clean", target_is_directory=True)
+    (root / "dev-clean" / "84" / "121123" / "loop").symlink_to(root, target_is_directory=True)  # entered once
+    _write_audio(root / "test-clean" / "7" / "9" / "7-9-0000.flac", 0.5)
+    (root / "test-clean" / "7" / "9" / "7-9.trans.txt").write_text("7-9-0000 HELLO THERE\n")
+    _write_audio(root / "test-clean" / "7" / "9" / "7-9-0001.flac", 0.5)  # in no transcript
+    _write_audio(root / "dev-clean" / "84" / "121123" / "84-121123-0009.flac", 0.5)  # in no transcript
+    assert import_librispeech(root, tmp_path / "m.jsonl", progress=False) == len(expected) + 1
+    assert {u.id for u in read_manifest(tmp_path / "m.jsonl")} == {*expected, "7-9-0000"}
+    err = capsys.readouterr().err
+    assert "2 audio files below" in err and "7-9-0001.flac" in err and "84-121123-0009.flac" in err
+
+
+def test_import_jsonl_id_prefix_keeps_listings_imported_apart_apart(tmp_path, capsys):
+    """spk1/list.jsonl and spk2/list.jsonl both list 001.wav: without a prefix both ids are "001"."""
+    for spk in ("spk1", "spk2"):
+        _write_audio(tmp_path / spk / "001.wav", 0.5)
+        _write_jsonl(
+            tmp_path / spk / "list.jsonl", [{"audio": "001.wav", "text": spk}, {"audio": "001.wav", "text": "b"}]
+        )
+    assert import_jsonl(tmp_path / "spk1" / "list.jsonl", tmp_path / "spk1.jsonl", progress=False, id_prefix="spk1-")
+    assert [u.id for u in read_manifest(tmp_path / "spk1.jsonl")] == ["spk1-001", "spk1-001-2"]
+    argv = ["jsonl", str(tmp_path / "spk2" / "list.jsonl"), str(tmp_path / "spk2.jsonl"), "--no-progress"]
+    assert main([*argv, "--id-prefix", "spk2-"]) == 0
+    assert [u.id for u in read_manifest(tmp_path / "spk2.jsonl")] == ["spk2-001", "spk2-001-2"]
+    assert main(argv) == 0  # no prefix: the ids as before
+    assert [u.id for u in read_manifest(tmp_path / "spk2.jsonl")] == ["001", "001-2"]

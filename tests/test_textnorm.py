@@ -1,6 +1,6 @@
 import pytest
 
-from parley.textnorm import is_chinese, normalize_text, words
+from parley.textnorm import is_chinese, normalize_keeping_channel_changes, normalize_text, words
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,26 @@ def test_words():
     assert words("", "en") == []
     assert words("你好ok", "zh") == ["你", "好", "o", "k"]
     assert words("你 好", "cmn") == ["你", "好"]
+
+
+@pytest.mark.parametrize(
+    "text, language, expected",
+    [
+        ("co\u00adoperate Sun\u00adday", "en", "cooperate sunday"),  # soft hyphens
+        ("Rad\u200cfahrer", "de", "radfahrer"),  # zero-width non-joiner
+        ("well\u200d-known", "en", "well-known"),  # a joiner between word and hyphen: the hyphen still joins
+        ("\ufeffhello \u200eworld\u200f", "en", "hello world"),  # byte-order mark, bidi marks
+        ("one\u200btwo", "en", "one two"),  # the zero-width space marks a word boundary
+        ("你\u00ad好", "zh", "你好"),
+    ],
+)
+def test_format_characters_are_deleted_not_word_breaks(text, language, expected):
+    assert normalize_text(text, language) == expected
+
+
+def test_normalize_keeping_channel_changes():
+    assert normalize_keeping_channel_changes("Hi,<cc> Yes! <cc> there", "en") == "hi <cc> yes <cc> there"
+    assert normalize_keeping_channel_changes("<cc> Yes", "en") == "<cc> yes"
+    assert normalize_keeping_channel_changes("It's THE end.", "en") == normalize_text("It's THE end.", "en")
+    label = "hi <cc> yes <cc> there"
+    assert normalize_keeping_channel_changes(label, "en") == label

@@ -251,3 +251,38 @@ def _durations(cfg: TrainConfig) -> list[float]:
     from models.data.manifest import read_manifest
 
     return [u.duration for m in cfg.train for u in read_manifest(m)]
+
+
+def _write_manifest_lines(path: Path, lines: list[dict]) -> str:
+    base = {"duration": 1.0, "language": "en", "translations": {}}
+    path.write_text("".join(json.dumps({**base, **d}) + "\n" for d in lines))
+    return str(path)
+
+
+def test_training_refuses_text_that_is_not_normalized_before_any_work(tmp_path) -> None:
+    """A hand-written manifest in upper case would train on <unk>s and score a meaningless dev WER."""
+    train_m = _write_manifest_lines(tmp_path / "train.jsonl", [{"id": "a", "audio": "a.wav", "text": "set a timer"}])
+    dev_m = _write_manifest_lines(tmp_path / "dev.jsonl", [{"id": "d", "audio": "d.wav", "text": "IT'S THE END."}])
+    cfg = TrainConfig(train=[train_m], dev=[dev_m], tokenizer="no-tokenizer-needed", exp_dir=str(tmp_path / "exp"))
+    with pytest.raises(ValueError, match=r"dev\.jsonl:1: the text of utterance 'd' is not normalized"):
+        train(cfg)
+    # t-SOT labels keep their channel changes: the check lets them through (this run then fails on its tokenizer).
+    _write_manifest_lines(tmp_path / "dev.jsonl", [{"id": "d", "audio": "d.wav", "text": "hi <cc> yes"}])
+    with pytest.raises(Exception, match="no-tokenizer-needed") as e:
+        train(cfg)
+    assert "not normalized" not in str(e.value)
+
+
+def test_training_with_a_feature_cache_refuses_one_id_for_two_audio_files(tmp_path) -> None:
+    spk1 = _write_manifest_lines(tmp_path / "spk1.jsonl", [{"id": "001", "audio": "spk1/001.wav", "text": "one"}])
+    spk2 = _write_manifest_lines(tmp_path / "spk2.jsonl", [{"id": "001", "audio": "spk2/001.wav", "text": "two"}])
+    cfg = TrainConfig(
+        train=[spk1, spk2],
+        dev=[spk1],
+        tokenizer="no-tokenizer-needed",
+        exp_dir=str(tmp_path / "exp"),
+        feature_cache=str(tmp_path / "fbank"),
+    )
+    with pytest.raises(ValueError, match=r"spk2\.jsonl:1: utterance id '001' is already used at .*spk1\.jsonl:1"):
+        train(cfg)
+    assert not (tmp_path / "fbank").exists(), "refused before the cache was built"

@@ -1,6 +1,6 @@
 import random
 
-from parley.wer import ErrorCounts, align, align_counts, error_counts, hypothesis_correct, wer
+from parley.wer import ErrorCounts, align, align_counts, error_counts, hypothesis_correct, main, wer
 
 
 def test_counts() -> None:
@@ -35,3 +35,13 @@ def test_hypothesis_correct() -> None:
     ref, hyp = ["set", "a", "timer", "for", "ten"], ["set", "the", "timer", "for", "ten", "minutes"]
     assert hypothesis_correct(ref, hyp) == [True, False, True, True, True, False]
     assert hypothesis_correct([], ["x"]) == [False] and hypothesis_correct(["x"], []) == []
+
+
+def test_command_line_normalizes_both_files(tmp_path, capsys) -> None:
+    """LibriSpeech references are upper case with punctuation; a recognizer writes normalized text."""
+    (tmp_path / "ref.txt").write_text("84-121123-0000 IT'S THE END, MR. SMITH.\nmix-1 Hi <cc> YES\n")
+    (tmp_path / "hyp.txt").write_text("84-121123-0000 it's the end mr smith\nmix-1 hi <cc> yes\n")
+    assert main([str(tmp_path / "ref.txt"), str(tmp_path / "hyp.txt")]) == 0
+    assert capsys.readouterr().out.startswith("WER 0.00% [0 / 8,")
+    assert main([str(tmp_path / "ref.txt"), str(tmp_path / "hyp.txt"), "--no-normalize"]) == 0
+    assert capsys.readouterr().out.startswith("WER 87.50% [7 / 8,")

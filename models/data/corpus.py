@@ -114,7 +114,7 @@ def synthesize_utterance(job: _Job) -> Utterance:
     write_wav(wav, x, SAMPLE_RATE)
     utt = Utterance(
         id=_utt_id(lang, job.manifest, job.index),
-        audio=str(wav),
+        audio=os.path.abspath(wav),  # the sidecar then reads the same from any working directory
         duration=x.size / SAMPLE_RATE,
         language=lang,
         text=grammar.display_text(lang, text),

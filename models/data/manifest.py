@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ import soundfile as sf
 
 from parley.features import SAMPLE_RATE
 from parley.resample import resample
+from parley.textnorm import normalize_keeping_channel_changes, normalize_text
 
 
 @dataclass
@@ -97,6 +98,12 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[Utterance]:
     Raises:
         ValueError: a line is not JSON or lacks a required field; the message names the file and line.
     """
+    for _, utt in _numbered(path):
+        yield utt
+
+
+def _numbered(path: str | os.PathLike) -> Iterator[tuple[int, Utterance]]:
+    """`iter_manifest` with each utterance's line number (from 1; blank lines are skipped but counted)."""
     path = Path(path)
     root = path.resolve().parent
     with open(path, encoding="utf-8") as f:
@@ -109,7 +116,7 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[Utterance]:
                 raise ValueError(f"{path}:{lineno}: bad manifest line: {e}") from e
             if not os.path.isabs(utt.audio):
                 utt.audio = str(root / utt.audio)
-            yield utt
+            yield lineno, utt
 
 
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
@@ -122,7 +129,10 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
     writing the same manifest at once, as two `make` runs that need the same `parley corpus head`, each leave a
     whole file).
 
-    Audio paths below the manifest's folder are stored relative to it. Returns the number of lines written.
+    An utterance's relative audio path is relative to the working directory (as `open` reads it; the corpus
+    builders make such paths from their `--out`). Audio below the manifest's folder is stored relative to that
+    folder, other audio as an absolute path, so the manifest reads the same from anywhere. Returns the number of
+    lines written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,13 +142,79 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
     with open(tmp, "w", encoding="utf-8") as f:
         for utt in utterances:
             d = utt.to_dict()
-            audio = Path(utt.audio)
-            if audio.is_absolute() and audio.resolve().is_relative_to(root):
-                d["audio"] = str(audio.resolve().relative_to(root))
+            audio = Path(os.path.abspath(utt.audio))
+            real = audio.resolve()
+            d["audio"] = str(real.relative_to(root) if real.is_relative_to(root) else audio)
             f.write(json.dumps(d, ensure_ascii=False) + "\n")
             n += 1
     os.replace(tmp, path)
     return n
+
+
+def read_training_manifests(
+    train: Sequence[str | os.PathLike],
+    dev: Sequence[str | os.PathLike],
+    targets: Collection[str] = ("text",),
+    unique_ids: bool = False,
+) -> tuple[list[Utterance], list[Utterance]]:
+    """Reads a training run's train and dev manifests, checking what training takes from them as written.
+
+    - Every target text is in normalized form for its language (`parley.textnorm.normalize_text` leaves it as it
+      is; t-SOT's " <cc> " marks allowed). Training encodes targets and scores dev against references as written,
+      and the tokenizer was trained on normalized text: "Hello, World!" would train on unknown pieces and score a
+      meaningless WER. Parley's builders and importers write normalized text; a hand-written manifest may not.
+    - With `unique_ids` (a feature cache, which keys features by utterance id), one id never names two audio files.
+
+    Args:
+        train: the --train manifests.
+        dev: the --dev manifests.
+        targets: the texts the run trains and scores on: "text" (the captions) and language tags of `translations`.
+        unique_ids: check the ids across all the manifests.
+
+    Returns:
+        The train and the dev utterances, each in the manifests' order.
+
+    Raises:
+        ValueError: a target text that is not normalized, or an id that names two audio files; the message names
+            the manifest and line and says how to fix it.
+    """
+    seen: dict[str, tuple[str, str]] = {}  # id -> (audio, "manifest:line")
+    out: tuple[list[Utterance], list[Utterance]] = ([], [])
+    for paths, utts in zip((train, dev), out, strict=True):
+        for path in paths:
+            for lineno, u in _numbered(path):
+                where = f"{path}:{lineno}"
+                _check_normalized(u, targets, where)
+                if unique_ids:
+                    audio, first = seen.setdefault(u.id, (u.audio, where))
+                    if audio != u.audio:
+                        raise ValueError(
+                            f"{where}: utterance id {u.id!r} is already used at {first} for other audio "
+                            f"({audio}, here {u.audio}); the feature cache keys features by id, so one of them "
+                            "would have none. Give the utterances unique ids: import each listing with "
+                            "`parley corpus import jsonl ... --id-prefix NAME-`, or give every line an 'id'."
+                        )
+                utts.append(u)
+    return out
+
+
+def _check_normalized(u: Utterance, targets: Collection[str], where: str) -> None:
+    for target in targets:
+        if target == "text":
+            text, language, normalized = u.text, u.language, normalize_keeping_channel_changes(u.text, u.language)
+        elif target in u.translations:
+            text, language = u.translations[target], target
+            normalized = normalize_text(text, language)
+        else:
+            continue
+        if text != normalized:
+            what = "text" if target == "text" else f"{target!r} translation"
+            raise ValueError(
+                f"{where}: the {what} of utterance {u.id!r} is not normalized for {language!r}: {text!r} "
+                f"(normalized: {normalized!r}). Training takes its targets as written, and the tokenizer knows "
+                "normalized text only. Import recordings with `parley corpus import` (it normalizes), or write "
+                "every text as parley.textnorm.normalize_text(text, language) returns it."
+            )
 
 
 def first_hours(utterances: Iterable[Utterance], hours: float) -> list[Utterance]:
@@ -162,7 +238,15 @@ def first_hours(utterances: Iterable[Utterance], hours: float) -> list[Utterance
 
 
 def load_audio(path: str) -> np.ndarray:
-    """Reads a mono 16 kHz signal `(T,)` float32; other rates are resampled, channels averaged."""
-    x, rate = sf.read(path, dtype="float32", always_2d=True)
+    """Reads a mono 16 kHz signal `(T,)` float32; other rates are resampled, channels averaged.
+
+    Raises:
+        RuntimeError: the file is missing, truncated or not audio; the message names it (soundfile's own error,
+            raised from inside a data-loader worker, does not).
+    """
+    try:
+        x, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError) as e:
+        raise RuntimeError(f"cannot read audio {path}: {e}") from e
     x = x.mean(axis=1)
     return x if rate == SAMPLE_RATE else resample(x, rate, SAMPLE_RATE)

@@ -126,7 +126,7 @@ def speak_job(job: SpeakJob) -> Utterance:
     rec = job.record
     utt = Utterance(
         id=f"{job.language}-{job.split}-{job.index:07d}",
-        audio=str(wav),
+        audio=os.path.abspath(wav),  # the sidecar then reads the same from any working directory
         duration=x.size / SAMPLE_RATE,
         language=job.language,
         text=rec["text"],

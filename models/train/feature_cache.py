@@ -147,8 +147,17 @@ def build_feature_cache(
     the same directory can grow to hold several manifests.
 
     Raises:
-        ValueError: `path` holds a cache made with other fbank settings or speed factors.
+        ValueError: `path` holds a cache made with other fbank settings or speed factors, or one utterance id names
+            two audio files (the cache keys features by id: one of them would have none).
+        RuntimeError: an audio file cannot be read; the message names it.
     """
+    audio_of: dict[str, str] = {}
+    for u in utts:
+        if audio_of.setdefault(u.id, u.audio) != u.audio:
+            raise ValueError(
+                f"utterance id {u.id!r} names two audio files, {audio_of[u.id]} and {u.audio}: the feature cache "
+                "keys features by id; give the utterances unique ids (parley corpus import jsonl --id-prefix)"
+            )
     fbank = fbank or FbankConfig()
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from models.data.manifest import Utterance, read_manifest
+from models.data.manifest import Utterance, read_training_manifests
 from models.data.mixtures import MixConfig
 from models.nn.checkpoint import init_from, save_checkpoint
 from models.nn.cmm import sample_language_masks
@@ -198,6 +198,13 @@ def model_config(cfg: TrainConfig, vocab_size: int | dict[str, int]) -> ModelCon
         lid_languages=list(cfg.lid_languages),
         lid_hidden=cfg.lid_hidden,
     )
+
+
+def _targets(cfg: TrainConfig) -> set[str]:
+    """The texts a run trains and scores on: "text" (captions) and the languages of the translations it uses."""
+    if not cfg.multi_head:
+        return {cfg.target}
+    return {"text" if t.is_caption else t.target for t in cfg.task_list()}
 
 
 def _text_of(target: str):
@@ -443,8 +450,9 @@ def train(cfg: TrainConfig) -> dict:
         exp.mkdir(parents=True, exist_ok=True)
         (exp / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
-    train_all = [u for m in cfg.train for u in read_manifest(m)]
-    dev_all = [u for m in cfg.dev for u in read_manifest(m)]
+    train_all, dev_all = read_training_manifests(
+        cfg.train, cfg.dev, _targets(cfg), unique_ids=bool(cfg.feature_cache) and not cfg.mix_per_epoch
+    )
     plan = _plan(cfg, train_all, dev_all)
     augment = AugmentSettings(warp_prob=cfg.mel_warp_prob) if cfg.augment else None
     train_sets: list[UtteranceDataset | MixingDataset]
