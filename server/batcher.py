@@ -380,38 +380,57 @@ class Batcher:
             self._schedule(s)
 
     async def _step(self, batch: list[tuple[Stream, Any]]) -> None:
-        """One gathered batch: its chunks in one recognizer step, then the ends it holds, each in a worker thread.
+        """One gathered batch: its chunks in one recognizer step, then the ends it holds, in one worker-thread call.
 
         A failed step ends only the streams whose chunks were in it: a stream that brought its end (`_STOP`, already
         taken off its queue) is still finished, or it would wait for its end forever."""
         loop = asyncio.get_running_loop()
         chunks: list[tuple[Stream, Chunk, float]] = [(s, *item) for s, item in batch if item is not _STOP]
         ends = [s for s, item in batch if item is _STOP]
-        if chunks:
-            try:
-                results = await loop.run_in_executor(
-                    self._executor, self.recognizer.step, [(s.state, c) for s, c, _ in chunks]
-                )
-            except Exception as e:
-                log.exception("engine %s: a batch of %d streams failed", self.name, len(chunks))
-                self._fail([s for s, _, _ in chunks], f"the model failed: {type(e).__name__}")
-                for s, _, _ in chunks:
-                    self._landed(s, schedule=False)
-            else:
-                if self.metrics is not None:
-                    self.metrics.batch_size.labels(self.name).observe(len(chunks))
-                for (s, _, arrived), rs in zip(chunks, results, strict=True):
-                    s._deliver(Update(list(rs), [arrived]))
-                    self._landed(s)
-        for s in ends:
-            # In the worker thread too: finish punctuates and checks hotwords, work that must not stall the event
-            # loop. The stream is in no step meanwhile (in_flight), so nothing else touches its state.
-            try:
-                last = await loop.run_in_executor(self._executor, self.recognizer.finish, s.state, s.seconds_received)
-            except Exception as e:
-                log.exception("engine %s: a stream's end failed", self.name)
-                self._fail([s], f"the model failed: {type(e).__name__}")
+        # One hop to the worker thread for the whole batch: finish punctuates and checks hotwords, work that must not
+        # stall the event loop, and a hop per end would hold the step's slot longer. The streams are in no other step
+        # meanwhile (in_flight), so nothing else touches their state.
+        results, lasts = await loop.run_in_executor(
+            self._executor,
+            self._work,
+            [(s.state, c) for s, c, _ in chunks],
+            [(s.state, s.seconds_received) for s in ends],
+        )
+        if isinstance(results, Exception):
+            self._fail([s for s, _, _ in chunks], f"the model failed: {type(results).__name__}")
+            for s, _, _ in chunks:
+                self._landed(s, schedule=False)
+        elif chunks:
+            if self.metrics is not None:
+                self.metrics.batch_size.labels(self.name).observe(len(chunks))
+            for (s, _, arrived), rs in zip(chunks, results, strict=True):
+                s._deliver(Update(list(rs), [arrived]))
+                self._landed(s)
+        for s, last in zip(ends, lasts, strict=True):
+            if isinstance(last, Exception):
+                self._fail([s], f"the model failed: {type(last).__name__}")
                 self._landed(s, schedule=False)
                 continue
             s._deliver(Update(list(last), end=True))
             self._landed(s)
+
+    def _work(
+        self, items: list[tuple[Any, Chunk]], ends: list[tuple[Any, float]]
+    ) -> tuple[Sequence[Sequence[Result]] | Exception, list[Sequence[Result] | Exception]]:
+        """In the worker thread: the step of `items` (none: no step), then each end's finish. A failure is logged and
+        returned in place of its results, so that one failure ends only the streams it concerns."""
+        results: Sequence[Sequence[Result]] | Exception = []
+        if items:
+            try:
+                results = self.recognizer.step(items)
+            except Exception as e:
+                log.exception("engine %s: a batch of %d streams failed", self.name, len(items))
+                results = e
+        lasts: list[Sequence[Result] | Exception] = []
+        for state, seconds in ends:
+            try:
+                lasts.append(self.recognizer.finish(state, seconds))
+            except Exception as e:
+                log.exception("engine %s: a stream's end failed", self.name)
+                lasts.append(e)
+        return results, lasts
