@@ -690,6 +690,17 @@ train-tsot-v2: $(VENV)/.dev
 eval-tsot-v2: $(VENV)/.dev
 	$(VENV)/bin/parley eval-tsot --checkpoint $(TSOT2_EXP)/last.pt --tokenizer $(EN2_BPE) \
 		--mixtures $(DATA)/mix-v2-en/test/mix.jsonl --single $(V2)/en/test.jsonl \
-		--chunk-ms 320 --history-ms 1280 --out $(TSOT2_EXP)/eval
+		--chunk-ms 320 --history-ms 1280 --cc-bias $(TSOT2_CC_BIAS) --out $(TSOT2_EXP)/eval
+
+# The channel change's logit bias (docs/tsot.md "Evaluation"): swept on the dev mixtures (then TSOT2_CC_BIAS=B for
+# eval-tsot-v2), and baked into a checkpoint's weights for export (cc.pt: every runtime decodes with it).
+TSOT2_CC_BIAS ?= 0
+.PHONY: tune-tsot-v2-cc bias-tsot-v2-cc
+tune-tsot-v2-cc: $(VENV)/.dev
+	$(VENV)/bin/parley eval-tsot --checkpoint $(TSOT2_EXP)/last.pt --tokenizer $(EN2_BPE) \
+		--mixtures $(DATA)/mix-v2-en/dev/mix.jsonl --chunk-ms 320 --history-ms 1280 \
+		--cc-bias 0 -0.5 -1 -1.5 -2 -3 --out $(TSOT2_EXP)/eval-dev-cc
+bias-tsot-v2-cc: $(VENV)/.dev
+	$(PY) -m models.train.token_bias --checkpoint $(TSOT2_EXP)/last.pt --delta $(TSOT2_CC_BIAS) --out $(TSOT2_EXP)/cc.pt
 
 model-tsot-v2: mix-en-v2 train-tsot-v2 eval-tsot-v2
