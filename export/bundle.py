@@ -499,11 +499,13 @@ def build_bundle(
     "auto" chooses it when the checkpoint's training manifests have `<cc>` in their text (`infer_post_processing`).
 
     A multi-head checkpoint takes its tokenizers from `lang_dir`/<lang>/bpe.model when given, else from the paths
-    the checkpoint was trained with; `tokenizer` and `language` are for single-head checkpoints.
+    the checkpoint was trained with; `tokenizer`, `language` and `post_processing` "tsot" are for single-head
+    checkpoints (refused for a multi-head one).
 
     Raises:
         FileNotFoundError: the checkpoint or tokenizer is missing.
-        ValueError: the tokenizer's vocabulary does not match the model's.
+        ValueError: the tokenizer's vocabulary does not match the model's, or a single-head setting was given for a
+            multi-head checkpoint.
     """
     from models.nn.checkpoint import load_model
     from models.nn.encoder import count_parameters
@@ -516,6 +518,22 @@ def build_bundle(
         raise ValueError(f"blank_penalty {blank_penalty}: expected a number in [0, 100)")
     model, ck = load_model(checkpoint)
     if model.cfg.multi_head:
+        # Each head has its own tokenizer and language, and an SM² bundle no t-SOT post-processing: said, not ignored.
+        ignored = [
+            flag
+            for flag, given in (
+                ("--tokenizer", tokenizer is not None),
+                ("--language", language is not None),
+                (f"--post-processing {post_processing}", post_processing not in ("auto", "none")),
+            )
+            if given
+        ]
+        if ignored:
+            raise ValueError(
+                f"{checkpoint} is a multi-head checkpoint (heads {', '.join(model.head_names)}): {', '.join(ignored)} "
+                "applies to single-head checkpoints only; its heads take their tokenizers from --lang-dir "
+                "<dir>/<lang>/bpe.model (default: the paths it was trained with)"
+            )
         return _build_multihead_bundle(
             model, ck, checkpoint, Path(out), name, settings, lang_dir, int8, hardware, eval_report, keep, blank_penalty
         )
@@ -746,7 +764,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint written by parley train")
     p.add_argument(
-        "--tokenizer", type=Path, help="the sentencepiece model the checkpoint was trained with (default: its own)"
+        "--tokenizer",
+        type=Path,
+        help="single-head checkpoints: the sentencepiece model the checkpoint was trained with (default: its own)",
     )
     p.add_argument("--name", required=True, help="bundle name, e.g. en-small")
     p.add_argument("--out", required=True, type=Path, help="bundle folder to write (created if missing)")
@@ -754,7 +774,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--history-ms", type=int, default=1280, help="attention history in ms, a multiple of the chunk (default: 1280)"
     )
-    p.add_argument("--language", help="output language of the head (default: from the training manifests)")
+    p.add_argument(
+        "--language", help="single-head checkpoints: output language of the head (default: from the training manifests)"
+    )
     p.add_argument("--int8", action="store_true", help="also write int8 (dynamically quantized) copies")
     p.add_argument(
         "--precisions", nargs="+", choices=PRECISIONS, help="variants to keep (default: fp32, and int8 with --int8)"
@@ -773,8 +795,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--post-processing",
         choices=["auto", *POST_PROCESSING],
         default="auto",
-        help="tsot: a multi-talker bundle (text with <cc>, split into channels by the server); auto: tsot when the "
-        "training manifests have <cc> labels (default: auto)",
+        help="single-head checkpoints: tsot makes a multi-talker bundle (text with <cc>, split into channels by the "
+        "server); auto: tsot when the training manifests have <cc> labels (default: auto)",
     )
     p.add_argument(
         "--blank-penalty",

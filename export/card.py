@@ -14,6 +14,7 @@ from pathlib import Path
 from server.bundle import BUNDLE_JSON
 
 CARD = "README.md"
+FILES_HEADING = "## Files"  # the last section: the table of bundle.json's files
 
 
 def update_card_section(folder: Path, title: str, body: str) -> None:
@@ -24,17 +25,35 @@ def update_card_section(folder: Path, title: str, body: str) -> None:
     readme = folder / CARD
     if not readme.exists():
         return
-    head, sep, _ = readme.read_text(encoding="utf-8").partition("## Files")
+    head, sep, _ = readme.read_text(encoding="utf-8").partition(FILES_HEADING)
     heading = f"## {title}"
     if heading in head:
         start = head.index(heading)
         end = head.find("\n## ", start + len(heading))
         head = head[:start] + (head[end + 1 :] if end >= 0 else "")
     text = head.rstrip("\n") + f"\n\n{heading}\n\n" + body.strip("\n") + "\n\n"
+    _replace(readme, text + (_files_section(folder) if sep else ""))
+
+
+def refresh_files_table(folder: Path) -> None:
+    """Rewrites the "## Files" table of a bundle's README.md from bundle.json's "files" (after a command changed
+    files in place: `python -m export.quantize`), the rest of the card as it was; replaced, not written through."""
+    readme = folder / CARD
+    if not readme.exists():
+        return
+    head, sep, _ = readme.read_text(encoding="utf-8").partition(FILES_HEADING)
     if sep:
-        files = json.loads((folder / BUNDLE_JSON).read_text(encoding="utf-8")).get("files", {})
-        rows = [f"| {n} | {e['bytes']:,} | `{e['sha256']}` |" for n, e in sorted(files.items())]
-        text += "## Files\n\n| file | bytes | sha256 |\n| --- | ---: | --- |\n" + "\n".join(rows) + "\n"
+        _replace(readme, head + _files_section(folder))
+
+
+def _files_section(folder: Path) -> str:
+    files = json.loads((folder / BUNDLE_JSON).read_text(encoding="utf-8")).get("files", {})
+    rows = [f"| {n} | {e['bytes']:,} | `{e['sha256']}` |" for n, e in sorted(files.items())]
+    return f"{FILES_HEADING}\n\n| file | bytes | sha256 |\n| --- | ---: | --- |\n" + "\n".join(rows) + "\n"
+
+
+def _replace(readme: Path, text: str) -> None:
+    """Writes `text` to a new file that replaces `readme` (a link to another bundle's card is not written through)."""
     tmp = readme.with_name(readme.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, readme)

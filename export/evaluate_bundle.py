@@ -11,7 +11,12 @@ the WER a sherpa-onnx user of the bundle gets), and the compute real-time factor
 `--rtf-utts` utterances. With `--parity N`, the first N utterances are also decoded by PyTorch (the checkpoint's
 encoder chunk by chunk, `StreamingConformer.stream`, and models/nn/search.py greedy search, one symbol per frame), by
 Parley's runtime (one symbol per frame) and by sherpa-onnx's `OnlineRecognizer` on the same files, and the identical
-transcripts are counted.
+transcripts (token id sequences: sherpa-onnx's tokens read through tokens.txt) are counted.
+
+Every WER scores the normalized text of both sides (`parley.textnorm`, t-SOT's `<cc>` kept as a word of its own):
+an imported model that writes capitals ("▁THE") or sherpa-onnx's `<cc>` glued to its neighbours scores its words.
+The size of a precision is that of the files the server loads for it (the encoder and every head's decoder and
+joiner, as bundle.json names them).
 
 Parity's noise floor: the same N utterances are decoded again by each runtime with one more onnxruntime thread (a
 different summation order in the same kernels: the same model, other rounding), and the identical transcripts of
@@ -24,26 +29,53 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from export.sherpa import decode_whole, settling_silence, sherpa_recognizer
+from export.sherpa import decode_whole, result_token_ids, settling_silence, sherpa_recognizer
 from models.data.manifest import Utterance, load_audio, read_manifest
 from parley.contract import WORD_START, complete_steps, tail_padding_samples
 from parley.features import FBANK_BACKENDS, SAMPLE_RATE
-from parley.textnorm import normalize_text
+from parley.textnorm import normalize_keeping_channel_changes
 from parley.wer import error_counts
 from server.bundle import load_bundle
 from server.transducer import StreamingTransducer, transcribe, transcribe_many
 
+# An espeak voice as the first synthetic manifests name it, before they named the engine (models/data/voices.py
+# `Voice.name`: "en-us+m3/p55/pr60/r170/g1").
+_ESPEAK_VOICE = re.compile(r"/p\d+(/pr\d+)?/r\d+/g\d+$")
+
+
+class Decoded(NamedTuple):
+    """One utterance as a runtime decoded it: what parity compares (`tokens`, ids of the head's tokens.txt) and what
+    its WER scores (`text`)."""
+
+    tokens: tuple[int, ...]
+    text: str
+
 
 def file_sizes(bundle: Path, precision: str) -> dict[str, int]:
-    suffix = "" if precision == "fp32" else f".{precision}"
-    return {n: (bundle / f"{n}{suffix}.onnx").stat().st_size for n in ("encoder", "decoder", "joiner")}
+    """Bytes of each file the server loads for `precision` (bundle.json's encoder and every head's decoder and
+    joiner; a file that two precisions share, such as an imported int8 bundle's fp32 decoder, counts once)."""
+    meta = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
+    names = [meta["encoder"][precision]]
+    for head in meta["heads"]:
+        names += [head["decoder"][precision], head["joiner"][precision]]
+    listed = meta.get("files", {})
+    return {n: listed[n]["bytes"] if n in listed else (bundle / n).stat().st_size for n in dict.fromkeys(names)}
+
+
+def wer_of(refs: Sequence[str], hyps: Sequence[str], language: str) -> float:
+    """WER of `hyps` against `refs`, both normalized alike (`<cc>` kept as a word, wherever it is glued)."""
+    refs = [normalize_keeping_channel_changes(t, language) for t in refs]
+    hyps = [normalize_keeping_channel_changes(t, language) for t in hyps]
+    return error_counts(refs, hyps, language).rate
 
 
 def runtime_wer(
@@ -54,16 +86,26 @@ def runtime_wer(
     for i in range(0, len(utts), batch):
         waves = [load_audio(u.audio) for u in utts[i : i + batch]]
         hyps += [t.text for t in transcribe_many(model, waves, SAMPLE_RATE, **decode)]
-    return error_counts([u.text for u in utts], hyps, utts[0].language).rate, hyps
+    return wer_of([u.text for u in utts], hyps, utts[0].language), hyps
+
+
+def engine_of(u: Utterance) -> str:
+    """The synthesizer of `u`: the manifest's `engine`, else its voice's "engine:" prefix, else "espeak" for the
+    espeak voice names of the first synthetic manifests, else "unknown" (recordings imported from LibriSpeech or
+    JSONL, whose voice is a speaker or nothing)."""
+    if u.engine:
+        return u.engine
+    if ":" in u.voice:
+        return u.voice.split(":")[0]
+    return "espeak" if _ESPEAK_VOICE.search(u.voice) else "unknown"
 
 
 def breakdown(utts: Sequence[Utterance], hyps: Sequence[str]) -> dict[str, dict[str, dict]]:
-    """WER per synthesizer (the manifest's `engine`, or the voice's prefix) and per augmentation effect (each
-    utterance counts under every effect it got; "clean": none but gain), with utterance counts."""
+    """WER per synthesizer (`engine_of`) and per augmentation effect (each utterance counts under every effect it
+    got; "clean": none but gain), with utterance counts."""
     groups: dict[str, dict[str, list[int]]] = {"engine": {}, "augment": {}}
     for i, u in enumerate(utts):
-        engine = u.engine or (u.voice.split(":")[0] if ":" in u.voice else "espeak")  # older manifests: espeak
-        groups["engine"].setdefault(engine, []).append(i)
+        groups["engine"].setdefault(engine_of(u), []).append(i)
         effects = {a.split(":")[0] for a in u.augment} - {"gain"}
         for effect in sorted(effects) or ["clean"]:
             groups["augment"].setdefault(effect, []).append(i)
@@ -72,7 +114,7 @@ def breakdown(utts: Sequence[Utterance], hyps: Sequence[str]) -> dict[str, dict[
         kind: {
             name: {
                 "utterances": len(idx),
-                "wer": error_counts([utts[i].text for i in idx], [hyps[i] for i in idx], lang).rate,
+                "wer": wer_of([utts[i].text for i in idx], [hyps[i] for i in idx], lang),
             }
             for name, idx in sorted(by.items())
         }
@@ -80,42 +122,56 @@ def breakdown(utts: Sequence[Utterance], hyps: Sequence[str]) -> dict[str, dict[
     }
 
 
-def single_stream_rtf(model: StreamingTransducer, utts: Sequence[Utterance]) -> float | None:
-    """Compute seconds per audio second for one stream at a time (fbank + encoder + greedy search); None for no
-    utterances (--rtf-utts 0)."""
+def single_stream_rtf(model: StreamingTransducer, utts: Sequence[Utterance], fbank: str = "numpy") -> float | None:
+    """Compute seconds per audio second for one stream at a time (fbank, computed by `fbank`, + encoder + greedy
+    search); None for no utterances (--rtf-utts 0)."""
     if not utts:
         return None
     waves = [load_audio(u.audio) for u in utts]
     t0 = time.perf_counter()
     for w in waves:
-        transcribe(model, w, SAMPLE_RATE)
+        transcribe(model, w, SAMPLE_RATE, fbank=fbank)
     return (time.perf_counter() - t0) / (sum(len(w) for w in waves) / SAMPLE_RATE)
 
 
-def sherpa_transcripts(bundle: Path, precision: str, waves: Sequence[np.ndarray], threads: int = 1) -> list[str]:
-    """sherpa-onnx's greedy transcripts of `waves` (already followed by silence: see `main`)."""
+def sherpa_transcripts(
+    bundle: Path, precision: str, waves: Sequence[np.ndarray], pieces: Sequence[str], threads: int = 1
+) -> list[Decoded]:
+    """sherpa-onnx's greedy transcripts of `waves` (already followed by silence: see `main`), its tokens as ids of
+    `pieces` (the first head's tokens.txt). The text is its tokens joined, not its result's text, which glues `<cc>`
+    to its neighbours and loses its first character where the first token is `<cc>` (docs/tsot.md, "sherpa-onnx")."""
     rec = sherpa_recognizer(bundle, precision, threads=threads)
     out = []
     for w in waves:
-        s = decode_whole(rec, w, SAMPLE_RATE)
-        out.append(rec.get_result(s).strip().replace(WORD_START, " ").strip())
+        tokens = rec.get_result_all(decode_whole(rec, w, SAMPLE_RATE)).tokens
+        text = "".join(tokens).replace(WORD_START, " ").strip()
+        out.append(Decoded(tuple(result_token_ids(tokens, pieces)), text))
     return out
 
 
-def parley_transcripts(runtime: StreamingTransducer, waves: Sequence[np.ndarray], fbank: str = "numpy") -> list[str]:
+def parley_transcripts(
+    runtime: StreamingTransducer, waves: Sequence[np.ndarray], fbank: str = "numpy"
+) -> list[Decoded]:
     """Parley's runtime's greedy transcripts of `waves` at one symbol per frame, as sherpa-onnx decodes (the waves
     already followed by silence: see `main`), the frames computed by `fbank` (the server's `--fbank`)."""
-    return [
-        transcribe(runtime, w, SAMPLE_RATE, tail_padding_ms=0, max_symbols_per_frame=1, fbank=fbank).text for w in waves
-    ]
+    out = []
+    for w in waves:
+        t = transcribe(runtime, w, SAMPLE_RATE, tail_padding_ms=0, max_symbols_per_frame=1, fbank=fbank)
+        out.append(Decoded(tuple(t.tokens), t.text))
+    return out
+
+
+def identical(a: Sequence[Decoded], b: Sequence[Decoded]) -> int:
+    """How many utterances two runtimes decoded to the same tokens."""
+    return sum(x.tokens == y.tokens for x, y in zip(a, b, strict=True))
 
 
 def noise_floor(
     bundle: Path,
     precision: str,
     waves: Sequence[np.ndarray],
-    ours: list[str],
-    sherpa: list[str],
+    ours: list[Decoded],
+    sherpa: list[Decoded],
     threads: int,
     fbank: str = "numpy",
 ) -> dict:
@@ -123,20 +179,22 @@ def noise_floor(
     at `threads + 1` onnxruntime threads; `ours` and `sherpa` are their transcripts at `threads`."""
     runtime = StreamingTransducer(load_bundle(bundle, precision=precision, providers="cpu", threads=threads + 1))
     ours2 = parley_transcripts(runtime, waves, fbank)
-    sherpa2 = sherpa_transcripts(bundle, precision, waves, threads + 1)
-    stable = [i for i in range(len(waves)) if ours[i] == ours2[i] and sherpa[i] == sherpa2[i]]
+    sherpa2 = sherpa_transcripts(bundle, precision, waves, runtime.heads[0].head.tokens, threads + 1)
+    stable = [
+        i for i in range(len(waves)) if ours[i].tokens == ours2[i].tokens and sherpa[i].tokens == sherpa2[i].tokens
+    ]
     return {
         "threads": [threads, threads + 1],
-        "parley_vs_itself_identical": sum(x == y for x, y in zip(ours, ours2, strict=True)),
-        "sherpa_vs_itself_identical": sum(x == y for x, y in zip(sherpa, sherpa2, strict=True)),
+        "parley_vs_itself_identical": identical(ours, ours2),
+        "sherpa_vs_itself_identical": identical(sherpa, sherpa2),
         "stable": len(stable),
-        "parley_vs_sherpa_identical_on_stable": sum(ours[i] == sherpa[i] for i in stable),
+        "parley_vs_sherpa_identical_on_stable": sum(ours[i].tokens == sherpa[i].tokens for i in stable),
     }
 
 
 def pytorch_transcripts(
     checkpoint: Path, waves: Sequence[np.ndarray], spec: dict, blank_penalty: float = 0.0, tail: bool = True
-) -> list[str]:
+) -> list[Decoded]:
     """PyTorch greedy search (with the bundle's blank penalty) on the encoder run chunk by chunk over exactly the
     frames the streaming path reads (`transcribe` with the tail padding rule, or with none when `tail` is False)."""
     import torch
@@ -159,7 +217,8 @@ def pytorch_transcripts(
             feats = feats[: (steps - 1) * shift + window][None]  # the windows of those steps
             lens = torch.tensor([feats.shape[1]])
             enc, lens = model.encoder.stream(feats, lens, chunk, spec["left_context"] // chunk)
-            out.append(tok.decode(greedy_search(model, enc, lens, 1, blank_penalty=blank_penalty)[0].tokens))
+            tokens = greedy_search(model, enc, lens, 1, blank_penalty=blank_penalty)[0].tokens
+            out.append(Decoded(tuple(tokens), tok.decode(tokens)))
     return out
 
 
@@ -203,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         wall = time.perf_counter() - t0
         # sherpa-onnx's greedy search emits at most one token per encoder frame (docs/bundles.md): its accuracy.
         wer_one, _ = runtime_wer(model, utts, max_symbols_per_frame=1, fbank=a.fbank)
-        rtf = single_stream_rtf(model, utts[: a.rtf_utts])
+        rtf = single_stream_rtf(model, utts[: a.rtf_utts], a.fbank)
         sizes = file_sizes(a.bundle, precision)
         hyps_by[precision] = hyps
         report["precisions"][precision] = {
@@ -230,21 +289,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         prec = "fp32" if "fp32" in meta["precisions"] else meta["precisions"][0]  # an int8-only bundle: its int8
         runtime = StreamingTransducer(load_bundle(a.bundle, precision=prec, providers="cpu", threads=a.threads))
         ours = parley_transcripts(runtime, waves, a.fbank)
-        sherpa = sherpa_transcripts(a.bundle, prec, waves, a.threads)
+        sherpa = sherpa_transcripts(a.bundle, prec, waves, runtime.heads[0].head.tokens, a.threads)
         parity["precision"] = prec
         parity["fbank"] = a.fbank
-        parity["parley_vs_sherpa_identical"] = sum(x == y for x, y in zip(ours, sherpa, strict=True))
+        parity["parley_vs_sherpa_identical"] = identical(ours, sherpa)
         parity.update(noise_floor(a.bundle, prec, waves, ours, sherpa, a.threads, a.fbank))
         refs = [u.text for u in utts[: a.parity]]
-        parity["parley_wer"] = error_counts(refs, ours, utts[0].language).rate
-        parity["sherpa_onnx_wer"] = error_counts(refs, [normalize_text(t, utts[0].language) for t in sherpa],
-                                                 utts[0].language).rate  # fmt: skip
+        parity["parley_wer"] = wer_of(refs, [d.text for d in ours], utts[0].language)
+        parity["sherpa_onnx_wer"] = wer_of(refs, [d.text for d in sherpa], utts[0].language)
         if a.checkpoint:
             penalty = runtime.heads[0].blank_penalty  # the joiner's metadata (bundle.json's for older bundles)
             torch_hyps = pytorch_transcripts(a.checkpoint, waves, spec, penalty, tail=False)
-            parity["pytorch_vs_parley_identical"] = sum(x == y for x, y in zip(torch_hyps, ours, strict=True))
+            parity["pytorch_vs_parley_identical"] = identical(torch_hyps, ours)
         parity["examples"] = [
-            {"ref": u.text, "parley": x, "sherpa_onnx": y}
+            {"ref": u.text, "parley": x.text, "sherpa_onnx": y.text}
             for u, x, y in zip(utts[:5], ours[:5], sherpa[:5], strict=False)
         ]
         report["parity"] = parity

@@ -9,8 +9,8 @@ now broadcasts as `(..., 1)`), so the file keeps its size and speed, and sherpa-
 
     python -m export.quantize bundles/en-small bundles/sm2-mini    # rewrites the bundles' int8 files in place
 
-Rewriting in place refreshes the files' sizes and hashes in bundle.json. Only onnx and numpy are needed (no torch):
-a bundle whose float files were not kept can be converted.
+Rewriting in place refreshes the files' sizes and hashes in bundle.json and in the model card's Files table. Only
+onnx and numpy are needed (no torch): a bundle whose float files were not kept can be converted.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from export.card import refresh_files_table
 from server.bundle import sha256_of
 
 # The metadata key a rewritten file carries; its value names the activation quantization.
@@ -148,7 +149,8 @@ def batch_dependent(model: onnx.ModelProto) -> int:
 
 
 def requantize_bundle(folder: Path) -> dict[str, int]:
-    """Rewrites a bundle folder's int8 ONNX files in place and refreshes their sizes and hashes in bundle.json.
+    """Rewrites a bundle folder's int8 ONNX files in place and refreshes their sizes and hashes in bundle.json and
+    in the model card's Files table.
 
     Returns:
         The number of rewritten nodes per file name (0 for files already per-row).
@@ -164,6 +166,7 @@ def requantize_bundle(folder: Path) -> dict[str, int]:
             files[path.name].update(bytes=path.stat().st_size, sha256=sha256_of(path))
     if any(done.values()):
         meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        refresh_files_table(folder)
     return done
 
 

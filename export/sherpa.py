@@ -12,11 +12,12 @@ well.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from parley.contract import tail_padding_samples
+from parley.contract import WORD_START, tail_padding_samples
 
 # Frames beyond the tail padding's window that sherpa-onnx needs: it steps only when more than a window waits.
 SHERPA_EXTRA_FRAMES = 10
@@ -42,11 +43,14 @@ def sherpa_recognizer(
     fusion = {} if lm is None else {"lm": str(lm), "lm_scale": lm_scale, "lm_shallow_fusion": True}
     import sherpa_onnx
 
-    meta = json.loads((Path(bundle) / "bundle.json").read_text())
+    bundle = Path(bundle)
+    meta = json.loads((bundle / "bundle.json").read_text())
     head, features = meta["heads"][0], meta["features"]
+    # A CMM encoder.onnx takes a language_mask that sherpa-onnx cannot feed: it gets the every-language encoder.
+    encoders = meta.get("cmm", {}).get("encoder_all_languages", meta["encoder"])
     return sherpa_onnx.OnlineRecognizer.from_transducer(
         tokens=str(bundle / head["tokens"]),
-        encoder=str(bundle / meta["encoder"][precision]),
+        encoder=str(bundle / encoders[precision]),
         decoder=str(bundle / head["decoder"][precision]),
         joiner=str(bundle / head["joiner"][precision]),
         num_threads=threads,
@@ -69,3 +73,13 @@ def decode_whole(recognizer, samples: np.ndarray, sample_rate: int):
     while recognizer.is_ready(stream):
         recognizer.decode_stream(stream)
     return stream
+
+
+def result_token_ids(tokens: Sequence[str], pieces: Sequence[str]) -> list[int]:
+    """sherpa-onnx's result tokens (`recognizer.get_result_all(stream).tokens`) as ids of `pieces` (tokens.txt's, in
+    id order): sherpa-onnx writes a piece's leading word marker "▁" as a space. A token that no piece writes (none
+    should) is -1, which differs from every id."""
+    index: dict[str, int] = {}
+    for i, piece in enumerate(pieces):
+        index.setdefault(" " + piece[len(WORD_START) :] if piece.startswith(WORD_START) else piece, i)
+    return [index.get(t, -1) for t in tokens]

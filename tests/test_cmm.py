@@ -127,6 +127,21 @@ def test_sherpa_onnx_runs_each_head_on_the_every_language_encoder(cmm) -> None:
         assert _sherpa_ids(theirs, rec.heads[i].head.tokens) == ours.tokens, f"head {h}"
 
 
+def test_evaluate_bundles_sherpa_recognizer_takes_the_every_language_encoder(cmm) -> None:
+    """`parley evaluate-bundle --parity` on a CMM bundle: sherpa-onnx cannot feed encoder.onnx's language_mask, so
+    export/sherpa.py's recognizer must load the every-language encoder and decode as Parley does."""
+    pytest.importorskip("sherpa_onnx")
+    from export.sherpa import result_token_ids, sherpa_recognizer
+
+    _, rec, folder = cmm
+    x, _ = _padded_audio(3.0, 1)
+    r = sherpa_recognizer(folder, "fp32", threads=1)
+    theirs = r.get_result_all(decode_whole(r, x, SR)).tokens
+    ours = transcribe(rec, x, SR, head=0, tail_padding_ms=0, max_symbols_per_frame=1)
+    assert ours.tokens, "the first head emitted nothing: the comparison would prove little"
+    assert result_token_ids(theirs, rec.heads[0].head.tokens) == ours.tokens
+
+
 def test_plans_carry_the_spoken_languages(cmm) -> None:
     _, rec, _ = cmm
     engine = Engine(rec.bundle)

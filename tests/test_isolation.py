@@ -97,6 +97,35 @@ def test_per_row_rewrite_makes_rows_independent(tmp_path: Path) -> None:
     assert np.allclose(y[2], b, atol=1e-6), "a zero row gives the bias"
 
 
+def test_requantize_bundle_refreshes_bundle_json_and_the_card_files_table(tmp_path: Path) -> None:
+    """`python -m export.quantize` rewrites an int8 file in place: bundle.json and the model card's Files table get
+    its new size and hash (the card kept the old ones), the rest of the card stays as it was."""
+    import json
+    import shutil
+
+    from export.quantize import main as quantize_main
+    from server.bundle import sha256_of
+
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    before = _quantized_matmul(tmp_path)
+    old = Path(shutil.copyfile(before, folder / "encoder.int8.onnx"))
+    (folder / "tokens.txt").write_text("<blk> 0\n")
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_of(p)} for p in (old, folder / "tokens.txt")}
+    (folder / "bundle.json").write_text(json.dumps({"name": "q", "files": files}))
+    rows = [f"| {n} | {e['bytes']:,} | `{e['sha256']}` |" for n, e in sorted(files.items())]
+    intro = "# q\n\nA card.\n\n## Use\n\nsome text\n\n"
+    table = "## Files\n\n| file | bytes | sha256 |\n| --- | ---: | --- |\n"
+    (folder / "README.md").write_text(intro + table + "\n".join(rows) + "\n")
+    assert quantize_main([str(folder)]) == 0
+    files = json.loads((folder / "bundle.json").read_text())["files"]
+    new = files["encoder.int8.onnx"]
+    assert (new["sha256"], new["bytes"]) == (sha256_of(old), old.stat().st_size) and new["sha256"] != sha256_of(before)
+    card = (folder / "README.md").read_text()
+    rows = [f"| {n} | {e['bytes']:,} | `{e['sha256']}` |" for n, e in sorted(files.items())]
+    assert card == intro + table + "\n".join(rows) + "\n", card
+
+
 def test_committed_bundles_have_no_batch_wide_quantization() -> None:
     files = sorted((ROOT / "bundles").glob("*/*.int8.onnx"))
     assert files

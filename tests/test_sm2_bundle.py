@@ -126,6 +126,27 @@ def test_bundle_layout_and_metadata(bundles: Path, tiny) -> None:
     assert int8.lid is not None and len(int8.heads) == 2
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--tokenizer", str(LANG_DIR / "en" / "bpe.model")],
+        ["--language", "en"],
+        ["--post-processing", "tsot"],
+    ],
+)
+def test_single_head_options_are_refused_for_a_multi_head_checkpoint(
+    bundles: Path, tmp_path: Path, capsys, extra: list[str]
+) -> None:
+    """A multi-head checkpoint's heads take their own tokenizers: `--tokenizer`, `--language` and a t-SOT
+    post-processing would be ignored, so they are an error naming the option, and nothing is written."""
+    out = tmp_path / "refused"
+    args = ["--checkpoint", str(bundles / "tiny-sm2.pt"), "--name", "x", "--out", str(out), *extra]
+    assert export_main(args) == 2
+    err = capsys.readouterr().err
+    assert "multi-head checkpoint" in err and extra[0] in err, err
+    assert not out.exists()
+
+
 def test_every_head_decodes_like_pytorch_and_the_lid_agrees(tiny) -> None:
     model, rec = tiny
     x, n_chunks = _padded_audio(3.0, 0)
