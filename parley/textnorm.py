@@ -8,8 +8,8 @@ Space-delimited languages (en, de, es, fr, it, ...)::
 Lowercase (German nouns too), Unicode NFC, words made of letters, marks and digits, apostrophes and
 hyphens kept only between two word characters, invisible format characters (soft hyphen, zero-width joiners, bidi
 marks: Unicode category Cf) deleted, every other character a word break, single spaces, stripped.
-Digits stay digits: the synthetic grammar never writes them and verbalizing real corpora's numbers is out of
-scope.
+Digits stay digits: numbers are written as words before normalizing, by the corpus builders and the importers of
+real recordings (`models/data/verbalize.py`).
 
 Chinese ("zh", "cmn", "zh-CN", ...) is written without spaces::
 

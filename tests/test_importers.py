@@ -301,3 +301,37 @@ def test_import_jsonl_id_prefix_keeps_listings_imported_apart_apart(tmp_path, ca
     assert [u.id for u in read_manifest(tmp_path / "spk2.jsonl")] == ["spk2-001", "spk2-001-2"]
     assert main(argv) == 0  # no prefix: the ids as before
     assert [u.id for u in read_manifest(tmp_path / "spk2.jsonl")] == ["001", "001-2"]
+
+
+def test_import_jsonl_verbalizes_numbers_as_the_speaker_says_them(tmp_path, capsys):
+    """Real transcripts write "$5" and "10:30"; the recording says words, as the synthetic corpus writes them.
+    What the verbalizer cannot read is imported as written and named in a warning; --keep-digits keeps numbers."""
+    _write_audio(tmp_path / "a.wav", 2.0)
+    _write_audio(tmp_path / "b.wav", 1.0)
+    lines = [
+        {"audio": "a.wav", "text": "I paid $5 at 10:30, Dr. Smith.", "translations": {"de": "Ich habe 3 Hunde."}},
+        {"audio": "b.wav", "text": "My MP3 player."},
+    ]
+    _write_jsonl(tmp_path / "list.jsonl", lines)
+    out = tmp_path / "m.jsonl"
+    assert import_jsonl(tmp_path / "list.jsonl", out, progress=False) == 2
+    utts = read_manifest(out)
+    assert utts[0].text == "i paid five dollars at ten thirty doctor smith"
+    assert utts[0].translations == {"de": "ich habe drei hunde"}
+    assert utts[1].text == "my mp3 player"
+    err = capsys.readouterr().err
+    assert "1 of 2 transcripts still hold digits" in err and "list.jsonl:2" in err, err
+    assert main(["jsonl", str(tmp_path / "list.jsonl"), str(out), "--keep-digits", "--no-progress"]) == 0
+    utts = read_manifest(out)
+    assert [u.text for u in utts] == ["i paid 5 at 10 30 dr smith", "my mp3 player"]
+    assert utts[0].translations == {"de": "ich habe 3 hunde"}
+    assert "still hold digits" not in capsys.readouterr().err
+
+
+def test_import_librispeech_verbalizes_too(tmp_path):
+    expected = _write_audio(tmp_path / "1" / "2" / "1-2-0000.flac", 1.0)
+    (tmp_path / "1" / "2" / "1-2.trans.txt").write_text("1-2-0000 CHAPTER 12\n")
+    out = tmp_path / "m.jsonl"
+    assert import_librispeech(tmp_path, out, progress=False) == 1
+    [u] = read_manifest(out)
+    assert u.text == "chapter twelve" and abs(u.duration - expected) < 1e-3

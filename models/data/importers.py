@@ -10,13 +10,18 @@ Three layouts are read:
   ``translations``, ``id``, ``duration`` and ``voice``; relative audio paths are read from the JSONL file's
   folder.
 
-Texts are normalized (`parley.textnorm`). Every audio file is decoded whole, once: its duration is that of the frames
-decoded, and a file that does not decode, or decodes to another length than its header gives (truncated, corrupt),
-is refused here rather than failing a training run later. Decoding costs little next to training (FLAC about 6000
-and MP3 about 3600 times faster than real time on one core here: 1000 h of LibriSpeech in about 10 minutes), so it
-is not optional. Utterances too short to say their transcript (under 0.1 s, or fewer 40 ms encoder frames than
-words: every word is a token at least, and CTC and the modified transducer emit one token per frame at most) are
-skipped and counted. The manifest is written with audio paths relative to its folder where they lie below it.
+Texts are verbalized, then normalized (`parley.textnorm`): "$5 at 10:30" becomes "five dollars at ten thirty", as
+a speaker says it and as the synthetic corpus writes it (`models.data.verbalize`, for en, de, es, fr, it and zh;
+other languages are only normalized). What still holds digits afterwards is imported as written and counted in a
+warning: the model will hear words there. ``--keep-digits`` imports numbers as written.
+
+Every audio file is decoded whole, once: its duration is that of the frames decoded, and a file that does not
+decode, or decodes to another length than its header gives (truncated, corrupt), is refused here rather than failing
+a training run later. Decoding costs little next to training (FLAC about 6000 and MP3 about 3600 times faster than
+real time on one core here: 1000 h of LibriSpeech in about 10 minutes), so it is not optional. Utterances too short
+to say their transcript (under 0.1 s, or fewer 40 ms encoder frames than words: every word is a token at least, and
+CTC and the modified transducer emit one token per frame at most) are skipped and counted. The manifest is written
+with audio paths relative to its folder where they lie below it.
 Example::
 
     python -m models.data.importers librispeech /data/LibriSpeech/dev-clean data/librispeech/dev-clean.jsonl
@@ -39,6 +44,8 @@ from tqdm import tqdm
 
 from models.data import asterisk
 from models.data.manifest import Utterance, write_manifest
+from models.data.verbalize import LANGUAGES as VERBALIZED_LANGUAGES
+from models.data.verbalize import base_language, verbalize
 from parley.contract import ENCODER_FRAME_MS
 from parley.textnorm import normalize_text, words
 
@@ -96,6 +103,39 @@ def _audio_duration(path: Path) -> float:
             f"truncated or corrupt audio {path}: it decodes to {duration:.3f} s, its header says {header / rate:.3f} s"
         )
     return duration
+
+
+def _base(language: str) -> str:
+    return language.strip().lower().replace("_", "-").split("-", 1)[0]
+
+
+def caption_text(text: str, language: str, verbalize_numbers: bool = True) -> str:
+    """A transcript in the caption form that training reads: numbers, dates and abbreviations written as words
+    (`models.data.verbalize`, where it reads `language` and `verbalize_numbers` is set), then normalized.
+
+        >>> caption_text("Call me at 10:30, Dr. Smith!", "en")
+        'call me at ten thirty doctor smith'
+    """
+    if verbalize_numbers and (_base(language) in VERBALIZED_LANGUAGES or _base(language) == "cmn"):
+        text = verbalize(text, base_language(language))
+    return normalize_text(text, language)
+
+
+def _has_digit(text: str) -> bool:
+    return any(c.isdigit() for c in text)
+
+
+def _warn_digits(where: list[str], total: int) -> None:
+    """One warning for the transcripts that still hold digits after verbalizing (said as words, written as digits)."""
+    if not where:
+        return
+    listed = "\n  ".join(where[:_MAX_LISTED])
+    more = f"\n  ... and {len(where) - _MAX_LISTED} more" if len(where) > _MAX_LISTED else ""
+    print(
+        f"warning: {len(where)} of {total} transcripts still hold digits after verbalizing (imported as written; "
+        f"the recordings say words there: fix the listing, or drop these lines):\n  {listed}{more}",
+        file=sys.stderr,
+    )
 
 
 def _too_short(duration: float, text: str, language: str) -> str | None:
@@ -173,7 +213,12 @@ def _warn_unlisted(root: Path, files: list[Path], entries: list[_Entry]) -> None
 
 
 def import_librispeech(
-    root: str | os.PathLike, out_manifest: str | os.PathLike, language: str = "en", *, progress: bool = True
+    root: str | os.PathLike,
+    out_manifest: str | os.PathLike,
+    language: str = "en",
+    *,
+    progress: bool = True,
+    verbalize_numbers: bool = True,
 ) -> int:
     """Imports a LibriSpeech-layout folder into a manifest sorted by utterance id.
 
@@ -186,6 +231,7 @@ def import_librispeech(
         out_manifest: the JSONL manifest to write.
         language: the language tag of every utterance.
         progress: show a progress bar on stderr.
+        verbalize_numbers: write numbers as words (`caption_text`); False keeps digits.
 
     Returns:
         The number of utterances written.
@@ -202,6 +248,7 @@ def import_librispeech(
     _warn_unlisted(root, files, entries)
     utterances: list[Utterance] = []
     skipped: dict[str, list[str]] = {"without audio": [], "unreadable": [], "too short": []}
+    digits: list[str] = []
     for e in tqdm(entries, desc=f"import {root.name}", unit="utt", disable=not progress):
         if not e.audio.is_file():
             exts = " or ".join(LIBRISPEECH_AUDIO_EXTS)
@@ -212,7 +259,9 @@ def import_librispeech(
         except ValueError as err:
             skipped["unreadable"].append(f"{e.where}: {err}")
             continue
-        text = normalize_text(e.text, language)
+        text = caption_text(e.text, language, verbalize_numbers)
+        if verbalize_numbers and _has_digit(text):
+            digits.append(f"{e.where}: {text}")
         if short := _too_short(duration, text, language):
             skipped["too short"].append(f"{e.where}: {e.audio} {short}")
             continue
@@ -220,6 +269,7 @@ def import_librispeech(
             Utterance(id=e.id, audio=str(e.audio), duration=duration, language=language, text=text, voice=e.voice)
         )
     _warn_skipped(skipped, len(entries))
+    _warn_digits(digits, len(entries))
     if not utterances:
         raise ValueError(f"nothing imported from {root}: all {len(entries)} utterances were skipped")
     return write_manifest(out_manifest, utterances)
@@ -307,14 +357,16 @@ def import_jsonl(
     *,
     progress: bool = True,
     id_prefix: str = "",
+    verbalize_numbers: bool = True,
 ) -> int:
     """Imports a plain JSONL listing of recordings into a manifest, in the listing's order.
 
     Each line is ``{"audio": path, "text": str}`` with optional ``language`` (else `default_language`),
-    ``translations`` ({language: text}), ``id`` (else the audio file's stem, de-duplicated), ``duration``
-    (checked against the audio's, which is the one written) and ``voice``. Texts and translations are normalized
-    for their own languages. Unlike the LibriSpeech importer every problem is an error, the listing being the
-    user's own; only utterances too short for their transcript are skipped, with a warning that counts them.
+    ``translations`` ({language: text}), ``id`` (else the audio file's stem, de-duplicated), ``duration`` (checked
+    against the audio's, which is the one written) and ``voice``. Texts and translations are verbalized and
+    normalized for their own languages (`caption_text`; `verbalize_numbers` False keeps digits). Unlike the
+    LibriSpeech importer every problem is an error, the listing being the user's own; only utterances too short for
+    their transcript are skipped, with a warning that counts them.
 
     Args:
         id_prefix: put before every id, so that listings imported apart (one per speaker folder, whose files
@@ -343,6 +395,7 @@ def import_jsonl(
     ids = _assign_ids(listed, id_prefix)
     utterances = []
     short: list[str] = []
+    digits: list[str] = []
     for r, uid in tqdm(
         list(zip(listed, ids, strict=True)), desc=f"import {src.name}", unit="utt", disable=not progress
     ):
@@ -355,7 +408,9 @@ def import_jsonl(
                 f"{r.where}: 'duration' {r.duration:g} is not the audio's {duration:.3f} s ({r.audio}); durations "
                 "are seconds (milliseconds?): fix it or leave it out"
             )
-        text = normalize_text(r.text, r.language)
+        text = caption_text(r.text, r.language, verbalize_numbers)
+        if verbalize_numbers and _has_digit(text):
+            digits.append(f"{r.where}: {text}")
         if reason := _too_short(duration, text, r.language):
             short.append(f"{r.where}: {r.audio} {reason}")
             continue
@@ -366,11 +421,14 @@ def import_jsonl(
                 duration=duration,
                 language=r.language,
                 text=text,
-                translations={lang: normalize_text(t, lang) for lang, t in sorted(r.translations.items())},
+                translations={
+                    lang: caption_text(t, lang, verbalize_numbers) for lang, t in sorted(r.translations.items())
+                },
                 voice=r.voice,
             )
         )
     _warn_skipped({"too short": short}, len(listed))
+    _warn_digits(digits, len(listed))
     if not utterances:
         raise ValueError(f"nothing imported from {src}: all {len(listed)} utterances are too short")
     return write_manifest(out_manifest, utterances)
@@ -402,6 +460,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     for p in (lib, jsl):
         p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+        p.add_argument(
+            "--keep-digits",
+            action="store_true",
+            help="import numbers as written (default: verbalized, '10:30' -> 'ten thirty', as the speaker says them)",
+        )
     ast = sub.add_parser("asterisk", help="the Asterisk voice prompts (Debian asterisk-core-sounds-<lang>-wav)")
     asterisk.add_arguments(ast)
     args = parser.parse_args(argv)
@@ -409,9 +472,22 @@ def main(argv: list[str] | None = None) -> int:
         return asterisk.run(args)
     try:
         if args.format == "librispeech":
-            n = import_librispeech(args.root, args.out, args.language, progress=not args.no_progress)
+            n = import_librispeech(
+                args.root,
+                args.out,
+                args.language,
+                progress=not args.no_progress,
+                verbalize_numbers=not args.keep_digits,
+            )
         else:
-            n = import_jsonl(args.src, args.out, args.language, progress=not args.no_progress, id_prefix=args.id_prefix)
+            n = import_jsonl(
+                args.src,
+                args.out,
+                args.language,
+                progress=not args.no_progress,
+                id_prefix=args.id_prefix,
+                verbalize_numbers=not args.keep_digits,
+            )
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
