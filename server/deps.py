@@ -22,6 +22,7 @@ from fastapi.websockets import WebSocket
 from server.metrics import ServerMetrics
 from server.protocol import (
     FORBIDDEN_ORIGIN,
+    IDLE_TIMEOUT,
     INTERNAL,
     SERVER_FULL,
     SHUTTING_DOWN,
@@ -43,6 +44,7 @@ HTTP_STATUS = {
     UNAUTHORIZED: 401,
     FORBIDDEN_ORIGIN: 403,
     UNKNOWN_MODEL: 404,
+    IDLE_TIMEOUT: 408,
     TOO_BIG: 413,
     UNSUPPORTED_ENCODING: 415,
     INTERNAL: 500,

@@ -29,6 +29,7 @@ from server.messages import result_message
 from server.metrics import ServerMetrics
 from server.protocol import (
     BAD_AUDIO,
+    IDLE_TIMEOUT,
     INTERNAL,
     INVALID_VALUE,
     TOO_BIG,
@@ -95,7 +96,9 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
         raise refusal
     service.connections += 1
     try:
-        samples, rate, start = await read_request(request, settings.max_upload_bytes)
+        samples, rate, start = await read_request(
+            request, settings.max_upload_bytes, settings.idle_timeout_s, settings.min_upload_bytes_per_s
+        )
         adaptation = start_adaptation(start)
         engine, search, plan = service.resolve(
             start.model, start.search, start.language, start.translate, start.languages, adaptation
@@ -109,18 +112,22 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
         service.connections -= 1
 
 
-async def read_request(request: Request, limit: int) -> tuple[np.ndarray, int, StartRequest]:
+async def read_request(
+    request: Request, limit: int, idle_s: float = 30.0, min_rate: int = 4000
+) -> tuple[np.ndarray, int, StartRequest]:
     """A transcription request's audio and choices, checked as a stream's start message is.
 
     Args:
         request: the POST, its body not yet read.
         limit: the largest body accepted, in bytes.
+        idle_s, min_rate: the body must keep arriving (`read_body`).
 
     Returns:
         The samples, float32 `(T,)` in [-1, 1]; their rate; the start message the query parameters make.
 
     Raises:
-        ProtocolError: too_big, unsupported_encoding, bad_audio, invalid_value, or what `start_from_dict` raises.
+        ProtocolError: too_big, idle_timeout, unsupported_encoding, bad_audio, invalid_value, or what
+            `start_from_dict` raises.
     """
     q = request.query_params
     length = request.headers.get("content-length")
@@ -133,11 +140,7 @@ async def read_request(request: Request, limit: int) -> tuple[np.ndarray, int, S
             UNSUPPORTED_ENCODING,
             f"Content-Type {preview(kind or 'missing')}: send audio/wav or application/octet-stream",
         )
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise ProtocolError(TOO_BIG, f"body over the limit of {limit} bytes")
+    body = await read_body(request, limit, idle_s, min_rate)
     if kind in WAV_TYPES:
         try:
             samples, rate = await asyncio.to_thread(read_wav, io.BytesIO(bytes(body)))
@@ -175,3 +178,37 @@ async def read_request(request: Request, limit: int) -> tuple[np.ndarray, int, S
     if kind in RAW_TYPES:
         samples = await asyncio.to_thread(decode_audio_message, bytes(body), encoding)
     return samples, rate, start
+
+
+async def read_body(request: Request, limit: int, idle_s: float, min_rate: int) -> bytearray:
+    """A POST's body, read as it arrives, from a client that keeps sending it.
+
+    A connection slot is held while the body arrives, so a client that trickles it (a byte every few seconds) could
+    hold slots for ever: the body must keep coming, with no pause longer than `idle_s` and, once `idle_s` has
+    passed, at least `min_rate` bytes a second on average (the first `idle_s` seconds are free). A 64 MiB upload at
+    the default 4000 B/s takes 4.7 hours; a client on a slow line is not refused for being slow, only for stopping.
+
+    Raises:
+        ProtocolError: too_big (over `limit` bytes) or idle_timeout (the body stopped or crawled).
+    """
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    body = bytearray()
+    pieces = request.stream().__aiter__()
+    while True:
+        # By when the bytes received so far must be followed by more: the pause allowed, or the average rate's due.
+        due = min(loop.time() + idle_s, start + idle_s + len(body) / min_rate)
+        try:
+            async with asyncio.timeout_at(due):
+                piece = await anext(pieces)
+        except StopAsyncIteration:
+            return body
+        except TimeoutError:
+            raise ProtocolError(
+                IDLE_TIMEOUT,
+                f"the body stopped arriving: {len(body)} bytes in {loop.time() - start:.1f} s (send it without "
+                f"pauses over {idle_s:g} s, at {min_rate} bytes/s or more on average)",
+            ) from None
+        body += piece
+        if len(body) > limit:
+            raise ProtocolError(TOO_BIG, f"body over the limit of {limit} bytes")

@@ -150,6 +150,15 @@ class Settings:
     max_upload_bytes: int = field(
         default=64 << 20, metadata=_meta("largest POST /v1/transcribe body (bytes)", int, "B")
     )
+    min_upload_bytes_per_s: int = field(
+        default=4000,
+        metadata=_meta(
+            "a POST /v1/transcribe body must keep arriving: at least this many bytes a second on average once "
+            "idle_timeout_s has passed, and no pause longer than idle_timeout_s (else 408 idle_timeout)",
+            int,
+            "B",
+        ),
+    )
     idle_timeout_s: float = field(
         default=30.0,
         metadata=_meta(
@@ -291,6 +300,7 @@ class Settings:
         need(self.max_connections >= 1, "max_connections", "must be >= 1")
         need(1024 <= self.max_message_bytes <= 64 << 20, "max_message_bytes", "must be 1 KiB-64 MiB")
         need(self.max_upload_bytes >= 1024, "max_upload_bytes", "must be >= 1 KiB")
+        need(self.min_upload_bytes_per_s >= 1, "min_upload_bytes_per_s", "must be >= 1")
         need(self.idle_timeout_s > 0, "idle_timeout_s", "must be > 0")
         need(self.max_header_bytes >= 1024, "max_header_bytes", "must be >= 1024")
         need(self.header_timeout_s > 0, "header_timeout_s", "must be > 0")

@@ -381,6 +381,78 @@ def test_header_deadline_and_size(strict: Running) -> None:
     assert msgs[0]["type"] == "ready" and code == 1000, "a WebSocket outlives the header deadline"
 
 
+@pytest.fixture(scope="module")
+def uploads(tiny_bundles: Path):
+    """POST bodies must keep arriving: no pause over 0.5 s, 1000 bytes a second on average after the first 0.5 s."""
+    r = Running(
+        Settings(bundles=tiny_bundles, port=0, intra_op_threads=1, idle_timeout_s=0.5, min_upload_bytes_per_s=1000)
+    )
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+def _post_paced(
+    port: int, body: bytes, pieces: Sequence[tuple[int, float]], limit_s: float = 6.0
+) -> tuple[int, dict, float]:
+    """POSTs raw PCM to /v1/transcribe, its `body` sent as `pieces` of (bytes, seconds to wait after them); the rest
+    never sent. Returns the response's status, its JSON and the seconds from the first byte to the response."""
+    head = (
+        "POST /v1/transcribe?sample_rate=16000&encoding=s16le HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    t = time.monotonic()
+    reply = b""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(head.encode())
+        s.setblocking(False)
+        sent, plan = 0, list(pieces)
+        while time.monotonic() - t < limit_s:
+            if plan and time.monotonic() >= t:
+                n, wait = plan.pop(0)
+                with contextlib.suppress(OSError):
+                    s.sendall(body[sent : sent + n])
+                sent += n
+                t_next = time.monotonic() + wait
+            else:
+                t_next = time.monotonic() + 0.05
+            while time.monotonic() < t_next:
+                try:
+                    chunk = s.recv(65536)
+                except BlockingIOError:
+                    time.sleep(0.01)
+                    continue
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                reply += chunk
+            if reply and b"\r\n\r\n" in reply:
+                head_part, _, rest = reply.partition(b"\r\n\r\n")
+                length = int(
+                    next(x.split(b":")[1] for x in head_part.split(b"\r\n") if x.lower().startswith(b"content-length"))
+                )
+                if len(rest) >= length:
+                    return int(head_part.split(b" ")[1]), json.loads(rest[:length]), time.monotonic() - t
+    raise AssertionError(f"no response within {limit_s} s: {reply[:200]!r}")
+
+
+def test_an_upload_that_stops_or_crawls_is_answered_408_and_a_steady_slow_one_is_not(uploads: Running) -> None:
+    body = (np.sin(np.arange(8000) / 9) * 8000).astype("<i2").tobytes()  # 0.5 s of audio, 16,000 bytes
+    # Stops after 100 bytes: answered once the 0.5 s pause has passed.
+    status, reply, took = _post_paced(uploads.port, body, [(100, 5.0)])
+    assert (status, reply["code"]) == (408, "idle_timeout") and 0.4 < took < 2, (status, reply, took)
+    assert "100 bytes" in reply["message"], reply
+    # A byte every 0.1 s: never a long pause, but 10 bytes/s against the 1000 required.
+    status, reply, took = _post_paced(uploads.port, body, [(1, 0.1)] * 60)
+    assert (status, reply["code"]) == (408, "idle_timeout") and took < 2, (status, reply, took)
+    # 2000 bytes/s in pieces 0.25 s apart for 8 s would pass; 8 s is long for a test: 4000 bytes/s for 4 s.
+    status, reply, took = _post_paced(uploads.port, body, [(1000, 0.25)] * 16, limit_s=15)
+    assert status == 200 and took > 3.5, (status, reply, took)
+    assert reply["duration"] == pytest.approx(0.5), reply
+
+
 def test_api_keys_in_queries_are_not_logged(strict: Running) -> None:
     lines: list[str] = []
 
