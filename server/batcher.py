@@ -422,14 +422,16 @@ class Batcher:
         results: Sequence[Sequence[Result]] | Exception = []
         if items:
             try:
-                results = self.recognizer.step(items)
+                results = [list(rs) for rs in self.recognizer.step(items)]
+                if len(results) != len(items):  # checked here: on the event loop it would leave the batch hanging
+                    raise ValueError(f"the recognizer answered {len(results)} of {len(items)} streams")
             except Exception as e:
                 log.exception("engine %s: a batch of %d streams failed", self.name, len(items))
                 results = e
         lasts: list[Sequence[Result] | Exception] = []
         for state, seconds in ends:
             try:
-                lasts.append(self.recognizer.finish(state, seconds))
+                lasts.append(list(self.recognizer.finish(state, seconds)))
             except Exception as e:
                 log.exception("engine %s: a stream's end failed", self.name)
                 lasts.append(e)

@@ -159,6 +159,42 @@ def test_a_failing_step_ends_its_streams_and_spares_the_others() -> None:
     assert late[-1].error == "the model failed: ValueError" and not late[-1].end and len(late) > 5
 
 
+@dataclass
+class ShortRecognizer(FakeRecognizer):
+    """Answers a batch of "short"'s chunk with one result list too few (a recognizer bug), and "odd"'s end with
+    something that is not a list of results."""
+
+    def step(self, batch: Sequence[tuple[Counter, Chunk]]) -> list[list[Result]]:
+        out = super().step(batch)
+        return out[:-1] if any(s.name == "short" for s, _ in batch) else out
+
+    def finish(self, stream: Counter, audio_s: float) -> list[Result]:
+        return 42 if stream.name == "odd" else super().finish(stream, audio_s)  # type: ignore[return-value]
+
+
+def test_a_recognizer_that_answers_the_wrong_count_fails_its_batch_not_the_server() -> None:
+    """Checked in the worker thread, a wrong answer is a failed step (its streams get an error) or a failed end;
+    before, `zip(strict=True)` raised on the event loop and the batch's streams waited for ever."""
+    fake = ShortRecognizer()
+
+    async def go() -> tuple[list[Update], list[Update], list[Update]]:
+        batcher = Batcher(fake, BatcherConfig(max_batch=1), name="fake")
+        await batcher.start()
+        try:
+            short, good, odd = (batcher.open(Counter(n), Frontend(SPEC, SR)) for n in ("short", "good", "odd"))
+            feeding = [asyncio.create_task(_feed(s, _audio(0.3))) for s in (short, good, odd)]
+            got = await asyncio.gather(_updates(short), _updates(good), _updates(odd))
+            await asyncio.gather(*feeding, return_exceptions=True)
+            return got
+        finally:
+            await batcher.close()
+
+    short, good, odd = asyncio.run(go())
+    assert [u.error for u in short] == ["the model failed: ValueError"], short
+    assert good[-1].end and good[-1].error is None
+    assert odd[-1].error == "the model failed: TypeError" and not odd[-1].end
+
+
 def test_backpressure_stop_and_close() -> None:
     fake = FakeRecognizer()
 
