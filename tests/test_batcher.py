@@ -137,22 +137,31 @@ def test_streams_share_batches_and_keep_their_order() -> None:
         assert len(flush) == n and 1 <= sum(flush) < n and flush == sorted(flush), flush
 
 
-def test_a_failing_step_ends_its_streams_and_spares_the_others() -> None:
-    fake = FakeRecognizer(fail={"bad"}, fail_finish={"late"})
+def _decode_apart(
+    fake: FakeRecognizer, names: Sequence[str], seconds: float
+) -> tuple[list[list[Update]], list[Stream]]:
+    """Streams named `names`, `seconds` of audio each, decoded one stream per step (failures stay apart): each
+    stream's updates up to its end or error, and the streams."""
 
-    async def go() -> tuple[list[Update], list[Update], list[Update], Stream]:
-        batcher = Batcher(fake, BatcherConfig(max_batch=1), name="fake")  # one stream per step: failures stay apart
+    async def go() -> tuple[list[list[Update]], list[Stream]]:
+        batcher = Batcher(fake, BatcherConfig(max_batch=1), name="fake")
         await batcher.start()
         try:
-            bad, good, late = (batcher.open(Counter(n), Frontend(SPEC, SR)) for n in ("bad", "good", "late"))
-            feeding = [asyncio.create_task(_feed(s, _audio(0.5))) for s in (bad, good, late)]
-            got = await asyncio.gather(_updates(bad), _updates(good), _updates(late))
+            streams = [batcher.open(Counter(n), Frontend(SPEC, SR)) for n in names]
+            feeding = [asyncio.create_task(_feed(s, _audio(seconds))) for s in streams]
+            got = await asyncio.gather(*(_updates(s) for s in streams))
             await asyncio.gather(*feeding, return_exceptions=True)
-            return (*got, bad)
+            return list(got), streams
         finally:
             await batcher.close()
 
-    bad, good, late, stream = asyncio.run(go())
+    return asyncio.run(go())
+
+
+def test_a_failing_step_ends_its_streams_and_spares_the_others() -> None:
+    (bad, good, late), (stream, _, _) = _decode_apart(
+        FakeRecognizer(fail={"bad"}, fail_finish={"late"}), ("bad", "good", "late"), 0.5
+    )
     assert [u.error for u in bad] == ["the model failed: RuntimeError"] and bad[0].results == []
     assert stream.closed and stream.failure == "the model failed: RuntimeError"
     assert good[-1].end and good[-1].error is None and len(good) > 5
@@ -175,21 +184,7 @@ class ShortRecognizer(FakeRecognizer):
 def test_a_recognizer_that_answers_the_wrong_count_fails_its_batch_not_the_server() -> None:
     """Checked in the worker thread, a wrong answer is a failed step (its streams get an error) or a failed end;
     before, `zip(strict=True)` raised on the event loop and the batch's streams waited for ever."""
-    fake = ShortRecognizer()
-
-    async def go() -> tuple[list[Update], list[Update], list[Update]]:
-        batcher = Batcher(fake, BatcherConfig(max_batch=1), name="fake")
-        await batcher.start()
-        try:
-            short, good, odd = (batcher.open(Counter(n), Frontend(SPEC, SR)) for n in ("short", "good", "odd"))
-            feeding = [asyncio.create_task(_feed(s, _audio(0.3))) for s in (short, good, odd)]
-            got = await asyncio.gather(_updates(short), _updates(good), _updates(odd))
-            await asyncio.gather(*feeding, return_exceptions=True)
-            return got
-        finally:
-            await batcher.close()
-
-    short, good, odd = asyncio.run(go())
+    (short, good, odd), _ = _decode_apart(ShortRecognizer(), ("short", "good", "odd"), 0.3)
     assert [u.error for u in short] == ["the model failed: ValueError"], short
     assert good[-1].end and good[-1].error is None
     assert odd[-1].error == "the model failed: TypeError" and not odd[-1].end
