@@ -32,6 +32,7 @@ from server.biasing import (
     ContextGraph,
     phrase_tokens,
     word_starts,
+    writes_capitals,
 )
 from server.bundle import Bundle, source_lm
 from server.lm import MAX_FUSION_SCALE
@@ -300,6 +301,7 @@ class Planner:
                         threshold=cfg.respell_threshold,
                         verify_threshold=cfg.respell_verify_threshold,
                         verify_margin=cfg.respell_verify_margin,
+                        capitals=writes_capitals(head.sp),  # as the graph's phrases: the vocabulary's case
                     )
             out[h] = (graph, None, speller)
         if adaptation.lm is not None:

@@ -153,6 +153,8 @@ class Respeller:
             `threshold`; equal to it: nothing is verified).
         verify_margin: the `AcousticCheck` margin the stream's finals use (log-probability per hotword token).
         verify_runs: `find` checks at most this many runs of one hypothesis, the closest first (the check's cost).
+        capitals: write the hotwords in capitals (True: the model's tokenizer writes capitals, `writes_capitals`) or
+            lowercased (False); None: in capitals where the run replaced is (a one-letter "I" counts too).
 
     Raises:
         ValueError: no phrases, an empty phrase, a threshold outside (0, 1], a max_confidence outside (0, 1], or a
@@ -168,6 +170,7 @@ class Respeller:
         verify_threshold: float | None = RESPELL_VERIFY_THRESHOLD,
         verify_margin: float = RESPELL_VERIFY_MARGIN,
         verify_runs: int = RESPELL_VERIFY_RUNS,
+        capitals: bool | None = None,
     ) -> None:
         if not 0 < threshold <= 1 or not 0 < max_confidence <= 1:
             raise ValueError(f"threshold and max_confidence must be in (0, 1], got {threshold}, {max_confidence}")
@@ -180,6 +183,7 @@ class Respeller:
         self.keys = [sound_key(p) for p in self.phrases]
         self.threshold, self.max_confidence, self.extra_words = threshold, max_confidence, extra_words
         self.verify_threshold, self.verify_margin, self.verify_runs = verify_threshold, verify_margin, verify_runs
+        self.capitals = capitals
         self._words = [len(p.split()) for p in self.phrases]
         self._by_length: dict[int, list[int]] = {}  # key length -> the phrases with such keys
         for k, key in enumerate(self.keys):
@@ -218,7 +222,8 @@ class Respeller:
                     continue
                 d = edit_distance_within(rk, key, int((1 - threshold) * longest_k + 1e-9))
                 if d is not None and " ".join(lower[i:j]) != self.phrases[k]:
-                    phrase = self.phrases[k].upper() if "".join(words[i:j]).isupper() else self.phrases[k]
+                    upper = "".join(words[i:j]).isupper() if self.capitals is None else self.capitals
+                    phrase = self.phrases[k].upper() if upper else self.phrases[k]
                     cands.append(Respelling(i, j, phrase, 1.0 - d / longest_k))
         return cands
 

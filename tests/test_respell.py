@@ -80,6 +80,15 @@ def test_words_in_capitals_are_compared_whatever_their_case() -> None:
     assert Respeller(["henderson", "andersen"]).find(["HENDERSON"], [0.1]) == []
 
 
+def test_the_hotwords_case_follows_the_vocabulary_when_it_is_known() -> None:
+    """Left to the run, a one-letter "I" replaced on a cased vocabulary gave the hotword in capitals; the planner
+    passes the vocabulary's case (`writes_capitals`), which decides whatever the run."""
+    words, confidences = ["I", "talked", "to", "more", "no"], [0.3, 0.9, 0.9, 0.5, 0.4]
+    assert Respeller(["aye"]).apply(words[:2], confidences[:2]) == ["AYE", "talked"]  # the run's case
+    assert Respeller(["aye"], capitals=False).apply(words[:2], confidences[:2]) == ["aye", "talked"]
+    assert Respeller(["moreno"], capitals=True).apply(words, confidences)[-1] == "MORENO"
+
+
 def test_overlapping_candidates_keep_the_closest() -> None:
     speller = Respeller(["moreno", "morrow"], threshold=0.6)
     found = speller.find(["more", "no"], [0.3, 0.3])
@@ -107,6 +116,7 @@ def test_the_planner_gives_each_head_a_respeller_of_the_stream_s_and_the_server_
     cfg = EngineConfig(server_hotwords=(("zentrix labs", None),))
     _, _, speller = Planner(en_open, model, cfg.hotwords).adapt(HeadPlan(), Adaptation((("moreno", None),)))[0]
     assert speller is not None and speller.phrases == ["moreno", "zentrix labs"]
+    assert speller.capitals is False, "en-open writes lowercase: its hotwords are lowercase whatever a run's case"
     assert speller.threshold == RESPELL_THRESHOLD
     off = EngineConfig(respell_threshold=0.0).hotwords
     assert Planner(en_open, model, off).adapt(HeadPlan(), Adaptation((("moreno", None),)))[0][2] is None
