@@ -669,6 +669,8 @@ TSOT2_WORKERS ?= $(JOBS)
 # then give the pruned loss a warm-up on the full loss (TSOT2_PRUNE_WARMUP=300) while those train.
 TSOT2_INIT ?= $(EN2_CKPT)
 TSOT2_PRUNE_WARMUP ?= 0
+# More `parley train` flags, e.g. the mixing's level range: TSOT2_EXTRA="--mix-gain-db 10".
+TSOT2_EXTRA ?=
 .PHONY: mix-en-v2 init-tsot-v2 train-tsot-v2 eval-tsot-v2 model-tsot-v2
 mix-en-v2: $(VENV)/.dev
 	$(VENV)/bin/parley mix --manifest $(V2)/en/dev.jsonl --out $(DATA)/mix-v2-en/dev --n 400 --seed 1 \
@@ -685,7 +687,7 @@ train-tsot-v2: $(VENV)/.dev
 		--tokenizer $(EN2_BPE) --init $(TSOT2_INIT) --exp-dir $(TSOT2_EXP) --mix-per-epoch $(TSOT2_MIX_PER_EPOCH) \
 		--loss pruned --prune-range 5 --rnnt-type modified --prune-warmup-steps $(TSOT2_PRUNE_WARMUP) --epochs 100 \
 		--max-steps $(TSOT2_STEPS) --max-seconds 60 --lr 8e-4 --warmup-steps 300 --dropout 0 --ctc-weight 0.3 \
-		--amp $(EN_AMP) --num-workers $(TSOT2_WORKERS) --dev-utts 150 --dev-every 1000
+		--amp $(EN_AMP) --num-workers $(TSOT2_WORKERS) --dev-utts 150 --dev-every 1000 $(TSOT2_EXTRA)
 
 eval-tsot-v2: $(VENV)/.dev
 	$(VENV)/bin/parley eval-tsot --checkpoint $(TSOT2_EXP)/last.pt --tokenizer $(EN2_BPE) \
