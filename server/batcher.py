@@ -404,22 +404,22 @@ class Batcher:
             if self.metrics is not None:
                 self.metrics.batch_size.labels(self.name).observe(len(chunks))
             for (s, _, arrived), rs in zip(chunks, results, strict=True):
-                s._deliver(Update(list(rs), [arrived]))
+                s._deliver(Update(rs, [arrived]))
                 self._landed(s)
         for s, last in zip(ends, lasts, strict=True):
             if isinstance(last, Exception):
                 self._fail([s], f"the model failed: {type(last).__name__}")
                 self._landed(s, schedule=False)
                 continue
-            s._deliver(Update(list(last), end=True))
+            s._deliver(Update(last, end=True))
             self._landed(s)
 
     def _work(
         self, items: list[tuple[Any, Chunk]], ends: list[tuple[Any, float]]
-    ) -> tuple[Sequence[Sequence[Result]] | Exception, list[Sequence[Result] | Exception]]:
+    ) -> tuple[list[list[Result]] | Exception, list[list[Result] | Exception]]:
         """In the worker thread: the step of `items` (none: no step), then each end's finish. A failure is logged and
         returned in place of its results, so that one failure ends only the streams it concerns."""
-        results: Sequence[Sequence[Result]] | Exception = []
+        results: list[list[Result]] | Exception = []
         if items:
             try:
                 results = [list(rs) for rs in self.recognizer.step(items)]
@@ -428,7 +428,7 @@ class Batcher:
             except Exception as e:
                 log.exception("engine %s: a batch of %d streams failed", self.name, len(items))
                 results = e
-        lasts: list[Sequence[Result] | Exception] = []
+        lasts: list[list[Result] | Exception] = []
         for state, seconds in ends:
             try:
                 lasts.append(list(self.recognizer.finish(state, seconds)))

@@ -113,7 +113,7 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
 
 
 async def read_request(
-    request: Request, limit: int, idle_s: float = 30.0, min_rate: int = 4000
+    request: Request, limit: int, idle_s: float, min_rate: int
 ) -> tuple[np.ndarray, int, StartRequest]:
     """A transcription request's audio and choices, checked as a stream's start message is.
 

@@ -17,7 +17,7 @@ import torch
 
 from export.bundle import main as export_main
 from export.onnx_export import StreamingSettings, read_metadata
-from export.sherpa import decode_whole, sherpa_recognizer
+from export.sherpa import decode_whole, result_token_ids, sherpa_recognizer
 from models.nn.checkpoint import load_model
 from models.nn.encoder import PAD_LENGTH
 from models.nn.search import greedy_search, modified_beam_search
@@ -226,8 +226,7 @@ def _sherpa(folder: Path, x: np.ndarray, precision: str = "fp32", method: str = 
 
 
 def _sherpa_ids(result, tokens: list[str]) -> list[int]:
-    index = {t: i for i, t in enumerate(tokens)}
-    return [index[t.replace(" ", "▁")] for t in result.tokens]  # sherpa-onnx writes the word marker as a space
+    return result_token_ids(result.tokens, tokens)  # sherpa-onnx writes the word marker as a space
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -44,8 +44,7 @@ from tqdm import tqdm
 
 from models.data import asterisk
 from models.data.manifest import Utterance, write_manifest
-from models.data.verbalize import LANGUAGES as VERBALIZED_LANGUAGES
-from models.data.verbalize import base_language, verbalize
+from models.data.verbalize import reads, verbalize
 from parley.contract import ENCODER_FRAME_MS
 from parley.textnorm import normalize_text, words
 
@@ -105,10 +104,6 @@ def _audio_duration(path: Path) -> float:
     return duration
 
 
-def _base(language: str) -> str:
-    return language.strip().lower().replace("_", "-").split("-", 1)[0]
-
-
 def caption_text(text: str, language: str, verbalize_numbers: bool = True) -> str:
     """A transcript in the caption form that training reads: numbers, dates and abbreviations written as words
     (`models.data.verbalize`, where it reads `language` and `verbalize_numbers` is set), then normalized.
@@ -116,8 +111,8 @@ def caption_text(text: str, language: str, verbalize_numbers: bool = True) -> st
         >>> caption_text("Call me at 10:30, Dr. Smith!", "en")
         'call me at ten thirty doctor smith'
     """
-    if verbalize_numbers and (_base(language) in VERBALIZED_LANGUAGES or _base(language) == "cmn"):
-        text = verbalize(text, base_language(language))
+    if verbalize_numbers and reads(language):
+        text = verbalize(text, language)
     return normalize_text(text, language)
 
 
@@ -127,15 +122,12 @@ def _has_digit(text: str) -> bool:
 
 def _warn_digits(where: list[str], total: int) -> None:
     """One warning for the transcripts that still hold digits after verbalizing (said as words, written as digits)."""
-    if not where:
-        return
-    listed = "\n  ".join(where[:_MAX_LISTED])
-    more = f"\n  ... and {len(where) - _MAX_LISTED} more" if len(where) > _MAX_LISTED else ""
-    print(
-        f"warning: {len(where)} of {total} transcripts still hold digits after verbalizing (imported as written; "
-        f"the recordings say words there: fix the listing, or drop these lines):\n  {listed}{more}",
-        file=sys.stderr,
-    )
+    if where:
+        print(
+            f"warning: {len(where)} of {total} transcripts still hold digits after verbalizing (imported as written; "
+            f"the recordings say words there: fix the listing, or drop these lines):{_first_few(where)}",
+            file=sys.stderr,
+        )
 
 
 def _too_short(duration: float, text: str, language: str) -> str | None:
@@ -153,9 +145,13 @@ def _warn_skipped(skipped: dict[str, list[str]], total: int) -> None:
     if not messages:
         return
     counts = ", ".join(f"{len(ms)} {reason}" for reason, ms in skipped.items() if ms)
-    listed = "\n  ".join(messages[:_MAX_LISTED])
+    print(f"warning: skipped {len(messages)} of {total} utterances ({counts}):{_first_few(messages)}", file=sys.stderr)
+
+
+def _first_few(messages: list[str]) -> str:
+    """The first `_MAX_LISTED` messages, one an indented line, and how many more."""
     more = f"\n  ... and {len(messages) - _MAX_LISTED} more" if len(messages) > _MAX_LISTED else ""
-    print(f"warning: skipped {len(messages)} of {total} utterances ({counts}):\n  {listed}{more}", file=sys.stderr)
+    return "".join(f"\n  {m}" for m in messages[:_MAX_LISTED]) + more
 
 
 def _find_audio(folder: Path, utt_id: str) -> Path:

@@ -519,6 +519,15 @@ def base_language(language: str) -> str:
     return base
 
 
+def reads(language: str) -> bool:
+    """Whether `verbalize` reads `language` (any tag of the six languages: "en-US", "cmn")."""
+    try:
+        base_language(language)
+    except ValueError:
+        return False
+    return True
+
+
 def verbalize(text: str, language: str) -> str:
     """Returns `text` with numbers, dates, times, money, percents and abbreviations written as words.
 
