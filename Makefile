@@ -535,6 +535,28 @@ punct-%: $(VENV)/.dev
 punct-en-bundles: punct-en
 	for b in en-small en-open; do $(VENV)/bin/parley punct add --model $(EXP)/punct/en --bundle $(BUNDLES)/$$b; done
 
+# Talkers (docs/talkers.md): who speaks, numbered the same across a stream's segments. The embedding is fitted on the
+# corpus's voices (30 s on 2 cores); the threshold is chosen on conversations of dev voices (the most turns right),
+# then measured on test voices, and the model added to en-open with it.
+TALKERS_THRESHOLD ?= 0.36
+.PHONY: talkers-en talkers-en-dev talkers-en-bundle
+talkers-en: $(VENV)/.dev
+	$(VENV)/bin/parley talkers train --manifest $(DATA)/corpus-v2/en/train.jsonl --out $(EXP)/talkers
+
+talkers-en-dev: talkers-en
+	rm -rf $(EXP)/talkers/dev-bundle && cp -r $(BUNDLES)/en-open $(EXP)/talkers/dev-bundle
+	$(VENV)/bin/parley talkers add --model $(EXP)/talkers/talkers.npz --bundle $(EXP)/talkers/dev-bundle
+	$(PY) benchmarks/bench_talkers.py --bundle $(EXP)/talkers/dev-bundle --split dev \
+		--text $(DATA)/corpus-v2/en/dev.jsonl --work $(EXP)/talkers/conv-dev --conversations 200 \
+		--thresholds 0.2 0.25 0.3 0.33 0.36 0.4 0.45 0.5 --server-conversations 0
+
+talkers-en-bundle: talkers-en
+	$(VENV)/bin/parley talkers add --model $(EXP)/talkers/talkers.npz --bundle $(BUNDLES)/en-open \
+		--threshold $(TALKERS_THRESHOLD) --threshold-source "conversations of dev voices (make talkers-en-dev)"
+	$(PY) benchmarks/bench_talkers.py --bundle $(BUNDLES)/en-open --split test --text $(DATA)/corpus-v2/en/test.jsonl \
+		--work $(EXP)/talkers/conv-test --conversations 200 --server-conversations 40 \
+		--thresholds 0.2 0.25 0.3 0.33 0.36 0.4 0.45 0.5 --out benchmarks/results/talkers/en-open-test.json
+
 # ---- The SM² recipe (issue: streaming multilingual captions and translation; docs/sm2.md) ------------------------
 # make model-sm2 DATA=/path/to/data EXP=/path/to/exp   corpus -> stage 1 -> zh expansion -> evaluation -> bundle.
 # SM2_SIZE=cpu: the same steps sized for 2 CPU cores (about 2 h of training in all), as bundles/sm2-mini was made:

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from clients.stream import DEFAULT_URL, CaptionPrinter, StreamResult, converse, start_message
+from clients.stream import DEFAULT_URL, CaptionPrinter, StreamResult, converse, speaker_text, start_message
 
 MIN_RATE, MAX_RATE = 8000, 48000  # what the protocol accepts (docs/protocol.md)
 INSTALL_HINT = "pip install 'parley[mic]' (on Debian/Ubuntu also: apt install libportaudio2)"
@@ -208,21 +208,6 @@ class MicPrinter(CaptionPrinter):
         super().__call__(msg)
 
 
-def speaker_text(msg: dict) -> str:
-    """A result's text, with "[S1] ..." where the speaker changes when its words carry speakers."""
-    words = msg.get("words") or []
-    if not any(isinstance(w, dict) and w.get("speaker") is not None for w in words):
-        return msg.get("text", "")
-    out, last = [], None
-    for w in words:
-        speaker = w.get("speaker")
-        if speaker is not None and speaker != last:
-            out.append(f"[S{speaker + 1 if isinstance(speaker, int) else speaker}]")
-            last = speaker
-        out.append(w.get("word", ""))
-    return " ".join(out)
-
-
 # ---- The command ----
 
 
@@ -248,6 +233,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-ms", type=float, default=100.0, help="audio per message in ms (default: 100)")
     p.add_argument(
         "--api-key", default=os.environ.get("PARLEY_API_KEY"), help="API key (default: $PARLEY_API_KEY, if set)"
+    )
+    p.add_argument(
+        "--talkers", action="store_true", help="number who speaks across segments: [T1], [T2] (models with talkers)"
     )
     p.add_argument("--json", action="store_true", help="print every server message as a JSON line instead of text")
     return p
@@ -316,7 +304,9 @@ async def _record_and_stream(
         loop.add_signal_handler(signal.SIGINT, interrupted)
     try:
         mic.start()
-        start = start_message(rate, model=a.model, language=a.language, translate=translate, languages=languages)
+        start = start_message(
+            rate, model=a.model, language=a.language, translate=translate, languages=languages, talkers=a.talkers
+        )
         return await converse(a.url, start, timed_blocks(aiter(mic), rate), api_key=a.api_key, on_message=show)
     except asyncio.CancelledError:
         raise KeyboardInterrupt from None

@@ -108,8 +108,9 @@ def start_message(
     language: str | None = None,
     translate: Sequence[str] = (),
     languages: Sequence[str] = (),
+    talkers: bool = False,
 ) -> dict:
-    """The protocol's start message; optional fields only when given (None or empty: not sent)."""
+    """The protocol's start message; optional fields only when given (None, empty or false: not sent)."""
     start: dict = {"type": "start", "sample_rate": int(sample_rate), "encoding": encoding, "partials": partials}
     optional = {"model": model, "search": search, "language": language}
     start.update({k: v for k, v in optional.items() if v})
@@ -117,7 +118,27 @@ def start_message(
         start["translate"] = list(translate)
     if languages:
         start["languages"] = list(languages)
+    if talkers:
+        start["talkers"] = True
     return start
+
+
+def speaker_text(msg: dict) -> str:
+    """A result's text with who speaks: "[T1] ..." where the talker changes when its words carry talkers (streams that
+    asked for them), else "[S1] ..." where the channel changes when they carry speakers (multi-talker models)."""
+    words = [w for w in msg.get("words") or [] if isinstance(w, dict)]
+    key = next((k for k in ("talker", "speaker") if any(w.get(k) is not None for w in words)), None)
+    if key is None:
+        return msg.get("text", "")
+    tag = "T" if key == "talker" else "S"
+    out, last = [], None
+    for w in words:
+        who = w.get(key)
+        if who is not None and who != last:
+            out.append(f"[{tag}{who + 1 if isinstance(who, int) else who}]")
+            last = who
+        out.append(w.get("word", ""))
+    return " ".join(out)
 
 
 def _record_message(
@@ -303,6 +324,7 @@ async def run_stream(
     language: str | None = None,
     translate: Sequence[str] = (),
     languages: Sequence[str] = (),
+    talkers: bool = False,
     api_key: str | None = None,
     on_message: Callable[[dict], None] | None = None,
     open_timeout: float = 10.0,
@@ -317,11 +339,11 @@ async def run_stream(
         chunk_ms: audio per binary message.
         speed: pacing; 1 sends chunk k when its last sample would have been recorded, 0 sends without waiting.
         encoding: "s16le" or "f32le" on the wire.
-        model, search, partials, language, translate, languages: the start message's fields (None or empty: the
-            server's default).
+        model, search, partials, language, translate, languages, talkers: the start message's fields (None, empty
+            or false: the server's default).
         api_key, on_message, open_timeout, end_timeout: as `converse` takes them.
     """
-    start = start_message(sample_rate, encoding, partials, model, search, language, translate, languages)
+    start = start_message(sample_rate, encoding, partials, model, search, language, translate, languages, talkers)
     step = max(1, round(sample_rate * chunk_ms / 1000))
     audio = _paced(encode_audio(samples, encoding), 2 if encoding == "s16le" else 4, step, sample_rate, speed)
     return await converse(
@@ -356,7 +378,7 @@ class CaptionPrinter:
                 self.out.write("\r\x1b[K")
                 self._shown = False
             lang = f"[{msg['language']}] " if "language" in msg else ""
-            self.out.write(lang + msg.get("text", "") + "\n")
+            self.out.write(lang + speaker_text(msg) + "\n")
             for target, text in (msg.get("translations") or {}).items():
                 self.out.write(f"    {target}: {text}\n")
             self.out.flush()
@@ -379,6 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--languages", nargs="+", default=[], help="the languages auto may choose from")
     p.add_argument(
         "--api-key", default=os.environ.get("PARLEY_API_KEY"), help="API key (default: $PARLEY_API_KEY, if set)"
+    )
+    p.add_argument(
+        "--talkers", action="store_true", help="number who speaks across segments: [T1], [T2] (models with talkers)"
     )
     p.add_argument("--json", action="store_true", help="print every server message as a JSON line instead of text")
     a = p.parse_args(argv)
@@ -411,6 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 language=a.language,
                 translate=a.translate,
                 languages=a.languages,
+                talkers=a.talkers,
                 api_key=a.api_key,
                 on_message=show,
             )

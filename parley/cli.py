@@ -52,6 +52,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bundle-eval": ("export.evaluate_bundle", "main", "measure a bundle: WER, speed, size per precision; parity"),
     "import-sherpa": ("server.sherpa_import", "main", "a bundle from a sherpa-onnx streaming zipformer2 or lstm model"),
     "mix": ("models.data.mixtures", "main", "simulate two-talker mixtures with t-SOT labels from a timed manifest"),
+    "talkers": (
+        "models.train.talkers",
+        "main",
+        "`talkers train`: who speaks across segments; `talkers add`",
+    ),
     "eval-tsot": ("models.eval.evaluate_tsot", "main", "t-SOT model: cpWER by overlap ratio and single-talker WER"),
     "synth": ("models.data.engines", "main", "speak a sentence with espeak-ng, mbrola, festival, pico or RHVoice"),
     "punct": ("models.train.punct", "main", "`punct train`: a punctuation-and-casing model from text; `punct add`"),

@@ -62,6 +62,7 @@ from server.lm import MAX_FUSION_SCALE, NgramLM
 from server.lm_rnn import RnnLM
 from server.providers import select_providers
 from server.punctuation import Punctuator
+from server.talkers import TalkerModel
 from server.tokens import TokenTable
 
 BUNDLE_FORMAT = 1  # the bundle.json layout this runtime reads (and export/bundle.py writes)
@@ -190,6 +191,7 @@ class Bundle:
     lid: LidModel | None = None
     lms: dict[str, BundleLm] = field(default_factory=dict)  # by name
     punctuators: dict[str, Punctuator] = field(default_factory=dict)  # by language (server/punctuation.py)
+    talkers: TalkerModel | None = None  # who speaks across segments (server/talkers.py), if the bundle has one
 
 
 def sha256_of(path: str | Path) -> str:
@@ -677,6 +679,22 @@ def _load_punctuators(manifest: dict, files: _Files, threads: int) -> dict[str, 
     return out
 
 
+def _load_talkers(manifest: dict, files: _Files, spec: EncoderSpec) -> TalkerModel | None:
+    """bundle.json's "talkers": {"model": "talkers.npz"} (`parley talkers add`), checked like the model's files and
+    against the encoder's fbank bins."""
+    if "talkers" not in manifest:
+        return None
+    entry = _get(manifest, "talkers", BUNDLE_JSON, dict)
+    path = files.path(_get(entry, "model", f"{BUNDLE_JSON} talkers", str), f"{BUNDLE_JSON} talkers.model")
+    try:
+        model = TalkerModel.load(path)
+    except ValueError as e:
+        raise BundleError(str(e)) from e
+    if model.num_bins != spec.features.num_bins:
+        raise BundleError(f"{path.name}: reads {model.num_bins} fbank bins, the encoder {spec.features.num_bins}")
+    return model
+
+
 def streaming_settings(spec: EncoderSpec) -> dict[str, int]:
     """bundle.json's "streaming": the encoder's streaming settings, for people reading the file."""
     return {
@@ -776,6 +794,7 @@ def load_bundle(
     lid = _load_lid(manifest, precision, files, spec, enc_meta, provider_list, threads)
     lms = _load_lms(manifest, files, loaded)
     punctuators = _load_punctuators(manifest, files, threads)
+    talkers = _load_talkers(manifest, files, spec)
     return Bundle(
         path=folder,
         name=_get(manifest, "name", BUNDLE_JSON, str),
@@ -789,4 +808,5 @@ def load_bundle(
         lid=lid,
         lms=lms,
         punctuators=punctuators,
+        talkers=talkers,
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -66,6 +66,7 @@ class EngineConfig:
     respell_verify_threshold: float = RESPELL_VERIFY_THRESHOLD  # finals' checked respelling; 1: off
     respell_verify_margin: float = RESPELL_VERIFY_MARGIN
     fbank: str = "numpy"  # what computes the streams' frames (parley.features.FBANK_BACKENDS)
+    talker_threshold: float = 0.0  # "the same talker" at this cosine (server/talkers.py); 0: the bundle's own
 
     @classmethod
     def from_settings(cls, settings: Any) -> EngineConfig:
@@ -81,6 +82,7 @@ class EngineConfig:
             max_hotword_tokens=settings.max_hotword_tokens,
             hotword_boost=settings.hotword_boost,
             hotword_floor=settings.hotword_floor,
+            talker_threshold=settings.talker_threshold,
             server_hotwords=settings.server_hotwords(),
             respell_threshold=settings.respell_threshold,
             respell_verify_threshold=settings.respell_verify_threshold,
@@ -123,7 +125,10 @@ class Engine:
         self.model = StreamingTransducer(bundle)
         self.planner = Planner(bundle, self.model, self.config.hotwords)
         self.punctuators = bundle.punctuators
-        self.recognizer = Recognizer(self.model, self.config.endpoint, self.punctuators)
+        talkers = bundle.talkers
+        if talkers is not None and self.config.talker_threshold:
+            talkers = replace(talkers, threshold=self.config.talker_threshold)
+        self.recognizer = Recognizer(self.model, self.config.endpoint, self.punctuators, talkers)
         self.batcher = Batcher(self.recognizer, self.config.batcher, self.name, metrics)
 
     # ---- What the app asks (server/plan.py answers) ----
@@ -148,6 +153,11 @@ class Engine:
     def punctuation(self) -> list[str]:
         """The languages whose finals this bundle can punctuate and case."""
         return sorted(self.punctuators)
+
+    @property
+    def talkers(self) -> bool:
+        """Whether streams can ask for talkers (the bundle has a talker model: server/talkers.py)."""
+        return self.bundle.talkers is not None
 
     @property
     def lms(self) -> list[dict]:
@@ -197,10 +207,12 @@ class Engine:
         head: int | HeadPlan = 0,
         adaptation: Adaptation | None = None,
         punctuate: bool = True,
+        talkers: bool = False,
     ) -> Stream:
         """A new stream of audio at `sample_rate` (8-48 kHz), captioned by head `head` or run as `plan(...)` says,
         with the hotwords and LM of `adaptation` (which make beam search the default); its finals carry `display`
-        when `punctuate` and the bundle has a punctuation model of the caption's language.
+        when `punctuate` and the bundle has a punctuation model of the caption's language, and `talkers` when
+        `talkers` (the bundle must have a talker model).
 
         Raises:
             ValueError: an unknown search or head, a rate out of range; InvalidOptionError and
@@ -216,7 +228,8 @@ class Engine:
         server = search == "beam" and bool(self.config.server_hotwords)  # the server's hotwords reach beam streams
         adapted = self.planner.adapt(plan, adaptation or Adaptation()) if active or server else None
         frontend = Frontend(self.model.spec, sample_rate, self.config.fbank)
-        return self.batcher.open(self.recognizer.open(plan, search, partials, adapted, punctuate), frontend)
+        stream = self.recognizer.open(plan, search, partials, adapted, punctuate, talkers)
+        return self.batcher.open(stream, frontend)
 
     async def recognize(
         self,
@@ -226,6 +239,7 @@ class Engine:
         head: int | HeadPlan = 0,
         adaptation: Adaptation | None = None,
         punctuate: bool = True,
+        talkers: bool = False,
     ) -> list[Final]:
         """A whole recording through the same loop as the streams: the finals a stream would produce.
 
@@ -236,11 +250,12 @@ class Engine:
             head: the head to search with, or the plan of heads.
             adaptation: hotwords and an LM to fuse.
             punctuate: finals carry `display` where the bundle can write it.
+            talkers: finals carry `talkers` (the bundle must have a talker model).
 
         Raises:
             RuntimeError: the engine failed on it.
         """
-        stream = self.open_stream(sample_rate, search, False, head, adaptation, punctuate)
+        stream = self.open_stream(sample_rate, search, False, head, adaptation, punctuate, talkers)
         finals: list[Final] = []
 
         async def collect() -> None:

@@ -23,10 +23,12 @@ def result_message(result: Result) -> dict:
         extra["language"] = result.language
     if result.translations is not None:
         extra["translations"] = dict(result.translations)
-    words = [Word(w.text, w.start, w.end, w.speaker, w.conf) for w in result.words]
+    words = [Word(w.text, w.start, w.end, w.speaker, w.conf, w.talker) for w in result.words]
     if isinstance(result, Final):
         if result.display is not None:
             extra["display"] = result.display
+        if result.talkers is not None:
+            extra["talkers"] = list(result.talkers)
         return final_message(result.segment, result.text, result.start, result.end, words, **extra)
     if result.speakers is not None:
         extra["words"] = [w.to_dict() for w in words]

@@ -92,6 +92,7 @@ START_FIELDS: dict[str, bool] = {
     "model": False,
     "partials": False,
     "punctuate": False,
+    "talkers": False,
     "search": False,
     "language": False,
     "translate": False,
@@ -180,6 +181,7 @@ class StartRequest:
     ilm_scale: float | None = None
     lodr_scale: float | None = None
     punctuate: bool = True  # finals carry "display" where the bundle has a punctuation model (docs/protocol.md)
+    talkers: bool = False  # finals carry "talkers" and their words a "talker": who speaks, across segments
 
     @property
     def bytes_per_sample(self) -> int:
@@ -321,6 +323,9 @@ def start_from_dict(d: dict) -> StartRequest:
     respell = d.get("respell", True)
     if not isinstance(respell, bool):
         raise _invalid("respell", "true or false", respell)
+    talkers = d.get("talkers", False)
+    if not isinstance(talkers, bool):
+        raise _invalid("talkers", "true or false", talkers)
 
     search = d.get("search")
     if search is not None and search not in SEARCH_METHODS:
@@ -348,6 +353,7 @@ def start_from_dict(d: dict) -> StartRequest:
         model=_name(d, "model"),
         partials=partials,
         punctuate=punctuate,
+        talkers=talkers,
         search=search,
         language=language,
         translate=translate,
@@ -485,6 +491,7 @@ class Word:
     end: float
     speaker: int | None = None  # multi-talker (t-SOT) bundles: the virtual channel the word was emitted on
     conf: float | None = None
+    talker: int | None = None  # finals of streams with "talkers": the stream-wide number of who said it
 
     def to_dict(self) -> dict:
         d: dict = {"word": self.word, "start": _seconds(self.start), "end": _seconds(self.end)}
@@ -492,6 +499,8 @@ class Word:
             d["conf"] = _confidence(self.conf)
         if self.speaker is not None:
             d["speaker"] = self.speaker
+        if self.talker is not None:
+            d["talker"] = self.talker
         return d
 
 
@@ -566,7 +575,7 @@ def final_message(
     ws = [
         w.to_dict()
         if isinstance(w, Word)
-        else Word(str(w["word"]), w["start"], w["end"], w.get("speaker"), w.get("conf")).to_dict()
+        else Word(str(w["word"]), w["start"], w["end"], w.get("speaker"), w.get("conf"), w.get("talker")).to_dict()
         for w in words
     ]
     msg = {

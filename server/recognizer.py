@@ -41,7 +41,7 @@ endpoint resets rebuild with them, so each segment starts at the graph's root an
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import numpy as np
@@ -55,6 +55,7 @@ from server.plan import HeadAdaptation, HeadPlan
 from server.protocol import SEARCH_METHODS
 from server.punctuation import Punctuator
 from server.respell import AcousticCheck, Respeller
+from server.talkers import MAX_KEPT_S, TalkerModel, TalkerTracker, channel_masks
 from server.transducer import (
     BeamState,
     EncoderState,
@@ -87,6 +88,8 @@ class Word:
         end: its end (after its last token's frame).
         conf: `word_confidence` of its tokens' probabilities, in [0, 1].
         speaker: multi-talker heads: the virtual channel it was emitted on; None otherwise.
+        talker: finals of streams that track talkers: the stream-wide number of who said it (server/talkers.py);
+            None otherwise, or where the channel had too little speech to tell.
     """
 
     text: str
@@ -94,6 +97,7 @@ class Word:
     end: float
     conf: float
     speaker: int | None = None
+    talker: int | None = None
 
 
 @dataclass(frozen=True)
@@ -133,9 +137,12 @@ class Final(Result):
     Attributes:
         display: the text punctuated and cased by the bundle's model of its language (server/punctuation.py), for
             streams that ask for it; None otherwise. `text` and `words` stay as recognized.
+        talkers: streams that track talkers: the stream-wide talker number of each channel (one for single-talker
+            heads, two for multi-talker ones; None where a channel had too little speech); None otherwise.
     """
 
     display: str | None = None
+    talkers: tuple[int | None, ...] | None = None
 
 
 _R = TypeVar("_R", bound=Result)
@@ -169,6 +176,7 @@ class StreamRecognizer:
         endpoint: the endpoint rules.
         adaptation: hotwords and LM fusion of each head that has them (beam search only).
         punctuators: the models that write finals' `display`, by language (none: finals have no `display`).
+        talkers: the model that numbers talkers across segments (None: finals carry no `talkers`).
     """
 
     def __init__(
@@ -180,6 +188,7 @@ class StreamRecognizer:
         endpoint: EndpointConfig,
         adaptation: HeadAdaptation | None = None,
         punctuators: Mapping[str, Punctuator] | None = None,
+        talkers: TalkerModel | None = None,
     ) -> None:
         spec = model.spec
         self.punctuators = punctuators or {}
@@ -212,6 +221,12 @@ class StreamRecognizer:
         self.last_sent = self._empty()
         self.audio_s = 0.0  # seconds of audio received: no time in a result goes past it
         self._decoded: dict[int, tuple[tuple[int, ...], str]] = {}  # head -> its last tokens and their text
+        # Talkers: the open segment's fbank frames (the new ones of each chunk, the last `MAX_KEPT_S` seconds), the
+        # stream's frame index of the first one kept, and how many frames the stream has read.
+        self.talkers = TalkerTracker(talkers) if talkers is not None else None
+        self.segment_frames: list[np.ndarray] = []
+        self.frames_first = 0
+        self.frames_read = 0
 
     @property
     def runner(self) -> HeadRunner:
@@ -279,6 +294,32 @@ class StreamRecognizer:
         limit = MAX_REDECODE_S / self.frame_s
         while sum(len(e) for e in self.segment_enc) - len(self.segment_enc[0]) >= limit:
             self.segment_enc.pop(0)
+
+    def _keep_frames(self, x: np.ndarray, new: int) -> None:
+        """The first `new` frames of a chunk's window `(T, F)`: the ones no earlier chunk brought."""
+        self.segment_frames.append(x[:new].copy())
+        self.frames_read += new
+        limit = MAX_KEPT_S * 100
+        while sum(len(f) for f in self.segment_frames) - len(self.segment_frames[0]) >= limit:
+            self.frames_first += len(self.segment_frames.pop(0))
+
+    def _drop_frames(self) -> None:
+        """A segment closed: its frames go."""
+        self.segment_frames = []
+        self.frames_first = self.frames_read
+
+    def _with_talkers(self, words: tuple[Word, ...]) -> tuple[tuple[Word, ...], tuple[int | None, ...]]:
+        """A final's words with their talkers, and the talker of each channel (see `Final.talkers`)."""
+        assert self.talkers is not None
+        channels = 2 if self.tsot else 1
+        spans: list[list[tuple[float, float]]] = [[] for _ in range(channels)]
+        for w in words:
+            spans[w.speaker or 0].append((w.start, w.end))
+        frames = np.concatenate(self.segment_frames) if self.segment_frames else np.zeros((0, 0), np.float32)
+        masks = channel_masks(len(frames), self.frames_first, spans)
+        model = self.talkers.model
+        talkers = tuple(self.talkers.assign([model.embed(frames[m]) if m.any() else None for m in masks]))
+        return tuple(replace(w, talker=talkers[w.speaker or 0]) for w in words), talkers
 
     def words(self, hyp: Hypothesis, spans: list[tuple[str, tuple[int, int], int]] | None = None) -> tuple[Word, ...]:
         """The hypothesis's words with times: a word is the pieces from one starting with '▁' to the next; it
@@ -380,9 +421,11 @@ class StreamRecognizer:
         respelled = self._respelled(words, now.hyp, spans, kind is Final)
         if respelled is not words:
             words, text = respelled, " ".join(w.text for w in respelled)
-        extra = {}
+        extra: dict = {}
         if kind is Final and not self.tsot and (p := self.punctuators.get(self.runner.head.language)) is not None:
             extra["display"] = p.punctuate_text(text)
+        if kind is Final and self.talkers is not None:
+            words, extra["talkers"] = self._with_talkers(words)
         return kind(
             segment=self.segment,
             text=strip_channel_changes(text) if self.tsot else text,
@@ -413,6 +456,7 @@ class StreamRecognizer:
             self.detector.reset()
             self._reset_searches(end)
             self.segment_enc = []
+            self._drop_frames()
             self.last_sent = self._empty()
             return results
         sent = (now.text, tuple(now.translations.items()))
@@ -450,8 +494,10 @@ class Recognizer:
         model: StreamingTransducer,
         endpoint: EndpointConfig | None = None,
         punctuators: Mapping[str, Punctuator] | None = None,
+        talkers: TalkerModel | None = None,
     ) -> None:
         self.punctuators = dict(punctuators or {})
+        self.talkers = talkers
         self.model = model
         self.endpoint = endpoint or EndpointConfig()
 
@@ -481,6 +527,7 @@ class Recognizer:
         partials: bool = True,
         adaptation: HeadAdaptation | None = None,
         punctuate: bool = True,
+        talkers: bool = False,
     ) -> StreamRecognizer:
         """A new stream's state.
 
@@ -490,14 +537,18 @@ class Recognizer:
             partials: whether the stream gets `Partial`s, or finals only.
             adaptation: hotwords and LM fusion per head (`Planner.adapt`; beam search only).
             punctuate: whether finals carry `display` (where the bundle has a model for the caption's language).
+            talkers: whether finals carry `talkers` and their words a `talker` (server/talkers.py).
 
         Raises:
-            ValueError: see `check`.
+            ValueError: see `check`; talkers asked of a bundle without a talker model.
         """
         plan = plan or HeadPlan()
         self.check(plan, search)
+        if talkers and self.talkers is None:
+            raise ValueError("this bundle has no talker model (parley talkers add)")
         punctuators = self.punctuators if punctuate else None
-        return StreamRecognizer(self.model, plan, search, partials, self.endpoint, adaptation, punctuators)
+        model = self.talkers if talkers else None
+        return StreamRecognizer(self.model, plan, search, partials, self.endpoint, adaptation, punctuators, model)
 
     def step(self, batch: Sequence[tuple[StreamRecognizer, Chunk]]) -> list[list[Result]]:
         """One chunk of each of the streams in `batch` (each stream at most once): the encoder once for all of them,
@@ -533,6 +584,8 @@ class Recognizer:
         for i, s in enumerate(streams):
             if s.keeps_encoder_output:
                 s._keep_encoder_output(enc[i])
+            if s.talkers is not None:
+                s._keep_frames(x[i], self.model.spec.shift)
         C = enc.shape[1]
         return [s._after_chunk(C, c.flush) for s, c in batch]
 

@@ -101,9 +101,12 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
         )
         adaptation = start_adaptation(start)
         engine, search, plan = service.resolve(
-            start.model, start.search, start.language, start.translate, start.languages, adaptation
+            start.model, start.search, start.language, start.translate, start.languages, adaptation, start.talkers
         )
-        finals = [result_message(f) for f in await engine.recognize(samples, rate, search, plan, adaptation)]
+        finals = [
+            result_message(f)
+            for f in await engine.recognize(samples, rate, search, plan, adaptation, talkers=start.talkers)
+        ]
         body = transcript_response(engine.name, samples.size / rate, finals)
         if fmt == "json":
             return JSONResponse(body)
@@ -168,6 +171,10 @@ async def read_request(
         fields["hotwords"] = [x for x in q["hotwords"].split(",") if x.strip()]
     if q.get("lm"):
         fields["lm"] = q["lm"]
+    if q.get("talkers"):
+        if q["talkers"] not in ("true", "false"):
+            raise ProtocolError(INVALID_VALUE, f"talkers must be true or false, got {preview(q['talkers'])}")
+        fields["talkers"] = q["talkers"] == "true"
     for key in ("lm_scale", "ilm_scale", "lodr_scale"):
         if q.get(key):
             try:

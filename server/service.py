@@ -182,13 +182,14 @@ class Service:
         translate: Sequence[str],
         languages: Sequence[str] = (),
         adaptation: Adaptation | None = None,
+        talkers: bool = False,
     ) -> tuple[Engine, str, HeadPlan]:
         """The engine, search and heads for a start's (or a request's) choices; hotwords and an LM are checked
         against the server's limits and the model (`Engine.adapt`), and make beam search the default.
 
         Raises:
-            ProtocolError: unknown_model; unsupported_option for a language, translation, restriction or LM the
-                model lacks; invalid_value for hotwords the server refuses or greedy search with adaptation.
+            ProtocolError: unknown_model; unsupported_option for a language, translation, restriction, LM or talker
+                model the model lacks; invalid_value for hotwords the server refuses or greedy search with adaptation.
         """
         name = model or self.default_model
         engine = self.engines.get(name) if name is not None else None
@@ -196,6 +197,8 @@ class Service:
             if not self.engines:
                 raise ProtocolError(UNKNOWN_MODEL, "this server has no model loaded")
             raise ProtocolError(UNKNOWN_MODEL, f"no model {name!r}; this server has {sorted(self.engines)}")
+        if talkers and not engine.talkers:
+            raise ProtocolError(UNSUPPORTED_OPTION, f"model {engine.name} has no talker model: talkers cannot be asked")
         try:
             plan = engine.plan(language, translate, languages)
             search = engine.search_for(search, adaptation)
@@ -222,6 +225,7 @@ class Service:
                     **({"auto": e.auto_languages} if e.auto_languages else {}),
                     **({"speakers": NUM_CHANNELS} if e.multi_talker else {}),
                     **({"punctuation": e.punctuation} if e.punctuation else {}),
+                    **({"talkers": True} if e.talkers else {}),
                 }
                 for _, e in sorted(self.engines.items())
             ],

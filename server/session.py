@@ -312,9 +312,11 @@ class Session(Connection):
         svc = self.service
         adaptation = start_adaptation(start)
         engine, search, plan = svc.resolve(
-            start.model, start.search, start.language, start.translate, start.languages, adaptation
+            start.model, start.search, start.language, start.translate, start.languages, adaptation, start.talkers
         )
-        self.stream = engine.open_stream(start.sample_rate, search, start.partials, plan, adaptation, start.punctuate)
+        self.stream = engine.open_stream(
+            start.sample_rate, search, start.partials, plan, adaptation, start.punctuate, start.talkers
+        )
         self.model = engine.name
         svc.metrics.streams.labels(engine.name, "parley").inc()
         log.info("session %s: %s, %d Hz %s, %s search", self.id, engine.name, start.sample_rate, start.encoding, search)

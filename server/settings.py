@@ -197,6 +197,14 @@ class Settings:
             "F",
         ),
     )
+    talker_threshold: float = field(
+        default=0.0,
+        metadata=_meta(
+            "cosine to a talker's voice at or above which a final is theirs (0: each bundle's own; docs/talkers.md)",
+            float,
+            "C",
+        ),
+    )
     respell_threshold: float = field(
         default=RESPELL_THRESHOLD,
         metadata=_meta(
@@ -311,6 +319,7 @@ class Settings:
         need(0 < self.hotword_boost <= 20, "hotword_boost", "must be in (0, 20]")
         need(0 <= self.hotword_floor <= 100, "hotword_floor", "must be in [0, 100]")
         need(0 <= self.respell_threshold <= 1, "respell_threshold", "must be in [0, 1]")
+        need(0 <= self.talker_threshold < 1, "talker_threshold", "must be in [0, 1)")
         need(0 < self.respell_verify_threshold <= 1, "respell_verify_threshold", "must be in (0, 1]")
         need(0 <= self.respell_verify_margin <= 20, "respell_verify_margin", "must be in [0, 20]")
         need(self.rule1_min_trailing_silence >= 0, "rule1_min_trailing_silence", "must be >= 0")

@@ -6,6 +6,8 @@
 A final is one utterance; a cue never spans two. A long final is cut into several cues at word boundaries, using its
 words' times, so that every cue fits `MAX_LINES` lines of at most `MAX_LINE_CHARS` characters and lasts at most
 `MAX_CUE_S` seconds of speech. A cue shorter than `MIN_CUE_S` stays on screen longer, up to the next cue's start.
+Where the words carry talkers (streams that asked for them, docs/protocol.md), a cue holds one talker's words and
+says whose they are: "[T1] " before its text in SubRip, a WebVTT voice span (`<v Talker 1>`) in WebVTT.
 Pure: no model, no sockets.
 """
 
@@ -30,6 +32,7 @@ class Cue:
     start: float
     end: float
     lines: tuple[str, ...]
+    talker: int | None = None  # whose words (a final's talker numbers; None: not known)
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class _Word:
     text: str
     start: float
     end: float
+    talker: int | None = None
 
 
 def layout(words: Sequence[str], width: int = MAX_LINE_CHARS, max_lines: int = MAX_LINES) -> list[str] | None:
@@ -64,10 +68,12 @@ def layout(words: Sequence[str], width: int = MAX_LINE_CHARS, max_lines: int = M
 
 def _words_of(final: Mapping[str, Any]) -> list[_Word]:
     """A final's words with times; a final with text but no word times gets its words spread evenly over it."""
-    words = [_Word(str(w["word"]), float(w["start"]), float(w["end"])) for w in final.get("words") or []]
+    words = [
+        _Word(str(w["word"]), float(w["start"]), float(w["end"]), w.get("talker")) for w in final.get("words") or []
+    ]
     shown = str(final.get("display") or "").split()
     if words and len(shown) == len(words):  # punctuated and cased (docs/protocol.md), word for word
-        words = [_Word(t, w.start, w.end) for t, w in zip(shown, words, strict=True)]
+        words = [_Word(t, w.start, w.end, w.talker) for t, w in zip(shown, words, strict=True)]
     if words or not final.get("text"):
         return words
     texts = str(final["text"]).split()
@@ -83,7 +89,9 @@ def cues(finals: Sequence[Mapping[str, Any]]) -> list[Cue]:
         current: list[_Word] = []
         for w in _words_of(final):
             if current and (
-                layout([x.text for x in current] + [w.text]) is None or w.end - current[0].start > MAX_CUE_S
+                layout(_texts([*current, w])) is None
+                or w.end - current[0].start > MAX_CUE_S
+                or w.talker != current[0].talker
             ):
                 groups.append(current)
                 current = []
@@ -95,10 +103,24 @@ def cues(finals: Sequence[Mapping[str, Any]]) -> list[Cue]:
         start, end = g[0].start, max(g[-1].end, g[0].start)
         following = groups[k + 1][0].start if k + 1 < len(groups) else float("inf")
         end = max(end, min(start + MIN_CUE_S, following))
-        lines = layout([w.text for w in g])
+        lines = layout(_texts(g))
         assert lines is not None, g
-        out.append(Cue(start, end, tuple(lines)))
+        if g[0].talker is not None:  # the label was laid out as a word: the formats write it their own way
+            label = _label(g[0].talker)
+            lines = lines[1:] if lines[0] == label else [lines[0].removeprefix(label + " "), *lines[1:]]
+        out.append(Cue(start, end, tuple(lines), g[0].talker))
     return out
+
+
+def _label(talker: int) -> str:
+    """SubRip's talker label: talker 0 is "[T1]" (as `parley stream --talkers` prints it)."""
+    return f"[T{talker + 1}]"
+
+
+def _texts(words: Sequence[_Word]) -> list[str]:
+    """The words a cue's layout fits: its talker's SubRip label first, where it has one (it takes room on the line)."""
+    texts = [w.text for w in words]
+    return [_label(words[0].talker), *texts] if words and words[0].talker is not None else texts
 
 
 def _timestamp(seconds: float, separator: str) -> str:
@@ -112,7 +134,10 @@ def _timestamp(seconds: float, separator: str) -> str:
 def srt(cue_list: Sequence[Cue]) -> str:
     """SubRip text: numbered cues, times as 00:00:01,250."""
     blocks = [
-        f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n" + "\n".join(c.lines) + "\n"
+        f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n"
+        + ("" if c.talker is None else _label(c.talker) + " ")
+        + "\n".join(c.lines)
+        + "\n"
         for i, c in enumerate(cue_list, 1)
     ]
     return "\n".join(blocks)
@@ -125,7 +150,10 @@ def _vtt_escape(line: str) -> str:
 def vtt(cue_list: Sequence[Cue]) -> str:
     """WebVTT text: the WEBVTT header, then cues with times as 00:00:01.250 (markup characters escaped)."""
     blocks = [
-        f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n" + "\n".join(map(_vtt_escape, c.lines)) + "\n"
+        f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n"
+        + ("" if c.talker is None else f"<v Talker {c.talker + 1}>")
+        + "\n".join(map(_vtt_escape, c.lines))
+        + "\n"
         for c in cue_list
     ]
     return "\n".join(["WEBVTT\n", *blocks])

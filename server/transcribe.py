@@ -2,6 +2,7 @@
 
     parley transcribe talk.wav                              # the JSON that POST /v1/transcribe answers
     parley transcribe talk.wav --format srt > talk.srt      # SubRip subtitles; --format vtt: WebVTT
+    parley transcribe meeting.wav --format vtt --talkers    # cues say who speaks: <v Talker 1>, <v Talker 2>
     parley transcribe talk.flac --model sm2-mini --language de --bundles bundles/
 
 The audio goes through the same engine, endpointing and finals as a server stream (server/recognizer.py,
@@ -114,11 +115,14 @@ async def transcribe_file(
     model: str | None = None,
     search: str | None = None,
     language: str | None = None,
+    talkers: bool = False,
 ) -> dict:
-    """The `POST /v1/transcribe` body for one recording, decoded in this process.
+    """The `POST /v1/transcribe` body for one recording, decoded in this process (`talkers`: finals number who
+    speaks, server/talkers.py).
 
     Raises:
-        InputError: an unreadable file, an unknown model, a language the model lacks.
+        InputError: an unreadable file, an unknown model, a language the model lacks, talkers of a model without a
+            talker model.
     """
     samples, rate = read_audio(path)
     folder = find_bundle(settings.bundles, model or settings.default_model)
@@ -127,13 +131,15 @@ async def transcribe_file(
     except (BundleError, ValueError, OSError) as e:  # ValueError: providers this machine cannot run
         raise InputError(f"{folder}: {e}") from None
     engine = Engine(bundle, EngineConfig.from_settings(settings))
+    if talkers and not engine.talkers:
+        raise InputError(f"model {engine.name} has no talker model: --talkers needs one (parley talkers add)")
     try:
         plan = engine.plan(language)
     except UnsupportedOptionError as e:
         raise InputError(f"model {engine.name} {e}") from None
     await engine.start()
     try:
-        finals = [result_message(f) for f in await engine.recognize(samples, rate, search, plan)]
+        finals = [result_message(f) for f in await engine.recognize(samples, rate, search, plan, talkers=talkers)]
     finally:
         await engine.close()
     return transcript_response(engine.name, samples.size / rate, finals)
@@ -157,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--language", help="what a multilingual model captions: a language, or auto")
     parser.add_argument("--out", type=Path, help="write here instead of to standard output")
     parser.add_argument(
+        "--talkers", action="store_true", help="number who speaks across segments ([T1] in srt, <v Talker 1> in vtt)"
+    )
+    parser.add_argument(
         "--providers",
         type=str.lower,
         choices=PROVIDERS,
@@ -170,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"parley transcribe: {e}", file=sys.stderr)
         return 2
     try:
-        body = asyncio.run(transcribe_file(args.file, settings, args.model, args.search, args.language))
+        body = asyncio.run(transcribe_file(args.file, settings, args.model, args.search, args.language, args.talkers))
     except InputError as e:
         print(f"parley transcribe: {e}", file=sys.stderr)
         return 2

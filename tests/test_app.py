@@ -60,6 +60,7 @@ class FakeEngine:
         self.lms: list[dict] = []
         self.punctuation: list[str] = []
         self.multi_talker = multi_talker
+        self.talkers = False
         self.failure = failure
         self.heard: list[tuple[int, int, str]] = []  # (samples, rate, search) of each transcription
 
@@ -79,7 +80,7 @@ class FakeEngine:
         pass
 
     async def recognize(
-        self, samples: np.ndarray, rate: int, search: str, plan: HeadPlan, adaptation: object
+        self, samples: np.ndarray, rate: int, search: str, plan: HeadPlan, adaptation: object, talkers: bool = False
     ) -> list[Final]:
         if self.failure is not None:
             raise self.failure

@@ -212,6 +212,9 @@ def test_schema_matches_the_builders() -> None:
     _check(defs["partial"], P.partial_message(0, "hi", 0, 0.32), defs)
     _check(defs["final"], P.final_message(0, "hi", 0, 0.5, [P.Word("hi", 0.1, 0.3)]), defs)
     _check(defs["final"], P.final_message(0, "hi", 0, 0.5, [P.Word("hi", 0.1, 0.3, conf=0.87654)]), defs)
+    with_talkers = P.final_message(0, "hi", 0, 0.5, [P.Word("hi", 0.1, 0.3, talker=2)], talkers=[2, None])
+    _check(defs["final"], with_talkers, defs)
+    assert with_talkers["words"][0]["talker"] == 2
     _check(defs["end"], P.end_message(), defs)
     _check(defs["error"], P.error_message(P.BAD_AUDIO, "odd"), defs)
     assert set(defs["error"]["properties"]["code"]["enum"]) == set(P.ERROR_CLOSE_CODES)

@@ -154,3 +154,25 @@ def test_cues_read_the_display_text_word_for_word() -> None:
     # a display that does not line up with the words (another count) is not used: the recognized words are
     (plain,) = cues([{**final, "display": "Hello how-are-you?"}])
     assert " ".join(plain.lines) == "hello how are you"
+
+
+def test_talkers_split_cues_and_are_written_in_each_format() -> None:
+    a = _final([("hello", 0.0, 0.4), ("there", 0.4, 0.8)])
+    b = _final([("hi", 2.0, 2.3), ("how", 2.3, 2.5), ("are", 2.5, 2.6), ("you", 2.6, 2.9)], segment=1)
+    for f, who in ((a, 0), (b, 1)):
+        f["talkers"] = [who]
+        for w in f["words"]:
+            w["talker"] = who
+    b["words"][2]["talker"] = b["words"][3]["talker"] = 0  # a talker change inside one final: two cues
+    cs = cues([a, b])
+    assert [(c.lines, c.talker) for c in cs] == [(("hello there",), 0), (("hi how",), 1), (("are you",), 0)]
+    text = render([a, b], "srt")
+    assert "[T1] hello there\n" in text and "[T2] hi how\n" in text and "[T1] are you\n" in text
+    assert "<v Talker 2>hi how\n" in render([a, b], "vtt")
+    # the label takes room on the line: 38 characters of words plus "[T1] " do not fit 42 on one line
+    long = _final([("x" * 18, 0.0, 1.0), ("y" * 19, 1.0, 2.0)])
+    for w in long["words"]:
+        w["talker"] = 0
+    assert cues([long])[0].lines == ("x" * 18, "y" * 19)
+    plain = _final([("x" * 18, 0.0, 1.0), ("y" * 19, 1.0, 2.0)])
+    assert cues([plain])[0].lines == ("x" * 18 + " " + "y" * 19,) and "[T" not in render([plain], "srt")
