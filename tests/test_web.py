@@ -306,17 +306,18 @@ STUB_MODELS = {
     "models": [
         {"name": "en", "languages": ["en"], "translate": [], "chunk_ms": 320, "search": ["greedy"]},
         {"name": "sm2", "languages": ["en", "de", "fr"], "translate": ["en", "de", "fr"], "auto": ["en", "de", "fr"],
-         "chunk_ms": 320, "search": ["greedy"]},
+         "chunk_ms": 320, "search": ["greedy"], "talkers": True},
     ],
 }  # fmt: skip
 STUB_PARTIAL = {"type": "partial", "segment": 0, "text": "hallo wie", "start": 0.0, "end": 0.64, "language": "de",
                 "translations": {"fr": "bonjour comment"}}  # fmt: skip
 STUB_FINAL = {
     "type": "final", "segment": 0, "text": "hallo wie geht es", "start": 0.0, "end": 1.5,
-    "words": [{"word": "hallo", "start": 0.1, "end": 0.4, "speaker": 0}, {"word": "wie", "start": 0.5, "end": 0.6,
-              "speaker": 1}, {"word": "geht", "start": 0.7, "end": 0.9, "speaker": 1},
-              {"word": "es", "start": 1.0, "end": 1.1, "speaker": 1}],
-    "language": "de", "translations": {"fr": "bonjour comment ça va"},
+    "words": [{"word": "hallo", "start": 0.1, "end": 0.4, "speaker": 0, "talker": 2},
+              {"word": "wie", "start": 0.5, "end": 0.6, "speaker": 1, "talker": 0},
+              {"word": "geht", "start": 0.7, "end": 0.9, "speaker": 1, "talker": 0},
+              {"word": "es", "start": 1.0, "end": 1.1, "speaker": 1, "talker": 0}],
+    "language": "de", "translations": {"fr": "bonjour comment ça va"}, "talkers": [2, 0],
 }  # fmt: skip
 # A segment whose caption is empty but whose translation is not (docs/protocol.md): the translation still shows.
 STUB_FINAL_2 = {"type": "final", "segment": 1, "text": "", "start": 1.5, "end": 2.0, "words": [], "language": "de",
@@ -399,6 +400,7 @@ def test_translations_languages_and_speakers(tmp_path: Path) -> None:
       captions: [...document.querySelectorAll('#captions .caption')].map(p => [p.lang, p.textContent]),
       speakers: [...document.querySelectorAll('#captions .caption.final .words span')].map(s => s.className),
       legend: [...document.querySelectorAll('#speakers span')].map(s => s.textContent),
+      talkers: document.getElementById('talkers-field').hidden ? null : document.getElementById('talkers').checked,
     }))()"""
     choose = "(() => { const m = document.getElementById('model'); m.value = '%s';"
     choose += " m.dispatchEvent(new Event('change')); return true; })()"
@@ -406,7 +408,7 @@ def test_translations_languages_and_speakers(tmp_path: Path) -> None:
     async def go(http: str) -> tuple[dict, dict, dict, Path]:
         async with Chromium.launch(fake_audio=wav) as browser:
             page = await browser.page()
-            await page.navigate(http + "/?translate=fr&languages=de,fr")
+            await page.navigate(http + "/?translate=fr&languages=de,fr&talkers=1")
             await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
             await page.evaluate(choose % "en")
             english = await page.evaluate(snapshot)
@@ -423,16 +425,17 @@ def test_translations_languages_and_speakers(tmp_path: Path) -> None:
         english, partial, final, shot = asyncio.run(go(http))
     print(f"\nscreenshot of the page: {shot}")
     assert english["languages"] is None and english["targets"] is None, "one language, no translation: no choice"
+    assert english["talkers"] is None and partial["talkers"] is True, "the box shows for a model with talkers"
     assert partial["languages"] == ["", "en", "de", "fr"], "Automatic (the model detects), then its languages"
     assert partial["targets"] == [["en", False], ["de", False], ["fr", True]]
     (start,) = starts
     assert "language" not in start and start["languages"] == ["de", "fr"] and start["translate"] == ["fr"], start
-    assert start["model"] == "sm2"
+    assert start["model"] == "sm2" and start["talkers"] is True
     assert partial["column"] and partial["partialTranslation"] == "fr bonjour comment"
     assert final["finalTranslations"] == ["fr bonjour comment ça va", "fr oui"]
     assert partial["captions"] == [["de", "de hallo wie"]] and final["captions"] == [["de", "de hallo wie geht es"]]
     assert final["speakers"] == ["spk spk-0", "spk spk-1", "spk spk-1", "spk spk-1"]
-    assert final["legend"] == ["Speaker 1", "Speaker 2"]
+    assert final["legend"] == ["Talker 3", "Talker 1"], "a final that numbers talkers colours words by talker"
 
 
 def test_audio_is_kept_through_a_refused_connection(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 //
 // Speaks protocol version 1 (docs/protocol.md). No build step: the server serves this folder as it is.
 // The page's query string may preset its fields: ?api_key=KEY&model=NAME&language=de&translate=en,fr&languages=en,de
-// (languages: with automatic language detection, the languages to choose from).
+// &talkers=1 (languages: with automatic language detection, the languages to choose from; talkers: number who speaks,
+// for models that can, docs/talkers.md).
 
 const TARGET_RATE = 16000; // Hz sent to the server: the models' rate, so the server does no resampling
 const FRAME_MS = 100; // audio per WebSocket message
@@ -26,6 +27,8 @@ const ui = {
   language: $("language"),
   translateField: $("translate-field"),
   translate: $("translate"),
+  talkersField: $("talkers-field"),
+  talkers: $("talkers"),
   apiKey: $("api-key"),
   toggle: $("toggle"),
   status: $("status"),
@@ -69,7 +72,7 @@ function setState(state, text) {
   ui.toggle.textContent = running ? "Stop" : "Start";
   ui.toggle.setAttribute("aria-pressed", String(running));
   ui.toggle.disabled = state === "loading" || state === "stopping" || (!running && !catalog.models.length);
-  for (const el of [ui.model, ui.language, ui.apiKey]) el.disabled = running;
+  for (const el of [ui.model, ui.language, ui.apiKey, ui.talkers]) el.disabled = running;
   for (const box of ui.translate.querySelectorAll("input")) box.disabled = running;
 }
 
@@ -166,6 +169,12 @@ function renderModelOptions() {
     }),
   );
   ui.translateField.hidden = targets.length === 0;
+  // Talkers (GET /v1/models: "talkers": true): finals number who speaks across the session.
+  const canNumber = Boolean(m && m.talkers);
+  if (canNumber && ui.talkersField.hidden) {
+    ui.talkers.checked = ui.talkers.checked || ["1", "true"].includes(params.get("talkers"));
+  }
+  ui.talkersField.hidden = !canNumber;
   updateTranslationsColumn();
 }
 
@@ -184,7 +193,10 @@ function updateTranslationsColumn() {
 
 // ---- Captions ----
 
+// A word's speaker label: its talker ("talker:N", the same person across the session) in a final that numbers
+// talkers, else its virtual channel (a number) where the model splits talkers.
 function speakerOf(word, i, msg) {
+  if (Array.isArray(msg.talkers)) return word && Number.isInteger(word.talker) ? `talker:${word.talker}` : null;
   if (word && word.speaker !== undefined && word.speaker !== null) return word.speaker;
   if (Array.isArray(msg.speakers) && msg.speakers.length === (msg.words || []).length) {
     const s = msg.speakers[i];
@@ -204,6 +216,7 @@ function speakerClass(label) {
 }
 
 function speakerName(label) {
+  if (typeof label === "string" && label.startsWith("talker:")) return `Talker ${Number(label.slice(7)) + 1}`;
   return typeof label === "number" ? `Speaker ${label + 1}` : `Speaker ${label}`;
 }
 
@@ -232,8 +245,9 @@ function wordSpan(text, speaker) {
 
 // A message's text as nodes: words colored by speaker where the message says who spoke.
 function captionNodes(msg) {
-  // Per-speaker channels (t-SOT): [{speaker, text}, ...]
-  if (Array.isArray(msg.speakers) && msg.speakers.length && typeof msg.speakers[0] === "object") {
+  // Per-speaker channels (t-SOT): [{speaker, text}, ...]; a final that numbers talkers colours its words instead.
+  const channels = Array.isArray(msg.speakers) && msg.speakers.length && typeof msg.speakers[0] === "object";
+  if (channels && !Array.isArray(msg.talkers)) {
     return msg.speakers
       .filter((s) => s && s.text)
       .map((s) => {
@@ -372,6 +386,7 @@ async function start() {
     model: ui.model.value, // the server says unknown_model if its list changed since the page loaded
     language: ui.languageField.hidden ? null : ui.language.value || null,
     translate: chosenTargets(),
+    talkers: !ui.talkersField.hidden && ui.talkers.checked,
     // Automatic detection among these only (?languages=en,de): fewer wrong guesses for a known speaker.
     languages:
       ui.languageField.hidden || ui.language.value ? [] : (params.get("languages") || "").split(",").filter(Boolean),
@@ -492,6 +507,7 @@ function connect(s) {
     if (s.language) start.language = s.language;
     if (s.translate.length) start.translate = s.translate;
     if (s.languages.length) start.languages = s.languages;
+    if (s.talkers) start.talkers = true;
     ws.send(JSON.stringify(start));
     s.started = true; // the audio waits for ready (see onWorkletMessage)
   };
