@@ -4,6 +4,7 @@ two held-out espeak-ng voices through the recognizer and the server."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import shutil
@@ -324,3 +325,25 @@ def test_the_server_s_talker_threshold_replaces_the_bundle_s(en_open) -> None:
     assert Engine(en_open, cfg).recognizer.talkers.threshold == pytest.approx(0.6)
     with pytest.raises(ValueError, match="talker_threshold"):
         Settings(talker_threshold=1.5)
+
+
+def test_the_benchmark_scores_numbers_under_the_best_mapping_and_plans_fair_conversations() -> None:
+    from benchmarks.bench_talkers import base_voice, mapped_accuracy, plan_conversations
+
+    assert mapped_accuracy(["a", "b", "a", "b"], [7, 3, 7, 3]) == 1.0, "numbers are names: any consistent naming"
+    assert mapped_accuracy(["a", "b", "a", "b"], [0, 0, 0, 0]) == 0.5, "one number for all: the larger speaker"
+    assert mapped_accuracy(["a", "b", "a", "b"], [0, 1, 2, 1]) == 0.75, "a third number maps to nobody"
+    assert mapped_accuracy(["a", "a"], [None, 0]) == 0.5, "no number counts wrong"
+    voices = ["pico:en-GB/r1.00/p1.00", "pico:en-GB/r0.90/p1.20", "festival:ked/r1/p1", "mbrola:x/r1/p1"]
+    rows = [
+        {"speaker": f"s{k}", "voice": v, "audio": f"{k}-{j}.wav", "text": "x"}
+        for k, v in enumerate(voices)
+        for j in range(3)
+    ]
+    convs = plan_conversations(rows, 30, 6, seed=1)
+    assert len(convs) == 30
+    for conv in convs:
+        who = [r["speaker"] for r in conv]
+        assert all(a != b for a, b in itertools.pairwise(who)), "nobody takes two turns in a row"
+        bases = {r["speaker"]: base_voice(r["voice"]) for r in conv}
+        assert len(set(bases.values())) == len(bases) in (2, 3), "different base voices: different people"
