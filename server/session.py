@@ -332,6 +332,7 @@ class Session(Connection):
                 max_message_bytes=svc.settings.max_message_bytes,
                 **_multilingual_fields(engine, plan),
                 **_adaptation_fields(engine, adaptation),
+                **({"talkers": True} if start.talkers else {}),
             )
         )
         self._opened.set()

@@ -274,6 +274,19 @@ def test_the_server_sends_talkers_to_a_stream_that_asks(en_open, tmp_path: Path)
         plain = client.post("/v1/transcribe", content=body.getvalue(), headers={"content-type": "audio/wav"}).json()
         assert all("talkers" not in s for s in plain["segments"])
         with client.websocket_connect("/v1/stream") as ws:
+            ws.send_json({"type": "start", "sample_rate": 16000, "encoding": "s16le", "talkers": True})
+            ready = ws.receive_json()
+            assert ready["type"] == "ready" and ready["talkers"] is True, ready
+            pcm = (audio[: 9 * 16000] * 32767).astype("<i2").tobytes()
+            for i in range(0, len(pcm), 6400):
+                ws.send_bytes(pcm[i : i + 6400])
+            ws.send_json({"type": "stop"})
+            finals = []
+            while (msg := ws.receive_json())["type"] != "end":
+                if msg["type"] == "final":
+                    finals.append(msg)
+            assert finals and [f["talkers"] for f in finals][:2] == [[0], [1]], finals
+        with client.websocket_connect("/v1/stream") as ws:
             ws.send_json({"type": "start", "sample_rate": 16000, "encoding": "s16le", "talkers": 1})
             msg = ws.receive_json()
             assert msg["type"] == "error" and msg["code"] == "invalid_value" and '"talkers"' in msg["message"]
