@@ -221,9 +221,9 @@ class StreamRecognizer:
         self.last_sent = self._empty()
         self.audio_s = 0.0  # seconds of audio received: no time in a result goes past it
         self._decoded: dict[int, tuple[tuple[int, ...], str]] = {}  # head -> its last tokens and their text
-        # Talkers: the open segment's fbank frames (the new ones of each chunk, the last `MAX_KEPT_S` seconds), the
-        # stream's frame index of the first one kept, and how many frames the stream has read.
-        self.talkers = TalkerTracker(talkers) if talkers is not None else None
+        # Talkers: the stream's tracker, its open segment's fbank frames (the new ones of each chunk, the last
+        # `MAX_KEPT_S` seconds), the stream's frame index of the first one kept, and how many frames it has read.
+        self.tracker = TalkerTracker(talkers) if talkers is not None else None
         self.segment_frames: list[np.ndarray] = []
         self.frames_first = 0
         self.frames_read = 0
@@ -310,15 +310,15 @@ class StreamRecognizer:
 
     def _with_talkers(self, words: tuple[Word, ...]) -> tuple[tuple[Word, ...], tuple[int | None, ...]]:
         """A final's words with their talkers, and the talker of each channel (see `Final.talkers`)."""
-        assert self.talkers is not None
+        assert self.tracker is not None
         channels = 2 if self.tsot else 1
         spans: list[list[tuple[float, float]]] = [[] for _ in range(channels)]
         for w in words:
             spans[w.speaker or 0].append((w.start, w.end))
         frames = np.concatenate(self.segment_frames) if self.segment_frames else np.zeros((0, 0), np.float32)
         masks = channel_masks(len(frames), self.frames_first, spans)
-        model = self.talkers.model
-        talkers = tuple(self.talkers.assign([model.embed(frames[m]) if m.any() else None for m in masks]))
+        model = self.tracker.model
+        talkers = tuple(self.tracker.assign([model.embed(frames[m]) if m.any() else None for m in masks]))
         return tuple(replace(w, talker=talkers[w.speaker or 0]) for w in words), talkers
 
     def words(self, hyp: Hypothesis, spans: list[tuple[str, tuple[int, int], int]] | None = None) -> tuple[Word, ...]:
@@ -424,7 +424,7 @@ class StreamRecognizer:
         extra: dict = {}
         if kind is Final and not self.tsot and (p := self.punctuators.get(self.runner.head.language)) is not None:
             extra["display"] = p.punctuate_text(text)
-        if kind is Final and self.talkers is not None:
+        if kind is Final and self.tracker is not None:
             words, extra["talkers"] = self._with_talkers(words)
         return kind(
             segment=self.segment,
@@ -584,7 +584,7 @@ class Recognizer:
         for i, s in enumerate(streams):
             if s.keeps_encoder_output:
                 s._keep_encoder_output(enc[i])
-            if s.talkers is not None:
+            if s.tracker is not None:
                 s._keep_frames(x[i], self.model.spec.shift)
         C = enc.shape[1]
         return [s._after_chunk(C, c.flush) for s, c in batch]
