@@ -16,7 +16,9 @@ Two measurements:
 - "turns": each turn's frames straight into the tracker (no recognition), at each `--thresholds` value: the share of
   turns whose talker number is right under the best one-to-one mapping of numbers to speakers, turns too short for a
   number (under 0.5 s voiced) counted wrong; and the share of conversations given the right number of talkers.
-  The "one talker" row is what a stream without talkers gets (every segment the same channel 0).
+  The "one talker" row is what a stream without talkers gets (every segment the same channel 0). The same on 100
+  monologues (one speaker, `--turns` turns): the share of turns given that speaker's number, and of monologues
+  given one talker only (the spurious new talkers a numbering makes).
 - "server": each conversation streamed through the bundle's recognizer with talkers on, at the bundle's threshold:
   the share of the recognized words whose final's talker is the speaker of the turn the word's middle falls in (best
   mapping again), and the words with no talker.
@@ -48,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from parley.audio import read_wav, write_wav
 from parley.features import SAMPLE_RATE, compute_fbank
 from parley.resample import resample
-from server.talkers import TalkerModel, TalkerTracker
+from server.talkers import TalkerModel, TalkerTracker, speech_stats
 
 # Engines of the speakers; the test split's last is RHVoice, the engine no training saw; dev has flite instead.
 ENGINE_SHARES = (("espeak", 0.34), ("mbrola", 0.16), ("festival", 0.16), ("pico", 0.16))
@@ -137,6 +139,20 @@ def plan_conversations(rows: list[dict], count: int, turns: int, seed: int) -> l
     return out
 
 
+def plan_monologues(rows: list[dict], count: int, turns: int, seed: int) -> list[list[dict]]:
+    """`count` streams of one speaker each taking `turns` turns: what numbering must not split (spurious talkers)."""
+    rng = random.Random(seed)
+    by_speaker: dict[str, list[dict]] = {}
+    for r in rows:
+        by_speaker.setdefault(r["speaker"], []).append(r)
+    names = sorted(by_speaker)
+    out = []
+    for _ in range(count):
+        pool = by_speaker[rng.choice(names)]
+        out.append([pool[j % len(pool)] for j in range(turns)])
+    return out
+
+
 def mapped_accuracy(truth: Sequence[str], pred: Sequence[int | None]) -> float:
     """The share of items whose predicted number maps to their true speaker under the best one-to-one mapping."""
     speakers = sorted(set(truth))
@@ -203,6 +219,44 @@ def _finals(rec, audio: np.ndarray) -> list:
     while (chunk := fe.pop_chunk()) is not None:
         finals += [r for r in rec.step([(stream, chunk)])[0] if isinstance(r, Final)]
     return finals + rec.finish(stream, len(audio) / SAMPLE_RATE)
+
+
+def centered_measure(
+    model: TalkerModel, convs: list[list[dict]], thresholds: Sequence[float], weight: float
+) -> list[dict]:
+    """Tried, not kept (docs/talkers.md): the "turns" measure with each raw embedding centered on the stream's own
+    mean so far (`weight` segments' worth of the training mean, 0, in it) before the cosine; a simulation of the
+    tracker, not server/talkers.py's."""
+    raw: dict[str, np.ndarray | None] = {}
+    for conv in convs:
+        for r in conv:
+            if r["audio"] not in raw:
+                st = speech_stats(compute_fbank(audio_of(r), SAMPLE_RATE), model.min_frames)
+                raw[r["audio"]] = None if st is None else (st - model.mean) @ model.proj
+    out = []
+    for th in thresholds:
+        accs = []
+        for conv in convs:
+            seen: list[tuple[np.ndarray, int]] = []
+            pred: list[int | None] = []
+            for r in conv:
+                e = raw[r["audio"]]
+                if e is None:
+                    pred.append(None)
+                    continue
+                mu = (sum((x for x, _ in seen), np.zeros_like(e)) + e) / (len(seen) + 1 + weight)
+                c = (e - mu) / np.linalg.norm(e - mu)
+                sims = {}
+                for t in {t for _, t in seen}:
+                    cen = sum((x - mu) / np.linalg.norm(x - mu) for x, u in seen if u == t)
+                    sims[t] = float(c @ cen / np.linalg.norm(cen))
+                best = max(sims, key=sims.get, default=None)
+                t = best if best is not None and sims[best] >= th else len(sims)
+                seen.append((e, t))
+                pred.append(t)
+            accs.append(mapped_accuracy([r["speaker"] for r in conv], pred))
+        out.append({"threshold": th, "center_weight": weight, "turn_accuracy": float(np.mean(accs))})
+    return out
 
 
 def server_measure(bundle_path: Path, convs: list[list[dict]], seed: int) -> dict:
@@ -349,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--asterisk", type=Path, help="real voices instead: the Asterisk prompts under this folder (turns measure only)"
     )
+    p.add_argument(
+        "--center", type=float, help="also the turns measure with stream-centered embeddings of this prior weight"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="write the figures here as JSON")
     a = p.parse_args(argv)
@@ -375,6 +432,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     for row in report["turns_measure"]:
         print(json.dumps(row))
+    report["monologues"] = turns_measure(bundle.talkers, plan_monologues(rows, 100, a.turns, a.seed), a.thresholds)[1:]
+    for row in report["monologues"]:
+        print("monologues", json.dumps(row))
+    if a.center is not None:
+        monos = plan_monologues(rows, 100, a.turns, a.seed)
+        report["centered"] = centered_measure(bundle.talkers, convs, a.thresholds, a.center)
+        report["centered_monologues"] = centered_measure(bundle.talkers, monos, a.thresholds, a.center)
+        for row, mono in zip(report["centered"], report["centered_monologues"], strict=True):
+            print("centered", json.dumps(row), "monologues", round(mono["turn_accuracy"], 4))
     if a.server_conversations and a.tsot:
         two = [c for c in convs if len({r["speaker"] for r in c}) == 2][: a.server_conversations]
         report["tsot"] = tsot_measure(a.bundle, two, a.seed)
