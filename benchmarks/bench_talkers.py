@@ -34,6 +34,7 @@ Two measurements:
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import random
@@ -109,12 +110,17 @@ def asterisk_rows(folder: Path, min_s: float = 1.5) -> list[dict]:
     return rows
 
 
+def _by_speaker(rows: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r["speaker"], []).append(r)
+    return out
+
+
 def plan_conversations(rows: list[dict], count: int, turns: int, seed: int) -> list[list[dict]]:
     """`count` conversations of 2-3 speakers with different base voices, `turns` turns each (rows of `rows`)."""
     rng = random.Random(seed)
-    by_speaker: dict[str, list[dict]] = {}
-    for r in rows:
-        by_speaker.setdefault(r["speaker"], []).append(r)
+    by_speaker = _by_speaker(rows)
     speakers = sorted(by_speaker)
     out = []
     while len(out) < count:
@@ -142,9 +148,7 @@ def plan_conversations(rows: list[dict], count: int, turns: int, seed: int) -> l
 def plan_monologues(rows: list[dict], count: int, turns: int, seed: int) -> list[list[dict]]:
     """`count` streams of one speaker each taking `turns` turns: what numbering must not split (spurious talkers)."""
     rng = random.Random(seed)
-    by_speaker: dict[str, list[dict]] = {}
-    for r in rows:
-        by_speaker.setdefault(r["speaker"], []).append(r)
+    by_speaker = _by_speaker(rows)
     names = sorted(by_speaker)
     out = []
     for _ in range(count):
@@ -169,13 +173,19 @@ def audio_of(row: dict) -> np.ndarray:
     return resample(x, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else x
 
 
+@functools.cache
+def _frames(audio: str) -> np.ndarray:
+    """A speaker row's fbank frames, computed once for every measure that reads them."""
+    return compute_fbank(audio_of({"audio": audio}), SAMPLE_RATE)
+
+
 def turns_measure(model: TalkerModel, convs: list[list[dict]], thresholds: Sequence[float]) -> list[dict]:
     """The "turns" measurement at each threshold, plus the one-talker baseline."""
     embs = {}
     for conv in convs:
         for r in conv:
             if r["audio"] not in embs:
-                embs[r["audio"]] = model.embed(compute_fbank(audio_of(r), SAMPLE_RATE))
+                embs[r["audio"]] = model.embed(_frames(r["audio"]))
     out = []
     base_acc = [mapped_accuracy([r["speaker"] for r in c], [0] * len(c)) for c in convs]
     out.append(
@@ -231,7 +241,7 @@ def centered_measure(
     for conv in convs:
         for r in conv:
             if r["audio"] not in raw:
-                st = speech_stats(compute_fbank(audio_of(r), SAMPLE_RATE), model.min_frames)
+                st = speech_stats(_frames(r["audio"]), model.min_frames)
                 raw[r["audio"]] = None if st is None else (st - model.mean) @ model.proj
     out = []
     for th in thresholds:

@@ -227,6 +227,7 @@ class StreamRecognizer:
         self.segment_frames: list[np.ndarray] = []
         self.frames_first = 0
         self.frames_read = 0
+        self._frames_kept = 0  # frames in segment_frames
 
     @property
     def runner(self) -> HeadRunner:
@@ -299,14 +300,17 @@ class StreamRecognizer:
         """The first `new` frames of a chunk's window `(T, F)`: the ones no earlier chunk brought."""
         self.segment_frames.append(x[:new].copy())
         self.frames_read += new
-        limit = MAX_KEPT_S * 100
-        while sum(len(f) for f in self.segment_frames) - len(self.segment_frames[0]) >= limit:
-            self.frames_first += len(self.segment_frames.pop(0))
+        self._frames_kept += new
+        while self._frames_kept - len(self.segment_frames[0]) >= MAX_KEPT_S * 100:
+            dropped = len(self.segment_frames.pop(0))
+            self.frames_first += dropped
+            self._frames_kept -= dropped
 
     def _drop_frames(self) -> None:
         """A segment closed: its frames go."""
         self.segment_frames = []
         self.frames_first = self.frames_read
+        self._frames_kept = 0
 
     def _with_talkers(self, words: tuple[Word, ...]) -> tuple[tuple[Word, ...], tuple[int | None, ...]]:
         """A final's words with their talkers, and the talker of each channel (see `Final.talkers`)."""

@@ -170,7 +170,9 @@ def add_to_bundle(
     """
     from dataclasses import replace
 
-    from server.bundle import BUNDLE_JSON, sha256_of
+    from export.bundle import file_entries
+    from export.card import update_card_section
+    from server.bundle import BUNDLE_JSON
 
     m = TalkerModel.load(model)  # refuses a file that is not one
     card = dict(m.card)
@@ -182,16 +184,10 @@ def add_to_bundle(
     meta = json.loads((bundle / BUNDLE_JSON).read_text())
     entry = {"model": "talkers.npz"}
     meta["talkers"] = entry
-    files = meta.setdefault("files", {})
-    files["talkers.npz"] = {
-        "bytes": (bundle / "talkers.npz").stat().st_size,
-        "sha256": sha256_of(bundle / "talkers.npz"),
-    }
+    files = {**meta.get("files", {}), **file_entries(bundle, ["talkers.npz"])}
     meta["files"] = dict(sorted(files.items()))
     (bundle / BUNDLE_JSON).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    from export.card import update_card_section
-
-    update_card_section(bundle, "Talkers", card_section(TalkerModel.load(bundle / "talkers.npz").card))
+    update_card_section(bundle, "Talkers", card_section(card))
     return entry
 
 
