@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
-from parley.audio import read_wav, to_int16
+from parley.audio import BYTES_PER_SAMPLE, ENCODINGS, encode_pcm, read_wav
 
 DEFAULT_URL = "ws://127.0.0.1:8000/v1/stream"
 CLIENT_ERRORS = ("connect_failed", "closed", "timeout", "bad_reply")  # error codes the client itself reports
@@ -87,12 +87,8 @@ class StreamResult:
 
 
 def encode_audio(samples: np.ndarray, encoding: str) -> bytes:
-    """float samples `(T,)` in [-1, 1] -> raw little-endian bytes in `encoding` (s16le or f32le)."""
-    if encoding == "s16le":
-        return to_int16(samples).tobytes()
-    if encoding == "f32le":
-        return np.asarray(samples, dtype="<f4").tobytes()
-    raise ValueError(f"unknown encoding {encoding!r}")
+    """float samples `(T,)` in [-1, 1] -> the bytes of audio messages in `encoding` (`parley.audio.ENCODINGS`)."""
+    return encode_pcm(samples, encoding)
 
 
 def _client_error(code: str, message: str) -> dict:
@@ -338,14 +334,14 @@ async def run_stream(
         sample_rate: the rate of `samples` in Hz (sent as is; the server resamples).
         chunk_ms: audio per binary message.
         speed: pacing; 1 sends chunk k when its last sample would have been recorded, 0 sends without waiting.
-        encoding: "s16le" or "f32le" on the wire.
+        encoding: the wire format, one of `parley.audio.ENCODINGS` (mulaw / alaw: as a telephone line sends it).
         model, search, partials, language, translate, languages, talkers: the start message's fields (None, empty
             or false: the server's default).
         api_key, on_message, open_timeout, end_timeout: as `converse` takes them.
     """
     start = start_message(sample_rate, encoding, partials, model, search, language, translate, languages, talkers)
     step = max(1, round(sample_rate * chunk_ms / 1000))
-    audio = _paced(encode_audio(samples, encoding), 2 if encoding == "s16le" else 4, step, sample_rate, speed)
+    audio = _paced(encode_audio(samples, encoding), BYTES_PER_SAMPLE[encoding], step, sample_rate, speed)
     return await converse(
         url,
         start,
@@ -388,13 +384,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="parley stream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("file", help="a PCM WAV file (any rate 8-48 kHz; channels are averaged)")
+    p.add_argument("file", help="a WAV file (PCM, float or G.711; any rate 8-48 kHz; channels are averaged)")
     p.add_argument("--url", default=DEFAULT_URL, help=f"the server's stream endpoint (default: {DEFAULT_URL})")
     p.add_argument("--speed", type=float, default=1.0, help="1: real time (default), 2: twice as fast, 0: no pacing")
     p.add_argument("--chunk-ms", type=float, default=100.0, help="audio per message in ms (default: 100)")
     p.add_argument("--model", help="bundle name (default: the server's default)")
     p.add_argument("--search", choices=("greedy", "beam"), help="search method (default: the model's)")
-    p.add_argument("--encoding", choices=("s16le", "f32le"), default="s16le", help="wire format (default: s16le)")
+    p.add_argument(
+        "--encoding",
+        choices=ENCODINGS,
+        default="s16le",
+        help="wire format (default: s16le; mulaw / alaw: G.711, as telephone systems send it, best with 8 kHz audio)",
+    )
     p.add_argument("--no-partials", action="store_true", help="ask the server for finals only")
     p.add_argument("--language", help="the spoken language, or auto (multilingual models)")
     p.add_argument("--translate", nargs="+", default=[], help="languages to translate into (multilingual models)")

@@ -13,22 +13,35 @@ from typing import BinaryIO
 
 import numpy as np
 
-ENCODINGS = ("s16le", "f32le")
+ENCODINGS = ("s16le", "f32le", "mulaw", "alaw")
+# Bytes per sample of each encoding: 16-bit integers, 32-bit floats, and ITU-T G.711's 8-bit mu-law and A-law (the
+# telephone network's codecs: what Twilio's media streams, Asterisk and FreeSWITCH send at 8 kHz).
+BYTES_PER_SAMPLE = {"s16le": 2, "f32le": 4, "mulaw": 1, "alaw": 1}
 
 
 # WAV format tags (the fmt chunk's first field); an extensible file says its format in the GUID of its fmt extension
 WAVE_FORMAT_PCM = 0x0001
 WAVE_FORMAT_IEEE_FLOAT = 0x0003
+WAVE_FORMAT_ALAW = 0x0006
+WAVE_FORMAT_MULAW = 0x0007
 WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+_FORMAT_NAMES = {
+    WAVE_FORMAT_PCM: "integer PCM",
+    WAVE_FORMAT_IEEE_FLOAT: "float samples",
+    WAVE_FORMAT_ALAW: "A-law",
+    WAVE_FORMAT_MULAW: "mu-law",
+}
 # The last 14 bytes of every KSDATAFORMAT_SUBTYPE_* GUID; its first 2 bytes are the format tag it stands for.
 _GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
 
 
 def read_wav(path: str | os.PathLike | BinaryIO) -> tuple[np.ndarray, int]:
-    """Reads a PCM WAV file (8/16/24/32-bit integer, any channel count; channels are averaged): a path, or a binary
-    file object (`io.BytesIO(body)` for an upload). WAVE_FORMAT_EXTENSIBLE files of integer PCM (what ffmpeg and sox
-    write for more than 2 channels or 16 bits) read like plain ones; data cut off inside a frame is dropped to the
-    last whole frame, and data sizes past the end of the file or 0 (a WAV written to a pipe) read to the end.
+    """Reads a WAV file (8/16/24/32-bit integer PCM, 32/64-bit float, or 8-bit G.711 mu-law / A-law as telephone
+    systems record; any channel count, channels are averaged): a path, or a binary file object (`io.BytesIO(body)`
+    for an upload). WAVE_FORMAT_EXTENSIBLE files (what ffmpeg and sox write for more than 2 channels or 16 bits) read
+    like plain ones; float samples are clipped to [-1, 1] (NaN or infinite ones are an error); data cut off inside a
+    frame is dropped to the last whole frame, and data sizes past the end of the file or 0 (a WAV written to a pipe)
+    read to the end.
 
     Returns:
         samples `(T,)` float32 in [-1, 1], and the sample rate in Hz.
@@ -40,15 +53,23 @@ def read_wav(path: str | os.PathLike | BinaryIO) -> tuple[np.ndarray, int]:
     where = "" if hasattr(path, "read") else f"{path}: "
     data = path.read() if hasattr(path, "read") else Path(path).read_bytes()
     try:
-        channels, width, rate, raw = _parse_wav(data)
+        tag, channels, width, rate, raw = _parse_wav(data)
     except ValueError as e:
-        raise ValueError(f"{where}not a PCM WAV file ({e})") from None
+        raise ValueError(f"{where}not a WAV file Parley can read ({e})") from None
     if channels < 1 or rate < 1:
         raise ValueError(f"{where}a WAV file of {channels} channel(s) at {rate} Hz")
-    if width not in (1, 2, 3, 4):
-        raise ValueError(f"{where}unsupported sample width {width * 8} bits")
+    widths = {WAVE_FORMAT_PCM: (1, 2, 3, 4), WAVE_FORMAT_IEEE_FLOAT: (4, 8)}.get(tag, (1,))
+    if width not in widths:
+        raise ValueError(f"{where}unsupported sample width {width * 8} bits for {_FORMAT_NAMES[tag]}")
     raw = raw[: len(raw) - len(raw) % (width * channels)]  # data cut off inside a frame: up to the last whole one
-    if width == 2:
+    if tag == WAVE_FORMAT_IEEE_FLOAT:
+        x = np.frombuffer(raw, dtype="<f4" if width == 4 else "<f8")
+        if not np.isfinite(x).all():
+            raise ValueError(f"{where}float samples that are NaN or infinite")
+        x = np.clip(x, -1.0, 1.0).astype(np.float32)
+    elif tag in (WAVE_FORMAT_MULAW, WAVE_FORMAT_ALAW):
+        x = decode_pcm(raw, "mulaw" if tag == WAVE_FORMAT_MULAW else "alaw")
+    elif width == 2:
         x = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
     elif width == 4:
         x = (np.frombuffer(raw, dtype="<i4").astype(np.float64) / 2147483648.0).astype(np.float32)
@@ -62,13 +83,13 @@ def read_wav(path: str | os.PathLike | BinaryIO) -> tuple[np.ndarray, int]:
     return x, rate
 
 
-def _parse_wav(data: bytes) -> tuple[int, int, int, bytes]:
-    """A RIFF WAVE file's channels, sample width in bytes, rate and data chunk (up to the end of `data` where the
-    chunk says it is longer).
+def _parse_wav(data: bytes) -> tuple[int, int, int, int, bytes]:
+    """A RIFF WAVE file's format tag, channels, sample width in bytes, rate and data chunk (up to the end of `data`
+    where the chunk says it is longer).
 
     Raises:
         ValueError: not a RIFF WAVE file, a header cut short, no fmt or data chunk, or a format other than integer
-            PCM (the message says which; the caller adds the file).
+            PCM, float or G.711 (the message says which; the caller adds the file).
     """
     if len(data) < 12:
         raise ValueError(f"{len(data)} bytes: too short for a WAV header, the file is empty or cut off")
@@ -91,8 +112,9 @@ def _parse_wav(data: bytes) -> tuple[int, int, int, bytes]:
     raise ValueError(f"no {'data' if fmt else 'fmt'} chunk: the file is cut off or not audio")
 
 
-def _parse_fmt(body: bytes) -> tuple[int, int, int]:
-    """A fmt chunk's channels, sample width in bytes and rate, for integer PCM (plain or extensible)."""
+def _parse_fmt(body: bytes) -> tuple[int, int, int, int]:
+    """A fmt chunk's format tag, channels, sample width in bytes and rate, for the formats of `_FORMAT_NAMES` (plain
+    or extensible)."""
     if len(body) < 16:
         raise ValueError(f"fmt chunk of {len(body)} bytes, cut off")
     tag, channels, rate, _byte_rate, _block_align, bits = struct.unpack_from("<HHIIHH", body)
@@ -103,10 +125,12 @@ def _parse_fmt(body: bytes) -> tuple[int, int, int]:
         if body[26:40] != _GUID_TAIL:
             raise ValueError("extensible format with an unknown subformat")
         tag = struct.unpack_from("<H", body, 24)[0]
-    if tag != WAVE_FORMAT_PCM:
-        kind = "floating-point samples" if tag == WAVE_FORMAT_IEEE_FLOAT else f"format tag {tag:#06x}"
-        raise ValueError(f"{kind}; Parley reads integer PCM only (ffmpeg -i IN -c:a pcm_s16le OUT.wav)")
-    return channels, (bits + 7) // 8, rate
+    if tag not in _FORMAT_NAMES:
+        raise ValueError(
+            f"format tag {tag:#06x} (compressed audio?); Parley reads integer PCM, float and G.711 mu-law / A-law "
+            "(ffmpeg -i IN -c:a pcm_s16le OUT.wav)"
+        )
+    return tag, channels, (bits + 7) // 8, rate
 
 
 def to_int16(samples: np.ndarray) -> np.ndarray:
@@ -127,9 +151,71 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) ->
     os.replace(tmp, path)
 
 
+def _ulaw_table() -> np.ndarray:
+    """The 256 mu-law codes' values on the 16-bit scale (ITU-T G.711; +-32124 at most; 0xFF and 0x7F are +0 and -0)."""
+    u = ~np.arange(256, dtype=np.int32) & 0xFF
+    t = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
+    return np.where(u & 0x80, 0x84 - t, t - 0x84).astype(np.int16)
+
+
+def _alaw_table() -> np.ndarray:
+    """The 256 A-law codes' values on the 16-bit scale (ITU-T G.711; +-32256 at most, +-8 nearest zero)."""
+    a = np.arange(256, dtype=np.int32) ^ 0x55
+    t = (a & 0x0F) << 4
+    seg = (a & 0x70) >> 4
+    t = np.where(seg == 0, t + 8, np.where(seg == 1, t + 0x108, (t + 0x108) << np.maximum(seg - 1, 0)))
+    return np.where(a & 0x80, t, -t).astype(np.int16)
+
+
+ULAW_TABLE = _ulaw_table()  # (256,) int16: code -> sample
+ALAW_TABLE = _alaw_table()
+_ULAW_SEGMENT_ENDS = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF], dtype=np.int32)
+_ALAW_SEGMENT_ENDS = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF], dtype=np.int32)
+
+
+def encode_ulaw(samples: np.ndarray) -> np.ndarray:
+    """float samples `(T,)` in [-1, 1] -> G.711 mu-law codes `(T,)` uint8, rounded as ITU-T G.711's reference
+    (14-bit magnitudes, bias 33; the same codes as CPython's audioop and Sun's g711.c)."""
+    x = to_int16(samples).astype(np.int32) >> 2  # 14-bit
+    mask = np.where(x < 0, 0x7F, 0xFF)
+    mag = np.minimum(np.where(x < 0, -x, x), 8159) + 0x21  # [33, 8192]: the bias puts the segments on powers of two
+    seg = np.searchsorted(_ULAW_SEGMENT_ENDS, mag, side="left")  # the first segment whose end is >= mag
+    code = np.where(seg >= 8, 0x7F, (np.minimum(seg, 7) << 4) | ((mag >> (np.minimum(seg, 7) + 1)) & 0x0F))
+    return ((code ^ mask) & 0xFF).astype(np.uint8)
+
+
+def encode_alaw(samples: np.ndarray) -> np.ndarray:
+    """float samples `(T,)` in [-1, 1] -> G.711 A-law codes `(T,)` uint8, rounded as ITU-T G.711's reference (13-bit
+    magnitudes; the same codes as CPython's audioop and Sun's g711.c)."""
+    x = to_int16(samples).astype(np.int32) >> 3  # 13-bit
+    mask = np.where(x >= 0, 0xD5, 0x55)
+    mag = np.where(x >= 0, x, -x - 1)
+    seg = np.searchsorted(_ALAW_SEGMENT_ENDS, mag, side="left")  # the first segment whose end is >= mag
+    quant = np.where(seg < 2, mag >> 1, mag >> np.maximum(seg, 1)) & 0x0F
+    code = np.where(seg >= 8, 0x7F, (np.minimum(seg, 7) << 4) | quant)
+    return ((code ^ mask) & 0xFF).astype(np.uint8)
+
+
+def encode_pcm(samples: np.ndarray, encoding: str) -> bytes:
+    """float samples `(T,)` in [-1, 1] -> raw bytes in `encoding` (little-endian where it has an order).
+
+    Raises:
+        ValueError: unknown encoding.
+    """
+    if encoding == "s16le":
+        return to_int16(samples).tobytes()
+    if encoding == "f32le":
+        return np.asarray(samples, dtype="<f4").tobytes()
+    if encoding == "mulaw":
+        return encode_ulaw(samples).tobytes()
+    if encoding == "alaw":
+        return encode_alaw(samples).tobytes()
+    raise ValueError(f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")
+
+
 def decode_pcm(data: bytes, encoding: str) -> np.ndarray:
-    """Raw little-endian PCM bytes -> float32 samples `(T,)` in [-1, 1] (f32le samples beyond it are clipped: the
-    frontend's arithmetic overflows near the float32 limit).
+    """Raw PCM bytes (little-endian; G.711 one byte a sample) -> float32 samples `(T,)` in [-1, 1] (f32le samples
+    beyond it are clipped: the frontend's arithmetic overflows near the float32 limit).
 
     Raises:
         ValueError: unknown encoding, a byte count that is not a whole number of samples, or non-finite floats.
@@ -145,4 +231,7 @@ def decode_pcm(data: bytes, encoding: str) -> np.ndarray:
         if not np.isfinite(x).all():
             raise ValueError("f32le audio contains NaN or infinite samples")
         return np.clip(x, -1.0, 1.0)
+    if encoding in ("mulaw", "alaw"):
+        table = ULAW_TABLE if encoding == "mulaw" else ALAW_TABLE
+        return table[np.frombuffer(data, dtype=np.uint8)].astype(np.float32) / 32768.0
     raise ValueError(f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from parley.audio import ENCODINGS, decode_pcm
+from parley.audio import BYTES_PER_SAMPLE, ENCODINGS, decode_pcm
 from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
 from server.biasing import MAX_HOTWORD_BOOST
 from server.lm import MAX_FUSION_SCALE
@@ -46,7 +46,7 @@ BAD_MESSAGE = "bad_message"  # a JSON object whose "type" is missing or not a cl
 UNKNOWN_FIELD = "unknown_field"  # a start message with a field protocol version 1 does not define
 INVALID_VALUE = "invalid_value"  # a field with a wrong type or value, or a required field missing
 UNSUPPORTED_RATE = "unsupported_rate"  # sample_rate outside 8000-48000 Hz
-UNSUPPORTED_ENCODING = "unsupported_encoding"  # encoding other than s16le / f32le
+UNSUPPORTED_ENCODING = "unsupported_encoding"  # encoding other than s16le / f32le / mulaw / alaw
 UNKNOWN_MODEL = "unknown_model"  # no bundle of that name is loaded
 UNSUPPORTED_OPTION = "unsupported_option"  # the model cannot do what was asked (language, translate, search)
 NOT_STARTED = "not_started"  # audio or stop before start
@@ -185,7 +185,7 @@ class StartRequest:
 
     @property
     def bytes_per_sample(self) -> int:
-        return 2 if self.encoding == "s16le" else 4
+        return BYTES_PER_SAMPLE[self.encoding]
 
 
 @dataclass(frozen=True)

@@ -1,3 +1,4 @@
+import hashlib
 import io
 import struct
 import wave
@@ -5,7 +6,7 @@ import wave
 import numpy as np
 import pytest
 
-from parley.audio import decode_pcm, read_wav, to_int16, write_wav
+from parley.audio import ALAW_TABLE, ULAW_TABLE, decode_pcm, encode_pcm, read_wav, to_int16, write_wav
 
 
 def test_wav_round_trip(tmp_path) -> None:
@@ -18,7 +19,7 @@ def test_wav_round_trip(tmp_path) -> None:
 
 def test_not_a_wav_is_a_clear_error(tmp_path) -> None:
     (tmp_path / "b.wav").write_bytes(b"hello, not audio")
-    with pytest.raises(ValueError, match="not a PCM WAV"):
+    with pytest.raises(ValueError, match="not a WAV file Parley can read"):
         read_wav(tmp_path / "b.wav")
 
 
@@ -60,7 +61,7 @@ def test_an_empty_or_cut_off_wav_is_a_clear_error() -> None:
         w.setframerate(16000)
         w.writeframes(b"\0\0" * 100)
     for body in (b"", whole.getvalue()[:10], whole.getvalue()[:30]):
-        with pytest.raises(ValueError, match=r"not a PCM WAV file \(.+(empty|cut off)") as e:
+        with pytest.raises(ValueError, match=r"not a WAV file Parley can read \(.+(empty|cut off)") as e:
             read_wav(io.BytesIO(body))
         assert "()" not in str(e.value), str(e.value)
 
@@ -85,9 +86,7 @@ def test_an_extensible_pcm_wav_reads_like_a_plain_one() -> None:
     pcm32 = (to_int16(x).astype("<i4") << 16).tobytes()
     y, _ = read_wav(io.BytesIO(_wav_bytes(_extensible_fmt(1, 32, 1), pcm32)))
     assert float(np.abs(x - y).max()) < 1.0 / 16000
-    with pytest.raises(ValueError, match="not a PCM WAV file \\(floating-point samples"):
-        read_wav(io.BytesIO(_wav_bytes(_extensible_fmt(1, 32, 3), np.zeros(8, "<f4").tobytes())))
-    with pytest.raises(ValueError, match="not a PCM WAV file \\(format tag 0x0055"):  # MP3 in a WAV
+    with pytest.raises(ValueError, match="Parley can read \\(format tag 0x0055"):  # MP3 in a WAV
         read_wav(io.BytesIO(_wav_bytes(_extensible_fmt(1, 16, 0x55), b"\0" * 16)))
 
 
@@ -107,3 +106,62 @@ def test_24_bit_and_pipe_written_wavs_read_to_the_end() -> None:
         struct.pack_into("<I", whole, 40, size)
         y, _ = read_wav(io.BytesIO(bytes(whole)))
         assert y.shape == (800,) and float(np.abs(x - y).max()) < 1.0 / 16000
+
+
+def test_g711_codes_are_the_itu_reference_ones() -> None:
+    # ITU-T G.711's end points, and the codes nearest zero: mu-law 0xFF and 0x7F are +0 and -0, A-law has no zero
+    assert (ULAW_TABLE[0x80], ULAW_TABLE[0x00], ULAW_TABLE[0xFF], ULAW_TABLE[0x7F]) == (32124, -32124, 0, 0)
+    assert (ALAW_TABLE[0xAA], ALAW_TABLE[0x2A], ALAW_TABLE[0xD5], ALAW_TABLE[0x55]) == (32256, -32256, 8, -8)
+    for table in (ULAW_TABLE, ALAW_TABLE):  # 128 levels a sign, each half strictly monotonic
+        positive = np.sort(table[table > 0])
+        assert positive.size == 127 + (table is ALAW_TABLE) and np.all(np.diff(positive) > 0)
+        assert np.array_equal(np.sort(-table[table < 0]), positive)
+    # Every 16-bit value encodes as the reference encoder (CPython 3.11's audioop.lin2ulaw / lin2alaw, which is Sun's
+    # g711.c) encodes it: the digests of its 65,536 codes, value -32768 first.
+    x = np.arange(-32768, 32768).astype(np.float64) / 32767.0  # to_int16 gives back exactly -32768..32767
+    digests = {
+        "mulaw": "81d633c9e6972a18c74a58720b96cb8ca0bdd096d4060b646dd708c3b846019a",
+        "alaw": "38488f6fd710f4686360edc4d38639f96c491595ef93f8eb8d62d5e07ca6ce7b",
+    }
+    for encoding, digest in digests.items():
+        assert hashlib.sha256(encode_pcm(x, encoding)).hexdigest() == digest, encoding
+
+
+def test_g711_round_trips() -> None:
+    codes = np.arange(256, dtype=np.uint8).tobytes()
+    for encoding in ("mulaw", "alaw"):
+        y = decode_pcm(codes, encoding)
+        assert y.dtype == np.float32 and y.shape == (256,) and float(np.abs(y).max()) < 1.0
+        back = np.frombuffer(encode_pcm(y, encoding), dtype=np.uint8)
+        differ = np.nonzero(back != np.arange(256))[0].tolist()
+        assert differ == ([0x7F] if encoding == "mulaw" else []), (encoding, differ)  # mu-law's -0 comes back +0
+    # 8-bit companding keeps over 30 dB of signal to noise across speech levels (a linear 8 bits would not)
+    rng = np.random.default_rng(0)
+    for level in (0.5, 0.05, 0.01):  # about -9, -29 and -43 dBFS
+        x = (level * np.sin(np.arange(8000) * 0.3) * (1 + 0.3 * rng.standard_normal(8000))).clip(-1, 1)
+        for encoding in ("mulaw", "alaw"):
+            y = decode_pcm(encode_pcm(x, encoding), encoding)
+            snr = 10 * np.log10(np.sum(x**2) / np.sum((x - y) ** 2))
+            assert snr > 30, (level, encoding, snr)
+
+
+def test_float_and_g711_wavs() -> None:
+    x = (0.5 * np.sin(np.arange(800) / 7)).astype(np.float32)
+    stereo = np.stack([x, x], axis=1)
+    f32 = struct.pack("<HHIIHH", 3, 2, 8000, 64000, 8, 32)
+    y, rate = read_wav(io.BytesIO(_wav_bytes(f32, stereo.astype("<f4").tobytes())))
+    assert rate == 8000 and y.dtype == np.float32 and np.array_equal(y, x)
+    y, _ = read_wav(io.BytesIO(_wav_bytes(_extensible_fmt(1, 64, 3), (3 * x).astype("<f8").tobytes())))
+    assert float(y.max()) == 1.0 and np.allclose(y, np.clip(3 * x, -1, 1))  # beyond full scale: clipped
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        read_wav(io.BytesIO(_wav_bytes(_extensible_fmt(1, 32, 3), np.array([0, np.inf], "<f4").tobytes())))
+    with pytest.raises(ValueError, match="16 bits for float"):
+        read_wav(io.BytesIO(_wav_bytes(_extensible_fmt(1, 16, 3), b"\0" * 8)))
+    for tag, encoding in ((7, "mulaw"), (6, "alaw")):
+        codes = encode_pcm(x, encoding)
+        fmt = struct.pack("<HHIIHH", tag, 1, 8000, 8000, 1, 8)
+        y, rate = read_wav(io.BytesIO(_wav_bytes(fmt, codes)))
+        assert rate == 8000 and np.array_equal(y, decode_pcm(codes, encoding))
+        assert float(np.abs(y - x).max()) < 0.02
+        y, _ = read_wav(io.BytesIO(_wav_bytes(_extensible_fmt(1, 8, tag), codes)))
+        assert np.array_equal(y, decode_pcm(codes, encoding))

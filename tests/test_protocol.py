@@ -55,7 +55,7 @@ def test_full_start() -> None:
         (start(sample_rate=16000.5), P.INVALID_VALUE, P.CLOSE_POLICY),
         (start(sample_rate=4000), P.UNSUPPORTED_RATE, P.CLOSE_UNSUPPORTED_DATA),
         (start(sample_rate=96000), P.UNSUPPORTED_RATE, P.CLOSE_UNSUPPORTED_DATA),
-        (start(encoding="mulaw"), P.UNSUPPORTED_ENCODING, P.CLOSE_UNSUPPORTED_DATA),
+        (start(encoding="opus"), P.UNSUPPORTED_ENCODING, P.CLOSE_UNSUPPORTED_DATA),
         (start(encoding=16), P.INVALID_VALUE, P.CLOSE_POLICY),
         (start(partials="yes"), P.INVALID_VALUE, P.CLOSE_POLICY),
         (start(search="viterbi"), P.INVALID_VALUE, P.CLOSE_POLICY),
@@ -94,6 +94,11 @@ def test_decode_audio() -> None:
     f = np.array([0.25, -0.5], dtype="<f4").tobytes()
     np.testing.assert_allclose(P.decode_audio_message(f, "f32le"), [0.25, -0.5])
     assert P.decode_audio_message(b"", "s16le").size == 0
+    # G.711: one byte a sample, so any byte count is whole samples (a telephone gateway's 20 ms frame is 160 bytes)
+    np.testing.assert_allclose(P.decode_audio_message(b"\x80\xff\x00", "mulaw"), [32124 / 32768, 0.0, -32124 / 32768])
+    np.testing.assert_allclose(P.decode_audio_message(b"\xaa\xd5\x55", "alaw"), [32256 / 32768, 8 / 32768, -8 / 32768])
+    for encoding, width in (("s16le", 2), ("f32le", 4), ("mulaw", 1), ("alaw", 1)):
+        assert P.parse_start(start(sample_rate=8000, encoding=encoding)).bytes_per_sample == width
 
 
 @pytest.mark.parametrize(
