@@ -8,7 +8,8 @@
 
 On a terminal the open segment's partial is rewritten in place and each final gets a line of its own (with a
 multilingual model: its language first and the translations indented under it; with a multi-talker model: words
-tagged [S1], [S2]... where the speaker changes); Ctrl-C stops: the server sends
+tagged [S1], [S2]... where the speaker changes); Enter closes the open caption at once (the protocol's finalize: the
+server decodes what it has and sends the final, recording goes on); Ctrl-C stops: the server sends
 the last final, then the command exits (a second Ctrl-C exits at once). The audio is 16-bit mono at the device's
 rate (the server resamples), in messages of --chunk-ms.
 
@@ -29,7 +30,15 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from clients.stream import DEFAULT_URL, CaptionPrinter, StreamResult, converse, speaker_text, start_message
+from clients.stream import (
+    DEFAULT_URL,
+    FINALIZE,
+    CaptionPrinter,
+    StreamResult,
+    converse,
+    speaker_text,
+    start_message,
+)
 
 MIN_RATE, MAX_RATE = 8000, 48000  # what the protocol accepts (docs/protocol.md)
 INSTALL_HINT = "pip install 'parley[mic]' (on Debian/Ubuntu also: apt install libportaudio2)"
@@ -142,7 +151,7 @@ class Microphone:
         self.sample_rate = sample_rate
         self.blocksize = max(1, round(sample_rate * block_ms / 1000))
         self.overflows = 0
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[bytes | dict | None] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stream: Any = None
 
@@ -181,7 +190,12 @@ class Microphone:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def finalize(self) -> None:
+        """Asks for the open segment's final now: `FINALIZE` comes out of the iteration after the blocks recorded
+        so far. Call it on the event loop's thread."""
+        self._queue.put_nowait(FINALIZE)
+
+    async def __aiter__(self) -> AsyncIterator[bytes | dict]:
         while (block := await self._queue.get()) is not None:
             yield block
 
@@ -189,12 +203,15 @@ class Microphone:
 # ---- The protocol side ----
 
 
-async def timed_blocks(blocks: AsyncIterator[bytes], sample_rate: int) -> AsyncIterator[tuple[bytes, float]]:
+async def timed_blocks(
+    blocks: AsyncIterator[bytes | dict], sample_rate: int
+) -> AsyncIterator[tuple[bytes | dict, float]]:
     """s16le mono `blocks` at `sample_rate` as `clients.stream.converse` sends them: each with the stream time its
-    last sample ends at (s)."""
+    last sample ends at (s); control messages (dicts) pass through at the time of the block before them."""
     sent = 0.0
     async for block in blocks:
-        sent += len(block) / 2 / sample_rate
+        if isinstance(block, bytes):
+            sent += len(block) / 2 / sample_rate
         yield block, sent
 
 
@@ -267,7 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(msg, ensure_ascii=False), flush=True)
     else:
         show = MicPrinter()
-    print(f"parley mic: {device['name']} at {rate} Hz -> {a.url}; Ctrl-C to stop", file=sys.stderr)
+    print(
+        f"parley mic: {device['name']} at {rate} Hz -> {a.url}; Enter closes the caption, Ctrl-C stops",
+        file=sys.stderr,
+    )
     try:
         result = asyncio.run(_record_and_stream(sd, device["index"], rate, a, translate, languages, show))
     except MicError as e:
@@ -302,6 +322,18 @@ async def _record_and_stream(
 
     with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows, not off the main thread
         loop.add_signal_handler(signal.SIGINT, interrupted)
+
+    def enter() -> None:  # a line on the terminal: close the caption now
+        if not sys.stdin.readline():  # end of input: stop listening to it
+            loop.remove_reader(sys.stdin.fileno())
+            return
+        mic.finalize()
+
+    listening = False
+    with contextlib.suppress(NotImplementedError, OSError, ValueError, AttributeError):  # no stdin, Windows
+        if sys.stdin is not None and sys.stdin.isatty():
+            loop.add_reader(sys.stdin.fileno(), enter)
+            listening = True
     try:
         mic.start()
         start = start_message(
@@ -311,6 +343,9 @@ async def _record_and_stream(
     except asyncio.CancelledError:
         raise KeyboardInterrupt from None
     finally:
+        if listening:
+            with contextlib.suppress(Exception):
+                loop.remove_reader(sys.stdin.fileno())
         mic.stop()
         if mic.overflows:
             print(f"parley mic: {mic.overflows} audio block(s) overflowed (the machine was too busy)", file=sys.stderr)

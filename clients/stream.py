@@ -91,6 +91,9 @@ def encode_audio(samples: np.ndarray, encoding: str) -> bytes:
     return encode_pcm(samples, encoding)
 
 
+FINALIZE = {"type": "finalize"}  # the control message that closes the open segment now (docs/protocol.md)
+
+
 def _client_error(code: str, message: str) -> dict:
     return {"type": "error", "code": code, "message": message}
 
@@ -207,7 +210,7 @@ def _ended(result: StreamResult) -> StreamResult:
 async def converse(
     url: str,
     start: dict,
-    audio: AsyncIterable[tuple[bytes, float]],
+    audio: AsyncIterable[tuple[bytes | dict, float]],
     *,
     api_key: str | None = None,
     on_message: Callable[[dict], None] | None = None,
@@ -222,7 +225,8 @@ async def converse(
         url: the server's stream endpoint, ws:// or wss://.
         start: the start message (`start_message`).
         audio: (message bytes in the start's encoding, stream time its last sample ends at in s); sending stops
-            early when the server closes the stream.
+            early when the server closes the stream. A dict in place of the bytes is a control message sent as
+            JSON between the audio messages (`FINALIZE`: the open segment's final now).
         api_key: sent as `Authorization: Bearer`.
         on_message: called with each server message as it arrives.
         open_timeout: seconds to connect and get ready.
@@ -279,6 +283,9 @@ async def converse(
                         message, audio_end = following.result()
                     except StopAsyncIteration:
                         break
+                    if isinstance(message, dict):  # a control message: {"type": "finalize"}
+                        await ws.send(json.dumps(message))
+                        continue
                     await ws.send(message)
                     result.chunks.append(ChunkSent(time.monotonic(), audio_end))
                 await _send_stop(ws, receiver, result)
@@ -373,6 +380,9 @@ class CaptionPrinter:
             if self._shown:
                 self.out.write("\r\x1b[K")
                 self._shown = False
+            if msg.get("finalized") and not msg.get("text"):  # a finalize with nothing said: no empty line
+                self.out.flush()
+                return
             lang = f"[{msg['language']}] " if "language" in msg else ""
             self.out.write(lang + speaker_text(msg) + "\n")
             for target, text in (msg.get("translations") or {}).items():

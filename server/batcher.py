@@ -6,6 +6,7 @@ recognizer's batched step on them in a worker thread, so the event loop never ru
     stream = batcher.open(recognizer.open(plan, "greedy"), Frontend(recognizer.spec, 48000))
     await stream.push(samples)           # float32 (T_samples,) at 48 kHz; waits while the stream's queue is full
     update = await stream.next_update()  # Update(results=[Partial | Final, ...], arrived=[...])
+    await stream.finalize()              # the open segment's final now (an Update with `finalized`); audio may follow
     await stream.stop()                  # flush: the last finals, then an Update with end=True
     await batcher.close()
 
@@ -19,6 +20,8 @@ thread (onnxruntime releases the GIL while it runs the model, so two steps use t
 a step waits for it before its next chunk joins a batch, so its chunks are still decoded one after the other. Each
 stream gets its results in order, one `Update` per chunk; after `stop` the tail's chunks and then
 `recognizer.finish` (in the worker thread too: it punctuates) give the last finals, the last update marked `end`.
+`finalize` does the same in the middle of a stream: the frontend's flush chunks, then `recognizer.cut` closes the open
+segment, and the stream goes on.
 
 A failure of the step ends every stream whose chunk was in it with an `Update` whose `error` is set; other streams,
 those that brought only their end to that batch included, go on.
@@ -64,6 +67,11 @@ class BatchRecognizer(Protocol):
         thread."""
         ...
 
+    def cut(self, stream: Any, audio_s: float, silence_s: float) -> Sequence[Result]:
+        """A finalize: the open segment's final after the flush chunks, given the seconds of audio received and of
+        the silence the flush added; the stream goes on. Runs in the worker thread."""
+        ...
+
 
 @dataclass(frozen=True)
 class BatcherConfig:
@@ -88,15 +96,25 @@ class Update:
         arrived: `time.monotonic()` when the last sample of each chunk this update answers arrived.
         end: the stream is flushed; every final was in this or an earlier update.
         error: the recognizer failed on this stream; nothing more will come.
+        finalized: the answer to a `finalize`: its one result is the final of the segment the client closed.
     """
 
     results: list[Result] = field(default_factory=list)
     arrived: list[float] = field(default_factory=list)
     end: bool = False
     error: str | None = None
+    finalized: bool = False
 
 
 _STOP = object()  # the queue's last item after stop: the stream's last finals, and the end
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """A queue item after a finalize's flush chunks: the open segment's final, and the stream goes on."""
+
+    audio_s: float  # seconds of audio received when the client finalized
+    silence_s: float  # seconds of silence the frontend's flush added
 
 
 class Stream:
@@ -112,7 +130,7 @@ class Stream:
         self.batcher = batcher
         self.state = state
         self.frontend = frontend
-        self._pending: deque[tuple[Chunk, float] | object] = deque()  # (chunk, arrival time), then _STOP
+        self._pending: deque[tuple[Chunk, float] | _Cut | object] = deque()  # (chunk, arrival time), _Cut, _STOP
         self._updates: asyncio.Queue[Update] = asyncio.Queue()
         self._room = asyncio.Event()  # set when the queue may have room
         self.queued = False  # in the loop's ready queue
@@ -136,7 +154,7 @@ class Stream:
 
     @property
     def pending_chunks(self) -> int:
-        return sum(1 for c in self._pending if c is not _STOP)
+        return sum(1 for c in self._pending if isinstance(c, tuple))
 
     async def _wait_room(self) -> None:
         while self._outstanding >= self.batcher.config.queue_chunks:
@@ -197,10 +215,30 @@ class Stream:
         self._pending.append(_STOP)
         self.batcher._schedule(self)
 
+    async def finalize(self) -> None:
+        """Closes the open segment now: the audio so far is decoded to the end (the frontend's flush) and the updates
+        that follow hold its final, in one marked `finalized`; audio may follow. Waits while the stream's queue is
+        full.
+
+        Raises:
+            StreamClosedError: the stream was closed meanwhile.
+            RuntimeError: finalize after stop.
+        """
+        if self.stopped:
+            raise RuntimeError("finalize after stop")
+        if self._accepting is not None and not self._accepting.done():
+            await asyncio.wait({self._accepting})
+        silence_s = self.frontend.flush()
+        await self._queue_chunks(time.monotonic())
+        await self._wait_room()  # the cut's update counts like a chunk's: a client that never reads cannot pile them
+        self._outstanding += 1
+        self._pending.append(_Cut(self.frontend.seconds_received, silence_s))
+        self.batcher._schedule(self)
+
     async def next_update(self) -> Update:
         """The next update, in order; waits for it."""
         update = await self._updates.get()
-        self._outstanding -= len(update.arrived)
+        self._outstanding -= len(update.arrived) + update.finalized
         self._room.set()
         return update
 
@@ -385,8 +423,8 @@ class Batcher:
         A failed step ends only the streams whose chunks were in it: a stream that brought its end (`_STOP`, already
         taken off its queue) is still finished, or it would wait for its end forever."""
         loop = asyncio.get_running_loop()
-        chunks: list[tuple[Stream, Chunk, float]] = [(s, *item) for s, item in batch if item is not _STOP]
-        ends = [s for s, item in batch if item is _STOP]
+        chunks: list[tuple[Stream, Chunk, float]] = [(s, *item) for s, item in batch if isinstance(item, tuple)]
+        ends = [(s, item) for s, item in batch if not isinstance(item, tuple)]  # stops and cuts
         # One hop to the worker thread for the whole batch: finish punctuates and checks hotwords, work that must not
         # stall the event loop, and a hop per end would hold the step's slot longer. The streams are in no other step
         # meanwhile (in_flight), so nothing else touches their state.
@@ -394,7 +432,7 @@ class Batcher:
             self._executor,
             self._work,
             [(s.state, c) for s, c, _ in chunks],
-            [(s.state, s.seconds_received) for s in ends],
+            [(s.state, s.seconds_received if item is _STOP else item) for s, item in ends],
         )
         if isinstance(results, Exception):
             self._fail([s for s, _, _ in chunks], f"the model failed: {type(results).__name__}")
@@ -406,19 +444,21 @@ class Batcher:
             for (s, _, arrived), rs in zip(chunks, results, strict=True):
                 s._deliver(Update(rs, [arrived]))
                 self._landed(s)
-        for s, last in zip(ends, lasts, strict=True):
+        for (s, item), last in zip(ends, lasts, strict=True):
             if isinstance(last, Exception):
                 self._fail([s], f"the model failed: {type(last).__name__}")
                 self._landed(s, schedule=False)
                 continue
-            s._deliver(Update(last, end=True))
+            cut = isinstance(item, _Cut)
+            s._deliver(Update(last, end=not cut, finalized=cut))
             self._landed(s)
 
     def _work(
-        self, items: list[tuple[Any, Chunk]], ends: list[tuple[Any, float]]
+        self, items: list[tuple[Any, Chunk]], ends: list[tuple[Any, float | _Cut]]
     ) -> tuple[list[list[Result]] | Exception, list[list[Result] | Exception]]:
-        """In the worker thread: the step of `items` (none: no step), then each end's finish. A failure is logged and
-        returned in place of its results, so that one failure ends only the streams it concerns."""
+        """In the worker thread: the step of `items` (none: no step), then each end's finish (given the seconds of
+        audio received) or cut (given a finalize's `_Cut`). A failure is logged and returned in place of its results,
+        so that one failure ends only the streams it concerns."""
         results: list[list[Result]] | Exception = []
         if items:
             try:
@@ -429,9 +469,12 @@ class Batcher:
                 log.exception("engine %s: a batch of %d streams failed", self.name, len(items))
                 results = e
         lasts: list[list[Result] | Exception] = []
-        for state, seconds in ends:
+        for state, end in ends:
             try:
-                lasts.append(list(self.recognizer.finish(state, seconds)))
+                if isinstance(end, _Cut):
+                    lasts.append(list(self.recognizer.cut(state, end.audio_s, end.silence_s)))
+                else:
+                    lasts.append(list(self.recognizer.finish(state, end)))
             except Exception as e:
                 log.exception("engine %s: a stream's end failed", self.name)
                 lasts.append(e)

@@ -6,6 +6,7 @@ Dimension letters: T fbank frames one encoder step reads (the window), F fbank b
     frontend.accept(samples)                  # float32 (T_samples,) at 48 kHz
     while (chunk := frontend.pop_chunk()) is not None:
         ...                                   # chunk.x (T, F): spec.window frames, advancing spec.shift
+    frontend.flush()                          # finalize: silence so every sample so far is decoded; audio may follow
     frontend.finish()                         # end of audio: tail padding; the chunks that follow are flush chunks
     compute_features(chunks)                  # the fbank of many chunks (of many streams) in one call
 
@@ -15,8 +16,10 @@ its fbank is computed when `x` is first read, or for a whole batch by `compute_f
 its worker thread: the event loop that receives the audio does no signal processing, and numpy computes the frames
 of every stream in the batch at once). At the end of the audio one window of silence is appended
 (parley.contract's tail padding rule), so the last real frame lies inside a complete step and every received sample
-is decoded; the chunks cut after `finish` are marked `flush`. Synchronous and free of asyncio: the batcher's streams
-and the recognizer's tests use it alike.
+is decoded; the chunks cut after `finish` are marked `flush`. `flush` does the same in the middle of a stream (the
+protocol's finalize): a window of silence and a little more goes in, which the audio that follows comes after, and
+the seconds of silence it added are returned so the recognizer can take them out of the stream's clock.
+Synchronous and free of asyncio: the batcher's streams and the recognizer's tests use it alike.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ import numpy as np
 from parley.contract import tail_padding_samples
 from parley.features import LogMel, StreamingFbank
 from server.bundle import EncoderSpec
+
+# Frames of silence `Frontend.flush` adds beyond the tail padding's window: without `finish` the fbank hands out a
+# frame only once its 25 ms window has arrived, and the resampler holds back a few milliseconds.
+FLUSH_EXTRA_FRAMES = 3
 
 
 class Chunk:
@@ -101,6 +108,7 @@ class Frontend:
         self._first = 0  # the next chunk's first fbank frame
         self.samples_received = 0
         self.finished = False
+        self._flushing = False  # flush() was called and no audio came since: the chunks cut now are flush chunks
 
     @property
     def seconds_received(self) -> float:
@@ -116,7 +124,31 @@ class Frontend:
             raise RuntimeError("audio after the end of the stream")
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self.samples_received += int(samples.size)
+        if samples.size:
+            self._flushing = False
         self._fbank.accept(samples)
+
+    def flush(self) -> float:
+        """Decode everything so far, audio will follow: appends one window of silence and `FLUSH_EXTRA_FRAMES` frames
+        more (the last real frame's window, the resampler's delay), so the chunk that holds the last real frame is
+        complete; the chunks cut until more audio comes are flush chunks. The silence is not audio
+        (`seconds_received` leaves it out).
+
+        Returns:
+            the seconds of silence added, which every later frame is shifted by (0 where no audio came since the last
+            flush: nothing is added).
+
+        Raises:
+            RuntimeError: after `finish`.
+        """
+        if self.finished:
+            raise RuntimeError("flush after the end of the stream")
+        if self._flushing:  # no audio since the last flush: everything is decoded already
+            return 0.0
+        pad = tail_padding_samples(self.window, self.sample_rate, self._frame_shift_ms, FLUSH_EXTRA_FRAMES)
+        self._fbank.accept(np.zeros(pad, dtype=np.float32))
+        self._flushing = True
+        return pad / self.sample_rate
 
     def finish(self) -> None:
         """No more audio: appends the tail padding (`parley.contract.tail_padding_ms`: one window of silence) and
@@ -139,4 +171,4 @@ class Frontend:
         samples = np.array(self._fbank.span(self._first, self.window))  # (S,) a copy: the buffer moves on
         self._first += self.shift
         self._fbank.release(self._first)
-        return Chunk(None, self.seconds_received, self.finished, samples, self._fbank.logmel)
+        return Chunk(None, self.seconds_received, self.finished or self._flushing, samples, self._fbank.logmel)

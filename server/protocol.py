@@ -193,6 +193,11 @@ class StopRequest:
     """The stop message: no more audio will come."""
 
 
+@dataclass(frozen=True)
+class FinalizeRequest:
+    """The finalize message: close the open segment now (its final comes marked `finalized`); audio may follow."""
+
+
 def _invalid(name: str, expected: str, value: Any) -> ProtocolError:
     return ProtocolError(INVALID_VALUE, f'"{name}" must be {expected}, got {preview(value)}')
 
@@ -367,23 +372,25 @@ def start_from_dict(d: dict) -> StartRequest:
     )
 
 
-def parse_text_message(text: str | bytes) -> StartRequest | StopRequest:
-    """Parses a client text message: a start or a stop.
+def parse_text_message(text: str | bytes) -> StartRequest | StopRequest | FinalizeRequest:
+    """Parses a client text message: a start, a finalize or a stop.
 
     Raises:
-        ProtocolError: not a JSON object (bad_json), a type other than start/stop (bad_message), a stop with extra
-            fields (unknown_field), or an invalid start.
+        ProtocolError: not a JSON object (bad_json), a type other than these (bad_message), a stop or finalize with
+            extra fields (unknown_field), or an invalid start.
     """
     d = _object(text)
     kind = d.get("type")
     if kind == "start":
         return start_from_dict(d)
-    if kind == "stop":
+    if kind in ("stop", "finalize"):
         extra = sorted(set(d) - {"type"})
         if extra:
-            raise ProtocolError(UNKNOWN_FIELD, f"unknown field(s) {preview(extra)} in stop")
-        return StopRequest()
-    raise ProtocolError(BAD_MESSAGE, f'text messages must have "type" "start" or "stop", got {preview(kind)}')
+            raise ProtocolError(UNKNOWN_FIELD, f"unknown field(s) {preview(extra)} in {kind}")
+        return StopRequest() if kind == "stop" else FinalizeRequest()
+    raise ProtocolError(
+        BAD_MESSAGE, f'text messages must have "type" "start", "finalize" or "stop", got {preview(kind)}'
+    )
 
 
 def parse_start(text: str | bytes) -> StartRequest:
@@ -431,11 +438,11 @@ class ProtocolState:
     def seconds_received(self) -> float:
         return self.samples_received / self.start.sample_rate if self.start else 0.0
 
-    def on_text(self, text: str | bytes) -> StartRequest | StopRequest:
+    def on_text(self, text: str | bytes) -> StartRequest | StopRequest | FinalizeRequest:
         """Validates a text message in this connection's state.
 
         Raises:
-            ProtocolError: too big, invalid, a second start, a stop before start, anything after stop.
+            ProtocolError: too big, invalid, a second start, a stop or finalize before start, anything after stop.
         """
         size = len(text.encode()) if isinstance(text, str) else len(text)
         if size > self.max_message_bytes:
@@ -448,9 +455,10 @@ class ProtocolState:
                 raise ProtocolError(ALREADY_STARTED, "start was already sent on this connection")
             self.start = msg
         else:
+            kind = "stop" if isinstance(msg, StopRequest) else "finalize"
             if self.start is None:
-                raise ProtocolError(NOT_STARTED, "stop before start")
-            self.stopped = True
+                raise ProtocolError(NOT_STARTED, f"{kind} before start")
+            self.stopped = isinstance(msg, StopRequest)
         return msg
 
     def on_binary(self, data: bytes) -> np.ndarray:

@@ -220,6 +220,10 @@ class StreamRecognizer:
         self.segment_start_frame = 0  # where the open segment began (the previous final's end)
         self.last_sent = self._empty()
         self.audio_s = 0.0  # seconds of audio received: no time in a result goes past it
+        # Finalize (`cut`): the seconds of silence the frontend added so far, which the stream's clock leaves out, and
+        # the time of the last cut, which no later result goes before (frames of the added silence map before it).
+        self.silence_s = 0.0
+        self.cut_s = 0.0
         self._decoded: dict[int, tuple[tuple[int, ...], str]] = {}  # head -> its last tokens and their text
         # Talkers: the stream's tracker, its open segment's fbank frames (the new ones of each chunk, the last
         # `MAX_KEPT_S` seconds), the stream's frame index of the first one kept, and how many frames it has read.
@@ -263,7 +267,8 @@ class StreamRecognizer:
         return s.hyp if isinstance(s, GreedyState) else s.best
 
     def _t(self, frame: int) -> float:
-        return min(frame * self.frame_s, self.audio_s)
+        """Encoder frame -> seconds of the stream's audio (the silence added by finalizes taken out)."""
+        return min(max(frame * self.frame_s - self.silence_s, self.cut_s), self.audio_s)
 
     def _accept_lid(self, logits: np.ndarray) -> None:
         """An auto stream's language evidence for one chunk: frame logits `(C, L)`; may hand the caption to another
@@ -317,8 +322,8 @@ class StreamRecognizer:
         assert self.tracker is not None
         channels = 2 if self.tsot else 1
         spans: list[list[tuple[float, float]]] = [[] for _ in range(channels)]
-        for w in words:
-            spans[w.speaker or 0].append((w.start, w.end))
+        for w in words:  # on the frames' clock, which counts the silence of finalizes
+            spans[w.speaker or 0].append((w.start + self.silence_s, w.end + self.silence_s))
         frames = np.concatenate(self.segment_frames) if self.segment_frames else np.zeros((0, 0), np.float32)
         masks = channel_masks(len(frames), self.frames_first, spans)
         model = self.tracker.model
@@ -457,11 +462,7 @@ class StreamRecognizer:
                 results.append(self._result(Final, now, self._t(end)))
                 self.segment += 1
                 self.segment_start_frame = end
-            self.detector.reset()
-            self._reset_searches(end)
-            self.segment_enc = []
-            self._drop_frames()
-            self.last_sent = self._empty()
+            self._end_segment(end)
             return results
         sent = (now.text, tuple(now.translations.items()))
         if sent != self.last_sent:
@@ -470,11 +471,32 @@ class StreamRecognizer:
             self.last_sent = sent
         return results
 
+    def _end_segment(self, end: int) -> None:
+        """The open segment closed after encoder frame `end` (its final sent, or none where it was empty): fresh
+        searches from there."""
+        self.detector.reset()
+        self._reset_searches(end)
+        self.segment_enc = []
+        self._drop_frames()
+        self.last_sent = self._empty()
+
+    def _cut(self, audio_s: float, silence_s: float) -> list[Final]:
+        """Finalize, after the flush chunks: the open segment's final, always (empty where it holds no words), ending
+        at the audio's end; the stream goes on with a new segment, its clock `silence_s` seconds behind the frames'."""
+        self.audio_s = audio_s
+        final = self._result(Final, self._text(), audio_s)
+        self.segment += 1
+        self.segment_start_frame = self.detector.frames_total
+        self._end_segment(self.segment_start_frame)
+        self.silence_s += silence_s
+        self.cut_s = audio_s
+        return [final]
+
     def _finish(self, audio_s: float) -> list[Final]:
         """The open segment's final after the flush, unless it is empty and holds no audio."""
         self.audio_s = audio_s
         now = self._text()
-        if now.empty and self.segment_start_frame * self.frame_s >= self.audio_s:
+        if now.empty and self._t(self.segment_start_frame) >= self.audio_s:
             return []
         final = self._result(Final, now, self.audio_s)  # the audio's end, not the padding's
         self.segment += 1
@@ -592,6 +614,17 @@ class Recognizer:
                 s._keep_frames(x[i], self.model.spec.shift)
         C = enc.shape[1]
         return [s._after_chunk(C, c.flush) for s, c in batch]
+
+    def cut(self, stream: StreamRecognizer, audio_s: float, silence_s: float) -> list[Final]:
+        """Finalize a stream's open segment, after the flush chunks of `Frontend.flush`: its final (empty where the
+        segment holds no words: the client's finalize is always answered); the stream goes on.
+
+        Args:
+            stream: the stream.
+            audio_s: seconds of audio it has received (the final ends there).
+            silence_s: the seconds of silence `Frontend.flush` added, left out of every later time.
+        """
+        return stream._cut(audio_s, silence_s)
 
     def finish(self, stream: StreamRecognizer, audio_s: float) -> list[Final]:
         """The end of a stream, after its last (flush) chunks: the open segment's final, unless it is empty and holds

@@ -1,5 +1,5 @@
-"""One WebSocket connection speaking protocol version 1 (docs/protocol.md): start, audio, stop; ready, partials,
-finals, end; and one error message then a close for anything wrong.
+"""One WebSocket connection speaking protocol version 1 (docs/protocol.md): start, audio, finalize, stop; ready,
+partials, finals, end; and one error message then a close for anything wrong.
 
 Two tasks share the connection. The reader takes client messages in order (`ProtocolState` checks them) and pushes
 audio into the engine stream; when the stream's queue is full, `push` waits and the reader stops reading the socket
@@ -35,6 +35,7 @@ from server.protocol import (
     CLOSE_NORMAL,
     IDLE_TIMEOUT,
     INTERNAL,
+    FinalizeRequest,
     ProtocolError,
     ProtocolState,
     StartRequest,
@@ -299,6 +300,9 @@ class Session(Connection):
                 parsed = self.state.on_text(text)
                 if isinstance(parsed, StartRequest):
                     await self._start(parsed)
+                elif isinstance(parsed, FinalizeRequest):
+                    assert self.stream is not None
+                    await self.stream.finalize()
                 else:
                     assert self.stream is not None
                     await self.stream.stop()
@@ -348,7 +352,10 @@ class Session(Connection):
             if update.error:
                 raise EngineFailureError(update.error)
             for r in update.results:
-                await self._send(result_message(r))
+                msg = result_message(r)
+                if update.finalized:  # the answer to the client's finalize
+                    msg["finalized"] = True
+                await self._send(msg)
             now = time.monotonic()
             for t in update.arrived:
                 latency.observe(now - t)

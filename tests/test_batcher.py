@@ -54,6 +54,7 @@ class FakeRecognizer:
     batches: list[list[str]] = field(default_factory=list)
     threads: set[str] = field(default_factory=set)
     finish_threads: set[str] = field(default_factory=set)
+    cuts: list[tuple[str, int, float, float]] = field(default_factory=list)  # (name, chunks before, audio_s, silence)
 
     def step(self, batch: Sequence[tuple[Counter, Chunk]]) -> list[list[Result]]:
         self.threads.add(threading.current_thread().name)
@@ -67,6 +68,10 @@ class FakeRecognizer:
             out.append([Partial(0, f"{s.name}:{s.chunks}", 0.0, c.audio_s)])
             s.chunks += 1
         return out
+
+    def cut(self, stream: Counter, audio_s: float, silence_s: float) -> list[Result]:
+        self.cuts.append((stream.name, stream.chunks, audio_s, silence_s))
+        return [Final(0, f"{stream.name}:cut{stream.chunks}", 0.0, audio_s)]
 
     def finish(self, stream: Counter, audio_s: float) -> list[Result]:
         self.finish_threads.add(threading.current_thread().name)
@@ -357,3 +362,47 @@ def test_a_stop_cancelled_while_it_waits_for_room_can_be_called_again() -> None:
     n = len(updates) - 1
     assert n >= 5 and _texts(updates) == [f"s:{k}" for k in range(n + 1)], _texts(updates)
     assert updates[-1].end and updates[-1].results[0].end == pytest.approx(0.5), updates[-1]
+
+
+def test_finalize_flushes_then_cuts_and_the_stream_goes_on() -> None:
+    """finalize: the audio so far in whole chunks (flush chunks, silence after it), then the cut's update marked
+    finalized, in order; audio after it is the stream's again (not flush chunks); a finalize with nothing new adds no
+    chunk; the cuts' updates count against the queue like chunks, so a client that never reads cannot pile them up."""
+    fake = FakeRecognizer()
+
+    async def go() -> None:
+        batcher = Batcher(fake, BatcherConfig(queue_chunks=3), name="fake")
+        await batcher.start()
+        s = batcher.open(Counter("s"), Frontend(SPEC, SR))
+        await s.push(_audio(0.25))  # two whole chunks, half of a third
+        finalizing = asyncio.create_task(s.finalize())  # the flush chunk fills the queue: the cut waits for a reader
+        got = [await asyncio.wait_for(s.next_update(), 5) for _ in range(4)]
+        await finalizing
+        assert not any(u.finalized for u in got[:3]) and got[3].finalized
+        before = s.state.chunks
+        assert fake.cuts[-1][:3] == ("s", before, 0.25) and fake.cuts[-1][3] > 0
+        assert s.state.flush == [False, False, True], s.state.flush
+        assert [r.text for r in got[3].results] == [f"s:cut{before}"] and s.unanswered == 0
+        await s.finalize()  # nothing since: no chunk, one more cut
+        again = await asyncio.wait_for(s.next_update(), 5)
+        assert again.finalized and s.state.chunks == before and fake.cuts[-1][1:] == (before, 0.25, 0.0)
+        await s.push(_audio(0.2))
+        rest = asyncio.create_task(_updates(s))
+        await s.stop()
+        assert (await rest)[-1].end
+        assert s.state.flush[before] is False  # the audio after the finalize: ordinary chunks again
+        # Nobody reads: finalizes wait for room like pushes (the first flushes a chunk of silence, the next add none).
+        t = batcher.open(Counter("t"), Frontend(SPEC, SR))
+        await t.finalize()
+        await t.finalize()
+        assert t.unanswered == 3
+        blocked = asyncio.create_task(t.finalize())
+        await asyncio.sleep(0.1)
+        assert not blocked.done() and t.unanswered == 3
+        await asyncio.wait_for(t.next_update(), 5)
+        await asyncio.wait_for(blocked, 5)
+        with pytest.raises(RuntimeError, match="after stop"):
+            await s.finalize()
+        await batcher.close()
+
+    asyncio.run(go())

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from clients import mic
-from clients.stream import StreamResult, converse, encode_audio, start_message
+from clients.stream import FINALIZE, StreamResult, converse, encode_audio, start_message
 from server.settings import Settings
 from tests.test_export import SR, synthetic_audio
 from tests.test_server import Running
@@ -210,6 +210,35 @@ def test_streaming_loop_with_a_fake_source(server: Running) -> None:
     assert any(m["type"] == "partial" for m in seen)
     assert result.text == _transcript(server, pcm)
     assert result.chunks[-1].audio_end == pytest.approx(2.0)
+
+
+def test_enter_finalizes_the_open_caption(server: Running) -> None:
+    """What Enter does (`Microphone.finalize`): FINALIZE goes out between the blocks recorded before and after it,
+    the server answers with the open segment's final marked finalized, and recording goes on; a printer leaves out
+    the empty final of a finalize with nothing said."""
+    before, after = encode_audio(synthetic_audio(1.0, 6), "s16le"), encode_audio(synthetic_audio(1.0, 7), "s16le")
+
+    async def blocks() -> AsyncIterator[bytes | dict]:
+        async for b in _blocks(before, 3200):
+            yield b
+        yield FINALIZE
+        async for b in _blocks(after, 3200):
+            yield b
+
+    seen: list[dict] = []
+    timed = mic.timed_blocks(blocks(), SR)
+    result = asyncio.run(converse(server.url, start_message(SR), timed, on_message=seen.append))
+    assert result.ok and result.close_code == 1000, result.error
+    finals = [m for m in seen if m["type"] == "final"]
+    marked = [i for i, m in enumerate(finals) if m.get("finalized")]
+    assert len(marked) == 1 and finals[marked[0]]["end"] == 1.0, finals
+    assert " ".join(m["text"] for m in finals[: marked[0] + 1]).split() == _transcript(server, before).split()
+    assert result.chunks[-1].audio_end == pytest.approx(2.0) and len(result.chunks) == 20
+    out = io.StringIO()
+    printer = mic.MicPrinter(out, live=False)
+    printer({"type": "final", "segment": 3, "text": "", "start": 1.0, "end": 1.0, "words": [], "finalized": True})
+    printer({"type": "final", "segment": 4, "text": "", "start": 1.0, "end": 1.2, "words": []})
+    assert out.getvalue() == "\n"
 
 
 def test_streaming_loop_reports_server_and_network_errors(server: Running) -> None:

@@ -137,8 +137,13 @@ def test_state_machine_order() -> None:
     with pytest.raises(ProtocolError) as e:
         st.on_text('{"type": "stop", "now": true}')
     assert e.value.code == P.UNKNOWN_FIELD
+    # finalize: any number of times between start and stop, audio before and after
+    assert isinstance(st.on_text('{"type": "finalize"}'), P.FinalizeRequest) and not st.stopped
+    assert isinstance(st.on_text('{"type": "finalize"}'), P.FinalizeRequest)
+    assert st.on_binary(b"\x00\x00" * 800).size == 800
     assert isinstance(st.on_text('{"type": "stop"}'), StopRequest)
-    for send in (lambda: st.on_binary(b"\x00\x00"), lambda: st.on_text('{"type": "stop"}')):
+    finalize = lambda: st.on_text('{"type": "finalize"}')  # noqa: E731
+    for send in (lambda: st.on_binary(b"\x00\x00"), lambda: st.on_text('{"type": "stop"}'), finalize):
         with pytest.raises(ProtocolError) as e:
             send()
         assert e.value.code == P.AFTER_STOP
@@ -213,6 +218,9 @@ def test_schema_matches_the_builders() -> None:
     assert set(defs["start"]["required"]) == {k for k, req in P.START_FIELDS.items() if req}
     _check(defs["start"], json.loads(start(model="en-small", search="greedy", translate=["de"])), defs)
     _check(defs["stop"], {"type": "stop"}, defs)
+    _check(defs["finalize"], {"type": "finalize"}, defs)
+    assert isinstance(P.parse_text_message('{"type": "finalize"}'), P.FinalizeRequest)
+    _check(defs["final"], {**P.final_message(0, "", 1.0, 1.0), "finalized": True}, defs)
     _check(defs["ready"], P.ready_message("s", "en-small", 320, 16000, "s16le"), defs)
     _check(defs["partial"], P.partial_message(0, "hi", 0, 0.32), defs)
     _check(defs["final"], P.final_message(0, "hi", 0, 0.5, [P.Word("hi", 0.1, 0.3)]), defs)

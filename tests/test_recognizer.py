@@ -160,3 +160,45 @@ def test_multi_talker_results_carry_speakers(speech) -> None:
     by_channel = [" ".join(w.text for w in final.words if w.speaker == c) for c in (0, 1)]
     assert list(final.speakers) == by_channel
     assert all(p.speakers is not None for p in results if isinstance(p, Partial))
+
+
+def test_a_finalize_cuts_the_segment_and_keeps_the_streams_clock(model: StreamingTransducer, speech) -> None:
+    """The protocol's finalize (Frontend.flush, then Recognizer.cut) between two sentences with no pause between them:
+    each sentence is its own final, the first ending where its audio ends; the second's words sit where they are in
+    the audio that was sent (the silence the flush decoded is not on the stream's clock): within two encoder frames of
+    where they are when the second sentence is streamed alone, shifted by the first's length."""
+    a, b = speech
+    recognizer = Recognizer(model, NO_ENDPOINTS)
+    state = recognizer.open()
+    frontend = Frontend(recognizer.spec, SR)
+    results: list[Result] = []
+
+    def feed(x: np.ndarray) -> None:
+        for i in range(0, len(x), SR // 10):
+            frontend.accept(x[i : i + SR // 10])
+            while (chunk := frontend.pop_chunk()) is not None:
+                results.extend(recognizer.step([(state, chunk)])[0])
+
+    feed(a)
+    silence_s = frontend.flush()
+    assert silence_s > 0 and frontend.seconds_received == len(a) / SR
+    feed(np.zeros(0, dtype=np.float32))
+    cut = recognizer.cut(state, frontend.seconds_received, silence_s)
+    results += cut
+    assert frontend.flush() == 0.0  # nothing since: nothing to add
+    feed(b)
+    frontend.finish()
+    feed(np.zeros(0, dtype=np.float32))
+    results += recognizer.finish(state, frontend.seconds_received)
+    finals = [r for r in results if isinstance(r, Final)]
+    assert len(cut) == 1 and cut[0] in finals
+    assert [f.text for f in finals] == [SENTENCE, OTHER], finals
+    assert [f.segment for f in finals] == [0, 1]
+    assert finals[0].end == pytest.approx(len(a) / SR) == finals[1].start
+    assert finals[1].end == pytest.approx((len(a) + len(b)) / SR)
+    (alone,) = _run(recognizer, [(recognizer.open(), b, SR)])
+    frame_s = state.frame_s
+    for w, ref in zip(finals[1].words, alone[-1].words, strict=True):
+        assert abs(w.start - (len(a) / SR + ref.start)) <= 2 * frame_s + 1e-9, (w, ref)
+    later = [r for r in results[results.index(finals[0]) + 1 :] if isinstance(r, Partial)]
+    assert later and all(p.segment == 1 and p.start == finals[0].end and p.end >= p.start for p in later)

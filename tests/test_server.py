@@ -241,6 +241,39 @@ def test_f32le_at_48k(server: Running, model: StreamingTransducer) -> None:
     assert r.ok and r.text == offline(model, x, 48000)
 
 
+FINALIZE = json.dumps({"type": "finalize"})
+
+
+def _pieces(x: np.ndarray, ms: int = 100) -> list[bytes]:
+    step = SR * ms // 1000
+    return [encode_audio(x[i : i + step], "s16le") for i in range(0, len(x), step)]
+
+
+def test_finalize_closes_the_segment_and_the_stream_goes_on(server: Running, model: StreamingTransducer) -> None:
+    """finalize: the open segment's final at once, marked, ending where the audio so far ends; the audio that follows
+    is a new segment on the stream's own clock (the silence the flush decoded is not in it); a second finalize with
+    no audio between is answered with an empty final; stop still ends the stream."""
+    a, b = audio(2.0, 21), audio(1.5, 22)
+    alone = stream(server.url, a)
+    msgs, code = asyncio.run(exchange(server.url, [START, *_pieces(a), FINALIZE, FINALIZE, *_pieces(b), STOP]))
+    assert code == 1000 and msgs[0]["type"] == "ready" and msgs[-1]["type"] == "end", msgs[-3:]
+    finals = [m for m in msgs if m["type"] == "final"]
+    marked = [i for i, m in enumerate(finals) if m.get("finalized")]
+    assert len(marked) == 2 and marked[1] == marked[0] + 1, finals
+    first, second = finals[marked[0]], finals[marked[1]]
+    assert first["end"] == 2.0 and second == {**second, "text": "", "words": [], "start": 2.0, "end": 2.0}
+    # up to the finalize, what a stream of `a` alone says (its stop pads less silence: the same words)
+    assert [m["text"] for m in finals[: marked[0] + 1]] == [m["text"] for m in alone.finals]
+    assert " ".join(m["text"] for m in finals[: marked[0] + 1]).split() == alone.text.split()
+    after = finals[marked[1] + 1 :]
+    assert [m["segment"] for m in finals] == list(range(len(finals)))
+    assert after and all(2.0 <= m["start"] <= m["end"] <= 3.5 for m in after), after
+    assert all(2.0 <= w["start"] <= w["end"] <= 3.5 for m in after for w in m["words"]), after
+    assert not any(m.get("finalized") for m in after) and all(
+        m["start"] >= 2.0 for m in msgs if m["type"] == "partial" and m["segment"] > first["segment"]
+    )
+
+
 @pytest.mark.parametrize("encoding", ["mulaw", "alaw"])
 def test_telephone_audio(server: Running, model: StreamingTransducer, encoding: str) -> None:
     """G.711 at 8 kHz, as a telephone gateway sends it, in 20 ms messages (160 bytes): the transcript of the samples
@@ -284,6 +317,9 @@ BAD_INPUTS = [
     ("translation", [{**START, "translate": ["de"]}], "unsupported_option", 1008),
     ("second start", [START, START], "already_started", 1008),
     ("stop before start", [STOP], "not_started", 1008),
+    ("finalize before start", [FINALIZE], "not_started", 1008),
+    ("finalize with a field", [START, {"type": "finalize", "now": True}], "unknown_field", 1008),
+    ("finalize after stop", [START, STOP, FINALIZE], "after_stop", 1008),
     ("odd byte count", [START, b"\0" * 3201], "bad_audio", 1003),
     ("f32le not whole samples", [_F32, b"\0" * 6], "bad_audio", 1003),
     ("NaN in f32le", [_F32, np.array([0.1, math.nan], dtype="<f4").tobytes()], "bad_audio", 1003),

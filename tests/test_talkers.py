@@ -181,8 +181,8 @@ TURNS = [
 ]
 
 
-def _conversation() -> tuple[np.ndarray, list[tuple[float, float, str]]]:
-    """Two test-split espeak-ng voices of different variants taking turns, 1.6 s of silence between turns."""
+def _conversation(gap_s: float = 1.6) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+    """Two test-split espeak-ng voices of different variants taking turns, `gap_s` of silence between turns."""
     from models.data.espeak import synthesize
     from models.data.voices import sample_voice
     from parley.resample import resample
@@ -193,7 +193,7 @@ def _conversation() -> tuple[np.ndarray, list[tuple[float, float, str]]]:
     while b.variant == a.variant:
         b = sample_voice("en", rng, "test")
     voices = {"a": a, "b": b}
-    gap = np.zeros(int(1.6 * 16000), dtype=np.float32)
+    gap = np.zeros(int(gap_s * 16000), dtype=np.float32)
     pieces, spans, t = [], [], 0.0
     for who, text in TURNS:
         syn = synthesize(text, **voices[who].synth_kwargs())
@@ -243,6 +243,40 @@ def test_en_open_numbers_two_voices_the_same_way_across_segments(en_open) -> Non
     assert all(f.talkers is None and all(w.talker is None for w in f.words) for f in plain_finals)
     with pytest.raises(ValueError, match="no talker model"):
         Recognizer(model).open(talkers=True)
+
+
+def test_finalized_turns_keep_their_talkers_and_times(en_open, monkeypatch) -> None:
+    """Push-to-talk: turns 0.1 s apart, each finalized as it ends, endpointing off (only the finalizes close
+    segments). The talkers are numbered as with endpoints; each final holds its turn's words where they are in the
+    audio sent; and the talker model reads the frames of those words (found by the words' times, on a clock without
+    the silence each finalize decoded: on the frames' clock they would miss a turn's start by the silence so far)."""
+    from server.endpoint import EndpointConfig
+    from server.frontend import Frontend
+    from server.recognizer import Final, Recognizer
+    from server.transducer import StreamingTransducer
+
+    read: list[int] = []
+    embed = TalkerModel.embed
+    monkeypatch.setattr(TalkerModel, "embed", lambda self, frames: read.append(len(frames)) or embed(self, frames))
+    model = StreamingTransducer(en_open)
+    rec = Recognizer(model, EndpointConfig(enabled=False), talkers=en_open.talkers)
+    audio, spans = _conversation(gap_s=0.1)
+    stream, fe = rec.open(talkers=True), Frontend(model.spec, 16000)
+    finals: list[Final] = []
+    begin = 0
+    for _, end_s, _ in spans:
+        end = round((end_s + 0.05) * 16000)
+        fe.accept(audio[begin:end])
+        begin = end
+        silence = fe.flush()
+        while (c := fe.pop_chunk()) is not None:
+            finals += [r for r in rec.step([(stream, c)])[0] if isinstance(r, Final)]
+        finals += rec.cut(stream, fe.seconds_received, silence)
+    assert len(finals) == len(TURNS) == len(read), [f.text for f in finals]
+    assert [f.talkers for f in finals] == [(0,), (1,), (0,), (1,), (0,)], [(f.talkers, f.text) for f in finals]
+    for f, (start_s, end_s, _), frames in zip(finals, spans, read, strict=True):
+        assert f.words and start_s - 0.2 <= f.words[0].start and f.words[-1].end <= end_s + 0.15, (f, start_s, end_s)
+        assert frames >= 100 * (f.words[-1].end - f.words[0].start), (frames, f.words[0].start, f.words[-1].end)
 
 
 def test_the_server_sends_talkers_to_a_stream_that_asks(en_open, tmp_path: Path) -> None:
