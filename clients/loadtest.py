@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from clients.stream import DEFAULT_URL, StreamResult, run_stream
-from parley.audio import read_wav
+from parley.audio import ENCODINGS, read_wav
 from parley.textnorm import normalize_text
 from parley.wer import ErrorCounts, error_counts
 
@@ -264,6 +264,7 @@ class Options:
     duration: float | None = None  # None: share the files out once
     metrics_url: str | None = None
     end_timeout: float = 30.0
+    encoding: str = "s16le"  # the wire format (mulaw / alaw: a telephone gateway's load)
 
 
 def _assignments(stream: int, streams: int, files: int) -> list[int]:
@@ -307,6 +308,7 @@ async def run_level(clips: Sequence[Clip], streams: int, opts: Options) -> dict:
                 search=opts.search,
                 api_key=opts.api_key,
                 end_timeout=opts.end_timeout,
+                encoding=opts.encoding,
             )
             done.append((clip, r))
             code = None if r.error is None else r.error.get("code")
@@ -536,6 +538,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--speed", type=float, default=1.0, help="1: real time (default); 0: no pacing")
     p.add_argument("--model", help="bundle name (default: the server's default)")
     p.add_argument("--search", choices=("greedy", "beam"), help="search method (default: the model's)")
+    p.add_argument(
+        "--encoding",
+        choices=ENCODINGS,
+        default="s16le",
+        help="wire format (default: s16le; mulaw / alaw: G.711 as a telephone gateway sends it, best with 8 kHz files)",
+    )
     p.add_argument("--api-key", default=os.environ.get("PARLEY_API_KEY"), help="API key (default: $PARLEY_API_KEY)")
     p.add_argument("--metrics-url", help="the server's /metrics (default: derived from --url)")
     p.add_argument("--json", metavar="OUT", help="write every level's figures to this JSON file")
@@ -558,7 +566,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"parley loadtest: {e}", file=sys.stderr)
         return 2
     duration = a.duration if a.duration is not None or not a.ramp else _RAMP_DEFAULT_DURATION
-    opts = Options(a.url, a.chunk_ms, a.speed, a.model, a.search, a.api_key, duration, a.metrics_url)
+    opts = Options(
+        a.url, a.chunk_ms, a.speed, a.model, a.search, a.api_key, duration, a.metrics_url, encoding=a.encoding
+    )
 
     def report(level: dict) -> None:
         print(describe(level), flush=True)

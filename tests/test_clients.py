@@ -245,6 +245,15 @@ def test_loadtest_duration_cycles_files(server: FakeServer, tmp_path: Path) -> N
     assert level["files_streamed"] >= 2 and level["error_count"] == 0 and level["wer"] is None
 
 
+def test_loadtest_sends_telephone_audio(server: FakeServer, tmp_path: Path) -> None:
+    """--encoding mulaw: every stream starts with it and sends one byte a sample (100 ms at 8 kHz: 800 bytes)."""
+    files, _ = _files(tmp_path)
+    before = len(server.starts)
+    assert loadtest.main(["--url", server.url, "--files", files[1], "--speed", "0", "--encoding", "mulaw"]) == 0
+    assert [s["encoding"] for s in server.starts[before:]] == ["mulaw"] and server.starts[-1]["sample_rate"] == 8000
+    assert server.chunk_bytes[-3:] == [800, 800, 800]
+
+
 def test_loadtest_missing_reference(tmp_path: Path, capsys) -> None:
     files, refs = _files(tmp_path)
     other = tmp_path / "c.wav"
