@@ -182,6 +182,43 @@ def test_captions_from_a_fake_microphone(server: tuple[Running, bool], tmp_path:
         assert wer([SENTENCE], [heard]) <= 0.2, f"expected {SENTENCE!r} on the page, got {finals}"
 
 
+def test_end_line_finalizes_the_open_caption(server: tuple[Running, bool], tmp_path: Path) -> None:
+    """End line (the protocol's finalize) while listening: the page sends finalize between its audio frames, the
+    server's final comes back marked finalized and the caption line is closed; the stream goes on to Stop. The
+    button is off when nothing is listening."""
+    _require_chromium()
+    r, _ = server
+    wav, _ = _microphone_wav(tmp_path, False)
+
+    async def go() -> tuple[list[dict], list[dict], bool, bool]:
+        async with Chromium.launch(fake_audio=wav) as browser:
+            page = await browser.page()
+            await page.navigate(r.http + "/")
+            await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
+            idle_off = await page.evaluate("document.getElementById('finalize').disabled")
+            await page.click("#toggle")
+            await page.wait_for("document.body.dataset.state === 'listening'", 15, "the stream to be ready")
+            while len(_sent_audio(page)) < 1.0 * 2 * SR:
+                await asyncio.sleep(0.1)
+            await page.click("#finalize")
+            while len(_sent_audio(page)) < 1.6 * 2 * SR:
+                await asyncio.sleep(0.1)
+            listening_on = not await page.evaluate("document.getElementById('finalize').disabled")
+            await page.click("#toggle")
+            await page.wait_for("document.body.dataset.state === 'idle'", 15, "the last finals after Stop")
+            received = [json.loads(f["payloadData"]) for f in page.websocket_frames(sent=False)]
+            return _sent_json(page), received, idle_off, listening_on
+
+    sent, received, idle_off, listening_on = asyncio.run(go())
+    assert idle_off and listening_on
+    assert [m["type"] for m in sent] == ["start", "finalize", "stop"], sent
+    finals = [m for m in received if m["type"] == "final"]
+    marked = [m for m in finals if m.get("finalized")]
+    assert len(marked) == 1 and 0.9 <= marked[0]["end"] <= 1.7, marked
+    assert received[-1] == {"type": "end"} and not [m for m in received if m["type"] == "error"]
+    assert finals[-1]["start"] >= marked[0]["end"] and finals[-1]["segment"] > marked[0]["segment"]
+
+
 def test_worklet_resampler_filters_before_decimating(server: tuple[Running, bool]) -> None:
     """The worklet's resampler, run in the browser: speech band kept, everything that would alias removed."""
     _require_chromium()

@@ -31,6 +31,7 @@ const ui = {
   talkers: $("talkers"),
   apiKey: $("api-key"),
   toggle: $("toggle"),
+  finalize: $("finalize"),
   status: $("status"),
   error: $("error"),
   level: $("level"),
@@ -72,6 +73,7 @@ function setState(state, text) {
   ui.toggle.textContent = running ? "Stop" : "Start";
   ui.toggle.setAttribute("aria-pressed", String(running));
   ui.toggle.disabled = state === "loading" || state === "stopping" || (!running && !catalog.models.length);
+  ui.finalize.disabled = state !== "listening";
   for (const el of [ui.model, ui.language, ui.apiKey, ui.talkers]) el.disabled = running;
   for (const box of ui.translate.querySelectorAll("input")) box.disabled = running;
 }
@@ -625,6 +627,13 @@ if (params.has("api_key")) {
 }
 
 ui.toggle.addEventListener("click", () => (session ? stop() : start()));
+// End line: the server closes the open segment now and sends its final; the stream goes on (docs/protocol.md).
+ui.finalize.addEventListener("click", () => {
+  const s = session;
+  if (s && s.ready && !s.stopping && s.ws && s.ws.readyState === WebSocket.OPEN) {
+    s.ws.send(JSON.stringify({ type: "finalize" }));
+  }
+});
 ui.model.addEventListener("change", () => renderModelOptions());
 ui.language.addEventListener("change", () => {
   chosenLanguage = ui.language.value;
