@@ -79,6 +79,37 @@ class EndpointConfig:
     def rules(self) -> tuple[EndpointRule, EndpointRule, EndpointRule]:
         return self.rule1, self.rule2, self.rule3
 
+    def replaced(
+        self,
+        enabled: bool = True,
+        silence_s: float | None = None,
+        silence_after_speech_s: float | None = None,
+        max_segment_s: float | None = None,
+    ) -> EndpointConfig:
+        """These rules with the times given replaced (None: kept), on or off: a stream's own (the start message's
+        "endpointing"). `silence_s` is rule 1's trailing silence, `silence_after_speech_s` rule 2's, `max_segment_s`
+        rule 3's length.
+
+        Raises:
+            ValueError: see `from_seconds`.
+        """
+        return EndpointConfig.from_seconds(
+            self.rule1.min_trailing_silence if silence_s is None else silence_s,
+            self.rule2.min_trailing_silence if silence_after_speech_s is None else silence_after_speech_s,
+            self.rule3.min_utterance_length if max_segment_s is None else max_segment_s,
+            enabled,
+        )
+
+    def describe(self) -> dict | bool:
+        """The rules as a ready message says them: false when off, else their three times in seconds."""
+        if not self.enabled:
+            return False
+        return {
+            "silence_s": self.rule1.min_trailing_silence,
+            "silence_after_speech_s": self.rule2.min_trailing_silence,
+            "max_segment_s": self.rule3.min_utterance_length,
+        }
+
 
 def which_rule(
     config: EndpointConfig, contains_nonsilence: bool, trailing_silence: float, utterance_length: float

@@ -208,11 +208,12 @@ class Engine:
         adaptation: Adaptation | None = None,
         punctuate: bool = True,
         talkers: bool = False,
+        endpoint: EndpointConfig | None = None,
     ) -> Stream:
         """A new stream of audio at `sample_rate` (8-48 kHz), captioned by head `head` or run as `plan(...)` says,
         with the hotwords and LM of `adaptation` (which make beam search the default); its finals carry `display`
         when `punctuate` and the bundle has a punctuation model of the caption's language, and `talkers` when
-        `talkers` (the bundle must have a talker model).
+        `talkers` (the bundle must have a talker model); `endpoint`: its own endpoint rules (None: the engine's).
 
         Raises:
             ValueError: an unknown search or head, a rate out of range; InvalidOptionError and
@@ -228,7 +229,7 @@ class Engine:
         server = search == "beam" and bool(self.config.server_hotwords)  # the server's hotwords reach beam streams
         adapted = self.planner.adapt(plan, adaptation or Adaptation()) if active or server else None
         frontend = Frontend(self.model.spec, sample_rate, self.config.fbank)
-        stream = self.recognizer.open(plan, search, partials, adapted, punctuate, talkers)
+        stream = self.recognizer.open(plan, search, partials, adapted, punctuate, talkers, endpoint)
         return self.batcher.open(stream, frontend)
 
     async def recognize(
@@ -240,6 +241,7 @@ class Engine:
         adaptation: Adaptation | None = None,
         punctuate: bool = True,
         talkers: bool = False,
+        endpoint: EndpointConfig | None = None,
     ) -> list[Final]:
         """A whole recording through the same loop as the streams: the finals a stream would produce.
 
@@ -251,11 +253,12 @@ class Engine:
             adaptation: hotwords and an LM to fuse.
             punctuate: finals carry `display` where the bundle can write it.
             talkers: finals carry `talkers` (the bundle must have a talker model).
+            endpoint: the recording's own endpoint rules (None: the engine's).
 
         Raises:
             RuntimeError: the engine failed on it.
         """
-        stream = self.open_stream(sample_rate, search, False, head, adaptation, punctuate, talkers)
+        stream = self.open_stream(sample_rate, search, False, head, adaptation, punctuate, talkers, endpoint)
         finals: list[Final] = []
 
         async def collect() -> None:

@@ -93,6 +93,7 @@ START_FIELDS: dict[str, bool] = {
     "partials": False,
     "punctuate": False,
     "talkers": False,
+    "endpointing": False,
     "search": False,
     "language": False,
     "translate": False,
@@ -182,10 +183,27 @@ class StartRequest:
     lodr_scale: float | None = None
     punctuate: bool = True  # finals carry "display" where the bundle has a punctuation model (docs/protocol.md)
     talkers: bool = False  # finals carry "talkers" and their words a "talker": who speaks, across segments
+    endpointing: Endpointing | None = None  # this stream's endpoint rules; None: the server's
 
     @property
     def bytes_per_sample(self) -> int:
         return BYTES_PER_SAMPLE[self.encoding]
+
+
+# A stream's own endpoint rules (start's "endpointing" object): the bounds of each, in seconds.
+ENDPOINT_BOUNDS = {"silence_s": (0.1, 600.0), "silence_after_speech_s": (0.1, 60.0), "max_segment_s": (1.0, 3600.0)}
+
+
+@dataclass(frozen=True)
+class Endpointing:
+    """What a start asked of endpointing: off (`enabled` false: segments end only at finalize and stop), or the
+    server's rules with some of their times replaced (None: the server's). Times in seconds: rule 1's trailing
+    silence (`silence_s`), rule 2's silence after speech, rule 3's longest segment (server/endpoint.py)."""
+
+    enabled: bool = True
+    silence_s: float | None = None
+    silence_after_speech_s: float | None = None
+    max_segment_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +256,23 @@ def _number(d: dict, key: str, lo: float, hi: float, open_low: bool = False) -> 
     if not (math.isfinite(x) and (lo < x if open_low else lo <= x) and x <= hi):
         raise _invalid(key, f"a number in {span}", v)
     return x
+
+
+def _endpointing(d: dict) -> Endpointing | None:
+    """The optional "endpointing": true (the server's rules: None), false, or an object of times in seconds."""
+    v = d.get("endpointing")
+    if v is None or v is True:
+        return None
+    if v is False:
+        return Endpointing(enabled=False)
+    expected = f"true, false or an object of {sorted(ENDPOINT_BOUNDS)} (seconds)"
+    if not isinstance(v, dict):
+        raise _invalid("endpointing", expected, v)
+    unknown = sorted(set(v) - set(ENDPOINT_BOUNDS))
+    if unknown:
+        raise ProtocolError(UNKNOWN_FIELD, f"unknown field(s) {preview(unknown)} in endpointing: {expected}")
+    times = {k: _number(v, k, *bounds) for k, bounds in ENDPOINT_BOUNDS.items()}
+    return Endpointing(True, **times)
 
 
 def _hotwords(d: dict) -> tuple[tuple[str, float | None], ...]:
@@ -331,6 +366,7 @@ def start_from_dict(d: dict) -> StartRequest:
     talkers = d.get("talkers", False)
     if not isinstance(talkers, bool):
         raise _invalid("talkers", "true or false", talkers)
+    endpointing = _endpointing(d)
 
     search = d.get("search")
     if search is not None and search not in SEARCH_METHODS:
@@ -359,6 +395,7 @@ def start_from_dict(d: dict) -> StartRequest:
         partials=partials,
         punctuate=punctuate,
         talkers=talkers,
+        endpointing=endpointing,
         search=search,
         language=language,
         translate=translate,

@@ -554,6 +554,7 @@ class Recognizer:
         adaptation: HeadAdaptation | None = None,
         punctuate: bool = True,
         talkers: bool = False,
+        endpoint: EndpointConfig | None = None,
     ) -> StreamRecognizer:
         """A new stream's state.
 
@@ -564,6 +565,7 @@ class Recognizer:
             adaptation: hotwords and LM fusion per head (`Planner.adapt`; beam search only).
             punctuate: whether finals carry `display` (where the bundle has a model for the caption's language).
             talkers: whether finals carry `talkers` and their words a `talker` (server/talkers.py).
+            endpoint: this stream's endpoint rules (None: the recognizer's).
 
         Raises:
             ValueError: see `check`; talkers asked of a bundle without a talker model.
@@ -574,7 +576,8 @@ class Recognizer:
             raise ValueError("this bundle has no talker model (parley talkers add)")
         punctuators = self.punctuators if punctuate else None
         model = self.talkers if talkers else None
-        return StreamRecognizer(self.model, plan, search, partials, self.endpoint, adaptation, punctuators, model)
+        rules = endpoint or self.endpoint
+        return StreamRecognizer(self.model, plan, search, partials, rules, adaptation, punctuators, model)
 
     def step(self, batch: Sequence[tuple[StreamRecognizer, Chunk]]) -> list[list[Result]]:
         """One chunk of each of the streams in `batch` (each stream at most once): the encoder once for all of them,

@@ -5,7 +5,8 @@ have sent), SubRip or WebVTT (`?format=json|srt|vtt`).
 
 The body is a WAV file (`audio/wav`) or raw PCM (`application/octet-stream` with `?sample_rate=` and `?encoding=`);
 the other query parameters are a start message's (docs/protocol.md): model, search, language, languages,
-translate, hotwords, lm, lm_scale, ilm_scale, lodr_scale. Errors are JSON error messages with the status
+translate, hotwords, lm, lm_scale, ilm_scale, lodr_scale, talkers, endpointing and the endpoint times
+(silence_s, silence_after_speech_s, max_segment_s). Errors are JSON error messages with the status
 `HTTP_STATUS` gives, and every answer is counted by status in `parley_transcribe_requests_total`.
 """
 
@@ -29,6 +30,7 @@ from server.messages import result_message
 from server.metrics import ServerMetrics
 from server.protocol import (
     BAD_AUDIO,
+    ENDPOINT_BOUNDS,
     IDLE_TIMEOUT,
     INTERNAL,
     INVALID_VALUE,
@@ -41,7 +43,7 @@ from server.protocol import (
     start_from_dict,
     transcript_response,
 )
-from server.session import start_adaptation
+from server.session import start_adaptation, stream_endpoint
 from server.subtitles import FORMATS
 from server.subtitles import MEDIA_TYPES as SUBTITLE_TYPES
 from server.subtitles import render as render_subtitles
@@ -103,9 +105,12 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
         engine, search, plan = service.resolve(
             start.model, start.search, start.language, start.translate, start.languages, adaptation, start.talkers
         )
+        endpoint = stream_endpoint(engine, start)
         finals = [
             result_message(f)
-            for f in await engine.recognize(samples, rate, search, plan, adaptation, talkers=start.talkers)
+            for f in await engine.recognize(
+                samples, rate, search, plan, adaptation, talkers=start.talkers, endpoint=endpoint
+            )
         ]
         body = transcript_response(engine.name, samples.size / rate, finals)
         if fmt == "json":
@@ -175,6 +180,21 @@ async def read_request(
         if q["talkers"] not in ("true", "false"):
             raise ProtocolError(INVALID_VALUE, f"talkers must be true or false, got {preview(q['talkers'])}")
         fields["talkers"] = q["talkers"] == "true"
+    if q.get("endpointing"):
+        if q["endpointing"] not in ("true", "false"):
+            raise ProtocolError(INVALID_VALUE, f"endpointing must be true or false, got {preview(q['endpointing'])}")
+        fields["endpointing"] = q["endpointing"] == "true"
+    times = {}
+    for key in ENDPOINT_BOUNDS:
+        if q.get(key):
+            try:
+                times[key] = float(q[key])
+            except ValueError:
+                raise ProtocolError(INVALID_VALUE, f"{key} must be a number, got {preview(q[key])}") from None
+    if times:  # the times of a stream's own rules, which turn endpointing on
+        if fields.get("endpointing") is False:
+            raise ProtocolError(INVALID_VALUE, f"endpointing=false with {sorted(times)}: give one or the other")
+        fields["endpointing"] = times
     for key in ("lm_scale", "ilm_scale", "lodr_scale"):
         if q.get(key):
             try:

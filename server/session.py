@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.batcher import Stream, StreamClosedError
+from server.endpoint import EndpointConfig
 from server.messages import result_message
 from server.plan import Adaptation, HeadPlan
 from server.protocol import (
@@ -97,6 +98,14 @@ def _multilingual_fields(engine: Engine, plan: HeadPlan) -> dict:
     if plan.auto:
         fields["languages"] = [heads[h].head.language for _, h in plan.candidates]
     return fields
+
+
+def stream_endpoint(engine: Engine, start: StartRequest) -> EndpointConfig | None:
+    """The endpoint rules a start asks for, on the engine's (None: it asked for none of its own)."""
+    e = start.endpointing
+    if e is None:
+        return None
+    return engine.config.endpoint.replaced(e.enabled, e.silence_s, e.silence_after_speech_s, e.max_segment_s)
 
 
 def start_adaptation(start: StartRequest) -> Adaptation | None:
@@ -318,8 +327,9 @@ class Session(Connection):
         engine, search, plan = svc.resolve(
             start.model, start.search, start.language, start.translate, start.languages, adaptation, start.talkers
         )
+        endpoint = stream_endpoint(engine, start)
         self.stream = engine.open_stream(
-            start.sample_rate, search, start.partials, plan, adaptation, start.punctuate, start.talkers
+            start.sample_rate, search, start.partials, plan, adaptation, start.punctuate, start.talkers, endpoint
         )
         self.model = engine.name
         svc.metrics.streams.labels(engine.name, "parley").inc()
@@ -337,6 +347,7 @@ class Session(Connection):
                 **_multilingual_fields(engine, plan),
                 **_adaptation_fields(engine, adaptation),
                 **({"talkers": True} if start.talkers else {}),
+                **({"endpointing": endpoint.describe()} if endpoint is not None else {}),
             )
         )
         self._opened.set()

@@ -80,7 +80,14 @@ class FakeEngine:
         pass
 
     async def recognize(
-        self, samples: np.ndarray, rate: int, search: str, plan: HeadPlan, adaptation: object, talkers: bool = False
+        self,
+        samples: np.ndarray,
+        rate: int,
+        search: str,
+        plan: HeadPlan,
+        adaptation: object,
+        talkers: bool = False,
+        endpoint: object = None,
     ) -> list[Final]:
         if self.failure is not None:
             raise self.failure

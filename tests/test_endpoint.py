@@ -71,3 +71,14 @@ def test_bad_configs() -> None:
         EndpointConfig.from_seconds(rule3_length=0)
     with pytest.raises(ValueError):
         EndpointDetector(EndpointConfig(), 0)
+
+
+def test_a_stream_s_own_rules_replace_the_times_it_names() -> None:
+    server = EndpointConfig.from_seconds(3.0, 1.0, 15.0)
+    mine = server.replaced(silence_after_speech_s=0.4)
+    assert mine.describe() == {"silence_s": 3.0, "silence_after_speech_s": 0.4, "max_segment_s": 15.0}
+    assert server.replaced(False).describe() is False and not server.replaced(False).enabled
+    # an object turns endpointing on even where the server has it off
+    assert EndpointConfig(enabled=False).replaced(max_segment_s=5.0).describe()["max_segment_s"] == 5.0
+    with pytest.raises(ValueError, match="rule 3"):
+        server.replaced(max_segment_s=0.0)

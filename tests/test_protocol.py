@@ -88,6 +88,24 @@ def test_every_error_code_has_a_close_code() -> None:
     assert ProtocolError(P.INTERNAL, "x", 1001).close_code == 1001
 
 
+def test_endpointing() -> None:
+    assert P.parse_start(start()).endpointing is None
+    assert P.parse_start(start(endpointing=True)).endpointing is None
+    assert P.parse_start(start(endpointing=False)).endpointing == P.Endpointing(enabled=False)
+    e = P.parse_start(start(endpointing={"silence_after_speech_s": 0.5, "max_segment_s": 30})).endpointing
+    assert e == P.Endpointing(True, None, 0.5, 30.0)
+    for value, code in [
+        ("yes", P.INVALID_VALUE),
+        ({"pause_s": 1}, P.UNKNOWN_FIELD),
+        ({"silence_after_speech_s": 0}, P.INVALID_VALUE),
+        ({"silence_s": "2"}, P.INVALID_VALUE),
+        ({"max_segment_s": 1e9}, P.INVALID_VALUE),
+    ]:
+        with pytest.raises(ProtocolError) as err:
+            P.parse_start(start(endpointing=value))
+        assert err.value.code == code, (value, err.value)
+
+
 def test_decode_audio() -> None:
     x = np.array([0, 16384, -32768], dtype="<i2").tobytes()
     np.testing.assert_allclose(P.decode_audio_message(x, "s16le"), [0.0, 0.5, -1.0])
@@ -185,6 +203,15 @@ def _check(schema: dict, msg: dict, defs: dict) -> None:
     flat messages of the protocol, without a jsonschema dependency."""
     if "$ref" in schema:
         schema = defs[schema["$ref"].rsplit("/", 1)[1]]
+    if "oneOf" in schema:
+        fits = 0
+        for branch in schema["oneOf"]:
+            try:
+                _check(branch, msg, defs)
+                fits += 1
+            except AssertionError:
+                pass
+        assert fits == 1, f"{msg!r} fits {fits} of the schema's oneOf branches"
     types = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list, "object": dict}
     if "type" in schema:
         kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
@@ -219,6 +246,13 @@ def test_schema_matches_the_builders() -> None:
     _check(defs["start"], json.loads(start(model="en-small", search="greedy", translate=["de"])), defs)
     _check(defs["stop"], {"type": "stop"}, defs)
     _check(defs["finalize"], {"type": "finalize"}, defs)
+    _check(defs["start"], json.loads(start(endpointing={"silence_after_speech_s": 0.5})), defs)
+    _check(defs["start"], json.loads(start(endpointing=False)), defs)
+    assert set(defs["endpointing"]["oneOf"][1]["properties"]) == set(P.ENDPOINT_BOUNDS)
+    from server.endpoint import EndpointConfig
+
+    for rules in (EndpointConfig(), EndpointConfig(enabled=False)):
+        _check(defs["ready"], P.ready_message("s", "en", 320, 16000, "s16le", endpointing=rules.describe()), defs)
     assert isinstance(P.parse_text_message('{"type": "finalize"}'), P.FinalizeRequest)
     _check(defs["final"], {**P.final_message(0, "", 1.0, 1.0), "finalized": True}, defs)
     _check(defs["ready"], P.ready_message("s", "en-small", 320, 16000, "s16le"), defs)

@@ -591,6 +591,41 @@ def test_endpoints_close_segments_and_transcribe_agrees(secure: Running) -> None
     assert r.status_code == 413 and r.json()["code"] == "too_big"
 
 
+def test_a_stream_sets_its_own_endpointing(server: Running, secure: Running) -> None:
+    """start's "endpointing": a stream's own times on the server's rules (here rule 3: 1 s segments on a server of
+    20 s ones), or off (one segment on a server of 1 s ones); the ready message says the rules in use; POST
+    /v1/transcribe takes the same as query parameters."""
+    x = audio(3.0, 10)
+    auth = {"Authorization": f"Bearer {KEY}"}
+
+    def finals_of(url: str, start: dict, headers: dict | None = None) -> tuple[dict, list[dict]]:
+        msgs, code = asyncio.run(exchange(url, [start, *_pieces(x), STOP], headers=headers))
+        assert code == 1000 and msgs[0]["type"] == "ready", msgs[:2]
+        return msgs[0], [m for m in msgs if m["type"] == "final"]
+
+    ready, finals = finals_of(server.url, {**START, "endpointing": {"max_segment_s": 1.0}})
+    assert ready["endpointing"] == {"silence_s": 2.4, "silence_after_speech_s": 1.2, "max_segment_s": 1.0}
+    assert len(finals) >= 2 and all(f["end"] - f["start"] >= 1.0 for f in finals[:-1]), finals
+    default_ready, default_finals = finals_of(server.url, START)
+    assert "endpointing" not in default_ready and len(default_finals) == 1
+    ready, off = finals_of(secure.url, {**START, "endpointing": False}, auth)
+    assert ready["endpointing"] is False and len(off) == 1 and (off[0]["start"], off[0]["end"]) == (0.0, 3.0)
+    assert off[0]["text"].split() == " ".join(f["text"] for f in default_finals).split()
+
+    def post(url: str, query: str, headers: dict | None = None) -> httpx.Response:
+        return httpx.post(
+            url + "/v1/transcribe" + query,
+            content=_wav(x, SR),
+            headers={"content-type": "audio/wav", **(headers or {})},
+        )
+
+    assert post(server.http, "?max_segment_s=1").json()["segments"] == finals
+    assert post(secure.http, "?endpointing=false", auth).json()["segments"] == off
+    for query in ("?endpointing=false&max_segment_s=2", "?silence_s=soon", "?endpointing=maybe", "?max_segment_s=0.5"):
+        r = post(server.http, query)
+        assert r.status_code == 400 and r.json()["code"] == "invalid_value", (query, r.text)
+
+
 # ---- Loading and shutdown ----
 
 
