@@ -209,11 +209,13 @@ class Engine:
         punctuate: bool = True,
         talkers: bool = False,
         endpoint: EndpointConfig | None = None,
+        alternatives: int = 0,
     ) -> Stream:
         """A new stream of audio at `sample_rate` (8-48 kHz), captioned by head `head` or run as `plan(...)` says,
         with the hotwords and LM of `adaptation` (which make beam search the default); its finals carry `display`
         when `punctuate` and the bundle has a punctuation model of the caption's language, and `talkers` when
-        `talkers` (the bundle must have a talker model); `endpoint`: its own endpoint rules (None: the engine's).
+        `talkers` (the bundle must have a talker model); `endpoint`: its own endpoint rules (None: the engine's);
+        `alternatives`: how many of each segment's likeliest transcripts its finals list (beam search).
 
         Raises:
             ValueError: an unknown search or head, a rate out of range; InvalidOptionError and
@@ -229,7 +231,7 @@ class Engine:
         server = search == "beam" and bool(self.config.server_hotwords)  # the server's hotwords reach beam streams
         adapted = self.planner.adapt(plan, adaptation or Adaptation()) if active or server else None
         frontend = Frontend(self.model.spec, sample_rate, self.config.fbank)
-        stream = self.recognizer.open(plan, search, partials, adapted, punctuate, talkers, endpoint)
+        stream = self.recognizer.open(plan, search, partials, adapted, punctuate, talkers, endpoint, alternatives)
         return self.batcher.open(stream, frontend)
 
     async def recognize(
@@ -242,6 +244,7 @@ class Engine:
         punctuate: bool = True,
         talkers: bool = False,
         endpoint: EndpointConfig | None = None,
+        alternatives: int = 0,
     ) -> list[Final]:
         """A whole recording through the same loop as the streams: the finals a stream would produce.
 
@@ -254,11 +257,14 @@ class Engine:
             punctuate: finals carry `display` where the bundle can write it.
             talkers: finals carry `talkers` (the bundle must have a talker model).
             endpoint: the recording's own endpoint rules (None: the engine's).
+            alternatives: how many of each segment's likeliest transcripts the finals list (beam search).
 
         Raises:
             RuntimeError: the engine failed on it.
         """
-        stream = self.open_stream(sample_rate, search, False, head, adaptation, punctuate, talkers, endpoint)
+        stream = self.open_stream(
+            sample_rate, search, False, head, adaptation, punctuate, talkers, endpoint, alternatives
+        )
         finals: list[Final] = []
 
         async def collect() -> None:

@@ -29,6 +29,8 @@ def result_message(result: Result) -> dict:
             extra["display"] = result.display
         if result.talkers is not None:
             extra["talkers"] = list(result.talkers)
+        if result.alternatives is not None:
+            extra["alternatives"] = [{"text": t, "confidence": round(p, 3)} for t, p in result.alternatives]
         return final_message(result.segment, result.text, result.start, result.end, words, **extra)
     if result.speakers is not None:
         extra["words"] = [w.to_dict() for w in words]

@@ -94,6 +94,7 @@ START_FIELDS: dict[str, bool] = {
     "punctuate": False,
     "talkers": False,
     "endpointing": False,
+    "alternatives": False,
     "search": False,
     "language": False,
     "translate": False,
@@ -184,11 +185,14 @@ class StartRequest:
     punctuate: bool = True  # finals carry "display" where the bundle has a punctuation model (docs/protocol.md)
     talkers: bool = False  # finals carry "talkers" and their words a "talker": who speaks, across segments
     endpointing: Endpointing | None = None  # this stream's endpoint rules; None: the server's
+    alternatives: int = 0  # finals list this many of the segment's likeliest transcripts (beam search); 0: none
 
     @property
     def bytes_per_sample(self) -> int:
         return BYTES_PER_SAMPLE[self.encoding]
 
+
+MAX_ALTERNATIVES = 10  # start's "alternatives" at most (the beam keeps parley.contract.BEAM hypotheses)
 
 # A stream's own endpoint rules (start's "endpointing" object): the bounds of each, in seconds.
 ENDPOINT_BOUNDS = {"silence_s": (0.1, 600.0), "silence_after_speech_s": (0.1, 60.0), "max_segment_s": (1.0, 3600.0)}
@@ -387,6 +391,11 @@ def start_from_dict(d: dict) -> StartRequest:
     hotwords = _hotwords(d)
     if (hotwords or lm is not None) and search not in (None, "beam"):
         raise _invalid("search", '"beam" or omitted when hotwords or an lm are asked for', search)
+    alternatives = d.get("alternatives", 0)
+    if isinstance(alternatives, bool) or not isinstance(alternatives, int) or not 0 <= alternatives <= MAX_ALTERNATIVES:
+        raise _invalid("alternatives", f"an integer from 0 to {MAX_ALTERNATIVES}", alternatives)
+    if alternatives and search not in (None, "beam"):
+        raise _invalid("search", '"beam" or omitted when alternatives are asked for', search)
 
     return StartRequest(
         sample_rate=rate,
@@ -396,6 +405,7 @@ def start_from_dict(d: dict) -> StartRequest:
         punctuate=punctuate,
         talkers=talkers,
         endpointing=endpointing,
+        alternatives=alternatives,
         search=search,
         language=language,
         translate=translate,

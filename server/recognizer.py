@@ -139,10 +139,14 @@ class Final(Result):
             streams that ask for it; None otherwise. `text` and `words` stay as recognized.
         talkers: streams that track talkers: the stream-wide talker number of each channel (one for single-talker
             heads, two for multi-talker ones; None where a channel had too little speech); None otherwise.
+        alternatives: streams that asked for them (beam search): the segment's most likely distinct transcripts that
+            the search kept, the likeliest first, each with its share of their probabilities (text, share in [0, 1]);
+            None otherwise.
     """
 
     display: str | None = None
     talkers: tuple[int | None, ...] | None = None
+    alternatives: tuple[tuple[str, float], ...] | None = None
 
 
 _R = TypeVar("_R", bound=Result)
@@ -177,6 +181,7 @@ class StreamRecognizer:
         adaptation: hotwords and LM fusion of each head that has them (beam search only).
         punctuators: the models that write finals' `display`, by language (none: finals have no `display`).
         talkers: the model that numbers talkers across segments (None: finals carry no `talkers`).
+        alternatives: how many of the segment's likeliest transcripts finals list (beam search; 0: none).
     """
 
     def __init__(
@@ -189,8 +194,10 @@ class StreamRecognizer:
         adaptation: HeadAdaptation | None = None,
         punctuators: Mapping[str, Punctuator] | None = None,
         talkers: TalkerModel | None = None,
+        alternatives: int = 0,
     ) -> None:
         spec = model.spec
+        self.alternatives = alternatives if search == "beam" else 0
         self.punctuators = punctuators or {}
         self.model = model
         self.plan = plan
@@ -379,6 +386,19 @@ class StreamRecognizer:
         translations = {lang: self._decode(h, self._hyp(h).tokens) for lang, h in self.plan.translate}
         return _Text(hyp, self._decode(self.caption, hyp.tokens), translations)
 
+    def _alternatives(self) -> tuple[tuple[str, float], ...]:
+        """The caption head's beam, its likeliest `alternatives` distinct transcripts (`BeamState.ranked`) with
+        their share of the listed ones' probability."""
+        s = self.searchers[self.caption]
+        assert isinstance(s, BeamState)
+        ranked = s.ranked()[: self.alternatives]
+        scores = np.array([score for score, _ in ranked])
+        shares = np.exp(scores - np.logaddexp.reduce(scores))
+        texts = [self.runner.text(h.tokens) for _, h in ranked]
+        return tuple(
+            (strip_channel_changes(t) if self.tsot else t, float(p)) for t, p in zip(texts, shares, strict=True)
+        )
+
     def _decode(self, head: int, tokens: Sequence[int]) -> str:
         """`tokens` of `head` as text; the last decoding is remembered (most chunks add no token to a head)."""
         key = tuple(tokens)
@@ -435,6 +455,8 @@ class StreamRecognizer:
             extra["display"] = p.punctuate_text(text)
         if kind is Final and self.tracker is not None:
             words, extra["talkers"] = self._with_talkers(words)
+        if kind is Final and self.alternatives:
+            extra["alternatives"] = self._alternatives()
         return kind(
             segment=self.segment,
             text=strip_channel_changes(text) if self.tsot else text,
@@ -555,6 +577,7 @@ class Recognizer:
         punctuate: bool = True,
         talkers: bool = False,
         endpoint: EndpointConfig | None = None,
+        alternatives: int = 0,
     ) -> StreamRecognizer:
         """A new stream's state.
 
@@ -566,6 +589,7 @@ class Recognizer:
             punctuate: whether finals carry `display` (where the bundle has a model for the caption's language).
             talkers: whether finals carry `talkers` and their words a `talker` (server/talkers.py).
             endpoint: this stream's endpoint rules (None: the recognizer's).
+            alternatives: how many of each segment's likeliest transcripts its finals list (beam search only).
 
         Raises:
             ValueError: see `check`; talkers asked of a bundle without a talker model.
@@ -577,7 +601,9 @@ class Recognizer:
         punctuators = self.punctuators if punctuate else None
         model = self.talkers if talkers else None
         rules = endpoint or self.endpoint
-        return StreamRecognizer(self.model, plan, search, partials, rules, adaptation, punctuators, model)
+        return StreamRecognizer(
+            self.model, plan, search, partials, rules, adaptation, punctuators, model, alternatives=alternatives
+        )
 
     def step(self, batch: Sequence[tuple[StreamRecognizer, Chunk]]) -> list[list[Result]]:
         """One chunk of each of the streams in `batch` (each stream at most once): the encoder once for all of them,

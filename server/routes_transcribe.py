@@ -5,7 +5,7 @@ have sent), SubRip or WebVTT (`?format=json|srt|vtt`).
 
 The body is a WAV file (`audio/wav`) or raw PCM (`application/octet-stream` with `?sample_rate=` and `?encoding=`);
 the other query parameters are a start message's (docs/protocol.md): model, search, language, languages,
-translate, hotwords, lm, lm_scale, ilm_scale, lodr_scale, talkers, endpointing and the endpoint times
+translate, hotwords, lm, lm_scale, ilm_scale, lodr_scale, talkers, alternatives, endpointing and the endpoint times
 (silence_s, silence_after_speech_s, max_segment_s). Errors are JSON error messages with the status
 `HTTP_STATUS` gives, and every answer is counted by status in `parley_transcribe_requests_total`.
 """
@@ -43,7 +43,7 @@ from server.protocol import (
     start_from_dict,
     transcript_response,
 )
-from server.session import start_adaptation, stream_endpoint
+from server.session import resolve_start, start_adaptation, stream_endpoint
 from server.subtitles import FORMATS
 from server.subtitles import MEDIA_TYPES as SUBTITLE_TYPES
 from server.subtitles import render as render_subtitles
@@ -102,14 +102,19 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
             request, settings.max_upload_bytes, settings.idle_timeout_s, settings.min_upload_bytes_per_s
         )
         adaptation = start_adaptation(start)
-        engine, search, plan = service.resolve(
-            start.model, start.search, start.language, start.translate, start.languages, adaptation, start.talkers
-        )
+        engine, search, plan = resolve_start(service, start, adaptation)
         endpoint = stream_endpoint(engine, start)
         finals = [
             result_message(f)
             for f in await engine.recognize(
-                samples, rate, search, plan, adaptation, talkers=start.talkers, endpoint=endpoint
+                samples,
+                rate,
+                search,
+                plan,
+                adaptation,
+                talkers=start.talkers,
+                endpoint=endpoint,
+                alternatives=start.alternatives,
             )
         ]
         body = transcript_response(engine.name, samples.size / rate, finals)
@@ -180,6 +185,13 @@ async def read_request(
         if q["talkers"] not in ("true", "false"):
             raise ProtocolError(INVALID_VALUE, f"talkers must be true or false, got {preview(q['talkers'])}")
         fields["talkers"] = q["talkers"] == "true"
+    if q.get("alternatives"):
+        try:
+            fields["alternatives"] = int(q["alternatives"])
+        except ValueError:
+            raise ProtocolError(
+                INVALID_VALUE, f"alternatives must be an integer, got {preview(q['alternatives'])}"
+            ) from None
     if q.get("endpointing"):
         if q["endpointing"] not in ("true", "false"):
             raise ProtocolError(INVALID_VALUE, f"endpointing must be true or false, got {preview(q['endpointing'])}")

@@ -100,6 +100,19 @@ def _multilingual_fields(engine: Engine, plan: HeadPlan) -> dict:
     return fields
 
 
+def resolve_start(service: Service, start: StartRequest, adaptation: Adaptation | None) -> tuple[Engine, str, HeadPlan]:
+    """The engine, search and heads of a start (`Service.resolve`): its own search, else beam search where it asks
+    for alternatives, else the model's.
+
+    Raises:
+        ProtocolError: see `Service.resolve`.
+    """
+    search = start.search if start.search is not None or not start.alternatives else "beam"
+    return service.resolve(
+        start.model, search, start.language, start.translate, start.languages, adaptation, start.talkers
+    )
+
+
 def stream_endpoint(engine: Engine, start: StartRequest) -> EndpointConfig | None:
     """The endpoint rules a start asks for, on the engine's (None: it asked for none of its own)."""
     e = start.endpointing
@@ -324,12 +337,18 @@ class Session(Connection):
     async def _start(self, start: StartRequest) -> None:
         svc = self.service
         adaptation = start_adaptation(start)
-        engine, search, plan = svc.resolve(
-            start.model, start.search, start.language, start.translate, start.languages, adaptation, start.talkers
-        )
+        engine, search, plan = resolve_start(svc, start, adaptation)
         endpoint = stream_endpoint(engine, start)
         self.stream = engine.open_stream(
-            start.sample_rate, search, start.partials, plan, adaptation, start.punctuate, start.talkers, endpoint
+            start.sample_rate,
+            search,
+            start.partials,
+            plan,
+            adaptation,
+            start.punctuate,
+            start.talkers,
+            endpoint,
+            start.alternatives,
         )
         self.model = engine.name
         svc.metrics.streams.labels(engine.name, "parley").inc()
@@ -348,6 +367,7 @@ class Session(Connection):
                 **_adaptation_fields(engine, adaptation),
                 **({"talkers": True} if start.talkers else {}),
                 **({"endpointing": endpoint.describe()} if endpoint is not None else {}),
+                **({"alternatives": start.alternatives} if start.alternatives else {}),
             )
         )
         self._opened.set()

@@ -285,15 +285,21 @@ class BeamState:
         token probabilities and own `log_prob`) standing for the token sequence."""
         if self.hotwords is None:
             return max(self.hyps, key=lambda h: h.log_prob)
+        return self.ranked()[0][1]
+
+    def ranked(self) -> list[tuple[float, Hypothesis]]:
+        """The distinct token sequences of the beam, the likeliest first: each with its log-probability (with hotwords:
+        without the bonus of hotwords begun but not finished, summed over the hypotheses of those tokens at different
+        graph nodes) and its likeliest hypothesis."""
         graph = self.hotwords
         totals: dict[tuple[int, ...], float] = {}  # tokens -> their log-probability, summed over the graph nodes
         tops: dict[tuple[int, ...], tuple[float, Hypothesis]] = {}  # tokens -> their likeliest hypothesis
         for h in self.hyps:
-            score, key = h.log_prob - graph.pending(h.node), tuple(h.tokens)
+            score, key = h.log_prob - (graph.pending(h.node) if graph is not None else 0.0), tuple(h.tokens)
             totals[key] = float(np.logaddexp(totals[key], score)) if key in totals else score
             if key not in tops or score > tops[key][0]:
                 tops[key] = (score, h)
-        return tops[max(totals, key=totals.__getitem__)][1]
+        return sorted(((totals[k], tops[k][1]) for k in totals), key=lambda t: -t[0])
 
 
 def token_probs(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:

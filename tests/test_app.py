@@ -88,6 +88,7 @@ class FakeEngine:
         adaptation: object,
         talkers: bool = False,
         endpoint: object = None,
+        alternatives: int = 0,
     ) -> list[Final]:
         if self.failure is not None:
             raise self.failure

@@ -88,6 +88,17 @@ def test_every_error_code_has_a_close_code() -> None:
     assert ProtocolError(P.INTERNAL, "x", 1001).close_code == 1001
 
 
+def test_alternatives() -> None:
+    assert P.parse_start(start()).alternatives == 0
+    assert P.parse_start(start(alternatives=3)).alternatives == 3
+    assert P.parse_start(start(alternatives=3, search="beam")).alternatives == 3
+    for fields in ({"alternatives": -1}, {"alternatives": 11}, {"alternatives": True}, {"alternatives": 2.5},
+                   {"alternatives": 2, "search": "greedy"}):  # fmt: skip
+        with pytest.raises(ProtocolError) as err:
+            P.parse_start(start(**fields))
+        assert err.value.code == P.INVALID_VALUE, fields
+
+
 def test_endpointing() -> None:
     assert P.parse_start(start()).endpointing is None
     assert P.parse_start(start(endpointing=True)).endpointing is None
@@ -248,6 +259,9 @@ def test_schema_matches_the_builders() -> None:
     _check(defs["finalize"], {"type": "finalize"}, defs)
     _check(defs["start"], json.loads(start(endpointing={"silence_after_speech_s": 0.5})), defs)
     _check(defs["start"], json.loads(start(endpointing=False)), defs)
+    _check(defs["start"], json.loads(start(alternatives=3)), defs)
+    alternatives = [{"text": "hi", "confidence": 0.8}, {"text": "high", "confidence": 0.2}]
+    _check(defs["final"], P.final_message(0, "hi", 0, 0.5, alternatives=alternatives), defs)
     assert set(defs["endpointing"]["oneOf"][1]["properties"]) == set(P.ENDPOINT_BOUNDS)
     from server.endpoint import EndpointConfig
 

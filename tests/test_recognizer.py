@@ -202,3 +202,21 @@ def test_a_finalize_cuts_the_segment_and_keeps_the_streams_clock(model: Streamin
         assert abs(w.start - (len(a) / SR + ref.start)) <= 2 * frame_s + 1e-9, (w, ref)
     later = [r for r in results[results.index(finals[0]) + 1 :] if isinstance(r, Partial)]
     assert later and all(p.segment == 1 and p.start == finals[0].end and p.end >= p.start for p in later)
+
+
+def test_beam_finals_list_alternatives(model: StreamingTransducer, speech) -> None:
+    """alternatives: the beam's likeliest distinct transcripts, the final's own text first, with shares of their
+    probability that add up to 1 and do not increase; a greedy stream asking for them gets none."""
+    recognizer = Recognizer(model, NO_ENDPOINTS)
+    (beam,) = _run(recognizer, [(recognizer.open(search="beam", alternatives=3), speech[1], SR)])
+    (plain,) = _run(recognizer, [(recognizer.open(search="beam"), speech[1], SR)])
+    (greedy,) = _run(recognizer, [(recognizer.open(alternatives=3), speech[1], SR)])
+    final = beam[-1]
+    assert isinstance(final, Final) and final.alternatives is not None
+    texts = [t for t, _ in final.alternatives]
+    shares = [p for _, p in final.alternatives]
+    assert 2 <= len(texts) <= 3 and len(set(texts)) == len(texts), final.alternatives
+    assert texts[0] == final.text == plain[-1].text == OTHER
+    assert sum(shares) == pytest.approx(1.0) and shares == sorted(shares, reverse=True) and shares[0] > 0.5
+    assert plain[-1].alternatives is None and greedy[-1].alternatives is None
+    assert all(isinstance(r, Partial) for r in beam[:-1])  # partials carry no alternatives (no such field)

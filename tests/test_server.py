@@ -318,6 +318,7 @@ BAD_INPUTS = [
     ("second start", [START, START], "already_started", 1008),
     ("stop before start", [STOP], "not_started", 1008),
     ("finalize before start", [FINALIZE], "not_started", 1008),
+    ("greedy alternatives", [{**START, "alternatives": 2, "search": "greedy"}], "invalid_value", 1008),
     ("finalize with a field", [START, {"type": "finalize", "now": True}], "unknown_field", 1008),
     ("finalize after stop", [START, STOP, FINALIZE], "after_stop", 1008),
     ("odd byte count", [START, b"\0" * 3201], "bad_audio", 1003),
@@ -624,6 +625,27 @@ def test_a_stream_sets_its_own_endpointing(server: Running, secure: Running) -> 
     for query in ("?endpointing=false&max_segment_s=2", "?silence_s=soon", "?endpointing=maybe", "?max_segment_s=0.5"):
         r = post(server.http, query)
         assert r.status_code == 400 and r.json()["code"] == "invalid_value", (query, r.text)
+
+
+def test_alternatives_come_with_beam_search(server: Running) -> None:
+    """start's "alternatives": beam search where search is omitted, the ready message says how many, every final
+    lists the beam's likeliest transcripts (its own text first); POST /v1/transcribe?alternatives= gives the same."""
+    x = audio(2.0, 31)
+    msgs, code = asyncio.run(exchange(server.url, [{**START, "alternatives": 2}, *_pieces(x), STOP]))
+    assert code == 1000 and msgs[0]["search"] == "beam" and msgs[0]["alternatives"] == 2, msgs[0]
+    finals = [m for m in msgs if m["type"] == "final"]
+    assert finals
+    for f in finals:
+        alts = f["alternatives"]
+        assert 1 <= len(alts) <= 2 and alts[0]["text"] == f["text"], f
+        assert abs(sum(a["confidence"] for a in alts) - 1) <= 0.002 and len({a["text"] for a in alts}) == len(alts)
+    assert all("alternatives" not in m for m in msgs if m["type"] == "partial")
+    r = httpx.post(
+        server.http + "/v1/transcribe?alternatives=2", content=_wav(x, SR), headers={"content-type": "audio/wav"}
+    )
+    assert r.status_code == 200 and r.json()["segments"] == finals, r.text
+    plain = httpx.post(server.http + "/v1/transcribe", content=_wav(x, SR), headers={"content-type": "audio/wav"})
+    assert all("alternatives" not in f for f in plain.json()["segments"])
 
 
 # ---- Loading and shutdown ----
