@@ -21,8 +21,9 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from websockets.exceptions import InvalidHandshake, InvalidURI
@@ -108,8 +109,10 @@ def start_message(
     translate: Sequence[str] = (),
     languages: Sequence[str] = (),
     talkers: bool = False,
+    **fields: Any,
 ) -> dict:
-    """The protocol's start message; optional fields only when given (None, empty or false: not sent)."""
+    """The protocol's start message; optional fields only when given (None, empty or false: not sent). `fields`: any
+    other start fields (`alternatives=3`, `endpointing=False`), sent unless None."""
     start: dict = {"type": "start", "sample_rate": int(sample_rate), "encoding": encoding, "partials": partials}
     optional = {"model": model, "search": search, "language": language}
     start.update({k: v for k, v in optional.items() if v})
@@ -119,6 +122,7 @@ def start_message(
         start["languages"] = list(languages)
     if talkers:
         start["talkers"] = True
+    start.update({k: v for k, v in fields.items() if v is not None})
     return start
 
 
@@ -328,6 +332,7 @@ async def run_stream(
     translate: Sequence[str] = (),
     languages: Sequence[str] = (),
     talkers: bool = False,
+    start_fields: Mapping[str, Any] | None = None,
     api_key: str | None = None,
     on_message: Callable[[dict], None] | None = None,
     open_timeout: float = 10.0,
@@ -344,9 +349,12 @@ async def run_stream(
         encoding: the wire format, one of `parley.audio.ENCODINGS` (mulaw / alaw: as a telephone line sends it).
         model, search, partials, language, translate, languages, talkers: the start message's fields (None, empty
             or false: the server's default).
+        start_fields: other start fields (`{"alternatives": 3}`), sent unless None.
         api_key, on_message, open_timeout, end_timeout: as `converse` takes them.
     """
-    start = start_message(sample_rate, encoding, partials, model, search, language, translate, languages, talkers)
+    start = start_message(
+        sample_rate, encoding, partials, model, search, language, translate, languages, talkers, **(start_fields or {})
+    )
     step = max(1, round(sample_rate * chunk_ms / 1000))
     audio = _paced(encode_audio(samples, encoding), BYTES_PER_SAMPLE[encoding], step, sample_rate, speed)
     return await converse(
@@ -387,7 +395,16 @@ class CaptionPrinter:
             self.out.write(lang + speaker_text(msg) + "\n")
             for target, text in (msg.get("translations") or {}).items():
                 self.out.write(f"    {target}: {text}\n")
+            for i, alt in enumerate((msg.get("alternatives") or [])[1:], 2):
+                self.out.write(f"    #{i} ({alt.get('confidence', 0):.3f}): {alt.get('text', '')}\n")
             self.out.flush()
+
+
+def _endpointing(a: argparse.Namespace) -> bool | dict | None:
+    """start's "endpointing" from the command line: false, this stream's silence after speech, or the server's."""
+    if a.no_endpointing:
+        return False
+    return {"silence_after_speech_s": a.silence_after_speech} if a.silence_after_speech is not None else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -407,6 +424,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="wire format (default: s16le; mulaw / alaw: G.711, as telephone systems send it, best with 8 kHz audio)",
     )
     p.add_argument("--no-partials", action="store_true", help="ask the server for finals only")
+    p.add_argument(
+        "--alternatives", type=int, metavar="N", help="finals list the N likeliest transcripts (beam search; 1-10)"
+    )
+    p.add_argument("--no-endpointing", action="store_true", help="no endpoints: one segment until the end")
+    p.add_argument(
+        "--silence-after-speech",
+        type=float,
+        metavar="S",
+        help="this stream's endpoint: S seconds of silence after speech (the server's: 1.2)",
+    )
     p.add_argument("--language", help="the spoken language, or auto (multilingual models)")
     p.add_argument("--translate", nargs="+", default=[], help="languages to translate into (multilingual models)")
     p.add_argument("--languages", nargs="+", default=[], help="the languages auto may choose from")
@@ -420,6 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.speed < 0 or a.chunk_ms <= 0:
         p.error("--speed must be >= 0 and --chunk-ms > 0")
+    if a.no_endpointing and a.silence_after_speech is not None:
+        p.error("--no-endpointing and --silence-after-speech: give one or the other")
     try:
         samples, rate = read_wav(a.file)
     except (OSError, ValueError) as e:
@@ -448,6 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 translate=a.translate,
                 languages=a.languages,
                 talkers=a.talkers,
+                start_fields={"alternatives": a.alternatives, "endpointing": _endpointing(a)},
                 api_key=a.api_key,
                 on_message=show,
             )

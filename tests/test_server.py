@@ -499,6 +499,18 @@ def test_stream_command_against_the_server(server: Running, model: StreamingTran
     msgs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [m["type"] for m in msgs][-2:] == ["final", "end"]
     assert msgs[-2]["text"] == offline(model, wire(x))
+    # the start's further fields from the command line, and the printer's alternatives under the final
+    args = [str(tmp_path / "a.wav"), "--url", server.url, "--speed", "0", "--alternatives", "3", "--no-endpointing"]
+    assert stream_main([*args, "--json"]) == 0
+    msgs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert msgs[0]["alternatives"] == 3 and msgs[0]["endpointing"] is False and msgs[0]["search"] == "beam"
+    final = msgs[-2]
+    assert stream_main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == final["text"] and len(lines) == len(final["alternatives"])
+    assert all(line.startswith(f"    #{i} (") for i, line in enumerate(lines[1:], 2)), lines
+    with pytest.raises(SystemExit):
+        stream_main([*args, "--silence-after-speech", "0.5"])
 
 
 # ---- Access, limits, segments (the secured server) ----
