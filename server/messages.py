@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.protocol import Word, final_message, partial_message
-from server.recognizer import Final, Result
+from server.recognizer import Final, Partial, Result
 
 
 def result_message(result: Result) -> dict:
@@ -34,4 +34,6 @@ def result_message(result: Result) -> dict:
         return final_message(result.segment, result.text, result.start, result.end, words, **extra)
     if result.speakers is not None:
         extra["words"] = [w.to_dict() for w in words]
+    if isinstance(result, Partial) and result.stable is not None:
+        extra["stable"] = result.stable
     return partial_message(result.segment, result.text, result.start, result.end, **extra)

@@ -127,7 +127,15 @@ class Result:
 
 @dataclass(frozen=True)
 class Partial(Result):
-    """The open segment's text changed; it may change again."""
+    """The open segment's text changed; it may change again.
+
+    Attributes:
+        stable: how many leading characters of `text` will not change (whole words whose every token every
+            hypothesis of the search shares, and a token after them); None where that cannot be promised (hotword
+            respelling, automatic language detection, multi-talker heads).
+    """
+
+    stable: int | None = None
 
 
 @dataclass(frozen=True)
@@ -386,6 +394,29 @@ class StreamRecognizer:
         translations = {lang: self._decode(h, self._hyp(h).tokens) for lang, h in self.plan.translate}
         return _Text(hyp, self._decode(self.caption, hyp.tokens), translations)
 
+    def _stable(self, now: _Text, spans: list[tuple[str, tuple[int, int], int]]) -> int | None:
+        """`Partial.stable` of the open segment's text: the characters of its words that end before a token that every
+        hypothesis has (greedy search: every word but the last; beam search: those within the beam's common prefix,
+        which every later hypothesis extends)."""
+        if self.lid is not None or self.tsot or self._speller is not None:
+            return None
+        s = self.searchers[self.caption]
+        tokens = now.hyp.tokens
+        shared = len(tokens)
+        if isinstance(s, BeamState):
+            for h in s.hyps:
+                n = min(shared, len(h.tokens))
+                shared = next((k for k in range(n) if h.tokens[k] != tokens[k]), n)
+        end = 0
+        for _, (_, j), _ in spans:
+            if j >= shared:
+                break
+            end = j
+        if end == 0:
+            return 0
+        prefix = self.runner.text(tokens[:end])
+        return len(prefix) if now.text.startswith(prefix) else 0
+
     def _alternatives(self) -> tuple[tuple[str, float], ...]:
         """The caption head's beam, its likeliest `alternatives` distinct transcripts (`BeamState.ranked`) with
         their share of the listed ones' probability."""
@@ -457,6 +488,8 @@ class StreamRecognizer:
             words, extra["talkers"] = self._with_talkers(words)
         if kind is Final and self.alternatives:
             extra["alternatives"] = self._alternatives()
+        if kind is Partial and (stable := self._stable(now, spans)) is not None:
+            extra["stable"] = stable
         return kind(
             segment=self.segment,
             text=strip_channel_changes(text) if self.tsot else text,

@@ -271,6 +271,7 @@ def test_schema_matches_the_builders() -> None:
     _check(defs["final"], {**P.final_message(0, "", 1.0, 1.0), "finalized": True}, defs)
     _check(defs["ready"], P.ready_message("s", "en-small", 320, 16000, "s16le"), defs)
     _check(defs["partial"], P.partial_message(0, "hi", 0, 0.32), defs)
+    _check(defs["partial"], P.partial_message(0, "hi there", 0, 0.32, stable=2), defs)
     _check(defs["final"], P.final_message(0, "hi", 0, 0.5, [P.Word("hi", 0.1, 0.3)]), defs)
     _check(defs["final"], P.final_message(0, "hi", 0, 0.5, [P.Word("hi", 0.1, 0.3, conf=0.87654)]), defs)
     with_talkers = P.final_message(0, "hi", 0, 0.5, [P.Word("hi", 0.1, 0.3, talker=2)], talkers=[2, None])

@@ -220,3 +220,27 @@ def test_beam_finals_list_alternatives(model: StreamingTransducer, speech) -> No
     assert sum(shares) == pytest.approx(1.0) and shares == sorted(shares, reverse=True) and shares[0] > 0.5
     assert plain[-1].alternatives is None and greedy[-1].alternatives is None
     assert all(isinstance(r, Partial) for r in beam[:-1])  # partials carry no alternatives (no such field)
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_the_stable_part_of_a_partial_never_changes(model: StreamingTransducer, speech, search: str) -> None:
+    """Partial.stable: the leading characters of a partial's text that every later partial and the final of its
+    segment begin with; greedy search holds every word but the last, beam search the beam's common words."""
+    a, b = speech
+    x = np.concatenate([a, np.zeros(SR, dtype=np.float32), b])
+    recognizer = Recognizer(model, EndpointConfig.from_seconds(rule2_silence=0.6))
+    (results,) = _run(recognizer, [(recognizer.open(search=search), x, SR)])
+    partials = [r for r in results if isinstance(r, Partial)]
+    assert sum(isinstance(r, Final) for r in results) == 2 and partials
+    for k, p in enumerate(results):
+        if not isinstance(p, Partial):
+            continue
+        assert p.stable is not None and 0 <= p.stable <= len(p.text)
+        for later in results[k + 1 :]:
+            if later.segment != p.segment:
+                break
+            assert later.text[: p.stable] == p.text[: p.stable], (p, later)
+        if search == "greedy":  # every word but the last
+            assert p.stable == len(p.text.rsplit(" ", 1)[0]) if " " in p.text else p.stable == 0, p
+    settled = "set a timer for ten" if search == "greedy" else "set a timer"  # the beam agrees on fewer words
+    assert max(p.stable for p in partials) >= len(settled), partials

@@ -639,6 +639,26 @@ def test_a_stream_sets_its_own_endpointing(server: Running, secure: Running) -> 
         assert r.status_code == 400 and r.json()["code"] == "invalid_value", (query, r.text)
 
 
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_partials_say_how_much_of_their_text_is_stable(server: Running, search: str) -> None:
+    """A partial's "stable" characters begin every later partial and the final of its segment (an untrained model's
+    beam changes its mind often: what it has not settled is left out)."""
+    x = audio(4.0, 41)
+    r = stream(server.url, x, search=search)
+    assert r.ok, r.error
+    msgs = [m.message for m in r.received if m.message["type"] in ("partial", "final")]
+    partials = [m for m in msgs if m["type"] == "partial"]
+    assert partials and all(0 <= m["stable"] <= len(m["text"]) for m in partials)
+    changed = 0  # partials whose text a later one of the segment does not begin with: where "stable" matters
+    for k, p in enumerate(msgs):
+        if p["type"] != "partial":
+            continue
+        later = [m for m in msgs[k + 1 :] if m["segment"] == p["segment"]]
+        assert all(m["text"][: p["stable"]] == p["text"][: p["stable"]] for m in later), (p, later)
+        changed += any(not m["text"].startswith(p["text"]) for m in later)
+    assert changed > 0 if search == "beam" else changed == 0, changed
+
+
 def test_alternatives_come_with_beam_search(server: Running) -> None:
     """start's "alternatives": beam search where search is omitted, the ready message says how many, every final
     lists the beam's likeliest transcripts (its own text first); POST /v1/transcribe?alternatives= gives the same."""

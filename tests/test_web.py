@@ -46,11 +46,15 @@ LEAD_S, TAIL_S = 0.6, 1.2  # silence around the speech: capture starts a moment 
 
 # Records every caption element the page ever shows, whatever happens to it later (partials are short-lived).
 WATCH = """(() => {
-  window.__seen = {partial: 0, final: 0, partialTexts: []};
+  window.__seen = {partial: 0, final: 0, partialTexts: [], settled: []};
   new MutationObserver((records) => {
     for (const r of records) for (const n of r.addedNodes) {
       if (!(n instanceof HTMLElement) || !n.classList.contains('caption')) continue;
-      if (n.classList.contains('partial')) { __seen.partial++; __seen.partialTexts.push(n.textContent); }
+      if (n.classList.contains('partial')) {
+        __seen.partial++;
+        __seen.partialTexts.push(n.textContent);
+        __seen.settled.push([...n.querySelectorAll('.settled')].map((e) => e.textContent).join(' '));
+      }
       if (n.classList.contains('final')) __seen.final++;
     }
   }).observe(document.getElementById('captions'), {childList: true});
@@ -164,6 +168,9 @@ def test_captions_from_a_fake_microphone(server: tuple[Running, bool], tmp_path:
     server_partials = [m for m in received if m["type"] == "partial"]
     server_finals = [m for m in received if m["type"] == "final" and m["text"]]
     assert server_partials and seen["partial"] >= 1, (seen, server_partials[:3])
+    # each partial's settled words (its "stable" characters) are shown as plain text, the rest greyed
+    assert seen["settled"] == [m["text"][: m["stable"]].strip() for m in server_partials], (seen, server_partials)
+    assert any(seen["settled"]), seen
     # finals show the punctuated, cased display text where the model has a punctuation model (en-small does)
     assert finals == [m.get("display", m["text"]) for m in server_finals] and seen["final"] == len(finals)
     assert finals, "no caption at all"

@@ -268,10 +268,18 @@ function captionNodes(msg) {
     if (!words || shown.length === words.length) tokens = shown;
     else [tokens, words] = [[msg.display.trim()], null];
   }
+  // A partial's settled words (its leading `stable` characters, which no later text changes) show as plain text.
+  const stable = !msg.display && typeof msg.stable === "number" ? msg.stable : 0;
+  const text = msg.text || "";
+  let at = 0;
   const nodes = [];
   tokens.forEach((token, i) => {
     if (i) nodes.push(document.createTextNode(" "));
-    nodes.push(wordSpan(token, speakerOf(words ? words[i] : null, i, msg)));
+    const span = wordSpan(token, speakerOf(words ? words[i] : null, i, msg));
+    const found = text.indexOf(token, at);
+    if (found >= 0) at = found + token.length;
+    if (stable && found >= 0 && at <= stable) span.classList.add("settled");
+    nodes.push(span);
   });
   return nodes;
 }
