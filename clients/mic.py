@@ -254,6 +254,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--talkers", action="store_true", help="number who speaks across segments: [T1], [T2] (models with talkers)"
     )
+    p.add_argument(
+        "--no-endpointing",
+        action="store_true",
+        help="push-to-talk: no endpoints, a caption closes only when you press Enter (or at Ctrl-C)",
+    )
     p.add_argument("--json", action="store_true", help="print every server message as a JSON line instead of text")
     return p
 
@@ -337,7 +342,13 @@ async def _record_and_stream(
     try:
         mic.start()
         start = start_message(
-            rate, model=a.model, language=a.language, translate=translate, languages=languages, talkers=a.talkers
+            rate,
+            model=a.model,
+            language=a.language,
+            translate=translate,
+            languages=languages,
+            talkers=a.talkers,
+            endpointing=False if a.no_endpointing else None,
         )
         return await converse(a.url, start, timed_blocks(aiter(mic), rate), api_key=a.api_key, on_message=show)
     except asyncio.CancelledError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import signal
 import sys
@@ -247,6 +248,16 @@ def test_streaming_loop_reports_server_and_network_errors(server: Running) -> No
     assert result.error["code"] == "unknown_model" and result.close_code == 1008
     result = _stream("ws://127.0.0.1:9/v1/stream", pcm)
     assert result.error["code"] == "connect_failed"
+
+
+def test_push_to_talk_asks_for_no_endpoints(server: Running, monkeypatch, capsys) -> None:
+    """--no-endpointing: the start says "endpointing": false, so the whole recording is one caption at Ctrl-C."""
+    pcm = encode_audio(synthetic_audio(2.0, 5), "s16le")
+    monkeypatch.setitem(sys.modules, "sounddevice", FakeSoundDevice(audio=pcm))
+    assert mic.main(["--url", server.url, "--chunk-ms", "50", "--no-endpointing", "--json"]) == 0
+    msgs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert msgs[0]["type"] == "ready" and msgs[0]["endpointing"] is False
+    assert [m["segment"] for m in msgs if m["type"] == "final"] == [0]
 
 
 def test_mic_command_streams_until_ctrl_c(server: Running, monkeypatch, capsys) -> None:
