@@ -29,7 +29,7 @@ from server.bundle import BUNDLE_JSON, BundleError, load_bundle
 from server.engine import Engine, EngineConfig
 from server.messages import result_message
 from server.plan import UnsupportedOptionError
-from server.protocol import SEARCH_METHODS, dumps, transcript_response
+from server.protocol import MAX_ALTERNATIVES, SEARCH_METHODS, dumps, transcript_response
 from server.service import bundle_folders, default_model
 from server.settings import DEFAULT_BUNDLES, DEFAULT_MODEL, PROVIDERS, Settings
 from server.subtitles import FORMATS, render
@@ -116,14 +116,20 @@ async def transcribe_file(
     search: str | None = None,
     language: str | None = None,
     talkers: bool = False,
+    alternatives: int = 0,
+    endpointing: bool = True,
 ) -> dict:
     """The `POST /v1/transcribe` body for one recording, decoded in this process (`talkers`: finals number who
-    speaks, server/talkers.py).
+    speaks, server/talkers.py; `alternatives`: finals list the N likeliest transcripts, with beam search;
+    `endpointing` false: one segment for the whole recording).
 
     Raises:
         InputError: an unreadable file, an unknown model, a language the model lacks, talkers of a model without a
-            talker model.
+            talker model, alternatives with greedy search.
     """
+    if alternatives and search == "greedy":
+        raise InputError("--alternatives needs beam search: leave --search out or give beam")
+    search = "beam" if alternatives and search is None else search
     samples, rate = read_audio(path)
     folder = find_bundle(settings.bundles, model or settings.default_model)
     try:
@@ -139,7 +145,13 @@ async def transcribe_file(
         raise InputError(f"model {engine.name} {e}") from None
     await engine.start()
     try:
-        finals = [result_message(f) for f in await engine.recognize(samples, rate, search, plan, talkers=talkers)]
+        endpoint = None if endpointing else engine.config.endpoint.replaced(False)
+        finals = [
+            result_message(f)
+            for f in await engine.recognize(
+                samples, rate, search, plan, talkers=talkers, endpoint=endpoint, alternatives=alternatives
+            )
+        ]
     finally:
         await engine.close()
     return transcript_response(engine.name, samples.size / rate, finals)
@@ -166,6 +178,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--talkers", action="store_true", help="number who speaks across segments ([T1] in srt, <v Talker 1> in vtt)"
     )
     parser.add_argument(
+        "--alternatives",
+        type=int,
+        default=0,
+        metavar="N",
+        help="finals list the N likeliest transcripts (json; beam search; 1-10)",
+    )
+    parser.add_argument("--no-endpointing", action="store_true", help="one segment for the whole recording")
+    parser.add_argument(
         "--providers",
         type=str.lower,
         choices=PROVIDERS,
@@ -173,13 +193,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="onnxruntime providers: cpu (default), cuda, auto (CUDA when usable)",
     )
     args = parser.parse_args(argv)
+    if not 0 <= args.alternatives <= MAX_ALTERNATIVES:
+        parser.error(f"--alternatives must be 0-{MAX_ALTERNATIVES}")
     try:
         settings = Settings(bundles=args.bundles, providers=args.providers)
     except ValueError as e:  # a setting out of its range
         print(f"parley transcribe: {e}", file=sys.stderr)
         return 2
     try:
-        body = asyncio.run(transcribe_file(args.file, settings, args.model, args.search, args.language, args.talkers))
+        body = asyncio.run(
+            transcribe_file(
+                args.file,
+                settings,
+                args.model,
+                args.search,
+                args.language,
+                args.talkers,
+                args.alternatives,
+                not args.no_endpointing,
+            )
+        )
     except InputError as e:
         print(f"parley transcribe: {e}", file=sys.stderr)
         return 2

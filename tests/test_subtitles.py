@@ -101,6 +101,12 @@ def test_transcribe_formats_over_http_and_the_command_agree(server: Running, tin
     assert out.read_text() == srt.text  # in-process, the same engine settings: the same subtitles
     assert transcribe_main([*args, "--out", str(tmp_path / "a.json")]) == 0
     assert json.loads((tmp_path / "a.json").read_text())["text"] == js.json()["text"]
+    # alternatives and one segment, as the query parameters give them
+    more = post("?alternatives=2&endpointing=false").json()
+    assert transcribe_main([*args, "--alternatives", "2", "--no-endpointing", "--out", str(tmp_path / "b.json")]) == 0
+    mine = json.loads((tmp_path / "b.json").read_text())
+    assert mine["segments"] == more["segments"] and len(mine["segments"]) == 1
+    assert mine["segments"][0]["alternatives"][0]["text"] == mine["segments"][0]["text"]
 
 
 def test_transcribe_command_errors(tiny_bundles: Path, tmp_path: Path, capsys) -> None:
@@ -113,6 +119,10 @@ def test_transcribe_command_errors(tiny_bundles: Path, tmp_path: Path, capsys) -
     write_wav(tmp_path / "a.wav", audio(0.5, 1), SR)
     assert transcribe_main([str(tmp_path / "a.wav"), "--bundles", str(tiny_bundles), "--model", "nope"]) == 2
     assert "no model 'nope'" in capsys.readouterr().err
+    args = [str(tmp_path / "a.wav"), "--bundles", str(tiny_bundles), "--alternatives", "2", "--search", "greedy"]
+    assert transcribe_main(args) == 2 and "needs beam search" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        transcribe_main([str(tmp_path / "a.wav"), "--alternatives", "11"])
 
 
 def test_the_transcribe_command_passes_over_unreadable_bundles_and_defaults_as_the_server(tmp_path: Path) -> None:
