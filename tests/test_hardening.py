@@ -528,7 +528,8 @@ def _random_json(rng: random.Random, depth: int = 0):
     if depth > 3 or r < 0.35:
         return rng.choice([
             None, True, False, 0, -1, 16000, 48000.0, 16000.5, 10**400, -(10**400), 1e308, -0.0, float("nan"),
-            float("inf"), "", "s16le", "f32le", "start", "stop", "auto", "greedy", "beam", "\u0000", "\ud800",
+            float("inf"), "", "s16le", "f32le", "mulaw", "alaw", "start", "stop", "finalize", "auto", "greedy", "beam",
+            "\u0000", "\ud800",
             "x" * rng.choice([1, 129, 100_000]), "é" * 300, rng.random(),
         ])  # fmt: skip
     if r < 0.45:
@@ -536,6 +537,7 @@ def _random_json(rng: random.Random, depth: int = 0):
     if r < 0.5:  # long and flat
         return [rng.choice([0, "de", None, 1.5]) for _ in range(rng.choice([100, 3000]))]
     keys = ["type", "sample_rate", "encoding", "model", "partials", "search", "language", "translate", "languages"]
+    keys += ["endpointing", "alternatives", "silence_s", "silence_after_speech_s", "max_segment_s"]
     return {rng.choice([*keys, "x", "", "é"]): _random_json(rng, depth + 1) for _ in range(rng.randint(0, 6))}
 
 
@@ -543,7 +545,7 @@ def _text_message(rng: random.Random) -> str:
     r = rng.random()
     if r < 0.25:
         start = dict(START)
-        fields = [*start, "model", "search", "language", "translate", "languages", "x"]
+        fields = [*start, "model", "search", "language", "translate", "languages", "endpointing", "alternatives", "x"]
         for _ in range(rng.randint(1, 3)):
             start[rng.choice(fields)] = _random_json(rng)
         return json.dumps(start)
@@ -551,7 +553,20 @@ def _text_message(rng: random.Random) -> str:
         n = rng.choice([10, 999, 1001, 5000, 200_000])
         return rng.choice(["[", '{"a":', "[{"]) * n
     if r < 0.45:
-        return rng.choice(["", "{", "null", "[]", '"start"', "{}", '{"type": "stop", "x": 1}', "\x00" * 10, "é"])
+        return rng.choice(
+            [
+                "",
+                "{",
+                "null",
+                "[]",
+                '"start"',
+                "{}",
+                '{"type": "stop", "x": 1}',
+                "\x00" * 10,
+                "é",
+                '{"type": "finalize"}',
+            ]
+        )
     if r < 0.5:
         return json.dumps({"type": "start", "sample_rate": SR, "encoding": "s16le", **{str(i): i for i in range(9999)}})
     return json.dumps(_random_json(rng), allow_nan=True)
@@ -571,9 +586,10 @@ async def _fuzz_connection(url: str, rng: random.Random) -> tuple[int, list[dict
     """One connection: maybe a start (valid or not), some random messages, maybe a stop; reads until the close."""
     sends: list[str | bytes] = []
     if rng.random() < 0.7:
-        sends.append(json.dumps({**START, "encoding": rng.choice(["s16le", "f32le"])}))
+        sends.append(json.dumps({**START, "encoding": rng.choice(["s16le", "f32le", "mulaw", "alaw"])}))
     for _ in range(rng.randint(0, 4)):
-        sends.append(_text_message(rng) if rng.random() < 0.5 else _binary_message(rng))
+        r = rng.random()
+        sends.append(FINALIZE if r < 0.15 else _text_message(rng) if r < 0.55 else _binary_message(rng))
     if rng.random() < 0.5:
         sends.append(STOP)
     msgs: list[dict] = []
@@ -593,12 +609,14 @@ async def _fuzz_connection(url: str, rng: random.Random) -> tuple[int, list[dict
     return len(sends), msgs, code
 
 
+EXTRA_KEYS = ["alternatives", "endpointing", "silence_s", "max_segment_s", "talkers"]
+FINALIZE = json.dumps({"type": "finalize"})
+
+
 async def _fuzz_http(base: str, rng: random.Random, client: httpx.AsyncClient) -> int:
-    query = "&".join(
-        f"{rng.choice(['sample_rate', 'encoding', 'model', 'search', 'language', 'languages', 'translate', 'x'])}="
-        f"{rng.choice(['16000', '9' * 400, '-1', 'f32le', 's16le', 'x' * 300, '', 'auto', 'de,de', '%00', '1e9'])}"
-        for _ in range(rng.randint(0, 4))
-    )
+    keys = ["sample_rate", "encoding", "model", "search", "language", "languages", "translate", "x", *EXTRA_KEYS]
+    values = ["16000", "9" * 400, "-1", "f32le", "s16le", "mulaw", "x" * 300, "", "auto", "de,de", "%00", "1e9"]
+    query = "&".join(f"{rng.choice(keys)}={rng.choice(values)}" for _ in range(rng.randint(0, 4)))
     kind = rng.choice(["audio/wav", "application/octet-stream", "text/plain", "audio/wav; x=1", ""])
     r = await client.post(f"{base}/v1/transcribe?{query}", content=_binary_message(rng), headers={"content-type": kind})
     return r.status_code
