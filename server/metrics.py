@@ -297,6 +297,10 @@ class ServerMetrics:
         self.active_streams = r.gauge("parley_active_streams", "open WebSocket streams")
         self.streams = r.counter("parley_streams_total", "streams started", ["model", "protocol"])
         self.audio_seconds = r.counter("parley_audio_seconds_total", "seconds of audio processed", ["model"])
+        self.finalizes = r.counter("parley_finalizes_total", "finalize messages received", ["model"])
+        self.stream_encodings = r.counter(
+            "parley_stream_encodings_total", "streams started, by the audio encoding of their start", ["encoding"]
+        )
         self.chunk_latency = r.histogram(
             "parley_chunk_latency_seconds",
             "time from a chunk's last sample arriving to its results being sent",

@@ -323,7 +323,8 @@ class Session(Connection):
                 if isinstance(parsed, StartRequest):
                     await self._start(parsed)
                 elif isinstance(parsed, FinalizeRequest):
-                    assert self.stream is not None
+                    assert self.stream is not None and self.model is not None
+                    self.service.metrics.finalizes.labels(self.model).inc()
                     await self.stream.finalize()
                 else:
                     assert self.stream is not None
@@ -352,6 +353,7 @@ class Session(Connection):
         )
         self.model = engine.name
         svc.metrics.streams.labels(engine.name, "parley").inc()
+        svc.metrics.stream_encodings.labels(start.encoding).inc()
         log.info("session %s: %s, %d Hz %s, %s search", self.id, engine.name, start.sample_rate, start.encoding, search)
         await self._send(
             ready_message(

@@ -269,6 +269,8 @@ def test_finalize_closes_the_segment_and_the_stream_goes_on(server: Running, mod
     assert [m["segment"] for m in finals] == list(range(len(finals)))
     assert after and all(2.0 <= m["start"] <= m["end"] <= 3.5 for m in after), after
     assert all(2.0 <= w["start"] <= w["end"] <= 3.5 for m in after for w in m["words"]), after
+    assert server.metric('parley_finalizes_total{model="tiny-en"}') >= 2
+    assert server.metric('parley_stream_encodings_total{encoding="s16le"}') >= 2
     assert not any(m.get("finalized") for m in after) and all(
         m["start"] >= 2.0 for m in msgs if m["type"] == "partial" and m["segment"] > first["segment"]
     )
