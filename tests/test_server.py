@@ -759,3 +759,56 @@ def test_websocket_compression_only_when_turned_on(bundles: Path, compression: b
     with running(bundles, ws_compression=compression) as r:
         got = asyncio.run(asyncio.wait_for(extensions(r.url), TIMEOUT))
     assert (got is not None and "permessage-deflate" in got) == compression, got
+
+
+# ---- Phone calls through the Twilio bridge (clients/twilio.py) ----
+
+
+def test_the_twilio_bridge_captions_each_track_of_a_call(server: Running) -> None:
+    """Twilio's events for a call of two tracks (caller and callee, 20 ms of base64 mu-law each, interleaved as Twilio
+    sends them), through the bridge to the server: each track's finals come out with the call's ids, the same text as
+    the track's audio streamed as mu-law directly; noise around the events (marks, dtmf, bad JSON) is ignored."""
+    import base64
+
+    from clients import twilio
+
+    caller, callee = audio(1.5, 51, 8000), audio(1.5, 52, 8000)
+    codes = {"inbound": encode_audio(caller, "mulaw"), "outbound": encode_audio(callee, "mulaw")}
+    events = [
+        json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}),
+        json.dumps({
+            "event": "start", "sequenceNumber": "1", "streamSid": "MZ1",
+            "start": {"callSid": "CA1", "streamSid": "MZ1", "tracks": ["inbound", "outbound"],
+                      "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}},
+        }),
+        "not json",
+    ]  # fmt: skip
+    for i in range(0, len(codes["inbound"]), 160):
+        for track, data in codes.items():
+            payload = base64.b64encode(data[i : i + 160]).decode()
+            events.append(
+                json.dumps({"event": "media", "streamSid": "MZ1", "media": {"track": track, "payload": payload}})
+            )
+        if i == 3200:
+            events.append(json.dumps({"event": "mark", "streamSid": "MZ1", "mark": {"name": "x"}}))
+    events.append(json.dumps({"event": "stop", "streamSid": "MZ1", "stop": {"callSid": "CA1"}}))
+
+    async def feed():
+        for e in events:
+            yield e
+            await asyncio.sleep(0)
+
+    out: list[dict] = []
+    opts = twilio.Options(url=server.url)
+    asyncio.run(asyncio.wait_for(twilio.bridge_call(feed(), opts, out.append), TIMEOUT))
+    assert out and all(m["call"] == "CA1" and m["stream"] == "MZ1" and m["type"] == "final" for m in out), out
+    for track, x in (("inbound", caller), ("outbound", callee)):
+        direct = stream(server.url, x, 8000, encoding="mulaw", chunk_ms=20)
+        assert [m["text"] for m in out if m["track"] == track] == [f["text"] for f in direct.finals], (track, out)
+    bad = twilio.Options(url="ws://127.0.0.1:9/v1/stream")
+    errors: list[dict] = []
+    asyncio.run(asyncio.wait_for(twilio.bridge_call(feed(), bad, errors.append), TIMEOUT))
+    assert {(m["track"], m["type"], m["code"]) for m in errors} == {
+        ("inbound", "error", "connect_failed"),
+        ("outbound", "error", "connect_failed"),
+    }
