@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import numpy as np
@@ -181,42 +181,36 @@ async def read_request(
         fields["hotwords"] = [x for x in q["hotwords"].split(",") if x.strip()]
     if q.get("lm"):
         fields["lm"] = q["lm"]
-    if q.get("talkers"):
-        if q["talkers"] not in ("true", "false"):
-            raise ProtocolError(INVALID_VALUE, f"talkers must be true or false, got {preview(q['talkers'])}")
-        fields["talkers"] = q["talkers"] == "true"
-    if q.get("alternatives"):
-        try:
-            fields["alternatives"] = int(q["alternatives"])
-        except ValueError:
-            raise ProtocolError(
-                INVALID_VALUE, f"alternatives must be an integer, got {preview(q['alternatives'])}"
-            ) from None
-    if q.get("endpointing"):
-        if q["endpointing"] not in ("true", "false"):
-            raise ProtocolError(INVALID_VALUE, f"endpointing must be true or false, got {preview(q['endpointing'])}")
-        fields["endpointing"] = q["endpointing"] == "true"
-    times = {}
-    for key in ENDPOINT_BOUNDS:
+    for key in ("talkers", "endpointing"):
         if q.get(key):
-            try:
-                times[key] = float(q[key])
-            except ValueError:
-                raise ProtocolError(INVALID_VALUE, f"{key} must be a number, got {preview(q[key])}") from None
+            fields[key] = _query_value(q, key, "true or false", lambda v: {"true": True, "false": False}[v])
+    if q.get("alternatives"):
+        fields["alternatives"] = _query_value(q, "alternatives", "an integer", int)
+    times = {key: _query_value(q, key, "a number", float) for key in ENDPOINT_BOUNDS if q.get(key)}
     if times:  # the times of a stream's own rules, which turn endpointing on
         if fields.get("endpointing") is False:
             raise ProtocolError(INVALID_VALUE, f"endpointing=false with {sorted(times)}: give one or the other")
         fields["endpointing"] = times
-    for key in ("lm_scale", "ilm_scale", "lodr_scale"):
-        if q.get(key):
-            try:
-                fields[key] = float(q[key])
-            except ValueError:
-                raise ProtocolError(INVALID_VALUE, f"{key} must be a number, got {preview(q[key])}") from None
+    fields.update({key: _query_value(q, key, "a number", float) for key in FUSION_SCALES if q.get(key)})
     start = start_from_dict(fields)  # the rate range, search and names, checked as a start message is
     if kind in RAW_TYPES:
         samples = await asyncio.to_thread(decode_audio_message, bytes(body), encoding)
     return samples, rate, start
+
+
+FUSION_SCALES = ("lm_scale", "ilm_scale", "lodr_scale")
+
+
+def _query_value(q: Mapping[str, str], key: str, expected: str, parse: Callable[[str], Any]) -> Any:
+    """Query parameter `key` parsed by `parse` (which raises ValueError or KeyError for a bad value).
+
+    Raises:
+        ProtocolError: invalid_value, saying what `key` must be.
+    """
+    try:
+        return parse(q[key])
+    except (ValueError, KeyError):
+        raise ProtocolError(INVALID_VALUE, f"{key} must be {expected}, got {preview(q[key])}") from None
 
 
 async def read_body(request: Request, limit: int, idle_s: float, min_rate: int) -> bytearray:
