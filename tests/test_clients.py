@@ -131,13 +131,15 @@ def tone(seconds: float, rate: int = 16000) -> np.ndarray:
 
 
 def test_real_time_pacing_and_messages(server: FakeServer) -> None:
+    began = time.monotonic()
     r = asyncio.run(run_stream(server.url, tone(0.5), 16000, chunk_ms=100, speed=1.0, model="fake", api_key="k"))
     assert r.ok, r.error
     assert len(r.chunks) == 5 and server.chunk_bytes[-5:] == [3200] * 5
     assert [c.audio_end for c in r.chunks] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
-    # Chunk k leaves when its last sample would have been recorded: 0.1 s apart, 0.4 s from first to last.
-    gaps = np.diff([c.sent_at for c in r.chunks])
-    assert gaps.min() > 0.08 and 0.38 < r.chunks[-1].sent_at - r.chunks[0].sent_at < 0.6, gaps
+    # Chunk k never leaves before its last sample would have been recorded (a loaded machine may send it later,
+    # so only the lower bound is asserted: a pacer that sent at once would fail it).
+    for c in r.chunks:
+        assert c.sent_at - began >= c.audio_end - 0.005, (c.sent_at - began, c.audio_end)
     assert r.text == TEXT and r.close_code == 1000
     assert server.starts[-1] == {
         "type": "start",
@@ -151,9 +153,11 @@ def test_real_time_pacing_and_messages(server: FakeServer) -> None:
 
 
 def test_speed_zero_sends_at_once(server: FakeServer) -> None:
-    t = time.monotonic()
-    r = asyncio.run(run_stream(server.url, tone(2.0, 8000), 8000, chunk_ms=50, speed=0))
-    assert r.ok and len(r.chunks) == 40 and time.monotonic() - t < 1.5
+    began = time.monotonic()
+    r = asyncio.run(run_stream(server.url, tone(8.0, 8000), 8000, chunk_ms=200, speed=0))
+    assert r.ok and len(r.chunks) == 40
+    # Paced, the last chunk could not leave before 8 s; unpaced it leaves as soon as the connection takes it.
+    assert r.chunks[-1].sent_at - began < 4.0
     assert server.starts[-1]["sample_rate"] == 8000
 
 
@@ -359,10 +363,9 @@ def test_loadtest_stops_on_a_refusal_and_backs_off_when_full(server: FakeServer,
     clips = loadtest.load_clips(files, None)
     opts = loadtest.Options(url=server.url, chunk_ms=100, speed=0, duration=1.0)
     server.fake.refuse = "unauthorized"
-    t = time.monotonic()
     level = asyncio.run(loadtest.run_level(clips, 2, opts))
+    # One try per worker: a worker that retried until --duration ran out would have streamed hundreds.
     assert level["errors"] == {"unauthorized": 2} and level["files_streamed"] == 2, level
-    assert time.monotonic() - t < 0.9
     server.fake.refuse = "server_full"
     level = asyncio.run(loadtest.run_level(clips, 1, opts))
     # 0.1 + 0.2 + 0.4 s of backoff fit in 1 s: 4 or 5 tries, not hundreds.

@@ -322,7 +322,7 @@ def test_a_drain_while_ready_is_sent_ends_at_once(tmp_path: Path) -> None:
 
     client, took = asyncio.run(go())
     assert [m.get("code") for m in client.sent] == ["shutting_down"] and client.close_code == 1001, client.sent
-    assert took < 1.0, f"the drain took {took:.1f} s"
+    assert took < 3.0, f"the drain took {took:.1f} s"  # at once, not after a wait for audio that never comes
 
 
 # ---- HTTP: headers, keys, status codes ----
