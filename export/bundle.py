@@ -75,8 +75,11 @@ def _earlier_stages(cfg: dict, depth: int = 5) -> list[dict]:
     stages = []
     while cfg.get("init") and Path(cfg["init"]).is_file() and len(stages) < depth:
         ck = torch.load(cfg["init"], map_location="cpu", weights_only=False)
+        grown = {"grown": ck["grown"]["layers"]} if "grown" in ck else {}  # models/train/grow.py: [old, new]
         if "from_bundle" in ck:  # weights recovered from a committed bundle (models/train/warmstart.py)
-            stages.append({"checkpoint": "", "from_bundle": Path(ck["from_bundle"]).name, "steps": 0, "train_hours": 0})
+            stages.append(
+                {"checkpoint": "", "from_bundle": Path(ck["from_bundle"]).name, "steps": 0, "train_hours": 0} | grown
+            )
             stages.extend(_bundle_stages(ck.get("bundle_training") or {}))
             break
         cfg, state = ck.get("train_config", {}), ck.get("state", {})
@@ -91,6 +94,7 @@ def _earlier_stages(cfg: dict, depth: int = 5) -> list[dict]:
                 "dropout": cfg.get("encoder", {}).get("dropout"),
                 "amp": cfg.get("amp", "none"),
             }
+            | grown
         )
     return stages
 
@@ -286,15 +290,23 @@ def model_card(bundle: dict) -> str:
         f"- {t['steps']} steps, {t['epochs']} epochs, {t['train_hours']} h on {t['hardware']}",
         f"- best dev WER: {_pct(t['best_dev_wer'])}, last dev WER: {_pct(t['last_dev_wer'])}",
         *[
-            f"- before that (`--init`): the weights of the bundle {e['from_bundle']} as it was then (recovered from "
-            "its ONNX files by models/train/warmstart.py)"
-            if "from_bundle" in e
-            else f"- before that (`--init`), {_run_where(e['checkpoint'])}: {e['steps']} steps, {e['epochs']} epochs, "
-            f"{e['train_hours']} h (lr {e['lr']}, {e['max_seconds']} s batches"
-            + (f", dropout {e['dropout']}" if e.get("dropout") is not None else "")
-            + f", amp {e['amp']}"
-            + (f", {e['data_hours']} h of data" if e.get("data_hours") else "")
-            + ")"
+            (
+                f"- before that (`--init`): the weights of the bundle {e['from_bundle']} as it was then (recovered "
+                "from its ONNX files by models/train/warmstart.py)"
+                if "from_bundle" in e
+                else f"- before that (`--init`), {_run_where(e['checkpoint'])}: {e['steps']} steps, {e['epochs']} "
+                f"epochs, {e['train_hours']} h (lr {e['lr']}, {e['max_seconds']} s batches"
+                + (f", dropout {e['dropout']}" if e.get("dropout") is not None else "")
+                + f", amp {e['amp']}"
+                + (f", {e['data_hours']} h of data" if e.get("data_hours") else "")
+                + ")"
+            )
+            + (
+                f", then grown from {e['grown'][0]} to {e['grown'][1]} encoder layers (new layers as the identity; "
+                "models/train/grow.py)"
+                if e.get("grown")
+                else ""
+            )
             for e in t.get("started_from", [])
         ],
         *(
