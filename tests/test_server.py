@@ -764,26 +764,22 @@ def test_websocket_compression_only_when_turned_on(bundles: Path, compression: b
 # ---- Phone calls through the Twilio bridge (clients/twilio.py) ----
 
 
-def test_the_twilio_bridge_captions_each_track_of_a_call(server: Running) -> None:
-    """Twilio's events for a call of two tracks (caller and callee, 20 ms of base64 mu-law each, interleaved as Twilio
-    sends them), through the bridge to the server: each track's finals come out with the call's ids, the same text as
-    the track's audio streamed as mu-law directly; noise around the events (marks, dtmf, bad JSON) is ignored."""
+def _twilio_call(tracks: dict[str, np.ndarray], call: str = "CA1") -> list[str]:
+    """Twilio's events for a call: start, each track's audio as mu-law in 20 ms media events (interleaved as Twilio
+    sends them), noise around them (bad JSON, a mark) and stop."""
     import base64
 
-    from clients import twilio
-
-    caller, callee = audio(1.5, 51, 8000), audio(1.5, 52, 8000)
-    codes = {"inbound": encode_audio(caller, "mulaw"), "outbound": encode_audio(callee, "mulaw")}
+    codes = {t: encode_audio(x, "mulaw") for t, x in tracks.items()}
     events = [
         json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}),
         json.dumps({
             "event": "start", "sequenceNumber": "1", "streamSid": "MZ1",
-            "start": {"callSid": "CA1", "streamSid": "MZ1", "tracks": ["inbound", "outbound"],
+            "start": {"callSid": call, "streamSid": "MZ1", "tracks": list(tracks),
                       "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}},
         }),
         "not json",
     ]  # fmt: skip
-    for i in range(0, len(codes["inbound"]), 160):
+    for i in range(0, max(len(c) for c in codes.values()), 160):
         for track, data in codes.items():
             payload = base64.b64encode(data[i : i + 160]).decode()
             events.append(
@@ -791,24 +787,99 @@ def test_the_twilio_bridge_captions_each_track_of_a_call(server: Running) -> Non
             )
         if i == 3200:
             events.append(json.dumps({"event": "mark", "streamSid": "MZ1", "mark": {"name": "x"}}))
-    events.append(json.dumps({"event": "stop", "streamSid": "MZ1", "stop": {"callSid": "CA1"}}))
+    events.append(json.dumps({"event": "stop", "streamSid": "MZ1", "stop": {"callSid": call}}))
+    return events
 
-    async def feed():
-        for e in events:
-            yield e
-            await asyncio.sleep(0)
 
+async def _feed(events: list[str], pace_s: float = 0.0):
+    """The events as Twilio's socket gives them, each media event `pace_s` after the last (0: at once)."""
+    for e in events:
+        yield e
+        await asyncio.sleep(pace_s if '"media"' in e else 0)
+
+
+def test_the_twilio_bridge_captions_each_track_of_a_call(server: Running) -> None:
+    """Twilio's events for a call of two tracks (caller and callee), through the bridge to the server: each track's
+    finals come out with the call's ids, the same text as the track's audio streamed as mu-law directly; noise around
+    the events (marks, dtmf, bad JSON) is ignored."""
+    from clients import twilio
+
+    caller, callee = audio(1.5, 51, 8000), audio(1.5, 52, 8000)
+    events = _twilio_call({"inbound": caller, "outbound": callee})
     out: list[dict] = []
     opts = twilio.Options(url=server.url)
-    asyncio.run(asyncio.wait_for(twilio.bridge_call(feed(), opts, out.append), TIMEOUT))
+    asyncio.run(asyncio.wait_for(twilio.bridge_call(_feed(events), opts, out.append), TIMEOUT))
     assert out and all(m["call"] == "CA1" and m["stream"] == "MZ1" and m["type"] == "final" for m in out), out
     for track, x in (("inbound", caller), ("outbound", callee)):
         direct = stream(server.url, x, 8000, encoding="mulaw", chunk_ms=20)
         assert [m["text"] for m in out if m["track"] == track] == [f["text"] for f in direct.finals], (track, out)
-    bad = twilio.Options(url="ws://127.0.0.1:9/v1/stream")
+    bad = twilio.Options(url="ws://127.0.0.1:9/v1/stream", retry=False)
     errors: list[dict] = []
-    asyncio.run(asyncio.wait_for(twilio.bridge_call(feed(), bad, errors.append), TIMEOUT))
+    asyncio.run(asyncio.wait_for(twilio.bridge_call(_feed(events), bad, errors.append), TIMEOUT))
     assert {(m["track"], m["type"], m["code"]) for m in errors} == {
         ("inbound", "error", "connect_failed"),
         ("outbound", "error", "connect_failed"),
     }
+
+
+def test_the_twilio_bridge_waits_out_a_full_server_and_loses_no_audio(bundles: Path) -> None:
+    """The server is full when the call starts: the bridge keeps the call's audio, tries again with backoff, and
+    once a slot frees the track's finals are those of the whole track streamed directly."""
+    from clients import twilio
+
+    x = audio(1.5, 53, 8000)
+    with running(bundles, endpointing=False, max_connections=1) as r:
+        direct = stream(r.url, x, 8000, encoding="mulaw", chunk_ms=20)
+
+        async def go() -> list[dict]:
+            out: list[dict] = []
+            async with connect(r.url) as held:
+                await held.send(json.dumps(START))
+                assert json.loads(await held.recv())["type"] == "ready"
+                call = asyncio.create_task(
+                    twilio.bridge_call(_feed(_twilio_call({"inbound": x})), twilio.Options(url=r.url), out.append)
+                )
+                await asyncio.sleep(0.8)  # the bridge's first tries are refused (server_full)
+                assert not call.done()
+            await asyncio.wait_for(call, TIMEOUT)
+            return out
+
+        out = asyncio.run(go())
+    assert [m["type"] for m in out] == ["final"] * len(direct.finals), out
+    assert [m["text"] for m in out] == [f["text"] for f in direct.finals] and out[-1]["end"] == pytest.approx(
+        1.5, abs=0.05
+    )
+
+
+def test_the_twilio_bridge_carries_a_call_across_a_server_restart(bundles: Path) -> None:
+    """A rolling restart in the middle of a call: the server drains (the open segment's final, shutting_down), is down
+    for a moment and comes back on the same port. The bridge reopens the stream and resends what the drained
+    server's final did not cover, so the finals cover the call end to end on the call's clock, numbered on."""
+    from clients import twilio
+
+    x = audio(3.0, 54, 8000)
+    settings = {"bundles": bundles, "intra_op_threads": 1, "log_level": "warning", "endpointing": False}
+    first = Running(Settings(port=0, drain_timeout_s=0.2, **settings))
+    port = first.port
+    out: list[dict] = []
+
+    async def go() -> None:
+        call = asyncio.create_task(
+            twilio.bridge_call(_feed(_twilio_call({"inbound": x}), 0.02), twilio.Options(url=first.url), out.append)
+        )
+        await asyncio.sleep(1.2)
+        await asyncio.to_thread(first.stop)
+        await asyncio.sleep(0.5)  # down: the bridge's reconnects fail (connect_failed) and it keeps the audio
+        second = await asyncio.to_thread(Running, Settings(port=port, **settings))
+        try:
+            await asyncio.wait_for(call, TIMEOUT)
+        finally:
+            await asyncio.to_thread(second.stop)
+
+    asyncio.run(go())
+    assert [m["type"] for m in out] == ["final"] * len(out) and len(out) >= 2, out
+    assert [m["segment"] for m in out] == list(range(len(out))), out
+    assert out[0]["start"] == 0.0 and 0.5 < out[0]["end"] < 2.5, out
+    for a, b in itertools.pairwise(out):
+        assert b["start"] == pytest.approx(a["end"], abs=0.001), out  # resumed where the last final ended
+    assert out[-1]["end"] == pytest.approx(3.0, abs=0.05), out
