@@ -255,6 +255,28 @@ class Planner:
             self._server_cache[h] = phrases
         return self._server_cache[h]
 
+    def writable_hotwords(self, plan: HeadPlan, phrases: Sequence[str]) -> list[str]:
+        """The phrases `adapt` would take as hotwords of `plan`, in order, each once, at most `max_hotwords`: those
+        within the length limits that every captioning head's tokenizer can write. For clients whose protocol has
+        no error to give (Vosk's `phrase_list`): what the model cannot use is left out instead of refused."""
+        cfg, kept, seen = self.limits, [], set()
+        for phrase in phrases:
+            if len(kept) == cfg.max_hotwords:
+                break
+            if phrase in seen or len(phrase) > cfg.max_hotword_chars:
+                continue
+            try:
+                ok = all(
+                    len(phrase_tokens(self.model.heads[h].head.sp, phrase)) <= cfg.max_hotword_tokens
+                    for h in plan.captions
+                )
+            except ValueError:
+                ok = False
+            if ok:
+                kept.append(phrase)
+                seen.add(phrase)
+        return kept
+
     def adapt(self, plan: HeadPlan, adaptation: Adaptation) -> HeadAdaptation:
         """The hotword graph, LM fusion and hotword respeller of each head `plan` may caption with.
 

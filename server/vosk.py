@@ -40,6 +40,7 @@ from starlette.websockets import WebSocket
 
 from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
 from server.batcher import Stream, StreamClosedError
+from server.plan import Adaptation
 from server.protocol import (
     BAD_JSON,
     BAD_MESSAGE,
@@ -53,6 +54,7 @@ from server.protocol import (
     decode_audio_message,
     preview,
 )
+from server.protocol import MAX_ALTERNATIVES as STREAM_MAX_ALTERNATIVES
 from server.recognizer import Final, Word
 from server.session import FLUSH_TIMEOUT_S, Connection, EngineFailureError, GoneError, IdleClock, settle
 
@@ -66,8 +68,8 @@ VOSK_PATH = "/"
 # (VOSK_SHOW_WORDS), one best result (VOSK_MAX_ALTERNATIVES 0).
 DEFAULT_SAMPLE_RATE = 8000
 DEFAULT_WORDS = True
-MAX_ALTERNATIVES = 100  # a bound on the config value; Parley answers one alternative whatever is asked
-_MAX_PHRASES = 10_000  # phrase_list entries accepted (and ignored until per-stream hotwords, issue 20)
+MAX_ALTERNATIVES = 100  # a bound on the config value; Parley lists at most protocol.MAX_ALTERNATIVES (the beam's)
+_MAX_PHRASES = 10_000  # phrase_list entries accepted; the first max_hotwords the model can write become hotwords
 _MAX_REASON_BYTES = 123  # RFC 6455: a close frame's reason, in UTF-8
 
 
@@ -75,7 +77,7 @@ _MAX_REASON_BYTES = 123  # RFC 6455: a close frame's reason, in UTF-8
 class VoskConfig:
     """A Vosk client's configuration (its optional first text message).
 
-    `phrase_list` is accepted and kept, but does not change recognition yet (issue 20, per-stream hotwords).
+    `phrase_list` becomes the stream's hotwords (biasing, not Vosk's grammar restriction; docs/vosk.md).
     """
 
     sample_rate: int = DEFAULT_SAMPLE_RATE
@@ -184,18 +186,38 @@ def result_reply(finals: Sequence[Final], config: VoskConfig, offset: float = 0.
     text = " ".join(f.text for f in finals if f.text)
     words = [w for f in finals for w in f.words]
     if config.max_alternatives > 0:
-        # Vosk's n-best list. Parley's engine keeps the best path only: one alternative, its confidence the mean of
-        # its words' (vosk-server's is a lattice score; clients rank by it, which one entry leaves unchanged).
-        mean = sum(_conf(w) for w in words) / len(words) if words else 0.0
-        alt: dict[str, Any] = {"confidence": round(mean, 6)}
-        if config.words and words:
-            alt["result"] = [_word(w, offset, conf=False) for w in words]
-        alt["text"] = text
-        return {"alternatives": [alt]}
+        return {"alternatives": _alternatives(finals, config, offset, text, words)}
     out: dict[str, Any] = {}
     if config.words and words:  # vosk-server leaves "result" out when it has no word to list
         out["result"] = [_word(w, offset) for w in words]
     out["text"] = text
+    return out
+
+
+def _alternatives(
+    finals: Sequence[Final], config: VoskConfig, offset: float, text: str, words: Sequence[Word]
+) -> list[dict]:
+    """Vosk's n-best list of one reply: the k-th alternative joins each final's k-th likeliest transcript (its best
+    where it has fewer), its confidence the product of their shares of the beam's probability (vosk-server's is a
+    lattice score; clients rank by it). The first is the reply's text with its words (no `conf`, as in Vosk); the
+    others have no word times. Finals of a stream without alternatives (greedy) give one entry, its confidence the
+    mean of its words'."""
+    ranked = [f.alternatives or ((f.text, 1.0),) for f in finals]
+    n = min(config.max_alternatives, max((len(r) for r in ranked), default=1))
+    if not any(f.alternatives for f in finals):
+        confidences = [sum(_conf(w) for w in words) / len(words) if words else 0.0]
+    else:
+        confidences = [math.prod(r[min(k, len(r) - 1)][1] for r in ranked) for k in range(n)]
+    out = []
+    for k, confidence in enumerate(confidences):
+        alt: dict[str, Any] = {"confidence": round(confidence, 6)}
+        if k == 0:
+            if config.words and words:
+                alt["result"] = [_word(w, offset, conf=False) for w in words]
+            alt["text"] = text
+        else:
+            alt["text"] = " ".join(t for r in ranked if (t := r[min(k, len(r) - 1)][0]))
+        out.append(alt)
     return out
 
 
@@ -314,12 +336,28 @@ class VoskSession(Connection):
     def _open(self) -> None:
         svc = self.service
         engine, search, plan = svc.resolve(self.config.model, None, None, ())
-        self.stream = engine.open_stream(self.config.sample_rate, search, True, plan)
+        # phrase_list: hotwords, those the model can write (Vosk clients get no error for the others, and "[unk]"
+        # is Vosk's grammar filler, not a phrase); max_alternatives: the beam's likeliest transcripts.
+        phrases = [p for p in self.config.phrase_list if p.strip() and "[" not in p]
+        hotwords = engine.planner.writable_hotwords(plan, phrases) if phrases else []
+        adaptation = Adaptation(tuple((p, None) for p in hotwords)) if hotwords else None
+        alternatives = min(self.config.max_alternatives, STREAM_MAX_ALTERNATIVES)
+        if adaptation is not None or alternatives:
+            engine, search, plan = svc.resolve(self.config.model, "beam", None, (), adaptation=adaptation)
+        self.stream = engine.open_stream(
+            self.config.sample_rate, search, True, plan, adaptation, alternatives=alternatives
+        )
         if self.model is None:  # a reset opens a new engine stream of the same client stream: counted once
             svc.metrics.streams.labels(engine.name, "vosk").inc()
-            log.info("vosk session %s: %s, %d Hz", self.id, engine.name, self.config.sample_rate)
-            if self.config.phrase_list:
-                log.info("vosk session %s: phrase_list of %d ignored", self.id, len(self.config.phrase_list))
+            log.info("vosk session %s: %s, %d Hz, %s search", self.id, engine.name, self.config.sample_rate, search)
+            if len(hotwords) < len(self.config.phrase_list):
+                log.info(
+                    "vosk session %s: %d of %d phrase_list entries as hotwords (the others: fillers, repeats, beyond "
+                    "the limits or not writable by the model)",
+                    self.id,
+                    len(hotwords),
+                    len(self.config.phrase_list),
+                )
         self.model = engine.name
         self._progress.clear()
         self._collector = asyncio.create_task(self._collect(self.stream), name=f"parley-vosk-collect-{self.id}")

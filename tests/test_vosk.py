@@ -188,11 +188,23 @@ def test_options_rates_reset_and_phrase_list(server: Running, model: StreamingTr
     replies, code = vosk_session(vosk_url(server), x, rate=8000)
     assert code == 1000 and replies[-1]["text"] == offline(model, wire(x), 8000)
     assert ("result" in replies[-1]) == bool(replies[-1]["text"])
-    cfg = {"sample_rate": 8000, "words": False, "phrase_list": ["set a timer", "[unk]"]}
+    # phrase_list: the stream's hotwords (what the model can write of it: Vosk's "[unk]" filler, repeats and
+    # characters the model has no piece for are left out, not refused), so the result is /v1/stream's with them.
+    phrases = ["set a timer", "[unk]", "set a timer", "zq\u2603"]
+    cfg = {"sample_rate": 8000, "words": False, "phrase_list": phrases}
     replies, _ = vosk_session(vosk_url(server), x, rate=8000, config=cfg)
-    assert set(replies[-1]) == {"text"} and replies[-1]["text"] == offline(model, wire(x), 8000)
-    replies, _ = vosk_session(vosk_url(server), x, rate=8000, config={"sample_rate": 8000, "max_alternatives": 3})
-    assert [a["text"] for a in replies[-1]["alternatives"]] == [offline(model, wire(x), 8000)]
+    boosted = stream(server.url, x, 8000, start_fields={"hotwords": ["set a timer"]})
+    plain = stream(server.url, x, 8000, search="beam")
+    assert set(replies[-1]) == {"text"} and replies[-1]["text"] == boosted.text
+    assert boosted.text != plain.text, "the hotword should change what this model writes"
+    # max_alternatives: the beam's likeliest transcripts, as /v1/stream's alternatives, the first with its words.
+    cfg = {"sample_rate": 8000, "max_alternatives": 3}
+    replies, _ = vosk_session(vosk_url(server), x, rate=8000, config=cfg)
+    listed = stream(server.url, x, 8000, start_fields={"alternatives": 3}).finals[-1]["alternatives"]
+    alts = replies[-1]["alternatives"]
+    assert [a["text"] for a in alts] == [a["text"] for a in listed] and len(alts) > 1, (alts, listed)
+    assert [a["confidence"] for a in alts] == pytest.approx([a["confidence"] for a in listed], abs=1e-3)
+    assert "result" in alts[0] and all("result" not in a for a in alts[1:])
     # reset: the first second's result, then the rest's, whose times go on from the first second.
     y = audio(2.0, 6)
     replies, code = vosk_session(vosk_url(server), y, config={"sample_rate": SR}, reset_after=5)
