@@ -36,15 +36,26 @@ _GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
 
 
 def read_wav(path: str | os.PathLike | BinaryIO) -> tuple[np.ndarray, int]:
+    """A WAV file's samples `(T,)` float32 in [-1, 1], its channels averaged, and its rate in Hz: `read_wav_channels`
+    mixed down to one channel.
+
+    Raises:
+        ValueError: see `read_wav_channels`.
+    """
+    x, rate = read_wav_channels(path)
+    return (x[0] if x.shape[0] == 1 else x.mean(axis=0, dtype=np.float32)), rate
+
+
+def read_wav_channels(path: str | os.PathLike | BinaryIO) -> tuple[np.ndarray, int]:
     """Reads a WAV file (8/16/24/32-bit integer PCM, 32/64-bit float, or 8-bit G.711 mu-law / A-law as telephone
-    systems record; any channel count, channels are averaged): a path, or a binary file object (`io.BytesIO(body)`
-    for an upload). WAVE_FORMAT_EXTENSIBLE files (what ffmpeg and sox write for more than 2 channels or 16 bits) read
-    like plain ones; float samples are clipped to [-1, 1] (NaN or infinite ones are an error); data cut off inside a
+    systems record; any channel count): a path, or a binary file object (`io.BytesIO(body)` for an upload).
+    WAVE_FORMAT_EXTENSIBLE files (what ffmpeg and sox write for more than 2 channels or 16 bits) read like plain
+    ones; float samples are clipped to [-1, 1] (NaN or infinite ones are an error); data cut off inside a
     frame is dropped to the last whole frame, and data sizes past the end of the file or 0 (a WAV written to a pipe)
     read to the end.
 
     Returns:
-        samples `(T,)` float32 in [-1, 1], and the sample rate in Hz.
+        samples `(C, T)` float32 in [-1, 1], one row per channel, and the sample rate in Hz.
 
     Raises:
         ValueError: the file is not a PCM WAV file Parley can read (the message says why).
@@ -78,9 +89,7 @@ def read_wav(path: str | os.PathLike | BinaryIO) -> tuple[np.ndarray, int]:
         x = (((b[:, 0] << 8) | (b[:, 1] << 16) | (b[:, 2] << 24)).astype(np.float64) / 2147483648.0).astype(np.float32)
     else:
         x = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
-    if channels > 1:
-        x = x.reshape(-1, channels).mean(axis=1)
-    return x, rate
+    return np.ascontiguousarray(x.reshape(-1, channels).T), rate
 
 
 def _parse_wav(data: bytes) -> tuple[int, int, int, int, bytes]:

@@ -6,9 +6,10 @@ Other protocols map the same results their own way (server/vosk.py); the recogni
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from server.protocol import Word, final_message, partial_message
+from server.protocol import Word, final_message, partial_message, transcript_response
 from server.recognizer import Final, Partial, Result
 
 
@@ -37,3 +38,22 @@ def result_message(result: Result) -> dict:
     if isinstance(result, Partial) and result.stable is not None:
         extra["stable"] = result.stable
     return partial_message(result.segment, result.text, result.start, result.end, **extra)
+
+
+def multichannel_transcript(model: str, duration: float, channels: Sequence[Sequence[Final]]) -> dict:
+    """The POST /v1/transcribe body of a recording whose channels were transcribed one by one (`channels[c]`:
+    channel c's finals): every final marked with its `channel`, all in order of start time (channel order among
+    equal starts), and `channels`, each channel's own transcript (its finals' text, and `display` where they have
+    it), since the top-level text interleaves them."""
+    finals = sorted(
+        ({**result_message(f), "channel": c} for c, own in enumerate(channels) for f in own),
+        key=lambda m: (m["start"], m["channel"]),
+    )
+    summary = []
+    for c in range(len(channels)):
+        own = [f for f in finals if f["channel"] == c and f["text"]]
+        entry: dict[str, Any] = {"channel": c, "text": " ".join(f["text"] for f in own)}
+        if any("display" in f for f in own):
+            entry["display"] = " ".join(f.get("display", f["text"]) for f in own)
+        summary.append(entry)
+    return transcript_response(model, duration, finals, channels=summary)

@@ -6,8 +6,11 @@ have sent), SubRip or WebVTT (`?format=json|srt|vtt`).
 The body is a WAV file (`audio/wav`) or raw PCM (`application/octet-stream` with `?sample_rate=` and `?encoding=`);
 the other query parameters are a start message's (docs/protocol.md): model, search, language, languages,
 translate, hotwords, lm, lm_scale, ilm_scale, lodr_scale, talkers, alternatives, endpointing and the endpoint times
-(silence_s, silence_after_speech_s, max_segment_s). Errors are JSON error messages with the status
-`HTTP_STATUS` gives, and every answer is counted by status in `parley_transcribe_requests_total`.
+(silence_s, silence_after_speech_s, max_segment_s). A recording of several channels is mixed down to one, unless
+`?multichannel=true`: then each channel is transcribed on its own (a call recorded with the caller on one channel and
+the agent on the other), its finals marked with their `channel`, all in order of start time (raw PCM says how many
+channels it interleaves with `?channels=`). Errors are JSON error messages with the status `HTTP_STATUS` gives, and
+every answer is counted by status in `parley_transcribe_requests_total`.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
-from parley.audio import ENCODINGS, read_wav
+from parley.audio import ENCODINGS, read_wav_channels
 from server.deps import ServiceDep, SettingsDep, error_response, require_api_key
-from server.messages import result_message
+from server.messages import multichannel_transcript, result_message
 from server.metrics import ServerMetrics
 from server.protocol import (
     BAD_AUDIO,
@@ -55,6 +58,7 @@ RAW_TYPES = ("application/octet-stream",)
 # The status a request is counted under when its client disconnects before sending its whole body (nginx's 499):
 # no answer reaches anyone, and it is not the server's fault, so it is neither a 4xx the client saw nor a 500.
 CLIENT_CLOSED_REQUEST = 499
+MAX_CHANNELS = 8  # channels a multichannel request may transcribe (each decoded as a stream of its own)
 
 
 class _TranscribeRoute(APIRoute):
@@ -96,33 +100,57 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
     refusal = service.admit()
     if refusal is not None:
         raise refusal
-    service.connections += 1
+    held = 1
+    service.connections += held
     try:
-        samples, rate, start = await read_request(
+        multichannel = (
+            _query_value(request.query_params, "multichannel", "true or false", _boolean)
+            if request.query_params.get("multichannel")
+            else False
+        )
+        channels, rate, start = await read_request(
             request, settings.max_upload_bytes, settings.idle_timeout_s, settings.min_upload_bytes_per_s
         )
+        if not multichannel:
+            channels = channels.mean(axis=0, dtype=np.float32, keepdims=True) if len(channels) > 1 else channels
+        elif len(channels) > MAX_CHANNELS:
+            raise ProtocolError(
+                INVALID_VALUE, f"{len(channels)} channels: multichannel transcribes at most {MAX_CHANNELS}"
+            )
+        service.connections += len(channels) - held  # each channel is decoded as a stream of its own
+        held = len(channels)
         adaptation = start_adaptation(start)
         engine, search, plan = resolve_start(service, start, adaptation)
         endpoint = stream_endpoint(engine, start)
-        finals = [
-            result_message(f)
-            for f in await engine.recognize(
-                samples,
-                rate,
-                search,
-                plan,
-                adaptation,
-                talkers=start.talkers,
-                endpoint=endpoint,
-                alternatives=start.alternatives,
+        decoded = await asyncio.gather(
+            *(
+                engine.recognize(
+                    samples,
+                    rate,
+                    search,
+                    plan,
+                    adaptation,
+                    talkers=start.talkers,
+                    endpoint=endpoint,
+                    alternatives=start.alternatives,
+                )
+                for samples in channels
             )
-        ]
-        body = transcript_response(engine.name, samples.size / rate, finals)
+        )
+        duration = channels.shape[1] / rate
+        if multichannel:
+            body = multichannel_transcript(engine.name, duration, decoded)
+        else:
+            body = transcript_response(engine.name, duration, [result_message(f) for f in decoded[0]])
         if fmt == "json":
             return JSONResponse(body)
         return Response(render_subtitles(body["segments"], fmt), media_type=SUBTITLE_TYPES[fmt])
     finally:
-        service.connections -= 1
+        service.connections -= held
+
+
+def _boolean(text: str) -> bool:
+    return {"true": True, "false": False}[text]
 
 
 async def read_request(
@@ -136,7 +164,8 @@ async def read_request(
         idle_s, min_rate: the body must keep arriving (`read_body`).
 
     Returns:
-        The samples, float32 `(T,)` in [-1, 1]; their rate; the start message the query parameters make.
+        The samples, float32 `(C, T)` in [-1, 1] (a row per channel); their rate; the start message the query
+        parameters make.
 
     Raises:
         ProtocolError: too_big, idle_timeout, unsupported_encoding, bad_audio, invalid_value, or what
@@ -156,7 +185,7 @@ async def read_request(
     body = await read_body(request, limit, idle_s, min_rate)
     if kind in WAV_TYPES:
         try:
-            samples, rate = await asyncio.to_thread(read_wav, io.BytesIO(bytes(body)))
+            samples, rate = await asyncio.to_thread(read_wav_channels, io.BytesIO(bytes(body)))
         except ValueError as e:
             raise ProtocolError(BAD_AUDIO, f"the body: {e}") from None
         encoding = "s16le"
@@ -171,7 +200,10 @@ async def read_request(
         encoding = q.get("encoding", "s16le")
         if encoding not in ENCODINGS:
             raise ProtocolError(UNSUPPORTED_ENCODING, f"encoding {preview(encoding)}: use one of {list(ENCODINGS)}")
-        samples = np.zeros(0, dtype=np.float32)  # decoded below, once the start's fields are checked
+        samples = np.zeros((1, 0), dtype=np.float32)  # decoded below, once the start's fields are checked
+        interleaved = _query_value(q, "channels", "an integer", int) if q.get("channels") else 1
+        if not 1 <= interleaved <= 64:
+            raise ProtocolError(INVALID_VALUE, f"channels must be an integer from 1 to 64, got {interleaved}")
     translate = [t for t in q.get("translate", "").split(",") if t]
     fields: dict[str, Any] = {"type": "start", "sample_rate": rate, "encoding": encoding, "translate": translate}
     fields.update({k: q[k] for k in ("model", "search", "language") if q.get(k)})
@@ -183,7 +215,7 @@ async def read_request(
         fields["lm"] = q["lm"]
     for key in ("talkers", "endpointing"):
         if q.get(key):
-            fields[key] = _query_value(q, key, "true or false", lambda v: {"true": True, "false": False}[v])
+            fields[key] = _query_value(q, key, "true or false", _boolean)
     if q.get("alternatives"):
         fields["alternatives"] = _query_value(q, "alternatives", "an integer", int)
     times = {key: _query_value(q, key, "a number", float) for key in ENDPOINT_BOUNDS if q.get(key)}
@@ -194,7 +226,12 @@ async def read_request(
     fields.update({key: _query_value(q, key, "a number", float) for key in FUSION_SCALES if q.get(key)})
     start = start_from_dict(fields)  # the rate range, search and names, checked as a start message is
     if kind in RAW_TYPES:
-        samples = await asyncio.to_thread(decode_audio_message, bytes(body), encoding)
+        x = await asyncio.to_thread(decode_audio_message, bytes(body), encoding)
+        if x.size % interleaved:
+            raise ProtocolError(
+                BAD_AUDIO, f"{x.size} samples do not make whole frames of {interleaved} interleaved channels"
+            )
+        samples = np.ascontiguousarray(x.reshape(-1, interleaved).T)
     return samples, rate, start
 
 

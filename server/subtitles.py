@@ -7,8 +7,10 @@ A final is one utterance; a cue never spans two. A long final is cut into severa
 words' times, so that every cue fits `MAX_LINES` lines of at most `MAX_LINE_CHARS` characters and lasts at most
 `MAX_CUE_S` seconds of speech. A cue shorter than `MIN_CUE_S` stays on screen longer, up to the next cue's start.
 Where the words carry talkers (streams that asked for them, docs/protocol.md), a cue holds one talker's words and
-says whose they are: "[T1] " before its text in SubRip, a WebVTT voice span (`<v Talker 1>`) in WebVTT.
-Pure: no model, no sockets.
+says whose they are: "[T1] " before its text in SubRip, a WebVTT voice span (`<v Talker 1>`) in WebVTT. Finals of a
+multichannel transcription (`"channel"`, POST /v1/transcribe?multichannel=true) say their channel the same way:
+"[C1] ", `<v Channel 1>` ("[C1 T2]", `<v Channel 1 Talker 2>` with talkers); their cues may overlap in time, as
+people on two channels talk at once. Pure: no model, no sockets.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Cue:
     end: float
     lines: tuple[str, ...]
     talker: int | None = None  # whose words (a final's talker numbers; None: not known)
+    channel: int | None = None  # the recording's channel (multichannel transcriptions; None: not one)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ class _Word:
     start: float
     end: float
     talker: int | None = None
+    channel: int | None = None
+
+    @property
+    def voice(self) -> tuple[int | None, int | None]:
+        return self.channel, self.talker
 
 
 def layout(words: Sequence[str], width: int = MAX_LINE_CHARS, max_lines: int = MAX_LINES) -> list[str] | None:
@@ -68,18 +76,19 @@ def layout(words: Sequence[str], width: int = MAX_LINE_CHARS, max_lines: int = M
 
 def _words_of(final: Mapping[str, Any]) -> list[_Word]:
     """A final's words with times; a final with text but no word times gets its words spread evenly over it."""
+    c = final.get("channel")
     words = [
-        _Word(str(w["word"]), float(w["start"]), float(w["end"]), w.get("talker")) for w in final.get("words") or []
+        _Word(str(w["word"]), float(w["start"]), float(w["end"]), w.get("talker"), c) for w in final.get("words") or []
     ]
     shown = str(final.get("display") or "").split()
     if words and len(shown) == len(words):  # punctuated and cased (docs/protocol.md), word for word
-        words = [_Word(t, w.start, w.end, w.talker) for t, w in zip(shown, words, strict=True)]
+        words = [_Word(t, w.start, w.end, w.talker, c) for t, w in zip(shown, words, strict=True)]
     if words or not final.get("text"):
         return words
     texts = str(final["text"]).split()
     start, end = float(final["start"]), float(final["end"])
     step = (end - start) / len(texts)
-    return [_Word(t, start + i * step, start + (i + 1) * step) for i, t in enumerate(texts)]
+    return [_Word(t, start + i * step, start + (i + 1) * step, None, c) for i, t in enumerate(texts)]
 
 
 def cues(finals: Sequence[Mapping[str, Any]]) -> list[Cue]:
@@ -91,7 +100,7 @@ def cues(finals: Sequence[Mapping[str, Any]]) -> list[Cue]:
             if current and (
                 layout(_texts([*current, w])) is None
                 or w.end - current[0].start > MAX_CUE_S
-                or w.talker != current[0].talker
+                or w.voice != current[0].voice
             ):
                 groups.append(current)
                 current = []
@@ -105,22 +114,33 @@ def cues(finals: Sequence[Mapping[str, Any]]) -> list[Cue]:
         end = max(end, min(start + MIN_CUE_S, following))
         lines = layout(_texts(g))
         assert lines is not None, g
-        if g[0].talker is not None:  # the label was laid out as a word: the formats write it their own way
-            label = _label(g[0].talker)
+        label = _label(g[0].talker, g[0].channel)
+        if label:  # the label was laid out as a word: the formats write it their own way
             lines = lines[1:] if lines[0] == label else [lines[0].removeprefix(label + " "), *lines[1:]]
-        out.append(Cue(start, end, tuple(lines), g[0].talker))
+        out.append(Cue(start, end, tuple(lines), g[0].talker, g[0].channel))
     return out
 
 
-def _label(talker: int) -> str:
-    """SubRip's talker label: talker 0 is "[T1]" (as `parley stream --talkers` prints it)."""
-    return f"[T{talker + 1}]"
+def _label(talker: int | None, channel: int | None = None) -> str:
+    """SubRip's label of whose words: talker 0 is "[T1]" (as `parley stream --talkers` prints it), channel 0 "[C1]",
+    both "[C1 T1]"; "" for neither."""
+    parts = ([f"C{channel + 1}"] if channel is not None else []) + ([f"T{talker + 1}"] if talker is not None else [])
+    return f"[{' '.join(parts)}]" if parts else ""
+
+
+def _voice(talker: int | None, channel: int | None) -> str:
+    """WebVTT's voice span of whose words: `<v Channel 1 Talker 2>`; "" for neither."""
+    parts = ([f"Channel {channel + 1}"] if channel is not None else []) + (
+        [f"Talker {talker + 1}"] if talker is not None else []
+    )
+    return f"<v {' '.join(parts)}>" if parts else ""
 
 
 def _texts(words: Sequence[_Word]) -> list[str]:
-    """The words a cue's layout fits: its talker's SubRip label first, where it has one (it takes room on the line)."""
+    """The words a cue's layout fits: its SubRip label first, where it has one (it takes room on the line)."""
     texts = [w.text for w in words]
-    return [_label(words[0].talker), *texts] if words and words[0].talker is not None else texts
+    label = _label(words[0].talker, words[0].channel) if words else ""
+    return [label, *texts] if label else texts
 
 
 def _timestamp(seconds: float, separator: str) -> str:
@@ -135,7 +155,7 @@ def srt(cue_list: Sequence[Cue]) -> str:
     """SubRip text: numbered cues, times as 00:00:01,250."""
     blocks = [
         f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n"
-        + ("" if c.talker is None else _label(c.talker) + " ")
+        + (_label(c.talker, c.channel) + " " if c.talker is not None or c.channel is not None else "")
         + "\n".join(c.lines)
         + "\n"
         for i, c in enumerate(cue_list, 1)
@@ -151,7 +171,7 @@ def vtt(cue_list: Sequence[Cue]) -> str:
     """WebVTT text: the WEBVTT header, then cues with times as 00:00:01.250 (markup characters escaped)."""
     blocks = [
         f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n"
-        + ("" if c.talker is None else f"<v Talker {c.talker + 1}>")
+        + _voice(c.talker, c.channel)
         + "\n".join(map(_vtt_escape, c.lines))
         + "\n"
         for c in cue_list

@@ -4,11 +4,12 @@
     parley transcribe talk.wav --format srt > talk.srt      # SubRip subtitles; --format vtt: WebVTT
     parley transcribe meeting.wav --format vtt --talkers    # cues say who speaks: <v Talker 1>, <v Talker 2>
     parley transcribe talk.flac --model sm2-mini --language de --bundles bundles/
+    parley transcribe call.wav --multichannel --format srt  # each channel on its own: [C1] caller, [C2] agent
 
 The audio goes through the same engine, endpointing and finals as a server stream (server/recognizer.py,
 server/batcher.py), so the output equals what `POST /v1/transcribe?format=...` gives for the same file. WAV files
-(PCM, any rate, channels averaged) are always read; other formats (FLAC, OGG, MP3...) when the `soundfile` package
-is installed.
+(PCM, any rate; channels averaged, or transcribed one by one with --multichannel) are always read; other formats
+(FLAC, OGG, MP3...) when the `soundfile` package is installed.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from parley.audio import read_wav
+from parley.audio import read_wav_channels
 from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
 from parley.resample import resample
 from server.bundle import BUNDLE_JSON, BundleError, load_bundle
 from server.engine import Engine, EngineConfig
-from server.messages import result_message
+from server.messages import multichannel_transcript, result_message
 from server.plan import UnsupportedOptionError
 from server.protocol import MAX_ALTERNATIVES, SEARCH_METHODS, dumps, transcript_response
 from server.service import bundle_folders, default_model
@@ -39,9 +40,12 @@ class InputError(ValueError):
     """Something about the command's input a user can fix: the file, the model, an option."""
 
 
-def read_audio(path: Path) -> tuple[np.ndarray, int]:
-    """A recording as float32 samples `(T,)` in [-1, 1] (channels averaged) and its rate, resampled to 48 kHz when
-    it is above what the frontend takes.
+MAX_CHANNELS = 8  # what --multichannel transcribes at most (POST /v1/transcribe's limit)
+
+
+def read_audio(path: Path, mix: bool = True) -> tuple[np.ndarray, int]:
+    """A recording as float32 samples in [-1, 1], `(T,)` with its channels averaged (`mix`) or `(C, T)` a row per
+    channel, and its rate, resampled to 48 kHz when it is above what the frontend takes.
 
     Raises:
         InputError: no such file, or a format that cannot be read here.
@@ -52,7 +56,7 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
         head = f.read(12)
     if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
         try:
-            x, rate = read_wav(path)
+            x, rate = read_wav_channels(path)
         except ValueError as e:
             raise InputError(str(e)) from None
     else:
@@ -67,11 +71,14 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
             data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
         except Exception as e:  # soundfile raises its own LibsndfileError (a RuntimeError) and others
             raise InputError(f"{path}: cannot read it as audio ({str(e)[:100]})") from None
-        x = data.mean(axis=1).astype(np.float32)
+        x = np.ascontiguousarray(data.T)
     if rate < MIN_INPUT_RATE:
         raise InputError(f"{path}: {rate} Hz is below the {MIN_INPUT_RATE} Hz the recognizer needs")
+    if mix:
+        x = x[0] if len(x) == 1 else x.mean(axis=0, dtype=np.float32)
     if rate > MAX_INPUT_RATE:
-        x, rate = resample(x, rate, MAX_INPUT_RATE), MAX_INPUT_RATE
+        x = resample(x, rate, MAX_INPUT_RATE) if mix else np.stack([resample(c, rate, MAX_INPUT_RATE) for c in x])
+        rate = MAX_INPUT_RATE
     return x, int(rate)
 
 
@@ -118,19 +125,24 @@ async def transcribe_file(
     talkers: bool = False,
     alternatives: int = 0,
     endpointing: bool = True,
+    multichannel: bool = False,
 ) -> dict:
     """The `POST /v1/transcribe` body for one recording, decoded in this process (`talkers`: finals number who
     speaks, server/talkers.py; `alternatives`: finals list the N likeliest transcripts, with beam search;
-    `endpointing` false: one segment for the whole recording).
+    `endpointing` false: one segment for the whole recording; `multichannel`: each channel transcribed on its own,
+    as `?multichannel=true`).
 
     Raises:
         InputError: an unreadable file, an unknown model, a language the model lacks, talkers of a model without a
-            talker model, alternatives with greedy search.
+            talker model, alternatives with greedy search, more than MAX_CHANNELS channels with `multichannel`.
     """
     if alternatives and search == "greedy":
         raise InputError("--alternatives needs beam search: leave --search out or give beam")
     search = "beam" if alternatives and search is None else search
-    samples, rate = read_audio(path)
+    samples, rate = read_audio(path, mix=not multichannel)
+    channels = samples if multichannel else samples[None]
+    if len(channels) > MAX_CHANNELS:
+        raise InputError(f"{path}: {len(channels)} channels; --multichannel transcribes at most {MAX_CHANNELS}")
     folder = find_bundle(settings.bundles, model or settings.default_model)
     try:
         bundle = load_bundle(folder, providers=settings.providers, threads=settings.intra_op_threads)
@@ -146,15 +158,18 @@ async def transcribe_file(
     await engine.start()
     try:
         endpoint = None if endpointing else engine.config.endpoint.replaced(False)
-        finals = [
-            result_message(f)
-            for f in await engine.recognize(
-                samples, rate, search, plan, talkers=talkers, endpoint=endpoint, alternatives=alternatives
+        decoded = await asyncio.gather(
+            *(
+                engine.recognize(x, rate, search, plan, talkers=talkers, endpoint=endpoint, alternatives=alternatives)
+                for x in channels
             )
-        ]
+        )
     finally:
         await engine.close()
-    return transcript_response(engine.name, samples.size / rate, finals)
+    duration = channels.shape[1] / rate
+    if multichannel:
+        return multichannel_transcript(engine.name, duration, decoded)
+    return transcript_response(engine.name, duration, [result_message(f) for f in decoded[0]])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -186,6 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-endpointing", action="store_true", help="one segment for the whole recording")
     parser.add_argument(
+        "--multichannel",
+        action="store_true",
+        help=f"transcribe each channel on its own (up to {MAX_CHANNELS}; finals say their channel) instead of "
+        "averaging them",
+    )
+    parser.add_argument(
         "--providers",
         type=str.lower,
         choices=PROVIDERS,
@@ -211,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.talkers,
                 args.alternatives,
                 not args.no_endpointing,
+                args.multichannel,
             )
         )
     except InputError as e:

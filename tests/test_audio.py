@@ -6,7 +6,16 @@ import wave
 import numpy as np
 import pytest
 
-from parley.audio import ALAW_TABLE, ULAW_TABLE, decode_pcm, encode_pcm, read_wav, to_int16, write_wav
+from parley.audio import (
+    ALAW_TABLE,
+    ULAW_TABLE,
+    decode_pcm,
+    encode_pcm,
+    read_wav,
+    read_wav_channels,
+    to_int16,
+    write_wav,
+)
 
 
 def test_wav_round_trip(tmp_path) -> None:
@@ -165,3 +174,19 @@ def test_float_and_g711_wavs() -> None:
         assert float(np.abs(y - x).max()) < 0.02
         y, _ = read_wav(io.BytesIO(_wav_bytes(_extensible_fmt(1, 8, tag), codes)))
         assert np.array_equal(y, decode_pcm(codes, encoding))
+
+
+def test_channels_read_apart_or_averaged(tmp_path) -> None:
+    frames = np.array([[1000, -2000], [3000, 4000], [-5000, 6000]], dtype="<i2")  # 3 frames of 2 channels
+    with wave.open(str(tmp_path / "s.wav"), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(frames.tobytes())
+    x, rate = read_wav_channels(tmp_path / "s.wav")
+    assert rate == 8000 and x.shape == (2, 3) and x.dtype == np.float32
+    assert np.array_equal(x * 32768, frames.T.astype(np.float32))
+    mixed, _ = read_wav(tmp_path / "s.wav")
+    assert np.allclose(mixed * 32768, frames.mean(axis=1))
+    write_wav(tmp_path / "m.wav", np.zeros(5, np.float32), 8000)
+    assert read_wav_channels(tmp_path / "m.wav")[0].shape == (1, 5)

@@ -186,3 +186,82 @@ def test_talkers_split_cues_and_are_written_in_each_format() -> None:
     assert cues([long])[0].lines == ("x" * 18, "y" * 19)
     plain = _final([("x" * 18, 0.0, 1.0), ("y" * 19, 1.0, 2.0)])
     assert cues([plain])[0].lines == ("x" * 18 + " " + "y" * 19,) and "[T" not in render([plain], "srt")
+
+
+def test_channels_label_cues_and_are_written_in_each_format() -> None:
+    """Finals of a multichannel transcription say their channel (with talkers too: both); the cues of two channels
+    may overlap in time."""
+    a = {**_final([("hello", 0.0, 0.4), ("there", 0.4, 0.8)]), "channel": 0}
+    b = {**_final([("hi", 0.5, 0.9)], segment=0), "channel": 1}
+    cs = cues([a, b])
+    assert [(c.lines, c.channel, c.talker) for c in cs] == [(("hello there",), 0, None), (("hi",), 1, None)]
+    assert cs[1].start < cs[0].end  # people on two channels talk at once
+    srt = render([a, b], "srt")
+    assert "[C1] hello there\n" in srt and "[C2] hi\n" in srt
+    assert "<v Channel 1>hello there\n" in render([a, b], "vtt")
+    for w in b["words"]:
+        w["talker"] = 1
+    assert "[C2 T2] hi\n" in render([a, b], "srt") and "<v Channel 2 Talker 2>hi\n" in render([a, b], "vtt")
+
+
+def test_multichannel_transcribes_each_channel_over_http_and_the_command(
+    server: Running, tiny_bundles: Path, tmp_path: Path
+) -> None:
+    """A stereo call recording (a different talker on each channel): ?multichannel=true transcribes each channel as
+    it would be alone, its finals marked with their channel, in order of start; without it the channels are mixed.
+    Raw PCM says its channels with ?channels=; `parley transcribe --multichannel` gives the same body."""
+    import numpy as np
+
+    left, right = audio(2.0, 61), audio(1.5, 62)
+    right = np.concatenate([np.zeros(SR // 2, np.float32), right])  # the second talker starts 0.5 s in
+    stereo = np.stack([left, right])
+    path = tmp_path / "call.wav"
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes((np.clip(stereo.T, -1, 1) * 32767).astype("<i2").tobytes())
+    body = path.read_bytes()
+    post = lambda q, data=body, kind="audio/wav": httpx.post(  # noqa: E731
+        server.http + "/v1/transcribe" + q, content=data, headers={"content-type": kind}
+    )
+    both = post("?multichannel=true").json()
+    assert {f["channel"] for f in both["segments"]} == {0, 1}
+    assert [(f["start"], f["channel"]) for f in both["segments"]] == sorted(
+        (f["start"], f["channel"]) for f in both["segments"]
+    )
+    for c in (0, 1):
+        alone = post("", _wav(stereo[c], SR)).json()  # 16-bit rounding: the same samples as the stereo file's
+        own = [f for f in both["segments"] if f["channel"] == c]
+        assert [f["text"] for f in own] == [f["text"] for f in alone["segments"]], c
+        assert both["channels"][c] == {"channel": c, "text": alone["text"]} | (
+            {"display": alone["display"]} if "display" in alone else {}
+        )
+    mixed = post("").json()
+    assert "channels" not in mixed and all("channel" not in f for f in mixed["segments"])
+    assert mixed["text"] == post("", _wav(stereo.mean(axis=0), SR)).json()["text"]
+    raw = (np.clip(stereo.T, -1, 1) * 32767).astype("<i2").tobytes()
+    query = "?sample_rate=16000&encoding=s16le&channels=2&multichannel=true"
+    assert post(query, raw, "application/octet-stream").json() == both
+    srt = post("?multichannel=true&format=srt").text
+    assert "[C1] " in srt and "[C2] " in srt
+    for q, data, code in (
+        ("?multichannel=yes", body, "invalid_value"),
+        ("?sample_rate=16000&encoding=s16le&channels=0", raw, "invalid_value"),
+        ("?sample_rate=16000&encoding=s16le&channels=2", raw[:-2], "bad_audio"),
+        ("?sample_rate=16000&encoding=s16le&channels=9&multichannel=true", raw[: 9 * 2 * 100], "invalid_value"),
+    ):
+        r = post(q, data, "application/octet-stream" if "encoding" in q else "audio/wav")
+        assert r.status_code == 400 and r.json()["code"] == code, (q, r.json())
+
+    from tests.test_protocol import DOCS, _check
+
+    defs = json.loads((DOCS / "protocol.schema.json").read_text())["$defs"]
+    _check(defs["transcript"], both, defs)  # the documented shape, channel and channels included
+
+    out = tmp_path / "call.json"
+    args = [str(path), "--bundles", str(tiny_bundles), "--model", "tiny-en", "--multichannel", "--out", str(out)]
+    assert transcribe_main(args) == 0
+    assert json.loads(out.read_text()) == both
