@@ -181,9 +181,9 @@ class Engine:
         """See `Planner.plan`."""
         return self.planner.plan(language, translate, languages)
 
-    def search_for(self, search: str | None, adaptation: Adaptation | None) -> str:
+    def search_for(self, search: str | None, adaptation: Adaptation | None, alternatives: int = 0) -> str:
         """See `Planner.search_for`."""
-        return self.planner.search_for(search, adaptation)
+        return self.planner.search_for(search, adaptation, alternatives)
 
     def adapt(self, plan: HeadPlan, adaptation: Adaptation) -> HeadAdaptation:
         """See `Planner.adapt`."""
@@ -224,7 +224,7 @@ class Engine:
         """
         if not self.batcher.running:
             raise RuntimeError(f"engine {self.name} is not running")
-        search = self.planner.search_for(search, adaptation)
+        search = self.planner.search_for(search, adaptation, alternatives)
         plan = head if isinstance(head, HeadPlan) else HeadPlan(head, multilingual=self.multilingual)
         self.recognizer.check(plan, search)
         active = adaptation is not None and adaptation.active

@@ -226,12 +226,17 @@ class Planner:
         said = list(languages) if language == "auto" or language is None else [language]
         return tuple(x for x in cmm if x in said)
 
-    def search_for(self, search: str | None, adaptation: Adaptation | None) -> str:
-        """The search a stream gets: the one asked for, else beam search for an adapted stream, else the default.
+    def search_for(self, search: str | None, adaptation: Adaptation | None, alternatives: int = 0) -> str:
+        """The search a stream gets: the one asked for, else beam search for an adapted stream or one that asks for
+        `alternatives` (the beam's N-best), else the default.
 
         Raises:
-            InvalidOptionError: greedy search asked for together with hotwords or an LM.
+            InvalidOptionError: greedy search asked for together with hotwords, an LM or alternatives.
         """
+        if alternatives:
+            if search not in (None, "beam"):
+                raise InvalidOptionError(f"alternatives need beam search, not {preview(search)}: omit search")
+            search = "beam"
         if adaptation is not None and adaptation.active:
             if search not in (None, "beam"):
                 raise InvalidOptionError(f"hotwords and lm need beam search, not {preview(search)}: omit search")

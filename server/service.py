@@ -183,6 +183,7 @@ class Service:
         languages: Sequence[str] = (),
         adaptation: Adaptation | None = None,
         talkers: bool = False,
+        alternatives: int = 0,
     ) -> tuple[Engine, str, HeadPlan]:
         """The engine, search and heads for a start's (or a request's) choices; hotwords and an LM are checked
         against the server's limits and the model (`Engine.adapt`), and make beam search the default.
@@ -201,7 +202,7 @@ class Service:
             raise ProtocolError(UNSUPPORTED_OPTION, f"model {engine.name} has no talker model: talkers cannot be asked")
         try:
             plan = engine.plan(language, translate, languages)
-            search = engine.search_for(search, adaptation)
+            search = engine.search_for(search, adaptation, alternatives)
             if adaptation is not None and adaptation.active:
                 engine.adapt(plan, adaptation)
         except UnsupportedOptionError as e:

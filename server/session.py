@@ -101,15 +101,20 @@ def _multilingual_fields(engine: Engine, plan: HeadPlan) -> dict:
 
 
 def resolve_start(service: Service, start: StartRequest, adaptation: Adaptation | None) -> tuple[Engine, str, HeadPlan]:
-    """The engine, search and heads of a start (`Service.resolve`): its own search, else beam search where it asks
-    for alternatives, else the model's.
+    """The engine, search and heads of a start (`Service.resolve`).
 
     Raises:
         ProtocolError: see `Service.resolve`.
     """
-    search = start.search if start.search is not None or not start.alternatives else "beam"
     return service.resolve(
-        start.model, search, start.language, start.translate, start.languages, adaptation, start.talkers
+        start.model,
+        start.search,
+        start.language,
+        start.translate,
+        start.languages,
+        adaptation,
+        start.talkers,
+        start.alternatives,
     )
 
 

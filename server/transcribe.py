@@ -138,7 +138,6 @@ async def transcribe_file(
     """
     if alternatives and search == "greedy":
         raise InputError("--alternatives needs beam search: leave --search out or give beam")
-    search = "beam" if alternatives and search is None else search
     samples, rate = read_audio(path, mix=not multichannel)
     channels = samples if multichannel else samples[None]
     if len(channels) > MAX_CHANNELS:

@@ -343,7 +343,9 @@ class VoskSession(Connection):
         adaptation = Adaptation(tuple((p, None) for p in hotwords)) if hotwords else None
         alternatives = min(self.config.max_alternatives, STREAM_MAX_ALTERNATIVES)
         if adaptation is not None or alternatives:
-            engine, search, plan = svc.resolve(self.config.model, "beam", None, (), adaptation=adaptation)
+            engine, search, plan = svc.resolve(
+                self.config.model, None, None, (), adaptation=adaptation, alternatives=alternatives
+            )
         self.stream = engine.open_stream(
             self.config.sample_rate, search, True, plan, adaptation, alternatives=alternatives
         )
