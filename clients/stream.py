@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
-from parley.audio import BYTES_PER_SAMPLE, ENCODINGS, encode_pcm, read_wav
+from parley.audio import BYTES_PER_SAMPLE, ENCODINGS, encode_pcm, read_wav, read_wav_channels
 
 DEFAULT_URL = "ws://127.0.0.1:8000/v1/stream"
 CLIENT_ERRORS = ("connect_failed", "closed", "timeout", "bad_reply")  # error codes the client itself reports
@@ -304,8 +304,9 @@ async def converse(
 async def _paced(
     data: bytes, width: int, step: int, sample_rate: int, speed: float
 ) -> AsyncIterator[tuple[bytes, float]]:
-    """`data` (samples of `width` bytes) in messages of `step` samples, each when its last sample would have been
-    recorded (`speed` 1; 2 twice as fast, 0 at once), as `converse` takes them. The clock starts at the first."""
+    """`data` (frames of `width` bytes: one sample, or one per channel) in messages of `step` frames, each when its
+    last frame would have been recorded (`speed` 1; 2 twice as fast, 0 at once), as `converse` takes them. The clock
+    starts at the first."""
     n = len(data) // width
     t0 = time.monotonic()
     for begin in range(0, n, step):
@@ -342,7 +343,7 @@ async def run_stream(
 
     Args:
         url: the server's stream endpoint, ws:// or wss://.
-        samples: `(T,)` float audio in [-1, 1].
+        samples: `(T,)` float audio in [-1, 1], or `(C, T)` for C channels (start's "channels", sent interleaved).
         sample_rate: the rate of `samples` in Hz (sent as is; the server resamples).
         chunk_ms: audio per binary message.
         speed: pacing; 1 sends chunk k when its last sample would have been recorded, 0 sends without waiting.
@@ -352,11 +353,19 @@ async def run_stream(
         start_fields: other start fields (`{"alternatives": 3}`), sent unless None.
         api_key, on_message, open_timeout, end_timeout: as `converse` takes them.
     """
+    fields = dict(start_fields or {})
+    channels = 1 if samples.ndim == 1 else samples.shape[0]
+    if channels > 1:
+        fields["channels"] = channels
+        samples = samples.T.reshape(-1)  # frame by frame: c0 c1 c0 c1 ...
+    elif samples.ndim == 2:
+        samples = samples[0]
     start = start_message(
-        sample_rate, encoding, partials, model, search, language, translate, languages, talkers, **(start_fields or {})
+        sample_rate, encoding, partials, model, search, language, translate, languages, talkers, **fields
     )
     step = max(1, round(sample_rate * chunk_ms / 1000))
-    audio = _paced(encode_audio(samples, encoding), BYTES_PER_SAMPLE[encoding], step, sample_rate, speed)
+    width = BYTES_PER_SAMPLE[encoding] * channels
+    audio = _paced(encode_audio(samples, encoding), width, step, sample_rate, speed)
     return await converse(
         url,
         start,
@@ -392,7 +401,8 @@ class CaptionPrinter:
                 self.out.flush()
                 return
             lang = f"[{msg['language']}] " if "language" in msg else ""
-            self.out.write(lang + speaker_text(msg) + "\n")
+            channel = f"[C{msg['channel'] + 1}] " if isinstance(msg.get("channel"), int) else ""
+            self.out.write(channel + lang + speaker_text(msg) + "\n")
             for target, text in (msg.get("translations") or {}).items():
                 self.out.write(f"    {target}: {text}\n")
             for i, alt in enumerate((msg.get("alternatives") or [])[1:], 2):
@@ -411,7 +421,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="parley stream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("file", help="a WAV file (PCM, float or G.711; any rate 8-48 kHz; channels are averaged)")
+    p.add_argument(
+        "file", help="a WAV file (PCM, float or G.711; any rate 8-48 kHz; channels averaged unless --multichannel)"
+    )
+    p.add_argument(
+        "--multichannel",
+        action="store_true",
+        help="send every channel of the file (start's channels): each is recognized on its own, finals say [C1], [C2]",
+    )
     p.add_argument("--url", default=DEFAULT_URL, help=f"the server's stream endpoint (default: {DEFAULT_URL})")
     p.add_argument("--speed", type=float, default=1.0, help="1: real time (default), 2: twice as fast, 0: no pacing")
     p.add_argument("--chunk-ms", type=float, default=100.0, help="audio per message in ms (default: 100)")
@@ -450,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.no_endpointing and a.silence_after_speech is not None:
         p.error("--no-endpointing and --silence-after-speech: give one or the other")
     try:
-        samples, rate = read_wav(a.file)
+        samples, rate = read_wav_channels(a.file) if a.multichannel else read_wav(a.file)
     except (OSError, ValueError) as e:
         print(f"parley stream: {e}", file=sys.stderr)
         return 2
@@ -460,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         def show(msg: dict) -> None:
             print(json.dumps(msg, ensure_ascii=False), flush=True)
     else:
-        show = CaptionPrinter()
+        show = CaptionPrinter(live=False if a.multichannel else None)  # two channels' partials would share one line
     try:
         result = asyncio.run(
             run_stream(
@@ -488,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"parley stream: error {result.error.get('code')}: {result.error.get('message')}", file=sys.stderr)
         return 1
     print(
-        f"parley stream: {samples.size / rate:.2f} s of audio, {len(result.finals)} final(s), "
+        f"parley stream: {samples.shape[-1] / rate:.2f} s of audio, {len(result.finals)} final(s), "
         f"end {1000 * (result.finalization_latency or 0):.0f} ms after stop",
         file=sys.stderr,
     )

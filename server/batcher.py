@@ -97,6 +97,7 @@ class Update:
         end: the stream is flushed; every final was in this or an earlier update.
         error: the recognizer failed on this stream; nothing more will come.
         finalized: the answer to a `finalize`: its one result is the final of the segment the client closed.
+        channel: the channel of a multichannel stream it belongs to (server/multichannel.py); None for one channel.
     """
 
     results: list[Result] = field(default_factory=list)
@@ -104,6 +105,7 @@ class Update:
     end: bool = False
     error: str | None = None
     finalized: bool = False
+    channel: int | None = None
 
 
 _STOP = object()  # the queue's last item after stop: the stream's last finals, and the end

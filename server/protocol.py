@@ -95,6 +95,7 @@ START_FIELDS: dict[str, bool] = {
     "talkers": False,
     "endpointing": False,
     "alternatives": False,
+    "channels": False,
     "search": False,
     "language": False,
     "translate": False,
@@ -186,6 +187,7 @@ class StartRequest:
     talkers: bool = False  # finals carry "talkers" and their words a "talker": who speaks, across segments
     endpointing: Endpointing | None = None  # this stream's endpoint rules; None: the server's
     alternatives: int = 0  # finals list this many of the segment's likeliest transcripts (beam search); 0: none
+    channels: int = 1  # audio channels interleaved in each message, each recognized on its own (server/multichannel.py)
 
     @property
     def bytes_per_sample(self) -> int:
@@ -193,6 +195,7 @@ class StartRequest:
 
 
 MAX_ALTERNATIVES = 10  # start's "alternatives" at most (the beam keeps parley.contract.BEAM hypotheses)
+MAX_CHANNELS = 8  # channels a stream (start's "channels") or a multichannel transcription may have: each a stream
 
 # A stream's own endpoint rules (start's "endpointing" object): the bounds of each, in seconds.
 ENDPOINT_BOUNDS = {"silence_s": (0.1, 600.0), "silence_after_speech_s": (0.1, 60.0), "max_segment_s": (1.0, 3600.0)}
@@ -396,6 +399,9 @@ def start_from_dict(d: dict) -> StartRequest:
         raise _invalid("alternatives", f"an integer from 0 to {MAX_ALTERNATIVES}", alternatives)
     if alternatives and search not in (None, "beam"):
         raise _invalid("search", '"beam" or omitted when alternatives are asked for', search)
+    channels = d.get("channels", 1)
+    if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= MAX_CHANNELS:
+        raise _invalid("channels", f"an integer from 1 to {MAX_CHANNELS}", channels)
 
     return StartRequest(
         sample_rate=rate,
@@ -406,6 +412,7 @@ def start_from_dict(d: dict) -> StartRequest:
         talkers=talkers,
         endpointing=endpointing,
         alternatives=alternatives,
+        channels=channels,
         search=search,
         language=language,
         translate=translate,
@@ -519,7 +526,13 @@ class ProtocolState:
         if self.stopped:
             raise ProtocolError(AFTER_STOP, "audio after stop")
         x = decode_audio_message(data, self.start.encoding, self.max_message_bytes)
-        self.samples_received += int(x.size)
+        channels = self.start.channels
+        if x.size % channels:
+            raise ProtocolError(
+                BAD_AUDIO,
+                f"{x.size} samples are not whole frames of {channels} interleaved channels (start's channels)",
+            )
+        self.samples_received += int(x.size) // channels
         return x
 
 

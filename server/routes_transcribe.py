@@ -37,6 +37,7 @@ from server.protocol import (
     IDLE_TIMEOUT,
     INTERNAL,
     INVALID_VALUE,
+    MAX_CHANNELS,
     TOO_BIG,
     UNSUPPORTED_ENCODING,
     ProtocolError,
@@ -58,7 +59,6 @@ RAW_TYPES = ("application/octet-stream",)
 # The status a request is counted under when its client disconnects before sending its whole body (nginx's 499):
 # no answer reaches anyone, and it is not the server's fault, so it is neither a 4xx the client saw nor a 500.
 CLIENT_CLOSED_REQUEST = 499
-MAX_CHANNELS = 8  # channels a multichannel request may transcribe (each decoded as a stream of its own)
 
 
 class _TranscribeRoute(APIRoute):

@@ -31,11 +31,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from server.batcher import Stream, StreamClosedError
 from server.endpoint import EndpointConfig
 from server.messages import result_message
+from server.multichannel import StreamGroup
 from server.plan import Adaptation, HeadPlan
 from server.protocol import (
     CLOSE_NORMAL,
     IDLE_TIMEOUT,
     INTERNAL,
+    SERVER_FULL,
     FinalizeRequest,
     ProtocolError,
     ProtocolState,
@@ -168,8 +170,9 @@ class Connection:
         self.service = service
         self.ws = ws
         self.id = secrets.token_hex(4)
-        self.stream: Stream | None = None
+        self.stream: Stream | StreamGroup | None = None
         self.model: str | None = None
+        self.extra_slots = 0  # connection slots held beyond this connection's one (a multichannel stream's channels)
         self._closed = False
         self._abort_error: ProtocolError | None = None
         self._abort = asyncio.Event()
@@ -212,6 +215,8 @@ class Connection:
     def _release(self) -> None:
         if self.stream is not None:
             self.stream.close()
+        self.service.connections -= self.extra_slots
+        self.extra_slots = 0
 
     async def _receive(self, clock: IdleClock, timed: bool = True) -> tuple[str | None, bytes | None, float] | None:
         """The client's next message as (text, bytes, arrival time.monotonic()), or None when the client has gone.
@@ -337,7 +342,7 @@ class Session(Connection):
             elif data is not None:
                 samples = self.state.on_binary(data)
                 assert self.stream is not None and self.state.start is not None
-                clock.audio(samples.size / self.state.start.sample_rate)
+                clock.audio(samples.size / self.state.start.channels / self.state.start.sample_rate)
                 await self.stream.push(samples, arrived)
 
     async def _start(self, start: StartRequest) -> None:
@@ -345,17 +350,32 @@ class Session(Connection):
         adaptation = start_adaptation(start)
         engine, search, plan = resolve_start(svc, start, adaptation)
         endpoint = stream_endpoint(engine, start)
-        self.stream = engine.open_stream(
-            start.sample_rate,
-            search,
-            start.partials,
-            plan,
-            adaptation,
-            start.punctuate,
-            start.talkers,
-            endpoint,
-            start.alternatives,
-        )
+        if start.channels > 1:
+            # Each channel is a stream of the engine's: it holds a connection slot each, as that many streams would.
+            free = svc.settings.max_connections - svc.connections
+            if start.channels - 1 > free:
+                raise ProtocolError(
+                    SERVER_FULL,
+                    f"{start.channels} channels need {start.channels} of the server's {svc.settings.max_connections} "
+                    f"stream slots and {free + 1} are free: try again later, or with fewer channels",
+                )
+            svc.connections += start.channels - 1
+            self.extra_slots = start.channels - 1
+        streams = [
+            engine.open_stream(
+                start.sample_rate,
+                search,
+                start.partials,
+                plan,
+                adaptation,
+                start.punctuate,
+                start.talkers,
+                endpoint,
+                start.alternatives,
+            )
+            for _ in range(start.channels)
+        ]
+        self.stream = streams[0] if start.channels == 1 else StreamGroup(streams)
         self.model = engine.name
         svc.metrics.streams.labels(engine.name, "parley").inc()
         svc.metrics.stream_encodings.labels(start.encoding).inc()
@@ -375,6 +395,7 @@ class Session(Connection):
                 **({"talkers": True} if start.talkers else {}),
                 **({"endpointing": endpoint.describe()} if endpoint is not None else {}),
                 **({"alternatives": start.alternatives} if start.alternatives else {}),
+                **({"channels": start.channels} if start.channels > 1 else {}),
             )
         )
         self._opened.set()
@@ -391,6 +412,8 @@ class Session(Connection):
                 raise EngineFailureError(update.error)
             for r in update.results:
                 msg = result_message(r)
+                if update.channel is not None:  # a multichannel stream's (server/multichannel.py)
+                    msg["channel"] = update.channel
                 if update.finalized:  # the answer to the client's finalize
                     msg["finalized"] = True
                 await self._send(msg)

@@ -30,7 +30,7 @@ from server.bundle import BUNDLE_JSON, BundleError, load_bundle
 from server.engine import Engine, EngineConfig
 from server.messages import multichannel_transcript, result_message
 from server.plan import UnsupportedOptionError
-from server.protocol import MAX_ALTERNATIVES, SEARCH_METHODS, dumps, transcript_response
+from server.protocol import MAX_ALTERNATIVES, MAX_CHANNELS, SEARCH_METHODS, dumps, transcript_response
 from server.service import bundle_folders, default_model
 from server.settings import DEFAULT_BUNDLES, DEFAULT_MODEL, PROVIDERS, Settings
 from server.subtitles import FORMATS, render
@@ -38,9 +38,6 @@ from server.subtitles import FORMATS, render
 
 class InputError(ValueError):
     """Something about the command's input a user can fix: the file, the model, an option."""
-
-
-MAX_CHANNELS = 8  # what --multichannel transcribes at most (POST /v1/transcribe's limit)
 
 
 def read_audio(path: Path, mix: bool = True) -> tuple[np.ndarray, int]:

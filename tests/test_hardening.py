@@ -225,7 +225,7 @@ class _GatedEngine:
     def plan(self, language: str | None, translate: Sequence[str], languages: Sequence[str]) -> HeadPlan:
         return HeadPlan()
 
-    def search_for(self, search: str | None, adaptation: object) -> str:
+    def search_for(self, search: str | None, adaptation: object, alternatives: int = 0) -> str:
         return "greedy"
 
     def open_stream(self, sample_rate: int, search: str, partials: bool, plan: HeadPlan, *_: object) -> Stream:
@@ -285,8 +285,9 @@ def test_a_drain_while_stop_waits_for_room_still_sends_the_final(tmp_path: Path)
             client = _Client(messages)
             session = Session(svc, client)  # type: ignore[arg-type]
             running = asyncio.create_task(session.run())
-            while not (session.stream is not None and session.stream.stopped):
-                await asyncio.sleep(0.001)
+            async with asyncio.timeout(5):  # a session that failed to start would never get there
+                while not (session.stream is not None and session.stream.stopped):
+                    await asyncio.sleep(0.001)
             draining = asyncio.create_task(svc.drain(0.0))
             await asyncio.sleep(0.1)  # the drain cancels the reader, still waiting for room: the steps are held
             engine.recognizer.gate.set()
@@ -312,8 +313,9 @@ def test_a_drain_while_ready_is_sent_ends_at_once(tmp_path: Path) -> None:
             client = _Client(messages, stall_first=True)
             session = Session(svc, client)  # type: ignore[arg-type]
             running = asyncio.create_task(session.run())
-            while session.stream is None:
-                await asyncio.sleep(0.001)
+            async with asyncio.timeout(5):  # a session that failed to start would never get there
+                while session.stream is None:
+                    await asyncio.sleep(0.001)
             t = time.monotonic()
             await asyncio.wait_for(asyncio.gather(running, svc.drain(0.0)), 10)
             return client, time.monotonic() - t

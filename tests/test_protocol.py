@@ -260,6 +260,8 @@ def test_schema_matches_the_builders() -> None:
     _check(defs["start"], json.loads(start(endpointing={"silence_after_speech_s": 0.5})), defs)
     _check(defs["start"], json.loads(start(endpointing=False)), defs)
     _check(defs["start"], json.loads(start(alternatives=3)), defs)
+    _check(defs["start"], json.loads(start(channels=2)), defs)
+    assert P.start_from_dict(json.loads(start(channels=2))).channels == 2
     alternatives = [{"text": "hi", "confidence": 0.8}, {"text": "high", "confidence": 0.2}]
     _check(defs["final"], P.final_message(0, "hi", 0, 0.5, alternatives=alternatives), defs)
     assert set(defs["endpointing"]["oneOf"][1]["properties"]) == set(P.ENDPOINT_BOUNDS)

@@ -883,3 +883,83 @@ def test_the_twilio_bridge_carries_a_call_across_a_server_restart(bundles: Path)
     for a, b in itertools.pairwise(out):
         assert b["start"] == pytest.approx(a["end"], abs=0.001), out  # resumed where the last final ended
     assert out[-1]["end"] == pytest.approx(3.0, abs=0.05), out
+
+
+# ---- Multichannel streams (start's "channels"; server/multichannel.py) ----
+
+
+def test_a_stereo_stream_recognizes_each_channel_as_it_would_be_alone(server: Running) -> None:
+    """Two talkers, one a channel, interleaved frame by frame: each channel's finals (and partials) come marked with
+    their channel, with the text each channel's audio gets as a stream of its own; a finalize closes both channels'
+    segments (two finals marked finalized); one end."""
+    left, right = audio(1.6, 71), np.concatenate([np.zeros(SR // 4, np.float32), audio(1.35, 72)])
+    frames = encode_audio(np.stack([left, right], axis=1).reshape(-1), "s16le")
+    half = len(frames) // 2 // 4 * 4  # a whole number of stereo frames
+    start = {**START, "channels": 2}
+    msgs, code = asyncio.run(exchange(server.url, [start, frames[:half], {"type": "finalize"}, frames[half:], STOP]))
+    assert code == 1000 and msgs[0]["type"] == "ready" and msgs[0]["channels"] == 2, msgs[:1]
+    assert [m["type"] for m in msgs].count("end") == 1 and msgs[-1]["type"] == "end"
+    results = [m for m in msgs if m["type"] in ("partial", "final")]
+    assert results and all(m["channel"] in (0, 1) for m in results)
+    assert sorted(m["channel"] for m in msgs if m.get("finalized")) == [0, 1]
+    for c, x in ((0, left), (1, right)):
+        wire_x = encode_audio(x, "s16le")
+        sends = [START, wire_x[: half // 2], {"type": "finalize"}, wire_x[half // 2 :], STOP]
+        alone, _ = asyncio.run(exchange(server.url, sends))  # the same channel alone, finalized at the same sample
+        mine = [m["text"] for m in msgs if m["type"] == "final" and m["channel"] == c]
+        assert mine == [m["text"] for m in alone if m["type"] == "final"], c
+    mono, _ = asyncio.run(exchange(server.url, [START, frames[:half], STOP]))
+    assert all("channel" not in m for m in mono) and "channels" not in mono[0]
+    # The client: (C, T) samples go out interleaved with start's channels; `parley stream --multichannel` does it
+    # from a stereo WAV file and prints each final with its channel.
+    pieces = [frames[i : i + 6400] for i in range(0, len(frames), 6400)]  # 100 ms of stereo s16le each
+    plain, _ = asyncio.run(exchange(server.url, [start, *pieces, STOP]))
+    want = [(m["channel"], m["text"]) for m in plain if m["type"] == "final"]
+    got = stream(server.url, np.stack([left, right]), SR, speed=0)
+    assert got.ready["channels"] == 2 and [(m["channel"], m["text"]) for m in got.finals] == want
+
+
+def test_multichannel_streams_errors_and_slots(secure: Running) -> None:
+    """Frames cut inside (an odd sample count in stereo), too many channels; and each channel holds a stream slot:
+    on a server of 2 slots a stereo stream leaves none, a 3-channel one does not fit."""
+    auth = {"Authorization": f"Bearer {KEY}"}
+    stereo = {**START, "channels": 2}
+    msgs, code = asyncio.run(exchange(secure.url, [stereo, b"\0\0" * 3], headers=auth))
+    assert _errors(msgs) == ["bad_audio"] and "frames of 2" in msgs[-1]["message"] and code == 1003
+    msgs, code = asyncio.run(exchange(secure.url, [{**START, "channels": 9}], headers=auth))
+    assert _errors(msgs) == ["invalid_value"] and code == 1008
+    msgs, code = asyncio.run(exchange(secure.url, [{**START, "channels": 3}], headers=auth))
+    assert _errors(msgs) == ["server_full"] and code == 1013, msgs
+
+    async def go() -> tuple[list[dict], int | None]:
+        async with connect(secure.url, additional_headers=auth) as held:
+            await held.send(json.dumps(stereo))
+            assert json.loads(await held.recv())["channels"] == 2
+            return await exchange(secure.url, [START], headers=auth)
+
+    msgs, code = asyncio.run(go())
+    assert _errors(msgs) == ["server_full"] and code == 1013
+    deadline = time.monotonic() + 5
+    while secure.metric("parley_active_streams", headers=auth) != 0:  # the stereo stream's slots are given back
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    msgs, code = asyncio.run(exchange(secure.url, [stereo, STOP], headers=auth))
+    assert msgs[0]["type"] == "ready" and code == 1000, msgs
+
+
+def test_parley_stream_multichannel_sends_a_stereo_file(server: Running, tmp_path: Path, capsys) -> None:
+    import wave
+
+    left, right = audio(1.0, 73), audio(1.0, 74)
+    with wave.open(str(tmp_path / "call.wav"), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes(encode_audio(np.stack([left, right], axis=1).reshape(-1), "s16le"))
+    assert stream_main([str(tmp_path / "call.wav"), "--url", server.url, "--speed", "0", "--multichannel"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    finals = stream(server.url, np.stack([left, right]), SR, speed=0).finals
+    assert lines == [f"[C{m['channel'] + 1}] {m['text']}" for m in finals] and {line[:4] for line in lines} == {
+        "[C1]",
+        "[C2]",
+    }
