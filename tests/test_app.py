@@ -71,7 +71,7 @@ class FakeEngine:
             raise UnsupportedOptionError("has no translation heads")
         return HeadPlan()
 
-    def search_for(self, search: str | None, adaptation: object) -> str:
+    def search_for(self, search: str | None, adaptation: object, alternatives: int = 0) -> str:
         if adaptation is not None and search == "greedy":
             raise InvalidOptionError('hotwords and lm need beam search, not "greedy": omit search')
         return search or ("beam" if adaptation is not None else "greedy")
