@@ -216,6 +216,7 @@ class Connection:
         if self.stream is not None:
             self.stream.close()
         self.service.connections -= self.extra_slots
+        self.service.metrics.active_streams.dec(self.extra_slots)
         self.extra_slots = 0
 
     async def _receive(self, clock: IdleClock, timed: bool = True) -> tuple[str | None, bytes | None, float] | None:
@@ -360,6 +361,7 @@ class Session(Connection):
                     f"stream slots and {free + 1} are free: try again later, or with fewer channels",
                 )
             svc.connections += start.channels - 1
+            svc.metrics.active_streams.inc(start.channels - 1)  # the load a balancer or autoscaler sees
             self.extra_slots = start.channels - 1
         streams = [
             engine.open_stream(

@@ -935,6 +935,7 @@ def test_multichannel_streams_errors_and_slots(secure: Running) -> None:
         async with connect(secure.url, additional_headers=auth) as held:
             await held.send(json.dumps(stereo))
             assert json.loads(await held.recv())["channels"] == 2
+            assert await asyncio.to_thread(secure.metric, "parley_active_streams", auth) == 2  # a stream per channel
             return await exchange(secure.url, [START], headers=auth)
 
     msgs, code = asyncio.run(go())
