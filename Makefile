@@ -437,10 +437,10 @@ EN2O_CKPT = $(EN2_EXP)/soup-o.pt
 soup-en-v2o: $(VENV)/.dev
 	$(call EN2_SOUP_OF,$(EN2N_CKPT),o,$(EN2O_CKPT))
 
-# Stage p (measured, not adopted; 2026-12-05, docs/cards/en-open.md "Stage p"): a deeper encoder from stage n's bundle, 8 -> 12 layers, the
-# four new ones inserted as the identity (models/train/grow.py) and trained with the old ones on the first 12 h of the
-# corpus and the Asterisk train clips three times over, on one core. Its own `--layers`, so an arm with more steps or
-# more data is `make train-en-v2p EN2P_STEPS=... EN2P_EXTRA=...`.
+# Stage p (measured, not adopted; 2026-12-05, docs/cards/en-open.md "Stage p"): a deeper encoder from stage n's
+# bundle, 8 -> 12 layers, the four new ones inserted as the identity (models/train/grow.py) and trained with the old
+# ones on the first 12 h of the corpus and the Asterisk train clips three times over, on one core. Its own `--layers`,
+# so an arm with more steps or more data is `make train-en-v2p EN2P_STEPS=... EN2P_EXTRA=...`.
 EN2P_LAYERS ?= 12
 EN2P_STEPS ?= 5000
 EN2P_EXTRA ?=
