@@ -12,15 +12,7 @@ import pytest
 from server.batcher import Batcher, BatcherConfig, StreamClosedError, Update
 from server.frontend import Frontend
 from server.multichannel import StreamGroup
-from tests.test_batcher import SPEC, SR, Counter, FakeRecognizer, _audio
-
-
-async def _group_updates(group: StreamGroup) -> list[Update]:
-    out = []
-    while True:
-        out.append(await asyncio.wait_for(group.next_update(), 5))
-        if out[-1].end or out[-1].error:
-            return out
+from tests.test_batcher import SPEC, SR, Counter, FakeRecognizer, _audio, _updates
 
 
 def _interleave(*channels: np.ndarray) -> np.ndarray:
@@ -39,7 +31,7 @@ def test_each_channel_is_its_own_stream_and_the_end_comes_once() -> None:
         try:
             group = StreamGroup([batcher.open(c, Frontend(SPEC, SR)) for c in counters])
             x = _interleave(long, short)
-            reading = asyncio.create_task(_group_updates(group))
+            reading = asyncio.create_task(_updates(group))  # type: ignore[arg-type]  # the Stream interface
             for i in range(0, x.size, 3200):  # 100 ms of both channels a message
                 await group.push(x[i : i + 3200])
             with pytest.raises(ValueError, match="whole frames of 2"):
@@ -96,7 +88,7 @@ def test_a_failing_channel_fails_the_group() -> None:
         try:
             group = StreamGroup([batcher.open(Counter(n), Frontend(SPEC, SR)) for n in "ab"])
             await group.push(_interleave(_audio(0.3), _audio(0.3)))
-            updates = await _group_updates(group)
+            updates = await _updates(group)  # type: ignore[arg-type]  # the Stream interface
             assert group.failure is not None
             group.close()
             assert group.closed
