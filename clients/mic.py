@@ -11,7 +11,9 @@ multilingual model: its language first and the translations indented under it; w
 tagged [S1], [S2]... where the speaker changes); Enter closes the open caption at once (the protocol's finalize: the
 server decodes what it has and sends the final, recording goes on); Ctrl-C stops: the server sends
 the last final, then the command exits (a second Ctrl-C exits at once). The audio is 16-bit mono at the device's
-rate (the server resamples), in messages of --chunk-ms.
+rate (the server resamples), in messages of --chunk-ms. A server that restarts (a rolling deploy), is full for a
+moment or drops the connection does not end the captions: the command reconnects and resends the audio the last
+final did not cover (clients/resume.py; --no-retry ends instead).
 
 Needs the `sounddevice` package and the PortAudio library: pip install 'parley[mic]' (Debian/Ubuntu: apt install
 libportaudio2). Speaks protocol version 1 (docs/protocol.md).
@@ -30,15 +32,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from clients.stream import (
-    DEFAULT_URL,
-    FINALIZE,
-    CaptionPrinter,
-    StreamResult,
-    converse,
-    speaker_text,
-    start_message,
-)
+from clients.resume import AudioLog, stream_resumably
+from clients.stream import DEFAULT_URL, FINALIZE, CaptionPrinter, speaker_text, start_message
 
 MIN_RATE, MAX_RATE = 8000, 48000  # what the protocol accepts (docs/protocol.md)
 INSTALL_HINT = "pip install 'parley[mic]' (on Debian/Ubuntu also: apt install libportaudio2)"
@@ -259,6 +254,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="push-to-talk: no endpoints, a caption closes only when you press Enter (or at Ctrl-C)",
     )
+    p.add_argument(
+        "--no-retry",
+        action="store_true",
+        help="end at a server restart or a lost connection (default: reconnect and resend what was not decoded)",
+    )
     p.add_argument("--json", action="store_true", help="print every server message as a JSON line instead of text")
     return p
 
@@ -294,14 +294,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     try:
-        result = asyncio.run(_record_and_stream(sd, device["index"], rate, a, translate, languages, show))
+        error = asyncio.run(_record_and_stream(sd, device["index"], rate, a, translate, languages, show))
     except MicError as e:
         print(f"parley mic: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # the second Ctrl-C
         return 130
-    if result.error is not None:
-        print(f"parley mic: error {result.error.get('code')}: {result.error.get('message')}", file=sys.stderr)
+    if error is not None:
+        print(f"parley mic: error {error.get('code')}: {error.get('message')}", file=sys.stderr)
         return 1
     return 0
 
@@ -314,7 +314,9 @@ async def _record_and_stream(
     translate: list[str],
     languages: list[str],
     show: Callable[[dict], None],
-) -> StreamResult:
+) -> dict | None:
+    """Records and streams until Ctrl-C and the last final; a stream that a server restart, a full server or a lost
+    connection ends is reopened (clients/resume.py). Returns the error that ended it, or None."""
     mic = Microphone(sd, device, rate, a.chunk_ms)
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
@@ -350,7 +352,21 @@ async def _record_and_stream(
             talkers=a.talkers,
             endpointing=False if a.no_endpointing else None,
         )
-        return await converse(a.url, start, timed_blocks(aiter(mic), rate), api_key=a.api_key, on_message=show)
+        audio = AudioLog(rate, width=2)  # s16le mono; kept since the last final for a resend (clients/resume.py)
+
+        async def pump() -> None:
+            async for block in mic:
+                if isinstance(block, dict):
+                    audio.put_control(block)
+                else:
+                    audio.put(block)
+            audio.end()
+
+        pumping = asyncio.create_task(pump())
+        try:
+            return await stream_resumably(a.url, start, audio, show, api_key=a.api_key, retry=not a.no_retry)
+        finally:
+            pumping.cancel()
     except asyncio.CancelledError:
         raise KeyboardInterrupt from None
     finally:
