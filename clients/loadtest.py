@@ -59,6 +59,7 @@ from parley.audio import ENCODINGS, read_wav
 from parley.textnorm import normalize_text
 from parley.wer import ErrorCounts, error_counts
 
+MAX_CHANNELS = 8  # start's "channels" at most (docs/protocol.md)
 _END_TOLERANCE = 0.0005  # s: the server rounds times to the millisecond
 _RAMP_DEFAULT_DURATION = 30.0  # s per level when --ramp is given without --duration
 _BACKOFF_MIN, _BACKOFF_MAX = 0.1, 5.0  # s a worker waits after a stream the server turned away, doubling each time
@@ -265,6 +266,16 @@ class Options:
     metrics_url: str | None = None
     end_timeout: float = 30.0
     encoding: str = "s16le"  # the wire format (mulaw / alaw: a telephone gateway's load)
+    channels: int = 1  # channels per stream (start's "channels": a stereo call's load), each the clip rotated
+
+
+def channel_audio(samples: np.ndarray, channels: int) -> np.ndarray:
+    """A clip as the audio of a stream of `channels` channels: `(T,)` for one, else `(C, T)`, channel c the clip
+    rotated by c / C of its length (different speech on each channel at any moment, as two people on a call; WER is
+    scored on channel 0, the clip itself)."""
+    if channels == 1:
+        return samples
+    return np.stack([np.roll(samples, c * samples.size // channels) for c in range(channels)])
 
 
 def _assignments(stream: int, streams: int, files: int) -> list[int]:
@@ -300,7 +311,7 @@ async def run_level(clips: Sequence[Clip], streams: int, opts: Options) -> dict:
                     break
             r = await run_stream(
                 opts.url,
-                clip.samples,
+                channel_audio(clip.samples, opts.channels),
                 clip.rate,
                 chunk_ms=opts.chunk_ms,
                 speed=opts.speed,
@@ -353,7 +364,8 @@ def summarize(
             audio += r.chunks[-1].audio_end
         if clip.ref is not None and r.error is None:
             lang = clip.language
-            counts += error_counts([normalize_text(clip.ref, lang)], [normalize_text(r.text, lang)], lang)
+            text = " ".join(f["text"] for f in r.finals if f.get("channel", 0) == 0 and f.get("text"))
+            counts += error_counts([normalize_text(clip.ref, lang)], [normalize_text(text, lang)], lang)
             scored += 1
     level = {
         "streams": streams,
@@ -544,6 +556,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="s16le",
         help="wire format (default: s16le; mulaw / alaw: G.711 as a telephone gateway sends it, best with 8 kHz files)",
     )
+    p.add_argument(
+        "--channels",
+        type=int,
+        default=1,
+        help="channels per stream (start's channels; default 1): 2 loads the server as stereo calls do, each "
+        "channel the file rotated by half its length; WER on channel 0",
+    )
     p.add_argument("--api-key", default=os.environ.get("PARLEY_API_KEY"), help="API key (default: $PARLEY_API_KEY)")
     p.add_argument("--metrics-url", help="the server's /metrics (default: derived from --url)")
     p.add_argument("--json", metavar="OUT", help="write every level's figures to this JSON file")
@@ -554,6 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.streams < 1 or a.max_streams < 1 or a.chunk_ms <= 0 or a.speed < 0:
         p.error("--streams and --max-streams must be >= 1, --chunk-ms > 0, --speed >= 0")
+    if not 1 <= a.channels <= MAX_CHANNELS:
+        p.error(f"--channels must be 1-{MAX_CHANNELS}")
     if a.plot:
         try:
             import matplotlib  # noqa: F401
@@ -567,7 +588,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     duration = a.duration if a.duration is not None or not a.ramp else _RAMP_DEFAULT_DURATION
     opts = Options(
-        a.url, a.chunk_ms, a.speed, a.model, a.search, a.api_key, duration, a.metrics_url, encoding=a.encoding
+        a.url,
+        a.chunk_ms,
+        a.speed,
+        a.model,
+        a.search,
+        a.api_key,
+        duration,
+        a.metrics_url,
+        encoding=a.encoding,
+        channels=a.channels,
     )
 
     def report(level: dict) -> None:
@@ -585,6 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "url": a.url,
         "chunk_ms": a.chunk_ms,
         "speed": a.speed,
+        "channels": a.channels,
         "duration": duration,
         "files": [c.path for c in clips],
         "audio_seconds_per_pass": round(sum(c.duration for c in clips), 3),

@@ -258,6 +258,22 @@ def test_loadtest_sends_telephone_audio(server: FakeServer, tmp_path: Path) -> N
     assert server.chunk_bytes[-3:] == [800, 800, 800]
 
 
+def test_loadtest_sends_stereo_calls(server: FakeServer, tmp_path: Path, capsys) -> None:
+    """--channels 2: every stream starts with channels 2 and sends frames of both (100 ms at 8 kHz: 3200 bytes); the
+    second channel is the clip rotated by half its length; WER is scored on channel 0."""
+    files, _ = _files(tmp_path)
+    before = len(server.starts)
+    assert loadtest.main(["--url", server.url, "--files", files[1], "--speed", "0", "--channels", "2"]) == 0
+    assert [s.get("channels") for s in server.starts[before:]] == [2]
+    assert server.chunk_bytes[-2:] == [3200, 3200]
+    x = np.arange(6, dtype=np.float32)
+    assert loadtest.channel_audio(x, 1) is x
+    assert loadtest.channel_audio(x, 2).tolist() == [[0, 1, 2, 3, 4, 5], [3, 4, 5, 0, 1, 2]]
+    with pytest.raises(SystemExit):
+        loadtest.main(["--url", server.url, "--files", files[1], "--channels", "9"])
+    assert "--channels must be 1-8" in capsys.readouterr().err
+
+
 def test_loadtest_missing_reference(tmp_path: Path, capsys) -> None:
     files, refs = _files(tmp_path)
     other = tmp_path / "c.wav"
