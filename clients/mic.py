@@ -364,7 +364,18 @@ async def _record_and_stream(
 
         pumping = asyncio.create_task(pump())
         try:
-            return await stream_resumably(a.url, start, audio, show, api_key=a.api_key, retry=not a.no_retry)
+            return await stream_resumably(
+                a.url,
+                start,
+                audio,
+                show,
+                api_key=a.api_key,
+                retry=not a.no_retry,
+                retry_before_ready=False,  # a wrong --url or no server: say so at once
+                on_retry=lambda code, pause: print(
+                    f"parley mic: {code}; reconnecting in {pause:g} s (the audio is kept)", file=sys.stderr
+                ),
+            )
         finally:
             pumping.cancel()
     except asyncio.CancelledError:

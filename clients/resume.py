@@ -47,7 +47,8 @@ class AudioLog:
     width: int = 1
     max_backlog_s: float = 60.0
     buffer: bytearray = field(default_factory=bytearray)
-    controls: list[tuple[int, dict]] = field(default_factory=list)  # (frame it comes after, message)
+    controls: list[tuple[int, int, dict]] = field(default_factory=list)  # (frame it comes after, number, message)
+    _numbered: int = 0  # controls put so far (a control's number: the same message object may come many times)
     base: int = 0  # the frame buffer[0] is
     received: int = 0  # frames received in all
     ended: bool = False  # the source stopped: no more frames will come
@@ -66,7 +67,8 @@ class AudioLog:
 
     def put_control(self, message: dict) -> None:
         """A control message (`{"type": "finalize"}`) after the frames received so far."""
-        self.controls.append((self.received, message))
+        self.controls.append((self.received, self._numbered, message))
+        self._numbered += 1
         self.changed.set()
 
     def end(self) -> None:
@@ -78,19 +80,19 @@ class AudioLog:
         cut = min(max(until - self.base, 0), len(self.buffer) // self.width)
         del self.buffer[: cut * self.width]
         self.base += cut
-        self.controls = [(at, m) for at, m in self.controls if at > self.base]
+        self.controls = [c for c in self.controls if c[0] > self.base]
 
     async def audio(self, start: int) -> AsyncIterator[tuple[bytes | dict, float]]:
         """The frames from `start` on (from `base`, if that is later) and the controls among them, as they arrive,
         until the source ends; at most MESSAGE_S of audio a message. Stream times count from `start`."""
         pos = max(start, self.base)
-        sent_controls = {id(m) for at, m in self.controls if at <= pos}  # before the resumed point: done already
+        sent = {n for at, n, _ in self.controls if at <= pos}  # before the resumed point: done already
         while True:
             pos = max(pos, self.base)  # a backlog past max_backlog_s lost its oldest frames
-            control = next(((at, m) for at, m in self.controls if id(m) not in sent_controls), None)
+            control = next((c for c in self.controls if c[1] not in sent), None)
             if control is not None and control[0] <= pos:
-                sent_controls.add(id(control[1]))
-                yield control[1], (pos - start) / self.rate
+                sent.add(control[1])
+                yield control[2], (pos - start) / self.rate
                 continue
             limit = self.received if control is None else control[0]
             if pos < limit:
@@ -131,11 +133,16 @@ async def stream_resumably(
     *,
     api_key: str | None = None,
     retry: bool = True,
+    retry_before_ready: bool = True,
+    on_retry: Callable[[str, float], None] | None = None,
 ) -> dict | None:
     """Streams `audio` until it has all been decoded, through as many streams as it takes (see the module
     docstring); every server message of every stream goes to `emit` (ready, results on the source's clock, an error
     that ended a stream, end), and so do `audio_lost` warnings. Returns None when every frame was decoded, else the
-    error that ended it (a server error retrying cannot mend, or the last of the tries after the source ended)."""
+    error that ended it (a server error retrying cannot mend, or the last of the tries after the source ended).
+    `retry_before_ready` false: a source that never got a stream ready (a wrong address, a server that is not there)
+    gets its first error back at once. `on_retry(code, pause)` is told of each reconnection before its pause."""
+    ever_ready = False
     first = 0  # frame the current stream begins at
     segments = 0  # segments of the streams before it
     pause = RETRY_MIN_S
@@ -162,16 +169,20 @@ async def stream_resumably(
 
         result = await converse(url, start, audio.audio(first), api_key=api_key, on_message=relay)
         if result.ready is not None:
-            pause = RETRY_MIN_S
+            pause, ever_ready = RETRY_MIN_S, True
         error = result.error
         if error is None:
             return None
         undecoded = audio.received > covered["until"]
-        if not (retry and error.get("code") in RETRYABLE and (not audio.ended or undecoded)) or (
-            audio.ended and (tries_after_end := tries_after_end - 1) < 0
+        if (
+            not (retry and error.get("code") in RETRYABLE and (not audio.ended or undecoded))
+            or (not ever_ready and not retry_before_ready)
+            or (audio.ended and (tries_after_end := tries_after_end - 1) < 0)
         ):
             return error
         log.info("%s; reconnecting in %.2f s", error.get("code"), pause)
+        if on_retry is not None:
+            on_retry(str(error.get("code")), pause)
         first, segments = covered["until"], segments + covered["segments"]
         await asyncio.sleep(pause)
         pause = min(RETRY_MAX_S, pause * 2)

@@ -35,8 +35,10 @@ def test_the_log_resends_from_a_frame_with_its_controls_in_place() -> None:
     log.put(b"ab")
     log.put_control(FINALIZE)
     log.put(b"cd")
+    log.put_control(FINALIZE)  # the same message again (Enter pressed twice): each is sent in its place
+    log.put(b"e")
     log.end()
-    assert asyncio.run(_drain(log, 1)) == [b"b", FINALIZE, b"cd"]
+    assert asyncio.run(_drain(log, 1)) == [b"b", FINALIZE, b"cd", FINALIZE, b"e"]
     # The backlog keeps the last max_backlog_s: older frames are gone, and a resend starts at the oldest kept.
     log = AudioLog(rate=10, width=1, max_backlog_s=1.0)
     log.put(bytes(range(25)))
@@ -54,11 +56,14 @@ def test_a_stream_with_a_finalize_is_carried_across_a_server_restart(tiny_bundle
     first = Running(Settings(port=0, drain_timeout_s=0.2, **settings))
     port = first.port
     out: list[dict] = []
+    retries: list[str] = []
 
     async def go() -> dict | None:
         log = AudioLog(rate=16000, width=2)
         start = {"type": "start", "sample_rate": 16000, "encoding": "s16le", "partials": False}
-        streaming = asyncio.create_task(stream_resumably(first.url, start, log, out.append))
+        streaming = asyncio.create_task(
+            stream_resumably(first.url, start, log, out.append, on_retry=lambda code, _: retries.append(code))
+        )
 
         async def source() -> None:
             for i in range(0, len(pcm), 3200):  # 100 ms a message, in real time
@@ -81,6 +86,7 @@ def test_a_stream_with_a_finalize_is_carried_across_a_server_restart(tiny_bundle
 
     error = asyncio.run(go())
     assert error is None, error
+    assert retries and set(retries) <= {"shutting_down", "connect_failed", "closed"}, retries
     finals = [m for m in out if m["type"] == "final"]
     assert [m["type"] for m in out].count("ready") >= 2 and not [m for m in out if m["type"] == "warning"]
     assert [m["segment"] for m in finals] == list(range(len(finals))) and len(finals) >= 3, finals
@@ -88,3 +94,17 @@ def test_a_stream_with_a_finalize_is_carried_across_a_server_restart(tiny_bundle
     assert finals[0]["start"] == 0.0 and finals[-1]["end"] == pytest.approx(3.0, abs=0.05)
     for a, b in itertools.pairwise(finals):
         assert b["start"] == pytest.approx(a["end"], abs=0.001), finals
+
+
+def test_a_source_that_never_got_a_stream_can_fail_at_once() -> None:
+    """`parley mic`'s choice: a wrong address or no server is said at once, not retried while the audio piles up."""
+    log = AudioLog(rate=16000, width=2)
+    log.put(b"\0" * 3200)
+    start = {"type": "start", "sample_rate": 16000, "encoding": "s16le"}
+    out: list[dict] = []
+    error = asyncio.run(
+        asyncio.wait_for(
+            stream_resumably("ws://127.0.0.1:9/v1/stream", start, log, out.append, retry_before_ready=False), TIMEOUT
+        )
+    )
+    assert error is not None and error["code"] == "connect_failed" and out == []
