@@ -38,6 +38,7 @@ from server.protocol import (
     INTERNAL,
     INVALID_VALUE,
     MAX_CHANNELS,
+    SERVER_FULL,
     TOO_BIG,
     UNSUPPORTED_ENCODING,
     ProtocolError,
@@ -116,6 +117,13 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
         elif len(channels) > MAX_CHANNELS:
             raise ProtocolError(
                 INVALID_VALUE, f"{len(channels)} channels: multichannel transcribes at most {MAX_CHANNELS}"
+            )
+        free = settings.max_connections - service.connections  # this request holds one slot already
+        if len(channels) - held > free:
+            raise ProtocolError(
+                SERVER_FULL,
+                f"{len(channels)} channels need {len(channels)} of the server's {settings.max_connections} stream "
+                f"slots and {free + held} are free: try again later",
             )
         service.connections += len(channels) - held  # each channel is decoded as a stream of its own
         held = len(channels)

@@ -946,6 +946,15 @@ def test_multichannel_streams_errors_and_slots(secure: Running) -> None:
         time.sleep(0.05)
     msgs, code = asyncio.run(exchange(secure.url, [stereo, STOP], headers=auth))
     assert msgs[0]["type"] == "ready" and code == 1000, msgs
+    # POST ?multichannel=true holds a slot per channel too: 3 channels do not fit 2 slots, 2 do.
+    for channels, status in ((3, 503), (2, 200)):
+        r = httpx.post(
+            secure.http + f"/v1/transcribe?sample_rate=16000&encoding=s16le&channels={channels}&multichannel=true",
+            content=b"\0\0" * channels * 1600,
+            headers={**auth, "content-type": "application/octet-stream"},
+        )
+        assert r.status_code == status, r.text
+        assert status == 200 or r.json()["code"] == "server_full"
 
 
 def test_parley_stream_multichannel_sends_a_stereo_file(server: Running, tmp_path: Path, capsys) -> None:
