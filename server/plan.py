@@ -264,23 +264,43 @@ class Planner:
         """The phrases `adapt` would take as hotwords of `plan`, in order, each once, at most `max_hotwords`: those
         within the length limits that every captioning head's tokenizer can write. For clients whose protocol has
         no error to give (Vosk's `phrase_list`): what the model cannot use is left out instead of refused."""
-        cfg, kept, seen = self.limits, [], set()
+        kept: list[str] = []
         for phrase in phrases:
-            if len(kept) == cfg.max_hotwords:
+            if len(kept) == self.limits.max_hotwords:
                 break
-            if phrase in seen or len(phrase) > cfg.max_hotword_chars:
+            if phrase in kept:
                 continue
             try:
-                ok = all(
-                    len(phrase_tokens(self.model.heads[h].head.sp, phrase)) <= cfg.max_hotword_tokens
-                    for h in plan.captions
-                )
-            except ValueError:
-                ok = False
-            if ok:
-                kept.append(phrase)
-                seen.add(phrase)
+                self._check_hotword_chars(phrase)
+                for h in plan.captions:
+                    self._hotword_ids(self.model.heads[h].head, phrase)
+            except InvalidOptionError:
+                continue
+            kept.append(phrase)
         return kept
+
+    def _check_hotword_chars(self, phrase: str) -> None:
+        """Raises InvalidOptionError for a hotword over `max_hotword_chars`."""
+        if len(phrase) > self.limits.max_hotword_chars:
+            raise InvalidOptionError(
+                f"hotword {preview(phrase, 40)} has {len(phrase)} characters: at most {self.limits.max_hotword_chars}"
+            )
+
+    def _hotword_ids(self, head, phrase: str) -> list[int]:
+        """A hotword's token ids under `head`'s tokenizer.
+
+        Raises:
+            InvalidOptionError: characters the tokenizer cannot write, or more than `max_hotword_tokens` tokens.
+        """
+        try:
+            ids = phrase_tokens(head.sp, phrase)
+        except ValueError as e:
+            raise InvalidOptionError(str(e)) from None
+        if len(ids) > self.limits.max_hotword_tokens:
+            raise InvalidOptionError(
+                f"hotword {preview(phrase, 40)} is {len(ids)} tokens long: at most {self.limits.max_hotword_tokens}"
+            )
+        return ids
 
     def adapt(self, plan: HeadPlan, adaptation: Adaptation) -> HeadAdaptation:
         """The hotword graph, LM fusion and hotword respeller of each head `plan` may caption with.
@@ -297,10 +317,7 @@ class Planner:
         if len(adaptation.hotwords) > cfg.max_hotwords:
             raise InvalidOptionError(f"{len(adaptation.hotwords)} hotwords: at most {cfg.max_hotwords} per stream")
         for phrase, boost in adaptation.hotwords:
-            if len(phrase) > cfg.max_hotword_chars:
-                raise InvalidOptionError(
-                    f"hotword {preview(phrase, 40)} has {len(phrase)} characters: at most {cfg.max_hotword_chars}"
-                )
+            self._check_hotword_chars(phrase)
             if boost is not None and not 0 < boost <= MAX_HOTWORD_BOOST:
                 raise InvalidOptionError(f"hotword boost {boost!r}: use a number in (0, {MAX_HOTWORD_BOOST:g}]")
         out: HeadAdaptation = {}
@@ -311,14 +328,7 @@ class Planner:
             phrases = [(ids, boost) for _, ids, boost in server]
             if adaptation.hotwords or phrases:
                 for phrase, boost in adaptation.hotwords:
-                    try:
-                        ids = phrase_tokens(head.sp, phrase)
-                    except ValueError as e:
-                        raise InvalidOptionError(str(e)) from None
-                    if len(ids) > cfg.max_hotword_tokens:
-                        raise InvalidOptionError(
-                            f"hotword {preview(phrase, 40)} is {len(ids)} tokens long: at most {cfg.max_hotword_tokens}"
-                        )
+                    ids = self._hotword_ids(head, phrase)
                     phrases.append((ids, cfg.hotword_boost if boost is None else boost))
                 graph = ContextGraph(phrases, head.vocab_size, word_starts(head.tokens), cfg.hotword_floor)
                 if cfg.respell_threshold > 0 and adaptation.respell:  # the same phrases, as words
