@@ -43,7 +43,12 @@ def read_wav(path: str | os.PathLike | BinaryIO) -> tuple[np.ndarray, int]:
         ValueError: see `read_wav_channels`.
     """
     x, rate = read_wav_channels(path)
-    return (x[0] if x.shape[0] == 1 else x.mean(axis=0, dtype=np.float32)), rate
+    return mix_down(x), rate
+
+
+def mix_down(channels: np.ndarray) -> np.ndarray:
+    """Samples `(C, T)` -> `(T,)` float32: the channels averaged (one channel as it is)."""
+    return channels[0] if channels.shape[0] == 1 else channels.mean(axis=0, dtype=np.float32)
 
 
 def read_wav_channels(path: str | os.PathLike | BinaryIO) -> tuple[np.ndarray, int]:

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
-from parley.audio import ENCODINGS, read_wav_channels
+from parley.audio import ENCODINGS, mix_down, read_wav_channels
 from server.deps import ServiceDep, SettingsDep, error_response, require_api_key
 from server.messages import multichannel_transcript, result_message
 from server.metrics import ServerMetrics
@@ -38,7 +38,6 @@ from server.protocol import (
     INTERNAL,
     INVALID_VALUE,
     MAX_CHANNELS,
-    SERVER_FULL,
     TOO_BIG,
     UNSUPPORTED_ENCODING,
     ProtocolError,
@@ -113,19 +112,12 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
             request, settings.max_upload_bytes, settings.idle_timeout_s, settings.min_upload_bytes_per_s
         )
         if not multichannel:
-            channels = channels.mean(axis=0, dtype=np.float32, keepdims=True) if len(channels) > 1 else channels
+            channels = mix_down(channels)[None]
         elif len(channels) > MAX_CHANNELS:
             raise ProtocolError(
                 INVALID_VALUE, f"{len(channels)} channels: multichannel transcribes at most {MAX_CHANNELS}"
             )
-        free = settings.max_connections - service.connections  # this request holds one slot already
-        if len(channels) - held > free:
-            raise ProtocolError(
-                SERVER_FULL,
-                f"{len(channels)} channels need {len(channels)} of the server's {settings.max_connections} stream "
-                f"slots and {free + held} are free: try again later",
-            )
-        service.connections += len(channels) - held  # each channel is decoded as a stream of its own
+        service.hold_channels(len(channels))  # each channel is decoded as a stream of its own
         held = len(channels)
         adaptation = start_adaptation(start)
         engine, search, plan = resolve_start(service, start, adaptation)

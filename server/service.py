@@ -161,6 +161,22 @@ class Service:
             )
         return None
 
+    def hold_channels(self, channels: int) -> None:
+        """Takes the further slots a stream or transcription of `channels` channels needs beyond the one it holds
+        (each channel is decoded as a stream of its own); the caller gives them back from `connections`.
+
+        Raises:
+            ProtocolError: server_full, when there are not that many free.
+        """
+        free = self.settings.max_connections - self.connections
+        if channels - 1 > free:
+            raise ProtocolError(
+                SERVER_FULL,
+                f"{channels} channels need {channels} of the server's {self.settings.max_connections} stream slots "
+                f"and {free + 1} are free: try again later, or with fewer channels",
+            )
+        self.connections += channels - 1
+
     def session_opened(self, session: Abortable) -> None:
         self.connections += 1
         self.sessions.add(session)

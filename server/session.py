@@ -37,7 +37,6 @@ from server.protocol import (
     CLOSE_NORMAL,
     IDLE_TIMEOUT,
     INTERNAL,
-    SERVER_FULL,
     FinalizeRequest,
     ProtocolError,
     ProtocolState,
@@ -352,15 +351,7 @@ class Session(Connection):
         engine, search, plan = resolve_start(svc, start, adaptation)
         endpoint = stream_endpoint(engine, start)
         if start.channels > 1:
-            # Each channel is a stream of the engine's: it holds a connection slot each, as that many streams would.
-            free = svc.settings.max_connections - svc.connections
-            if start.channels - 1 > free:
-                raise ProtocolError(
-                    SERVER_FULL,
-                    f"{start.channels} channels need {start.channels} of the server's {svc.settings.max_connections} "
-                    f"stream slots and {free + 1} are free: try again later, or with fewer channels",
-                )
-            svc.connections += start.channels - 1
+            svc.hold_channels(start.channels)  # a slot per channel, as that many streams would hold
             svc.metrics.active_streams.inc(start.channels - 1)  # the load a balancer or autoscaler sees
             self.extra_slots = start.channels - 1
         streams = [

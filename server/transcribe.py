@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parley.audio import read_wav_channels
+from parley.audio import mix_down, read_wav_channels
 from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
 from parley.resample import resample
 from server.bundle import BUNDLE_JSON, BundleError, load_bundle
@@ -72,7 +72,7 @@ def read_audio(path: Path, mix: bool = True) -> tuple[np.ndarray, int]:
     if rate < MIN_INPUT_RATE:
         raise InputError(f"{path}: {rate} Hz is below the {MIN_INPUT_RATE} Hz the recognizer needs")
     if mix:
-        x = x[0] if len(x) == 1 else x.mean(axis=0, dtype=np.float32)
+        x = mix_down(x)
     if rate > MAX_INPUT_RATE:
         x = resample(x, rate, MAX_INPUT_RATE) if mix else np.stack([resample(c, rate, MAX_INPUT_RATE) for c in x])
         rate = MAX_INPUT_RATE
