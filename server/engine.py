@@ -210,12 +210,14 @@ class Engine:
         talkers: bool = False,
         endpoint: EndpointConfig | None = None,
         alternatives: int = 0,
+        numerals: bool = True,
     ) -> Stream:
         """A new stream of audio at `sample_rate` (8-48 kHz), captioned by head `head` or run as `plan(...)` says,
         with the hotwords and LM of `adaptation` (which make beam search the default); its finals carry `display`
         when `punctuate` and the bundle has a punctuation model of the caption's language, and `talkers` when
         `talkers` (the bundle must have a talker model); `endpoint`: its own endpoint rules (None: the engine's);
-        `alternatives`: how many of each segment's likeliest transcripts its finals list (beam search).
+        `alternatives`: how many of each segment's likeliest transcripts its finals list (beam search); `numerals`:
+        whether `display` writes number phrases in digits (server/itn.py).
 
         Raises:
             ValueError: an unknown search or head, a rate out of range; InvalidOptionError and
@@ -231,7 +233,9 @@ class Engine:
         server = search == "beam" and bool(self.config.server_hotwords)  # the server's hotwords reach beam streams
         adapted = self.planner.adapt(plan, adaptation or Adaptation()) if active or server else None
         frontend = Frontend(self.model.spec, sample_rate, self.config.fbank)
-        stream = self.recognizer.open(plan, search, partials, adapted, punctuate, talkers, endpoint, alternatives)
+        stream = self.recognizer.open(
+            plan, search, partials, adapted, punctuate, talkers, endpoint, alternatives, numerals
+        )
         return self.batcher.open(stream, frontend)
 
     async def recognize(
@@ -245,6 +249,7 @@ class Engine:
         talkers: bool = False,
         endpoint: EndpointConfig | None = None,
         alternatives: int = 0,
+        numerals: bool = True,
     ) -> list[Final]:
         """A whole recording through the same loop as the streams: the finals a stream would produce.
 
@@ -258,12 +263,13 @@ class Engine:
             talkers: finals carry `talkers` (the bundle must have a talker model).
             endpoint: the recording's own endpoint rules (None: the engine's).
             alternatives: how many of each segment's likeliest transcripts the finals list (beam search).
+            numerals: `display` writes number phrases in digits (server/itn.py).
 
         Raises:
             RuntimeError: the engine failed on it.
         """
         stream = self.open_stream(
-            sample_rate, search, False, head, adaptation, punctuate, talkers, endpoint, alternatives
+            sample_rate, search, False, head, adaptation, punctuate, talkers, endpoint, alternatives, numerals
         )
         finals: list[Final] = []
 

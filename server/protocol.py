@@ -92,6 +92,7 @@ START_FIELDS: dict[str, bool] = {
     "model": False,
     "partials": False,
     "punctuate": False,
+    "numerals": False,
     "talkers": False,
     "endpointing": False,
     "alternatives": False,
@@ -184,6 +185,7 @@ class StartRequest:
     ilm_scale: float | None = None
     lodr_scale: float | None = None
     punctuate: bool = True  # finals carry "display" where the bundle has a punctuation model (docs/protocol.md)
+    numerals: bool = True  # "display" writes number phrases in digits: "$5.50", "10:30 a.m." (server/itn.py)
     talkers: bool = False  # finals carry "talkers" and their words a "talker": who speaks, across segments
     endpointing: Endpointing | None = None  # this stream's endpoint rules; None: the server's
     alternatives: int = 0  # finals list this many of the segment's likeliest transcripts (beam search); 0: none
@@ -367,6 +369,9 @@ def start_from_dict(d: dict) -> StartRequest:
     punctuate = d.get("punctuate", True)
     if not isinstance(punctuate, bool):
         raise _invalid("punctuate", "true or false", punctuate)
+    numerals = d.get("numerals", True)
+    if not isinstance(numerals, bool):
+        raise _invalid("numerals", "true or false", numerals)
     respell = d.get("respell", True)
     if not isinstance(respell, bool):
         raise _invalid("respell", "true or false", respell)
@@ -409,6 +414,7 @@ def start_from_dict(d: dict) -> StartRequest:
         model=_name(d, "model"),
         partials=partials,
         punctuate=punctuate,
+        numerals=numerals,
         talkers=talkers,
         endpointing=endpointing,
         alternatives=alternatives,

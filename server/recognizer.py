@@ -50,6 +50,7 @@ from parley.contract import CHANNEL_CHANGE, WORD_START
 from server.bundle import EncoderSpec
 from server.endpoint import EndpointConfig, EndpointDetector
 from server.frontend import Chunk, compute_features
+from server.itn import rewrite_text
 from server.lid import LidState
 from server.plan import HeadAdaptation, HeadPlan
 from server.protocol import SEARCH_METHODS
@@ -190,6 +191,7 @@ class StreamRecognizer:
         punctuators: the models that write finals' `display`, by language (none: finals have no `display`).
         talkers: the model that numbers talkers across segments (None: finals carry no `talkers`).
         alternatives: how many of the segment's likeliest transcripts finals list (beam search; 0: none).
+        numerals: whether `display` writes number phrases in digits ("$5.50", "10:30 a.m."; server/itn.py).
     """
 
     def __init__(
@@ -203,10 +205,12 @@ class StreamRecognizer:
         punctuators: Mapping[str, Punctuator] | None = None,
         talkers: TalkerModel | None = None,
         alternatives: int = 0,
+        numerals: bool = True,
     ) -> None:
         spec = model.spec
         self.alternatives = alternatives if search == "beam" else 0
         self.punctuators = punctuators or {}
+        self.numerals = numerals
         self.model = model
         self.plan = plan
         self.search = search
@@ -484,6 +488,8 @@ class StreamRecognizer:
         extra: dict = {}
         if kind is Final and not self.tsot and (p := self.punctuators.get(self.runner.head.language)) is not None:
             extra["display"] = p.punctuate_text(text)
+            if self.numerals:
+                extra["display"] = rewrite_text(extra["display"], p.language)
         if kind is Final and self.tracker is not None:
             words, extra["talkers"] = self._with_talkers(words)
         if kind is Final and self.alternatives:
@@ -611,6 +617,7 @@ class Recognizer:
         talkers: bool = False,
         endpoint: EndpointConfig | None = None,
         alternatives: int = 0,
+        numerals: bool = True,
     ) -> StreamRecognizer:
         """A new stream's state.
 
@@ -623,6 +630,7 @@ class Recognizer:
             talkers: whether finals carry `talkers` and their words a `talker` (server/talkers.py).
             endpoint: this stream's endpoint rules (None: the recognizer's).
             alternatives: how many of each segment's likeliest transcripts its finals list (beam search only).
+            numerals: whether `display` writes number phrases in digits (server/itn.py).
 
         Raises:
             ValueError: see `check`; talkers asked of a bundle without a talker model.
@@ -635,7 +643,7 @@ class Recognizer:
         model = self.talkers if talkers else None
         rules = endpoint or self.endpoint
         return StreamRecognizer(
-            self.model, plan, search, partials, rules, adaptation, punctuators, model, alternatives=alternatives
+            self.model, plan, search, partials, rules, adaptation, punctuators, model, alternatives, numerals
         )
 
     def step(self, batch: Sequence[tuple[StreamRecognizer, Chunk]]) -> list[list[Result]]:

@@ -365,6 +365,7 @@ class Session(Connection):
                 start.talkers,
                 endpoint,
                 start.alternatives,
+                start.numerals,
             )
             for _ in range(start.channels)
         ]

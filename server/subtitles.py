@@ -15,6 +15,7 @@ people on two channels talk at once. Pure: no model, no sockets.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,15 +75,42 @@ def layout(words: Sequence[str], width: int = MAX_LINE_CHARS, max_lines: int = M
     return best
 
 
+def _key(token: str) -> str:
+    return token.strip(".,;:!?\"'“”‘’«»()[]…-").lower()
+
+
+def _shown(shown: Sequence[str], words: Sequence[_Word]) -> list[_Word] | None:
+    """A final's display tokens on its words' times: word for word where the count is the same, else each word the
+    display writes as it is, with what it rewrote between two of them ("$5.50" for "five dollars and fifty cents")
+    spanning the words it stands for. None without display, or where a run of display tokens has no word or a run of
+    words no display token (the display is then not of these words)."""
+    if not shown or not words:
+        return None
+    if len(shown) == len(words):
+        return [_Word(t, w.start, w.end, w.talker, w.channel) for t, w in zip(shown, words, strict=True)]
+    matcher = difflib.SequenceMatcher(None, [_key(t) for t in shown], [_key(w.text) for w in words], autojunk=False)
+    out: list[_Word] = []
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            pairs = zip(shown[i1:i2], words[j1:j2], strict=True)
+            out += [_Word(t, w.start, w.end, w.talker, w.channel) for t, w in pairs]
+        elif i1 == i2 or j1 == j2:
+            return None
+        else:
+            first, last = words[j1], words[j2 - 1]
+            out.append(_Word(" ".join(shown[i1:i2]), first.start, last.end, first.talker, first.channel))
+    return out
+
+
 def _words_of(final: Mapping[str, Any]) -> list[_Word]:
     """A final's words with times; a final with text but no word times gets its words spread evenly over it."""
     c = final.get("channel")
     words = [
         _Word(str(w["word"]), float(w["start"]), float(w["end"]), w.get("talker"), c) for w in final.get("words") or []
     ]
-    shown = str(final.get("display") or "").split()
-    if words and len(shown) == len(words):  # punctuated and cased (docs/protocol.md), word for word
-        words = [_Word(t, w.start, w.end, w.talker, c) for t, w in zip(shown, words, strict=True)]
+    shown = _shown(str(final.get("display") or "").split(), words)
+    if shown is not None:  # punctuated and cased, numbers in digits (docs/protocol.md), on the words' times
+        words = shown
     if words or not final.get("text"):
         return words
     texts = str(final["text"]).split()

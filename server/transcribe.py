@@ -123,11 +123,12 @@ async def transcribe_file(
     alternatives: int = 0,
     endpointing: bool = True,
     multichannel: bool = False,
+    numerals: bool = True,
 ) -> dict:
     """The `POST /v1/transcribe` body for one recording, decoded in this process (`talkers`: finals number who
     speaks, server/talkers.py; `alternatives`: finals list the N likeliest transcripts, with beam search;
     `endpointing` false: one segment for the whole recording; `multichannel`: each channel transcribed on its own,
-    as `?multichannel=true`).
+    as `?multichannel=true`; `numerals` false: `display` keeps numbers in words, as `?numerals=false`).
 
     Raises:
         InputError: an unreadable file, an unknown model, a language the model lacks, talkers of a model without a
@@ -156,7 +157,16 @@ async def transcribe_file(
         endpoint = None if endpointing else engine.config.endpoint.replaced(False)
         decoded = await asyncio.gather(
             *(
-                engine.recognize(x, rate, search, plan, talkers=talkers, endpoint=endpoint, alternatives=alternatives)
+                engine.recognize(
+                    x,
+                    rate,
+                    search,
+                    plan,
+                    talkers=talkers,
+                    endpoint=endpoint,
+                    alternatives=alternatives,
+                    numerals=numerals,
+                )
                 for x in channels
             )
         )
@@ -197,6 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-endpointing", action="store_true", help="one segment for the whole recording")
     parser.add_argument(
+        "--no-numerals",
+        action="store_true",
+        help='keep numbers in words in the punctuated text ("five dollars"), not digits ("$5")',
+    )
+    parser.add_argument(
         "--multichannel",
         action="store_true",
         help=f"transcribe each channel on its own (up to {MAX_CHANNELS}; finals say their channel) instead of "
@@ -229,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.alternatives,
                 not args.no_endpointing,
                 args.multichannel,
+                not args.no_numerals,
             )
         )
     except InputError as e:

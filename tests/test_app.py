@@ -86,9 +86,11 @@ class FakeEngine:
         search: str,
         plan: HeadPlan,
         adaptation: object,
+        punctuate: bool = True,
         talkers: bool = False,
         endpoint: object = None,
         alternatives: int = 0,
+        numerals: bool = True,
     ) -> list[Final]:
         if self.failure is not None:
             raise self.failure

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from models.data.punct import CASES, MARKS, case_of, mark_of, word_labels
+from server.itn import rewrite_text
 from server.punctuation import Punctuator
 
 
@@ -156,8 +157,8 @@ def test_finals_carry_display_from_the_bundle_s_model(trained: Path, tmp_path: P
     recognizer = Recognizer(StreamingTransducer(loaded), punctuators=punctuators)
     syn = synthesize("set a timer for ten minutes", voice="en-us")
     audio = resample(syn.samples, syn.sample_rate, 16000)
-    for punctuate in (True, False):
-        stream = recognizer.open(punctuate=punctuate)
+    for punctuate, numerals in ((True, False), (True, True), (False, True)):
+        stream = recognizer.open(punctuate=punctuate, numerals=numerals)
         frontend = Frontend(recognizer.spec, 16000)
         frontend.accept(audio)
         frontend.finish()
@@ -168,7 +169,10 @@ def test_finals_carry_display_from_the_bundle_s_model(trained: Path, tmp_path: P
         finals = [r for r in results if isinstance(r, Final)]
         assert finals and all(getattr(r, "display", None) is None for r in results if not isinstance(r, Final))
         for f in finals:
-            if punctuate:
+            if punctuate and numerals:  # numbers in digits (server/itn.py): "Set a timer for 10 minutes"
+                assert f.display == rewrite_text(punctuators["en"].punctuate_text(f.text))
+                assert result_message(f)["display"] == f.display
+            elif punctuate:
                 assert f.display == punctuators["en"].punctuate_text(f.text)
                 assert [w.strip(",.?").lower() for w in f.display.split()] == f.text.split()
                 assert result_message(f)["display"] == f.display

@@ -161,9 +161,25 @@ def test_cues_read_the_display_text_word_for_word() -> None:
     final = {"type": "final", "segment": 0, "text": "hello how are you", "start": 0.0, "end": 2.0, "words": words}
     (cue,) = cues([{**final, "display": "Hello, how are you?"}])
     assert " ".join(cue.lines) == "Hello, how are you?" and cue.start == 0.0 and cue.end >= 1.9
-    # a display that does not line up with the words (another count) is not used: the recognized words are
-    (plain,) = cues([{**final, "display": "Hello how-are-you?"}])
+    # a display with a word that is not among the words (nor a rewriting of some) is not used: the words are
+    (plain,) = cues([{**final, "display": "Hello there, how are you?"}])
     assert " ".join(plain.lines) == "hello how are you"
+
+
+def test_cues_keep_a_rewritten_number_whole_on_the_times_of_its_words() -> None:
+    said = ["it", "costs", "five", "dollars", "and", "fifty", "cents", "at", "ten", "thirty", "a", "m", "today"]
+    words = [{"word": w, "start": 0.5 * i, "end": 0.5 * i + 0.4} for i, w in enumerate(said)]
+    final = {"type": "final", "segment": 0, "text": " ".join(said), "start": 0.0, "end": 7.0, "words": words}
+    (cue,) = cues([{**final, "display": "It costs $5.50 at 10:30 a.m. today."}])
+    assert " ".join(cue.lines) == "It costs $5.50 at 10:30 a.m. today."
+    # A cue cut inside the rewritten words would split "$5.50": the cut falls around it, on the words' times.
+    long = [{"word": w, "start": 0.9 * i, "end": 0.9 * i + 0.8} for i, w in enumerate(said)]
+    parts = cues([{**final, "words": long, "end": 11.0, "display": "It costs $5.50 at 10:30 a.m. today."}])
+    texts = [" ".join(c.lines) for c in parts]
+    assert len(parts) > 1 and " ".join(texts) == "It costs $5.50 at 10:30 a.m. today."
+    assert all(t.count("$") <= 1 and not t.endswith("$5") for t in texts)
+    money = next(c for c in parts if "$5.50" in " ".join(c.lines))
+    assert money.start <= 0.9 * 2 and money.end >= 0.9 * 6 + 0.8 - 1e-9  # from "five" to "cents"
 
 
 def test_talkers_split_cues_and_are_written_in_each_format() -> None:
