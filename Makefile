@@ -440,10 +440,13 @@ soup-en-v2o: $(VENV)/.dev
 # Stage p (measured, not adopted; 2026-12-05, docs/cards/en-open.md "Stage p"): a deeper encoder from stage n's
 # bundle, 8 -> 12 layers, the four new ones inserted as the identity (models/train/grow.py) and trained with the old
 # ones on the first 12 h of the corpus and the Asterisk train clips three times over, on one core. Its own `--layers`,
-# so an arm with more steps or more data is `make train-en-v2p EN2P_STEPS=... EN2P_EXTRA=...`.
+# so an arm with more steps or more data is `make train-en-v2p EN2P_STEPS=... EN2P_EXTRA=...`. Its control, the same
+# training of stage n's own 8 layers (tells depth from the data mix): `make train-en-v2p EN2P_LAYERS=8
+# EN2P_INIT=$(EXP)/en-open/init-n.pt` (after `make grow-en-v2p`, which writes init-n.pt).
 EN2P_LAYERS ?= 12
 EN2P_STEPS ?= 5000
 EN2P_EXTRA ?=
+EN2P_INIT ?= $(EN2_EXP)/grown-$(EN2P_LAYERS).pt
 .PHONY: grow-en-v2p train-en-v2p
 grow-en-v2p: $(VENV)/.dev
 	$(PY) -m models.train.warmstart --bundle $(BUNDLES)/en-open --out $(EN2_EXP)/init-n.pt
@@ -455,7 +458,7 @@ train-en-v2p: $(VENV)/.dev v2-first-12
 	OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(call V2_FIRST,12) $(EN2P_EXTRA) \
 		$(DATA)/asterisk/en/train.jsonl $(DATA)/asterisk/en/train.jsonl $(DATA)/asterisk/en/train.jsonl \
 		--dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) --exp-dir $(EN2_EXP)/train-p$(EN2P_LAYERS) \
-		--init $(EN2_EXP)/grown-$(EN2P_LAYERS).pt --layers $(EN2P_LAYERS) --loss pruned --prune-range 5 \
+		--init $(EN2P_INIT) --layers $(EN2P_LAYERS) --loss pruned --prune-range 5 \
 		--rnnt-type modified --prune-warmup-steps 300 --epochs 100 --max-steps $(EN2P_STEPS) --max-seconds 30 \
 		--lr 3e-4 --warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --threads 1 \
 		--dev-utts 150 --dev-every 1000 --checkpoint-every 100
