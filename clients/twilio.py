@@ -57,6 +57,7 @@ class Options:
     partials: bool = False
     retry: bool = True  # open a failed stream again (clients/resume.py's RETRYABLE) and resend what it had not decoded
     max_backlog_s: float = 60.0  # audio kept for a resend, per track; older audio is dropped (and reported)
+    redact: bool = False  # the streams ask for spoken digit strings (card numbers) as "[redacted]"
 
 
 async def _caption_track(
@@ -98,7 +99,7 @@ async def bridge_call(events: AsyncIterator[str | bytes], opts: Options, emit: C
                     return
                 rate = int(fmt.get("sampleRate", 8000))
                 ids.update(call=start.get("callSid"), stream=event.get("streamSid") or start.get("streamSid"))
-                begin = start_message(rate, encoding, opts.partials, opts.model)
+                begin = start_message(rate, encoding, opts.partials, opts.model, redact=opts.redact or None)
                 for name in start.get("tracks") or ["inbound"]:
                     tracks[name] = AudioLog(rate, 1, opts.max_backlog_s)
                     streams.append(asyncio.create_task(_caption_track(name, tracks[name], begin, opts, emit, ids)))
@@ -164,6 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=60.0,
         help="audio kept per track for a resend after a reconnect (default: 60 s)",
     )
+    p.add_argument(
+        "--redact",
+        action="store_true",
+        help='ask for spoken digit strings (card and account numbers, PINs) as "[redacted]" in every caption',
+    )
     a = p.parse_args(argv)
     if a.max_backlog_s <= 0:
         p.error("--max-backlog-s must be > 0")
@@ -172,7 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         asyncio.run(
             serve(
-                a.host, a.port, Options(a.url, a.model, a.api_key, a.partials, not a.no_retry, a.max_backlog_s), _print
+                a.host,
+                a.port,
+                Options(a.url, a.model, a.api_key, a.partials, not a.no_retry, a.max_backlog_s, a.redact),
+                _print,
             )
         )
     except KeyboardInterrupt:

@@ -35,6 +35,7 @@ from server.plan import (
     HeadPlan,
     HotwordLimits,
     Planner,
+    UnsupportedOptionError,
 )
 from server.recognizer import Final, Recognizer
 from server.respell import RESPELL_THRESHOLD, RESPELL_VERIFY_MARGIN, RESPELL_VERIFY_THRESHOLD
@@ -67,6 +68,7 @@ class EngineConfig:
     respell_verify_margin: float = RESPELL_VERIFY_MARGIN
     fbank: str = "numpy"  # what computes the streams' frames (parley.features.FBANK_BACKENDS)
     talker_threshold: float = 0.0  # "the same talker" at this cosine (server/talkers.py); 0: the bundle's own
+    redact: bool = False  # every stream's spoken digit strings redacted, whatever it asks (server/redact.py)
 
     @classmethod
     def from_settings(cls, settings: Any) -> EngineConfig:
@@ -88,6 +90,7 @@ class EngineConfig:
             respell_verify_threshold=settings.respell_verify_threshold,
             respell_verify_margin=settings.respell_verify_margin,
             fbank=settings.fbank,
+            redact=settings.redact,
         )
 
     @property
@@ -185,6 +188,17 @@ class Engine:
         """See `Planner.search_for`."""
         return self.planner.search_for(search, adaptation, alternatives)
 
+    def check_redaction(self, plan: HeadPlan, asked: bool = True) -> None:
+        """Raises UnsupportedOptionError where a stream of `plan` that asked for redaction (`asked`), or any stream
+        of an engine that redacts every stream, could send words redaction cannot see: redaction knows English digit
+        words, so it takes English captions without translations."""
+        if not (asked or self.config.redact):
+            return
+        languages = {self.model.heads[h].head.language for h in plan.captions}
+        if plan.translate or languages - {"en"}:
+            what = "translations" if plan.translate else f"captions in {sorted(languages - {'en'})}"
+            raise UnsupportedOptionError(f"redaction covers English captions, not {what}")
+
     def adapt(self, plan: HeadPlan, adaptation: Adaptation) -> HeadAdaptation:
         """See `Planner.adapt`."""
         return self.planner.adapt(plan, adaptation)
@@ -211,13 +225,15 @@ class Engine:
         endpoint: EndpointConfig | None = None,
         alternatives: int = 0,
         numerals: bool = True,
+        redact: bool = False,
     ) -> Stream:
         """A new stream of audio at `sample_rate` (8-48 kHz), captioned by head `head` or run as `plan(...)` says,
         with the hotwords and LM of `adaptation` (which make beam search the default); its finals carry `display`
         when `punctuate` and the bundle has a punctuation model of the caption's language, and `talkers` when
         `talkers` (the bundle must have a talker model); `endpoint`: its own endpoint rules (None: the engine's);
         `alternatives`: how many of each segment's likeliest transcripts its finals list (beam search); `numerals`:
-        whether `display` writes number phrases in digits (server/itn.py).
+        whether `display` writes number phrases in digits (server/itn.py); `redact` (or the engine's `redact`): spoken
+        digit strings replaced by "[redacted]" (server/redact.py; English captions without translations).
 
         Raises:
             ValueError: an unknown search or head, a rate out of range; InvalidOptionError and
@@ -233,8 +249,10 @@ class Engine:
         server = search == "beam" and bool(self.config.server_hotwords)  # the server's hotwords reach beam streams
         adapted = self.planner.adapt(plan, adaptation or Adaptation()) if active or server else None
         frontend = Frontend(self.model.spec, sample_rate, self.config.fbank)
+        redact = redact or self.config.redact
+        self.check_redaction(plan, redact)
         stream = self.recognizer.open(
-            plan, search, partials, adapted, punctuate, talkers, endpoint, alternatives, numerals
+            plan, search, partials, adapted, punctuate, talkers, endpoint, alternatives, numerals, redact
         )
         return self.batcher.open(stream, frontend)
 
@@ -250,6 +268,7 @@ class Engine:
         endpoint: EndpointConfig | None = None,
         alternatives: int = 0,
         numerals: bool = True,
+        redact: bool = False,
     ) -> list[Final]:
         """A whole recording through the same loop as the streams: the finals a stream would produce.
 
@@ -264,12 +283,13 @@ class Engine:
             endpoint: the recording's own endpoint rules (None: the engine's).
             alternatives: how many of each segment's likeliest transcripts the finals list (beam search).
             numerals: `display` writes number phrases in digits (server/itn.py).
+            redact: spoken digit strings replaced by "[redacted]" (server/redact.py).
 
         Raises:
             RuntimeError: the engine failed on it.
         """
         stream = self.open_stream(
-            sample_rate, search, False, head, adaptation, punctuate, talkers, endpoint, alternatives, numerals
+            sample_rate, search, False, head, adaptation, punctuate, talkers, endpoint, alternatives, numerals, redact
         )
         finals: list[Final] = []
 

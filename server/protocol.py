@@ -93,6 +93,7 @@ START_FIELDS: dict[str, bool] = {
     "partials": False,
     "punctuate": False,
     "numerals": False,
+    "redact": False,
     "talkers": False,
     "endpointing": False,
     "alternatives": False,
@@ -186,6 +187,7 @@ class StartRequest:
     lodr_scale: float | None = None
     punctuate: bool = True  # finals carry "display" where the bundle has a punctuation model (docs/protocol.md)
     numerals: bool = True  # "display" writes number phrases in digits: "$5.50", "10:30 a.m." (server/itn.py)
+    redact: bool = False  # spoken digit strings (card numbers, PINs) sent as "[redacted]" (server/redact.py)
     talkers: bool = False  # finals carry "talkers" and their words a "talker": who speaks, across segments
     endpointing: Endpointing | None = None  # this stream's endpoint rules; None: the server's
     alternatives: int = 0  # finals list this many of the segment's likeliest transcripts (beam search); 0: none
@@ -372,6 +374,9 @@ def start_from_dict(d: dict) -> StartRequest:
     numerals = d.get("numerals", True)
     if not isinstance(numerals, bool):
         raise _invalid("numerals", "true or false", numerals)
+    redact = d.get("redact", False)
+    if not isinstance(redact, bool):
+        raise _invalid("redact", "true or false", redact)
     respell = d.get("respell", True)
     if not isinstance(respell, bool):
         raise _invalid("respell", "true or false", respell)
@@ -415,6 +420,7 @@ def start_from_dict(d: dict) -> StartRequest:
         partials=partials,
         punctuate=punctuate,
         numerals=numerals,
+        redact=redact,
         talkers=talkers,
         endpointing=endpointing,
         alternatives=alternatives,

@@ -55,6 +55,7 @@ from server.lid import LidState
 from server.plan import HeadAdaptation, HeadPlan
 from server.protocol import SEARCH_METHODS
 from server.punctuation import Punctuator
+from server.redact import REDACTED, redact_text, redacted_runs, stable_words
 from server.respell import AcousticCheck, Respeller
 from server.talkers import MAX_KEPT_S, TalkerModel, TalkerTracker, channel_masks
 from server.transducer import (
@@ -192,6 +193,8 @@ class StreamRecognizer:
         talkers: the model that numbers talkers across segments (None: finals carry no `talkers`).
         alternatives: how many of the segment's likeliest transcripts finals list (beam search; 0: none).
         numerals: whether `display` writes number phrases in digits ("$5.50", "10:30 a.m."; server/itn.py).
+        redact: whether runs of spoken digits are replaced by "[redacted]" in everything the stream is sent
+            (server/redact.py).
     """
 
     def __init__(
@@ -206,11 +209,13 @@ class StreamRecognizer:
         talkers: TalkerModel | None = None,
         alternatives: int = 0,
         numerals: bool = True,
+        redact: bool = False,
     ) -> None:
         spec = model.spec
         self.alternatives = alternatives if search == "beam" else 0
         self.punctuators = punctuators or {}
         self.numerals = numerals
+        self.redact = redact
         self.model = model
         self.plan = plan
         self.search = search
@@ -429,10 +434,14 @@ class StreamRecognizer:
         ranked = s.ranked()[: self.alternatives]
         scores = np.array([score for score, _ in ranked])
         shares = np.exp(scores - np.logaddexp.reduce(scores))
-        texts = [self.runner.text(h.tokens) for _, h in ranked]
+        texts = [self._shown(self.runner.text(h.tokens)) for _, h in ranked]
         return tuple(
             (strip_channel_changes(t) if self.tsot else t, float(p)) for t, p in zip(texts, shares, strict=True)
         )
+
+    def _shown(self, text: str) -> str:
+        """`text` as the stream may be sent it: redacted if it asked for that."""
+        return redact_text(text) if self.redact else text
 
     def _decode(self, head: int, tokens: Sequence[int]) -> str:
         """`tokens` of `head` as text; the last decoding is remembered (most chunks add no token to a head)."""
@@ -485,6 +494,8 @@ class StreamRecognizer:
         respelled = self._respelled(words, now.hyp, spans, kind is Final)
         if respelled is not words:
             words, text = respelled, " ".join(w.text for w in respelled)
+        if self.redact:  # before anything is written from the words (server/redact.py)
+            words, text = _redacted_words(words), redact_text(text)
         extra: dict = {}
         if kind is Final and not self.tsot and (p := self.punctuators.get(self.runner.head.language)) is not None:
             extra["display"] = p.punctuate_text(text)
@@ -495,7 +506,7 @@ class StreamRecognizer:
         if kind is Final and self.alternatives:
             extra["alternatives"] = self._alternatives()
         if kind is Partial and (stable := self._stable(now, spans)) is not None:
-            extra["stable"] = stable
+            extra["stable"] = _redacted_stable(now.text, stable, text) if self.redact else stable
         return kind(
             segment=self.segment,
             text=strip_channel_changes(text) if self.tsot else text,
@@ -504,7 +515,7 @@ class StreamRecognizer:
             words=words,
             language=self.runner.head.language if multilingual else None,
             translations=now.translations if multilingual and self.plan.translate else None,
-            speakers=tuple(" ".join(ws) for ws in split_channels(now.text)) if self.tsot else None,
+            speakers=tuple(self._shown(" ".join(ws)) for ws in split_channels(now.text)) if self.tsot else None,
             **extra,
         )
 
@@ -525,7 +536,7 @@ class StreamRecognizer:
                 self.segment_start_frame = end
             self._end_segment(end)
             return results
-        sent = (now.text, tuple(now.translations.items()))
+        sent = (self._shown(now.text), tuple(now.translations.items()))  # a partial only when what it shows changed
         if sent != self.last_sent:
             if self.partials and not flushing:
                 results.append(self._result(Partial, now, self._t(self.detector.frames_total)))
@@ -565,6 +576,26 @@ class StreamRecognizer:
 
 
 # ---- Many streams ----
+
+
+def _redacted_words(words: Sequence[Word]) -> tuple[Word, ...]:
+    """`words` with each run of spoken digits replaced by one `REDACTED` word spanning it (its least confidence)."""
+    out: list[Word] = []
+    i = 0
+    for a, b in redacted_runs([w.text for w in words]):
+        run = words[a:b]
+        out += [*words[i:a], replace(run[0], text=REDACTED, end=run[-1].end, conf=min(w.conf for w in run))]
+        i = b
+    return (*out, *words[i:]) if out else tuple(words)
+
+
+def _redacted_stable(text: str, stable: int, shown: str) -> int:
+    """A partial's stable characters once redacted: `stable` characters of `text` (whole words) become those of
+    the same words redacted, less any digits at their end that more words may still make a redaction of."""
+    words = text.split()
+    k = stable_words(words, len(text[:stable].split()))
+    prefix = redact_text(" ".join(words[:k]))
+    return len(prefix) if shown.startswith(prefix) else 0
 
 
 class Recognizer:
@@ -618,6 +649,7 @@ class Recognizer:
         endpoint: EndpointConfig | None = None,
         alternatives: int = 0,
         numerals: bool = True,
+        redact: bool = False,
     ) -> StreamRecognizer:
         """A new stream's state.
 
@@ -631,6 +663,7 @@ class Recognizer:
             endpoint: this stream's endpoint rules (None: the recognizer's).
             alternatives: how many of each segment's likeliest transcripts its finals list (beam search only).
             numerals: whether `display` writes number phrases in digits (server/itn.py).
+            redact: whether runs of spoken digits are replaced by "[redacted]" (server/redact.py).
 
         Raises:
             ValueError: see `check`; talkers asked of a bundle without a talker model.
@@ -643,7 +676,7 @@ class Recognizer:
         model = self.talkers if talkers else None
         rules = endpoint or self.endpoint
         return StreamRecognizer(
-            self.model, plan, search, partials, rules, adaptation, punctuators, model, alternatives, numerals
+            self.model, plan, search, partials, rules, adaptation, punctuators, model, alternatives, numerals, redact
         )
 
     def step(self, batch: Sequence[tuple[StreamRecognizer, Chunk]]) -> list[list[Result]]:

@@ -200,13 +200,15 @@ class Service:
         adaptation: Adaptation | None = None,
         talkers: bool = False,
         alternatives: int = 0,
+        redact: bool = False,
     ) -> tuple[Engine, str, HeadPlan]:
         """The engine, search and heads for a start's (or a request's) choices; hotwords and an LM are checked
         against the server's limits and the model (`Engine.adapt`), and make beam search the default.
 
         Raises:
             ProtocolError: unknown_model; unsupported_option for a language, translation, restriction, LM or talker
-                model the model lacks; invalid_value for hotwords the server refuses or greedy search with adaptation.
+                model the model lacks, or redaction (asked, or the server's) of what it cannot redact; invalid_value
+                for hotwords the server refuses or greedy search with adaptation.
         """
         name = model or self.default_model
         engine = self.engines.get(name) if name is not None else None
@@ -221,6 +223,7 @@ class Service:
             search = engine.search_for(search, adaptation, alternatives)
             if adaptation is not None and adaptation.active:
                 engine.adapt(plan, adaptation)
+            engine.check_redaction(plan, redact)
         except UnsupportedOptionError as e:
             raise ProtocolError(UNSUPPORTED_OPTION, f"model {engine.name} {e}") from None
         except InvalidOptionError as e:

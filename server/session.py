@@ -116,6 +116,7 @@ def resolve_start(service: Service, start: StartRequest, adaptation: Adaptation 
         adaptation,
         start.talkers,
         start.alternatives,
+        start.redact,
     )
 
 
@@ -366,6 +367,7 @@ class Session(Connection):
                 endpoint,
                 start.alternatives,
                 start.numerals,
+                start.redact,
             )
             for _ in range(start.channels)
         ]

@@ -238,6 +238,15 @@ class Settings:
         ),
     )
 
+    redact: bool = field(
+        default=False,
+        metadata=_meta(
+            'replace spoken digit strings (card, account, phone numbers) by "[redacted]" in every stream, '
+            "whatever it asks (English captions)",
+            _bool,
+        ),
+    )
+
     # Endpointing: sherpa-onnx's three rules (server/endpoint.py).
     endpointing: bool = field(
         default=True, metadata=_meta("close segments at endpoints (off: one segment until stop)", _bool)

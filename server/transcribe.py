@@ -124,11 +124,13 @@ async def transcribe_file(
     endpointing: bool = True,
     multichannel: bool = False,
     numerals: bool = True,
+    redact: bool = False,
 ) -> dict:
     """The `POST /v1/transcribe` body for one recording, decoded in this process (`talkers`: finals number who
     speaks, server/talkers.py; `alternatives`: finals list the N likeliest transcripts, with beam search;
     `endpointing` false: one segment for the whole recording; `multichannel`: each channel transcribed on its own,
-    as `?multichannel=true`; `numerals` false: `display` keeps numbers in words, as `?numerals=false`).
+    as `?multichannel=true`; `numerals` false: `display` keeps numbers in words, as `?numerals=false`; `redact`:
+    spoken digit strings come out as "[redacted]", as `?redact=true`).
 
     Raises:
         InputError: an unreadable file, an unknown model, a language the model lacks, talkers of a model without a
@@ -150,6 +152,8 @@ async def transcribe_file(
         raise InputError(f"model {engine.name} has no talker model: --talkers needs one (parley talkers add)")
     try:
         plan = engine.plan(language)
+        if redact:
+            engine.check_redaction(plan)
     except UnsupportedOptionError as e:
         raise InputError(f"model {engine.name} {e}") from None
     await engine.start()
@@ -166,6 +170,7 @@ async def transcribe_file(
                     endpoint=endpoint,
                     alternatives=alternatives,
                     numerals=numerals,
+                    redact=redact,
                 )
                 for x in channels
             )
@@ -212,6 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help='keep numbers in words in the punctuated text ("five dollars"), not digits ("$5")',
     )
     parser.add_argument(
+        "--redact",
+        action="store_true",
+        help='write spoken digit strings (card, account, phone numbers, PINs) as "[redacted]"',
+    )
+    parser.add_argument(
         "--multichannel",
         action="store_true",
         help=f"transcribe each channel on its own (up to {MAX_CHANNELS}; finals say their channel) instead of "
@@ -245,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 not args.no_endpointing,
                 args.multichannel,
                 not args.no_numerals,
+                args.redact,
             )
         )
     except InputError as e:

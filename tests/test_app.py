@@ -79,6 +79,9 @@ class FakeEngine:
     def adapt(self, plan: HeadPlan, adaptation: object) -> None:
         pass
 
+    def check_redaction(self, plan: HeadPlan, asked: bool = True) -> None:
+        pass
+
     async def recognize(
         self,
         samples: np.ndarray,
@@ -91,6 +94,7 @@ class FakeEngine:
         endpoint: object = None,
         alternatives: int = 0,
         numerals: bool = True,
+        redact: bool = False,
     ) -> list[Final]:
         if self.failure is not None:
             raise self.failure

@@ -228,6 +228,9 @@ class _GatedEngine:
     def search_for(self, search: str | None, adaptation: object, alternatives: int = 0) -> str:
         return "greedy"
 
+    def check_redaction(self, plan: HeadPlan, asked: bool = True) -> None:
+        pass
+
     def open_stream(self, sample_rate: int, search: str, partials: bool, plan: HeadPlan, *_: object) -> Stream:
         return self.batcher.open(Counter("s"), Frontend(BATCHER_SPEC, sample_rate))
 

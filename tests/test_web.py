@@ -427,6 +427,38 @@ def _stand_in(starts: list[dict]) -> Iterator[str]:
     yield from _serve(app)
 
 
+def test_display_tokens_line_up_with_the_words_they_write(server: tuple[Running, bool]) -> None:
+    """A final whose display writes several words as one ("$5.50", server/itn.py) keeps each token on its words,
+    so talker colours and the like still apply; a display that is not of the words is not lined up."""
+    _require_chromium()
+    r, _ = server
+    probe = """(async () => {
+      const src = await (await fetch('static/app.js')).text();
+      const align = new Function(src.match(/function alignDisplay[\\s\\S]*?\\n}\\n/)[0] + '; return alignDisplay;')();
+      const words = (t) => t.split(' ').map((w, i) => ({word: w, talker: i}));
+      const run = (shown, said) => {
+        const out = align(shown.split(' '), words(said));
+        return out && [out[0], out[1].map((w) => w.talker)];
+      };
+      return [
+        run('It costs $5.50 at 10:30 a.m. today.', 'it costs five dollars and fifty cents at ten thirty a m today'),
+        run('Hello there, how are you?', 'hello how are you'),
+        run('The code is [redacted].', 'the code is [redacted]'),
+      ];
+    })()"""
+
+    async def go() -> list:
+        async with Chromium.launch() as browser:
+            page = await browser.page()
+            await page.navigate(r.http + "/")
+            return await page.evaluate(probe)
+
+    money, extra, redacted = asyncio.run(go())
+    assert money == [["It", "costs", "$5.50", "at", "10:30", "a.m.", "today."], [0, 1, 2, 7, 8, 8, 12]]
+    assert extra is None, "'there' is no recognized word: the display is shown whole"
+    assert redacted == [["The", "code", "is", "[redacted]."], [0, 1, 2, 3]]
+
+
 def test_translations_languages_and_speakers(tmp_path: Path) -> None:
     """The page's choices follow the model (GET /v1/models) and reach the start message; captions show their
     detected language, translations show in their column, words take their speaker's color."""

@@ -261,12 +261,12 @@ function captionNodes(msg) {
   }
   let words = Array.isArray(msg.words) && msg.words.length ? msg.words : null;
   let tokens = words ? words.map((w) => w.word) : (msg.text || "").split(/\s+/).filter(Boolean);
-  // A final the model punctuated and cased: its display text, word for word where the words line up (Chinese
-  // display has no spaces: shown whole).
+  // A final the model punctuated and cased: its display text, each token on the word it writes ("$5.50" on the
+  // first of "five dollars and fifty cents"), where the two line up (Chinese display has no spaces: shown whole).
   if (typeof msg.display === "string" && msg.display.trim()) {
     const shown = msg.display.trim().split(/\s+/);
-    if (!words || shown.length === words.length) tokens = shown;
-    else [tokens, words] = [[msg.display.trim()], null];
+    const aligned = !words || shown.length === words.length ? [shown, words] : alignDisplay(shown, words);
+    [tokens, words] = aligned || [[msg.display.trim()], null];
   }
   // A partial's settled words (its leading `stable` characters, which no later text changes) show as plain text.
   const stable = !msg.display && typeof msg.stable === "number" ? msg.stable : 0;
@@ -282,6 +282,40 @@ function captionNodes(msg) {
     nodes.push(span);
   });
   return nodes;
+}
+
+// Display tokens lined up with the recognized words they write: the words both have (whatever case and
+// punctuation) pair up, and the tokens between two such pairs (a number written in digits, server/itn.py) go with the
+// first of the words between them. Null where a run of tokens has no word or a run of words no token.
+function alignDisplay(shown, words) {
+  const key = (t) => t.toLowerCase().replace(/^[^\p{L}\p{N}$€\[]+|[^\p{L}\p{N}%\]]+$/gu, "");
+  const a = shown.map(key);
+  const b = words.map((w) => key(w.word));
+  const n = a.length;
+  const m = b.length;
+  const lcs = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--)
+    for (let j = m - 1; j >= 0; j--)
+      lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+  const tokens = [];
+  const owners = [];
+  let [i, j, gi, gj] = [0, 0, 0, 0];
+  const flush = () => {
+    if ((i > gi) !== (j > gj)) return false;
+    for (let k = gi; k < i; k++) [tokens[tokens.length], owners[owners.length]] = [shown[k], words[gj]];
+    return true;
+  };
+  while (i < n || j < m) {
+    if (i < n && j < m && a[i] === b[j] && lcs[i][j] === lcs[i + 1][j + 1] + 1) {
+      if (!flush()) return null;
+      tokens.push(shown[i]);
+      owners.push(words[j]);
+      [i, j] = [i + 1, j + 1];
+      [gi, gj] = [i, j];
+    } else if (j < m && (i >= n || lcs[i][j + 1] >= lcs[i + 1][j])) j++;
+    else i++;
+  }
+  return flush() ? [tokens, owners] : null;
 }
 
 // Partials whose connection ended will never get their finals: their text stays, no longer greyed.
