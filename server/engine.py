@@ -40,6 +40,7 @@ from server.plan import (
 from server.recognizer import Final, Recognizer
 from server.respell import RESPELL_THRESHOLD, RESPELL_VERIFY_MARGIN, RESPELL_VERIFY_THRESHOLD
 from server.transducer import StreamingTransducer
+from server.written import written_forms
 
 if TYPE_CHECKING:
     from server.metrics import ServerMetrics
@@ -251,8 +252,12 @@ class Engine:
         frontend = Frontend(self.model.spec, sample_rate, self.config.fbank)
         redact = redact or self.config.redact
         self.check_redaction(plan, redact)
+        phrases = [p for p, _ in (adaptation.hotwords if adaptation else ())] + [
+            p for p, _ in self.config.server_hotwords
+        ]
+        written = written_forms(phrases) if adapted is not None else None  # as their users spell them, in display
         stream = self.recognizer.open(
-            plan, search, partials, adapted, punctuate, talkers, endpoint, alternatives, numerals, redact
+            plan, search, partials, adapted, punctuate, talkers, endpoint, alternatives, numerals, redact, written
         )
         return self.batcher.open(stream, frontend)
 

@@ -72,6 +72,7 @@ from server.transducer import (
     word_confidence,
 )
 from server.tsot import split_channels, strip_channel_changes
+from server.written import write_phrases
 
 # An "auto" stream keeps this much of its open segment's encoder output, for a head that takes over the caption.
 MAX_REDECODE_S = 30.0
@@ -195,6 +196,7 @@ class StreamRecognizer:
         numerals: whether `display` writes number phrases in digits ("$5.50", "10:30 a.m."; server/itn.py).
         redact: whether runs of spoken digits are replaced by "[redacted]" in everything the stream is sent
             (server/redact.py).
+        written: hotwords as their users wrote them, which `display` spells so (server/written.py).
     """
 
     def __init__(
@@ -210,12 +212,14 @@ class StreamRecognizer:
         alternatives: int = 0,
         numerals: bool = True,
         redact: bool = False,
+        written: Mapping[tuple[str, ...], tuple[str, ...]] | None = None,
     ) -> None:
         spec = model.spec
         self.alternatives = alternatives if search == "beam" else 0
         self.punctuators = punctuators or {}
         self.numerals = numerals
         self.redact = redact
+        self.written = written or {}
         self.model = model
         self.plan = plan
         self.search = search
@@ -501,6 +505,7 @@ class StreamRecognizer:
             extra["display"] = p.punctuate_text(text)
             if self.numerals:
                 extra["display"] = rewrite_text(extra["display"], p.language)
+            extra["display"] = write_phrases(extra["display"], self.written)
         if kind is Final and self.tracker is not None:
             words, extra["talkers"] = self._with_talkers(words)
         if kind is Final and self.alternatives:
@@ -650,6 +655,7 @@ class Recognizer:
         alternatives: int = 0,
         numerals: bool = True,
         redact: bool = False,
+        written: Mapping[tuple[str, ...], tuple[str, ...]] | None = None,
     ) -> StreamRecognizer:
         """A new stream's state.
 
@@ -664,6 +670,7 @@ class Recognizer:
             alternatives: how many of each segment's likeliest transcripts its finals list (beam search only).
             numerals: whether `display` writes number phrases in digits (server/itn.py).
             redact: whether runs of spoken digits are replaced by "[redacted]" (server/redact.py).
+            written: hotwords as their users wrote them, for `display` (`server.written.written_forms`).
 
         Raises:
             ValueError: see `check`; talkers asked of a bundle without a talker model.
@@ -676,7 +683,18 @@ class Recognizer:
         model = self.talkers if talkers else None
         rules = endpoint or self.endpoint
         return StreamRecognizer(
-            self.model, plan, search, partials, rules, adaptation, punctuators, model, alternatives, numerals, redact
+            self.model,
+            plan,
+            search,
+            partials,
+            rules,
+            adaptation,
+            punctuators,
+            model,
+            alternatives,
+            numerals,
+            redact,
+            written,
         )
 
     def step(self, batch: Sequence[tuple[StreamRecognizer, Chunk]]) -> list[list[Result]]:
