@@ -31,7 +31,7 @@ log = logging.getLogger("parley.resume")
 # A stream that ends with one of these is opened again and sent the audio its last final did not cover: a server
 # restarting or draining, one full for now, a connection lost or refused. Any other error (unauthorized,
 # unknown_model, ...) would only repeat.
-RETRYABLE = frozenset({"shutting_down", "server_full", "connect_failed", "closed"})
+RETRYABLE = frozenset({"shutting_down", "server_full", "too_many_streams", "connect_failed", "closed"})
 RETRY_MIN_S = 0.25
 RETRY_MAX_S = 8.0
 RETRIES_AFTER_END = 5  # tries left for a source that has ended but whose audio is not all decoded

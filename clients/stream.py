@@ -128,11 +128,12 @@ def start_message(
 
 def speaker_text(msg: dict) -> str:
     """A result's text with who speaks: "[T1] ..." where the talker changes when its words carry talkers (streams that
-    asked for them), else "[S1] ..." where the channel changes when they carry speakers (multi-talker models)."""
+    asked for them), else "[S1] ..." where the channel changes when they carry speakers (multi-talker models); a
+    final's `display` (punctuated, cased, numbers in digits) where it has one and no one is tagged."""
     words = [w for w in msg.get("words") or [] if isinstance(w, dict)]
     key = next((k for k in ("talker", "speaker") if any(w.get(k) is not None for w in words)), None)
     if key is None:
-        return msg.get("text", "")
+        return msg.get("display") or msg.get("text", "")
     tag = "T" if key == "talker" else "S"
     out, last = [], None
     for w in words:

@@ -27,6 +27,7 @@ from server.protocol import (
     SERVER_FULL,
     SHUTTING_DOWN,
     TOO_BIG,
+    TOO_MANY_STREAMS,
     UNAUTHORIZED,
     UNKNOWN_MODEL,
     UNSUPPORTED_ENCODING,
@@ -50,6 +51,7 @@ HTTP_STATUS = {
     INTERNAL: 500,
     SERVER_FULL: 503,
     SHUTTING_DOWN: 503,
+    TOO_MANY_STREAMS: 429,
 }
 
 

@@ -58,6 +58,7 @@ UNAUTHORIZED = "unauthorized"  # missing or unknown API key
 FORBIDDEN_ORIGIN = "forbidden_origin"  # a browser page from an origin not in allowed_origins
 IDLE_TIMEOUT = "idle_timeout"  # no message for idle_timeout_s
 SERVER_FULL = "server_full"  # max_connections streams are open
+TOO_MANY_STREAMS = "too_many_streams"  # the request's API key has max_streams_per_key streams open
 SHUTTING_DOWN = "shutting_down"  # the server is draining
 INTERNAL = "internal"  # a server bug or model failure
 
@@ -79,6 +80,7 @@ ERROR_CLOSE_CODES: dict[str, int] = {
     FORBIDDEN_ORIGIN: CLOSE_POLICY,
     IDLE_TIMEOUT: CLOSE_POLICY,
     SERVER_FULL: CLOSE_TRY_AGAIN,
+    TOO_MANY_STREAMS: CLOSE_TRY_AGAIN,
     SHUTTING_DOWN: CLOSE_GOING_AWAY,
     INTERNAL: CLOSE_INTERNAL,
 }

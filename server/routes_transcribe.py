@@ -42,6 +42,7 @@ from server.protocol import (
     UNSUPPORTED_ENCODING,
     ProtocolError,
     StartRequest,
+    api_key_from_request,
     decode_audio_message,
     preview,
     start_from_dict,
@@ -97,11 +98,12 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
     fmt = request.query_params.get("format") or "json"
     if fmt not in FORMATS:
         raise ProtocolError(INVALID_VALUE, f"format {preview(fmt)} is not one of {list(FORMATS)}")
-    refusal = service.admit()
+    key = api_key_from_request(request.headers, request.query_params)
+    refusal = service.admit(key)
     if refusal is not None:
         raise refusal
     held = 1
-    service.connections += held
+    service.take(held, key)
     try:
         multichannel = (
             _query_value(request.query_params, "multichannel", "true or false", _boolean)
@@ -117,7 +119,7 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
             raise ProtocolError(
                 INVALID_VALUE, f"{len(channels)} channels: multichannel transcribes at most {MAX_CHANNELS}"
             )
-        service.hold_channels(len(channels))  # each channel is decoded as a stream of its own
+        service.hold_channels(len(channels), key)  # each channel is decoded as a stream of its own
         held = len(channels)
         adaptation = start_adaptation(start)
         engine, search, plan = resolve_start(service, start, adaptation)
@@ -149,7 +151,7 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
             return JSONResponse(body)
         return Response(render_subtitles(body["segments"], fmt), media_type=SUBTITLE_TYPES[fmt])
     finally:
-        service.connections -= held
+        service.give(held, key)
 
 
 def _boolean(text: str) -> bool:

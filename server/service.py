@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -27,6 +28,7 @@ from server.protocol import (
     SEARCH_METHODS,
     SERVER_FULL,
     SHUTTING_DOWN,
+    TOO_MANY_STREAMS,
     UNKNOWN_MODEL,
     UNSUPPORTED_OPTION,
     ProtocolError,
@@ -103,7 +105,8 @@ class Service:
         self.engines: dict[str, Engine] = {}
         self.default_model: str | None = None
         self.draining = False
-        self.connections = 0  # open streams and running transcriptions
+        self.connections = 0  # open streams and running transcriptions (a multichannel one: one per channel)
+        self.by_key: Counter[str] = Counter()  # the same, per API key (requests that carry one)
         self.sessions: set[Abortable] = set()
 
     # ---- Lifecycle ----
@@ -148,8 +151,9 @@ class Service:
 
     # ---- Connections ----
 
-    def admit(self) -> ProtocolError | None:
-        """Why a new stream or transcription may not start now (the server drains, or is full), or None.
+    def admit(self, key: str | None = None) -> ProtocolError | None:
+        """Why a new stream or transcription with API key `key` may not start now (the server drains, is full, or
+        the key has its `max_streams_per_key` open), or None.
 
         API keys and origins are checked before this, by the routes' dependencies (server/deps.py).
         """
@@ -159,14 +163,32 @@ class Service:
             return ProtocolError(
                 SERVER_FULL, f"the server has {self.settings.max_connections} streams open: try again later"
             )
+        limit = self.settings.max_streams_per_key
+        if limit and key is not None and self.by_key[key] >= limit:
+            return ProtocolError(
+                TOO_MANY_STREAMS, f"this API key has {limit} streams open, its limit: close one, or try again later"
+            )
         return None
 
-    def hold_channels(self, channels: int) -> None:
+    def take(self, slots: int, key: str | None = None) -> None:
+        """Counts `slots` more streams open (with API key `key`); `give` gives them back."""
+        self.connections += slots
+        if key is not None:
+            self.by_key[key] += slots
+
+    def give(self, slots: int, key: str | None = None) -> None:
+        self.connections -= slots
+        if key is not None:
+            self.by_key[key] -= slots
+            if self.by_key[key] <= 0:
+                del self.by_key[key]
+
+    def hold_channels(self, channels: int, key: str | None = None) -> None:
         """Takes the further slots a stream or transcription of `channels` channels needs beyond the one it holds
-        (each channel is decoded as a stream of its own); the caller gives them back from `connections`.
+        (each channel is decoded as a stream of its own); the caller gives them back (`give`).
 
         Raises:
-            ProtocolError: server_full, when there are not that many free.
+            ProtocolError: server_full, when there are not that many free; too_many_streams, when the key has not.
         """
         free = self.settings.max_connections - self.connections
         if channels - 1 > free:
@@ -175,15 +197,22 @@ class Service:
                 f"{channels} channels need {channels} of the server's {self.settings.max_connections} stream slots "
                 f"and {free + 1} are free: try again later, or with fewer channels",
             )
-        self.connections += channels - 1
+        limit = self.settings.max_streams_per_key
+        if limit and key is not None and self.by_key[key] + channels - 1 > limit:
+            raise ProtocolError(
+                TOO_MANY_STREAMS,
+                f"{channels} channels need {channels} of this API key's {limit} stream slots and "
+                f"{limit - self.by_key[key] + 1} are free: close a stream, or send fewer channels",
+            )
+        self.take(channels - 1, key)
 
-    def session_opened(self, session: Abortable) -> None:
-        self.connections += 1
+    def session_opened(self, session: Abortable, key: str | None = None) -> None:
+        self.take(1, key)
         self.sessions.add(session)
         self.metrics.active_streams.inc()
 
-    def session_closed(self, session: Abortable) -> None:
-        self.connections -= 1
+    def session_closed(self, session: Abortable, key: str | None = None) -> None:
+        self.give(1, key)
         self.sessions.discard(session)
         self.metrics.active_streams.dec()
 

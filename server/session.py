@@ -41,6 +41,7 @@ from server.protocol import (
     ProtocolError,
     ProtocolState,
     StartRequest,
+    api_key_from_request,
     dumps,
     end_message,
     ready_message,
@@ -173,6 +174,7 @@ class Connection:
         self.stream: Stream | StreamGroup | None = None
         self.model: str | None = None
         self.extra_slots = 0  # connection slots held beyond this connection's one (a multichannel stream's channels)
+        self.key = api_key_from_request(ws.headers, ws.query_params)  # whose slots they are (max_streams_per_key)
         self._closed = False
         self._abort_error: ProtocolError | None = None
         self._abort = asyncio.Event()
@@ -180,9 +182,9 @@ class Connection:
     async def run(self) -> None:
         """Serves the connection to its end. Never raises."""
         svc = self.service
-        refusal = svc.admit()
+        refusal = svc.admit(self.key)
         if refusal is None:
-            svc.session_opened(self)
+            svc.session_opened(self, self.key)
         try:
             try:
                 await self.ws.accept()
@@ -198,7 +200,7 @@ class Connection:
         finally:
             self._release()
             if refusal is None:
-                svc.session_closed(self)
+                svc.session_closed(self, self.key)
 
     def abort(self, error: ProtocolError) -> None:
         """Ends the session from outside (the server is draining): the open segment's final, `error`, the close."""
@@ -215,7 +217,7 @@ class Connection:
     def _release(self) -> None:
         if self.stream is not None:
             self.stream.close()
-        self.service.connections -= self.extra_slots
+        self.service.give(self.extra_slots, self.key)
         self.service.metrics.active_streams.dec(self.extra_slots)
         self.extra_slots = 0
 
@@ -352,7 +354,7 @@ class Session(Connection):
         engine, search, plan = resolve_start(svc, start, adaptation)
         endpoint = stream_endpoint(engine, start)
         if start.channels > 1:
-            svc.hold_channels(start.channels)  # a slot per channel, as that many streams would hold
+            svc.hold_channels(start.channels, self.key)  # a slot per channel, as that many streams would hold
             svc.metrics.active_streams.inc(start.channels - 1)  # the load a balancer or autoscaler sees
             self.extra_slots = start.channels - 1
         streams = [

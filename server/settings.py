@@ -136,6 +136,15 @@ class Settings:
     max_connections: int = field(
         default=256, metadata=_meta("open streams at most; more are refused with close code 1013", int, "N")
     )
+    max_streams_per_key: int = field(
+        default=0,
+        metadata=_meta(
+            "open streams at most per API key (a tenant's share; channels count; 0: no limit); more are refused "
+            "with too_many_streams",
+            int,
+            "N",
+        ),
+    )
     max_message_bytes: int = field(
         default=DEFAULT_MAX_MESSAGE_BYTES, metadata=_meta("largest WebSocket message accepted (bytes)", int, "B")
     )
@@ -315,6 +324,7 @@ class Settings:
         need(self.max_wait_ms >= 0, "max_wait_ms", "must be >= 0")
         need(self.queue_chunks >= 1, "queue_chunks", "must be >= 1")
         need(self.max_connections >= 1, "max_connections", "must be >= 1")
+        need(self.max_streams_per_key >= 0, "max_streams_per_key", "must be >= 0 (0: no limit)")
         need(1024 <= self.max_message_bytes <= 64 << 20, "max_message_bytes", "must be 1 KiB-64 MiB")
         need(self.max_upload_bytes >= 1024, "max_upload_bytes", "must be >= 1 KiB")
         need(self.min_upload_bytes_per_s >= 1, "min_upload_bytes_per_s", "must be >= 1")

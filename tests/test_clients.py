@@ -324,6 +324,10 @@ def test_caption_printer_rewrites_partials_in_place() -> None:
     show({"type": "partial", "text": "hel"})
     show(_final(0, "hello.", 0, 1))
     assert quiet.getvalue() == "hello.\n"
+    # a final with display (punctuated, numbers in digits) is printed as the display
+    shown = io.StringIO()
+    CaptionPrinter(shown, live=False)({**_final(0, "it costs five dollars", 0, 1), "display": "It costs $5."})
+    assert shown.getvalue() == "It costs $5.\n"
 
 
 def test_server_side_latency_percentiles_come_from_histogram_deltas() -> None:

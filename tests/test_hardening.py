@@ -249,6 +249,8 @@ class _Client:
         self._stall = stall_first
         self.sent: list[dict] = []
         self.close_code: int | None = None
+        self.headers: dict[str, str] = {}  # no API key
+        self.query_params: dict[str, str] = {}
 
     async def accept(self) -> None:
         pass

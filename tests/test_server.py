@@ -957,6 +957,51 @@ def test_multichannel_streams_errors_and_slots(secure: Running) -> None:
         assert status == 200 or r.json()["code"] == "server_full"
 
 
+def test_each_api_key_has_its_share_of_streams(bundles: Path) -> None:
+    """`max_streams_per_key`: a key's open streams (a stereo stream counts twice, an upload once) are refused past
+    its share with too_many_streams (1013; HTTP 429) while another key still gets in, and a closed stream frees its
+    key's slot."""
+    a, b = {"X-API-Key": "tenant-a"}, {"Authorization": "Bearer tenant-b"}
+    with running(bundles, api_keys=("tenant-a", "tenant-b"), max_streams_per_key=2, max_connections=10) as srv:
+        held = srv.server.service.by_key
+
+        async def settle(n: int) -> None:
+            deadline = time.monotonic() + 5
+            while held["tenant-a"] != n:  # a closed stream's slot is given back as its session ends
+                assert time.monotonic() < deadline, dict(held)
+                await asyncio.sleep(0.02)
+
+        async def go() -> dict:
+            seen: dict = {}
+            async with connect(srv.url, additional_headers=a) as first:
+                await first.send(json.dumps(START))
+                assert json.loads(await first.recv())["type"] == "ready"
+                async with connect(srv.url + "?api_key=tenant-a") as second:  # the same key, from the query string
+                    await second.send(json.dumps(START))
+                    assert json.loads(await second.recv())["type"] == "ready"
+                    seen["third"] = await exchange(srv.url, [START], headers=a)
+                    seen["other key"] = await exchange(srv.url, [START, STOP], headers=b)
+                    seen["upload"] = await asyncio.to_thread(
+                        httpx.post, srv.http + "/v1/transcribe", content=_wav(audio(0.2, 0), SR), headers=a
+                    )
+                await settle(1)
+                seen["stereo, one free"] = await exchange(srv.url, [{**START, "channels": 2}], headers=a)
+            await settle(0)
+            seen["stereo, two free"] = await exchange(srv.url, [{**START, "channels": 2}, STOP], headers=a)
+            return seen
+
+        seen = asyncio.run(go())
+    msgs, code = seen["third"]
+    assert _errors(msgs) == ["too_many_streams"] and code == 1013 and "2 streams open" in msgs[-1]["message"]
+    msgs, code = seen["other key"]
+    assert msgs[0]["type"] == "ready" and code == 1000
+    assert seen["upload"].status_code == 429 and seen["upload"].json()["code"] == "too_many_streams"
+    msgs, code = seen["stereo, one free"]
+    assert _errors(msgs) == ["too_many_streams"] and code == 1013 and "2 channels" in msgs[-1]["message"], msgs
+    msgs, code = seen["stereo, two free"]
+    assert msgs[0]["type"] == "ready" and msgs[0]["channels"] == 2 and code == 1000, msgs
+
+
 def test_parley_stream_multichannel_sends_a_stereo_file(server: Running, tmp_path: Path, capsys) -> None:
     import wave
 
