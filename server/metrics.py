@@ -288,6 +288,9 @@ class ServerMetrics:
         batch_size: histogram, streams per encoder run, by model.
         errors: counter, error messages sent, by error code.
         transcribe_requests: counter, POST /v1/transcribe requests, by HTTP status.
+        key_streams: gauge, open streams by API key (`key_id`: a hash, not the key; channels count), on servers with
+            keys.
+        key_audio_seconds: counter, seconds of audio received by API key (streams and uploads), on servers with keys.
     """
 
     def __init__(self, registry: Registry | None = None) -> None:
@@ -310,6 +313,10 @@ class ServerMetrics:
         self.batch_size = r.histogram("parley_batch_size", "streams per encoder run", BATCH_BUCKETS, ["model"])
         self.errors = r.counter("parley_errors_total", "error messages sent to clients", ["code"])
         self.transcribe_requests = r.counter("parley_transcribe_requests_total", "POST /v1/transcribe", ["status"])
+        self.key_streams = r.gauge("parley_key_active_streams", "open streams by API key id", ["key"])
+        self.key_audio_seconds = r.counter(
+            "parley_key_audio_seconds_total", "seconds of audio received by API key id", ["key"]
+        )
         self._cpu = r.counter("process_cpu_seconds_total", "user and system CPU time of the server process")
         self._rss = r.gauge("process_resident_memory_bytes", "resident memory of the server process")
         self._started = r.gauge("process_start_time_seconds", "start time of the process since the Unix epoch")

@@ -143,6 +143,7 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
             )
         )
         duration = channels.shape[1] / rate
+        service.count_audio(duration * len(channels), key)
         if multichannel:
             body = multichannel_transcript(engine.name, duration, decoded)
         else:

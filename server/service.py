@@ -13,6 +13,7 @@ load is logged and skipped, and the service is not `ready` until at least one is
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -37,6 +38,13 @@ from server.settings import DEFAULT_MODEL, Settings
 from server.tsot import NUM_CHANNELS
 
 log = logging.getLogger("parley.app")
+
+
+def key_id(key: str) -> str:
+    """How /metrics names an API key: the first 12 hex digits of its SHA-256 (`printf %s KEY | sha256sum | cut -c1-12`),
+    so that usage can be told apart per tenant without the keys themselves in the metrics."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
 
 # On shutdown, seconds the aborted sessions get to send their open segment's final (server/session.py's
 # FLUSH_TIMEOUT_S, 5 s) and close, before the drain stops waiting for them. A constant of its own: the sessions
@@ -175,13 +183,20 @@ class Service:
         self.connections += slots
         if key is not None:
             self.by_key[key] += slots
+            self.metrics.key_streams.labels(key_id(key)).set(self.by_key[key])
 
     def give(self, slots: int, key: str | None = None) -> None:
         self.connections -= slots
         if key is not None:
             self.by_key[key] -= slots
+            self.metrics.key_streams.labels(key_id(key)).set(max(self.by_key[key], 0))
             if self.by_key[key] <= 0:
                 del self.by_key[key]
+
+    def count_audio(self, seconds: float, key: str | None) -> None:
+        """`seconds` of audio received with API key `key` (usage per tenant, `parley_key_audio_seconds_total`)."""
+        if key is not None:
+            self.metrics.key_audio_seconds.labels(key_id(key)).inc(seconds)
 
     def hold_channels(self, channels: int, key: str | None = None) -> None:
         """Takes the further slots a stream or transcription of `channels` channels needs beyond the one it holds

@@ -345,7 +345,9 @@ class Session(Connection):
             elif data is not None:
                 samples = self.state.on_binary(data)
                 assert self.stream is not None and self.state.start is not None
-                clock.audio(samples.size / self.state.start.channels / self.state.start.sample_rate)
+                seconds = samples.size / self.state.start.channels / self.state.start.sample_rate
+                clock.audio(seconds)
+                self.service.count_audio(seconds * self.state.start.channels, self.key)  # every channel is audio
                 await self.stream.push(samples, arrived)
 
     async def _start(self, start: StartRequest) -> None:

@@ -328,6 +328,7 @@ class VoskSession(Connection):
                 assert self.stream is not None
                 seconds = samples.size / self.config.sample_rate
                 clock.audio(seconds)
+                self.service.count_audio(seconds, self.key)
                 self.seconds += seconds
                 await self.stream.push(samples, arrived)
                 await self._answered()

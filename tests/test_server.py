@@ -33,6 +33,7 @@ from parley.resample import resample
 from server.bundle import load_bundle
 from server.engine import Engine, EngineConfig
 from server.serve import make_server
+from server.service import key_id
 from server.settings import Settings
 from server.transducer import StreamingTransducer, transcribe
 from tests.test_export import SR, synthetic_audio
@@ -980,7 +981,11 @@ def test_each_api_key_has_its_share_of_streams(bundles: Path) -> None:
                     await second.send(json.dumps(START))
                     assert json.loads(await second.recv())["type"] == "ready"
                     seen["third"] = await exchange(srv.url, [START], headers=a)
-                    seen["other key"] = await exchange(srv.url, [START, STOP], headers=b)
+                    said = encode_audio(audio(0.5, 1), "s16le")
+                    seen["other key"] = await exchange(srv.url, [START, said, STOP], headers=b)
+                    seen["streams of a"] = await asyncio.to_thread(
+                        srv.metric, f'parley_key_active_streams{{key="{ida}"}}', a
+                    )
                     seen["upload"] = await asyncio.to_thread(
                         httpx.post, srv.http + "/v1/transcribe", content=_wav(audio(0.2, 0), SR), headers=a
                     )
@@ -990,7 +995,13 @@ def test_each_api_key_has_its_share_of_streams(bundles: Path) -> None:
             seen["stereo, two free"] = await exchange(srv.url, [{**START, "channels": 2}, STOP], headers=a)
             return seen
 
+        ida, idb = key_id("tenant-a"), key_id("tenant-b")
         seen = asyncio.run(go())
+        audio_b = srv.metric(f'parley_key_audio_seconds_total{{key="{idb}"}}', a)
+        exposition = httpx.get(srv.http + "/metrics", headers=a).text
+    # usage per key, under a hash of the key (never the key itself)
+    assert seen["streams of a"] == 2 and audio_b == pytest.approx(0.5, abs=0.01)
+    assert "tenant-a" not in exposition and "tenant-b" not in exposition
     msgs, code = seen["third"]
     assert _errors(msgs) == ["too_many_streams"] and code == 1013 and "2 streams open" in msgs[-1]["message"]
     msgs, code = seen["other key"]
