@@ -9,7 +9,8 @@ digits; what it does not recognize stays as it was.
 What it writes, in the order it tries them at each word:
 
 - dates: a month and a day, with a year after it ("march third twenty twenty-four" -> "March 3, 2024")
-- money: "$5", "$5.50", "$3 million", "€20" (dollars, euros and their cents; "pounds" stays a word: it is a weight too)
+- money: "$5", "$5.50", "$3 million", "€20", "€76.90" ("seventy-six euros ninety"; dollars, euros and their cents;
+  "pounds" stays a word: it is a weight too)
 - percents: "50%", "3.5%"
 - times of day: "10:30 a.m.", "5 p.m.", "10:05", "10 o'clock", and an hour and minutes ("ten thirty" -> "10:30",
   hours 1-12, minutes 10-59)
@@ -350,6 +351,10 @@ def _money(words: Sequence[str], i: int) -> _Match | None:
     cents = _below_100(words, j + 1) if j < len(words) and words[j] == "and" and text.isdigit() else None
     if cents is not None and cents[1] < len(words) and words[cents[1]] in ("cent", "cents"):
         return _Match(f"{symbol}{text}.{cents[0]:02d}", cents[1] + 1)
+    # "seventy-six euros ninety": cents said without their unit (10-99, and no number word after them)
+    cents = _below_100(words, j) if text.isdigit() else None
+    if cents is not None and 10 <= cents[0] <= 99 and (cents[1] == len(words) or words[cents[1]] not in _NUMBER_WORDS):
+        return _Match(f"{symbol}{text}.{cents[0]:02d}", cents[1])
     return _Match(f"{symbol}{text}", j)
 
 

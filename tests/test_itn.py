@@ -49,6 +49,8 @@ from tests.test_server import Running
         ("fifty cents", "50 cents"),
         ("five percent", "5%"),
         ("twenty euros", "€20"),
+        ("it costs seventy-six euros ninety", "it costs €76.90"),  # the grammar's way: cents without their unit
+        ("ten dollars five", "$10 five"),  # not cents: below 10
         ("Twenty people came.", "20 people came."),
     ],
 )
