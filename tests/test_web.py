@@ -484,7 +484,7 @@ def test_translations_languages_and_speakers(tmp_path: Path) -> None:
     async def go(http: str) -> tuple[dict, dict, dict, Path]:
         async with Chromium.launch(fake_audio=wav) as browser:
             page = await browser.page()
-            await page.navigate(http + "/?translate=fr&languages=de,fr&talkers=1")
+            await page.navigate(http + "/?translate=fr&languages=de,fr&talkers=1&redact=1&numerals=0")
             await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
             await page.evaluate(choose % "en")
             english = await page.evaluate(snapshot)
@@ -507,6 +507,7 @@ def test_translations_languages_and_speakers(tmp_path: Path) -> None:
     (start,) = starts
     assert "language" not in start and start["languages"] == ["de", "fr"] and start["translate"] == ["fr"], start
     assert start["model"] == "sm2" and start["talkers"] is True
+    assert start["redact"] is True and start["numerals"] is False, "the query string's presets reach the start"
     assert partial["column"] and partial["partialTranslation"] == "fr bonjour comment"
     assert final["finalTranslations"] == ["fr bonjour comment ça va", "fr oui"]
     assert partial["captions"] == [["de", "de hallo wie"]] and final["captions"] == [["de", "de hallo wie geht es"]]
