@@ -447,7 +447,7 @@ EN2P_LAYERS ?= 12
 EN2P_STEPS ?= 5000
 EN2P_EXTRA ?=
 EN2P_INIT ?= $(EN2_EXP)/grown-$(EN2P_LAYERS).pt
-.PHONY: grow-en-v2p train-en-v2p
+.PHONY: grow-en-v2p train-en-v2p soup-en-v2p8
 grow-en-v2p: $(VENV)/.dev
 	$(PY) -m models.train.warmstart --bundle $(BUNDLES)/en-open --out $(EN2_EXP)/init-n.pt
 	$(PY) -m models.train.grow --checkpoint $(EN2_EXP)/init-n.pt --layers $(EN2P_LAYERS) \
@@ -462,6 +462,12 @@ train-en-v2p: $(VENV)/.dev v2-first-12
 		--rnnt-type modified --prune-warmup-steps 300 --epochs 100 --max-steps $(EN2P_STEPS) --max-seconds 30 \
 		--lr 3e-4 --warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --threads 1 \
 		--dev-utts 150 --dev-every 1000 --checkpoint-every 100
+
+# Its control's soup (docs/cards/en-open.md "Stage p's control"): the mean of stage n's weights (init-n.pt) and the
+# control's last, both 8 layers.
+soup-en-v2p8: $(VENV)/.dev
+	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-n.pt $(EN2_EXP)/train-p8/last.pt \
+		--out $(EN2_EXP)/soup-p8.pt
 
 bundle-en-v2l: $(VENV)/.dev
 	$(MAKE) eval-en-v2-torch EN2_CKPT=$(EN2L_CKPT)
