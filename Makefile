@@ -447,7 +447,7 @@ EN2P_LAYERS ?= 12
 EN2P_STEPS ?= 5000
 EN2P_EXTRA ?=
 EN2P_INIT ?= $(EN2_EXP)/grown-$(EN2P_LAYERS).pt
-.PHONY: grow-en-v2p train-en-v2p soup-en-v2p8
+.PHONY: grow-en-v2p train-en-v2p soup-en-v2p8 train-en-v2q
 grow-en-v2p: $(VENV)/.dev
 	$(PY) -m models.train.warmstart --bundle $(BUNDLES)/en-open --out $(EN2_EXP)/init-n.pt
 	$(PY) -m models.train.grow --checkpoint $(EN2_EXP)/init-n.pt --layers $(EN2P_LAYERS) \
@@ -468,6 +468,20 @@ train-en-v2p: $(VENV)/.dev v2-first-12
 soup-en-v2p8: $(VENV)/.dev
 	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-n.pt $(EN2_EXP)/train-p8/last.pt \
 		--out $(EN2_EXP)/soup-p8.pt
+
+# Stage q (started 2026-12-05; the control above says the data mix, not depth, moved p): stage n's 8 layers trained
+# on all the English data at once: the corpus's first 36 h, the extra voices' corpora n's arms had (flite, festx,
+# festy, mbx) and the Asterisk train clips three times over; EN2Q_STEPS steps on one core, resumable
+# (`make train-en-v2q` again continues from its last checkpoint).
+EN2Q_STEPS ?= 8000
+train-en-v2q: $(VENV)/.dev v2-first-36
+	OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(call V2_FIRST,36) $(EN2W_EXTRA_all) \
+		$(DATA)/asterisk/en/train.jsonl $(DATA)/asterisk/en/train.jsonl $(DATA)/asterisk/en/train.jsonl \
+		--dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) --exp-dir $(EN2_EXP)/train-q \
+		--init $(EN2_EXP)/init-n.pt --layers 8 --loss pruned --prune-range 5 \
+		--rnnt-type modified --prune-warmup-steps 300 --epochs 100 --max-steps $(EN2Q_STEPS) --max-seconds 30 \
+		--lr 3e-4 --warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --threads 1 \
+		--dev-utts 150 --dev-every 1000 --checkpoint-every 100
 
 bundle-en-v2l: $(VENV)/.dev
 	$(MAKE) eval-en-v2-torch EN2_CKPT=$(EN2L_CKPT)
