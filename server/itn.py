@@ -250,13 +250,15 @@ def _digit_words(words: Sequence[str], i: int) -> tuple[str, int]:
 
 
 def _decimal(words: Sequence[str], i: int) -> tuple[str, int] | None:
-    """("3.14", end) of "three point one four" at `i`."""
+    """("3.14", end) of "three point one four" at `i`; "3.5 million" for a decimal of millions."""
     whole = _cardinal(words, i)
     if whole is None or whole[1] >= len(words) or words[whole[1]] != "point":
         return None
     digits, j = _digit_words(words, whole[1] + 1)
     if not digits:
         return None
+    if j < len(words) and _SCALES.get(words[j], 0) >= 10**6:
+        return f"{whole[0]}.{digits} {words[j]}", j + 1
     return f"{whole[0]}.{digits}", j
 
 
@@ -264,9 +266,6 @@ def _amount(words: Sequence[str], i: int) -> tuple[str, int] | None:
     """A number as digits at `i` (decimal or cardinal, "3.5 million" for a decimal of millions)."""
     d = _decimal(words, i)
     if d is not None:
-        text, j = d
-        if j < len(words) and _SCALES.get(words[j], 0) >= 10**6:
-            return f"{text} {words[j]}", j + 1
         return d
     c = _cardinal(words, i)
     if c is None:
@@ -399,12 +398,7 @@ def _year_match(words: Sequence[str], i: int) -> _Match | None:
 
 def _decimal_match(words: Sequence[str], i: int) -> _Match | None:
     d = _decimal(words, i)
-    if d is None:
-        return None
-    text, j = d
-    if j < len(words) and _SCALES.get(words[j], 0) >= 10**6:
-        return _Match(f"{text} {words[j]}", j + 1)
-    return _Match(text, j)
+    return _Match(*d) if d is not None else None
 
 
 def _digits_match(words: Sequence[str], i: int) -> _Match | None:

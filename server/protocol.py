@@ -233,6 +233,14 @@ def _invalid(name: str, expected: str, value: Any) -> ProtocolError:
     return ProtocolError(INVALID_VALUE, f'"{name}" must be {expected}, got {preview(value)}')
 
 
+def _flag(d: dict, key: str, default: bool) -> bool:
+    """A true-or-false field of a start message (`default` when omitted)."""
+    value = d.get(key, default)
+    if not isinstance(value, bool):
+        raise _invalid(key, "true or false", value)
+    return value
+
+
 def _name(d: dict, key: str) -> str | None:
     """An optional non-empty string field (model, language)."""
     v = d.get(key)
@@ -367,24 +375,12 @@ def start_from_dict(d: dict) -> StartRequest:
             UNSUPPORTED_ENCODING, f"encoding {preview(encoding)} not supported: use one of {list(ENCODINGS)}"
         )
 
-    partials = d.get("partials", True)
-    if not isinstance(partials, bool):
-        raise _invalid("partials", "true or false", partials)
-    punctuate = d.get("punctuate", True)
-    if not isinstance(punctuate, bool):
-        raise _invalid("punctuate", "true or false", punctuate)
-    numerals = d.get("numerals", True)
-    if not isinstance(numerals, bool):
-        raise _invalid("numerals", "true or false", numerals)
-    redact = d.get("redact", False)
-    if not isinstance(redact, bool):
-        raise _invalid("redact", "true or false", redact)
-    respell = d.get("respell", True)
-    if not isinstance(respell, bool):
-        raise _invalid("respell", "true or false", respell)
-    talkers = d.get("talkers", False)
-    if not isinstance(talkers, bool):
-        raise _invalid("talkers", "true or false", talkers)
+    partials = _flag(d, "partials", True)
+    punctuate = _flag(d, "punctuate", True)
+    numerals = _flag(d, "numerals", True)
+    redact = _flag(d, "redact", False)
+    respell = _flag(d, "respell", True)
+    talkers = _flag(d, "talkers", False)
     endpointing = _endpointing(d)
 
     search = d.get("search")

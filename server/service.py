@@ -13,6 +13,7 @@ load is logged and skipped, and the service is not `ready` until at least one is
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from collections import Counter
@@ -40,6 +41,7 @@ from server.tsot import NUM_CHANNELS
 log = logging.getLogger("parley.app")
 
 
+@functools.lru_cache(maxsize=4096)  # asked for every audio message of a stream with a key
 def key_id(key: str) -> str:
     """How /metrics names an API key: the first 12 hex digits of its SHA-256 (`printf %s KEY | sha256sum | cut -c1-12`),
     so that usage can be told apart per tenant without the keys themselves in the metrics."""
