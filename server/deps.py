@@ -4,7 +4,7 @@ origins; and how an HTTP request they refuse is answered.
     @router.get("/v1/models", dependencies=[Depends(require_api_key)])
     async def models(service: ServiceDep) -> JSONResponse: ...
 
-    app.dependency_overrides[get_settings] = lambda: Settings(api_keys=("k",))   # in a test
+    app.dependency_overrides[get_service] = lambda: Service(Settings(api_keys=("k",)))   # in a test
 
 A refusal is a `ProtocolError` raised from the dependency; the app's exception handler (server/app.py) answers it:
 over HTTP with `error_response`, on a WebSocket as the stream's protocol answers errors (server/routes_stream.py).
@@ -33,7 +33,6 @@ from server.protocol import (
     UNSUPPORTED_ENCODING,
     ProtocolError,
     api_key_from_request,
-    api_key_valid,
     error_message,
     preview,
 )
@@ -69,27 +68,28 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def _has_valid_key(conn: HTTPConnection, settings: Settings) -> bool:
-    return api_key_valid(api_key_from_request(conn.headers, conn.query_params), settings.api_keys)
+def _has_valid_key(conn: HTTPConnection, service: Service) -> bool:
+    # The service's KeyRing: the settings' keys, and the keys file's as it is now (server/keys.py).
+    return service.keys.valid(api_key_from_request(conn.headers, conn.query_params))
 
 
-def require_api_key(conn: HTTPConnection, settings: SettingsDep) -> None:
+def require_api_key(conn: HTTPConnection, service: ServiceDep) -> None:
     """An HTTP endpoint's key check (none when the server has no keys). Browsers' origins are CORS's business.
 
     Raises:
         ProtocolError: unauthorized (401).
     """
-    if not _has_valid_key(conn, settings):
+    if not _has_valid_key(conn, service):
         raise ProtocolError(UNAUTHORIZED, "a valid API key is required")
 
 
-def require_stream_access(websocket: WebSocket, settings: SettingsDep) -> None:
+def require_stream_access(websocket: WebSocket, settings: SettingsDep, service: ServiceDep) -> None:
     """A new stream's key, then its Origin (a page on another site must not open streams with its visitor's key).
 
     Raises:
         ProtocolError: unauthorized or forbidden_origin (close 1008).
     """
-    if not _has_valid_key(websocket, settings):
+    if not _has_valid_key(websocket, service):
         raise ProtocolError(UNAUTHORIZED, "a valid API key is required (Authorization: Bearer KEY)")
     origin = websocket.headers.get("origin")
     if not settings.origin_allowed(origin):

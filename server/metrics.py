@@ -288,9 +288,12 @@ class ServerMetrics:
         batch_size: histogram, streams per encoder run, by model.
         errors: counter, error messages sent, by error code.
         transcribe_requests: counter, POST /v1/transcribe requests, by HTTP status.
-        key_streams: gauge, open streams by API key (`key_id`: a hash, not the key; channels count), on servers with
-            keys.
-        key_audio_seconds: counter, seconds of audio received by API key (streams and uploads), on servers with keys.
+        key_streams: gauge, open streams by API key account (its name in the keys file, else `key_id`: a hash, never
+            the key; channels count), on servers with keys.
+        key_audio_seconds: counter, seconds of audio received by account (streams and uploads), on servers with keys.
+        api_keys: gauge, accepted API keys now (the keys file is read again when it changes; set at scrape time).
+        key_file_stale: gauge, 1 while the keys file's last change was ignored (it did not read, or had no key) and
+            the keys of before are served, else 0.
     """
 
     def __init__(self, registry: Registry | None = None) -> None:
@@ -316,6 +319,10 @@ class ServerMetrics:
         self.key_streams = r.gauge("parley_key_active_streams", "open streams by API key id", ["key"])
         self.key_audio_seconds = r.counter(
             "parley_key_audio_seconds_total", "seconds of audio received by API key id", ["key"]
+        )
+        self.api_keys = r.gauge("parley_api_keys", "accepted API keys (flags and the keys file as it is now)")
+        self.key_file_stale = r.gauge(
+            "parley_api_keys_file_stale", "1 while the keys file's last change was ignored and older keys are served"
         )
         self._cpu = r.counter("process_cpu_seconds_total", "user and system CPU time of the server process")
         self._rss = r.gauge("process_resident_memory_bytes", "resident memory of the server process")

@@ -12,7 +12,6 @@ its one implementation on the server side. Everything here is pure: no sockets, 
 
 from __future__ import annotations
 
-import hmac
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -721,12 +720,3 @@ def api_key_from_request(headers: Mapping[str, str], query: Mapping[str, str]) -
             return token.strip()
     key = headers.get("x-api-key") or query.get("api_key")
     return key or None
-
-
-def api_key_valid(key: str | None, allowed: Sequence[str]) -> bool:
-    """True when `allowed` is empty (no authentication) or `key` is one of them (compared in constant time)."""
-    if not allowed:
-        return True
-    if not key:
-        return False
-    return any(hmac.compare_digest(key.encode(), k.encode()) for k in allowed)

@@ -42,6 +42,8 @@ async def models(service: ServiceDep) -> JSONResponse:
 
 @router.get("/metrics", dependencies=[Depends(require_api_key)])
 async def metrics_text(service: ServiceDep) -> Response:
+    service.metrics.api_keys.set(len(service.keys.accepted()))
+    service.metrics.key_file_stale.set(int(service.keys.stale))
     return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
 
 

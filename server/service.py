@@ -13,8 +13,6 @@ load is logged and skipped, and the service is not `ready` until at least one is
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -23,6 +21,7 @@ from typing import Protocol
 
 from server.bundle import BUNDLE_JSON, Bundle, BundleError, load_bundle
 from server.engine import Engine, EngineConfig
+from server.keys import KeyRing
 from server.metrics import ServerMetrics
 from server.plan import Adaptation, HeadPlan, InvalidOptionError, UnsupportedOptionError
 from server.protocol import (
@@ -39,13 +38,6 @@ from server.settings import DEFAULT_MODEL, Settings
 from server.tsot import NUM_CHANNELS
 
 log = logging.getLogger("parley.app")
-
-
-@functools.lru_cache(maxsize=4096)  # asked for every audio message of a stream with a key
-def key_id(key: str) -> str:
-    """How /metrics names an API key: the first 12 hex digits of its SHA-256 (`printf %s KEY | sha256sum | cut -c1-12`),
-    so that usage can be told apart per tenant without the keys themselves in the metrics."""
-    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 # On shutdown, seconds the aborted sessions get to send their open segment's final (server/session.py's
@@ -116,7 +108,8 @@ class Service:
         self.default_model: str | None = None
         self.draining = False
         self.connections = 0  # open streams and running transcriptions (a multichannel one: one per channel)
-        self.by_key: Counter[str] = Counter()  # the same, per API key (requests that carry one)
+        self.keys = KeyRing.from_settings(settings)  # which API keys are accepted, and each one's account
+        self.by_key: Counter[str] = Counter()  # the same, per account (`Tenant.id`) of requests that carry a key
         self.sessions: set[Abortable] = set()
 
     # ---- Lifecycle ----
@@ -173,32 +166,36 @@ class Service:
             return ProtocolError(
                 SERVER_FULL, f"the server has {self.settings.max_connections} streams open: try again later"
             )
-        limit = self.settings.max_streams_per_key
-        if limit and key is not None and self.by_key[key] >= limit:
-            return ProtocolError(
-                TOO_MANY_STREAMS, f"this API key has {limit} streams open, its limit: close one, or try again later"
-            )
+        if key is not None:
+            t = self.keys.tenant(key)
+            if t.max_streams and self.by_key[t.id] >= t.max_streams:
+                return ProtocolError(
+                    TOO_MANY_STREAMS,
+                    f"this API key has {t.max_streams} streams open, its limit: close one, or try again later",
+                )
         return None
 
     def take(self, slots: int, key: str | None = None) -> None:
-        """Counts `slots` more streams open (with API key `key`); `give` gives them back."""
+        """Counts `slots` more streams open (with API key `key`, on its account); `give` gives them back."""
         self.connections += slots
         if key is not None:
-            self.by_key[key] += slots
-            self.metrics.key_streams.labels(key_id(key)).set(self.by_key[key])
+            tid = self.keys.tenant(key).id
+            self.by_key[tid] += slots
+            self.metrics.key_streams.labels(tid).set(self.by_key[tid])
 
     def give(self, slots: int, key: str | None = None) -> None:
         self.connections -= slots
         if key is not None:
-            self.by_key[key] -= slots
-            self.metrics.key_streams.labels(key_id(key)).set(max(self.by_key[key], 0))
-            if self.by_key[key] <= 0:
-                del self.by_key[key]
+            tid = self.keys.tenant(key).id
+            self.by_key[tid] -= slots
+            self.metrics.key_streams.labels(tid).set(max(self.by_key[tid], 0))
+            if self.by_key[tid] <= 0:
+                del self.by_key[tid]
 
     def count_audio(self, seconds: float, key: str | None) -> None:
         """`seconds` of audio received with API key `key` (usage per tenant, `parley_key_audio_seconds_total`)."""
         if key is not None:
-            self.metrics.key_audio_seconds.labels(key_id(key)).inc(seconds)
+            self.metrics.key_audio_seconds.labels(self.keys.tenant(key).id).inc(seconds)
 
     def hold_channels(self, channels: int, key: str | None = None) -> None:
         """Takes the further slots a stream or transcription of `channels` channels needs beyond the one it holds
@@ -214,12 +211,12 @@ class Service:
                 f"{channels} channels need {channels} of the server's {self.settings.max_connections} stream slots "
                 f"and {free + 1} are free: try again later, or with fewer channels",
             )
-        limit = self.settings.max_streams_per_key
-        if limit and key is not None and self.by_key[key] + channels - 1 > limit:
+        t = self.keys.tenant(key) if key is not None else None
+        if t is not None and t.max_streams and self.by_key[t.id] + channels - 1 > t.max_streams:
             raise ProtocolError(
                 TOO_MANY_STREAMS,
-                f"{channels} channels need {channels} of this API key's {limit} stream slots and "
-                f"{limit - self.by_key[key] + 1} are free: close a stream, or send fewer channels",
+                f"{channels} channels need {channels} of this API key's {t.max_streams} stream slots and "
+                f"{t.max_streams - self.by_key[t.id] + 1} are free: close a stream, or send fewer channels",
             )
         self.take(channels - 1, key)
 

@@ -23,6 +23,7 @@ from typing import Any
 from parley.features import check_fbank_backend
 from server.biasing import HOTWORD_BOOST, HOTWORD_FLOOR
 from server.endpoint import EndpointConfig
+from server.keys import read_keys_file
 from server.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from server.respell import RESPELL_THRESHOLD, RESPELL_VERIFY_MARGIN, RESPELL_VERIFY_THRESHOLD
 
@@ -275,7 +276,13 @@ class Settings:
         default_factory=tuple, metadata=_meta("accepted API keys (none: no authentication)", _list, "KEY"), repr=False
     )
     api_keys_file: Path | None = field(
-        default=None, metadata=_meta("file of accepted API keys, one per line (added to --api-key)", Path, "FILE")
+        default=None,
+        metadata=_meta(
+            "file of accepted API keys, one per line, each optionally with name=NAME max_streams=N (added to "
+            "--api-key; read again when it changes)",
+            Path,
+            "FILE",
+        ),
     )
     allowed_origins: tuple[str, ...] = field(
         default_factory=tuple,
@@ -438,11 +445,7 @@ class Settings:
 
 
 def _read_keys(path: Path) -> tuple[str, ...]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise ValueError(f"api_keys_file {path}: {e.strerror}") from None
-    return tuple(s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#"))
+    return tuple(e.key for e in read_keys_file(path))  # the options are the KeyRing's (server/keys.py)
 
 
 def _flag(name: str) -> str:

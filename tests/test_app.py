@@ -239,10 +239,13 @@ def test_vosk_refusals_are_a_close_with_the_reason(secure: App) -> None:
 
 
 def test_settings_come_from_the_app_not_the_environment(open_app: App, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings are read once: a variable set after create_app changes nothing; an override changes everything."""
+    """Settings are read once: a variable set after create_app changes nothing; a service of other settings (the
+    keys are its KeyRing's) changes everything."""
     monkeypatch.setenv("PARLEY_API_KEYS", "from-the-environment")
     assert open_app.client.get("/v1/models").status_code == 200
-    open_app.app.dependency_overrides[get_settings] = lambda: Settings(bundles=ROOT, api_keys=("other",))
+    other = Service(Settings(bundles=ROOT, api_keys=("other",)), open_app.metrics)
+    other.engines, other.default_model = open_app.service.engines, open_app.service.default_model
+    open_app.app.dependency_overrides[get_service] = lambda: other
     assert open_app.client.get("/v1/models").status_code == 401
     assert open_app.client.get("/v1/models", headers={"X-API-Key": "other"}).status_code == 200
 

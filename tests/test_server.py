@@ -32,8 +32,8 @@ from parley.audio import decode_pcm, write_wav
 from parley.resample import resample
 from server.bundle import load_bundle
 from server.engine import Engine, EngineConfig
+from server.keys import key_id
 from server.serve import make_server
-from server.service import key_id
 from server.settings import Settings
 from server.transducer import StreamingTransducer, transcribe
 from tests.test_export import SR, synthetic_audio
@@ -968,7 +968,7 @@ def test_each_api_key_has_its_share_of_streams(bundles: Path) -> None:
 
         async def settle(n: int) -> None:
             deadline = time.monotonic() + 5
-            while held["tenant-a"] != n:  # a closed stream's slot is given back as its session ends
+            while held[key_id("tenant-a")] != n:  # a closed stream's slot is given back as its session ends
                 assert time.monotonic() < deadline, dict(held)
                 await asyncio.sleep(0.02)
 
