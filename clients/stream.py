@@ -462,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--talkers", action="store_true", help="number who speaks across segments: [T1], [T2] (models with talkers)"
     )
     p.add_argument("--redact", action="store_true", help='spoken digit strings (card numbers, PINs) as "[redacted]"')
+    p.add_argument("--profanity-filter", action="store_true", help='profanity masked ("d***")')
     p.add_argument("--json", action="store_true", help="print every server message as a JSON line instead of text")
     a = p.parse_args(argv)
     if a.speed < 0 or a.chunk_ms <= 0:
@@ -500,6 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "alternatives": a.alternatives,
                     "endpointing": _endpointing(a),
                     "redact": a.redact or None,
+                    "profanity_filter": a.profanity_filter or None,
                 },
                 api_key=a.api_key,
                 on_message=show,

@@ -37,6 +37,7 @@ from server.plan import (
     Planner,
     UnsupportedOptionError,
 )
+from server.profanity import PROFANITY, ProfanityFilter
 from server.recognizer import Final, Recognizer
 from server.respell import RESPELL_THRESHOLD, RESPELL_VERIFY_MARGIN, RESPELL_VERIFY_THRESHOLD
 from server.transducer import StreamingTransducer
@@ -70,6 +71,8 @@ class EngineConfig:
     fbank: str = "numpy"  # what computes the streams' frames (parley.features.FBANK_BACKENDS)
     talker_threshold: float = 0.0  # "the same talker" at this cosine (server/talkers.py); 0: the bundle's own
     redact: bool = False  # every stream's spoken digit strings redacted, whatever it asks (server/redact.py)
+    profanity_filter: bool = False  # every stream's profanity masked, whatever it asks (server/profanity.py)
+    profanity_words: frozenset[str] = PROFANITY  # the words the filter masks
 
     @classmethod
     def from_settings(cls, settings: Any) -> EngineConfig:
@@ -92,6 +95,8 @@ class EngineConfig:
             respell_verify_margin=settings.respell_verify_margin,
             fbank=settings.fbank,
             redact=settings.redact,
+            profanity_filter=settings.profanity_filter,
+            profanity_words=settings.profanity_list(),
         )
 
     @property
@@ -128,6 +133,7 @@ class Engine:
         self.config = config or EngineConfig()
         self.model = StreamingTransducer(bundle)
         self.planner = Planner(bundle, self.model, self.config.hotwords)
+        self._profanity = ProfanityFilter(self.config.profanity_words)  # shared by the streams that mask
         self.punctuators = bundle.punctuators
         talkers = bundle.talkers
         if talkers is not None and self.config.talker_threshold:
@@ -227,6 +233,7 @@ class Engine:
         alternatives: int = 0,
         numerals: bool = True,
         redact: bool = False,
+        profanity_filter: bool = False,
     ) -> Stream:
         """A new stream of audio at `sample_rate` (8-48 kHz), captioned by head `head` or run as `plan(...)` says,
         with the hotwords and LM of `adaptation` (which make beam search the default); its finals carry `display`
@@ -234,7 +241,8 @@ class Engine:
         `talkers` (the bundle must have a talker model); `endpoint`: its own endpoint rules (None: the engine's);
         `alternatives`: how many of each segment's likeliest transcripts its finals list (beam search); `numerals`:
         whether `display` writes number phrases in digits (server/itn.py); `redact` (or the engine's `redact`): spoken
-        digit strings replaced by "[redacted]" (server/redact.py; English captions without translations).
+        digit strings replaced by "[redacted]" (server/redact.py; English captions without translations);
+        `profanity_filter` (or the engine's): listed words masked, "d***" (server/profanity.py).
 
         Raises:
             ValueError: an unknown search or head, a rate out of range; InvalidOptionError and
@@ -256,8 +264,20 @@ class Engine:
             p for p, _ in self.config.server_hotwords
         ]
         written = written_forms(phrases) if adapted is not None else None  # as their users spell them, in display
+        masking = profanity_filter or self.config.profanity_filter
         stream = self.recognizer.open(
-            plan, search, partials, adapted, punctuate, talkers, endpoint, alternatives, numerals, redact, written
+            plan,
+            search,
+            partials,
+            adapted,
+            punctuate=punctuate,
+            talkers=talkers,
+            endpoint=endpoint,
+            alternatives=alternatives,
+            numerals=numerals,
+            redact=redact,
+            written=written,
+            profanity=self._profanity if masking else None,
         )
         return self.batcher.open(stream, frontend)
 
@@ -274,6 +294,7 @@ class Engine:
         alternatives: int = 0,
         numerals: bool = True,
         redact: bool = False,
+        profanity_filter: bool = False,
     ) -> list[Final]:
         """A whole recording through the same loop as the streams: the finals a stream would produce.
 
@@ -289,12 +310,24 @@ class Engine:
             alternatives: how many of each segment's likeliest transcripts the finals list (beam search).
             numerals: `display` writes number phrases in digits (server/itn.py).
             redact: spoken digit strings replaced by "[redacted]" (server/redact.py).
+            profanity_filter: listed words masked (server/profanity.py).
 
         Raises:
             RuntimeError: the engine failed on it.
         """
         stream = self.open_stream(
-            sample_rate, search, False, head, adaptation, punctuate, talkers, endpoint, alternatives, numerals, redact
+            sample_rate,
+            search,
+            partials=False,
+            head=head,
+            adaptation=adaptation,
+            punctuate=punctuate,
+            talkers=talkers,
+            endpoint=endpoint,
+            alternatives=alternatives,
+            numerals=numerals,
+            redact=redact,
+            profanity_filter=profanity_filter,
         )
         finals: list[Final] = []
 

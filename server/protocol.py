@@ -95,6 +95,7 @@ START_FIELDS: dict[str, bool] = {
     "punctuate": False,
     "numerals": False,
     "redact": False,
+    "profanity_filter": False,
     "talkers": False,
     "endpointing": False,
     "alternatives": False,
@@ -189,6 +190,7 @@ class StartRequest:
     punctuate: bool = True  # finals carry "display" where the bundle has a punctuation model (docs/protocol.md)
     numerals: bool = True  # "display" writes number phrases in digits: "$5.50", "10:30 a.m." (server/itn.py)
     redact: bool = False  # spoken digit strings (card numbers, PINs) sent as "[redacted]" (server/redact.py)
+    profanity_filter: bool = False  # listed profanity sent masked, "d***" (server/profanity.py)
     talkers: bool = False  # finals carry "talkers" and their words a "talker": who speaks, across segments
     endpointing: Endpointing | None = None  # this stream's endpoint rules; None: the server's
     alternatives: int = 0  # finals list this many of the segment's likeliest transcripts (beam search); 0: none
@@ -378,6 +380,7 @@ def start_from_dict(d: dict) -> StartRequest:
     punctuate = _flag(d, "punctuate", True)
     numerals = _flag(d, "numerals", True)
     redact = _flag(d, "redact", False)
+    profanity_filter = _flag(d, "profanity_filter", False)
     respell = _flag(d, "respell", True)
     talkers = _flag(d, "talkers", False)
     endpointing = _endpointing(d)
@@ -418,6 +421,7 @@ def start_from_dict(d: dict) -> StartRequest:
         punctuate=punctuate,
         numerals=numerals,
         redact=redact,
+        profanity_filter=profanity_filter,
         talkers=talkers,
         endpointing=endpointing,
         alternatives=alternatives,

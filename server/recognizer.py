@@ -53,6 +53,7 @@ from server.frontend import Chunk, compute_features
 from server.itn import rewrite_text
 from server.lid import LidState
 from server.plan import HeadAdaptation, HeadPlan
+from server.profanity import ProfanityFilter
 from server.protocol import SEARCH_METHODS
 from server.punctuation import Punctuator
 from server.redact import REDACTED, redact_text, redacted_runs, stable_words
@@ -197,6 +198,7 @@ class StreamRecognizer:
         redact: whether runs of spoken digits are replaced by "[redacted]" in everything the stream is sent
             (server/redact.py).
         written: hotwords as their users wrote them, which `display` spells so (server/written.py).
+        profanity: masks listed words in everything the stream is sent (server/profanity.py); None: nothing masked.
     """
 
     def __init__(
@@ -213,6 +215,7 @@ class StreamRecognizer:
         numerals: bool = True,
         redact: bool = False,
         written: Mapping[tuple[str, ...], tuple[str, ...]] | None = None,
+        profanity: ProfanityFilter | None = None,
     ) -> None:
         spec = model.spec
         self.alternatives = alternatives if search == "beam" else 0
@@ -220,6 +223,7 @@ class StreamRecognizer:
         self.numerals = numerals
         self.redact = redact
         self.written = written or {}
+        self.profanity = profanity
         self.model = model
         self.plan = plan
         self.search = search
@@ -444,8 +448,9 @@ class StreamRecognizer:
         )
 
     def _shown(self, text: str) -> str:
-        """`text` as the stream may be sent it: redacted if it asked for that."""
-        return redact_text(text) if self.redact else text
+        """`text` as the stream may be sent it: redacted and its profanity masked, if it asked for that."""
+        text = redact_text(text) if self.redact else text
+        return self.profanity.mask_text(text) if self.profanity is not None else text
 
     def _decode(self, head: int, tokens: Sequence[int]) -> str:
         """`tokens` of `head` as text; the last decoding is remembered (most chunks add no token to a head)."""
@@ -512,6 +517,13 @@ class StreamRecognizer:
             extra["alternatives"] = self._alternatives()
         if kind is Partial and (stable := self._stable(now, spans)) is not None:
             extra["stable"] = _redacted_stable(now.text, stable, text) if self.redact else stable
+        translations = now.translations if multilingual and self.plan.translate else None
+        if self.profanity is not None:  # last: it keeps every length, so `stable` holds (server/profanity.py)
+            mask = self.profanity.mask_text
+            text, words = mask(text), tuple(replace(w, text=mask(w.text)) for w in words)
+            if "display" in extra:
+                extra["display"] = mask(extra["display"])
+            translations = {k: mask(v) for k, v in translations.items()} if translations else translations
         return kind(
             segment=self.segment,
             text=strip_channel_changes(text) if self.tsot else text,
@@ -519,7 +531,7 @@ class StreamRecognizer:
             end=end_s,
             words=words,
             language=self.runner.head.language if multilingual else None,
-            translations=now.translations if multilingual and self.plan.translate else None,
+            translations=translations,
             speakers=tuple(self._shown(" ".join(ws)) for ws in split_channels(now.text)) if self.tsot else None,
             **extra,
         )
@@ -656,6 +668,7 @@ class Recognizer:
         numerals: bool = True,
         redact: bool = False,
         written: Mapping[tuple[str, ...], tuple[str, ...]] | None = None,
+        profanity: ProfanityFilter | None = None,
     ) -> StreamRecognizer:
         """A new stream's state.
 
@@ -671,6 +684,7 @@ class Recognizer:
             numerals: whether `display` writes number phrases in digits (server/itn.py).
             redact: whether runs of spoken digits are replaced by "[redacted]" (server/redact.py).
             written: hotwords as their users wrote them, for `display` (`server.written.written_forms`).
+            profanity: the filter that masks the stream's profanity (None: none is masked; server/profanity.py).
 
         Raises:
             ValueError: see `check`; talkers asked of a bundle without a talker model.
@@ -695,6 +709,7 @@ class Recognizer:
             numerals,
             redact,
             written,
+            profanity,
         )
 
     def step(self, batch: Sequence[tuple[StreamRecognizer, Chunk]]) -> list[list[Result]]:

@@ -6,11 +6,12 @@ have sent), SubRip or WebVTT (`?format=json|srt|vtt`).
 The body is a WAV file (`audio/wav`) or raw PCM (`application/octet-stream` with `?sample_rate=` and `?encoding=`);
 the other query parameters are a start message's (docs/protocol.md): model, search, language, languages,
 translate, hotwords, lm, lm_scale, ilm_scale, lodr_scale, talkers, alternatives, punctuate, numerals, redact,
-endpointing and the endpoint times (silence_s, silence_after_speech_s, max_segment_s). A recording of several
-channels is mixed down to one, unless `?multichannel=true`: then each channel is transcribed on its own (a call
-recorded with the caller on one channel and the agent on the other), its finals marked with their `channel`, all in
-order of start time (raw PCM says how many channels it interleaves with `?channels=`). Errors are JSON error messages
-with the status `HTTP_STATUS` gives, and every answer is counted by status in `parley_transcribe_requests_total`.
+profanity_filter, endpointing and the endpoint times (silence_s, silence_after_speech_s, max_segment_s). A
+recording of several channels is mixed down to one, unless `?multichannel=true`: then each channel is transcribed on
+its own (a call recorded with the caller on one channel and the agent on the other), its finals marked with their
+`channel`, all in order of start time (raw PCM says how many channels it interleaves with `?channels=`). Errors are
+JSON error messages with the status `HTTP_STATUS` gives, and every answer is counted by status in
+`parley_transcribe_requests_total`.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
                     alternatives=start.alternatives,
                     numerals=start.numerals,
                     redact=start.redact,
+                    profanity_filter=start.profanity_filter,
                 )
                 for samples in channels
             )
@@ -219,7 +221,7 @@ async def read_request(
         fields["hotwords"] = [x for x in q["hotwords"].split(",") if x.strip()]
     if q.get("lm"):
         fields["lm"] = q["lm"]
-    for key in ("talkers", "endpointing", "punctuate", "numerals", "redact"):
+    for key in ("talkers", "endpointing", "punctuate", "numerals", "redact", "profanity_filter"):
         if q.get(key):
             fields[key] = _query_value(q, key, "true or false", _boolean)
     if q.get("alternatives"):

@@ -372,6 +372,7 @@ class Session(Connection):
                 start.alternatives,
                 start.numerals,
                 start.redact,
+                start.profanity_filter,
             )
             for _ in range(start.channels)
         ]

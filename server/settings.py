@@ -24,6 +24,7 @@ from parley.features import check_fbank_backend
 from server.biasing import HOTWORD_BOOST, HOTWORD_FLOOR
 from server.endpoint import EndpointConfig
 from server.keys import read_keys_file
+from server.profanity import PROFANITY, read_words
 from server.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from server.respell import RESPELL_THRESHOLD, RESPELL_VERIFY_MARGIN, RESPELL_VERIFY_THRESHOLD
 
@@ -257,6 +258,23 @@ class Settings:
         ),
     )
 
+    profanity_filter: bool = field(
+        default=False,
+        metadata=_meta(
+            'mask profanity ("d***") in every stream, whatever it asks (the built-in English list and '
+            "--profanity-words)",
+            _bool,
+        ),
+    )
+    profanity_words: Path | None = field(
+        default=None,
+        metadata=_meta(
+            "more words for the profanity filter, one a line (# comments): added to the built-in English list",
+            Path,
+            "FILE",
+        ),
+    )
+
     # Endpointing: sherpa-onnx's three rules (server/endpoint.py).
     endpointing: bool = field(
         default=True, metadata=_meta("close segments at endpoints (off: one segment until stop)", _bool)
@@ -293,7 +311,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         # Normalize types so that Settings(bundles="x") and Settings(api_keys=["k"]) behave like the parsed forms.
-        for name in ("bundles", "ssl_certfile", "ssl_keyfile", "api_keys_file", "hotwords_file"):
+        for name in ("bundles", "ssl_certfile", "ssl_keyfile", "api_keys_file", "hotwords_file", "profanity_words"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, Path):
                 object.__setattr__(self, name, Path(v))
@@ -353,11 +371,13 @@ class Settings:
         need(self.rule3_min_utterance_length > 0, "rule3_min_utterance_length", "must be > 0")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("ssl_certfile and ssl_keyfile go together: give both or neither")
-        for name in ("ssl_certfile", "ssl_keyfile", "api_keys_file", "hotwords_file"):
+        for name in ("ssl_certfile", "ssl_keyfile", "api_keys_file", "hotwords_file", "profanity_words"):
             path = getattr(self, name)
             need(path is None or path.is_file(), name, "no such file")
         if self.hotwords_file is not None:
             read_hotwords(self.hotwords_file)  # a bad line fails at start-up, not in every stream
+        if self.profanity_words is not None:
+            read_words(self.profanity_words)
         for key in self.api_keys:
             if not key or key != key.strip() or any(c.isspace() for c in key):
                 raise ValueError("api_keys: a key is empty or contains white space")
@@ -399,6 +419,11 @@ class Settings:
     def server_hotwords(self) -> tuple[tuple[str, float | None], ...]:
         """The phrases of `hotwords_file` (none without one)."""
         return () if self.hotwords_file is None else read_hotwords(self.hotwords_file)
+
+    def profanity_list(self) -> frozenset[str]:
+        """The profanity filter's words: the built-in English list and `profanity_words`'s."""
+        extra = frozenset() if self.profanity_words is None else read_words(self.profanity_words)
+        return PROFANITY | extra
 
     def endpoint_config(self) -> EndpointConfig:
         """The endpoint rules these settings describe."""

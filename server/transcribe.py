@@ -125,12 +125,14 @@ async def transcribe_file(
     multichannel: bool = False,
     numerals: bool = True,
     redact: bool = False,
+    profanity_filter: bool = False,
 ) -> dict:
     """The `POST /v1/transcribe` body for one recording, decoded in this process (`talkers`: finals number who
     speaks, server/talkers.py; `alternatives`: finals list the N likeliest transcripts, with beam search;
     `endpointing` false: one segment for the whole recording; `multichannel`: each channel transcribed on its own,
     as `?multichannel=true`; `numerals` false: `display` keeps numbers in words, as `?numerals=false`; `redact`:
-    spoken digit strings come out as "[redacted]", as `?redact=true`).
+    spoken digit strings come out as "[redacted]", as `?redact=true`; `profanity_filter`: listed profanity masked,
+    as `?profanity_filter=true`).
 
     Raises:
         InputError: an unreadable file, an unknown model, a language the model lacks, talkers of a model without a
@@ -171,6 +173,7 @@ async def transcribe_file(
                     alternatives=alternatives,
                     numerals=numerals,
                     redact=redact,
+                    profanity_filter=profanity_filter,
                 )
                 for x in channels
             )
@@ -222,6 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help='write spoken digit strings (card, account, phone numbers, PINs) as "[redacted]"',
     )
     parser.add_argument(
+        "--profanity-filter",
+        action="store_true",
+        help='mask profanity ("d***"): the built-in English list (server/profanity.py)',
+    )
+    parser.add_argument(
         "--multichannel",
         action="store_true",
         help=f"transcribe each channel on its own (up to {MAX_CHANNELS}; finals say their channel) instead of "
@@ -256,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.multichannel,
                 not args.no_numerals,
                 args.redact,
+                args.profanity_filter,
             )
         )
     except InputError as e:

@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny synthetic English corpus and tokenizer, and a tiny random bundle, built once per test
-session (the committed bundles' server is in tests/bundles/conftest.py)."""
+session (the committed bundles' server is in tests/bundles/conftest.py); the committed en-open bundle, and a sentence
+it hears, for the tests of what the server does to its words."""
 
 from __future__ import annotations
 
@@ -42,3 +43,25 @@ def tiny_bundles(tmp_path_factory) -> Path:
     folder.mkdir()
     shutil.move(export_tiny_bundle(root), folder / "tiny-en")
     return folder
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SAID = "the code is one two three four five six"  # en-open hears it (a training voice; the tests are of the wiring)
+
+
+@pytest.fixture(scope="session")
+def en_open():
+    """The committed default bundle, on the CPU, one thread."""
+    from server.bundle import load_bundle
+
+    return load_bundle(ROOT / "bundles" / "en-open", providers="cpu", threads=1)
+
+
+@pytest.fixture(scope="session")
+def code_speech():
+    """`SAID` in a training voice of en-open: float32 samples at 16 kHz, and the rate."""
+    from models.data.espeak import synthesize
+    from parley.resample import resample
+
+    syn = synthesize(SAID, voice="en-us", variant="m3", rate=160)
+    return resample(syn.samples, syn.sample_rate, 16000), 16000

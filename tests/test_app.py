@@ -95,6 +95,7 @@ class FakeEngine:
         alternatives: int = 0,
         numerals: bool = True,
         redact: bool = False,
+        profanity_filter: bool = False,
     ) -> list[Final]:
         if self.failure is not None:
             raise self.failure

@@ -20,7 +20,7 @@ from server.engine import Engine, EngineConfig
 from server.frontend import Frontend
 from server.plan import UnsupportedOptionError
 from server.protocol import ProtocolError, start_from_dict
-from server.recognizer import Final, Partial, Recognizer
+from server.recognizer import Final, Partial, Recognizer, StreamRecognizer
 from server.redact import MIN_DIGITS, REDACTED, digit_runs, redact_text, redacted_runs, stable_words
 from server.settings import Settings
 from server.transducer import StreamingTransducer
@@ -63,28 +63,42 @@ def test_stable_words_leave_out_a_run_that_may_grow_or_that_the_prefix_cuts() ->
 # ---- In a stream, on the committed English model ----
 
 ROOT = Path(__file__).resolve().parents[1]
-SAID = "the code is one two three four five six"  # en-open hears it (a training voice; the test is of the wiring)
 
 
-@pytest.fixture(scope="module")
-def en_open():
-    return load_bundle(ROOT / "bundles" / "en-open", providers="cpu", threads=1)
+def stream_results(recognizer: Recognizer, stream: StreamRecognizer, x: np.ndarray) -> list[Partial | Final]:
+    """Everything `stream` produces for 16 kHz audio `x` sent 100 ms at a time, as a client sends it, then ended."""
+    frontend = Frontend(recognizer.spec, 16000)
+    results = []
+    for i in range(0, len(x), 1600):
+        frontend.accept(x[i : i + 1600])
+        while (chunk := frontend.pop_chunk()) is not None:
+            results += recognizer.step([(stream, chunk)])[0]
+    frontend.finish()
+    while (chunk := frontend.pop_chunk()) is not None:
+        results += recognizer.step([(stream, chunk)])[0]
+    return results + recognizer.finish(stream, len(x) / 16000)
 
 
-@pytest.fixture(scope="module")
-def speech() -> tuple[np.ndarray, int]:
-    from models.data.espeak import synthesize
-
-    syn = synthesize(SAID, voice="en-us", variant="m3", rate=160)
-    return resample(syn.samples, syn.sample_rate, 16000), 16000
+async def stream_messages(url: str, x: np.ndarray, rate: int, fields: dict) -> list[dict]:
+    """The messages a server sends for `x` streamed at once as f32le with start `fields`, then stop."""
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps({"type": "start", "sample_rate": rate, "encoding": "f32le", **fields}))
+        await ws.send(x.astype("<f4").tobytes())
+        await ws.send(json.dumps({"type": "stop"}))
+        out = []
+        async for raw in ws:
+            out.append(json.loads(raw))
+            if out[-1]["type"] in ("end", "error"):
+                break
+        return out
 
 
 def _digit_run_left(text: str) -> bool:
     return any(n >= MIN_DIGITS for _, _, n in digit_runs(text.split()))
 
 
-def test_finals_words_display_and_alternatives_are_redacted(en_open, speech) -> None:
-    x, rate = speech
+def test_finals_words_display_and_alternatives_are_redacted(en_open, code_speech) -> None:
+    x, rate = code_speech
 
     def finals(redact: bool) -> list[Final]:
         engine = Engine(en_open, EngineConfig(max_wait_ms=0))
@@ -112,20 +126,10 @@ def test_finals_words_display_and_alternatives_are_redacted(en_open, speech) -> 
     assert word.conf == min(w.conf for w in plain.words[a:b])
 
 
-def test_partials_never_show_the_digits_and_their_stable_prefix_holds(en_open, speech) -> None:
-    x, _ = speech
+def test_partials_never_show_the_digits_and_their_stable_prefix_holds(en_open, code_speech) -> None:
+    x, _ = code_speech
     recognizer = Recognizer(StreamingTransducer(en_open), punctuators=en_open.punctuators)
-    stream = recognizer.open(redact=True)
-    frontend = Frontend(recognizer.spec, 16000)
-    results = []
-    for i in range(0, len(x), 1600):  # 100 ms at a time, as a client sends it
-        frontend.accept(x[i : i + 1600])
-        while (chunk := frontend.pop_chunk()) is not None:
-            results += recognizer.step([(stream, chunk)])[0]
-    frontend.finish()
-    while (chunk := frontend.pop_chunk()) is not None:
-        results += recognizer.step([(stream, chunk)])[0]
-    results += recognizer.finish(stream, len(x) / 16000)
+    results = stream_results(recognizer, recognizer.open(redact=True), x)
     partials = [r for r in results if isinstance(r, Partial)]
     final = next(r for r in results if isinstance(r, Final))
     assert len(partials) > 3 and REDACTED in final.text
@@ -167,27 +171,14 @@ def redacting_server() -> Iterator[Running]:
         r.stop()
 
 
-def test_a_server_that_redacts_redacts_every_stream(redacting_server: Running, speech, tmp_path: Path) -> None:
-    x, rate = speech
+def test_a_server_that_redacts_redacts_every_stream(redacting_server: Running, code_speech, tmp_path: Path) -> None:
+    x, rate = code_speech
     write_wav(tmp_path / "a.wav", x, rate)
     url = redacting_server.http + "/v1/transcribe"
     body = httpx.post(url, content=(tmp_path / "a.wav").read_bytes(), headers={"content-type": "audio/wav"}).json()
     assert REDACTED in body["text"] and not _digit_run_left(body["text"]), body
 
-    async def stream() -> list[dict]:
-        async with websockets.connect(redacting_server.url) as ws:
-            start = {"type": "start", "sample_rate": rate, "encoding": "f32le", "redact": False}  # not its choice
-            await ws.send(json.dumps(start))
-            await ws.send(x.astype("<f4").tobytes())
-            await ws.send(json.dumps({"type": "stop"}))
-            out = []
-            async for raw in ws:
-                out.append(json.loads(raw))
-                if out[-1]["type"] in ("end", "error"):
-                    return out
-            return out
-
-    msgs = asyncio.run(stream())
+    msgs = asyncio.run(stream_messages(redacting_server.url, x, rate, {"redact": False}))  # not its choice
     said = [m for m in msgs if m["type"] in ("partial", "final")]
     assert said and all(not _digit_run_left(m["text"]) for m in said)
     assert any(REDACTED in m["text"] for m in said if m["type"] == "final"), msgs
@@ -196,12 +187,12 @@ def test_a_server_that_redacts_redacts_every_stream(redacting_server: Running, s
     assert refused.json()["code"] == "unsupported_option" and "redaction" in refused.json()["message"], refused.text
 
 
-def test_the_twilio_bridge_asks_for_redaction(speech) -> None:
+def test_the_twilio_bridge_asks_for_redaction(code_speech) -> None:
     """`parley twilio --redact`: the calls' streams ask for it of a server that does not redact every stream."""
     from clients import twilio
     from tests.test_server import _feed, _twilio_call
 
-    x, rate = speech
+    x, rate = code_speech
     phone = resample(x, rate, 8000)
     settings = Settings(
         bundles=ROOT / "bundles", default_model="en-open", port=0, intra_op_threads=1, log_level="warning"

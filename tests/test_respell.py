@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.bundle import load_bundle
 from server.engine import Engine, EngineConfig
 from server.frontend import Frontend
 from server.plan import Adaptation, HeadPlan, Planner
@@ -104,11 +103,6 @@ def test_bad_settings_are_refused() -> None:
         Respeller(["x"], threshold=0)
     with pytest.raises(ValueError, match="2 words but 1"):
         Respeller(["x"]).find(["a", "b"], [0.5])
-
-
-@pytest.fixture(scope="module")
-def en_open():
-    return load_bundle(ROOT / "bundles" / "en-open", providers="cpu", threads=1)
 
 
 def test_the_planner_gives_each_head_a_respeller_of_the_stream_s_and_the_server_s_hotwords(en_open) -> None:

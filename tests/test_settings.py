@@ -65,6 +65,8 @@ def test_origins() -> None:
         ({"PARLEY_MAX_CONNECTIONS": "0"}, "max_connections"),
         ({"PARLEY_MAX_STREAMS_PER_KEY": "-1"}, "max_streams_per_key"),
         ({"PARLEY_REDACT": "maybe"}, "PARLEY_REDACT"),
+        ({"PARLEY_PROFANITY_FILTER": "maybe"}, "PARLEY_PROFANITY_FILTER"),
+        ({"PARLEY_PROFANITY_WORDS": "/nonexistent-words"}, "profanity_words"),
         ({"PARLEY_MAX_MESSAGE_BYTES": "10"}, "max_message_bytes"),
         ({"PARLEY_IDLE_TIMEOUT_S": "0"}, "idle_timeout_s"),
         ({"PARLEY_RULE1_MIN_TRAILING_SILENCE": "-1"}, "rule1"),

@@ -206,11 +206,6 @@ def _conversation(gap_s: float = 1.6) -> tuple[np.ndarray, list[tuple[float, flo
     return np.concatenate(pieces), spans
 
 
-@pytest.fixture(scope="module")
-def en_open():
-    return load_bundle(ROOT / "bundles" / "en-open", providers="cpu", threads=1)
-
-
 def test_en_open_numbers_two_voices_the_same_way_across_segments(en_open) -> None:
     from server.frontend import Frontend
     from server.recognizer import Final, Recognizer

@@ -2,9 +2,9 @@
 //
 // Speaks protocol version 1 (docs/protocol.md). No build step: the server serves this folder as it is.
 // The page's query string may preset its fields: ?api_key=KEY&model=NAME&language=de&translate=en,fr&languages=en,de
-// &talkers=1&redact=1&numerals=0 (languages: with automatic language detection, the languages to choose from;
-// talkers: number who speaks, for models that can, docs/talkers.md; redact: spoken digit strings as [redacted];
-// numerals=0: numbers in words, not digits).
+// &talkers=1&redact=1&profanity_filter=1&numerals=0 (languages: with automatic language detection, the languages to
+// choose from; talkers: number who speaks, for models that can, docs/talkers.md; redact: spoken digit strings as
+// [redacted]; profanity_filter: profanity masked, d***; numerals=0: numbers in words, not digits).
 
 const TARGET_RATE = 16000; // Hz sent to the server: the models' rate, so the server does no resampling
 const FRAME_MS = 100; // audio per WebSocket message
@@ -554,6 +554,7 @@ function connect(s) {
     if (s.languages.length) start.languages = s.languages;
     if (s.talkers) start.talkers = true;
     if (["1", "true"].includes(params.get("redact"))) start.redact = true;
+    if (["1", "true"].includes(params.get("profanity_filter"))) start.profanity_filter = true;
     if (["0", "false"].includes(params.get("numerals"))) start.numerals = false;
     ws.send(JSON.stringify(start));
     s.started = true; // the audio waits for ready (see onWorkletMessage)
