@@ -4,14 +4,17 @@ runs.
 A keys file has one key a line, optionally followed by options; blank lines and `#` comments are skipped:
 
     # key                          options
-    3f9c2e7a0b1d4c58a6e2f0d9b7c1   name=acme   max_streams=20
-    9a8b7c6d5e4f30211f2e3d4c5b6a   name=acme                      # acme's next key: the same account
+    3f9c2e7a0b1d4c58a6e2f0d9b7c1   name=acme   max_streams=20   redact=true
+    9a8b7c6d5e4f30211f2e3d4c5b6a   name=acme   max_streams=20   redact=true   # acme's next key: the same account
     77e1c0ffee5a1ad0b0a7d15ea5e5   max_streams=2
 
 - `name=NAME` names the account (letters, digits, `_.-`, at most 64): /metrics shows the name instead of a hash of
   the key, and keys with the same name share one account (their streams count together against its limit, their
   audio adds up to one series), which is how a tenant's key is rotated without a gap in its figures.
 - `max_streams=N` is the account's limit of open streams (0: none), instead of the server's `--max-streams-per-key`.
+- `redact=true` and `profanity_filter=true`: every stream and upload of the account is redacted (server/redact.py) or
+  has its profanity masked (server/profanity.py), whatever it asks: a tenant's compliance rule, kept by the server
+  rather than by each of its apps (`false`, the default, leaves it to the stream).
 
     ring = KeyRing(settings)       # the flags' keys, and the file's when there is one
     ring.valid(key)                # True for an accepted key (or any request, on a server without keys)
@@ -43,6 +46,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("parley.app")
 
 _COMMENT = re.compile(r"(?:^|\s)#")
+_OPTIONS = {  # option -> how the errors show it
+    "name": "name=NAME",
+    "max_streams": "max_streams=N",
+    "redact": "redact=true",
+    "profanity_filter": "profanity_filter=true",
+}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 RELOAD_EVERY_S = 1.0
 
@@ -61,14 +70,24 @@ class KeyEntry:
     key: str
     name: str | None = None
     max_streams: int | None = None
+    redact: bool | None = None
+    profanity_filter: bool | None = None
+
+    @property
+    def options(self) -> tuple[int | None, bool | None, bool | None]:
+        """What the keys of one name must agree on."""
+        return (self.max_streams, self.redact, self.profanity_filter)
 
 
 @dataclass(frozen=True)
 class Tenant:
-    """The account a key draws on: `id` names it on /metrics and counts its streams; `max_streams` (0: no limit)."""
+    """The account a key draws on: `id` names it on /metrics and counts its streams; `max_streams` (0: no limit);
+    `redact` and `profanity_filter`: every stream of the account is redacted, or masked, whatever it asks."""
 
     id: str
     max_streams: int
+    redact: bool = False
+    profanity_filter: bool = False
 
 
 def parse_keys(text: str, source: str = "api_keys_file") -> list[KeyEntry]:
@@ -80,7 +99,7 @@ def parse_keys(text: str, source: str = "api_keys_file") -> list[KeyEntry]:
     """
     entries: list[KeyEntry] = []
     first_line: dict[str, int] = {}
-    limits: dict[str, tuple[int | None, int]] = {}
+    agreed: dict[str, tuple[KeyEntry, int]] = {}  # name -> its first entry, and that entry's line
     for n, line in enumerate(text.splitlines(), 1):
         fields = _COMMENT.split(line, 1)[0].split()  # a `#` starts a comment at a line's start or after a space
         if not fields:
@@ -92,28 +111,37 @@ def parse_keys(text: str, source: str = "api_keys_file") -> list[KeyEntry]:
         if key in first_line:
             raise ValueError(f"{where}: this key is already on line {first_line[key]}")
         first_line[key] = n
-        name: str | None = None
-        max_streams: int | None = None
+        given: dict[str, str | int | bool] = {}
         for option in options:
             opt, eq, value = option.partition("=")
-            if opt == "name" and eq:
+            if not eq or opt not in _OPTIONS:
+                raise ValueError(f"{where}: unknown option {option!r} ({', '.join(_OPTIONS.values())})")
+            if opt in given:
+                raise ValueError(f"{where}: {opt} given twice")
+            if opt == "name":
                 if not _NAME.fullmatch(value):
                     raise ValueError(f"{where}: name {value!r}: letters, digits and _.- only, at most 64")
-                name = value
-            elif opt == "max_streams" and eq:
+                given[opt] = value
+            elif opt == "max_streams":
                 if not value.isdigit():
                     raise ValueError(f"{where}: max_streams {value!r}: a whole number >= 0 (0: no limit)")
-                max_streams = int(value)
+                given[opt] = int(value)
             else:
-                raise ValueError(f"{where}: unknown option {option!r} (name=NAME, max_streams=N)")
-        if name is not None:
-            seen = limits.setdefault(name, (max_streams, n))
-            if seen[0] != max_streams:
-                raise ValueError(
-                    f"{where}: name {name} has max_streams={_show(max_streams)} here and "
-                    f"{_show(seen[0])} on line {seen[1]}: the keys of one name share one limit"
-                )
-        entries.append(KeyEntry(key, name, max_streams))
+                if value.lower() not in ("true", "false"):
+                    raise ValueError(f"{where}: {opt} {value!r}: true or false")
+                given[opt] = value.lower() == "true"
+        entry = KeyEntry(key, **given)  # type: ignore[arg-type]
+        if entry.name is not None:
+            first, line = agreed.setdefault(entry.name, (entry, n))
+            for field_name, mine, theirs in zip(
+                ("max_streams", "redact", "profanity_filter"), entry.options, first.options, strict=True
+            ):
+                if mine != theirs:
+                    raise ValueError(
+                        f"{where}: name {entry.name} has {field_name}={_show(mine)} here and {_show(theirs)} on "
+                        f"line {line}: the keys of one name share one account"
+                    )
+        entries.append(entry)
     return entries
 
 
@@ -128,8 +156,8 @@ def read_keys_file(path: Path) -> list[KeyEntry]:
     return parse_keys(text, f"api_keys_file {path}")
 
 
-def _show(limit: int | None) -> str:
-    return "(not given)" if limit is None else str(limit)
+def _show(value: int | bool | None) -> str:
+    return "(not given)" if value is None else str(value).lower()
 
 
 class KeyRing:
@@ -239,7 +267,7 @@ class KeyRing:
             tenants[key] = Tenant(key_id(key), self.default_max_streams)
         for e in entries:
             limit = self.default_max_streams if e.max_streams is None else e.max_streams
-            tenants[e.key] = Tenant(e.name or key_id(e.key), limit)
+            tenants[e.key] = Tenant(e.name or key_id(e.key), limit, bool(e.redact), bool(e.profanity_filter))
         for key, t in self._tenants.items():
             if key not in tenants:
                 self._past[key] = t

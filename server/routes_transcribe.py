@@ -114,6 +114,7 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
         channels, rate, start = await read_request(
             request, settings.max_upload_bytes, settings.idle_timeout_s, settings.min_upload_bytes_per_s
         )
+        start = service.policy(start, key)  # the account's rules (redaction, masking) over the request's choice
         if not multichannel:
             channels = mix_down(channels)[None]
         elif len(channels) > MAX_CHANNELS:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -33,6 +34,7 @@ from server.protocol import (
     UNKNOWN_MODEL,
     UNSUPPORTED_OPTION,
     ProtocolError,
+    StartRequest,
 )
 from server.settings import DEFAULT_MODEL, Settings
 from server.tsot import NUM_CHANNELS
@@ -196,6 +198,18 @@ class Service:
         """`seconds` of audio received with API key `key` (usage per tenant, `parley_key_audio_seconds_total`)."""
         if key is not None:
             self.metrics.key_audio_seconds.labels(self.keys.tenant(key).id).inc(seconds)
+
+    def policy(self, start: StartRequest, key: str | None) -> StartRequest:
+        """`start` as API key `key`'s account allows it: redacted, or with its profanity masked, where the keys file
+        says so for the account (server/keys.py), whatever the start asked."""
+        if key is None:
+            return start
+        t = self.keys.tenant(key)
+        if (t.redact and not start.redact) or (t.profanity_filter and not start.profanity_filter):
+            return replace(
+                start, redact=start.redact or t.redact, profanity_filter=start.profanity_filter or t.profanity_filter
+            )
+        return start
 
     def hold_channels(self, channels: int, key: str | None = None) -> None:
         """Takes the further slots a stream or transcription of `channels` channels needs beyond the one it holds

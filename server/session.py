@@ -352,6 +352,7 @@ class Session(Connection):
 
     async def _start(self, start: StartRequest) -> None:
         svc = self.service
+        start = svc.policy(start, self.key)  # the account's rules (redaction, masking) over the stream's choice
         adaptation = start_adaptation(start)
         engine, search, plan = resolve_start(svc, start, adaptation)
         endpoint = stream_endpoint(engine, start)

@@ -336,7 +336,10 @@ class VoskSession(Connection):
 
     def _open(self) -> None:
         svc = self.service
-        engine, search, plan = svc.resolve(self.config.model, None, None, ())
+        account = svc.keys.tenant(self.key) if self.key is not None else None  # its rules: redaction, masking
+        redact = account is not None and account.redact
+        masked = account is not None and account.profanity_filter
+        engine, search, plan = svc.resolve(self.config.model, None, None, (), redact=redact)
         # phrase_list: hotwords, those the model can write (Vosk clients get no error for the others, and "[unk]"
         # is Vosk's grammar filler, not a phrase); max_alternatives: the beam's likeliest transcripts.
         phrases = [p for p in self.config.phrase_list if p.strip() and "[" not in p]
@@ -345,10 +348,17 @@ class VoskSession(Connection):
         alternatives = min(self.config.max_alternatives, STREAM_MAX_ALTERNATIVES)
         if adaptation is not None or alternatives:
             engine, search, plan = svc.resolve(
-                self.config.model, None, None, (), adaptation=adaptation, alternatives=alternatives
+                self.config.model, None, None, (), adaptation=adaptation, alternatives=alternatives, redact=redact
             )
         self.stream = engine.open_stream(
-            self.config.sample_rate, search, True, plan, adaptation, alternatives=alternatives
+            self.config.sample_rate,
+            search,
+            True,
+            plan,
+            adaptation,
+            alternatives=alternatives,
+            redact=redact,
+            profanity_filter=masked,
         )
         if self.model is None:  # a reset opens a new engine stream of the same client stream: counted once
             svc.metrics.streams.labels(engine.name, "vosk").inc()

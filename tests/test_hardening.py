@@ -231,7 +231,9 @@ class _GatedEngine:
     def check_redaction(self, plan: HeadPlan, asked: bool = True) -> None:
         pass
 
-    def open_stream(self, sample_rate: int, search: str, partials: bool, plan: HeadPlan, *_: object) -> Stream:
+    def open_stream(
+        self, sample_rate: int, search: str, partials: bool, plan: HeadPlan, *_: object, **__: object
+    ) -> Stream:
         return self.batcher.open(Counter("s"), Frontend(BATCHER_SPEC, sample_rate))
 
     async def close(self) -> None:

@@ -3,22 +3,26 @@ while the server runs."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from parley.audio import write_wav
 from server import keys as K
 from server.app import create_app
 from server.deps import get_service
 from server.keys import KeyEntry, KeyRing, Tenant, key_id, parse_keys
 from server.metrics import ServerMetrics
-from server.protocol import TOO_MANY_STREAMS
+from server.protocol import TOO_MANY_STREAMS, start_from_dict
 from server.service import Service
 from server.settings import Settings
 
+ROOT = Path(__file__).resolve().parents[1]
 FILE = """\
 # key        options
 alpha-1      name=acme   max_streams=3
@@ -153,3 +157,77 @@ def test_a_key_added_to_the_file_is_let_in_without_a_restart(tmp_path: Path, mon
     _touch(path, "second name=globex\n", stamp)  # first taken out
     assert client.get("/v1/models", headers={"X-API-Key": "first"}).status_code == 401
     assert client.get("/v1/models", headers=second).status_code == 200
+
+
+# ---- An account's rules: redaction and masking, whatever its streams ask ----
+
+
+def test_an_account_s_rules_are_read_and_must_agree_across_its_keys() -> None:
+    assert parse_keys("k0 name=callcentre redact=true profanity_filter=FALSE\n") == [
+        KeyEntry("k0", "callcentre", None, True, False)
+    ]
+    for text, message in [
+        ("k0 redact=yes\n", r"redact 'yes': true or false"),
+        ("k0 redact=true redact=false\n", "redact given twice"),
+        ("k0 name=t redact=true\nk1 name=t\n", r"line 2: name t has redact=\(not given\) here and true on line 1"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            parse_keys(text)
+
+
+def test_the_policy_overrides_what_a_start_asks(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    path.write_text("calls name=calls redact=true\nair name=air profanity_filter=true\nfree\n")
+    service = Service(Settings(bundles=tmp_path, api_keys_file=path))
+    start = start_from_dict({"type": "start", "sample_rate": 16000, "encoding": "s16le"})
+    assert service.policy(start, "calls").redact and not service.policy(start, "calls").profanity_filter
+    assert service.policy(start, "air").profanity_filter and not service.policy(start, "air").redact
+    assert service.policy(start, "free") is start and service.policy(start, None) is start
+
+
+def test_a_server_keeps_each_account_s_rules(tmp_path: Path, en_open, code_speech) -> None:
+    """A contact centre's key redacts and a broadcaster's masks every stream, upload and Vosk stream of theirs, while
+    another key on the same server gets what it asks for."""
+    from server.redact import REDACTED
+    from tests.test_redact import stream_messages
+    from tests.test_server import running
+    from tests.test_vosk import vosk_session
+
+    x, rate = code_speech
+    keys, words = tmp_path / "keys", tmp_path / "words"
+    keys.write_text("calls name=calls redact=true\nair name=air profanity_filter=true\nfree\n")
+    words.write_text("code\n")  # a word en-open hears in the sentence, listed for the test
+    wav = tmp_path / "a.wav"
+    write_wav(wav, x, rate)
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    (bundles / "en-open").symlink_to(ROOT / "bundles" / "en-open")
+    with running(bundles, api_keys_file=keys, profanity_words=words) as srv:
+
+        def post(key: str) -> str:
+            r = httpx.post(
+                srv.http + "/v1/transcribe?redact=false",
+                content=wav.read_bytes(),
+                headers={"content-type": "audio/wav", "X-API-Key": key},
+            )
+            assert r.status_code == 200, r.text
+            return r.json()["text"]
+
+        def streamed(key: str) -> list[str]:
+            msgs = asyncio.run(stream_messages(srv.url + f"?api_key={key}", x, rate, {"redact": False}))
+            return [m["text"] for m in msgs if m["type"] in ("partial", "final")]
+
+        def vosk(key: str) -> str:
+            url = f"ws://127.0.0.1:{srv.port}/?api_key={key}"
+            replies, _ = vosk_session(url, x, rate, config={"sample_rate": rate})
+            return " ".join(r.get("text", "") for r in replies)
+
+        free, calls, air = post("free"), post("calls"), post("air")
+        calls_stream, air_stream = streamed("calls"), streamed("air")
+        calls_vosk, air_vosk = vosk("calls"), vosk("air")
+    assert "code" in free.split() and REDACTED not in free, free
+    assert REDACTED in calls and "code" in calls.split(), calls
+    assert "c***" in air.split() and REDACTED not in air, air
+    assert calls_stream and all("one two three four" not in t for t in calls_stream) and REDACTED in calls_stream[-1]
+    assert air_stream and all("code" not in t.split() for t in air_stream) and "c***" in air_stream[-1]
+    assert REDACTED in calls_vosk and "c***" in air_vosk and "code" not in air_vosk.split(), (calls_vosk, air_vosk)
