@@ -72,6 +72,11 @@ class BatchRecognizer(Protocol):
         the silence the flush added; the stream goes on. Runs in the worker thread."""
         ...
 
+    def context(self, stream: Any, context: Any) -> None:
+        """A context message reached its place among the stream's audio (`Stream.set_context`): what it carries is
+        the stream's from here on. Runs in the worker thread."""
+        ...
+
 
 @dataclass(frozen=True)
 class BatcherConfig:
@@ -112,6 +117,13 @@ _STOP = object()  # the queue's last item after stop: the stream's last finals, 
 
 
 @dataclass(frozen=True)
+class _Context:
+    """A queue item: a context message, taken in its place among the audio; no update answers it."""
+
+    context: Any
+
+
+@dataclass(frozen=True)
 class _Cut:
     """A queue item after a finalize's flush chunks: the open segment's final, and the stream goes on."""
 
@@ -132,7 +144,8 @@ class Stream:
         self.batcher = batcher
         self.state = state
         self.frontend = frontend
-        self._pending: deque[tuple[Chunk, float] | _Cut | object] = deque()  # (chunk, arrival time), _Cut, _STOP
+        # (chunk, arrival time), _Cut, _Context, _STOP
+        self._pending: deque[tuple[Chunk, float] | _Cut | _Context | object] = deque()
         self._updates: asyncio.Queue[Update] = asyncio.Queue()
         self._room = asyncio.Event()  # set when the queue may have room
         self.queued = False  # in the loop's ready queue
@@ -235,6 +248,25 @@ class Stream:
         await self._wait_room()  # the cut's update counts like a chunk's: a client that never reads cannot pile them
         self._outstanding += 1
         self._pending.append(_Cut(self.frontend.seconds_received, silence_s))
+        self.batcher._schedule(self)
+
+    def set_context(self, context: Any) -> None:
+        """Queues a context message's `context` (for `BatchRecognizer.context`) after the audio pushed so far, so
+        that it takes effect in its place among the audio. A context still queued when the next one comes, with no
+        audio between, is replaced by it (a client cannot pile them up).
+
+        Raises:
+            StreamClosedError: the stream was closed.
+            RuntimeError: after stop.
+        """
+        if self.closed:
+            raise StreamClosedError("stream closed")
+        if self.stopped:
+            raise RuntimeError("context after stop")
+        if self._pending and isinstance(self._pending[-1], _Context):
+            self._pending[-1] = _Context(context)
+            return
+        self._pending.append(_Context(context))
         self.batcher._schedule(self)
 
     async def next_update(self) -> Update:
@@ -426,7 +458,7 @@ class Batcher:
         taken off its queue) is still finished, or it would wait for its end forever."""
         loop = asyncio.get_running_loop()
         chunks: list[tuple[Stream, Chunk, float]] = [(s, *item) for s, item in batch if isinstance(item, tuple)]
-        ends = [(s, item) for s, item in batch if not isinstance(item, tuple)]  # stops and cuts
+        ends = [(s, item) for s, item in batch if not isinstance(item, tuple)]  # stops, cuts and contexts
         # One hop to the worker thread for the whole batch: finish punctuates and checks hotwords, work that must not
         # stall the event loop, and a hop per end would hold the step's slot longer. The streams are in no other step
         # meanwhile (in_flight), so nothing else touches their state.
@@ -451,16 +483,17 @@ class Batcher:
                 self._fail([s], f"the model failed: {type(last).__name__}")
                 self._landed(s, schedule=False)
                 continue
-            cut = isinstance(item, _Cut)
-            s._deliver(Update(last, end=not cut, finalized=cut))
+            if not isinstance(item, _Context):  # a context is answered by nothing
+                cut = isinstance(item, _Cut)
+                s._deliver(Update(last, end=not cut, finalized=cut))
             self._landed(s)
 
     def _work(
-        self, items: list[tuple[Any, Chunk]], ends: list[tuple[Any, float | _Cut]]
+        self, items: list[tuple[Any, Chunk]], ends: list[tuple[Any, float | _Cut | _Context]]
     ) -> tuple[list[list[Result]] | Exception, list[list[Result] | Exception]]:
         """In the worker thread: the step of `items` (none: no step), then each end's finish (given the seconds of
-        audio received) or cut (given a finalize's `_Cut`). A failure is logged and returned in place of its results,
-        so that one failure ends only the streams it concerns."""
+        audio received), cut (given a finalize's `_Cut`) or context (a `_Context`). A failure is logged and returned
+        in place of its results, so that one failure ends only the streams it concerns."""
         results: list[list[Result]] | Exception = []
         if items:
             try:
@@ -475,6 +508,9 @@ class Batcher:
             try:
                 if isinstance(end, _Cut):
                     lasts.append(list(self.recognizer.cut(state, end.audio_s, end.silence_s)))
+                elif isinstance(end, _Context):
+                    self.recognizer.context(state, end.context)
+                    lasts.append([])
                 else:
                     lasts.append(list(self.recognizer.finish(state, end)))
             except Exception as e:

@@ -29,6 +29,7 @@ from server.biasing import HOTWORD_BOOST, HOTWORD_FLOOR
 from server.bundle import Bundle
 from server.endpoint import EndpointConfig
 from server.frontend import Frontend
+from server.multichannel import StreamGroup
 from server.plan import (
     Adaptation,
     HeadAdaptation,
@@ -280,6 +281,23 @@ class Engine:
             profanity=self._profanity if masking else None,
         )
         return self.batcher.open(stream, frontend)
+
+    def set_context(self, stream: Stream | StreamGroup, plan: HeadPlan, adaptation: Adaptation) -> None:
+        """A context message: `adaptation` (the stream's LM and respelling, with the new hotwords) replaces the
+        hotwords of `stream` (opened with `plan`, on this engine; every channel of a multichannel one), in its place
+        among the audio sent so far: from the end of the segment open there on, or at once if that segment has no
+        words yet (`StreamRecognizer.set_context`); the server's hotwords stay. The stream is searched with beam
+        search from then on.
+
+        Raises:
+            InvalidOptionError, UnsupportedOptionError: see `Planner.adapt`.
+        """
+        server = bool(self.config.server_hotwords)
+        adapted = self.planner.adapt(plan, adaptation) if adaptation.active or server else None
+        phrases = [p for p, _ in adaptation.hotwords] + [p for p, _ in self.config.server_hotwords]
+        written = written_forms(phrases) if adapted is not None else None
+        for s in stream.streams if isinstance(stream, StreamGroup) else [stream]:
+            s.set_context((adapted, written))  # in its place among the audio (server/batcher.py)
 
     async def recognize(
         self,

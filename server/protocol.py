@@ -230,6 +230,14 @@ class FinalizeRequest:
     """The finalize message: close the open segment now (its final comes marked `finalized`); audio may follow."""
 
 
+@dataclass(frozen=True)
+class ContextRequest:
+    """The context message: the stream's hotwords from now on (a voice bot's next turn: the names it expects). They
+    take effect at the open segment's end, or at once while it has no words yet; `()` clears the stream's own."""
+
+    hotwords: tuple[tuple[str, float | None], ...] = ()
+
+
 def _invalid(name: str, expected: str, value: Any) -> ProtocolError:
     return ProtocolError(INVALID_VALUE, f'"{name}" must be {expected}, got {preview(value)}')
 
@@ -439,24 +447,32 @@ def start_from_dict(d: dict) -> StartRequest:
     )
 
 
-def parse_text_message(text: str | bytes) -> StartRequest | StopRequest | FinalizeRequest:
-    """Parses a client text message: a start, a finalize or a stop.
+ClientMessage = StartRequest | StopRequest | FinalizeRequest | ContextRequest
+
+
+def parse_text_message(text: str | bytes) -> ClientMessage:
+    """Parses a client text message: a start, a finalize, a context or a stop.
 
     Raises:
-        ProtocolError: not a JSON object (bad_json), a type other than these (bad_message), a stop or finalize with
-            extra fields (unknown_field), or an invalid start.
+        ProtocolError: not a JSON object (bad_json), a type other than these (bad_message), a stop, finalize or
+            context with fields it does not have (unknown_field), a context without hotwords or an invalid start or
+            context (invalid_value).
     """
     d = _object(text)
     kind = d.get("type")
     if kind == "start":
         return start_from_dict(d)
-    if kind in ("stop", "finalize"):
-        extra = sorted(set(d) - {"type"})
+    if kind in ("stop", "finalize", "context"):
+        extra = sorted(set(d) - ({"type", "hotwords"} if kind == "context" else {"type"}))
         if extra:
             raise ProtocolError(UNKNOWN_FIELD, f"unknown field(s) {preview(extra)} in {kind}")
+        if kind == "context":
+            if "hotwords" not in d:
+                raise _invalid("hotwords", "given in a context message (a list; [] clears them)", None)
+            return ContextRequest(_hotwords(d))
         return StopRequest() if kind == "stop" else FinalizeRequest()
     raise ProtocolError(
-        BAD_MESSAGE, f'text messages must have "type" "start", "finalize" or "stop", got {preview(kind)}'
+        BAD_MESSAGE, f'text messages must have "type" "start", "finalize", "context" or "stop", got {preview(kind)}'
     )
 
 
@@ -505,11 +521,12 @@ class ProtocolState:
     def seconds_received(self) -> float:
         return self.samples_received / self.start.sample_rate if self.start else 0.0
 
-    def on_text(self, text: str | bytes) -> StartRequest | StopRequest | FinalizeRequest:
+    def on_text(self, text: str | bytes) -> ClientMessage:
         """Validates a text message in this connection's state.
 
         Raises:
-            ProtocolError: too big, invalid, a second start, a stop or finalize before start, anything after stop.
+            ProtocolError: too big, invalid, a second start, a stop, finalize or context before start, anything after
+                stop.
         """
         size = len(text.encode()) if isinstance(text, str) else len(text)
         if size > self.max_message_bytes:
@@ -522,7 +539,7 @@ class ProtocolState:
                 raise ProtocolError(ALREADY_STARTED, "start was already sent on this connection")
             self.start = msg
         else:
-            kind = "stop" if isinstance(msg, StopRequest) else "finalize"
+            kind = {StopRequest: "stop", FinalizeRequest: "finalize", ContextRequest: "context"}[type(msg)]
             if self.start is None:
                 raise ProtocolError(NOT_STARTED, f"{kind} before start")
             self.stopped = isinstance(msg, StopRequest)

@@ -239,12 +239,9 @@ class StreamRecognizer:
         if plan.auto:
             assert model.lid is not None, "an auto plan needs a language identifier"
             self.lid = LidState.new(model.lid.num_languages)
-        # Whether the stream keeps its open segment's encoder output (`segment_enc`): "auto" streams, for a head that
-        # takes over the caption, and streams whose finals check hotword respellings on it (server/respell.py).
-        spellers = [a[2] for a in self.adaptation.values() if a[2] is not None]
-        self.keeps_encoder_output = self.lid is not None or (
-            not self.tsot and any(s.verify_threshold < s.threshold for s in spellers)
-        )
+        self._set_keeps_encoder_output()
+        # A context message's hotwords (`set_context`), until they take effect.
+        self._context: tuple[HeadAdaptation | None, Mapping[tuple[str, ...], tuple[str, ...]]] | None = None
         self.searchers: dict[int, GreedyState | BeamState] = {}
         self._reset_searches(0)
         self.segment_enc: list[np.ndarray] = []  # the open segment's encoder output chunks (C, E), if it keeps them
@@ -264,6 +261,42 @@ class StreamRecognizer:
         self.frames_first = 0
         self.frames_read = 0
         self._frames_kept = 0  # frames in segment_frames
+
+    def _set_keeps_encoder_output(self) -> None:
+        # Whether the stream keeps its open segment's encoder output (`segment_enc`): "auto" streams, for a head that
+        # takes over the caption, and streams whose finals check hotword respellings on it (server/respell.py).
+        spellers = [a[2] for a in self.adaptation.values() if a[2] is not None]
+        self.keeps_encoder_output = self.lid is not None or (
+            not self.tsot and any(s.verify_threshold < s.threshold for s in spellers)
+        )
+
+    # ---- Context: hotwords that change during the stream ----
+
+    def set_context(
+        self, adaptation: HeadAdaptation | None, written: Mapping[tuple[str, ...], tuple[str, ...]] | None = None
+    ) -> None:
+        """New hotwords for the stream (a context message, in its place among the audio: `Recognizer.context`):
+        `adaptation` (`Planner.adapt`; None: none) and their `written` forms replace the stream's from the end of the
+        open segment on, or from the next chunk while the open segment has no words yet. The search becomes beam
+        search. A later call before they take effect replaces them."""
+        self._context = (adaptation, written or {})
+
+    def _take_context(self) -> bool:
+        """Takes a pending context: True when there was one."""
+        context, self._context = self._context, None
+        if context is None:
+            return False
+        adaptation, self.written = context
+        self.adaptation = adaptation or {}
+        self.search = "beam"
+        self._set_keeps_encoder_output()
+        return True
+
+    def _before_chunk(self) -> None:
+        """A pending context takes effect now if the open segment has no words yet (a fresh search from here)."""
+        empty = self._context is not None and all(not self._hyp(h).tokens for h in self.searchers)
+        if empty and self._take_context():
+            self._reset_searches(self.detector.frames_total)
 
     @property
     def runner(self) -> HeadRunner:
@@ -564,6 +597,7 @@ class StreamRecognizer:
         """The open segment closed after encoder frame `end` (its final sent, or none where it was empty): fresh
         searches from there."""
         self.detector.reset()
+        self._take_context()  # the hotwords of a context message, from this segment on
         self._reset_searches(end)
         self.segment_enc = []
         self._drop_frames()
@@ -719,6 +753,7 @@ class Recognizer:
         assert len({id(s) for s in streams}) == len(streams), "a stream's chunks depend on each other: one per step"
         for s, c in batch:
             s.audio_s = c.audio_s
+            s._before_chunk()
         compute_features([c for _, c in batch])  # the fbank of the whole batch in one call
         x = np.stack([c.x for _, c in batch])  # (B, T, F)
         enc, state = self.model.encode(x, stack_states([s.encoder for s in streams]))  # enc (B, C, E)
@@ -750,6 +785,15 @@ class Recognizer:
                 s._keep_frames(x[i], self.model.spec.shift)
         C = enc.shape[1]
         return [s._after_chunk(C, c.flush) for s, c in batch]
+
+    def context(
+        self,
+        stream: StreamRecognizer,
+        context: tuple[HeadAdaptation | None, Mapping[tuple[str, ...], tuple[str, ...]] | None],
+    ) -> None:
+        """A context message in its place among the stream's audio: (adaptation, written) replace the stream's
+        hotwords (`StreamRecognizer.set_context`)."""
+        stream.set_context(*context)
 
     def cut(self, stream: StreamRecognizer, audio_s: float, silence_s: float) -> list[Final]:
         """Finalize a stream's open segment, after the flush chunks of `Frontend.flush`: its final (empty where the

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import secrets
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -32,11 +33,14 @@ from server.batcher import Stream, StreamClosedError
 from server.endpoint import EndpointConfig
 from server.messages import result_message
 from server.multichannel import StreamGroup
-from server.plan import Adaptation, HeadPlan
+from server.plan import Adaptation, HeadPlan, InvalidOptionError, UnsupportedOptionError
 from server.protocol import (
     CLOSE_NORMAL,
     IDLE_TIMEOUT,
     INTERNAL,
+    INVALID_VALUE,
+    UNSUPPORTED_OPTION,
+    ContextRequest,
     FinalizeRequest,
     ProtocolError,
     ProtocolState,
@@ -270,6 +274,7 @@ class Session(Connection):
         self.state = ProtocolState(service.settings.max_message_bytes)
         self._opened = asyncio.Event()
         self._flushing = False  # the server is shutting down: the stream is being flushed for its last final
+        self.opened: tuple[StartRequest, Engine, HeadPlan] | None = None  # the start as served, its engine and heads
 
     async def _serve(self) -> None:
         reader = asyncio.create_task(self._read(), name=f"parley-read-{self.id}")
@@ -335,6 +340,8 @@ class Session(Connection):
                 parsed = self.state.on_text(text)
                 if isinstance(parsed, StartRequest):
                     await self._start(parsed)
+                elif isinstance(parsed, ContextRequest):
+                    self._context(parsed)
                 elif isinstance(parsed, FinalizeRequest):
                     assert self.stream is not None and self.model is not None
                     self.service.metrics.finalizes.labels(self.model).inc()
@@ -350,11 +357,32 @@ class Session(Connection):
                 self.service.count_audio(seconds * self.state.start.channels, self.key)  # every channel is audio
                 await self.stream.push(samples, arrived)
 
+    def _context(self, context: ContextRequest) -> None:
+        """A context message: the stream's own hotwords replaced (its LM and respelling kept).
+
+        Raises:
+            ProtocolError: invalid_value for hotwords the server refuses, or for any on a stream that asked for
+                greedy search; unsupported_option where the model cannot take them.
+        """
+        assert self.opened is not None and self.stream is not None
+        start, engine, plan = self.opened
+        if context.hotwords and start.search == "greedy":
+            raise ProtocolError(INVALID_VALUE, 'hotwords need beam search: this stream asked for "search": "greedy"')
+        adaptation = replace(start_adaptation(start) or Adaptation(respell=start.respell), hotwords=context.hotwords)
+        try:
+            engine.set_context(self.stream, plan, adaptation)
+        except UnsupportedOptionError as e:
+            raise ProtocolError(UNSUPPORTED_OPTION, f"model {engine.name} {e}") from None
+        except InvalidOptionError as e:
+            raise ProtocolError(INVALID_VALUE, str(e)) from None
+        log.info("session %s: context of %d hotwords", self.id, len(context.hotwords))
+
     async def _start(self, start: StartRequest) -> None:
         svc = self.service
         start = svc.policy(start, self.key)  # the account's rules (redaction, masking) over the stream's choice
         adaptation = start_adaptation(start)
         engine, search, plan = resolve_start(svc, start, adaptation)
+        self.opened = (start, engine, plan)
         endpoint = stream_endpoint(engine, start)
         if start.channels > 1:
             svc.hold_channels(start.channels, self.key)  # a slot per channel, as that many streams would hold

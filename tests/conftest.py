@@ -65,3 +65,19 @@ def code_speech():
 
     syn = synthesize(SAID, voice="en-us", variant="m3", rate=160)
     return resample(syn.samples, syn.sample_rate, 16000), 16000
+
+
+@pytest.fixture(scope="session")
+def en_open_server():
+    """`parley serve` on the committed bundles with en-open the default, in a thread (server defaults otherwise)."""
+    from server.settings import Settings
+    from tests.test_server import Running
+
+    settings = Settings(
+        bundles=ROOT / "bundles", default_model="en-open", port=0, intra_op_threads=1, log_level="warning"
+    )
+    r = Running(settings)
+    try:
+        yield r
+    finally:
+        r.stop()

@@ -55,6 +55,7 @@ class FakeRecognizer:
     threads: set[str] = field(default_factory=set)
     finish_threads: set[str] = field(default_factory=set)
     cuts: list[tuple[str, int, float, float]] = field(default_factory=list)  # (name, chunks before, audio_s, silence)
+    contexts: list[tuple[str, int, object]] = field(default_factory=list)  # (name, chunks before, context)
 
     def step(self, batch: Sequence[tuple[Counter, Chunk]]) -> list[list[Result]]:
         self.threads.add(threading.current_thread().name)
@@ -72,6 +73,9 @@ class FakeRecognizer:
     def cut(self, stream: Counter, audio_s: float, silence_s: float) -> list[Result]:
         self.cuts.append((stream.name, stream.chunks, audio_s, silence_s))
         return [Final(0, f"{stream.name}:cut{stream.chunks}", 0.0, audio_s)]
+
+    def context(self, stream: Counter, context: object) -> None:
+        self.contexts.append((stream.name, stream.chunks, context))
 
     def finish(self, stream: Counter, audio_s: float) -> list[Result]:
         self.finish_threads.add(threading.current_thread().name)
@@ -406,3 +410,35 @@ def test_finalize_flushes_then_cuts_and_the_stream_goes_on() -> None:
         await batcher.close()
 
     asyncio.run(go())
+
+
+def test_a_context_takes_its_place_among_the_audio_and_answers_nothing() -> None:
+    """`Stream.set_context`: the recognizer gets it after the chunks pushed before it, before those pushed after;
+    no update answers it; two with no audio between are one (the later)."""
+    fake = FakeRecognizer()
+
+    async def go() -> list[Update]:
+        batcher = Batcher(fake, BatcherConfig(max_wait_ms=0.0), name="fake")
+        await batcher.start()
+        try:
+            stream = batcher.open(Counter("s"), Frontend(SPEC, SR))
+            reader = asyncio.ensure_future(_updates(stream))
+            await stream.push(_audio(0.3))  # 28 fbank frames: two whole chunks
+            stream.set_context("first")
+            stream.set_context("second")  # replaces "first": nothing came between
+            await stream.push(_audio(0.2))  # 48 frames in all: four chunks
+            stream.set_context("third")
+            await stream.stop()
+            got = await reader
+            with pytest.raises(RuntimeError, match="context after stop"):
+                stream.set_context("late")
+            stream.close()
+            with pytest.raises(StreamClosedError):
+                stream.set_context("closed")
+            return got
+        finally:
+            await batcher.close()
+
+    updates = asyncio.run(go())
+    assert [(name, before, c) for name, before, c in fake.contexts] == [("s", 2, "second"), ("s", 4, "third")]
+    assert all(u.results for u in updates), "every update answers audio or the end, none a context"

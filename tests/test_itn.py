@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import json
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -18,7 +18,6 @@ from models.data.textcorpus import normalize_text
 from models.data.verbalize import verbalize
 from parley.audio import write_wav
 from server.itn import Span, rewrite, rewrite_text
-from server.settings import Settings
 from server.transcribe import main as transcribe_main
 from tests.test_server import Running
 
@@ -169,18 +168,6 @@ def speech() -> tuple[np.ndarray, int]:
 
     syn = synthesize(SAID, voice="en-us", variant="m3", rate=160)
     return syn.samples, syn.sample_rate
-
-
-@pytest.fixture(scope="module")
-def en_open_server() -> Iterator[Running]:
-    settings = Settings(
-        bundles=ROOT / "bundles", default_model="en-open", port=0, intra_op_threads=1, log_level="warning"
-    )
-    r = Running(settings)
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 def test_finals_display_numbers_in_digits_unless_asked_not_to(en_open_server: Running, speech, tmp_path) -> None:

@@ -254,6 +254,10 @@ def test_schema_matches_the_builders() -> None:
     _check(defs["start"], json.loads(start(model="en-small", search="greedy", translate=["de"])), defs)
     _check(defs["stop"], {"type": "stop"}, defs)
     _check(defs["finalize"], {"type": "finalize"}, defs)
+    for context in ({"type": "context", "hotwords": ["kowalczyk", {"phrase": "zentrix labs", "boost": 3}]},):
+        _check(defs["context"], context, defs)
+        assert P.parse_text_message(json.dumps(context)) == P.ContextRequest((("kowalczyk", None), ("zentrix labs", 3)))
+    _check(defs["context"], {"type": "context", "hotwords": []}, defs)
     _check(defs["start"], json.loads(start(endpointing={"silence_after_speech_s": 0.5})), defs)
     _check(defs["start"], json.loads(start(endpointing=False)), defs)
     _check(defs["start"], json.loads(start(alternatives=3)), defs)

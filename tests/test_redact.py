@@ -79,11 +79,13 @@ def stream_results(recognizer: Recognizer, stream: StreamRecognizer, x: np.ndarr
     return results + recognizer.finish(stream, len(x) / 16000)
 
 
-async def stream_messages(url: str, x: np.ndarray, rate: int, fields: dict) -> list[dict]:
-    """The messages a server sends for `x` streamed at once as f32le with start `fields`, then stop."""
+async def session_messages(url: str, start: dict, sends: list[dict | np.ndarray]) -> list[dict]:
+    """Sends a start with `start`'s fields (f32le), then `sends` in order (arrays as audio at once, dicts as JSON),
+    then stop: the messages the server sends, to its end or error."""
     async with websockets.connect(url) as ws:
-        await ws.send(json.dumps({"type": "start", "sample_rate": rate, "encoding": "f32le", **fields}))
-        await ws.send(x.astype("<f4").tobytes())
+        await ws.send(json.dumps({"type": "start", "encoding": "f32le", **start}))
+        for m in sends:
+            await ws.send(m.astype("<f4").tobytes() if isinstance(m, np.ndarray) else json.dumps(m))
         await ws.send(json.dumps({"type": "stop"}))
         out = []
         async for raw in ws:
@@ -91,6 +93,11 @@ async def stream_messages(url: str, x: np.ndarray, rate: int, fields: dict) -> l
             if out[-1]["type"] in ("end", "error"):
                 break
         return out
+
+
+async def stream_messages(url: str, x: np.ndarray, rate: int, fields: dict) -> list[dict]:
+    """The messages a server sends for `x` streamed at once with start `fields`, then stop."""
+    return await session_messages(url, {"sample_rate": rate, **fields}, [x])
 
 
 def _digit_run_left(text: str) -> bool:
