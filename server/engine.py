@@ -18,7 +18,7 @@ their protocol's messages (server/messages.py for /v1/stream and POST /v1/transc
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -313,6 +313,7 @@ class Engine:
         numerals: bool = True,
         redact: bool = False,
         profanity_filter: bool = False,
+        progress: Callable[[float], None] | None = None,
     ) -> list[Final]:
         """A whole recording through the same loop as the streams: the finals a stream would produce.
 
@@ -329,6 +330,7 @@ class Engine:
             numerals: `display` writes number phrases in digits (server/itn.py).
             redact: spoken digit strings replaced by "[redacted]" (server/redact.py).
             profanity_filter: listed words masked (server/profanity.py).
+            progress: called with the seconds of the recording decoded so far, as they are (a chunk at a time).
 
         Raises:
             RuntimeError: the engine failed on it.
@@ -348,13 +350,18 @@ class Engine:
             profanity_filter=profanity_filter,
         )
         finals: list[Final] = []
+        duration, chunk_s, decoded = len(samples) / sample_rate, self.chunk_ms / 1000, 0
 
         async def collect() -> None:
+            nonlocal decoded
             while True:
                 update = await stream.next_update()
                 if update.error:
                     raise RuntimeError(update.error)
                 finals.extend(r for r in update.results if isinstance(r, Final))
+                if progress is not None:
+                    decoded += len(update.arrived)
+                    progress(duration if update.end else min(decoded * chunk_s, duration))
                 if update.end:
                     return
 

@@ -9,15 +9,18 @@
 The audio goes through the same engine, endpointing and finals as a server stream (server/recognizer.py,
 server/batcher.py), so the output equals what `POST /v1/transcribe?format=...` gives for the same file. WAV files
 (PCM, any rate; channels averaged, or transcribed one by one with --multichannel) are always read; other formats
-(FLAC, OGG, MP3...) when the `soundfile` package is installed.
+(FLAC, OGG, MP3...) when the `soundfile` package is installed. While it decodes, a progress line (the time decoded,
+the speed, the time left) goes to standard error when that is a terminal (`--progress` / `--no-progress`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,6 +41,56 @@ from server.subtitles import FORMATS, render
 
 class InputError(ValueError):
     """Something about the command's input a user can fix: the file, the model, an option."""
+
+
+class Progress:
+    """A one-line progress display on `out` (standard error): the seconds of the recording decoded, the share, the
+    speed and the time left, redrawn at most every `every_s` seconds and once at the end (`close`).
+
+    Args:
+        total_s: the recording's seconds (of each channel; `channels` of them decode side by side).
+        channels: how many channels report (`update(seconds, channel)`): the display shows their mean.
+    """
+
+    def __init__(self, total_s: float, channels: int = 1, out=None, every_s: float = 0.5) -> None:
+        self.total_s, self.out, self.every_s = max(total_s, 1e-9), out or sys.stderr, every_s
+        self.done = [0.0] * channels
+        self.started = time.monotonic()
+        self._drawn = -float("inf")
+        self._width = 0
+
+    def update(self, seconds: float, channel: int = 0) -> None:
+        self.done[channel] = seconds
+        now = time.monotonic()
+        if now - self._drawn >= self.every_s:
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        self._drawn = now
+        done = sum(self.done) / len(self.done)
+        elapsed = max(now - self.started, 1e-9)
+        speed = done / elapsed
+        left = (self.total_s - done) / speed if speed > 0 else float("inf")
+        line = (
+            f"transcribing: {_clock(done)} of {_clock(self.total_s)} ({100 * done / self.total_s:.0f} %), "
+            f"{speed:.0f}x real time, {_clock(left) if left != float('inf') else '?'} left"
+        )
+        self.out.write("\r" + line.ljust(self._width))
+        self._width = len(line)
+        self.out.flush()
+
+    def close(self) -> None:
+        """The last figures, and a new line."""
+        self._draw(time.monotonic())
+        self.out.write("\n")
+        self.out.flush()
+
+
+def _clock(seconds: float) -> str:
+    """`seconds` as h:mm:ss, or m:ss under an hour."""
+    s = round(seconds)
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
 
 
 def read_audio(path: Path, mix: bool = True) -> tuple[np.ndarray, int]:
@@ -126,13 +179,14 @@ async def transcribe_file(
     numerals: bool = True,
     redact: bool = False,
     profanity_filter: bool = False,
+    progress: bool = False,
 ) -> dict:
     """The `POST /v1/transcribe` body for one recording, decoded in this process (`talkers`: finals number who
     speaks, server/talkers.py; `alternatives`: finals list the N likeliest transcripts, with beam search;
     `endpointing` false: one segment for the whole recording; `multichannel`: each channel transcribed on its own,
     as `?multichannel=true`; `numerals` false: `display` keeps numbers in words, as `?numerals=false`; `redact`:
     spoken digit strings come out as "[redacted]", as `?redact=true`; `profanity_filter`: listed profanity masked,
-    as `?profanity_filter=true`).
+    as `?profanity_filter=true`; `progress`: a progress line on standard error while it decodes).
 
     Raises:
         InputError: an unreadable file, an unknown model, a language the model lacks, talkers of a model without a
@@ -159,6 +213,7 @@ async def transcribe_file(
     except UnsupportedOptionError as e:
         raise InputError(f"model {engine.name} {e}") from None
     await engine.start()
+    shown = Progress(channels.shape[1] / rate, len(channels)) if progress else None
     try:
         endpoint = None if endpointing else engine.config.endpoint.replaced(False)
         decoded = await asyncio.gather(
@@ -174,16 +229,23 @@ async def transcribe_file(
                     numerals=numerals,
                     redact=redact,
                     profanity_filter=profanity_filter,
+                    progress=None if shown is None else functools.partial(_report, shown, c),
                 )
-                for x in channels
+                for c, x in enumerate(channels)
             )
         )
     finally:
         await engine.close()
+        if shown is not None:
+            shown.close()
     duration = channels.shape[1] / rate
     if multichannel:
         return multichannel_transcript(engine.name, duration, decoded)
     return transcript_response(engine.name, duration, [result_message(f) for f in decoded[0]])
+
+
+def _report(shown: Progress, channel: int, seconds: float) -> None:
+    shown.update(seconds, channel)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -236,6 +298,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "averaging them",
     )
     parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress line on standard error while it decodes (default: when standard error is a terminal)",
+    )
+    parser.add_argument(
         "--providers",
         type=str.lower,
         choices=PROVIDERS,
@@ -265,6 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 not args.no_numerals,
                 args.redact,
                 args.profanity_filter,
+                sys.stderr.isatty() if args.progress is None else args.progress,
             )
         )
     except InputError as e:

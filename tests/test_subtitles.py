@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from parley.audio import write_wav
@@ -15,7 +17,7 @@ from server import providers
 from server.service import default_model
 from server.settings import DEFAULT_MODEL
 from server.subtitles import MAX_CUE_S, MAX_LINE_CHARS, MIN_CUE_S, cues, layout, render
-from server.transcribe import InputError, find_bundle
+from server.transcribe import InputError, Progress, find_bundle
 from server.transcribe import main as transcribe_main
 from tests.test_export import SR
 from tests.test_server import Running, _wav, audio, running
@@ -281,3 +283,29 @@ def test_multichannel_transcribes_each_channel_over_http_and_the_command(
     args = [str(path), "--bundles", str(tiny_bundles), "--model", "tiny-en", "--multichannel", "--out", str(out)]
     assert transcribe_main(args) == 0
     assert json.loads(out.read_text()) == both
+
+
+def test_transcribe_shows_its_progress_on_standard_error(tiny_bundles: Path, tmp_path: Path, capsys) -> None:
+    """`--progress`: a line redrawn on standard error as the recording decodes, ending at 100 %; the output is the
+    same; without it (and not on a terminal) nothing goes to standard error."""
+    x = np.random.default_rng(1).uniform(-0.1, 0.1, 3 * SR).astype(np.float32)
+    write_wav(tmp_path / "a.wav", x, SR)
+    args = [str(tmp_path / "a.wav"), "--bundles", str(tiny_bundles), "--model", "tiny-en", "--format", "srt"]
+    assert transcribe_main([*args, "--progress"]) == 0
+    shown = capsys.readouterr()
+    assert shown.err.startswith("\rtranscribing: ") and shown.err.endswith("\n")
+    assert "0:03 of 0:03 (100 %)" in shown.err.rsplit("\r", 1)[1] and "x real time" in shown.err
+    assert transcribe_main(args) == 0
+    plain = capsys.readouterr()
+    assert plain.err == "" and plain.out == shown.out
+
+
+def test_progress_shows_the_mean_of_the_channels_and_the_time_left() -> None:
+    out = io.StringIO()
+    p = Progress(3600.0, channels=2, out=out, every_s=0.0)
+    p.update(1800.0, 0)
+    p.update(900.0, 1)
+    line = out.getvalue().rsplit("\r", 1)[1].rstrip()  # padded over a longer line before it
+    assert line.startswith("transcribing: 22:30 of 1:00:00 (38 %), ") and line.endswith(" left")
+    p.close()
+    assert out.getvalue().endswith("\n")
