@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
+from server.logs import configure as configure_logging
 from server.settings import DEFAULT_BUNDLES, Settings, add_arguments
 
 if TYPE_CHECKING:
@@ -135,6 +136,8 @@ def make_server(settings: Settings) -> uvicorn.Server:
     app = create_app(settings)
     kwargs = settings.uvicorn_kwargs()
     kwargs["http"] = header_deadline_protocol(settings.header_timeout_s)
+    if settings.log_format == "json":
+        kwargs["log_config"] = None  # uvicorn's loggers keep no handler of their own: the root's (server/logs.py)
     config = uvicorn.Config(app, lifespan="on", **kwargs)
     install_log_redaction()  # after Config, which configures uvicorn's logging
     return DrainingServer(config, app.state.parley)
@@ -160,6 +163,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     level = logging.DEBUG if settings.log_level == "trace" else getattr(logging, settings.log_level.upper())
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level, settings.log_format)
     make_server(settings).run()
     return 0

@@ -24,6 +24,7 @@ from parley.features import check_fbank_backend
 from server.biasing import HOTWORD_BOOST, HOTWORD_FLOOR
 from server.endpoint import EndpointConfig
 from server.keys import read_keys_file
+from server.logs import LOG_FORMATS
 from server.profanity import PROFANITY, read_words
 from server.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from server.respell import RESPELL_THRESHOLD, RESPELL_VERIFY_MARGIN, RESPELL_VERIFY_THRESHOLD
@@ -77,6 +78,10 @@ class Settings:
         default=None, metadata=_meta("TLS private key (PEM), with --ssl-certfile", Path, "PEM")
     )
     log_level: str = field(default="info", metadata=_meta(f"log level: {', '.join(LOG_LEVELS)}", str.lower, "LEVEL"))
+    log_format: str = field(
+        default="text",
+        metadata=_meta(f"log lines: {', '.join(LOG_FORMATS)} (one JSON object a line, for log collectors)", str.lower),
+    )
 
     # Models.
     bundles: Path = field(
@@ -327,6 +332,7 @@ class Settings:
                 raise ValueError(f"api_keys_file {self.api_keys_file}: no keys in it (the server would run open)")
             object.__setattr__(self, "api_keys", tuple(dict.fromkeys(self.api_keys + keys)))
         object.__setattr__(self, "log_level", self.log_level.lower())
+        object.__setattr__(self, "log_format", self.log_format.lower())
         object.__setattr__(self, "providers", self.providers.lower())
         self.validate()
 
@@ -341,6 +347,7 @@ class Settings:
         need(0 <= self.port <= 65535, "port", "must be 0-65535")
         need(self.providers in PROVIDERS, "providers", f"must be one of {', '.join(PROVIDERS)}")
         need(self.log_level in LOG_LEVELS, "log_level", f"must be one of {', '.join(LOG_LEVELS)}")
+        need(self.log_format in LOG_FORMATS, "log_format", f"must be one of {', '.join(LOG_FORMATS)}")
         need(self.default_model is None or bool(self.default_model.strip()), "default_model", "must not be empty")
         check_fbank_backend(self.fbank)  # its message names the setting
         need(self.intra_op_threads >= 0, "intra_op_threads", "must be >= 0 (0: onnxruntime's choice)")
