@@ -314,6 +314,7 @@ class Engine:
         redact: bool = False,
         profanity_filter: bool = False,
         progress: Callable[[float], None] | None = None,
+        on_final: Callable[[Final], None] | None = None,
     ) -> list[Final]:
         """A whole recording through the same loop as the streams: the finals a stream would produce.
 
@@ -331,6 +332,7 @@ class Engine:
             redact: spoken digit strings replaced by "[redacted]" (server/redact.py).
             profanity_filter: listed words masked (server/profanity.py).
             progress: called with the seconds of the recording decoded so far, as they are (a chunk at a time).
+            on_final: called with each final as it comes, before the whole recording is decoded.
 
         Raises:
             RuntimeError: the engine failed on it.
@@ -358,7 +360,11 @@ class Engine:
                 update = await stream.next_update()
                 if update.error:
                     raise RuntimeError(update.error)
-                finals.extend(r for r in update.results if isinstance(r, Final))
+                for r in update.results:
+                    if isinstance(r, Final):
+                        finals.append(r)
+                        if on_final is not None:
+                            on_final(r)
                 if progress is not None:
                     decoded += len(update.arrived)
                     progress(duration if update.end else min(decoded * chunk_s, duration))

@@ -19,12 +19,12 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
@@ -45,10 +45,14 @@ from server.protocol import (
     StartRequest,
     api_key_from_request,
     decode_audio_message,
+    dumps,
+    end_message,
+    error_message,
     preview,
     start_from_dict,
     transcript_response,
 )
+from server.recognizer import Final
 from server.session import resolve_start, start_adaptation, stream_endpoint
 from server.subtitles import FORMATS
 from server.subtitles import MEDIA_TYPES as SUBTITLE_TYPES
@@ -61,6 +65,8 @@ RAW_TYPES = ("application/octet-stream",)
 # The status a request is counted under when its client disconnects before sending its whole body (nginx's 499):
 # no answer reaches anyone, and it is not the server's fault, so it is neither a 4xx the client saw nor a 500.
 CLIENT_CLOSED_REQUEST = 499
+NDJSON = "ndjson"  # ?format=ndjson: the finals as they are decoded, a JSON object a line
+NDJSON_TYPE = "application/x-ndjson"
 
 
 class _TranscribeRoute(APIRoute):
@@ -95,16 +101,17 @@ router = APIRouter(route_class=_TranscribeRoute)
 
 @router.post("/v1/transcribe", dependencies=[Depends(require_api_key)])
 async def transcribe(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
-    """A recording's transcript: JSON, SubRip or WebVTT (`?format=`)."""
+    """A recording's transcript: JSON, SubRip or WebVTT, or its finals as they are decoded (`?format=`)."""
     fmt = request.query_params.get("format") or "json"
-    if fmt not in FORMATS:
-        raise ProtocolError(INVALID_VALUE, f"format {preview(fmt)} is not one of {list(FORMATS)}")
+    if fmt not in (*FORMATS, NDJSON):
+        raise ProtocolError(INVALID_VALUE, f"format {preview(fmt)} is not one of {[*FORMATS, NDJSON]}")
     key = api_key_from_request(request.headers, request.query_params)
     refusal = service.admit(key)
     if refusal is not None:
         raise refusal
     held = 1
     service.take(held, key)
+    streamed = False  # the slots went to the streamed answer, which gives them back when it ends
     try:
         multichannel = (
             _query_value(request.query_params, "multichannel", "true or false", _boolean)
@@ -126,26 +133,31 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
         adaptation = start_adaptation(start)
         engine, search, plan = resolve_start(service, start, adaptation)
         endpoint = stream_endpoint(engine, start)
-        decoded = await asyncio.gather(
-            *(
-                engine.recognize(
-                    samples,
-                    rate,
-                    search,
-                    plan,
-                    adaptation,
-                    punctuate=start.punctuate,
-                    talkers=start.talkers,
-                    endpoint=endpoint,
-                    alternatives=start.alternatives,
-                    numerals=start.numerals,
-                    redact=start.redact,
-                    profanity_filter=start.profanity_filter,
-                )
-                for samples in channels
+
+        def decode(samples: np.ndarray, on_final: Callable[[Final], None] | None = None) -> Awaitable[list[Final]]:
+            return engine.recognize(
+                samples,
+                rate,
+                search,
+                plan,
+                adaptation,
+                punctuate=start.punctuate,
+                talkers=start.talkers,
+                endpoint=endpoint,
+                alternatives=start.alternatives,
+                numerals=start.numerals,
+                redact=start.redact,
+                profanity_filter=start.profanity_filter,
+                on_final=on_final,
             )
-        )
+
         duration = channels.shape[1] / rate
+        if fmt == NDJSON:
+            lines = _finals_as_decoded(channels, decode, multichannel, lambda: service.give(held, key))
+            streamed = True
+            service.count_audio(duration * len(channels), key)
+            return StreamingResponse(lines, media_type=NDJSON_TYPE, headers={"X-Parley-Model": engine.name})
+        decoded = await asyncio.gather(*(decode(samples) for samples in channels))
         service.count_audio(duration * len(channels), key)
         if multichannel:
             body = multichannel_transcript(engine.name, duration, decoded)
@@ -155,7 +167,49 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
             return JSONResponse(body)
         return Response(render_subtitles(body["segments"], fmt), media_type=SUBTITLE_TYPES[fmt])
     finally:
-        service.give(held, key)
+        if not streamed:
+            service.give(held, key)
+
+
+async def _finals_as_decoded(
+    channels: np.ndarray,
+    decode: Callable[[np.ndarray, Callable[[Final], None]], Awaitable[list[Final]]],
+    multichannel: bool,
+    done: Callable[[], None],
+) -> AsyncIterator[str]:
+    """`?format=ndjson`: a line of JSON per final, as each channel's are decoded (a multichannel one's with its
+    `channel`), then `{"type": "end"}`: the messages a stream would send, so a client that reads streams reads this.
+    A failure after the first line is answered by an error line (`internal`) in place of the end. `done` is called
+    when it ends, however (a client that leaves cancels the decoding)."""
+    queue: asyncio.Queue[tuple[int, Final] | None] = asyncio.Queue()
+
+    def sink(channel: int) -> Callable[[Final], None]:
+        return lambda final: queue.put_nowait((channel, final))
+
+    async def run() -> None:
+        try:
+            await asyncio.gather(*(decode(x, sink(c)) for c, x in enumerate(channels)))
+        finally:
+            queue.put_nowait(None)
+
+    task = asyncio.create_task(run())
+    try:
+        while (item := await queue.get()) is not None:
+            c, final = item
+            msg = result_message(final)
+            if multichannel:
+                msg["channel"] = c
+            yield dumps(msg) + "\n"
+        try:
+            await task
+        except Exception:
+            log.exception("POST /v1/transcribe?format=ndjson failed while decoding")
+            yield dumps(error_message(INTERNAL, "internal server error: the transcription stopped here")) + "\n"
+            return
+        yield dumps(end_message()) + "\n"
+    finally:
+        task.cancel()
+        done()
 
 
 def _boolean(text: str) -> bool:

@@ -11,7 +11,7 @@ import io
 import json
 import logging
 import wave
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -96,12 +96,16 @@ class FakeEngine:
         numerals: bool = True,
         redact: bool = False,
         profanity_filter: bool = False,
+        on_final: Callable[[Final], None] | None = None,
     ) -> list[Final]:
         if self.failure is not None:
             raise self.failure
         self.heard.append((samples.size, rate, search))
         words = [Word(w["word"], w["start"], w["end"], w["conf"]) for w in FINAL["words"]]
-        return [Final(FINAL["segment"], FINAL["text"], FINAL["start"], FINAL["end"], words)]
+        finals = [Final(FINAL["segment"], FINAL["text"], FINAL["start"], FINAL["end"], words)]
+        for f in finals if on_final is not None else ():
+            on_final(f)
+        return finals
 
 
 class App:
@@ -140,12 +144,17 @@ def secure(tmp_path: Path) -> App:
 
 def _wav(seconds: float = 0.5) -> bytes:
     """A WAV file of `seconds` of silence."""
+    return _wav_channels(1, seconds)
+
+
+def _wav_channels(channels: int, seconds: float = 0.5) -> bytes:
+    """A WAV file of `seconds` of silence on `channels` channels."""
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
+        w.setnchannels(channels)
         w.setsampwidth(2)
         w.setframerate(SR)
-        w.writeframes(bytes(2 * int(seconds * SR)))
+        w.writeframes(bytes(2 * channels * int(seconds * SR)))
     return buf.getvalue()
 
 
@@ -308,11 +317,29 @@ def test_transcribe_formats(open_app: App) -> None:
     assert r.text == "WEBVTT\n\n00:00:00.100 --> 00:00:01.100\nset a timer\n"
     r = _post(open_app, "?format=xml")
     assert r.status_code == 400
-    message = "format \"xml\" is not one of ['json', 'srt', 'vtt']"
+    message = "format \"xml\" is not one of ['json', 'srt', 'vtt', 'ndjson']"
     assert r.json() == {"type": "error", "code": "invalid_value", "message": message}
     assert open_app.count('parley_transcribe_requests_total{status="200"}') == 5
     assert open_app.count('parley_transcribe_requests_total{status="400"}') == 1
     assert open_app.service.connections == 0
+
+
+def test_transcribe_streams_its_finals_as_json_lines(open_app: App, tmp_path: Path) -> None:
+    """`?format=ndjson`: the finals as decoded, then end, a stream's messages a line each; the slot is given back
+    once the answer is sent; a failure while decoding is an error line in place of the end."""
+    r = _post(open_app, "?format=ndjson")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/x-ndjson"
+    assert r.headers["x-parley-model"] == "fake"
+    assert [json.loads(line) for line in r.text.splitlines()] == [FINAL, {"type": "end"}]
+    assert open_app.service.connections == 0
+    stereo = _post(open_app, "?format=ndjson&multichannel=true", body=_wav_channels(2))
+    lines = [json.loads(line) for line in stereo.text.splitlines()]
+    assert sorted(m["channel"] for m in lines[:-1]) == [0, 1] and lines[-1] == {"type": "end"}
+    failing = App(Settings(bundles=tmp_path), engines=(FakeEngine(failure=RuntimeError("boom")),))
+    broken = _post(failing, "?format=ndjson")
+    assert broken.status_code == 200, "the status went out before the decoding failed"
+    assert [json.loads(line)["code"] for line in broken.text.splitlines()] == ["internal"]
+    assert failing.service.connections == 0
 
 
 def test_transcribe_takes_raw_pcm_and_the_start_fields(open_app: App) -> None:

@@ -93,6 +93,8 @@ def test_transcribe_formats_over_http_and_the_command_agree(server: Running, tin
     assert srt.status_code == 200 and srt.headers["content-type"].startswith("application/x-subrip")
     assert srt.text == render(finals, "srt")
     assert vtt.headers["content-type"].startswith("text/vtt") and vtt.text == render(finals, "vtt")
+    lines = [json.loads(line) for line in post("?format=ndjson").text.splitlines()]  # the finals as decoded
+    assert lines[:-1] == finals and lines[-1] == {"type": "end"}
     bad = post("?format=docx")
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_value" and "docx" in bad.json()["message"]
 
