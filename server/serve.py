@@ -68,6 +68,15 @@ def install_log_redaction() -> None:
             logger.addFilter(RedactingFilter())
 
 
+def route_uvicorn_logs_to_root() -> None:
+    """uvicorn's loggers without handlers of their own, passing their records to the root's (server/logs.py)."""
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        for h in list(logger.handlers):
+            logger.removeHandler(h)
+        logger.propagate = True
+
+
 def header_deadline_protocol(seconds: float) -> type:
     """uvicorn's h11 protocol, closing a connection whose request line and headers are not complete `seconds` after
     it opened (or after its previous response): uvicorn's own keep-alive timer restarts at every byte received, so
@@ -139,6 +148,8 @@ def make_server(settings: Settings) -> uvicorn.Server:
     if settings.log_format == "json":
         kwargs["log_config"] = None  # uvicorn's loggers keep no handler of their own: the root's (server/logs.py)
     config = uvicorn.Config(app, lifespan="on", **kwargs)
+    if settings.log_format == "json":
+        route_uvicorn_logs_to_root()  # whatever configured them before in this process
     install_log_redaction()  # after Config, which configures uvicorn's logging
     return DrainingServer(config, app.state.parley)
 
