@@ -33,7 +33,7 @@ from types import ModuleType
 from typing import Any
 
 from clients.resume import AudioLog, stream_resumably
-from clients.stream import DEFAULT_URL, FINALIZE, CaptionPrinter, speaker_text, start_message
+from clients.stream import DEFAULT_URL, FINALIZE, CaptionPrinter, add_hotwords_argument, speaker_text, start_message
 
 MIN_RATE, MAX_RATE = 8000, 48000  # what the protocol accepts (docs/protocol.md)
 INSTALL_HINT = "pip install 'parley[mic]' (on Debian/Ubuntu also: apt install libportaudio2)"
@@ -259,6 +259,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="end at a server restart or a lost connection (default: reconnect and resend what was not decoded)",
     )
+    add_hotwords_argument(p)
     p.add_argument("--json", action="store_true", help="print every server message as a JSON line instead of text")
     return p
 
@@ -351,6 +352,7 @@ async def _record_and_stream(
             languages=languages,
             talkers=a.talkers,
             endpointing=False if a.no_endpointing else None,
+            hotwords=a.hotwords or None,
         )
         audio = AudioLog(rate, width=2)  # s16le mono; kept since the last final for a resend (clients/resume.py)
 

@@ -411,6 +411,17 @@ class CaptionPrinter:
             self.out.flush()
 
 
+def add_hotwords_argument(p: argparse.ArgumentParser) -> None:
+    """`--hotwords PHRASE ...`: the start's hotwords (`parley stream`, `parley mic`)."""
+    p.add_argument(
+        "--hotwords",
+        nargs="+",
+        default=[],
+        metavar="PHRASE",
+        help='names and terms to favour (beam search), e.g. --hotwords kowalczyk "zentrix labs"',
+    )
+
+
 def _endpointing(a: argparse.Namespace) -> bool | dict | None:
     """start's "endpointing" from the command line: false, this stream's silence after speech, or the server's."""
     if a.no_endpointing:
@@ -463,6 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--redact", action="store_true", help='spoken digit strings (card numbers, PINs) as "[redacted]"')
     p.add_argument("--profanity-filter", action="store_true", help='profanity masked ("d***")')
+    add_hotwords_argument(p)
     p.add_argument("--json", action="store_true", help="print every server message as a JSON line instead of text")
     a = p.parse_args(argv)
     if a.speed < 0 or a.chunk_ms <= 0:
@@ -502,6 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "endpointing": _endpointing(a),
                     "redact": a.redact or None,
                     "profanity_filter": a.profanity_filter or None,
+                    "hotwords": a.hotwords or None,
                 },
                 api_key=a.api_key,
                 on_message=show,

@@ -32,7 +32,7 @@ from parley.resample import resample
 from server.bundle import BUNDLE_JSON, BundleError, load_bundle
 from server.engine import Engine, EngineConfig
 from server.messages import multichannel_transcript, result_message
-from server.plan import UnsupportedOptionError
+from server.plan import Adaptation, InvalidOptionError, UnsupportedOptionError
 from server.protocol import MAX_ALTERNATIVES, MAX_CHANNELS, SEARCH_METHODS, dumps, transcript_response
 from server.service import bundle_folders, default_model
 from server.settings import DEFAULT_BUNDLES, DEFAULT_MODEL, PROVIDERS, Settings
@@ -180,13 +180,15 @@ async def transcribe_file(
     redact: bool = False,
     profanity_filter: bool = False,
     progress: bool = False,
+    hotwords: Sequence[str] = (),
 ) -> dict:
     """The `POST /v1/transcribe` body for one recording, decoded in this process (`talkers`: finals number who
     speaks, server/talkers.py; `alternatives`: finals list the N likeliest transcripts, with beam search;
     `endpointing` false: one segment for the whole recording; `multichannel`: each channel transcribed on its own,
     as `?multichannel=true`; `numerals` false: `display` keeps numbers in words, as `?numerals=false`; `redact`:
     spoken digit strings come out as "[redacted]", as `?redact=true`; `profanity_filter`: listed profanity masked,
-    as `?profanity_filter=true`; `progress`: a progress line on standard error while it decodes).
+    as `?profanity_filter=true`; `progress`: a progress line on standard error while it decodes; `hotwords`: names
+    and terms to favour, as `?hotwords=`, with beam search).
 
     Raises:
         InputError: an unreadable file, an unknown model, a language the model lacks, talkers of a model without a
@@ -206,12 +208,18 @@ async def transcribe_file(
     engine = Engine(bundle, EngineConfig.from_settings(settings))
     if talkers and not engine.talkers:
         raise InputError(f"model {engine.name} has no talker model: --talkers needs one (parley talkers add)")
+    adaptation = Adaptation(tuple((h, None) for h in hotwords)) if hotwords else None
     try:
         plan = engine.plan(language)
         if redact:
             engine.check_redaction(plan)
+        if adaptation is not None:
+            search = engine.search_for(search, adaptation)
+            engine.adapt(plan, adaptation)
     except UnsupportedOptionError as e:
         raise InputError(f"model {engine.name} {e}") from None
+    except InvalidOptionError as e:
+        raise InputError(f"--hotwords: {e}") from None
     await engine.start()
     shown = Progress(channels.shape[1] / rate, len(channels)) if progress else None
     try:
@@ -223,6 +231,7 @@ async def transcribe_file(
                     rate,
                     search,
                     plan,
+                    adaptation,
                     talkers=talkers,
                     endpoint=endpoint,
                     alternatives=alternatives,
@@ -298,6 +307,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "averaging them",
     )
     parser.add_argument(
+        "--hotwords",
+        nargs="+",
+        default=[],
+        metavar="PHRASE",
+        help='names and terms to favour (beam search), e.g. --hotwords kowalczyk "zentrix labs"',
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -334,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.redact,
                 args.profanity_filter,
                 sys.stderr.isatty() if args.progress is None else args.progress,
+                args.hotwords,
             )
         )
     except InputError as e:

@@ -128,3 +128,27 @@ def test_every_channel_of_a_multichannel_stream_gets_the_context(en_open_server:
     msgs = asyncio.run(go())
     finals = {m["channel"]: m["text"] for m in msgs if m["type"] == "final" and m["text"]}
     assert set(finals) == {0, 1} and all(NAME in t.split() for t in finals.values()), finals
+
+
+# ---- Hotwords from the command line: parley transcribe and parley stream ----
+
+
+def test_the_commands_take_hotwords(en_open_server: Running, said: np.ndarray, tmp_path: Path, capsys) -> None:
+    from clients.stream import main as stream_main
+    from parley.audio import write_wav
+    from server.transcribe import main as transcribe_main
+
+    wav = tmp_path / "said.wav"
+    write_wav(wav, said, 16000)
+    bundles = ["--bundles", str(ROOT / "bundles"), "--model", "en-open", "--format", "srt", "--no-progress"]
+    assert transcribe_main([str(wav), *bundles]) == 0
+    plain = capsys.readouterr().out
+    assert transcribe_main([str(wav), *bundles, "--hotwords", NAME, "zentrix labs"]) == 0
+    biased = capsys.readouterr().out
+    assert NAME not in plain.split() and NAME in biased.split(), (plain, biased)
+    assert transcribe_main([str(wav), *bundles, "--search", "greedy", "--hotwords", NAME]) == 2
+    assert "--hotwords" in capsys.readouterr().err
+    assert stream_main([str(wav), "--url", en_open_server.url, "--speed", "0", "--json", "--hotwords", NAME]) == 0
+    msgs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert msgs[0]["type"] == "ready" and msgs[0]["search"] == "beam" and msgs[0]["hotwords"] == 1
+    assert any(NAME in m["text"].split() for m in msgs if m["type"] == "final"), msgs
