@@ -399,9 +399,9 @@ def _serve(app: FastAPI) -> Iterator[str]:
         thread.join(10)
 
 
-def _stand_in(starts: list[dict]) -> Iterator[str]:
+def _stand_in(starts: list[dict], texts: list[dict] | None = None) -> Iterator[str]:
     """A server with the page and a multilingual, multi-talker model: STUB_PARTIAL answers the first audio,
-    STUB_FINAL the stop."""
+    STUB_FINAL the stop; every text message after the start goes to `texts`."""
     app = _page_app()
 
     @app.websocket("/v1/stream")
@@ -417,8 +417,12 @@ def _stand_in(starts: list[dict]) -> Iterator[str]:
             if msg.get("bytes") and not answered:
                 answered = True
                 await ws.send_json(STUB_PARTIAL)
-            elif msg.get("text"):  # stop: the finals, then end
-                await ws.send_json(STUB_FINAL)
+            elif msg.get("text"):
+                if texts is not None:
+                    texts.append(json.loads(msg["text"]))
+                if json.loads(msg["text"]).get("type") != "stop":
+                    continue
+                await ws.send_json(STUB_FINAL)  # stop: the finals, then end
                 await ws.send_json(STUB_FINAL_2)
                 await ws.send_json({"type": "end"})
                 await ws.close(1000)
@@ -478,13 +482,17 @@ def test_translations_languages_and_speakers(tmp_path: Path) -> None:
       legend: [...document.querySelectorAll('#speakers span')].map(s => s.textContent),
       talkers: document.getElementById('talkers-field').hidden ? null : document.getElementById('talkers').checked,
     }))()"""
+    retype = "(() => { const h = document.getElementById('hotwords'); h.value = ' okonkwo ,, zentrix labs';"
+    retype += " h.dispatchEvent(new Event('change')); return true; })()"
     choose = "(() => { const m = document.getElementById('model'); m.value = '%s';"
     choose += " m.dispatchEvent(new Event('change')); return true; })()"
 
     async def go(http: str) -> tuple[dict, dict, dict, Path]:
         async with Chromium.launch(fake_audio=wav) as browser:
             page = await browser.page()
-            await page.navigate(http + "/?translate=fr&languages=de,fr&talkers=1&redact=1&numerals=0")
+            await page.navigate(
+                http + "/?translate=fr&languages=de,fr&talkers=1&redact=1&numerals=0&hotwords=kowalczyk,zentrix%20labs"
+            )
             await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
             await page.evaluate(choose % "en")
             english = await page.evaluate(snapshot)
@@ -492,11 +500,13 @@ def test_translations_languages_and_speakers(tmp_path: Path) -> None:
             await page.click("#toggle")
             await page.wait_for("!!document.querySelector('.translation.partial')", 10, "the partial translation")
             partial = await page.evaluate(snapshot)
+            await page.evaluate(retype)  # the Hotwords field changed while captioning: a context message, then stop
             await page.click("#toggle")
             await page.wait_for("document.body.dataset.state === 'idle'", 10, "the stop")
             return english, partial, await page.evaluate(snapshot), await page.screenshot(tmp_path / "sm2.png")
 
-    stand_in = contextlib.contextmanager(_stand_in)(starts)
+    texts: list[dict] = []
+    stand_in = contextlib.contextmanager(_stand_in)(starts, texts)
     with stand_in as http:
         english, partial, final, shot = asyncio.run(go(http))
     print(f"\nscreenshot of the page: {shot}")
@@ -508,6 +518,8 @@ def test_translations_languages_and_speakers(tmp_path: Path) -> None:
     assert "language" not in start and start["languages"] == ["de", "fr"] and start["translate"] == ["fr"], start
     assert start["model"] == "sm2" and start["talkers"] is True
     assert start["redact"] is True and start["numerals"] is False, "the query string's presets reach the start"
+    assert start["hotwords"] == ["kowalczyk", "zentrix labs"]
+    assert texts[0] == {"type": "context", "hotwords": ["okonkwo", "zentrix labs"]} and texts[-1] == {"type": "stop"}
     assert partial["column"] and partial["partialTranslation"] == "fr bonjour comment"
     assert final["finalTranslations"] == ["fr bonjour comment ça va", "fr oui"]
     assert partial["captions"] == [["de", "de hallo wie"]] and final["captions"] == [["de", "de hallo wie geht es"]]

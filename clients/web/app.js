@@ -2,9 +2,10 @@
 //
 // Speaks protocol version 1 (docs/protocol.md). No build step: the server serves this folder as it is.
 // The page's query string may preset its fields: ?api_key=KEY&model=NAME&language=de&translate=en,fr&languages=en,de
-// &talkers=1&redact=1&profanity_filter=1&numerals=0 (languages: with automatic language detection, the languages to
-// choose from; talkers: number who speaks, for models that can, docs/talkers.md; redact: spoken digit strings as
-// [redacted]; profanity_filter: profanity masked, d***; numerals=0: numbers in words, not digits).
+// &talkers=1&redact=1&profanity_filter=1&numerals=0&hotwords=kowalczyk,zentrix%20labs (languages: with automatic
+// language detection, the languages to choose from; talkers: number who speaks, for models that can,
+// docs/talkers.md; redact: spoken digit strings as [redacted]; profanity_filter: profanity masked, d***;
+// numerals=0: numbers in words, not digits; hotwords: the Hotwords field's, comma-separated).
 
 const TARGET_RATE = 16000; // Hz sent to the server: the models' rate, so the server does no resampling
 const FRAME_MS = 100; // audio per WebSocket message
@@ -31,6 +32,7 @@ const ui = {
   talkersField: $("talkers-field"),
   talkers: $("talkers"),
   apiKey: $("api-key"),
+  hotwords: $("hotwords"),
   toggle: $("toggle"),
   finalize: $("finalize"),
   status: $("status"),
@@ -85,6 +87,14 @@ function showError(text) {
 }
 
 // ---- Models ----
+
+// The hotwords field: phrases separated by commas, as the start's and the context message's "hotwords".
+function hotwords() {
+  return ui.hotwords.value
+    .split(",")
+    .map((h) => h.trim().replace(/\s+/g, " "))
+    .filter((h) => h);
+}
 
 function apiKey() {
   return ui.apiKey.value.trim();
@@ -553,6 +563,8 @@ function connect(s) {
     if (s.translate.length) start.translate = s.translate;
     if (s.languages.length) start.languages = s.languages;
     if (s.talkers) start.talkers = true;
+    s.hotwords = hotwords();
+    if (s.hotwords.length) start.hotwords = s.hotwords;
     if (["1", "true"].includes(params.get("redact"))) start.redact = true;
     if (["1", "true"].includes(params.get("profanity_filter"))) start.profanity_filter = true;
     if (["0", "false"].includes(params.get("numerals"))) start.numerals = false;
@@ -672,12 +684,26 @@ if (params.has("api_key")) {
   params.set("api_key", ui.apiKey.value);
 }
 
+if (params.has("hotwords")) ui.hotwords.value = params.get("hotwords");
+
 ui.toggle.addEventListener("click", () => (session ? stop() : start()));
 // End line: the server closes the open segment now and sends its final; the stream goes on (docs/protocol.md).
 ui.finalize.addEventListener("click", () => {
   const s = session;
   if (s && s.ready && !s.stopping && s.ws && s.ws.readyState === WebSocket.OPEN) {
     s.ws.send(JSON.stringify({ type: "finalize" }));
+  }
+});
+// Hotwords changed while captioning: a context message gives the stream the new ones, from its next line on
+// (docs/protocol.md); before a session they go in its start.
+ui.hotwords.addEventListener("change", () => {
+  const s = session;
+  const now = hotwords();
+  if (s && s.ready && !s.stopping && s.ws && s.ws.readyState === WebSocket.OPEN) {
+    if (JSON.stringify(now) !== JSON.stringify(s.hotwords || [])) {
+      s.ws.send(JSON.stringify({ type: "context", hotwords: now }));
+      s.hotwords = now;
+    }
   }
 });
 ui.model.addEventListener("change", () => renderModelOptions());
