@@ -16,7 +16,7 @@ A keys file has one key a line, optionally followed by options; blank lines and 
   has its profanity masked (server/profanity.py), whatever it asks: a tenant's compliance rule, kept by the server
   rather than by each of its apps (`false`, the default, leaves it to the stream).
 
-    ring = KeyRing(settings)       # the flags' keys, and the file's when there is one
+    ring = KeyRing(["k0"], Path("keys.txt"), default_max_streams=10)   # the flags' keys, and the file's
     ring.valid(key)                # True for an accepted key (or any request, on a server without keys)
     ring.tenant(key)               # Tenant(id="acme", max_streams=20)
 
@@ -38,10 +38,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from server.settings import Settings
 
 log = logging.getLogger("parley.app")
 
@@ -183,17 +179,6 @@ class KeyRing:
         self.stale = False  # the file's last change was ignored: the keys served are older than the file
         self._set(read_keys_file(path) if path is not None else [])
         self._stamp = self._file_stamp()
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> KeyRing:
-        """The ring of a `Settings` (its flags' keys: `api_keys` less the file's, which the file gives again)."""
-        path, keys = settings.api_keys_file, settings.api_keys
-        if path is not None and path.is_file():
-            in_file = {e.key for e in read_keys_file(path)}
-            keys = tuple(k for k in keys if k not in in_file)
-        elif path is not None:
-            path = None  # Settings.validate refuses a missing file; a ring made by hand just has none
-        return cls(keys, path, settings.max_streams_per_key)
 
     # ---- Lookups ----
 

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from server.bundle import BUNDLE_JSON, Bundle, BundleError, load_bundle
 from server.engine import Engine, EngineConfig
-from server.keys import KeyRing
+from server.keys import KeyRing, read_keys_file
 from server.metrics import ServerMetrics
 from server.plan import Adaptation, HeadPlan, InvalidOptionError, UnsupportedOptionError
 from server.protocol import (
@@ -95,6 +95,18 @@ def load_bundles(settings: Settings) -> dict[str, Bundle]:
     return bundles
 
 
+def key_ring(settings: Settings) -> KeyRing:
+    """The `KeyRing` of `settings`: its flags' keys (`api_keys` less the file's, which the file gives again, with
+    their options) and `api_keys_file`, read again as it changes."""
+    path, keys = settings.api_keys_file, settings.api_keys
+    if path is not None and path.is_file():
+        in_file = {e.key for e in read_keys_file(path)}
+        keys = tuple(k for k in keys if k not in in_file)
+    else:
+        path = None  # Settings.validate refuses a missing file
+    return KeyRing(keys, path, settings.max_streams_per_key)
+
+
 class Service:
     """What the app holds: settings, metrics, one engine per bundle, the open connections, and whether it drains.
 
@@ -110,7 +122,7 @@ class Service:
         self.default_model: str | None = None
         self.draining = False
         self.connections = 0  # open streams and running transcriptions (a multichannel one: one per channel)
-        self.keys = KeyRing.from_settings(settings)  # which API keys are accepted, and each one's account
+        self.keys = key_ring(settings)  # which API keys are accepted, and each one's account
         self.by_key: Counter[str] = Counter()  # the same, per account (`Tenant.id`) of requests that carry a key
         self.sessions: set[Abortable] = set()
 
