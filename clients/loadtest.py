@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clients.stream import DEFAULT_URL, StreamResult, run_stream
+from clients.stream import DEFAULT_URL, StreamResult, add_hotwords_argument, run_stream
 from parley.audio import ENCODINGS, read_wav
 from parley.textnorm import normalize_text
 from parley.wer import ErrorCounts, error_counts
@@ -267,6 +267,7 @@ class Options:
     end_timeout: float = 30.0
     encoding: str = "s16le"  # the wire format (mulaw / alaw: a telephone gateway's load)
     channels: int = 1  # channels per stream (start's "channels": a stereo call's load), each the clip rotated
+    hotwords: tuple[str, ...] = ()  # every stream's hotwords (beam search with a context graph: that load)
 
 
 def channel_audio(samples: np.ndarray, channels: int) -> np.ndarray:
@@ -320,6 +321,7 @@ async def run_level(clips: Sequence[Clip], streams: int, opts: Options) -> dict:
                 api_key=opts.api_key,
                 end_timeout=opts.end_timeout,
                 encoding=opts.encoding,
+                start_fields={"hotwords": list(opts.hotwords) or None},
             )
             done.append((clip, r))
             code = None if r.error is None else r.error.get("code")
@@ -563,6 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="channels per stream (start's channels; default 1): 2 loads the server as stereo calls do, each "
         "channel the file rotated by half its length; WER on channel 0",
     )
+    add_hotwords_argument(p)
     p.add_argument("--api-key", default=os.environ.get("PARLEY_API_KEY"), help="API key (default: $PARLEY_API_KEY)")
     p.add_argument("--metrics-url", help="the server's /metrics (default: derived from --url)")
     p.add_argument("--json", metavar="OUT", help="write every level's figures to this JSON file")
@@ -598,6 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         a.metrics_url,
         encoding=a.encoding,
         channels=a.channels,
+        hotwords=tuple(a.hotwords),
     )
 
     def report(level: dict) -> None:

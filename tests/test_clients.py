@@ -258,6 +258,18 @@ def test_loadtest_sends_telephone_audio(server: FakeServer, tmp_path: Path) -> N
     assert server.chunk_bytes[-3:] == [800, 800, 800]
 
 
+def test_loadtest_streams_ask_for_hotwords(server: FakeServer, tmp_path: Path) -> None:
+    """--hotwords: every stream's start carries them (the load of beam search with a hotword graph)."""
+    files, _ = _files(tmp_path)
+    before = len(server.starts)
+    args = ["--url", server.url, "--files", *files, "--speed", "0", "--streams", "2", "--hotwords", "kowalczyk", "a b"]
+    assert loadtest.main(args) == 0
+    assert [s["hotwords"] for s in server.starts[before:]] == [["kowalczyk", "a b"]] * len(server.starts[before:])
+    assert len(server.starts) - before == len(files)
+    assert loadtest.main(["--url", server.url, "--files", files[0], "--speed", "0"]) == 0
+    assert "hotwords" not in server.starts[-1]
+
+
 def test_loadtest_sends_stereo_calls(server: FakeServer, tmp_path: Path, capsys) -> None:
     """--channels 2: every stream starts with channels 2 and sends frames of both (100 ms at 8 kHz: 3200 bytes); the
     second channel is the clip rotated by half its length; WER is scored on channel 0."""
