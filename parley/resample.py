@@ -124,3 +124,13 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     """Resamples a whole signal `(T,)` -> `(T * rate_out / rate_in,)` (rounded up)."""
     r = Resampler(rate_in, rate_out)
     return np.concatenate([r.process(samples), r.flush()])
+
+
+def at_most(samples: np.ndarray, rate: int, limit: int) -> tuple[np.ndarray, int]:
+    """A recording `(T,)` or `(C, T)` brought down to `limit` Hz when its `rate` is above it (a 96 kHz studio file to
+    what the frontend takes), else as it is: (samples, rate)."""
+    if rate <= limit:
+        return samples, rate
+    if samples.ndim == 1:
+        return resample(samples, rate, limit), limit
+    return np.stack([resample(c, rate, limit) for c in samples]), limit

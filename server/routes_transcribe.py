@@ -29,6 +29,8 @@ from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
 from parley.audio import ENCODINGS, mix_down, read_wav_channels
+from parley.features import MAX_INPUT_RATE
+from parley.resample import at_most
 from server.deps import ServiceDep, SettingsDep, error_response, require_api_key
 from server.messages import multichannel_transcript, result_message
 from server.metrics import ServerMetrics
@@ -251,6 +253,8 @@ async def read_request(
             samples, rate = await asyncio.to_thread(read_wav_channels, io.BytesIO(bytes(body)))
         except ValueError as e:
             raise ProtocolError(BAD_AUDIO, f"the body: {e}") from None
+        # A file above what the frontend takes (a 96 kHz recording) is brought down to it, as `parley transcribe` does.
+        samples, rate = await asyncio.to_thread(at_most, samples, rate, MAX_INPUT_RATE)
         encoding = "s16le"
     else:
         text = q.get("sample_rate")

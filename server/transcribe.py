@@ -28,7 +28,7 @@ import numpy as np
 
 from parley.audio import mix_down, read_wav_channels
 from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
-from parley.resample import resample
+from parley.resample import at_most
 from server.bundle import BUNDLE_JSON, BundleError, load_bundle
 from server.engine import Engine, EngineConfig
 from server.messages import multichannel_transcript, result_message
@@ -126,10 +126,8 @@ def read_audio(path: Path, mix: bool = True) -> tuple[np.ndarray, int]:
         raise InputError(f"{path}: {rate} Hz is below the {MIN_INPUT_RATE} Hz the recognizer needs")
     if mix:
         x = mix_down(x)
-    if rate > MAX_INPUT_RATE:
-        x = resample(x, rate, MAX_INPUT_RATE) if mix else np.stack([resample(c, rate, MAX_INPUT_RATE) for c in x])
-        rate = MAX_INPUT_RATE
-    return x, int(rate)
+    x, rate = at_most(x, int(rate), MAX_INPUT_RATE)
+    return x, rate
 
 
 def find_bundle(folder: Path, name: str | None) -> Path:
