@@ -447,7 +447,7 @@ EN2P_LAYERS ?= 12
 EN2P_STEPS ?= 5000
 EN2P_EXTRA ?=
 EN2P_INIT ?= $(EN2_EXP)/grown-$(EN2P_LAYERS).pt
-.PHONY: grow-en-v2p train-en-v2p soup-en-v2p8 train-en-v2q
+.PHONY: grow-en-v2p train-en-v2p soup-en-v2p8 train-en-v2q soup-en-v2q
 grow-en-v2p: $(VENV)/.dev
 	$(PY) -m models.train.warmstart --bundle $(BUNDLES)/en-open --out $(EN2_EXP)/init-n.pt
 	$(PY) -m models.train.grow --checkpoint $(EN2_EXP)/init-n.pt --layers $(EN2P_LAYERS) \
@@ -468,6 +468,11 @@ train-en-v2p: $(VENV)/.dev v2-first-12
 soup-en-v2p8: $(VENV)/.dev
 	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-n.pt $(EN2_EXP)/train-p8/last.pt \
 		--out $(EN2_EXP)/soup-p8.pt
+
+# The mean of stage n's weights and stage q's last (the soup that kept half of the control's real-speech gain).
+soup-en-v2q: $(VENV)/.dev
+	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-n.pt $(EN2_EXP)/train-q/last.pt \
+		--out $(EN2_EXP)/soup-q.pt
 
 # Stage q (started 2026-12-05; the control above says the data mix, not depth, moved p): stage n's 8 layers trained
 # on all the English data at once: the corpus's first 36 h, the extra voices' corpora n's arms had (flite, festx,
