@@ -469,11 +469,6 @@ soup-en-v2p8: $(VENV)/.dev
 	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-n.pt $(EN2_EXP)/train-p8/last.pt \
 		--out $(EN2_EXP)/soup-p8.pt
 
-# The mean of stage n's weights and stage q's last (the soup that kept half of the control's real-speech gain).
-soup-en-v2q: $(VENV)/.dev
-	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-n.pt $(EN2_EXP)/train-q/last.pt \
-		--out $(EN2_EXP)/soup-q.pt
-
 # Stage q (started 2026-12-05; the control above says the data mix, not depth, moved p): stage n's 8 layers trained
 # on all the English data at once: the corpus's first 36 h, the extra voices' corpora n's arms had (flite, festx,
 # festy, mbx) and the Asterisk train clips three times over; EN2Q_STEPS steps on one core, resumable
@@ -487,6 +482,12 @@ train-en-v2q: $(VENV)/.dev v2-first-36
 		--rnnt-type modified --prune-warmup-steps 300 --epochs 100 --max-steps $(EN2Q_STEPS) --max-seconds 30 \
 		--lr 3e-4 --warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --threads 1 \
 		--dev-utts 150 --dev-every 1000 --checkpoint-every 100
+
+# The mean of stage n's weights and stage q's last, as n + control was the control's. Measured 2026-12-05 with q
+# (docs/cards/en-open.md "Stage q"): neither adopted.
+soup-en-v2q: $(VENV)/.dev
+	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-n.pt $(EN2_EXP)/train-q/last.pt \
+		--out $(EN2_EXP)/soup-q.pt
 
 bundle-en-v2l: $(VENV)/.dev
 	$(MAKE) eval-en-v2-torch EN2_CKPT=$(EN2L_CKPT)
