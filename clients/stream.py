@@ -231,7 +231,8 @@ async def converse(
         start: the start message (`start_message`).
         audio: (message bytes in the start's encoding, stream time its last sample ends at in s); sending stops
             early when the server closes the stream. A dict in place of the bytes is a control message sent as
-            JSON between the audio messages (`FINALIZE`: the open segment's final now).
+            JSON between the audio messages (`FINALIZE`: the open segment's final now; `{"type": "context",
+            "hotwords": [...]}`: the next turn's hotwords).
         api_key: sent as `Authorization: Bearer`.
         on_message: called with each server message as it arrives.
         open_timeout: seconds to connect and get ready.
