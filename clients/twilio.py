@@ -58,6 +58,7 @@ class Options:
     retry: bool = True  # open a failed stream again (clients/resume.py's RETRYABLE) and resend what it had not decoded
     max_backlog_s: float = 60.0  # audio kept for a resend, per track; older audio is dropped (and reported)
     redact: bool = False  # the streams ask for spoken digit strings (card numbers) as "[redacted]"
+    profanity_filter: bool = False  # the streams ask for profanity masked ("d***")
 
 
 async def _caption_track(
@@ -99,7 +100,14 @@ async def bridge_call(events: AsyncIterator[str | bytes], opts: Options, emit: C
                     return
                 rate = int(fmt.get("sampleRate", 8000))
                 ids.update(call=start.get("callSid"), stream=event.get("streamSid") or start.get("streamSid"))
-                begin = start_message(rate, encoding, opts.partials, opts.model, redact=opts.redact or None)
+                begin = start_message(
+                    rate,
+                    encoding,
+                    opts.partials,
+                    opts.model,
+                    redact=opts.redact or None,
+                    profanity_filter=opts.profanity_filter or None,
+                )
                 for name in start.get("tracks") or ["inbound"]:
                     tracks[name] = AudioLog(rate, 1, opts.max_backlog_s)
                     streams.append(asyncio.create_task(_caption_track(name, tracks[name], begin, opts, emit, ids)))
@@ -170,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help='ask for spoken digit strings (card and account numbers, PINs) as "[redacted]" in every caption',
     )
+    p.add_argument("--profanity-filter", action="store_true", help='ask for profanity masked ("d***") in every caption')
     a = p.parse_args(argv)
     if a.max_backlog_s <= 0:
         p.error("--max-backlog-s must be > 0")
@@ -180,7 +189,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(
                 a.host,
                 a.port,
-                Options(a.url, a.model, a.api_key, a.partials, not a.no_retry, a.max_backlog_s, a.redact),
+                Options(
+                    a.url,
+                    a.model,
+                    a.api_key,
+                    a.partials,
+                    not a.no_retry,
+                    a.max_backlog_s,
+                    a.redact,
+                    a.profanity_filter,
+                ),
                 _print,
             )
         )

@@ -194,29 +194,38 @@ def test_a_server_that_redacts_redacts_every_stream(redacting_server: Running, c
     assert refused.json()["code"] == "unsupported_option" and "redaction" in refused.json()["message"], refused.text
 
 
-def test_the_twilio_bridge_asks_for_redaction(code_speech) -> None:
-    """`parley twilio --redact`: the calls' streams ask for it of a server that does not redact every stream."""
+def test_the_twilio_bridge_asks_for_redaction(code_speech, tmp_path: Path) -> None:
+    """`parley twilio --redact` and `--profanity-filter`: the calls' streams ask for them of a server that does not
+    redact or mask every stream (its profanity list has a word the model hears in the call, for the test)."""
     from clients import twilio
     from tests.test_server import _feed, _twilio_call
 
     x, rate = code_speech
     phone = resample(x, rate, 8000)
+    (tmp_path / "words").write_text("code\n")
     settings = Settings(
-        bundles=ROOT / "bundles", default_model="en-open", port=0, intra_op_threads=1, log_level="warning"
+        bundles=ROOT / "bundles",
+        default_model="en-open",
+        port=0,
+        intra_op_threads=1,
+        log_level="warning",
+        profanity_words=tmp_path / "words",
     )
     server = Running(settings)
     try:
 
-        def finals(redact: bool) -> list[str]:
+        def finals(redact: bool, masked: bool = False) -> list[str]:
             out: list[dict] = []
-            opts = twilio.Options(url=server.url, redact=redact)
+            opts = twilio.Options(url=server.url, redact=redact, profanity_filter=masked)
             asyncio.run(
                 asyncio.wait_for(twilio.bridge_call(_feed(_twilio_call({"inbound": phone})), opts, out.append), 60)
             )
             return [m["text"] for m in out if m.get("type") == "final"]
 
-        plain, redacted = finals(False), finals(True)
+        plain, redacted, masked = finals(False), finals(True), finals(False, True)
     finally:
         server.stop()
+    assert any("code" in t.split() for t in plain) and not any("c***" in t for t in plain), plain
+    assert any("c***" in t.split() for t in masked) and not any("code" in t.split() for t in masked), masked
     assert any(_digit_run_left(t) for t in plain), f"the model should hear the digits on the phone: {plain}"
     assert redacted and not any(_digit_run_left(t) for t in redacted) and any(REDACTED in t for t in redacted)
