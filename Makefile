@@ -474,14 +474,16 @@ soup-en-v2p8: $(VENV)/.dev
 # festy, mbx) and the Asterisk train clips three times over; EN2Q_STEPS steps on one core, resumable
 # (`make train-en-v2q` again continues from its last checkpoint).
 EN2Q_STEPS ?= 8000
+# Stage n's 8 layers on all the English data, the Asterisk train clips $(2) times over: exp-dir $(1), $(3) steps.
+EN2_ALL_TRAIN = OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(call V2_FIRST,36) $(EN2W_EXTRA_all) \
+	$(foreach i,$(shell seq $(2)),$(DATA)/asterisk/en/train.jsonl) \
+	--dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) --exp-dir $(EN2_EXP)/$(1) \
+	--init $(EN2_EXP)/init-n.pt --layers 8 --loss pruned --prune-range 5 \
+	--rnnt-type modified --prune-warmup-steps 300 --epochs 100 --max-steps $(3) --max-seconds 30 \
+	--lr 3e-4 --warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --threads 1 \
+	--dev-utts 150 --dev-every 1000 --checkpoint-every 100
 train-en-v2q: $(VENV)/.dev v2-first-36
-	OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(call V2_FIRST,36) $(EN2W_EXTRA_all) \
-		$(DATA)/asterisk/en/train.jsonl $(DATA)/asterisk/en/train.jsonl $(DATA)/asterisk/en/train.jsonl \
-		--dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) --exp-dir $(EN2_EXP)/train-q \
-		--init $(EN2_EXP)/init-n.pt --layers 8 --loss pruned --prune-range 5 \
-		--rnnt-type modified --prune-warmup-steps 300 --epochs 100 --max-steps $(EN2Q_STEPS) --max-seconds 30 \
-		--lr 3e-4 --warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --threads 1 \
-		--dev-utts 150 --dev-every 1000 --checkpoint-every 100
+	$(call EN2_ALL_TRAIN,train-q,3,$(EN2Q_STEPS))
 
 # Stage r (started 2026-12-05): q's data with the real clips at p's share. In q the 203 Asterisk train clips three
 # times over were 0.8 % of the utterances (3.9 % in p, whose Asterisk WER was 11 points lower); here EN2R_REAL_REPEAT
@@ -489,13 +491,7 @@ train-en-v2q: $(VENV)/.dev v2-first-36
 EN2R_STEPS ?= 8000
 EN2R_REAL_REPEAT ?= 15
 train-en-v2r: $(VENV)/.dev v2-first-36
-	OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(call V2_FIRST,36) $(EN2W_EXTRA_all) \
-		$(foreach i,$(shell seq $(EN2R_REAL_REPEAT)),$(DATA)/asterisk/en/train.jsonl) \
-		--dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) --exp-dir $(EN2_EXP)/train-r \
-		--init $(EN2_EXP)/init-n.pt --layers 8 --loss pruned --prune-range 5 \
-		--rnnt-type modified --prune-warmup-steps 300 --epochs 100 --max-steps $(EN2R_STEPS) --max-seconds 30 \
-		--lr 3e-4 --warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --threads 1 \
-		--dev-utts 150 --dev-every 1000 --checkpoint-every 100
+	$(call EN2_ALL_TRAIN,train-r,$(EN2R_REAL_REPEAT),$(EN2R_STEPS))
 
 # The mean of stage n's weights and stage q's last, as n + control was the control's. Measured 2026-12-05 with q
 # (docs/cards/en-open.md "Stage q"): neither adopted.

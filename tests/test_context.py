@@ -4,7 +4,6 @@ next turn)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from pathlib import Path
 
@@ -97,16 +96,7 @@ def test_a_context_sent_before_any_word_takes_effect_at_once(en_open_server: Run
 
 def test_bad_contexts_end_the_stream_with_a_reason(en_open_server: Running, said: np.ndarray) -> None:
     async def go(start: dict, context: dict) -> list[dict]:
-        async with websockets.connect(en_open_server.url) as ws:
-            await ws.send(json.dumps({"type": "start", "sample_rate": 16000, "encoding": "f32le", **start}))
-            await ws.send(said[:3200].astype("<f4").tobytes())
-            await ws.send(json.dumps(context))
-            await ws.send(json.dumps({"type": "stop"}))
-            out = []
-            with contextlib.suppress(websockets.ConnectionClosed):
-                async for m in ws:
-                    out.append(json.loads(m))
-            return out
+        return await session_messages(en_open_server.url, {"sample_rate": 16000, **start}, [said[:3200], context])
 
     greedy = asyncio.run(go({"search": "greedy"}, {"type": "context", "hotwords": [NAME]}))
     assert greedy[-1]["code"] == "invalid_value" and "greedy" in greedy[-1]["message"], greedy[-1]

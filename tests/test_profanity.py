@@ -16,7 +16,7 @@ from server.protocol import ProtocolError, start_from_dict
 from server.recognizer import Final, Partial, Recognizer
 from server.settings import Settings
 from server.transducer import StreamingTransducer
-from tests.test_redact import stream_messages, stream_results
+from tests.test_redact import recognized, stream_messages, stream_results
 from tests.test_server import Running
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,15 +74,7 @@ def test_finals_words_display_and_alternatives_are_masked(en_open, code_speech) 
 
     def finals(masked: bool) -> list[Final]:
         engine = Engine(en_open, EngineConfig(max_wait_ms=0, profanity_words=LISTED))
-
-        async def run() -> list[Final]:
-            await engine.start()
-            try:
-                return await engine.recognize(x, rate, "beam", alternatives=2, profanity_filter=masked)
-            finally:
-                await engine.close()
-
-        return asyncio.run(run())
+        return recognized(engine, x, rate, alternatives=2, profanity_filter=masked)
 
     (plain,) = finals(False)
     assert "code" in plain.text.split(), f"the model should hear the word: {plain.text!r}"

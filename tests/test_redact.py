@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import websockets
 
 from parley.audio import write_wav
 from parley.resample import resample
@@ -24,7 +22,7 @@ from server.recognizer import Final, Partial, Recognizer, StreamRecognizer
 from server.redact import MIN_DIGITS, REDACTED, digit_runs, redact_text, redacted_runs, stable_words
 from server.settings import Settings
 from server.transducer import StreamingTransducer
-from tests.test_server import Running
+from tests.test_server import Running, exchange
 
 
 @pytest.mark.parametrize(
@@ -81,18 +79,10 @@ def stream_results(recognizer: Recognizer, stream: StreamRecognizer, x: np.ndarr
 
 async def session_messages(url: str, start: dict, sends: list[dict | np.ndarray]) -> list[dict]:
     """Sends a start with `start`'s fields (f32le), then `sends` in order (arrays as audio at once, dicts as JSON),
-    then stop: the messages the server sends, to its end or error."""
-    async with websockets.connect(url) as ws:
-        await ws.send(json.dumps({"type": "start", "encoding": "f32le", **start}))
-        for m in sends:
-            await ws.send(m.astype("<f4").tobytes() if isinstance(m, np.ndarray) else json.dumps(m))
-        await ws.send(json.dumps({"type": "stop"}))
-        out = []
-        async for raw in ws:
-            out.append(json.loads(raw))
-            if out[-1]["type"] in ("end", "error"):
-                break
-        return out
+    then stop: the messages the server sends until it closes (`tests.test_server.exchange`)."""
+    audio = [m.astype("<f4").tobytes() if isinstance(m, np.ndarray) else m for m in sends]
+    msgs, _ = await exchange(url, [{"type": "start", "encoding": "f32le", **start}, *audio, {"type": "stop"}])
+    return msgs
 
 
 async def stream_messages(url: str, x: np.ndarray, rate: int, fields: dict) -> list[dict]:
@@ -104,20 +94,24 @@ def _digit_run_left(text: str) -> bool:
     return any(n >= MIN_DIGITS for _, _, n in digit_runs(text.split()))
 
 
+def recognized(engine: Engine, x: np.ndarray, rate: int, **options) -> list[Final]:
+    """`engine.recognize(x, rate, "beam", **options)` on an engine started for it and closed after."""
+
+    async def run() -> list[Final]:
+        await engine.start()
+        try:
+            return await engine.recognize(x, rate, "beam", **options)
+        finally:
+            await engine.close()
+
+    return asyncio.run(run())
+
+
 def test_finals_words_display_and_alternatives_are_redacted(en_open, code_speech) -> None:
     x, rate = code_speech
 
     def finals(redact: bool) -> list[Final]:
-        engine = Engine(en_open, EngineConfig(max_wait_ms=0))
-
-        async def run() -> list[Final]:
-            await engine.start()
-            try:
-                return await engine.recognize(x, rate, "beam", alternatives=2, redact=redact)
-            finally:
-                await engine.close()
-
-        return asyncio.run(run())
+        return recognized(Engine(en_open, EngineConfig(max_wait_ms=0)), x, rate, alternatives=2, redact=redact)
 
     (plain,) = finals(False)
     assert _digit_run_left(plain.text), f"the model should hear the digits: {plain.text!r}"
