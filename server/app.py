@@ -1,6 +1,7 @@
 """The FastAPI app, put together from its routers: the streaming WebSockets (server/routes_stream.py: `WS /v1/stream`
-and Vosk-server's `WS /`), transcription (server/routes_transcribe.py: `POST /v1/transcribe`) and operations
-(server/routes_ops.py: `/healthz`, `/readyz`, `/v1/models`, `/metrics`, the live-caption page at `GET /`).
+and Vosk-server's `WS /`), transcription (server/routes_transcribe.py: `POST /v1/transcribe`; server/routes_openai.py:
+OpenAI's `POST /v1/audio/transcriptions` and `/v1/audio/translations`) and operations (server/routes_ops.py:
+`/healthz`, `/readyz`, `/v1/models`, `/metrics`, the live-caption page at `GET /`).
 
     app = create_app(Settings(bundles="bundles/"))   # bundles load in the app's lifespan
     uvicorn.run(app, **settings.uvicorn_kwargs())     # `parley serve` does this, with draining (server/serve.py)
@@ -22,7 +23,7 @@ from fastapi.requests import HTTPConnection
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from server import routes_ops, routes_stream, routes_transcribe
+from server import routes_openai, routes_ops, routes_stream, routes_transcribe
 from server.deps import error_response
 from server.metrics import ServerMetrics
 from server.protocol import ProtocolError
@@ -73,6 +74,7 @@ def create_app(settings: Settings, metrics: ServerMetrics | None = None) -> Fast
         )
     app.include_router(routes_stream.router)
     app.include_router(routes_transcribe.router)
+    app.include_router(routes_openai.router)
     app.include_router(routes_ops.router)
     if WEB_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")

@@ -17,6 +17,7 @@ JSON error messages with the status `HTTP_STATUS` gives, and every answer is cou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
@@ -32,6 +33,7 @@ from parley.audio import ENCODINGS, mix_down, read_wav_channels
 from parley.features import MAX_INPUT_RATE
 from parley.resample import at_most
 from server.deps import ServiceDep, SettingsDep, error_response, require_api_key
+from server.engine import Engine
 from server.messages import multichannel_transcript, result_message
 from server.metrics import ServerMetrics
 from server.protocol import (
@@ -55,6 +57,7 @@ from server.protocol import (
     transcript_response,
 )
 from server.recognizer import Final
+from server.service import Service
 from server.session import resolve_start, start_adaptation, stream_endpoint
 from server.subtitles import FORMATS
 from server.subtitles import MEDIA_TYPES as SUBTITLE_TYPES
@@ -71,11 +74,15 @@ NDJSON = "ndjson"  # ?format=ndjson: the finals as they are decoded, a JSON obje
 NDJSON_TYPE = "application/x-ndjson"
 
 
-class _TranscribeRoute(APIRoute):
+class TranscribeRoute(APIRoute):
     """POST /v1/transcribe's route: every answer is counted by status in `parley_transcribe_requests_total`, the
     key dependency's refusals included; a `ProtocolError` is answered with `error_response`, a client that
     disconnects during its upload is counted as `CLIENT_CLOSED_REQUEST`, anything else is answered with `internal`
     (logged: the client gets no traceback)."""
+
+    def refuse(self, metrics: ServerMetrics, error: ProtocolError) -> Response:
+        """The answer to a request refused with `error` (a subclass may answer in another API's shape)."""
+        return error_response(metrics, error)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
@@ -85,20 +92,20 @@ class _TranscribeRoute(APIRoute):
             try:
                 response = await handle(request)
             except ProtocolError as e:
-                response = error_response(metrics, e)
+                response = self.refuse(metrics, e)
             except ClientDisconnect:  # the client gave up before its body was read: nobody to answer, no fault here
                 log.info("POST %s: the client disconnected before sending its whole body", request.url.path)
                 response = Response(status_code=CLIENT_CLOSED_REQUEST)
             except Exception:
                 log.exception("POST %s failed", request.url.path)
-                response = error_response(metrics, ProtocolError(INTERNAL, "internal server error"))
+                response = self.refuse(metrics, ProtocolError(INTERNAL, "internal server error"))
             metrics.transcribe_requests.labels(str(response.status_code)).inc()
             return response
 
         return counted
 
 
-router = APIRouter(route_class=_TranscribeRoute)
+router = APIRouter(route_class=TranscribeRoute)
 
 
 @router.post("/v1/transcribe", dependencies=[Depends(require_api_key)])
@@ -132,27 +139,7 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
             )
         service.hold_channels(len(channels), key)  # each channel is decoded as a stream of its own
         held = len(channels)
-        adaptation = start_adaptation(start)
-        engine, search, plan = resolve_start(service, start, adaptation)
-        endpoint = stream_endpoint(engine, start)
-
-        def decode(samples: np.ndarray, on_final: Callable[[Final], None] | None = None) -> Awaitable[list[Final]]:
-            return engine.recognize(
-                samples,
-                rate,
-                search,
-                plan,
-                adaptation,
-                punctuate=start.punctuate,
-                talkers=start.talkers,
-                endpoint=endpoint,
-                alternatives=start.alternatives,
-                numerals=start.numerals,
-                redact=start.redact,
-                profanity_filter=start.profanity_filter,
-                on_final=on_final,
-            )
-
+        engine, decode = recording_decoder(service, start, rate)
         duration = channels.shape[1] / rate
         if fmt == NDJSON:
             lines = _finals_as_decoded(channels, decode, multichannel, lambda: service.give(held, key))
@@ -173,16 +160,47 @@ async def transcribe(request: Request, service: ServiceDep, settings: SettingsDe
             service.give(held, key)
 
 
-async def _finals_as_decoded(
-    channels: np.ndarray,
-    decode: Callable[[np.ndarray, Callable[[Final], None]], Awaitable[list[Final]]],
-    multichannel: bool,
-    done: Callable[[], None],
-) -> AsyncIterator[str]:
-    """`?format=ndjson`: a line of JSON per final, as each channel's are decoded (a multichannel one's with its
-    `channel`), then `{"type": "end"}`: the messages a stream would send, so a client that reads streams reads this.
-    A failure after the first line is answered by an error line (`internal`) in place of the end. `done` is called
-    when it ends, however (a client that leaves cancels the decoding)."""
+Decode = Callable[[np.ndarray, Callable[[Final], None] | None], Awaitable[list[Final]]]
+
+
+def recording_decoder(service: Service, start: StartRequest, rate: int) -> tuple[Engine, Decode]:
+    """The engine a recording's request asks for, and a function that decodes one channel of it, `(T,)` samples at
+    `rate`, into its finals as a stream started with `start` would (its search, heads, hotwords and LM, endpoint
+    rules and what its finals carry), calling `on_final` with each as it is decoded when one is given.
+
+    Raises:
+        ProtocolError: what `resolve_start` raises.
+    """
+    adaptation = start_adaptation(start)
+    engine, search, plan = resolve_start(service, start, adaptation)
+    endpoint = stream_endpoint(engine, start)
+
+    def decode(samples: np.ndarray, on_final: Callable[[Final], None] | None = None) -> Awaitable[list[Final]]:
+        return engine.recognize(
+            samples,
+            rate,
+            search,
+            plan,
+            adaptation,
+            punctuate=start.punctuate,
+            talkers=start.talkers,
+            endpoint=endpoint,
+            alternatives=start.alternatives,
+            numerals=start.numerals,
+            redact=start.redact,
+            profanity_filter=start.profanity_filter,
+            on_final=on_final,
+        )
+
+    return engine, decode
+
+
+async def decoded_finals(
+    channels: np.ndarray, decode: Decode, done: Callable[[], None]
+) -> AsyncIterator[tuple[int, Final]]:
+    """Each channel's finals as they are decoded, `(channel, final)`, the channels of `channels` `(C, T)` side by
+    side; the decoding's exception, if it fails, after the finals that came before it. `done` is called when it ends,
+    however (a consumer that leaves, or closes it, cancels the decoding)."""
     queue: asyncio.Queue[tuple[int, Final] | None] = asyncio.Queue()
 
     def sink(channel: int) -> Callable[[Final], None]:
@@ -197,21 +215,32 @@ async def _finals_as_decoded(
     task = asyncio.create_task(run())
     try:
         while (item := await queue.get()) is not None:
-            c, final = item
-            msg = result_message(final)
-            if multichannel:
-                msg["channel"] = c
-            yield dumps(msg) + "\n"
-        try:
-            await task
-        except Exception:
-            log.exception("POST /v1/transcribe?format=ndjson failed while decoding")
-            yield dumps(error_message(INTERNAL, "internal server error: the transcription stopped here")) + "\n"
-            return
-        yield dumps(end_message()) + "\n"
+            yield item
+        await task
     finally:
         task.cancel()
         done()
+
+
+async def _finals_as_decoded(
+    channels: np.ndarray, decode: Decode, multichannel: bool, done: Callable[[], None]
+) -> AsyncIterator[str]:
+    """`?format=ndjson`: a line of JSON per final, as each channel's are decoded (a multichannel one's with its
+    `channel`), then `{"type": "end"}`: the messages a stream would send, so a client that reads streams reads this.
+    A failure after the first line is answered by an error line (`internal`) in place of the end. `done` is called
+    when it ends, however (a client that leaves cancels the decoding)."""
+    try:
+        async with contextlib.aclosing(decoded_finals(channels, decode, done)) as finals:
+            async for c, final in finals:
+                msg = result_message(final)
+                if multichannel:
+                    msg["channel"] = c
+                yield dumps(msg) + "\n"
+    except Exception:
+        log.exception("POST /v1/transcribe?format=ndjson failed while decoding")
+        yield dumps(error_message(INTERNAL, "internal server error: the transcription stopped here")) + "\n"
+        return
+    yield dumps(end_message()) + "\n"
 
 
 def _boolean(text: str) -> bool:
@@ -271,6 +300,24 @@ async def read_request(
         interleaved = _query_value(q, "channels", "an integer", int) if q.get("channels") else 1
         if not 1 <= interleaved <= 64:
             raise ProtocolError(INVALID_VALUE, f"channels must be an integer from 1 to 64, got {interleaved}")
+    start = start_from_params(q, rate, encoding)
+    if kind in RAW_TYPES:
+        x = await asyncio.to_thread(decode_audio_message, bytes(body), encoding)
+        if x.size % interleaved:
+            raise ProtocolError(
+                BAD_AUDIO, f"{x.size} samples do not make whole frames of {interleaved} interleaved channels"
+            )
+        samples = np.ascontiguousarray(x.reshape(-1, interleaved).T)
+    return samples, rate, start
+
+
+def start_from_params(q: Mapping[str, str], rate: int, encoding: str) -> StartRequest:
+    """The start message a request's parameters make (the query's of POST /v1/transcribe, the form's of the
+    OpenAI-compatible routes): the fields of docs/protocol.md, lists comma-separated.
+
+    Raises:
+        ProtocolError: invalid_value for a value of the wrong kind; what `start_from_dict` raises.
+    """
     translate = [t for t in q.get("translate", "").split(",") if t]
     fields: dict[str, Any] = {"type": "start", "sample_rate": rate, "encoding": encoding, "translate": translate}
     fields.update({k: q[k] for k in ("model", "search", "language") if q.get(k)})
@@ -291,15 +338,7 @@ async def read_request(
             raise ProtocolError(INVALID_VALUE, f"endpointing=false with {sorted(times)}: give one or the other")
         fields["endpointing"] = times
     fields.update({key: _query_value(q, key, "a number", float) for key in FUSION_SCALES if q.get(key)})
-    start = start_from_dict(fields)  # the rate range, search and names, checked as a start message is
-    if kind in RAW_TYPES:
-        x = await asyncio.to_thread(decode_audio_message, bytes(body), encoding)
-        if x.size % interleaved:
-            raise ProtocolError(
-                BAD_AUDIO, f"{x.size} samples do not make whole frames of {interleaved} interleaved channels"
-            )
-        samples = np.ascontiguousarray(x.reshape(-1, interleaved).T)
-    return samples, rate, start
+    return start_from_dict(fields)  # the rate range, search and names, checked as a start message is
 
 
 FUSION_SCALES = ("lm_scale", "ilm_scale", "lodr_scale")

@@ -300,8 +300,13 @@ class Service:
         return engine, search, plan
 
     def models(self) -> dict:
-        """The body of GET /v1/models."""
+        """The body of GET /v1/models: Parley's `default` and `models`, and the same names as OpenAI's API lists its
+        models (`object`, `data`), so that its SDK's `models.list()` reads them too."""
         return {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": 0, "owned_by": "parley"} for name in sorted(self.engines)
+            ],
             "default": self.default_model,
             "models": [
                 {

@@ -267,7 +267,8 @@ def test_the_app_state_is_what_the_dependencies_give(tmp_path: Path) -> None:
     assert app.state.metrics is app.state.parley.metrics
     with TestClient(app) as client:  # the lifespan runs: an empty bundle folder loads nothing
         assert client.get("/readyz").json() == {"status": "no model loaded"}
-        assert client.get("/v1/models", headers={"X-API-Key": KEY}).json() == {"default": None, "models": []}
+        models = client.get("/v1/models", headers={"X-API-Key": KEY}).json()
+        assert models == {"object": "list", "data": [], "default": None, "models": []}
 
 
 # ---- Readiness and the model list ----
@@ -450,4 +451,12 @@ def test_the_drain_outwaits_a_sessions_flush() -> None:
 
 def test_the_openapi_schema_lists_the_http_routes(open_app: App) -> None:
     paths = json.loads(open_app.client.get("/openapi.json").text)["paths"]
-    assert set(paths) == {"/v1/transcribe", "/healthz", "/readyz", "/v1/models", "/metrics"}
+    assert set(paths) == {
+        "/v1/transcribe",
+        "/v1/audio/transcriptions",
+        "/v1/audio/translations",
+        "/healthz",
+        "/readyz",
+        "/v1/models",
+        "/metrics",
+    }

@@ -411,7 +411,9 @@ def test_health_models_and_metrics(server: Running) -> None:
     assert httpx.get(server.http + "/healthz").json() == {"status": "ok"}
     r = httpx.get(server.http + "/readyz")
     assert r.status_code == 200 and r.json() == {"status": "ready"}
-    assert httpx.get(server.http + "/v1/models").json() == {
+    models = httpx.get(server.http + "/v1/models").json()
+    assert models.pop("object") == "list" and [m["id"] for m in models.pop("data")] == ["tiny-en"]
+    assert models == {
         "default": "tiny-en",
         "models": [
             {
