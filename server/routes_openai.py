@@ -269,8 +269,11 @@ def _start_fields(form: FormData, service: ServiceDep, translate: bool) -> dict[
     language = _field(form, "language")
     if language:
         fields["language"] = language
-    if translate:
+    if translate:  # the model's head into English, where it has one (else its English captions: `_english`)
+        engine = service.engines.get(fields.get("model") or service.default_model or "")
         fields.pop("translate", None)
+        if engine is not None and "en" in engine.translate_languages:
+            fields["translate"] = "en"
     return fields
 
 
