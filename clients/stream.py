@@ -1,4 +1,5 @@
-"""`parley stream`: sends a WAV file to a Parley server as if it were live, and prints the captions.
+"""`parley stream`: sends an audio file (WAV, FLAC, Ogg, MP3: parley/formats.py) to a Parley server as if it were
+live, and prints the captions.
 
     parley stream talk.wav
     parley stream talk.wav --url wss://asr.example.org/v1/stream --api-key "$KEY" --model en-small
@@ -28,7 +29,8 @@ from typing import Any
 import numpy as np
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
-from parley.audio import BYTES_PER_SAMPLE, ENCODINGS, encode_pcm, read_wav, read_wav_channels
+from parley.audio import BYTES_PER_SAMPLE, ENCODINGS, encode_pcm, mix_down
+from parley.formats import read_audio_channels
 
 DEFAULT_URL = "ws://127.0.0.1:8000/v1/stream"
 CLIENT_ERRORS = ("connect_failed", "closed", "timeout", "bad_reply")  # error codes the client itself reports
@@ -435,7 +437,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="parley stream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
-        "file", help="a WAV file (PCM, float or G.711; any rate 8-48 kHz; channels averaged unless --multichannel)"
+        "file",
+        help="an audio file: WAV (PCM, float or G.711), FLAC, Ogg, MP3, AIFF; any rate 8-48 kHz; channels averaged "
+        "unless --multichannel",
     )
     p.add_argument(
         "--multichannel",
@@ -483,7 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.no_endpointing and a.silence_after_speech is not None:
         p.error("--no-endpointing and --silence-after-speech: give one or the other")
     try:
-        samples, rate = read_wav_channels(a.file) if a.multichannel else read_wav(a.file)
+        samples, rate = read_audio_channels(a.file)
+        samples = samples if a.multichannel else mix_down(samples)
     except (OSError, ValueError) as e:
         print(f"parley stream: {e}", file=sys.stderr)
         return 2

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("server.serve", "main", "start the streaming recognition server"),
     "transcribe": ("server.transcribe", "main", "a recording's transcript or subtitles (json, srt, vtt), no server"),
-    "stream": ("clients.stream", "main", "stream a WAV file to a server at real-time pace and print the captions"),
+    "stream": ("clients.stream", "main", "stream an audio file to a server at real-time pace and print the captions"),
     "mic": ("clients.mic", "main", "stream the microphone to a server and print the captions live"),
     "twilio": ("clients.twilio", "main", "captions of phone calls: a bridge from Twilio Media Streams to a server"),
     "loadtest": ("clients.loadtest", "main", "many concurrent streams: latency percentiles, WER, errors, ramp"),

@@ -34,8 +34,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from parley.audio import mix_down, read_wav_channels
+from parley.audio import mix_down
 from parley.features import MAX_INPUT_RATE
+from parley.formats import read_audio_channels
 from parley.resample import at_most
 from server.deps import HTTP_STATUS, ServiceDep, SettingsDep, require_api_key
 from server.messages import result_message
@@ -73,15 +74,6 @@ OPENAI_FIELDS = ("file", "model", "language", "prompt", "response_format", "temp
 # verbose_json's `language` is a name, as Whisper's is.
 LANGUAGE_NAMES = {"en": "english", "de": "german", "es": "spanish", "fr": "french", "it": "italian", "zh": "chinese"}
 MAX_FORM_FIELDS = 100
-# Where the bytes of formats Parley does not read begin, to say what was sent (a WAV file starts with RIFF or RF64).
-_NOT_WAV = {
-    b"ID3": "MP3",
-    b"\xff\xfb": "MP3",
-    b"\xff\xf3": "MP3",
-    b"OggS": "Ogg",
-    b"fLaC": "FLAC",
-    b"\x1aE\xdf\xa3": "WebM/Matroska",
-}
 _ERROR_TYPES = {INTERNAL: "server_error"}
 
 
@@ -229,25 +221,16 @@ async def _audio(form: FormData) -> tuple[np.ndarray, int]:
     frontend takes).
 
     Raises:
-        ProtocolError: invalid_value (no file), bad_audio (not a WAV file Parley reads: says what it seems to be).
+        ProtocolError: invalid_value (no file), bad_audio (not a file Parley reads: says what it seems to be).
     """
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise ProtocolError(INVALID_VALUE, "the form has no file: send the audio as the field 'file'")
     data = await upload.read()
     try:
-        channels, rate = await asyncio.to_thread(read_wav_channels, io.BytesIO(data))
+        channels, rate = await asyncio.to_thread(read_audio_channels, io.BytesIO(data))
     except ValueError as e:
-        seems = next((name for magic, name in _NOT_WAV.items() if data.startswith(magic)), None)
-        if seems is None and data[4:8] == b"ftyp":
-            seems = "MP4/M4A"
-        hint = (
-            f"the file seems to be {seems}; Parley reads WAV: convert it first, e.g. "
-            "`ffmpeg -i talk.mp3 -ac 1 -ar 16000 talk.wav`"
-            if seems
-            else str(e)
-        )
-        raise ProtocolError(BAD_AUDIO, f"file {preview(upload.filename or '')}: {hint}") from None
+        raise ProtocolError(BAD_AUDIO, f"file {preview(upload.filename or '')}: {e}") from None
     # Off the event loop, as POST /v1/transcribe does: a long file's parse and resampling take a while.
     channels, rate = await asyncio.to_thread(at_most, channels, rate, MAX_INPUT_RATE)
     return await asyncio.to_thread(mix_down, channels), rate

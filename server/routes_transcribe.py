@@ -29,8 +29,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
-from parley.audio import ENCODINGS, mix_down, read_wav_channels
+from parley.audio import ENCODINGS, mix_down
 from parley.features import MAX_INPUT_RATE
+from parley.formats import read_audio_channels
 from parley.resample import at_most
 from server.deps import ServiceDep, SettingsDep, error_response, require_api_key
 from server.engine import Engine
@@ -65,8 +66,10 @@ from server.subtitles import render as render_subtitles
 
 log = logging.getLogger("parley.app")
 
-WAV_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave")
+# A body of any audio/* type is a file whose format its bytes say (parley/formats.py: WAV, FLAC, Ogg, MP3, ...).
+FILE_TYPE_PREFIX = "audio/"
 RAW_TYPES = ("application/octet-stream",)
+MAX_SUBTYPE = 127  # RFC 6838's longest subtype name: a longer "audio/..." is no media type
 # The status a request is counted under when its client disconnects before sending its whole body (nginx's 499):
 # no answer reaches anyone, and it is not the server's fault, so it is neither a 4xx the client saw nor a 500.
 CLIENT_CLOSED_REQUEST = 499
@@ -271,15 +274,17 @@ async def read_request(
     if length is not None and length.isascii() and length.isdigit() and (len(length) > 18 or int(length) > limit):
         raise ProtocolError(TOO_BIG, f"body of {preview(length, 20)} bytes is over the limit of {limit} bytes")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind not in WAV_TYPES + RAW_TYPES:
+    is_file = kind.startswith(FILE_TYPE_PREFIX) and len(kind) <= len(FILE_TYPE_PREFIX) + MAX_SUBTYPE
+    if not is_file and kind not in RAW_TYPES:
         raise ProtocolError(
             UNSUPPORTED_ENCODING,
-            f"Content-Type {preview(kind or 'missing')}: send audio/wav or application/octet-stream",
+            f"Content-Type {preview(kind or 'missing')}: send a file as audio/wav (or audio/flac, audio/mpeg, "
+            "audio/ogg, ...) or raw samples as application/octet-stream",
         )
     body = await read_body(request, limit, idle_s, min_rate)
-    if kind in WAV_TYPES:
+    if is_file:
         try:
-            samples, rate = await asyncio.to_thread(read_wav_channels, io.BytesIO(bytes(body)))
+            samples, rate = await asyncio.to_thread(read_audio_channels, io.BytesIO(bytes(body)))
         except ValueError as e:
             raise ProtocolError(BAD_AUDIO, f"the body: {e}") from None
         # A file above what the frontend takes (a 96 kHz recording) is brought down to it, as `parley transcribe` does.

@@ -7,9 +7,9 @@
     parley transcribe call.wav --multichannel --format srt  # each channel on its own: [C1] caller, [C2] agent
 
 The audio goes through the same engine, endpointing and finals as a server stream (server/recognizer.py,
-server/batcher.py), so the output equals what `POST /v1/transcribe?format=...` gives for the same file. WAV files
-(PCM, any rate; channels averaged, or transcribed one by one with --multichannel) are always read; other formats
-(FLAC, OGG, MP3...) when the `soundfile` package is installed. While it decodes, a progress line (the time decoded,
+server/batcher.py), so the output equals what `POST /v1/transcribe?format=...` gives for the same file. Audio files
+of any format parley/formats.py reads (WAV, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF; any rate; channels averaged, or
+transcribed one by one with --multichannel). While it decodes, a progress line (the time decoded,
 the speed, the time left) goes to standard error when that is a terminal (`--progress` / `--no-progress`).
 """
 
@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from parley.audio import mix_down, read_wav_channels
+from parley.audio import mix_down
 from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
+from parley.formats import read_audio_channels
 from parley.resample import at_most
 from server.bundle import BUNDLE_JSON, BundleError, load_bundle
 from server.engine import Engine, EngineConfig
@@ -102,26 +103,10 @@ def read_audio(path: Path, mix: bool = True) -> tuple[np.ndarray, int]:
     """
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    with open(path, "rb") as f:
-        head = f.read(12)
-    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
-        try:
-            x, rate = read_wav_channels(path)
-        except ValueError as e:
-            raise InputError(str(e)) from None
-    else:
-        try:
-            import soundfile
-        except ImportError:
-            raise InputError(
-                f"{path}: not a WAV file, and reading other formats needs the soundfile package "
-                f"(pip install soundfile), or convert it first: ffmpeg -i {path} -ac 1 -ar 16000 out.wav"
-            ) from None
-        try:
-            data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-        except Exception as e:  # soundfile raises its own LibsndfileError (a RuntimeError) and others
-            raise InputError(f"{path}: cannot read it as audio ({str(e)[:100]})") from None
-        x = np.ascontiguousarray(data.T)
+    try:
+        x, rate = read_audio_channels(path)
+    except (OSError, ValueError) as e:
+        raise InputError(str(e)) from None
     if rate < MIN_INPUT_RATE:
         raise InputError(f"{path}: {rate} Hz is below the {MIN_INPUT_RATE} Hz the recognizer needs")
     if mix:
@@ -262,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1],
     )
-    parser.add_argument("file", type=Path, help="the recording: WAV, or any format soundfile reads when installed")
+    parser.add_argument("file", type=Path, help="the recording: WAV, FLAC, Ogg, MP3, AIFF or CAF")
     parser.add_argument("--format", choices=FORMATS, default="json", help="json (default), srt or vtt")
     parser.add_argument("--bundles", type=Path, default=DEFAULT_BUNDLES, help="folder of bundles, or one bundle")
     parser.add_argument(

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import soundfile
 from openai import BadRequestError, NotFoundError, OpenAI
 
 from server.settings import Settings
@@ -103,8 +104,11 @@ def test_parley_fields_ride_along_and_model_names_map(app: App) -> None:
         ({"stream": "maybe"}, None, 400, "invalid_value", "stream"),
         ({"timestamp_granularities__": ["char"]}, None, 400, "invalid_value", "timestamp_granularities"),
         ({"language": "de"}, None, 400, "unsupported_option", "cannot recognize language"),
-        ({}, b"ID3\x03\x00" + bytes(200), 400, "bad_audio", "seems to be MP3"),
-        ({}, b"OggS" + bytes(200), 400, "bad_audio", "seems to be Ogg"),
+        ({}, b"ID3\x03\x00" + bytes(200), 400, "bad_audio", "an MP3 file Parley cannot decode"),
+        ({}, b"\x1aE\xdf\xa3" + bytes(200), 400, "bad_audio", "seems to be WebM/Matroska, which Parley does not"),
+        ({}, bytes(4) + b"ftypM4A " + bytes(200), 400, "bad_audio", "ffmpeg -i talk.m4a"),
+        ({}, b"OggS" + bytes(200), 400, "bad_audio", "an Ogg file Parley cannot decode"),
+        ({}, b"hello there", 400, "bad_audio", "not an audio file Parley reads"),
         ({}, b"RIFF....WAVEjunk", 400, "bad_audio", "not a WAV file"),
     ],
 )
@@ -171,6 +175,12 @@ def _wav_file(x: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _encoded(x: np.ndarray, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    soundfile.write(buf, x, SR, format=fmt)
+    return buf.getvalue()
+
+
 def test_openais_sdk_transcribes_real_speech(en_open_server: Running, code_speech: tuple[np.ndarray, int]) -> None:
     """`client.audio.transcriptions.create` as an app written for OpenAI calls it, on en-open: the text with its
     numerals, words with times, the stream's events, Parley's redaction through `extra_body`, and the SDK's own
@@ -192,8 +202,10 @@ def test_openais_sdk_transcribes_real_speech(en_open_server: Running, code_speec
         model="whisper-1", file=("code.wav", audio), extra_body={"redact": "true"}
     )
     assert "[redacted]" in redacted.text and "123" not in redacted.text
-    with pytest.raises(BadRequestError, match="seems to be MP3"):
-        client.audio.transcriptions.create(model="whisper-1", file=("a.mp3", b"ID3" + bytes(100)))
+    with pytest.raises(BadRequestError, match="seems to be WebM"):
+        client.audio.transcriptions.create(model="whisper-1", file=("a.webm", b"\x1aE\xdf\xa3" + bytes(100)))
+    mp3 = client.audio.transcriptions.create(model="whisper-1", file=("code.mp3", _encoded(code_speech[0], "MP3")))
+    assert "123456" in mp3.text.replace(" ", "")  # the format a phone app or browser uploads
     with pytest.raises(NotFoundError, match="no model"):
         client.audio.transcriptions.create(model="en-large", file=("code.wav", audio))
     assert "en-open" in [m.id for m in client.models.list()]
