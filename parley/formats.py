@@ -1,12 +1,13 @@
 """Audio files of any format Parley reads: WAV by its own parser (parley/audio.py: PCM, float, G.711), and FLAC, Ogg
-(Vorbis, Opus), MP3, AIFF and CAF through libsndfile (the `soundfile` package, whose wheels carry it), as uploads and
-`parley transcribe` / `parley stream` files arrive. The format is read from the bytes, not from a file name or a
+(Vorbis, Opus), MP3, AIFF and CAF through libsndfile (the `soundfile` package, whose wheels carry it), and WebM Opus,
+what browsers' MediaRecorder writes (parley/webm.py repackages its Opus packets as Ogg for libsndfile), as uploads
+and `parley transcribe` / `parley stream` files arrive. The format is read from the bytes, not from a file name or a
 Content-Type, which clients get wrong.
 
     samples, rate = read_audio_channels(io.BytesIO(body))   # (C, T) float32 in [-1, 1], and the rate
 
-Containers of a video or browser world (WebM, Matroska, MP4/M4A) need ffmpeg, which is not a Python dependency: they
-are refused with the command that converts them.
+MP4/M4A (Safari's recordings, phones' voice memos: AAC) needs ffmpeg, which is not a Python dependency: it is
+refused with the command that converts it, as WebM of another codec than Opus is.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import BinaryIO
 import numpy as np
 
 from parley.audio import read_wav_channels
+from parley.webm import webm_to_ogg
 
 # The first bytes of each format, and its name in messages. A WAV file starts RIFF (or RF64, or BW64) ... WAVE.
 _MAGIC = (
@@ -31,7 +33,7 @@ _MAGIC = (
 )
 # What libsndfile decodes (the rest of `_MAGIC` it does not).
 SOUNDFILE_FORMATS = ("FLAC", "Ogg", "MP3", "AIFF", "CAF")
-ACCEPTED = "WAV, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF"
+ACCEPTED = "WAV, FLAC, Ogg Vorbis or Opus, WebM Opus, MP3, AIFF, CAF"
 CONVERT_HINT = "convert it first, e.g. `ffmpeg -i talk.m4a -ac 1 -ar 16000 talk.wav`"
 
 
@@ -68,6 +70,11 @@ def read_audio_channels(source: str | os.PathLike | BinaryIO) -> tuple[np.ndarra
             return read_wav_channels(io.BytesIO(data))
         except ValueError as e:
             raise ValueError(f"{where}{e}") from None
+    if kind == "WebM/Matroska":  # a browser's recording: its Opus packets, repackaged as Ogg for libsndfile
+        try:
+            data, kind = webm_to_ogg(data), "Ogg"
+        except (ValueError, IndexError) as e:
+            raise ValueError(f"{where}a WebM file Parley cannot read ({e}): {CONVERT_HINT}") from None
     if kind is not None and kind not in SOUNDFILE_FORMATS:
         raise ValueError(f"{where}the file seems to be {kind}, which Parley does not read: {CONVERT_HINT}")
     # A format libsndfile decodes, or one not known by its first bytes (libsndfile knows a few more: AU, W64, ...).

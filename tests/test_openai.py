@@ -105,7 +105,7 @@ def test_parley_fields_ride_along_and_model_names_map(app: App) -> None:
         ({"timestamp_granularities__": ["char"]}, None, 400, "invalid_value", "timestamp_granularities"),
         ({"language": "de"}, None, 400, "unsupported_option", "cannot recognize language"),
         ({}, b"ID3\x03\x00" + bytes(200), 400, "bad_audio", "an MP3 file Parley cannot decode"),
-        ({}, b"\x1aE\xdf\xa3" + bytes(200), 400, "bad_audio", "seems to be WebM/Matroska, which Parley does not"),
+        ({}, b"\x1aE\xdf\xa3" + bytes(200), 400, "bad_audio", "a WebM file Parley cannot read"),
         ({}, bytes(4) + b"ftypM4A " + bytes(200), 400, "bad_audio", "ffmpeg -i talk.m4a"),
         ({}, b"OggS" + bytes(200), 400, "bad_audio", "an Ogg file Parley cannot decode"),
         ({}, b"hello there", 400, "bad_audio", "not an audio file Parley reads"),
@@ -202,8 +202,8 @@ def test_openais_sdk_transcribes_real_speech(en_open_server: Running, code_speec
         model="whisper-1", file=("code.wav", audio), extra_body={"redact": "true"}
     )
     assert "[redacted]" in redacted.text and "123" not in redacted.text
-    with pytest.raises(BadRequestError, match="seems to be WebM"):
-        client.audio.transcriptions.create(model="whisper-1", file=("a.webm", b"\x1aE\xdf\xa3" + bytes(100)))
+    with pytest.raises(BadRequestError, match="seems to be MP4/M4A"):
+        client.audio.transcriptions.create(model="whisper-1", file=("a.m4a", bytes(4) + b"ftypM4A " + bytes(100)))
     mp3 = client.audio.transcriptions.create(model="whisper-1", file=("code.mp3", _encoded(code_speech[0], "MP3")))
     assert "123456" in mp3.text.replace(" ", "")  # the format a phone app or browser uploads
     with pytest.raises(NotFoundError, match="no model"):
