@@ -282,7 +282,8 @@ class ServerMetrics:
 
     Attributes:
         active_streams: gauge, open WebSocket streams (autoscale on it).
-        streams: counter, streams started, by model and protocol ("parley": /v1/stream; "vosk": Vosk's, at /).
+        streams: counter, streams started, by model and protocol ("parley": /v1/stream; "vosk": Vosk's, at /;
+            "realtime": OpenAI's Realtime transcription, at /v1/realtime).
         audio_seconds: counter, seconds of audio processed, by model.
         chunk_latency: histogram, seconds from a chunk's last sample arriving to its results being sent, by model.
         batch_size: histogram, streams per encoder run, by model.

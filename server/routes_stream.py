@@ -1,5 +1,6 @@
-"""The streaming WebSockets: Parley's protocol at `WS /v1/stream` (docs/protocol.md, server/session.py) and
-Vosk-server's at `WS /` (docs/vosk.md, server/vosk.py).
+"""The streaming WebSockets: Parley's protocol at `WS /v1/stream` (docs/protocol.md, server/session.py), OpenAI's
+Realtime transcription at `WS /v1/realtime` (server/realtime.py) and Vosk-server's at `WS /` (docs/vosk.md,
+server/vosk.py).
 
 Both take the key and the Origin through `require_stream_access`; a connection it refuses is answered by `refuse`,
 as its protocol answers any error. Draining and the connection limit are the session's admission (`Service.admit`).
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Depends, WebSocket
 from server.deps import ServiceDep, require_stream_access
 from server.metrics import ServerMetrics
 from server.protocol import STREAM_PATH, ProtocolError, dumps
+from server.realtime import REALTIME_PATH, RealtimeSession, error_details
 from server.session import Session
 from server.vosk import VOSK_PATH, VoskSession, close_reason
 
@@ -32,6 +34,11 @@ async def stream(websocket: WebSocket, service: ServiceDep) -> None:
     await Session(service, websocket).run()
 
 
+@router.websocket(REALTIME_PATH)
+async def realtime(websocket: WebSocket, service: ServiceDep) -> None:
+    await RealtimeSession(service, websocket).run()
+
+
 # Vosk-server's protocol shares `/` with the page: Starlette routes the WebSocket upgrade here, a plain GET there.
 @router.websocket(VOSK_PATH)
 async def vosk(websocket: WebSocket, service: ServiceDep) -> None:
@@ -40,8 +47,9 @@ async def vosk(websocket: WebSocket, service: ServiceDep) -> None:
 
 async def refuse(websocket: WebSocket, error: ProtocolError, metrics: ServerMetrics) -> None:
     """Answers a connection the dependencies refused as its protocol answers errors: accepted, then on /v1/stream
-    the error message and the close with its code; on Vosk's `/` the close alone, the error as its reason (Vosk
-    clients know no error message). Quietly, if the client is gone. Counted as an error sent."""
+    the error message and the close with its code (on /v1/realtime, OpenAI's error event); on Vosk's `/` the close
+    alone, the error as its reason (Vosk clients know no error message). Quietly, if the client is gone. Counted as
+    an error sent."""
     metrics.errors.labels(error.code).inc()
     log.info("refused %s: %s: %s", websocket.url.path, error.code, error.message)
     with contextlib.suppress(Exception):
@@ -49,6 +57,11 @@ async def refuse(websocket: WebSocket, error: ProtocolError, metrics: ServerMetr
             await websocket.accept()
             if websocket.url.path == VOSK_PATH:
                 await websocket.close(error.close_code, close_reason(error))
+            elif websocket.url.path == REALTIME_PATH:  # OpenAI's error event
+                await websocket.send_text(
+                    dumps({"type": "error", "event_id": "event_0", "error": error_details(error)})
+                )
+                await websocket.close(error.close_code)
             else:
                 await websocket.send_text(dumps(error.to_message()))
                 await websocket.close(error.close_code)

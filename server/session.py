@@ -24,12 +24,13 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server.batcher import Stream, StreamClosedError
+from server.batcher import Stream, StreamClosedError, Update
 from server.endpoint import EndpointConfig
 from server.messages import result_message
 from server.multichannel import StreamGroup
@@ -123,6 +124,25 @@ def resolve_start(service: Service, start: StartRequest, adaptation: Adaptation 
         start.alternatives,
         start.redact,
     )
+
+
+def replace_hotwords(
+    engine: Engine, stream: Stream | StreamGroup, start: StartRequest, plan: HeadPlan, hotwords: tuple
+) -> None:
+    """A stream's own hotwords replaced mid-stream (a context message, a realtime session's new keywords), its LM
+    and respelling kept (`Engine.set_context`).
+
+    Raises:
+        ProtocolError: invalid_value for hotwords the server refuses; unsupported_option where the model cannot
+            take them.
+    """
+    adaptation = replace(start_adaptation(start) or Adaptation(respell=start.respell), hotwords=hotwords)
+    try:
+        engine.set_context(stream, plan, adaptation)
+    except UnsupportedOptionError as e:
+        raise ProtocolError(UNSUPPORTED_OPTION, f"model {engine.name} {e}") from None
+    except InvalidOptionError as e:
+        raise ProtocolError(INVALID_VALUE, str(e)) from None
 
 
 def stream_endpoint(engine: Engine, start: StartRequest) -> EndpointConfig | None:
@@ -225,6 +245,55 @@ class Connection:
         self.service.metrics.active_streams.dec(self.extra_slots)
         self.extra_slots = 0
 
+    async def _reader_writer(
+        self,
+        read: Coroutine[Any, Any, Any],
+        write: Coroutine[Any, Any, Any],
+        flush: Callable[[asyncio.Task, asyncio.Task], Awaitable[set[asyncio.Task]]],
+    ) -> tuple[set[asyncio.Task], asyncio.Task, asyncio.Task, asyncio.Task]:
+        """Runs a protocol's reader (client messages) and writer (engine results) side by side until one ends or
+        the session is aborted; on an abort that ended neither, `flush(reader, writer)` lets the writer send what
+        the audio so far gives (it returns the tasks that ended). The stream is closed and every task settled.
+
+        Returns:
+            The tasks that ended (their exceptions are the caller's to read), and the reader, writer and abort wait.
+        """
+        kind = self.kind.replace(" ", "-")
+        reader = asyncio.create_task(read, name=f"parley-{kind}-read-{self.id}")
+        writer = asyncio.create_task(write, name=f"parley-{kind}-write-{self.id}")
+        aborted = asyncio.create_task(self._abort.wait())
+        tasks = {reader, writer, aborted}
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if aborted in done and not done & {reader, writer}:
+                done |= await flush(reader, writer)
+        finally:
+            # The stream first: a task waiting on its queue then raises instead of waiting for room forever.
+            if self.stream is not None:
+                self.stream.close()
+            await settle(tasks)
+        return done, reader, writer, aborted
+
+    async def _updates(self) -> AsyncIterator[Update]:
+        """The open engine stream's updates, to its end (the update with `end`, handled, is the last); each
+        chunk's latency is observed once the update that answers it has been handled (sent).
+
+        Raises:
+            EngineFailureError: the engine failed on the stream.
+        """
+        assert self.stream is not None and self.model is not None
+        latency = self.service.metrics.chunk_latency.labels(self.model)
+        while True:
+            update = await self.stream.next_update()
+            if update.error:
+                raise EngineFailureError(update.error)
+            yield update
+            now = time.monotonic()
+            for t in update.arrived:
+                latency.observe(now - t)
+            if update.end:
+                return
+
     async def _receive(self, clock: IdleClock, timed: bool = True) -> tuple[str | None, bytes | None, float] | None:
         """The client's next message as (text, bytes, arrival time.monotonic()), or None when the client has gone.
         The wait counts against `clock`; `timed=False` waits however long it takes.
@@ -277,19 +346,7 @@ class Session(Connection):
         self.opened: tuple[StartRequest, Engine, HeadPlan] | None = None  # the start as served, its engine and heads
 
     async def _serve(self) -> None:
-        reader = asyncio.create_task(self._read(), name=f"parley-read-{self.id}")
-        writer = asyncio.create_task(self._write(), name=f"parley-write-{self.id}")
-        aborted = asyncio.create_task(self._abort.wait())
-        tasks = {reader, writer, aborted}
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if aborted in done and not done & {reader, writer}:
-                done |= await self._flush(reader, writer)
-        finally:
-            # The stream first: a task waiting on its queue then raises instead of waiting for room forever.
-            if self.stream is not None:
-                self.stream.close()
-            await settle(tasks)
+        done, reader, writer, aborted = await self._reader_writer(self._read(), self._write(), self._flush)
 
         def failure(t: asyncio.Task) -> BaseException | None:
             return t.exception() if t in done and not t.cancelled() else None
@@ -368,13 +425,7 @@ class Session(Connection):
         start, engine, plan = self.opened
         if context.hotwords and start.search == "greedy":
             raise ProtocolError(INVALID_VALUE, 'hotwords need beam search: this stream asked for "search": "greedy"')
-        adaptation = replace(start_adaptation(start) or Adaptation(respell=start.respell), hotwords=context.hotwords)
-        try:
-            engine.set_context(self.stream, plan, adaptation)
-        except UnsupportedOptionError as e:
-            raise ProtocolError(UNSUPPORTED_OPTION, f"model {engine.name} {e}") from None
-        except InvalidOptionError as e:
-            raise ProtocolError(INVALID_VALUE, str(e)) from None
+        replace_hotwords(engine, self.stream, start, plan, context.hotwords)
         log.info("session %s: context of %d hotwords", self.id, len(context.hotwords))
 
     async def _start(self, start: StartRequest) -> None:
@@ -434,12 +485,7 @@ class Session(Connection):
         """Engine updates to the client, then end and close 1000. Returns whether it sent them: at a shutdown's
         flush the stream ends without them (the abort's error and close follow)."""
         await self._opened.wait()
-        assert self.stream is not None and self.model is not None
-        latency = self.service.metrics.chunk_latency.labels(self.model)
-        while True:
-            update = await self.stream.next_update()
-            if update.error:
-                raise EngineFailureError(update.error)
+        async for update in self._updates():
             for r in update.results:
                 msg = result_message(r)
                 if update.channel is not None:  # a multichannel stream's (server/multichannel.py)
@@ -447,16 +493,12 @@ class Session(Connection):
                 if update.finalized:  # the answer to the client's finalize
                     msg["finalized"] = True
                 await self._send(msg)
-            now = time.monotonic()
-            for t in update.arrived:
-                latency.observe(now - t)
-            if update.end:
-                if self._flushing and not self.state.stopped:
-                    return False
-                await self._send(end_message())
-                await self._close(CLOSE_NORMAL)
-                log.info("session %s: ended after %.2f s of audio", self.id, self.state.seconds_received)
-                return True
+        if self._flushing and not self.state.stopped:
+            return False
+        await self._send(end_message())
+        await self._close(CLOSE_NORMAL)
+        log.info("session %s: ended after %.2f s of audio", self.id, self.state.seconds_received)
+        return True
 
     async def _fail(self, error: ProtocolError) -> None:
         """Sends the error message and closes with its code (quietly, if the client is already gone)."""
