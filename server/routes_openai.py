@@ -6,13 +6,14 @@ Parley server and keeps its code.
     client = OpenAI(base_url="http://localhost:8000/v1", api_key="KEY or anything")
     text = client.audio.transcriptions.create(model="whisper-1", file=open("talk.wav", "rb")).text
 
-The request is a `multipart/form-data` form, as OpenAI's is: `file` (a WAV file: the formats `parley transcribe`
-reads), `model` (a Parley model's name; OpenAI's names, "whisper-1", "gpt-4o-transcribe" and the like, mean the
-server's default model), `language` (ISO 639-1), `response_format` (json, text, srt, vtt or verbose_json), `prompt`
-and `temperature` (accepted, not used: a transducer has no prompt and decodes without sampling),
-`timestamp_granularities[]` (segment, word) and `stream` (true: the text as server-sent events while it is
-decoded). Any field of a start message that POST /v1/transcribe takes as a query parameter may be added to the form
-(`hotwords`, `punctuate`, `redact`, ...: the SDK's `extra_body`). Errors come in OpenAI's shape, `{"error":
+The request is a `multipart/form-data` form, as OpenAI's is: `file` (an audio file: the formats parley/formats.py
+reads, WebM from browsers included), `model` (a Parley model's name; OpenAI's names, "whisper-1",
+"gpt-4o-transcribe" and the like, mean the server's default model), `language` (ISO 639-1), `response_format`
+(json, text, srt, vtt, verbose_json, or diarized_json: who speaks, from Parley's talkers on a model that has a
+talker model), `prompt` and `temperature` (accepted, not used: a transducer has no prompt and decodes without
+sampling), `timestamp_granularities[]` (segment, word) and `stream` (true: the text as server-sent events while it
+is decoded). Any field of a start message that POST /v1/transcribe takes as a query parameter may be added to the
+form (`hotwords`, `punctuate`, `redact`, ...: the SDK's `extra_body`). Errors come in OpenAI's shape, `{"error":
 {"message", "type", "param", "code"}}`, with Parley's error code as `code` and the status POST /v1/transcribe gives
 it; every answer is counted with the other POSTs in `parley_transcribe_requests_total`.
 """
@@ -65,7 +66,8 @@ from server.subtitles import render as render_subtitles
 
 log = logging.getLogger("parley.app")
 
-RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
+DIARIZED = "diarized_json"  # who speaks: segments by talker (Parley's talkers, labelled A, B, ... as OpenAI labels)
 GRANULARITIES = ("segment", "word")
 # OpenAI's model names, which a client written for OpenAI sends as they are: they mean the server's default model.
 OPENAI_MODEL_PREFIXES = ("whisper-", "gpt-")
@@ -126,13 +128,16 @@ async def _answer(request: Request, service: ServiceDep, settings: SettingsDep, 
         _temperature(form)
         samples, rate = await _audio(form)
         fields = _start_fields(form, service, translate)
+        if fmt == DIARIZED:
+            fields["talkers"] = "true"  # a model without a talker model refuses it (unsupported_option)
         start = service.policy(start_from_params(fields, rate, "s16le"), key)
         engine, decode = recording_decoder(service, start, rate)
         english = _english(engine.translate_languages, engine.languages) if translate else None
         duration = samples.size / rate
         service.count_audio(duration, key)
         if stream:
-            events = _text_events(samples, decode, english, duration, lambda: service.give(1, key))
+            diarized = fmt == DIARIZED
+            events = _text_events(samples, decode, english, duration, diarized, lambda: service.give(1, key))
             streamed = True
             return StreamingResponse(events, media_type="text/event-stream", headers={"X-Parley-Model": engine.name})
         finals = [result_message(f) for f in await decode(samples, None)]
@@ -293,6 +298,12 @@ def _render(
         return JSONResponse({"text": text, "usage": usage})
     if fmt == "text":
         return PlainTextResponse(text + "\n")
+    if fmt == DIARIZED:
+        segments = [s for f, _ in spoken for s in _talker_runs(f)]
+        for i, segment in enumerate(segments):
+            segment["id"] = f"seg_{i}"
+        body = {"task": "transcribe", "duration": round(duration, 3), "text": text, "segments": segments}
+        return JSONResponse({**body, "usage": usage})
     if fmt in SUBTITLE_TYPES:
         cues = [{**f, "text": t, "display": t} for f, t in spoken]
         return Response(render_subtitles(cues, fmt), media_type=SUBTITLE_TYPES[fmt])
@@ -311,6 +322,33 @@ def _render(
             {"word": w["word"], "start": w["start"], "end": w["end"]} for f, _ in spoken for w in f.get("words", ())
         ]
     return JSONResponse(body)
+
+
+def speaker_label(talker: int | None) -> str:
+    """A talker's label as OpenAI's diarization writes it: A, B, ..., Z, then AA, AB, ...; "unknown" where Parley
+    could not tell who spoke (under 0.25 s of voice)."""
+    if talker is None:
+        return "unknown"
+    label = ""
+    n = talker + 1
+    while n:
+        n, r = divmod(n - 1, 26)
+        label = chr(ord("A") + r) + label
+    return label
+
+
+def _talker_runs(final: Mapping[str, Any]) -> list[dict]:
+    """A final's words as diarized segments: each run of words of one talker, its text, start and end."""
+    runs: list[dict] = []
+    for w in final.get("words", ()):
+        speaker = speaker_label(w.get("talker"))
+        if runs and runs[-1]["speaker"] == speaker:
+            runs[-1]["text"] += " " + w["word"]
+            runs[-1]["end"] = w["end"]
+        else:
+            runs.append({"type": "transcript.text.segment", "speaker": speaker, "text": w["word"]})
+            runs[-1].update(start=w["start"], end=w["end"])
+    return runs
 
 
 def _segment(i: int, final: Mapping[str, Any], text: str) -> dict:
@@ -335,19 +373,33 @@ def _segment(i: int, final: Mapping[str, Any], text: str) -> dict:
 
 
 async def _text_events(
-    samples: np.ndarray, decode: Decode, english: str | None, duration: float, done: Callable[[], None]
+    samples: np.ndarray,
+    decode: Decode,
+    english: str | None,
+    duration: float,
+    diarized: bool,
+    done: Callable[[], None],
 ) -> AsyncIterator[str]:
     """`stream=true`: server-sent events as OpenAI streams a transcription: `transcript.text.delta` with each
-    final's text as it is decoded, then `transcript.text.done` with the whole text (and the usage), or an `error`
-    event if the decoding fails. `done` is called when it ends, however."""
+    final's text as it is decoded (diarized: `transcript.text.segment`, each talker's run of words), then
+    `transcript.text.done` with the whole text (and the usage), or an `error` event if the decoding fails. `done` is
+    called when it ends, however."""
     texts: list[str] = []
+    segments = 0
     try:
         async with contextlib.aclosing(decoded_finals(samples[None], decode, done)) as finals:
             async for _, final in finals:
-                text = _final_text(result_message(final), english)
-                if text:
+                msg = result_message(final)
+                text = _final_text(msg, english)
+                if not text:
+                    continue
+                if diarized:
+                    for run in _talker_runs(msg):
+                        yield _event({**run, "id": f"seg_{segments}"})
+                        segments += 1
+                else:
                     yield _event({"type": "transcript.text.delta", "delta": (" " if texts else "") + text})
-                    texts.append(text)
+                texts.append(text)
     except Exception:
         log.exception("POST /v1/audio/...: the decoding failed while streaming")
         error = ProtocolError(INTERNAL, "internal server error: the transcription stopped here")

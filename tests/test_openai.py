@@ -250,3 +250,33 @@ def test_a_multilingual_model_translates_into_english(tmp_path: Path) -> None:
         )
     assert caption.language == "german" and "wecker" in caption.text.lower()
     assert "timer" in english.text and "wecker" not in english.text.lower()
+
+
+def test_speaker_labels_are_openais() -> None:
+    from server.routes_openai import speaker_label
+
+    assert [speaker_label(t) for t in (0, 1, 25, 26, 27, None)] == ["A", "B", "Z", "AA", "AB", "unknown"]
+
+
+def test_diarized_json_says_who_speaks(en_open_server: Running) -> None:
+    """response_format=diarized_json (gpt-4o-transcribe-diarize's): en-open's talkers as speakers A and B taking
+    turns, the same in the streamed segments; a model without a talker model refuses it."""
+    from tests.test_talkers import _conversation
+
+    audio, spans = _conversation()
+    client = OpenAI(base_url=f"{en_open_server.http}/v1", api_key="unused", max_retries=0)
+    wav = ("talk.wav", _wav_file(audio))
+    body = client.audio.transcriptions.create(
+        model="gpt-4o-transcribe-diarize", file=wav, response_format="diarized_json"
+    )
+    speakers = [s.speaker for s in body.segments]
+    assert speakers == ["A", "B", "A", "B", "A"], [(s.speaker, s.text) for s in body.segments]
+    for segment, (start, end, _) in zip(body.segments, spans, strict=True):
+        assert start - 0.5 <= segment.start < segment.end <= end + 0.8  # within its turn
+    events = list(
+        client.audio.transcriptions.create(model="whisper-1", file=wav, response_format="diarized_json", stream=True)
+    )
+    streamed = [e for e in events if e.type == "transcript.text.segment"]
+    assert [e.speaker for e in streamed] == speakers and events[-1].type == "transcript.text.done"
+    with pytest.raises(BadRequestError, match="no talker model"):
+        client.audio.transcriptions.create(model="en-small", file=wav, response_format="diarized_json")
