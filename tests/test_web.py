@@ -640,3 +640,58 @@ def test_stop_before_ready_sends_the_audio_then_stop(tmp_path: Path) -> None:
     assert status == "Stopped.", status
     assert messages and json.loads(messages[-1]) == {"type": "stop"}, messages
     assert sum(m for m in messages[:-1]) >= 0.5 * 2 * SR, f"only {messages[:-1]} bytes of audio before stop"
+
+
+CHOOSE_FILE = """(() => {
+  const bytes = Uint8Array.from(atob(B64), (c) => c.charCodeAt(0));
+  const list = new DataTransfer();
+  list.items.add(new File([bytes], NAME, {type: TYPE}));
+  const input = document.getElementById('file');
+  input.files = list.files;
+  input.dispatchEvent(new Event('change'));
+  return true;
+})()"""
+
+
+def _choose(page_file: bytes, name: str, kind: str) -> str:
+    b64 = base64.b64encode(page_file).decode()
+    return (
+        CHOOSE_FILE.replace("B64", json.dumps(b64)).replace("NAME", json.dumps(name)).replace("TYPE", json.dumps(kind))
+    )
+
+
+def test_transcribe_a_file_shows_its_captions(en_open_server: Running, code_speech: tuple[np.ndarray, int]) -> None:
+    """ "Transcribe a file": a FLAC recording chosen on the page goes to POST /v1/transcribe?format=ndjson and its
+    finals show as captions (punctuated, numerals); a file that is no audio shows the server's reason."""
+    _require_chromium()
+    import io
+
+    import soundfile
+
+    x, rate = code_speech
+    buf = io.BytesIO()
+    soundfile.write(buf, x, rate, format="FLAC")
+
+    async def go() -> tuple[list[str], str, str, str, bool]:
+        async with Chromium.launch() as browser:
+            page = await browser.page()
+            await page.navigate(en_open_server.http + "/")
+            await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
+            await page.evaluate(_choose(buf.getvalue(), "code.flac", "audio/flac"))
+            await page.wait_for(
+                "document.getElementById('status').textContent.startsWith('Transcribed')", 60, "the file"
+            )
+            finals = await page.evaluate(FINALS)
+            status = await page.evaluate("document.getElementById('status').textContent")
+            await page.evaluate(_choose(b"not audio at all", "notes.mp3", "audio/mpeg"))
+            await page.wait_for("!document.getElementById('error').hidden", 30, "the refusal")
+            error = await page.evaluate("document.getElementById('error').textContent")
+            state = await page.evaluate("document.body.dataset.state")
+            can_start = await page.evaluate("!document.getElementById('toggle').disabled")
+            return finals, status, error, state, can_start
+
+    finals, status, error, state, can_start = asyncio.run(go())
+    assert finals == ["The code is 123456."], finals
+    assert status == f"Transcribed code.flac ({round(len(x) / rate)} s)."
+    assert "notes.mp3" in error and "(bad_audio)" in error, error
+    assert state == "idle" and can_start  # the page is ready for the microphone again

@@ -1,4 +1,6 @@
 // Parley's live-caption page: microphone -> AudioWorklet (16 kHz s16le) -> WebSocket /v1/stream -> captions.
+// A recording chosen with "Transcribe a file" (or dropped on the captions) goes to POST /v1/transcribe?format=ndjson,
+// whose finals show as they are decoded.
 //
 // Speaks protocol version 1 (docs/protocol.md). No build step: the server serves this folder as it is.
 // The page's query string may preset its fields: ?api_key=KEY&model=NAME&language=de&translate=en,fr&languages=en,de
@@ -34,6 +36,8 @@ const ui = {
   apiKey: $("api-key"),
   hotwords: $("hotwords"),
   toggle: $("toggle"),
+  file: $("file"),
+  fileField: $("file-field"),
   finalize: $("finalize"),
   status: $("status"),
   error: $("error"),
@@ -77,6 +81,10 @@ function setState(state, text) {
   ui.toggle.setAttribute("aria-pressed", String(running));
   ui.toggle.disabled = state === "loading" || state === "stopping" || (!running && !catalog.models.length);
   ui.finalize.disabled = state !== "listening";
+  const busy = running || state === "transcribing";
+  ui.toggle.disabled = ui.toggle.disabled || state === "transcribing";
+  ui.file.disabled = busy || state === "loading" || !catalog.models.length;
+  ui.fileField.classList.toggle("disabled", ui.file.disabled);
   for (const el of [ui.model, ui.language, ui.apiKey, ui.talkers]) el.disabled = running;
   for (const box of ui.translate.querySelectorAll("input")) box.disabled = running;
 }
@@ -135,7 +143,7 @@ async function loadModels() {
   catalog = await response.json();
   renderModels();
   showError(catalog.models.length ? "" : "The server has no model loaded yet.");
-  setState("idle", catalog.models.length ? "Press Start and speak." : "No model available.");
+  setState("idle", catalog.models.length ? "Press Start and speak, or transcribe a file." : "No model available.");
 }
 
 function renderModels() {
@@ -430,6 +438,18 @@ function microphoneError(e) {
   }
 }
 
+function fieldChoices() {
+  return {
+    model: ui.model.value, // the server says unknown_model if its list changed since the page loaded
+    language: ui.languageField.hidden ? null : ui.language.value || null,
+    translate: chosenTargets(),
+    talkers: !ui.talkersField.hidden && ui.talkers.checked,
+    // Automatic detection among these only (?languages=en,de): fewer wrong guesses for a known speaker.
+    languages:
+      ui.languageField.hidden || ui.language.value ? [] : (params.get("languages") || "").split(",").filter(Boolean),
+  };
+}
+
 async function start() {
   showError("");
   if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
@@ -438,13 +458,7 @@ async function start() {
   }
   if (!ui.model.value) return;
   const s = {
-    model: ui.model.value, // the server says unknown_model if its list changed since the page loaded
-    language: ui.languageField.hidden ? null : ui.language.value || null,
-    translate: chosenTargets(),
-    talkers: !ui.talkersField.hidden && ui.talkers.checked,
-    // Automatic detection among these only (?languages=en,de): fewer wrong guesses for a known speaker.
-    languages:
-      ui.languageField.hidden || ui.language.value ? [] : (params.get("languages") || "").split(",").filter(Boolean),
+    ...fieldChoices(),
     backlog: [],
     ws: null,
     ready: false,
@@ -539,6 +553,21 @@ function streamUrl() {
   return url.href;
 }
 
+// What a stream or an upload asks for: the fields' choices and the page's query options (a start message's fields).
+function choices(s) {
+  const out = { model: s.model };
+  if (s.language) out.language = s.language;
+  if (s.translate.length) out.translate = s.translate;
+  if (s.languages.length) out.languages = s.languages;
+  if (s.talkers) out.talkers = true;
+  const words = hotwords();
+  if (words.length) out.hotwords = words;
+  if (["1", "true"].includes(params.get("redact"))) out.redact = true;
+  if (["1", "true"].includes(params.get("profanity_filter"))) out.profanity_filter = true;
+  if (["0", "false"].includes(params.get("numerals"))) out.numerals = false;
+  return out;
+}
+
 function connect(s) {
   if (session !== s) return;
   connection += 1;
@@ -558,16 +587,8 @@ function connect(s) {
   s.ws = ws;
   ws.binaryType = "arraybuffer";
   ws.onopen = () => {
-    const start = { type: "start", sample_rate: s.sampleRate, encoding: "s16le", partials: true, model: s.model };
-    if (s.language) start.language = s.language;
-    if (s.translate.length) start.translate = s.translate;
-    if (s.languages.length) start.languages = s.languages;
-    if (s.talkers) start.talkers = true;
-    s.hotwords = hotwords();
-    if (s.hotwords.length) start.hotwords = s.hotwords;
-    if (["1", "true"].includes(params.get("redact"))) start.redact = true;
-    if (["1", "true"].includes(params.get("profanity_filter"))) start.profanity_filter = true;
-    if (["0", "false"].includes(params.get("numerals"))) start.numerals = false;
+    const start = { type: "start", sample_rate: s.sampleRate, encoding: "s16le", partials: true, ...choices(s) };
+    s.hotwords = start.hotwords || [];
     ws.send(JSON.stringify(start));
     s.started = true; // the audio waits for ready (see onWorkletMessage)
   };
@@ -727,5 +748,80 @@ window.addEventListener("online", () => {
     connect(s);
   }
 });
+
+// ---- A recording ----
+
+// POST /v1/transcribe?format=ndjson: the file as it is (the server reads its format from the bytes), its finals
+// shown as they are decoded, then the end line (docs/protocol.md).
+async function transcribeFile(file) {
+  if (!file || session || document.body.dataset.state === "transcribing" || !ui.model.value) return;
+  showError("");
+  connection += 1; // its segments are keyed apart from any stream's
+  const query = new URLSearchParams({ format: "ndjson" });
+  for (const [name, value] of Object.entries(choices(fieldChoices()))) {
+    query.set(name, Array.isArray(value) ? value.join(",") : String(value));
+  }
+  const headers = { "Content-Type": file.type.startsWith("audio/") ? file.type : "audio/x-file" };
+  if (apiKey()) headers["X-API-Key"] = apiKey();
+  setState("transcribing", `Transcribing ${file.name}…`);
+  let decoded = 0;
+  let ended = false;
+  try {
+    const response = await fetch(new URL(`v1/transcribe?${query}`, document.baseURI), {
+      method: "POST",
+      body: file,
+      headers,
+    });
+    if (!response.ok) {
+      let reason = `HTTP ${response.status}`;
+      try {
+        const body = await response.json();
+        reason = `${body.message} (${body.code})`;
+      } catch {}
+      throw new Error(reason);
+    }
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let newline;
+      while ((newline = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, newline).trim();
+        buffer = buffer.slice(newline + 1);
+        if (!line) continue;
+        const msg = JSON.parse(line);
+        if (msg.type === "final") {
+          showCaption(msg, true);
+          decoded = Math.max(decoded, msg.end || 0);
+          ui.status.textContent = `Transcribing ${file.name}… ${Math.round(decoded)} s decoded`;
+        } else if (msg.type === "error") {
+          throw new Error(`${msg.message} (${msg.code})`);
+        } else if (msg.type === "end") {
+          ended = true;
+        }
+      }
+    }
+    if (!ended) throw new Error("the connection ended before the transcript did");
+    setState("idle", `Transcribed ${file.name} (${Math.round(decoded)} s).`);
+  } catch (e) {
+    setState("idle", `Could not transcribe ${file.name}.`);
+    showError(`The server could not transcribe ${file.name}: ${e.message || e}`);
+  } finally {
+    ui.file.value = "";
+  }
+}
+
+ui.file.addEventListener("change", () => transcribeFile(ui.file.files[0]));
+for (const zone of [ui.captions, ui.translations]) {
+  zone.addEventListener("dragover", (e) => {
+    if (e.dataTransfer && [...e.dataTransfer.types].includes("Files")) e.preventDefault();
+  });
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    transcribeFile(e.dataTransfer && e.dataTransfer.files[0]);
+  });
+}
 
 loadModels();
