@@ -4,6 +4,7 @@ uploads its recording as it is, without ffmpeg on either side.
 
     ogg = webm_to_ogg(blob)          # bytes of an Ogg Opus file (RFC 7845)
     samples, rate = soundfile.read(io.BytesIO(ogg), dtype="float32", always_2d=True)
+    reader = WebmReader(); packets = reader.feed(chunk)    # a stream's packets as its bytes come
 
 The Matroska side (an EBML tree: https://www.matroska.org/technical/elements.html) is read as MediaRecorder writes
 it: a Segment and Clusters of unknown size, SimpleBlocks (or Blocks in BlockGroups) of one audio track, with or
@@ -13,9 +14,9 @@ names it.
 
 from __future__ import annotations
 
-import struct
-import zlib
 from dataclasses import dataclass, field
+
+from parley.ogg import OPUS_RATE, opus_head, write_ogg_opus
 
 # Element IDs (with their length-marker bits, as written).
 _SEGMENT, _CLUSTER, _TRACKS, _TRACK_ENTRY, _BLOCK_GROUP, _AUDIO = (
@@ -31,8 +32,6 @@ _CHANNELS, _SIMPLE_BLOCK, _BLOCK = 0x9F, 0xA3, 0xA1
 # Masters whose children are read in line (their size, often "unknown" in a recording, does not matter then).
 _MASTERS = {_SEGMENT, _CLUSTER, _TRACKS, _TRACK_ENTRY, _BLOCK_GROUP, _AUDIO}
 _AUDIO_TRACK = 2
-OPUS_RATE = 48000  # Opus's granule positions count 48 kHz samples, whatever the input's rate
-_VENDOR = b"parley"
 
 
 @dataclass
@@ -46,68 +45,101 @@ class _Track:
 
 
 @dataclass
-class _Parsed:
+class WebmReader:
+    """The Opus packets of a WebM recording's first audio track, from bytes fed as they arrive (MediaRecorder's
+    chunks, cut anywhere): an element is read once it is whole.
+
+    Raises (from `feed` and `head`):
+        ValueError: bytes that are not EBML, an audio codec other than Opus, a block before the tracks.
+    """
+
     tracks: list[_Track] = field(default_factory=list)
-    blocks: list[tuple[int, bytes]] = field(default_factory=list)  # (track number, frame), in file order
+    _buffer: bytearray = field(default_factory=bytearray)
+    _audio: _Track | None = None
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buffer += data
+        packets: list[bytes] = []
+        pos, end = 0, len(self._buffer)
+        while pos < end:
+            start = pos
+            try:
+                element, pos = _vint(self._buffer, pos, keep_marker=True)
+                size, pos = _vint(self._buffer, pos, keep_marker=False)
+            except IndexError:  # cut inside an element's header: the rest comes with the next bytes
+                pos = start
+                break
+            if element in _MASTERS:
+                if element == _TRACK_ENTRY:
+                    self.tracks.append(_Track())
+                continue  # read the children in line
+            if size == -1:
+                raise ValueError(f"WebM element 0x{element:X} of unknown size")
+            if pos + size > end:  # cut inside this element: wait for the rest
+                pos = start
+                break
+            body = bytes(self._buffer[pos : pos + size])
+            pos += size
+            if element in (_SIMPLE_BLOCK, _BLOCK):
+                number, frames = _block(body)
+                if number == self.audio().number:
+                    packets += [f for f in frames if f]
+            elif self.tracks:
+                self._track_field(self.tracks[-1], element, body)
+        del self._buffer[:pos]
+        return packets
+
+    def audio(self) -> _Track:
+        """The audio track (the first).
+
+        Raises:
+            ValueError: none yet, or not Opus.
+        """
+        if self._audio is None:
+            audio = [t for t in self.tracks if t.kind == _AUDIO_TRACK or t.codec.startswith("A_")]
+            if not audio:
+                raise ValueError("a WebM file with no audio track" if not self.tracks else "WebM with no audio track")
+            if audio[0].codec != "A_OPUS":
+                raise ValueError(f"WebM audio in {audio[0].codec or 'an unnamed codec'}, not Opus")
+            self._audio = audio[0]
+        return self._audio
+
+    def head(self) -> bytes:
+        """The audio track's OpusHead: its CodecPrivate, or one made from its channels and CodecDelay."""
+        track = self.audio()
+        if track.private.startswith(b"OpusHead"):
+            return track.private
+        return opus_head(track.channels, round(track.delay_ns * OPUS_RATE / 1e9))
+
+    @staticmethod
+    def _track_field(track: _Track, element: int, body: bytes) -> None:
+        if element == _TRACK_NUMBER:
+            track.number = int.from_bytes(body, "big")
+        elif element == _TRACK_TYPE:
+            track.kind = int.from_bytes(body, "big")
+        elif element == _CODEC_ID:
+            track.codec = body.decode("ascii", "replace").rstrip("\0")
+        elif element == _CODEC_PRIVATE:
+            track.private = body
+        elif element == _CODEC_DELAY:
+            track.delay_ns = int.from_bytes(body, "big")
+        elif element == _CHANNELS:
+            track.channels = int.from_bytes(body, "big")
 
 
 def webm_to_ogg(data: bytes) -> bytes:
-    """An Ogg Opus file of a WebM (Matroska) recording's first audio track.
+    """An Ogg Opus file of a WebM (Matroska) recording's first audio track (a recording cut off inside an element
+    keeps what came before).
 
     Raises:
         ValueError: not a WebM file, no audio track, an audio codec other than Opus, or no audio in it.
     """
-    parsed = _parse(data)
-    audio = [t for t in parsed.tracks if t.kind == _AUDIO_TRACK or t.codec.startswith("A_")]
-    if not audio:
-        raise ValueError("a WebM file with no audio track")
-    track = audio[0]
-    if track.codec != "A_OPUS":
-        raise ValueError(f"WebM audio in {track.codec or 'an unnamed codec'}, not Opus")
-    packets = [frame for number, frame in parsed.blocks if number == track.number and frame]
+    reader = WebmReader()
+    packets = reader.feed(data)
+    head = reader.head()
     if not packets:
         raise ValueError("a WebM file whose audio track has no blocks")
-    head = track.private if track.private.startswith(b"OpusHead") else _opus_head(track)
-    return _ogg(head, packets)
-
-
-def _parse(data: bytes) -> _Parsed:
-    parsed = _Parsed()
-    pos, end = 0, len(data)
-    while pos < end:
-        try:
-            element, pos = _vint(data, pos, keep_marker=True)
-            size, pos = _vint(data, pos, keep_marker=False)
-        except IndexError:  # cut off inside an element's header: what came before is the recording
-            break
-        unknown = size == -1
-        if element in _MASTERS:
-            if element == _TRACK_ENTRY:
-                parsed.tracks.append(_Track())
-            continue  # read the children in line
-        if unknown:
-            raise ValueError(f"WebM element 0x{element:X} of unknown size")
-        if pos + size > end:  # cut off inside this element (a recording stopped mid-write): keep what came before
-            break
-        body = data[pos : pos + size]
-        pos += size
-        track = parsed.tracks[-1] if parsed.tracks else None
-        if element in (_SIMPLE_BLOCK, _BLOCK):
-            number, frames = _block(body)
-            parsed.blocks += [(number, f) for f in frames]
-        elif track is not None and element == _TRACK_NUMBER:
-            track.number = int.from_bytes(body, "big")
-        elif track is not None and element == _TRACK_TYPE:
-            track.kind = int.from_bytes(body, "big")
-        elif track is not None and element == _CODEC_ID:
-            track.codec = body.decode("ascii", "replace").rstrip("\0")
-        elif track is not None and element == _CODEC_PRIVATE:
-            track.private = body
-        elif track is not None and element == _CODEC_DELAY:
-            track.delay_ns = int.from_bytes(body, "big")
-        elif track is not None and element == _CHANNELS:
-            track.channels = int.from_bytes(body, "big")
-    return parsed
+    return write_ogg_opus(head, packets)
 
 
 def _vint(data: bytes, pos: int, keep_marker: bool) -> tuple[int, int]:
@@ -167,58 +199,3 @@ def _block(body: bytes) -> tuple[int, list[bytes]]:
         frames.append(body[pos : pos + size])
         pos += size
     return number, frames
-
-
-def _opus_head(track: _Track) -> bytes:
-    """The OpusHead of a track that has no CodecPrivate (RFC 7845 5.1): its channels, and its CodecDelay as the
-    pre-skip."""
-    pre_skip = round(track.delay_ns * OPUS_RATE / 1e9)
-    return b"OpusHead" + struct.pack("<BBHIhB", 1, track.channels, pre_skip, OPUS_RATE, 0, 0)
-
-
-def opus_samples(packet: bytes) -> int:
-    """The 48 kHz samples an Opus packet decodes to, from its TOC byte (RFC 6716 3.1)."""
-    toc = packet[0]
-    config = toc >> 3
-    if config < 12:  # SILK: 10, 20, 40, 60 ms
-        per_frame = (480, 960, 1920, 2880)[config % 4]
-    elif config < 16:  # hybrid: 10, 20 ms
-        per_frame = (480, 960)[config % 2]
-    else:  # CELT: 2.5, 5, 10, 20 ms
-        per_frame = (120, 240, 480, 960)[config % 4]
-    code = toc & 3
-    frames = 1 if code == 0 else 2 if code in (1, 2) else (packet[1] & 0x3F if len(packet) > 1 else 0)
-    return per_frame * frames
-
-
-def _ogg(head: bytes, packets: list[bytes]) -> bytes:
-    """An Ogg stream (RFC 3533) of the Opus header, a tags packet and the audio packets, one packet a page."""
-    serial = 0x5061726C  # "Parl"
-    tags = b"OpusTags" + struct.pack("<I", len(_VENDOR)) + _VENDOR + struct.pack("<I", 0)
-    pages = [_page(head, 0, serial, 0, 0x02), _page(tags, 0, serial, 1, 0)]
-    granule = 0
-    for i, packet in enumerate(packets):
-        granule += opus_samples(packet)
-        pages.append(_page(packet, granule, serial, i + 2, 0x04 if i == len(packets) - 1 else 0))
-    return b"".join(pages)
-
-
-def _page(packet: bytes, granule: int, serial: int, sequence: int, flags: int) -> bytes:
-    lacing = [255] * (len(packet) // 255) + [len(packet) % 255]
-    if len(lacing) > 255:
-        raise ValueError(f"an Opus packet of {len(packet)} bytes, over one Ogg page")
-    header = struct.pack("<4sBBqIIIB", b"OggS", 0, flags, granule, serial, sequence, 0, len(lacing)) + bytes(lacing)
-    page = header + packet
-    return page[:22] + struct.pack("<I", ogg_crc(page)) + page[26:]
-
-
-# Ogg's CRC-32 is the unreflected one (polynomial 0x04C11DB7, initial value and final XOR 0); zlib computes the
-# reflected one, so the bytes go in bit-reversed and the register comes out bit-reversed (zlib's own initial value and
-# final XOR cancelled by starting it at 0xFFFFFFFF and XOR-ing the result).
-_REVERSED = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
-
-
-def ogg_crc(data: bytes) -> int:
-    """The CRC an Ogg page carries, of the page with its CRC field zeroed."""
-    register = zlib.crc32(data.translate(_REVERSED), 0xFFFFFFFF) ^ 0xFFFFFFFF
-    return int(f"{register:032b}"[::-1], 2)

@@ -22,6 +22,7 @@ import numpy as np
 
 from parley.audio import BYTES_PER_SAMPLE, ENCODINGS, decode_pcm
 from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
+from parley.opusstream import CONTAINERS, OpusStreamDecoder
 from server.biasing import MAX_HOTWORD_BOOST
 from server.lm import MAX_FUSION_SCALE
 
@@ -45,7 +46,7 @@ BAD_MESSAGE = "bad_message"  # a JSON object whose "type" is missing or not a cl
 UNKNOWN_FIELD = "unknown_field"  # a start message with a field protocol version 1 does not define
 INVALID_VALUE = "invalid_value"  # a field with a wrong type or value, or a required field missing
 UNSUPPORTED_RATE = "unsupported_rate"  # sample_rate outside 8000-48000 Hz
-UNSUPPORTED_ENCODING = "unsupported_encoding"  # encoding other than s16le / f32le / mulaw / alaw
+UNSUPPORTED_ENCODING = "unsupported_encoding"  # encoding other than s16le / f32le / mulaw / alaw / webm / ogg
 UNKNOWN_MODEL = "unknown_model"  # no bundle of that name is loaded
 UNSUPPORTED_OPTION = "unsupported_option"  # the model cannot do what was asked (language, translate, search)
 NOT_STARTED = "not_started"  # audio or stop before start
@@ -84,11 +85,15 @@ ERROR_CLOSE_CODES: dict[str, int] = {
     INTERNAL: CLOSE_INTERNAL,
 }
 
+# A stream's encodings: the PCM ones (a message: whole samples), and Opus in a container as browsers' MediaRecorder
+# (webm) or Ogg Opus encoders (ogg) write it, decoded at 48 kHz as it arrives (parley/opusstream.py).
+STREAM_ENCODINGS = (*ENCODINGS, *CONTAINERS)
+
 # The start message's fields: name -> required. Later protocol versions may add fields; version 1 refuses unknown
 # ones so that a client relying on a newer feature learns at once that this server lacks it.
 START_FIELDS: dict[str, bool] = {
     "type": True,
-    "sample_rate": True,
+    "sample_rate": False,  # required for the PCM encodings; Opus in a container decodes at 48 kHz
     "encoding": True,
     "model": False,
     "partials": False,
@@ -198,7 +203,8 @@ class StartRequest:
 
     @property
     def bytes_per_sample(self) -> int:
-        return BYTES_PER_SAMPLE[self.encoding]
+        """Bytes of one sample of a PCM encoding (0 for Opus in a container, whose packets vary)."""
+        return BYTES_PER_SAMPLE.get(self.encoding, 0)
 
 
 MAX_ALTERNATIVES = 10  # start's "alternatives" at most (the beam keeps parley.contract.BEAM hypotheses)
@@ -361,6 +367,17 @@ def start_from_dict(d: dict) -> StartRequest:
     if d["type"] != "start":
         raise _invalid("type", '"start"', d["type"])
 
+    encoding = d["encoding"]
+    if not isinstance(encoding, str):
+        raise _invalid("encoding", f"one of {list(STREAM_ENCODINGS)}", encoding)
+    if encoding not in STREAM_ENCODINGS:
+        raise ProtocolError(
+            UNSUPPORTED_ENCODING, f"encoding {preview(encoding)} not supported: use one of {list(STREAM_ENCODINGS)}"
+        )
+    if encoding in CONTAINERS:  # Opus decodes at 48 kHz whatever the microphone's rate was: a given rate is ignored
+        d = {**d, "sample_rate": OpusStreamDecoder.rate}
+    elif "sample_rate" not in d:
+        raise ProtocolError(INVALID_VALUE, f"start lacks required field(s) ['sample_rate'] (encoding {encoding})")
     rate = d["sample_rate"]
     # bool is an int in Python; JSON true is not a rate. 16000.0 is accepted: some JSON writers only have floats.
     # An int is checked as it is: math.isfinite() of a 400-digit integer overflows.
@@ -374,14 +391,6 @@ def start_from_dict(d: dict) -> StartRequest:
         raise ProtocolError(
             UNSUPPORTED_RATE,
             f"sample_rate {preview(rate, 20)} Hz not supported: use {MIN_INPUT_RATE}-{MAX_INPUT_RATE} Hz",
-        )
-
-    encoding = d["encoding"]
-    if not isinstance(encoding, str):
-        raise _invalid("encoding", f"one of {list(ENCODINGS)}", encoding)
-    if encoding not in ENCODINGS:
-        raise ProtocolError(
-            UNSUPPORTED_ENCODING, f"encoding {preview(encoding)} not supported: use one of {list(ENCODINGS)}"
         )
 
     partials = _flag(d, "partials", True)
@@ -420,6 +429,8 @@ def start_from_dict(d: dict) -> StartRequest:
     channels = d.get("channels", 1)
     if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= MAX_CHANNELS:
         raise _invalid("channels", f"an integer from 1 to {MAX_CHANNELS}", channels)
+    if channels > 1 and encoding in CONTAINERS:
+        raise _invalid("channels", f"1 with encoding {encoding} (its channels are averaged)", channels)
 
     return StartRequest(
         sample_rate=rate,
@@ -516,6 +527,7 @@ class ProtocolState:
         self.start: StartRequest | None = None
         self.stopped = False
         self.samples_received = 0  # at start.sample_rate
+        self.decoder: OpusStreamDecoder | None = None  # a container encoding's (webm, ogg), made at start
 
     @property
     def seconds_received(self) -> float:
@@ -538,6 +550,8 @@ class ProtocolState:
             if self.start is not None:
                 raise ProtocolError(ALREADY_STARTED, "start was already sent on this connection")
             self.start = msg
+            if msg.encoding in CONTAINERS:
+                self.decoder = OpusStreamDecoder(msg.encoding)
         else:
             kind = {StopRequest: "stop", FinalizeRequest: "finalize", ContextRequest: "context"}[type(msg)]
             if self.start is None:
@@ -555,6 +569,15 @@ class ProtocolState:
             raise ProtocolError(NOT_STARTED, "audio before start: send the start message first")
         if self.stopped:
             raise ProtocolError(AFTER_STOP, "audio after stop")
+        if self.decoder is not None:  # Opus in WebM or Ogg: the samples of the packets this message completed
+            if len(data) > self.max_message_bytes:
+                raise ProtocolError(TOO_BIG, f"audio message of {len(data)} bytes is over {self.max_message_bytes}")
+            try:
+                x = self.decoder.feed(bytes(data))
+            except ValueError as e:
+                raise ProtocolError(BAD_AUDIO, f"{self.start.encoding} audio: {e}") from None
+            self.samples_received += int(x.size)
+            return x
         x = decode_audio_message(data, self.start.encoding, self.max_message_bytes)
         channels = self.start.channels
         if x.size % channels:

@@ -10,16 +10,17 @@ import base64
 import io
 import itertools
 import struct
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
+from parley.audio import write_wav
 from parley.formats import read_audio_channels
+from parley.ogg import ogg_crc, opus_samples
 from parley.webm import _block as _parse_block
-from parley.webm import ogg_crc, opus_samples, webm_to_ogg
+from parley.webm import webm_to_ogg
 from tests._chromium import Chromium
 from tests.test_server import Running
 from tests.test_web import _require_chromium
@@ -223,11 +224,7 @@ def test_a_browsers_mediarecorder_upload_is_transcribed(
     _require_chromium()
     x, rate = code_speech
     wav = tmp_path / "microphone.wav"
-    with wave.open(str(wav), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+    write_wav(wav, x, rate)
 
     async def go() -> dict:
         async with Chromium.launch(fake_audio=wav) as browser:

@@ -1,0 +1,173 @@
+"""Opus streamed in WebM or Ogg (parley/opusstream.py, a start's "encoding": "webm" / "ogg"): chunks cut anywhere
+decode to what one decoder gives the whole file, within the codec's noise; the start message's rules; en-open
+captioning a WebM stream over /v1/stream; and Chromium's MediaRecorder streaming its chunks as they come."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from websockets.asyncio.client import connect
+
+from parley.audio import write_wav
+from parley.ogg import OggPacketReader
+from parley.opusstream import OpusStreamDecoder
+from parley.resample import resample
+from server import protocol as P
+from tests._chromium import Chromium
+from tests.test_server import Running
+from tests.test_web import _require_chromium
+from tests.test_webm import _ogg_opus, _packets, _webm
+
+RATE = 48000
+
+
+def _chunks(data: bytes, seed: int, most: int = 3000) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    out, pos = [], 0
+    while pos < len(data):
+        n = int(rng.integers(1, most))
+        out.append(data[pos : pos + n])
+        pos += n
+    return out
+
+
+def _fed(decoder: OpusStreamDecoder, chunks: list[bytes]) -> np.ndarray:
+    return np.concatenate([decoder.feed(c) for c in chunks])
+
+
+def _noise_ratio(got: np.ndarray, want: np.ndarray) -> float:
+    n = min(len(got), len(want))
+    return float(np.sqrt(np.mean((got[:n] - want[:n]) ** 2)) / np.sqrt(np.mean(want[:n] ** 2)))
+
+
+def test_webm_in_chunks_decodes_as_the_whole_file_does() -> None:
+    ogg = _ogg_opus(2.0, channels=2)
+    head, _, *audio = _packets(ogg)
+    whole, _ = soundfile.read(io.BytesIO(ogg), dtype="float32", always_2d=True)
+    want = whole.mean(axis=1)
+    webm = _webm(audio, head)
+    for seed in range(3):
+        got = _fed(OpusStreamDecoder("webm"), _chunks(webm, seed))
+        assert 0 <= len(got) - len(want) < 960 * 3  # the file's end trim is not in the blocks
+        assert _noise_ratio(got, want) < 0.005, seed  # 400 ms of pre-roll: the decoder's state restored
+    one = _fed(OpusStreamDecoder("webm"), [webm])  # one chunk: one decoder, the same samples
+    assert np.array_equal(one[: len(want)], want)
+
+
+def test_ogg_in_chunks_and_its_pre_skip() -> None:
+    ogg = _ogg_opus(1.0)
+    want, _ = soundfile.read(io.BytesIO(ogg), dtype="float32")
+    got = _fed(OpusStreamDecoder("ogg"), _chunks(ogg, 7, most=500))
+    assert 0 <= len(got) - len(want) < 960 * 3 and _noise_ratio(got, want) < 0.005
+    head = OggPacketReader().feed(ogg)[0]
+    assert head.startswith(b"OpusHead") and int.from_bytes(head[10:12], "little") > 0  # dropped, as libsndfile drops it
+
+
+def test_bad_bytes_are_refused() -> None:
+    with pytest.raises(ValueError, match="not an Ogg page"):
+        OpusStreamDecoder("ogg").feed(b"RIFF" + bytes(40))
+    vorbis = io.BytesIO()
+    soundfile.write(vorbis, np.zeros(4800, np.float32), RATE, format="OGG", subtype="VORBIS")
+    with pytest.raises(ValueError, match="not Opus"):
+        OpusStreamDecoder("ogg").feed(vorbis.getvalue())
+    with pytest.raises(ValueError, match="container 'mp3'"):
+        OpusStreamDecoder("mp3")
+
+
+def test_the_start_message_of_a_container() -> None:
+    start = P.start_from_dict({"type": "start", "encoding": "webm"})
+    assert (start.sample_rate, start.encoding) == (48000, "webm")
+    assert P.start_from_dict({"type": "start", "encoding": "ogg", "sample_rate": 44100}).sample_rate == 48000
+    with pytest.raises(P.ProtocolError, match="must be 1 with encoding webm"):
+        P.start_from_dict({"type": "start", "encoding": "webm", "channels": 2})
+    with pytest.raises(P.ProtocolError, match=r"lacks required field\(s\) \['sample_rate'\]"):
+        P.start_from_dict({"type": "start", "encoding": "s16le"})
+    state = P.ProtocolState()
+    state.on_text(json.dumps({"type": "start", "encoding": "ogg"}))
+    with pytest.raises(P.ProtocolError, match="ogg audio: not an Ogg page") as e:
+        state.on_binary(b"not ogg at all" * 3)
+    assert e.value.code == "bad_audio"
+
+
+def _speech_webm(code_speech: tuple[np.ndarray, int]) -> bytes:
+    x, rate = code_speech
+    ogg = io.BytesIO()
+    soundfile.write(ogg, resample(x, rate, RATE), RATE, format="OGG", subtype="OPUS")
+    head, _, *audio = _packets(ogg.getvalue())
+    return _webm(audio, head)
+
+
+def test_en_open_captions_a_webm_stream(en_open_server: Running, code_speech: tuple[np.ndarray, int]) -> None:
+    webm = _speech_webm(code_speech)
+
+    async def go() -> tuple[dict, list[dict]]:
+        async with connect(en_open_server.url) as ws:
+            await ws.send(json.dumps({"type": "start", "encoding": "webm"}))
+            ready = json.loads(await ws.recv())
+            for chunk in _chunks(webm, 3, most=2000):
+                await ws.send(chunk)
+            await ws.send(json.dumps({"type": "stop"}))
+            messages = [json.loads(m) async for m in ws]
+            return ready, messages
+
+    ready, messages = asyncio.run(go())
+    assert (ready["type"], ready["sample_rate"], ready["encoding"]) == ("ready", 48000, "webm")
+    finals = [m for m in messages if m["type"] == "final" and m["text"]]
+    assert " ".join(f["text"] for f in finals) == "the code is one two three four five six"
+    assert any(m["type"] == "partial" for m in messages) and messages[-1] == {"type": "end"}
+
+
+RECORD_AND_STREAM = """(async () => {
+  const ws = new WebSocket(URL_);
+  ws.binaryType = 'arraybuffer';
+  const messages = [];
+  const closed = new Promise(resolve => ws.onclose = resolve);
+  ws.onmessage = e => messages.push(JSON.parse(e.data));
+  await new Promise(resolve => ws.onopen = resolve);
+  ws.send(JSON.stringify({type: 'start', encoding: 'webm'}));
+  const stream = await navigator.mediaDevices.getUserMedia({audio: true});
+  const recorder = new MediaRecorder(stream, {mimeType: 'audio/webm;codecs=opus'});
+  recorder.ondataavailable = async e => ws.send(await e.data.arrayBuffer());
+  const stopped = new Promise(resolve => recorder.onstop = resolve);
+  recorder.start(250);  // a chunk every 250 ms, sent as it comes
+  await new Promise(resolve => setTimeout(resolve, MILLISECONDS));
+  recorder.stop();
+  await stopped;
+  await new Promise(resolve => setTimeout(resolve, 100));  // the last chunk's send
+  stream.getTracks().forEach(t => t.stop());
+  ws.send(JSON.stringify({type: 'stop'}));
+  await closed;
+  return messages;
+})()"""
+
+
+def test_a_browser_streams_mediarecorder_chunks(
+    en_open_server: Running, code_speech: tuple[np.ndarray, int], tmp_path: Path
+) -> None:
+    """Chromium records the fake microphone with MediaRecorder and sends each 250 ms WebM chunk over /v1/stream as it
+    comes (`"encoding": "webm"`): partials while it records, the sentence in the finals."""
+    _require_chromium()
+    x, rate = code_speech
+    wav = tmp_path / "microphone.wav"
+    write_wav(wav, x, rate)
+    script = RECORD_AND_STREAM.replace("URL_", json.dumps(en_open_server.url)).replace(
+        "MILLISECONDS", str(round(len(x) / rate * 1000) + 1200)
+    )
+
+    async def go() -> list[dict]:
+        async with Chromium.launch(fake_audio=wav) as browser:
+            page = await browser.page()
+            await page.navigate(en_open_server.http + "/")
+            return await page.evaluate(script)
+
+    messages = asyncio.run(go())
+    assert messages[0]["type"] == "ready" and messages[-1] == {"type": "end"}, messages[:2]
+    finals = [m for m in messages if m["type"] == "final" and m["text"]]
+    assert "one two three four five six" in " ".join(f["text"] for f in finals), finals
+    assert sum(m["type"] == "partial" for m in messages) >= 3
