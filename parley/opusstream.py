@@ -4,16 +4,21 @@ milliseconds (WebM), or an app's Ogg Opus encoder (a start message's `"encoding"
     decoder = OpusStreamDecoder("webm")
     samples = decoder.feed(chunk)      # (T,) float32 at 48 kHz: the audio of the packets `chunk` completed
 
-Each chunk's new packets are decoded by libsndfile (the `soundfile` package) as a short Ogg Opus stream of their own,
-after the last 400 ms or more of packets before them (a pre-roll, which brings a fresh decoder's state to what it
-would be mid-stream), whose samples are dropped: the cost is the chunk's plus a constant, not the stream's so far.
-RFC 7845 asks for 80 ms of pre-roll when seeking; on tonal audio that leaves an error of about 1 % of the signal,
-160 ms a tenth of that, 400 ms none that float32 shows (tests/test_opusstream.py).
+The packets go to one libopus decoder for the whole stream (through ctypes, where the system has libopus: Debian's
+libopus0, which the Docker image installs), so each is decoded once with the state of the packets before it, as a
+player would. Without libopus each chunk's new packets are decoded by libsndfile (the `soundfile` package) as a short
+Ogg Opus stream of their own, after the last 400 ms or more of packets before them (a pre-roll, which brings a fresh
+decoder's state to what it would be mid-stream), whose samples are dropped: the cost is the chunk's plus a constant,
+not the stream's so far. RFC 7845 asks for 80 ms of pre-roll when seeking; on tonal audio that leaves an error of
+about 1 % of the signal, 160 ms a tenth of that, 400 ms none that float32 shows (tests/test_opusstream.py). What
+either costs: benchmarks/bench_opus.py.
 """
 
 from __future__ import annotations
 
 import collections
+import ctypes
+import ctypes.util
 import io
 
 import numpy as np
@@ -22,7 +27,87 @@ from parley.ogg import OPUS_RATE, OggPacketReader, head_channels, head_pre_skip,
 from parley.webm import WebmReader
 
 CONTAINERS = ("webm", "ogg")
+BACKENDS = ("libopus", "libsndfile")
 PRE_ROLL = 19200  # samples at 48 kHz (400 ms) decoded before a chunk's packets and dropped
+
+
+class LibOpus:
+    """A libopus decoder of one stream (48 kHz, mono or stereo), through ctypes.
+
+    Raises (from the constructor):
+        OSError: no libopus on this system.
+        ValueError: a channel count libopus's plain decoder does not take.
+    """
+
+    _lib: ctypes.CDLL | None = None
+    MAX_SAMPLES = 5760  # 120 ms at 48 kHz, the longest packet
+
+    def __init__(self, channels: int) -> None:
+        lib = self.library()
+        if channels not in (1, 2):
+            raise ValueError(f"{channels} channels: libopus's plain decoder takes 1 or 2")
+        error = ctypes.c_int()
+        self._decoder = lib.opus_decoder_create(OPUS_RATE, channels, ctypes.byref(error))
+        if error.value != 0 or not self._decoder:
+            raise ValueError(f"opus_decoder_create failed ({error.value})")
+        self.channels = channels
+        self._out = np.empty(self.MAX_SAMPLES * channels, dtype=np.float32)
+
+    @classmethod
+    def library(cls) -> ctypes.CDLL:
+        """libopus, loaded once.
+
+        Raises:
+            OSError: not found.
+        """
+        if cls._lib is None:
+            name = ctypes.util.find_library("opus")
+            if name is None:
+                raise OSError("libopus not found (Debian: apt install libopus0)")
+            lib = ctypes.CDLL(name)
+            lib.opus_decoder_create.restype = ctypes.c_void_p
+            lib.opus_decoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+            lib.opus_decode_float.restype = ctypes.c_int
+            lib.opus_decode_float.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_char_p,
+                ctypes.c_int32,
+                ctypes.POINTER(ctypes.c_float),
+                ctypes.c_int,
+                ctypes.c_int,
+            ]
+            lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
+            lib.opus_strerror.restype = ctypes.c_char_p
+            cls._lib = lib
+        return cls._lib
+
+    def decode(self, packet: bytes) -> np.ndarray:
+        """One packet's samples, `(T,)` float32, channels averaged.
+
+        Raises:
+            ValueError: a packet libopus cannot decode.
+        """
+        lib = self.library()
+        out = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        n = lib.opus_decode_float(self._decoder, packet, len(packet), out, self.MAX_SAMPLES, 0)
+        if n < 0:
+            raise ValueError(f"an Opus packet libopus cannot decode: {lib.opus_strerror(n).decode()}")
+        x = self._out[: n * self.channels].reshape(n, self.channels)
+        return x[:, 0].copy() if self.channels == 1 else x.mean(axis=1, dtype=np.float32)
+
+    def __del__(self) -> None:
+        decoder = getattr(self, "_decoder", None)
+        if decoder and self._lib is not None:
+            self._lib.opus_decoder_destroy(decoder)
+
+
+def libopus_available() -> bool:
+    """Whether this system has libopus (else streams decode through libsndfile with a pre-roll)."""
+    try:
+        LibOpus.library()
+    except OSError:
+        return False
+    return True
 
 
 class OpusStreamDecoder:
@@ -30,6 +115,8 @@ class OpusStreamDecoder:
 
     Args:
         container: "webm" or "ogg".
+        backend: "libopus" (one decoder for the stream; needs libopus), "libsndfile" (each chunk after a pre-roll),
+            or None: libopus where the system has it.
 
     Raises (from `feed`):
         ValueError: bytes that are not the container, an audio codec other than Opus, a packet libsndfile cannot
@@ -38,10 +125,14 @@ class OpusStreamDecoder:
 
     rate = OPUS_RATE
 
-    def __init__(self, container: str) -> None:
+    def __init__(self, container: str, backend: str | None = None) -> None:
         if container not in CONTAINERS:
             raise ValueError(f"container {container!r}: use one of {CONTAINERS}")
+        if backend not in (None, *BACKENDS):
+            raise ValueError(f"backend {backend!r}: use one of {BACKENDS}")
         self.container = container
+        self.backend = backend or ("libopus" if libopus_available() else "libsndfile")
+        self._libopus: LibOpus | None = None
         self._webm = WebmReader() if container == "webm" else None
         self._ogg = OggPacketReader() if container == "ogg" else None
         self._head: bytes | None = None  # the stream's OpusHead (Ogg: its first packet)
@@ -54,12 +145,22 @@ class OpusStreamDecoder:
         if not packets:
             return np.zeros(0, dtype=np.float32)
         assert self._head is not None
-        pre_roll = list(self._history)
-        x = _decode(opus_head(head_channels(self._head)), pre_roll + packets)
-        x = x[sum(map(opus_samples, pre_roll)) :]
+        if self.backend == "libopus" and head_channels(self._head) <= 2:
+            if self._libopus is None:
+                self._libopus = LibOpus(head_channels(self._head))
+            x = np.concatenate([self._libopus.decode(p) for p in packets])
+        else:
+            x = self._pre_rolled(packets)
         if self._skip:
             dropped = min(self._skip, len(x))
             x, self._skip = x[dropped:], self._skip - dropped
+        return x
+
+    def _pre_rolled(self, packets: list[bytes]) -> np.ndarray:
+        """`packets` decoded by libsndfile after the pre-roll, whose samples are dropped."""
+        assert self._head is not None
+        pre_roll = list(self._history)
+        x = _decode(opus_head(head_channels(self._head)), pre_roll + packets)[sum(map(opus_samples, pre_roll)) :]
         self._history.extend(packets)
         while len(self._history) > 1 and sum(map(opus_samples, list(self._history)[1:])) >= PRE_ROLL:
             self._history.popleft()

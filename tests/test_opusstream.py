@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 
 from parley.audio import write_wav
 from parley.ogg import OggPacketReader
-from parley.opusstream import OpusStreamDecoder
+from parley.opusstream import BACKENDS, LibOpus, OpusStreamDecoder, libopus_available
 from parley.resample import resample
 from server import protocol as P
 from tests._chromium import Chromium
@@ -46,24 +46,34 @@ def _noise_ratio(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.sqrt(np.mean((got[:n] - want[:n]) ** 2)) / np.sqrt(np.mean(want[:n] ** 2)))
 
 
-def test_webm_in_chunks_decodes_as_the_whole_file_does() -> None:
+def test_libopus_is_there() -> None:
+    """libopus decodes streams with one decoder each (Debian's libopus0: .ci/system-deps and the Dockerfile install
+    it); without it the libsndfile path below serves, at more CPU (benchmarks/bench_opus.py)."""
+    assert libopus_available(), "libopus not found: apt install libopus0"
+    assert OpusStreamDecoder("webm").backend == "libopus"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_webm_in_chunks_decodes_as_the_whole_file_does(backend: str) -> None:
     ogg = _ogg_opus(2.0, channels=2)
     head, _, *audio = _packets(ogg)
     whole, _ = soundfile.read(io.BytesIO(ogg), dtype="float32", always_2d=True)
     want = whole.mean(axis=1)
     webm = _webm(audio, head)
     for seed in range(3):
-        got = _fed(OpusStreamDecoder("webm"), _chunks(webm, seed))
+        got = _fed(OpusStreamDecoder("webm", backend), _chunks(webm, seed))
         assert 0 <= len(got) - len(want) < 960 * 3  # the file's end trim is not in the blocks
-        assert _noise_ratio(got, want) < 0.005, seed  # 400 ms of pre-roll: the decoder's state restored
-    one = _fed(OpusStreamDecoder("webm"), [webm])  # one chunk: one decoder, the same samples
-    assert np.array_equal(one[: len(want)], want)
+        # libopus: the same decoder state as the file's; libsndfile: restored by 400 ms of pre-roll
+        assert _noise_ratio(got, want) < 0.005, seed
+    one = _fed(OpusStreamDecoder("webm", backend), [webm])  # one chunk: one decoder from the start
+    assert _noise_ratio(one, want) < 1e-4
 
 
-def test_ogg_in_chunks_and_its_pre_skip() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ogg_in_chunks_and_its_pre_skip(backend: str) -> None:
     ogg = _ogg_opus(1.0)
     want, _ = soundfile.read(io.BytesIO(ogg), dtype="float32")
-    got = _fed(OpusStreamDecoder("ogg"), _chunks(ogg, 7, most=500))
+    got = _fed(OpusStreamDecoder("ogg", backend), _chunks(ogg, 7, most=500))
     assert 0 <= len(got) - len(want) < 960 * 3 and _noise_ratio(got, want) < 0.005
     head = OggPacketReader().feed(ogg)[0]
     assert head.startswith(b"OpusHead") and int.from_bytes(head[10:12], "little") > 0  # dropped, as libsndfile drops it
@@ -78,6 +88,10 @@ def test_bad_bytes_are_refused() -> None:
         OpusStreamDecoder("ogg").feed(vorbis.getvalue())
     with pytest.raises(ValueError, match="container 'mp3'"):
         OpusStreamDecoder("mp3")
+    with pytest.raises(ValueError, match="libopus cannot decode"):
+        LibOpus(1).decode(b"\xff\xff")  # a code-3 packet that says more frames than it holds
+    with pytest.raises(ValueError, match="1 or 2"):
+        LibOpus(6)
 
 
 def test_the_start_message_of_a_container() -> None:

@@ -1,0 +1,108 @@
+"""What decoding streamed Opus costs the server (parley/opusstream.py, a start's "encoding": "webm" / "ogg"): CPU
+milliseconds per second of audio, by the size of the client's chunks, against decoding the whole recording at once.
+
+    python benchmarks/bench_opus.py --seconds 60 --chunks-ms 20 100 250 1000 --out benchmarks/results/opus-2cpu.json
+
+Both decoders: "libopus" (one decoder per stream, through ctypes) and "libsndfile" (each chunk after 400 ms of
+pre-roll, where the system has no libopus); "file" is libsndfile decoding the whole recording at once.
+
+The audio is an Ogg Opus encoding (libsndfile's defaults) of band-limited noise with a syllable-rate envelope, remuxed
+into WebM as MediaRecorder lays it out; a chunk is the bytes of `chunk_ms` of packets, as a recorder with that
+timeslice sends them. One core (the process's own CPU time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from parley.ogg import OggPacketReader, opus_samples
+from parley.opusstream import BACKENDS, OpusStreamDecoder
+
+RATE = 48000
+
+
+def _audio(seconds: float) -> bytes:
+    rng = np.random.default_rng(0)
+    n = int(seconds * RATE)
+    noise = np.convolve(rng.standard_normal(n), np.ones(8) / 8, mode="same")
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * np.arange(n) / RATE)
+    buf = io.BytesIO()
+    soundfile.write(buf, (0.2 * noise * envelope).astype(np.float32), RATE, format="OGG", subtype="OPUS")
+    return buf.getvalue()
+
+
+def _webm(packets: list[bytes], head: bytes) -> tuple[bytes, list[int]]:
+    """A WebM file of the packets (unknown-size Segment and Cluster, a SimpleBlock each), each packet's end offset."""
+
+    def element(eid: bytes, body: bytes) -> bytes:
+        return eid + (len(body) | (1 << 56)).to_bytes(8, "big") + body
+
+    unknown = b"\x01\xff\xff\xff\xff\xff\xff\xff"
+    entry = element(b"\xd7", b"\x01") + element(b"\x83", b"\x02") + element(b"\x86", b"A_OPUS")
+    entry += element(b"\x63\xa2", head)
+    out = element(b"\x1a\x45\xdf\xa3", element(b"\x42\x82", b"webm")) + b"\x18\x53\x80\x67" + unknown
+    out += element(b"\x16\x54\xae\x6b", element(b"\xae", entry)) + b"\x1f\x43\xb6\x75" + unknown
+    ends = []
+    for p in packets:
+        out += element(b"\xa3", b"\x81\x00\x00\x80" + p)
+        ends.append(len(out))
+    return out, ends
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--chunks-ms", type=int, nargs="+", default=[20, 100, 250, 1000])
+    p.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    p.add_argument("--out", type=Path)
+    a = p.parse_args(argv)
+    ogg = _audio(a.seconds)
+    head, _, *packets = OggPacketReader().feed(ogg)
+    webm, ends = _webm(packets, head)
+    rows = []
+    t = time.process_time()
+    whole, _ = soundfile.read(io.BytesIO(ogg), dtype="float32")
+    once = time.process_time() - t
+    rows.append({"backend": "file", "chunk_ms": None, "ms_per_audio_second": round(1000 * once / a.seconds, 3)})
+    for backend in a.backends:
+        for chunk_ms in a.chunks_ms:
+            per_chunk = max(1, round(chunk_ms * RATE / 1000 / opus_samples(packets[0])))
+            cuts = [0] + [ends[i] for i in range(per_chunk - 1, len(ends), per_chunk)] + [len(webm)]
+            decoder = OpusStreamDecoder("webm", backend)
+            t = time.process_time()
+            n = sum(decoder.feed(webm[i:j]).size for i, j in itertools.pairwise(cuts))
+            spent = time.process_time() - t
+            rows.append(
+                {
+                    "backend": backend,
+                    "chunk_ms": chunk_ms,
+                    "messages": len(cuts) - 1,
+                    "ms_per_audio_second": round(1000 * spent / a.seconds, 3),
+                    "ms_per_message": round(1000 * spent / (len(cuts) - 1), 3),
+                    "samples": n,
+                }
+            )
+    print(f"{'backend':>10} {'chunk':>8} {'ms CPU / s audio':>17} {'ms / message':>13}")
+    for r in rows:
+        chunk = "whole" if r["chunk_ms"] is None else f"{r['chunk_ms']} ms"
+        ms = r.get("ms_per_message", float("nan"))
+        print(f"{r.get('backend', 'file'):>10} {chunk:>8} {r['ms_per_audio_second']:>17.3f} {ms:>13.3f}")
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps({"seconds": a.seconds, "whole_samples": int(whole.size), "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
