@@ -28,6 +28,9 @@ from parley.webm import WebmReader
 
 CONTAINERS = ("webm", "ogg")
 BACKENDS = ("libopus", "libsndfile")
+# The most bytes a stream's WebM element may hold buffered before it is whole: MediaRecorder's blocks are a few
+# kilobytes; a client that announces a huge element and trickles it is refused instead of filling memory.
+MAX_PENDING = 1 << 20
 PRE_ROLL = 19200  # samples at 48 kHz (400 ms) decoded before a chunk's packets and dropped
 
 
@@ -133,7 +136,7 @@ class OpusStreamDecoder:
         self.container = container
         self.backend = backend or ("libopus" if libopus_available() else "libsndfile")
         self._libopus: LibOpus | None = None
-        self._webm = WebmReader() if container == "webm" else None
+        self._webm = WebmReader(max_pending=MAX_PENDING) if container == "webm" else None
         self._ogg = OggPacketReader() if container == "ogg" else None
         self._head: bytes | None = None  # the stream's OpusHead (Ogg: its first packet)
         self._tags_seen = False

@@ -47,12 +47,14 @@ class _Track:
 @dataclass
 class WebmReader:
     """The Opus packets of a WebM recording's first audio track, from bytes fed as they arrive (MediaRecorder's
-    chunks, cut anywhere): an element is read once it is whole.
+    chunks, cut anywhere): an element is read once it is whole (a stream's reader bounds what an element may make it
+    buffer: `max_pending`).
 
     Raises (from `feed` and `head`):
         ValueError: bytes that are not EBML, an audio codec other than Opus, a block before the tracks.
     """
 
+    max_pending: int | None = None  # the most bytes an element not yet whole may hold buffered (None: no limit)
     tracks: list[_Track] = field(default_factory=list)
     _buffer: bytearray = field(default_factory=bytearray)
     _audio: _Track | None = None
@@ -76,6 +78,8 @@ class WebmReader:
             if size == -1:
                 raise ValueError(f"WebM element 0x{element:X} of unknown size")
             if pos + size > end:  # cut inside this element: wait for the rest
+                if self.max_pending is not None and pos - start + size > self.max_pending:
+                    raise ValueError(f"a WebM element of {size} bytes, over the {self.max_pending} a stream may buffer")
                 pos = start
                 break
             body = bytes(self._buffer[pos : pos + size])

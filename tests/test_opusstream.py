@@ -88,6 +88,10 @@ def test_bad_bytes_are_refused() -> None:
         OpusStreamDecoder("ogg").feed(vorbis.getvalue())
     with pytest.raises(ValueError, match="container 'mp3'"):
         OpusStreamDecoder("mp3")
+    header = bytes.fromhex("1a45dfa3") + (4 | (1 << 56)).to_bytes(8, "big") + bytes.fromhex("42828477")
+    huge = bytes.fromhex("a3") + ((64 << 20) | (1 << 56)).to_bytes(8, "big")  # a 64 MiB block announced
+    with pytest.raises(ValueError, match="over the 1048576 a stream may buffer"):
+        OpusStreamDecoder("webm").feed(header + huge + bytes(100))
     with pytest.raises(ValueError, match="libopus cannot decode"):
         LibOpus(1).decode(b"\xff\xff")  # a code-3 packet that says more frames than it holds
     with pytest.raises(ValueError, match="1 or 2"):
