@@ -311,3 +311,44 @@ def test_a_refusal_is_an_error_event_and_a_close(keyed: Running) -> None:
             return json.loads(await ws.recv())
 
     assert asyncio.run(authorized())["type"] == "session.created"
+
+
+def test_a_drain_sends_the_open_turn_then_closes_with_1001(code_speech: tuple[np.ndarray, int], tmp_path: Path) -> None:
+    """The server shuts down mid-turn: the turn's committed and completed come first (the audio so far decoded), then
+    the error event `shutting_down` and close 1001."""
+    bundles = Path(__file__).resolve().parents[1] / "bundles"
+    r = Running(
+        Settings(
+            bundles=bundles,
+            default_model="en-open",
+            port=0,
+            intra_op_threads=1,
+            log_level="warning",
+            drain_timeout_s=0.3,
+        )
+    )
+    pcm = _speech_24k(code_speech, turns=1)
+    speech = pcm[: int(len(pcm) * 0.6)]  # the sentence, with no silence after it: no endpoint yet
+
+    async def go() -> tuple[list[dict], int | None]:
+        events: list[dict] = []
+        async with connect(f"ws://127.0.0.1:{r.port}/v1/realtime", close_timeout=5) as ws:
+            events += await _events(ws, "session.created")
+            for i in range(0, len(speech), 24000):
+                await ws.send(_append(speech[i : i + 24000]))
+            events += await _events(ws, "conversation.item.input_audio_transcription.delta")
+            r.server.should_exit = True
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    events.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+            return events, ws.close_code
+
+    try:
+        events, code = asyncio.run(go())
+    finally:
+        r.stop()
+    kinds = [e["type"] for e in events]
+    assert code == 1001 and events[-1]["error"]["code"] == "shutting_down", (code, events[-1])
+    assert kinds.index("conversation.item.input_audio_transcription.completed") < len(kinds) - 1
+    completed = next(e for e in events if e["type"].endswith(".completed"))
+    assert completed["transcript"].lower().startswith("the code is")
