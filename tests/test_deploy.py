@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import yaml
+from websockets.asyncio.client import connect
 
 from clients.stream import StreamResult, encode_audio, run_stream
 from tests.test_export import SR, synthetic_audio
@@ -219,6 +220,19 @@ def test_nginx_spreads_streams_and_a_draining_server_keeps_its_final(tiny_bundle
             assert servers[victim].process.wait(15) in (0, -signal.SIGTERM)
             log = servers[victim].log.read_text()
             assert "draining: waiting" in log and "Finished server process" in log and "Traceback" not in log, log
+
+            # The other WebSocket protocols pass the balancer too: OpenAI's Realtime transcription and Vosk's at /.
+            async def handshakes() -> tuple[dict, dict]:
+                base = http.replace("http://", "ws://")
+                async with connect(base + "/v1/realtime") as realtime:
+                    created = json.loads(await realtime.recv())
+                async with connect(base + "/") as vosk:
+                    await vosk.send(encode_audio(synthetic_audio(0.3, 10), "s16le"))
+                    reply = json.loads(await vosk.recv())
+                return created, reply
+
+            created, reply = asyncio.run(handshakes())
+            assert created["type"] == "session.created" and "partial" in reply, (created, reply)
 
             # With one server gone, nginx sends everything to the other.
             before = survivor.streams()
