@@ -447,7 +447,7 @@ EN2P_LAYERS ?= 12
 EN2P_STEPS ?= 5000
 EN2P_EXTRA ?=
 EN2P_INIT ?= $(EN2_EXP)/grown-$(EN2P_LAYERS).pt
-.PHONY: grow-en-v2p train-en-v2p soup-en-v2p8 train-en-v2q soup-en-v2q train-en-v2r
+.PHONY: grow-en-v2p train-en-v2p soup-en-v2p8 train-en-v2q soup-en-v2q train-en-v2r bundle-en-v2r
 grow-en-v2p: $(VENV)/.dev
 	$(PY) -m models.train.warmstart --bundle $(BUNDLES)/en-open --out $(EN2_EXP)/init-n.pt
 	$(PY) -m models.train.grow --checkpoint $(EN2_EXP)/init-n.pt --layers $(EN2P_LAYERS) \
@@ -492,6 +492,13 @@ EN2R_STEPS ?= 8000
 EN2R_REAL_REPEAT ?= 15
 train-en-v2r: $(VENV)/.dev v2-first-36
 	$(call EN2_ALL_TRAIN,train-r,$(EN2R_REAL_REPEAT),$(EN2R_STEPS))
+
+# Stage r's adoption (2026-12-06, docs/cards/en-open.md "Stage r"): its last checkpoint beat stage n on every test set
+# in PyTorch and the soup n + r on dev, so it becomes bundles/en-open as n did (eval, int8 export over the bundle's
+# other files, runtime eval and sherpa-onnx parity).
+EN2R_CKPT = $(EN2_EXP)/train-r/last.pt
+bundle-en-v2r:
+	$(MAKE) bundle-en-v2l EN2L_CKPT=$(EN2R_CKPT)
 
 # The mean of stage n's weights and stage q's last, as n + control was the control's. Measured 2026-12-05 with q
 # (docs/cards/en-open.md "Stage q"): neither adopted.
@@ -581,7 +588,7 @@ model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b 
 	bundle-en-v2-d init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f corpus-v2-festx train-en-v2g \
 	corpus-v2-festy train-en-v2h eval-en-v2-torch bundle-en-v2 eval-en-v2 corpus-v2-mbx init-tsot-v2 \
 	$(foreach a,$(EN2L_ARMS),train-en-v2w-$(a)) soup-en-v2l train-en-v2w-mall train-en-v2w-mallw soup-en-v2m \
-	train-en-v2w-nall train-en-v2w-nallw soup-en-v2n bundle-en-v2n
+	train-en-v2w-nall train-en-v2w-nallw soup-en-v2n bundle-en-v2n grow-en-v2p train-en-v2r bundle-en-v2r
 
 bundle-en-v2-d:
 	$(MAKE) eval-en-v2-torch bundle-en-v2 EN2_CKPT=$(EN2_EXP)/train-d/last.pt

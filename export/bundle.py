@@ -28,7 +28,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from export.card import CARD, update_card_section
+from export.card import CARD, talkers_card_section, update_card_section
 from export.onnx_export import (
     CMM_DEFAULT_ENCODER,
     StreamingSettings,
@@ -42,6 +42,7 @@ from export.onnx_export import (
 from parley.contract import CHANNEL_CHANGE
 from parley.features import FbankConfig
 from server.bundle import BUNDLE_FORMAT, BUNDLE_JSON, POST_PROCESSING, sha256_of
+from server.talkers import TalkerModel
 
 PRECISIONS = ("fp32", "int8")
 
@@ -398,11 +399,11 @@ def model_card(bundle: dict) -> str:
 
 
 def carry_extras(src: Path, src_meta: dict, out: Path) -> dict:
-    """Puts the punctuation models and LMs of the bundle `src` (bundle.json `src_meta`, read before `out` was
-    written: `src` may be `out` itself, re-exported in place) into the bundle just exported to `out`: their files
-    (checked against `src_meta`'s sha256), their bundle.json entries ("punctuation", "lms", "files") and their card
-    sections. What `parley punct add` and `parley lm train` added survives a new checkpoint of the same model.
-    Returns the new bundle.json content.
+    """Puts the punctuation models, LMs and talker model of the bundle `src` (bundle.json `src_meta`, read before
+    `out` was written: `src` may be `out` itself, re-exported in place) into the bundle just exported to `out`: their
+    files (checked against `src_meta`'s sha256), their bundle.json entries ("punctuation", "lms", "talkers",
+    "files") and their card sections. What `parley punct add`, `parley lm train` and `parley talkers add` added
+    survives a new checkpoint of the same model. Returns the new bundle.json content.
 
     Raises:
         ValueError: the bundles' tokenizers differ (the LMs are token-level) or a carried file is not the one
@@ -418,7 +419,9 @@ def carry_extras(src: Path, src_meta: dict, out: Path) -> dict:
             theirs = src_meta.get("files", {}).get(head["bpe"], {}).get("sha256")
             if theirs != meta["files"][head["bpe"]]["sha256"]:
                 raise ValueError(f"{src}'s LMs are on another tokenizer than {out}'s {head['bpe']}: not carried over")
+    talkers = src_meta.get("talkers")
     names = [e[k] for e in punct.values() for k in ("model", "tokenizer", "card")] + [e["file"] for e in lms]
+    names += [talkers["model"]] if talkers else []
     for name in names:
         if (src / name).resolve() != (out / name).resolve():
             shutil.copy2(src / name, out / name)
@@ -428,12 +431,17 @@ def carry_extras(src: Path, src_meta: dict, out: Path) -> dict:
         meta["punctuation"] = punct
     if lms:
         meta["lms"] = lms
+    if talkers:
+        meta["talkers"] = talkers
     meta["files"] = dict(sorted((meta["files"] | {n: src_meta["files"][n] for n in names}).items()))
     (out / BUNDLE_JSON).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     for entry in punct.values():
         punct_model.put_card_section(out, json.loads((out / entry["card"]).read_text(encoding="utf-8")))
     if lms:
         lm_ngram.put_card_section(out, lms)
+    if talkers:  # the model's card travels inside its file (TalkerModel.card)
+        card = TalkerModel.load(out / talkers["model"]).card
+        update_card_section(out, "Talkers", talkers_card_section(card))
     return meta
 
 

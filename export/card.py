@@ -57,3 +57,23 @@ def _replace(readme: Path, text: str) -> None:
     tmp = readme.with_name(readme.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, readme)
+
+
+def talkers_card_section(card: dict) -> str:
+    """The bundle card's "Talkers" section (below its heading) from a talker model's card (models/train/talkers.py
+    writes it into the model's file; `parley talkers add` and an export's `--carry-from` put the section in)."""
+    lines = [
+        '`talkers.npz` numbers who speaks across a stream\'s segments (start message `"talkers": true`; '
+        "server/talkers.py, docs/protocol.md): linear discriminant analysis of the mean and standard deviation of "
+        f"the voiced log-mel frames, {card['dims']} dimensions, fitted by `parley talkers train` on "
+        f"{card['utterances']:,} utterances of {card['speakers']:,} synthetic voices "
+        f"({', '.join(Path(m).name for m in card['manifests'])}).",
+        "",
+        f"Threshold (cosine to a talker's centroid): {card['threshold']:g}"
+        + (f", chosen on {card['threshold_chosen_on']}" if card.get("threshold_chosen_on") else "")
+        + f". Equal error rate on {card['held_out_speakers']} held-out training voices (each utterance with its own "
+        f"augmentation): {100 * card['held_out_equal_error_rate']:.1f} %.",
+    ]
+    if card.get("measured"):
+        lines += ["", card["measured"]]
+    return "\n".join(lines)

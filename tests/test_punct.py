@@ -7,6 +7,7 @@ import random
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from models.data.punct import CASES, MARKS, case_of, mark_of, word_labels
@@ -203,12 +204,14 @@ def test_a_final_and_each_sentence_in_it_start_with_a_capital(trained: Path) -> 
 
 def test_a_re_export_carries_the_punctuation_model_and_lms_over(trained: Path, tmp_path: Path) -> None:
     """`parley export --carry-from`: a new checkpoint of the same model, exported in place or elsewhere, keeps the
-    old bundle's punctuation model and LMs (files, bundle.json entries, card sections); a changed file or another
-    tokenizer is refused."""
+    old bundle's punctuation model, LMs and talker model (files, bundle.json entries, card sections); a changed file or
+    another tokenizer is refused."""
     from export.bundle import carry_extras
     from export.bundle import main as export_main
     from models.train.lm_ngram import main as lm_main
     from models.train.punct import add_to_bundle
+    from models.train.talkers import TalkerModel
+    from models.train.talkers import add_to_bundle as add_talkers
     from server.bundle import load_bundle
     from tests.test_export import EN_BPE, SETTINGS, make_tiny_checkpoint
 
@@ -222,6 +225,11 @@ def test_a_re_export_carries_the_punctuation_model_and_lms_over(trained: Path, t
     old = tmp_path / "old"
     assert export(0, old) == 0
     add_to_bundle(trained, old)
+    bins = load_bundle(old, providers="cpu", threads=1).spec.features.num_bins
+    card = {"dims": 4, "utterances": 9, "speakers": 3, "manifests": ["x.jsonl"], "held_out_speakers": 1}
+    card |= {"held_out_equal_error_rate": 0.1, "threshold": 0.5}
+    TalkerModel(np.zeros(2 * bins), np.eye(2 * bins)[:, :4], 0.5, card=card).save(tmp_path / "t.npz")
+    add_talkers(tmp_path / "t.npz", old)
     (tmp_path / "t.txt").write_text("call marlow now\nset a timer for ten minutes\n")
     assert lm_main(["train", "--text", str(tmp_path / "t.txt"), "--bundle", str(old), "--name", "dom"]) == 0
     before = json.loads((old / "bundle.json").read_text())
@@ -231,12 +239,14 @@ def test_a_re_export_carries_the_punctuation_model_and_lms_over(trained: Path, t
     for folder in (old, moved):
         meta = json.loads((folder / "bundle.json").read_text())
         assert meta["punctuation"] == before["punctuation"] and meta["lms"] == before["lms"]
+        assert meta["talkers"] == before["talkers"] == {"model": "talkers.npz"}
         assert meta["files"]["encoder.onnx"] != before["files"]["encoder.onnx"], "the new checkpoint's weights"
         card = (folder / "README.md").read_text()
         assert card.count("## Punctuation and casing (`punct-en.*`)") == 1 and card.count("## Language models") == 1
+        assert card.count("## Talkers") == 1 and "fitted by `parley talkers train` on 9 utterances" in card
         assert all(f"| {name} | " in card for name in meta["files"])
         loaded = load_bundle(folder, providers="cpu", threads=1)  # checks every listed file's sha256
-        assert list(loaded.punctuators) == ["en"] and list(loaded.lms) == ["dom"]
+        assert list(loaded.punctuators) == ["en"] and list(loaded.lms) == ["dom"] and loaded.talkers is not None
     with open(old / "lm-dom.npz", "ab") as f:
         f.write(b"\0")
     assert export(1, tmp_path / "bad", "--carry-from", str(old)) == 2

@@ -171,7 +171,7 @@ def add_to_bundle(
     from dataclasses import replace
 
     from export.bundle import file_entries
-    from export.card import update_card_section
+    from export.card import talkers_card_section, update_card_section
     from server.bundle import BUNDLE_JSON
 
     m = TalkerModel.load(model)  # refuses a file that is not one
@@ -187,27 +187,8 @@ def add_to_bundle(
     files = {**meta.get("files", {}), **file_entries(bundle, ["talkers.npz"])}
     meta["files"] = dict(sorted(files.items()))
     (bundle / BUNDLE_JSON).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    update_card_section(bundle, "Talkers", card_section(card))
+    update_card_section(bundle, "Talkers", talkers_card_section(card))
     return entry
-
-
-def card_section(card: dict) -> str:
-    """The bundle card's "Talkers" section (below its heading) from a talker model's card."""
-    lines = [
-        '`talkers.npz` numbers who speaks across a stream\'s segments (start message `"talkers": true`; '
-        "server/talkers.py, docs/protocol.md): linear discriminant analysis of the mean and standard deviation of "
-        f"the voiced log-mel frames, {card['dims']} dimensions, fitted by `parley talkers train` on "
-        f"{card['utterances']:,} utterances of {card['speakers']:,} synthetic voices "
-        f"({', '.join(Path(m).name for m in card['manifests'])}).",
-        "",
-        f"Threshold (cosine to a talker's centroid): {card['threshold']:g}"
-        + (f", chosen on {card['threshold_chosen_on']}" if card.get("threshold_chosen_on") else "")
-        + f". Equal error rate on {card['held_out_speakers']} held-out training voices (each utterance with its own "
-        f"augmentation): {100 * card['held_out_equal_error_rate']:.1f} %.",
-    ]
-    if card.get("measured"):
-        lines += ["", card["measured"]]
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
