@@ -188,8 +188,8 @@ def mel_range(config: FbankConfig) -> dict[str, float]:
     They are not Parley settings but kaldi-native-fbank defaults, written out because sherpa-onnx overrides them
     (its default high_freq is -400, i.e. Nyquist - 400 Hz): a user of another runtime must pass these values.
     """
-    opts = config.knf_options()
-    return {"low_freq": opts.mel_opts.low_freq, "high_freq": opts.mel_opts.high_freq}
+    low, high = config.mel_range()
+    return {"low_freq": low, "high_freq": high}
 
 
 def features_metadata(config: FbankConfig) -> dict[str, str]:

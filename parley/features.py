@@ -77,6 +77,12 @@ class FbankConfig:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         return cls(**known)
 
+    def mel_range(self) -> tuple[float, float]:
+        """The mel filterbank's edges as Kaldi's options name them (what sherpa-onnx's metadata carries): `LOW_FREQ`
+        and `high_freq` as set (0: the Nyquist frequency; negative: that far below it). kaldi-native-fbank's options
+        give the same; this needs no kaldi-native-fbank, which the runtime does not install."""
+        return LOW_FREQ, float(self.high_freq)
+
     def knf_options(self) -> knf.FbankOptions:
         """The same settings for kaldi-native-fbank (what sherpa-onnx computes; the tests' reference)."""
         import kaldi_native_fbank as knf

@@ -249,8 +249,7 @@ def _features(meta: _Meta) -> FbankConfig:
         else:
             values[f.name] = meta.number(f.name)
     config = FbankConfig(**values)
-    mel = config.knf_options().mel_opts
-    for key, ours in (("low_freq", mel.low_freq), ("high_freq", mel.high_freq)):
+    for key, ours in zip(("low_freq", "high_freq"), config.mel_range(), strict=True):
         if key in meta.values and meta.number(key) != ours:
             raise BundleError(
                 f"{meta.name}: metadata {key}={meta.values[key]} but Parley's frontend computes {key}={ours}"
@@ -725,11 +724,11 @@ def _check_against_manifest(manifest: dict, spec: EncoderSpec, enc_name: str) ->
     ours = streaming_settings(spec)
     streaming = _get(manifest, "streaming", BUNDLE_JSON, dict)
     features = _get(manifest, "features", BUNDLE_JSON, dict)
-    mel = spec.features.knf_options().mel_opts
+    low, high = spec.features.mel_range()
     pairs = [(f"streaming.{k}", streaming.get(k), v) for k, v in ours.items()]
     pairs += [(f"features.{k}", features.get(k), v) for k, v in spec.features.to_dict().items()]
-    pairs += [("features.low_freq", features.get("low_freq"), mel.low_freq)]
-    pairs += [("features.high_freq", features.get("high_freq"), mel.high_freq)]
+    pairs += [("features.low_freq", features.get("low_freq"), low)]
+    pairs += [("features.high_freq", features.get("high_freq"), high)]
     for key, theirs, value in pairs:
         if theirs != value:
             raise BundleError(f"{BUNDLE_JSON} and {enc_name} disagree on {key}: {theirs!r} vs {value!r}")

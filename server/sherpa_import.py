@@ -118,7 +118,7 @@ def import_sherpa(folder: Path, out: Path | None = None, name: str | None = None
         target.mkdir(parents=True, exist_ok=True)
         for f in files:
             shutil.copyfile(folder / f, target / f)
-    mel = SHERPA_FEATURES.knf_options().mel_opts
+    low_freq, high_freq = SHERPA_FEATURES.mel_range()
     name = name or target.resolve().name
     manifest = {
         "format": BUNDLE_FORMAT,
@@ -140,7 +140,7 @@ def import_sherpa(folder: Path, out: Path | None = None, name: str | None = None
             }
         ],
         "streaming": streaming_settings(spec),
-        "features": {**SHERPA_FEATURES.to_dict(), "low_freq": mel.low_freq, "high_freq": mel.high_freq},
+        "features": {**SHERPA_FEATURES.to_dict(), "low_freq": low_freq, "high_freq": high_freq},
         "model": {"family": family, "metadata": meta},
         "training": {},
         "measured": {"wer": []},
