@@ -316,7 +316,9 @@ class ServerMetrics:
         )
         self.batch_size = r.histogram("parley_batch_size", "streams per encoder run", BATCH_BUCKETS, ["model"])
         self.errors = r.counter("parley_errors_total", "error messages sent to clients", ["code"])
-        self.transcribe_requests = r.counter("parley_transcribe_requests_total", "POST /v1/transcribe", ["status"])
+        self.transcribe_requests = r.counter(
+            "parley_transcribe_requests_total", "POST /v1/transcribe and /v1/audio/* requests by status", ["status"]
+        )
         self.key_streams = r.gauge("parley_key_active_streams", "open streams by API key id", ["key"])
         self.key_audio_seconds = r.counter(
             "parley_key_audio_seconds_total", "seconds of audio received by API key id", ["key"]
