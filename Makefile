@@ -447,7 +447,7 @@ EN2P_LAYERS ?= 12
 EN2P_STEPS ?= 5000
 EN2P_EXTRA ?=
 EN2P_INIT ?= $(EN2_EXP)/grown-$(EN2P_LAYERS).pt
-.PHONY: grow-en-v2p train-en-v2p soup-en-v2p8 train-en-v2q soup-en-v2q train-en-v2r bundle-en-v2r
+.PHONY: grow-en-v2p train-en-v2p soup-en-v2p8 train-en-v2q soup-en-v2q train-en-v2r bundle-en-v2r train-en-v2s
 grow-en-v2p: $(VENV)/.dev
 	$(PY) -m models.train.warmstart --bundle $(BUNDLES)/en-open --out $(EN2_EXP)/init-n.pt
 	$(PY) -m models.train.grow --checkpoint $(EN2_EXP)/init-n.pt --layers $(EN2P_LAYERS) \
@@ -478,7 +478,7 @@ EN2Q_STEPS ?= 8000
 EN2_ALL_TRAIN = OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(call V2_FIRST,36) $(EN2W_EXTRA_all) \
 	$(foreach i,$(shell seq $(2)),$(DATA)/asterisk/en/train.jsonl) \
 	--dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) --exp-dir $(EN2_EXP)/$(1) \
-	--init $(EN2_EXP)/init-n.pt --layers 8 --loss pruned --prune-range 5 \
+	--init $(or $(4),$(EN2_EXP)/init-n.pt) --layers 8 --loss pruned --prune-range 5 \
 	--rnnt-type modified --prune-warmup-steps 300 --epochs 100 --max-steps $(3) --max-seconds 30 \
 	--lr 3e-4 --warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --threads 1 \
 	--dev-utts 150 --dev-every 1000 --checkpoint-every 100
@@ -499,6 +499,12 @@ train-en-v2r: $(VENV)/.dev v2-first-36
 EN2R_CKPT = $(EN2_EXP)/train-r/last.pt
 bundle-en-v2r:
 	$(MAKE) bundle-en-v2l EN2L_CKPT=$(EN2R_CKPT)
+
+# Stage s (started 2026-12-06): r's data and settings for 8,000 more steps from r's last checkpoint (r's loss and dev
+# WER were still falling at its end). Resumable; measured against r by the same rule when it is done.
+EN2S_STEPS ?= 8000
+train-en-v2s: $(VENV)/.dev v2-first-36
+	$(call EN2_ALL_TRAIN,train-s,$(EN2R_REAL_REPEAT),$(EN2S_STEPS),$(EN2R_CKPT))
 
 # The mean of stage n's weights and stage q's last, as n + control was the control's. Measured 2026-12-05 with q
 # (docs/cards/en-open.md "Stage q"): neither adopted.
