@@ -6,7 +6,8 @@ Other protocols map the same results their own way (server/vosk.py); the recogni
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from server.protocol import Word, final_message, partial_message, transcript_response
@@ -57,3 +58,20 @@ def multichannel_transcript(model: str, duration: float, channels: Sequence[Sequ
             entry["display"] = " ".join(f.get("display", f["text"]) for f in own)
         summary.append(entry)
     return transcript_response(model, duration, finals, channels=summary)
+
+
+def word_logprobs(words: Sequence[Mapping[str, Any]], first: bool = True) -> list[dict]:
+    """Words of a final message (`{"word", "conf", ...}`) as OpenAI's `logprobs` entries: a token per word (with the
+    space before it, as OpenAI's tokens carry it, except the text's first), its UTF-8 bytes, and the log of the
+    word's confidence (the least probability of its tokens on the search's path) as `logprob`.
+
+    Args:
+        first: the words start the text (no space before the first).
+    """
+    out = []
+    for i, w in enumerate(words):
+        token = ("" if first and i == 0 else " ") + str(w["word"])
+        conf = w.get("conf")
+        logprob = math.log(max(float(conf), 1e-6)) if conf is not None else 0.0
+        out.append({"token": token, "logprob": round(logprob, 4), "bytes": list(token.encode())})
+    return out

@@ -43,6 +43,7 @@ from starlette.websockets import WebSocket
 
 from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
 from server.batcher import StreamClosedError
+from server.messages import result_message, word_logprobs
 from server.protocol import (
     BAD_JSON,
     BAD_MESSAGE,
@@ -93,6 +94,7 @@ DEFAULT_TURN_DETECTION: dict[str, Any] = {
     "silence_duration_ms": DEFAULT_SILENCE_MS,
 }
 BETA_HEADER = "openai-beta"
+LOGPROBS = "item.input_audio_transcription.logprobs"  # include: each completed's words with their log probabilities
 # Client events of a conversation session, which a transcription session does not serve.
 _CONVERSATION_EVENTS = ("response.", "conversation.", "output_audio_buffer.")
 
@@ -564,8 +566,14 @@ class RealtimeSession(Connection):
             content_index=0,
             transcript=f.display if f.display is not None else f.text,
             usage={"type": "duration", "seconds": round(max(f.end - f.start, 0.0), 3)},  # the item's audio
+            **({"logprobs": word_logprobs(result_message(f)["words"])} if self._logprobs() else {}),
         )
         self._previous_item, self._item = item.id, None
+
+    def _logprobs(self) -> bool:
+        """Whether the session's `include` asks for the words' log probabilities (in each completed)."""
+        include = self.config.extra.get("include") or []
+        return isinstance(include, list) and LOGPROBS in include
 
     def _shown(self) -> dict:
         return session_object(self.config, self.session_id, self.beta)

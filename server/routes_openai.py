@@ -40,7 +40,7 @@ from parley.features import MAX_INPUT_RATE
 from parley.formats import read_audio_channels
 from parley.resample import at_most
 from server.deps import HTTP_STATUS, ServiceDep, SettingsDep, require_api_key
-from server.messages import result_message
+from server.messages import result_message, word_logprobs
 from server.metrics import ServerMetrics
 from server.protocol import (
     BAD_AUDIO,
@@ -72,7 +72,8 @@ GRANULARITIES = ("segment", "word")
 # OpenAI's model names, which a client written for OpenAI sends as they are: they mean the server's default model.
 OPENAI_MODEL_PREFIXES = ("whisper-", "gpt-")
 # Form fields of OpenAI's that Parley reads itself; every other field is a start message's (`start_from_params`).
-OPENAI_FIELDS = ("file", "model", "language", "prompt", "response_format", "temperature", "stream")
+OPENAI_FIELDS = ("file", "model", "language", "prompt", "response_format", "temperature", "stream", "include")
+INCLUDES = ("logprobs",)  # include[]: the words' log probabilities (their confidences' logs)
 # verbose_json's `language` is a name, as Whisper's is.
 LANGUAGE_NAMES = {"en": "english", "de": "german", "es": "spanish", "fr": "french", "it": "italian", "zh": "chinese"}
 MAX_FORM_FIELDS = 100
@@ -125,6 +126,7 @@ async def _answer(request: Request, service: ServiceDep, settings: SettingsDep, 
         fmt = _choice(form, "response_format", RESPONSE_FORMATS, "json")
         granularities = _granularities(form)
         stream = _flag(form, "stream")
+        logprobs = "logprobs" in _listed(form, "include", INCLUDES)
         _temperature(form)
         try:
             samples, rate = await _audio(form)
@@ -140,11 +142,12 @@ async def _answer(request: Request, service: ServiceDep, settings: SettingsDep, 
         service.count_audio(duration, key)
         if stream:
             diarized = fmt == DIARIZED
-            events = _text_events(samples, decode, english, duration, diarized, lambda: service.give(1, key))
+            events = _text_events(samples, decode, english, duration, diarized, logprobs, lambda: service.give(1, key))
             streamed = True
             return StreamingResponse(events, media_type="text/event-stream", headers={"X-Parley-Model": engine.name})
         finals = [result_message(f) for f in await decode(samples, None)]
-        return _render(finals, fmt, granularities, english, duration, "translate" if translate else "transcribe")
+        task = "translate" if translate else "transcribe"
+        return _render(finals, fmt, granularities, english, duration, task, logprobs)
     finally:
         if not streamed:
             service.give(1, key)
@@ -220,15 +223,18 @@ def _temperature(form: FormData) -> None:
         raise ProtocolError(INVALID_VALUE, f"temperature must be a number from 0 to 1, got {preview(text)}")
 
 
-def _granularities(form: FormData) -> set[str]:
-    values = [v for name in ("timestamp_granularities[]", "timestamp_granularities") for v in form.getlist(name)]
-    chosen = set()
+def _listed(form: FormData, name: str, allowed: Sequence[str]) -> set[str]:
+    """A list field's values (`name[]` or `name`, repeated), each one of `allowed`."""
+    values = [v for key in (f"{name}[]", name) for v in form.getlist(key)]
     for value in values:
-        if not isinstance(value, str) or value not in GRANULARITIES:
+        if not isinstance(value, str) or value not in allowed:
             shown = value if isinstance(value, str) else "a file"
-            raise ProtocolError(INVALID_VALUE, f"timestamp_granularities {preview(shown)}: use {list(GRANULARITIES)}")
-        chosen.add(value)
-    return chosen or {"segment"}
+            raise ProtocolError(INVALID_VALUE, f"{name} {preview(shown)}: use {list(allowed)}")
+    return {str(v) for v in values}
+
+
+def _granularities(form: FormData) -> set[str]:
+    return _listed(form, "timestamp_granularities", GRANULARITIES) or {"segment"}
 
 
 async def _audio(form: FormData) -> tuple[np.ndarray, int]:
@@ -298,27 +304,36 @@ def _final_text(final: Mapping[str, Any], english: str | None) -> str:
 
 
 def _render(
-    finals: list[dict], fmt: str, granularities: set[str], english: str | None, duration: float, task: str
+    finals: list[dict],
+    fmt: str,
+    granularities: set[str],
+    english: str | None,
+    duration: float,
+    task: str,
+    logprobs: bool = False,
 ) -> Response:
     texts = [_final_text(f, english) for f in finals]
     spoken = [(f, t) for f, t in zip(finals, texts, strict=True) if t]
     text = " ".join(t for _, t in spoken)
     usage = {"type": "duration", "seconds": math.ceil(duration)}
     if fmt == "json":
-        return JSONResponse({"text": text, "usage": usage})
+        body: dict[str, Any] = {"text": text, "usage": usage}
+        if logprobs and english != "translation":  # the recognized words' (a translation has none of its own)
+            body["logprobs"] = word_logprobs([w for f, _ in spoken for w in f.get("words", ())])
+        return JSONResponse(body)
     if fmt == "text":
         return PlainTextResponse(text + "\n")
     if fmt == DIARIZED:
         segments = [s for f, _ in spoken for s in _talker_runs(f)]
         for i, segment in enumerate(segments):
             segment["id"] = f"seg_{i}"
-        body = {"task": "transcribe", "duration": round(duration, 3), "text": text, "segments": segments}
-        return JSONResponse({**body, "usage": usage})
+        diarized = {"task": "transcribe", "duration": round(duration, 3), "text": text, "segments": segments}
+        return JSONResponse({**diarized, "usage": usage})
     if fmt in SUBTITLE_TYPES:
         cues = [{**f, "text": t, "display": t} for f, t in spoken]
         return Response(render_subtitles(cues, fmt), media_type=SUBTITLE_TYPES[fmt])
     language = next((f["language"] for f in finals if f.get("language")), "en")
-    body: dict[str, Any] = {
+    verbose: dict[str, Any] = {
         "task": task,
         "language": "english" if task == "translate" else LANGUAGE_NAMES.get(language, language),
         "duration": round(duration, 3),
@@ -326,12 +341,12 @@ def _render(
         "usage": usage,
     }
     if "segment" in granularities:
-        body["segments"] = [_segment(i, f, t) for i, (f, t) in enumerate(spoken)]
+        verbose["segments"] = [_segment(i, f, t) for i, (f, t) in enumerate(spoken)]
     if "word" in granularities:
-        body["words"] = [
+        verbose["words"] = [
             {"word": w["word"], "start": w["start"], "end": w["end"]} for f, _ in spoken for w in f.get("words", ())
         ]
-    return JSONResponse(body)
+    return JSONResponse(verbose)
 
 
 def speaker_label(talker: int | None) -> str:
@@ -388,6 +403,7 @@ async def _text_events(
     english: str | None,
     duration: float,
     diarized: bool,
+    logprobs: bool,
     done: Callable[[], None],
 ) -> AsyncIterator[str]:
     """`stream=true`: server-sent events as OpenAI streams a transcription: `transcript.text.delta` with each
@@ -408,7 +424,10 @@ async def _text_events(
                         yield _event({**run, "id": f"seg_{segments}"})
                         segments += 1
                 else:
-                    yield _event({"type": "transcript.text.delta", "delta": (" " if texts else "") + text})
+                    delta = {"type": "transcript.text.delta", "delta": (" " if texts else "") + text}
+                    if logprobs and english != "translation":
+                        delta["logprobs"] = word_logprobs(msg.get("words", ()), first=not texts)
+                    yield _event(delta)
                 texts.append(text)
     except Exception:
         log.exception("POST /v1/audio/...: the decoding failed while streaming")

@@ -55,6 +55,21 @@ def test_the_response_formats(app: App) -> None:
     assert app.service.connections == 0
 
 
+def test_logprobs_are_the_words_confidences(app: App) -> None:
+    """include[]=logprobs: a token per recognized word (OpenAI's leading space), the log of its confidence."""
+    body = _form(app, include__=["logprobs"]).json()
+    assert body["logprobs"] == [
+        {"token": token, "logprob": round(float(np.log(0.9)), 4), "bytes": list(token.encode())}
+        for token in ("set", " a", " timer")
+    ]
+    assert "logprobs" not in _form(app).json()
+    r = _form(app, include__=["logprobs"], stream="true")
+    delta = json.loads(r.text.split("\n\n")[0].removeprefix("data: "))
+    assert delta["logprobs"] == body["logprobs"]
+    bad = _form(app, include__=["everything"])
+    assert bad.status_code == 400 and "include" in bad.json()["error"]["message"]
+
+
 def test_the_stream_is_server_sent_events_of_text(app: App) -> None:
     r = _form(app, stream="true")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")

@@ -22,7 +22,14 @@ from websockets.exceptions import ConnectionClosed
 from parley.audio import encode_pcm
 from parley.resample import resample
 from server.protocol import ProtocolError
-from server.realtime import DEFAULT_TURN_DETECTION, RealtimeConfig, parse_session, session_object, start_request
+from server.realtime import (
+    DEFAULT_TURN_DETECTION,
+    LOGPROBS,
+    RealtimeConfig,
+    parse_session,
+    session_object,
+    start_request,
+)
 from server.settings import Settings
 from tests.test_server import Running
 
@@ -197,9 +204,8 @@ def test_manual_commits_clears_keywords_and_bad_events(
     async def go() -> tuple[list[dict], ...]:
         async with connect(f"ws://127.0.0.1:{en_open_server.port}/v1/realtime?intent=transcription") as ws:
             created = await _events(ws, "session.created")
-            await ws.send(
-                json.dumps({"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}})
-            )
+            manual = {"audio": {"input": {"turn_detection": None}}, "include": [LOGPROBS]}
+            await ws.send(json.dumps({"type": "session.update", "session": manual}))
             await _events(ws, "session.updated")
             await ws.send(json.dumps({"type": "input_audio_buffer.commit", "event_id": "c0"}))
             empty = await _events(ws, "error")
@@ -250,6 +256,9 @@ def test_manual_commits_clears_keywords_and_bad_events(
         kinds[-1] == "conversation.item.input_audio_transcription.completed" and "input_audio_buffer.committed" in kinds
     )
     assert turn[-1]["transcript"] == "The code is 123456."
+    logprobs = turn[-1]["logprobs"]  # include: the words' log probabilities, a token per word
+    assert "".join(p["token"] for p in logprobs) == "the code is one two three four five six"
+    assert all(p["logprob"] <= 0 and bytes(p["bytes"]).decode() == p["token"] for p in logprobs)
     assert [e["type"] for e in cleared] == ["input_audio_buffer.cleared"]
     assert updated[-1]["session"]["audio"]["input"]["transcription"]["keywords"] == ["mcallister"]
     assert (
