@@ -4,9 +4,13 @@ live, and prints the captions.
     parley stream talk.wav
     parley stream talk.wav --url wss://asr.example.org/v1/stream --api-key "$KEY" --model en-small
     parley stream talk.wav --speed 0 --json > messages.jsonl
+    ffmpeg -i rtmp://live.example/show -f s16le -ac 1 -ar 16000 - | parley stream - --rate 16000   # a live source
+    ffmpeg -i rtsp://camera/stream -c:a libopus -f ogg - | parley stream - --encoding ogg   # Opus: 1/8 the bytes
 
 The audio goes out at its own sample rate (the server resamples) in s16le chunks of --chunk-ms, paced at real time
-(--speed 1; 2 is twice as fast, 0 as fast as the connection takes it). On a terminal, partials are rewritten in place
+(--speed 1; 2 is twice as fast, 0 as fast as the connection takes it). The file `-` is standard input, live: its
+bytes go out as they arrive, in the wire format --encoding names (raw PCM at --rate, or a webm / ogg container's
+bytes), until it ends. On a terminal, partials are rewritten in place
 on one line and each final gets its own; otherwise only finals are printed. Speaks protocol version 1
 (docs/protocol.md) and nothing else: `run_stream` is also what `parley loadtest` drives, and `converse` (the
 protocol over any source of audio messages) what `parley mic` streams through.
@@ -24,13 +28,14 @@ import sys
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from parley.audio import BYTES_PER_SAMPLE, ENCODINGS, encode_pcm, mix_down
 from parley.formats import read_audio_channels
+from parley.opusstream import CONTAINERS
 
 DEFAULT_URL = "ws://127.0.0.1:8000/v1/stream"
 CLIENT_ERRORS = ("connect_failed", "closed", "timeout", "bad_reply")  # error codes the client itself reports
@@ -322,6 +327,46 @@ async def _paced(
         yield data[begin * width : end * width], end / sample_rate
 
 
+async def _live(source: BinaryIO, block: int) -> AsyncIterator[tuple[bytes, float]]:
+    """A live source's bytes (a pipe) in messages of at most `block` bytes, each as soon as it has arrived, until the
+    source ends, as `converse` takes them (the stream time: the bytes so far, for a PCM `block` of `chunk_ms`)."""
+    read = getattr(source, "read1", source.read)  # read1: what is there now, not a full block
+    total = 0
+    while data := await asyncio.to_thread(read, block):
+        total += len(data)
+        yield data, float(total)
+
+
+async def run_live(
+    url: str,
+    source: BinaryIO,
+    encoding: str,
+    sample_rate: int | None,
+    *,
+    chunk_ms: float = 100.0,
+    start_fields: Mapping[str, Any] | None = None,
+    api_key: str | None = None,
+    on_message: Callable[[dict], None] | None = None,
+) -> StreamResult:
+    """Streams a live source (standard input: ffmpeg, arecord, a gateway) through the protocol as it arrives:
+    raw PCM of `encoding` at `sample_rate`, or the bytes of a "webm" / "ogg" container (Opus; no rate needed).
+    The stream ends when the source does.
+
+    Raises:
+        ValueError: a PCM encoding without a rate.
+    """
+    if encoding in ENCODINGS:
+        if not sample_rate:
+            raise ValueError(f"raw {encoding} needs its sample rate (--rate)")
+        start = start_message(sample_rate, encoding, **dict(start_fields or {}))
+        width = BYTES_PER_SAMPLE[encoding]
+        block = max(1, round(sample_rate * chunk_ms / 1000)) * width
+    else:
+        start = {k: v for k, v in start_message(0, encoding, **dict(start_fields or {})).items() if k != "sample_rate"}
+        block = 4096  # a container's bytes, cut anywhere: the server reads them as they come
+    return await converse(url, start, _live(source, block), api_key=api_key, on_message=on_message)
+
+
 async def run_stream(
     url: str,
     samples: np.ndarray,
@@ -432,6 +477,63 @@ def _endpointing(a: argparse.Namespace) -> bool | dict | None:
     return {"silence_after_speech_s": a.silence_after_speech} if a.silence_after_speech is not None else None
 
 
+def _start_fields(a: argparse.Namespace) -> dict[str, Any]:
+    """The start fields the command line asks for beyond the rate and encoding."""
+    return {
+        "alternatives": a.alternatives,
+        "endpointing": _endpointing(a),
+        "redact": a.redact or None,
+        "profanity_filter": a.profanity_filter or None,
+        "hotwords": a.hotwords or None,
+    }
+
+
+def _show(a: argparse.Namespace) -> Callable[[dict], None]:
+    if a.json:
+        return lambda msg: print(json.dumps(msg, ensure_ascii=False), flush=True)
+    return CaptionPrinter(live=False if a.multichannel else None)  # two channels' partials would share one line
+
+
+def _stream_stdin(a: argparse.Namespace) -> int:
+    """`parley stream -`: standard input, live, until it ends."""
+    if a.multichannel:
+        print("parley stream: --multichannel reads a file, not standard input", file=sys.stderr)
+        return 2
+    fields = {
+        **_start_fields(a),
+        "model": a.model,
+        "search": a.search,
+        "partials": not a.no_partials,
+        "language": a.language,
+        "translate": a.translate or None,
+        "languages": a.languages or None,
+        "talkers": a.talkers or None,
+    }
+    try:
+        result = asyncio.run(
+            run_live(
+                a.url,
+                sys.stdin.buffer,
+                a.encoding,
+                a.rate,
+                chunk_ms=a.chunk_ms,
+                start_fields=fields,
+                api_key=a.api_key,
+                on_message=_show(a),
+            )
+        )
+    except ValueError as e:
+        print(f"parley stream: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    if result.error is not None:
+        print(f"parley stream: error {result.error.get('code')}: {result.error.get('message')}", file=sys.stderr)
+        return 1
+    print(f"parley stream: standard input ended, {len(result.finals)} final(s)", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="parley stream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -439,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "file",
         help="an audio file: WAV (PCM, float or G.711), FLAC, Ogg, MP3, AIFF; any rate 8-48 kHz; channels averaged "
-        "unless --multichannel",
+        "unless --multichannel; - : standard input, live (raw PCM at --rate, or --encoding webm / ogg)",
     )
     p.add_argument(
         "--multichannel",
@@ -453,10 +555,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--search", choices=("greedy", "beam"), help="search method (default: the model's)")
     p.add_argument(
         "--encoding",
-        choices=ENCODINGS,
+        choices=(*ENCODINGS, *CONTAINERS),
         default="s16le",
-        help="wire format (default: s16le; mulaw / alaw: G.711, as telephone systems send it, best with 8 kHz audio)",
+        help="wire format (default: s16le; mulaw / alaw: G.711, as telephone systems send it, best with 8 kHz audio; "
+        "webm / ogg: standard input's Opus container as it is)",
     )
+    p.add_argument("--rate", type=int, help="standard input's sample rate in Hz (raw PCM from -)")
     p.add_argument("--no-partials", action="store_true", help="ask the server for finals only")
     p.add_argument(
         "--alternatives", type=int, metavar="N", help="finals list the N likeliest transcripts (beam search; 1-10)"
@@ -486,6 +590,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--speed must be >= 0 and --chunk-ms > 0")
     if a.no_endpointing and a.silence_after_speech is not None:
         p.error("--no-endpointing and --silence-after-speech: give one or the other")
+    if a.file == "-":
+        return _stream_stdin(a)
+    if a.encoding in CONTAINERS:
+        p.error(f"--encoding {a.encoding} sends standard input's container as it is: give the file as -")
     try:
         samples, rate = read_audio_channels(a.file)
         samples = samples if a.multichannel else mix_down(samples)
@@ -493,12 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"parley stream: {e}", file=sys.stderr)
         return 2
 
-    if a.json:
-
-        def show(msg: dict) -> None:
-            print(json.dumps(msg, ensure_ascii=False), flush=True)
-    else:
-        show = CaptionPrinter(live=False if a.multichannel else None)  # two channels' partials would share one line
+    show = _show(a)
     try:
         result = asyncio.run(
             run_stream(
@@ -515,13 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 translate=a.translate,
                 languages=a.languages,
                 talkers=a.talkers,
-                start_fields={
-                    "alternatives": a.alternatives,
-                    "endpointing": _endpointing(a),
-                    "redact": a.redact or None,
-                    "profanity_filter": a.profanity_filter or None,
-                    "hotwords": a.hotwords or None,
-                },
+                start_fields=_start_fields(a),
                 api_key=a.api_key,
                 on_message=show,
             )

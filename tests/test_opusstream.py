@@ -189,3 +189,33 @@ def test_a_browser_streams_mediarecorder_chunks(
     finals = [m for m in messages if m["type"] == "final" and m["text"]]
     assert "one two three four five six" in " ".join(f["text"] for f in finals), finals
     assert sum(m["type"] == "partial" for m in messages) >= 3
+
+
+def _parley_stream(server: Running, data: bytes, *args: str) -> tuple[int, list[dict], str]:
+    """`parley stream - ARGS --json` with `data` on standard input, against `server`."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "clients.stream", "-", "--url", server.url, "--json", *args]
+    out = subprocess.run(cmd, input=data, capture_output=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    return out.returncode, [json.loads(line) for line in out.stdout.decode().splitlines()], out.stderr.decode()
+
+
+def test_parley_stream_sends_standard_input_live(en_open_server: Running, code_speech: tuple[np.ndarray, int]) -> None:
+    """`ffmpeg ... -f s16le - | parley stream - --rate 16000`, and the same audio as Ogg Opus with `--encoding ogg`:
+    both captioned; raw PCM without its rate is refused before connecting."""
+    from parley.audio import encode_pcm
+
+    x, rate = code_speech
+    pcm = encode_pcm(np.concatenate([x, np.zeros(rate // 2, np.float32)]), "s16le")
+    code, messages, err = _parley_stream(en_open_server, pcm, "--rate", str(rate))
+    finals = " ".join(m["text"] for m in messages if m["type"] == "final")
+    assert code == 0 and "one two three four five six" in finals, (err, messages[-3:])
+    assert "standard input ended" in err
+    ogg = io.BytesIO()
+    soundfile.write(ogg, resample(x, rate, RATE), RATE, format="OGG", subtype="OPUS")
+    code, messages, err = _parley_stream(en_open_server, ogg.getvalue(), "--encoding", "ogg")
+    assert messages[0]["type"] == "ready" and messages[0]["encoding"] == "ogg" and messages[0]["sample_rate"] == 48000
+    assert code == 0 and "one two three four five six" in " ".join(m["text"] for m in messages if m["type"] == "final")
+    code, messages, err = _parley_stream(en_open_server, pcm)
+    assert code == 2 and "needs its sample rate (--rate)" in err and not messages
