@@ -168,9 +168,13 @@ def parse_session(session: Mapping[str, Any], base: RealtimeConfig, beta: bool) 
             )
         audio = _object(session.get("audio", {}), "session.audio")
         audio_in = dict(_object(audio.get("input", {}), "session.audio.input"))
-    for key in ("include", "prompt"):
-        if key in session:
-            extra[key] = session[key]
+    if "include" in session:
+        include = session["include"] or []
+        if not isinstance(include, list) or any(i != LOGPROBS for i in include):
+            raise _invalid("include", f'a list of "{LOGPROBS}"', include)
+        extra["include"] = include
+    if "prompt" in session:
+        extra["prompt"] = session["prompt"]
     if "noise_reduction" in audio_in:
         extra["noise_reduction"] = audio_in["noise_reduction"]
     if "format" in audio_in:
@@ -440,8 +444,9 @@ class RealtimeSession(Connection):
                 )
             if cfg.keywords != self.config.keywords:
                 self._keywords(cfg.keywords)
-        else:
-            start_request(cfg)  # checked now, so that the error answers the update rather than the first audio
+        else:  # checked now (the model, its language, the hotwords), so that the update's error answers it
+            start = self.service.policy(start_request(cfg), self.key)
+            resolve_start(self.service, start, start_adaptation(start))
         self.config = cfg
         await self._event(
             "transcription_session.updated" if self.beta or beta else "session.updated", session=self._shown()

@@ -46,6 +46,7 @@ from server.protocol import (
     BAD_AUDIO,
     INTERNAL,
     INVALID_VALUE,
+    UNKNOWN_FIELD,
     UNSUPPORTED_ENCODING,
     UNSUPPORTED_OPTION,
     ProtocolError,
@@ -54,6 +55,7 @@ from server.protocol import (
     preview,
 )
 from server.routes_transcribe import (
+    START_PARAMS,
     Decode,
     TranscribeRoute,
     decoded_finals,
@@ -73,6 +75,8 @@ GRANULARITIES = ("segment", "word")
 OPENAI_MODEL_PREFIXES = ("whisper-", "gpt-")
 # Form fields of OpenAI's that Parley reads itself; every other field is a start message's (`start_from_params`).
 OPENAI_FIELDS = ("file", "model", "language", "prompt", "response_format", "temperature", "stream", "include")
+# OpenAI's fields that Parley accepts and does not use (its endpointing cuts a recording; its talkers are numbered).
+OPENAI_UNUSED = ("chunking_strategy", "known_speaker_names", "known_speaker_references")
 INCLUDES = ("logprobs",)  # include[]: the words' log probabilities (their confidences' logs)
 # verbose_json's `language` is a name, as Whisper's is.
 LANGUAGE_NAMES = {"en": "english", "de": "german", "es": "spanish", "fr": "french", "it": "italian", "zh": "chinese"}
@@ -262,7 +266,15 @@ def _start_fields(form: FormData, service: ServiceDep, translate: bool) -> dict[
     comma-separated, with or without "[]"), OpenAI's model and language read as Parley's, and a translation's
     English head."""
     fields: dict[str, str] = {}
-    for name in {k.removesuffix("[]") for k in form} - {*OPENAI_FIELDS, "timestamp_granularities"}:
+    names = {k.removesuffix("[]") for k in form} - {*OPENAI_FIELDS, *OPENAI_UNUSED, "timestamp_granularities"}
+    unknown = sorted(names - set(START_PARAMS))
+    if unknown:
+        raise ProtocolError(
+            UNKNOWN_FIELD,
+            f"unknown form field(s) {preview(unknown)} (the audio's rate, encoding and channels come from the file); "
+            f"OpenAI's fields are {list(OPENAI_FIELDS)} and timestamp_granularities[], Parley's {list(START_PARAMS)}",
+        )
+    for name in names:
         values = [v for k in (name, f"{name}[]") for v in form.getlist(k)]
         if any(not isinstance(v, str) for v in values):
             raise ProtocolError(INVALID_VALUE, f"{preview(name)} must be a form field, not a file")

@@ -316,6 +316,16 @@ async def read_request(
     return samples, rate, start
 
 
+# The parameters `start_from_params` reads: a start message's fields, lists comma-separated.
+_FLAGS = ("talkers", "endpointing", "punctuate", "numerals", "redact", "profanity_filter")
+START_PARAMS = (
+    *("model", "search", "language", "languages", "translate", "hotwords", "lm", "alternatives"),
+    *_FLAGS,
+    *ENDPOINT_BOUNDS,
+    *("lm_scale", "ilm_scale", "lodr_scale"),
+)
+
+
 def start_from_params(q: Mapping[str, str], rate: int, encoding: str) -> StartRequest:
     """The start message a request's parameters make (the query's of POST /v1/transcribe, the form's of the
     OpenAI-compatible routes): the fields of docs/protocol.md, lists comma-separated.
@@ -332,7 +342,7 @@ def start_from_params(q: Mapping[str, str], rate: int, encoding: str) -> StartRe
         fields["hotwords"] = [x for x in q["hotwords"].split(",") if x.strip()]
     if q.get("lm"):
         fields["lm"] = q["lm"]
-    for key in ("talkers", "endpointing", "punctuate", "numerals", "redact", "profanity_filter"):
+    for key in _FLAGS:
         if q.get(key):
             fields[key] = _query_value(q, key, "true or false", _boolean)
     if q.get("alternatives"):

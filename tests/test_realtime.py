@@ -361,3 +361,37 @@ def test_a_drain_sends_the_open_turn_then_closes_with_1001(code_speech: tuple[np
     assert kinds.index("conversation.item.input_audio_transcription.completed") < len(kinds) - 1
     completed = next(e for e in events if e["type"].endswith(".completed"))
     assert completed["transcript"].lower().startswith("the code is")
+
+
+BAD_UPDATES = [
+    ({"type": 5}, "unsupported_option"),
+    ({"audio": None}, "invalid_value"),
+    ({"audio": {"input": {"format": {"rate": "24000"}}}}, "invalid_value"),
+    ({"audio": {"input": {"format": {"rate": 96000}}}}, "unsupported_rate"),
+    ({"audio": {"input": {"turn_detection": "yes"}}}, "invalid_value"),
+    ({"audio": {"input": {"transcription": {"model": "en-large"}}}}, "unknown_model"),
+    ({"audio": {"input": {"transcription": {"language": "de"}}}}, "unsupported_option"),
+    ({"audio": {"input": {"transcription": {"keywords": ["ok"] * 1000}}}}, "invalid_value"),
+    ({"include": ["everything"]}, "invalid_value"),
+    ([], "invalid_value"),
+]
+
+
+def test_every_bad_update_is_answered_and_the_session_goes_on(en_open_server: Running) -> None:
+    """Each wrong session.update gets an error with its code (the model, its language and the hotwords checked at the
+    update, not at the first audio); nothing is applied, and a good update after them all is."""
+
+    async def go() -> tuple[list[dict], dict]:
+        async with connect(f"ws://127.0.0.1:{en_open_server.port}/v1/realtime") as ws:
+            await _events(ws, "session.created")
+            errors = []
+            for i, (session, _) in enumerate(BAD_UPDATES):
+                await ws.send(json.dumps({"type": "session.update", "session": session, "event_id": f"u{i}"}))
+                errors.append((await _events(ws, "error"))[-1]["error"])
+            await ws.send(json.dumps({"type": "session.update", "session": {"include": [LOGPROBS]}}))
+            return errors, (await _events(ws, "session.updated"))[-1]
+
+    errors, updated = asyncio.run(go())
+    assert [(e["code"], e["event_id"]) for e in errors] == [(code, f"u{i}") for i, (_, code) in enumerate(BAD_UPDATES)]
+    shown = updated["session"]
+    assert shown["include"] == [LOGPROBS] and shown["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
