@@ -696,3 +696,33 @@ def test_transcribe_a_file_shows_its_captions(en_open_server: Running, code_spee
     assert status == f"Transcribed code.flac ({round(len(x) / rate)} s)."
     assert "notes.mp3" in error and "(bad_audio)" in error, error
     assert state == "idle" and can_start  # the page is ready for the microphone again
+
+
+def test_the_page_can_send_opus_from_mediarecorder(en_open_server: Running, code_speech, tmp_path: Path) -> None:
+    """`/?encoding=webm`: the page streams MediaRecorder's Opus in WebM (start's "encoding": "webm") instead of PCM,
+    and the captions are the sentence's; stop still brings the last final and end."""
+    _require_chromium()
+    x, rate = code_speech
+    wav = tmp_path / "microphone.wav"
+    write_wav(wav, x, rate)
+
+    async def go() -> tuple[list[str], list[dict], bytes, list[dict]]:
+        async with Chromium.launch(fake_audio=wav) as browser:
+            page = await browser.page()
+            await page.navigate(en_open_server.http + "/?encoding=webm")
+            await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
+            await page.click("#toggle")
+            await page.wait_for("document.body.dataset.state === 'listening'", 15, "the stream to be ready")
+            await asyncio.sleep(len(x) / rate + 1.5)
+            await page.click("#toggle")
+            await page.wait_for("document.body.dataset.state === 'idle'", 15, "the last finals after Stop")
+            finals = await page.evaluate(FINALS)
+            received = [json.loads(f["payloadData"]) for f in page.websocket_frames(sent=False)]
+            return finals, _sent_json(page), _sent_audio(page), received
+
+    finals, sent_json, sent, received = asyncio.run(go())
+    assert sent_json[0]["encoding"] == "webm" and "sample_rate" not in sent_json[0], sent_json[0]
+    assert sent_json[-1] == {"type": "stop"} and received[-1] == {"type": "end"}
+    assert sent[:4] == b"\x1aE\xdf\xa3"  # WebM's EBML header, as MediaRecorder writes it
+    assert received[0]["type"] == "ready" and received[0]["encoding"] == "webm"
+    assert "123456" in " ".join(finals).replace(" ", ""), finals
