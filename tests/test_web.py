@@ -107,6 +107,14 @@ def _sent_audio(page: Page) -> bytes:
     return b"".join(base64.b64decode(f["payloadData"]) for f in page.websocket_frames(sent=True) if f["opcode"] == 2)
 
 
+async def _listening(page: Page, url: str) -> None:
+    """Opens the page at `url`, waits for its model list, presses Start and waits for the stream to be ready."""
+    await page.navigate(url)
+    await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
+    await page.click("#toggle")
+    await page.wait_for("document.body.dataset.state === 'listening'", 15, "the stream to be ready")
+
+
 def _sent_json(page: Page) -> list[dict]:
     return [json.loads(f["payloadData"]) for f in page.websocket_frames(sent=True) if f["opcode"] == 1]
 
@@ -316,10 +324,7 @@ def test_lost_connection_reconnects(tiny_bundles: Path, tmp_path: Path) -> None:
     async def go() -> tuple[str, str, str]:
         async with Chromium.launch(fake_audio=wav) as browser:
             page = await browser.page()
-            await page.navigate(first.http + "/")
-            await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
-            await page.click("#toggle")
-            await page.wait_for("document.body.dataset.state === 'listening'", 15, "the stream to be ready")
+            await _listening(page, first.http + "/")
             await asyncio.to_thread(first.stop)  # drains for 0 s: the stream ends with shutting_down (1001)
             lost = await page.wait_for(
                 "document.body.dataset.state === 'reconnecting' && document.getElementById('status').textContent",
@@ -709,10 +714,7 @@ def test_the_page_can_send_opus_from_mediarecorder(en_open_server: Running, code
     async def go() -> tuple[list[str], list[dict], bytes, list[dict]]:
         async with Chromium.launch(fake_audio=wav) as browser:
             page = await browser.page()
-            await page.navigate(en_open_server.http + "/?encoding=webm")
-            await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
-            await page.click("#toggle")
-            await page.wait_for("document.body.dataset.state === 'listening'", 15, "the stream to be ready")
+            await _listening(page, en_open_server.http + "/?encoding=webm")
             await asyncio.sleep(len(x) / rate + 1.5)
             await page.click("#toggle")
             await page.wait_for("document.body.dataset.state === 'idle'", 15, "the last finals after Stop")
