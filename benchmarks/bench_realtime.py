@@ -7,8 +7,9 @@ included: 500 ms by default).
     python benchmarks/bench_realtime.py --manifest data/corpus-v2/en/test.jsonl --limit 20 \\
         --out benchmarks/results/realtime-en-open-2cpu.json
 
-The server runs in this process (`parley serve` on --bundles, default model en-open), one session at a time, nothing
-else streaming: a figure of the protocol's latency, not of the server under load (benchmarks/bench_server.py).
+The server runs as a child process (bench_server.py's `parley serve` on --bundles, default model en-open), one
+session at a time, nothing else streaming: a figure of the protocol's latency, not of the server under load
+(benchmarks/bench_server.py).
 """
 
 from __future__ import annotations
@@ -27,11 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.data.manifest import read_manifest
-from parley.audio import encode_pcm, read_wav
+from benchmarks.bench_server import ServerProcess, manifest_clips
+from parley.audio import encode_pcm
 from parley.resample import resample
-from server.settings import Settings
-from tests.test_server import Running
 
 RATE = 24000
 STEP = 2400  # 100 ms a message
@@ -87,16 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundles", type=Path, default=Path(__file__).resolve().parents[1] / "bundles")
     p.add_argument("--out", type=Path)
     a = p.parse_args(argv)
-    utts = read_manifest(a.manifest)[: a.limit]
-    server = Running(Settings(bundles=a.bundles, default_model="en-open", port=0, log_level="warning"))
+    clips = manifest_clips(a.manifest, a.limit)
+    server = ServerProcess(a.bundles, ["--default-model", "en-open"])
     url = f"ws://127.0.0.1:{server.port}/v1/realtime"
     lags: list[float] = []
     finals: list[float] = []
     skipped = 0
     try:
-        for u in utts:
-            x, rate = read_wav(u.audio)
-            pcm = encode_pcm(np.concatenate([resample(x, rate, RATE), np.zeros(RATE, np.float32)]), "s16le")
+        for clip in clips:
+            x = resample(clip.samples, clip.rate, RATE)
+            pcm = encode_pcm(np.concatenate([x, np.zeros(RATE, np.float32)]), "s16le")
             arrivals, (done, _) = asyncio.run(_session(url, pcm))
             body = httpx.post(
                 f"http://127.0.0.1:{server.port}/v1/transcribe?sample_rate={RATE}&encoding=s16le",
@@ -118,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return round(float(np.percentile(v, q)), 3) if v else float("nan")
 
     row = {
-        "utterances": len(utts),
+        "utterances": len(clips),
         "skipped": skipped,  # the deltas spelled other words than the same audio's transcript (none expected)
         "words": len(lags),
         "word_delta_lag_s": {"p50": pct(lags, 50), "p90": pct(lags, 90), "mean": round(statistics.fmean(lags), 3)},
