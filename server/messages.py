@@ -60,6 +60,11 @@ def multichannel_transcript(model: str, duration: float, channels: Sequence[Sequ
     return transcript_response(model, duration, finals, channels=summary)
 
 
+def log_confidence(conf: float) -> float:
+    """A word's confidence as a log probability (floored at 1e-6: a confidence of 0 has no log)."""
+    return math.log(max(float(conf), 1e-6))
+
+
 def word_logprobs(words: Sequence[Mapping[str, Any]], first: bool = True) -> list[dict]:
     """Words of a final message (`{"word", "conf", ...}`) as OpenAI's `logprobs` entries: a token per word (with the
     space before it, as OpenAI's tokens carry it, except the text's first), its UTF-8 bytes, and the log of the
@@ -72,6 +77,6 @@ def word_logprobs(words: Sequence[Mapping[str, Any]], first: bool = True) -> lis
     for i, w in enumerate(words):
         token = ("" if first and i == 0 else " ") + str(w["word"])
         conf = w.get("conf")
-        logprob = math.log(max(float(conf), 1e-6)) if conf is not None else 0.0
+        logprob = log_confidence(conf) if conf is not None else 0.0
         out.append({"token": token, "logprob": round(logprob, 4), "bytes": list(token.encode())})
     return out

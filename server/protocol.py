@@ -499,14 +499,19 @@ def parse_start(text: str | bytes) -> StartRequest:
     return msg
 
 
+def check_audio_size(data: bytes, max_bytes: int | None) -> None:
+    """Raises ProtocolError too_big for an audio message over `max_bytes` (None: no limit)."""
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ProtocolError(TOO_BIG, f"audio message of {len(data)} bytes is over the limit of {max_bytes} bytes")
+
+
 def decode_audio_message(data: bytes, encoding: str, max_bytes: int | None = None) -> np.ndarray:
     """A binary audio message -> float32 samples `(T,)` (at the stream's sample rate; not clipped).
 
     Raises:
         ProtocolError: over `max_bytes` (too_big), not whole samples or non-finite floats (bad_audio).
     """
-    if max_bytes is not None and len(data) > max_bytes:
-        raise ProtocolError(TOO_BIG, f"audio message of {len(data)} bytes is over the limit of {max_bytes} bytes")
+    check_audio_size(data, max_bytes)
     if encoding not in ENCODINGS:
         raise ProtocolError(UNSUPPORTED_ENCODING, f"encoding {preview(encoding)} not supported")
     try:
@@ -570,8 +575,7 @@ class ProtocolState:
         if self.stopped:
             raise ProtocolError(AFTER_STOP, "audio after stop")
         if self.decoder is not None:  # Opus in WebM or Ogg: the samples of the packets this message completed
-            if len(data) > self.max_message_bytes:
-                raise ProtocolError(TOO_BIG, f"audio message of {len(data)} bytes is over {self.max_message_bytes}")
+            check_audio_size(data, self.max_message_bytes)
             try:
                 x = self.decoder.feed(bytes(data))
             except ValueError as e:

@@ -330,6 +330,7 @@ class RealtimeSession(Connection):
     """One connection at `WS /v1/realtime` (see `Connection`)."""
 
     kind = "realtime session"
+    logger = log
 
     def __init__(self, service: Service, ws: WebSocket) -> None:
         super().__init__(service, ws)
@@ -589,9 +590,7 @@ class RealtimeSession(Connection):
 
     async def _fail(self, error: ProtocolError) -> None:
         """Sends the error event and closes with the error's code (quietly, if the client is already gone)."""
-        self.service.count_error(error.code)
-        level = logging.ERROR if error.code == INTERNAL else logging.INFO
-        log.log(level, "realtime session %s: %s: %s", self.id, error.code, error.message)
+        self._count_failure(error)
         with contextlib.suppress(GoneError):
             await self._event("error", error=error_details(error))
         await self._close(error.close_code)

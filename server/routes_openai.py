@@ -26,6 +26,7 @@ import gzip
 import io
 import logging
 import math
+import statistics
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -40,7 +41,7 @@ from parley.features import MAX_INPUT_RATE
 from parley.formats import read_audio_channels
 from parley.resample import at_most
 from server.deps import HTTP_STATUS, ServiceDep, SettingsDep, require_api_key
-from server.messages import result_message, word_logprobs
+from server.messages import log_confidence, result_message, word_logprobs
 from server.metrics import ServerMetrics
 from server.protocol import (
     BAD_AUDIO,
@@ -403,7 +404,7 @@ def _segment(i: int, final: Mapping[str, Any], text: str) -> dict:
         "text": " " + text,
         "tokens": [],
         "temperature": 0.0,
-        "avg_logprob": round(float(np.mean(np.log(np.maximum(confs, 1e-6)))), 4) if confs else 0.0,
+        "avg_logprob": round(statistics.fmean(map(log_confidence, confs)), 4) if confs else 0.0,
         "compression_ratio": round(len(raw) / len(gzip.compress(raw)), 4),
         "no_speech_prob": 0.0,
     }

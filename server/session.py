@@ -190,6 +190,7 @@ class Connection:
     """
 
     kind = "session"  # for logs
+    logger = log  # each protocol's module logger
 
     def __init__(self, service: Service, ws: WebSocket) -> None:
         self.service = service
@@ -237,6 +238,12 @@ class Connection:
 
     async def _fail(self, error: ProtocolError) -> None:
         raise NotImplementedError
+
+    def _count_failure(self, error: ProtocolError) -> None:
+        """What every protocol's `_fail` does first: the error counted, and logged (an `internal` one as an error)."""
+        self.service.count_error(error.code)
+        level = logging.ERROR if error.code == INTERNAL else logging.INFO
+        self.logger.log(level, "%s %s: %s: %s", self.kind, self.id, error.code, error.message)
 
     def _release(self) -> None:
         if self.stream is not None:
@@ -502,9 +509,7 @@ class Session(Connection):
 
     async def _fail(self, error: ProtocolError) -> None:
         """Sends the error message and closes with its code (quietly, if the client is already gone)."""
-        self.service.count_error(error.code)
-        level = logging.ERROR if error.code == INTERNAL else logging.INFO
-        log.log(level, "session %s: %s: %s", self.id, error.code, error.message)
+        self._count_failure(error)
         with contextlib.suppress(GoneError):
             await self._send(error.to_message())
         await self._close(error.close_code)

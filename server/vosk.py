@@ -258,6 +258,7 @@ class VoskSession(Connection):
     """
 
     kind = "vosk session"
+    logger = log
 
     def __init__(self, service: Service, ws: WebSocket) -> None:
         super().__init__(service, ws)
@@ -445,7 +446,5 @@ class VoskSession(Connection):
 
     async def _fail(self, error: ProtocolError) -> None:
         """Closes with the error's code and the error as the reason (Vosk clients know no error message)."""
-        self.service.count_error(error.code)
-        level = logging.ERROR if error.code == INTERNAL else logging.INFO
-        log.log(level, "vosk session %s: %s: %s", self.id, error.code, error.message)
+        self._count_failure(error)
         await self._close(error.close_code, close_reason(error))
