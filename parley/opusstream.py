@@ -140,7 +140,9 @@ class OpusStreamDecoder:
         self._ogg = OggPacketReader() if container == "ogg" else None
         self._head: bytes | None = None  # the stream's OpusHead (Ogg: its first packet)
         self._tags_seen = False
-        self._history: collections.deque[bytes] = collections.deque()  # the last packets, >= PRE_ROLL samples
+        # The last packets (each with its samples), >= PRE_ROLL samples in all, and their sum.
+        self._history: collections.deque[tuple[bytes, int]] = collections.deque()
+        self._history_samples = 0
         self._skip = 0  # samples still to drop at the stream's start (its pre-skip)
 
     def feed(self, data: bytes) -> np.ndarray:
@@ -162,11 +164,15 @@ class OpusStreamDecoder:
     def _pre_rolled(self, packets: list[bytes]) -> np.ndarray:
         """`packets` decoded by libsndfile after the pre-roll, whose samples are dropped."""
         assert self._head is not None
-        pre_roll = list(self._history)
-        x = _decode(opus_head(head_channels(self._head)), pre_roll + packets)[sum(map(opus_samples, pre_roll)) :]
-        self._history.extend(packets)
-        while len(self._history) > 1 and sum(map(opus_samples, list(self._history)[1:])) >= PRE_ROLL:
-            self._history.popleft()
+        x = _decode(opus_head(head_channels(self._head)), [p for p, _ in self._history] + packets)
+        x = x[self._history_samples :]
+        for packet in packets:
+            n = opus_samples(packet)
+            self._history.append((packet, n))
+            self._history_samples += n
+        # Drop the oldest while the rest still covers the pre-roll.
+        while len(self._history) > 1 and self._history_samples - self._history[0][1] >= PRE_ROLL:
+            self._history_samples -= self._history.popleft()[1]
         return x
 
     def _packets(self, data: bytes) -> list[bytes]:
