@@ -23,7 +23,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PATH=/opt/parley/bin:$PATH
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates libopus0 \
+    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates libopus0 libfaad2 \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/parley
 

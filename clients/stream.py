@@ -9,8 +9,8 @@ live, and prints the captions.
 
 The audio goes out at its own sample rate (the server resamples) in s16le chunks of --chunk-ms, paced at real time
 (--speed 1; 2 is twice as fast, 0 as fast as the connection takes it). The file `-` is standard input, live: its
-bytes go out as they arrive, in the wire format --encoding names (raw PCM at --rate, or a webm / ogg container's
-bytes), until it ends. On a terminal, partials are rewritten in place
+bytes go out as they arrive, in the wire format --encoding names (raw PCM at --rate, or a webm / ogg / fragmented mp4
+container's bytes), until it ends. On a terminal, partials are rewritten in place
 on one line and each final gets its own; otherwise only finals are printed. Speaks protocol version 1
 (docs/protocol.md) and nothing else: `run_stream` is also what `parley loadtest` drives, and `converse` (the
 protocol over any source of audio messages) what `parley mic` streams through.
@@ -35,7 +35,7 @@ from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from parley.audio import BYTES_PER_SAMPLE, ENCODINGS, encode_pcm, mix_down
 from parley.formats import read_audio_channels
-from parley.opusstream import CONTAINERS
+from parley.mp4stream import STREAM_CONTAINERS as CONTAINERS
 
 DEFAULT_URL = "ws://127.0.0.1:8000/v1/stream"
 CLIENT_ERRORS = ("connect_failed", "closed", "timeout", "bad_reply")  # error codes the client itself reports
@@ -349,7 +349,7 @@ async def run_live(
     on_message: Callable[[dict], None] | None = None,
 ) -> StreamResult:
     """Streams a live source (standard input: ffmpeg, arecord, a gateway) through the protocol as it arrives:
-    raw PCM of `encoding` at `sample_rate`, or the bytes of a "webm" / "ogg" container (Opus; no rate needed).
+    raw PCM of `encoding` at `sample_rate`, or the bytes of a "webm" / "ogg" / "mp4" container (no rate needed).
     The stream ends when the source does.
 
     Raises:
@@ -541,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "file",
         help="an audio file: WAV (PCM, float or G.711), FLAC, Ogg, MP3, AIFF; any rate 8-48 kHz; channels averaged "
-        "unless --multichannel; - : standard input, live (raw PCM at --rate, or --encoding webm / ogg)",
+        "unless --multichannel; - : standard input, live (raw PCM at --rate, or --encoding webm / ogg / mp4)",
     )
     p.add_argument(
         "--multichannel",
@@ -558,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=(*ENCODINGS, *CONTAINERS),
         default="s16le",
         help="wire format (default: s16le; mulaw / alaw: G.711, as telephone systems send it, best with 8 kHz audio; "
-        "webm / ogg: standard input's Opus container as it is)",
+        "webm / ogg / mp4: standard input's container as it is: Opus, or AAC in fragmented MP4)",
     )
     p.add_argument("--rate", type=int, help="standard input's sample rate in Hz (raw PCM from -)")
     p.add_argument("--no-partials", action="store_true", help="ask the server for finals only")

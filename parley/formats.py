@@ -6,8 +6,10 @@ Content-Type, which clients get wrong.
 
     samples, rate = read_audio_channels(io.BytesIO(body))   # (C, T) float32 in [-1, 1], and the rate
 
-MP4/M4A (Safari's recordings, phones' voice memos: AAC) needs ffmpeg, which is not a Python dependency: it is
-refused with the command that converts it, as WebM of another codec than Opus is.
+MP4 (M4A, MOV: Safari's recordings and phones' voice memos in AAC, Chrome's `audio/mp4` recordings in Opus):
+parley/mp4.py reads the container; AAC is decoded by libfaad2 (parley/aac.py; Debian's libfaad2, which the Docker
+image installs), Opus and MP3 by libsndfile. A system without libfaad2 refuses AAC with the package to install or the
+ffmpeg command that converts it, as WebM of another codec than Opus is refused.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from typing import BinaryIO
 
 import numpy as np
 
+from parley.aac import INSTALL_HINT as AAC_INSTALL_HINT
+from parley.aac import AacDecoder
 from parley.audio import read_wav_channels
+from parley.mp4 import read_mp4
+from parley.ogg import write_ogg_opus
 from parley.webm import webm_to_ogg
 
 # The first bytes of each format, and its name in messages. A WAV file starts RIFF (or RF64, or BW64) ... WAVE.
@@ -33,7 +39,7 @@ _MAGIC = (
 )
 # What libsndfile decodes (the rest of `_MAGIC` it does not).
 SOUNDFILE_FORMATS = ("FLAC", "Ogg", "MP3", "AIFF", "CAF")
-ACCEPTED = "WAV, FLAC, Ogg Vorbis or Opus, WebM Opus, MP3, AIFF, CAF"
+ACCEPTED = "WAV, FLAC, Ogg Vorbis or Opus, WebM Opus, MP4/M4A (AAC, Opus, MP3), MP3, AIFF, CAF"
 CONVERT_HINT = "convert it first, e.g. `ffmpeg -i talk.m4a -ac 1 -ar 16000 talk.wav`"
 
 
@@ -75,6 +81,17 @@ def read_audio_channels(source: str | os.PathLike | BinaryIO) -> tuple[np.ndarra
             data, kind = webm_to_ogg(data), "Ogg"
         except (ValueError, IndexError) as e:
             raise ValueError(f"{where}a WebM file Parley cannot read ({e}): {CONVERT_HINT}") from None
+    if kind == "MP4/M4A":
+        try:
+            track, packets = read_mp4(data)
+        except ValueError as e:
+            raise ValueError(f"{where}an MP4 file Parley cannot read ({e}): {CONVERT_HINT}") from None
+        if track.codec == "aac":
+            return _decode_aac(track.config, track.channels, packets, where)
+        # Opus as an Ogg stream, MP3's frames as an MP3 file: libsndfile decodes them.
+        data, kind = (
+            (write_ogg_opus(track.config, packets), "Ogg") if track.codec == "opus" else (b"".join(packets), "MP3")
+        )
     if kind is not None and kind not in SOUNDFILE_FORMATS:
         raise ValueError(f"{where}the file seems to be {kind}, which Parley does not read: {CONVERT_HINT}")
     # A format libsndfile decodes, or one not known by its first bytes (libsndfile knows a few more: AU, W64, ...).
@@ -96,6 +113,23 @@ def read_audio_channels(source: str | os.PathLike | BinaryIO) -> tuple[np.ndarra
         )
         raise ValueError(f"{where}{what} ({_reason(e)})") from None
     return np.ascontiguousarray(np.clip(x.T, -1.0, 1.0)), int(rate)
+
+
+def _decode_aac(config: bytes, channels: int, packets: list[bytes], where: str) -> tuple[np.ndarray, int]:
+    """An MP4 track's AAC packets -> `(C, T)` float32 and the rate (libfaad2 writes mono as two equal channels: a track
+    that says it is mono comes back as one)."""
+    try:
+        decoder = AacDecoder(config)
+        x = np.concatenate([decoder.decode(p) for p in packets]) if packets else np.zeros((0, 1), np.float32)
+    except OSError:
+        raise ValueError(
+            f"{where}the file is AAC in MP4, which needs libfaad2 on the server ({AAC_INSTALL_HINT}), or {CONVERT_HINT}"
+        ) from None
+    except ValueError as e:
+        raise ValueError(f"{where}an MP4 file Parley cannot decode ({e})") from None
+    if channels == 1 and x.shape[1] > 1:
+        x = x.mean(axis=1, keepdims=True, dtype=np.float32)
+    return np.ascontiguousarray(np.clip(x.T, -1.0, 1.0)), decoder.rate
 
 
 def _article(name: str) -> str:

@@ -117,7 +117,8 @@ class OpusStreamDecoder:
     """One stream's Opus in WebM or Ogg, fed in chunks cut anywhere; its channels averaged.
 
     Args:
-        container: "webm" or "ogg".
+        container: "webm" or "ogg"; or None: packets without a container (parley/mp4stream.py's), given to `decode`
+            after `begin` has the stream's OpusHead.
         backend: "libopus" (one decoder for the stream; needs libopus), "libsndfile" (each chunk after a pre-roll),
             or None: libopus where the system has it.
 
@@ -128,8 +129,8 @@ class OpusStreamDecoder:
 
     rate = OPUS_RATE
 
-    def __init__(self, container: str, backend: str | None = None) -> None:
-        if container not in CONTAINERS:
+    def __init__(self, container: str | None, backend: str | None = None) -> None:
+        if container is not None and container not in CONTAINERS:
             raise ValueError(f"container {container!r}: use one of {CONTAINERS}")
         if backend not in (None, *BACKENDS):
             raise ValueError(f"backend {backend!r}: use one of {BACKENDS}")
@@ -146,7 +147,14 @@ class OpusStreamDecoder:
         self._skip = 0  # samples still to drop at the stream's start (its pre-skip)
 
     def feed(self, data: bytes) -> np.ndarray:
-        packets = self._packets(data)
+        return self.decode(self._packets(data))
+
+    def begin(self, head: bytes) -> None:
+        """The stream's OpusHead, before its first packet (what a container's header carries)."""
+        self._head, self._skip = head, head_pre_skip(head)
+
+    def decode(self, packets: list[bytes]) -> np.ndarray:
+        """`packets`' samples, `(T,)` float32 at 48 kHz, decoded after those before them."""
         if not packets:
             return np.zeros(0, dtype=np.float32)
         assert self._head is not None
@@ -179,16 +187,16 @@ class OpusStreamDecoder:
         if self._webm is not None:
             packets = self._webm.feed(data)
             if packets and self._head is None:
-                self._head = self._webm.head()
-                self._skip = head_pre_skip(self._head)
+                self.begin(self._webm.head())
             return packets
-        assert self._ogg is not None
+        if self._ogg is None:
+            raise ValueError("a decoder without a container takes packets through decode(), not bytes")
         out = []
         for packet in self._ogg.feed(data):
             if self._head is None:
                 if not packet.startswith(b"OpusHead"):
                     raise ValueError("an Ogg stream that is not Opus (its first packet is no OpusHead)")
-                self._head, self._skip = packet, head_pre_skip(packet)
+                self.begin(packet)
             elif not self._tags_seen:
                 self._tags_seen = True  # OpusTags
             else:

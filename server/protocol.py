@@ -22,7 +22,9 @@ import numpy as np
 
 from parley.audio import BYTES_PER_SAMPLE, ENCODINGS, decode_pcm
 from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
-from parley.opusstream import CONTAINERS, OpusStreamDecoder
+from parley.mp4stream import STREAM_CONTAINERS as CONTAINERS
+from parley.mp4stream import Mp4StreamDecoder, stream_decoder
+from parley.opusstream import OpusStreamDecoder
 from server.biasing import MAX_HOTWORD_BOOST
 from server.lm import MAX_FUSION_SCALE
 
@@ -46,7 +48,7 @@ BAD_MESSAGE = "bad_message"  # a JSON object whose "type" is missing or not a cl
 UNKNOWN_FIELD = "unknown_field"  # a start message with a field protocol version 1 does not define
 INVALID_VALUE = "invalid_value"  # a field with a wrong type or value, or a required field missing
 UNSUPPORTED_RATE = "unsupported_rate"  # sample_rate outside 8000-48000 Hz
-UNSUPPORTED_ENCODING = "unsupported_encoding"  # encoding other than s16le / f32le / mulaw / alaw / webm / ogg
+UNSUPPORTED_ENCODING = "unsupported_encoding"  # encoding other than s16le / f32le / mulaw / alaw / webm / ogg / mp4
 UNKNOWN_MODEL = "unknown_model"  # no bundle of that name is loaded
 UNSUPPORTED_OPTION = "unsupported_option"  # the model cannot do what was asked (language, translate, search)
 NOT_STARTED = "not_started"  # audio or stop before start
@@ -85,8 +87,9 @@ ERROR_CLOSE_CODES: dict[str, int] = {
     INTERNAL: CLOSE_INTERNAL,
 }
 
-# A stream's encodings: the PCM ones (a message: whole samples), and Opus in a container as browsers' MediaRecorder
-# (webm) or Ogg Opus encoders (ogg) write it, decoded at 48 kHz as it arrives (parley/opusstream.py).
+# A stream's encodings: the PCM ones (a message: whole samples), and compressed audio in a container as browsers'
+# MediaRecorder (webm: Opus; mp4: Safari's AAC, Chrome's Opus) or Ogg Opus encoders (ogg) write it, decoded at 48 kHz
+# as it arrives (parley/opusstream.py, parley/mp4stream.py).
 STREAM_ENCODINGS = (*ENCODINGS, *CONTAINERS)
 
 # The start message's fields: name -> required. Later protocol versions may add fields; version 1 refuses unknown
@@ -374,7 +377,7 @@ def start_from_dict(d: dict) -> StartRequest:
         raise ProtocolError(
             UNSUPPORTED_ENCODING, f"encoding {preview(encoding)} not supported: use one of {list(STREAM_ENCODINGS)}"
         )
-    if encoding in CONTAINERS:  # Opus decodes at 48 kHz whatever the microphone's rate was: a given rate is ignored
+    if encoding in CONTAINERS:  # decoded to 48 kHz whatever the microphone's rate was: a given rate is ignored
         d = {**d, "sample_rate": OpusStreamDecoder.rate}
     elif "sample_rate" not in d:
         raise ProtocolError(INVALID_VALUE, f"start lacks required field(s) ['sample_rate'] (encoding {encoding})")
@@ -532,7 +535,7 @@ class ProtocolState:
         self.start: StartRequest | None = None
         self.stopped = False
         self.samples_received = 0  # at start.sample_rate
-        self.decoder: OpusStreamDecoder | None = None  # a container encoding's (webm, ogg), made at start
+        self.decoder: OpusStreamDecoder | Mp4StreamDecoder | None = None  # a container encoding's, made at start
 
     @property
     def seconds_received(self) -> float:
@@ -556,7 +559,7 @@ class ProtocolState:
                 raise ProtocolError(ALREADY_STARTED, "start was already sent on this connection")
             self.start = msg
             if msg.encoding in CONTAINERS:
-                self.decoder = OpusStreamDecoder(msg.encoding)
+                self.decoder = stream_decoder(msg.encoding)
         else:
             kind = {StopRequest: "stop", FinalizeRequest: "finalize", ContextRequest: "context"}[type(msg)]
             if self.start is None:
@@ -574,7 +577,7 @@ class ProtocolState:
             raise ProtocolError(NOT_STARTED, "audio before start: send the start message first")
         if self.stopped:
             raise ProtocolError(AFTER_STOP, "audio after stop")
-        if self.decoder is not None:  # Opus in WebM or Ogg: the samples of the packets this message completed
+        if self.decoder is not None:  # a container (WebM, Ogg, MP4): the samples of the packets this message completed
             check_audio_size(data, self.max_message_bytes)
             try:
                 x = self.decoder.feed(bytes(data))

@@ -148,21 +148,48 @@ RECORD_AND_STREAM = """(async () => {
   const closed = new Promise(resolve => ws.onclose = resolve);
   ws.onmessage = e => messages.push(JSON.parse(e.data));
   await new Promise(resolve => ws.onopen = resolve);
-  ws.send(JSON.stringify({type: 'start', encoding: 'webm'}));
+  ws.send(JSON.stringify({type: 'start', encoding: ENCODING_}));
   const stream = await navigator.mediaDevices.getUserMedia({audio: true});
-  const recorder = new MediaRecorder(stream, {mimeType: 'audio/webm;codecs=opus'});
-  recorder.ondataavailable = async e => ws.send(await e.data.arrayBuffer());
+  const recorder = new MediaRecorder(stream, {mimeType: MIME_});
+  let chain = Promise.resolve();  // each chunk's bytes are read asynchronously: sent in order
+  recorder.ondataavailable = e => chain = chain.then(async () => ws.send(await e.data.arrayBuffer()));
   const stopped = new Promise(resolve => recorder.onstop = resolve);
   recorder.start(250);  // a chunk every 250 ms, sent as it comes
   await new Promise(resolve => setTimeout(resolve, MILLISECONDS));
   recorder.stop();
   await stopped;
-  await new Promise(resolve => setTimeout(resolve, 100));  // the last chunk's send
+  await chain;  // the last chunk's send
   stream.getTracks().forEach(t => t.stop());
   ws.send(JSON.stringify({type: 'stop'}));
   await closed;
-  return messages;
+  return {mime: recorder.mimeType, messages};
 })()"""
+
+
+def record_and_stream(
+    server: Running, speech: tuple[np.ndarray, int], tmp_path: Path, encoding: str, mime: str
+) -> tuple[str, list[dict]]:
+    """Chromium records `speech` as its fake microphone with MediaRecorder (`mime`) and sends each 250 ms chunk over
+    /v1/stream as it comes (start's `encoding`): the recorder's MIME type and the server's messages."""
+    _require_chromium()
+    x, rate = speech
+    wav = tmp_path / "microphone.wav"
+    write_wav(wav, x, rate)
+    script = (
+        RECORD_AND_STREAM.replace("URL_", json.dumps(server.url))
+        .replace("ENCODING_", json.dumps(encoding))
+        .replace("MIME_", json.dumps(mime))
+        .replace("MILLISECONDS", str(round(len(x) / rate * 1000) + 1200))
+    )
+
+    async def go() -> dict:
+        async with Chromium.launch(fake_audio=wav) as browser:
+            page = await browser.page()
+            await page.navigate(server.http + "/")
+            return await page.evaluate(script)
+
+    out = asyncio.run(go())
+    return out["mime"], out["messages"]
 
 
 def test_a_browser_streams_mediarecorder_chunks(
@@ -170,21 +197,8 @@ def test_a_browser_streams_mediarecorder_chunks(
 ) -> None:
     """Chromium records the fake microphone with MediaRecorder and sends each 250 ms WebM chunk over /v1/stream as it
     comes (`"encoding": "webm"`): partials while it records, the sentence in the finals."""
-    _require_chromium()
-    x, rate = code_speech
-    wav = tmp_path / "microphone.wav"
-    write_wav(wav, x, rate)
-    script = RECORD_AND_STREAM.replace("URL_", json.dumps(en_open_server.url)).replace(
-        "MILLISECONDS", str(round(len(x) / rate * 1000) + 1200)
-    )
-
-    async def go() -> list[dict]:
-        async with Chromium.launch(fake_audio=wav) as browser:
-            page = await browser.page()
-            await page.navigate(en_open_server.http + "/")
-            return await page.evaluate(script)
-
-    messages = asyncio.run(go())
+    mime, messages = record_and_stream(en_open_server, code_speech, tmp_path, "webm", "audio/webm;codecs=opus")
+    assert mime.startswith("audio/webm")
     assert messages[0]["type"] == "ready" and messages[-1] == {"type": "end"}, messages[:2]
     finals = [m for m in messages if m["type"] == "final" and m["text"]]
     assert "one two three four five six" in " ".join(f["text"] for f in finals), finals

@@ -28,6 +28,7 @@ NOT_RUNTIME = (
     "httpx",
     "pytest",
     "openai",
+    "av",
     "faster_whisper",
     "pocketsphinx",
 )

@@ -703,9 +703,13 @@ def test_transcribe_a_file_shows_its_captions(en_open_server: Running, code_spee
     assert state == "idle" and can_start  # the page is ready for the microphone again
 
 
-def test_the_page_can_send_opus_from_mediarecorder(en_open_server: Running, code_speech, tmp_path: Path) -> None:
-    """`/?encoding=webm`: the page streams MediaRecorder's Opus in WebM (start's "encoding": "webm") instead of PCM,
-    and the captions are the sentence's; stop still brings the last final and end."""
+@pytest.mark.parametrize("container", ["webm", "mp4"])
+def test_the_page_can_send_mediarecorders_recording(
+    en_open_server: Running, code_speech, tmp_path: Path, container: str
+) -> None:
+    """`/?encoding=webm` (or `mp4`, what Safari records): the page streams MediaRecorder's recording in that container
+    (start's "encoding") instead of PCM, and the captions are the sentence's; stop still brings the last final and
+    end."""
     _require_chromium()
     x, rate = code_speech
     wav = tmp_path / "microphone.wav"
@@ -714,7 +718,7 @@ def test_the_page_can_send_opus_from_mediarecorder(en_open_server: Running, code
     async def go() -> tuple[list[str], list[dict], bytes, list[dict]]:
         async with Chromium.launch(fake_audio=wav) as browser:
             page = await browser.page()
-            await _listening(page, en_open_server.http + "/?encoding=webm")
+            await _listening(page, en_open_server.http + f"/?encoding={container}")
             await asyncio.sleep(len(x) / rate + 1.5)
             await page.click("#toggle")
             await page.wait_for("document.body.dataset.state === 'idle'", 15, "the last finals after Stop")
@@ -723,8 +727,9 @@ def test_the_page_can_send_opus_from_mediarecorder(en_open_server: Running, code
             return finals, _sent_json(page), _sent_audio(page), received
 
     finals, sent_json, sent, received = asyncio.run(go())
-    assert sent_json[0]["encoding"] == "webm" and "sample_rate" not in sent_json[0], sent_json[0]
+    assert sent_json[0]["encoding"] == container and "sample_rate" not in sent_json[0], sent_json[0]
     assert sent_json[-1] == {"type": "stop"} and received[-1] == {"type": "end"}
-    assert sent[:4] == b"\x1aE\xdf\xa3"  # WebM's EBML header, as MediaRecorder writes it
-    assert received[0]["type"] == "ready" and received[0]["encoding"] == "webm"
+    # WebM's EBML header, or MP4's ftyp box, as MediaRecorder writes them
+    assert sent[:4] == b"\x1aE\xdf\xa3" if container == "webm" else sent[4:8] == b"ftyp"
+    assert received[0]["type"] == "ready" and received[0]["encoding"] == container
     assert "123456" in " ".join(finals).replace(" ", ""), finals

@@ -7,9 +7,10 @@
 // &talkers=1&redact=1&profanity_filter=1&numerals=0&hotwords=kowalczyk,zentrix%20labs (languages: with automatic
 // language detection, the languages to choose from; talkers: number who speaks, for models that can,
 // docs/talkers.md; redact: spoken digit strings as [redacted]; profanity_filter: profanity masked, d***;
-// numerals=0: numbers in words, not digits; hotwords: the Hotwords field's, comma-separated; encoding=webm: send the
-// microphone as MediaRecorder's Opus in WebM, about a tenth of the bytes of PCM, for slow links: audio spoken while
-// a dropped connection is re-established is not resent, as PCM's is).
+// numerals=0: numbers in words, not digits; hotwords: the Hotwords field's, comma-separated; encoding=webm (or mp4):
+// send the microphone as MediaRecorder records it, about a tenth of the bytes of PCM, for slow links: Opus in WebM where
+// the browser records it, else fragmented MP4 (Safari: AAC); audio spoken while a dropped connection is re-established
+// is not resent, as PCM's is).
 
 const TARGET_RATE = 16000; // Hz sent to the server: the models' rate, so the server does no resampling
 const FRAME_MS = 100; // audio per WebSocket message
@@ -461,7 +462,7 @@ async function start() {
   if (!ui.model.value) return;
   const s = {
     ...fieldChoices(),
-    opus: wantsOpus(),
+    opus: wantsRecorded(), // {encoding, mimeType} of a compressed recording, or null: PCM
     chain: Promise.resolve(),
     recorder: null,
     backlog: [],
@@ -525,18 +526,26 @@ async function start() {
   connect(s);
 }
 
-// ?encoding=webm, where the browser records Opus in WebM: MediaRecorder's chunks go out instead of the worklet's PCM.
-const OPUS_TYPE = "audio/webm;codecs=opus";
+// ?encoding=webm or mp4: MediaRecorder's chunks go out instead of the worklet's PCM, in the container asked for where
+// the browser records it, else the other (Safari records only MP4, its AAC; Chrome both).
+const RECORDED = [
+  { encoding: "webm", mimeType: "audio/webm;codecs=opus" },
+  { encoding: "mp4", mimeType: "audio/mp4" },
+];
 const OPUS_CHUNK_MS = 250;
 
-function wantsOpus() {
-  return params.get("encoding") === "webm" && !!window.MediaRecorder && MediaRecorder.isTypeSupported(OPUS_TYPE);
+// The recording to send ({encoding, mimeType}), or null: PCM.
+function wantsRecorded() {
+  const asked = params.get("encoding");
+  if (!RECORDED.some((r) => r.encoding === asked) || !window.MediaRecorder) return null;
+  const order = [...RECORDED].sort((a, b) => (b.encoding === asked) - (a.encoding === asked));
+  return order.find((r) => MediaRecorder.isTypeSupported(r.mimeType)) || null;
 }
 
 // A recorder per connection, started at ready: each connection's first chunk carries the WebM header it needs.
 function startRecorder(s) {
   const ws = s.ws;
-  const recorder = new MediaRecorder(s.stream, { mimeType: OPUS_TYPE });
+  const recorder = new MediaRecorder(s.stream, { mimeType: s.opus.mimeType });
   recorder.ondataavailable = (e) => {
     // In order: each chunk's bytes are read asynchronously, and stop must follow the last of them.
     s.chain = s.chain.then(async () => {
@@ -626,7 +635,7 @@ function connect(s) {
   s.ws = ws;
   ws.binaryType = "arraybuffer";
   ws.onopen = () => {
-    const audio = s.opus ? { encoding: "webm" } : { sample_rate: s.sampleRate, encoding: "s16le" };
+    const audio = s.opus ? { encoding: s.opus.encoding } : { sample_rate: s.sampleRate, encoding: "s16le" };
     const start = { type: "start", ...audio, partials: true, ...choices(s) };
     s.hotwords = start.hotwords || [];
     ws.send(JSON.stringify(start));
