@@ -10,6 +10,7 @@ to a Parley server unchanged (docs/protocol.md "OpenAI's Realtime transcription"
       │         ◄── input_audio_buffer.speech_started {item_id, audio_start_ms}
       │         ◄── conversation.item.input_audio_transcription.delta {item_id, delta}   while the person speaks
       │         ◄── input_audio_buffer.speech_stopped, input_audio_buffer.committed    at the endpoint
+      │         ◄── conversation.item.added, conversation.item.done {item}   the turn's user message
       │         ◄── conversation.item.input_audio_transcription.completed {item_id, transcript}
       │── input_audio_buffer.commit ────────────────────────────────►│  closes the turn now (no VAD: the only way)
       │── input_audio_buffer.clear ─────────────────────────────────►│  drops the open turn: cleared, no transcript
@@ -564,6 +565,19 @@ class RealtimeSession(Connection):
         if self.config.turn_detection is not None:
             await self._event("input_audio_buffer.speech_stopped", audio_end_ms=round(f.end * 1000), item_id=item.id)
         await self._event("input_audio_buffer.committed", item_id=item.id, previous_item_id=self._previous_item)
+        # The user message the commit made, as OpenAI announces it (its transcript comes in completed).
+        message = {
+            "id": item.id,
+            "object": "realtime.item",
+            "type": "message",
+            "status": "completed",
+            "role": "user",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
+        added = "conversation.item.created" if self.beta else "conversation.item.added"
+        await self._event(added, previous_item_id=self._previous_item, item=message)
+        if not self.beta:
+            await self._event("conversation.item.done", previous_item_id=self._previous_item, item=message)
         if item.spelling and f.text.startswith(item.sent) and len(f.text) > len(item.sent):
             await self._delta(item, f.text[len(item.sent) :])
         await self._event(

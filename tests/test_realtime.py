@@ -169,6 +169,16 @@ def test_openais_sdk_transcribes_turns_live(en_open_server: Running, code_speech
         assert sum(mine.index(d) < mine.index(stopped) for d in deltas) >= 3  # most words came while it was spoken
     committed = [e for e in events if e.type == "input_audio_buffer.committed"]
     assert [c.previous_item_id for c in committed] == [None, first]
+    # Each commit's user message, as OpenAI announces it: added, then done, between committed and completed.
+    for kind in ("conversation.item.added", "conversation.item.done"):
+        items = [e for e in events if e.type == kind]
+        assert [(e.item.id, e.item.role, e.previous_item_id) for e in items] == [
+            (first, "user", None),
+            (second, "user", first),
+        ]
+        assert items[0].item.content[0].type == "input_audio"
+        assert kinds.index(kind) > kinds.index("input_audio_buffer.committed")
+        assert kinds.index(kind) < kinds.index("conversation.item.input_audio_transcription.completed")
     started = [e.audio_start_ms for e in events if e.type == "input_audio_buffer.speech_started"]
     seconds = len(code_speech[0]) / code_speech[1]
     assert 0 <= started[0] < 500 and 1000 * (seconds + 1) <= started[1] < 1000 * (seconds + 1.5)
@@ -290,6 +300,10 @@ def test_the_beta_protocol_and_telephone_audio(en_open_server: Running, code_spe
     events = asyncio.run(go())
     assert events[1]["session"]["input_audio_format"] == "g711_ulaw"
     assert events[-1]["transcript"].replace(" ", "").lower().startswith("thecodeis")
+    kinds = [e["type"] for e in events]  # the beta names the commit's message conversation.item.created, no done
+    (created,) = [e for e in events if e["type"] == "conversation.item.created"]
+    assert created["item"]["id"] == events[-1]["item_id"] and created["item"]["role"] == "user"
+    assert "conversation.item.added" not in kinds and "conversation.item.done" not in kinds
 
 
 @pytest.fixture(scope="module")
