@@ -15,6 +15,7 @@ is answered here: a JSON error over HTTP, the stream protocol's error and close 
 from __future__ import annotations
 
 import contextlib
+import mimetypes
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request, WebSocket
@@ -27,7 +28,7 @@ from server import routes_openai, routes_ops, routes_stream, routes_transcribe
 from server.deps import error_response
 from server.metrics import ServerMetrics
 from server.protocol import ProtocolError
-from server.routes_ops import WEB_DIR
+from server.routes_ops import SDK_DIR, WEB_DIR
 from server.service import Service
 from server.settings import Settings
 
@@ -79,4 +80,7 @@ def create_app(settings: Settings, metrics: ServerMetrics | None = None) -> Fast
     if WEB_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
         app.include_router(routes_ops.page)
+    if SDK_DIR.is_dir():  # `import { ParleyStream } from "/sdk/parley.mjs"` (clients/js)
+        mimetypes.add_type("text/javascript", ".mjs")  # a module script must come as JavaScript, whatever the OS says
+        app.mount("/sdk", StaticFiles(directory=SDK_DIR), name="sdk")
     return app

@@ -17,6 +17,7 @@ from server.metrics import CONTENT_TYPE
 
 # The live-caption page (static files, no build step), served at / with its assets under /static/.
 WEB_DIR = Path(__file__).resolve().parents[1] / "clients" / "web"
+SDK_DIR = Path(__file__).resolve().parents[1] / "clients" / "js"  # the JavaScript client, served at /sdk
 
 router = APIRouter()
 page = APIRouter()
