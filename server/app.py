@@ -1,7 +1,9 @@
-"""The FastAPI app, put together from its routers: the streaming WebSockets (server/routes_stream.py: `WS /v1/stream`
-and Vosk-server's `WS /`), transcription (server/routes_transcribe.py: `POST /v1/transcribe`; server/routes_openai.py:
-OpenAI's `POST /v1/audio/transcriptions` and `/v1/audio/translations`) and operations (server/routes_ops.py:
-`/healthz`, `/readyz`, `/v1/models`, `/metrics`, the live-caption page at `GET /`).
+"""The FastAPI app, put together from its routers: the streaming WebSockets (server/routes_stream.py: `WS /v1/stream`,
+OpenAI's `WS /v1/realtime`, Deepgram's `WS /v1/listen` and Vosk-server's `WS /`), transcription
+(server/routes_transcribe.py: `POST /v1/transcribe`; server/routes_openai.py: OpenAI's `POST /v1/audio/transcriptions`
+and `/v1/audio/translations`; server/routes_deepgram.py: Deepgram's `POST /v1/listen`) and operations
+(server/routes_ops.py: `/healthz`, `/readyz`, `/v1/models`, `/metrics`, the live-caption page at `GET /`, the
+JavaScript client at `/sdk`).
 
     app = create_app(Settings(bundles="bundles/"))   # bundles load in the app's lifespan
     uvicorn.run(app, **settings.uvicorn_kwargs())     # `parley serve` does this, with draining (server/serve.py)
@@ -24,7 +26,7 @@ from fastapi.requests import HTTPConnection
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from server import routes_openai, routes_ops, routes_stream, routes_transcribe
+from server import routes_deepgram, routes_openai, routes_ops, routes_stream, routes_transcribe
 from server.deps import error_response
 from server.metrics import ServerMetrics
 from server.protocol import ProtocolError
@@ -76,6 +78,7 @@ def create_app(settings: Settings, metrics: ServerMetrics | None = None) -> Fast
     app.include_router(routes_stream.router)
     app.include_router(routes_transcribe.router)
     app.include_router(routes_openai.router)
+    app.include_router(routes_deepgram.router)
     app.include_router(routes_ops.router)
     if WEB_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")

@@ -759,15 +759,20 @@ def dumps(msg: dict) -> str:
 
 
 def api_key_from_request(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
-    """The API key a request carries: `Authorization: Bearer KEY`, `X-API-Key: KEY`, or `?api_key=KEY`.
+    """The API key a request carries: `Authorization: Bearer KEY` (or Deepgram's `Token KEY`), `X-API-Key: KEY`,
+    `?api_key=KEY`, or Deepgram's browser form, the WebSocket subprotocols `token, KEY`.
 
-    The query parameter exists for browsers, whose WebSocket API cannot set headers. `headers` must be
-    case-insensitive (Starlette's are) or use lowercase names.
+    The query parameter and the subprotocols exist for browsers, whose WebSocket API cannot set headers. `headers`
+    must be case-insensitive (Starlette's are) or use lowercase names.
     """
     auth = headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
+        if scheme.lower() in ("bearer", "token") and token.strip():
             return token.strip()
     key = headers.get("x-api-key") or query.get("api_key")
+    if not key:
+        protocols = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",")]
+        if len(protocols) == 2 and protocols[0] == "token" and protocols[1]:
+            key = protocols[1]
     return key or None

@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any
 from starlette.websockets import WebSocket
 
 from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
-from server.batcher import StreamClosedError
 from server.messages import result_message, word_logprobs
 from server.protocol import (
     BAD_JSON,
@@ -61,16 +60,12 @@ from server.protocol import (
 )
 from server.recognizer import Final, Partial
 from server.session import (
-    FLUSH_TIMEOUT_S,
     Connection,
-    EngineFailureError,
     GoneError,
     IdleClock,
     replace_hotwords,
     resolve_start,
-    settle,
     start_adaptation,
-    stream_endpoint,
 )
 
 if TYPE_CHECKING:
@@ -348,40 +343,12 @@ class RealtimeSession(Connection):
 
     async def _serve(self) -> None:
         await self._event("transcription_session.created" if self.beta else "session.created", session=self._shown())
-        done, reader, writer, aborted = await self._reader_writer(self._read(), self._write(), self._flush)
-        failures = [t.exception() for t in (reader, writer) if t in done and not t.cancelled() and t.exception()]
-        failures = [e for e in failures if e is not None]
-        error: ProtocolError | None = None
-        if aborted in done:
-            error = self._abort_error
-        for exc in failures:
-            if error is not None:
-                break
-            if isinstance(exc, ProtocolError):
-                error = exc
-            elif isinstance(exc, EngineFailureError):
-                error = ProtocolError(INTERNAL, f"the stream cannot continue: {exc}")
-            elif not isinstance(exc, GoneError | StreamClosedError):
-                log.error("realtime session %s failed", self.id, exc_info=exc)
-                error = ProtocolError(INTERNAL, "internal server error")
+        done, reader, writer, aborted = await self._reader_writer(self._read(), self._write(), self._flush_stream)
+        error = self._ended_with(done, reader, writer, aborted)
         if error is not None:
             await self._fail(error)
         else:
             await self._close(1000)
-
-    async def _flush(self, reader: asyncio.Task, writer: asyncio.Task) -> set[asyncio.Task]:
-        """The server is going away: the audio received so far is decoded and its last item sent, within
-        `FLUSH_TIMEOUT_S`, before the abort's error and close. Returns the tasks that ended."""
-        await settle({reader})
-        if self.stream is None or self.stream.failure or self.stream.closed:
-            return set()
-        try:
-            async with asyncio.timeout(FLUSH_TIMEOUT_S):
-                await self.stream.stop()
-                await asyncio.wait({writer})
-        except (TimeoutError, StreamClosedError):
-            log.warning("realtime session %s: no final within %g s of the shutdown", self.id, FLUSH_TIMEOUT_S)
-        return {writer} if writer.done() else set()
 
     # ---- Client events ----
 
@@ -479,36 +446,7 @@ class RealtimeSession(Connection):
         await self.stream.push(samples, arrived)
 
     def _open(self) -> None:
-        svc = self.service
-        start = svc.policy(start_request(self.config), self.key)  # the account's rules: redaction, masking
-        adaptation = start_adaptation(start)
-        engine, search, plan = resolve_start(svc, start, adaptation)
-        self.stream = engine.open_stream(
-            start.sample_rate,
-            search,
-            True,
-            plan,
-            adaptation,
-            start.punctuate,
-            False,
-            stream_endpoint(engine, start),
-            0,
-            start.numerals,
-            start.redact,
-            start.profanity_filter,
-        )
-        self.opened = (start, engine, plan)
-        self.model = engine.name
-        svc.metrics.streams.labels(engine.name, "realtime").inc()
-        svc.metrics.stream_encodings.labels(start.encoding).inc()
-        log.info(
-            "realtime session %s: %s, %d Hz %s, %s search",
-            self.id,
-            engine.name,
-            start.sample_rate,
-            start.encoding,
-            search,
-        )
+        self.opened = self._open_stream(start_request(self.config), "realtime")
         self._opened.set()
 
     # ---- Server events ----

@@ -1,6 +1,6 @@
 """The streaming WebSockets: Parley's protocol at `WS /v1/stream` (docs/protocol.md, server/session.py), OpenAI's
-Realtime transcription at `WS /v1/realtime` (server/realtime.py) and Vosk-server's at `WS /` (docs/vosk.md,
-server/vosk.py).
+Realtime transcription at `WS /v1/realtime` (server/realtime.py), Deepgram's live transcription at `WS /v1/listen`
+(server/deepgram.py) and Vosk-server's at `WS /` (docs/vosk.md, server/vosk.py).
 
 Both take the key and the Origin through `require_stream_access`; a connection it refuses is answered by `refuse`,
 as its protocol answers any error. Draining and the connection limit are the session's admission (`Service.admit`).
@@ -14,6 +14,9 @@ import logging
 
 from fastapi import APIRouter, Depends, WebSocket
 
+from server.deepgram import LISTEN_PATH, DeepgramSession
+from server.deepgram import close_reason as deepgram_close_reason
+from server.deepgram import error_message as deepgram_error
 from server.deps import ServiceDep, require_stream_access
 from server.metrics import ServerMetrics
 from server.protocol import STREAM_PATH, ProtocolError, dumps
@@ -39,6 +42,11 @@ async def realtime(websocket: WebSocket, service: ServiceDep) -> None:
     await RealtimeSession(service, websocket).run()
 
 
+@router.websocket(LISTEN_PATH)
+async def listen(websocket: WebSocket, service: ServiceDep) -> None:
+    await DeepgramSession(service, websocket).run()
+
+
 # Vosk-server's protocol shares `/` with the page: Starlette routes the WebSocket upgrade here, a plain GET there.
 @router.websocket(VOSK_PATH)
 async def vosk(websocket: WebSocket, service: ServiceDep) -> None:
@@ -47,17 +55,24 @@ async def vosk(websocket: WebSocket, service: ServiceDep) -> None:
 
 async def refuse(websocket: WebSocket, error: ProtocolError, metrics: ServerMetrics) -> None:
     """Answers a connection the dependencies refused as its protocol answers errors: accepted, then on /v1/stream
-    the error message and the close with its code (on /v1/realtime, OpenAI's error event); on Vosk's `/` the close
+    the error message and the close with its code (on /v1/realtime, OpenAI's error event; on /v1/listen,
+    Deepgram's Error message); on Vosk's `/` the close
     alone, the error as its reason (Vosk clients know no error message). Quietly, if the client is gone. Counted as
     an error sent."""
     metrics.errors.labels(error.code).inc()
     log.info("refused %s: %s: %s", websocket.url.path, error.code, error.message)
     with contextlib.suppress(Exception):
         async with asyncio.timeout(_REFUSAL_S):
-            await websocket.accept()
-            if websocket.url.path == VOSK_PATH:
+            path = websocket.url.path
+            asked = websocket.headers.get("sec-websocket-protocol", "").split(",")[0].strip()
+            # Deepgram's browsers send their key as the subprotocols "token, KEY": the accept must name "token".
+            await websocket.accept(subprotocol="token" if path == LISTEN_PATH and asked == "token" else None)
+            if path == VOSK_PATH:
                 await websocket.close(error.close_code, close_reason(error))
-            elif websocket.url.path == REALTIME_PATH:  # OpenAI's error event
+            elif path == LISTEN_PATH:  # Deepgram's Error message
+                await websocket.send_text(dumps(deepgram_error(error)))
+                await websocket.close(error.close_code, deepgram_close_reason(error))
+            elif path == REALTIME_PATH:  # OpenAI's error event
                 await websocket.send_text(
                     dumps({"type": "error", "event_id": "event_0", "error": error_details(error)})
                 )

@@ -153,6 +153,27 @@ def stream_endpoint(engine: Engine, start: StartRequest) -> EndpointConfig | Non
     return engine.config.endpoint.replaced(e.enabled, e.silence_s, e.silence_after_speech_s, e.max_segment_s)
 
 
+def open_engine_stream(
+    engine: Engine, start: StartRequest, search: str, plan: HeadPlan, adaptation: Adaptation | None
+) -> Stream:
+    """The engine stream of a protocol that speaks for Parley's start (OpenAI's Realtime, Deepgram's): partials on,
+    and what the start asks of punctuation, talkers, endpointing, numerals, redaction and masking."""
+    return engine.open_stream(
+        start.sample_rate,
+        search,
+        True,
+        plan,
+        adaptation,
+        start.punctuate,
+        start.talkers,
+        stream_endpoint(engine, start),
+        0,
+        start.numerals,
+        start.redact,
+        start.profanity_filter,
+    )
+
+
 def start_adaptation(start: StartRequest) -> Adaptation | None:
     """The hotwords and LM a start asks for, as the engine takes them (None: neither)."""
     if not start.hotwords and start.lm is None:
@@ -212,7 +233,7 @@ class Connection:
             svc.session_opened(self, self.key)
         try:
             try:
-                await self.ws.accept()
+                await self.ws.accept(subprotocol=self.subprotocol())
             except Exception:  # the client left during the handshake
                 return
             if refusal is not None:
@@ -226,6 +247,10 @@ class Connection:
             self._release()
             if refusal is None:
                 svc.session_closed(self, self.key)
+
+    def subprotocol(self) -> str | None:
+        """The WebSocket subprotocol the accept names (None: none; a protocol whose browsers send one overrides)."""
+        return None
 
     def abort(self, error: ProtocolError) -> None:
         """Ends the session from outside (the server is draining): the open segment's final, `error`, the close."""
@@ -280,6 +305,62 @@ class Connection:
                 self.stream.close()
             await settle(tasks)
         return done, reader, writer, aborted
+
+    def _open_stream(self, start: StartRequest, protocol: str) -> tuple[StartRequest, Engine, HeadPlan]:
+        """A protocol that speaks for Parley's start (OpenAI's Realtime, Deepgram's) opens its engine stream: the
+        account's rules over `start` (redaction, masking), the stream as `open_engine_stream` opens it, counted under
+        `protocol` and logged. Returns the start as applied, the engine and the heads.
+
+        Raises:
+            ProtocolError: what `resolve_start` raises.
+        """
+        svc = self.service
+        start = svc.policy(start, self.key)
+        adaptation = start_adaptation(start)
+        engine, search, plan = resolve_start(svc, start, adaptation)
+        self.stream = open_engine_stream(engine, start, search, plan, adaptation)
+        self.model = engine.name
+        svc.metrics.streams.labels(engine.name, protocol).inc()
+        svc.metrics.stream_encodings.labels(start.encoding).inc()
+        self.logger.info(
+            "%s %s: %s, %d Hz %s, %s search", self.kind, self.id, engine.name, start.sample_rate, start.encoding, search
+        )
+        return start, engine, plan
+
+    def _ended_with(
+        self, done: set[asyncio.Task], reader: asyncio.Task, writer: asyncio.Task, aborted: asyncio.Task
+    ) -> ProtocolError | None:
+        """The error a conversation of independent events (OpenAI's Realtime, Deepgram's) ends with: the abort's,
+        else the first of the reader's and writer's failures (a client's error as it is, an engine failure as
+        `internal`, anything unexpected logged and `internal`); None when both ended cleanly or the client left."""
+        if aborted in done:
+            return self._abort_error
+        for task in (reader, writer):
+            exc = task.exception() if task in done and not task.cancelled() else None
+            if exc is None or isinstance(exc, GoneError | StreamClosedError):
+                continue
+            if isinstance(exc, ProtocolError):
+                return exc
+            if isinstance(exc, EngineFailureError):
+                return ProtocolError(INTERNAL, f"the stream cannot continue: {exc}")
+            self.logger.error("%s %s failed", self.kind, self.id, exc_info=exc)
+            return ProtocolError(INTERNAL, "internal server error")
+        return None
+
+    async def _flush_stream(self, reader: asyncio.Task, writer: asyncio.Task) -> set[asyncio.Task]:
+        """The server is going away (an `_reader_writer` flush): the reader settled, the audio received so far
+        decoded and the writer given `FLUSH_TIMEOUT_S` to send its last results, before the abort's error and close.
+        Returns the tasks that ended."""
+        await settle({reader})
+        if self.stream is None or self.stream.failure or self.stream.closed:
+            return set()
+        try:
+            async with asyncio.timeout(FLUSH_TIMEOUT_S):
+                await self.stream.stop()
+                await asyncio.wait({writer})
+        except (TimeoutError, StreamClosedError):
+            self.logger.warning("%s %s: no final within %g s of the shutdown", self.kind, self.id, FLUSH_TIMEOUT_S)
+        return {writer} if writer.done() else set()
 
     async def _updates(self) -> AsyncIterator[Update]:
         """The open engine stream's updates, to its end (the update with `end`, handled, is the last); each

@@ -81,3 +81,16 @@ def en_open_server():
         yield r
     finally:
         r.stop()
+
+
+@pytest.fixture(scope="session")
+def keyed(tiny_bundles: Path):
+    """A server on the tiny bundles that takes one API key, "k1" (the refusals of keys, in each protocol's shape)."""
+    from server.settings import Settings
+    from tests.test_server import Running
+
+    r = Running(Settings(bundles=tiny_bundles, port=0, api_keys=("k1",), log_level="warning"))
+    try:
+        yield r
+    finally:
+        r.stop()

@@ -221,18 +221,23 @@ def test_nginx_spreads_streams_and_a_draining_server_keeps_its_final(tiny_bundle
             log = servers[victim].log.read_text()
             assert "draining: waiting" in log and "Finished server process" in log and "Traceback" not in log, log
 
-            # The other WebSocket protocols pass the balancer too: OpenAI's Realtime transcription and Vosk's at /.
-            async def handshakes() -> tuple[dict, dict]:
+            # The other WebSocket protocols pass the balancer too: OpenAI's Realtime transcription, Deepgram's
+            # /v1/listen and Vosk's at /.
+            async def handshakes() -> tuple[dict, dict, dict]:
                 base = http.replace("http://", "ws://")
                 async with connect(base + "/v1/realtime") as realtime:
                     created = json.loads(await realtime.recv())
+                async with connect(base + "/v1/listen?encoding=linear16&sample_rate=16000") as listen:
+                    await listen.send(json.dumps({"type": "CloseStream"}))
+                    metadata = [json.loads(m) async for m in listen][-1]  # after the results, if any
                 async with connect(base + "/") as vosk:
                     await vosk.send(encode_audio(synthetic_audio(0.3, 10), "s16le"))
                     reply = json.loads(await vosk.recv())
-                return created, reply
+                return created, metadata, reply
 
-            created, reply = asyncio.run(handshakes())
+            created, metadata, reply = asyncio.run(handshakes())
             assert created["type"] == "session.created" and "partial" in reply, (created, reply)
+            assert metadata["type"] == "Metadata", metadata
 
             # With one server gone, nginx sends everything to the other.
             before = survivor.streams()

@@ -10,7 +10,6 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -304,15 +303,6 @@ def test_the_beta_protocol_and_telephone_audio(en_open_server: Running, code_spe
     (created,) = [e for e in events if e["type"] == "conversation.item.created"]
     assert created["item"]["id"] == events[-1]["item_id"] and created["item"]["role"] == "user"
     assert "conversation.item.added" not in kinds and "conversation.item.done" not in kinds
-
-
-@pytest.fixture(scope="module")
-def keyed(tiny_bundles: Path) -> Iterator[Running]:
-    r = Running(Settings(bundles=tiny_bundles, port=0, api_keys=("k1",), log_level="warning"))
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 def test_a_refusal_is_an_error_event_and_a_close(keyed: Running) -> None:

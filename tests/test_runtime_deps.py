@@ -29,6 +29,7 @@ NOT_RUNTIME = (
     "pytest",
     "openai",
     "av",
+    "deepgram",
     "faster_whisper",
     "pocketsphinx",
 )
