@@ -233,7 +233,8 @@ class Connection:
             svc.session_opened(self, self.key)
         try:
             try:
-                await self.ws.accept(subprotocol=self.subprotocol())
+                subprotocol = self.subprotocol()
+                await self.ws.accept(**({"subprotocol": subprotocol} if subprotocol else {}))
             except Exception:  # the client left during the handshake
                 return
             if refusal is not None:

@@ -455,6 +455,7 @@ def test_the_openapi_schema_lists_the_http_routes(open_app: App) -> None:
         "/v1/transcribe",
         "/v1/audio/transcriptions",
         "/v1/audio/translations",
+        "/v1/listen",
         "/healthz",
         "/readyz",
         "/v1/models",
