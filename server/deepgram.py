@@ -395,8 +395,9 @@ class DeepgramSession(Connection):
             encoding, channels = self._pcm
             x = decode_audio_message(data, encoding, self.service.settings.max_message_bytes)
             if channels > 1:
-                frames = x.size // channels
-                x = x[: frames * channels].reshape(frames, channels).mean(axis=1, dtype=np.float32)
+                if x.size % channels:
+                    raise ProtocolError(BAD_AUDIO, f"{x.size} samples are not whole frames of {channels} channels")
+                x = x.reshape(-1, channels).mean(axis=1, dtype=np.float32)
         seconds = x.size / self.opened[0].sample_rate
         self._seconds += seconds
         clock.audio(seconds)

@@ -260,3 +260,16 @@ def test_a_keyterm_is_a_hotword(en_open_server: Running) -> None:
     plain, _, _ = asyncio.run(_session(url, _cut(encode_pcm(x, "s16le"), 3200)))
     boosted, _, _ = asyncio.run(_session(url + f"&keyterm={NAME}", _cut(encode_pcm(x, "s16le"), 3200)))
     assert NAME not in _said(plain).split() and NAME in _said(boosted).split(), (_said(plain), _said(boosted))
+
+
+def test_interleaved_channels_are_averaged(en_open_server: Running, code_speech: tuple[np.ndarray, int]) -> None:
+    """`channels=2` without multichannel: the speech in one channel, silence in the other, captioned as one; a
+    message that is not whole frames is bad_audio."""
+    x, rate = code_speech
+    x = np.concatenate([x, np.zeros(rate // 2, np.float32)])
+    stereo = encode_pcm(np.stack([x, np.zeros_like(x)], axis=1).reshape(-1), "s16le")
+    url = f"ws://127.0.0.1:{en_open_server.port}/v1/listen?encoding=linear16&sample_rate=16000&channels=2"
+    messages, code, _ = asyncio.run(_session(url, _cut(stereo, 6400)))
+    assert _said(messages) == SAID and code == 1000, messages[-2:]
+    messages, code, _ = asyncio.run(_session(url, [b"\0" * 6]))
+    assert messages[-1]["variant"] == "bad_audio" and "whole frames of 2 channels" in messages[-1]["description"]
