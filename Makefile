@@ -447,7 +447,8 @@ EN2P_LAYERS ?= 12
 EN2P_STEPS ?= 5000
 EN2P_EXTRA ?=
 EN2P_INIT ?= $(EN2_EXP)/grown-$(EN2P_LAYERS).pt
-.PHONY: grow-en-v2p train-en-v2p soup-en-v2p8 train-en-v2q soup-en-v2q train-en-v2r bundle-en-v2r train-en-v2s
+.PHONY: grow-en-v2p train-en-v2p soup-en-v2p8 train-en-v2q soup-en-v2q train-en-v2r bundle-en-v2r train-en-v2s \
+	soup-en-v2s bundle-en-v2s train-en-v2t
 grow-en-v2p: $(VENV)/.dev
 	$(PY) -m models.train.warmstart --bundle $(BUNDLES)/en-open --out $(EN2_EXP)/init-n.pt
 	$(PY) -m models.train.grow --checkpoint $(EN2_EXP)/init-n.pt --layers $(EN2P_LAYERS) \
@@ -474,8 +475,9 @@ soup-en-v2p8: $(VENV)/.dev
 # festy, mbx) and the Asterisk train clips three times over; EN2Q_STEPS steps on one core, resumable
 # (`make train-en-v2q` again continues from its last checkpoint).
 EN2Q_STEPS ?= 8000
-# Stage n's 8 layers on all the English data, the Asterisk train clips $(2) times over: exp-dir $(1), $(3) steps.
-EN2_ALL_TRAIN = OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(call V2_FIRST,36) $(EN2W_EXTRA_all) \
+# Stage n's 8 layers on all the English data, the Asterisk train clips $(2) times over: exp-dir $(1), $(3) steps,
+# from $(4) (default: stage n's weights), the corpus's first $(5) hours (default 36).
+EN2_ALL_TRAIN = OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(call V2_FIRST,$(or $(5),36)) $(EN2W_EXTRA_all) \
 	$(foreach i,$(shell seq $(2)),$(DATA)/asterisk/en/train.jsonl) \
 	--dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) --exp-dir $(EN2_EXP)/$(1) \
 	--init $(or $(4),$(EN2_EXP)/init-n.pt) --layers 8 --loss pruned --prune-range 5 \
@@ -505,6 +507,23 @@ bundle-en-v2r:
 EN2S_STEPS ?= 8000
 train-en-v2s: $(VENV)/.dev v2-first-36
 	$(call EN2_ALL_TRAIN,train-s,$(EN2R_REAL_REPEAT),$(EN2S_STEPS),$(EN2R_CKPT))
+
+# Stage s's adoption (2026-12-06, docs/cards/en-open.md "Stage s"): s beat r on every test set in PyTorch, and so did
+# the mean of r's and s's last checkpoints, which dev chose (44.45 % against s's 46.11 %): it becomes bundles/en-open.
+soup-en-v2s: $(VENV)/.dev
+	$(PY) -m models.train.average --checkpoints $(EN2R_CKPT) $(EN2_EXP)/train-s/last.pt --out $(EN2_EXP)/soup-rs.pt
+bundle-en-v2s: soup-en-v2s
+	$(MAKE) bundle-en-v2l EN2L_CKPT=$(EN2_EXP)/soup-rs.pt
+
+# Stage t (started 2026-12-06): the corpus completed to its recipe's 50 h (V2_EN_HOURS: `make corpus-v2-en` resumes
+# the 36 h build, the same seed, so the first 36 h are the same bytes and 14 h of new sentences follow), the real
+# clips at about r's share (20 times over), 8,000 steps from the adopted weights (r + s). Resumable; measured against
+# the bundle by the same rule when it is done.
+EN2T_STEPS ?= 8000
+EN2T_REAL_REPEAT ?= 20
+EN2T_INIT ?= $(EN2_EXP)/soup-rs.pt
+train-en-v2t: $(VENV)/.dev v2-first-50
+	$(call EN2_ALL_TRAIN,train-t,$(EN2T_REAL_REPEAT),$(EN2T_STEPS),$(EN2T_INIT),50)
 
 # The mean of stage n's weights and stage q's last, as n + control was the control's. Measured 2026-12-05 with q
 # (docs/cards/en-open.md "Stage q"): neither adopted.
@@ -594,7 +613,8 @@ model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b 
 	bundle-en-v2-d init-en-v2e train-en-v2e0 train-en-v2e corpus-v2-flite train-en-v2f corpus-v2-festx train-en-v2g \
 	corpus-v2-festy train-en-v2h eval-en-v2-torch bundle-en-v2 eval-en-v2 corpus-v2-mbx init-tsot-v2 \
 	$(foreach a,$(EN2L_ARMS),train-en-v2w-$(a)) soup-en-v2l train-en-v2w-mall train-en-v2w-mallw soup-en-v2m \
-	train-en-v2w-nall train-en-v2w-nallw soup-en-v2n bundle-en-v2n grow-en-v2p train-en-v2r bundle-en-v2r
+	train-en-v2w-nall train-en-v2w-nallw soup-en-v2n bundle-en-v2n grow-en-v2p train-en-v2r bundle-en-v2r \
+	train-en-v2s bundle-en-v2s
 
 bundle-en-v2-d:
 	$(MAKE) eval-en-v2-torch bundle-en-v2 EN2_CKPT=$(EN2_EXP)/train-d/last.pt
