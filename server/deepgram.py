@@ -116,6 +116,7 @@ class ListenConfig:
     fields: Mapping[str, Any]
     encoding: str | None  # Parley's encoding (or container); None: told by the audio's first bytes
     channels: int
+    multichannel: bool  # the channels decoded apart (Results' channel_index), else averaged
     interim_results: bool
     formatted: bool  # punctuate or smart_format: transcripts from `display`
     vad_events: bool
@@ -165,10 +166,11 @@ def parse_query(q: Any, models: Sequence[str]) -> ListenConfig:
                 raise ProtocolError(INVALID_VALUE, f"encoding={q['encoding']} needs sample_rate")
             fields["sample_rate"] = rate
     channels = _int(q, "channels", 1, 8) or 1
-    if _flag(q, "multichannel") and channels > 1:
-        raise ProtocolError(
-            UNSUPPORTED_OPTION, 'multichannel: stream each channel on its own, or use /v1/stream with "channels"'
-        )
+    multichannel = _flag(q, "multichannel") and channels > 1
+    if multichannel:
+        if encoding is None or encoding == "ogg":
+            raise ProtocolError(UNSUPPORTED_OPTION, "multichannel: give a PCM encoding (linear16, mulaw, alaw)")
+        fields["channels"] = channels  # each channel decoded as a stream of its own (server/multichannel.py)
     smart = _flag(q, "smart_format")
     formatted = smart or _flag(q, "punctuate")
     fields["punctuate"] = formatted
@@ -200,6 +202,7 @@ def parse_query(q: Any, models: Sequence[str]) -> ListenConfig:
         fields=fields,
         encoding=encoding,
         channels=channels,
+        multichannel=multichannel,
         interim_results=_flag(q, "interim_results"),
         formatted=formatted,
         vad_events=_flag(q, "vad_events"),
@@ -269,8 +272,9 @@ class DeepgramSession(Connection):
         self._decoder: OpusStreamDecoder | Mp4StreamDecoder | None = None
         self._pcm: tuple[str, int] | None = None  # a PCM stream's encoding and channels
         self._seconds = 0.0  # audio received
-        self._spoken = False  # the open segment's SpeechStarted was sent
-        self._finalizes = 0  # Finalize messages whose final has not come
+        self._spoken: set[int] = set()  # the channels whose open segment's SpeechStarted was sent
+        self._finalizes: dict[int, int] = {}  # by channel: Finalize messages whose final has not come
+        self._closing = False  # CloseStream came: the finals that follow are the stream's last
         self._send_lock = asyncio.Lock()
 
     def subprotocol(self) -> str | None:
@@ -320,9 +324,11 @@ class DeepgramSession(Connection):
                 clock.audio(clock.timeout)  # Deepgram's way to hold a connection without audio
             elif kind == "Finalize":
                 if self.stream is not None:
-                    self._finalizes += 1
+                    for c in range(self._channels()):
+                        self._finalizes[c] = self._finalizes.get(c, 0) + 1
                     await self.stream.finalize()
             elif kind == "CloseStream":
+                self._closing = True
                 if self.stream is None:  # no audio came: nothing to decode
                     self._opened.set()
                 else:
@@ -397,11 +403,13 @@ class DeepgramSession(Connection):
             if channels > 1:
                 if x.size % channels:
                     raise ProtocolError(BAD_AUDIO, f"{x.size} samples are not whole frames of {channels} channels")
-                x = x.reshape(-1, channels).mean(axis=1, dtype=np.float32)
-        seconds = x.size / self.opened[0].sample_rate
+                if not self.config.multichannel:
+                    x = x.reshape(-1, channels).mean(axis=1, dtype=np.float32)
+        apart = self._channels()  # interleaved channels go to the stream group as they are
+        seconds = x.size / apart / self.opened[0].sample_rate
         self._seconds += seconds
         clock.audio(seconds)
-        self.service.count_audio(seconds, self.key)
+        self.service.count_audio(seconds * apart, self.key)
         await self.stream.push(x, arrived)
 
     def _open(self, encoding: str, rate: int | None, channels: int | None = None) -> None:
@@ -426,40 +434,47 @@ class DeepgramSession(Connection):
             return
         async for update in self._updates():
             for r in update.results:
-                await self._result(r, update.finalized)
+                await self._result(r, update.finalized, update.channel or 0)
 
-    async def _result(self, r: Result, finalized: bool) -> None:
+    def _channels(self) -> int:
+        """How many channels are decoded apart (1 unless multichannel)."""
         assert self.config is not None
-        if r.words and not self._spoken:
-            self._spoken = True
+        return self.config.channels if self.config.multichannel else 1
+
+    async def _result(self, r: Result, finalized: bool, c: int) -> None:
+        assert self.config is not None
+        where = [c, self._channels()]  # Deepgram's channel and channel_index: [this one, how many]
+        if r.words and c not in self._spoken:
+            self._spoken.add(c)
             if self.config.vad_events:
                 await self._message(
-                    {"type": "SpeechStarted", "channel": [0, 1], "timestamp": _seconds(r.words[0].start)}
+                    {"type": "SpeechStarted", "channel": where, "timestamp": _seconds(r.words[0].start)}
                 )
         if isinstance(r, Partial):
             if self.config.interim_results and r.text:
-                await self._message(self._results(r, is_final=False, speech_final=False))
+                await self._message(self._results(r, where, is_final=False, speech_final=False))
             return
         assert isinstance(r, Final)
-        from_finalize = finalized and self._finalizes > 0
+        from_finalize = finalized and self._finalizes.get(c, 0) > 0
         if from_finalize:
-            self._finalizes -= 1
+            self._finalizes[c] -= 1
+        self._spoken.discard(c)
         if not r.text and not from_finalize:
-            self._spoken = False
             return  # nothing said (Deepgram sends no empty final at an endpoint either)
-        endpoint = not from_finalize and not (self.stream is not None and self.stream.stopped)
-        await self._message(self._results(r, is_final=True, speech_final=endpoint, from_finalize=from_finalize))
+        endpoint = not from_finalize and not self._closing
+        await self._message(self._results(r, where, is_final=True, speech_final=endpoint, from_finalize=from_finalize))
         if self.config.utterance_end_ms is not None and r.words:
-            await self._message({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": _seconds(r.words[-1].end)})
-        self._spoken = False
+            await self._message({"type": "UtteranceEnd", "channel": where, "last_word_end": _seconds(r.words[-1].end)})
 
-    def _results(self, r: Result, *, is_final: bool, speech_final: bool, from_finalize: bool = False) -> dict:
+    def _results(
+        self, r: Result, where: list[int], *, is_final: bool, speech_final: bool, from_finalize: bool = False
+    ) -> dict:
         """A Results message of a partial (is_final false) or a final: the segment's transcript and words."""
         assert self.config is not None
         words = words_of(r, self.config.formatted)
         msg: dict[str, Any] = {
             "type": "Results",
-            "channel_index": [0, 1],
+            "channel_index": where,
             "duration": _seconds(max(r.end - r.start, 0.0)),
             "start": _seconds(r.start),
             "is_final": is_final,
@@ -493,7 +508,7 @@ class DeepgramSession(Connection):
             "sha256": "",
             "created": datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z"),
             "duration": _seconds(self._seconds),
-            "channels": 1,
+            "channels": self.config.channels if self.config is not None else 1,
             "models": [self._uuid()] if self.model else [],
             "model_info": {self._uuid(): self._model_info()} if self.model else {},
         }

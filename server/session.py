@@ -156,8 +156,9 @@ def stream_endpoint(engine: Engine, start: StartRequest) -> EndpointConfig | Non
 def open_engine_stream(
     engine: Engine, start: StartRequest, search: str, plan: HeadPlan, adaptation: Adaptation | None
 ) -> Stream:
-    """The engine stream of a protocol that speaks for Parley's start (OpenAI's Realtime, Deepgram's): partials on,
-    and what the start asks of punctuation, talkers, endpointing, numerals, redaction and masking."""
+    """The engine stream (of one channel) of a protocol that speaks for Parley's start (OpenAI's Realtime,
+    Deepgram's): partials on, and what the start asks of punctuation, talkers, endpointing, numerals, redaction and
+    masking."""
     return engine.open_stream(
         start.sample_rate,
         search,
@@ -309,7 +310,8 @@ class Connection:
 
     def _open_stream(self, start: StartRequest, protocol: str) -> tuple[StartRequest, Engine, HeadPlan]:
         """A protocol that speaks for Parley's start (OpenAI's Realtime, Deepgram's) opens its engine stream: the
-        account's rules over `start` (redaction, masking), the stream as `open_engine_stream` opens it, counted under
+        account's rules over `start` (redaction, masking), the stream as `open_engine_stream` opens it (a stream group
+        of one per channel, each holding a connection slot, for a start of several `channels`), counted under
         `protocol` and logged. Returns the start as applied, the engine and the heads.
 
         Raises:
@@ -319,7 +321,12 @@ class Connection:
         start = svc.policy(start, self.key)
         adaptation = start_adaptation(start)
         engine, search, plan = resolve_start(svc, start, adaptation)
-        self.stream = open_engine_stream(engine, start, search, plan, adaptation)
+        if start.channels > 1:
+            svc.hold_channels(start.channels, self.key)  # a slot per channel, as that many streams would hold
+            svc.metrics.active_streams.inc(start.channels - 1)
+            self.extra_slots = start.channels - 1
+        streams = [open_engine_stream(engine, start, search, plan, adaptation) for _ in range(start.channels)]
+        self.stream = streams[0] if start.channels == 1 else StreamGroup(streams)
         self.model = engine.name
         svc.metrics.streams.labels(engine.name, protocol).inc()
         svc.metrics.stream_encodings.labels(start.encoding).inc()

@@ -68,7 +68,7 @@ def test_the_query_becomes_a_start() -> None:
         ("interim_results=yes", "invalid_value"),
         ("no_such_parameter=1", "invalid_value"),
         ("keywords=kowalczyk:-5", "unsupported_option"),
-        ("multichannel=true&channels=2&encoding=linear16&sample_rate=16000", "unsupported_option"),
+        ("multichannel=true&channels=2", "unsupported_option"),  # channels apart need PCM
     ]:
         with pytest.raises(ProtocolError) as e:
             _q(query)
@@ -273,3 +273,25 @@ def test_interleaved_channels_are_averaged(en_open_server: Running, code_speech:
     assert _said(messages) == SAID and code == 1000, messages[-2:]
     messages, code, _ = asyncio.run(_session(url, [b"\0" * 6]))
     assert messages[-1]["variant"] == "bad_audio" and "whole frames of 2 channels" in messages[-1]["description"]
+
+
+def test_multichannel_decodes_each_channel_apart(en_open_server: Running, code_speech: tuple[np.ndarray, int]) -> None:
+    """`multichannel=true&channels=2` (a stereo call): each channel a stream of its own, its Results marked
+    `channel_index` [c, 2]; here the sentence in both, the second channel's a second later."""
+    x, rate = code_speech
+    pause = np.zeros(rate, np.float32)
+    left, right = np.concatenate([x, pause, pause]), np.concatenate([pause, x, pause])
+    stereo = encode_pcm(np.stack([left, right], axis=1).reshape(-1), "s16le")
+    url = (
+        f"ws://127.0.0.1:{en_open_server.port}/v1/listen?encoding=linear16&sample_rate=16000&channels=2"
+        "&multichannel=true&vad_events=true"
+    )
+    messages, code, _ = asyncio.run(_session(url, _cut(stereo, 6400)))
+    finals = [m for m in messages if m["type"] == "Results" and m["is_final"]]
+    assert code == 1000 and sorted(f["channel_index"][0] for f in finals) == [0, 1], finals
+    assert all(f["channel_index"][1] == 2 and f["channel"]["alternatives"][0]["transcript"] == SAID for f in finals)
+    start = {f["channel_index"][0]: f["channel"]["alternatives"][0]["words"][0]["start"] for f in finals}
+    assert start[1] - start[0] == pytest.approx(1.0, abs=0.1)
+    assert sorted(m["channel"] for m in messages if m["type"] == "SpeechStarted") == [[0, 2], [1, 2]]
+    assert messages[-1]["type"] == "Metadata" and messages[-1]["channels"] == 2
+    assert en_open_server.metric("parley_active_streams") == 0  # both channels' slots given back
