@@ -166,6 +166,13 @@ RECORD_AND_STREAM = """(async () => {
 })()"""
 
 
+def said_in_order(expected: str, heard: str) -> bool:
+    """Whether every word of `expected` was heard, in order, words between them allowed: a browser's capture of its
+    fake microphone runs in real time, and on a loaded machine a glitch in it can repeat a word ("four four")."""
+    words = iter(heard.split())
+    return all(any(w == h for h in words) for w in expected.split())
+
+
 def record_and_stream(
     server: Running, speech: tuple[np.ndarray, int], tmp_path: Path, encoding: str, mime: str
 ) -> tuple[str, list[dict]]:
@@ -201,7 +208,7 @@ def test_a_browser_streams_mediarecorder_chunks(
     assert mime.startswith("audio/webm")
     assert messages[0]["type"] == "ready" and messages[-1] == {"type": "end"}, messages[:2]
     finals = [m for m in messages if m["type"] == "final" and m["text"]]
-    assert "one two three four five six" in " ".join(f["text"] for f in finals), finals
+    assert said_in_order("one two three four five six", " ".join(f["text"] for f in finals)), finals
     assert sum(m["type"] == "partial" for m in messages) >= 3
 
 
