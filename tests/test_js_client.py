@@ -120,3 +120,42 @@ def test_a_stream_is_carried_across_a_server_restart(tiny_bundles: Path) -> None
     assert finals[0]["start"] == 0.0 and finals[-1]["end"] == pytest.approx(3.0, abs=0.05)
     for a, b in itertools.pairwise(finals):
         assert b["start"] == pytest.approx(a["end"], abs=0.001), finals
+
+
+MICROPHONE = """(async () => {
+  const { ParleyStream } = await import('/sdk/parley.mjs');
+  const levels = [];
+  const stream = await ParleyStream.openMicrophone(URL_, {start: {model: 'en-open'}, onLevel: l => levels.push(l)});
+  await new Promise(r => setTimeout(r, MILLISECONDS));
+  const finals = await stream.stop();
+  return {ready: stream.ready, finals, frames: levels.length, loud: Math.max(...levels)};
+})()"""
+
+
+def test_an_app_captions_the_microphone(
+    en_open_server: Running, code_speech: tuple[np.ndarray, int], tmp_path: Path
+) -> None:
+    """`ParleyStream.openMicrophone`: Chromium's fake microphone through the capture worklet at 16 kHz, captioned;
+    stop() gets the last frame out before the stream's end."""
+    from parley.audio import write_wav
+    from tests.test_opusstream import said_in_order
+
+    _require_chromium()
+    x, rate = code_speech
+    wav = tmp_path / "microphone.wav"
+    write_wav(wav, x, rate)
+    script = MICROPHONE.replace("URL_", json.dumps(en_open_server.url)).replace(
+        "MILLISECONDS", str(round(len(x) / rate * 1000) + 1200)
+    )
+
+    async def go() -> dict:
+        async with Chromium.launch(fake_audio=wav) as browser:
+            page = await browser.page()
+            await page.navigate(en_open_server.http + "/")
+            return await page.evaluate(script)
+
+    out = asyncio.run(go())
+    assert (out["ready"]["sample_rate"], out["ready"]["encoding"]) == (16000, "s16le")
+    heard = " ".join(f["text"] for f in out["finals"])
+    assert said_in_order("one two three four five six", heard), out["finals"]
+    assert out["frames"] >= 20 and out["loud"] > 0.01

@@ -115,9 +115,22 @@ export interface StreamOptions {
 
 export declare function floatToS16(samples: Float32Array): Int16Array;
 
+export interface MicrophoneOptions extends StreamOptions {
+  /** getUserMedia's constraints (default {audio: true}). */
+  constraints?: MediaStreamConstraints;
+  /** Milliseconds of audio a message (default 100). */
+  frameMs?: number;
+  /** The capture worklet (default: /static/worklet.js of the server that served this module). */
+  workletUrl?: string | URL;
+  /** Each frame's level, 0-1 (a meter). */
+  onLevel?: (level: number) => void;
+}
+
 export declare class ParleyStream implements AsyncIterable<Message> {
   /** Connects, sends start, waits for ready; rejects with a ParleyError when the server refuses it. */
   static open(url: string, options?: StreamOptions): Promise<ParleyStream>;
+  /** A browser's microphone, resampled to 16 kHz by the capture worklet, as a stream; stop() lets go of it. */
+  static openMicrophone(url: string, options?: MicrophoneOptions): Promise<ParleyStream>;
   /** The last ready message (a new one after each reconnection). */
   readonly ready: Ready;
   /** Every final so far, on the source's clock. */
@@ -130,7 +143,7 @@ export declare class ParleyStream implements AsyncIterable<Message> {
   context(fields: { hotwords: Hotword[] }): void;
   /** No more audio: resolves with every final once the server's end has come. */
   stop(): Promise<Final[]>;
-  /** Closes at once (no final for the open segment). */
+  /** Closes at once (no final for the open segment), and the microphone of openMicrophone. */
   close(): void;
   [Symbol.asyncIterator](): AsyncIterator<Message>;
 }

@@ -100,6 +100,7 @@ export class ParleyStream {
     this.ending = null; // {resolve, reject} of stop()
     this.queue = [];
     this.waiters = [];
+    this.microphone = null; // openMicrophone's capture: {stop()}
   }
 
   /** Sends audio: Float32Array (s16le: converted; f32le: as is), Int16Array, or ArrayBuffer / Uint8Array of bytes. */
@@ -143,8 +144,13 @@ export class ParleyStream {
    * No more audio: resolves with every final once the server's end has come.
    * @returns {Promise<object[]>}
    */
-  stop() {
-    if (this.closed) return Promise.resolve(this.finals);
+  async stop() {
+    if (this.microphone && !this.stopped && !this.closed) {
+      const mic = this.microphone;
+      this.microphone = null;
+      await mic.stop(); // its last frame goes out before stop
+    }
+    if (this.closed) return this.finals;
     if (this.ending) return this.ending.promise;
     this.stopped = true;
     let resolve, reject;
@@ -154,8 +160,71 @@ export class ParleyStream {
     return promise;
   }
 
-  /** Closes the connection at once (no final for the open segment). */
+  /**
+   * A browser's microphone as a stream: getUserMedia, the capture worklet (mono, 16 kHz s16le frames of `frameMs`;
+   * the page's own, served at /static/worklet.js), then `open` with the worklet's rate. `stop()` sends the
+   * microphone's last frame, lets go of it and then stops the stream.
+   * @param {string} url
+   * @param {object} options `open`'s, and `constraints` (getUserMedia's, default {audio: true}), `frameMs` (100),
+   *   `workletUrl` (default: /static/worklet.js beside /sdk/), `onLevel` (each frame's level, 0-1)
+   * @returns {Promise<ParleyStream>}
+   */
+  static async openMicrophone(url, options = {}) {
+    const { constraints = { audio: true }, frameMs = 100, onLevel } = options;
+    const workletUrl = options.workletUrl || new URL("../static/worklet.js", import.meta.url);
+    const media = await navigator.mediaDevices.getUserMedia(constraints);
+    const ctx = new AudioContext();
+    const release = () => {
+      media.getTracks().forEach((t) => t.stop());
+      ctx.close().catch(() => {});
+    };
+    let stream;
+    try {
+      await ctx.audioWorklet.addModule(workletUrl);
+      const node = new AudioWorkletNode(ctx, "parley-capture", {
+        numberOfInputs: 1,
+        numberOfOutputs: 1,
+        processorOptions: { targetRate: 16000, frameMs },
+      });
+      const rate = ctx.sampleRate > 16000 ? 16000 : ctx.sampleRate; // at or below 16 kHz the worklet passes it on
+      const start = { ...(options.start || {}), sample_rate: rate, encoding: "s16le" };
+      stream = new ParleyStream(url, { ...options, start });
+      await stream._connect();
+      let flushed = null;
+      node.port.onmessage = (e) => {
+        if (e.data.type === "audio") {
+          if (onLevel) onLevel(e.data.level);
+          if (!stream.stopped && !stream.closed) stream.send(new Int16Array(e.data.pcm));
+        } else if (e.data.type === "flushed" && flushed) {
+          flushed();
+        }
+      };
+      const source = ctx.createMediaStreamSource(media);
+      source.connect(node);
+      node.connect(ctx.destination); // the worklet writes silence; connected, every browser runs it
+      await ctx.resume();
+      stream.microphone = {
+        // The worklet's last, shorter frame out (at most a second's wait), then the microphone let go.
+        async stop() {
+          await new Promise((resolve) => {
+            flushed = resolve;
+            node.port.postMessage({ type: "flush" });
+            setTimeout(resolve, 1000);
+          });
+          release();
+        },
+      };
+    } catch (e) {
+      release();
+      if (stream) stream.close();
+      throw e;
+    }
+    return stream;
+  }
+
+  /** Closes the connection at once (no final for the open segment), and the microphone of `openMicrophone`. */
   close() {
+    if (this.microphone) this.microphone.stop();
     this._finish(null);
     if (this.ws) this.ws.close(1000);
   }
