@@ -126,6 +126,43 @@ def _parse_wav(data: bytes) -> tuple[int, int, int, int, bytes]:
     raise ValueError(f"no {'data' if fmt else 'fmt'} chunk: the file is cut off or not audio")
 
 
+# The stream encoding of each WAV sample format one carries as it is: (format tag, bytes a sample) -> encoding.
+_STREAM_ENCODINGS = {
+    (WAVE_FORMAT_PCM, 2): "s16le",
+    (WAVE_FORMAT_IEEE_FLOAT, 4): "f32le",
+    (WAVE_FORMAT_MULAW, 1): "mulaw",
+    (WAVE_FORMAT_ALAW, 1): "alaw",
+}
+
+
+def wav_stream_header(data: bytes) -> tuple[str, int, int, int] | None:
+    """The header of a WAV file sent as a stream (its first bytes, `data`): (its samples' encoding, one of
+    ENCODINGS; rate; channels; where its samples begin), or None while the header is not all in `data`.
+
+    Raises:
+        ValueError: not RIFF/WAVE, samples before the format, or a sample format no stream encoding carries
+            (8- or 24-bit PCM, 64-bit floats).
+    """
+    if data[:4] not in (b"RIFF", b"RF64") or data[8:12] != b"WAVE":
+        raise ValueError("no RIFF/WAVE header")
+    pos, fmt = 12, None
+    while pos + 8 <= len(data):
+        name, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        if name == b"fmt ":
+            if pos + 8 + size > len(data):
+                return None
+            tag, channels, width, rate = _parse_fmt(data[pos + 8 : pos + 8 + size])
+            if (tag, width) not in _STREAM_ENCODINGS:
+                raise ValueError(f"{_FORMAT_NAMES[tag]} of {8 * width} bits: stream 16-bit PCM, 32-bit floats or G.711")
+            fmt = (_STREAM_ENCODINGS[tag, width], rate, channels)
+        elif name == b"data":
+            if fmt is None:
+                raise ValueError("data chunk before fmt chunk")
+            return (*fmt, pos + 8)
+        pos += 8 + size + size % 2
+    return None
+
+
 def _parse_fmt(body: bytes) -> tuple[int, int, int, int]:
     """A fmt chunk's format tag, channels, sample width in bytes and rate, for the formats of `_FORMAT_NAMES` (plain
     or extensible)."""

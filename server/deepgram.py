@@ -27,7 +27,6 @@ import contextlib
 import datetime
 import json
 import logging
-import struct
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -36,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from starlette.websockets import WebSocket
 
+from parley.audio import wav_stream_header
+from parley.formats import sniff
 from parley.mp4stream import Mp4StreamDecoder, stream_decoder
 from parley.opusstream import OpusStreamDecoder
 from server.protocol import (
@@ -84,9 +85,12 @@ IGNORED = {
     "language_hint", "mip_opt_out", "replace", "search", "tag", "version", "no_delay", "alternatives",
 }  # fmt: skip
 HEADER_LIMIT = 1 << 16  # the most bytes a WAV header may take before its samples
+# parley/formats.py's names of the containers a stream without an encoding may be.
+_CONTAINERS = {"WebM/Matroska": "webm", "Ogg": "ogg", "MP4/M4A": "mp4", "WAV": "wav"}
 
 
-def _flag(q: Mapping[str, str], name: str, default: bool = False) -> bool:
+def query_flag(q: Mapping[str, str], name: str, default: bool = False) -> bool:
+    """A true/false query parameter (absent: `default`)."""
     v = q.get(name)
     if v is None:
         return default
@@ -166,15 +170,15 @@ def parse_query(q: Any, models: Sequence[str]) -> ListenConfig:
                 raise ProtocolError(INVALID_VALUE, f"encoding={q['encoding']} needs sample_rate")
             fields["sample_rate"] = rate
     channels = _int(q, "channels", 1, 8) or 1
-    multichannel = _flag(q, "multichannel") and channels > 1
+    multichannel = query_flag(q, "multichannel") and channels > 1
     if multichannel:
         if encoding is None or encoding == "ogg":
             raise ProtocolError(UNSUPPORTED_OPTION, "multichannel: give a PCM encoding (linear16, mulaw, alaw)")
         fields["channels"] = channels  # each channel decoded as a stream of its own (server/multichannel.py)
-    smart = _flag(q, "smart_format")
-    formatted = smart or _flag(q, "punctuate")
+    smart = query_flag(q, "smart_format")
+    formatted = smart or query_flag(q, "punctuate")
     fields["punctuate"] = formatted
-    fields["numerals"] = smart or _flag(q, "numerals")
+    fields["numerals"] = smart or query_flag(q, "numerals")
     endpointing = q.get("endpointing")
     if endpointing is not None:
         if endpointing.lower() == "false":
@@ -196,16 +200,16 @@ def parse_query(q: Any, models: Sequence[str]) -> ListenConfig:
         fields["hotwords"] = hotwords
     redact = q.getlist("redact")
     fields["redact"] = any(r.lower() not in ("false", "") for r in redact)
-    fields["profanity_filter"] = _flag(q, "profanity_filter")
-    fields["talkers"] = _flag(q, "diarize")
+    fields["profanity_filter"] = query_flag(q, "profanity_filter")
+    fields["talkers"] = query_flag(q, "diarize")
     return ListenConfig(
         fields=fields,
         encoding=encoding,
         channels=channels,
         multichannel=multichannel,
-        interim_results=_flag(q, "interim_results"),
+        interim_results=query_flag(q, "interim_results"),
         formatted=formatted,
-        vad_events=_flag(q, "vad_events"),
+        vad_events=query_flag(q, "vad_events"),
         utterance_end_ms=_int(q, "utterance_end_ms", 0, 60000),
         model_name=model,
     )
@@ -213,43 +217,20 @@ def parse_query(q: Any, models: Sequence[str]) -> ListenConfig:
 
 def sniff_container(data: bytes) -> str | None:
     """What containerized audio's first bytes say: "webm", "ogg", "mp4", "wav", or None (not yet enough, or none)."""
-    if data[:4] == b"\x1aE\xdf\xa3":
-        return "webm"
-    if data[:4] == b"OggS":
-        return "ogg"
-    if data[4:8] == b"ftyp":
-        return "mp4"
-    if data[:4] in (b"RIFF", b"RF64") and data[8:12] == b"WAVE":
-        return "wav"
-    return None
+    return _CONTAINERS.get(sniff(data) or "")
 
 
 def wav_header(data: bytes) -> tuple[str, int, int, int] | None:
     """A WAV stream's header: (encoding, sample rate, channels, where its samples begin), or None while the header is
-    not all there. Integer PCM of 16 bits, 32-bit floats, G.711.
+    not all there (parley/audio.py's `wav_stream_header`).
 
     Raises:
         ProtocolError: bad_audio, a WAV of another sample format or a broken header.
     """
-    pos, fmt = 12, None
-    while pos + 8 <= len(data):
-        chunk, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
-        if chunk == b"fmt ":
-            if pos + 8 + 16 > len(data):
-                return None
-            tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", data, pos + 8)
-            if tag == 0xFFFE and size >= 40 and pos + 8 + 40 <= len(data):  # WAVE_FORMAT_EXTENSIBLE
-                tag = struct.unpack_from("<H", data, pos + 8 + 24)[0]
-            kinds = {(1, 16): "s16le", (3, 32): "f32le", (6, 8): "alaw", (7, 8): "mulaw"}
-            if (tag, bits) not in kinds:
-                raise ProtocolError(BAD_AUDIO, f"a WAV stream of format {tag}, {bits} bits: 16-bit PCM, float or G.711")
-            fmt = (kinds[tag, bits], rate, channels)
-        elif chunk == b"data":
-            if fmt is None:
-                raise ProtocolError(BAD_AUDIO, "a WAV stream whose samples come before its format")
-            return (*fmt, pos + 8)
-        pos += 8 + size + (size & 1)
-    return None
+    try:
+        return wav_stream_header(data)
+    except ValueError as e:
+        raise ProtocolError(BAD_AUDIO, f"a WAV stream Parley cannot take: {e}") from None
 
 
 def _seconds(t: float) -> float:
@@ -488,30 +469,19 @@ class DeepgramSession(Connection):
                     }
                 ]
             },
-            "metadata": {"request_id": self.request_id, "model_info": self._model_info(), "model_uuid": self._uuid()},
+            "metadata": {
+                "request_id": self.request_id,
+                "model_info": model_info(self.model),
+                "model_uuid": model_uuid(self.model),
+            },
         }
         if is_final:
             msg["from_finalize"] = from_finalize
         return msg
 
-    def _uuid(self) -> str:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"parley:{self.model}"))
-
-    def _model_info(self) -> dict:
-        return {"name": self.model or "", "version": "parley", "arch": "transducer"}
-
     def _metadata(self) -> dict:
-        return {
-            "type": "Metadata",
-            "transaction_key": "deprecated",
-            "request_id": self.request_id,
-            "sha256": "",
-            "created": datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z"),
-            "duration": _seconds(self._seconds),
-            "channels": self.config.channels if self.config is not None else 1,
-            "models": [self._uuid()] if self.model else [],
-            "model_info": {self._uuid(): self._model_info()} if self.model else {},
-        }
+        channels = self.config.channels if self.config is not None else 1
+        return {"type": "Metadata", **metadata(self.request_id, self.model, self._seconds, channels)}
 
     async def _message(self, msg: dict) -> None:
         async with self._send_lock:  # the reader (Configure's answers) and the writer (results) both send
@@ -523,6 +493,29 @@ class DeepgramSession(Connection):
         with contextlib.suppress(GoneError):
             await self._message(error_message(error))
         await self._close(error.close_code, close_reason(error))
+
+
+def model_uuid(model: str | None) -> str:
+    """A Parley model's stand-in for Deepgram's model UUID (the same for every request to the model)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"parley:{model}"))
+
+
+def model_info(model: str | None) -> dict:
+    return {"name": model or "", "version": "parley", "arch": "transducer"}
+
+
+def metadata(request_id: str, model: str | None, duration: float, channels: int) -> dict:
+    """Deepgram's metadata of a request: the live API's Metadata message, the pre-recorded answer's `metadata`."""
+    return {
+        "transaction_key": "deprecated",
+        "request_id": request_id,
+        "sha256": "",
+        "created": datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z"),
+        "duration": _seconds(duration),
+        "channels": channels,
+        "models": [model_uuid(model)] if model else [],
+        "model_info": {model_uuid(model): model_info(model)} if model else {},
+    }
 
 
 def words_of(r: Result, formatted: bool) -> list[dict]:

@@ -11,7 +11,6 @@ server fetches nothing.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import io
 import uuid
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from parley.audio import mix_down
 from parley.features import MAX_INPUT_RATE
 from parley.formats import read_audio_channels
 from parley.resample import at_most
-from server.deepgram import IGNORED, confidence_of, parse_query, transcript_of, words_of
+from server.deepgram import IGNORED, confidence_of, metadata, parse_query, query_flag, transcript_of, words_of
 from server.deps import HTTP_STATUS, ServiceDep, SettingsDep, require_api_key
 from server.metrics import ServerMetrics
 from server.protocol import (
@@ -60,8 +59,8 @@ async def listen(request: Request, service: ServiceDep, settings: SettingsDep) -
     q = request.query_params
     pre_recorded = {"multichannel", "utterances", "paragraphs", "summarize", "topics", "intents", "sentiment"}
     config = parse_query(_without(q, pre_recorded), list(service.engines))
-    multichannel = _flag(q.get("multichannel"), "multichannel")
-    utterances = _flag(q.get("utterances"), "utterances")
+    multichannel = query_flag(q, "multichannel")
+    utterances = query_flag(q, "utterances")
     if request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
         raise ProtocolError(
             UNSUPPORTED_ENCODING, 'a JSON body ({"url": ...}): send the audio itself; Parley fetches nothing'
@@ -107,20 +106,11 @@ def _without(q: Any, names: set[str]) -> Any:
     return QueryParams([(k, v) for k, v in q.multi_items() if k not in names and k not in IGNORED])
 
 
-def _flag(value: str | None, name: str) -> bool:
-    if value is None:
-        return False
-    if value.lower() not in ("true", "false"):
-        raise ProtocolError(INVALID_VALUE, f"{name}={value[:20]}: true or false")
-    return value.lower() == "true"
-
-
 def response_body(
     model: str, duration: float, channels: Sequence[Sequence[Final]], formatted: bool, utterances: bool
 ) -> dict:
     """Deepgram's pre-recorded answer for each channel's finals: `results.channels[c].alternatives[0]` (transcript,
     confidence, words), and with `utterances` every non-empty final as an utterance of its channel."""
-    model_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"parley:{model}"))
     results: dict[str, Any] = {"channels": []}
     for finals in channels:
         words = [w for f in finals for w in words_of(f, formatted)]
@@ -144,14 +134,4 @@ def response_body(
             if f.text
         ]
         results["utterances"].sort(key=lambda u: (u["start"], u["channel"]))
-    metadata = {
-        "transaction_key": "deprecated",
-        "request_id": str(uuid.uuid4()),
-        "sha256": "",
-        "created": datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z"),
-        "duration": round(duration, 3),
-        "channels": len(channels),
-        "models": [model_id],
-        "model_info": {model_id: {"name": model, "version": "parley", "arch": "transducer"}},
-    }
-    return {"metadata": metadata, "results": results}
+    return {"metadata": metadata(str(uuid.uuid4()), model, duration, len(channels)), "results": results}
