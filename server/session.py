@@ -154,21 +154,26 @@ def stream_endpoint(engine: Engine, start: StartRequest) -> EndpointConfig | Non
 
 
 def open_engine_stream(
-    engine: Engine, start: StartRequest, search: str, plan: HeadPlan, adaptation: Adaptation | None
+    engine: Engine,
+    start: StartRequest,
+    search: str,
+    plan: HeadPlan,
+    adaptation: Adaptation | None,
+    partials: bool = True,
+    alternatives: int = 0,
 ) -> Stream:
-    """The engine stream (of one channel) of a protocol that speaks for Parley's start (OpenAI's Realtime,
-    Deepgram's): partials on, and what the start asks of punctuation, talkers, endpointing, numerals, redaction and
-    masking."""
+    """The engine stream (of one channel) of a start: what it asks of punctuation, talkers, endpointing, numerals,
+    redaction and masking, with `partials` and `alternatives` as the protocol allows."""
     return engine.open_stream(
         start.sample_rate,
         search,
-        True,
+        partials,
         plan,
         adaptation,
         start.punctuate,
         start.talkers,
         stream_endpoint(engine, start),
-        0,
+        alternatives,
         start.numerals,
         start.redact,
         start.profanity_filter,
@@ -321,12 +326,7 @@ class Connection:
         start = svc.policy(start, self.key)
         adaptation = start_adaptation(start)
         engine, search, plan = resolve_start(svc, start, adaptation)
-        if start.channels > 1:
-            svc.hold_channels(start.channels, self.key)  # a slot per channel, as that many streams would hold
-            svc.metrics.active_streams.inc(start.channels - 1)
-            self.extra_slots = start.channels - 1
-        streams = [open_engine_stream(engine, start, search, plan, adaptation) for _ in range(start.channels)]
-        self.stream = streams[0] if start.channels == 1 else StreamGroup(streams)
+        self._open_channels(engine, start, search, plan, adaptation)
         self.model = engine.name
         svc.metrics.streams.labels(engine.name, protocol).inc()
         svc.metrics.stream_encodings.labels(start.encoding).inc()
@@ -334,6 +334,32 @@ class Connection:
             "%s %s: %s, %d Hz %s, %s search", self.kind, self.id, engine.name, start.sample_rate, start.encoding, search
         )
         return start, engine, plan
+
+    def _open_channels(
+        self,
+        engine: Engine,
+        start: StartRequest,
+        search: str,
+        plan: HeadPlan,
+        adaptation: Adaptation | None,
+        partials: bool = True,
+        alternatives: int = 0,
+    ) -> None:
+        """`self.stream`: the engine stream of `start`, or for several `channels` a stream group of one per channel,
+        each channel holding a connection slot (as that many streams would) that `_release` gives back.
+
+        Raises:
+            ProtocolError: server_full or too_many_streams, when the slots are not there.
+        """
+        if start.channels > 1:
+            self.service.hold_channels(start.channels, self.key)
+            self.service.metrics.active_streams.inc(start.channels - 1)  # the load a balancer or autoscaler sees
+            self.extra_slots = start.channels - 1
+        streams = [
+            open_engine_stream(engine, start, search, plan, adaptation, partials, alternatives)
+            for _ in range(start.channels)
+        ]
+        self.stream = streams[0] if start.channels == 1 else StreamGroup(streams)
 
     def _ended_with(
         self, done: set[asyncio.Task], reader: asyncio.Task, writer: asyncio.Task, aborted: asyncio.Task
@@ -531,28 +557,7 @@ class Session(Connection):
         engine, search, plan = resolve_start(svc, start, adaptation)
         self.opened = (start, engine, plan)
         endpoint = stream_endpoint(engine, start)
-        if start.channels > 1:
-            svc.hold_channels(start.channels, self.key)  # a slot per channel, as that many streams would hold
-            svc.metrics.active_streams.inc(start.channels - 1)  # the load a balancer or autoscaler sees
-            self.extra_slots = start.channels - 1
-        streams = [
-            engine.open_stream(
-                start.sample_rate,
-                search,
-                start.partials,
-                plan,
-                adaptation,
-                start.punctuate,
-                start.talkers,
-                endpoint,
-                start.alternatives,
-                start.numerals,
-                start.redact,
-                start.profanity_filter,
-            )
-            for _ in range(start.channels)
-        ]
-        self.stream = streams[0] if start.channels == 1 else StreamGroup(streams)
+        self._open_channels(engine, start, search, plan, adaptation, start.partials, start.alternatives)
         self.model = engine.name
         svc.metrics.streams.labels(engine.name, "parley").inc()
         svc.metrics.stream_encodings.labels(start.encoding).inc()
