@@ -239,8 +239,7 @@ class Connection:
             svc.session_opened(self, self.key)
         try:
             try:
-                subprotocol = self.subprotocol()
-                await self.ws.accept(**({"subprotocol": subprotocol} if subprotocol else {}))
+                await self.ws.accept(subprotocol=self.subprotocol())
             except Exception:  # the client left during the handshake
                 return
             if refusal is not None:

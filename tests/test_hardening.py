@@ -134,7 +134,7 @@ class _DeafClient:
         self._messages = iter(messages)
         self._reads = reads
 
-    async def accept(self) -> None:
+    async def accept(self, subprotocol: str | None = None) -> None:
         pass
 
     async def receive(self) -> dict:
@@ -254,7 +254,7 @@ class _Client:
         self.headers: dict[str, str] = {}  # no API key
         self.query_params: dict[str, str] = {}
 
-    async def accept(self) -> None:
+    async def accept(self, subprotocol: str | None = None) -> None:
         pass
 
     async def receive(self) -> dict:
