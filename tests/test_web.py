@@ -703,6 +703,23 @@ def test_transcribe_a_file_shows_its_captions(en_open_server: Running, code_spee
     assert state == "idle" and can_start  # the page is ready for the microphone again
 
 
+# The page's WebSocket, with the server's first message (ready) delivered 1.5 s late, as over a slow network.
+SLOW_READY = """(() => {
+  const Real = window.WebSocket;
+  window.WebSocket = class extends Real {
+    set onmessage(f) {
+      let first = true;
+      super.onmessage = (e) => {
+        if (!first) return f(e);
+        first = false;
+        setTimeout(() => f(e), 1500);
+      };
+    }
+  };
+  return true;
+})()"""
+
+
 @pytest.mark.parametrize("container", ["webm", "mp4"])
 def test_the_page_can_send_mediarecorders_recording(
     en_open_server: Running, code_speech, tmp_path: Path, container: str
@@ -718,7 +735,11 @@ def test_the_page_can_send_mediarecorders_recording(
     async def go() -> tuple[list[str], list[dict], bytes, list[dict]]:
         async with Chromium.launch(fake_audio=wav) as browser:
             page = await browser.page()
-            await _listening(page, en_open_server.http + f"/?encoding={container}")
+            await page.navigate(en_open_server.http + f"/?encoding={container}")
+            await page.wait_for("document.body.dataset.state === 'idle'", 15, "the model list")
+            await page.evaluate(SLOW_READY)  # a slow network: the sentence's start is said before ready
+            await page.click("#toggle")
+            await page.wait_for("document.body.dataset.state === 'listening'", 15, "the stream to be ready")
             await asyncio.sleep(len(x) / rate + 1.5)
             await page.click("#toggle")
             await page.wait_for("document.body.dataset.state === 'idle'", 15, "the last finals after Stop")
@@ -732,4 +753,5 @@ def test_the_page_can_send_mediarecorders_recording(
     # WebM's EBML header, or MP4's ftyp box, as MediaRecorder writes them
     assert sent[:4] == b"\x1aE\xdf\xa3" if container == "webm" else sent[4:8] == b"ftyp"
     assert received[0]["type"] == "ready" and received[0]["encoding"] == container
-    assert "123456" in " ".join(finals).replace(" ", ""), finals
+    # the sentence's first words too: said while the connection was still opening, held and sent at ready
+    assert "code is 123456" in " ".join(_words(" ".join(finals))).replace("1 2 3 4 5 6", "123456"), finals

@@ -490,6 +490,9 @@ async function start() {
     teardownAudio(s); // stopped while the browser was asking
     return;
   }
+  // Recording from the moment the microphone is granted: what is said while the worklet loads and the connection
+  // opens is held and goes out at ready, as the PCM path's backlog does.
+  if (s.opus) startRecorder(s);
   try {
     s.ctx = new AudioContext();
     await s.ctx.audioWorklet.addModule(new URL("worklet.js", import.meta.url));
@@ -542,19 +545,29 @@ function wantsRecorded() {
   return order.find((r) => MediaRecorder.isTypeSupported(r.mimeType)) || null;
 }
 
-// A recorder per connection, started at ready: each connection's first chunk carries the WebM header it needs.
+// A recorder per connection (each connection's first chunk carries the container's header it needs), started before
+// its connection is ready: its chunks are held until ready (sendRecorded), then go out as they come.
 function startRecorder(s) {
-  const ws = s.ws;
   const recorder = new MediaRecorder(s.stream, { mimeType: s.opus.mimeType });
+  recorder.held = [];
+  recorder.ws = null; // its connection, set by connect
   recorder.ondataavailable = (e) => {
     // In order: each chunk's bytes are read asynchronously, and stop must follow the last of them.
     s.chain = s.chain.then(async () => {
       const bytes = await e.data.arrayBuffer();
-      if (bytes.byteLength && ws.readyState === WebSocket.OPEN) ws.send(bytes);
+      if (bytes.byteLength) recorder.held.push(bytes);
+      sendRecorded(s, recorder);
     });
   };
   recorder.start(OPUS_CHUNK_MS);
   s.recorder = recorder;
+}
+
+// Sends what `recorder` holds once its connection is ready (dropped with a connection that closes before).
+function sendRecorded(s, recorder) {
+  const ws = recorder.ws;
+  if (!ws || s.ws !== ws || !s.ready || ws.readyState !== WebSocket.OPEN) return;
+  for (const bytes of recorder.held.splice(0)) ws.send(bytes);
 }
 
 function dropRecorder(s) {
@@ -634,6 +647,10 @@ function connect(s) {
   }
   s.ws = ws;
   ws.binaryType = "arraybuffer";
+  if (s.opus && !s.stopping) {
+    if (!s.recorder) startRecorder(s); // a reconnection: a new recording, with its own header
+    s.recorder.ws = ws;
+  }
   ws.onopen = () => {
     const audio = s.opus ? { encoding: s.opus.encoding } : { sample_rate: s.sampleRate, encoding: "s16le" };
     const start = { type: "start", ...audio, partials: true, ...choices(s) };
@@ -659,8 +676,16 @@ function onServerMessage(s, msg) {
     case "ready":
       s.ready = true;
       s.attempts = 0;
-      if (s.opus && !s.stopping) startRecorder(s);
-      sendBacklogAndStop(s);
+      if (s.opus) {
+        // The recording held while connecting, then stop if it was asked for meanwhile (in order, after the chunks).
+        const recorder = s.recorder;
+        s.chain = s.chain.then(() => {
+          if (recorder) sendRecorded(s, recorder);
+          if (s.flushed && s.ws && s.ws.readyState === WebSocket.OPEN) s.ws.send(JSON.stringify({ type: "stop" }));
+        });
+      } else {
+        sendBacklogAndStop(s);
+      }
       if (s.stopping) break; // stopped while connecting: the state stays "stopping" until end
       showError("");
       setState("listening", `Listening (${msg.model}).`);
@@ -725,9 +750,12 @@ function stop(now = false) {
   if (s.opus) {
     const ws = s.ws;
     if (s.recorder) {
-      // The recorder's last chunk, then stop; a connection not ready yet gets stop at once (nothing recorded).
+      // The recorder's last chunk, then stop; a connection not ready yet gets both with ready.
       s.recorder.onstop = () =>
-        s.chain.then(() => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify({ type: "stop" })));
+        s.chain.then(() => {
+          if (s.ready && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "stop" }));
+          else s.flushed = true;
+        });
       s.recorder.stop();
     } else if (s.ready) {
       ws.send(JSON.stringify({ type: "stop" }));
