@@ -25,6 +25,7 @@ export const RETRYABLE = new Set(["shutting_down", "server_full", "too_many_stre
 export const BYTES_PER_SAMPLE = { s16le: 2, f32le: 4, mulaw: 1, alaw: 1 };
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 8000;
+const EARLY_MS = 30000; // openMicrophone: the most audio held while the connection opens (the oldest goes)
 
 /** An error the server sent (its `code` and `message`, docs/protocol.md#error), or "connect_failed" / "closed". */
 export class ParleyError extends Error {
@@ -162,7 +163,8 @@ export class ParleyStream {
 
   /**
    * A browser's microphone as a stream: getUserMedia, the capture worklet (mono, 16 kHz s16le frames of `frameMs`;
-   * the page's own, served at /static/worklet.js), then `open` with the worklet's rate. `stop()` sends the
+   * the page's own, served at /static/worklet.js), then `open` with the worklet's rate (what is said while it
+   * connects is held, and sent at ready: nothing after the microphone's grant is lost). `stop()` sends the
    * microphone's last frame, lets go of it and then stops the stream.
    * @param {string} url
    * @param {object} options `open`'s, and `constraints` (getUserMedia's, default {audio: true}), `frameMs` (100),
@@ -189,12 +191,20 @@ export class ParleyStream {
       const rate = ctx.sampleRate > 16000 ? 16000 : ctx.sampleRate; // at or below 16 kHz the worklet passes it on
       const start = { ...(options.start || {}), sample_rate: rate, encoding: "s16le" };
       stream = new ParleyStream(url, { ...options, start });
-      await stream._connect();
+      // Capturing before the connection is ready: what is said meanwhile is held, and sent at ready.
+      const early = [];
+      let connected = false;
       let flushed = null;
       node.port.onmessage = (e) => {
         if (e.data.type === "audio") {
           if (onLevel) onLevel(e.data.level);
-          if (!stream.stopped && !stream.closed) stream.send(new Int16Array(e.data.pcm));
+          const pcm = new Int16Array(e.data.pcm);
+          if (!connected) {
+            early.push(pcm);
+            if (early.length * frameMs > EARLY_MS) early.shift();
+          } else if (!stream.stopped && !stream.closed) {
+            stream.send(pcm);
+          }
         } else if (e.data.type === "flushed" && flushed) {
           flushed();
         }
@@ -203,6 +213,9 @@ export class ParleyStream {
       source.connect(node);
       node.connect(ctx.destination); // the worklet writes silence; connected, every browser runs it
       await ctx.resume();
+      await stream._connect();
+      connected = true;
+      for (const pcm of early.splice(0)) stream.send(pcm);
       stream.microphone = {
         // The worklet's last, shorter frame out (at most a second's wait), then the microphone let go.
         async stop() {
