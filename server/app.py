@@ -3,7 +3,8 @@ OpenAI's `WS /v1/realtime`, Deepgram's `WS /v1/listen` and Vosk-server's `WS /`)
 (server/routes_transcribe.py: `POST /v1/transcribe`; server/routes_openai.py: OpenAI's `POST /v1/audio/transcriptions`
 and `/v1/audio/translations`; server/routes_deepgram.py: Deepgram's `POST /v1/listen`) and operations
 (server/routes_ops.py: `/healthz`, `/readyz`, `/v1/models`, `/metrics`, the live-caption page at `GET /`, the
-JavaScript client at `/sdk`).
+JavaScript client at `/sdk`). With `--wyoming-port`, the lifespan also serves Home Assistant's Wyoming protocol on
+that TCP port (server/wyoming.py; `app.state.wyoming` is its listener).
 
     app = create_app(Settings(bundles="bundles/"))   # bundles load in the app's lifespan
     uvicorn.run(app, **settings.uvicorn_kwargs())     # `parley serve` does this, with draining (server/serve.py)
@@ -33,6 +34,7 @@ from server.protocol import ProtocolError
 from server.routes_ops import SDK_DIR, WEB_DIR
 from server.service import Service
 from server.settings import Settings
+from server.wyoming import WyomingListener
 
 
 async def _answer_protocol_error(conn: HTTPConnection, error: Exception) -> Response | None:
@@ -58,9 +60,16 @@ def create_app(settings: Settings, metrics: ServerMetrics | None = None) -> Fast
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        wyoming: WyomingListener | None = None
         try:
+            if settings.wyoming_port is not None:  # Home Assistant's protocol on a port of its own
+                wyoming = WyomingListener(service)
+                await wyoming.start(settings.host, settings.wyoming_port)
+            app.state.wyoming = wyoming
             yield
         finally:
+            if wyoming is not None:
+                await wyoming.close()
             await service.stop()
 
     app = FastAPI(title="Parley", summary="streaming speech recognition", lifespan=lifespan)

@@ -314,6 +314,26 @@ class Settings:
         ),
     )
 
+    # Home Assistant's and Rhasspy's Wyoming protocol (server/wyoming.py, docs/wyoming.md).
+    wyoming_port: int | None = field(
+        default=None,
+        metadata=_meta(
+            "also speak the Wyoming protocol (Home Assistant's voice pipelines) on this TCP port of --host; 10300 is "
+            "the usual one (none: off; 0: any free port)",
+            int,
+            "PORT",
+        ),
+    )
+    wyoming_api_key: str = field(
+        default="",
+        metadata=_meta(
+            "the API key whose account Wyoming connections use, needed when the server has keys: Wyoming carries "
+            "none, so anyone who reaches --wyoming-port uses it (bind --host to a trusted network)",
+            metavar="KEY",
+        ),
+        repr=False,
+    )
+
     def __post_init__(self) -> None:
         # Normalize types so that Settings(bundles="x") and Settings(api_keys=["k"]) behave like the parsed forms.
         for name in ("bundles", "ssl_certfile", "ssl_keyfile", "api_keys_file", "hotwords_file", "profanity_words"):
@@ -364,6 +384,12 @@ class Settings:
         need(self.max_header_bytes >= 1024, "max_header_bytes", "must be >= 1024")
         need(self.header_timeout_s > 0, "header_timeout_s", "must be > 0")
         need(self.drain_timeout_s >= 0, "drain_timeout_s", "must be >= 0")
+        need(self.wyoming_port is None or 0 <= self.wyoming_port <= 65535, "wyoming_port", "must be 0-65535")
+        need(
+            self.wyoming_port is None or self.wyoming_port != self.port or self.port == 0,
+            "wyoming_port",
+            "must not be --port",
+        )
         need(0 <= self.max_hotwords <= 10_000, "max_hotwords", "must be 0-10000")
         need(1 <= self.max_hotword_chars <= 1000, "max_hotword_chars", "must be 1-1000")
         need(1 <= self.max_hotword_tokens <= 1000, "max_hotword_tokens", "must be 1-1000")
