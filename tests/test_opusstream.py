@@ -173,6 +173,13 @@ def said_in_order(expected: str, heard: str) -> bool:
     return all(any(w == h for h in words) for w in expected.split())
 
 
+def numerals_in_order(expected: str, heard: str) -> bool:
+    """Whether `heard` writes every digit of `expected` in order, others between them allowed (`said_in_order` for
+    numbers written as numerals: a repeated "four" comes out "1234456")."""
+    digits = iter(c for c in heard if c.isdigit())
+    return all(any(d == c for c in digits) for d in expected)
+
+
 def record_and_stream(
     server: Running, speech: tuple[np.ndarray, int], tmp_path: Path, encoding: str, mime: str
 ) -> tuple[str, list[dict]]:

@@ -237,6 +237,9 @@ def test_a_browsers_mediarecorder_upload_is_transcribed(
     out = asyncio.run(go())
     assert out["mime"].startswith("audio/webm") and base64.b64decode(out["webm"])[:4] == b"\x1aE\xdf\xa3"
     status, body = out["openai"]
-    assert status == 200 and "123456" in body["text"].replace(" ", ""), body
+    from tests.test_opusstream import numerals_in_order  # it imports this module
+
+    # a real-time recording: a glitch under load may repeat a word, so the numerals in order, not verbatim
+    assert status == 200 and numerals_in_order("123456", body["text"]), body
     status, body = out["plain"]
-    assert status == 200 and "123456" in body.get("display", body["text"]).replace(" ", ""), body
+    assert status == 200 and numerals_in_order("123456", body.get("display", body["text"])), body
