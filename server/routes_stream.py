@@ -1,6 +1,7 @@
 """The streaming WebSockets: Parley's protocol at `WS /v1/stream` (docs/protocol.md, server/session.py), OpenAI's
 Realtime transcription at `WS /v1/realtime` (server/realtime.py), Deepgram's live transcription at `WS /v1/listen`
-(server/deepgram.py) and Vosk-server's at `WS /` (docs/vosk.md, server/vosk.py).
+(server/deepgram.py), and Vosk-server's and WhisperLive's at `WS /` (docs/vosk.md, server/vosk.py; docs/whisperlive.md,
+server/whisperlive.py), told apart by their first message.
 
 Both take the key and the Origin through `require_stream_access`; a connection it refuses is answered by `refuse`,
 as its protocol answers any error. Draining and the connection limit are the session's admission (`Service.admit`).
@@ -19,10 +20,11 @@ from server.deepgram import close_reason as deepgram_close_reason
 from server.deepgram import error_message as deepgram_error
 from server.deps import ServiceDep, require_stream_access
 from server.metrics import ServerMetrics
-from server.protocol import STREAM_PATH, ProtocolError, dumps
+from server.protocol import IDLE_TIMEOUT, STREAM_PATH, ProtocolError, dumps
 from server.realtime import REALTIME_PATH, RealtimeSession, error_details
 from server.session import Session
 from server.vosk import VOSK_PATH, VoskSession, close_reason
+from server.whisperlive import FirstMessage, WhisperLiveSession, first_message, is_whisperlive_options
 
 log = logging.getLogger("parley.app")
 
@@ -47,10 +49,28 @@ async def listen(websocket: WebSocket, service: ServiceDep) -> None:
     await DeepgramSession(service, websocket).run()
 
 
-# Vosk-server's protocol shares `/` with the page: Starlette routes the WebSocket upgrade here, a plain GET there.
+# Vosk-server's and WhisperLive's protocols share `/` with the page: Starlette routes the WebSocket upgrade here, a
+# plain GET there. The first message tells them apart: WhisperLive's options carry a "uid"; Vosk's is a config, audio
+# or eof.
 @router.websocket(VOSK_PATH)
-async def vosk(websocket: WebSocket, service: ServiceDep) -> None:
-    await VoskSession(service, websocket).run()
+async def root(websocket: WebSocket, service: ServiceDep) -> None:
+    try:
+        first = await first_message(websocket, service.settings.idle_timeout_s)
+    except TimeoutError:
+        error = ProtocolError(IDLE_TIMEOUT, f"no message for {service.settings.idle_timeout_s:g} s")
+        service.count_error(error.code)
+        with contextlib.suppress(Exception):
+            await websocket.close(error.close_code, close_reason(error))
+        return
+    except Exception:  # the client left during the handshake
+        return
+    if first is None:
+        return
+    socket = FirstMessage(websocket, first)
+    if is_whisperlive_options(first.get("text")):
+        await WhisperLiveSession(service, socket, first["text"]).run()  # type: ignore[arg-type]
+    else:
+        await VoskSession(service, socket).run()  # type: ignore[arg-type]
 
 
 async def refuse(websocket: WebSocket, error: ProtocolError, metrics: ServerMetrics) -> None:
