@@ -4,7 +4,8 @@ OpenAI's `WS /v1/realtime`, Deepgram's `WS /v1/listen` and Vosk-server's `WS /`)
 and `/v1/audio/translations`; server/routes_deepgram.py: Deepgram's `POST /v1/listen`) and operations
 (server/routes_ops.py: `/healthz`, `/readyz`, `/v1/models`, `/metrics`, the live-caption page at `GET /`, the
 JavaScript client at `/sdk`). With `--wyoming-port`, the lifespan also serves Home Assistant's Wyoming protocol on
-that TCP port (server/wyoming.py; `app.state.wyoming` is its listener).
+that TCP port (server/wyoming.py; `app.state.wyoming` is its listener), and with `--audiosocket-port` Asterisk's
+AudioSocket calls (server/audiosocket.py), whose captions server/routes_calls.py serves at `/v1/calls/{uuid}`.
 
     app = create_app(Settings(bundles="bundles/"))   # bundles load in the app's lifespan
     uvicorn.run(app, **settings.uvicorn_kwargs())     # `parley serve` does this, with draining (server/serve.py)
@@ -27,7 +28,8 @@ from fastapi.requests import HTTPConnection
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from server import routes_deepgram, routes_openai, routes_ops, routes_stream, routes_transcribe
+from server import routes_calls, routes_deepgram, routes_openai, routes_ops, routes_stream, routes_transcribe
+from server.audiosocket import AudioSocketListener, Calls
 from server.deps import error_response
 from server.metrics import ServerMetrics
 from server.protocol import ProtocolError
@@ -61,21 +63,27 @@ def create_app(settings: Settings, metrics: ServerMetrics | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
         wyoming: WyomingListener | None = None
+        audiosocket: AudioSocketListener | None = None
         try:
             if settings.wyoming_port is not None:  # Home Assistant's protocol on a port of its own
                 wyoming = WyomingListener(service)
                 await wyoming.start(settings.host, settings.wyoming_port)
-            app.state.wyoming = wyoming
+            if settings.audiosocket_port is not None:  # Asterisk's calls, captioned at /v1/calls/{uuid}
+                audiosocket = AudioSocketListener(service, app.state.calls)
+                await audiosocket.start(settings.host, settings.audiosocket_port)
+            app.state.wyoming, app.state.audiosocket = wyoming, audiosocket
             yield
         finally:
-            if wyoming is not None:
-                await wyoming.close()
+            for listener in (wyoming, audiosocket):
+                if listener is not None:
+                    await listener.close()
             await service.stop()
 
     app = FastAPI(title="Parley", summary="streaming speech recognition", lifespan=lifespan)
     app.state.settings = settings
     app.state.parley = service
     app.state.metrics = service.metrics
+    app.state.calls = Calls()  # Asterisk's calls by UUID (server/audiosocket.py)
     app.add_exception_handler(ProtocolError, _answer_protocol_error)
     if settings.allowed_origins:
         app.add_middleware(
@@ -88,6 +96,7 @@ def create_app(settings: Settings, metrics: ServerMetrics | None = None) -> Fast
     app.include_router(routes_transcribe.router)
     app.include_router(routes_openai.router)
     app.include_router(routes_deepgram.router)
+    app.include_router(routes_calls.router)
     app.include_router(routes_ops.router)
     if WEB_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")

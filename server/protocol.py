@@ -50,6 +50,7 @@ INVALID_VALUE = "invalid_value"  # a field with a wrong type or value, or a requ
 UNSUPPORTED_RATE = "unsupported_rate"  # sample_rate outside 8000-48000 Hz
 UNSUPPORTED_ENCODING = "unsupported_encoding"  # encoding other than s16le / f32le / mulaw / alaw / webm / ogg / mp4
 UNKNOWN_MODEL = "unknown_model"  # no bundle of that name is loaded
+UNKNOWN_CALL = "unknown_call"  # no AudioSocket call of that UUID (GET or WS /v1/calls/{uuid}; server/audiosocket.py)
 UNSUPPORTED_OPTION = "unsupported_option"  # the model cannot do what was asked (language, translate, search)
 NOT_STARTED = "not_started"  # audio or stop before start
 ALREADY_STARTED = "already_started"  # a second start
@@ -72,6 +73,7 @@ ERROR_CLOSE_CODES: dict[str, int] = {
     UNSUPPORTED_RATE: CLOSE_UNSUPPORTED_DATA,
     UNSUPPORTED_ENCODING: CLOSE_UNSUPPORTED_DATA,
     UNKNOWN_MODEL: CLOSE_POLICY,
+    UNKNOWN_CALL: CLOSE_POLICY,
     UNSUPPORTED_OPTION: CLOSE_POLICY,
     NOT_STARTED: CLOSE_POLICY,
     ALREADY_STARTED: CLOSE_POLICY,

@@ -314,6 +314,29 @@ class Settings:
         ),
     )
 
+    # Asterisk's AudioSocket (server/audiosocket.py, docs/asterisk.md).
+    audiosocket_port: int | None = field(
+        default=None,
+        metadata=_meta(
+            "also take Asterisk's calls over AudioSocket on this TCP port of --host (the dialplan's "
+            "AudioSocket(UUID,HOST:PORT)); their captions at /v1/calls/UUID (none: off; 0: any free port)",
+            int,
+            "PORT",
+        ),
+    )
+    audiosocket_model: str | None = field(
+        default=None, metadata=_meta("the bundle AudioSocket calls are captioned with (none: the default model)")
+    )
+    audiosocket_api_key: str = field(
+        default="",
+        metadata=_meta(
+            "the API key whose account AudioSocket calls use, needed when the server has keys: AudioSocket carries "
+            "none, so anyone who reaches --audiosocket-port uses it (bind --host to a trusted network)",
+            metavar="KEY",
+        ),
+        repr=False,
+    )
+
     # Home Assistant's and Rhasspy's Wyoming protocol (server/wyoming.py, docs/wyoming.md).
     wyoming_port: int | None = field(
         default=None,
@@ -384,12 +407,15 @@ class Settings:
         need(self.max_header_bytes >= 1024, "max_header_bytes", "must be >= 1024")
         need(self.header_timeout_s > 0, "header_timeout_s", "must be > 0")
         need(self.drain_timeout_s >= 0, "drain_timeout_s", "must be >= 0")
-        need(self.wyoming_port is None or 0 <= self.wyoming_port <= 65535, "wyoming_port", "must be 0-65535")
-        need(
-            self.wyoming_port is None or self.wyoming_port != self.port or self.port == 0,
-            "wyoming_port",
-            "must not be --port",
-        )
+        for name in ("wyoming_port", "audiosocket_port"):
+            port = getattr(self, name)
+            need(port is None or 0 <= port <= 65535, name, "must be 0-65535")
+        ports = [p for p in (self.port, self.wyoming_port, self.audiosocket_port) if p]  # 0, None: any, off
+        if len(ports) != len(set(ports)):
+            raise ValueError(
+                f"port {self.port}, wyoming_port {self.wyoming_port} and audiosocket_port {self.audiosocket_port} "
+                "must differ"
+            )
         need(0 <= self.max_hotwords <= 10_000, "max_hotwords", "must be 0-10000")
         need(1 <= self.max_hotword_chars <= 1000, "max_hotword_chars", "must be 1-1000")
         need(1 <= self.max_hotword_tokens <= 1000, "max_hotword_tokens", "must be 1-1000")

@@ -28,14 +28,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from server.batcher import StreamClosedError
 from server.protocol import (
     BAD_AUDIO,
     BAD_MESSAGE,
@@ -51,6 +49,7 @@ from server.protocol import (
 )
 from server.recognizer import Final
 from server.session import FLUSH_TIMEOUT_S, open_engine_stream, resolve_start, start_adaptation
+from server.tcp import TcpListener, TcpSession
 
 if TYPE_CHECKING:
     from server.batcher import Stream
@@ -236,17 +235,15 @@ def language_of(engine: Engine, language: str) -> str | None:
     return None
 
 
-class WyomingSession:
-    """One Wyoming connection: describes, pings, and transcribes one request after another (see the module)."""
+class WyomingSession(TcpSession):
+    """One Wyoming connection: describes, pings, and transcribes one request after another (see the module). A
+    drain's abort ends the open transcription: its transcript so far, then the error."""
 
     kind = "wyoming"
+    logger = log
 
     def __init__(self, service: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.service = service
-        self.reader = reader
-        self.writer = writer
-        self.id = secrets.token_hex(4)
-        self.key = service.settings.wyoming_api_key or None
+        super().__init__(service, reader, writer, service.settings.wyoming_api_key)
         self.stream: Stream | None = None
         self.model: str | None = None
         self._request: dict[str, Any] = {}  # the last transcribe's data
@@ -254,38 +251,11 @@ class WyomingSession:
         self._language: str | None = None
         self._texts: list[str] = []
         self._writer_task: asyncio.Task | None = None
-        self._registered = False
-        self._abort_error: ProtocolError | None = None
-        self._abort = asyncio.Event()
-
-    def abort(self, error: ProtocolError) -> None:
-        """Ends the open transcription from outside (the server drains): its transcript so far, then `error`."""
-        if self._abort_error is None:
-            self._abort_error = error
-            self._abort.set()
-
-    async def run(self) -> None:
-        """Serves the connection to its end. Never raises."""
-        try:
-            await self._serve()
-        except ProtocolError as e:
-            await self._fail(e)
-        except (ConnectionError, StreamClosedError, TimeoutError):
-            pass  # the client left, or stopped reading
-        except Exception:
-            log.exception("%s %s failed", self.kind, self.id)
-            await self._fail(ProtocolError(INTERNAL, "internal server error"))
-        finally:
-            await self._release()
-            self.writer.close()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1.0):
-                    await self.writer.wait_closed()
 
     async def _serve(self) -> None:
         settings = self.service.settings
         while True:
-            event = await self._next(settings.idle_timeout_s)
+            event = await self._next(read_event(self.reader, settings.max_message_bytes), settings.idle_timeout_s)
             if event is None:
                 if self._abort_error is not None:
                     await self._finish()
@@ -313,31 +283,13 @@ class WyomingSession:
                 await self._finish()
             # other events are dropped (other domains, later protocol versions)
 
-    async def _next(self, timeout: float) -> Event | None:
-        """The client's next event, None when it left or the transcription was aborted (`_abort_error` says)."""
-        read = asyncio.ensure_future(read_event(self.reader, self.service.settings.max_message_bytes))
-        aborted = asyncio.ensure_future(self._abort.wait())
-        try:
-            done, _ = await asyncio.wait({read, aborted}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            aborted.cancel()
-        if read in done:
-            return read.result()
-        read.cancel()
-        with contextlib.suppress(BaseException):
-            await read
-        if aborted in done:
-            return None
+    def _idle(self, timeout: float) -> None:
         raise ProtocolError(IDLE_TIMEOUT, f"no event for {timeout:g} s")
 
     async def _begin(self, fmt: tuple[int, int, int]) -> None:
         """Opens the transcription's engine stream (a stream slot, the transcribe's model, language and hotwords)."""
         svc = self.service
-        refusal = svc.admit(self.key)
-        if refusal is not None:
-            raise refusal
-        svc.session_opened(self, self.key)
-        self._registered = True
+        self._take_slot()
         rate, _, _ = fmt
         req = self._request
         language = req.get("language") if isinstance(req.get("language"), str) else None
@@ -420,9 +372,7 @@ class WyomingSession:
             await self.writer.drain()
 
     async def _fail(self, error: ProtocolError) -> None:
-        self.service.count_error(error.code)
-        level = logging.ERROR if error.code == INTERNAL else logging.INFO
-        log.log(level, "%s %s: %s: %s", self.kind, self.id, error.code, error.message)
+        await super()._fail(error)
         with contextlib.suppress(Exception):
             await self._send(Event("error", {"text": error.message, "code": error.code}))
 
@@ -437,9 +387,7 @@ class WyomingSession:
                 task.cancel()
             with contextlib.suppress(BaseException):
                 await task
-        if self._registered:
-            self._registered = False
-            self.service.session_closed(self, self.key)
+        self._give_slot()
         self._format = None
 
 
@@ -456,51 +404,14 @@ def _phrases(value: Any, name: str) -> list[str]:
     return [v.strip() for v in value if v.strip()]
 
 
-class WyomingListener:
-    """The Wyoming TCP server of a `Service`: `await start(host, port)`, `port`, `await close()`."""
+class WyomingListener(TcpListener):
+    """The Wyoming TCP server of a `Service` (`TcpListener`)."""
 
-    def __init__(self, service: Service) -> None:
-        self.service = service
-        self.server: asyncio.Server | None = None
-        self.sessions: set[asyncio.Task] = set()
+    name = "wyoming"
+    key_setting = "wyoming_api_key"
 
-    async def start(self, host: str, port: int) -> None:
-        """Listens on (host, port).
+    def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> WyomingSession:
+        return WyomingSession(self.service, reader, writer)
 
-        Raises:
-            ValueError: the server has API keys and --wyoming-api-key is not one of them.
-        """
-        keys = self.service.keys
-        key = self.service.settings.wyoming_api_key or None
-        if keys.required and not keys.valid(key):
-            raise ValueError(
-                "wyoming_api_key: the server has API keys and Wyoming carries none: give --wyoming-api-key, one of "
-                "the server's keys (its account is used for every Wyoming connection)"
-            )
-        self.server = await asyncio.start_server(self._connected, host, port, limit=MAX_HEADER_BYTES)
-        log.info("wyoming: listening on %s:%d", host, self.port)
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None and self.server.sockets
-        return self.server.sockets[0].getsockname()[1]
-
-    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.sessions.add(task)
-        try:
-            await WyomingSession(self.service, reader, writer).run()
-        finally:
-            self.sessions.discard(task)
-
-    async def close(self) -> None:
-        """Stops listening and ends every connection (a drain has ended their transcriptions first)."""
-        if self.server is None:
-            return
-        self.server.close()
-        for task in list(self.sessions):
-            task.cancel()
-        if self.sessions:
-            await asyncio.wait(set(self.sessions), timeout=2.0)
-        self.server = None
+    async def start(self, host: str, port: int, limit: int = MAX_HEADER_BYTES) -> None:
+        await super().start(host, port, limit)

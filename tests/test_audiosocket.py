@@ -1,0 +1,203 @@
+"""Asterisk's AudioSocket (server/audiosocket.py) and the calls' captions (server/routes_calls.py): frames, then
+`parley serve --audiosocket-port` fed as Asterisk feeds it (the UUID, 20 ms frames of 8 kHz audio, a DTMF digit, the
+hangup), watched live at `WS /v1/calls/{uuid}` by a watcher that came first and one that came late, read back with
+`GET /v1/calls/{uuid}`; a 16 kHz call; the refusals; and a drain that still ends the call's captions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from websockets.asyncio.client import connect
+
+from parley.resample import resample
+from server.audiosocket import DTMF, HANGUP, UUID, frame, read_frame
+from server.protocol import ProtocolError
+from server.settings import Settings
+from tests.test_server import Running
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_frames_are_read_as_asterisk_writes_them() -> None:
+    async def go() -> None:
+        r = asyncio.StreamReader()
+        r.feed_data(frame(UUID, b"\x01" * 16) + frame(0x10, b"\x00\x01" * 160) + frame(HANGUP))
+        r.feed_eof()
+        assert await read_frame(r) == (UUID, b"\x01" * 16)
+        kind, payload = await read_frame(r)  # type: ignore[misc]
+        assert kind == 0x10 and len(payload) == 320
+        assert await read_frame(r) == (HANGUP, b"")
+        assert await read_frame(r) is None
+        cut = asyncio.StreamReader()
+        cut.feed_data(frame(0x10, b"\x00" * 320)[:100])
+        cut.feed_eof()
+        with pytest.raises(ProtocolError):
+            await read_frame(cut)
+
+    asyncio.run(go())
+    assert frame(HANGUP) == b"\x00\x00\x00"  # the protocol's own example
+    with pytest.raises(ValueError):
+        frame(0x10, b"\x00" * 70000)
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[Running, int]]:
+    settings = Settings(
+        bundles=ROOT / "bundles" / "en-open", port=0, audiosocket_port=0, intra_op_threads=1, log_level="warning",
+        drain_timeout_s=0.5,
+    )  # fmt: skip
+    r = Running(settings)
+    try:
+        yield r, r.server.config.app.state.audiosocket.port
+    finally:
+        r.stop()
+
+
+async def _call(port: int, call: str, x: np.ndarray, rate: int, kind: int = 0x10, hangup: bool = True) -> None:
+    """Asterisk's side of a call: the UUID, 20 ms frames of `x` at `rate`, a DTMF 5 in the middle, the hangup."""
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(frame(UUID, uuid.UUID(call).bytes))
+    pcm = (x * 32767).clip(-32768, 32767).astype("<i2").tobytes()
+    step = rate // 50 * 2
+    for i in range(0, len(pcm), step):
+        writer.write(frame(kind, pcm[i : i + step]))
+        if i == step * 50:
+            writer.write(frame(DTMF, b"5"))
+        await writer.drain()
+    if hangup:
+        writer.write(frame(HANGUP))
+        await writer.drain()
+    writer.close()
+
+
+async def _watch(server: Running, call: str) -> list[dict]:
+    async with connect(f"ws://127.0.0.1:{server.port}/v1/calls/{call}") as ws:
+        return [json.loads(m) async for m in ws]
+
+
+def test_a_call_is_captioned_for_its_watchers(served: tuple[Running, int], code_speech) -> None:
+    r, port = served
+    x, rate = code_speech
+    phone = resample(np.concatenate([x, np.zeros(rate // 2, np.float32), x]), rate, 8000)
+    call = str(uuid.uuid4())
+
+    async def go() -> tuple[list[dict], list[dict]]:
+        early = asyncio.create_task(_watch(r, call))  # watching before the call begins
+        await asyncio.sleep(0.3)
+        await _call(port, call, phone, 8000)
+        watched = await asyncio.wait_for(early, 60)
+        late = await _watch(r, call)  # after the hangup: the whole call again
+        return watched, late
+
+    watched, late = asyncio.run(go())
+    assert watched[0] == {"type": "ready", "uuid": call, "model": "en-open", "sample_rate": 8000}
+    assert watched[-1] == {"type": "end", "uuid": call}
+    finals = [m for m in watched if m["type"] == "final" and m["text"]]
+    assert finals and all("123456" in (m.get("display") or m["text"]).replace(" ", "") for m in finals), finals
+    assert any(m["type"] == "partial" for m in watched)
+    (dtmf,) = [m for m in watched if m["type"] == "dtmf"]
+    assert dtmf["digit"] == "5" and dtmf["time"] == pytest.approx(1.0, abs=0.05)  # after 50 frames of 20 ms
+    assert [m for m in late if m["type"] == "final" and m["text"]] == finals and late[-1]["type"] == "end"
+    state = httpx.get(f"{r.http}/v1/calls/{call}").json()
+    assert state["uuid"] == call and not state["ongoing"] and state["finals"] == finals and state["dtmf"] == [dtmf]
+    assert "123456" in state["text"].replace(" ", "")
+    listed = httpx.get(f"{r.http}/v1/calls").json()["calls"]
+    (entry,) = [c for c in listed if c["uuid"] == call]
+    assert entry["model"] == "en-open" and not entry["ongoing"] and entry["finals"] >= len(finals)
+    assert r.metric('parley_streams_total{model="en-open",protocol="audiosocket"}') >= 1
+    assert r.metric("parley_active_streams") == 0
+
+
+def test_a_wideband_call_and_the_refusals(served: tuple[Running, int], code_speech) -> None:
+    r, port = served
+    x, _ = code_speech
+    call = str(uuid.uuid4())
+
+    async def go() -> list[dict]:
+        watcher = asyncio.create_task(_watch(r, call))
+        await asyncio.sleep(0.3)
+        await _call(port, call, x, 16000, kind=0x12, hangup=False)  # slin16; the socket's close is the hangup
+        return await asyncio.wait_for(watcher, 60)
+
+    watched = asyncio.run(go())
+    assert watched[0]["sample_rate"] == 16000 and watched[-1]["type"] == "end"
+    assert any("123456" in (m.get("display") or "").replace(" ", "") for m in watched if m["type"] == "final")
+
+    unknown = httpx.get(f"{r.http}/v1/calls/{uuid.uuid4()}")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_call"
+
+    async def audio_first() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(frame(0x10, b"\x00" * 320))  # audio before the UUID: the connection is closed
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)
+
+    assert asyncio.run(audio_first()) == b""  # closed, nothing said back
+
+    async def too_fast() -> bytes:  # slin96: outside 8-48 kHz
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(frame(UUID, uuid.uuid4().bytes) + frame(0x17, b"\x00" * 3840))
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)
+
+    before = r.metric('parley_errors_total{code="unsupported_rate"}') or 0
+    assert asyncio.run(too_fast()) == b""
+    assert r.metric('parley_errors_total{code="unsupported_rate"}') == before + 1
+    assert r.metric("parley_active_streams") == 0
+
+
+def test_a_draining_server_ends_the_calls_captions(code_speech) -> None:
+    x, rate = code_speech
+    settings = Settings(
+        bundles=ROOT / "bundles" / "en-open", port=0, audiosocket_port=0, intra_op_threads=1, log_level="warning",
+        drain_timeout_s=0.3,
+    )  # fmt: skip
+    r = Running(settings)
+    port = r.server.config.app.state.audiosocket.port
+    call = str(uuid.uuid4())
+    phone = resample(x, rate, 8000)
+    stopped = False
+    try:
+
+        async def go() -> tuple[list[dict], bytes]:
+            nonlocal stopped
+            watcher = asyncio.create_task(_watch(r, call))
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(frame(UUID, uuid.UUID(call).bytes))
+            writer.write(frame(0x10, (phone * 32767).astype("<i2").tobytes()[: 320 * 100]))  # 2 s, no hangup
+            await writer.drain()
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(r.stop)  # SIGTERM's drain
+            stopped = True
+            return await asyncio.wait_for(watcher, 30), await asyncio.wait_for(reader.read(), 10)
+
+        watched, left = asyncio.run(go())
+    finally:
+        if not stopped:
+            r.stop()
+    assert watched[-1]["type"] == "end" and left == b""  # the watcher got the end; Asterisk's socket was closed
+    assert [m for m in watched if m["type"] == "final"], watched
+
+
+def test_a_server_with_keys_needs_the_audiosocket_key() -> None:
+    from server.audiosocket import AudioSocketListener, Calls
+    from server.service import Service
+
+    async def go() -> None:
+        with pytest.raises(ValueError, match="audiosocket_api_key"):
+            await AudioSocketListener(Service(Settings(api_keys=("k1",))), Calls()).start("127.0.0.1", 0)
+        listener = AudioSocketListener(Service(Settings(api_keys=("k1",), audiosocket_api_key="k1")), Calls())
+        await listener.start("127.0.0.1", 0)
+        assert listener.port > 0
+        await listener.close()
+
+    asyncio.run(go())
+    with pytest.raises(ValueError, match="must differ"):
+        Settings(port=8000, wyoming_port=9000, audiosocket_port=9000)
