@@ -460,4 +460,6 @@ def test_the_openapi_schema_lists_the_http_routes(open_app: App) -> None:
         "/readyz",
         "/v1/models",
         "/metrics",
+        "/v1/calls",
+        "/v1/calls/{uuid}",
     }
