@@ -306,9 +306,17 @@ class WyomingSession(TcpSession):
             fields["model"] = model
         if engine is not None and language and len(engine.languages) > 1:
             fields["language"] = language_of(engine, language)
-        hotwords = [w for k in ("transcript_names", "transcript_terms") for w in _phrases(req.get(k), k)]
-        if hotwords:
-            fields["hotwords"] = list(dict.fromkeys(hotwords))
+        # Names first, then terms: a Home Assistant install may name hundreds of entities, more than a stream takes,
+        # and a name the tokenizer cannot write must not cost the command its transcript, so the model's share of
+        # them is kept (as for Vosk's phrase_list) rather than the request refused.
+        phrases = [w for k in ("transcript_names", "transcript_terms") for w in _phrases(req.get(k), k)]
+        if phrases:
+            plain_engine, _, plain_plan = resolve_start(svc, start_from_dict(fields), None)
+            hotwords = plain_engine.planner.writable_hotwords(plain_plan, phrases)
+            if hotwords:
+                fields["hotwords"] = hotwords
+            if len(hotwords) < len(set(phrases)):
+                log.info("%s %s: %d of %d names and terms as hotwords", self.kind, self.id, len(hotwords), len(phrases))
         start = svc.policy(start_from_dict(fields), self.key)
         engine, search, plan = resolve_start(svc, start, start_adaptation(start))
         self.stream = open_engine_stream(engine, start, search, plan, start_adaptation(start), partials=False)
