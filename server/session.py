@@ -50,6 +50,7 @@ from server.protocol import (
     dumps,
     end_message,
     ready_message,
+    start_from_dict,
 )
 
 if TYPE_CHECKING:
@@ -124,6 +125,23 @@ def resolve_start(service: Service, start: StartRequest, adaptation: Adaptation 
         start.alternatives,
         start.redact,
     )
+
+
+def writable_hotwords(service: Service, fields: dict) -> tuple[dict, int]:
+    """A start's `fields` (a start message's dict) with only the hotwords its model can take, in order, at most the
+    server's `max_hotwords`, and how many were left out: for protocols whose clients send phrases without knowing the
+    model (Home Assistant's entity names, faster-whisper's hotwords), which are better kept in part than refused.
+
+    Raises:
+        ProtocolError: what `start_from_dict` and `resolve_start` raise for the fields without their hotwords.
+    """
+    phrases = list(fields.get("hotwords") or ())
+    if not phrases:
+        return fields, 0
+    plain = {k: v for k, v in fields.items() if k != "hotwords"}
+    engine, _, plan = resolve_start(service, start_from_dict(plain), None)
+    kept = engine.planner.writable_hotwords(plan, phrases)
+    return ({**plain, "hotwords": kept} if kept else plain), len(set(phrases)) - len(kept)
 
 
 def replace_hotwords(

@@ -44,7 +44,7 @@ from server.protocol import (
     start_from_dict,
 )
 from server.recognizer import Final, Partial, Result
-from server.session import Connection, GoneError, IdleClock
+from server.session import Connection, GoneError, IdleClock, writable_hotwords
 
 log = logging.getLogger("parley.whisperlive")
 
@@ -191,7 +191,11 @@ class WhisperLiveSession(Connection):
             if len(self.first.encode()) > limit:
                 raise ProtocolError(TOO_BIG, f"the options are over the limit of {limit} bytes")
             self.options = parse_options(self.first, svc.engines)
-            start = start_from_dict({**self.options.fields, "sample_rate": RATE, "encoding": "f32le"})
+            # faster-whisper takes any hotwords; here what the model cannot write is left out, not refused
+            fields, dropped = writable_hotwords(svc, {**self.options.fields, "sample_rate": RATE, "encoding": "f32le"})
+            if dropped:
+                log.info("%s %s: %d hotwords left out", self.kind, self.id, dropped)
+            start = start_from_dict(fields)
             _, _, plan = self._open_stream(start, "whisperlive")
         except ProtocolError as e:
             await self._fail(e)

@@ -48,7 +48,7 @@ from server.protocol import (
     start_from_dict,
 )
 from server.recognizer import Final
-from server.session import FLUSH_TIMEOUT_S, open_engine_stream, resolve_start, start_adaptation
+from server.session import FLUSH_TIMEOUT_S, open_engine_stream, resolve_start, start_adaptation, writable_hotwords
 from server.tcp import TcpListener, TcpSession
 
 if TYPE_CHECKING:
@@ -310,13 +310,9 @@ class WyomingSession(TcpSession):
         # and a name the tokenizer cannot write must not cost the command its transcript, so the model's share of
         # them is kept (as for Vosk's phrase_list) rather than the request refused.
         phrases = [w for k in ("transcript_names", "transcript_terms") for w in _phrases(req.get(k), k)]
-        if phrases:
-            plain_engine, _, plain_plan = resolve_start(svc, start_from_dict(fields), None)
-            hotwords = plain_engine.planner.writable_hotwords(plain_plan, phrases)
-            if hotwords:
-                fields["hotwords"] = hotwords
-            if len(hotwords) < len(set(phrases)):
-                log.info("%s %s: %d of %d names and terms as hotwords", self.kind, self.id, len(hotwords), len(phrases))
+        fields, dropped = writable_hotwords(svc, {**fields, "hotwords": phrases})
+        if dropped:
+            log.info("%s %s: %d names and terms left out of the hotwords", self.kind, self.id, dropped)
         start = svc.policy(start_from_dict(fields), self.key)
         engine, search, plan = resolve_start(svc, start, start_adaptation(start))
         self.stream = open_engine_stream(engine, start, search, plan, start_adaptation(start), partials=False)

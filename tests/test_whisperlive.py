@@ -163,3 +163,24 @@ def test_refusals_are_whisperlives_status_messages(en_open_server: Running) -> N
 
         first, close = asyncio.run(full())
     assert first == {"uid": "w", "status": "WAIT", "message": 1.0} and close == 1013
+
+
+def test_faster_whispers_hotwords_string_becomes_the_streams_hotwords(en_open_server: Running) -> None:
+    """A hotwords string as faster-whisper takes it, longer than a stream's limit and with a word the model cannot
+    write: the model's share is kept (the first ones first), so the name en-open misspells comes out right."""
+    from models.data.espeak import synthesize
+    from parley.resample import resample
+    from tests.test_context import NAME, SENTENCE
+
+    syn = synthesize(SENTENCE, voice="en-us", variant="m3", rate=160)
+    x = np.concatenate([resample(syn.samples, syn.sample_rate, 16000), np.zeros(8000, np.float32)])
+    filler = " ".join(f"{a}{b}" for a in ("zor", "vel", "mak", "tri", "pol", "ken") for b in "abcdefghijklmnopqrst")
+    options = {"uid": "h", "language": "en", "hotwords": f"{NAME}, 日本語 {filler}"}  # 122 words
+    messages, code = asyncio.run(_session(_root(en_open_server), options, x.tobytes()))
+    plain, _ = asyncio.run(_session(_root(en_open_server), {"uid": "p", "language": "en"}, x.tobytes()))
+    assert code == 1000, messages[-2:]
+
+    def heard(ms: list[dict]) -> str:
+        return " ".join(s["text"] for s in [m["segments"] for m in ms if "segments" in m][-1] if s["completed"])
+
+    assert NAME in heard(messages).lower() and NAME not in heard(plain).lower(), (heard(messages), heard(plain))
