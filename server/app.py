@@ -77,13 +77,14 @@ def create_app(settings: Settings, metrics: ServerMetrics | None = None) -> Fast
             for listener in (wyoming, audiosocket):
                 if listener is not None:
                     await listener.close()
+            await app.state.calls.close()  # the finished calls' webhooks still being sent
             await service.stop()
 
     app = FastAPI(title="Parley", summary="streaming speech recognition", lifespan=lifespan)
     app.state.settings = settings
     app.state.parley = service
     app.state.metrics = service.metrics
-    app.state.calls = Calls()  # Asterisk's calls by UUID (server/audiosocket.py)
+    app.state.calls = Calls(settings.calls_webhook, settings.calls_webhook_secret)  # Asterisk's, by UUID
     app.add_exception_handler(ProtocolError, _answer_protocol_error)
     if settings.allowed_origins:
         app.add_middleware(

@@ -19,8 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import json
 import logging
 import time
+import urllib.error
+import urllib.request
 import uuid as uuid_module
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -43,6 +48,8 @@ HANGUP, UUID, DTMF, ERROR = 0x00, 0x01, 0x03, 0xFF
 RATES = {0x10: 8000, 0x11: 12000, 0x12: 16000, 0x13: 24000, 0x14: 32000, 0x15: 44100, 0x16: 48000, 0x17: 96000}
 RATES[0x18] = 192000  # 96 and 192 kHz: outside Parley's 8-48 kHz, refused as unsupported_rate
 CALL_KEPT_S = 300.0  # seconds a finished call's captions stay readable
+WEBHOOK_TRIES = 3  # a finished call's POST to --calls-webhook, tried this many times
+WEBHOOK_TIMEOUT_S = 10.0  # each try's timeout
 MAX_CALLS_KEPT = 1000  # finished calls kept at most (the oldest go first)
 
 
@@ -73,6 +80,39 @@ def frame(kind: int, payload: bytes = b"") -> bytes:
     return bytes([kind]) + len(payload).to_bytes(2, "big") + payload
 
 
+async def post_webhook(url: str, body: bytes, secret: str, call: str) -> bool:
+    """POSTs a finished call's captions (JSON) to `url`, up to `WEBHOOK_TRIES` times (server errors, 429 and network
+    failures are tried again, 1 s then 2 s later); with `secret`, signed as `X-Parley-Signature: sha256=HMAC`.
+    Returns whether the receiver took it (2xx)."""
+    headers = {"Content-Type": "application/json", "User-Agent": "parley", "X-Parley-Call": call}
+    if secret:
+        headers["X-Parley-Signature"] = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+    def post() -> int:
+        request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    for attempt in range(WEBHOOK_TRIES):
+        try:
+            status = await asyncio.to_thread(post)
+        except (OSError, ValueError) as e:
+            status, why = 0, str(e)
+        else:
+            why = f"HTTP {status}"
+        if 200 <= status < 300:
+            return True
+        if 400 <= status < 500 and status != 429:
+            break  # the receiver refuses it: trying again changes nothing
+        if attempt + 1 < WEBHOOK_TRIES:
+            await asyncio.sleep(2**attempt)
+    log.warning("call %s: the webhook did not take its captions (%s)", call, why)
+    return False
+
+
 class Call:
     """One call's captions: the messages so far and the queues of those watching it live."""
 
@@ -83,6 +123,7 @@ class Call:
         self.finals: list[dict] = []
         self.partial: dict | None = None
         self.dtmf: list[dict] = []
+        self.seconds = 0.0  # audio received
         self.ended_at: float | None = None  # time.monotonic() of the hangup
         self.watchers: set[asyncio.Queue[dict | None]] = set()
         self.began = asyncio.Event()  # the engine stream is open (ready can be sent)
@@ -120,6 +161,7 @@ class Call:
             "uuid": self.uuid,
             "model": self.model,
             "ongoing": self.ongoing,
+            "seconds": round(self.seconds, 3),
             "text": " ".join(m.get("display") or m["text"] for m in finals),
             "finals": finals,
             "partial": self.partial,
@@ -128,11 +170,29 @@ class Call:
 
 
 class Calls:
-    """The calls a server captions, by UUID (live ones and, for `CALL_KEPT_S`, finished ones)."""
+    """The calls a server captions, by UUID (live ones and, for `CALL_KEPT_S`, finished ones); with a `webhook`,
+    each call's captions are POSTed there when it ends (`ended`), signed with `secret` if one is given."""
 
-    def __init__(self) -> None:
+    def __init__(self, webhook: str = "", secret: str = "") -> None:
         self.calls: dict[str, Call] = {}
+        self.webhook = webhook
+        self.secret = secret
         self._waiting: dict[str, asyncio.Event] = {}
+        self._posts: set[asyncio.Task] = set()
+
+    def ended(self, call: Call) -> None:
+        """A call hung up: its captions to the webhook, in the background (`close` waits for them)."""
+        if not self.webhook:
+            return
+        body = json.dumps({"type": "call", **call.state()}, ensure_ascii=False).encode()
+        task = asyncio.create_task(post_webhook(self.webhook, body, self.secret, call.uuid))
+        self._posts.add(task)
+        task.add_done_callback(self._posts.discard)
+
+    async def close(self, timeout: float = WEBHOOK_TIMEOUT_S * WEBHOOK_TRIES) -> None:
+        """Waits for the webhooks still being sent (a shutdown's)."""
+        if self._posts:
+            await asyncio.wait(set(self._posts), timeout=timeout)
 
     def open(self, uuid: str) -> Call:
         self.prune()
@@ -239,6 +299,7 @@ class AudioSocketSession(TcpSession):
         assert self.stream is not None
         x = np.frombuffer(payload, "<i2").astype(np.float32) / 32768.0
         self.seconds += x.size / rate
+        self.call.seconds = self.seconds
         self.service.count_audio(x.size / rate, self.key)
         if self._writer_task is not None and self._writer_task.done():
             self._writer_task.result()  # the engine failed: its error
@@ -292,6 +353,7 @@ class AudioSocketSession(TcpSession):
             stream.close()
         if self.call is not None:
             self.call.end()
+            self.calls.ended(self.call)
             log.info("%s %s: call %s ended after %.2f s of audio", self.kind, self.id, self.call.uuid, self.seconds)
         self._give_slot()
 

@@ -327,6 +327,22 @@ class Settings:
     audiosocket_model: str | None = field(
         default=None, metadata=_meta("the bundle AudioSocket calls are captioned with (none: the default model)")
     )
+    calls_webhook: str = field(
+        default="",
+        metadata=_meta(
+            "POST each AudioSocket call's captions (GET /v1/calls/UUID's body) to this http(s) URL when it ends, "
+            "tried 3 times (none: no webhook)",
+            metavar="URL",
+        ),
+    )
+    calls_webhook_secret: str = field(
+        default="",
+        metadata=_meta(
+            "sign --calls-webhook's POSTs with this secret: X-Parley-Signature: sha256=HMAC-SHA256(secret, body)",
+            metavar="SECRET",
+        ),
+        repr=False,
+    )
     audiosocket_api_key: str = field(
         default="",
         metadata=_meta(
@@ -410,6 +426,11 @@ class Settings:
         for name in ("wyoming_port", "audiosocket_port"):
             port = getattr(self, name)
             need(port is None or 0 <= port <= 65535, name, "must be 0-65535")
+        need(
+            not self.calls_webhook or self.calls_webhook.startswith(("http://", "https://")),
+            "calls_webhook",
+            "must be an http:// or https:// URL",
+        )
         ports = [p for p in (self.port, self.wyoming_port, self.audiosocket_port) if p]  # 0, None: any, off
         if len(ports) != len(set(ports)):
             raise ValueError(

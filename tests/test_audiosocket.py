@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -201,3 +202,55 @@ def test_a_server_with_keys_needs_the_audiosocket_key() -> None:
     asyncio.run(go())
     with pytest.raises(ValueError, match="must differ"):
         Settings(port=8000, wyoming_port=9000, audiosocket_port=9000)
+
+
+def test_a_finished_calls_captions_are_posted_to_the_webhook(code_speech) -> None:
+    """--calls-webhook: at the hangup the call's captions are POSTed, signed with --calls-webhook-secret; a receiver
+    that fails once (503) gets them on the next try."""
+    import hashlib
+    import hmac
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got: list[tuple[dict, str, bytes]] = []
+    statuses = [503, 200]
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            status = statuses.pop(0) if statuses else 200
+            if status == 200:
+                got.append((dict(self.headers), self.headers.get("X-Parley-Signature", ""), body))
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    x, rate = code_speech
+    settings = Settings(
+        bundles=ROOT / "bundles" / "en-open", port=0, audiosocket_port=0, intra_op_threads=1, log_level="warning",
+        calls_webhook=f"http://127.0.0.1:{receiver.server_address[1]}/calls", calls_webhook_secret="s3cret",
+    )  # fmt: skip
+    r = Running(settings)
+    call = str(uuid.uuid4())
+    try:
+        asyncio.run(_call(r.server.config.app.state.audiosocket.port, call, resample(x, rate, 8000), 8000))
+        deadline = time.monotonic() + 30
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        r.stop()
+        receiver.shutdown()
+    ((headers, signature, body),) = got
+    assert signature == "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    posted = json.loads(body)
+    assert (
+        posted["type"] == "call"
+        and posted["uuid"] == call
+        and not posted["ongoing"]
+        and headers["X-Parley-Call"] == call
+    )
+    assert "123456" in posted["text"].replace(" ", "") and posted["seconds"] == pytest.approx(len(x) / rate, abs=0.05)
