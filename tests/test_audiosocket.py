@@ -254,3 +254,34 @@ def test_a_finished_calls_captions_are_posted_to_the_webhook(code_speech) -> Non
         and headers["X-Parley-Call"] == call
     )
     assert "123456" in posted["text"].replace(" ", "") and posted["seconds"] == pytest.approx(len(x) / rate, abs=0.05)
+
+
+def test_the_page_shows_a_calls_captions(served: tuple[Running, int], code_speech) -> None:
+    """`/?call=UUID`: the live-caption page watches an Asterisk call (the screen beside an agent's phone): waiting
+    for it, its captions as they come, and the call's end."""
+    from tests._chromium import Chromium
+    from tests.test_web import FINALS, _require_chromium
+
+    _require_chromium()
+    r, port = served
+    x, rate = code_speech
+    call = str(uuid.uuid4())
+
+    async def go() -> tuple[str, list[str], str]:
+        async with Chromium.launch() as browser:
+            page = await browser.page()
+            await page.navigate(f"{r.http}/?call={call}")
+            await page.wait_for("document.body.dataset.state === 'watching'", 15, "the watching")
+            waiting = await page.evaluate("document.getElementById('status').textContent")
+            await _call(port, call, resample(x, rate, 8000), 8000)
+            await page.wait_for("document.body.dataset.state === 'idle'", 30, "the call's end")
+            return (
+                waiting,
+                await page.evaluate(FINALS),
+                await page.evaluate("document.getElementById('status').textContent"),
+            )
+
+    waiting, finals, status = asyncio.run(go())
+    assert waiting == f"Waiting for call {call}…"
+    assert any("123456" in f.replace(" ", "") for f in finals), finals
+    assert status == f"Call {call} ended."

@@ -79,7 +79,7 @@ function languageName(code) {
 function setState(state, text) {
   document.body.dataset.state = state;
   ui.status.textContent = text;
-  const running = ["starting", "listening", "reconnecting", "stopping"].includes(state);
+  const running = ["starting", "listening", "reconnecting", "stopping", "watching"].includes(state);
   ui.toggle.textContent = running ? "Stop" : "Start";
   ui.toggle.setAttribute("aria-pressed", String(running));
   ui.toggle.disabled = state === "loading" || state === "stopping" || (!running && !catalog.models.length);
@@ -801,7 +801,7 @@ if (params.has("api_key")) {
 
 if (params.has("hotwords")) ui.hotwords.value = params.get("hotwords");
 
-ui.toggle.addEventListener("click", () => (session ? stop() : start()));
+ui.toggle.addEventListener("click", () => (session ? stop() : watching ? watching.close(1000) : start()));
 // End line: the server closes the open segment now and sends its final; the stream goes on (docs/protocol.md).
 ui.finalize.addEventListener("click", () => {
   const s = session;
@@ -907,6 +907,44 @@ async function transcribeFile(file) {
   }
 }
 
+// ---- Watching a phone call ----
+
+// ?call=UUID: an Asterisk call's captions as they come (WS /v1/calls/{uuid}, docs/asterisk.md) instead of this
+// microphone: the screen beside an agent's phone. Stop ends the watching, not the call; Start then uses the microphone.
+let watching = null; // the call's WebSocket while watching
+
+function watchCall(uuid) {
+  showError("");
+  const url = new URL(`v1/calls/${encodeURIComponent(uuid)}`, document.baseURI);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  if (apiKey()) url.searchParams.set("api_key", apiKey());
+  connection += 1; // its segments are keyed apart from any stream's
+  const ws = new WebSocket(url.href);
+  watching = ws;
+  let ended = false;
+  setState("watching", `Waiting for call ${uuid}…`);
+  ws.onmessage = (e) => {
+    let msg;
+    try {
+      msg = JSON.parse(e.data);
+    } catch {
+      return;
+    }
+    if (msg.type === "ready") setState("watching", `Captioning call ${uuid} (${msg.model}, ${msg.sample_rate} Hz).`);
+    else if (msg.type === "partial") showCaption(msg, false);
+    else if (msg.type === "final") showCaption(msg, true);
+    else if (msg.type === "dtmf") ui.status.textContent = `Call ${uuid}: key ${msg.digit} at ${msg.time.toFixed(1)} s.`;
+    else if (msg.type === "end") ended = true;
+    else if (msg.type === "error") showError(`${msg.message} (${msg.code})`);
+  };
+  ws.onclose = () => {
+    if (watching !== ws) return;
+    watching = null;
+    settlePartials();
+    setState("idle", ended ? `Call ${uuid} ended.` : `Stopped watching call ${uuid}.`);
+  };
+}
+
 ui.file.addEventListener("change", () => transcribeFile(ui.file.files[0]));
 for (const zone of [ui.captions, ui.translations]) {
   zone.addEventListener("dragover", (e) => {
@@ -918,4 +956,6 @@ for (const zone of [ui.captions, ui.translations]) {
   });
 }
 
-loadModels();
+loadModels().then(() => {
+  if (params.get("call") && document.body.dataset.state === "idle") watchCall(params.get("call"));
+});
