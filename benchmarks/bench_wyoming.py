@@ -2,7 +2,8 @@
 in a child process, `--clients` Home-Assistant-style clients (the `wyoming` package's own client) each sending
 utterances one request after another, 100 ms chunks paced in real time as a satellite's microphone sends them; the
 figure is the wait from audio-stop to the transcript (what the person waits for after they stop speaking), and the
-WER of the transcripts against the manifest's texts.
+WER of the transcripts against the manifest's texts; beside it, the wait of a recognizer that starts once the command
+has ended (each clip decoded whole by the same server, POST /v1/transcribe, one at a time).
 
     python benchmarks/bench_wyoming.py bundles/en-open --manifest $DATA/corpus-v2/en/test.jsonl --limit 48 \\
         --clients 1 8 --out benchmarks/results/wyoming-2cpu.json
@@ -90,6 +91,23 @@ async def _level(port: int, clips: Sequence[Clip], clients: int) -> dict:
     }
 
 
+def offline_waits(http: str, clips: Sequence[Clip]) -> dict:
+    """The comparison: what a recognizer that starts once the command has ended makes the person wait (each clip
+    decoded whole by the same server, POST /v1/transcribe, one at a time)."""
+    import urllib.request
+
+    waits = []
+    for clip in clips:
+        body = Path(clip.path).read_bytes()  # the manifest's WAV file
+        request = urllib.request.Request(f"{http}/v1/transcribe", data=body, headers={"Content-Type": "audio/wav"})
+        began = time.monotonic()
+        with urllib.request.urlopen(request, timeout=120) as r:
+            r.read()
+        waits.append((time.monotonic() - began) * 1000)
+    w = np.array(waits)
+    return {k: round(float(np.percentile(w, q)), 1) for k, q in (("p50", 50), ("p95", 95))} | {"max": round(max(w), 1)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundles", type=Path, help="a bundle folder, or a folder of bundles")
@@ -107,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             level = asyncio.run(_level(port, clips, n))
             print(json.dumps(level), flush=True)
             levels.append(level)
+        offline = offline_waits(f"http://127.0.0.1:{server.port}", clips)
+        print(json.dumps({"decoded_after_the_end_ms": offline}), flush=True)
     finally:
         server.stop()
     if a.out:
@@ -118,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "chunk_s": CHUNK_S,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
             "levels": levels,
+            "decoded_after_the_end_ms": offline,
         }
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(out, indent=1) + "\n")
