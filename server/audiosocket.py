@@ -177,7 +177,7 @@ class Calls:
         self.calls: dict[str, Call] = {}
         self.webhook = webhook
         self.secret = secret
-        self._waiting: dict[str, asyncio.Event] = {}
+        self._waiting: dict[str, set[asyncio.Future[None]]] = {}  # watchers waiting for a call to begin
         self._posts: set[asyncio.Task] = set()
 
     def ended(self, call: Call) -> None:
@@ -198,9 +198,9 @@ class Calls:
         self.prune()
         call = Call(uuid)
         self.calls[uuid] = call
-        event = self._waiting.pop(uuid, None)
-        if event is not None:
-            event.set()
+        for waiter in self._waiting.pop(uuid, ()):
+            if not waiter.done():
+                waiter.set_result(None)
         return call
 
     def get(self, uuid: str) -> Call | None:
@@ -212,10 +212,17 @@ class Calls:
         call = self.get(uuid)
         if call is not None:
             return call
-        event = self._waiting.setdefault(uuid, asyncio.Event())
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await event.wait()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._waiting.setdefault(uuid, set())
+        waiters.add(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await waiter
+        finally:
+            waiters.discard(waiter)
+            if not waiters and self._waiting.get(uuid) is waiters:
+                del self._waiting[uuid]  # nobody waits for it any more
         return self.calls.get(uuid)
 
     def prune(self) -> None:

@@ -285,3 +285,19 @@ def test_the_page_shows_a_calls_captions(served: tuple[Running, int], code_speec
     assert waiting == f"Waiting for call {call}…"
     assert any("123456" in f.replace(" ", "") for f in finals), finals
     assert status == f"Call {call} ended."
+
+
+def test_watchers_waiting_for_a_call_are_all_woken_and_leave_nothing_behind() -> None:
+    from server.audiosocket import Calls
+
+    async def go() -> None:
+        calls = Calls()
+        first = asyncio.create_task(calls.wait("a", 5))
+        second = asyncio.create_task(calls.wait("a", 5))
+        await asyncio.sleep(0.05)
+        opened = calls.open("a")
+        assert await asyncio.wait_for(first, 1) is opened and await asyncio.wait_for(second, 1) is opened
+        assert await calls.wait("b", 0.05) is None  # timed out
+        assert calls._waiting == {}  # no waiter left for either
+
+    asyncio.run(go())
