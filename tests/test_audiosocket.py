@@ -301,3 +301,57 @@ def test_watchers_waiting_for_a_call_are_all_woken_and_leave_nothing_behind() ->
         assert calls._waiting == {}  # no waiter left for either
 
     asyncio.run(go())
+
+
+WATCH = """(async () => {
+  const { ParleyCall, ParleyError } = await import('/sdk/parley.mjs');
+  const partials = [], dtmf = [];
+  let ready = null;
+  const call = ParleyCall.watch(URL_, {onReady: r => ready = r, onPartial: p => partials.push(p.text),
+                                       onDtmf: d => dtmf.push(d.digit)});
+  window.parleyWatching = true;
+  const finals = await call.ended;
+  let refused = null;
+  try {
+    await ParleyCall.watch(UNKNOWN_).ended;
+  } catch (e) {
+    refused = {name: e.name, code: e.code, closeCode: e.closeCode, isError: e instanceof ParleyError};
+  }
+  return {ready, partials: partials.length, dtmf, finals: finals.map(f => f.display || f.text), refused};
+})()"""
+
+
+def test_the_js_client_watches_a_call(code_speech) -> None:
+    """clients/js's ParleyCall: watching from before the call begins to its end (ready, partials, DTMF, finals), and
+    a call that never comes refused with unknown_call."""
+    from tests._chromium import Chromium
+    from tests.test_web import _require_chromium
+
+    _require_chromium()
+    x, rate = code_speech
+    settings = Settings(
+        bundles=ROOT / "bundles" / "en-open", port=0, audiosocket_port=0, intra_op_threads=1, log_level="warning",
+        idle_timeout_s=2.0,
+    )  # fmt: skip
+    r = Running(settings)
+    call = str(uuid.uuid4())
+    base = f"ws://127.0.0.1:{r.port}/v1/calls/"
+    script = WATCH.replace("URL_", json.dumps(base + call)).replace("UNKNOWN_", json.dumps(base + str(uuid.uuid4())))
+
+    async def go() -> dict:
+        async with Chromium.launch() as browser:
+            page = await browser.page()
+            await page.navigate(r.http + "/")
+            watching = asyncio.create_task(page.evaluate(script))
+            await page.wait_for("window.parleyWatching === true", 15, "the watch")
+            await _call(r.server.config.app.state.audiosocket.port, call, resample(x, rate, 8000), 8000)
+            return await asyncio.wait_for(watching, 60)
+
+    try:
+        out = asyncio.run(go())
+    finally:
+        r.stop()
+    assert out["ready"] == {"type": "ready", "uuid": call, "model": "en-open", "sample_rate": 8000}
+    assert out["partials"] > 0 and out["dtmf"] == ["5"]
+    assert any("123456" in f.replace(" ", "") for f in out["finals"]), out["finals"]
+    assert out["refused"] == {"name": "ParleyError", "code": "unknown_call", "closeCode": 1008, "isError": True}

@@ -147,3 +147,41 @@ export declare class ParleyStream implements AsyncIterable<Message> {
   close(): void;
   [Symbol.asyncIterator](): AsyncIterator<Message>;
 }
+
+export interface Dtmf {
+  type: "dtmf";
+  digit: string;
+  /** Seconds into the call. */
+  time: number;
+}
+
+export interface CallReady {
+  type: "ready";
+  uuid: string;
+  model: string;
+  sample_rate: number;
+}
+
+export interface CallOptions {
+  apiKey?: string;
+  WebSocket?: unknown;
+  onReady?: (ready: CallReady) => void;
+  onPartial?: (partial: Partial) => void;
+  onFinal?: (final: Final) => void;
+  onDtmf?: (dtmf: Dtmf) => void;
+  onMessage?: (message: Message) => void;
+}
+
+/** An Asterisk call's captions by its UUID (WS /v1/calls/{uuid}, docs/asterisk.md). */
+export declare class ParleyCall {
+  /** Starts watching `ws(s)://HOST/v1/calls/UUID`; the call may not have begun yet. */
+  static watch(url: string, options?: CallOptions): ParleyCall;
+  /** The call's ready once it has begun (model, sample rate). */
+  readonly ready: CallReady | null;
+  readonly finals: Final[];
+  readonly dtmf: Dtmf[];
+  /** Every final, at the call's end; rejects with a ParleyError (unknown_call, ...) or when the watch is closed. */
+  readonly ended: Promise<Final[]>;
+  /** Stops watching (the call goes on). */
+  close(): void;
+}

@@ -479,3 +479,68 @@ export class ParleyStream {
     }
   }
 }
+
+/**
+ * An Asterisk call's captions, watched by its UUID (WS /v1/calls/{uuid}, docs/asterisk.md): the screen beside an
+ * agent's phone. `ready` once the call has begun (the watch may start before it), the finals so far, then partials,
+ * finals and DTMF as the call goes; `ended` resolves with every final at the hangup.
+ *
+ *     const call = ParleyCall.watch(`wss://asr.example.org/v1/calls/${uuid}`, {onFinal: (f) => show(f)});
+ *     const finals = await call.ended;
+ */
+export class ParleyCall {
+  /** Starts watching; `options`: apiKey, WebSocket, onReady, onPartial, onFinal, onDtmf, onMessage. */
+  static watch(url, options = {}) {
+    return new ParleyCall(url, options);
+  }
+
+  constructor(url, options = {}) {
+    const WS = options.WebSocket || globalThis.WebSocket;
+    this.on = {
+      ready: options.onReady,
+      partial: options.onPartial,
+      final: options.onFinal,
+      dtmf: options.onDtmf,
+      message: options.onMessage,
+    };
+    this.ready = null;
+    this.finals = [];
+    this.dtmf = [];
+    let resolve, reject;
+    this.ended = new Promise((res, rej) => ([resolve, reject] = [res, rej]));
+    let error = null;
+    let over = false;
+    this.ws = new WS(withKey(url, options.apiKey));
+    this.ws.onmessage = (e) => {
+      const m = JSON.parse(typeof e.data === "string" ? e.data : new TextDecoder().decode(e.data));
+      if (this.on.message) this.on.message(m);
+      if (m.type === "ready") {
+        this.ready = m;
+        if (this.on.ready) this.on.ready(m);
+      } else if (m.type === "partial") {
+        if (this.on.partial) this.on.partial(m);
+      } else if (m.type === "final") {
+        this.finals.push(m);
+        if (this.on.final) this.on.final(m);
+      } else if (m.type === "dtmf") {
+        this.dtmf.push(m);
+        if (this.on.dtmf) this.on.dtmf(m);
+      } else if (m.type === "end") {
+        over = true;
+      } else if (m.type === "error") {
+        error = new ParleyError(m.code, m.message);
+      }
+    };
+    this.ws.onclose = (e) => {
+      if (over) return resolve(this.finals);
+      if (error) error.closeCode = e.code;
+      reject(error || new ParleyError("closed", `closed before the call's end (${e.code})`, e.code));
+    };
+    this.ws.onerror = () => {}; // the close that follows says what happened
+  }
+
+  /** Stops watching (the call goes on). */
+  close() {
+    this.ws.close(1000);
+  }
+}
