@@ -48,13 +48,15 @@ def test_frames_are_read_as_asterisk_writes_them() -> None:
         frame(0x10, b"\x00" * 70000)
 
 
+def _en_open_with_audiosocket(**settings: object) -> Running:
+    """`parley serve` on en-open with --audiosocket-port (any free port) and `settings`."""
+    defaults = {"port": 0, "audiosocket_port": 0, "intra_op_threads": 1, "log_level": "warning"}
+    return Running(Settings(bundles=ROOT / "bundles" / "en-open", **{**defaults, **settings}))  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[Running, int]]:
-    settings = Settings(
-        bundles=ROOT / "bundles" / "en-open", port=0, audiosocket_port=0, intra_op_threads=1, log_level="warning",
-        drain_timeout_s=0.5,
-    )  # fmt: skip
-    r = Running(settings)
+    r = _en_open_with_audiosocket(drain_timeout_s=0.5)
     try:
         yield r, r.server.config.app.state.audiosocket.port
     finally:
@@ -156,11 +158,7 @@ def test_a_wideband_call_and_the_refusals(served: tuple[Running, int], code_spee
 
 def test_a_draining_server_ends_the_calls_captions(code_speech) -> None:
     x, rate = code_speech
-    settings = Settings(
-        bundles=ROOT / "bundles" / "en-open", port=0, audiosocket_port=0, intra_op_threads=1, log_level="warning",
-        drain_timeout_s=0.3,
-    )  # fmt: skip
-    r = Running(settings)
+    r = _en_open_with_audiosocket(drain_timeout_s=0.3)
     port = r.server.config.app.state.audiosocket.port
     call = str(uuid.uuid4())
     phone = resample(x, rate, 8000)
@@ -230,11 +228,9 @@ def test_a_finished_calls_captions_are_posted_to_the_webhook(code_speech) -> Non
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     x, rate = code_speech
-    settings = Settings(
-        bundles=ROOT / "bundles" / "en-open", port=0, audiosocket_port=0, intra_op_threads=1, log_level="warning",
-        calls_webhook=f"http://127.0.0.1:{receiver.server_address[1]}/calls", calls_webhook_secret="s3cret",
-    )  # fmt: skip
-    r = Running(settings)
+    r = _en_open_with_audiosocket(
+        calls_webhook=f"http://127.0.0.1:{receiver.server_address[1]}/calls", calls_webhook_secret="s3cret"
+    )
     call = str(uuid.uuid4())
     try:
         asyncio.run(_call(r.server.config.app.state.audiosocket.port, call, resample(x, rate, 8000), 8000))
@@ -329,11 +325,7 @@ def test_the_js_client_watches_a_call(code_speech) -> None:
 
     _require_chromium()
     x, rate = code_speech
-    settings = Settings(
-        bundles=ROOT / "bundles" / "en-open", port=0, audiosocket_port=0, intra_op_threads=1, log_level="warning",
-        idle_timeout_s=2.0,
-    )  # fmt: skip
-    r = Running(settings)
+    r = _en_open_with_audiosocket(idle_timeout_s=2.0)
     call = str(uuid.uuid4())
     base = f"ws://127.0.0.1:{r.port}/v1/calls/"
     script = WATCH.replace("URL_", json.dumps(base + call)).replace("UNKNOWN_", json.dumps(base + str(uuid.uuid4())))
