@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "stream": ("clients.stream", "main", "stream an audio file to a server at real-time pace and print the captions"),
     "mic": ("clients.mic", "main", "stream the microphone to a server and print the captions live"),
     "twilio": ("clients.twilio", "main", "captions of phone calls: a bridge from Twilio Media Streams to a server"),
+    "calls": ("clients.calls", "main", "Asterisk calls' captions on a server (--audiosocket-port): list, show, watch"),
     "loadtest": ("clients.loadtest", "main", "many concurrent streams: latency percentiles, WER, errors, ramp"),
     "corpus": (
         "models.data.corpus",

@@ -347,3 +347,32 @@ def test_the_js_client_watches_a_call(code_speech) -> None:
     assert out["partials"] > 0 and out["dtmf"] == ["5"]
     assert any("123456" in f.replace(" ", "") for f in out["finals"]), out["finals"]
     assert out["refused"] == {"name": "ParleyError", "code": "unknown_call", "closeCode": 1008, "isError": True}
+
+
+def test_parley_calls_watches_lists_and_shows(served: tuple[Running, int], code_speech, capsys) -> None:
+    """`parley calls watch UUID` (from before the call to its end), `list` and `show`, and a refusal's exit status."""
+    import io
+
+    from clients.calls import main, watch
+
+    r, port = served
+    x, rate = code_speech
+    call = str(uuid.uuid4())
+    out = io.StringIO()
+
+    async def go() -> int:
+        watching = asyncio.create_task(watch(r.http, call, None, False, out))
+        await asyncio.sleep(0.3)
+        await _call(port, call, resample(x, rate, 8000), 8000)
+        return await asyncio.wait_for(watching, 60)
+
+    assert asyncio.run(go()) == 0
+    lines = out.getvalue().splitlines()
+    assert "[key 5 at 1.0 s]" in lines and any("123456" in line.replace(" ", "") for line in lines), lines
+    capsys.readouterr()
+    assert main(["show", call, "--server", r.http]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["uuid"] == call and "123456" in shown["text"].replace(" ", "")
+    assert main(["list", "--server", r.http]) == 0 and call in capsys.readouterr().out
+    assert main(["show", str(uuid.uuid4()), "--server", r.http]) == 1
+    assert "(unknown_call)" in capsys.readouterr().err
