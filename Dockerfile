@@ -55,6 +55,8 @@ USER parley
 EXPOSE 8000
 # Home Assistant's Wyoming protocol, when PARLEY_WYOMING_PORT=10300 is set (docs/wyoming.md)
 EXPOSE 10300
+# Asterisk's AudioSocket, when PARLEY_AUDIOSOCKET_PORT=9092 is set (docs/asterisk.md)
+EXPOSE 9092
 # Liveness, with the Python that is there anyway (no curl in the image). Behind TLS (PARLEY_SSL_*) use https.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PARLEY_PORT', '8000'), timeout=4)"]
