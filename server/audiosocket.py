@@ -30,11 +30,9 @@ import uuid as uuid_module
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from server.batcher import StreamClosedError
 from server.messages import result_message
-from server.protocol import BAD_AUDIO, BAD_MESSAGE, INTERNAL, TOO_BIG, ProtocolError, start_from_dict
+from server.protocol import BAD_AUDIO, BAD_MESSAGE, INTERNAL, ProtocolError, decode_audio_message, start_from_dict
 from server.session import FLUSH_TIMEOUT_S, open_engine_stream, resolve_start
 from server.tcp import TcpListener, TcpSession
 
@@ -295,16 +293,12 @@ class AudioSocketSession(TcpSession):
 
     async def _audio(self, payload: bytes, rate: int) -> None:
         assert self.call is not None
-        if len(payload) % 2:
-            raise ProtocolError(BAD_AUDIO, f"{len(payload)} bytes are not whole 16-bit samples")
-        if len(payload) > self.service.settings.max_message_bytes:
-            raise ProtocolError(TOO_BIG, f"an audio frame of {len(payload)} bytes")
+        x = decode_audio_message(payload, "s16le", self.service.settings.max_message_bytes)
         if self.stream is None:
             self._open(rate)
         elif rate != self.rate:
             raise ProtocolError(BAD_AUDIO, f"the call's audio changed from {self.rate} to {rate} Hz")
         assert self.stream is not None
-        x = np.frombuffer(payload, "<i2").astype(np.float32) / 32768.0
         self.seconds += x.size / rate
         self.call.seconds = self.seconds
         self.service.count_audio(x.size / rate, self.key)

@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 
 from server.protocol import (
-    BAD_AUDIO,
     BAD_JSON,
     CLOSE_NORMAL,
     INVALID_VALUE,
@@ -41,6 +40,7 @@ from server.protocol import (
     TOO_BIG,
     TOO_MANY_STREAMS,
     ProtocolError,
+    decode_audio_message,
     start_from_dict,
 )
 from server.recognizer import Final, Partial, Result
@@ -50,7 +50,8 @@ log = logging.getLogger("parley.whisperlive")
 
 RATE = 16000  # WhisperLive's audio is always 16 kHz mono
 END_OF_AUDIO = b"END_OF_AUDIO"
-FORMATS = {"float32": np.float32, "int16": np.int16, "uint8": np.uint8}
+FORMATS = ("float32", "int16", "uint8")
+PCM_ENCODINGS = {"float32": "f32le", "int16": "s16le"}  # the formats Parley's own audio messages share
 MAX_LAST_SEGMENTS = 1000
 
 
@@ -145,18 +146,9 @@ def samples_of(data: bytes, audio_format: str) -> np.ndarray:
     Raises:
         ProtocolError: bad_audio for bytes that are not whole samples, or float32 samples that are not finite.
     """
-    dtype = FORMATS[audio_format]
-    size = np.dtype(dtype).itemsize
-    if len(data) % size:
-        raise ProtocolError(BAD_AUDIO, f"{len(data)} bytes are not whole {audio_format} samples")
-    x = np.frombuffer(data, dtype)
-    if audio_format == "float32":
-        if not np.isfinite(x).all():
-            raise ProtocolError(BAD_AUDIO, "float32 samples must be finite")
-        return x.astype(np.float32, copy=True)
-    if audio_format == "int16":
-        return x.astype(np.float32) / 32768.0
-    return (x.astype(np.float32) - 128.0) / 128.0
+    if audio_format in PCM_ENCODINGS:  # Parley's own f32le and s16le
+        return decode_audio_message(data, PCM_ENCODINGS[audio_format])
+    return (np.frombuffer(data, np.uint8).astype(np.float32) - 128.0) / 128.0
 
 
 def segment(r: Result, text: str, completed: bool, words: bool) -> dict:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from parley.audio import decode_pcm
 from server.protocol import (
     BAD_AUDIO,
     BAD_MESSAGE,
@@ -171,7 +172,7 @@ def pcm_samples(payload: bytes, width: int, channels: int) -> np.ndarray:
     if width == 1:
         x = (np.frombuffer(payload, np.uint8).astype(np.float32) - 128.0) / 128.0
     elif width == 2:
-        x = np.frombuffer(payload, "<i2").astype(np.float32) / 32768.0
+        x = decode_pcm(payload, "s16le")
     else:
         x = (np.frombuffer(payload, "<i4").astype(np.float64) / 2147483648.0).astype(np.float32)
     if channels > 1:
