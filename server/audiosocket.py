@@ -37,7 +37,6 @@ from server.session import FLUSH_TIMEOUT_S, open_engine_stream, resolve_start
 from server.tcp import TcpListener, TcpSession
 
 if TYPE_CHECKING:
-    from server.batcher import Stream
     from server.service import Service
 
 log = logging.getLogger("parley.audiosocket")
@@ -260,10 +259,8 @@ class AudioSocketSession(TcpSession):
         super().__init__(service, reader, writer, service.settings.audiosocket_api_key)
         self.calls = calls
         self.call: Call | None = None
-        self.stream: Stream | None = None
         self.rate: int | None = None
         self.seconds = 0.0
-        self._writer_task: asyncio.Task | None = None
 
     async def _serve(self) -> None:
         timeout = self.service.settings.idle_timeout_s
@@ -339,24 +336,13 @@ class AudioSocketSession(TcpSession):
 
     async def _release(self) -> None:
         """The hangup: the last final to the watchers, then end; the stream and its slot let go."""
-        stream, task = self.stream, self._writer_task
-        if stream is not None and task is not None and not task.done():
-            with contextlib.suppress(TimeoutError, StreamClosedError):
-                async with asyncio.timeout(FLUSH_TIMEOUT_S):
-                    await stream.stop()
-                    await asyncio.wait({task})
-        if task is not None:
-            if not task.done():
-                task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-        if stream is not None:
-            stream.close()
+        with contextlib.suppress(StreamClosedError):
+            await self._stop_stream(FLUSH_TIMEOUT_S)
+        await self._let_go()
         if self.call is not None:
             self.call.end()
             self.calls.ended(self.call)
             log.info("%s %s: call %s ended after %.2f s of audio", self.kind, self.id, self.call.uuid, self.seconds)
-        self._give_slot()
 
 
 class AudioSocketListener(TcpListener):

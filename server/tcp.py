@@ -17,6 +17,7 @@ from server.batcher import StreamClosedError
 from server.protocol import INTERNAL, ProtocolError
 
 if TYPE_CHECKING:
+    from server.batcher import Stream
     from server.service import Service
 
 log = logging.getLogger("parley.tcp")
@@ -40,6 +41,8 @@ class TcpSession:
         self._abort_error: ProtocolError | None = None
         self._abort = asyncio.Event()
         self._slot = False  # holding one of the server's stream slots
+        self.stream: Stream | None = None  # the open engine stream, if any
+        self._writer_task: asyncio.Task | None = None  # what sends its results
 
     def _take_slot(self) -> None:
         """Takes a stream slot for the stream about to open (and counts as a session a drain ends).
@@ -57,6 +60,32 @@ class TcpSession:
         if self._slot:
             self._slot = False
             self.service.session_closed(self, self.key)
+
+    async def _stop_stream(self, timeout: float | None) -> None:
+        """The open stream's last results: its stop, and up to `timeout` seconds (None: however long) for the
+        writer to send them."""
+        stream, task = self.stream, self._writer_task
+        if stream is None or task is None or task.done():
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await stream.stop()
+                await asyncio.wait({task})
+        except TimeoutError:
+            self.logger.warning("%s %s: no last results within %g s of the shutdown", self.kind, self.id, timeout)
+
+    async def _let_go(self) -> None:
+        """The stream, its writer and its slot let go."""
+        task, self._writer_task = self._writer_task, None
+        if task is not None:
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+        self._give_slot()
 
     def abort(self, error: ProtocolError) -> None:
         """Ends the session from outside (the server drains)."""

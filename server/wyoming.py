@@ -53,7 +53,6 @@ from server.session import FLUSH_TIMEOUT_S, open_engine_stream, resolve_start, s
 from server.tcp import TcpListener, TcpSession
 
 if TYPE_CHECKING:
-    from server.batcher import Stream
     from server.engine import Engine
     from server.service import Service
 
@@ -245,13 +244,11 @@ class WyomingSession(TcpSession):
 
     def __init__(self, service: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         super().__init__(service, reader, writer, service.settings.wyoming_api_key)
-        self.stream: Stream | None = None
         self.model: str | None = None
         self._request: dict[str, Any] = {}  # the last transcribe's data
         self._format: tuple[int, int, int] | None = None  # (rate, width, channels) of the open transcription
         self._language: str | None = None
         self._texts: list[str] = []
-        self._writer_task: asyncio.Task | None = None
 
     async def _serve(self) -> None:
         settings = self.service.settings
@@ -315,8 +312,9 @@ class WyomingSession(TcpSession):
         if dropped:
             log.info("%s %s: %d names and terms left out of the hotwords", self.kind, self.id, dropped)
         start = svc.policy(start_from_dict(fields), self.key)
-        engine, search, plan = resolve_start(svc, start, start_adaptation(start))
-        self.stream = open_engine_stream(engine, start, search, plan, start_adaptation(start), partials=False)
+        adaptation = start_adaptation(start)
+        engine, search, plan = resolve_start(svc, start, adaptation)
+        self.stream = open_engine_stream(engine, start, search, plan, adaptation, partials=False)
         self.model = engine.name
         self._format = fmt
         self._texts = []
@@ -352,15 +350,10 @@ class WyomingSession(TcpSession):
 
     async def _finish(self) -> None:
         """audio-stop: the last finals, the transcript and transcript-stop; the stream and its slot let go."""
-        stream, task = self.stream, self._writer_task
-        if stream is None or task is None:
+        task = self._writer_task
+        if self.stream is None or task is None:
             return
-        try:
-            async with asyncio.timeout(FLUSH_TIMEOUT_S if self._abort_error else None):
-                await stream.stop()
-                await asyncio.wait({task})
-        except TimeoutError:
-            log.warning("%s %s: no transcript within %g s of the shutdown", self.kind, self.id, FLUSH_TIMEOUT_S)
+        await self._stop_stream(FLUSH_TIMEOUT_S if self._abort_error else None)
         if task.done():
             task.result()  # an engine failure is the connection's error
         data: dict[str, Any] = {"text": " ".join(self._texts)}
@@ -383,16 +376,7 @@ class WyomingSession(TcpSession):
 
     async def _release(self) -> None:
         """Lets the open transcription go: its stream, its writer, its slot."""
-        if self.stream is not None:
-            self.stream.close()
-            self.stream = None
-        if self._writer_task is not None:
-            task, self._writer_task = self._writer_task, None
-            if not task.done():
-                task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-        self._give_slot()
+        await self._let_go()
         self._format = None
 
 
