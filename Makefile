@@ -597,6 +597,19 @@ bundle-en-v2: $(VENV)/.dev
 	$(VENV)/bin/parley lm train --text $(EN2_EXP)/train-transcripts.txt --bundle $(BUNDLES)/en-open --name source \
 		--type ngram --order 2 --role source
 
+# en-open's general LM (docs/adaptation.md "The general LM"): a token 4-gram of the text corpus's English training
+# documents, fused with beam search into every stream that asks for nothing else; scales chosen on dev by bench-lm-en.
+lm-en-general: $(VENV)/.dev
+	$(PY) -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" $(DATA)/text/en/train.jsonl \
+		> $(EN2_EXP)/text-train.txt
+	$(VENV)/bin/parley lm train --text $(EN2_EXP)/text-train.txt --bundle $(BUNDLES)/en-open --name general \
+		--type ngram --order 4 --lm-scale 0.4 --ilm-scale 0.1 --lodr-scale 0.15 --default
+bench-lm-en: $(VENV)/.dev
+	$(PY) benchmarks/bench_lm.py --bundle $(BUNDLES)/en-open --lm general --dev $(V2)/en/dev.jsonl \
+		--test open=$(V2)/en/test.jsonl rhvoice=$(V2)/en/test_engine.jsonl asterisk=$(DATA)/asterisk/en/test.jsonl \
+		grammar=$(GRAMMAR_CORPUS)/en/test.jsonl unseen=$(GRAMMAR_CORPUS)/en/test_unseen.jsonl \
+		--lm-scales 0.3 0.4 0.5 --ilm-scales 0.1 0.2 --lodr-scales 0 0.15 --out benchmarks/results/lm/en-open-general.json
+
 # Text-only adaptation compared (issue 20; docs/adaptation.md): fusion, ILME, LODR, density ratio, TTS fine-tuning
 # on the grammar's unseen families, en-open.
 ADAPT_EXP = $(EXP)/adapt/en-open-unseen
@@ -625,7 +638,7 @@ model-en-v2: tokenizer-en-v2 init-en-v2 features-en-v2 train-en-v2 train-en-v2b 
 	corpus-v2-festy train-en-v2h eval-en-v2-torch bundle-en-v2 eval-en-v2 corpus-v2-mbx init-tsot-v2 \
 	$(foreach a,$(EN2L_ARMS),train-en-v2w-$(a)) soup-en-v2l train-en-v2w-mall train-en-v2w-mallw soup-en-v2m \
 	train-en-v2w-nall train-en-v2w-nallw soup-en-v2n bundle-en-v2n grow-en-v2p train-en-v2r bundle-en-v2r \
-	train-en-v2s bundle-en-v2s
+	train-en-v2s bundle-en-v2s lm-en-general bench-lm-en
 
 bundle-en-v2-d:
 	$(MAKE) eval-en-v2-torch bundle-en-v2 EN2_CKPT=$(EN2_EXP)/train-d/last.pt

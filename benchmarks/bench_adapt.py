@@ -29,21 +29,21 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import time
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bench_lm import decode
 from models.data.grammar.sampler import generate
 from models.data.manifest import Utterance, load_audio, read_manifest
 from models.train.lm_ngram import main as lm_main
-from parley.wer import wer
 from server.bundle import load_bundle
-from server.transducer import LmFusion, StreamingTransducer, transcribe_many
-
-BATCH = 16
+from server.transducer import LmFusion, StreamingTransducer
 
 
 @dataclass
@@ -90,15 +90,9 @@ def _read(path: Path) -> list[Utterance]:
 def _decode(
     model: StreamingTransducer, utts: Sequence[Utterance], audio: dict[str, np.ndarray], search: str, fusion
 ) -> tuple[float, float]:
-    """(WER, RTF) of `utts` decoded in batches of BATCH streams."""
-    hyps: list[str] = []
-    t0 = time.process_time()
-    for i in range(0, len(utts), BATCH):
-        batch = utts[i : i + BATCH]
-        out = transcribe_many(model, [audio[u.audio] for u in batch], 16000, search=search, fusion=fusion)
-        hyps += [t.text for t in out]
-    seconds = time.process_time() - t0
-    return wer([u.text for u in utts], hyps), seconds / sum(u.duration for u in utts)
+    """(WER, RTF) of `utts` decoded in batches of benchmarks/bench_lm.py's BATCH streams."""
+    w, seconds, heard, _ = decode(model, utts, audio, search, fusion)
+    return w, seconds / heard
 
 
 def main(argv: Sequence[str] | None = None) -> int:

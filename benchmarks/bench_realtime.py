@@ -85,9 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--bundles", type=Path, default=Path(__file__).resolve().parents[1] / "bundles")
     p.add_argument("--out", type=Path)
+    p.add_argument(
+        "--search",
+        choices=("auto", "greedy", "beam"),
+        default="auto",
+        help="the server's --search (default auto: en-open's beam search with its general LM)",
+    )
     a = p.parse_args(argv)
     clips = manifest_clips(a.manifest, a.limit)
-    server = ServerProcess(a.bundles, ["--default-model", "en-open"])
+    server = ServerProcess(a.bundles, ["--default-model", "en-open", "--search", a.search])
     url = f"ws://127.0.0.1:{server.port}/v1/realtime"
     lags: list[float] = []
     finals: list[float] = []
@@ -117,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         return round(float(np.percentile(v, q)), 3) if v else float("nan")
 
     row = {
+        "search": a.search,
         "utterances": len(clips),
         "skipped": skipped,  # the deltas spelled other words than the same audio's transcript (none expected)
         "words": len(lags),

@@ -31,7 +31,9 @@ file (listed in "files" like every other), the head it serves (`language`), its 
 "lstm", server/lm_rnn.py) and its default `lm_scale`, `ilm_scale` and `lodr_scale`; the LM must predict that head's
 tokens. An entry with "role": "source" is the LM of the acoustic model's own training transcripts (at most one per
 language): fusion subtracts it, weighted by `lodr_scale` (LODR when it is a bigram, the density-ratio method when it
-has the domain LM's order).
+has the domain LM's order). A domain LM with "default": true (at most one per language; `parley lm train --default`) is
+the language's general LM: every stream captioning that language gets it at its default scales, with beam search,
+unless it asks for greedy search, another LM, `"lm": "none"` or hotwords (server/plan.py, `Planner.defaulted`).
 """
 
 from __future__ import annotations
@@ -162,6 +164,7 @@ class BundleLm:
     file: Path
     lodr_scale: float = 0.0
     role: str = "domain"  # or "source": an LM of the training transcripts, which fusion subtracts
+    default: bool = False  # the language's general LM, fused into every plain beam-search stream (module docstring)
 
     def describe(self) -> dict:
         """What GET /v1/models says about it."""
@@ -174,6 +177,7 @@ class BundleLm:
             "ilm_scale": self.ilm_scale,
             "lodr_scale": self.lodr_scale,
             "role": self.role,
+            **({"default": True} if self.default else {}),
         }
 
 
@@ -634,6 +638,11 @@ def _load_lms(manifest: dict, files: _Files, heads: list[Head]) -> dict[str, Bun
             raise BundleError(f"{where}.role: {role!r}, expected one of {list(LM_ROLES)}")
         if role == "source" and any(x.role == "source" and x.language == language for x in lms.values()):
             raise BundleError(f"{where}: a second source LM for {language!r}")
+        default = entry.get("default", False)
+        if not isinstance(default, bool) or (default and role != "domain"):
+            raise BundleError(f"{where}.default: {default!r}, expected true or false (true only for a domain LM)")
+        if default and default_lm(lms, language) is not None:
+            raise BundleError(f"{where}: a second default LM for {language!r}")
         lms[name] = BundleLm(
             name,
             language,
@@ -644,6 +653,7 @@ def _load_lms(manifest: dict, files: _Files, heads: list[Head]) -> dict[str, Bun
             path,
             _scale(entry, "lodr_scale", where),
             role,
+            default,
         )
     for x in lms.values():
         if x.lodr_scale and source_lm(lms, x.language) is None:
@@ -651,6 +661,11 @@ def _load_lms(manifest: dict, files: _Files, heads: list[Head]) -> dict[str, Bun
                 f"{BUNDLE_JSON} lm {x.name!r}: lodr_scale {x.lodr_scale:g} but no source LM for {x.language}"
             )
     return lms
+
+
+def default_lm(lms: dict[str, BundleLm], language: str) -> BundleLm | None:
+    """`language`'s general LM among `lms` (one with "default": true), or None."""
+    return next((x for x in lms.values() if x.default and x.language == language), None)
 
 
 def source_lm(lms: dict[str, BundleLm], language: str) -> BundleLm | None:

@@ -70,6 +70,7 @@ class EngineConfig:
     respell_verify_threshold: float = RESPELL_VERIFY_THRESHOLD  # finals' checked respelling; 1: off
     respell_verify_margin: float = RESPELL_VERIFY_MARGIN
     fbank: str = "numpy"  # what computes the streams' frames (parley.features.FBANK_BACKENDS)
+    search: str = "auto"  # the search of streams that ask for none (server/plan.py, DEFAULT_SEARCHES)
     talker_threshold: float = 0.0  # "the same talker" at this cosine (server/talkers.py); 0: the bundle's own
     redact: bool = False  # every stream's spoken digit strings redacted, whatever it asks (server/redact.py)
     profanity_filter: bool = False  # every stream's profanity masked, whatever it asks (server/profanity.py)
@@ -95,6 +96,7 @@ class EngineConfig:
             respell_verify_threshold=settings.respell_verify_threshold,
             respell_verify_margin=settings.respell_verify_margin,
             fbank=settings.fbank,
+            search=settings.search,
             redact=settings.redact,
             profanity_filter=settings.profanity_filter,
             profanity_words=settings.profanity_list(),
@@ -116,6 +118,7 @@ class EngineConfig:
             self.hotword_floor,
             self.respell_verify_threshold,
             self.respell_verify_margin,
+            self.search,
         )
 
 
@@ -175,6 +178,16 @@ class Engine:
         return self.planner.lms
 
     @property
+    def decoding(self) -> dict:
+        """What a stream that asks for nothing gets, as GET /v1/models says it: its search and its LM (the model's
+        general LM, `Planner.defaulted`), if any."""
+        plan = self.planner.plan()
+        search = self.planner.search_for(None, None, 0, plan)
+        adaptation = self.planner.defaulted(plan, search, None)
+        lm = adaptation.lm if adaptation is not None else None
+        return {"search": search, **({"lm": lm} if lm else {})}
+
+    @property
     def translate_languages(self) -> list[str]:
         return self.planner.translate_languages
 
@@ -192,9 +205,15 @@ class Engine:
         """See `Planner.plan`."""
         return self.planner.plan(language, translate, languages)
 
-    def search_for(self, search: str | None, adaptation: Adaptation | None, alternatives: int = 0) -> str:
+    def search_for(
+        self, search: str | None, adaptation: Adaptation | None, alternatives: int = 0, plan: HeadPlan | None = None
+    ) -> str:
         """See `Planner.search_for`."""
-        return self.planner.search_for(search, adaptation, alternatives)
+        return self.planner.search_for(search, adaptation, alternatives, plan)
+
+    def defaulted(self, plan: HeadPlan, search: str, adaptation: Adaptation | None) -> Adaptation | None:
+        """See `Planner.defaulted`: the adaptation a stream runs with, the model's general LM added where it gets it."""
+        return self.planner.defaulted(plan, search, adaptation)
 
     def check_redaction(self, plan: HeadPlan, asked: bool = True) -> None:
         """Raises UnsupportedOptionError where a stream of `plan` that asked for redaction (`asked`), or any stream
@@ -252,8 +271,9 @@ class Engine:
         """
         if not self.batcher.running:
             raise RuntimeError(f"engine {self.name} is not running")
-        search = self.planner.search_for(search, adaptation, alternatives)
         plan = head if isinstance(head, HeadPlan) else HeadPlan(head, multilingual=self.multilingual)
+        search = self.planner.search_for(search, adaptation, alternatives, plan)
+        adaptation = self.planner.defaulted(plan, search, adaptation)
         self.recognizer.check(plan, search)
         active = adaptation is not None and adaptation.active
         server = search == "beam" and bool(self.config.server_hotwords)  # the server's hotwords reach beam streams
@@ -287,12 +307,13 @@ class Engine:
         hotwords of `stream` (opened with `plan`, on this engine; every channel of a multichannel one), in its place
         among the audio sent so far: from the end of the segment open there on, or at once if that segment has no
         words yet (`StreamRecognizer.set_context`); the server's hotwords stay. The stream is searched with beam
-        search from then on.
+        search from then on, with the model's general LM once it has no hotwords left (`Planner.defaulted`).
 
         Raises:
             InvalidOptionError, UnsupportedOptionError: see `Planner.adapt`.
         """
         server = bool(self.config.server_hotwords)
+        adaptation = self.planner.defaulted(plan, "beam", adaptation) or adaptation  # no hotwords left: the general LM
         adapted = self.planner.adapt(plan, adaptation) if adaptation.active or server else None
         phrases = [p for p, _ in adaptation.hotwords] + [p for p, _ in self.config.server_hotwords]
         written = written_forms(phrases) if adapted is not None else None

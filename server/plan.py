@@ -16,6 +16,12 @@ A stream may ask for adaptation (`Adaptation`): hotwords, tokenized with each ca
 `ContextGraph` (server/biasing.py), and a language model of the bundle to fuse into the search of the head it serves
 (`LmFusion`). Adapted streams search with modified beam search.
 
+A bundle may hold a general LM of a language ("default": true in bundle.json's "lms"): a stream that captions that
+language, asks for no search (or for beam search) and no LM or hotwords of its own gets it, with beam search, at its
+default scales (`Planner.defaulted`), unless the server's `--search` is greedy. `"lm": "none"` opts a stream out of
+the LM (beam search without it), `"search": "greedy"` out of both. Streams with hotwords keep the search their
+hotwords were tuned with (no general LM), and so do all streams of a server with `--hotwords-file`.
+
 Errors a client can cause are `UnsupportedOptionError` (the bundle cannot) and `InvalidOptionError` (no bundle
 could); both are `ValueError`s, and the session answers them with the protocol's error codes.
 """
@@ -23,7 +29,7 @@ could); both are `ValueError`s, and the session answers them with the protocol's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from server.biasing import (
     HOTWORD_BOOST,
@@ -34,13 +40,13 @@ from server.biasing import (
     word_starts,
     writes_capitals,
 )
-from server.bundle import Bundle, source_lm
+from server.bundle import Bundle, BundleLm, default_lm, source_lm
 from server.lm import MAX_FUSION_SCALE
-from server.protocol import preview
+from server.protocol import NO_LM, preview
 from server.respell import RESPELL_THRESHOLD, RESPELL_VERIFY_MARGIN, RESPELL_VERIFY_THRESHOLD, Respeller
 from server.transducer import LmFusion, StreamingTransducer
 
-DEFAULT_SEARCH = "greedy"  # what a stream gets when its start names no search
+DEFAULT_SEARCH = "greedy"  # what a stream gets when its start names no search and its model has no general LM
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,7 @@ class Adaptation:
 
     @property
     def active(self) -> bool:
-        return bool(self.hotwords) or self.lm is not None
+        return bool(self.hotwords) or self.lm not in (None, NO_LM)
 
 
 # A stream's adaptation, resolved per head: (hotword graph, LM fusion, hotword respeller), any of them None.
@@ -123,6 +129,7 @@ class HotwordLimits:
     hotword_floor: float = HOTWORD_FLOOR  # the hotword graph's acoustic floor (server/biasing.py); 0: off
     respell_verify_threshold: float = RESPELL_VERIFY_THRESHOLD  # finals' respelling checked by the transducer; 1: off
     respell_verify_margin: float = RESPELL_VERIFY_MARGIN  # its margin per hotword token (server/respell.py)
+    search: str = "auto"  # the search of streams that ask for none (server/protocol.py, DEFAULT_SEARCHES)
 
 
 class Planner:
@@ -226,9 +233,39 @@ class Planner:
         said = list(languages) if language == "auto" or language is None else [language]
         return tuple(x for x in cmm if x in said)
 
-    def search_for(self, search: str | None, adaptation: Adaptation | None, alternatives: int = 0) -> str:
+    def general_lm(self, plan: HeadPlan | None) -> BundleLm | None:
+        """The bundle's general LM ("default": true) of the first language `plan` may caption that has one (None:
+        none, or no plan)."""
+        if plan is None:
+            return None
+        for h in plan.captions:
+            lm = default_lm(self.bundle.lms, self.model.heads[h].head.language)
+            if lm is not None:
+                return lm
+        return None
+
+    def defaulted(self, plan: HeadPlan, search: str, adaptation: Adaptation | None) -> Adaptation | None:
+        """`adaptation` with the bundle's general LM (`general_lm`) where a stream gets it: beam search, no LM
+        named (`"lm": "none"` included), no hotwords of its own or the server's, the server's search not greedy."""
+        if search != "beam" or self.limits.search == "greedy" or self.limits.server:
+            return adaptation
+        if adaptation is not None and (adaptation.hotwords or adaptation.lm is not None):
+            return adaptation
+        lm = self.general_lm(plan)
+        if lm is None:
+            return adaptation
+        return replace(adaptation or Adaptation(), lm=lm.name)
+
+    def search_for(
+        self,
+        search: str | None,
+        adaptation: Adaptation | None,
+        alternatives: int = 0,
+        plan: HeadPlan | None = None,
+    ) -> str:
         """The search a stream gets: the one asked for, else beam search for an adapted stream or one that asks for
-        `alternatives` (the beam's N-best), else the default.
+        `alternatives` (the beam's N-best), else the server's `search`: "auto" is beam search where `plan` captions a
+        language with a general LM (`general_lm`; the stream will get it, `defaulted`) and greedy elsewhere.
 
         Raises:
             InvalidOptionError: greedy search asked for together with hotwords, an LM or alternatives.
@@ -243,7 +280,9 @@ class Planner:
             return "beam"
         if search is None and self.limits.server:
             return "beam"  # the server's hotwords apply to streams that do not ask for greedy search
-        return search or DEFAULT_SEARCH
+        if search is None and self.limits.search == "auto":
+            return "beam" if self.general_lm(plan) is not None else DEFAULT_SEARCH
+        return search or (DEFAULT_SEARCH if self.limits.search == "auto" else self.limits.search)
 
     def _server_hotwords(self, h: int) -> list[tuple[str, list[int], float]]:
         """The server's hotwords under head `h`'s tokenizer as (text, token ids, boost), tokenized once per head
@@ -341,7 +380,7 @@ class Planner:
                         capitals=writes_capitals(head.sp),  # as the graph's phrases: the vocabulary's case
                     )
             out[h] = (graph, None, speller)
-        if adaptation.lm is not None:
+        if adaptation.lm not in (None, NO_LM):
             lm = self.bundle.lms.get(adaptation.lm)
             if lm is None:
                 raise UnsupportedOptionError(f"has no lm {preview(adaptation.lm)}: it has {sorted(self.bundle.lms)}")

@@ -31,6 +31,10 @@ from server.lm import MAX_FUSION_SCALE
 PROTOCOL_VERSION = 1
 STREAM_PATH = "/v1/stream"
 SEARCH_METHODS = ("greedy", "beam")
+# The server's choice for streams that name no search (`parley serve --search`): "auto" is beam search with the
+# model's general LM where its bundle has one (server/plan.py, `Planner.defaulted`), greedy elsewhere.
+DEFAULT_SEARCHES = ("auto", *SEARCH_METHODS)
+NO_LM = "none"  # a start's "lm": "none": no LM, not even the model's general one
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: 32 s of 16 kHz s16le, 5.4 s of 48 kHz f32le per binary message
 
 # WebSocket close codes (RFC 6455, section 7.4.1).
@@ -421,10 +425,10 @@ def start_from_dict(d: dict) -> StartRequest:
     lm_scale = _number(d, "lm_scale", 0.0, MAX_FUSION_SCALE)
     ilm_scale = _number(d, "ilm_scale", 0.0, MAX_FUSION_SCALE)
     lodr_scale = _number(d, "lodr_scale", 0.0, MAX_FUSION_SCALE)
-    if lm is None and (lm_scale is not None or ilm_scale is not None or lodr_scale is not None):
-        raise _invalid("lm", 'the name of an LM when "lm_scale", "ilm_scale" or "lodr_scale" is given', None)
+    if lm in (None, NO_LM) and (lm_scale is not None or ilm_scale is not None or lodr_scale is not None):
+        raise _invalid("lm", 'the name of an LM when "lm_scale", "ilm_scale" or "lodr_scale" is given', lm)
     hotwords = _hotwords(d)
-    if (hotwords or lm is not None) and search not in (None, "beam"):
+    if (hotwords or lm not in (None, NO_LM)) and search not in (None, "beam"):
         raise _invalid("search", '"beam" or omitted when hotwords or an lm are asked for', search)
     alternatives = d.get("alternatives", 0)
     if isinstance(alternatives, bool) or not isinstance(alternatives, int) or not 0 <= alternatives <= MAX_ALTERNATIVES:

@@ -289,7 +289,7 @@ class Service:
             raise ProtocolError(UNSUPPORTED_OPTION, f"model {engine.name} has no talker model: talkers cannot be asked")
         try:
             plan = engine.plan(language, translate, languages)
-            search = engine.search_for(search, adaptation, alternatives)
+            search = engine.search_for(search, adaptation, alternatives, plan)
             if adaptation is not None and adaptation.active:
                 engine.adapt(plan, adaptation)
             engine.check_redaction(plan, redact)
@@ -315,6 +315,7 @@ class Service:
                     "translate": e.translate_languages,
                     "chunk_ms": e.chunk_ms,
                     "search": list(SEARCH_METHODS),
+                    "decoding": e.decoding,
                     "lms": e.lms,
                     **({"auto": e.auto_languages} if e.auto_languages else {}),
                     **({"speakers": NUM_CHANNELS} if e.multi_talker else {}),

@@ -590,7 +590,7 @@ class Session(Connection):
                 search,
                 max_message_bytes=svc.settings.max_message_bytes,
                 **_multilingual_fields(engine, plan),
-                **_adaptation_fields(engine, adaptation),
+                **_adaptation_fields(engine, engine.defaulted(plan, search, adaptation)),
                 **({"talkers": True} if start.talkers else {}),
                 **({"endpointing": endpoint.describe()} if endpoint is not None else {}),
                 **({"alternatives": start.alternatives} if start.alternatives else {}),

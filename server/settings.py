@@ -26,7 +26,7 @@ from server.endpoint import EndpointConfig
 from server.keys import read_keys_file
 from server.logs import LOG_FORMATS
 from server.profanity import PROFANITY, read_words
-from server.protocol import DEFAULT_MAX_MESSAGE_BYTES
+from server.protocol import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SEARCHES
 from server.respell import RESPELL_THRESHOLD, RESPELL_VERIFY_MARGIN, RESPELL_VERIFY_THRESHOLD
 
 ENV_PREFIX = "PARLEY_"
@@ -114,6 +114,16 @@ class Settings:
             "what computes the fbank frames: numpy (the fastest) or kaldi-native-fbank (sherpa-onnx's frontend: "
             "its frames to the bit, so an int8 bundle's transcripts equal sherpa-onnx's; pip install "
             "kaldi-native-fbank)",
+            str.lower,
+            "NAME",
+        ),
+    )
+
+    search: str = field(
+        default="auto",
+        metadata=_meta(
+            "the search of streams that ask for none: auto (beam search with the model's general LM where its bundle "
+            "has one, greedy elsewhere), greedy (the most streams per core) or beam",
             str.lower,
             "NAME",
         ),
@@ -409,6 +419,7 @@ class Settings:
         need(self.log_format in LOG_FORMATS, "log_format", f"must be one of {', '.join(LOG_FORMATS)}")
         need(self.default_model is None or bool(self.default_model.strip()), "default_model", "must not be empty")
         check_fbank_backend(self.fbank)  # its message names the setting
+        need(self.search in DEFAULT_SEARCHES, "search", f"must be one of {', '.join(DEFAULT_SEARCHES)}")
         need(self.intra_op_threads >= 0, "intra_op_threads", "must be >= 0 (0: onnxruntime's choice)")
         need(self.max_batch >= 1, "max_batch", "must be >= 1")
         need(self.parallel_steps >= 1, "parallel_steps", "must be >= 1")

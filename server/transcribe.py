@@ -254,7 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--model",
         help=f"the bundle's name (default: {DEFAULT_MODEL} when there, else the first by name, as the server)",
     )
-    parser.add_argument("--search", choices=SEARCH_METHODS, help="greedy or beam (default: greedy)")
+    parser.add_argument(
+        "--search",
+        choices=SEARCH_METHODS,
+        help="greedy or beam (default: the model's: beam search with its general LM where its bundle has one)",
+    )
     parser.add_argument("--language", help="what a multilingual model captions: a language, or auto")
     parser.add_argument("--out", type=Path, help="write here instead of to standard output")
     parser.add_argument(

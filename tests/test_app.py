@@ -58,6 +58,7 @@ class FakeEngine:
         self.auto_languages: list[str] = []
         self.chunk_ms = 320
         self.lms: list[dict] = []
+        self.decoding = {"search": "greedy"}
         self.punctuation: list[str] = []
         self.multi_talker = multi_talker
         self.talkers = False
@@ -71,10 +72,13 @@ class FakeEngine:
             raise UnsupportedOptionError("has no translation heads")
         return HeadPlan()
 
-    def search_for(self, search: str | None, adaptation: object, alternatives: int = 0) -> str:
+    def search_for(self, search: str | None, adaptation: object, alternatives: int = 0, plan: object = None) -> str:
         if adaptation is not None and search == "greedy":
             raise InvalidOptionError('hotwords and lm need beam search, not "greedy": omit search')
         return search or ("beam" if adaptation is not None else "greedy")
+
+    def defaulted(self, plan: HeadPlan, search: str, adaptation: object) -> object:
+        return adaptation  # no general LM
 
     def adapt(self, plan: HeadPlan, adaptation: object) -> None:
         pass
@@ -297,6 +301,7 @@ def test_models_lists_each_engine_by_name(tmp_path: Path) -> None:
         "translate": [],
         "chunk_ms": 320,
         "search": ["greedy", "beam"],
+        "decoding": {"search": "greedy"},
         "lms": [],
     }
     assert body["models"][1]["speakers"] == 2 and "speakers" not in body["models"][0]

@@ -62,7 +62,8 @@ def _finals(msgs: list[dict]) -> list[str]:
 
 def test_each_turn_gets_the_hotwords_sent_before_it(en_open_server: Running, said: np.ndarray) -> None:
     """A voice bot's three turns of one stream: none, the name, none again; each context sent between turns (after
-    a finalize) takes effect from the next turn, in order with the audio however fast the client sends."""
+    a finalize) takes effect from the next turn, in order with the audio however fast the client sends. The stream
+    starts with the model's general LM (beam search), which its turn with hotwords does without."""
     finalize = {"type": "finalize"}
     msgs = asyncio.run(
         _turns(
@@ -80,7 +81,7 @@ def test_each_turn_gets_the_hotwords_sent_before_it(en_open_server: Running, sai
     )
     first, second, third = _finals(msgs)
     assert NAME not in first.split() and NAME in second.split() and NAME not in third.split(), (first, second, third)
-    assert msgs[0]["type"] == "ready" and msgs[0]["search"] == "greedy"
+    assert msgs[0]["type"] == "ready" and (msgs[0]["search"], msgs[0]["lm"]) == ("beam", "general")
 
 
 def test_a_context_sent_before_any_word_takes_effect_at_once(en_open_server: Running, said: np.ndarray) -> None:

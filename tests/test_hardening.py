@@ -225,8 +225,11 @@ class _GatedEngine:
     def plan(self, language: str | None, translate: Sequence[str], languages: Sequence[str]) -> HeadPlan:
         return HeadPlan()
 
-    def search_for(self, search: str | None, adaptation: object, alternatives: int = 0) -> str:
+    def search_for(self, search: str | None, adaptation: object, alternatives: int = 0, plan: object = None) -> str:
         return "greedy"
+
+    def defaulted(self, plan: HeadPlan, search: str, adaptation: object) -> object:
+        return adaptation
 
     def check_redaction(self, plan: HeadPlan, asked: bool = True) -> None:
         pass

