@@ -15,7 +15,9 @@ the table), then the same after hotword respelling (server/respell.py) of that b
 `--respell-thresholds` x `--respell-confidences` setting, and after the finals' respelling with the acoustic check
 (`AcousticCheck`: runs down to `--verify-thresholds` taken where the transducer scores the name within
 `--verify-margins` per token of the words heard), for each `--verify-strict` x `--verify-thresholds` x
-`--verify-margins`: the dev names choose the server's defaults, the test names report them.
+`--verify-margins`: the dev names choose the server's defaults, the test names report them. `--lm NAME` fuses one
+of the bundle's LMs (at its default scales, with the bundle's source LM where it sets a `lodr_scale`) into every
+search, with hotwords and without: what a stream gets that asks for both (en-open's general LM, docs/adaptation.md).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from parley.features import SAMPLE_RATE
 from parley.resample import resample
 from parley.wer import wer
 from server.biasing import HOTWORD_FLOOR, ContextGraph, phrase_tokens, word_starts
-from server.bundle import load_bundle
+from server.bundle import load_bundle, source_lm
 from server.respell import (
     RESPELL_MAX_CONFIDENCE,
     RESPELL_THRESHOLD,
@@ -45,7 +47,7 @@ from server.respell import (
     AcousticCheck,
     Respeller,
 )
-from server.transducer import StreamingTransducer, Transcript, transcribe_many, word_confidence
+from server.transducer import LmFusion, StreamingTransducer, Transcript, transcribe_many, word_confidence
 
 # the first eight of each are the benchmark's first version (docs/adaptation.md's older tables; `--names 8`)
 TEST_NAMES = [
@@ -90,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--anywhere", action="store_true", help="match hotwords inside words too (the server matches whole words)"
     )
+    parser.add_argument("--lm", help="one of the bundle's LMs to fuse into every search, at its default scales")
     parser.add_argument("--plain-manifest", help="open-domain utterances without the names, for false alarms and WER")
     parser.add_argument("--plain-utts", type=int, default=100, help="how many of --plain-manifest (default 100)")
     parser.add_argument("--out", help="write the figures as JSON here")
@@ -126,8 +129,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for flag, (default, text) in grids.items():
         parser.add_argument(flag, type=float, nargs="+", default=default, help=text)
     a = parser.parse_args(argv)
-    model = StreamingTransducer(load_bundle(a.bundle, threads=1))
+    bundle = load_bundle(a.bundle, threads=1)
+    model = StreamingTransducer(bundle)
     head = model.heads[0].head
+    fusion = None
+    if a.lm:
+        lm, source = bundle.lms[a.lm], source_lm(bundle.lms, bundle.lms[a.lm].language)
+        lodr = source.lm if source is not None and lm.lodr_scale else None
+        fusion = LmFusion(lm.lm, lm.lm_scale, lm.ilm_scale, lodr, lm.lodr_scale)
     starts = None if a.anywhere else word_starts(head.tokens)
 
     def speak(text: str, variant: str) -> np.ndarray:
@@ -145,7 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def decode(signals: Sequence[np.ndarray], graph: ContextGraph | None) -> list[str]:
         out = transcribe_many(
-            model, list(signals), SAMPLE_RATE, search="beam", beam=a.beam, hotwords=graph, keep_encoder=True
+            model,
+            list(signals),
+            SAMPLE_RATE,
+            search="beam",
+            beam=a.beam,
+            hotwords=graph,
+            fusion=fusion,
+            keep_encoder=True,
         )
         last[:] = out
         return [t.text for t in out]
@@ -335,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta = {
             "bundle": a.bundle,
             "beam": a.beam,
+            "lm": a.lm,
             "dev_names": dev_names,
             "test_names": test_names,
             "whole_words": not a.anywhere,
