@@ -40,6 +40,7 @@ from server.protocol import (
     IDLE_TIMEOUT,
     INTERNAL,
     INVALID_VALUE,
+    NO_LM,
     UNSUPPORTED_OPTION,
     ContextRequest,
     FinalizeRequest,
@@ -155,6 +156,8 @@ def replace_hotwords(
             take them.
     """
     adaptation = replace(start_adaptation(start) or Adaptation(respell=start.respell), hotwords=hotwords)
+    if start.search == "greedy" and adaptation.lm is None:  # no general LM for a stream that asked for greedy search
+        adaptation = replace(adaptation, lm=NO_LM)
     try:
         engine.set_context(stream, plan, adaptation)
     except UnsupportedOptionError as e:

@@ -138,3 +138,19 @@ def test_lm_none_is_a_start_field() -> None:
     with pytest.raises(ProtocolError) as e:
         start_from_dict({**START, "lm": "none", "lm_scale": 0.5})
     assert e.value.code == INVALID_VALUE and "lm" in e.value.message
+
+
+def test_a_greedy_streams_empty_context_brings_no_general_lm() -> None:
+    """A context message makes a stream's search beam search (its hotwords need it); one that clears the hotwords of
+    a stream that asked for greedy search must not bring the general LM with it."""
+    from server.plan import HeadPlan
+    from server.session import replace_hotwords
+
+    class Recorder:
+        def set_context(self, stream: object, plan: HeadPlan, adaptation: Adaptation) -> None:
+            self.adaptation = adaptation
+
+    for fields, lm in (({"search": "greedy"}, "none"), ({}, None), ({"lm": "other"}, "other")):
+        engine = Recorder()
+        replace_hotwords(engine, None, start_from_dict({**START, **fields}), HeadPlan(), ())  # type: ignore[arg-type]
+        assert engine.adaptation.lm == lm and not engine.adaptation.hotwords, fields
