@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from models.data.manifest import Utterance, load_audio, read_manifest
+from parley.contract import BEAM
 from parley.wer import wer
 from server.bundle import load_bundle
 from server.transducer import LmFusion, StreamingTransducer, transcribe_many
@@ -50,13 +51,14 @@ def decode(
     audio: dict[str, np.ndarray],
     search: str,
     fusion: LmFusion | None,
+    beam: int = BEAM,
 ) -> tuple[float, float, float, list[str]]:
     """(WER, process seconds, audio seconds, hypotheses) of `utts` decoded in batches of BATCH streams."""
     hyps: list[str] = []
     t0 = time.process_time()
     for i in range(0, len(utts), BATCH):
         batch = utts[i : i + BATCH]
-        out = transcribe_many(model, [audio[u.audio] for u in batch], 16000, search=search, fusion=fusion)
+        out = transcribe_many(model, [audio[u.audio] for u in batch], 16000, search=search, fusion=fusion, beam=beam)
         hyps += [t.text for t in out]
     seconds = time.process_time() - t0
     return wer([u.text for u in utts], hyps), seconds, sum(u.duration for u in utts), hyps
@@ -83,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--lm-scales", type=float, nargs="+", default=[0.2, 0.3, 0.4, 0.5])
     p.add_argument("--ilm-scales", type=float, nargs="+", default=[0.0, 0.1, 0.2])
     p.add_argument("--lodr-scales", type=float, nargs="+", default=[0.0], help="the bundle's source LM's weight")
+    p.add_argument("--beam", type=int, default=BEAM, help=f"modified beam search's beam (default {BEAM})")
     p.add_argument("--out", help="write the figures as JSON here")
     a = p.parse_args(argv)
 
@@ -105,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     grid: list[dict] = []
     for lm_scale, ilm_scale, lodr_scale in itertools.product(a.lm_scales, a.ilm_scales, a.lodr_scales):
         scales = {"lm_scale": lm_scale, "ilm_scale": ilm_scale, "lodr_scale": lodr_scale}
-        w = decode(model, dev, audio, "beam", fusion_of(scales))[0]
+        w = decode(model, dev, audio, "beam", fusion_of(scales), a.beam)[0]
         print(f"  dev {scales}: {w:.2%}", flush=True)
         grid.append({**scales, "dev_wer": round(w, 4)})
     best = min(grid, key=lambda g: g["dev_wer"])
@@ -114,13 +117,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for label, search, fusion in (
         ("greedy", "greedy", None),
-        ("beam 4", "beam", None),
-        (f"beam 4 + {a.lm} ({', '.join(f'{k} {v:g}' for k, v in chosen.items())})", "beam", fusion_of(chosen)),
+        (f"beam {a.beam}", "beam", None),
+        (f"beam {a.beam} + {a.lm} ({', '.join(f'{k} {v:g}' for k, v in chosen.items())})", "beam", fusion_of(chosen)),
     ):
-        row: dict = {"row": label, "search": search, "dev_wer": round(decode(model, dev, audio, search, fusion)[0], 4)}
+        dev_wer = decode(model, dev, audio, search, fusion, a.beam)[0]
+        row: dict = {"row": label, "search": search, "dev_wer": round(dev_wer, 4)}
         spent = heard = 0.0
         for name, utts in tests.items():
-            w, s, d, _ = decode(model, utts, audio, search, fusion)
+            w, s, d, _ = decode(model, utts, audio, search, fusion, a.beam)
             row[name] = round(w, 4)
             spent, heard = spent + s, heard + d
         row["rtf"] = round(spent / heard, 4)
@@ -138,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         info = bundle.lms[a.lm]
         figures = {
             "bundle": a.bundle,
+            "beam": a.beam,
             "lm": {"name": a.lm, "kind": info.kind, "file": info.file.name},
             "dev": a.dev,
             "dev_utterances": len(dev),

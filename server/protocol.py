@@ -35,6 +35,7 @@ SEARCH_METHODS = ("greedy", "beam")
 # model's general LM where its bundle has one (server/plan.py, `Planner.defaulted`), greedy elsewhere.
 DEFAULT_SEARCHES = ("auto", *SEARCH_METHODS)
 NO_LM = "none"  # a start's "lm": "none": no LM, not even the model's general one
+MAX_BEAM = 16  # `parley serve --beam` at most
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: 32 s of 16 kHz s16le, 5.4 s of 48 kHz f32le per binary message
 
 # WebSocket close codes (RFC 6455, section 7.4.1).

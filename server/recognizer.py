@@ -46,7 +46,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from parley.contract import CHANNEL_CHANGE, WORD_START
+from parley.contract import BEAM, CHANNEL_CHANGE, WORD_START
 from server.bundle import EncoderSpec
 from server.endpoint import EndpointConfig, EndpointDetector
 from server.frontend import Chunk, compute_features
@@ -199,6 +199,7 @@ class StreamRecognizer:
             (server/redact.py).
         written: hotwords as their users wrote them, which `display` spells so (server/written.py).
         profanity: masks listed words in everything the stream is sent (server/profanity.py); None: nothing masked.
+        beam: the hypotheses its beam search keeps.
     """
 
     def __init__(
@@ -216,8 +217,10 @@ class StreamRecognizer:
         redact: bool = False,
         written: Mapping[tuple[str, ...], tuple[str, ...]] | None = None,
         profanity: ProfanityFilter | None = None,
+        beam: int = BEAM,
     ) -> None:
         spec = model.spec
+        self.beam = beam
         self.alternatives = alternatives if search == "beam" else 0
         self.punctuators = punctuators or {}
         self.numerals = numerals
@@ -320,7 +323,7 @@ class StreamRecognizer:
             s = GreedyState.new(runner)
         else:
             hotwords, fusion, _ = self.adaptation.get(head, (None, None, None))
-            s = BeamState(hotwords=hotwords, fusion=fusion)
+            s = BeamState(hotwords=hotwords, fusion=fusion, beam=self.beam)
         s.frames_done = frames_done
         return s
 
@@ -656,6 +659,7 @@ class Recognizer:
         model: the bundle's encoder, heads and language identifier.
         endpoint: the endpoint rules of every stream.
         punctuators: the bundle's punctuation-and-casing models, by language (server/punctuation.py).
+        beam: the hypotheses every stream's beam search keeps (`parley serve --beam`).
     """
 
     def __init__(
@@ -664,7 +668,9 @@ class Recognizer:
         endpoint: EndpointConfig | None = None,
         punctuators: Mapping[str, Punctuator] | None = None,
         talkers: TalkerModel | None = None,
+        beam: int = BEAM,
     ) -> None:
+        self.beam = beam
         self.punctuators = dict(punctuators or {})
         self.talkers = talkers
         self.model = model
@@ -744,6 +750,7 @@ class Recognizer:
             redact,
             written,
             profanity,
+            self.beam,
         )
 
     def step(self, batch: Sequence[tuple[StreamRecognizer, Chunk]]) -> list[list[Result]]:

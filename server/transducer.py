@@ -276,6 +276,7 @@ class BeamState:
     frames_done: int = 0
     hotwords: ContextGraph | None = None
     fusion: LmFusion | None = None
+    beam: int = BEAM  # hypotheses kept (`modified_beam_search` uses it unless told otherwise)
 
     @property
     def best(self) -> Hypothesis:
@@ -324,7 +325,7 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 
 
 def modified_beam_search(
-    head: HeadRunner, encoder_out: np.ndarray, states: Sequence[BeamState], beam: int = BEAM
+    head: HeadRunner, encoder_out: np.ndarray, states: Sequence[BeamState], beam: int | None = None
 ) -> None:
     """Batched modified beam search over one chunk; updates `states` (one per row of `encoder_out`) in place.
 
@@ -338,7 +339,7 @@ def modified_beam_search(
         head: the head to search with.
         encoder_out: `(N, C, E)` encoder output of one step.
         states: the streams' search states, carried over from the previous chunk.
-        beam: hypotheses kept per stream.
+        beam: hypotheses kept per stream (None: each state's own `beam`).
     """
     N, C, _ = encoder_out.shape
     assert len(states) == N, (len(states), N)
@@ -360,7 +361,7 @@ def modified_beam_search(
         for s in states:
             n = len(s.hyps)
             flat = scores[start : start + n].reshape(-1)
-            k = min(beam, flat.size)
+            k = min(beam or s.beam, flat.size)
             top = np.argpartition(-flat, k - 1)[:k]
             top = top[np.argsort(-flat[top], kind="stable")]
             merged: dict[tuple, Hypothesis] = {}

@@ -154,3 +154,20 @@ def test_a_greedy_streams_empty_context_brings_no_general_lm() -> None:
         engine = Recorder()
         replace_hotwords(engine, None, start_from_dict({**START, **fields}), HeadPlan(), ())  # type: ignore[arg-type]
         assert engine.adaptation.lm == lm and not engine.adaptation.hotwords, fields
+
+
+def test_the_servers_beam_reaches_every_streams_search() -> None:
+    """`parley serve --beam N`: each stream's beam keeps N hypotheses, so a final lists up to N alternatives."""
+    syn = synthesize("text marlow that i'll bring bread", voice="en-us", variant="f2", rate=190)
+    bundle = load_bundle(EN_SMALL, threads=1)
+
+    async def alternatives(beam: int) -> int:
+        engine = Engine(bundle, EngineConfig(max_wait_ms=0, beam=beam))
+        await engine.start()
+        try:
+            finals = await engine.recognize(syn.samples, syn.sample_rate, "beam", alternatives=10)
+        finally:
+            await engine.close()
+        return max(len(f.alternatives or ()) for f in finals)
+
+    assert asyncio.run(alternatives(4)) <= 4 < asyncio.run(alternatives(8)) <= 8

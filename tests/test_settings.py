@@ -80,6 +80,7 @@ def test_origins() -> None:
         ({"PARLEY_RESPELL_VERIFY_MARGIN": "-1"}, "respell_verify_margin"),
         ({"PARLEY_FBANK": "torchaudio"}, "fbank backend 'torchaudio' unknown"),
         ({"PARLEY_SEARCH": "fast"}, "search = 'fast': must be one of auto, greedy, beam"),
+        ({"PARLEY_BEAM": "0"}, "beam = 0: must be 1-16"),
     ],
 )
 def test_invalid_settings_are_named(env: dict[str, str], needle: str) -> None:
