@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_lm import decode
+from benchmarks.bench_lm import _read, decode
 from models.data.grammar.sampler import generate
 from models.data.manifest import Utterance, load_audio, read_manifest
 from models.train.lm_ngram import main as lm_main
@@ -77,14 +77,6 @@ def _copy_bundle(src: Path, dst: Path) -> Path:
             (dst / f.name).symlink_to(f.resolve())
     (dst / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n")
     return dst
-
-
-def _read(path: Path) -> list[Utterance]:
-    """A manifest's utterances with their audio paths made absolute (the key of the benchmark's audio)."""
-    utts = read_manifest(path)
-    for u in utts:
-        u.audio = str((path.parent / u.audio).resolve())
-    return utts
 
 
 def _decode(

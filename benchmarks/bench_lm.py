@@ -37,8 +37,8 @@ from server.transducer import LmFusion, StreamingTransducer, transcribe_many
 BATCH = 16
 
 
-def _read(path: str, limit: int = 0) -> list[Utterance]:
-    """A manifest's utterances (the first `limit`; 0: all), audio paths made absolute."""
+def _read(path: str | Path, limit: int = 0) -> list[Utterance]:
+    """A manifest's utterances (the first `limit`; 0: all), audio paths made absolute (the key of the audio)."""
     utts = read_manifest(path)
     for u in utts:
         u.audio = str((Path(path).parent / u.audio).resolve())

@@ -282,7 +282,7 @@ class Planner:
             return "beam"  # the server's hotwords apply to streams that do not ask for greedy search
         if search is None and self.limits.search == "auto":
             return "beam" if self.general_lm(plan) is not None else DEFAULT_SEARCH
-        return search or (DEFAULT_SEARCH if self.limits.search == "auto" else self.limits.search)
+        return search or self.limits.search
 
     def _server_hotwords(self, h: int) -> list[tuple[str, list[int], float]]:
         """The server's hotwords under head `h`'s tokenizer as (text, token ids, boost), tokenized once per head

@@ -171,9 +171,14 @@ def add_to_bundle(
         _only_default(manifest["lms"], entry)
     manifest["files"][file] = {"bytes": path.stat().st_size, "sha256": sha256_of(path)}
     manifest["files"] = dict(sorted(manifest["files"].items()))
-    meta_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    put_card_section(bundle, manifest["lms"])
+    _save(bundle, manifest)
     return path
+
+
+def _save(bundle: Path, manifest: dict) -> None:
+    """Writes bundle.json and the card's table of its LMs."""
+    (bundle / BUNDLE_JSON).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    put_card_section(bundle, manifest.get("lms", []))
 
 
 def _only_default(lms: list[dict], entry: dict) -> None:
@@ -208,8 +213,7 @@ def set_default(bundle: Path, name: str, language: str | None = None) -> str:
             raise ValueError(f"LM {name!r} is a source LM (subtracted by LODR): it cannot be the general LM")
         _only_default(lms, entry)
         said = f"{bundle}: {name} is the general LM of {entry['language']}"
-    meta_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    put_card_section(bundle, lms)
+    _save(bundle, manifest)
     return said
 
 
