@@ -14,7 +14,9 @@ decoded on the dev utterances; the one of lowest dev WER is then decoded on ever
 plain modified beam search (no LM), so the rows differ only in the search. Decoding is the server's: the int8 bundle,
 320 ms chunks of the bundle's streaming settings, streams batched 16 at a time on one onnxruntime thread. RTF: process
 seconds per audio second over all test sets (streams one core keeps up with: 1 / RTF). Prints one table
-(docs/cards/en-open.md has it).
+(docs/cards/en-open.md has it). A multilingual bundle is decoded with the head of the LM's language (WER; zh: CER),
+each language's source LM subtracted where it has one. `--settle-ms` adds rows of the fused search settling its beam
+(`parley serve --settle-ms`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 from models.data.manifest import Utterance, load_audio, read_manifest
 from parley.contract import BEAM
 from parley.wer import wer
-from server.bundle import load_bundle
+from server.bundle import load_bundle, source_lm
 from server.transducer import LmFusion, StreamingTransducer, transcribe_many
 
 BATCH = 16
@@ -52,16 +54,28 @@ def decode(
     search: str,
     fusion: LmFusion | None,
     beam: int = BEAM,
+    settle: int = 0,
+    head: int = 0,
 ) -> tuple[float, float, float, list[str]]:
     """(WER, process seconds, audio seconds, hypotheses) of `utts` decoded in batches of BATCH streams."""
     hyps: list[str] = []
     t0 = time.process_time()
     for i in range(0, len(utts), BATCH):
         batch = utts[i : i + BATCH]
-        out = transcribe_many(model, [audio[u.audio] for u in batch], 16000, search=search, fusion=fusion, beam=beam)
+        out = transcribe_many(
+            model,
+            [audio[u.audio] for u in batch],
+            16000,
+            head=head,
+            search=search,
+            fusion=fusion,
+            beam=beam,
+            settle=settle,
+        )
         hyps += [t.text for t in out]
     seconds = time.process_time() - t0
-    return wer([u.text for u in utts], hyps), seconds, sum(u.duration for u in utts), hyps
+    language = model.heads[head].head.language
+    return wer([u.text for u in utts], hyps, language), seconds, sum(u.duration for u in utts), hyps
 
 
 def _named(specs: Sequence[str]) -> dict[str, str]:
@@ -86,6 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ilm-scales", type=float, nargs="+", default=[0.0, 0.1, 0.2])
     p.add_argument("--lodr-scales", type=float, nargs="+", default=[0.0], help="the bundle's source LM's weight")
     p.add_argument("--beam", type=int, default=BEAM, help=f"modified beam search's beam (default {BEAM})")
+    p.add_argument(
+        "--settle-ms",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also the fused search settling tokens this old (server/transducer.py settle_beam; serve --settle-ms)",
+    )
     p.add_argument("--out", help="write the figures as JSON here")
     a = p.parse_args(argv)
 
@@ -93,10 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.lm not in bundle.lms:
         raise SystemExit(f"{a.bundle} has no LM {a.lm!r}; it has: {', '.join(bundle.lms) or 'none'}")
     lm = bundle.lms[a.lm].lm
-    source = bundle.lms["source"].lm if "source" in bundle.lms else None
+    language = bundle.lms[a.lm].language
+    src = source_lm(bundle.lms, language)
+    source = src.lm if src is not None else None
     if source is None and any(a.lodr_scales):
         raise SystemExit(f"{a.bundle} has no source LM for --lodr-scales")
     model = StreamingTransducer(bundle)
+    head = next(i for i, r in enumerate(model.heads) if r.head.language == language)  # the LM's head: it captions
     dev = _read(a.dev, a.dev_limit)
     tests = {name: _read(path, a.limit) for name, path in _named(a.test).items()}
     audio = {u.audio: load_audio(u.audio) for u in [*dev, *(u for t in tests.values() for u in t)]}
@@ -108,23 +132,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     grid: list[dict] = []
     for lm_scale, ilm_scale, lodr_scale in itertools.product(a.lm_scales, a.ilm_scales, a.lodr_scales):
         scales = {"lm_scale": lm_scale, "ilm_scale": ilm_scale, "lodr_scale": lodr_scale}
-        w = decode(model, dev, audio, "beam", fusion_of(scales), a.beam)[0]
+        w = decode(model, dev, audio, "beam", fusion_of(scales), a.beam, head=head)[0]
         print(f"  dev {scales}: {w:.2%}", flush=True)
         grid.append({**scales, "dev_wer": round(w, 4)})
     best = min(grid, key=lambda g: g["dev_wer"])
     chosen = {k: best[k] for k in ("lm_scale", "ilm_scale", "lodr_scale")}
 
     rows = []
-    for label, search, fusion in (
-        ("greedy", "greedy", None),
-        (f"beam {a.beam}", "beam", None),
-        (f"beam {a.beam} + {a.lm} ({', '.join(f'{k} {v:g}' for k, v in chosen.items())})", "beam", fusion_of(chosen)),
+    frame_ms = model.spec.features.frame_shift_ms * model.spec.subsampling
+    fused = f"beam {a.beam} + {a.lm} ({', '.join(f'{k} {v:g}' for k, v in chosen.items())})"
+    for label, search, fusion, settle in (
+        ("greedy", "greedy", None, 0),
+        (f"beam {a.beam}", "beam", None, 0),
+        (fused, "beam", fusion_of(chosen), 0),
+        *((f"{fused}, settled at {ms:g} ms", "beam", fusion_of(chosen), round(ms / frame_ms)) for ms in a.settle_ms),
     ):
-        dev_wer = decode(model, dev, audio, search, fusion, a.beam)[0]
-        row: dict = {"row": label, "search": search, "dev_wer": round(dev_wer, 4)}
+        dev_wer = decode(model, dev, audio, search, fusion, a.beam, settle, head)[0]
+        row: dict = {"row": label, "search": search, "settle_frames": settle, "dev_wer": round(dev_wer, 4)}
         spent = heard = 0.0
         for name, utts in tests.items():
-            w, s, d, _ = decode(model, utts, audio, search, fusion, a.beam)
+            w, s, d, _ = decode(model, utts, audio, search, fusion, a.beam, settle, head)
             row[name] = round(w, 4)
             spent, heard = spent + s, heard + d
         row["rtf"] = round(spent / heard, 4)

@@ -7,6 +7,8 @@ included: 500 ms by default).
     python benchmarks/bench_realtime.py --manifest data/corpus-v2/en/test.jsonl --limit 20 \\
         --out benchmarks/results/realtime-en-open-2cpu.json
 
+`--search greedy` and `--settle-ms MS` start the server with those settings (the default: its own).
+
 The server runs as a child process (bench_server.py's `parley serve` on --bundles, default model en-open), one
 session at a time, nothing else streaming: a figure of the protocol's latency, not of the server under load
 (benchmarks/bench_server.py).
@@ -91,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="the server's --search (default auto: en-open's beam search with its general LM)",
     )
+    p.add_argument("--settle-ms", type=float, help="the server's --settle-ms (default: its default)")
     a = p.parse_args(argv)
     clips = manifest_clips(a.manifest, a.limit)
-    server = ServerProcess(a.bundles, ["--default-model", "en-open", "--search", a.search])
+    extra = [] if a.settle_ms is None else ["--settle-ms", f"{a.settle_ms:g}"]
+    server = ServerProcess(a.bundles, ["--default-model", "en-open", "--search", a.search, *extra])
     url = f"ws://127.0.0.1:{server.port}/v1/realtime"
     lags: list[float] = []
     finals: list[float] = []
@@ -124,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
     row = {
         "search": a.search,
+        "settle_ms": a.settle_ms,
         "utterances": len(clips),
         "skipped": skipped,  # the deltas spelled other words than the same audio's transcript (none expected)
         "words": len(lags),

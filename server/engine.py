@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from parley.contract import BEAM
+from parley.contract import BEAM, SETTLE_MS
 from server.batcher import Batcher, BatcherConfig, Stream
 from server.biasing import HOTWORD_BOOST, HOTWORD_FLOOR
 from server.bundle import Bundle
@@ -73,6 +73,7 @@ class EngineConfig:
     fbank: str = "numpy"  # what computes the streams' frames (parley.features.FBANK_BACKENDS)
     search: str = "auto"  # the search of streams that ask for none (server/plan.py, DEFAULT_SEARCHES)
     beam: int = BEAM  # hypotheses modified beam search keeps (`parley serve --beam`)
+    settle_ms: float = SETTLE_MS  # beam search settles tokens this old (`parley serve --settle-ms`; 0: never)
     talker_threshold: float = 0.0  # "the same talker" at this cosine (server/talkers.py); 0: the bundle's own
     redact: bool = False  # every stream's spoken digit strings redacted, whatever it asks (server/redact.py)
     profanity_filter: bool = False  # every stream's profanity masked, whatever it asks (server/profanity.py)
@@ -100,6 +101,7 @@ class EngineConfig:
             fbank=settings.fbank,
             search=settings.search,
             beam=settings.beam,
+            settle_ms=settings.settle_ms,
             redact=settings.redact,
             profanity_filter=settings.profanity_filter,
             profanity_words=settings.profanity_list(),
@@ -145,7 +147,9 @@ class Engine:
         talkers = bundle.talkers
         if talkers is not None and self.config.talker_threshold:
             talkers = replace(talkers, threshold=self.config.talker_threshold)
-        self.recognizer = Recognizer(self.model, self.config.endpoint, self.punctuators, talkers, self.config.beam)
+        self.recognizer = Recognizer(
+            self.model, self.config.endpoint, self.punctuators, talkers, self.config.beam, self.config.settle_ms
+        )
         self.batcher = Batcher(self.recognizer, self.config.batcher, self.name, metrics)
 
     # ---- What the app asks (server/plan.py answers) ----

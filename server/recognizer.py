@@ -200,6 +200,8 @@ class StreamRecognizer:
         written: hotwords as their users wrote them, which `display` spells so (server/written.py).
         profanity: masks listed words in everything the stream is sent (server/profanity.py); None: nothing masked.
         beam: the hypotheses its beam search keeps.
+        settle_ms: its beam search settles the best hypothesis's tokens this old (server/transducer.py
+            `settle_beam`; 0: never); not with alternatives, which are the beam's own, nor with hotwords.
     """
 
     def __init__(
@@ -218,10 +220,13 @@ class StreamRecognizer:
         written: Mapping[tuple[str, ...], tuple[str, ...]] | None = None,
         profanity: ProfanityFilter | None = None,
         beam: int = BEAM,
+        settle_ms: float = 0.0,
     ) -> None:
         spec = model.spec
         self.beam = beam
         self.alternatives = alternatives if search == "beam" else 0
+        frame_ms = spec.features.frame_shift_ms * spec.subsampling
+        self.settle = 0 if self.alternatives else max(0, round(settle_ms / frame_ms))  # encoder frames
         self.punctuators = punctuators or {}
         self.numerals = numerals
         self.redact = redact
@@ -323,7 +328,9 @@ class StreamRecognizer:
             s = GreedyState.new(runner)
         else:
             hotwords, fusion, _ = self.adaptation.get(head, (None, None, None))
-            s = BeamState(hotwords=hotwords, fusion=fusion, beam=self.beam)
+            # hotwords keep the whole beam: their defaults were tuned on it, and their partials promise nothing
+            settle = self.settle if hotwords is None else 0
+            s = BeamState(hotwords=hotwords, fusion=fusion, beam=self.beam, settle=settle)
         s.frames_done = frames_done
         return s
 
@@ -660,6 +667,7 @@ class Recognizer:
         endpoint: the endpoint rules of every stream.
         punctuators: the bundle's punctuation-and-casing models, by language (server/punctuation.py).
         beam: the hypotheses every stream's beam search keeps (`parley serve --beam`).
+        settle_ms: every beam search settles tokens this old (`parley serve --settle-ms`; `StreamRecognizer`).
     """
 
     def __init__(
@@ -669,8 +677,10 @@ class Recognizer:
         punctuators: Mapping[str, Punctuator] | None = None,
         talkers: TalkerModel | None = None,
         beam: int = BEAM,
+        settle_ms: float = 0.0,
     ) -> None:
         self.beam = beam
+        self.settle_ms = settle_ms
         self.punctuators = dict(punctuators or {})
         self.talkers = talkers
         self.model = model
@@ -751,6 +761,7 @@ class Recognizer:
             written,
             profanity,
             self.beam,
+            self.settle_ms,
         )
 
     def step(self, batch: Sequence[tuple[StreamRecognizer, Chunk]]) -> list[list[Result]]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parley.contract import BEAM
+from parley.contract import BEAM, SETTLE_MS
 from parley.features import check_fbank_backend
 from server.biasing import HOTWORD_BOOST, HOTWORD_FLOOR
 from server.endpoint import EndpointConfig
@@ -137,6 +137,17 @@ class Settings:
             "with its general LM 1.3-2.2 points less WER for 1.3 times the compute, docs/adaptation.md)",
             int,
             "N",
+        ),
+    )
+
+    settle_ms: float = field(
+        default=SETTLE_MS,
+        metadata=_meta(
+            "beam search settles the best hypothesis's words this many ms behind the audio: hypotheses that spell "
+            "them otherwise are dropped, so partials' stable prefix and OpenAI Realtime deltas come sooner "
+            f"(default {SETTLE_MS:g}; 0: never; docs/adaptation.md)",
+            float,
+            "MS",
         ),
     )
 
@@ -431,6 +442,7 @@ class Settings:
         need(self.default_model is None or bool(self.default_model.strip()), "default_model", "must not be empty")
         check_fbank_backend(self.fbank)  # its message names the setting
         need(1 <= self.beam <= MAX_BEAM, "beam", f"must be 1-{MAX_BEAM}")
+        need(self.settle_ms >= 0, "settle_ms", "must be >= 0 (0: never)")
         need(self.search in DEFAULT_SEARCHES, "search", f"must be one of {', '.join(DEFAULT_SEARCHES)}")
         need(self.intra_op_threads >= 0, "intra_op_threads", "must be >= 0 (0: onnxruntime's choice)")
         need(self.max_batch >= 1, "max_batch", "must be >= 1")

@@ -40,6 +40,12 @@ graph. What the graph adds from then on depends on the node alone, so a stream w
 equal tokens and equal node only (exact: merging on the tokens alone would let a later failed match take back a bonus
 from the share of the sum that never got it), and `BeamState.best` adds up those of equal tokens once their pending
 bonuses are taken back, when their nodes no longer matter. A stream without hotwords merges on the tokens.
+
+A `BeamState` with `settle` frames settles its beam after every chunk (`settle_beam`): the best hypothesis's tokens
+emitted at least `settle` frames before the chunk's end become every hypothesis's, those that disagree are dropped.
+Beam search otherwise keeps a word open as long as any of its hypotheses spells it otherwise, which with an LM fused
+can be seconds; settling bounds how long a partial's words may still change (their `stable` prefix,
+server/recognizer.py) at the cost of what a later frame could have corrected.
 """
 
 from __future__ import annotations
@@ -265,6 +271,9 @@ class LmFusion:
     ilm_scale: float = 0.0
     source: NgramLM | RnnLM | None = None
     lodr_scale: float = 0.0
+    # With hotwords: a token that continues a hotword (its bonus > 0) gets no LM score. Names and terms are what a
+    # general LM has rarely seen; its penalty on their pieces would cancel the boost.
+    spare_hotwords: bool = False
 
 
 @dataclass
@@ -277,6 +286,7 @@ class BeamState:
     hotwords: ContextGraph | None = None
     fusion: LmFusion | None = None
     beam: int = BEAM  # hypotheses kept (`modified_beam_search` uses it unless told otherwise)
+    settle: int = 0  # encoder frames after which the best hypothesis's tokens are settled (`settle_beam`; 0: never)
 
     @property
     def best(self) -> Hypothesis:
@@ -391,6 +401,21 @@ def modified_beam_search(
             start += n
     for s in states:
         s.frames_done += C
+        if s.settle:
+            settle_beam(s)
+
+
+def settle_beam(state: BeamState) -> int:
+    """Settles `state`'s beam: the tokens its best hypothesis emitted at least `state.settle` frames before the frames
+    searched so far become every hypothesis's; the hypotheses that do not begin with them are dropped (the best one
+    always stays). Returns how many tokens are settled."""
+    best = state.best
+    cutoff = state.frames_done - state.settle
+    n = next((k for k, f in enumerate(best.frames) if f >= cutoff), len(best.frames))
+    if n:
+        prefix = best.tokens[:n]
+        state.hyps = [h for h in state.hyps if h.tokens[:n] == prefix]
+    return n
 
 
 def _adaptation_scores(
@@ -411,18 +436,23 @@ def _adaptation_scores(
     for s in states:
         rows = slice(start, start + len(s.hyps))
         start += len(s.hyps)
+        bonus: np.ndarray | None = None
         if s.hotwords is not None:
             lp = log_probs[rows]
-            extra[rows] += np.stack([s.hotwords.bonuses(h.node, lp[k]) for k, h in enumerate(s.hyps)])
+            bonus = np.stack([s.hotwords.bonuses(h.node, lp[k]) for k, h in enumerate(s.hyps)])  # (h, V)
+            extra[rows] += bonus
         f = s.fusion
         if f is not None:
-            extra[rows] += f.lm_scale * f.lm.log_probs_batch([h.tokens for h in s.hyps])
+            fused = f.lm_scale * f.lm.log_probs_batch([h.tokens for h in s.hyps])
             if f.ilm_scale:
                 if ilm is None:  # once per frame for every hypothesis of the batch: one joiner run
                     ilm = head.internal_lm(dec_unique)[inverse]  # (H, V)
-                extra[rows] -= f.ilm_scale * ilm[rows]
+                fused -= f.ilm_scale * ilm[rows]
             if f.source is not None and f.lodr_scale:
-                extra[rows] -= f.lodr_scale * f.source.log_probs_batch([h.tokens for h in s.hyps])
+                fused -= f.lodr_scale * f.source.log_probs_batch([h.tokens for h in s.hyps])
+            if bonus is not None and f.spare_hotwords:
+                fused[bonus > 0] = 0.0  # a token that continues a hotword: the LM has no say (LmFusion)
+            extra[rows] += fused
     extra[:, head.blank_id] = 0.0
     return extra
 
@@ -501,6 +531,7 @@ def transcribe_many(
     keep_encoder: bool = False,
     parallel: int = 1,
     fbank: str = "numpy",
+    settle: int = 0,
 ) -> list[Transcript]:
     """Recognizes whole waveforms as streams batched together, chunk by chunk, as the server would.
 
@@ -524,6 +555,7 @@ def transcribe_many(
         parallel: the streams are split into this many groups (every parallel-th), decoded side by side in threads,
             as the server's `--parallel-steps` runs batches (give the model one onnxruntime thread per run).
         fbank: what computes the frames (`parley.features.FBANK_BACKENDS`; the server's `--fbank`).
+        settle: beam search settles tokens this many encoder frames old (`settle_beam`; 0: never).
 
     Raises:
         ValueError: an unknown search, or hotwords or an LM with greedy search.
@@ -534,7 +566,19 @@ def transcribe_many(
         raise ValueError("hotwords and LM fusion need search='beam'")
     if parallel > 1 and len(waveforms) > 1:
         groups = [list(range(k, len(waveforms), parallel)) for k in range(min(parallel, len(waveforms)))]
-        args = (head, search, tail_padding_ms, max_symbols_per_frame, beam, hotwords, fusion, keep_encoder, 1, fbank)
+        args = (
+            head,
+            search,
+            tail_padding_ms,
+            max_symbols_per_frame,
+            beam,
+            hotwords,
+            fusion,
+            keep_encoder,
+            1,
+            fbank,
+            settle,
+        )
         with ThreadPoolExecutor(len(groups)) as pool:
             parts = pool.map(lambda g: transcribe_many(model, [waveforms[i] for i in g], sample_rate, *args), groups)
             by_index = {i: t for g, part in zip(groups, parts, strict=True) for i, t in zip(g, part, strict=True)}
@@ -553,7 +597,8 @@ def transcribe_many(
         feats.append(fb.pop_frames())  # (T_i, F)
     n_chunks = [complete_steps(len(f), spec.window, spec.shift) for f in feats]
     searches: list = [
-        GreedyState.new(runner) if search == "greedy" else BeamState(hotwords=hotwords, fusion=fusion) for _ in feats
+        GreedyState.new(runner) if search == "greedy" else BeamState(hotwords=hotwords, fusion=fusion, settle=settle)
+        for _ in feats
     ]
     kept: list[list[np.ndarray]] = [[] for _ in feats]
     for live, enc in model.encode_streams(feats):

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from parley.resample import resample
+from server.biasing import ContextGraph
 from server.bundle import load_bundle
 from server.endpoint import EndpointConfig
 from server.frontend import Frontend
 from server.plan import HeadPlan
 from server.recognizer import Final, Partial, Recognizer, Result, StreamRecognizer
-from server.transducer import StreamingTransducer, transcribe
+from server.transducer import BeamState, Hypothesis, StreamingTransducer, settle_beam, transcribe
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
@@ -232,6 +233,16 @@ def test_the_stable_part_of_a_partial_never_changes(model: StreamingTransducer, 
     (results,) = _run(recognizer, [(recognizer.open(search=search), x, SR)])
     partials = [r for r in results if isinstance(r, Partial)]
     assert sum(isinstance(r, Final) for r in results) == 2 and partials
+    _assert_stable_holds(results)
+    for p in partials:
+        if search == "greedy":  # every word but the last
+            assert p.stable == len(p.text.rsplit(" ", 1)[0]) if " " in p.text else p.stable == 0, p
+    settled = "set a timer for ten" if search == "greedy" else "set a timer"  # the beam agrees on fewer words
+    assert max(p.stable for p in partials) >= len(settled), partials
+
+
+def _assert_stable_holds(results: Sequence[Result]) -> None:
+    """Every partial's `stable` characters begin every later partial and the final of its segment."""
     for k, p in enumerate(results):
         if not isinstance(p, Partial):
             continue
@@ -240,7 +251,41 @@ def test_the_stable_part_of_a_partial_never_changes(model: StreamingTransducer, 
             if later.segment != p.segment:
                 break
             assert later.text[: p.stable] == p.text[: p.stable], (p, later)
-        if search == "greedy":  # every word but the last
-            assert p.stable == len(p.text.rsplit(" ", 1)[0]) if " " in p.text else p.stable == 0, p
-    settled = "set a timer for ten" if search == "greedy" else "set a timer"  # the beam agrees on fewer words
-    assert max(p.stable for p in partials) >= len(settled), partials
+
+
+def test_settling_drops_the_hypotheses_that_disagree_with_the_best_ones_old_tokens() -> None:
+    """settle_beam: the best hypothesis's tokens emitted `settle` frames or more before the searched frames become
+    every hypothesis's; the others go, the best stays, and nothing newer is settled."""
+    best = Hypothesis([1, 2, 3], [0, 4, 9], -1.0)
+    agrees = Hypothesis([1, 2, 5], [0, 5, 8], -2.0)  # differs only in a token newer than the cutoff
+    differs = Hypothesis([1, 4, 3], [0, 3, 9], -1.5)  # differs in the second, old token
+    shorter = Hypothesis([1], [0], -3.0)
+    state = BeamState([differs, best, agrees, shorter], frames_done=10, settle=4)  # cutoff: frame 6
+    assert settle_beam(state) == 2
+    assert state.hyps == [best, agrees]
+    assert state.best is best
+    young = BeamState([differs, best], frames_done=10, settle=20)  # nothing old enough: all stay
+    assert settle_beam(young) == 0 and young.hyps == [differs, best]
+
+
+def test_a_settled_beam_promises_words_sooner(model: StreamingTransducer, speech) -> None:
+    """`settle_ms`: a beam search stream settles its best words that old, so its partials' stable prefix holds more
+    of them while the segment goes on (and still never changes); a stream with alternatives or hotwords keeps its
+    whole beam."""
+    a, b = speech
+    x = np.concatenate([a, np.zeros(SR, dtype=np.float32), b])
+    runs = {}
+    for ms in (0, 320):
+        recognizer = Recognizer(model, EndpointConfig.from_seconds(rule2_silence=0.6), settle_ms=ms)
+        (runs[ms],) = _run(recognizer, [(recognizer.open(search="beam"), x, SR)])
+        _assert_stable_holds(runs[ms])
+        assert [r.text for r in runs[ms] if isinstance(r, Final)] == [SENTENCE, OTHER]
+        assert recognizer.open(search="beam", alternatives=2).settle == 0
+        assert recognizer.open(search="beam").searchers[0].settle == ms // 40  # 40 ms encoder frames
+        hot = recognizer.open(search="beam", adaptation={0: (ContextGraph([([5, 6], 2.0)]), None, None)})
+        assert hot.searchers[0].settle == 0  # hotwords keep their whole beam
+    held = {
+        ms: max(len(r.text[: r.stable]) for r in rs if isinstance(r, Partial) and r.segment == 1)
+        for ms, rs in runs.items()
+    }
+    assert held[320] >= len("what is one thousand") > held[0], held

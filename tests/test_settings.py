@@ -81,6 +81,7 @@ def test_origins() -> None:
         ({"PARLEY_FBANK": "torchaudio"}, "fbank backend 'torchaudio' unknown"),
         ({"PARLEY_SEARCH": "fast"}, "search = 'fast': must be one of auto, greedy, beam"),
         ({"PARLEY_BEAM": "0"}, "beam = 0: must be 1-16"),
+        ({"PARLEY_SETTLE_MS": "-40"}, "settle_ms = -40.0: must be >= 0"),
     ],
 )
 def test_invalid_settings_are_named(env: dict[str, str], needle: str) -> None:
@@ -166,3 +167,11 @@ def test_a_keys_file_turns_auth_on_however_the_settings_are_made(tmp_path: Path)
     keys.write_text("# nobody yet\n")
     with pytest.raises(ValueError, match=r"api_keys_file .*: no keys in it"):
         Settings(api_keys_file=keys)
+
+
+def test_settle_reaches_the_engines_recognizer() -> None:
+    """`--settle-ms` (PARLEY_SETTLE_MS) goes into the engine's config, whose recognizer gives it to every stream."""
+    from server.engine import EngineConfig
+
+    assert EngineConfig.from_settings(parse(["--settle-ms", "640"])).settle_ms == 640.0
+    assert EngineConfig.from_settings(parse([], {"PARLEY_SETTLE_MS": "320"})).settle_ms == 320.0
