@@ -93,11 +93,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--anywhere", action="store_true", help="match hotwords inside words too (the server matches whole words)"
     )
     parser.add_argument("--lm", help="one of the bundle's LMs to fuse into every search, at its default scales")
-    parser.add_argument(
-        "--spare-hotwords",
-        action="store_true",
-        help="with --lm: tokens that continue a hotword get no LM score (LmFusion.spare_hotwords)",
-    )
     parser.add_argument("--plain-manifest", help="open-domain utterances without the names, for false alarms and WER")
     parser.add_argument("--plain-utts", type=int, default=100, help="how many of --plain-manifest (default 100)")
     parser.add_argument("--out", help="write the figures as JSON here")
@@ -141,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.lm:
         lm, source = bundle.lms[a.lm], source_lm(bundle.lms, bundle.lms[a.lm].language)
         lodr = source.lm if source is not None and lm.lodr_scale else None
-        fusion = LmFusion(lm.lm, lm.lm_scale, lm.ilm_scale, lodr, lm.lodr_scale, a.spare_hotwords)
+        fusion = LmFusion(lm.lm, lm.lm_scale, lm.ilm_scale, lodr, lm.lodr_scale)
     starts = None if a.anywhere else word_starts(head.tokens)
 
     def speak(text: str, variant: str) -> np.ndarray:
@@ -357,7 +352,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bundle": a.bundle,
             "beam": a.beam,
             "lm": a.lm,
-            "spare_hotwords": a.spare_hotwords,
             "dev_names": dev_names,
             "test_names": test_names,
             "whole_words": not a.anywhere,

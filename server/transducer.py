@@ -271,9 +271,6 @@ class LmFusion:
     ilm_scale: float = 0.0
     source: NgramLM | RnnLM | None = None
     lodr_scale: float = 0.0
-    # With hotwords: a token that continues a hotword (its bonus > 0) gets no LM score. Names and terms are what a
-    # general LM has rarely seen; its penalty on their pieces would cancel the boost.
-    spare_hotwords: bool = False
 
 
 @dataclass
@@ -436,23 +433,18 @@ def _adaptation_scores(
     for s in states:
         rows = slice(start, start + len(s.hyps))
         start += len(s.hyps)
-        bonus: np.ndarray | None = None
         if s.hotwords is not None:
             lp = log_probs[rows]
-            bonus = np.stack([s.hotwords.bonuses(h.node, lp[k]) for k, h in enumerate(s.hyps)])  # (h, V)
-            extra[rows] += bonus
+            extra[rows] += np.stack([s.hotwords.bonuses(h.node, lp[k]) for k, h in enumerate(s.hyps)])
         f = s.fusion
         if f is not None:
-            fused = f.lm_scale * f.lm.log_probs_batch([h.tokens for h in s.hyps])
+            extra[rows] += f.lm_scale * f.lm.log_probs_batch([h.tokens for h in s.hyps])
             if f.ilm_scale:
                 if ilm is None:  # once per frame for every hypothesis of the batch: one joiner run
                     ilm = head.internal_lm(dec_unique)[inverse]  # (H, V)
-                fused -= f.ilm_scale * ilm[rows]
+                extra[rows] -= f.ilm_scale * ilm[rows]
             if f.source is not None and f.lodr_scale:
-                fused -= f.lodr_scale * f.source.log_probs_batch([h.tokens for h in s.hyps])
-            if bonus is not None and f.spare_hotwords:
-                fused[bonus > 0] = 0.0  # a token that continues a hotword: the LM has no say (LmFusion)
-            extra[rows] += fused
+                extra[rows] -= f.lodr_scale * f.source.log_probs_batch([h.tokens for h in s.hyps])
     extra[:, head.blank_id] = 0.0
     return extra
 

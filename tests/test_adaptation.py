@@ -400,26 +400,6 @@ def test_fusion_moves_the_output_towards_the_lm() -> None:
     assert hot.best.tokens == [2]
 
 
-def test_spared_hotwords_get_no_lm_score() -> None:
-    """LmFusion.spare_hotwords: a token that continues a hotword is scored without the LM, so an LM that has never
-    seen it does not cancel its boost; without it the LM's penalty wins; the other tokens keep their LM score."""
-    head = _Stub()
-    enc = np.zeros((1, 3, 1), dtype=np.float32)
-    enc[:, 1, 0] = 1.0
-    lm = train_ngram([[1], [1], [1], [1, 3]], vocab_size=4, boundary_id=0, order=2)  # token 2: never seen
-    states = {
-        spare: BeamState(
-            hotwords=ContextGraph([([2], 0.5)], vocab_size=4), fusion=LmFusion(lm, lm_scale=2.0, spare_hotwords=spare)
-        )
-        for spare in (False, True)
-    }
-    modified_beam_search(head, np.concatenate([enc, enc]), list(states.values()))
-    assert states[False].best.tokens == [1] and states[True].best.tokens == [2]
-    plain = BeamState(fusion=LmFusion(lm, lm_scale=2.0, spare_hotwords=True))  # no hotwords: nothing spared
-    modified_beam_search(head, enc, [plain])
-    assert plain.best.tokens == [1]
-
-
 def test_a_source_lm_takes_back_what_the_domain_lm_shares_with_it() -> None:
     head = _Stub()
     enc = np.zeros((1, 3, 1), dtype=np.float32)
