@@ -68,6 +68,9 @@ from server.lm_rnn import RnnLM
 __all__ = ["EncoderState", "stack_states", "unstack_states"]  # the encoder state lives in server/encoders.py
 
 
+CONTEXT_CACHE = 8192  # decoder contexts a head remembers the outputs of (`HeadRunner.decoder_rows`)
+
+
 @dataclass
 class Hypothesis:
     tokens: list[int] = field(default_factory=list)  # emitted token ids (no blanks)
@@ -93,6 +96,36 @@ class HeadRunner:
     def decoder(self, y: np.ndarray) -> np.ndarray:
         """Token contexts `(N, context_size)` int64 -> projected decoder output `(N, J)`."""
         return self.head.decoder.run(None, {"y": y.astype(np.int64, copy=False)})[0]
+
+    def decoder_rows(self, contexts: Sequence[tuple[int, ...]]) -> np.ndarray:
+        """`decoder` of each context `(H, J)`: a context's output never changes, so each is computed once, in one run
+        for those not seen before, and remembered (up to `CONTEXT_CACHE` contexts a head; beam search asks for the
+        same few every frame)."""
+        return self._rows("_dec_cache", contexts, lambda new: self.decoder(self._array(new)))
+
+    def internal_lm_rows(self, contexts: Sequence[tuple[int, ...]]) -> np.ndarray:
+        """`internal_lm` after each context `(H, V)`, remembered as `decoder_rows` is."""
+        return self._rows("_ilm_cache", contexts, lambda new: self.internal_lm(self.decoder_rows(new)))
+
+    def _array(self, contexts: Sequence[tuple[int, ...]]) -> np.ndarray:
+        return np.array(contexts, dtype=np.int64).reshape(len(contexts), self.context_size)
+
+    def _rows(self, name: str, contexts: Sequence[tuple[int, ...]], compute) -> np.ndarray:
+        cache: dict[tuple[int, ...], np.ndarray] = self.__dict__.setdefault(name, {})
+        rows: dict[tuple[int, ...], np.ndarray | None] = {}
+        missing = []
+        for c in contexts:
+            if c not in rows:
+                rows[c] = r = cache.get(c)
+                if r is None:
+                    missing.append(c)
+        if missing:
+            new = compute(missing)
+            if len(cache) + len(missing) > CONTEXT_CACHE:
+                cache.clear()  # another thread's lookups already hold their rows
+            for c, r in zip(missing, new, strict=True):
+                rows[c] = cache[c] = r
+        return np.stack([rows[c] for c in contexts])
 
     def joiner(self, encoder_out: np.ndarray, decoder_out: np.ndarray) -> np.ndarray:
         """Encoder `(N, E)` and projected decoder `(N, J)` outputs -> logits `(N, V)`, the bundle's blank penalty
@@ -354,15 +387,12 @@ def modified_beam_search(
     for t in range(C):
         rows = [i for i, s in enumerate(states) for _ in s.hyps]  # (H,) stream of each hypothesis
         hyps = [h for s in states for h in s.hyps]
-        contexts = np.array([(first + h.tokens)[-ctx:] for h in hyps], dtype=np.int64)  # (H, ctx)
-        unique, inverse = np.unique(contexts, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        dec_unique = head.decoder(unique)  # (U, J)
-        dec = dec_unique[inverse]  # (H, J)
+        contexts = [tuple((first + h.tokens[-ctx:])[-ctx:]) for h in hyps]  # (H,) of ctx tokens
+        dec = head.decoder_rows(contexts)  # (H, J)
         log_probs = _log_softmax(head.joiner(encoder_out[rows, t], dec))  # (H, V)
         scores = log_probs + np.array([h.log_prob for h in hyps], dtype=np.float32)[:, None]
         if any(s.hotwords is not None or s.fusion is not None for s in states):
-            scores += _adaptation_scores(head, states, hyps, dec_unique, inverse, log_probs)
+            scores += _adaptation_scores(head, states, hyps, contexts, log_probs)
         V = scores.shape[1]
         start = 0
         for s in states:
@@ -419,34 +449,50 @@ def _adaptation_scores(
     head: HeadRunner,
     states: Sequence[BeamState],
     hyps: Sequence[Hypothesis],
-    dec_unique: np.ndarray,
-    inverse: np.ndarray,
+    contexts: Sequence[tuple[int, ...]],
     log_probs: np.ndarray,
 ) -> np.ndarray:
     """`(H, V)` float32 what each stream's adaptation adds to its hypotheses' scores, given the joiner's `(H, V)`
-    log-probabilities at this frame (the hotword graph's acoustic floor reads them): hotword bonuses and
-    `lm_scale * log P_LM - ilm_scale * log P_ILM - lodr_scale * log P_source`, on non-blank tokens only (the blank's
-    column stays 0)."""
+    log-probabilities at this frame (the hotword graph's acoustic floor reads them) and each hypothesis's decoder
+    context (`contexts`: the internal LM's input): hotword bonuses and `lm_scale * log P_LM - ilm_scale * log P_ILM -
+    lodr_scale * log P_source`, on non-blank tokens only (the blank's column stays 0)."""
     extra = np.zeros(log_probs.shape, dtype=np.float32)
-    ilm: np.ndarray | None = None
+    # Each term of each fused stream's rows; an LM that several streams share (the general LM) is asked once for all
+    # of their hypotheses. Per row, the terms are added in the formula's order.
+    lm_terms: dict[int, tuple[NgramLM | RnnLM, list[int], list[float]]] = {}  # id(LM) -> (LM, rows, scales)
+    src_terms: dict[int, tuple[NgramLM | RnnLM, list[int], list[float]]] = {}
+    ilm_rows: list[int] = []
+    ilm_scales: list[float] = []
     start = 0
     for s in states:
-        rows = slice(start, start + len(s.hyps))
+        rows = range(start, start + len(s.hyps))
         start += len(s.hyps)
         if s.hotwords is not None:
-            lp = log_probs[rows]
-            extra[rows] += np.stack([s.hotwords.bonuses(h.node, lp[k]) for k, h in enumerate(s.hyps)])
+            lp = log_probs[start - len(s.hyps) : start]
+            extra[rows.start : rows.stop] += np.stack([s.hotwords.bonuses(h.node, lp[k]) for k, h in enumerate(s.hyps)])
         f = s.fusion
         if f is not None:
-            extra[rows] += f.lm_scale * f.lm.log_probs_batch([h.tokens for h in s.hyps])
+            _add_rows(lm_terms, f.lm, rows, f.lm_scale)
             if f.ilm_scale:
-                if ilm is None:  # once per frame for every hypothesis of the batch: one joiner run
-                    ilm = head.internal_lm(dec_unique)[inverse]  # (H, V)
-                extra[rows] -= f.ilm_scale * ilm[rows]
+                ilm_rows += rows
+                ilm_scales += [f.ilm_scale] * len(rows)
             if f.source is not None and f.lodr_scale:
-                extra[rows] -= f.lodr_scale * f.source.log_probs_batch([h.tokens for h in s.hyps])
+                _add_rows(src_terms, f.source, rows, f.lodr_scale)
+    for lm, rows, scales in lm_terms.values():
+        extra[rows] += np.float32(scales)[:, None] * lm.log_probs_batch([hyps[r].tokens for r in rows])
+    if ilm_rows:  # one joiner run for the contexts not seen before (`HeadRunner.internal_lm_rows`)
+        extra[ilm_rows] -= np.float32(ilm_scales)[:, None] * head.internal_lm_rows([contexts[r] for r in ilm_rows])
+    for lm, rows, scales in src_terms.values():
+        extra[rows] -= np.float32(scales)[:, None] * lm.log_probs_batch([hyps[r].tokens for r in rows])
     extra[:, head.blank_id] = 0.0
     return extra
+
+
+def _add_rows(terms: dict, lm: NgramLM | RnnLM, rows: range, scale: float) -> None:
+    """`rows` of the batch scored by `lm` at `scale`: added to `terms` (id of the LM -> (LM, rows, scales))."""
+    _, at, scales = terms.setdefault(id(lm), (lm, [], []))
+    at += rows
+    scales += [scale] * len(rows)
 
 
 def forced_log_probs(

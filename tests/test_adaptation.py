@@ -467,6 +467,31 @@ def test_internal_lm_is_the_joiner_without_the_encoder(adapted_bundle: Path) -> 
     assert (ilm[:, runner.blank_id] == 0).all()
 
 
+def test_decoder_and_internal_lm_rows_are_computed_once_per_context(adapted_bundle: Path) -> None:
+    """HeadRunner.decoder_rows / internal_lm_rows: what `decoder` / `internal_lm` give each context, a context run
+    through the prediction network once however often beam search asks for it."""
+    runner = StreamingTransducer(load_bundle(adapted_bundle, threads=1)).heads[0]
+    asked: list[int] = []
+    decoder = runner.decoder
+
+    def counting(y: np.ndarray) -> np.ndarray:
+        asked.append(len(y))
+        return decoder(y)
+
+    runner.decoder = counting  # type: ignore[method-assign]
+    contexts = [(0, 0), (0, 7), (0, 0), (5, 9)]
+    direct = decoder(np.array(contexts, dtype=np.int64))
+    assert np.abs(runner.decoder_rows(contexts) - direct).max() < 1e-5
+    assert asked == [3]  # the three distinct contexts, in one run
+    assert (
+        np.abs(runner.decoder_rows([(5, 9), (0, 7), (3, 4)]) - decoder(np.array([[5, 9], [0, 7], [3, 4]]))).max() < 1e-5
+    )
+    assert asked == [3, 1]  # only the new one
+    ilm = runner.internal_lm_rows(contexts)
+    assert np.abs(ilm - runner.internal_lm(direct)).max() < 1e-4 and asked == [3, 1]  # the decoder rows remembered
+    assert np.array_equal(runner.internal_lm_rows(contexts[::-1]), ilm[::-1])
+
+
 # ---- The start fields and their checks ----
 
 
