@@ -612,7 +612,8 @@ bench-lm-en: $(VENV)/.dev
 	$(PY) benchmarks/bench_lm.py --bundle $(BUNDLES)/en-open --lm general --dev $(V2)/en/dev.jsonl \
 		--test open=$(V2)/en/test.jsonl rhvoice=$(V2)/en/test_engine.jsonl asterisk=$(DATA)/asterisk/en/test.jsonl \
 		grammar=$(GRAMMAR_CORPUS)/en/test.jsonl unseen=$(GRAMMAR_CORPUS)/en/test_unseen.jsonl \
-		--lm-scales 0.3 0.4 0.5 --ilm-scales 0.1 0.2 --lodr-scales 0 0.15 --out benchmarks/results/lm/en-open-general.json
+		--lm-scales 0.3 0.4 0.5 --ilm-scales 0.1 0.2 --lodr-scales 0 0.15 --settle-ms 640 \
+		--out benchmarks/results/lm/en-open-general.json
 
 # Text-only adaptation compared (issue 20; docs/adaptation.md): fusion, ILME, LODR, density ratio, TTS fine-tuning
 # on the grammar's unseen families, en-open.

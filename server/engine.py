@@ -186,13 +186,15 @@ class Engine:
 
     @property
     def decoding(self) -> dict:
-        """What a stream that asks for nothing gets, as GET /v1/models says it: its search and its LM (the model's
-        general LM, `Planner.defaulted`), if any."""
+        """What a stream that asks for nothing gets, as GET /v1/models says it: its search (with beam search, the
+        beam and how old words get before it settles them) and its LM (the model's general LM, `Planner.defaulted`),
+        if any."""
         plan = self.planner.plan()
         search = self.planner.search_for(None, None, 0, plan)
         adaptation = self.planner.defaulted(plan, search, None)
         lm = adaptation.lm if adaptation is not None else None
-        return {"search": search, **({"lm": lm} if lm else {})}
+        beam = {"beam": self.config.beam, "settle_ms": self.config.settle_ms} if search == "beam" else {}
+        return {"search": search, **beam, **({"lm": lm} if lm else {})}
 
     @property
     def translate_languages(self) -> list[str]:

@@ -86,7 +86,7 @@ def test_bundle_refuses_two_general_lms_or_a_general_source_lm(general_bundle: P
 def test_a_plain_stream_gets_beam_search_and_the_general_lm(general_bundle: Path) -> None:
     engine = Engine(load_bundle(general_bundle, threads=1))
     plan = engine.plan()
-    assert engine.decoding == {"search": "beam", "lm": "gen"}
+    assert engine.decoding == {"search": "beam", "beam": 4, "settle_ms": 640.0, "lm": "gen"}
     assert engine.search_for(None, None, 0, plan) == "beam"
     assert engine.defaulted(plan, "beam", None) == Adaptation(lm="gen")
     assert engine.search_for(None, None, 2, plan) == "beam"  # alternatives: the beam's, with the LM too
@@ -108,7 +108,11 @@ def test_a_plain_stream_gets_beam_search_and_the_general_lm(general_bundle: Path
     # a bundle without a general LM: greedy unless the server says beam
     plain = load_bundle(EN_SMALL, threads=1)
     assert Engine(plain).decoding == {"search": "greedy"}
-    assert Engine(plain, EngineConfig(search="beam")).decoding == {"search": "beam"}
+    assert Engine(plain, EngineConfig(search="beam", beam=8, settle_ms=0)).decoding == {
+        "search": "beam",
+        "beam": 8,
+        "settle_ms": 0,
+    }
 
 
 def test_the_general_lm_is_fused_into_a_plain_streams_search(general_bundle: Path) -> None:

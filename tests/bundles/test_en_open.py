@@ -125,4 +125,5 @@ def test_a_server_over_the_committed_bundles_defaults_to_en_open(committed_serve
     assert DEFAULT_MODEL == "en-open" and body["default"] == "en-open"
     assert {"en-open", "en-small"} <= {m["name"] for m in body["models"]}
     decoding = {m["name"]: m["decoding"] for m in body["models"]}
-    assert decoding["en-open"] == {"search": "beam", "lm": "general"} and decoding["en-small"] == {"search": "greedy"}
+    assert decoding["en-open"] == {"search": "beam", "beam": 4, "settle_ms": 640, "lm": "general"}
+    assert decoding["en-small"] == {"search": "greedy"}
