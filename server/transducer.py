@@ -68,7 +68,10 @@ from server.lm_rnn import RnnLM
 __all__ = ["EncoderState", "stack_states", "unstack_states"]  # the encoder state lives in server/encoders.py
 
 
-CONTEXT_CACHE = 8192  # decoder contexts a head remembers the outputs of (`HeadRunner.decoder_rows`)
+# Decoder contexts a head remembers the outputs of (`HeadRunner.decoder_rows`): beam search reuses the few of its
+# live hypotheses frame after frame; en-open meets about 4,000 distinct ones in 100 test utterances, and 4,096 of
+# them hold 13 MB (a 320-wide decoder row and a 500-token internal-LM row each), emptied when full.
+CONTEXT_CACHE = 4096
 
 
 @dataclass
