@@ -81,12 +81,13 @@ class NgramLM:
         return int(self.unigram.shape[0])
 
     def history(self, tokens: Sequence[int]) -> tuple[int, ...]:
-        """The last order-1 tokens of a hypothesis, padded on the left with the boundary (<s>)."""
-        n = self.order - 1
+        """The last order-1 tokens of a hypothesis, padded on the left with the boundary (<s>). (Beam search asks
+        for every hypothesis every frame: no per-token conversion; numpy integers hash and compare as ints do.)"""
+        n = len(self.orders)
         if n == 0:
             return ()
-        tail = tuple(int(t) for t in tokens[-n:])
-        return (self.boundary_id,) * (n - len(tail)) + tail
+        tail = tuple(tokens[-n:])
+        return tail if len(tail) == n else (self.boundary_id,) * (n - len(tail)) + tail
 
     def log_probs(self, history: Sequence[int]) -> np.ndarray:
         """`(V,)` float32 natural-log probabilities of the next token after `history` (its last order-1 tokens
