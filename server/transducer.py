@@ -50,7 +50,7 @@ server/recognizer.py) at the cost of what a later frame could have corrected.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -113,7 +113,14 @@ class HeadRunner:
     def _array(self, contexts: Sequence[tuple[int, ...]]) -> np.ndarray:
         return np.array(contexts, dtype=np.int64).reshape(len(contexts), self.context_size)
 
-    def _rows(self, name: str, contexts: Sequence[tuple[int, ...]], compute) -> np.ndarray:
+    def _rows(
+        self,
+        name: str,
+        contexts: Sequence[tuple[int, ...]],
+        compute: Callable[[list[tuple[int, ...]]], np.ndarray],
+    ) -> np.ndarray:
+        """The rows of `contexts` from the cache `name` (made on first use: test heads skip `__init__`), `compute`
+        run once on the contexts it lacks."""
         cache: dict[tuple[int, ...], np.ndarray] = self.__dict__.setdefault(name, {})
         rows: dict[tuple[int, ...], np.ndarray | None] = {}
         missing = []
