@@ -225,8 +225,6 @@ class StreamRecognizer:
         spec = model.spec
         self.beam = beam
         self.alternatives = alternatives if search == "beam" else 0
-        frame_ms = spec.features.frame_shift_ms * spec.subsampling
-        self.settle = 0 if self.alternatives else max(0, round(settle_ms / frame_ms))  # encoder frames
         self.punctuators = punctuators or {}
         self.numerals = numerals
         self.redact = redact
@@ -240,6 +238,7 @@ class StreamRecognizer:
         # Seconds per encoder frame: the bundle's fbank shift times its subsampling (parley.contract's 40 ms for
         # Parley's own bundles; imported ones say theirs).
         self.frame_s = spec.features.frame_shift_ms / 1000.0 * spec.subsampling
+        self.settle = 0 if self.alternatives else max(0, round(settle_ms / 1000.0 / self.frame_s))  # encoder frames
         self.encoder: EncoderState = model.init_state(1, plan.spoken)
         self.detector = EndpointDetector(endpoint, self.frame_s)
         self.caption = plan.caption if plan.caption is not None else plan.candidates[0][1]

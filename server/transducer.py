@@ -476,9 +476,9 @@ def _adaptation_scores(
     start = 0
     for s in states:
         rows = range(start, start + len(s.hyps))
-        start += len(s.hyps)
+        start = rows.stop
         if s.hotwords is not None:
-            lp = log_probs[start - len(s.hyps) : start]
+            lp = log_probs[rows.start : rows.stop]
             extra[rows.start : rows.stop] += np.stack([s.hotwords.bonuses(h.node, lp[k]) for k, h in enumerate(s.hyps)])
         f = s.fusion
         if f is not None:
