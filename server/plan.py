@@ -28,6 +28,7 @@ could); both are `ValueError`s, and the session answers them with the protocol's
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -42,6 +43,7 @@ from server.biasing import (
 )
 from server.bundle import Bundle, BundleLm, default_lm, source_lm
 from server.lm import MAX_FUSION_SCALE
+from server.prompt import COMMON_STARTS, prompt_terms
 from server.protocol import NO_LM, preview
 from server.respell import RESPELL_THRESHOLD, RESPELL_VERIFY_MARGIN, RESPELL_VERIFY_THRESHOLD, Respeller
 from server.transducer import LmFusion, StreamingTransducer
@@ -317,6 +319,27 @@ class Planner:
                 continue
             kept.append(phrase)
         return kept
+
+    def prompt_hotwords(self, plan: HeadPlan, prompt: str, own: Sequence[str] = ()) -> list[str]:
+        """The names and terms of a free-text `prompt` (server/prompt.py) that `plan`'s stream may take as hotwords
+        beside its `own`: those every captioning head can write, not already among `own` (whatever their case),
+        within `max_hotwords` with them. A capitalized word that begins a sentence is an everyday word, not a name,
+        where it is one of `COMMON_STARTS` or some captioning head's tokenizer writes it as a single piece."""
+        heads = [self.model.heads[h].head for h in plan.captions]
+
+        def common(word: str) -> bool:
+            if word in COMMON_STARTS:
+                return True
+            for head in heads:
+                with contextlib.suppress(ValueError):
+                    if len(phrase_tokens(head.sp, word)) == 1:
+                        return True
+            return False
+
+        taken = {p.lower() for p in own}
+        terms = [t for t in prompt_terms(prompt, common) if t.lower() not in taken]
+        room = self.limits.max_hotwords - len(taken)
+        return self.writable_hotwords(plan, terms)[: max(room, 0)]
 
     def _check_hotword_chars(self, phrase: str) -> None:
         """Raises InvalidOptionError for a hotword over `max_hotword_chars`."""

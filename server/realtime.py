@@ -17,8 +17,9 @@ to a Parley server unchanged (docs/protocol.md "OpenAI's Realtime transcription"
 
 Underneath it is a stream of the same engine as `/v1/stream` (batching, endpointing, limits, keys and account rules,
 draining, metrics counted with `protocol="realtime"`): an item is a Parley segment, OpenAI's server VAD is Parley's
-endpointing (`silence_duration_ms` its silence after speech), a commit is a finalize, `keywords` are hotwords (and may
-change mid-stream, as a context message changes them). Unlike OpenAI's transcription models, which start on a commit,
+endpointing (`silence_duration_ms` its silence after speech), a commit is a finalize, `keywords` are hotwords, and so
+are the names and terms of the transcription's `prompt` (server/prompt.py; both may change mid-stream, as a context
+message changes hotwords). Unlike OpenAI's transcription models, which start on a commit,
 Parley sends each item's deltas while it is spoken: the words a partial promises not to change (`stable`), then the
 rest with the item's end; `completed` carries the final transcript, punctuated and cased where the model can
 (`display`), which replaces what the deltas spelled. A client that sends the `OpenAI-Beta: realtime=v1` header (the
@@ -66,6 +67,7 @@ from server.session import (
     replace_hotwords,
     resolve_start,
     start_adaptation,
+    with_prompt,
 )
 
 if TYPE_CHECKING:
@@ -100,7 +102,8 @@ class RealtimeConfig:
     """A transcription session's configuration: what `session.created` shows and `session.update` changes.
 
     `turn_detection` None: no VAD, the client commits each turn. `extra` keeps the fields Parley accepts and does
-    not use (`prompt`, `noise_reduction`, `include`, ...), to show them back as the client set them.
+    not use (the session's `prompt`, `noise_reduction`, `include`, ...), to show them back as the client set them,
+    and the transcription's `prompt` (`RealtimeConfig.prompt`), whose names and terms become hotwords.
     """
 
     format: str = "audio/pcm"
@@ -114,6 +117,12 @@ class RealtimeConfig:
     @property
     def encoding(self) -> str:
         return FORMATS[self.format]
+
+    @property
+    def prompt(self) -> str | None:
+        """The transcription's prompt, whose names and terms are hotwords beside the keywords (server/prompt.py)."""
+        prompt = self.extra.get("transcription.prompt")
+        return prompt if isinstance(prompt, str) else None
 
     def silence_ms(self) -> int | None:
         """The silence after speech that closes a turn; None without VAD."""
@@ -411,21 +420,25 @@ class RealtimeSession(Connection):
                 raise ProtocolError(
                     INVALID_VALUE, f"{sorted(changed)} cannot change once audio has come (keywords can)"
                 )
-            if cfg.keywords != self.config.keywords:
-                self._keywords(cfg.keywords)
+            if (cfg.keywords, cfg.prompt) != (self.config.keywords, self.config.prompt):
+                self._keywords(cfg)
         else:  # checked now (the model, its language, the hotwords), so that the update's error answers it
-            start = self.service.policy(start_request(cfg), self.key)
+            start = self.service.policy(self._start(cfg), self.key)
             resolve_start(self.service, start, start_adaptation(start))
         self.config = cfg
         await self._event(
             "transcription_session.updated" if self.beta or beta else "session.updated", session=self._shown()
         )
 
-    def _keywords(self, keywords: tuple[str, ...]) -> None:
-        """New keywords mid-stream: the stream's hotwords, as a context message replaces them."""
+    def _start(self, cfg: RealtimeConfig) -> StartRequest:
+        """The start message of a session configured `cfg`: its keywords and its prompt's terms as hotwords."""
+        return with_prompt(self.service, start_request(cfg), cfg.prompt)
+
+    def _keywords(self, cfg: RealtimeConfig) -> None:
+        """New keywords or a new prompt mid-stream: the stream's hotwords, as a context message replaces them."""
         assert self.opened is not None and self.stream is not None
         start, engine, plan = self.opened
-        hotwords = start_request(replace(self.config, keywords=keywords)).hotwords  # checked as a start's are
+        hotwords = self._start(cfg).hotwords  # checked as a start's are
         replace_hotwords(engine, self.stream, start, plan, hotwords)
 
     async def _append(self, audio: Any, arrived: float, clock: IdleClock) -> None:
@@ -446,7 +459,7 @@ class RealtimeSession(Connection):
         await self.stream.push(samples, arrived)
 
     def _open(self) -> None:
-        self.opened = self._open_stream(start_request(self.config), "realtime")
+        self.opened = self._open_stream(self._start(self.config), "realtime")
         self._opened.set()
 
     # ---- Server events ----

@@ -10,7 +10,8 @@ The request is a `multipart/form-data` form, as OpenAI's is: `file` (an audio fi
 reads, WebM from browsers included), `model` (a Parley model's name; OpenAI's names, "whisper-1",
 "gpt-4o-transcribe" and the like, mean the server's default model), `language` (ISO 639-1), `response_format`
 (json, text, srt, vtt, verbose_json, or diarized_json: who speaks, from Parley's talkers on a model that has a
-talker model), `prompt` and `temperature` (accepted, not used: a transducer has no prompt and decodes without
+talker model), `prompt` (its names and terms, "Kowalczyk", "Zentrix Labs", "iPhone", become hotwords, spelled
+with its capitals in `display`: server/prompt.py), `temperature` (accepted, not used: a transducer decodes without
 sampling), `timestamp_granularities[]` (segment, word) and `stream` (true: the text as server-sent events while it
 is decoded). Any field of a start message that POST /v1/transcribe takes as a query parameter may be added to the
 form (`hotwords`, `punctuate`, `redact`, ...: the SDK's `extra_body`). Errors come in OpenAI's shape, `{"error":
@@ -64,6 +65,7 @@ from server.routes_transcribe import (
     recording_decoder,
     start_from_params,
 )
+from server.session import with_prompt
 from server.subtitles import MEDIA_TYPES as SUBTITLE_TYPES
 from server.subtitles import render as render_subtitles
 
@@ -140,7 +142,8 @@ async def _answer(request: Request, service: ServiceDep, settings: SettingsDep, 
         fields = _start_fields(form, service, translate)
         if fmt == DIARIZED:
             fields["talkers"] = "true"  # a model without a talker model refuses it (unsupported_option)
-        start = service.policy(start_from_params(fields, rate, "s16le"), key)
+        start = with_prompt(service, start_from_params(fields, rate, "s16le"), _field(form, "prompt"))
+        start = service.policy(start, key)
         engine, decode = recording_decoder(service, start, rate)
         english = _english(engine.translate_languages, engine.languages) if translate else None
         duration = samples.size / rate

@@ -145,6 +145,24 @@ def writable_hotwords(service: Service, fields: dict) -> tuple[dict, int]:
     return ({**plain, "hotwords": kept} if kept else plain), len(set(phrases)) - len(kept)
 
 
+def with_prompt(service: Service, start: StartRequest, prompt: str | None) -> StartRequest:
+    """`start` with the names and terms of a free-text `prompt` (OpenAI's transcription prompt: server/prompt.py)
+    added to its hotwords at the server's default boost: those its model can write, within the server's
+    `max_hotwords` with the start's own. Unchanged without a prompt, or for a start that asked for greedy search
+    (hotwords need beam search, and the client chose).
+
+    Raises:
+        ProtocolError: what `resolve_start` raises for the start itself.
+    """
+    if not prompt or not prompt.strip() or start.search == "greedy":
+        return start
+    engine, _, plan = resolve_start(service, start, None)
+    terms = engine.planner.prompt_hotwords(plan, prompt, [phrase for phrase, _ in start.hotwords])
+    if not terms:
+        return start
+    return replace(start, hotwords=start.hotwords + tuple((t, None) for t in terms))
+
+
 def replace_hotwords(
     engine: Engine, stream: Stream | StreamGroup, start: StartRequest, plan: HeadPlan, hotwords: tuple
 ) -> None:

@@ -44,7 +44,7 @@ from server.protocol import (
     start_from_dict,
 )
 from server.recognizer import Final, Partial, Result
-from server.session import Connection, GoneError, IdleClock, writable_hotwords
+from server.session import Connection, GoneError, IdleClock, with_prompt, writable_hotwords
 
 log = logging.getLogger("parley.whisperlive")
 
@@ -79,6 +79,7 @@ class Options:
     translate_to: str | None = None  # enable_translation's target, or "en" for task "translate"
     words: bool = False
     ignored: tuple[str, ...] = field(default_factory=tuple)
+    prompt: str | None = None  # initial_prompt, whose names and terms are hotwords (server/prompt.py)
 
 
 def parse_options(text: str, models: Mapping[str, Any]) -> Options:
@@ -131,12 +132,13 @@ def parse_options(text: str, models: Mapping[str, Any]) -> Options:
     last_n = get("send_last_n_segments", int, 10)
     if not 1 <= last_n <= MAX_LAST_SEGMENTS:
         raise ProtocolError(INVALID_VALUE, f'"send_last_n_segments" must be 1-{MAX_LAST_SEGMENTS}')
+    prompt = get("initial_prompt", str)
     taken = {"uid", "model", "language", "task", "enable_translation", "target_language", "hotwords"}
-    taken |= {"audio_format", "send_last_n_segments", "word_timestamps"}
+    taken |= {"audio_format", "send_last_n_segments", "word_timestamps", "initial_prompt"}
     ignored = tuple(sorted(k for k, v in d.items() if k not in taken and v not in (None, False)))
     return Options(
         uid, fields, audio_format, last_n, fields.get("language"), translate_to, bool(get("word_timestamps", bool)),
-        ignored,
+        ignored, prompt,
     )  # fmt: skip
 
 
@@ -187,7 +189,7 @@ class WhisperLiveSession(Connection):
             fields, dropped = writable_hotwords(svc, {**self.options.fields, "sample_rate": RATE, "encoding": "f32le"})
             if dropped:
                 log.info("%s %s: %d hotwords left out", self.kind, self.id, dropped)
-            start = start_from_dict(fields)
+            start = with_prompt(svc, start_from_dict(fields), self.options.prompt)
             _, _, plan = self._open_stream(start, "whisperlive")
         except ProtocolError as e:
             await self._fail(e)

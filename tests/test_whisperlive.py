@@ -35,7 +35,8 @@ def test_the_options_become_a_start() -> None:
     )  # fmt: skip
     assert o.uid == "abc" and o.audio_format == "int16" and o.last_n == 3 and o.language == "en"
     assert o.fields == {"type": "start", "partials": True, "language": "en", "hotwords": ["kowalczyk", "zentrix"]}
-    assert o.translate_to is None and o.ignored == ("no_speech_thresh", "use_vad")
+    assert o.translate_to is None and o.ignored == ("no_speech_thresh", "use_vad") and o.prompt is None
+    assert parse_options('{"uid": "u", "initial_prompt": "Call McAllister."}', MODELS).prompt == "Call McAllister."
     # a Parley bundle's name picks it; Whisper's sizes pick the default; translate means into English
     o = parse_options('{"uid": "u", "model": "sm2-mini", "language": "de", "task": "translate"}', MODELS)
     assert o.fields["model"] == "sm2-mini" and o.fields["translate"] == ["en"] and o.translate_to == "en"
@@ -49,6 +50,7 @@ def test_the_options_become_a_start() -> None:
         ('{"uid": "u", "send_last_n_segments": 0}', "invalid_value"),
         ('{"uid": "u", "language": 5}', "invalid_value"),
         ('{"uid": "u", "hotwords": [1, 2]}', "invalid_value"),
+        ('{"uid": "u", "initial_prompt": ["Call"]}', "invalid_value"),
     ]:
         with pytest.raises(ProtocolError) as e:
             parse_options(text, MODELS)
@@ -184,3 +186,18 @@ def test_faster_whispers_hotwords_string_becomes_the_streams_hotwords(en_open_se
         return " ".join(s["text"] for s in [m["segments"] for m in ms if "segments" in m][-1] if s["completed"])
 
     assert NAME in heard(messages).lower() and NAME not in heard(plain).lower(), (heard(messages), heard(plain))
+
+
+def test_the_initial_prompts_names_are_hotwords(en_open_server: Running) -> None:
+    """initial_prompt, as faster-whisper takes it: its names become the stream's hotwords (server/prompt.py)."""
+    from models.data.espeak import synthesize
+    from parley.resample import resample
+    from tests.test_context import SENTENCE
+
+    syn = synthesize(SENTENCE, voice="en-us", variant="m3", rate=160)
+    x = np.concatenate([resample(syn.samples, syn.sample_rate, 16000), np.zeros(8000, np.float32)])
+    options = {"uid": "h", "language": "en", "initial_prompt": "A letter from Mr. McAllister."}
+    messages, code = asyncio.run(_session(_root(en_open_server), options, x.tobytes()))
+    assert code == 1000, messages[-2:]
+    (last,) = [m["segments"] for m in messages if "segments" in m][-1:]
+    assert "McAllister" in " ".join(s["text"] for s in last if s["completed"])
