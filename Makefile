@@ -546,6 +546,35 @@ train-en-v2u: $(VENV)/.dev v2-first-50
 	$(call EN2_ALL_TRAIN,train-u,$(EN2T_REAL_REPEAT),$(EN2U_STEPS),$(EN2_EXP)/soup-rs-t.pt,50)
 bundle-en-v2u:
 	$(MAKE) bundle-en-v2l EN2L_CKPT=$(EN2_EXP)/train-u/last.pt
+# Stage v (2026-12-06, fourth session; docs/cards/en-open.md "Stage v"): fresh sentences. This machine had lost the
+# corpus and stages t and u; instead of rebuilding the seed-0 corpus the model has seen, a 20 h build of the same
+# text's train split in another order (seed 5: 40 % of its sentences are ones seed 0's 50 h never spoke, the rest
+# in other voices and effects; the same held-out documents and voices), the Asterisk train clips 8 times over (t's share of real speech), EN2V_STEPS steps from the
+# committed bundle's weights (recovered from its ONNX files). Resumable: `make train-en-v2v` again continues.
+V2_FRESH = $(DATA)/corpus-v2-fresh
+FRESH_HOURS ?= 20
+EN2V_STEPS ?= 5000
+EN2V_REAL_REPEAT ?= 8
+.PHONY: corpus-v2-fresh init-en-v2v train-en-v2v soup-en-v2v
+corpus-v2-fresh: $(VENV)/.dev
+	$(VENV)/bin/parley corpus open --text $(DATA)/text --out $(V2_FRESH) --languages en --hours $(FRESH_HOURS) \
+		--dev 0 --test 0 --jobs $(JOBS) --seed 5
+init-en-v2v: $(VENV)/.dev
+	$(PY) -m models.train.warmstart --bundle $(BUNDLES)/en-open --out $(EN2_EXP)/init-v.pt
+	test -e $(EN2_BPE) || { mkdir -p $(dir $(EN2_BPE)) && cp $(BUNDLES)/en-open/bpe.model $(EN2_BPE); }
+train-en-v2v: $(VENV)/.dev
+	OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(V2_FRESH)/en/train.jsonl \
+		$(foreach i,$(shell seq $(EN2V_REAL_REPEAT)),$(DATA)/asterisk/en/train.jsonl) \
+		--dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) --exp-dir $(EN2_EXP)/train-v \
+		--init $(EN2_EXP)/init-v.pt --layers 8 --loss pruned --prune-range 5 \
+		--rnnt-type modified --prune-warmup-steps 300 --epochs 100 --max-steps $(EN2V_STEPS) --max-seconds 30 \
+		--lr 3e-4 --warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --threads 1 \
+		--dev-utts 150 --dev-every 1000 --checkpoint-every 100
+# The mean of the bundle's weights and v's last checkpoint, measured beside v alone.
+soup-en-v2v: $(VENV)/.dev
+	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-v.pt $(EN2_EXP)/train-v/last.pt \
+		--out $(EN2_EXP)/soup-v.pt
+
 soup-en-v2t: $(VENV)/.dev
 	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/soup-rs.pt $(EN2_EXP)/train-t/last.pt \
 		--out $(EN2_EXP)/soup-rs-t.pt

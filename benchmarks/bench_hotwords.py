@@ -18,6 +18,7 @@ the table), then the same after hotword respelling (server/respell.py) of that b
 `--verify-margins`: the dev names choose the server's defaults, the test names report them. `--lm NAME` fuses one
 of the bundle's LMs (at its default scales, with the bundle's source LM where it sets a `lodr_scale`) into every
 search, with hotwords and without: what a stream gets that asks for both (en-open's general LM, docs/adaptation.md).
+`--settle-ms MS` settles every search's beam as the server settles a stream's (`parley serve --settle-ms`).
 """
 
 from __future__ import annotations
@@ -93,6 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--anywhere", action="store_true", help="match hotwords inside words too (the server matches whole words)"
     )
     parser.add_argument("--lm", help="one of the bundle's LMs to fuse into every search, at its default scales")
+    parser.add_argument(
+        "--settle-ms",
+        type=float,
+        default=0.0,
+        help="every search settles tokens this old (server/transducer.py settle_beam; serve --settle-ms; 0: never)",
+    )
     parser.add_argument("--plain-manifest", help="open-domain utterances without the names, for false alarms and WER")
     parser.add_argument("--plain-utts", type=int, default=100, help="how many of --plain-manifest (default 100)")
     parser.add_argument("--out", help="write the figures as JSON here")
@@ -138,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lodr = source.lm if source is not None and lm.lodr_scale else None
         fusion = LmFusion(lm.lm, lm.lm_scale, lm.ilm_scale, lodr, lm.lodr_scale)
     starts = None if a.anywhere else word_starts(head.tokens)
+    settle = round(a.settle_ms / (model.spec.features.frame_shift_ms * model.spec.subsampling))
 
     def speak(text: str, variant: str) -> np.ndarray:
         s = synthesize(text, voice="en-us", variant=variant, rate=160)
@@ -162,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             hotwords=graph,
             fusion=fusion,
             keep_encoder=True,
+            settle=settle,
         )
         last[:] = out
         return [t.text for t in out]

@@ -201,7 +201,7 @@ class StreamRecognizer:
         profanity: masks listed words in everything the stream is sent (server/profanity.py); None: nothing masked.
         beam: the hypotheses its beam search keeps.
         settle_ms: its beam search settles the best hypothesis's tokens this old (server/transducer.py
-            `settle_beam`; 0: never); not with alternatives, which are the beam's own, nor with hotwords.
+            `settle_beam`; 0: never); not with alternatives, which are the beam's own.
     """
 
     def __init__(
@@ -327,9 +327,7 @@ class StreamRecognizer:
             s = GreedyState.new(runner)
         else:
             hotwords, fusion, _ = self.adaptation.get(head, (None, None, None))
-            # hotwords keep the whole beam: their defaults were tuned on it, and their partials promise nothing
-            settle = self.settle if hotwords is None else 0
-            s = BeamState(hotwords=hotwords, fusion=fusion, beam=self.beam, settle=settle)
+            s = BeamState(hotwords=hotwords, fusion=fusion, beam=self.beam, settle=self.settle)
         s.frames_done = frames_done
         return s
 

@@ -270,8 +270,8 @@ def test_settling_drops_the_hypotheses_that_disagree_with_the_best_ones_old_toke
 
 def test_a_settled_beam_promises_words_sooner(model: StreamingTransducer, speech) -> None:
     """`settle_ms`: a beam search stream settles its best words that old, so its partials' stable prefix holds more
-    of them while the segment goes on (and still never changes); a stream with alternatives or hotwords keeps its
-    whole beam."""
+    of them while the segment goes on (and still never changes); a stream with alternatives keeps its whole beam,
+    one with hotwords settles too."""
     a, b = speech
     x = np.concatenate([a, np.zeros(SR, dtype=np.float32), b])
     runs = {}
@@ -283,7 +283,7 @@ def test_a_settled_beam_promises_words_sooner(model: StreamingTransducer, speech
         assert recognizer.open(search="beam", alternatives=2).settle == 0
         assert recognizer.open(search="beam").searchers[0].settle == ms // 40  # 40 ms encoder frames
         hot = recognizer.open(search="beam", adaptation={0: (ContextGraph([([5, 6], 2.0)]), None, None)})
-        assert hot.searchers[0].settle == 0  # hotwords keep their whole beam
+        assert hot.searchers[0].settle == ms // 40  # hotword streams settle as the others do
     held = {
         ms: max(len(r.text[: r.stable]) for r in rs if isinstance(r, Partial) and r.segment == 1)
         for ms, rs in runs.items()
