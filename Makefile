@@ -488,8 +488,10 @@ soup-en-v2p8: $(VENV)/.dev
 # (`make train-en-v2q` again continues from its last checkpoint).
 EN2Q_STEPS ?= 8000
 # Stage n's 8 layers on all the English data, the Asterisk train clips $(2) times over: exp-dir $(1), $(3) steps,
-# from $(4) (default: stage n's weights), the corpus's first $(5) hours (default 36).
-EN2_ALL_TRAIN = OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(call V2_FIRST,$(or $(5),36)) $(EN2W_EXTRA_all) \
+# from $(4) (default: stage n's weights), the corpus's first $(5) hours (default 36); $(6), if given, the synthetic
+# manifests instead of the corpus's hours and the extra voices' corpora.
+EN2_ALL_TRAIN = OMP_NUM_THREADS=1 $(VENV)/bin/parley train \
+	--train $(or $(6),$(call V2_FIRST,$(or $(5),36)) $(EN2W_EXTRA_all)) \
 	$(foreach i,$(shell seq $(2)),$(DATA)/asterisk/en/train.jsonl) \
 	--dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) --exp-dir $(EN2_EXP)/$(1) \
 	--init $(or $(4),$(EN2_EXP)/init-n.pt) --layers 8 --loss pruned --prune-range 5 \
@@ -563,13 +565,7 @@ init-en-v2v: $(VENV)/.dev
 	$(PY) -m models.train.warmstart --bundle $(BUNDLES)/en-open --out $(EN2_EXP)/init-v.pt
 	test -e $(EN2_BPE) || { mkdir -p $(dir $(EN2_BPE)) && cp $(BUNDLES)/en-open/bpe.model $(EN2_BPE); }
 train-en-v2v: $(VENV)/.dev
-	OMP_NUM_THREADS=1 $(VENV)/bin/parley train --train $(V2_FRESH)/en/train.jsonl \
-		$(foreach i,$(shell seq $(EN2V_REAL_REPEAT)),$(DATA)/asterisk/en/train.jsonl) \
-		--dev $(V2)/en/dev.jsonl --tokenizer $(EN2_BPE) --exp-dir $(EN2_EXP)/train-v \
-		--init $(EN2_EXP)/init-v.pt --layers 8 --loss pruned --prune-range 5 \
-		--rnnt-type modified --prune-warmup-steps 300 --epochs 100 --max-steps $(EN2V_STEPS) --max-seconds 30 \
-		--lr 3e-4 --warmup-steps 100 --dropout 0 --ctc-weight 0.3 --amp $(EN_AMP) --num-workers 1 --threads 1 \
-		--dev-utts 150 --dev-every 1000 --checkpoint-every 100
+	$(call EN2_ALL_TRAIN,train-v,$(EN2V_REAL_REPEAT),$(EN2V_STEPS),$(EN2_EXP)/init-v.pt,,$(V2_FRESH)/en/train.jsonl)
 # The mean of the bundle's weights and v's last checkpoint, measured beside v alone.
 soup-en-v2v: $(VENV)/.dev
 	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-v.pt $(EN2_EXP)/train-v/last.pt \
