@@ -43,6 +43,7 @@ from server.respell import (
     RESPELL_MAX_CONFIDENCE,
     RESPELL_THRESHOLD,
     RESPELL_VERIFY_MARGIN,
+    RESPELL_VERIFY_MAX_CONFIDENCE,
     RESPELL_VERIFY_SPELLINGS,
     RESPELL_VERIFY_THRESHOLD,
     AcousticCheck,
@@ -127,6 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--verify-margins": (
             [2.0, 2.25, 2.5, 2.75],
             "finals' respelling: log-probability per hotword token the hotword may fall short of the recognized run",
+        ),
+        "--verify-confidences": (
+            [RESPELL_VERIFY_MAX_CONFIDENCE],
+            "finals' respelling: runs whose least confident word is below this (not below --respell-confidences' "
+            "default) are respelled only if the acoustic check accepts them",
         ),
         "--verify-spellings": (
             [RESPELL_VERIFY_SPELLINGS],
@@ -221,8 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) -> list[str]:
         """The finals' respelling with the acoustic check (server/respell.py): closeness threshold, verify
         threshold, margin."""
-        threshold, vthr, margin = key
-        speller = Respeller(names, threshold=threshold, verify_threshold=vthr)
+        threshold, vthr, margin, vconf = key
+        speller = Respeller(names, threshold=threshold, verify_threshold=vthr, verify_max_confidence=vconf)
         out = []
         for t, ck in zip(transcripts, cks, strict=True):
             ck.margin = margin
@@ -286,7 +292,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             # respelling without it and the beam search of the same audio
             both = named_transcripts + plain_transcripts
             t1 = time.perf_counter()
-            verified(both, checks(both), names, (RESPELL_THRESHOLD, RESPELL_VERIFY_THRESHOLD, RESPELL_VERIFY_MARGIN))
+            defaults = (
+                RESPELL_THRESHOLD,
+                RESPELL_VERIFY_THRESHOLD,
+                RESPELL_VERIFY_MARGIN,
+                RESPELL_VERIFY_MAX_CONFIDENCE,
+            )
+            verified(both, checks(both), names, defaults)
             t2 = time.perf_counter()
             respelled(both, names, RESPELL_THRESHOLD, RESPELL_MAX_CONFIDENCE)
             t3 = time.perf_counter()
@@ -297,13 +309,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             for n in a.verify_spellings:
                 named_checks, plain_checks = checks(named_transcripts, int(n)), checks(plain_transcripts, int(n))
-                for key in [(t, v, m) for t in a.verify_strict for v in a.verify_thresholds for m in a.verify_margins]:
+                grid = [
+                    (t, v, m, c)
+                    for t in a.verify_strict
+                    for v in a.verify_thresholds
+                    for m in a.verify_margins
+                    for c in a.verify_confidences
+                ]
+                for key in grid:
                     rh = verified(named_transcripts, named_checks, names, key)
                     ro = verified(plain_transcripts, plain_checks, names, key)
-                    default = key == (RESPELL_THRESHOLD, RESPELL_VERIFY_THRESHOLD, RESPELL_VERIFY_MARGIN) and (
-                        n == RESPELL_VERIFY_SPELLINGS
-                    )
-                    name = "/".join(f"{x:g}" for x in key)
+                    default = key == defaults and n == RESPELL_VERIFY_SPELLINGS
+                    name = "/".join(f"{x:g}" for x in key[:3])
+                    if key[3] != RESPELL_VERIFY_MAX_CONFIDENCE:
+                        name += f"/checked below {key[3]:g}"
                     if n != RESPELL_VERIFY_SPELLINGS:
                         name += f"/{n:g} spellings"
                     verify[name] = counts(named, rh, refs, ro, names, default)

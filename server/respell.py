@@ -55,6 +55,8 @@ RESPELL_VERIFY_THRESHOLD = 0.5  # finals: least closeness of a run the transduce
 RESPELL_VERIFY_RUNS = 8  # finals: runs checked per segment at most, the closest first
 RESPELL_VERIFY_MARGIN = 2.25  # log-probability per hotword token the hotword may fall short of the recognized words
 RESPELL_VERIFY_SPELLINGS = 1  # finals: a hotword's tokenizations the check sums
+# finals: runs with a word below this, none below RESPELL_MAX_CONFIDENCE, are respelled only if the check accepts them
+RESPELL_VERIFY_MAX_CONFIDENCE = RESPELL_MAX_CONFIDENCE
 
 _FOLDS = (  # applied in order, on lowercase letters
     ("tch", "c"),
@@ -155,6 +157,9 @@ class Respeller:
         verify_runs: `find` checks at most this many runs of one hypothesis, the closest first (the check's cost).
         capitals: write the hotwords in capitals (True: the model's tokenizer writes capitals, `writes_capitals`) or
             lowercased (False); None: in capitals where the run replaced is (a one-letter "I" counts too).
+        verify_max_confidence: with `verify`, a run whose least confident word is below this but not below
+            `max_confidence` (the model was surer of it) is replaced only if the check accepts it, however close it
+            sounds (None: `max_confidence`, no such runs).
 
     Raises:
         ValueError: no phrases, an empty phrase, a threshold outside (0, 1], a max_confidence outside (0, 1], or a
@@ -171,6 +176,7 @@ class Respeller:
         verify_margin: float = RESPELL_VERIFY_MARGIN,
         verify_runs: int = RESPELL_VERIFY_RUNS,
         capitals: bool | None = None,
+        verify_max_confidence: float | None = RESPELL_VERIFY_MAX_CONFIDENCE,
     ) -> None:
         if not 0 < threshold <= 1 or not 0 < max_confidence <= 1:
             raise ValueError(f"threshold and max_confidence must be in (0, 1], got {threshold}, {max_confidence}")
@@ -184,13 +190,20 @@ class Respeller:
         self.threshold, self.max_confidence, self.extra_words = threshold, max_confidence, extra_words
         self.verify_threshold, self.verify_margin, self.verify_runs = verify_threshold, verify_margin, verify_runs
         self.capitals = capitals
+        self.verify_max_confidence = max(max_confidence, verify_max_confidence or 0.0)
         self._words = [len(p.split()) for p in self.phrases]
         self._by_length: dict[int, list[int]] = {}  # key length -> the phrases with such keys
         for k, key in enumerate(self.keys):
             if key:
                 self._by_length.setdefault(len(key), []).append(k)
 
-    def candidates(self, words: Sequence[str], confidences: Sequence[float], threshold: float) -> list[Respelling]:
+    def candidates(
+        self,
+        words: Sequence[str],
+        confidences: Sequence[float],
+        threshold: float,
+        max_confidence: float | None = None,
+    ) -> list[Respelling]:
         """Every run of `words` (with each word's confidence in [0, 1]) with a doubtful word whose sound key is at
         least `threshold` close to a hotword's, overlapping ones included; none takes a word of a hotword already in
         `words` (a recognized "henderson" stays, whatever "andersen" sounds like). Case does not matter; a run written
@@ -198,6 +211,7 @@ class Respeller:
         if len(words) != len(confidences):
             raise ValueError(f"{len(words)} words but {len(confidences)} confidences")
         longest = max(self._words) + self.extra_words
+        gate = self.max_confidence if max_confidence is None else max_confidence
         lower = [w.lower() for w in words]  # the phrases are lowercased
         said = [False] * len(words)  # words that are a hotword already: no run takes them (for another hotword)
         for p in self.phrases:
@@ -211,7 +225,7 @@ class Respeller:
             for j in range(i + 1, min(i + longest, len(words)) + 1):
                 if said[j - 1]:
                     break
-                doubtful = doubtful or confidences[j - 1] < self.max_confidence
+                doubtful = doubtful or confidences[j - 1] < gate
                 if doubtful:
                     runs.append((i, j, _cached_key("".join(lower[i:j]))))
         cands = []
@@ -239,13 +253,14 @@ class Respeller:
         low = self.verify_threshold if verify is not None else self.threshold
         cands = self.candidates(words, confidences, low)
         sure = [r for r in cands if r.closeness >= self.threshold]
+        checked = [r for r in cands if r.closeness < self.threshold]
+        if verify is not None and self.verify_max_confidence > self.max_confidence:  # runs the model was surer of
+            seen = set(cands)
+            surer = self.candidates(words, confidences, low, self.verify_max_confidence)
+            checked += [r for r in surer if r not in seen]
         # the closest runs first, at most `verify_runs` of them, none that a sure one takes anyway
         doubtful = sorted(
-            (
-                r
-                for r in cands
-                if r.closeness < self.threshold and all(r.end <= o.start or r.start >= o.end for o in sure)
-            ),
+            (r for r in checked if all(r.end <= o.start or r.start >= o.end for o in sure)),
             key=lambda r: (-r.closeness, r.end - r.start, r.start),
         )[: self.verify_runs]
         cands = sure

@@ -69,6 +69,32 @@ def test_a_doubtful_run_that_sounds_like_a_hotword_is_replaced() -> None:
     assert speller.find(["mcallister"], [0.1]) == []
 
 
+def test_runs_the_model_was_surer_of_need_the_check() -> None:
+    """`verify_max_confidence`: with a check, a run whose least confident word is below it but not below
+    `max_confidence` is a candidate however close it sounds, and replaced only where the check accepts it."""
+    words = ["the", "letter", "from", "macalister", "arrived"]
+    sure = [0.99, 0.97, 0.9, 0.8, 0.95]  # "macalister" at 0.8: not doubted by the 0.6 gate
+    asked: list[list[str]] = []
+
+    def check(answer: bool):
+        def verify(runs):
+            asked.append([r.phrase for r in runs])
+            return [answer] * len(runs)
+
+        return verify
+
+    plain = Respeller(["mcallister"])
+    assert plain.apply(words, sure, check(True)) == words and asked == []  # never a candidate
+    surer = Respeller(["mcallister"], verify_max_confidence=0.9)
+    assert surer.apply(words, sure, check(True)) == ["the", "letter", "from", "mcallister", "arrived"]
+    assert surer.apply(words, sure, check(False)) == words  # close as it sounds, the check decides
+    assert len(asked) == 2 and all(set(runs) == {"mcallister"} for runs in asked)
+    assert surer.apply(words, sure) == words  # no check (a partial): the gate as before
+    assert Respeller(["mcallister"], verify_max_confidence=0.7).apply(words, sure, check(True)) == words  # 0.8 >= 0.7
+    doubted = [0.99, 0.97, 0.9, 0.3, 0.95]
+    assert surer.apply(words, doubted, check(False))[3] == "mcallister"  # a doubted close run needs no check
+
+
 def test_words_in_capitals_are_compared_whatever_their_case() -> None:
     """A model that writes capitals (icefall's LibriSpeech-trained ones): its words meet the hotwords, which are kept
     lowercased, and a run it wrote in capitals gets the hotword in capitals; a hotword it wrote already stays."""
