@@ -555,7 +555,7 @@ bundle-en-v2u:
 # committed bundle's weights (recovered from its ONNX files). Resumable: `make train-en-v2v` again continues.
 V2_FRESH = $(DATA)/corpus-v2-fresh
 FRESH_HOURS ?= 20
-EN2V_STEPS ?= 5000
+EN2V_STEPS ?= 3000
 EN2V_REAL_REPEAT ?= 8
 .PHONY: corpus-v2-fresh init-en-v2v train-en-v2v soup-en-v2v
 corpus-v2-fresh: $(VENV)/.dev

@@ -23,11 +23,12 @@ import re
 from collections.abc import Callable
 
 # Words (letters, with inner apostrophes and hyphens) and the punctuation that ends a sentence or a list item.
-_TOKEN = re.compile(r"[^\W\d_](?:[^\W_]|['’\-](?=[^\W\d_]))*|[0-9][\w'’\-]*|[.!?;:\n]|,|\S")
+_TOKEN = re.compile(r"[^\W\d_](?:[^\W_]|['\-](?=[^\W\d_]))*|[0-9][\w'\-]*|[.!?;:\n]|,|\S")
 _SENTENCE_END = set(".!?;:\n")
 # Capitalized words that are never names by themselves.
 _NEVER = {"i", "ok", "i'm", "i've", "i'll", "i'd", "mr", "mrs", "ms", "dr", "prof", "st", "mt", "jr", "sr"}
-# English words that often begin a sentence and are not names: what `is_common` needs not know. (A model's
+# English words that often begin a sentence and are not names (function words, greetings, an instruction's verbs):
+# what `is_common` needs not know. (A model's
 # tokenizer says the rest of its everyday words: the server's `is_common` is "in this set or a single piece".)
 _COMMON = """a about above after again against all also although am an and another any anyway are as at be because been
     before being below besides between both but by can could did do does doing done during each either even ever
@@ -38,7 +39,9 @@ _COMMON = """a about above after again against all also although am an and anoth
     something sometimes soon still such than thank thanks that the their theirs them themselves then there therefore
     these they this those though through thus to today together tomorrow too under unless until up upon us very was
     we well were what whatever when whenever where whether which while who whoever whom whose why will with within
-    without would yes yesterday yet you your yours yourself yourselves"""
+    without would yes yesterday yet you your yours yourself yourselves
+    ask book bring call check find get give go keep let look make meet note open play read remind said say see send
+    set show start stop take talk tell thank turn write"""
 COMMON_STARTS = frozenset(_COMMON.split())
 MAX_PHRASE_WORDS = 4  # a longer run of capitalized words is a title, cut into phrases of at most this many
 
@@ -62,7 +65,9 @@ def prompt_terms(prompt: str, is_common: Callable[[str], bool] = COMMON_STARTS._
         run.clear()
 
     starts_sentence = True
-    for token in _TOKEN.findall(prompt):
+    for token in _TOKEN.findall(prompt.replace("’", "'")):
+        if token.lower().endswith("'s") and len(token) > 3:  # a possessive: the name ("McAllister's" is matched too)
+            token = token[:-2]
         if not token[0].isalpha():  # punctuation, a number: a phrase ends here
             close()
             if token in _SENTENCE_END:
@@ -80,7 +85,7 @@ def prompt_terms(prompt: str, is_common: Callable[[str], bool] = COMMON_STARTS._
 
 
 def _is_term(word: str, starts_sentence: bool, is_common: Callable[[str], bool]) -> bool:
-    lower = word.lower().replace("’", "'")
+    lower = word.lower()
     if lower in _NEVER or word == lower or len(word) == 1 or any(c.isdigit() for c in word):
         return False
     if any(c.isupper() for c in word[1:]):  # McAllister, iPhone, NASA

@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
         ("hello world, nothing capitalized here", []),
         ("", []),
         ("北京 and Zürich", ["Zürich"]),  # no case, no term
+        ("Ask O’Connell about McAllister's order.", ["O'Connell", "McAllister"]),  # apostrophes, possessives
     ],
 )
 def test_the_terms_of_a_prompt(prompt: str, terms: list[str]) -> None:
