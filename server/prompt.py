@@ -4,7 +4,7 @@ OpenAI's transcription APIs take a `prompt` ("ZyntriQix, Digique Plus, CynapseFi
 that Whisper reads as preceding text, and the way their users fix the spelling of names. A transducer has no
 preceding text to read, but Parley has per-stream hotwords (server/biasing.py, server/respell.py): so the prompt's
 names and terms become the stream's hotwords, written with the prompt's capitals (finals' `display` keeps them,
-server/written.py).
+server/written.py); a stream that would have had the model's general LM keeps it (server/session.py `with_prompt`).
 
 What counts as a term: a word with a capital letter inside it ("McAllister", "iPhone", "ZyntriQix", "NASA"); a
 capitalized word that does not begin a sentence ("... from Kowalczyk"); and a capitalized word that begins one and is

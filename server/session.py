@@ -148,8 +148,9 @@ def writable_hotwords(service: Service, fields: dict) -> tuple[dict, int]:
 def with_prompt(service: Service, start: StartRequest, prompt: str | None) -> StartRequest:
     """`start` with the names and terms of a free-text `prompt` (OpenAI's transcription prompt: server/prompt.py)
     added to its hotwords at the server's default boost: those its model can write, within the server's
-    `max_hotwords` with the start's own. Unchanged without a prompt, or for a start that asked for greedy search
-    (hotwords need beam search, and the client chose).
+    `max_hotwords` with the start's own. A start that would have had the model's general LM (no hotwords or LM of its
+    own) keeps it: a prompt adds names, it does not take away what the rest of the speech is decoded with. Unchanged
+    without a prompt, or for a start that asked for greedy search (hotwords need beam search, and the client chose).
 
     Raises:
         ProtocolError: what `resolve_start` raises for the start itself.
@@ -160,7 +161,11 @@ def with_prompt(service: Service, start: StartRequest, prompt: str | None) -> St
     terms = engine.planner.prompt_hotwords(plan, prompt, [phrase for phrase, _ in start.hotwords])
     if not terms:
         return start
-    return replace(start, hotwords=start.hotwords + tuple((t, None) for t in terms))
+    lm = start.lm
+    if lm is None and not start.hotwords:  # what the start alone gets (`Planner.defaulted`), the prompt's names aside
+        plain = engine.planner.defaulted(plan, "beam", None)
+        lm = plain.lm if plain is not None else None
+    return replace(start, hotwords=start.hotwords + tuple((t, None) for t in terms), lm=lm)
 
 
 def replace_hotwords(

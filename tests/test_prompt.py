@@ -18,6 +18,10 @@ from parley.resample import resample
 from server.bundle import load_bundle
 from server.engine import Engine, EngineConfig
 from server.prompt import COMMON_STARTS, MAX_PHRASE_WORDS, prompt_terms
+from server.protocol import StartRequest, start_from_dict
+from server.service import Service
+from server.session import with_prompt
+from server.settings import Settings
 from tests.test_context import NAME, SENTENCE
 from tests.test_openai import _wav_file
 from tests.test_realtime import RATE, _append, _events
@@ -94,6 +98,28 @@ def test_what_the_model_can_take(engine: Engine) -> None:
     assert prompt_terms(prompt)[:2] == [one_piece.title(), "Ωmega"]
     assert planner.prompt_hotwords(plan, prompt) == ["McAllister", "Kowalczyk", "Nakamura"]
     assert planner.prompt_hotwords(plan, prompt, own=["mcallister"]) == ["Kowalczyk", "Nakamura"]
+
+
+def test_a_prompted_start_keeps_the_general_lm(engine: Engine) -> None:
+    """`with_prompt`: the prompt's names join the start's hotwords; a start that would have had the model's general
+    LM keeps it, one with hotwords or an LM of its own keeps its choice, one that asked for greedy search is left as
+    it is."""
+    service = Service(Settings(bundles=ROOT / "bundles"))
+    service.engines, service.default_model = {"en-open": engine}, "en-open"
+
+    def start(**fields) -> StartRequest:
+        return start_from_dict({"type": "start", "sample_rate": 16000, "encoding": "s16le", **fields})
+
+    general = engine.planner.general_lm(engine.planner.plan())
+    assert general is not None
+    prompted = with_prompt(service, start(), "Call with Anna McAllister.")
+    assert prompted.hotwords == (("Anna McAllister", None), ("Anna", None), ("McAllister", None))
+    assert prompted.lm == general.name
+    own = with_prompt(service, start(hotwords=["zentrix"]), "Call McAllister.")
+    assert own.hotwords == (("zentrix", None), ("McAllister", None)) and own.lm is None
+    assert with_prompt(service, start(lm="none"), "Call McAllister.").lm == "none"
+    assert with_prompt(service, start(search="greedy"), "Call McAllister.") == start(search="greedy")
+    assert with_prompt(service, start(), "no names here") == start()
 
 
 def _said() -> np.ndarray:
