@@ -7,7 +7,10 @@ included: 500 ms by default).
     python benchmarks/bench_realtime.py --manifest data/corpus-v2/en/test.jsonl --limit 20 \\
         --out benchmarks/results/realtime-en-open-2cpu.json
 
-`--search greedy` and `--settle-ms MS` start the server with those settings (the default: its own).
+`--search greedy` and `--settle-ms MS` start the server with those settings (the default: its own). `--prompt TEXT`
+sets the session's transcription prompt, whose names become hotwords (server/prompt.py): what a prompted session's
+deltas cost (its partials promise no stable prefix, so Realtime spells every word but the last); the POST that
+gives the words' times then asks for the same hotwords and the general LM.
 
 The server runs as a child process (bench_server.py's `parley serve` on --bundles, default model en-open), one
 session at a time, nothing else streaming: a figure of the protocol's latency, not of the server under load
@@ -38,7 +41,9 @@ RATE = 24000
 STEP = 2400  # 100 ms a message
 
 
-async def _session(url: str, pcm: bytes) -> tuple[list[tuple[float, str]], tuple[float, str]]:
+async def _session(
+    url: str, pcm: bytes, prompt: str | None = None
+) -> tuple[list[tuple[float, str]], tuple[float, str]]:
     """One utterance streamed at real time: each delta (seconds after the first append, text), and the completed's
     (seconds, transcript)."""
     from websockets.asyncio.client import connect
@@ -46,6 +51,10 @@ async def _session(url: str, pcm: bytes) -> tuple[list[tuple[float, str]], tuple
     arrivals: list[tuple[float, str]] = []
     async with connect(url) as ws:
         await ws.recv()  # session.created
+        if prompt is not None:
+            session = {"audio": {"input": {"transcription": {"prompt": prompt}}}}
+            await ws.send(json.dumps({"type": "session.update", "session": session}))
+            await ws.recv()  # session.updated
         t0 = time.monotonic()
 
         async def send() -> None:
@@ -94,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the server's --search (default auto: en-open's beam search with its general LM)",
     )
     p.add_argument("--settle-ms", type=float, help="the server's --settle-ms (default: its default)")
+    p.add_argument("--prompt", help="the session's transcription prompt (its names become hotwords)")
     a = p.parse_args(argv)
+    query = ""
+    if a.prompt:
+        from server.prompt import prompt_terms
+
+        query = f"&lm=general&hotwords={','.join(prompt_terms(a.prompt))}"
     clips = manifest_clips(a.manifest, a.limit)
     extra = [] if a.settle_ms is None else ["--settle-ms", f"{a.settle_ms:g}"]
     server = ServerProcess(a.bundles, ["--default-model", "en-open", "--search", a.search, *extra])
@@ -106,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         for clip in clips:
             x = resample(clip.samples, clip.rate, RATE)
             pcm = encode_pcm(np.concatenate([x, np.zeros(RATE, np.float32)]), "s16le")
-            arrivals, (done, _) = asyncio.run(_session(url, pcm))
+            arrivals, (done, _) = asyncio.run(_session(url, pcm, a.prompt))
             body = httpx.post(
-                f"http://127.0.0.1:{server.port}/v1/transcribe?sample_rate={RATE}&encoding=s16le",
+                f"http://127.0.0.1:{server.port}/v1/transcribe?sample_rate={RATE}&encoding=s16le{query}",
                 content=pcm,
                 headers={"content-type": "application/octet-stream"},
                 timeout=60,
@@ -129,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     row = {
         "search": a.search,
         "settle_ms": a.settle_ms,
+        "prompt": a.prompt,
         "utterances": len(clips),
         "skipped": skipped,  # the deltas spelled other words than the same audio's transcript (none expected)
         "words": len(lags),

@@ -11,10 +11,10 @@ capitalized word that does not begin a sentence ("... from Kowalczyk"); and a ca
 not an everyday word (`is_common`: one of `COMMON_STARTS`, "The", "We", "Hello", or, in the server, a word the
 model's tokenizer writes as a single piece; "Kowalczyk" is neither). Single letters, words with digits ("Q3"), "I"
 and its contractions, and titles ("Mr", "Dr") are never terms. Consecutive terms ("Anna McAllister", "Zentrix
-Labs") make one phrase, and each of its words that is not an everyday word is a phrase too (a surname is often said
-alone: "McAllister"); every phrase is kept once, in the prompt's order. Lowercase words are left alone: they are
-words the model knows already, and boosting them would write them where other words were said; send those as
-`hotwords`.
+Labs") make one phrase, and each of its words of five letters or more that is not an everyday word is a phrase too
+(a surname is often said alone: "McAllister"); every phrase is kept once, in the prompt's order. Lowercase words
+are left alone: they are words the model knows already, and boosting them would write them where other words were
+said; send those as `hotwords`.
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ _COMMON = """a about above after again against all also although am an and anoth
     set show start stop take talk tell thank turn write"""
 COMMON_STARTS = frozenset(_COMMON.split())
 MAX_PHRASE_WORDS = 4  # a longer run of capitalized words is a title, cut into phrases of at most this many
+# The least letters of a run's word taken alone ("McAllister", not "Anna" or "Labs"): a short hotword sounds like too
+# many runs of ordinary words ("a for" -> "anna" on en-open, in Realtime sessions with the prompt below).
+MIN_ALONE = 5
 
 
 def prompt_terms(prompt: str, is_common: Callable[[str], bool] = COMMON_STARTS.__contains__) -> list[str]:
@@ -58,7 +61,7 @@ def prompt_terms(prompt: str, is_common: Callable[[str], bool] = COMMON_STARTS._
     def close() -> None:
         for i in range(0, len(run), MAX_PHRASE_WORDS):
             words = run[i : i + MAX_PHRASE_WORDS]
-            alone = [w for w in words if not is_common(w.lower())] if len(words) > 1 else []
+            alone = [w for w in words if len(w) >= MIN_ALONE and not is_common(w.lower())] if len(words) > 1 else []
             for phrase in (" ".join(words), *alone):
                 if phrase not in phrases:
                     phrases.append(phrase)

@@ -495,10 +495,27 @@ class RealtimeSession(Connection):
         if not p.text.startswith(item.sent):  # the words changed under what was spelled: the rest waits for the end
             item.spelling = False
             return
-        # What will not change: `stable`, or every word but the last where the search cannot promise it.
-        settled = p.text[: p.stable] if p.stable is not None else p.text.rsplit(" ", 1)[0] if " " in p.text else ""
+        # What will not change: `stable`, or where the search cannot promise it, the words it has settled.
+        settled = p.text[: p.stable] if p.stable is not None else self._settled(p)
         if len(settled) > len(item.sent):
             await self._delta(item, settled[len(item.sent) :])
+
+    def _settled(self, p: Partial) -> str:
+        """A partial's words that its beam search has settled, where the partial promises none (a stream with
+        hotwords: its final may respell a word): those followed by a word that began at least the engine's
+        `settle_ms` (and a frame) before what was decoded, whose tokens no hypothesis spells otherwise any more.
+        Without settling, every word but the last, as before settling was."""
+        words = [w.text for w in p.words]
+        settle_ms = self.opened[1].config.settle_ms if self.opened is not None else 0.0
+        if settle_ms <= 0 or " ".join(words) != p.text:
+            return p.text.rsplit(" ", 1)[0] if " " in p.text else ""
+        cutoff = p.end - settle_ms / 1000.0 - 0.04
+        n = 0
+        for k in range(1, len(p.words)):
+            if p.words[k].start > cutoff:
+                break
+            n = k
+        return " ".join(words[:n])
 
     async def _delta(self, item: _Item, delta: str) -> None:
         await self._event(
