@@ -154,7 +154,8 @@ def test_openais_prompt_spells_the_name(en_open_server: Running, said: np.ndarra
 
 
 def test_a_realtime_sessions_prompt_spells_the_name(en_open_server: Running, said: np.ndarray) -> None:
-    """`audio.input.transcription.prompt`: set before the audio, and changed mid-session (the next turn's)."""
+    """`audio.input.transcription.prompt`: set before the audio, and changed mid-session (the next turn's); the deltas
+    of a session with hotwords spell only words the final keeps."""
     pcm = encode_pcm(resample(said, 16000, RATE), "s16le")
 
     async def turn(ws) -> str:
@@ -162,6 +163,10 @@ def test_a_realtime_sessions_prompt_spells_the_name(en_open_server: Running, sai
             await ws.send(_append(pcm[i : i + 48000]))
         await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
         done = await _events(ws, "conversation.item.input_audio_transcription.completed")
+        # the deltas spell settled words only: a beginning of the turn's words, never words it took back
+        spelled = "".join(e["delta"] for e in done if e["type"].endswith(".delta")).split()
+        heard = done[-1]["transcript"].lower().replace(".", "").split()
+        assert spelled == heard[: len(spelled)], (spelled, heard)
         return done[-1]["transcript"]
 
     async def go() -> list[str]:
