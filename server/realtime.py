@@ -435,11 +435,12 @@ class RealtimeSession(Connection):
         return with_prompt(self.service, start_request(cfg), cfg.prompt)
 
     def _keywords(self, cfg: RealtimeConfig) -> None:
-        """New keywords or a new prompt mid-stream: the stream's hotwords, as a context message replaces them."""
+        """New keywords or a new prompt mid-stream: the stream's hotwords, as a context message replaces them, and
+        its LM as a session configured so from the start would have it (a prompt's names keep the general LM)."""
         assert self.opened is not None and self.stream is not None
         start, engine, plan = self.opened
-        hotwords = self._start(cfg).hotwords  # checked as a start's are
-        replace_hotwords(engine, self.stream, start, plan, hotwords)
+        new = self._start(cfg)  # checked as a start's are
+        replace_hotwords(engine, self.stream, replace(start, lm=new.lm), plan, new.hotwords)
 
     async def _append(self, audio: Any, arrived: float, clock: IdleClock) -> None:
         if not isinstance(audio, str):
