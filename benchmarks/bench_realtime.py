@@ -9,8 +9,8 @@ included: 500 ms by default).
 
 `--search greedy` and `--settle-ms MS` start the server with those settings (the default: its own). `--prompt TEXT`
 sets the session's transcription prompt, whose names become hotwords (server/prompt.py): what a prompted session's
-deltas cost (its partials promise no stable prefix, so Realtime spells every word but the last); the POST that
-gives the words' times then asks for the same hotwords and the general LM.
+deltas cost (its partials promise no stable prefix, so Realtime spells the words the beam has settled); the POST
+that gives the words' times then asks for the same hotwords and the general LM.
 
 The server runs as a child process (bench_server.py's `parley serve` on --bundles, default model en-open), one
 session at a time, nothing else streaming: a figure of the protocol's latency, not of the server under load

@@ -27,9 +27,8 @@ _TOKEN = re.compile(r"[^\W\d_](?:[^\W_]|['\-](?=[^\W\d_]))*|[0-9][\w'\-]*|[.!?;:
 _SENTENCE_END = set(".!?;:\n")
 # Capitalized words that are never names by themselves.
 _NEVER = {"i", "ok", "i'm", "i've", "i'll", "i'd", "mr", "mrs", "ms", "dr", "prof", "st", "mt", "jr", "sr"}
-# English words that often begin a sentence and are not names (function words, greetings, an instruction's verbs):
-# what `is_common` needs not know. (A model's
-# tokenizer says the rest of its everyday words: the server's `is_common` is "in this set or a single piece".)
+# English words that often begin a sentence and are not names (function words, greetings, an instruction's verbs).
+# A model's tokenizer says the rest of its everyday words: the server's `is_common` is "in this set or a single piece".
 _COMMON = """a about above after again against all also although am an and another any anyway are as at be because been
     before being below besides between both but by can could did do does doing done during each either even ever
     every few first for from further good had has have having he hello her here hers herself hey hi him himself his

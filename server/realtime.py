@@ -504,13 +504,15 @@ class RealtimeSession(Connection):
     def _settled(self, p: Partial) -> str:
         """A partial's words that its beam search has settled, where the partial promises none (a stream with
         hotwords: its final may respell a word): those followed by a word that began at least the engine's
-        `settle_ms` (and a frame) before what was decoded, whose tokens no hypothesis spells otherwise any more.
-        Without settling, every word but the last, as before settling was."""
+        `settle_ms` (and an encoder frame) before what was decoded, whose tokens no hypothesis spells otherwise any
+        more. Without settling, every word but the last, as before settling was."""
         words = [w.text for w in p.words]
-        settle_ms = self.opened[1].config.settle_ms if self.opened is not None else 0.0
-        if settle_ms <= 0 or " ".join(words) != p.text:
+        engine = self.opened[1] if self.opened is not None else None
+        if engine is None or engine.config.settle_ms <= 0 or " ".join(words) != p.text:
             return p.text.rsplit(" ", 1)[0] if " " in p.text else ""
-        cutoff = p.end - settle_ms / 1000.0 - 0.04
+        spec = engine.model.spec
+        frame_s = spec.features.frame_shift_ms / 1000.0 * spec.subsampling
+        cutoff = p.end - engine.config.settle_ms / 1000.0 - frame_s
         n = 0
         for k in range(1, len(p.words)):
             if p.words[k].start > cutoff:

@@ -250,14 +250,17 @@ class Respeller:
         """The runs of `words` (with each word's confidence in [0, 1]) to replace, in order, not overlapping: those at
         least `threshold` close to a hotword, and with `verify` (an `AcousticCheck`) those at least `verify_threshold`
         close that it accepts."""
-        low = self.verify_threshold if verify is not None else self.threshold
-        cands = self.candidates(words, confidences, low)
-        sure = [r for r in cands if r.closeness >= self.threshold]
-        checked = [r for r in cands if r.closeness < self.threshold]
-        if verify is not None and self.verify_max_confidence > self.max_confidence:  # runs the model was surer of
-            seen = set(cands)
-            surer = self.candidates(words, confidences, low, self.verify_max_confidence)
-            checked += [r for r in surer if r not in seen]
+        if verify is not None:
+            cands = self.candidates(words, confidences, self.verify_threshold, self.verify_max_confidence)
+        else:
+            cands = self.candidates(words, confidences, self.threshold)
+        # close enough and doubted: taken unchecked; the rest (less close, or a run the model was surer of) checked
+        sure = [
+            r
+            for r in cands
+            if r.closeness >= self.threshold and min(confidences[r.start : r.end]) < self.max_confidence
+        ]
+        checked = [r for r in cands if r not in sure]
         # the closest runs first, at most `verify_runs` of them, none that a sure one takes anyway
         doubtful = sorted(
             (r for r in checked if all(r.end <= o.start or r.start >= o.end for o in sure)),
