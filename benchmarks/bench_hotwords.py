@@ -19,6 +19,7 @@ the table), then the same after hotword respelling (server/respell.py) of that b
 of the bundle's LMs (at its default scales, with the bundle's source LM where it sets a `lodr_scale`) into every
 search, with hotwords and without: what a stream gets that asks for both (en-open's general LM, docs/adaptation.md).
 `--settle-ms MS` settles every search's beam as the server settles a stream's (`parley serve --settle-ms`).
+`--sounds-like FILE` gives every respelling the hotwords' sounds_like (`parley hotwords learn`'s JSON).
 """
 
 from __future__ import annotations
@@ -105,6 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plain-utts", type=int, default=100, help="how many of --plain-manifest (default 100)")
     parser.add_argument("--out", help="write the figures as JSON here")
     parser.add_argument(
+        "--sounds-like",
+        help="hotwords with their sounds_like (JSON, `parley hotwords learn`): every respelling compares runs with "
+        "them too",
+    )
+    parser.add_argument(
         "--names", type=int, default=len(TEST_NAMES), help=f"names per split, the first N (default {len(TEST_NAMES)})"
     )
     parser.add_argument("--splits", nargs="+", choices=("dev", "test"), default=["dev", "test"], help="name splits run")
@@ -151,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         lodr = source.lm if source is not None and lm.lodr_scale else None
         fusion = LmFusion(lm.lm, lm.lm_scale, lm.ilm_scale, lodr, lm.lodr_scale)
     starts = None if a.anywhere else word_starts(head.tokens)
+    sounds_like: dict[str, list[str]] = {}
+    if a.sounds_like:
+        sounds_like = {i["phrase"]: i.get("sounds_like", []) for i in json.loads(Path(a.sounds_like).read_text())}
     settle = round(a.settle_ms / (model.spec.features.frame_shift_ms * model.spec.subsampling))
 
     def speak(text: str, variant: str) -> np.ndarray:
@@ -210,7 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sorted(out)
 
     def respelled(transcripts: Sequence[Transcript], names: Sequence[str], threshold: float, conf: float) -> list[str]:
-        speller = Respeller(names, threshold=threshold, max_confidence=conf)
+        speller = Respeller(
+            names,
+            threshold=threshold,
+            max_confidence=conf,
+            sounds_like=sounds_like,
+        )
         return [" ".join(speller.apply(*words_of(t))) for t in transcripts]
 
     def checks(transcripts: Sequence[Transcript], spellings: int = RESPELL_VERIFY_SPELLINGS) -> list[AcousticCheck]:
@@ -228,7 +242,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         """The finals' respelling with the acoustic check (server/respell.py): closeness threshold, verify
         threshold, margin."""
         threshold, vthr, margin, vconf = key
-        speller = Respeller(names, threshold=threshold, verify_threshold=vthr, verify_max_confidence=vconf)
+        speller = Respeller(
+            names,
+            threshold=threshold,
+            verify_threshold=vthr,
+            verify_max_confidence=vconf,
+            sounds_like=sounds_like,
+        )
         out = []
         for t, ck in zip(transcripts, cks, strict=True):
             ck.margin = margin
@@ -385,6 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "whole_words": not a.anywhere,
             "frames": FRAMES,
             "voices": VOICES,
+            "sounds_like": a.sounds_like,
         }
         Path(a.out).write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     return 0

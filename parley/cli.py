@@ -15,6 +15,7 @@ without torch, and `parley --help` is instant.
     parley mic --model en-small
     parley loadtest --streams 8 --files a.wav b.wav --json load.json
     parley lm train --text domain.txt --bundle bundles/en-small --name travel
+    parley hotwords learn --bundle bundles/en-open --hotwords names.txt --out names.json
     parley adapt --text domain.txt --bundle bundles/en-small --out bundles/en-travel --mix data/corpus/en/train.jsonl
     parley import-sherpa sherpa-onnx-streaming-zipformer-en-2023-06-26 --out bundles/zipformer-en --language en
 """
@@ -66,6 +67,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "models.train.lm_ngram",
         "main",
         "`lm train`: a token n-gram LM from plain text, added to a bundle for fusion",
+    ),
+    "hotwords": (
+        "models.data.sounds_like",
+        "main",
+        "`hotwords learn`: how a bundle writes each hotword when it hears it (sounds_like), by synthesizing it",
     ),
     "adapt": (
         "models.train.adapt",

@@ -67,6 +67,7 @@ class EngineConfig:
     hotword_boost: float = HOTWORD_BOOST  # the bonus per token of a hotword that names no boost
     hotword_floor: float = HOTWORD_FLOOR  # the hotword graph's acoustic floor (server/biasing.py); 0: off
     server_hotwords: tuple[tuple[str, float | None], ...] = ()  # every beam-search stream's (--hotwords-file)
+    server_sounds_like: tuple[tuple[str, tuple[str, ...]], ...] = ()  # how the model hears some of them (respelling)
     respell_threshold: float = RESPELL_THRESHOLD  # hotword respelling (server/respell.py); 0: off
     respell_verify_threshold: float = RESPELL_VERIFY_THRESHOLD  # finals' checked respelling; 1: off
     respell_verify_margin: float = RESPELL_VERIFY_MARGIN
@@ -95,6 +96,7 @@ class EngineConfig:
             hotword_floor=settings.hotword_floor,
             talker_threshold=settings.talker_threshold,
             server_hotwords=settings.server_hotwords(),
+            server_sounds_like=settings.server_sounds_like(),
             respell_threshold=settings.respell_threshold,
             respell_verify_threshold=settings.respell_verify_threshold,
             respell_verify_margin=settings.respell_verify_margin,
@@ -124,6 +126,7 @@ class EngineConfig:
             self.respell_verify_threshold,
             self.respell_verify_margin,
             self.search,
+            self.server_sounds_like,
         )
 
 

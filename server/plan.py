@@ -100,6 +100,7 @@ class Adaptation:
         lodr_scale: the bundle's source LM's subtracted weight (None: the bundle's default).
         respell: whether doubtful words that sound like a hotword are written as it (server/respell.py; the server's
             `respell_threshold` 0 turns it off for every stream).
+        sounds_like: (phrase, how the model writes it when it hears it) of hotwords that have them, for respelling.
     """
 
     hotwords: tuple[tuple[str, float | None], ...] = ()
@@ -108,6 +109,7 @@ class Adaptation:
     ilm_scale: float | None = None
     lodr_scale: float | None = None
     respell: bool = True
+    sounds_like: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def active(self) -> bool:
@@ -132,6 +134,7 @@ class HotwordLimits:
     respell_verify_threshold: float = RESPELL_VERIFY_THRESHOLD  # finals' respelling checked by the transducer; 1: off
     respell_verify_margin: float = RESPELL_VERIFY_MARGIN  # its margin per hotword token (server/respell.py)
     search: str = "auto"  # the search of streams that ask for none (server/protocol.py, DEFAULT_SEARCHES)
+    server_sounds_like: tuple[tuple[str, tuple[str, ...]], ...] = ()  # how the model hears some of `server`
 
 
 class Planner:
@@ -395,12 +398,16 @@ class Planner:
                 graph = ContextGraph(phrases, head.vocab_size, word_starts(head.tokens), cfg.hotword_floor)
                 if cfg.respell_threshold > 0 and adaptation.respell:  # the same phrases, as words
                     texts = [p for p, _ in adaptation.hotwords] + [t for t, _, _ in server]
+                    sounds_like: dict[str, list[str]] = {}
+                    for phrase, ways in cfg.server_sounds_like + adaptation.sounds_like:
+                        sounds_like.setdefault(phrase.lower(), []).extend(ways)
                     speller = Respeller(
                         texts,
                         threshold=cfg.respell_threshold,
                         verify_threshold=cfg.respell_verify_threshold,
                         verify_margin=cfg.respell_verify_margin,
                         capitals=writes_capitals(head.sp),  # as the graph's phrases: the vocabulary's case
+                        sounds_like=sounds_like,
                     )
             out[h] = (graph, None, speller)
         if adaptation.lm not in (None, NO_LM):

@@ -197,6 +197,7 @@ class StartRequest:
     translate: tuple[str, ...] = field(default_factory=tuple)
     languages: tuple[str, ...] = field(default_factory=tuple)
     hotwords: tuple[tuple[str, float | None], ...] = field(default_factory=tuple)  # (phrase, boost or None)
+    sounds_like: tuple[tuple[str, tuple[str, ...]], ...] = field(default_factory=tuple)  # (phrase, how it is heard)
     respell: bool = True  # doubtful words that sound like a hotword are written as it (server/respell.py)
     lm: str | None = None
     lm_scale: float | None = None
@@ -217,6 +218,8 @@ class StartRequest:
         return BYTES_PER_SAMPLE.get(self.encoding, 0)
 
 
+MAX_SOUNDS_LIKE = 16  # a hotword's "sounds_like" at most (each a run of words respelling compares, server/respell.py)
+MAX_SOUNDS_LIKE_CHARS = 64  # characters in one of them
 MAX_ALTERNATIVES = 10  # start's "alternatives" at most (the beam keeps parley.contract.BEAM hypotheses)
 MAX_CHANNELS = 8  # channels a stream (start's "channels") or a multichannel transcription may have: each a stream
 
@@ -252,6 +255,7 @@ class ContextRequest:
     take effect at the open segment's end, or at once while it has no words yet; `()` clears the stream's own."""
 
     hotwords: tuple[tuple[str, float | None], ...] = ()
+    sounds_like: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def _invalid(name: str, expected: str, value: Any) -> ProtocolError:
@@ -322,17 +326,18 @@ def _endpointing(d: dict) -> Endpointing | None:
 
 
 def _hotwords(d: dict) -> tuple[tuple[str, float | None], ...]:
-    """The optional hotwords: a list of phrases, each a string or {"phrase": str, "boost": number}."""
+    """The optional hotwords: a list of phrases, each a string or {"phrase": str, "boost": number, "sounds_like":
+    [str, ...]} (`_sounds_like` reads the last)."""
     v = d.get("hotwords")
     if v is None:
         return ()
-    expected = 'a list of phrases, each a string or {"phrase": "...", "boost": number}'
+    expected = 'a list of phrases, each a string or {"phrase": "...", "boost": number, "sounds_like": ["...", ...]}'
     if not isinstance(v, list):
         raise _invalid("hotwords", expected, v)
     out: list[tuple[str, float | None]] = []
     for item in v:
         if isinstance(item, dict):
-            if set(item) - {"phrase", "boost"} or not isinstance(item.get("phrase"), str):
+            if set(item) - {"phrase", "boost", "sounds_like"} or not isinstance(item.get("phrase"), str):
                 raise _invalid("hotwords", expected, item)
             boost = _number(item, "boost", 0.0, MAX_HOTWORD_BOOST, open_low=True)
             phrase = item["phrase"]
@@ -343,6 +348,42 @@ def _hotwords(d: dict) -> tuple[tuple[str, float | None], ...]:
         if not phrase.strip():
             raise _invalid("hotwords", "non-empty phrases", item)
         out.append((phrase, boost))
+    return tuple(out)
+
+
+Hotwords = tuple[tuple[str, float | None], ...]  # (phrase, boost per token or None)
+SoundsLike = tuple[tuple[str, tuple[str, ...]], ...]  # (phrase, how the model writes it when it hears it)
+
+
+def parse_hotword_list(items: Any) -> tuple[Hotwords, SoundsLike]:
+    """A list of hotwords as a start message's "hotwords" gives them: its (phrase, boost) pairs and sounds_like.
+
+    Raises:
+        ProtocolError: invalid_value for anything a start message's "hotwords" could not be.
+    """
+    d = {"hotwords": items}
+    if not isinstance(items, list):
+        raise _invalid("hotwords", "a list", items)
+    return _hotwords(d), _sounds_like(d)
+
+
+def _sounds_like(d: dict) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The hotwords' optional "sounds_like": how the model writes a hotword when it hears it (`parley hotwords
+    learn`), at most MAX_SOUNDS_LIKE non-empty strings a hotword, for respelling (server/respell.py)."""
+    out = []
+    for item in d.get("hotwords") or ():
+        if not isinstance(item, dict) or item.get("sounds_like") is None:
+            continue
+        v = item["sounds_like"]
+        if (
+            not isinstance(v, list)
+            or len(v) > MAX_SOUNDS_LIKE
+            or not all(isinstance(w, str) and w.strip() and len(w) <= MAX_SOUNDS_LIKE_CHARS for w in v)
+        ):
+            expected = f"a list of at most {MAX_SOUNDS_LIKE} non-empty strings of {MAX_SOUNDS_LIKE_CHARS} characters"
+            raise _invalid("sounds_like", expected, v)
+        if v:
+            out.append((item["phrase"], tuple(v)))
     return tuple(out)
 
 
@@ -460,6 +501,7 @@ def start_from_dict(d: dict) -> StartRequest:
         translate=translate,
         languages=languages,
         hotwords=hotwords,
+        sounds_like=_sounds_like(d),
         respell=respell,
         lm=lm,
         lm_scale=lm_scale,
@@ -490,7 +532,7 @@ def parse_text_message(text: str | bytes) -> ClientMessage:
         if kind == "context":
             if "hotwords" not in d:
                 raise _invalid("hotwords", "given in a context message (a list; [] clears them)", None)
-            return ContextRequest(_hotwords(d))
+            return ContextRequest(_hotwords(d), _sounds_like(d))
         return StopRequest() if kind == "stop" else FinalizeRequest()
     raise ProtocolError(
         BAD_MESSAGE, f'text messages must have "type" "start", "finalize", "context" or "stop", got {preview(kind)}'

@@ -28,6 +28,10 @@ tokens) >= log P(recognized), each summed over all alignments (server/transducer
 key finds where a name could be; the acoustics say whether it is: "villa over" is Villanueva said by a voice the
 model never heard, "be novak" in "his behaviour" is not Novak.
 
+A hotword may also come with `sounds_like`: how the model writes it when it hears it ("lombardi": "lambary", "long
+bary"; `parley hotwords learn` finds them by synthesizing the hotword, models/data/sounds_like.py). Their keys are
+the hotword's too, from `threshold` on: a run as close to "lambary" is as close to "lombardi".
+
 Overlapping candidates are resolved by closeness (the closest first, then the longer run). The defaults were tuned on
 the dev names of benchmarks/bench_hotwords.py (docs/adaptation.md).
 
@@ -39,7 +43,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,12 +139,14 @@ def _cached_key(text: str) -> str:
 
 @dataclass(frozen=True)
 class Respelling:
-    """Words [start, end) of a hypothesis are `phrase`; `closeness` of their sound keys."""
+    """Words [start, end) of a hypothesis are `phrase`; `closeness` of their sound keys (`heard`: the closest key
+    is one of the hotword's sounds_like, not its own spelling's)."""
 
     start: int
     end: int
     phrase: str
     closeness: float
+    heard: bool = False
 
 
 class Respeller:
@@ -160,6 +166,12 @@ class Respeller:
         verify_max_confidence: with `verify`, a run whose least confident word is below this but not below
             `max_confidence` (the model was surer of it) is replaced only if the check accepts it, however close it
             sounds (None: `max_confidence`, no such runs).
+        sounds_like: for a hotword (as given in `phrases`, any case), how the model writes it when it hears it
+            ("lombardi": ["lambary", "long bary"]; `parley hotwords learn` finds them by synthesizing the hotword):
+            a run at least `threshold` close to one of these is as close to the hotword (the looser
+            `verify_threshold` is for the hotword's own spelling only: a name has one spelling and many mishearings,
+            each of which would bring its own near misses), and the acoustic check still scores the hotword's own
+            tokens. Hotwords not in `phrases` are ignored.
 
     Raises:
         ValueError: no phrases, an empty phrase, a threshold outside (0, 1], a max_confidence outside (0, 1], or a
@@ -177,6 +189,7 @@ class Respeller:
         verify_runs: int = RESPELL_VERIFY_RUNS,
         capitals: bool | None = None,
         verify_max_confidence: float | None = RESPELL_VERIFY_MAX_CONFIDENCE,
+        sounds_like: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if not 0 < threshold <= 1 or not 0 < max_confidence <= 1:
             raise ValueError(f"threshold and max_confidence must be in (0, 1], got {threshold}, {max_confidence}")
@@ -187,15 +200,26 @@ class Respeller:
         if not self.phrases or not all(self.phrases):
             raise ValueError("respelling needs at least one non-empty phrase")
         self.keys = [sound_key(p) for p in self.phrases]
+        index = {p: k for k, p in enumerate(self.phrases)}
+        # (phrase, key) of each way a hotword may sound: its own spelling, then its sounds_like
+        self._entries = [(k, key) for k, key in enumerate(self.keys)]
+        for phrase, aliases in (sounds_like or {}).items():
+            k = index.get(" ".join(phrase.lower().split()))
+            if k is None:
+                continue
+            for alias in aliases:
+                key = sound_key(alias)
+                if key and (k, key) not in self._entries:
+                    self._entries.append((k, key))
         self.threshold, self.max_confidence, self.extra_words = threshold, max_confidence, extra_words
         self.verify_threshold, self.verify_margin, self.verify_runs = verify_threshold, verify_margin, verify_runs
         self.capitals = capitals
         self.verify_max_confidence = max(max_confidence, verify_max_confidence or 0.0)
         self._words = [len(p.split()) for p in self.phrases]
-        self._by_length: dict[int, list[int]] = {}  # key length -> the phrases with such keys
-        for k, key in enumerate(self.keys):
+        self._by_length: dict[int, list[int]] = {}  # key length -> the entries with such keys
+        for e, (_, key) in enumerate(self._entries):
             if key:
-                self._by_length.setdefault(len(key), []).append(k)
+                self._by_length.setdefault(len(key), []).append(e)
 
     def candidates(
         self,
@@ -228,17 +252,22 @@ class Respeller:
                 doubtful = doubtful or confidences[j - 1] < gate
                 if doubtful:
                     runs.append((i, j, _cached_key("".join(lower[i:j]))))
-        cands = []
+        best: dict[tuple[int, int, int], tuple[float, bool]] = {}  # (run, phrase) -> closeness to its nearest key
         for i, j, rk in runs:
-            for k in self._near_length(len(rk), threshold):
-                key, longest_k = self.keys[k], max(len(rk), len(self.keys[k]))
+            for e in self._near_length(len(rk), threshold):
+                k, key = self._entries[e]
+                longest_k = max(len(rk), len(key))
                 if j - i > self._words[k] + self.extra_words:
                     continue
-                d = edit_distance_within(rk, key, int((1 - threshold) * longest_k + 1e-9))
+                bound = threshold if e < len(self.phrases) else max(threshold, self.threshold)
+                d = edit_distance_within(rk, key, int((1 - bound) * longest_k + 1e-9))
                 if d is not None and " ".join(lower[i:j]) != self.phrases[k]:
-                    upper = "".join(words[i:j]).isupper() if self.capitals is None else self.capitals
-                    phrase = self.phrases[k].upper() if upper else self.phrases[k]
-                    cands.append(Respelling(i, j, phrase, 1.0 - d / longest_k))
+                    c = (1.0 - d / longest_k, e >= len(self.phrases))  # entries past the phrases: sounds_like
+                    best[(i, j, k)] = max(c, best.get((i, j, k), (0.0, False)), key=lambda x: (x[0], not x[1]))
+        cands = []
+        for (i, j, k), (c, heard) in best.items():
+            upper = "".join(words[i:j]).isupper() if self.capitals is None else self.capitals
+            cands.append(Respelling(i, j, self.phrases[k].upper() if upper else self.phrases[k], c, heard))
         return cands
 
     def find(
@@ -278,9 +307,9 @@ class Respeller:
         return sorted(chosen, key=lambda r: r.start)
 
     def _near_length(self, n: int, threshold: float) -> list[int]:
-        """The phrases whose keys could be close enough to a key of length n: the edit distance is at least the
-        difference in length, so closeness >= threshold needs 1 - |n - m| / max(n, m) >= threshold (and m within a
-        factor of two of n)."""
+        """The entries (`_entries`) whose keys could be close enough to a key of length n: the edit distance is at
+        least the difference in length, so closeness >= threshold needs 1 - |n - m| / max(n, m) >= threshold (and m
+        within a factor of two of n)."""
         out: list[int] = []
         for m, ks in self._by_length.items():
             if n and n / 2 <= m <= 2 * n and 1 - abs(n - m) / max(n, m) >= threshold:

@@ -169,16 +169,23 @@ def with_prompt(service: Service, start: StartRequest, prompt: str | None) -> St
 
 
 def replace_hotwords(
-    engine: Engine, stream: Stream | StreamGroup, start: StartRequest, plan: HeadPlan, hotwords: tuple
+    engine: Engine,
+    stream: Stream | StreamGroup,
+    start: StartRequest,
+    plan: HeadPlan,
+    hotwords: tuple,
+    sounds_like: tuple = (),
 ) -> None:
-    """A stream's own hotwords replaced mid-stream (a context message, a realtime session's new keywords), its LM
-    and respelling kept (`Engine.set_context`).
+    """A stream's own hotwords (and their `sounds_like`) replaced mid-stream (a context message, a realtime session's
+    new keywords), its LM and respelling kept (`Engine.set_context`).
 
     Raises:
         ProtocolError: invalid_value for hotwords the server refuses; unsupported_option where the model cannot
             take them.
     """
-    adaptation = replace(start_adaptation(start) or Adaptation(respell=start.respell), hotwords=hotwords)
+    adaptation = replace(
+        start_adaptation(start) or Adaptation(respell=start.respell), hotwords=hotwords, sounds_like=sounds_like
+    )
     if start.search == "greedy" and adaptation.lm is None:  # no general LM for a stream that asked for greedy search
         adaptation = replace(adaptation, lm=NO_LM)
     try:
@@ -228,7 +235,9 @@ def start_adaptation(start: StartRequest) -> Adaptation | None:
     """The hotwords and LM a start asks for, as the engine takes them (None: neither)."""
     if not start.hotwords and start.lm is None:
         return None
-    return Adaptation(start.hotwords, start.lm, start.lm_scale, start.ilm_scale, start.lodr_scale, start.respell)
+    return Adaptation(
+        start.hotwords, start.lm, start.lm_scale, start.ilm_scale, start.lodr_scale, start.respell, start.sounds_like
+    )
 
 
 def _adaptation_fields(engine: Engine, adaptation: Adaptation | None) -> dict:
@@ -590,7 +599,7 @@ class Session(Connection):
         start, engine, plan = self.opened
         if context.hotwords and start.search == "greedy":
             raise ProtocolError(INVALID_VALUE, 'hotwords need beam search: this stream asked for "search": "greedy"')
-        replace_hotwords(engine, self.stream, start, plan, context.hotwords)
+        replace_hotwords(engine, self.stream, start, plan, context.hotwords, context.sounds_like)
         log.info("session %s: context of %d hotwords", self.id, len(context.hotwords))
 
     async def _start(self, start: StartRequest) -> None:

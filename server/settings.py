@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -280,7 +281,8 @@ class Settings:
     hotwords_file: Path | None = field(
         default=None,
         metadata=_meta(
-            "hotwords every beam-search stream gets: one phrase per line, optionally a tab and its boost; # comments",
+            "hotwords every beam-search stream gets: one phrase per line, optionally a tab and its boost; # comments; "
+            "or a .json list of start-message hotwords (`parley hotwords learn` writes their sounds_like)",
             Path,
             "FILE",
         ),
@@ -535,6 +537,10 @@ class Settings:
         """The phrases of `hotwords_file` (none without one)."""
         return () if self.hotwords_file is None else read_hotwords(self.hotwords_file)
 
+    def server_sounds_like(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The sounds_like of `hotwords_file`'s phrases (a JSON file's; none otherwise)."""
+        return () if self.hotwords_file is None else read_sounds_like(self.hotwords_file)
+
     def profanity_list(self) -> frozenset[str]:
         """The profanity filter's words: the built-in English list and `profanity_words`'s."""
         extra = frozenset() if self.profanity_words is None else read_words(self.profanity_words)
@@ -623,11 +629,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_hotwords(path: Path) -> tuple[tuple[str, float | None], ...]:
     """A hotwords file: one phrase per line, optionally followed by a tab and its boost per token; blank lines and
-    lines starting with # are skipped.
+    lines starting with # are skipped. A file named *.json holds a list of hotwords as a start message gives them
+    (strings, or {"phrase", "boost", "sounds_like"} objects; `parley hotwords learn` writes one).
 
     Raises:
-        ValueError: a boost that is not a number in (0, 20], naming the line.
+        ValueError: a boost that is not a number in (0, 20], naming the line; a JSON file that is not such a list.
     """
+    if path.suffix == ".json":
+        return _json_hotwords(path)[0]
     out: list[tuple[str, float | None]] = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         text = line.strip()
@@ -644,3 +653,22 @@ def read_hotwords(path: Path) -> tuple[tuple[str, float | None], ...]:
                 raise ValueError(f"hotwords_file {path}, line {n}: boost {boost.strip()!r} is not a number in (0, 20]")
         out.append((phrase.strip(), value))
     return tuple(out)
+
+
+def read_sounds_like(path: Path) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The sounds_like of a JSON hotwords file's phrases (none for a text file).
+
+    Raises:
+        ValueError: a JSON file that is not a list of start-message hotwords.
+    """
+    return _json_hotwords(path)[1] if path.suffix == ".json" else ()
+
+
+def _json_hotwords(path: Path) -> tuple[tuple[tuple[str, float | None], ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """A JSON hotwords file's (phrase, boost) pairs and sounds_like, checked as a start message's hotwords are."""
+    from server.protocol import ProtocolError, parse_hotword_list
+
+    try:
+        return parse_hotword_list(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, ProtocolError) as e:
+        raise ValueError(f"hotwords_file {path}: {e}") from None

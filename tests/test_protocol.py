@@ -258,6 +258,16 @@ def test_schema_matches_the_builders() -> None:
         _check(defs["context"], context, defs)
         assert P.parse_text_message(json.dumps(context)) == P.ContextRequest((("kowalczyk", None), ("zentrix labs", 3)))
     _check(defs["context"], {"type": "context", "hotwords": []}, defs)
+    learned = {"phrase": "lombardi", "boost": 2.5, "sounds_like": ["lambary", "long bary"]}
+    for kind in ("start", "context"):
+        msg = json.loads(start(hotwords=[learned])) if kind == "start" else {"type": "context", "hotwords": [learned]}
+        _check(defs[kind], msg, defs)
+        parsed = P.parse_text_message(json.dumps(msg))
+        assert parsed.hotwords == (("lombardi", 2.5),)
+        assert parsed.sounds_like == (("lombardi", ("lambary", "long bary")),)
+    for bad in ("lambary", [""], ["x" * 65], ["a"] * 17, [3]):
+        with pytest.raises(P.ProtocolError, match="sounds_like"):
+            P.parse_text_message(json.dumps({"type": "context", "hotwords": [{"phrase": "x", "sounds_like": bad}]}))
     _check(defs["start"], json.loads(start(endpointing={"silence_after_speech_s": 0.5})), defs)
     _check(defs["start"], json.loads(start(endpointing=False)), defs)
     _check(defs["start"], json.loads(start(alternatives=3)), defs)

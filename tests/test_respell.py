@@ -120,6 +120,32 @@ def test_overlapping_candidates_keep_the_closest() -> None:
     assert [(r.start, r.end, r.phrase) for r in found] == [(0, 2, "moreno")]
 
 
+def test_a_run_may_sound_like_one_of_the_ways_the_model_hears_the_hotword() -> None:
+    """`sounds_like`: "lambary" is far from "lombardi"'s own key but is how the model writes it; a run is as close to
+    the hotword as to the nearest of its keys (from `threshold` on: the looser check's range is the spelling's)."""
+    words, doubted = ["a", "letter", "from", "lambary", "today"], [0.9, 0.9, 0.9, 0.3, 0.9]
+    assert closeness(sound_key("lambary"), sound_key("lombardi")) < RESPELL_THRESHOLD
+    assert Respeller(["lombardi"]).apply(words, doubted) == words
+    speller = Respeller(["Lombardi"], sounds_like={"LOMBARDI": ["lambary", "long bary"], "nobody": ["from"]})
+    (r,) = speller.find(words, doubted)
+    assert (r.start, r.end, r.phrase, r.closeness, r.heard) == (3, 4, "lombardi", 1.0, True)
+    assert speller.apply(["long", "bary", "said"], [0.4, 0.5, 0.9]) == ["lombardi", "said"]
+    assert speller.apply(words, [0.9, 0.9, 0.9, 0.8, 0.9]) == words, "the confidence gate as for the spelling"
+    assert speller.find(["from"], [0.1]) == [], "a hotword not in the phrases brings no keys"
+    # the spelling's own key, where it is as close, is what the run is matched by (heard False)
+    assert not Respeller(["moreno"], sounds_like={"moreno": ["more no"]}).find(["more", "no"], [0.3, 0.3])[0].heard
+    asked: list = []
+
+    def check(runs):
+        asked.extend(runs)
+        return [True] * len(runs)
+
+    near = Respeller(["lombardi"], sounds_like={"lombardi": ["lanbary"]})  # "lambary" is 6/7 close to "lanbary"
+    assert closeness(sound_key("lambary"), sound_key("lanbary")) < RESPELL_THRESHOLD
+    near.apply(words, doubted, check)
+    assert asked and not any(r.heard for r in asked), "checked runs come from the spelling's key, not the near miss's"
+
+
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="at least one"):
         Respeller([])
@@ -143,6 +169,18 @@ def test_the_planner_gives_each_head_a_respeller_of_the_stream_s_and_the_server_
     # a stream may turn it off for itself (the start message's "respell": false)
     no = Adaptation((("moreno", None),), respell=False)
     assert Planner(en_open, model, cfg.hotwords).adapt(HeadPlan(), no)[0][2] is None
+    # sounds_like of the stream's hotwords and of the server's
+    heard = EngineConfig(
+        server_hotwords=(("zentrix labs", None),), server_sounds_like=(("zentrix labs", ("centric labs",)),)
+    )
+    own = Adaptation((("Lombardi", None),), sounds_like=(("Lombardi", ("lambary",)),))
+    _, _, speller = Planner(en_open, model, heard.hotwords).adapt(HeadPlan(), own)[0]
+    assert speller is not None
+    assert speller.apply(["centric", "labs", "and", "lambary"], [0.3, 0.9, 0.9, 0.2]) == [
+        "zentrix labs",
+        "and",
+        "lombardi",
+    ]
 
 
 # A dev name of benchmarks/bench_hotwords.py that en-open spells "macalister" even with the default boost.

@@ -30,6 +30,28 @@ def test_the_file_is_read_with_boosts_comments_and_clear_errors(tmp_path: Path) 
     assert Settings().server_hotwords() == ()
 
 
+def test_a_json_file_holds_hotwords_as_a_start_message_gives_them(tmp_path: Path) -> None:
+    """What `parley hotwords learn` writes: a list of strings or {phrase, boost, sounds_like} objects."""
+    f = tmp_path / "names.json"
+    f.write_text('["kowalczyk", {"phrase": "lombardi", "boost": 3, "sounds_like": ["lambary", "long bary"]}]')
+    s = Settings(hotwords_file=f)
+    assert s.server_hotwords() == (("kowalczyk", None), ("lombardi", 3))
+    assert s.server_sounds_like() == (("lombardi", ("lambary", "long bary")),)
+    assert EngineConfig.from_settings(s).hotwords.server_sounds_like == s.server_sounds_like()
+    text = tmp_path / "names.txt"
+    text.write_text("lombardi\n")
+    assert Settings(hotwords_file=text).server_sounds_like() == ()
+    for bad, why in (
+        ('{"phrase": "x"}', "a list"),
+        ('[{"phrase": "x", "sounds_like": "lambary"}]', "sounds_like"),
+        ('[{"phrase": "x", "sound_like": []}]', "hotwords"),
+        ("[1, 2", "hotwords_file"),
+    ):
+        f.write_text(bad)
+        with pytest.raises(ValueError, match=why):
+            Settings(hotwords_file=f)
+
+
 @pytest.fixture(scope="module")
 def planner_parts():
     bundle = load_bundle(ROOT / "bundles" / "en-small", providers="cpu", threads=1)
