@@ -19,7 +19,8 @@ the table), then the same after hotword respelling (server/respell.py) of that b
 of the bundle's LMs (at its default scales, with the bundle's source LM where it sets a `lodr_scale`) into every
 search, with hotwords and without: what a stream gets that asks for both (en-open's general LM, docs/adaptation.md).
 `--settle-ms MS` settles every search's beam as the server settles a stream's (`parley serve --settle-ms`).
-`--sounds-like FILE` gives every respelling the hotwords' sounds_like (`parley hotwords learn`'s JSON).
+`--sounds-like FILE` gives every search and respelling the hotwords' sounds_like (`parley hotwords learn`'s JSON),
+boosted at `--boost-sounds-like` times their hotword's boost as the server boosts them.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from parley.contract import BEAM
 from parley.features import SAMPLE_RATE
 from parley.resample import resample
 from parley.wer import wer
-from server.biasing import HOTWORD_FLOOR, ContextGraph, phrase_tokens, word_starts
+from server.biasing import HOTWORD_FLOOR, SOUNDS_LIKE_BOOST, ContextGraph, phrase_tokens, word_starts
 from server.bundle import load_bundle, source_lm
 from server.respell import (
     RESPELL_MAX_CONFIDENCE,
@@ -101,6 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=0.0,
         help="every search settles tokens this old (server/transducer.py settle_beam; serve --settle-ms; 0: never)",
+    )
+    parser.add_argument(
+        "--boost-sounds-like",
+        type=float,
+        default=SOUNDS_LIKE_BOOST,
+        help="the hotword graph boosts each --sounds-like entry's tokens by this times its hotword's boost, as the "
+        f"server does (default {SOUNDS_LIKE_BOOST}; 0: not boosted, respelling only)",
     )
     parser.add_argument("--plain-manifest", help="open-domain utterances without the names, for false alarms and WER")
     parser.add_argument("--plain-utts", type=int, default=100, help="how many of --plain-manifest (default 100)")
@@ -289,6 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for boost, floor in [(0.0, 0.0), *((b, m) for b in a.boosts for m in a.floors)]:
             t0 = time.time()
             phrases = [(phrase_tokens(head.sp, n), boost) for n in names]
+            if a.boost_sounds_like:  # the search is also drawn to the ways the model writes a name
+                b = boost * a.boost_sounds_like
+                phrases += [(phrase_tokens(head.sp, w), b) for n in names for w in sounds_like.get(n, [])]
             graph = ContextGraph(phrases, head.vocab_size, starts, floor) if boost else None
             td = time.perf_counter()
             hyps = decode(audio, graph)
@@ -406,6 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "frames": FRAMES,
             "voices": VOICES,
             "sounds_like": a.sounds_like,
+            "boost_sounds_like": a.boost_sounds_like if a.sounds_like else None,
         }
         Path(a.out).write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     return 0

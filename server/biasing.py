@@ -56,6 +56,10 @@ import numpy as np
 MAX_HOTWORD_BOOST = 20.0  # a hotword's bonus per token (log-probability) is in (0, MAX_HOTWORD_BOOST]
 HOTWORD_BOOST = 2.0  # the bonus per token of a hotword that names none (docs/adaptation.md: tuned on dev names)
 HOTWORD_FLOOR = 4.0  # the acoustic floor's default, in boosts (see the module docstring); 0: off
+# A hotword's sounds_like (how the model writes it when it hears it) are boosted at this share of its boost, so that
+# the search writes them where the model half-hears them and respelling turns them into the hotword
+# (docs/adaptation.md: tuned on dev names).
+SOUNDS_LIKE_BOOST = 0.5
 
 
 class ContextGraph:

@@ -36,6 +36,7 @@ from server.biasing import (
     HOTWORD_BOOST,
     HOTWORD_FLOOR,
     MAX_HOTWORD_BOOST,
+    SOUNDS_LIKE_BOOST,
     ContextGraph,
     phrase_tokens,
     word_starts,
@@ -392,15 +393,24 @@ class Planner:
             server = self._server_hotwords(h)
             phrases = [(ids, boost) for _, ids, boost in server]
             if adaptation.hotwords or phrases:
+                boosts = {" ".join(t.lower().split()): b for t, _, b in server}
                 for phrase, boost in adaptation.hotwords:
                     ids = self._hotword_ids(head, phrase)
                     phrases.append((ids, cfg.hotword_boost if boost is None else boost))
+                    boosts[" ".join(phrase.lower().split())] = phrases[-1][1]
+                sounds_like: dict[str, list[str]] = {}
+                for phrase, ways in cfg.server_sounds_like + adaptation.sounds_like:
+                    key = " ".join(phrase.lower().split())
+                    if key in boosts:
+                        sounds_like.setdefault(key, []).extend(ways)
+                respelling = cfg.respell_threshold > 0 and adaptation.respell
+                for phrase, ways in sounds_like.items() if respelling else ():  # boosted only to be respelled
+                    for way in ways:
+                        with contextlib.suppress(ValueError):  # one the tokenizer cannot write: respelling only
+                            phrases.append((phrase_tokens(head.sp, way), SOUNDS_LIKE_BOOST * boosts[phrase]))
                 graph = ContextGraph(phrases, head.vocab_size, word_starts(head.tokens), cfg.hotword_floor)
-                if cfg.respell_threshold > 0 and adaptation.respell:  # the same phrases, as words
+                if respelling:  # the same phrases, as words
                     texts = [p for p, _ in adaptation.hotwords] + [t for t, _, _ in server]
-                    sounds_like: dict[str, list[str]] = {}
-                    for phrase, ways in cfg.server_sounds_like + adaptation.sounds_like:
-                        sounds_like.setdefault(phrase.lower(), []).extend(ways)
                     speller = Respeller(
                         texts,
                         threshold=cfg.respell_threshold,

@@ -30,7 +30,9 @@ model never heard, "be novak" in "his behaviour" is not Novak.
 
 A hotword may also come with `sounds_like`: how the model writes it when it hears it ("lombardi": "lambary", "long
 bary"; `parley hotwords learn` finds them by synthesizing the hotword, models/data/sounds_like.py). Their keys are
-the hotword's too, from `threshold` on: a run as close to "lambary" is as close to "lombardi".
+the hotword's too, from `threshold` on: a run as close to "lambary" is as close to "lombardi" (and the planner adds
+them to the stream's hotword graph at a share of the hotword's boost, `server.biasing.SOUNDS_LIKE_BOOST`, so that
+the search writes them where the model half-hears them).
 
 Overlapping candidates are resolved by closeness (the closest first, then the longer run). The defaults were tuned on
 the dev names of benchmarks/bench_hotwords.py (docs/adaptation.md).

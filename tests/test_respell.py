@@ -4,11 +4,13 @@ the hotword the model could not spell."""
 import asyncio
 import itertools
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from server.biasing import SOUNDS_LIKE_BOOST
 from server.engine import Engine, EngineConfig
 from server.frontend import Frontend
 from server.plan import Adaptation, HeadPlan, Planner
@@ -173,9 +175,16 @@ def test_the_planner_gives_each_head_a_respeller_of_the_stream_s_and_the_server_
     heard = EngineConfig(
         server_hotwords=(("zentrix labs", None),), server_sounds_like=(("zentrix labs", ("centric labs",)),)
     )
-    own = Adaptation((("Lombardi", None),), sounds_like=(("Lombardi", ("lambary",)),))
-    _, _, speller = Planner(en_open, model, heard.hotwords).adapt(HeadPlan(), own)[0]
-    assert speller is not None
+    own = Adaptation((("Lombardi", 3.0),), sounds_like=(("Lombardi", ("lambary",)),))
+    graph, _, speller = Planner(en_open, model, heard.hotwords).adapt(HeadPlan(), own)[0]
+    assert speller is not None and graph is not None
+    # the search is drawn to them too, at a share of their hotword's boost; not where respelling is off
+    sp = en_open.heads[0].sp
+    lambary, centric = sp.encode("lambary"), sp.encode("centric labs")
+    assert graph.score(lambary) == pytest.approx(SOUNDS_LIKE_BOOST * 3.0 * len(lambary))
+    assert graph.score(centric) == pytest.approx(SOUNDS_LIKE_BOOST * cfg.hotword_boost * len(centric))
+    unspelled = Planner(en_open, model, heard.hotwords).adapt(HeadPlan(), replace(own, respell=False))[0][0]
+    assert unspelled is not None and unspelled.score(lambary) == 0
     assert speller.apply(["centric", "labs", "and", "lambary"], [0.3, 0.9, 0.9, 0.2]) == [
         "zentrix labs",
         "and",

@@ -111,6 +111,9 @@ def test_the_command_writes_start_message_hotwords(tmp_path: Path, capsys) -> No
     assert "wrote" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["learn", "--hotwords", str(tmp_path / "missing.txt"), "--out", str(out)])
+    with pytest.raises(SystemExit):
+        main(["learn", "--bundle", str(tmp_path), "--hotwords", str(names), "--out", str(out)])
+    assert "bundle.json: missing" in capsys.readouterr().err
 
 
 def test_a_stream_takes_sounds_like_in_its_start_its_context_and_the_server_s_file(learned, tmp_path: Path) -> None:

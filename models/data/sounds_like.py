@@ -7,11 +7,13 @@ A name the model never heard in training comes out as words that sound like it (
 bary", "kaminski" as "command ski"), and always much the same words for the same model. Respelling
 (server/respell.py) replaces a doubtful run of words that sounds like a hotword; with the model's own ways of writing
 the hotword as `sounds_like`, a run is compared with those too, so "lambary" is as close to "lombardi" as "lombardi"
-itself. This is what AWS Transcribe's custom vocabularies ask their users to write by hand (`SoundsLike`); Parley
-learns it, because it can synthesize speech: every hotword is spoken by several voices of several engines, alone and
-in carrier sentences, and recognized by the bundle (greedy search, as a stream without hotwords); the words where the
-hotword was are its candidates, kept when they sound somewhat like it (`MIN_CLOSENESS` of the sound keys) and heard
-at least `--min-count` times, the most frequent first.
+itself, and the search favours them as it favours the hotword, at half its boost (server/plan.py). This is what
+AWS Transcribe's custom vocabularies ask their users to write by hand (`SoundsLike`); Parley learns it, because it
+can synthesize speech: every hotword is spoken by several voices of several engines, alone and in carrier sentences,
+and recognized by the bundle (greedy search, as a stream without hotwords); the words where the
+hotword was are its candidates, kept when they sound somewhat like it (`MIN_CLOSENESS` of the sound keys, keys of
+`MIN_KEY` letters or more), are not everyday words (`EVERYDAY_LOG_PROB`) and were heard at least `--min-count`
+times, the most frequent first. en-open's hotword benchmark: test names 72 -> 91 of 96 (docs/adaptation.md).
 
 The voices are training voices of the open-domain corpus's engines (never a test voice or the held-out engine):
 espeak-ng's accents and variants, and where installed SVOX pico, festival, mbrola and flite
@@ -240,9 +242,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"none of the engines {', '.join(a.engines)} is installed here")
     names = sorted({v.engine for v in voices})
     print(f"{len(hotwords)} hotwords x {len(voices)} voices ({', '.join(names)}) x {len(CARRIERS)} carriers")
-    learned, stats = learn(
-        a.bundle, [h.phrase for h in hotwords], voices, min_count=a.min_count, limit=a.max_sounds_like
-    )
+    from server.bundle import BundleError
+
+    try:  # the bundle is loaded before anything is synthesized
+        learned, stats = learn(
+            a.bundle, [h.phrase for h in hotwords], voices, min_count=a.min_count, limit=a.max_sounds_like
+        )
+    except BundleError as e:
+        parser.error(f"--bundle {a.bundle}: {e}")
     items = []
     for h in hotwords:
         item: dict = {"phrase": h.phrase}
