@@ -557,7 +557,7 @@ V2_FRESH = $(DATA)/corpus-v2-fresh
 FRESH_HOURS ?= 20
 EN2V_STEPS ?= 3000
 EN2V_REAL_REPEAT ?= 8
-.PHONY: corpus-v2-fresh init-en-v2v train-en-v2v soup-en-v2v train-en-v2vb
+.PHONY: corpus-v2-fresh init-en-v2v train-en-v2v soup-en-v2v train-en-v2vb soup-en-v2vb
 corpus-v2-fresh: $(VENV)/.dev
 	$(VENV)/bin/parley corpus open --text $(DATA)/text --out $(V2_FRESH) --languages en --hours $(FRESH_HOURS) \
 		--dev 0 --test 0 --jobs $(JOBS) --seed 5
@@ -574,6 +574,11 @@ soup-en-v2v: $(VENV)/.dev
 # (it tied the bundle, docs/cards/en-open.md "Stage v"), as u's second cycle followed t. Resumable.
 train-en-v2vb: $(VENV)/.dev
 	$(call EN2_ALL_TRAIN,train-vb,$(EN2V_REAL_REPEAT),$(EN2V_STEPS),$(EN2_EXP)/soup-v.pt,,$(V2_FRESH)/en/train.jsonl)
+# Stage vb (measured 2026-12-06, fifth session, not adopted: docs/cards/en-open.md): the mean of the bundle's weights
+# and vb's last passes the rule in PyTorch and ties RHVoice in int8.
+soup-en-v2vb: $(VENV)/.dev
+	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-v.pt $(EN2_EXP)/train-vb/last.pt \
+		--out $(EN2_EXP)/soup-vb.pt
 
 soup-en-v2t: $(VENV)/.dev
 	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/soup-rs.pt $(EN2_EXP)/train-t/last.pt \
