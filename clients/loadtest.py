@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clients.stream import DEFAULT_URL, StreamResult, add_hotwords_argument, run_stream
+from clients.stream import DEFAULT_URL, StreamResult, add_hotwords_argument, resolve_hotwords, run_stream
 from parley.audio import ENCODINGS, read_wav
 from parley.textnorm import normalize_text
 from parley.wer import ErrorCounts, error_counts
@@ -267,7 +267,7 @@ class Options:
     end_timeout: float = 30.0
     encoding: str = "s16le"  # the wire format (mulaw / alaw: a telephone gateway's load)
     channels: int = 1  # channels per stream (start's "channels": a stereo call's load), each the clip rotated
-    hotwords: tuple[str, ...] = ()  # every stream's hotwords (beam search with a context graph: that load)
+    hotwords: tuple[str | dict, ...] = ()  # every stream's hotwords (beam search with a context graph: that load)
 
 
 def channel_audio(samples: np.ndarray, channels: int) -> np.ndarray:
@@ -574,6 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--target-p95-ms", type=float, default=500.0, help="ramp target for p95 chunk latency (ms)")
     p.add_argument("--max-streams", type=int, default=1024, help="ramp upper bound (default: 1024)")
     a = p.parse_args(argv)
+    resolve_hotwords(p, a)
     if a.streams < 1 or a.max_streams < 1 or a.chunk_ms <= 0 or a.speed < 0:
         p.error("--streams and --max-streams must be >= 1, --chunk-ms > 0, --speed >= 0")
     if not 1 <= a.channels <= MAX_CHANNELS:

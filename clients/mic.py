@@ -33,7 +33,15 @@ from types import ModuleType
 from typing import Any
 
 from clients.resume import AudioLog, stream_resumably
-from clients.stream import DEFAULT_URL, FINALIZE, CaptionPrinter, add_hotwords_argument, speaker_text, start_message
+from clients.stream import (
+    DEFAULT_URL,
+    FINALIZE,
+    CaptionPrinter,
+    add_hotwords_argument,
+    resolve_hotwords,
+    speaker_text,
+    start_message,
+)
 
 MIN_RATE, MAX_RATE = 8000, 48000  # what the protocol accepts (docs/protocol.md)
 INSTALL_HINT = "pip install 'parley[mic]' (on Debian/Ubuntu also: apt install libportaudio2)"
@@ -267,6 +275,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     p = _parser()
     a = p.parse_args(argv)
+    resolve_hotwords(p, a)
     if a.chunk_ms <= 0 or a.chunk_ms > 1000:
         p.error("--chunk-ms must be in (0, 1000]")
     if a.sample_rate is not None and not MIN_RATE <= a.sample_rate <= MAX_RATE:

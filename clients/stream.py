@@ -460,7 +460,8 @@ class CaptionPrinter:
 
 
 def add_hotwords_argument(p: argparse.ArgumentParser) -> None:
-    """`--hotwords PHRASE ...`: the start's hotwords (`parley stream`, `parley mic`)."""
+    """`--hotwords PHRASE ...` and `--hotwords-file FILE`: the start's hotwords (`parley stream`, `parley mic`,
+    `parley loadtest`; `hotword_items` reads them)."""
     p.add_argument(
         "--hotwords",
         nargs="+",
@@ -468,6 +469,55 @@ def add_hotwords_argument(p: argparse.ArgumentParser) -> None:
         metavar="PHRASE",
         help='names and terms to favour (beam search), e.g. --hotwords kowalczyk "zentrix labs"',
     )
+    p.add_argument(
+        "--hotwords-file",
+        metavar="FILE",
+        help="more hotwords: a phrase a line (optionally a tab and its boost; # comments), or a .json list of "
+        "start-message hotwords such as `parley hotwords learn` writes (with their sounds_like)",
+    )
+
+
+def read_hotwords_file(path: str) -> list[str | dict]:
+    """A hotwords file as start-message items: a JSON list (`parley hotwords learn`'s: strings or {"phrase", "boost",
+    "sounds_like"} objects, sent as they are; the server checks them) or text (a phrase a line, optionally a tab and
+    its boost; blank and # lines skipped).
+
+    Raises:
+        ValueError: an unreadable file, JSON that is not a list, or a boost that is not a number.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ValueError(f"--hotwords-file {path}: {e.strerror or e}") from None
+    if path.endswith(".json"):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--hotwords-file {path}: not JSON ({e})") from None
+        if not isinstance(items, list):
+            raise ValueError(f"--hotwords-file {path}: a JSON list of hotwords expected")
+        return items
+    out: list[str | dict] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.strip().startswith("#"):
+            continue
+        phrase, _, boost = line.partition("\t")
+        try:
+            out.append({"phrase": phrase.strip(), "boost": float(boost)} if boost.strip() else phrase.strip())
+        except ValueError:
+            raise ValueError(f"--hotwords-file {path}, line {n}: boost {boost.strip()!r} is not a number") from None
+    return out
+
+
+def resolve_hotwords(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    """`a.hotwords` becomes the start's hotwords from `add_hotwords_argument`'s options: --hotwords, then
+    --hotwords-file's items (a bad file is the parser's error)."""
+    if a.hotwords_file:
+        try:
+            a.hotwords = [*a.hotwords, *read_hotwords_file(a.hotwords_file)]
+        except ValueError as e:
+            p.error(str(e))
 
 
 def _endpointing(a: argparse.Namespace) -> bool | dict | None:
@@ -586,6 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_hotwords_argument(p)
     p.add_argument("--json", action="store_true", help="print every server message as a JSON line instead of text")
     a = p.parse_args(argv)
+    resolve_hotwords(p, a)
     if a.speed < 0 or a.chunk_ms <= 0:
         p.error("--speed must be >= 0 and --chunk-ms > 0")
     if a.no_endpointing and a.silence_after_speech is not None:

@@ -301,6 +301,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help='names and terms to favour (beam search), e.g. --hotwords kowalczyk "zentrix labs"',
     )
     parser.add_argument(
+        "--hotwords-file",
+        type=Path,
+        metavar="FILE",
+        help="more hotwords, as `parley serve --hotwords-file` takes them: a phrase a line, or a .json list such as "
+        "`parley hotwords learn` writes (with their sounds_like)",
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -317,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 <= args.alternatives <= MAX_ALTERNATIVES:
         parser.error(f"--alternatives must be 0-{MAX_ALTERNATIVES}")
     try:
-        settings = Settings(bundles=args.bundles, providers=args.providers)
+        settings = Settings(bundles=args.bundles, providers=args.providers, hotwords_file=args.hotwords_file)
     except ValueError as e:  # a setting out of its range
         print(f"parley transcribe: {e}", file=sys.stderr)
         return 2

@@ -163,3 +163,52 @@ def test_a_stream_takes_sounds_like_in_its_start_its_context_and_the_server_s_fi
     names.write_text(json.dumps([item]))
     with TestClient(create_app(Settings(bundles=folder, hotwords_file=names))) as client:
         assert "delacroix" in said(client, {}).split()
+
+
+def test_the_clients_send_a_hotwords_file_as_start_message_items(tmp_path: Path) -> None:
+    import argparse
+
+    from clients.stream import add_hotwords_argument, read_hotwords_file, resolve_hotwords
+
+    text = tmp_path / "names.txt"
+    text.write_text("# contacts\nlombardi\nzentrix labs\t3\n")
+    assert read_hotwords_file(str(text)) == ["lombardi", {"phrase": "zentrix labs", "boost": 3.0}]
+    learned = tmp_path / "names.json"
+    learned.write_text('[{"phrase": "lombardi", "sounds_like": ["lambary"]}]')
+    p = argparse.ArgumentParser()
+    add_hotwords_argument(p)
+    a = p.parse_args(["--hotwords", "kowalczyk", "--hotwords-file", str(learned)])
+    resolve_hotwords(p, a)
+    assert a.hotwords == ["kowalczyk", {"phrase": "lombardi", "sounds_like": ["lambary"]}]
+    for bad, why in (
+        ("x.json", "No such file"),
+        ("bad.json", "not JSON"),
+        ("obj.json", "a JSON list"),
+        ("b.txt", "line 1"),
+    ):
+        path = tmp_path / bad
+        if bad != "x.json":
+            path.write_text({"bad.json": "[1,", "obj.json": '{"phrase": "x"}', "b.txt": "x\tloud\n"}[bad])
+        with pytest.raises(ValueError, match=why):
+            read_hotwords_file(str(path))
+
+
+def test_parley_transcribe_takes_a_learned_hotwords_file(learned, tmp_path: Path, capsys) -> None:
+    from models.data.espeak import synthesize
+    from parley.audio import write_wav
+    from server.transcribe import main as transcribe_main
+
+    ways, _ = learned
+    syn = synthesize("do i have any new messages from delacroix", voice="en-us", variant="f2", rate=160)
+    wav = tmp_path / "said.wav"
+    write_wav(wav, syn.samples, syn.sample_rate)
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps(["delacroix"]))
+    bundles = ["--bundles", str(ROOT / "bundles"), "--model", "en-open", "--format", "vtt"]
+    assert transcribe_main([str(wav), *bundles, "--hotwords-file", str(names)]) == 0
+    assert "delacroix" not in capsys.readouterr().out.lower()
+    names.write_text(json.dumps([{"phrase": "delacroix", "sounds_like": ways["Delacroix"]}]))
+    assert transcribe_main([str(wav), *bundles, "--hotwords-file", str(names)]) == 0
+    assert "delacroix" in capsys.readouterr().out.lower()
+    assert transcribe_main([str(wav), *bundles, "--hotwords-file", str(tmp_path / "none.json")]) == 2
+    assert "no such file" in capsys.readouterr().err
