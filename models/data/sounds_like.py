@@ -48,7 +48,7 @@ from server.respell import closeness, sound_key
 CARRIERS = ("{}", "this is {}", "i spoke with {}")
 MIN_CLOSENESS = 0.4  # sound-key closeness to the hotword of a kept way of writing it
 MIN_COUNT = 2  # times a way of writing it must be heard
-MIN_KEY = 4  # letters of a kept way of writing's sound key: shorter ones ("fair": "far") are what everyday words sound
+MIN_KEY = 5  # letters of a kept way of writing's sound key: shorter ones ("fair": "far") are what everyday words sound
 MAX_SOUNDS_LIKE = 8  # ways of writing kept per hotword
 EXTRA_WORDS = 2  # a way of writing it has at most this many words more than the hotword (server/respell.py's runs)
 ENGINES = ("espeak", "pico", "festival", "mbrola", "flite")
