@@ -20,7 +20,9 @@ of the bundle's LMs (at its default scales, with the bundle's source LM where it
 search, with hotwords and without: what a stream gets that asks for both (en-open's general LM, docs/adaptation.md).
 `--settle-ms MS` settles every search's beam as the server settles a stream's (`parley serve --settle-ms`).
 `--sounds-like FILE` gives every search and respelling the hotwords' sounds_like (`parley hotwords learn`'s JSON),
-boosted at `--boost-sounds-like` times their hotword's boost as the server boosts them.
+boosted at `--boost-sounds-like` times their hotword's boost as the server boosts them. `--speaker rhvoice` has
+RHVoice's four English voices say the name sentences and the six plain grammar ones instead of espeak-ng: the held-out
+engine, which neither training nor `parley hotwords learn` uses.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.data.engines import EngineVoice
+from models.data.engines import speak as speak_engine
 from models.data.espeak import synthesize
 from models.data.manifest import load_audio, read_manifest
 from parley.contract import BEAM
@@ -71,6 +75,9 @@ FRAMES = [
     "the letter from {} arrived after the storm",
 ]
 VOICES = ["m3", "f2", "m1", "f4"]
+# `--speaker rhvoice`: the held-out engine's four English voices (no training split and no `parley hotwords learn`
+# voice is RHVoice's), each at its default speed
+RHVOICE_VOICES = ["alan", "bdl", "clb", "slt"]
 PLAIN = [
     "do i have any new messages from sam",
     "text noah that i'll bring bread",
@@ -109,6 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=SOUNDS_LIKE_BOOST,
         help="the hotword graph boosts each --sounds-like entry's tokens by this times its hotword's boost, as the "
         f"server does (default {SOUNDS_LIKE_BOOST}; 0: not boosted, respelling only)",
+    )
+    parser.add_argument(
+        "--speaker",
+        choices=("espeak", "rhvoice"),
+        default="espeak",
+        help="who says the name sentences: four espeak-ng en-us variants (default) or RHVoice's four English voices, "
+        "the engine no training split and no `parley hotwords learn` voice is",
     )
     parser.add_argument("--plain-manifest", help="open-domain utterances without the names, for false alarms and WER")
     parser.add_argument("--plain-utts", type=int, default=100, help="how many of --plain-manifest (default 100)")
@@ -170,11 +184,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sounds_like = {i["phrase"]: i.get("sounds_like", []) for i in json.loads(Path(a.sounds_like).read_text())}
     settle = round(a.settle_ms / (model.spec.features.frame_shift_ms * model.spec.subsampling))
 
-    def speak(text: str, variant: str) -> np.ndarray:
-        s = synthesize(text, voice="en-us", variant=variant, rate=160)
-        return resample(s.samples, s.sample_rate, SAMPLE_RATE)
+    voices = RHVOICE_VOICES if a.speaker == "rhvoice" else VOICES
 
-    plain: list[tuple[str, np.ndarray]] = [(t, speak(t, VOICES[i % 4])) for i, t in enumerate(PLAIN)]
+    def speak(text: str, voice: str) -> np.ndarray:
+        if a.speaker == "rhvoice":
+            s = speak_engine(text, EngineVoice("rhvoice", "en", voice))
+        else:
+            s = synthesize(text, voice="en-us", variant=voice, rate=160)
+        return resample(np.asarray(s.samples, dtype=np.float32), s.sample_rate, SAMPLE_RATE)
+
+    plain: list[tuple[str, np.ndarray]] = [(t, speak(t, voices[i % 4])) for i, t in enumerate(PLAIN)]
     if a.plain_manifest:
         for u in read_manifest(a.plain_manifest)[: a.plain_utts]:
             if not set(u.text.split()) & set(TEST_NAMES + DEV_NAMES):
@@ -292,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for split, names in (("dev", dev_names), ("test", test_names)):
         if split not in a.splits:
             continue
-        named = [(f.format(n), n, VOICES[(i + j) % 4]) for i, n in enumerate(names) for j, f in enumerate(FRAMES)]
+        named = [(f.format(n), n, voices[(i + j) % 4]) for i, n in enumerate(names) for j, f in enumerate(FRAMES)]
         audio = [speak(t, v) for t, _, v in named]
         for boost, floor in [(0.0, 0.0), *((b, m) for b in a.boosts for m in a.floors)]:
             t0 = time.time()
@@ -415,7 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "test_names": test_names,
             "whole_words": not a.anywhere,
             "frames": FRAMES,
-            "voices": VOICES,
+            "voices": RHVOICE_VOICES if a.speaker == "rhvoice" else VOICES,
+            "speaker": a.speaker,
             "sounds_like": a.sounds_like,
             "boost_sounds_like": a.boost_sounds_like if a.sounds_like else None,
         }
