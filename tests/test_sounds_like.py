@@ -47,6 +47,9 @@ def test_the_hotwords_file_is_text_or_json(tmp_path: Path) -> None:
     j = tmp_path / "names.json"
     j.write_text('["lombardi", {"phrase": "zentrix labs", "boost": 3}]')
     assert read_hotwords(j) == read_hotwords(t)
+    j.write_text('[{"phrase": "lombardi", "boost": 99}]')
+    with pytest.raises(ValueError, match="boost"):
+        read_hotwords(j)
 
 
 @pytest.fixture(scope="module")

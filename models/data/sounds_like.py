@@ -67,24 +67,15 @@ class Hotword:
 
 
 def read_hotwords(path: Path) -> list[Hotword]:
-    """A hotwords file: JSON (a list of phrases or {"phrase", "boost"} objects) or text (a phrase a line, optionally a
-    tab and its boost; # starts a comment line)."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        out = []
-        for item in json.loads(text):
-            if isinstance(item, str):
-                out.append(Hotword(item))
-            else:
-                out.append(Hotword(item["phrase"], item.get("boost")))
-        return out
-    out = []
-    for line in text.splitlines():
-        if not line.strip() or line.strip().startswith("#"):
-            continue
-        phrase, _, boost = line.partition("\t")
-        out.append(Hotword(phrase.strip(), float(boost) if boost.strip() else None))
-    return out
+    """A hotwords file as `parley serve --hotwords-file` reads it (server/settings.py): text (a phrase a line,
+    optionally a tab and its boost; # starts a comment line) or a .json list of start-message hotwords.
+
+    Raises:
+        ValueError: a bad boost or JSON item, naming the file (and the line).
+    """
+    from server.settings import read_hotwords as read_server_hotwords
+
+    return [Hotword(phrase, boost) for phrase, boost in read_server_hotwords(path)]
 
 
 def learning_voices(engines: Sequence[str], espeak_voices: int, seed: int = 0) -> list[EngineVoice]:
@@ -235,7 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = parser.parse_args(argv)
     if not a.hotwords.is_file():
         parser.error(f"--hotwords {a.hotwords}: no such file")
-    hotwords = read_hotwords(a.hotwords)
+    try:
+        hotwords = read_hotwords(a.hotwords)
+    except ValueError as e:
+        parser.error(f"--hotwords {e}")
     if not hotwords:
         parser.error(f"--hotwords {a.hotwords}: no hotwords in it")
     voices = learning_voices(a.engines, a.espeak_voices, a.seed)
