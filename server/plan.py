@@ -138,6 +138,11 @@ class HotwordLimits:
     server_sounds_like: tuple[tuple[str, tuple[str, ...]], ...] = ()  # how the model hears some of `server`
 
 
+def _normalized(phrase: str) -> str:
+    """A hotword as the speller keeps it (server/respell.py): lowercased, its white space collapsed."""
+    return " ".join(phrase.lower().split())
+
+
 class Planner:
     """A bundle's answers to what a stream asks for: languages, translations, search and adaptation.
 
@@ -152,6 +157,7 @@ class Planner:
         self.model = model
         self.limits = limits or HotwordLimits()
         self._server_cache: dict[int, list[tuple[str, list[int], float]]] = {}
+        self._server_ways_cache: dict[int, list[tuple[str, str, list[int] | None]]] = {}
 
     @property
     def languages(self) -> list[str]:
@@ -305,6 +311,22 @@ class Planner:
             self._server_cache[h] = phrases
         return self._server_cache[h]
 
+    def _server_ways(self, h: int) -> list[tuple[str, str, list[int] | None]]:
+        """The sounds_like of the server's hotwords as (hotword, normalized; the way it sounds; its token ids under
+        head `h`'s tokenizer, None where it cannot write them), tokenized once per head."""
+        if h not in self._server_ways_cache:
+            sp = self.model.heads[h].head.sp
+            ways = []
+            for phrase, sounds in self.limits.server_sounds_like:
+                for way in sounds:
+                    try:
+                        ids: list[int] | None = phrase_tokens(sp, way)
+                    except ValueError:
+                        ids = None
+                    ways.append((_normalized(phrase), way, ids))
+            self._server_ways_cache[h] = ways
+        return self._server_ways_cache[h]
+
     def writable_hotwords(self, plan: HeadPlan, phrases: Sequence[str]) -> list[str]:
         """The phrases `adapt` would take as hotwords of `plan`, in order, each once, at most `max_hotwords`: those
         within the length limits that every captioning head's tokenizer can write. For clients whose protocol has
@@ -393,21 +415,27 @@ class Planner:
             server = self._server_hotwords(h)
             phrases = [(ids, boost) for _, ids, boost in server]
             if adaptation.hotwords or phrases:
-                boosts = {" ".join(t.lower().split()): b for t, _, b in server}
+                boosts = {_normalized(t): b for t, _, b in server}
                 for phrase, boost in adaptation.hotwords:
                     ids = self._hotword_ids(head, phrase)
                     phrases.append((ids, cfg.hotword_boost if boost is None else boost))
-                    boosts[" ".join(phrase.lower().split())] = phrases[-1][1]
+                    boosts[_normalized(phrase)] = phrases[-1][1]
+                respelling = cfg.respell_threshold > 0 and adaptation.respell
+                # the hotwords' sounds_like, for the speller, and their tokens, boosted only to be respelled (one the
+                # tokenizer cannot write: respelling only); the server's tokenized once
                 sounds_like: dict[str, list[str]] = {}
-                for phrase, ways in cfg.server_sounds_like + adaptation.sounds_like:
-                    key = " ".join(phrase.lower().split())
+                for key, way, way_ids in self._server_ways(h) if respelling else ():
+                    if key in boosts:
+                        sounds_like.setdefault(key, []).append(way)
+                        if way_ids is not None:
+                            phrases.append((way_ids, SOUNDS_LIKE_BOOST * boosts[key]))
+                for phrase, ways in adaptation.sounds_like if respelling else ():
+                    key = _normalized(phrase)
                     if key in boosts:
                         sounds_like.setdefault(key, []).extend(ways)
-                respelling = cfg.respell_threshold > 0 and adaptation.respell
-                for phrase, ways in sounds_like.items() if respelling else ():  # boosted only to be respelled
-                    for way in ways:
-                        with contextlib.suppress(ValueError):  # one the tokenizer cannot write: respelling only
-                            phrases.append((phrase_tokens(head.sp, way), SOUNDS_LIKE_BOOST * boosts[phrase]))
+                        for way in ways:
+                            with contextlib.suppress(ValueError):
+                                phrases.append((phrase_tokens(head.sp, way), SOUNDS_LIKE_BOOST * boosts[key]))
                 graph = ContextGraph(phrases, head.vocab_size, word_starts(head.tokens), cfg.hotword_floor)
                 if respelling:  # the same phrases, as words
                     texts = [p for p, _ in adaptation.hotwords] + [t for t, _, _ in server]

@@ -205,13 +205,15 @@ class Respeller:
         index = {p: k for k, p in enumerate(self.phrases)}
         # (phrase, key) of each way a hotword may sound: its own spelling, then its sounds_like
         self._entries = [(k, key) for k, key in enumerate(self.keys)]
+        seen = set(self._entries)
         for phrase, aliases in (sounds_like or {}).items():
             k = index.get(" ".join(phrase.lower().split()))
             if k is None:
                 continue
             for alias in aliases:
-                key = sound_key(alias)
-                if key and (k, key) not in self._entries:
+                key = _cached_key(alias)  # a server's sounds_like come again with every stream
+                if key and (k, key) not in seen:
+                    seen.add((k, key))
                     self._entries.append((k, key))
         self.threshold, self.max_confidence, self.extra_words = threshold, max_confidence, extra_words
         self.verify_threshold, self.verify_margin, self.verify_runs = verify_threshold, verify_margin, verify_runs
