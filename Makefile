@@ -579,6 +579,24 @@ train-en-v2vb: $(VENV)/.dev
 soup-en-v2vb: $(VENV)/.dev
 	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-v.pt $(EN2_EXP)/train-vb/last.pt \
 		--out $(EN2_EXP)/soup-vb.pt
+# Stage vc (2026-12-06, sixth session): v's third cycle from vb's soup (the best weights in PyTorch) on more fresh
+# sentences: another build of the train split in another order (seed 6, FRESH6_HOURS), beside seed 5's 20 h, and the
+# Asterisk clips EN2VC_REAL_REPEAT times over (about v's share of real speech). Resumable.
+V2_FRESH6 = $(DATA)/corpus-v2-fresh6
+FRESH6_HOURS ?= 12
+EN2VC_STEPS ?= 5000
+EN2VC_REAL_REPEAT ?= 13
+.PHONY: corpus-v2-fresh6 train-en-v2vc soup-en-v2vc
+corpus-v2-fresh6: $(VENV)/.dev
+	$(VENV)/bin/parley corpus open --text $(DATA)/text --out $(V2_FRESH6) --languages en --hours $(FRESH6_HOURS) \
+		--dev 0 --test 0 --jobs $(JOBS) --seed 6
+train-en-v2vc: $(VENV)/.dev
+	$(call EN2_ALL_TRAIN,train-vc,$(EN2VC_REAL_REPEAT),$(EN2VC_STEPS),$(EN2_EXP)/soup-vb.pt,,$(V2_FRESH)/en/train.jsonl \
+		$(V2_FRESH6)/en/train.jsonl)
+# The mean of the bundle's weights and vc's last, measured beside vc alone.
+soup-en-v2vc: $(VENV)/.dev
+	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-v.pt $(EN2_EXP)/train-vc/last.pt \
+		--out $(EN2_EXP)/soup-vc.pt
 
 soup-en-v2t: $(VENV)/.dev
 	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/soup-rs.pt $(EN2_EXP)/train-t/last.pt \

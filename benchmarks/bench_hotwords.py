@@ -133,6 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "them too",
     )
     parser.add_argument(
+        "--no-exact-sounds-like",
+        action="store_true",
+        help="respell a run that is a sounds_like word for word only when doubted, as any run (the server did "
+        "until server.respell.RESPELL_EXACT_SOUNDS_LIKE)",
+    )
+    parser.add_argument(
         "--names", type=int, default=len(TEST_NAMES), help=f"names per split, the first N (default {len(TEST_NAMES)})"
     )
     parser.add_argument("--splits", nargs="+", choices=("dev", "test"), default=["dev", "test"], help="name splits run")
@@ -251,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             threshold=threshold,
             max_confidence=conf,
             sounds_like=sounds_like,
+            exact_sounds_like=not a.no_exact_sounds_like,
         )
         return [" ".join(speller.apply(*words_of(t))) for t in transcripts]
 
@@ -275,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             verify_threshold=vthr,
             verify_max_confidence=vconf,
             sounds_like=sounds_like,
+            exact_sounds_like=not a.no_exact_sounds_like,
         )
         out = []
         for t, ck in zip(transcripts, cks, strict=True):
@@ -438,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "speaker": a.speaker,
             "sounds_like": a.sounds_like,
             "boost_sounds_like": a.boost_sounds_like if a.sounds_like else None,
+            "exact_sounds_like": bool(a.sounds_like) and not a.no_exact_sounds_like,
         }
         Path(a.out).write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     return 0

@@ -63,6 +63,8 @@ RESPELL_VERIFY_MARGIN = 2.25  # log-probability per hotword token the hotword ma
 RESPELL_VERIFY_SPELLINGS = 1  # finals: a hotword's tokenizations the check sums
 # finals: runs with a word below this, none below RESPELL_MAX_CONFIDENCE, are respelled only if the check accepts them
 RESPELL_VERIFY_MAX_CONFIDENCE = RESPELL_MAX_CONFIDENCE
+# a run that is one of its hotword's sounds_like word for word is respelled however sure the model was
+RESPELL_EXACT_SOUNDS_LIKE = True
 
 _FOLDS = (  # applied in order, on lowercase letters
     ("tch", "c"),
@@ -142,13 +144,14 @@ def _cached_key(text: str) -> str:
 @dataclass(frozen=True)
 class Respelling:
     """Words [start, end) of a hypothesis are `phrase`; `closeness` of their sound keys (`heard`: the closest key
-    is one of the hotword's sounds_like, not its own spelling's)."""
+    is one of the hotword's sounds_like, not its own spelling's; `exact`: the words are one of them)."""
 
     start: int
     end: int
     phrase: str
     closeness: float
     heard: bool = False
+    exact: bool = False  # the run is one of the hotword's sounds_like word for word (taken however sure the model was)
 
 
 class Respeller:
@@ -174,6 +177,9 @@ class Respeller:
             `verify_threshold` is for the hotword's own spelling only: a name has one spelling and many mishearings,
             each of which would bring its own near misses), and the acoustic check still scores the hotword's own
             tokens. Hotwords not in `phrases` are ignored.
+        exact_sounds_like: a run that is one of a hotword's sounds_like word for word is replaced however sure the
+            model was of it (the model writes "yahweh modo" for "yamamoto" confidently: its confidence says nothing
+            about whether a name was said); a run only close to one is gated by `max_confidence` as any other.
 
     Raises:
         ValueError: no phrases, an empty phrase, a threshold outside (0, 1], a max_confidence outside (0, 1], or a
@@ -192,6 +198,7 @@ class Respeller:
         capitals: bool | None = None,
         verify_max_confidence: float | None = RESPELL_VERIFY_MAX_CONFIDENCE,
         sounds_like: Mapping[str, Sequence[str]] | None = None,
+        exact_sounds_like: bool = RESPELL_EXACT_SOUNDS_LIKE,
     ) -> None:
         if not 0 < threshold <= 1 or not 0 < max_confidence <= 1:
             raise ValueError(f"threshold and max_confidence must be in (0, 1], got {threshold}, {max_confidence}")
@@ -206,11 +213,15 @@ class Respeller:
         # (phrase, key) of each way a hotword may sound: its own spelling, then its sounds_like
         self._entries = [(k, key) for k, key in enumerate(self.keys)]
         seen = set(self._entries)
+        self._exact: dict[str, int] = {}  # a sounds_like's words -> its hotword, where taken however sure
         for phrase, aliases in (sounds_like or {}).items():
             k = index.get(" ".join(phrase.lower().split()))
             if k is None:
                 continue
             for alias in aliases:
+                words = " ".join(alias.lower().split())
+                if exact_sounds_like and words and words not in index:
+                    self._exact.setdefault(words, k)
                 key = _cached_key(alias)  # a server's sounds_like come again with every stream
                 if key and (k, key) not in seen:
                     seen.add((k, key))
@@ -248,6 +259,7 @@ class Respeller:
                 if lower[i : i + len(ws)] == ws:
                     said[i : i + len(ws)] = [True] * len(ws)
         runs = []  # (i, j, key) of every run with a doubtful word, each key computed once for all the phrases
+        exact = {}  # (i, j, phrase) of each run the model was sure of that is one of a phrase's sounds_like
         for i in range(len(words)):
             doubtful = False
             for j in range(i + 1, min(i + longest, len(words)) + 1):
@@ -256,6 +268,8 @@ class Respeller:
                 doubtful = doubtful or confidences[j - 1] < gate
                 if doubtful:
                     runs.append((i, j, _cached_key("".join(lower[i:j]))))
+                elif self._exact and (k := self._exact.get(" ".join(lower[i:j]))) is not None:
+                    exact[(i, j, k)] = True
         best: dict[tuple[int, int, int], tuple[float, bool]] = {}  # (run, phrase) -> closeness to its nearest key
         for i, j, rk in runs:
             for e in self._near_length(len(rk), threshold):
@@ -268,10 +282,12 @@ class Respeller:
                 if d is not None and " ".join(lower[i:j]) != self.phrases[k]:
                     c = (1.0 - d / longest_k, e >= len(self.phrases))  # entries past the phrases: sounds_like
                     best[(i, j, k)] = max(c, best.get((i, j, k), (0.0, False)), key=lambda x: (x[0], not x[1]))
+        best.update({run: (1.0, True) for run in exact})
         cands = []
         for (i, j, k), (c, heard) in best.items():
             upper = "".join(words[i:j]).isupper() if self.capitals is None else self.capitals
-            cands.append(Respelling(i, j, self.phrases[k].upper() if upper else self.phrases[k], c, heard))
+            phrase = self.phrases[k].upper() if upper else self.phrases[k]
+            cands.append(Respelling(i, j, phrase, c, heard, (i, j, k) in exact))
         return cands
 
     def find(
@@ -291,7 +307,7 @@ class Respeller:
         sure = [
             r
             for r in cands
-            if r.closeness >= self.threshold and min(confidences[r.start : r.end]) < self.max_confidence
+            if r.closeness >= self.threshold and (r.exact or min(confidences[r.start : r.end]) < self.max_confidence)
         ]
         checked = [r for r in cands if r not in sure]
         # the closest runs first, at most `verify_runs` of them, none that a sure one takes anyway

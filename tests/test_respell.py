@@ -132,7 +132,18 @@ def test_a_run_may_sound_like_one_of_the_ways_the_model_hears_the_hotword() -> N
     (r,) = speller.find(words, doubted)
     assert (r.start, r.end, r.phrase, r.closeness, r.heard) == (3, 4, "lombardi", 1.0, True)
     assert speller.apply(["long", "bary", "said"], [0.4, 0.5, 0.9]) == ["lombardi", "said"]
-    assert speller.apply(words, [0.9, 0.9, 0.9, 0.8, 0.9]) == words, "the confidence gate as for the spelling"
+    sure = [0.9, 0.9, 0.9, 0.8, 0.9]
+    (r,) = speller.find(words, sure)
+    assert (r.start, r.end, r.phrase, r.exact) == (3, 4, "lombardi", True), "a sounds_like word for word: however sure"
+    assert (
+        Respeller(["lombardi"], sounds_like={"lombardi": ["lambary"]}, exact_sounds_like=False).apply(words, sure)
+        == words
+    )
+    same_key = ["a", "letter", "from", "lambarry", "today"]  # "lambary"'s sound key, not its words
+    assert speller.apply(same_key, sure) == same_key, "only as close as one: gated as the spelling"
+    assert speller.apply(same_key, doubted)[3] == "lombardi"
+    other = Respeller(["moreno", "lombardi"], sounds_like={"lombardi": ["moreno"]})
+    assert other.apply(["moreno"], [0.9]) == ["moreno"], "another hotword's own words stay it"
     assert speller.find(["from"], [0.1]) == [], "a hotword not in the phrases brings no keys"
     # the spelling's own key, where it is as close, is what the run is matched by (heard False)
     assert not Respeller(["moreno"], sounds_like={"moreno": ["more no"]}).find(["more", "no"], [0.3, 0.3])[0].heard

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from models.data.engines import EngineVoice
+from models.data.engines import MBROLA_PITCH, PITCH_TRAIN, RATE, EngineVoice
 from models.data.sounds_like import (
     CARRIERS,
     Hotword,
     learn,
+    learning_voices,
     main,
     read_hotwords,
     slot_words,
@@ -38,6 +39,23 @@ def test_what_was_heard_is_kept_when_frequent_like_the_hotword_and_no_everyday_w
     assert ways_of_writing("lombardi", heard) == ["lambary", "lam bar", "long bary"]
     assert ways_of_writing("lombardi", heard, min_count=1, limit=4) == ["lambary", "lam bar", "long bary", "lemary"]
     assert ways_of_writing("lombardi", heard, everyday=lambda w: w == "lam bar") == ["lambary", "long bary"]
+
+
+def test_learning_voices_add_drawn_training_speeds_and_pitches_to_the_other_engines() -> None:
+    engines = ("espeak", "pico", "festival", "mbrola", "flite")
+    plain = learning_voices(engines, espeak_voices=3, seed=1)
+    drawn = learning_voices(engines, espeak_voices=3, seed=1, prosody_draws=2)
+    espeak = [v for v in plain if v.engine == "espeak"]
+    others = [v for v in plain if v.engine != "espeak"]
+    assert len(espeak) == 3 and [v for v in drawn if v.engine == "espeak"] == espeak, "espeak's draws unchanged"
+    assert all(v.rate == 1.0 and v.pitch == 1.0 for v in others), "the other engines at their defaults"
+    extra = [v for v in drawn if v.engine != "espeak" and v not in others]
+    assert len(extra) == 2 * len(others), "two drawn speakers more for each voice"
+    for v in extra:
+        pitches = MBROLA_PITCH if v.engine == "mbrola" else PITCH_TRAIN
+        assert RATE[0] <= v.rate <= RATE[1] and pitches[0] <= v.pitch <= pitches[1], v.name
+    assert len({v.name for v in drawn}) == len(drawn), "every speaker differs"
+    assert learning_voices(engines, 3, seed=1, prosody_draws=2) == drawn, "seeded"
 
 
 def test_the_hotwords_file_is_text_or_json(tmp_path: Path) -> None:

@@ -120,6 +120,7 @@ _MBROLA_DIRS = (Path("/usr/share/mbrola"), Path("/usr/share/mbrola/voices"))
 RATE = (0.85, 1.2)
 PITCH_TRAIN = (0.9, 1.12)
 PITCH_TEST = ((0.78, 0.88), (1.14, 1.3))
+MBROLA_PITCH = (0.8, 1.2)  # mbrola's pitch comes from espeak-ng's prosody, one range for every split
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def sample_engine_voice(
     voice = rng.choice(names)
     rate = round(rng.uniform(*RATE), 2)
     if engine == "mbrola":  # espeak-ng's prosody drives mbrola: words per minute and pitch 0..100
-        return EngineVoice(engine, language, voice, rate=rate, pitch=round(rng.uniform(0.8, 1.2), 2))
+        return EngineVoice(engine, language, voice, rate=rate, pitch=round(rng.uniform(*MBROLA_PITCH), 2))
     single = VOICES[engine][language][0] == VOICES[engine][language][1]
     pitch = rng.uniform(*rng.choice(PITCH_TEST)) if split in TEST_SPLITS and single else rng.uniform(*PITCH_TRAIN)
     return EngineVoice(engine, language, voice, rate=rate, pitch=round(pitch, 2))

@@ -13,14 +13,15 @@ can synthesize speech: every hotword is spoken by several voices of several engi
 and recognized by the bundle (greedy search, as a stream without hotwords); the words where the
 hotword was are its candidates, kept when they sound somewhat like it (`MIN_CLOSENESS` of the sound keys, keys of
 `MIN_KEY` letters or more), are not everyday words (`EVERYDAY_LOG_PROB`) and were heard at least `--min-count`
-times, the most frequent first. en-open's hotword benchmark: test names 72 -> 91 of 96 said by espeak-ng, 63 -> 78
+times, the most frequent first. en-open's hotword benchmark: test names 72 -> 91 of 96 said by espeak-ng, 63 -> 79
 by the held-out RHVoice (docs/adaptation.md).
 
 The voices are training voices of the open-domain corpus's engines (never a test voice or the held-out engine):
 espeak-ng's accents and variants, and where installed SVOX pico, festival, mbrola and flite
-(`models.data.engines`). Output: a JSON list of hotwords in the start message's form, `{"phrase": "lombardi",
-"sounds_like": ["lambary", "long bary"]}` (a boost given in --hotwords is kept), which `parley serve --hotwords-file`
-and a start message's "hotwords" take as they are.
+(`models.data.engines`), the latter also at `--prosody-draws` drawn training speeds and pitches each (default 0:
+on en-open's benchmark 2 bought RHVoice names and cost espeak-ng ones and false alarms). Output: a JSON list of
+hotwords in the start message's form, `{"phrase": "lombardi", "sounds_like": ["lambary", "long bary"]}` (a boost
+given in --hotwords is kept), which `parley serve --hotwords-file` and a start message's "hotwords" take as they are.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.data.engines import EngineVoice, available, speak, voices_for
+from models.data.engines import MBROLA_PITCH, PITCH_TRAIN, RATE, EngineVoice, available, speak, voices_for
 from models.data.voices import Voice, train_variants
 from parley.features import SAMPLE_RATE
 from parley.resample import resample
@@ -54,6 +55,7 @@ MAX_SOUNDS_LIKE = 8  # ways of writing kept per hotword
 EXTRA_WORDS = 2  # a way of writing it has at most this many words more than the hotword (server/respell.py's runs)
 ENGINES = ("espeak", "pico", "festival", "mbrola", "flite")
 ESPEAK_VOICES = 6  # espeak-ng speakers (accent, variant, prosody) drawn from the training ones
+PROSODY_DRAWS = 0  # the other engines' voices also at this many drawn training speeds and pitches
 # An everyday way of writing is dropped: one whose words the bundle's general LM finds likelier than this (natural log
 # per word, each from the sentence's start; en-open's: "lambary" -21.9, "zimon" -19.0, "fair" -13.0, "golden" -11.4,
 # "link this" -7.8, "only" -6.6 a word). Respelled, such words would put names into sentences without them.
@@ -78,9 +80,12 @@ def read_hotwords(path: Path) -> list[Hotword]:
     return [Hotword(phrase, boost) for phrase, boost in read_server_hotwords(path)]
 
 
-def learning_voices(engines: Sequence[str], espeak_voices: int, seed: int = 0) -> list[EngineVoice]:
+def learning_voices(
+    engines: Sequence[str], espeak_voices: int, seed: int = 0, prosody_draws: int = PROSODY_DRAWS
+) -> list[EngineVoice]:
     """The voices that speak the hotwords: each installed engine's English training voices at its default speed and
-    pitch, and `espeak_voices` espeak-ng speakers drawn (seeded) from the training accents and variants."""
+    pitch and at `prosody_draws` more speeds and pitches drawn (seeded) from the corpus's training ranges, and
+    `espeak_voices` espeak-ng speakers drawn from the training accents and variants."""
     rng = random.Random(seed)
     out: list[EngineVoice] = []
     for engine in engines:
@@ -94,7 +99,12 @@ def learning_voices(engines: Sequence[str], espeak_voices: int, seed: int = 0) -
                 v = Voice("en", rng.choice(ACCENTS["en"]), rng.choice(variants), 50, rng.randint(150, 190), 50, 0)
                 out.append(EngineVoice("espeak", "en", v.espeak_voice, espeak_voice=v))
         else:
-            out += [EngineVoice(engine, "en", name) for name in voices_for(engine, "en", "train")]
+            for name in voices_for(engine, "en", "train"):
+                out.append(EngineVoice(engine, "en", name))
+                for _ in range(prosody_draws):
+                    rate = round(rng.uniform(*RATE), 2)
+                    pitch = round(rng.uniform(*(MBROLA_PITCH if engine == "mbrola" else PITCH_TRAIN)), 2)
+                    out.append(EngineVoice(engine, "en", name, rate=rate, pitch=pitch))
     return out
 
 
@@ -219,6 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="the hotwords with their sounds_like, as JSON")
     p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES, help="synthesizers used")
     p.add_argument("--espeak-voices", type=int, default=ESPEAK_VOICES, help="espeak-ng speakers drawn")
+    p.add_argument(
+        "--prosody-draws",
+        type=int,
+        default=PROSODY_DRAWS,
+        help="the other engines' voices also at this many drawn training speeds and pitches",
+    )
     p.add_argument("--min-count", type=int, default=MIN_COUNT, help="times a way of writing must be heard")
     p.add_argument("--max-sounds-like", type=int, default=MAX_SOUNDS_LIKE, help="ways of writing kept per hotword")
     p.add_argument("--stats", type=Path, help="also write what was heard for each hotword here (JSON)")
@@ -232,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--hotwords {e}")
     if not hotwords:
         parser.error(f"--hotwords {a.hotwords}: no hotwords in it")
-    voices = learning_voices(a.engines, a.espeak_voices, a.seed)
+    voices = learning_voices(a.engines, a.espeak_voices, a.seed, a.prosody_draws)
     if not voices:
         parser.error(f"none of the engines {', '.join(a.engines)} is installed here")
     names = sorted({v.engine for v in voices})
