@@ -505,7 +505,9 @@ class RealtimeSession(Connection):
         """A partial's words that its beam search has settled, where the partial promises none (a stream with
         hotwords: its final may respell a word): those followed by a word that began at least the engine's
         `settle_ms` (and an encoder frame) before what was decoded, whose tokens no hypothesis spells otherwise any
-        more. Without settling, every word but the last, as before settling was."""
+        more, and none from the first word the final may still respell (`Partial.respell_from`: the finals' acoustic
+        check may write a hotword where the partial has other words). Without settling, every word but the last, as
+        before settling was."""
         words = [w.text for w in p.words]
         engine = self.opened[1] if self.opened is not None else None
         if engine is None or engine.config.settle_ms <= 0 or " ".join(words) != p.text:
@@ -518,6 +520,8 @@ class RealtimeSession(Connection):
             if p.words[k].start > cutoff:
                 break
             n = k
+        if p.respell_from is not None:
+            n = min(n, next(k for k, w in enumerate(p.words) if w.end > p.respell_from))
         return " ".join(words[:n])
 
     async def _delta(self, item: _Item, delta: str) -> None:

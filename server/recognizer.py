@@ -137,9 +137,14 @@ class Partial(Result):
         stable: how many leading characters of `text` will not change (whole words whose every token every
             hypothesis of the search shares, and a token after them); None where that cannot be promised (hotword
             respelling, automatic language detection, multi-talker heads).
+        respell_from: a stream with hotword respelling: where (seconds from the stream's start) the first word
+            begins that the segment's final may still respell where the partial did not (a run that sounds enough
+            like a hotword, which the finals' acoustic check accepts or cannot score yet); None if there is none.
+            Not sent: what settles words (OpenAI Realtime's deltas, server/realtime.py) stops there.
     """
 
     stable: int | None = None
+    respell_from: float | None = None
 
 
 @dataclass(frozen=True)
@@ -252,6 +257,7 @@ class StreamRecognizer:
         self.searchers: dict[int, GreedyState | BeamState] = {}
         self._reset_searches(0)
         self.segment_enc: list[np.ndarray] = []  # the open segment's encoder output chunks (C, E), if it keeps them
+        self.check_memo: dict[tuple, tuple[float, int]] = {}  # the open segment's acoustic check scores (`_check`)
         self.segment = 0
         self.segment_start_frame = 0  # where the open segment began (the previous final's end)
         self.last_sent = self._empty()
@@ -518,12 +524,7 @@ class StreamRecognizer:
         speller = self._speller
         if speller is None or not words:
             return words
-        check = None
-        if final and self.segment_enc:
-            enc = np.concatenate(self.segment_enc)  # (kept, E)
-            first = self.detector.frames_total - len(enc)
-            tokens = [span for _, span, _ in spans]  # each word's tokens
-            check = AcousticCheck(self.runner, enc, hyp.tokens, hyp.frames, tokens, first, speller.verify_margin)
+        check = self._check(hyp, spans) if final else None
         runs = speller.find([w.text for w in words], [w.conf for w in words], check)
         if not runs:
             return words
@@ -534,11 +535,24 @@ class StreamRecognizer:
             i = r.end
         return (*out, *words[i:])
 
+    def _check(self, hyp: Hypothesis, spans: list[tuple[str, tuple[int, int], int]]) -> AcousticCheck | None:
+        """The acoustic check of `hyp`'s words (`spans`) on the open segment's kept encoder output, its scores kept
+        for the segment (a partial's and the final's agree); None where the stream keeps none."""
+        speller = self._speller
+        if speller is None or not self.segment_enc:
+            return None
+        enc = np.concatenate(self.segment_enc)  # (kept, E)
+        first = self.detector.frames_total - len(enc)
+        tokens = [span for _, span, _ in spans]  # each word's tokens
+        return AcousticCheck(
+            self.runner, enc, hyp.tokens, hyp.frames, tokens, first, speller.verify_margin, memo=self.check_memo
+        )
+
     def _result(self, kind: type[_R], now: _Text, end_s: float) -> _R:
         """The open segment as `kind`, ending at `end_s`."""
         multilingual = self.plan.multilingual
         spans = self._word_spans(now.hyp)
-        words = self.words(now.hyp, spans)
+        words = heard = self.words(now.hyp, spans)
         text = now.text
         respelled = self._respelled(words, now.hyp, spans, kind is Final)
         if respelled is not words:
@@ -546,6 +560,9 @@ class StreamRecognizer:
         if self.redact:  # before anything is written from the words (server/redact.py)
             words, text = _redacted_words(words), redact_text(text)
         extra: dict = {}
+        if kind is Partial and (speller := self._speller) is not None and heard:  # what the final may still respell
+            k = speller.first_open([w.text for w in heard], [w.conf for w in heard], self._check(now.hyp, spans))
+            extra["respell_from"] = heard[k].start if k < len(heard) else None
         if kind is Final and not self.tsot and (p := self.punctuators.get(self.runner.head.language)) is not None:
             extra["display"] = p.punctuate_text(text)
             if self.numerals:
@@ -607,6 +624,7 @@ class StreamRecognizer:
         self._take_context()  # the hotwords of a context message, from this segment on
         self._reset_searches(end)
         self.segment_enc = []
+        self.check_memo = {}
         self._drop_frames()
         self.last_sent = self._empty()
 

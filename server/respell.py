@@ -304,11 +304,7 @@ class Respeller:
         else:
             cands = self.candidates(words, confidences, self.threshold)
         # close enough and doubted: taken unchecked; the rest (less close, or a run the model was surer of) checked
-        sure = [
-            r
-            for r in cands
-            if r.closeness >= self.threshold and (r.exact or min(confidences[r.start : r.end]) < self.max_confidence)
-        ]
+        sure = [r for r in cands if self._sure(r, confidences)]
         checked = [r for r in cands if r not in sure]
         # the closest runs first, at most `verify_runs` of them, none that a sure one takes anyway
         doubtful = sorted(
@@ -325,6 +321,26 @@ class Respeller:
             if all(r.end <= o.start or r.start >= o.end for o in chosen):
                 chosen.append(r)
         return sorted(chosen, key=lambda r: r.start)
+
+    def _sure(self, r: Respelling, confidences: Sequence[float]) -> bool:
+        """Whether run `r` is replaced unchecked: close enough, and doubted (or a sounds_like word for word)."""
+        return r.closeness >= self.threshold and (r.exact or min(confidences[r.start : r.end]) < self.max_confidence)
+
+    def first_open(
+        self, words: Sequence[str], confidences: Sequence[float], verify: AcousticCheck | None = None
+    ) -> int:
+        """The index of the first of `words` that a final's `find` with an acoustic check may still replace where
+        `find` without one (a partial's respelling) does not; `len(words)` if none. Without `verify`, the start of
+        the earliest run of the check's range; with it, of the earliest such run the check accepts or cannot score
+        yet (no token after the run): a run it rejects stays as it is in the final too."""
+        cands = self.candidates(words, confidences, self.verify_threshold, self.verify_max_confidence)
+        sure = [r for r in cands if self._sure(r, confidences)]  # replaced alike, and no checked run overlaps them
+        runs = [r for r in cands if r not in sure and all(r.end <= o.start or r.start >= o.end for o in sure)]
+        if verify is not None and runs:
+            scored = [r for r in runs if (w := verify.window(r)) is not None and w[1] < len(verify.tokens)]
+            rejected = {r for r, ok in zip(scored, verify(scored), strict=True) if not ok}
+            runs = [r for r in runs if r not in rejected]
+        return min((r.start for r in runs), default=len(words))
 
     def _near_length(self, n: int, threshold: float) -> list[int]:
         """The entries (`_entries`) whose keys could be close enough to a key of length n: the edit distance is at
@@ -382,6 +398,9 @@ class AcousticCheck:
         margin: log-probability per hotword token that the hotword may fall short of the recognized run.
         spellings: the hotword's likeliest tokenizations scored (their probabilities summed); the margin counts the
             tokens of the first.
+        memo: scores kept across checks of one stream's segment, by the run's tokens (with the decoder's context
+            before them), its window's stream frames and the hotword: a partial's check and the final's then agree
+            on a run whose window no longer changes, and score it once.
     """
 
     def __init__(
@@ -394,8 +413,10 @@ class AcousticCheck:
         first_frame: int = 0,
         margin: float = RESPELL_VERIFY_MARGIN,
         spellings: int = RESPELL_VERIFY_SPELLINGS,
+        memo: dict[tuple, tuple[float, int]] | None = None,
     ) -> None:
         assert len(tokens) == len(frames), (len(tokens), len(frames))
+        self.memo = memo
         self.head, self.encoder_out, self.first_frame, self.margin = head, encoder_out, first_frame, margin
         self.spellings = spellings
         self.tokens, self.frames, self.word_tokens = list(tokens), list(frames), list(word_tokens)
@@ -422,7 +443,10 @@ class AcousticCheck:
             w = self.window(r)
             keys.append(None if w is None else (*w, r.phrase))
             if w is not None and (*w, r.phrase) not in self._scored:
-                todo.setdefault(w, []).append(r.phrase)
+                if self.memo is not None and (kept := self.memo.get(self._memo_key(*w, r.phrase))) is not None:
+                    self._scored[(*w, r.phrase)] = kept
+                else:
+                    todo.setdefault(w, []).append(r.phrase)
         sp = self.head.head.sp
         for (k0, k1, a, b), phrases in todo.items():
             alts: list[list[list[int]]] = [_spellings(sp, phrase, self.spellings) for phrase in phrases]
@@ -434,6 +458,8 @@ class AcousticCheck:
                 score = np.logaddexp.reduce(lp[i : i + len(spell)]) if spell else -np.inf
                 i += len(spell)
                 self._scored[(k0, k1, a, b, phrase)] = (float(score - lp[0]), len(spell[0]) if spell else 0)
+                if self.memo is not None:
+                    self.memo[self._memo_key(k0, k1, a, b, phrase)] = self._scored[(k0, k1, a, b, phrase)]
         out = []
         for key in keys:
             ratio, n = self._scored[key] if key is not None else (-np.inf, 0)
@@ -442,3 +468,9 @@ class AcousticCheck:
 
     def __call__(self, runs: Sequence[Respelling]) -> list[bool]:
         return [s >= 0 for s in self.scores(runs)]
+
+    def _memo_key(self, k0: int, k1: int, a: int, b: int, phrase: str) -> tuple:
+        """What a run's score depends on: its tokens and the decoder's context before them, its window's stream
+        frames, the hotword."""
+        context = max(0, k0 - self.head.context_size)
+        return (tuple(self.tokens[context:k1]), a + self.first_frame, b + self.first_frame, phrase)

@@ -10,7 +10,9 @@ import contextlib
 import json
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,10 +27,12 @@ from server.realtime import (
     DEFAULT_TURN_DETECTION,
     LOGPROBS,
     RealtimeConfig,
+    RealtimeSession,
     parse_session,
     session_object,
     start_request,
 )
+from server.recognizer import Partial, Word
 from server.settings import Settings
 from tests.test_server import Running
 
@@ -36,6 +40,21 @@ RATE = 24000
 
 
 # ---- The configuration ----
+
+
+def test_deltas_settle_no_word_the_final_may_respell() -> None:
+    """A stream with hotwords spells settled words (`settle_ms` old), but none from the first word its final's
+    acoustic check may still respell (`Partial.respell_from`): the final would write the hotword there."""
+    spec = SimpleNamespace(features=SimpleNamespace(frame_shift_ms=10.0), subsampling=4)
+    engine = SimpleNamespace(config=SimpleNamespace(settle_ms=640.0), model=SimpleNamespace(spec=spec))
+    session = RealtimeSession.__new__(RealtimeSession)  # `_settled` reads only the open stream's engine
+    session.opened = (None, engine, None)
+    texts = ["the", "letter", "from", "macallter", "arrived", "after", "the", "storm"]
+    words = tuple(Word(w, 0.4 * k, 0.4 * k + 0.3, 0.9) for k, w in enumerate(texts))
+    p = Partial(segment=0, text=" ".join(texts), start=0.0, end=3.2, words=words)
+    assert session._settled(p) == "the letter from macallter arrived after"  # words before a word begun by 2.52 s
+    assert session._settled(replace(p, respell_from=1.2)) == "the letter from"  # where "macallter" begins
+    assert session._settled(replace(p, respell_from=2.8)) == "the letter from macallter arrived after"
 
 
 def test_a_ga_session_update_sets_what_it_names() -> None:

@@ -116,6 +116,34 @@ def test_the_hotwords_case_follows_the_vocabulary_when_it_is_known() -> None:
     assert Respeller(["moreno"], capitals=True).apply(words, confidences)[-1] == "MORENO"
 
 
+def test_first_open_is_where_a_finals_check_could_still_respell() -> None:
+    """What a partial's settled words may not pass (OpenAI Realtime's deltas): the first run a final's acoustic check
+    could replace, a looser range than what the partial itself respells."""
+    speller = Respeller(["mcallister"])
+    words = ["the", "letter", "from", "macallter", "arrived"]  # 0.67 close: too far for a partial, not for a final
+    assert speller.find(words, [0.9, 0.9, 0.9, 0.5, 0.9]) == []
+    assert speller.first_open(words, [0.9, 0.9, 0.9, 0.5, 0.9]) == 3
+    assert speller.first_open(words, [0.9] * 5) == 5, "nothing doubted: nothing the final may change"
+    assert speller.first_open(["mcallister", "arrived"], [0.3, 0.9]) == 2, "a hotword already written stays"
+    assert Respeller(["mcallister"], verify_threshold=0.9).first_open(words, [0.9, 0.9, 0.9, 0.5, 0.9]) == 5
+    assert speller.first_open(["macalister", "arrived"], [0.3, 0.9]) == 2, "respelled by the partial too: not open"
+
+    class Check:  # an AcousticCheck's answers: one token a word; the runs it accepts
+        def __init__(self, accepts: bool, tokens: int) -> None:
+            self.accepts, self.tokens = accepts, list(range(tokens))
+
+        def window(self, r):
+            return r.start, r.end, r.start, r.end
+
+        def __call__(self, runs):
+            return [self.accepts] * len(runs)
+
+    doubted = [0.9, 0.9, 0.9, 0.5, 0.9]
+    assert speller.first_open(words, doubted, Check(False, 5)) == 5, "the check rejects it: the final keeps the words"
+    assert speller.first_open(words, doubted, Check(True, 5)) == 3, "it accepts it: the final will respell"
+    assert speller.first_open(words[:4], doubted[:4], Check(False, 4)) == 3, "no token after the run: not scored yet"
+
+
 def test_overlapping_candidates_keep_the_closest() -> None:
     speller = Respeller(["moreno", "morrow"], threshold=0.6)
     found = speller.find(["more", "no"], [0.3, 0.3])
@@ -343,3 +371,9 @@ def test_a_stream_s_final_checks_respellings_its_partials_do_not(en_open) -> Non
     assert all(DECOY not in f.text.split() for f in finals)
     word = next(w for f in finals for w in f.words if w.text == CHECKED_NAME)
     assert 0 <= word.start < word.end and word.conf < 1
+    # what settles a partial's words stops before the run the final respells (`Partial.respell_from`)
+    final = next(f for f in finals if CHECKED_NAME in f.text.split())
+    k = final.text.split().index(CHECKED_NAME)
+    last = [r for r in partials if r.segment == final.segment][-1]
+    run = [w for w in last.words if w.end > (last.respell_from or last.end)]
+    assert last.respell_from is not None and len(last.words) - len(run) <= k, (last.text, last.respell_from, final.text)
