@@ -460,7 +460,7 @@ class RealtimeSession(Connection):
         await self.stream.push(samples, arrived)
 
     def _open(self) -> None:
-        self.opened = self._open_stream(self._start(self.config), "realtime")
+        self.opened = self._open_stream(self._start(self.config), "realtime", respell_from=True)
         self._opened.set()
 
     # ---- Server events ----

@@ -207,6 +207,7 @@ class StreamRecognizer:
         beam: the hypotheses its beam search keeps.
         settle_ms: its beam search settles the best hypothesis's tokens this old (server/transducer.py
             `settle_beam`; 0: never); not with alternatives, which are the beam's own.
+        respell_from: whether its partials with hotword respelling carry `Partial.respell_from`.
     """
 
     def __init__(
@@ -226,8 +227,10 @@ class StreamRecognizer:
         profanity: ProfanityFilter | None = None,
         beam: int = BEAM,
         settle_ms: float = 0.0,
+        respell_from: bool = False,
     ) -> None:
         spec = model.spec
+        self.respell_from = respell_from
         self.beam = beam
         self.alternatives = alternatives if search == "beam" else 0
         self.punctuators = punctuators or {}
@@ -560,7 +563,7 @@ class StreamRecognizer:
         if self.redact:  # before anything is written from the words (server/redact.py)
             words, text = _redacted_words(words), redact_text(text)
         extra: dict = {}
-        if kind is Partial and (speller := self._speller) is not None and heard:  # what the final may still respell
+        if kind is Partial and self.respell_from and (speller := self._speller) is not None and heard:
             k = speller.first_open([w.text for w in heard], [w.conf for w in heard], self._check(now.hyp, spans))
             extra["respell_from"] = heard[k].start if k < len(heard) else None
         if kind is Final and not self.tsot and (p := self.punctuators.get(self.runner.head.language)) is not None:
@@ -734,6 +737,7 @@ class Recognizer:
         redact: bool = False,
         written: Mapping[tuple[str, ...], tuple[str, ...]] | None = None,
         profanity: ProfanityFilter | None = None,
+        respell_from: bool = False,
     ) -> StreamRecognizer:
         """A new stream's state.
 
@@ -750,6 +754,7 @@ class Recognizer:
             redact: whether runs of spoken digits are replaced by "[redacted]" (server/redact.py).
             written: hotwords as their users wrote them, for `display` (`server.written.written_forms`).
             profanity: the filter that masks the stream's profanity (None: none is masked; server/profanity.py).
+            respell_from: whether partials say where the final may still respell (`Partial.respell_from`).
 
         Raises:
             ValueError: see `check`; talkers asked of a bundle without a talker model.
@@ -777,6 +782,7 @@ class Recognizer:
             profanity,
             self.beam,
             self.settle_ms,
+            respell_from,
         )
 
     def step(self, batch: Sequence[tuple[StreamRecognizer, Chunk]]) -> list[list[Result]]:

@@ -212,9 +212,10 @@ def open_engine_stream(
     adaptation: Adaptation | None,
     partials: bool = True,
     alternatives: int = 0,
+    respell_from: bool = False,
 ) -> Stream:
     """The engine stream (of one channel) of a start: what it asks of punctuation, talkers, endpointing, numerals,
-    redaction and masking, with `partials` and `alternatives` as the protocol allows."""
+    redaction and masking, with `partials`, `alternatives` and `respell_from` as the protocol uses them."""
     return engine.open_stream(
         start.sample_rate,
         search,
@@ -228,6 +229,7 @@ def open_engine_stream(
         start.numerals,
         start.redact,
         start.profanity_filter,
+        respell_from=respell_from,
     )
 
 
@@ -365,11 +367,14 @@ class Connection:
             await settle(tasks)
         return done, reader, writer, aborted
 
-    def _open_stream(self, start: StartRequest, protocol: str) -> tuple[StartRequest, Engine, HeadPlan]:
+    def _open_stream(
+        self, start: StartRequest, protocol: str, respell_from: bool = False
+    ) -> tuple[StartRequest, Engine, HeadPlan]:
         """A protocol that speaks for Parley's start (OpenAI's Realtime, Deepgram's) opens its engine stream: the
         account's rules over `start` (redaction, masking), the stream as `open_engine_stream` opens it (a stream group
         of one per channel, each holding a connection slot, for a start of several `channels`), counted under
-        `protocol` and logged. Returns the start as applied, the engine and the heads.
+        `protocol` and logged (`respell_from`: see `Engine.open_stream`). Returns the start as applied, the engine and
+        the heads.
 
         Raises:
             ProtocolError: what `resolve_start` raises.
@@ -378,7 +383,7 @@ class Connection:
         start = svc.policy(start, self.key)
         adaptation = start_adaptation(start)
         engine, search, plan = resolve_start(svc, start, adaptation)
-        self._open_channels(engine, start, search, plan, adaptation)
+        self._open_channels(engine, start, search, plan, adaptation, respell_from=respell_from)
         self.model = engine.name
         svc.metrics.streams.labels(engine.name, protocol).inc()
         svc.metrics.stream_encodings.labels(start.encoding).inc()
@@ -396,6 +401,7 @@ class Connection:
         adaptation: Adaptation | None,
         partials: bool = True,
         alternatives: int = 0,
+        respell_from: bool = False,
     ) -> None:
         """`self.stream`: the engine stream of `start`, or for several `channels` a stream group of one per channel,
         each channel holding a connection slot (as that many streams would) that `_release` gives back.
@@ -408,7 +414,7 @@ class Connection:
             self.service.metrics.active_streams.inc(start.channels - 1)  # the load a balancer or autoscaler sees
             self.extra_slots = start.channels - 1
         streams = [
-            open_engine_stream(engine, start, search, plan, adaptation, partials, alternatives)
+            open_engine_stream(engine, start, search, plan, adaptation, partials, alternatives, respell_from)
             for _ in range(start.channels)
         ]
         self.stream = streams[0] if start.channels == 1 else StreamGroup(streams)

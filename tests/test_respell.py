@@ -346,7 +346,7 @@ def test_a_stream_s_final_checks_respellings_its_partials_do_not(en_open) -> Non
             HeadPlan(), Adaptation(((CHECKED_NAME, None), (DECOY, None)))
         )
         recognizer = Recognizer(model)
-        stream = recognizer.open(search="beam", adaptation=adaptation)
+        stream = recognizer.open(search="beam", adaptation=adaptation, respell_from=True)
         assert stream.keeps_encoder_output == (verify_threshold < RESPELL_THRESHOLD)  # only for the check
         frontend = Frontend(recognizer.spec, syn.sample_rate)
         out: list[Result] = []
