@@ -579,7 +579,7 @@ train-en-v2vb: $(VENV)/.dev
 soup-en-v2vb: $(VENV)/.dev
 	$(PY) -m models.train.average --checkpoints $(EN2_EXP)/init-v.pt $(EN2_EXP)/train-vb/last.pt \
 		--out $(EN2_EXP)/soup-vb.pt
-# Stage vc (2026-12-06, sixth session): v's third cycle from vb's soup (the best weights in PyTorch) on more fresh
+# Stage vc (2026-12-06, sixth session; measured, not adopted: docs/cards/en-open.md "Stage vc"): v's third cycle from vb's soup (the best weights in PyTorch) on more fresh
 # sentences: another build of the train split in another order (seed 6, FRESH6_HOURS), beside seed 5's 20 h, and the
 # Asterisk clips EN2VC_REAL_REPEAT times over (about v's share of real speech). Resumable.
 V2_FRESH6 = $(DATA)/corpus-v2-fresh6
