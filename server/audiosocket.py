@@ -229,6 +229,14 @@ class Calls:
             if now - at > CALL_KEPT_S or len(ended) - n > MAX_CALLS_KEPT:
                 del self.calls[u]
 
+    async def flushed(self, timeout: float) -> None:
+        """Waits up to `timeout` seconds until no call that has ended has a watcher left: each has been sent the
+        call's last messages and `end` (a drain's shutdown calls this before the server closes every WebSocket)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(c.watchers for c in self.calls.values() if not c.ongoing) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+
     async def watch(self, call: Call) -> AsyncIterator[dict]:
         """A watcher's messages: ready, the finals so far (and the open partial), then the call live, to `end`."""
         queue: asyncio.Queue[dict | None] = asyncio.Queue()

@@ -30,12 +30,14 @@ from server.settings import DEFAULT_BUNDLES, Settings, add_arguments
 if TYPE_CHECKING:
     import uvicorn
 
+    from server.audiosocket import Calls
     from server.service import Service
 
 __all__ = ["DEFAULT_BUNDLES", "RedactingFilter", "main", "make_server", "redact"]
 
 SECRET_PARAMS = ("api_key",)  # query parameters whose values never reach a log
 _MAX_LOGGED_CHARS = 512  # a logged request path (up to --max-header-bytes long) is cut to this
+WATCHERS_FLUSH_S = 5.0  # a shutdown waits this long at most for the ended calls' watchers to get their end
 
 
 def redact(text: str) -> str:
@@ -134,12 +136,13 @@ def make_server(settings: Settings) -> uvicorn.Server:
     class DrainingServer(uvicorn.Server):
         """uvicorn closes every WebSocket (1012) as its shutdown begins; Parley first lets streams finish."""
 
-        def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        def __init__(self, config: uvicorn.Config, service: Service, calls: Calls) -> None:
             super().__init__(config)
-            self.service = service
+            self.service, self.calls = service, calls
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             await self.service.drain(self.service.settings.drain_timeout_s, lambda: self.force_exit)
+            await self.calls.flushed(WATCHERS_FLUSH_S)  # the ended calls' watchers get their end before the 1012
             await super().shutdown(sockets)
 
     app = create_app(settings)
@@ -151,7 +154,7 @@ def make_server(settings: Settings) -> uvicorn.Server:
     if settings.log_format == "json":
         route_uvicorn_logs_to_root()  # whatever configured them before in this process
     install_log_redaction()  # after Config, which configures uvicorn's logging
-    return DrainingServer(config, app.state.parley)
+    return DrainingServer(config, app.state.parley, app.state.calls)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
