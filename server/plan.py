@@ -46,7 +46,13 @@ from server.bundle import Bundle, BundleLm, default_lm, source_lm
 from server.lm import MAX_FUSION_SCALE
 from server.prompt import COMMON_STARTS, prompt_terms
 from server.protocol import NO_LM, preview
-from server.respell import RESPELL_THRESHOLD, RESPELL_VERIFY_MARGIN, RESPELL_VERIFY_THRESHOLD, Respeller
+from server.respell import (
+    RESPELL_THRESHOLD,
+    RESPELL_VERIFY_MARGIN,
+    RESPELL_VERIFY_THRESHOLD,
+    Respeller,
+    normalized_phrase,
+)
 from server.transducer import LmFusion, StreamingTransducer
 
 DEFAULT_SEARCH = "greedy"  # what a stream gets when its start names no search and its model has no general LM
@@ -136,11 +142,6 @@ class HotwordLimits:
     respell_verify_margin: float = RESPELL_VERIFY_MARGIN  # its margin per hotword token (server/respell.py)
     search: str = "auto"  # the search of streams that ask for none (server/protocol.py, DEFAULT_SEARCHES)
     server_sounds_like: tuple[tuple[str, tuple[str, ...]], ...] = ()  # how the model hears some of `server`
-
-
-def _normalized(phrase: str) -> str:
-    """A hotword as the speller keeps it (server/respell.py): lowercased, its white space collapsed."""
-    return " ".join(phrase.lower().split())
 
 
 class Planner:
@@ -323,7 +324,7 @@ class Planner:
                         ids: list[int] | None = phrase_tokens(sp, way)
                     except ValueError:
                         ids = None
-                    ways.append((_normalized(phrase), way, ids))
+                    ways.append((normalized_phrase(phrase), way, ids))
             self._server_ways_cache[h] = ways
         return self._server_ways_cache[h]
 
@@ -415,11 +416,11 @@ class Planner:
             server = self._server_hotwords(h)
             phrases = [(ids, boost) for _, ids, boost in server]
             if adaptation.hotwords or phrases:
-                boosts = {_normalized(t): b for t, _, b in server}
+                boosts = {normalized_phrase(t): b for t, _, b in server}
                 for phrase, boost in adaptation.hotwords:
                     ids = self._hotword_ids(head, phrase)
                     phrases.append((ids, cfg.hotword_boost if boost is None else boost))
-                    boosts[_normalized(phrase)] = phrases[-1][1]
+                    boosts[normalized_phrase(phrase)] = phrases[-1][1]
                 respelling = cfg.respell_threshold > 0 and adaptation.respell
                 # the hotwords' sounds_like, for the speller, and their tokens, boosted only to be respelled (one the
                 # tokenizer cannot write: respelling only); the server's tokenized once
@@ -430,7 +431,7 @@ class Planner:
                         if way_ids is not None:
                             phrases.append((way_ids, SOUNDS_LIKE_BOOST * boosts[key]))
                 for phrase, ways in adaptation.sounds_like if respelling else ():
-                    key = _normalized(phrase)
+                    key = normalized_phrase(phrase)
                     if key in boosts:
                         sounds_like.setdefault(key, []).extend(ways)
                         for way in ways:

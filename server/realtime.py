@@ -521,7 +521,7 @@ class RealtimeSession(Connection):
                 break
             n = k
         if p.respell_from is not None:
-            n = min(n, next(k for k, w in enumerate(p.words) if w.end > p.respell_from))
+            n = min(n, next((k for k, w in enumerate(p.words) if w.end > p.respell_from), len(p.words)))
         return " ".join(words[:n])
 
     async def _delta(self, item: _Item, delta: str) -> None:

@@ -564,7 +564,8 @@ class StreamRecognizer:
             words, text = _redacted_words(words), redact_text(text)
         extra: dict = {}
         if kind is Partial and self.respell_from and (speller := self._speller) is not None and heard:
-            k = speller.first_open([w.text for w in heard], [w.conf for w in heard], self._check(now.hyp, spans))
+            texts, confs = [w.text for w in heard], [w.conf for w in heard]
+            k = speller.first_open(texts, confs, lambda: self._check(now.hyp, spans))
             extra["respell_from"] = heard[k].start if k < len(heard) else None
         if kind is Final and not self.tsot and (p := self.punctuators.get(self.runner.head.language)) is not None:
             extra["display"] = p.punctuate_text(text)

@@ -136,6 +136,11 @@ def edit_distance_within(a: str, b: str, bound: int) -> int | None:
 
 
 @functools.lru_cache(maxsize=4096)
+def normalized_phrase(phrase: str) -> str:
+    """A hotword (or one of its sounds_like) as the speller keeps it: lowercased, its white space collapsed."""
+    return " ".join(phrase.lower().split())
+
+
 def _cached_key(text: str) -> str:
     """`sound_key`, remembered: a stream's partials repeat the same words chunk after chunk."""
     return sound_key(text)
@@ -205,7 +210,7 @@ class Respeller:
         verify_threshold = threshold if verify_threshold is None else min(verify_threshold, threshold)
         if verify_threshold <= 0:
             raise ValueError(f"verify_threshold must be in (0, threshold], got {verify_threshold}")
-        self.phrases = list(dict.fromkeys(" ".join(p.lower().split()) for p in phrases))
+        self.phrases = list(dict.fromkeys(normalized_phrase(p) for p in phrases))
         if not self.phrases or not all(self.phrases):
             raise ValueError("respelling needs at least one non-empty phrase")
         self.keys = [sound_key(p) for p in self.phrases]
@@ -215,11 +220,11 @@ class Respeller:
         seen = set(self._entries)
         self._exact: dict[str, int] = {}  # a sounds_like's words -> its hotword, where taken however sure
         for phrase, aliases in (sounds_like or {}).items():
-            k = index.get(" ".join(phrase.lower().split()))
+            k = index.get(normalized_phrase(phrase))
             if k is None:
                 continue
             for alias in aliases:
-                words = " ".join(alias.lower().split())
+                words = normalized_phrase(alias)
                 if exact_sounds_like and words and words not in index:
                     self._exact.setdefault(words, k)
                 key = _cached_key(alias)  # a server's sounds_like come again with every stream
@@ -327,18 +332,22 @@ class Respeller:
         return r.closeness >= self.threshold and (r.exact or min(confidences[r.start : r.end]) < self.max_confidence)
 
     def first_open(
-        self, words: Sequence[str], confidences: Sequence[float], verify: AcousticCheck | None = None
+        self,
+        words: Sequence[str],
+        confidences: Sequence[float],
+        verify: Callable[[], AcousticCheck | None] | None = None,
     ) -> int:
         """The index of the first of `words` that a final's `find` with an acoustic check may still replace where
         `find` without one (a partial's respelling) does not; `len(words)` if none. Without `verify`, the start of
-        the earliest run of the check's range; with it, of the earliest such run the check accepts or cannot score
-        yet (no token after the run): a run it rejects stays as it is in the final too."""
+        the earliest run of the check's range; with it (made only where there is such a run), of the earliest such
+        run the check accepts or cannot score yet (no token after the run): a run it rejects stays as it is in the
+        final too."""
         cands = self.candidates(words, confidences, self.verify_threshold, self.verify_max_confidence)
         sure = [r for r in cands if self._sure(r, confidences)]  # replaced alike, and no checked run overlaps them
         runs = [r for r in cands if r not in sure and all(r.end <= o.start or r.start >= o.end for o in sure)]
-        if verify is not None and runs:
-            scored = [r for r in runs if (w := verify.window(r)) is not None and w[1] < len(verify.tokens)]
-            rejected = {r for r, ok in zip(scored, verify(scored), strict=True) if not ok}
+        if verify is not None and runs and (check := verify()) is not None:
+            scored = [r for r in runs if (w := check.window(r)) is not None and w[1] < len(check.tokens)]
+            rejected = {r for r, ok in zip(scored, check(scored), strict=True) if not ok}
             runs = [r for r in runs if r not in rejected]
         return min((r.start for r in runs), default=len(words))
 

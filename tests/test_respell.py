@@ -139,9 +139,11 @@ def test_first_open_is_where_a_finals_check_could_still_respell() -> None:
             return [self.accepts] * len(runs)
 
     doubted = [0.9, 0.9, 0.9, 0.5, 0.9]
-    assert speller.first_open(words, doubted, Check(False, 5)) == 5, "the check rejects it: the final keeps the words"
-    assert speller.first_open(words, doubted, Check(True, 5)) == 3, "it accepts it: the final will respell"
-    assert speller.first_open(words[:4], doubted[:4], Check(False, 4)) == 3, "no token after the run: not scored yet"
+    rejects, accepts = (lambda: Check(False, 5)), (lambda: Check(True, 5))
+    assert speller.first_open(words, doubted, rejects) == 5, "the check rejects it: the final keeps the words"
+    assert speller.first_open(words, doubted, accepts) == 3, "it accepts it: the final will respell"
+    early = lambda: Check(False, 4)  # noqa: E731
+    assert speller.first_open(words[:4], doubted[:4], early) == 3, "no token after the run: not scored yet"
 
 
 def test_overlapping_candidates_keep_the_closest() -> None:
