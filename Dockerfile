@@ -22,8 +22,10 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/parley/bin:$PATH
 
+# libopus0 and libfaad2 decode browsers' Opus and AAC streams; espeak-ng lets `parley hotwords learn` run in the image
+# (it speaks the hotwords to the bundle; about 10 MB).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates libopus0 libfaad2 \
+    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates libopus0 libfaad2 espeak-ng \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/parley
 

@@ -1,8 +1,10 @@
 """What decoding streamed MP4 costs the server (parley/mp4stream.py, a start's "encoding": "mp4"): CPU milliseconds
-per second of audio for Safari's AAC at 44.1 kHz (libfaad2, then resampled to 48 kHz) and Chrome's Opus, by the size of
-the client's chunks, against reading the whole file (parley/formats.py).
+per second of audio for Safari's AAC at 44.1 kHz (libfaad2, then resampled) and Chrome's Opus, by the size of the
+client's chunks, against reading the whole file (parley/formats.py).
 
     python benchmarks/bench_mp4.py --seconds 60 --chunks-ms 100 250 1000 --out benchmarks/results/mp4-2cpu.json
+
+`--decode-rate`: the rate the stream decoder writes (the server's: 48 kHz, server/protocol.py CONTAINER_RATE).
 
 The audio is band-limited noise with a syllable-rate envelope, encoded by FFmpeg (PyAV, a dev dependency) into
 fragmented MP4 as MediaRecorder writes it (a fragment per chunk); a chunk is one fragment's bytes. One core (the
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--chunks-ms", type=int, nargs="+", default=[100, 250, 1000])
+    p.add_argument("--decode-rate", type=int, default=48000, help="the stream decoder's output rate (default: 48000)")
     p.add_argument("--out", type=Path)
     a = p.parse_args(argv)
     rows = []
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         for chunk_ms in a.chunks_ms:
             data, starts = _fragmented(x, rate, codec, chunk_ms)
             chunks = [data[s:e] for s, e in zip(starts, [*starts[1:], len(data)], strict=True)]
-            decoder = Mp4StreamDecoder()
+            decoder = Mp4StreamDecoder(rate=a.decode_rate)
             t = time.process_time()
             n = sum(decoder.feed(c).size for c in chunks)
             ms = (time.process_time() - t) * 1000 / a.seconds
@@ -85,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                     "rate": rate,
                     "chunk_ms": chunk_ms,
                     "chunks": len(chunks),
-                    "samples_48k": n,
+                    "decode_rate": a.decode_rate,
+                    "samples": n,
                     "cpu_ms_per_audio_s": round(ms, 2),
                 }
             )

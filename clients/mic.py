@@ -43,7 +43,8 @@ from clients.stream import (
     start_message,
 )
 
-MIN_RATE, MAX_RATE = 8000, 48000  # what the protocol accepts (docs/protocol.md)
+# What the microphone records at: the protocol takes up to 192 kHz, but above 48 kHz a recording only costs bytes.
+MIN_RATE, MAX_RATE = 8000, 48000
 INSTALL_HINT = "pip install 'parley[mic]' (on Debian/Ubuntu also: apt install libportaudio2)"
 
 
@@ -129,7 +130,7 @@ def pick_device(sd: ModuleType, device: str | None) -> dict:
 
 
 def device_rate(device: dict, wanted: int | None) -> int:
-    """The rate to record at: `wanted`, or the device's default brought into the protocol's 8-48 kHz."""
+    """The rate to record at: `wanted`, or the device's default brought into 8-48 kHz (MAX_RATE)."""
     if wanted is not None:
         return wanted
     rate = round(float(device.get("default_samplerate") or 16000))

@@ -590,7 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument(
         "file",
-        help="an audio file: WAV (PCM, float or G.711), FLAC, Ogg, MP3, AIFF; any rate 8-48 kHz; channels averaged "
+        help="an audio file: WAV (PCM, float or G.711), FLAC, Ogg, MP3, AIFF; any rate 8-192 kHz; channels averaged "
         "unless --multichannel; - : standard input, live (raw PCM at --rate, or --encoding webm / ogg / mp4)",
     )
     p.add_argument(

@@ -1,11 +1,12 @@
 """MP4 audio streamed as MediaRecorder writes it with `audio/mp4` (fragmented: a moov, then a moof and an mdat every
-chunk): Safari's AAC, Chrome's Opus. Decoded as it arrives into 48 kHz samples, as a WebM or Ogg Opus stream is
-(parley/opusstream.py), so a stream's rate is the same whatever the codec (a start message's `"encoding": "mp4"`).
+chunk): Safari's AAC, Chrome's Opus. Decoded as it arrives into samples at the rate asked for (48 kHz unless told,
+the server's), as a WebM or Ogg Opus stream is (parley/opusstream.py), so a stream's rate is the same whatever the
+codec (a start message's `"encoding": "mp4"`).
 
-    decoder = Mp4StreamDecoder()
-    samples = decoder.feed(chunk)      # (T,) float32 at 48 kHz: the audio of the packets `chunk` completed
+    decoder = Mp4StreamDecoder(rate=16000)
+    samples = decoder.feed(chunk)      # (T,) float32 at 16 kHz: the audio of the packets `chunk` completed
 
-AAC goes to one libfaad2 decoder for the stream (parley/aac.py) and, where its rate is not 48 kHz (Safari records at
+AAC goes to one libfaad2 decoder for the stream (parley/aac.py) and, where its rate is not `rate` (Safari records at
 the microphone's, often 44.1 kHz), through one streaming resampler; Opus to parley/opusstream.py's decoder (libopus,
 or libsndfile with a pre-roll). A stream's last few milliseconds stay in the resampler.
 """
@@ -26,15 +27,17 @@ class Mp4StreamDecoder:
 
     Args:
         backend: Opus's ("libopus", "libsndfile", or None: libopus where the system has it).
+        rate: the rate of the samples `feed` returns, in Hz (8000-48000).
 
     Raises (from `feed`):
         ValueError: bytes that are not fragmented MP4, a codec other than AAC or Opus, a packet that cannot be
             decoded, AAC on a system without libfaad2.
     """
 
-    rate = OPUS_RATE
-
-    def __init__(self, backend: str | None = None) -> None:
+    def __init__(self, backend: str | None = None, rate: int = OPUS_RATE) -> None:
+        if not 8000 <= rate <= OPUS_RATE:
+            raise ValueError(f"rate {rate} Hz: MP4 streams decode to 8000-48000 Hz")
+        self.rate = rate
         self._reader = Mp4Reader(max_pending=MAX_PENDING)
         self._backend = backend
         self._opus: OpusStreamDecoder | None = None
@@ -49,7 +52,7 @@ class Mp4StreamDecoder:
             return np.zeros(0, dtype=np.float32)
         if track.codec == "opus":
             if self._opus is None:
-                self._opus = OpusStreamDecoder(None, self._backend)
+                self._opus = OpusStreamDecoder(None, self._backend, self.rate)
                 self._opus.begin(track.config)
             return self._opus.decode(packets)
         if track.codec != "aac":
@@ -68,10 +71,10 @@ class Mp4StreamDecoder:
         return self._resampler.process(x)
 
 
-# Every container a stream may name as its encoding, each decoded to 48 kHz samples as it arrives.
+# Every container a stream may name as its encoding, each decoded to samples as it arrives.
 STREAM_CONTAINERS = (*CONTAINERS, "mp4")
 
 
-def stream_decoder(container: str) -> OpusStreamDecoder | Mp4StreamDecoder:
-    """A new stream's decoder for `container`, one of STREAM_CONTAINERS."""
-    return Mp4StreamDecoder() if container == "mp4" else OpusStreamDecoder(container)
+def stream_decoder(container: str, rate: int = OPUS_RATE) -> OpusStreamDecoder | Mp4StreamDecoder:
+    """A new stream's decoder for `container`, one of STREAM_CONTAINERS, returning samples at `rate` Hz."""
+    return Mp4StreamDecoder(rate=rate) if container == "mp4" else OpusStreamDecoder(container, rate=rate)

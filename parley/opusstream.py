@@ -1,8 +1,8 @@
 """Opus audio streamed in a container, decoded as it arrives: what a browser's MediaRecorder sends every few hundred
 milliseconds (WebM), or an app's Ogg Opus encoder (a start message's `"encoding": "webm"` or `"ogg"`).
 
-    decoder = OpusStreamDecoder("webm")
-    samples = decoder.feed(chunk)      # (T,) float32 at 48 kHz: the audio of the packets `chunk` completed
+    decoder = OpusStreamDecoder("webm", rate=16000)
+    samples = decoder.feed(chunk)      # (T,) float32 at 16 kHz: the audio of the packets `chunk` completed
 
 The packets go to one libopus decoder for the whole stream (through ctypes, where the system has libopus: Debian's
 libopus0, which the Docker image installs), so each is decoded once with the state of the packets before it, as a
@@ -12,6 +12,11 @@ decoder's state to what it would be mid-stream), whose samples are dropped: the 
 not the stream's so far. RFC 7845 asks for 80 ms of pre-roll when seeking; on tonal audio that leaves an error of
 about 1 % of the signal, 160 ms a tenth of that, 400 ms none that float32 shows (tests/test_opusstream.py). What
 either costs: benchmarks/bench_opus.py.
+
+`rate` is the rate the samples come out at (default 48 kHz, Opus's own). libopus decodes at 8, 12, 16, 24 or 48 kHz
+itself, and at the models' 16 kHz it skips the bands above 8 kHz rather than synthesizing them for a resampler to
+remove (benchmarks/bench_opus.py); the server still decodes at 48 kHz, which en-open hears better (server/protocol.py
+CONTAINER_RATE). Other rates, and libsndfile's decoding (always 48 kHz), go through parley/resample.py's resampler.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import io
 import numpy as np
 
 from parley.ogg import OPUS_RATE, OggPacketReader, head_channels, head_pre_skip, opus_head, opus_samples, write_ogg_opus
+from parley.resample import Resampler
 from parley.webm import WebmReader
 
 CONTAINERS = ("webm", "ogg")
@@ -32,25 +38,28 @@ BACKENDS = ("libopus", "libsndfile")
 # kilobytes; a client that announces a huge element and trickles it is refused instead of filling memory.
 MAX_PENDING = 1 << 20
 PRE_ROLL = 19200  # samples at 48 kHz (400 ms) decoded before a chunk's packets and dropped
+LIBOPUS_RATES = (8000, 12000, 16000, 24000, 48000)  # the rates libopus's decoder writes itself
 
 
 class LibOpus:
-    """A libopus decoder of one stream (48 kHz, mono or stereo), through ctypes.
+    """A libopus decoder of one stream (mono or stereo), through ctypes, writing `rate` Hz (one of LIBOPUS_RATES).
 
     Raises (from the constructor):
         OSError: no libopus on this system.
-        ValueError: a channel count libopus's plain decoder does not take.
+        ValueError: a channel count libopus's plain decoder does not take, a rate it does not write.
     """
 
     _lib: ctypes.CDLL | None = None
     MAX_SAMPLES = 5760  # 120 ms at 48 kHz, the longest packet
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, rate: int = OPUS_RATE) -> None:
         lib = self.library()
         if channels not in (1, 2):
             raise ValueError(f"{channels} channels: libopus's plain decoder takes 1 or 2")
+        if rate not in LIBOPUS_RATES:
+            raise ValueError(f"{rate} Hz: libopus decodes at {LIBOPUS_RATES}")
         error = ctypes.c_int()
-        self._decoder = lib.opus_decoder_create(OPUS_RATE, channels, ctypes.byref(error))
+        self._decoder = lib.opus_decoder_create(rate, channels, ctypes.byref(error))
         if error.value != 0 or not self._decoder:
             raise ValueError(f"opus_decoder_create failed ({error.value})")
         self.channels = channels
@@ -121,21 +130,26 @@ class OpusStreamDecoder:
             after `begin` has the stream's OpusHead.
         backend: "libopus" (one decoder for the stream; needs libopus), "libsndfile" (each chunk after a pre-roll),
             or None: libopus where the system has it.
+        rate: the rate of the samples `feed` and `decode` return, in Hz (8000-48000).
 
-    Raises (from `feed`):
-        ValueError: bytes that are not the container, an audio codec other than Opus, a packet libsndfile cannot
-            decode.
+    Raises:
+        ValueError (from the constructor): an unknown container or backend, a rate outside 8000-48000.
+        ValueError (from `feed`): bytes that are not the container, an audio codec other than Opus, a packet libsndfile
+            cannot decode.
     """
 
-    rate = OPUS_RATE
-
-    def __init__(self, container: str | None, backend: str | None = None) -> None:
+    def __init__(self, container: str | None, backend: str | None = None, rate: int = OPUS_RATE) -> None:
         if container is not None and container not in CONTAINERS:
             raise ValueError(f"container {container!r}: use one of {CONTAINERS}")
         if backend not in (None, *BACKENDS):
             raise ValueError(f"backend {backend!r}: use one of {BACKENDS}")
+        if not 8000 <= rate <= OPUS_RATE:
+            raise ValueError(f"rate {rate} Hz: Opus streams decode to 8000-48000 Hz")
         self.container = container
         self.backend = backend or ("libopus" if libopus_available() else "libsndfile")
+        self.rate = rate
+        self._native = OPUS_RATE  # the rate the packets are decoded at (set by `begin`); resampled to `rate` after
+        self._resampler: Resampler | None = None
         self._libopus: LibOpus | None = None
         self._webm = WebmReader(max_pending=MAX_PENDING) if container == "webm" else None
         self._ogg = OggPacketReader() if container == "ogg" else None
@@ -151,23 +165,30 @@ class OpusStreamDecoder:
 
     def begin(self, head: bytes) -> None:
         """The stream's OpusHead, before its first packet (what a container's header carries)."""
-        self._head, self._skip = head, head_pre_skip(head)
+        self._head = head
+        libopus = self.backend == "libopus" and head_channels(head) <= 2
+        self._native = self.rate if libopus and self.rate in LIBOPUS_RATES else OPUS_RATE
+        # The pre-skip counts 48 kHz samples; dropped at the rate the packets decode to.
+        self._skip = round(head_pre_skip(head) * self._native / OPUS_RATE)
+        if self._native != self.rate:
+            self._resampler = Resampler(self._native, self.rate)
 
     def decode(self, packets: list[bytes]) -> np.ndarray:
-        """`packets`' samples, `(T,)` float32 at 48 kHz, decoded after those before them."""
+        """`packets`' samples, `(T,)` float32 at `rate`, decoded after those before them (resampled: but for the
+        resampler's last few milliseconds, which the next packets bring out)."""
         if not packets:
             return np.zeros(0, dtype=np.float32)
         assert self._head is not None
         if self.backend == "libopus" and head_channels(self._head) <= 2:
             if self._libopus is None:
-                self._libopus = LibOpus(head_channels(self._head))
+                self._libopus = LibOpus(head_channels(self._head), self._native)
             x = np.concatenate([self._libopus.decode(p) for p in packets])
         else:
             x = self._pre_rolled(packets)
         if self._skip:
             dropped = min(self._skip, len(x))
             x, self._skip = x[dropped:], self._skip - dropped
-        return x
+        return x if self._resampler is None else self._resampler.process(x)
 
     def _pre_rolled(self, packets: list[bytes]) -> np.ndarray:
         """`packets` decoded by libsndfile after the pre-roll, whose samples are dropped."""

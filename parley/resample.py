@@ -8,6 +8,13 @@ part of x takes only `up = rate_out / g` values, so the filter for each phase is
 Feeding audio in pieces of any size gives exactly the same samples as one call: every output sample is computed
 by the same arithmetic from the same inputs, wherever the piece boundaries fall.
 
+Two ways to compute the same sums. Every `up` outputs the taps move on by `down` inputs, so one period's outputs are
+a matrix `(up, down + 2K - 1)` applied to a window of the input, and the windows of successive periods are a strided
+view of the input: one einsum, no index arrays. Even where most of that matrix is zeros (44.1 -> 16 kHz: up 160, down
+441, 94 taps in rows of 534) it takes a third of the time of gathering each output's taps by index, and a seventh to a
+thirteenth where rates are multiples (48 -> 16 kHz: 0.45 against 6.2 ms of a core a second of audio). Rates whose
+period matrix would pass PERIOD_MATRIX_MAX elements (coprime rates such as 44,101 Hz) gather.
+
     >>> r = Resampler(48000, 16000)
     >>> y = np.concatenate([r.process(piece) for piece in pieces] + [r.flush()])
 """
@@ -28,6 +35,22 @@ KAISER_BETA = 8.6
 # Outputs computed per vectorized block: bounds the (block, 2K) gather to a few MB. Arithmetic is float32 (the
 # filters sum 2K taps; float64 bought nothing measurable and took twice the time: 11 -> 5 ms per 2.4 s utterance).
 _BLOCK = 8192
+PERIOD_MATRIX_MAX = 1 << 20  # elements (4 MB of float32) of the largest period matrix kept per rate pair
+
+
+@functools.lru_cache(maxsize=64)
+def _period_matrix(up: int, down: int) -> np.ndarray | None:
+    """The filters of one period laid out against its input window: `(up, down + 2K - 1)` float32, row r the taps
+    of output `p * up + r` over inputs `p * down - K + 1 ...`; None where it would be too large (use the gather)."""
+    K, filters, offsets = _design(up, down)
+    width = down + 2 * K - 1
+    if up * width > PERIOD_MATRIX_MAX:
+        return None
+    m = np.zeros((up, width), dtype=np.float32)
+    for r in range(up):
+        m[r, (r * down) // up + offsets + K - 1] = filters[(r * down) % up]
+    m.flags.writeable = False
+    return m
 
 
 @functools.lru_cache(maxsize=64)
@@ -69,6 +92,7 @@ class Resampler:
         self.down = self.rate_in // g
         self.passthrough = self.up == self.down
         self.K, self._filters, self._offsets = _design(self.up, self.down)
+        self._period = None if self.passthrough else _period_matrix(self.up, self.down)
         # Input samples before the stream's start count as zeros: the buffer begins K - 1 samples early.
         self._buf = np.zeros(self.K - 1, dtype=np.float32)
         self._buf_start = -(self.K - 1)  # absolute input index of _buf[0]
@@ -101,6 +125,8 @@ class Resampler:
         return self._emit(total)
 
     def _emit(self, n_end: int) -> np.ndarray:
+        if self._period is not None:
+            return self._emit_periods(n_end)
         outs = []
         for n0 in range(self._n_out, n_end, _BLOCK):
             n = np.arange(n0, min(n0 + _BLOCK, n_end), dtype=np.int64)
@@ -118,6 +144,30 @@ class Resampler:
         if not outs:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate(outs).astype(np.float32)
+
+    def _emit_periods(self, n_end: int) -> np.ndarray:
+        """Outputs `_n_out ..< n_end` a period at a time (see the module's docstring): whole periods are computed and
+        the outputs outside the range dropped; inputs not yet received count as zeros there."""
+        if n_end <= self._n_out:
+            return np.zeros(0, dtype=np.float32)
+        up, down, K = self.up, self.down, self.K
+        width = self._period.shape[1]
+        p0, p1 = self._n_out // up, (n_end - 1) // up + 1
+        start = p0 * down - K + 1 - self._buf_start  # window of period p0 in _buf
+        need = (p1 - p0 - 1) * down + width
+        window = self._buf[start : start + need]
+        if window.size < need:
+            window = np.concatenate([window, np.zeros(need - window.size, dtype=np.float32)])
+        window = np.ascontiguousarray(window)
+        step = window.strides[0]
+        periods = np.lib.stride_tricks.as_strided(window, (p1 - p0, width), (down * step, step), writeable=False)
+        y = np.einsum("pc,rc->pr", periods, self._period).reshape(-1)[self._n_out - p0 * up : n_end - p0 * up]
+        self._n_out = n_end
+        keep_from = (n_end // up) * down - K + 1  # the window of the period of the next output
+        drop = max(0, keep_from - self._buf_start)
+        self._buf = self._buf[drop:]
+        self._buf_start += drop
+        return y.astype(np.float32, copy=True)
 
 
 def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

@@ -36,6 +36,7 @@ import numpy as np
 from starlette.websockets import WebSocket
 
 from parley.audio import wav_stream_header
+from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
 from parley.formats import sniff
 from parley.mp4stream import Mp4StreamDecoder, stream_decoder
 from parley.opusstream import OpusStreamDecoder
@@ -43,6 +44,7 @@ from server.protocol import (
     BAD_AUDIO,
     BAD_JSON,
     BAD_MESSAGE,
+    CONTAINER_RATE,
     INVALID_VALUE,
     TOO_BIG,
     UNSUPPORTED_ENCODING,
@@ -164,7 +166,7 @@ def parse_query(q: Any, models: Sequence[str]) -> ListenConfig:
                 "containerized audio (WAV, WebM, Ogg, MP4)",
             )
         encoding = ENCODINGS[encoding]
-        rate = _int(q, "sample_rate", 8000, 48000)
+        rate = _int(q, "sample_rate", MIN_INPUT_RATE, MAX_INPUT_RATE)
         if encoding != "ogg":
             if rate is None:
                 raise ProtocolError(INVALID_VALUE, f"encoding={q['encoding']} needs sample_rate")
@@ -401,7 +403,7 @@ class DeepgramSession(Connection):
             fields["sample_rate"] = rate
         self.opened = self._open_stream(start_from_dict(fields), "deepgram")
         if encoding in ("webm", "ogg", "mp4"):
-            self._decoder = stream_decoder(encoding)
+            self._decoder = stream_decoder(encoding, CONTAINER_RATE)
         else:
             self._pcm = (encoding, channels or self.config.channels)
         self._opened.set()

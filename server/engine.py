@@ -268,7 +268,7 @@ class Engine:
         profanity_filter: bool = False,
         respell_from: bool = False,
     ) -> Stream:
-        """A new stream of audio at `sample_rate` (8-48 kHz), captioned by head `head` or run as `plan(...)` says,
+        """A new stream of audio at `sample_rate` (8-192 kHz), captioned by head `head` or run as `plan(...)` says,
         with the hotwords and LM of `adaptation` (which make beam search the default); its finals carry `display`
         when `punctuate` and the bundle has a punctuation model of the caption's language, and `talkers` when
         `talkers` (the bundle must have a talker model); `endpoint`: its own endpoint rules (None: the engine's);
@@ -357,7 +357,7 @@ class Engine:
 
         Args:
             samples: float32 `(T_samples,)` in [-1, 1].
-            sample_rate: their rate, 8-48 kHz.
+            sample_rate: their rate, 8-192 kHz.
             search: "greedy" or "beam" (None: the default).
             head: the head to search with, or the plan of heads.
             adaptation: hotwords and an LM to fuse.

@@ -95,7 +95,7 @@ class Frontend:
 
     Args:
         spec: the encoder's window, shift and fbank settings.
-        sample_rate: the rate of the audio `accept` receives (8-48 kHz; resampled to the model's).
+        sample_rate: the rate of the audio `accept` receives (8-192 kHz; resampled to the model's).
         fbank: what computes the frames (`parley.features.FBANK_BACKENDS`; the server's `--fbank`).
     """
 

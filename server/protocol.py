@@ -24,6 +24,7 @@ from parley.audio import BYTES_PER_SAMPLE, ENCODINGS, decode_pcm
 from parley.features import MAX_INPUT_RATE, MIN_INPUT_RATE
 from parley.mp4stream import STREAM_CONTAINERS as CONTAINERS
 from parley.mp4stream import Mp4StreamDecoder, stream_decoder
+from parley.ogg import OPUS_RATE
 from parley.opusstream import OpusStreamDecoder
 from server.biasing import MAX_HOTWORD_BOOST
 from server.lm import MAX_FUSION_SCALE
@@ -52,7 +53,7 @@ BAD_JSON = "bad_json"  # a text message that is not a JSON object
 BAD_MESSAGE = "bad_message"  # a JSON object whose "type" is missing or not a client message type
 UNKNOWN_FIELD = "unknown_field"  # a start message with a field protocol version 1 does not define
 INVALID_VALUE = "invalid_value"  # a field with a wrong type or value, or a required field missing
-UNSUPPORTED_RATE = "unsupported_rate"  # sample_rate outside 8000-48000 Hz
+UNSUPPORTED_RATE = "unsupported_rate"  # sample_rate outside 8000-192000 Hz
 UNSUPPORTED_ENCODING = "unsupported_encoding"  # encoding other than s16le / f32le / mulaw / alaw / webm / ogg / mp4
 UNKNOWN_MODEL = "unknown_model"  # no bundle of that name is loaded
 UNKNOWN_CALL = "unknown_call"  # no AudioSocket call of that UUID (GET or WS /v1/calls/{uuid}; server/audiosocket.py)
@@ -95,15 +96,19 @@ ERROR_CLOSE_CODES: dict[str, int] = {
 }
 
 # A stream's encodings: the PCM ones (a message: whole samples), and compressed audio in a container as browsers'
-# MediaRecorder (webm: Opus; mp4: Safari's AAC, Chrome's Opus) or Ogg Opus encoders (ogg) write it, decoded at 48 kHz
-# as it arrives (parley/opusstream.py, parley/mp4stream.py).
+# MediaRecorder (webm: Opus; mp4: Safari's AAC, Chrome's Opus) or Ogg Opus encoders (ogg) write it, decoded as it
+# arrives (parley/opusstream.py, parley/mp4stream.py) at CONTAINER_RATE, Opus's own 48 kHz; the frontend resamples.
+# libopus could write the models' 16 kHz itself, which saves little now that resampling is cheap (benchmarks/
+# bench_opus.py) and costs en-open half a point of WER against the resampler that made its training audio (Ogg Opus of
+# the open-domain test: 57.08 % from 48 kHz, 57.27 % from 24 kHz, 57.56 % from 16 kHz; RHVoice's 53.27 / 53.22 / 53.81).
 STREAM_ENCODINGS = (*ENCODINGS, *CONTAINERS)
+CONTAINER_RATE = OPUS_RATE
 
 # The start message's fields: name -> required. Later protocol versions may add fields; version 1 refuses unknown
 # ones so that a client relying on a newer feature learns at once that this server lacks it.
 START_FIELDS: dict[str, bool] = {
     "type": True,
-    "sample_rate": False,  # required for the PCM encodings; Opus in a container decodes at 48 kHz
+    "sample_rate": False,  # required for the PCM encodings; a container decodes at CONTAINER_RATE
     "encoding": True,
     "model": False,
     "partials": False,
@@ -425,8 +430,8 @@ def start_from_dict(d: dict) -> StartRequest:
         raise ProtocolError(
             UNSUPPORTED_ENCODING, f"encoding {preview(encoding)} not supported: use one of {list(STREAM_ENCODINGS)}"
         )
-    if encoding in CONTAINERS:  # decoded to 48 kHz whatever the microphone's rate was: a given rate is ignored
-        d = {**d, "sample_rate": OpusStreamDecoder.rate}
+    if encoding in CONTAINERS:  # decoded to CONTAINER_RATE whatever the microphone's rate was: a given rate is ignored
+        d = {**d, "sample_rate": CONTAINER_RATE}
     elif "sample_rate" not in d:
         raise ProtocolError(INVALID_VALUE, f"start lacks required field(s) ['sample_rate'] (encoding {encoding})")
     rate = d["sample_rate"]
@@ -608,7 +613,7 @@ class ProtocolState:
                 raise ProtocolError(ALREADY_STARTED, "start was already sent on this connection")
             self.start = msg
             if msg.encoding in CONTAINERS:
-                self.decoder = stream_decoder(msg.encoding)
+                self.decoder = stream_decoder(msg.encoding, CONTAINER_RATE)
         else:
             kind = {StopRequest: "stop", FinalizeRequest: "finalize", ContextRequest: "context"}[type(msg)]
             if self.start is None:

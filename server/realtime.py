@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("parley.realtime")
 
 REALTIME_PATH = "/v1/realtime"
-# OpenAI's audio formats: 24 kHz 16-bit PCM, and G.711 at 8 kHz. Parley also takes a PCM "rate" of 8-48 kHz.
+# OpenAI's audio formats: 24 kHz 16-bit PCM, and G.711 at 8 kHz. Parley also takes a PCM "rate" of 8-192 kHz.
 FORMATS = {"audio/pcm": "s16le", "audio/pcmu": "mulaw", "audio/pcma": "alaw"}
 FORMAT_RATES = {"audio/pcm": 24000, "audio/pcmu": 8000, "audio/pcma": 8000}
 BETA_FORMATS = {"pcm16": "audio/pcm", "g711_ulaw": "audio/pcmu", "g711_alaw": "audio/pcma"}

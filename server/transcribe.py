@@ -96,7 +96,7 @@ def _clock(seconds: float) -> str:
 
 def read_audio(path: Path, mix: bool = True) -> tuple[np.ndarray, int]:
     """A recording as float32 samples in [-1, 1], `(T,)` with its channels averaged (`mix`) or `(C, T)` a row per
-    channel, and its rate, resampled to 48 kHz when it is above what the frontend takes.
+    channel, and its rate, resampled to 192 kHz when it is above what the frontend takes.
 
     Raises:
         InputError: no such file, or a format that cannot be read here.

@@ -18,7 +18,7 @@ other domains (tts, wake, select-program, ...) are dropped, as the protocol asks
 
 A transcription holds one of the server's stream slots from audio-start to its transcript (a describe holds none);
 a draining server ends it with what was decoded, its transcript, then `error` shutting_down. The PCM may be any rate
-of 8-48 kHz, 1, 2 or 4 bytes a sample (unsigned 8-bit, signed 16- or 32-bit little-endian), any number of channels
+of 8-192 kHz, 1, 2 or 4 bytes a sample (unsigned 8-bit, signed 16- or 32-bit little-endian), any number of channels
 (mixed to one).
 """
 

@@ -120,18 +120,19 @@ def test_a_call_is_captioned_for_its_watchers(served: tuple[Running, int], code_
 
 def test_a_wideband_call_and_the_refusals(served: tuple[Running, int], code_speech) -> None:
     r, port = served
-    x, _ = code_speech
-    call = str(uuid.uuid4())
+    x, rate = code_speech
+    x96 = resample(x, rate, 96000)
 
-    async def go() -> list[dict]:
+    async def go(call: str, x: np.ndarray, rate: int, kind: int) -> list[dict]:
         watcher = asyncio.create_task(_watch(r, call))
         await asyncio.sleep(0.3)
-        await _call(port, call, x, 16000, kind=0x12, hangup=False)  # slin16; the socket's close is the hangup
+        await _call(port, call, x, rate, kind=kind, hangup=False)  # the socket's close is the hangup
         return await asyncio.wait_for(watcher, 60)
 
-    watched = asyncio.run(go())
-    assert watched[0]["sample_rate"] == 16000 and watched[-1]["type"] == "end"
-    assert any("123456" in (m.get("display") or "").replace(" ", "") for m in watched if m["type"] == "final")
+    for x_, rate_, kind in ((x, 16000, 0x12), (x96, 96000, 0x17)):  # slin16, slin96
+        watched = asyncio.run(go(str(uuid.uuid4()), x_, rate_, kind))
+        assert watched[0]["sample_rate"] == rate_ and watched[-1]["type"] == "end"
+        assert any("123456" in (m.get("display") or "").replace(" ", "") for m in watched if m["type"] == "final")
 
     unknown = httpx.get(f"{r.http}/v1/calls/{uuid.uuid4()}")
     assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_call"
@@ -144,15 +145,15 @@ def test_a_wideband_call_and_the_refusals(served: tuple[Running, int], code_spee
 
     assert asyncio.run(audio_first()) == b""  # closed, nothing said back
 
-    async def too_fast() -> bytes:  # slin96: outside 8-48 kHz
+    async def rate_changes() -> bytes:  # slin8, then slin96 in the same call
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(frame(UUID, uuid.uuid4().bytes) + frame(0x17, b"\x00" * 3840))
+        writer.write(frame(UUID, uuid.uuid4().bytes) + frame(0x10, b"\x00" * 320) + frame(0x17, b"\x00" * 3840))
         await writer.drain()
         return await asyncio.wait_for(reader.read(), 10)
 
-    before = r.metric('parley_errors_total{code="unsupported_rate"}') or 0
-    assert asyncio.run(too_fast()) == b""
-    assert r.metric('parley_errors_total{code="unsupported_rate"}') == before + 1
+    before = r.metric('parley_errors_total{code="bad_audio"}') or 0
+    assert asyncio.run(rate_changes()) == b""
+    assert r.metric('parley_errors_total{code="bad_audio"}') == before + 1
     assert r.metric("parley_active_streams") == 0
 
 

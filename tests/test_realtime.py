@@ -394,7 +394,7 @@ BAD_UPDATES = [
     ({"type": 5}, "unsupported_option"),
     ({"audio": None}, "invalid_value"),
     ({"audio": {"input": {"format": {"rate": "24000"}}}}, "invalid_value"),
-    ({"audio": {"input": {"format": {"rate": 96000}}}}, "unsupported_rate"),
+    ({"audio": {"input": {"format": {"rate": 384000}}}}, "unsupported_rate"),
     ({"audio": {"input": {"turn_detection": "yes"}}}, "invalid_value"),
     ({"audio": {"input": {"transcription": {"model": "en-large"}}}}, "unknown_model"),
     ({"audio": {"input": {"transcription": {"language": "de"}}}}, "unsupported_option"),

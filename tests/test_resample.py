@@ -1,9 +1,20 @@
+import itertools
+
 import numpy as np
 import pytest
 
 from parley.resample import Resampler, resample
 
-RATE_PAIRS = [(8000, 16000), (11025, 16000), (22050, 16000), (44100, 16000), (48000, 16000), (16000, 16000)]
+RATE_PAIRS = [
+    (8000, 16000),
+    (11025, 16000),
+    (22050, 16000),
+    (44100, 16000),
+    (48000, 16000),
+    (96000, 16000),
+    (16000, 16000),
+    (44101, 16000),  # coprime: its period matrix would be too large, so each output's taps are gathered
+]
 
 
 @pytest.mark.parametrize(("rate_in", "rate_out"), RATE_PAIRS)
@@ -45,3 +56,21 @@ def test_bad_rates_are_refused() -> None:
         Resampler(0, 16000)
     with pytest.raises(ValueError, match="positive integers"):
         Resampler(44100.5, 16000)
+
+
+@pytest.mark.parametrize(("rate_in", "rate_out"), [(8000, 16000), (44100, 16000), (48000, 16000), (16000, 48000)])
+def test_the_period_matrix_computes_the_gathered_sums(rate_in: int, rate_out: int) -> None:
+    """Where rates allow, a period's outputs are one matrix over a strided window of the input; the same filters
+    applied output by output (the gather every rate pair can use) give the same samples to float32 rounding."""
+    rng = np.random.default_rng(rate_out)
+    x = (0.1 * rng.standard_normal(rate_in)).astype(np.float32)
+    fast, slow = Resampler(rate_in, rate_out), Resampler(rate_in, rate_out)
+    assert fast._period is not None
+    slow._period = None
+    cuts = [0, 1, 7, 1000, 1601, rate_in // 2, x.size]
+    got, want = (
+        np.concatenate([r.process(x[i:j]) for i, j in itertools.pairwise(cuts)] + [r.flush()]) for r in (fast, slow)
+    )
+    assert got.shape == want.shape
+    assert float(np.abs(got - want).max()) < 1e-6
+    assert Resampler(44101, 16000)._period is None

@@ -313,7 +313,7 @@ BAD_INPUTS = [
     ("unknown field", [{**START, "speaker": 2}], "unknown_field", 1008),
     ("bad value", [{**START, "sample_rate": "fast"}], "invalid_value", 1008),
     ("missing field", [{"type": "start", "sample_rate": SR}], "invalid_value", 1008),
-    ("unsupported rate", [{**START, "sample_rate": 96000}], "unsupported_rate", 1003),
+    ("unsupported rate", [{**START, "sample_rate": 384000}], "unsupported_rate", 1003),
     ("unsupported encoding", [{**START, "encoding": "opus"}], "unsupported_encoding", 1003),
     ("unknown model", [{**START, "model": "nope"}], "unknown_model", 1008),
     ("unsupported language", [{**START, "language": "xx"}], "unsupported_option", 1008),
@@ -484,7 +484,7 @@ def test_transcribe_returns_the_streams_finals(server: Running, model: Streaming
     [
         ("", "text/plain", b"hello", 415, "unsupported_encoding"),
         ("", "application/octet-stream", b"\0\0", 400, "invalid_value"),
-        ("?sample_rate=96000", "application/octet-stream", b"\0\0", 400, "unsupported_rate"),
+        ("?sample_rate=384000", "application/octet-stream", b"\0\0", 400, "unsupported_rate"),
         ("?sample_rate=16000&encoding=opus", "application/octet-stream", b"\0\0", 415, "unsupported_encoding"),
         ("?sample_rate=16000", "application/octet-stream", b"\0\0\0", 400, "bad_audio"),
         ("?model=nope", "audio/wav", None, 404, "unknown_model"),

@@ -313,22 +313,22 @@ def test_progress_shows_the_mean_of_the_channels_and_the_time_left() -> None:
     assert out.getvalue().endswith("\n")
 
 
-def test_a_recording_above_48_khz_is_brought_down_to_it(server: Running, tiny_bundles: Path, tmp_path: Path) -> None:
-    """A 96 kHz WAV (a studio recording) is transcribed at 48 kHz over HTTP, as `parley transcribe` does, instead of
-    being refused: the same finals as the file resampled by the client."""
+def test_a_recording_above_192_khz_is_brought_down_to_it(server: Running, tiny_bundles: Path, tmp_path: Path) -> None:
+    """A 384 kHz WAV is transcribed at 192 kHz (the most the frontend takes) over HTTP, as `parley transcribe` does,
+    instead of being refused: the same finals as the file resampled by the client."""
     from parley.resample import at_most, resample
 
-    x96 = resample(audio(2.0, 3), SR, 96000)
-    x48, rate = at_most(x96, 96000, 48000)
-    assert rate == 48000 and abs(len(x48) - len(x96) // 2) <= 2
-    stereo, r2 = at_most(np.stack([x96, x96[::-1]]), 96000, 48000)
-    assert r2 == 48000 and stereo.shape == (2, len(x48))
-    assert at_most(x48, 48000, 48000)[0] is x48
+    x96 = resample(audio(2.0, 3), SR, 384000)
+    x48, rate = at_most(x96, 384000, 192000)
+    assert rate == 192000 and abs(len(x48) - len(x96) // 2) <= 2
+    stereo, r2 = at_most(np.stack([x96, x96[::-1]]), 384000, 192000)
+    assert r2 == 192000 and stereo.shape == (2, len(x48))
+    assert at_most(x48, 192000, 192000)[0] is x48
 
     def post(x: np.ndarray, rate: int) -> httpx.Response:
         body = _wav(x, rate)
         return httpx.post(server.http + "/v1/transcribe", content=body, headers={"content-type": "audio/wav"})
 
-    high, ours = post(x96, 96000), post(x48, 48000)
+    high, ours = post(x96, 384000), post(x48, 192000)
     assert high.status_code == 200, high.text
     assert high.json()["segments"] == ours.json()["segments"] and high.json()["duration"] == pytest.approx(2.0, 1e-3)

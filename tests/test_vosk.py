@@ -130,7 +130,7 @@ def test_config_parsing_as_vosk_server_reads_it() -> None:
             parse_text(bad, cfg)
         assert e.value.code == INVALID_VALUE, bad
     with pytest.raises(ProtocolError) as e:
-        parse_text('{"config": {"sample_rate": 96000}}', cfg)
+        parse_text('{"config": {"sample_rate": 384000}}', cfg)
     assert e.value.code == "unsupported_rate"
     for bad, code in (("[1]", "bad_json"), ("nope", "bad_json"), ('{"eof": 0}', "bad_message")):
         with pytest.raises(ProtocolError) as e:
@@ -238,7 +238,7 @@ def test_limits_keys_and_errors_close_with_codes(server: Running, secure: Runnin
         (['{"hello": 1}'], 1008, "bad_message"),
         ([b"\0\0\0"], 1003, "bad_audio"),
         ([b"\0" * (MAX_MESSAGE + 2)], 1009, "too_big"),
-        (['{"config": {"sample_rate": 96000}}'], 1003, "unsupported_rate"),
+        (['{"config": {"sample_rate": 384000}}'], 1003, "unsupported_rate"),
         (['{"config": {"model": "nope"}}', b"\0\0"], 1008, "unknown_model"),
     ):
         got, code, reason = refused(url, sends)

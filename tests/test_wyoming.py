@@ -263,7 +263,7 @@ def test_what_cannot_be_transcribed_gets_an_error_event(served: tuple[Running, i
         ([Transcribe(name="whisper-large").event(), start], "unknown_model"),
         ([Transcribe(language="ja").event(), start], "unsupported_option"),
         ([AudioStart(rate=16000, width=3, channels=1).event()], "bad_audio"),
-        ([AudioStart(rate=96000, width=2, channels=1).event()], "unsupported_rate"),
+        ([AudioStart(rate=384000, width=2, channels=1).event()], "unsupported_rate"),
         ([AudioStop().event()], "not_started"),
         ([start, AudioChunk(rate=16000, width=2, channels=1, audio=pcm[:-1]).event()], "bad_audio"),
         ([start, AudioStart(rate=8000, width=2, channels=1).event()], "bad_audio"),
