@@ -11,9 +11,10 @@ by the same arithmetic from the same inputs, wherever the piece boundaries fall.
 Two ways to compute the same sums. Every `up` outputs the taps move on by `down` inputs, so one period's outputs are
 a matrix `(up, down + 2K - 1)` applied to a window of the input, and the windows of successive periods are a strided
 view of the input: one einsum, no index arrays. Even where most of that matrix is zeros (44.1 -> 16 kHz: up 160, down
-441, 94 taps in rows of 534) it takes a third of the time of gathering each output's taps by index, and a seventh to a
-thirteenth where rates are multiples (48 -> 16 kHz: 0.45 against 6.2 ms of a core a second of audio). Rates whose
-period matrix would pass PERIOD_MATRIX_MAX elements (coprime rates such as 44,101 Hz) gather.
+441, 94 taps in rows of 534) it takes half the time of gathering each output's taps by index, and a seventh to a
+sixteenth where rates are multiples (48 -> 16 kHz: 0.4 against 6.5 ms of a core a second of audio;
+benchmarks/bench_resample.py). Rates whose period matrix would pass PERIOD_MATRIX_MAX elements (11,025 Hz, coprime
+rates such as 44,101 Hz) gather.
 
     >>> r = Resampler(48000, 16000)
     >>> y = np.concatenate([r.process(piece) for piece in pieces] + [r.flush()])
@@ -35,7 +36,9 @@ KAISER_BETA = 8.6
 # Outputs computed per vectorized block: bounds the (block, 2K) gather to a few MB. Arithmetic is float32 (the
 # filters sum 2K taps; float64 bought nothing measurable and took twice the time: 11 -> 5 ms per 2.4 s utterance).
 _BLOCK = 8192
-PERIOD_MATRIX_MAX = 1 << 20  # elements (4 MB of float32) of the largest period matrix kept per rate pair
+# Elements (1 MB of float32) of the largest period matrix: each rate pair's is kept (64 pairs at most), so a client
+# cycling through odd rates holds at most 64 MB. 11,025 Hz's (640 x 476) is over it and gathers, as fast there.
+PERIOD_MATRIX_MAX = 1 << 18
 
 
 @functools.lru_cache(maxsize=64)

@@ -352,6 +352,9 @@ def test_dockerfile() -> None:
     assert json.loads(next(v for k, v in steps if k == "ENTRYPOINT")) == ["parley", "serve"]
     health = next(v for k, v in steps if k == "HEALTHCHECK")
     assert "/healthz" in health and "curl" not in health
+    # The system libraries the runtime loads with ctypes: Opus and AAC streams, and `parley hotwords learn`'s speech.
+    apt = {w for k, v in steps if k == "RUN" and "apt-get install" in v for w in shlex.split(v)}
+    assert {"libopus0", "libfaad2", "espeak-ng"} <= apt, apt
     # The CUDA major of the base image is the one the pinned onnxruntime-gpu was built for.
     cuda = int(re.match(r"nvidia/cuda:(\d+)", args["BASE"]).group(1))
     import onnxruntime
