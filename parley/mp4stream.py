@@ -3,8 +3,8 @@ chunk): Safari's AAC, Chrome's Opus. Decoded as it arrives into samples at the r
 the server's), as a WebM or Ogg Opus stream is (parley/opusstream.py), so a stream's rate is the same whatever the
 codec (a start message's `"encoding": "mp4"`).
 
-    decoder = Mp4StreamDecoder(rate=16000)
-    samples = decoder.feed(chunk)      # (T,) float32 at 16 kHz: the audio of the packets `chunk` completed
+    decoder = Mp4StreamDecoder()
+    samples = decoder.feed(chunk)      # (T,) float32 at 48 kHz: the audio of the packets `chunk` completed
 
 AAC goes to one libfaad2 decoder for the stream (parley/aac.py) and, where its rate is not `rate` (Safari records at
 the microphone's, often 44.1 kHz), through one streaming resampler; Opus to parley/opusstream.py's decoder (libopus,

@@ -1,8 +1,8 @@
 """Opus audio streamed in a container, decoded as it arrives: what a browser's MediaRecorder sends every few hundred
 milliseconds (WebM), or an app's Ogg Opus encoder (a start message's `"encoding": "webm"` or `"ogg"`).
 
-    decoder = OpusStreamDecoder("webm", rate=16000)
-    samples = decoder.feed(chunk)      # (T,) float32 at 16 kHz: the audio of the packets `chunk` completed
+    decoder = OpusStreamDecoder("webm")
+    samples = decoder.feed(chunk)      # (T,) float32 at 48 kHz: the audio of the packets `chunk` completed
 
 The packets go to one libopus decoder for the whole stream (through ctypes, where the system has libopus: Debian's
 libopus0, which the Docker image installs), so each is decoded once with the state of the packets before it, as a

@@ -42,8 +42,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("parley.audiosocket")
 
 HANGUP, UUID, DTMF, ERROR = 0x00, 0x01, 0x03, 0xFF
-RATES = {0x10: 8000, 0x11: 12000, 0x12: 16000, 0x13: 24000, 0x14: 32000, 0x15: 44100, 0x16: 48000, 0x17: 96000}
-RATES[0x18] = 192000
+# Signed linear audio kinds: slin (8 kHz), slin12 ... slin48, slin96 and slin192.
+RATES = {
+    0x10: 8000,
+    0x11: 12000,
+    0x12: 16000,
+    0x13: 24000,
+    0x14: 32000,
+    0x15: 44100,
+    0x16: 48000,
+    0x17: 96000,
+    0x18: 192000,
+}
 CALL_KEPT_S = 300.0  # seconds a finished call's captions stay readable
 WEBHOOK_TRIES = 3  # a finished call's POST to --calls-webhook, tried this many times
 WEBHOOK_TIMEOUT_S = 10.0  # each try's timeout
