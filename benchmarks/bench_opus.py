@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from parley.ogg import OggPacketReader, opus_samples
 from parley.opusstream import BACKENDS, OpusStreamDecoder
 from parley.resample import Resampler
+from parley.webm import write_webm
 
 RATE = 48000
 MODEL_RATE = 16000
@@ -49,24 +50,6 @@ def _audio(seconds: float) -> bytes:
     return buf.getvalue()
 
 
-def _webm(packets: list[bytes], head: bytes) -> tuple[bytes, list[int]]:
-    """A WebM file of the packets (unknown-size Segment and Cluster, a SimpleBlock each), each packet's end offset."""
-
-    def element(eid: bytes, body: bytes) -> bytes:
-        return eid + (len(body) | (1 << 56)).to_bytes(8, "big") + body
-
-    unknown = b"\x01\xff\xff\xff\xff\xff\xff\xff"
-    entry = element(b"\xd7", b"\x01") + element(b"\x83", b"\x02") + element(b"\x86", b"A_OPUS")
-    entry += element(b"\x63\xa2", head)
-    out = element(b"\x1a\x45\xdf\xa3", element(b"\x42\x82", b"webm")) + b"\x18\x53\x80\x67" + unknown
-    out += element(b"\x16\x54\xae\x6b", element(b"\xae", entry)) + b"\x1f\x43\xb6\x75" + unknown
-    ends = []
-    for p in packets:
-        out += element(b"\xa3", b"\x81\x00\x00\x80" + p)
-        ends.append(len(out))
-    return out, ends
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=60.0)
@@ -77,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     ogg = _audio(a.seconds)
     head, _, *packets = OggPacketReader().feed(ogg)
-    webm, ends = _webm(packets, head)
+    webm, ends = write_webm(head, packets)
     rows = []
     t = time.process_time()
     whole, _ = soundfile.read(io.BytesIO(ogg), dtype="float32")

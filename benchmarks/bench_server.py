@@ -157,6 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--streams", type=int, nargs="+", default=[1, 4], help="stream counts to run (default: 1 4)")
     p.add_argument("--duration", type=float, help="seconds per level; streams cycle files until then")
     p.add_argument("--chunk-ms", type=float, default=100.0, help="audio per message (default: 100)")
+    p.add_argument(
+        "--encoding",
+        default="s16le",
+        help="the streams' wire format, as `parley loadtest --encoding` (default: s16le; webm: a browser's)",
+    )
     p.add_argument("--search", choices=("greedy", "beam"), help="search method (default: the model's)")
     p.add_argument("--ramp", action="store_true", help="find the most streams within --target-p95-ms")
     p.add_argument("--target-p95-ms", type=float, default=500.0, help="ramp target for p95 chunk latency (ms)")
@@ -183,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             urllib.request.urlopen(url.replace("ws", "http", 1).replace("/v1/stream", "/v1/models")).read()
         )
         print(f"server {url}: model {models['default']} ({models['models'][0]['chunk_ms']} ms chunks)", flush=True)
-        opts = loadtest.Options(url, a.chunk_ms, 1.0, None, a.search, a.api_key, a.duration)
+        opts = loadtest.Options(url, a.chunk_ms, 1.0, None, a.search, a.api_key, a.duration, encoding=a.encoding)
         levels: list[dict] = []
         best = None
         if a.ramp:

@@ -265,7 +265,7 @@ class Options:
     duration: float | None = None  # None: share the files out once
     metrics_url: str | None = None
     end_timeout: float = 30.0
-    encoding: str = "s16le"  # the wire format (mulaw / alaw: a telephone gateway's load)
+    encoding: str = "s16le"  # the wire format (mulaw / alaw: a telephone gateway's load; webm: browsers')
     channels: int = 1  # channels per stream (start's "channels": a stereo call's load), each the clip rotated
     hotwords: tuple[str | dict, ...] = ()  # every stream's hotwords (beam search with a context graph: that load)
 
@@ -554,9 +554,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--search", choices=("greedy", "beam"), help="search method (default: the model's)")
     p.add_argument(
         "--encoding",
-        choices=ENCODINGS,
+        choices=(*ENCODINGS, "webm"),
         default="s16le",
-        help="wire format (default: s16le; mulaw / alaw: G.711 as a telephone gateway sends it, best with 8 kHz files)",
+        help="wire format (default: s16le; mulaw / alaw: G.711 as a telephone gateway sends it, best with 8 kHz files; "
+        "webm: Opus in WebM, --chunk-ms of it a message, as a browser's MediaRecorder sends it)",
     )
     p.add_argument(
         "--channels",
@@ -579,6 +580,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--streams and --max-streams must be >= 1, --chunk-ms > 0, --speed >= 0")
     if not 1 <= a.channels <= MAX_CHANNELS:
         p.error(f"--channels must be 1-{MAX_CHANNELS}")
+    if a.encoding == "webm" and a.channels > 1:
+        p.error("--encoding webm streams are mono: --channels 1")
     if a.plot:
         try:
             import matplotlib  # noqa: F401

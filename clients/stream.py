@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -327,6 +328,45 @@ async def _paced(
         yield data[begin * width : end * width], end / sample_rate
 
 
+def webm_recording(samples: np.ndarray, sample_rate: int) -> tuple[bytes, list[int], list[float]]:
+    """`samples` `(T,)` as a browser records them: resampled to 48 kHz, encoded to Opus (libsndfile's encoder, 20 ms
+    packets) and laid out in WebM (`parley.webm.write_webm`). Returns the bytes, each packet's end offset in them and
+    the stream time (s) at each packet's end, its pre-skip left out as the server leaves it out."""
+    import soundfile
+
+    from parley.ogg import OPUS_RATE, OggPacketReader, head_pre_skip, opus_samples
+    from parley.resample import resample
+    from parley.webm import write_webm
+
+    ogg = io.BytesIO()
+    soundfile.write(ogg, resample(samples, sample_rate, OPUS_RATE), OPUS_RATE, format="OGG", subtype="OPUS")
+    head, _tags, *packets = OggPacketReader().feed(ogg.getvalue())
+    data, ends = write_webm(head, packets)
+    total, times = -head_pre_skip(head), []
+    for packet in packets:
+        total += opus_samples(packet)
+        times.append(max(0.0, total / OPUS_RATE))
+    return data, ends, times
+
+
+async def _paced_webm(
+    data: bytes, ends: Sequence[int], times: Sequence[float], chunk_ms: float, speed: float
+) -> AsyncIterator[tuple[bytes, float]]:
+    """A WebM recording (`webm_recording`) in messages of the packets of about `chunk_ms` each (the first also holds
+    the header), each when its last packet would have been recorded, as MediaRecorder's timeslice sends them."""
+    t0 = time.monotonic()
+    sent, start_offset = 0.0, 0
+    for k, (end, t) in enumerate(zip(ends, times, strict=True)):
+        if t - sent < chunk_ms / 1000 and k < len(ends) - 1:
+            continue
+        if speed > 0:
+            delay = t0 + t / speed - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        yield data[start_offset:end], t
+        sent, start_offset = t, end
+
+
 async def _live(source: BinaryIO, block: int) -> AsyncIterator[tuple[bytes, float]]:
     """A live source's bytes (a pipe) in messages of at most `block` bytes, each as soon as it has arrived, until the
     source ends, as `converse` takes them (the stream time: the bytes so far, for a PCM `block` of `chunk_ms`)."""
@@ -396,7 +436,9 @@ async def run_stream(
         sample_rate: the rate of `samples` in Hz (sent as is; the server resamples).
         chunk_ms: audio per binary message.
         speed: pacing; 1 sends chunk k when its last sample would have been recorded, 0 sends without waiting.
-        encoding: the wire format, one of `parley.audio.ENCODINGS` (mulaw / alaw: as a telephone line sends it).
+        encoding: the wire format, one of `parley.audio.ENCODINGS` (mulaw / alaw: as a telephone line sends it), or
+            "webm": the recording encoded to Opus and sent as a browser's MediaRecorder sends it, a chunk of WebM
+            bytes every `chunk_ms` (`webm_recording`; mono).
         model, search, partials, language, translate, languages, talkers: the start message's fields (None, empty
             or false: the server's default).
         start_fields: other start fields (`{"alternatives": 3}`), sent unless None.
@@ -412,9 +454,15 @@ async def run_stream(
     start = start_message(
         sample_rate, encoding, partials, model, search, language, translate, languages, talkers, **fields
     )
-    step = max(1, round(sample_rate * chunk_ms / 1000))
-    width = BYTES_PER_SAMPLE[encoding] * channels
-    audio = _paced(encode_audio(samples, encoding), width, step, sample_rate, speed)
+    if encoding == "webm":
+        if channels > 1:
+            raise ValueError("a WebM stream is mono: mix the channels down first")
+        start.pop("sample_rate")  # the container says it
+        audio = _paced_webm(*webm_recording(samples, sample_rate), chunk_ms, speed)
+    else:
+        step = max(1, round(sample_rate * chunk_ms / 1000))
+        width = BYTES_PER_SAMPLE[encoding] * channels
+        audio = _paced(encode_audio(samples, encoding), width, step, sample_rate, speed)
     return await converse(
         url,
         start,

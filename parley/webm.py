@@ -5,15 +5,18 @@ uploads its recording as it is, without ffmpeg on either side.
     ogg = webm_to_ogg(blob)          # bytes of an Ogg Opus file (RFC 7845)
     samples, rate = soundfile.read(io.BytesIO(ogg), dtype="float32", always_2d=True)
     reader = WebmReader(); packets = reader.feed(chunk)    # a stream's packets as its bytes come
+    webm, ends = write_webm(head, packets)                  # and the other way: what a MediaRecorder sends
 
 The Matroska side (an EBML tree: https://www.matroska.org/technical/elements.html) is read as MediaRecorder writes
 it: a Segment and Clusters of unknown size, SimpleBlocks (or Blocks in BlockGroups) of one audio track, with or
 without lacing. Only Opus is taken (`A_OPUS`); a recording of another codec (Vorbis, or video) is a ValueError that
-names it.
+names it. `write_webm` lays packets out as MediaRecorder does (a SimpleBlock each in one Cluster of unknown size), for
+load generators and benchmarks that stream what a browser would (`parley loadtest --encoding webm`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from parley.ogg import OPUS_RATE, opus_head, write_ogg_opus
@@ -144,6 +147,30 @@ def webm_to_ogg(data: bytes) -> bytes:
     if not packets:
         raise ValueError("a WebM file whose audio track has no blocks")
     return write_ogg_opus(head, packets)
+
+
+def write_webm(head: bytes, packets: Sequence[bytes]) -> tuple[bytes, list[int]]:
+    """A WebM recording of Opus `packets` (one track; `head`: its OpusHead, channels and pre-skip), as MediaRecorder
+    writes one: the Segment and the Cluster of unknown size, one unlaced SimpleBlock a packet. Returns the bytes and
+    each packet's end offset in them (where a recorder's chunk holding it could end)."""
+
+    def element(eid: int, body: bytes) -> bytes:
+        return eid.to_bytes((eid.bit_length() + 7) // 8, "big") + (len(body) | (1 << 56)).to_bytes(8, "big") + body
+
+    unknown = b"\x01\xff\xff\xff\xff\xff\xff\xff"
+    entry = (
+        element(_TRACK_NUMBER, b"\x01") + element(_TRACK_TYPE, bytes([_AUDIO_TRACK])) + element(_CODEC_ID, b"A_OPUS")
+    )
+    entry += element(_CODEC_PRIVATE, head)
+    out = element(0x1A45DFA3, element(0x4282, b"webm"))  # the EBML header, DocType webm
+    out += _SEGMENT.to_bytes(4, "big") + unknown + element(_TRACKS, element(_TRACK_ENTRY, entry))
+    out += _CLUSTER.to_bytes(4, "big") + unknown
+    parts, ends, size = [out], [], len(out)
+    for packet in packets:  # track 1 (a one-byte vint), timecode 0, flags 0x80 (keyframe)
+        parts.append(element(_SIMPLE_BLOCK, b"\x81\x00\x00\x80" + packet))
+        size += len(parts[-1])
+        ends.append(size)
+    return b"".join(parts), ends
 
 
 def _vint(data: bytes, pos: int, keep_marker: bool) -> tuple[int, int]:

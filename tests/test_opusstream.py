@@ -159,6 +159,29 @@ def _speech_webm(code_speech: tuple[np.ndarray, int]) -> bytes:
     return _webm(audio, head)
 
 
+def test_the_load_generator_streams_webm_as_a_browser_does(
+    en_open_server: Running, code_speech: tuple[np.ndarray, int]
+) -> None:
+    """`run_stream(..., encoding="webm")` (`parley loadtest --encoding webm`): the recording as Opus in WebM
+    (`parley.webm.write_webm`), a message every 250 ms of packets, each message's stream time its packets' end; the
+    server captions it as it captions PCM."""
+    from clients.loadtest import main as loadtest_main
+    from clients.stream import run_stream, webm_recording
+
+    x, rate = code_speech
+    data, ends, times = webm_recording(x, rate)
+    assert ends == sorted(ends) and ends[-1] == len(data) and times == sorted(times)
+    assert abs(times[-1] - len(x) / rate) < 0.03  # the pre-skip left out, the last packet's padding in
+    assert OpusStreamDecoder("webm").feed(data).size == pytest.approx(times[-1] * 48000, abs=1)
+    r = asyncio.run(run_stream(en_open_server.url, x, rate, encoding="webm", chunk_ms=250, speed=0))
+    assert r.error is None and r.ready["encoding"] == "webm"
+    assert " ".join(f["text"] for f in r.finals if f["text"]) == "the code is one two three four five six"
+    sent = [c.audio_end for c in r.chunks]
+    assert sent == sorted(sent) and len(sent) == pytest.approx(len(x) / rate / 0.25, abs=2) and sent[-1] == times[-1]
+    with pytest.raises(SystemExit):
+        loadtest_main(["--files", "x.wav", "--encoding", "webm", "--channels", "2"])
+
+
 def test_en_open_captions_a_webm_stream(en_open_server: Running, code_speech: tuple[np.ndarray, int]) -> None:
     webm = _speech_webm(code_speech)
 

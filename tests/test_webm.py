@@ -19,8 +19,8 @@ import soundfile
 from parley.audio import write_wav
 from parley.formats import read_audio_channels
 from parley.ogg import ogg_crc, opus_samples
+from parley.webm import WebmReader, webm_to_ogg, write_webm
 from parley.webm import _block as _parse_block
-from parley.webm import webm_to_ogg
 from tests._chromium import Chromium
 from tests.test_server import Running
 from tests.test_web import _require_chromium
@@ -142,6 +142,23 @@ def _webm(packets: list[bytes], head: bytes | None, lacing: str = "none", codec:
         groups = [packets[i : i + 4] for i in range(0, len(packets), 4)]
         segment += b"".join(_element(0xA3, _block(g, lacing)) for g in groups)
     return header + segment
+
+
+def test_the_writer_lays_packets_out_as_mediarecorder_does() -> None:
+    """`write_webm` (what `parley loadtest --encoding webm` sends): the reader takes its packets back one for one, at
+    the offsets it returns, and the recording decodes to the Ogg file's samples."""
+    ogg = _ogg_opus(1.0)
+    head, _, *audio = _packets(ogg)
+    data, ends = write_webm(head, audio)
+    reader, got, start = WebmReader(), [], 0
+    for end in ends:  # a chunk ending at each packet: that packet, whole, comes out of it
+        got += reader.feed(data[start:end])
+        start = end
+        assert len(got) == ends.index(end) + 1
+    assert got == audio and reader.head() == head
+    want, _ = soundfile.read(io.BytesIO(ogg), dtype="float32")
+    same, _ = soundfile.read(io.BytesIO(webm_to_ogg(data)), dtype="float32")
+    assert 0 <= len(same) - len(want) < 960 and np.array_equal(same[: len(want)], want)  # no end trim in WebM
 
 
 @pytest.mark.parametrize("lacing", ["none", "xiph", "ebml"])
