@@ -54,7 +54,14 @@ from pathlib import Path
 
 import numpy as np
 
-from clients.stream import DEFAULT_URL, StreamResult, add_hotwords_argument, resolve_hotwords, run_stream
+from clients.stream import (
+    DEFAULT_URL,
+    StreamResult,
+    add_hotwords_argument,
+    resolve_hotwords,
+    run_stream,
+    webm_recording,
+)
 from parley.audio import ENCODINGS, read_wav
 from parley.textnorm import normalize_text
 from parley.wer import ErrorCounts, error_counts
@@ -287,6 +294,8 @@ def _assignments(stream: int, streams: int, files: int) -> list[int]:
 async def run_level(clips: Sequence[Clip], streams: int, opts: Options) -> dict:
     """Runs `streams` concurrent streams and summarizes them (the JSON written for one level)."""
     metrics_url = opts.metrics_url or metrics_url_for(opts.url)
+    # WebM: every clip encoded once, before the clock starts (not in the streams' pacing loop).
+    recordings = [webm_recording(c.samples, c.rate) if opts.encoding == "webm" else None for c in clips]
     m0 = await asyncio.to_thread(fetch_metrics, metrics_url, opts.api_key)
     t_start = time.monotonic()
     stagger = opts.chunk_ms / 1000.0 / streams if opts.speed > 0 else 0.0
@@ -301,9 +310,10 @@ async def run_level(clips: Sequence[Clip], streams: int, opts: Options) -> dict:
             if opts.duration is None:
                 if k >= len(order):
                     break
-                clip = clips[order[k]]
+                index = order[k]
             else:
-                clip = clips[(i + k * streams) % len(clips)]
+                index = (i + k * streams) % len(clips)
+            clip = clips[index]
             k += 1
             if backoff:
                 left = None if opts.duration is None else t_start + opts.duration - time.monotonic()
@@ -322,6 +332,7 @@ async def run_level(clips: Sequence[Clip], streams: int, opts: Options) -> dict:
                 end_timeout=opts.end_timeout,
                 encoding=opts.encoding,
                 start_fields={"hotwords": list(opts.hotwords) or None},
+                recording=recordings[index],
             )
             done.append((clip, r))
             code = None if r.error is None else r.error.get("code")

@@ -427,6 +427,7 @@ async def run_stream(
     on_message: Callable[[dict], None] | None = None,
     open_timeout: float = 10.0,
     end_timeout: float = 30.0,
+    recording: tuple[bytes, list[int], list[float]] | None = None,
 ) -> StreamResult:
     """Streams one recording through the protocol and records what happened (`converse`).
 
@@ -443,6 +444,8 @@ async def run_stream(
             or false: the server's default).
         start_fields: other start fields (`{"alternatives": 3}`), sent unless None.
         api_key, on_message, open_timeout, end_timeout: as `converse` takes them.
+        recording: with "webm", `webm_recording(samples, sample_rate)` made beforehand (a load generator encodes each
+            clip once: encoding it for every stream would hold up its event loop, and so its pacing).
     """
     fields = dict(start_fields or {})
     channels = 1 if samples.ndim == 1 else samples.shape[0]
@@ -458,7 +461,7 @@ async def run_stream(
         if channels > 1:
             raise ValueError("a WebM stream is mono: mix the channels down first")
         start.pop("sample_rate")  # the container says it
-        audio = _paced_webm(*webm_recording(samples, sample_rate), chunk_ms, speed)
+        audio = _paced_webm(*(recording or webm_recording(samples, sample_rate)), chunk_ms, speed)
     else:
         step = max(1, round(sample_rate * chunk_ms / 1000))
         width = BYTES_PER_SAMPLE[encoding] * channels
