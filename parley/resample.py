@@ -161,7 +161,6 @@ class Resampler:
         window = self._buf[start : start + need]
         if window.size < need:
             window = np.concatenate([window, np.zeros(need - window.size, dtype=np.float32)])
-        window = np.ascontiguousarray(window)
         step = window.strides[0]
         periods = np.lib.stride_tricks.as_strided(window, (p1 - p0, width), (down * step, step), writeable=False)
         y = np.einsum("pc,rc->pr", periods, self._period).reshape(-1)[self._n_out - p0 * up : n_end - p0 * up]

@@ -135,12 +135,12 @@ def edit_distance_within(a: str, b: str, bound: int) -> int | None:
     return score if score <= bound else None
 
 
-@functools.lru_cache(maxsize=4096)
 def normalized_phrase(phrase: str) -> str:
     """A hotword (or one of its sounds_like) as the speller keeps it: lowercased, its white space collapsed."""
     return " ".join(phrase.lower().split())
 
 
+@functools.lru_cache(maxsize=4096)
 def _cached_key(text: str) -> str:
     """`sound_key`, remembered: a stream's partials repeat the same words chunk after chunk."""
     return sound_key(text)

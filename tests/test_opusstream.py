@@ -152,10 +152,7 @@ def test_the_start_message_of_a_container() -> None:
 
 
 def _speech_webm(code_speech: tuple[np.ndarray, int]) -> bytes:
-    x, rate = code_speech
-    ogg = io.BytesIO()
-    soundfile.write(ogg, resample(x, rate, RATE), RATE, format="OGG", subtype="OPUS")
-    head, _, *audio = _packets(ogg.getvalue())
+    head, _, *audio = _packets(_speech_ogg(code_speech))
     return _webm(audio, head)
 
 
